@@ -1,0 +1,91 @@
+"""What every command shares: the workspace and --json options, console output, argument parsing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from pitstop.errors import UsageError
+from pitstop.workspace import Workspace
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="workspace folder (default: $PITSTOP_WORKSPACE, else the current folder)",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="why: recorded with the event")]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="who is acting (default: $PITSTOP_ACTOR, else your login)")
+]
+
+
+def open_workspace(path: Path | None) -> Workspace:
+    return Workspace(path)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def emit(as_json: bool, data: Any, render: Callable[[], None]) -> None:
+    """JSON for machines, or the human rendering."""
+    if as_json:
+        print_json(data)
+    else:
+        render()
+
+
+def table(title: str | None, *columns: str) -> Table:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        out.add_column(column)
+    return out
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """`k=v` pairs; values are read as YAML scalars so numbers and booleans keep their type.
+
+    >>> parse_params(["max_depth=4", "loss=absolute_error", "warm=true"])
+    {'max_depth': 4, 'loss': 'absolute_error', 'warm': True}
+    """
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: write it as key=value")
+        try:
+            params[key.strip()] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            params[key.strip()] = value
+    return params
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """`a,b,c` as a list (None when not given)."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return items
+
+
+def fmt_time(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("+00:00", "Z")

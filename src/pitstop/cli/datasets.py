@@ -1,0 +1,107 @@
+"""`pitstop dataset …`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pitstop.cli.common import (
+    ByOption,
+    JsonOption,
+    WorkspaceOption,
+    console,
+    emit,
+    fmt_time,
+    open_workspace,
+    table,
+)
+from pitstop.datasets import DatasetSnapshot
+
+dataset_app = typer.Typer(
+    help="Dataset snapshots: content-hashed copies of CSV/Parquet files.", no_args_is_help=True
+)
+
+
+@dataset_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="dataset name")],
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    time_column: Annotated[str | None, typer.Option(help="column holding each row's time")] = None,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a file as a snapshot (identical content returns the existing one)."""
+    snapshot, created = open_workspace(workspace).add_dataset(name, path, time_column=time_column, actor=by)
+    data = {**snapshot.to_dict(), "created": created}
+    emit(
+        as_json,
+        data,
+        lambda: console.print(
+            f"{'added' if created else 'unchanged, already'} {snapshot.ref}: {snapshot.rows} rows, "
+            f"sha256 {snapshot.sha256[:12]}…"
+        ),
+    )
+
+
+@dataset_app.command("list")
+def list_(
+    name: Annotated[str | None, typer.Argument(help="only this dataset's versions")] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List dataset snapshots."""
+    snapshots = open_workspace(workspace).datasets(name)
+    emit(as_json, [s.to_dict() for s in snapshots], lambda: _render(snapshots))
+
+
+def _render(snapshots: list[DatasetSnapshot]) -> None:
+    out = table("datasets", "name", "version", "rows", "time from", "time to", "sha256", "added")
+    for s in snapshots:
+        out.add_row(
+            s.name,
+            str(s.version),
+            str(s.rows),
+            fmt_time(s.time_min),
+            fmt_time(s.time_max),
+            s.sha256[:12],
+            fmt_time(s.created_at),
+        )
+    console.print(out)
+
+
+@dataset_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one snapshot: hash, rows, columns and types, time range."""
+    s = open_workspace(workspace).dataset(ref)
+
+    def render() -> None:
+        out = table(f"dataset {s.ref}", "field", "value")
+        for key, value in (
+            ("sha256", s.sha256),
+            ("rows", s.rows),
+            ("format", s.format),
+            ("time column", s.time_column or "-"),
+            ("time range", f"{fmt_time(s.time_min)} .. {fmt_time(s.time_max)}"),
+            ("stored copy", s.uri),
+            ("source", s.source_path),
+            ("added", f"{fmt_time(s.created_at)} by {s.created_by}"),
+        ):
+            out.add_row(key, str(value))
+        console.print(out)
+        cols = table("columns", "column", "type")
+        for column, dtype in s.columns.items():
+            cols.add_row(column, dtype)
+        console.print(cols)
+
+    emit(as_json, s.to_dict(), render)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")

@@ -1,0 +1,29 @@
+"""`pitstop demo`: the whole story on generated data, in a throwaway workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pitstop.cli.common import JsonOption, console, print_json
+from pitstop.demo.story import run_demo
+
+
+def demo(
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", help="folder for the demo workspace (default: a new temp folder)"),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Tell pitstop's story on a generated delivery-time dataset."""
+    result = run_demo(workspace, Console(quiet=True) if as_json else console)
+    if as_json:
+        print_json(result.to_dict())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

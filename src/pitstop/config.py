@@ -1,0 +1,294 @@
+"""`pitstop.yaml` and the environment, validated once into settings and policy.
+
+Every default of DESIGN.md's stage table lives here, with a one-line description that `pitstop init`
+writes into the commented `pitstop.yaml`, so the file and the code cannot disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from pitstop.durations import format_duration, parse_duration
+from pitstop.errors import ConfigError
+
+CONFIG_FILE = "pitstop.yaml"
+STATE_DIR = ".pitstop"
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+Ratio = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(gt=0, le=1)]
+Probability = Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ABMethod(StrEnum):
+    """How the A/B test compares the arms' errors."""
+
+    PER_USER = "per_user"  # ratio metric over users, delta-method variance (users are the randomised unit)
+    WELCH = "welch"  # request-level Welch t-test
+    MANN_WHITNEY = "mann_whitney"  # request-level Mann-Whitney U
+
+
+class ABStopping(StrEnum):
+    SEQUENTIAL = "sequential"  # always-valid test: clear wins and harms end early
+    FIXED = "fixed"  # decide once, when the pre-computed sample size is reached
+
+
+class GatePolicy(_Section):
+    max_metric_ratio: Ratio = Field(
+        1.05, description="challenger MAE (log loss) may be at most this x champion's"
+    )
+    min_r2: float = Field(0.5, le=1, description="regression: minimum R² on the test set")
+    min_auc: float = Field(0.6, ge=0, le=1, description="classification: minimum ROC AUC on the test set")
+    leakage_ratio: Ratio = Field(
+        0.5, description="MAE below this x champion's is suspiciously good: check for target leakage"
+    )
+    max_test_set_age: Duration = Field(
+        timedelta(days=30), description="newest test-set row may be at most this old"
+    )
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> GatePolicy:
+        if self.leakage_ratio >= self.max_metric_ratio:
+            raise ValueError("leakage_ratio must be below max_metric_ratio")
+        return self
+
+
+class ShadowPolicy(_Section):
+    min_duration: Duration = Field(timedelta(hours=24), description="shadow runs at least this long")
+    max_duration: Duration = Field(
+        timedelta(days=7), description="not enough labelled pairs by then: rejected (champion stays)"
+    )
+    min_labeled: int = Field(1000, ge=2, description="labelled request pairs needed before a verdict")
+    error_tolerance: Ratio = Field(1.05, description="challenger error may be at most this x champion's")
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.01, description="largest share of shadow calls that may fail or time out"
+    )
+    max_p99_ratio: Ratio = Field(1.5, description="challenger p99 latency may be at most this x champion's")
+    test: str = Field("paired_t", description="paired test: paired_t | wilcoxon | diebold_mariano")
+
+    @model_validator(mode="after")
+    def _check(self) -> ShadowPolicy:
+        if self.max_duration < self.min_duration:
+            raise ValueError("max_duration must not be shorter than min_duration")
+        if self.test not in ("paired_t", "wilcoxon", "diebold_mariano"):
+            raise ValueError("test must be one of paired_t, wilcoxon, diebold_mariano")
+        return self
+
+
+class ABTestPolicy(_Section):
+    share: Share = Field(0.1, description="share of users (sticky by user_id) served by the challenger")
+    alpha: Probability = Field(0.05, description="significance level")
+    power: Probability = Field(0.8, description="power of the sample-size calculation")
+    min_improvement: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.01, description="practical significance: relative error reduction the challenger must beat"
+    )
+    method: ABMethod = Field(ABMethod.PER_USER, description="per_user | welch | mann_whitney")
+    stopping: ABStopping = Field(
+        ABStopping.SEQUENTIAL, description="sequential (always valid, may stop early) | fixed (decide once)"
+    )
+    tau: Annotated[float, Field(gt=0)] = Field(
+        0.05, description="sequential test mixture scale, as a fraction of the baseline mean error"
+    )
+    srm_p_value: Probability = Field(
+        0.001, description="sample-ratio mismatch when the chi-square p-value is below this"
+    )
+    min_duration: Duration = Field(timedelta(days=1), description="no win is declared before this")
+    max_duration: Duration = Field(
+        timedelta(days=14), description="inconclusive by then: rejected (champion stays)"
+    )
+    label_maturation: Duration = Field(
+        timedelta(hours=1),
+        description="only requests at least this old count (labels have had time to arrive)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ABTestPolicy:
+        if self.share >= 1:
+            raise ValueError("share must be below 1 (the ramp takes the challenger to 100 %)")
+        if self.max_duration < self.min_duration:
+            raise ValueError("max_duration must not be shorter than min_duration")
+        return self
+
+
+class GuardrailPolicy(_Section):
+    max_error_ratio: Ratio = Field(
+        1.15, description="roll back when challenger error exceeds this x champion's"
+    )
+    max_p99_ratio: Ratio = Field(1.5, description="roll back when challenger p99 exceeds this x champion's")
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.02, description="roll back when more than this share of challenger requests fail"
+    )
+    min_samples: int = Field(
+        200, ge=1, description="labelled requests per arm before the error ratio is judged"
+    )
+
+
+class RampPolicy(_Section):
+    steps: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        [10.0, 25.0, 50.0, 100.0], description="challenger share in percent at each step; must end at 100"
+    )
+    dwell: Duration = Field(timedelta(hours=1), description="time spent at each step")
+    min_labeled_per_arm: int = Field(200, ge=1, description="labelled requests per arm needed at each step")
+    standby: Duration = Field(
+        timedelta(hours=24), description="the old champion stays loaded this long after promotion"
+    )
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> RampPolicy:
+        if not self.steps:
+            raise ValueError("steps must not be empty")
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ValueError(f"steps must be strictly increasing, got {self.steps}")
+        if self.steps[-1] != 100:
+            raise ValueError(f"steps must end at 100, got {self.steps[-1]:g}")
+        return self
+
+
+class ServingSettings(_Section):
+    poll_interval: Duration = Field(timedelta(seconds=1), description="how often a gateway re-reads routing")
+    shadow_sample: Share = Field(1.0, description="share of requests also scored by the shadow model")
+    shadow_timeout: Duration = Field(
+        timedelta(seconds=1), description="a shadow call slower than this is dropped"
+    )
+    shadow_concurrency: int = Field(8, ge=1, description="shadow calls in flight at once; more are skipped")
+    batch_max_size: int = Field(64, ge=1, description="micro-batching: most requests in one predict call")
+    batch_max_wait: Duration = Field(
+        timedelta(milliseconds=2), description="micro-batching: longest wait to fill a batch"
+    )
+    log_queue_size: int = Field(100_000, ge=1, description="prediction records waiting to be written")
+    log_batch_size: int = Field(1000, ge=1, description="prediction records per write")
+    log_flush_interval: Duration = Field(
+        timedelta(milliseconds=500), description="longest wait before a write"
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1, description="requests larger than this get 413")
+
+
+class ControllerSettings(_Section):
+    interval: Duration = Field(timedelta(seconds=10), description="time between decision rounds")
+    lease_ttl: Duration = Field(
+        timedelta(seconds=30), description="a silent leader loses the lease after this"
+    )
+
+
+class Policy(_Section):
+    """The thresholds and durations every decision uses."""
+
+    gate: GatePolicy = GatePolicy()
+    shadow: ShadowPolicy = ShadowPolicy()
+    ab_test: ABTestPolicy = ABTestPolicy()
+    guardrails: GuardrailPolicy = GuardrailPolicy()
+    ramp: RampPolicy = RampPolicy()
+
+
+class Config(Policy):
+    """Everything `pitstop.yaml` may hold."""
+
+    database_url: str | None = Field(
+        None, description="store URL; default sqlite:///<workspace>/.pitstop/pitstop.db"
+    )
+    artifact_store: str | None = Field(
+        None, description="folder or fsspec URL for artifacts; default <workspace>/.pitstop/artifacts"
+    )
+    serving: ServingSettings = ServingSettings()
+    controller: ControllerSettings = ControllerSettings()
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(
+            gate=self.gate,
+            shadow=self.shadow,
+            ab_test=self.ab_test,
+            guardrails=self.guardrails,
+            ramp=self.ramp,
+        )
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem, each naming the key and the rule it broke."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; `pitstop init` writes every known key)"
+        lines.append(f"{source}: {key}: {message}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any] | None, source: str = CONFIG_FILE) -> Config:
+    """Validate a mapping read from `pitstop.yaml`."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{source}: must be a mapping of keys to values")
+    try:
+        return Config.model_validate(data or {})
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, source)) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; a missing file gives every default."""
+    if not path.exists():
+        return Config()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_config(data, str(path))
+
+
+def database_url(config: Config, workspace: Path) -> str:
+    """`PITSTOP_DATABASE_URL`, else `database_url` in the file, else SQLite inside the workspace."""
+    return (
+        os.environ.get("PITSTOP_DATABASE_URL")
+        or config.database_url
+        or f"sqlite:///{(workspace / STATE_DIR / 'pitstop.db').resolve()}"
+    )
+
+
+def render_default_config() -> str:
+    """A `pitstop.yaml` with every default and a one-line comment each."""
+    lines = [
+        "# pitstop workspace configuration: every key with its default; delete what you keep as is.",
+        "# Durations: 500ms, 30s, 15m, 24h, 14d. Ratios are multiples of the champion's value.",
+    ]
+    _render_section(Config(), lines, indent="")
+    return "\n".join(lines) + "\n"
+
+
+def _render_section(section: BaseModel, lines: list[str], indent: str) -> None:
+    dumped = section.model_dump(mode="json")
+    for name, field in type(section).model_fields.items():
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            lines.append("")
+            lines.append(f"{indent}{name}:")
+            _render_section(value, lines, indent + "  ")
+            continue
+        rendered = yaml.safe_dump(dumped[name], default_flow_style=True).strip().removesuffix("...").strip()
+        line = f"{indent}{name}: {rendered}"
+        if value is None:
+            line = f"{indent}# {name}: null"
+        lines.append(f"{line}  # {field.description}" if field.description else line)

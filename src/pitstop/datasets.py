@@ -1,0 +1,288 @@
+"""Dataset snapshots (content-hashed, copied into the store) and point-in-time-correct joins."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, func, select
+
+from pitstop.errors import NotFoundError, UsageError
+from pitstop.events import record_event
+from pitstop.registry import validate_name
+from pitstop.store.tables import datasets
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class DatasetSnapshot:
+    id: int
+    name: str
+    version: int
+    sha256: str
+    format: str
+    uri: str
+    source_path: str
+    rows: int
+    columns: dict[str, str]
+    time_column: str | None
+    time_min: datetime | None
+    time_max: datetime | None
+    created_at: datetime
+    created_by: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "format": self.format,
+            "rows": self.rows,
+            "columns": self.columns,
+            "time_column": self.time_column,
+            "time_min": self.time_min.isoformat() if self.time_min else None,
+            "time_max": self.time_max.isoformat() if self.time_max else None,
+            "uri": self.uri,
+            "source_path": self.source_path,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+        }
+
+
+def parse_ref(text: str) -> tuple[str, int | None]:
+    """`NAME` or `NAME:VERSION` (a missing version means the latest).
+
+    >>> parse_ref("orders:3")
+    ('orders', 3)
+    >>> parse_ref("orders")
+    ('orders', None)
+    """
+    name, _, version = text.partition(":")
+    if not version:
+        return name, None
+    if not version.isdigit():
+        raise UsageError(f"dataset reference {text!r}: the version after ':' must be a number")
+    return name, int(version)
+
+
+def file_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise UsageError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet") from None
+
+
+def read_table(data: bytes | Path, fmt: str, source: str) -> pd.DataFrame:
+    """Read CSV or Parquet, turning every parser failure into one clear line."""
+    handle = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        if fmt == "csv":
+            return pd.read_csv(handle)
+        return pd.read_parquet(handle)
+    except (ValueError, OSError, pd.errors.ParserError, ImportError) as error:
+        raise UsageError(f"{source}: cannot read as {fmt}: {str(error).splitlines()[0]}") from None
+
+
+def parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
+    """A column as timezone-aware UTC timestamps; naive values are taken as UTC."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        try:
+            parsed = pd.to_datetime(values, utc=True, format="mixed")
+        except (ValueError, TypeError) as error:
+            raise UsageError(
+                f"{source}: time column {column!r} has values that are not timestamps ({error}); "
+                "use ISO 8601 such as 2026-01-31T12:00:00Z"
+            ) from None
+    parsed = parsed.dt.tz_localize("UTC") if parsed.dt.tz is None else parsed.dt.tz_convert("UTC")
+    if parsed.isna().any():
+        first = int(parsed.isna().to_numpy().nonzero()[0][0])
+        raise UsageError(f"{source}: time column {column!r} is empty or invalid at row {first + 1}")
+    return pd.Series(parsed)
+
+
+def describe_frame(frame: pd.DataFrame, time_column: str | None, source: str) -> dict[str, Any]:
+    """Row count, column types and the time range of a table."""
+    if frame.empty:
+        raise UsageError(f"{source}: the table has no rows")
+    info: dict[str, Any] = {
+        "rows": len(frame),
+        "columns": {str(name): str(dtype) for name, dtype in frame.dtypes.items()},
+        "time_min": None,
+        "time_max": None,
+    }
+    if time_column is not None:
+        if time_column not in frame.columns:
+            raise UsageError(
+                f"{source}: no time column {time_column!r}; columns are {', '.join(map(str, frame.columns))}"
+            )
+        times = parse_times(frame[time_column], time_column, source)
+        info["time_min"] = times.min().floor("us").to_pydatetime()
+        info["time_max"] = times.max().floor("us").to_pydatetime()
+    return info
+
+
+def insert_snapshot(
+    conn: Connection,
+    *,
+    name: str,
+    sha256: str,
+    fmt: str,
+    uri: str,
+    source_path: str,
+    info: dict[str, Any],
+    time_column: str | None,
+    now: datetime,
+    actor: str,
+) -> tuple[DatasetSnapshot, bool]:
+    """Record a snapshot; identical content returns the existing one. Returns (snapshot, created)."""
+    validate_name("dataset", name)
+    existing = conn.execute(
+        select(datasets).where(datasets.c.name == name, datasets.c.sha256 == sha256)
+    ).first()
+    if existing is not None:
+        return _snapshot(existing), False
+    latest = conn.execute(select(func.max(datasets.c.version)).where(datasets.c.name == name)).scalar()
+    result = conn.execute(
+        datasets.insert().values(
+            name=name,
+            version=(latest or 0) + 1,
+            sha256=sha256,
+            format=fmt,
+            uri=uri,
+            source_path=source_path,
+            rows=info["rows"],
+            columns=info["columns"],
+            time_column=time_column,
+            time_min=info["time_min"],
+            time_max=info["time_max"],
+            created_at=now,
+            created_by=actor,
+        )
+    )
+    assert result.inserted_primary_key is not None
+    row = conn.execute(select(datasets).where(datasets.c.id == result.inserted_primary_key[0])).one()
+    snapshot = _snapshot(row)
+    record_event(
+        conn,
+        time=now,
+        model_id=None,
+        kind="dataset_added",
+        actor=actor,
+        to_state=snapshot.ref,
+        data={"sha256": sha256, "rows": snapshot.rows},
+    )
+    return snapshot, True
+
+
+def get_snapshot(conn: Connection, ref: str) -> DatasetSnapshot:
+    name, version = parse_ref(ref)
+    query = select(datasets).where(datasets.c.name == name)
+    query = (
+        query.order_by(datasets.c.version.desc())
+        if version is None
+        else query.where(datasets.c.version == version)
+    )
+    row = conn.execute(query.limit(1)).first()
+    if row is None:
+        known = conn.execute(select(func.max(datasets.c.version)).where(datasets.c.name == name)).scalar()
+        if known is None:
+            raise NotFoundError(
+                f"unknown dataset {name!r}; register it with `pitstop dataset add {name} FILE`"
+            )
+        raise NotFoundError(f"dataset {name!r} has no version {version} (latest is {known})")
+    return _snapshot(row)
+
+
+def list_snapshots(conn: Connection, name: str | None = None) -> list[DatasetSnapshot]:
+    query = select(datasets).order_by(datasets.c.name, datasets.c.version)
+    if name is not None:
+        query = query.where(datasets.c.name == name)
+    return [_snapshot(row) for row in conn.execute(query)]
+
+
+def _snapshot(row: Any) -> DatasetSnapshot:
+    return DatasetSnapshot(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        sha256=row.sha256,
+        format=row.format,
+        uri=row.uri,
+        source_path=row.source_path,
+        rows=row.rows,
+        columns=dict(row.columns),
+        time_column=row.time_column,
+        time_min=row.time_min,
+        time_max=row.time_max,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+def frame_from_bytes(snapshot: DatasetSnapshot, data: bytes | None) -> pd.DataFrame:
+    """The snapshot's table from its stored bytes, verified against the recorded sha256."""
+    if data is None:
+        raise NotFoundError(f"dataset {snapshot.ref}: stored copy {snapshot.uri} is missing")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != snapshot.sha256:
+        raise UsageError(
+            f"dataset {snapshot.ref}: stored copy changed (expected sha256 {snapshot.sha256}, found {actual})"
+        )
+    frame = read_table(data, snapshot.format, snapshot.ref)
+    if snapshot.time_column is not None:
+        frame[snapshot.time_column] = parse_times(
+            frame[snapshot.time_column], snapshot.time_column, snapshot.ref
+        )
+    return frame
+
+
+def point_in_time_join(
+    events: pd.DataFrame,
+    features: pd.DataFrame,
+    on: str | list[str],
+    event_time: str,
+    feature_time: str,
+) -> pd.DataFrame:
+    """Attach to each event the latest feature row of its entity recorded strictly before the event.
+
+    A feature value stamped at exactly the event time is not yet known then, so it is not joined
+    (`allow_exact_matches=False`); events without an earlier feature row get missing values.
+    Rows come back in the events' original order.
+
+    >>> ev = pd.DataFrame({"user": ["a", "a"], "t": pd.to_datetime(["2026-01-02", "2026-01-03"])})
+    >>> ft = pd.DataFrame({"user": ["a", "a"], "x": [1, 2]})
+    >>> ft["ft"] = pd.to_datetime(["2026-01-01", "2026-01-03"])
+    >>> point_in_time_join(ev, ft, on="user", event_time="t", feature_time="ft")["x"].tolist()
+    [1, 1]
+    """
+    keys = [on] if isinstance(on, str) else list(on)
+    for frame, column, what in ((events, event_time, "events"), (features, feature_time, "features")):
+        missing = [c for c in [*keys, column] if c not in frame.columns]
+        if missing:
+            raise UsageError(f"point_in_time_join: {what} has no column(s) {', '.join(missing)}")
+    feature_time_out = feature_time if feature_time not in events.columns else f"{feature_time}_feature"
+    left = events.reset_index(drop=True).assign(_pitstop_order=lambda f: range(len(f)))
+    right = features.rename(columns={feature_time: "_pitstop_feature_time"})
+    joined = pd.merge_asof(
+        left.sort_values(event_time, kind="stable"),
+        right.sort_values("_pitstop_feature_time", kind="stable"),
+        left_on=event_time,
+        right_on="_pitstop_feature_time",
+        by=keys,
+        direction="backward",
+        allow_exact_matches=False,
+    )
+    joined = joined.sort_values("_pitstop_order").drop(columns=["_pitstop_order"]).reset_index(drop=True)
+    return joined.rename(columns={"_pitstop_feature_time": feature_time_out})

@@ -1,0 +1,1 @@
+"""The demo: synthetic delivery-time data and the story `pitstop demo` tells."""

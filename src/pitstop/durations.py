@@ -1,0 +1,48 @@
+"""Durations as people write them in `pitstop.yaml` and on the command line: `30s`, `15m`, `24h`, `14d`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse `30s`, `15m`, `24h`, `14d` (or a number of seconds) into a timedelta.
+
+    >>> parse_duration("15m")
+    datetime.timedelta(seconds=900)
+    >>> parse_duration("1.5h").total_seconds()
+    5400.0
+    """
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        match = _PATTERN.match(text)
+        if match is None:
+            raise ValueError(f"not a duration: {text!r} (write it like 30s, 15m, 24h or 14d)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact form of a duration, the inverse of `parse_duration`.
+
+    >>> format_duration(timedelta(hours=24))
+    '1d'
+    >>> format_duration(timedelta(seconds=90))
+    '90s'
+    """
+    millis = round(value.total_seconds() * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis and millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"

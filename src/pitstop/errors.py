@@ -1,0 +1,47 @@
+"""Exceptions named for the condition; the CLI and the gateway map them to exit codes and HTTP statuses."""
+
+from __future__ import annotations
+
+
+class PitstopError(Exception):
+    """Base of every error pitstop raises on purpose; its message is meant for the user."""
+
+
+class UsageError(PitstopError):
+    """The input is wrong: a bad argument, file, value or combination. CLI exit 2, HTTP 4xx."""
+
+
+class ConfigError(UsageError):
+    """`pitstop.yaml` or the environment holds an unknown key or an impossible value."""
+
+
+class NotFoundError(UsageError):
+    """A named thing (model, version, dataset, alias, rollout) does not exist."""
+
+
+class AlreadyExistsError(UsageError):
+    """Creating something whose name is taken."""
+
+
+class ConflictError(UsageError):
+    """The request contradicts the current state (a champion exists, a rollout is active)."""
+
+
+class ArtifactIntegrityError(PitstopError):
+    """A stored artifact is missing or its sha256 no longer matches the registry."""
+
+    def __init__(self, model: str, version: int, expected: str, actual: str | None, uri: str) -> None:
+        self.model, self.version, self.expected, self.actual, self.uri = model, version, expected, actual, uri
+        found = "the file is missing" if actual is None else f"found sha256 {actual}"
+        super().__init__(
+            f"artifact of {model} version {version} failed verification: expected sha256 {expected}, "
+            f"{found} ({uri}); restore the file or register the model again"
+        )
+
+
+class StoreUnavailableError(PitstopError):
+    """The store cannot be reached or written."""
+
+
+class NegativeVerdict(PitstopError):
+    """A gate or rollout said no. CLI exit 1: not an error of the user, a decision."""

@@ -1,0 +1,374 @@
+"""Models, their immutable versions and the movable aliases `champion`, `challenger`, `previous`.
+
+Functions here take an open connection, so the caller decides the transaction: a command is one
+transaction, and an alias move is recorded as an event in the same transaction as the move itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
+
+from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
+from pitstop.events import record_event
+from pitstop.store.tables import aliases, model_versions, models
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+class Task(StrEnum):
+    REGRESSION = "regression"
+    CLASSIFICATION = "classification"
+
+
+class Alias(StrEnum):
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+    PREVIOUS = "previous"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: int
+    name: str
+    task: Task
+    target: str
+    time_column: str | None
+    features: list[str] | None
+    id_columns: list[str]
+    created_at: datetime
+    created_by: str
+    aliases: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task.value,
+            "target": self.target,
+            "time_column": self.time_column,
+            "features": self.features,
+            "id_columns": self.id_columns,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "aliases": self.aliases,
+        }
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: int
+    artifact_uri: str
+    sha256: str
+    size_bytes: int
+    lineage: dict[str, Any]
+    gate_result: dict[str, Any] | None
+    created_at: datetime
+    created_by: str
+    aliases: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "aliases": self.aliases,
+            "artifact_uri": self.artifact_uri,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "lineage": self.lineage,
+            "gate_result": self.gate_result,
+        }
+
+
+def validate_name(kind: str, name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise UsageError(
+            f"invalid {kind} name {name!r}: use 1-100 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def create_model(
+    conn: Connection,
+    *,
+    name: str,
+    task: Task,
+    target: str,
+    time_column: str | None,
+    features: list[str] | None,
+    id_columns: list[str],
+    now: datetime,
+    actor: str,
+) -> ModelInfo:
+    """Record a model's schema. Feature columns may be left for the first version to fix."""
+    validate_name("model", name)
+    if features is not None:
+        _check_feature_columns(features, target, time_column, id_columns)
+    try:
+        with conn.begin_nested():
+            result = conn.execute(
+                models.insert().values(
+                    name=name,
+                    task=task.value,
+                    target=target,
+                    time_column=time_column,
+                    features=features,
+                    id_columns=id_columns,
+                    created_at=now,
+                    created_by=actor,
+                )
+            )
+    except IntegrityError:
+        raise AlreadyExistsError(f"model {name!r} already exists; pick another name") from None
+    assert result.inserted_primary_key is not None
+    model_id = int(result.inserted_primary_key[0])
+    record_event(
+        conn,
+        time=now,
+        model_id=model_id,
+        kind="model_created",
+        actor=actor,
+        to_state=name,
+        data={"task": task.value, "target": target, "features": features},
+    )
+    return get_model(conn, name)
+
+
+def _check_feature_columns(features: list[str], target: str, time_column: str | None, ids: list[str]) -> None:
+    if not features:
+        raise UsageError("--features: give at least one feature column")
+    if len(set(features)) != len(features):
+        raise UsageError(f"--features: a column is listed twice in {features}")
+    reserved = {target, time_column, *ids} - {None}
+    leaking = sorted(set(features) & reserved)
+    if leaking:
+        raise UsageError(
+            f"--features: {', '.join(leaking)} is the target, time or an id column and must not be a feature"
+        )
+
+
+def set_features(conn: Connection, model: ModelInfo, features: list[str]) -> ModelInfo:
+    """Fix the feature columns of a model that was created without them (at its first version)."""
+    _check_feature_columns(features, model.target, model.time_column, model.id_columns)
+    conn.execute(models.update().where(models.c.id == model.id).values(features=features))
+    return get_model(conn, model.name)
+
+
+def get_model(conn: Connection, name: str, *, for_update: bool = False) -> ModelInfo:
+    query = select(models).where(models.c.name == name)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        known = ", ".join(conn.execute(select(models.c.name).order_by(models.c.name)).scalars()) or "none yet"
+        raise NotFoundError(
+            f"unknown model {name!r} (known: {known}); create it with `pitstop models create`"
+        )
+    return _model_from_row(row, current_aliases(conn, row.id))
+
+
+def list_models(conn: Connection) -> list[ModelInfo]:
+    rows = conn.execute(select(models).order_by(models.c.name)).all()
+    return [_model_from_row(row, current_aliases(conn, row.id)) for row in rows]
+
+
+def _model_from_row(row: Any, alias_map: dict[str, int]) -> ModelInfo:
+    return ModelInfo(
+        id=row.id,
+        name=row.name,
+        task=Task(row.task),
+        target=row.target,
+        time_column=row.time_column,
+        features=row.features,
+        id_columns=list(row.id_columns or []),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        aliases=alias_map,
+    )
+
+
+def current_aliases(conn: Connection, model_id: int) -> dict[str, int]:
+    rows = conn.execute(select(aliases.c.alias, aliases.c.version).where(aliases.c.model_id == model_id))
+    return {row.alias: row.version for row in rows}
+
+
+def add_version(
+    conn: Connection,
+    model: ModelInfo,
+    *,
+    artifact_uri: str,
+    sha256: str,
+    size_bytes: int,
+    lineage: dict[str, Any],
+    now: datetime,
+    actor: str,
+) -> VersionInfo:
+    """Register the next version number of `model`; the model row is locked so numbers never collide."""
+    get_model(conn, model.name, for_update=True)
+    latest = conn.execute(
+        select(func.max(model_versions.c.version)).where(model_versions.c.model_id == model.id)
+    ).scalar()
+    number = (latest or 0) + 1
+    conn.execute(
+        model_versions.insert().values(
+            model_id=model.id,
+            version=number,
+            artifact_uri=artifact_uri,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            lineage=lineage,
+            created_at=now,
+            created_by=actor,
+        )
+    )
+    record_event(
+        conn,
+        time=now,
+        model_id=model.id,
+        kind="version_registered",
+        actor=actor,
+        to_state=str(number),
+        data={"sha256": sha256, "datasets": lineage.get("datasets", [])},
+    )
+    return get_version(conn, model, number)
+
+
+def resolve_version(conn: Connection, model: ModelInfo, ref: str | int) -> int:
+    """A version number from `3`, `"3"`, `"v3"` or an alias name such as `"champion"`."""
+    text = str(ref).strip().lower().removeprefix("v")
+    if text.isdigit():
+        return int(text)
+    alias_map = current_aliases(conn, model.id)
+    if text in alias_map:
+        return alias_map[text]
+    if text in {a.value for a in Alias}:
+        raise NotFoundError(f"model {model.name!r} has no {text} yet")
+    raise UsageError(f"version must be a number or one of champion, challenger, previous; got {ref!r}")
+
+
+def get_version(conn: Connection, model: ModelInfo, ref: str | int) -> VersionInfo:
+    number = resolve_version(conn, model, ref)
+    row = conn.execute(
+        select(model_versions).where(
+            model_versions.c.model_id == model.id, model_versions.c.version == number
+        )
+    ).first()
+    if row is None:
+        latest = conn.execute(
+            select(func.max(model_versions.c.version)).where(model_versions.c.model_id == model.id)
+        ).scalar()
+        have = f"versions 1..{latest}" if latest else "no versions yet"
+        raise NotFoundError(f"model {model.name!r} has no version {number} ({have})")
+    return _version_from_row(model, row, current_aliases(conn, model.id))
+
+
+def list_versions(conn: Connection, model: ModelInfo) -> list[VersionInfo]:
+    rows = conn.execute(
+        select(model_versions).where(model_versions.c.model_id == model.id).order_by(model_versions.c.version)
+    ).all()
+    alias_map = current_aliases(conn, model.id)
+    return [_version_from_row(model, row, alias_map) for row in rows]
+
+
+def _version_from_row(model: ModelInfo, row: Any, alias_map: dict[str, int]) -> VersionInfo:
+    return VersionInfo(
+        model=model.name,
+        version=row.version,
+        artifact_uri=row.artifact_uri,
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        lineage=row.lineage,
+        gate_result=row.gate_result,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        aliases=sorted(alias for alias, version in alias_map.items() if version == row.version),
+    )
+
+
+def store_gate_result(conn: Connection, model: ModelInfo, version: int, result: dict[str, Any]) -> None:
+    conn.execute(
+        model_versions.update()
+        .where(model_versions.c.model_id == model.id, model_versions.c.version == version)
+        .values(gate_result=result)
+    )
+
+
+def move_aliases(
+    conn: Connection,
+    model: ModelInfo,
+    moves: dict[Alias, int | None],
+    *,
+    now: datetime,
+    actor: str,
+    reason: str,
+    rollout_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, int]:
+    """Move several aliases at once (None removes one), each move an event, all in the caller's transaction.
+
+    The model row is locked first, so concurrent movers queue instead of interleaving.
+    """
+    get_model(conn, model.name, for_update=True)
+    before = current_aliases(conn, model.id)
+    for alias, version in moves.items():
+        if version is not None:
+            get_version(conn, model, version)
+        old = before.get(alias.value)
+        if old == version:
+            continue
+        condition = (aliases.c.model_id == model.id) & (aliases.c.alias == alias.value)
+        if version is None:
+            conn.execute(aliases.delete().where(condition))
+        elif old is None:
+            conn.execute(
+                aliases.insert().values(model_id=model.id, alias=alias.value, version=version, updated_at=now)
+            )
+        else:
+            conn.execute(aliases.update().where(condition).values(version=version, updated_at=now))
+        record_event(
+            conn,
+            time=now,
+            model_id=model.id,
+            kind="alias_moved",
+            actor=actor,
+            from_state=None if old is None else str(old),
+            to_state=None if version is None else str(version),
+            rule=alias.value,
+            reason=reason,
+            rollout_id=rollout_id,
+            data=data or {},
+        )
+    return current_aliases(conn, model.id)
+
+
+def set_champion(
+    conn: Connection, model: ModelInfo, version: int, *, force: bool, now: datetime, actor: str, reason: str
+) -> dict[str, int]:
+    """Bootstrap (or, with force, override) the champion; the replaced one becomes `previous`."""
+    current = current_aliases(conn, model.id).get(Alias.CHAMPION.value)
+    if current is not None and current != version and not force:
+        raise ConflictError(
+            f"model {model.name!r} already has champion version {current}; champions change through rollouts "
+            "(`pitstop rollout start`), or pass --force to override in an emergency"
+        )
+    moves: dict[Alias, int | None] = {Alias.CHAMPION: version}
+    if current is not None and current != version:
+        moves[Alias.PREVIOUS] = current
+    return move_aliases(
+        conn,
+        model,
+        moves,
+        now=now,
+        actor=actor,
+        reason=reason,
+        data={"forced": bool(force and current is not None)},
+    )

@@ -1,0 +1,83 @@
+"""Engines for SQLite (the embedded default) and PostgreSQL, and the transactions pitstop uses.
+
+SQLite runs in WAL mode with a busy timeout so a gateway, a controller and the CLI can share one file.
+Write transactions on SQLite start with BEGIN IMMEDIATE: the write lock is taken up front, so two
+processes queue on the busy timeout instead of failing when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from pitstop.errors import ConfigError, StoreUnavailableError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_IMMEDIATE = "pitstop_immediate"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, tuned for pitstop's access pattern; SQLite folders are created."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database_url: not a valid SQLAlchemy URL: {url!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    raise ConfigError(
+        f"database_url: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql"
+    )
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction that commits on success and rolls back on any error."""
+    try:
+        with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection, connection.begin():
+            yield connection
+    except OperationalError as error:
+        raise StoreUnavailableError(f"store write failed: {error.orig}") from error
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A consistent read-only view."""
+    try:
+        with engine.connect() as connection, connection.begin():
+            yield connection
+    except OperationalError as error:
+        raise StoreUnavailableError(f"store read failed: {error.orig}") from error

@@ -1,0 +1,100 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in `migrations/` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from pitstop.store.types import JSONDocument, UTCDateTime
+
+metadata = MetaData()
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("task", String(20), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("time_column", String(200)),
+    Column("features", JSONDocument),
+    Column("id_columns", JSONDocument, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("format", String(10), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("columns", JSONDocument, nullable=False),
+    Column("time_column", String(200)),
+    Column("time_min", UTCDateTime),
+    Column("time_max", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("name", "version", name="uq_datasets_name_version"),
+    UniqueConstraint("name", "sha256", name="uq_datasets_name_sha256"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", Id, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("lineage", JSONDocument, nullable=False),
+    Column("gate_result", JSONDocument),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", Id, ForeignKey("models.id"), primary_key=True),
+    Column("alias", String(40), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("model_id", Id, ForeignKey("models.id")),
+    Column("rollout_id", Id),
+    Column("kind", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("from_state", String(200)),
+    Column("to_state", String(200)),
+    Column("rule", String(200)),
+    Column("reason", Text),
+    Column("data", JSONDocument, nullable=False),
+    Index("ix_events_model_time", "model_id", "id"),
+)

@@ -1,0 +1,106 @@
+"""Fixtures: real SQLite, real PostgreSQL (when configured), workspaces, and the CLI's real entry point."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pitstop.cli import main
+from pitstop.workspace import Workspace
+
+PG_ENV = "PITSTOP_TEST_DATABASE_URL"
+PG_HINT = (
+    f"PostgreSQL tests skipped: set {PG_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test to run them"
+)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not os.environ.get(PG_ENV):
+        terminalreporter.write_line(PG_HINT, yellow=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The configured PostgreSQL server; skipped when unset, an error when set but unreachable."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(PG_HINT)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as error:
+        pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {error}")
+    finally:
+        engine.dispose()
+    return url
+
+
+def _fresh_postgres_schema(base_url: str) -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs once on SQLite and once on a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'pitstop.db'}"
+        return
+    yield from _fresh_postgres_schema(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An initialised workspace folder whose store is `database_url`."""
+    folder = tmp_path / "ws"
+    monkeypatch.setenv("PITSTOP_DATABASE_URL", database_url)
+    monkeypatch.delenv("PITSTOP_WORKSPACE", raising=False)
+    Workspace.init(folder).close()
+    return folder
+
+
+@pytest.fixture
+def workspace(workspace_dir: Path) -> Iterator[Workspace]:
+    ws = Workspace(workspace_dir)
+    yield ws
+    ws.close()
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run `pitstop ARGS…` through the real entry point, in process; returns exit code and output."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as done:
+            code = int(done.code or 0)
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run

@@ -1,0 +1,150 @@
+"""The CLI through its real entry point: exit codes, one-line errors, --json, help everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+
+from helpers import fit_regression_artifact, write_regression_csv
+from pitstop.cli import app
+
+
+def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    found = [(prefix.strip(), group)]
+    if hasattr(group, "commands"):
+        for name, command in group.commands.items():
+            found += _commands(command, f"{prefix} {name}")
+    return found
+
+
+def test_every_command_has_help_text() -> None:
+    commands = _commands(typer.main.get_command(app))
+    assert len(commands) > 10
+    for name, command in commands:
+        assert (command.help or "").strip(), f"`pitstop {name}` has no help text"
+        for param in command.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert (param.help or "").strip(), f"`pitstop {name}` option {param.opts} has no help"
+
+
+def test_help_runs_through_the_console_script() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pitstop", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "register" in done.stdout
+
+
+def test_the_whole_registry_flow(cli, workspace_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv = write_regression_csv(tmp_path / "train.csv")
+    ws = ["-w", str(workspace_dir)]
+    assert cli("dataset", "add", "train", csv, "--time-column", "time", *ws).exit_code == 0
+    again = cli("dataset", "add", "train", csv, "--time-column", "time", "--json", *ws)
+    assert json.loads(again.stdout)["created"] is False
+    created = cli(
+        "models",
+        "create",
+        "eta",
+        "--task",
+        "regression",
+        "--target",
+        "y",
+        "--time-column",
+        "time",
+        "--features",
+        "a,b",
+        "--id-columns",
+        "user_id",
+        *ws,
+    )
+    assert created.exit_code == 0, created.stderr
+    artifact = fit_regression_artifact(csv, tmp_path / "m.joblib")
+    registered = cli(
+        "register",
+        "eta",
+        artifact,
+        "--train-data",
+        "train:1",
+        "--param",
+        "alpha=0.5",
+        "--feature-pipeline-version",
+        "v7",
+        "--json",
+        *ws,
+    )
+    assert registered.exit_code == 0, registered.stderr
+    assert json.loads(registered.stdout)["lineage"]["params"] == {"alpha": 0.5}
+    assert cli("models", "set-champion", "eta", "1", "--reason", "first", *ws).exit_code == 0
+    listing = cli("models", "list", "eta", *ws)
+    assert "champion" in listing.stdout and "train:1" in listing.stdout
+    shown = json.loads(cli("models", "show", "eta", "champion", "--json", *ws).stdout)
+    assert shown["version"] == 1 and shown["lineage"]["feature_pipeline_version"] == "v7"
+    human = cli("models", "show", "eta", "1", *ws).stdout
+    assert "training window" in human and "code commit" in human
+    assert "train" in cli("dataset", "show", "train", *ws).stdout
+    assert json.loads(cli("dataset", "list", "--json", *ws).stdout)[0]["rows"] == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["models", "show", "nope", "1"], "unknown model 'nope'"),
+        (["dataset", "add", "d", "/no/such/file.csv"], "no such file"),
+        (["models", "create", "m", "--task", "ranking", "--target", "y"], "regression or classification"),
+        (["register", "m", "/no/such.joblib", "--train-data", "d"], "unknown model"),
+        (["dataset", "show", "d:x"], "must be a number"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, workspace_dir: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli(*args, "-w", workspace_dir)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3  # one message, soft-wrapped at most
+
+
+def test_missing_workspace_says_run_init(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("models", "list", "-w", tmp_path / "empty")
+    assert result.exit_code == 2 and "pitstop init" in result.stderr
+
+
+def test_workspace_from_environment(cli, workspace_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PITSTOP_WORKSPACE", str(workspace_dir))
+    assert cli("models", "list", "--json").stdout.strip() == "[]"
+
+
+def test_bad_config_is_exit_2_naming_the_key(cli, workspace_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    (workspace_dir / "pitstop.yaml").write_text("ab_test:\n  share: 2\n")
+    result = cli("models", "list", "-w", workspace_dir)
+    assert result.exit_code == 2 and "ab_test.share" in result.stderr
+
+
+def test_init_creates_config_and_store(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)
+    result = cli("init", tmp_path / "new", "--json")
+    data = json.loads(result.stdout)
+    assert data["config_created"] and (tmp_path / "new" / ".pitstop" / "pitstop.db").exists()
+    assert cli("init", tmp_path / "new", "--json").exit_code == 0
+    assert json.loads(cli("db", "upgrade", "-w", tmp_path / "new", "--json").stdout)["from"] == "0001"
+
+
+def test_unknown_option_is_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("models", "list", "--frobnicate").exit_code == 2
+
+
+def test_real_process_exit_code_for_a_user_error(tmp_path: Path) -> None:
+    env = {**os.environ, "PITSTOP_WORKSPACE": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pitstop", "models", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2 and "pitstop init" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import write_regression_csv
+from pitstop.errors import NotFoundError, UsageError
+from pitstop.workspace import Workspace
+
+
+def test_snapshot_records_hash_rows_columns_and_time_range(workspace: Workspace, tmp_path: Path) -> None:
+    csv = write_regression_csv(tmp_path / "d.csv", rows=48)
+    snapshot, created = workspace.add_dataset("orders", csv, time_column="time")
+    assert created and snapshot.version == 1 and snapshot.rows == 48
+    assert len(snapshot.sha256) == 64
+    assert snapshot.columns["a"] == "float64"
+    assert snapshot.time_min == pd.Timestamp("2026-01-01", tz="UTC")
+    assert snapshot.time_max == pd.Timestamp("2026-01-02T23:00", tz="UTC")
+
+
+def test_same_content_returns_existing_snapshot(workspace: Workspace, tmp_path: Path) -> None:
+    csv = write_regression_csv(tmp_path / "d.csv")
+    first, _ = workspace.add_dataset("orders", csv)
+    again, created = workspace.add_dataset("orders", csv)
+    assert not created and again.id == first.id
+
+
+def test_changed_content_is_the_next_version_and_history_is_kept(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    csv = write_regression_csv(tmp_path / "d.csv", seed=1)
+    workspace.add_dataset("orders", csv)
+    original = workspace.dataset_frame("orders:1")
+    write_regression_csv(csv, seed=2)
+    second, created = workspace.add_dataset("orders", csv)
+    assert created and second.version == 2
+    pd.testing.assert_frame_equal(workspace.dataset_frame("orders:1"), original)
+    assert workspace.dataset("orders").version == 2
+
+
+def test_parquet_is_supported(workspace: Workspace, tmp_path: Path) -> None:
+    frame = pd.read_csv(write_regression_csv(tmp_path / "d.csv"))
+    frame.to_parquet(tmp_path / "d.parquet")
+    snapshot, _ = workspace.add_dataset("pq", tmp_path / "d.parquet", time_column="time")
+    assert snapshot.format == "parquet" and snapshot.rows == len(frame)
+
+
+@pytest.mark.parametrize(
+    ("content", "time_column", "message"),
+    [
+        ("a,b\n1,2\n", "time", "no time column 'time'"),
+        ("time,a\nyesterday,1\n", "time", "not timestamps"),
+        ("time,a\n", None, "no rows"),
+    ],
+)
+def test_bad_files_are_refused_and_nothing_stored(
+    workspace: Workspace, tmp_path: Path, content: str, time_column: str | None, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        workspace.add_dataset("bad", path, time_column=time_column)
+    assert workspace.datasets("bad") == []
+
+
+def test_missing_file_and_unknown_type(workspace: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file"):
+        workspace.add_dataset("x", tmp_path / "nope.csv")
+    (tmp_path / "x.txt").write_text("a\n1\n")
+    with pytest.raises(UsageError, match="unsupported file type"):
+        workspace.add_dataset("x", tmp_path / "x.txt")
+
+
+def test_unknown_dataset_and_version(workspace: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="pitstop dataset add"):
+        workspace.dataset("nope")
+    workspace.add_dataset("orders", write_regression_csv(tmp_path / "d.csv"))
+    with pytest.raises(NotFoundError, match="no version 4"):
+        workspace.dataset("orders:4")
+    with pytest.raises(UsageError, match="must be a number"):
+        workspace.dataset("orders:latest")

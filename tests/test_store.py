@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from pitstop.errors import ConfigError, StoreUnavailableError
+from pitstop.store.engine import make_engine
+from pitstop.store.migrate import current_revision, head_revision, upgrade
+from pitstop.store.tables import metadata
+from pitstop.workspace import Workspace
+
+
+def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_upgrade_is_idempotent(database_url: str) -> None:
+    engine = make_engine(database_url)
+    assert upgrade(engine) == (None, head_revision())
+    assert upgrade(engine) == (head_revision(), head_revision())
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'db.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    engine.dispose()
+
+
+def test_unsupported_database_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unsupported database"):
+        make_engine("mysql://x/y")
+
+
+def test_workspace_with_stale_schema_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)
+    Workspace.init(tmp_path).close()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / '.pitstop' / 'pitstop.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
+    engine.dispose()
+    with pytest.raises(StoreUnavailableError, match="pitstop db upgrade"):
+        Workspace(tmp_path)
+
+
+@pytest.mark.postgres
+def test_unreachable_postgres_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    monkeypatch.setenv(
+        "PITSTOP_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    )
+    (tmp_path / "pitstop.yaml").write_text("")
+    with pytest.raises(StoreUnavailableError, match="cannot reach the store"):
+        Workspace(tmp_path)
