@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -97,4 +98,58 @@ events = Table(
     Column("reason", Text),
     Column("data", JSONDocument, nullable=False),
     Index("ix_events_model_time", "model_id", "id"),
+)
+
+# -- serving (issue 5) ---------------------------------------------------------------------------
+# Predictions and labels are high-volume: times are float epoch seconds (event time from the
+# injected clock), so aggregation by time is plain arithmetic on both SQLite and PostgreSQL.
+
+routing_tables = Table(
+    "routing_tables",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", Id, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("champion", Integer, nullable=False),
+    Column("challenger", Integer),
+    Column("challenger_share", Float, nullable=False),
+    Column("shadow", Integer),
+    Column("salt", String(64), nullable=False),
+    Column("rollout_id", Id),
+    Column("step", Integer),
+    Column("standby", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_routing_tables_model_version"),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", Id, nullable=False),
+    Column("request_id", String(200), nullable=False),
+    Column("user_id", String(200)),
+    Column("time", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("arm", String(20), nullable=False),
+    Column("role", String(10), nullable=False),
+    Column("routing_version", Integer, nullable=False),
+    Column("bucketed_by", String(10), nullable=False),
+    Column("prediction", Float),
+    Column("latency_ms", Float, nullable=False),
+    Column("error", Text),
+    Index("ix_predictions_model_routing", "model_id", "routing_version"),
+    Index("ix_predictions_model_request", "model_id", "request_id"),
+    Index("ix_predictions_model_time", "model_id", "time"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("model_id", Id, primary_key=True),
+    Column("request_id", String(200), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
 )
