@@ -10,6 +10,15 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 
+def write_classification_csv(path: Path, rows: int = 200, seed: int = 0, start: str = "2026-01-01") -> Path:
+    """Like `write_regression_csv`, with a binary target `y` (True when the linear signal is positive)."""
+    write_regression_csv(path, rows, seed, start)
+    frame = pd.read_csv(path)
+    frame["y"] = frame["y"] > 0
+    frame.to_csv(path, index=False)
+    return path
+
+
 def write_regression_csv(path: Path, rows: int = 200, seed: int = 0, start: str = "2026-01-01") -> Path:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
@@ -35,3 +44,35 @@ def fit_classifier_artifact(csv: Path, out: Path) -> Path:
     frame = pd.read_csv(csv)
     joblib.dump(LogisticRegression().fit(frame[["a", "b"]], frame["y"] > 0), out)
     return out
+
+
+# Trainers for `pitstop train --trainer helpers:NAME` (tests put this folder on sys.path).
+def linear_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> LinearRegression:
+    return LinearRegression(fit_intercept=bool(params.get("intercept", True))).fit(X, y)
+
+
+def logistic_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> LogisticRegression:
+    return LogisticRegression(C=float(params.get("C", 1.0))).fit(X, y)  # type: ignore[arg-type]
+
+
+def failing_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> None:
+    raise RuntimeError("out of memory on purpose")
+
+
+def no_predict_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> dict[str, str]:
+    return {"weights": "none"}
+
+
+def nondeterministic_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> object:
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(n_estimators=5, random_state=None).fit(X, y)
+
+
+def spy_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> LinearRegression:
+    """Records what it was given, so tests can check no target, time or id column leaks into X."""
+    SPY.update(columns=list(X.columns), rows=len(X), max_a=float(X["a"].max()))
+    return LinearRegression().fit(X, y)
+
+
+SPY: dict[str, object] = {}

@@ -14,6 +14,7 @@ import typer.main
 
 from helpers import fit_regression_artifact, write_regression_csv
 from pitstop.cli import app
+from pitstop.store.migrate import head_revision
 
 
 def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -131,7 +132,8 @@ def test_init_creates_config_and_store(cli, tmp_path: Path, monkeypatch: pytest.
     data = json.loads(result.stdout)
     assert data["config_created"] and (tmp_path / "new" / ".pitstop" / "pitstop.db").exists()
     assert cli("init", tmp_path / "new", "--json").exit_code == 0
-    assert json.loads(cli("db", "upgrade", "-w", tmp_path / "new", "--json").stdout)["from"] == "0001"
+    upgraded = json.loads(cli("db", "upgrade", "-w", tmp_path / "new", "--json").stdout)
+    assert upgraded == {"from": head_revision(), "to": head_revision()}
 
 
 def test_unknown_option_is_exit_2(cli) -> None:  # type: ignore[no-untyped-def]

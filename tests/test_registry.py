@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import fit_classifier_artifact, fit_regression_artifact, write_regression_csv
+from helpers import (
+    fit_classifier_artifact,
+    fit_regression_artifact,
+    write_classification_csv,
+    write_regression_csv,
+)
 from pitstop.errors import (
     AlreadyExistsError,
     ArtifactIntegrityError,
@@ -124,7 +129,7 @@ def test_artifact_without_predict_is_refused_and_nothing_stored(workspace: Works
 
 
 def test_classifier_needs_predict_proba(workspace: Workspace, tmp_path: Path) -> None:
-    csv = write_regression_csv(tmp_path / "train.csv")
+    csv = write_classification_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv)
     workspace.create_model("churn", task="classification", target="y")
     regressor = fit_regression_artifact(csv, tmp_path / "r.joblib")

@@ -1,4 +1,4 @@
-"""Facts about where a model version came from: code commit, environment, creator."""
+"""Where a model version came from: data, window, parameters, code commit, environment, creator."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pitstop.datasets import DatasetSnapshot, parse_times
+from pitstop.registry import ModelInfo
 
 KEY_PACKAGES = ("pitstop", "numpy", "pandas", "scikit-learn", "scipy", "joblib")
 
@@ -48,3 +54,40 @@ def environment() -> dict[str, object]:
         except metadata.PackageNotFoundError:
             packages[name] = "not installed"
     return {"python": platform.python_version(), "packages": packages}
+
+
+def build_lineage(
+    model: ModelInfo,
+    snapshot: DatasetSnapshot,
+    rows: pd.DataFrame,
+    time_column: str | None,
+    features: list[str],
+    params: dict[str, Any],
+    feature_pipeline_version: str | None,
+    as_of: pd.Timestamp | None,
+) -> dict[str, Any]:
+    """Everything needed to know, and later reproduce, where a version came from."""
+    window: dict[str, Any] = {"start": None, "end": None, "rows": len(rows), "time_column": time_column}
+    if time_column is not None and time_column in rows.columns:
+        times = parse_times(rows[time_column], time_column, snapshot.ref)
+        window["start"], window["end"] = times.min().isoformat(), times.max().isoformat()
+    return {
+        "datasets": [
+            {
+                "role": "train",
+                "name": snapshot.name,
+                "version": snapshot.version,
+                "sha256": snapshot.sha256,
+                "rows": snapshot.rows,
+            }
+        ],
+        "training_window": window,
+        "as_of": as_of.isoformat() if as_of is not None else None,
+        "params": params,
+        "features": features,
+        "feature_types": {c: str(rows[c].dtype) for c in features},
+        "feature_pipeline_version": feature_pipeline_version,
+        "code": code_commit(),
+        "environment": environment(),
+        "trainer": None,
+    }

@@ -5,24 +5,28 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from pitstop import datasets as ds
-from pitstop import registry
+from pitstop import registry, training
 from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
 from pitstop.config import CONFIG_FILE, STATE_DIR, Config, database_url, load_config, render_default_config
 from pitstop.errors import ArtifactIntegrityError, NotFoundError, StoreUnavailableError, UsageError
 from pitstop.events import Event, list_events
-from pitstop.lineage import code_commit, current_actor, environment
+from pitstop.gating import GateReport, run_gate
+from pitstop.lineage import build_lineage, current_actor
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
+from pitstop.scoring import check_estimator, predict_frame
 from pitstop.store.engine import make_engine, read_transaction, write_transaction
 from pitstop.store.migrate import current_revision, head_revision, upgrade
 
@@ -169,26 +173,120 @@ class Workspace:
         params: dict[str, Any] | None = None,
         feature_pipeline_version: str | None = None,
         as_of: pd.Timestamp | None = None,
-        extra_lineage: dict[str, Any] | None = None,
         actor: str | None = None,
     ) -> VersionInfo:
-        """Register a trained joblib artifact as the next version of `model`, with its lineage."""
+        """Register an externally trained joblib artifact as the next version of `model`, with its lineage."""
         artifact_path = Path(artifact)
         info = self.model(model)
         estimator = _load_artifact_file(artifact_path)
-        check_estimator(estimator, info.task, str(artifact_path))
         snapshot = self.dataset(train_data)
-        frame = self.dataset_frame(snapshot.ref)
-        features = info.features or infer_features(info, list(frame.columns))
-        check_columns(frame, info, features, snapshot.ref)
-        training_rows = rows_before(frame, time_column_of(info, snapshot), as_of)
-        lineage = build_lineage(
-            info, snapshot, training_rows, features, params or {}, feature_pipeline_version, as_of, frame
+        return self._register_estimator(
+            info,
+            estimator,
+            artifact_path,
+            snapshot=snapshot,
+            frame=self.dataset_frame(snapshot.ref),
+            params=params or {},
+            feature_pipeline_version=feature_pipeline_version,
+            as_of=as_of,
+            trainer=None,
+            actor=actor,
         )
-        lineage.update(extra_lineage or {})
-        uri, sha256, size = self.artifacts.put(artifact_path, "models", ".joblib")
+
+    def train(
+        self,
+        model: str,
+        *,
+        trainer: str,
+        data: str,
+        as_of: pd.Timestamp | None = None,
+        params: dict[str, Any] | None = None,
+        feature_pipeline_version: str | None = None,
+        actor: str | None = None,
+    ) -> VersionInfo:
+        """Train on the rows of `data` strictly before `as_of`; register the result as the next version."""
+        info = self.model(model)
+        snapshot = self.dataset(data)
+        frame = self.dataset_frame(snapshot.ref)
+        features = info.features or training.infer_features(info, snapshot, list(frame.columns))
+        rows = training.rows_before(frame, training.time_column_of(info, snapshot), as_of)
+        X, y = training.training_frame(info, rows, features, snapshot.ref)
+        estimator = training.fit(trainer, X, y, params or {}, info.task)
+        with tempfile.TemporaryDirectory(prefix="pitstop-train-") as folder:
+            artifact = Path(folder) / "model.joblib"
+            joblib.dump(estimator, artifact)
+            return self._register_estimator(
+                info,
+                estimator,
+                artifact,
+                snapshot=snapshot,
+                frame=frame,
+                params=params or {},
+                feature_pipeline_version=feature_pipeline_version,
+                as_of=as_of,
+                trainer=trainer,
+                actor=actor,
+            )
+
+    def reproduce(self, model: str, version: str | int) -> training.Reproduction:
+        """Retrain from the recorded snapshot, cutoff, parameters, trainer; compare training predictions."""
+        info = self.model(model)
+        recorded = self.version(model, version)
+        lineage = recorded.lineage
+        if not lineage.get("trainer"):
+            raise UsageError(
+                f"{model} version {recorded.version} was registered from an artifact, not trained by "
+                "pitstop: there is no recorded trainer to rerun"
+            )
+        source = next(d for d in lineage["datasets"] if d["role"] == "train")
+        snapshot = self.dataset(f"{source['name']}:{source['version']}")
+        as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
+        rows = training.rows_before(
+            self.dataset_frame(snapshot.ref), training.time_column_of(info, snapshot), as_of
+        )
+        X, y = training.training_frame(info, rows, lineage["features"], snapshot.ref)
+        retrained = training.fit(lineage["trainer"], X, y, lineage.get("params", {}), info.task)
+        original = predict_frame(info.task, self.load(model, recorded.version), X)
+        again = predict_frame(info.task, retrained, X)
+        return training.Reproduction(
+            model=model,
+            version=recorded.version,
+            matches=bool(np.allclose(original, again, rtol=1e-9, atol=1e-9)),
+            max_abs_difference=float(np.max(np.abs(original - again))),
+            rows=len(X),
+            trainer=lineage["trainer"],
+        )
+
+    def gate(self, model: str, version: str | int, *, test_set: str, actor: str | None = None) -> GateReport:
+        """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded)."""
+        return run_gate(self, model, version, test_set, actor=actor)
+
+    def _register_estimator(
+        self,
+        info: ModelInfo,
+        estimator: Any,
+        artifact: Path,
+        *,
+        snapshot: ds.DatasetSnapshot,
+        frame: pd.DataFrame,
+        params: dict[str, Any],
+        feature_pipeline_version: str | None,
+        as_of: pd.Timestamp | None,
+        trainer: str | None,
+        actor: str | None,
+    ) -> VersionInfo:
+        check_estimator(estimator, info.task, str(artifact))
+        features = info.features or training.infer_features(info, snapshot, list(frame.columns))
+        time_column = training.time_column_of(info, snapshot)
+        rows = training.rows_before(frame, time_column, as_of)
+        training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target exist
+        lineage = build_lineage(
+            info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
+        )
+        lineage["trainer"] = trainer
+        uri, sha256, size = self.artifacts.put(artifact, "models", ".joblib")
         with self.writing() as conn:
-            current = registry.get_model(conn, model, for_update=True)
+            current = registry.get_model(conn, info.name, for_update=True)
             if current.features is None:
                 current = registry.set_features(conn, current, features)
             return registry.add_version(
@@ -300,85 +398,3 @@ def _load_artifact_file(path: Path) -> Any:
         return joblib.load(path)
     except Exception as error:  # any unpickling failure means the same thing to the user
         raise UsageError(f"{path}: cannot load with joblib ({type(error).__name__}: {error})") from None
-
-
-def check_estimator(estimator: Any, task: Task, source: str) -> None:
-    """A model must predict; a classifier must also give probabilities."""
-    if not callable(getattr(estimator, "predict", None)):
-        raise UsageError(f"{source}: the object ({type(estimator).__name__}) has no predict method")
-    if task is Task.CLASSIFICATION and not callable(getattr(estimator, "predict_proba", None)):
-        raise UsageError(
-            f"{source}: a classification model needs predict_proba ({type(estimator).__name__} has none)"
-        )
-
-
-def infer_features(model: ModelInfo, columns: list[str]) -> list[str]:
-    """Every column that is not the target, the time column or an id column."""
-    reserved = {model.target, model.time_column, *model.id_columns}
-    return [str(c) for c in columns if c not in reserved]
-
-
-def check_columns(frame: pd.DataFrame, model: ModelInfo, features: list[str], source: str) -> None:
-    missing = [c for c in [*features, model.target] if c not in frame.columns]
-    if missing:
-        raise UsageError(
-            f"{source}: missing column(s) {', '.join(missing)} needed by model {model.name!r} "
-            f"(features and target {model.target!r})"
-        )
-
-
-def time_column_of(model: ModelInfo, snapshot: ds.DatasetSnapshot) -> str | None:
-    return model.time_column or snapshot.time_column
-
-
-def rows_before(frame: pd.DataFrame, time_column: str | None, as_of: pd.Timestamp | None) -> pd.DataFrame:
-    """Rows strictly before the as-of cutoff (all rows without one)."""
-    if as_of is None:
-        return frame
-    if time_column is None:
-        raise UsageError(
-            "--as-of needs a time column: give the model --time-column or the dataset --time-column"
-        )
-    times = ds.parse_times(frame[time_column], time_column, "training data")
-    subset = frame[times < as_of]
-    if subset.empty:
-        raise UsageError(f"--as-of {as_of.isoformat()}: no training rows before the cutoff")
-    return subset
-
-
-def build_lineage(
-    model: ModelInfo,
-    snapshot: ds.DatasetSnapshot,
-    rows: pd.DataFrame,
-    features: list[str],
-    params: dict[str, Any],
-    feature_pipeline_version: str | None,
-    as_of: pd.Timestamp | None,
-    frame: pd.DataFrame,
-) -> dict[str, Any]:
-    """Everything needed to know, and later reproduce, where a version came from."""
-    time_column = time_column_of(model, snapshot)
-    window: dict[str, Any] = {"start": None, "end": None, "rows": len(rows), "time_column": time_column}
-    if time_column is not None and time_column in rows.columns:
-        times = ds.parse_times(rows[time_column], time_column, snapshot.ref)
-        window["start"], window["end"] = times.min().isoformat(), times.max().isoformat()
-    return {
-        "datasets": [
-            {
-                "role": "train",
-                "name": snapshot.name,
-                "version": snapshot.version,
-                "sha256": snapshot.sha256,
-                "rows": snapshot.rows,
-            }
-        ],
-        "training_window": window,
-        "as_of": as_of.isoformat() if as_of is not None else None,
-        "params": params,
-        "features": features,
-        "feature_types": {c: str(frame[c].dtype) for c in features},
-        "feature_pipeline_version": feature_pipeline_version,
-        "code": code_commit(),
-        "environment": environment(),
-        "trainer": None,
-    }

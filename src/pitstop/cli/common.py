@@ -53,8 +53,8 @@ def emit(as_json: bool, data: Any, render: Callable[[], None]) -> None:
 
 def table(title: str | None, *columns: str) -> Table:
     out = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        out.add_column(column)
+    for index, column in enumerate(columns):
+        out.add_column(column, no_wrap=index == 0)  # the row's name stays whole and greppable
     return out
 
 

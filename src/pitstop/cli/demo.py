@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from pitstop.cli.common import JsonOption, console, print_json
-from pitstop.demo.story import run_demo
 
 
 def demo(
@@ -20,6 +19,8 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Tell pitstop's story on a generated delivery-time dataset."""
+    from pitstop.demo.story import run_demo  # scikit-learn and the generator load only when needed
+
     result = run_demo(workspace, Console(quiet=True) if as_json else console)
     if as_json:
         print_json(result.to_dict())

@@ -62,7 +62,7 @@ def _features(rng: np.random.Generator, times: pd.Series) -> pd.DataFrame:
             "traffic": np.round(np.clip(0.25 + 0.45 * rush + rng.normal(0, 0.12, rows), 0, 1), 3),
             "rain_mm": np.round(np.where(rng.random(rows) < 0.18, rng.exponential(4.0, rows), 0.0), 1),
             "hour": hour,
-            "is_weekend": (times.dt.dayofweek.to_numpy() >= 5).astype(int),
+            "is_weekend": (times.dt.day_of_week.to_numpy() >= 5).astype(int),
         }
     )
 

@@ -1,0 +1,153 @@
+"""`pitstop train`, `pitstop reproduce` and `pitstop gate`: stages 1 and 2."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+
+from pitstop.cli.common import (
+    ByOption,
+    JsonOption,
+    WorkspaceOption,
+    console,
+    emit,
+    open_workspace,
+    parse_params,
+    print_json,
+    table,
+)
+from pitstop.errors import UsageError
+from pitstop.gating import GateReport
+
+ModelArg = Annotated[str, typer.Argument(help="model name")]
+ParamOption = Annotated[
+    list[str] | None, typer.Option("--param", help="trainer parameter key=value (repeatable)")
+]
+
+
+def parse_timestamp(text: str | None, option: str) -> pd.Timestamp | None:
+    """An ISO timestamp as aware UTC (naive means UTC)."""
+    if text is None:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r}: not a timestamp; write it like 2026-06-01 or 2026-06-01T12:00Z"
+        ) from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def train(
+    model: ModelArg,
+    trainer: Annotated[str, typer.Option(help="the training function, package.module:function")],
+    data: Annotated[str, typer.Option(help="dataset to train on, NAME or NAME:VERSION")],
+    as_of: Annotated[str | None, typer.Option(help="use only rows strictly before this time")] = None,
+    param: ParamOption = None,
+    feature_pipeline_version: Annotated[str | None, typer.Option(help="version of the feature code")] = None,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stage 1: train on a point-in-time-correct slice and register the next version with its lineage."""
+    ws = open_workspace(workspace)
+    status = contextlib.nullcontext() if as_json else console.status(f"training {model} with {trainer}…")
+    with status:
+        version = ws.train(
+            model,
+            trainer=trainer,
+            data=data,
+            as_of=parse_timestamp(as_of, "--as-of"),
+            params=parse_params(param),
+            feature_pipeline_version=feature_pipeline_version,
+            actor=by,
+        )
+    window = version.lineage["training_window"]
+    emit(
+        as_json,
+        version.to_dict(),
+        lambda: console.print(
+            f"trained {model} version [bold]{version.version}[/] on {window['rows']} rows "
+            f"({window['start'] or '-'} .. {window['end'] or '-'}), sha256 {version.sha256[:12]}…"
+        ),
+    )
+
+
+def reproduce(
+    model: ModelArg,
+    version: Annotated[str, typer.Argument(help="version number or alias")],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrain a version from its recorded lineage and check its predictions match the registered artifact."""
+    result = open_workspace(workspace).reproduce(model, version)
+    emit(
+        as_json,
+        result.to_dict(),
+        lambda: console.print(
+            f"{model} version {result.version}: "
+            + ("[green]reproduced[/]" if result.matches else "[red]NOT reproduced[/]")
+            + f" ({result.rows} training rows, largest prediction difference {result.max_abs_difference:.3g})"
+        ),
+    )
+    if not result.matches:
+        raise typer.Exit(1)
+
+
+def gate(
+    model: ModelArg,
+    version: Annotated[str, typer.Argument(help="version to evaluate (number or alias)")],
+    test_set: Annotated[str, typer.Option(help="held-out test set, NAME or NAME:VERSION")],
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stage 2: the offline quality gate against the champion on the same test set. Exit 1 when it fails."""
+    report = open_workspace(workspace).gate(model, version, test_set=test_set, actor=by)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render_gate(report)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def render_gate(report: GateReport) -> None:
+    test_set = report.test_set
+    against = f"champion v{report.champion_version}" if report.champion_version else "no champion"
+    on = f"{test_set['name']}:{test_set['version']}"
+    out = table(
+        f"offline gate: {report.model} v{report.version} vs {against} on {on}",
+        "check",
+        "result",
+        "observed",
+        "threshold",
+        "explanation",
+    )
+    for check in report.checks:
+        result = (
+            "[dim]skip[/]" if check.skipped else ("[green]pass[/]" if check.passed else "[bold red]FAIL[/]")
+        )
+        out.add_row(check.name, result, _fmt(check.observed), _fmt(check.threshold), check.detail)
+    console.print(out)
+    if report.passed:
+        console.print("[bold green]verdict: passed[/]")
+    else:
+        console.print(f"[bold red]verdict: failed[/] (decided by {report.decided_by})")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("+00:00", "Z")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(reproduce)
+    app.command()(gate)

@@ -1,0 +1,160 @@
+"""The offline gate against a real workspace: both models re-scored on the same test set, result stored."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import write_classification_csv, write_regression_csv
+from pitstop.clock import ManualClock
+from pitstop.errors import UsageError
+from pitstop.workspace import Workspace
+
+NOW = datetime(2026, 1, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+def ws(workspace_dir: Path, tmp_path: Path) -> Workspace:
+    """Train rows Jan 1-5 (hourly), a fresh test set Jan 10-14; the clock says Jan 20."""
+    ws = Workspace(workspace_dir, clock=ManualClock(NOW))
+    ws.add_dataset(
+        "train", write_regression_csv(tmp_path / "train.csv", rows=120, seed=1), time_column="time"
+    )
+    ws.add_dataset(
+        "test",
+        write_regression_csv(tmp_path / "test.csv", rows=120, seed=2, start="2026-01-10"),
+        time_column="time",
+    )
+    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    return ws
+
+
+def test_first_version_passes_without_champion(ws: Workspace) -> None:
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    report = ws.gate("eta", 1, test_set="test")
+    assert report.passed and report.champion_version is None
+    assert report.metrics["champion"] is None and report.metrics["challenger"]["mae"] < 0.2
+
+
+def test_champion_is_rescored_on_the_same_test_set(ws: Workspace) -> None:
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    ws.set_champion("eta", 1, reason="bootstrap")
+    ws.train("eta", trainer="helpers:linear_trainer", data="train", params={"intercept": False})
+    report = ws.gate("eta", 2, test_set="test")
+    assert report.champion_version == 1
+    assert report.metrics["champion"] is not None
+    ratio = next(c for c in report.checks if c.name == "metric_ratio")
+    assert ratio.observed == pytest.approx(
+        report.metrics["challenger"]["mae"] / report.metrics["champion"]["mae"], abs=1e-4
+    )
+
+
+def test_result_is_stored_on_the_version_and_recorded_as_event(ws: Workspace) -> None:
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    report = ws.gate("eta", 1, test_set="test")
+    stored = ws.version("eta", 1).gate_result
+    assert (
+        stored is not None and stored["passed"] and stored["test_set"]["sha256"] == ws.dataset("test").sha256
+    )
+    event = [e for e in ws.events("eta") if e.kind == "gate_evaluated"][-1]
+    assert event.to_state == "passed" and event.data["checks"] == report.to_dict()["checks"]
+
+
+def test_overlapping_training_window_fails(ws: Workspace, tmp_path: Path) -> None:
+    ws.add_dataset("late", write_regression_csv(tmp_path / "late.csv", rows=400, seed=3), time_column="time")
+    ws.train("eta", trainer="helpers:linear_trainer", data="late")  # Jan 1 .. Jan 17: covers the test set
+    report = ws.gate("eta", 1, test_set="test")
+    assert not report.passed and report.decided_by == "temporal_overlap"
+
+
+def test_as_of_before_the_test_set_removes_the_overlap(ws: Workspace, tmp_path: Path) -> None:
+    ws.add_dataset("late", write_regression_csv(tmp_path / "late.csv", rows=400, seed=3), time_column="time")
+    ws.train("eta", trainer="helpers:linear_trainer", data="late", as_of=pd.Timestamp("2026-01-10", tz="UTC"))
+    assert ws.gate("eta", 1, test_set="test").passed
+
+
+def test_stale_test_set_fails(ws: Workspace) -> None:
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    ws.clock.set(datetime(2026, 3, 1, tzinfo=UTC))  # type: ignore[attr-defined]
+    report = ws.gate("eta", 1, test_set="test")
+    assert report.decided_by == "test_set_age"
+
+
+def test_test_set_missing_a_feature_fails_schema(ws: Workspace, tmp_path: Path) -> None:
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    frame = pd.read_csv(tmp_path / "test.csv").drop(columns=["b"])
+    frame.to_csv(tmp_path / "nob.csv", index=False)
+    ws.add_dataset("nob", tmp_path / "nob.csv", time_column="time")
+    report = ws.gate("eta", 1, test_set="nob")
+    assert report.decided_by == "schema" and "b" in report.checks[0].detail
+
+
+def test_test_set_missing_the_target_is_an_input_error(ws: Workspace, tmp_path: Path) -> None:
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    pd.read_csv(tmp_path / "test.csv").drop(columns=["y"]).to_csv(tmp_path / "noy.csv", index=False)
+    ws.add_dataset("noy", tmp_path / "noy.csv")
+    with pytest.raises(UsageError, match="no target column 'y'"):
+        ws.gate("eta", 1, test_set="noy")
+
+
+def test_classification_gate(workspace_dir: Path, tmp_path: Path) -> None:
+    ws = Workspace(workspace_dir, clock=ManualClock(NOW))
+    ws.add_dataset("train", write_classification_csv(tmp_path / "train.csv", seed=1), time_column="time")
+    ws.add_dataset(
+        "test",
+        write_classification_csv(tmp_path / "test.csv", seed=2, start="2026-01-10"),
+        time_column="time",
+    )
+    ws.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    ws.train("churn", trainer="helpers:logistic_trainer", data="train")
+    ws.set_champion("churn", 1, reason="bootstrap")
+    ws.train("churn", trainer="helpers:logistic_trainer", data="train", params={"C": 0.001})
+    report = ws.gate("churn", 2, test_set="test")
+    assert set(report.metrics["challenger"] or {}) == {"log_loss", "roc_auc"}
+    assert report.decided_by == "metric_ratio"  # heavy regularisation: far worse log loss
+
+
+@pytest.fixture
+def live_ws(workspace_dir: Path, tmp_path: Path) -> Workspace:
+    """Like `ws`, but dated relative to the real clock the CLI uses: train 20 days ago, test 5 days ago."""
+    ws = Workspace(workspace_dir)
+    today = pd.Timestamp.now(tz="UTC").floor("D")
+    ws.add_dataset(
+        "train",
+        write_regression_csv(
+            tmp_path / "train.csv", rows=120, seed=1, start=str(today - pd.Timedelta(days=20))
+        ),
+        time_column="time",
+    )
+    ws.add_dataset(
+        "test",
+        write_regression_csv(tmp_path / "test.csv", rows=72, seed=2, start=str(today - pd.Timedelta(days=5))),
+        time_column="time",
+    )
+    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    return ws
+
+
+def test_gate_cli_exit_codes_and_json(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    ws = live_ws
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    passed = cli("gate", "eta", "1", "--test-set", "test:1", "--json", "-w", ws.path)
+    data = json.loads(passed.stdout)
+    assert passed.exit_code == 0 and data["passed"]
+    assert set(data) >= {"model", "version", "champion_version", "test_set", "passed", "checks"}
+    assert set(data["test_set"]) >= {"name", "version", "sha256"}
+    assert set(data["checks"][0]) >= {"name", "passed", "observed", "threshold", "detail"}
+    human = cli("gate", "eta", "1", "--test-set", "test", "-w", ws.path)
+    assert "verdict" in human.stdout and "temporal_overlap" in human.stdout
+    assert "latest offline gate" in cli("models", "show", "eta", "1", "-w", ws.path).stdout
+    assert cli("gate", "eta", "1", "--test-set", "nope", "-w", ws.path).exit_code == 2
+
+
+def test_gate_cli_exit_1_when_failed(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    live_ws.train("eta", trainer="helpers:linear_trainer", data="test")  # trained on the test period itself
+    result = cli("gate", "eta", "1", "--test-set", "test", "--json", "-w", live_ws.path)
+    assert result.exit_code == 1 and json.loads(result.stdout)["decided_by"] == "temporal_overlap"

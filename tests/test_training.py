@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import helpers
+from helpers import write_classification_csv, write_regression_csv
+from pitstop.datasets import point_in_time_join
+from pitstop.errors import UsageError
+from pitstop.workspace import Workspace
+
+
+@pytest.fixture
+def ready(workspace: Workspace, tmp_path: Path) -> Workspace:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv", rows=240), time_column="time")
+    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    return workspace
+
+
+def test_train_registers_a_version_with_trainer_lineage(ready: Workspace) -> None:
+    version = ready.train("eta", trainer="helpers:linear_trainer", data="train", params={"intercept": False})
+    assert version.version == 1
+    assert version.lineage["trainer"] == "helpers:linear_trainer"
+    assert version.lineage["params"] == {"intercept": False}
+    assert version.lineage["training_window"]["rows"] == 240
+    assert hasattr(ready.load("eta", 1), "predict")
+
+
+def test_x_holds_exactly_the_feature_columns(ready: Workspace) -> None:
+    ready.train("eta", trainer="helpers:spy_trainer", data="train")
+    assert helpers.SPY["columns"] == ["a", "b"]
+
+
+def test_as_of_uses_only_rows_strictly_before_the_cutoff(ready: Workspace) -> None:
+    cutoff = pd.Timestamp("2026-01-03T00:00", tz="UTC")  # hourly rows from 2026-01-01: 48 rows before
+    version = ready.train("eta", trainer="helpers:spy_trainer", data="train", as_of=cutoff)
+    assert helpers.SPY["rows"] == 48
+    window = version.lineage["training_window"]
+    assert window["end"] == "2026-01-02T23:00:00+00:00" and window["rows"] == 48
+    assert version.lineage["as_of"] == cutoff.isoformat()
+
+
+def test_a_feature_missing_from_the_dataset_is_named(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"))
+    workspace.create_model("eta", task="regression", target="y", features=["a", "c"])
+    with pytest.raises(UsageError, match=r"missing column.*c"):
+        workspace.train("eta", trainer="helpers:linear_trainer", data="train")
+
+
+@pytest.mark.parametrize(
+    ("trainer", "message"),
+    [
+        ("helpers:failing_trainer", "raised RuntimeError: out of memory on purpose"),
+        ("helpers:no_predict_trainer", "no predict method"),
+        ("helpers:does_not_exist", "has no function 'does_not_exist'"),
+        ("no_such_module:fit", "cannot import no_such_module"),
+        ("helpers.linear_trainer", "package.module:function"),
+    ],
+)
+def test_bad_trainers_fail_clearly_and_register_nothing(ready: Workspace, trainer: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        ready.train("eta", trainer=trainer, data="train")
+    assert ready.versions("eta") == []
+
+
+def test_classification_needs_a_binary_target(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"))
+    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    with pytest.raises(UsageError, match="binary target"):
+        workspace.train("churn", trainer="helpers:logistic_trainer", data="train")
+
+
+def test_classification_trains_on_a_binary_target(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.add_dataset("train", write_classification_csv(tmp_path / "train.csv"), time_column="time")
+    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    version = workspace.train("churn", trainer="helpers:logistic_trainer", data="train")
+    assert version.lineage["features"] == ["a", "b"]
+
+
+def test_reproduce_matches_for_a_deterministic_trainer(ready: Workspace) -> None:
+    ready.train(
+        "eta", trainer="helpers:linear_trainer", data="train", as_of=pd.Timestamp("2026-01-05", tz="UTC")
+    )
+    result = ready.reproduce("eta", 1)
+    assert result.matches and result.rows == 96 and result.max_abs_difference < 1e-9
+
+
+def test_reproduce_detects_a_nondeterministic_trainer(ready: Workspace) -> None:
+    ready.train("eta", trainer="helpers:nondeterministic_trainer", data="train")
+    assert not ready.reproduce("eta", 1).matches
+
+
+def test_reproduce_needs_a_recorded_trainer(ready: Workspace, tmp_path: Path) -> None:
+    artifact = helpers.fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m.joblib")
+    ready.register("eta", artifact, train_data="train")
+    with pytest.raises(UsageError, match="no recorded trainer"):
+        ready.reproduce("eta", 1)
+
+
+def test_train_cli(cli, workspace_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ws = ["-w", str(workspace_dir)]
+    cli("dataset", "add", "train", write_regression_csv(tmp_path / "t.csv"), "--time-column", "time", *ws)
+    cli("models", "create", "eta", "--task", "regression", "--target", "y", "--id-columns", "user_id", *ws)
+    trained = cli(
+        "train",
+        "eta",
+        "--trainer",
+        "helpers:linear_trainer",
+        "--data",
+        "train",
+        "--as-of",
+        "2026-01-04",
+        "--param",
+        "intercept=true",
+        "--json",
+        *ws,
+    )
+    assert trained.exit_code == 0, trained.stderr
+    assert '"trainer": "helpers:linear_trainer"' in trained.stdout
+    assert cli("reproduce", "eta", "1", *ws).exit_code == 0
+    bad = cli("train", "eta", "--trainer", "helpers:failing_trainer", "--data", "train", *ws)
+    assert bad.exit_code == 2 and "out of memory on purpose" in bad.stderr
+    assert (
+        cli(
+            "train", "eta", "--trainer", "helpers:linear_trainer", "--data", "train", "--as-of", "soon", *ws
+        ).exit_code
+        == 2
+    )
+
+
+# -- point-in-time joins --------------------------------------------------------------------------
+
+
+def _ts(*values: str) -> list[pd.Timestamp]:
+    return [pd.Timestamp(v, tz="UTC") for v in values]
+
+
+def test_join_never_takes_a_value_from_the_events_future() -> None:
+    events = pd.DataFrame({"user": ["a", "a", "b"], "t": _ts("2026-01-05", "2026-01-02", "2026-01-05")})
+    features = pd.DataFrame(
+        {
+            "user": ["a", "a", "a", "b"],
+            "ft": _ts("2026-01-01", "2026-01-03", "2026-01-09", "2026-01-04"),
+            "score": [1.0, 2.0, 9.0, 5.0],
+        }
+    )
+    joined = point_in_time_join(events, features, on="user", event_time="t", feature_time="ft")
+    assert joined["score"].tolist() == [2.0, 1.0, 5.0]  # original event order kept
+    assert (joined["ft"] < joined["t"]).all()
+
+
+def test_join_excludes_a_feature_stamped_at_exactly_the_event_time() -> None:
+    events = pd.DataFrame({"user": ["a"], "t": _ts("2026-01-03")})
+    features = pd.DataFrame({"user": ["a", "a"], "ft": _ts("2026-01-01", "2026-01-03"), "score": [1.0, 2.0]})
+    joined = point_in_time_join(events, features, on="user", event_time="t", feature_time="ft")
+    assert joined["score"].tolist() == [1.0]
+
+
+def test_join_keeps_entities_apart_and_leaves_gaps_missing() -> None:
+    events = pd.DataFrame({"user": ["a", "b", "c"], "t": _ts("2026-01-05", "2026-01-05", "2026-01-05")})
+    features = pd.DataFrame({"user": ["b", "a"], "ft": _ts("2026-01-04", "2026-01-06"), "score": [4.0, 6.0]})
+    joined = point_in_time_join(events, features, on="user", event_time="t", feature_time="ft")
+    assert joined["score"].isna().tolist() == [True, False, True]
+    assert joined.loc[1, "score"] == 4.0
+
+
+def test_join_names_missing_columns() -> None:
+    events = pd.DataFrame({"user": ["a"], "t": _ts("2026-01-05")})
+    with pytest.raises(UsageError, match="features has no column"):
+        point_in_time_join(
+            events, pd.DataFrame({"user": ["a"]}), on="user", event_time="t", feature_time="ft"
+        )
