@@ -1,0 +1,42 @@
+"""`pitstop serve`: the gateway over HTTP."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from pitstop.cli.common import WorkspaceOption, err_console, open_workspace
+from pitstop.errors import UsageError
+from pitstop.registry import Alias
+
+
+def serve(
+    workspace: WorkspaceOption = None,
+    host: Annotated[
+        str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes (each loads every model)")] = 1,
+    log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug")] = "info",
+    access_log: Annotated[bool, typer.Option("--access-log", help="log every request (slower)")] = False,
+) -> None:
+    """Serve every model that has a champion: predictions, labels, routing, health and metrics."""
+    from pitstop.serving.app import TOKEN_ENV
+    from pitstop.serving.server import exposure_warning, run
+
+    with open_workspace(workspace) as ws:
+        served = [m.name for m in ws.models() if Alias.CHAMPION.value in m.aliases]
+        path = ws.path
+    if not served:
+        raise UsageError("no model has a champion yet: set one with `pitstop models set-champion`")
+    warning = exposure_warning(host, os.environ.get(TOKEN_ENV))
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
+    err_console.print(f"serving {', '.join(served)} on http://{host}:{port} ({workers} worker(s))")
+    run(path, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,242 @@
+"""The gateway over HTTP (FastAPI). Errors become HTTP responses here, in `_error_response` only.
+
+`create_app(gateway)` wires an existing `Gateway`; `app_from_env()` is the factory uvicorn calls in
+every worker (`pitstop serve`): it opens the workspace named by `PITSTOP_WORKSPACE` and reads the
+label token from `PITSTOP_API_TOKEN`. `GET /` is left free for the dashboard.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic.json_schema import models_json_schema
+
+from pitstop import __version__
+from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
+from pitstop.serving import payloads
+from pitstop.serving.errors import (
+    ForbiddenError,
+    InvalidInputError,
+    InvalidJSONError,
+    ModelNotServedError,
+    PayloadTooLargeError,
+    PredictionFailedError,
+    UnauthorizedError,
+)
+from pitstop.serving.gateway import Gateway
+from pitstop.serving.metrics import process_exiting
+from pitstop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "PITSTOP_API_TOKEN"
+
+# Most specific first: the first matching class decides the status.
+_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (InvalidJSONError, 400, "invalid_json"),
+    (InvalidInputError, 422, "invalid_input"),
+    (PayloadTooLargeError, 413, "payload_too_large"),
+    (ModelNotServedError, 404, "model_not_served"),
+    (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
+    (UsageError, 400, "bad_request"),
+    (UnauthorizedError, 401, "unauthorized"),
+    (ForbiddenError, 403, "forbidden"),
+    (PredictionFailedError, 500, "prediction_failed"),
+    (StoreUnavailableError, 503, "store_unavailable"),
+    (PitstopError, 500, "internal_error"),
+)
+
+
+def create_app(
+    gateway: Gateway,
+    *,
+    api_token: str | None = None,
+    max_body_bytes: int | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """An ASGI app serving `gateway`; its lifespan starts and stops the gateway."""
+    limit = max_body_bytes or gateway.settings.max_body_bytes
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+            process_exiting()
+            if on_shutdown is not None:
+                on_shutdown()
+
+    app = FastAPI(
+        title="pitstop gateway",
+        version=__version__,
+        description="Serves champions, shadows or splits users to a challenger, logs every prediction.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+
+    def require_token(request: Request) -> None:
+        if api_token:
+            check_bearer(request.headers.get("authorization"), api_token)
+
+    @app.post(
+        "/v1/models/{model}/predict",
+        summary="Predict one instance, or a batch with {instances: [...]}",
+        responses={
+            200: {"model": payloads.Prediction | payloads.BatchPrediction},
+            **_error_docs(400, 404, 413, 422, 500),
+        },
+        openapi_extra=_body_doc("PredictRequest", "BatchPredictRequest"),
+    )
+    async def predict(model: str, request: Request) -> Response:
+        instances, batch = payloads.parse_predict(await read_body(request, limit))
+        results = await gateway.predict(model, instances, batch=batch)
+        if batch:
+            return JSONResponse({"predictions": [r.to_dict() for r in results]})
+        return JSONResponse(results[0].to_dict())
+
+    @app.post(
+        "/v1/models/{model}/labels",
+        summary="Store ground truth, upserted by request_id (bearer token when PITSTOP_API_TOKEN is set)",
+        responses={200: {"model": payloads.LabelsAccepted}, **_error_docs(400, 401, 403, 404, 413, 422, 503)},
+        openapi_extra=_body_doc("LabelsRequest"),
+        dependencies=[Depends(require_token)],
+    )
+    async def labels(model: str, request: Request) -> Response:
+        gateway.state(model)  # 404 before reading a body for nothing
+        items = payloads.parse_labels(await read_body(request, limit))
+        return JSONResponse({"accepted": await gateway.add_labels(model, items)})
+
+    @app.get(
+        "/v1/models/{model}/routing",
+        summary="The routing table in use",
+        responses={200: {"model": payloads.Routing}, **_error_docs(404)},
+    )
+    async def routing(model: str) -> Response:
+        return JSONResponse(gateway.routing(model).to_dict())
+
+    @app.get("/v1/models", summary="Every served model and its routing table")
+    async def served_models() -> Response:
+        return JSONResponse({"models": [gateway.routing(m).to_dict() for m in gateway.models]})
+
+    @app.get("/healthz", summary="The process is alive", response_model=payloads.Health)
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        summary="Models loaded and store reachable (503 with the reasons otherwise)",
+        responses={200: {"model": payloads.Readiness}, 503: {"model": payloads.Readiness}},
+    )
+    async def readyz() -> Response:
+        reasons = gateway.readiness()
+        body = {"ready": not reasons, "models": gateway.models, "reasons": reasons}
+        return JSONResponse(body, status_code=503 if reasons else 200)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def on_pitstop_error(request: Request, error: Exception) -> Response:
+        return _error_response(gateway, request, error)
+
+    app.add_exception_handler(PitstopError, on_pitstop_error)
+    app.add_exception_handler(RequestValidationError, on_pitstop_error)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def check_bearer(header: str | None, token: str) -> None:
+    """Raise UnauthorizedError without a bearer token, ForbiddenError with a wrong one."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise UnauthorizedError(f"this endpoint needs 'Authorization: Bearer <token>' ({TOKEN_ENV})")
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ForbiddenError("the bearer token is not valid")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with PayloadTooLargeError as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error_response(gateway: Gateway, request: Request, error: Exception) -> Response:
+    """The one place an exception becomes an HTTP status and body."""
+    if isinstance(error, RequestValidationError):
+        fields = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in error.errors()]
+        status, code, body = 422, "invalid_input", {"message": "invalid request", "fields": fields}
+    else:
+        status, code = next((s, c) for kind, s, c in _STATUS if isinstance(error, kind))
+        body = {"message": str(error)}
+    if isinstance(error, InvalidInputError):
+        body["fields"] = [p.to_dict() for p in error.problems]
+    if isinstance(error, PredictionFailedError):
+        body["request_id"] = error.request_ids[0]
+        body["request_ids"] = error.request_ids
+    if 400 <= status < 500:
+        model = request.path_params.get("model")
+        gateway.metrics.invalid.labels(model if model in gateway.models else "-", str(status)).inc()
+    elif status >= 500:
+        log.warning("%s %s -> %d: %s", request.method, request.url.path, status, error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": code, **body}, status_code=status, headers=headers)
+
+
+def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": payloads.ErrorBody} for status in statuses}
+
+
+def _body_doc(*models: str) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in models]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema plus the request bodies, which are parsed by hand and so not declared."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            _, definitions = models_json_schema(
+                [(model, "validation") for model in payloads.REQUEST_MODELS],
+                ref_template="#/components/schemas/{model}",
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in definitions.get("$defs", {}).items():
+                components.setdefault(name, definition)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return build
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory: workspace from PITSTOP_WORKSPACE, label token from PITSTOP_API_TOKEN."""
+    ws = Workspace(os.environ.get("PITSTOP_WORKSPACE"))
+    gateway = Gateway(ws)
+    return create_app(gateway, api_token=os.environ.get(TOKEN_ENV) or None, on_shutdown=ws.close)

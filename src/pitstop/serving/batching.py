@@ -1,0 +1,219 @@
+"""Micro-batching: concurrent requests for one model become one `predict` call.
+
+Requests are queued; a batch starts when it holds `max_size` rows or when its oldest request has
+waited `max_wait`, whichever comes first. While a batch runs, the next one fills, so under load the
+batch size grows by itself and each request pays the fixed cost of `predict` (input checks, frame
+building) only once per batch. Results are split back to their requests in order.
+
+A failing batch is retried one request at a time, so one bad request cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pitstop.serving.errors import RunnerClosedError
+
+Row = dict[str, Any]
+RunBatch = Callable[[list[Row]], Awaitable[list[float]]]
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    rows: list[Row]
+    future: asyncio.Future[list[float]]
+    queued_at: float
+
+
+class MicroBatcher:
+    """Queues row lists and runs them through `run` in bounded batches, `concurrency` at a time."""
+
+    def __init__(
+        self,
+        run: RunBatch,
+        *,
+        max_size: int,
+        max_wait: float,
+        concurrency: int = 1,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_size < 1:
+            raise ValueError(f"max_size must be >= 1, got {max_size}")
+        if max_wait < 0:
+            raise ValueError(f"max_wait must be >= 0, got {max_wait}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.max_size, self.max_wait, self.concurrency = max_size, max_wait, concurrency
+        self._run = run
+        self.on_batch = on_batch  # called with the row count of every batch (metrics)
+        self._pending: deque[_Item] = deque()
+        self._pending_rows = 0
+        self._running: list[_Item] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def queued_rows(self) -> int:
+        return self._pending_rows
+
+    def submit(self, rows: list[Row]) -> asyncio.Future[list[float]]:
+        """Queue `rows`; the future resolves to their predictions, in order. Never blocks."""
+        if self._closed:
+            raise RunnerClosedError("this model runner is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[float]] = loop.create_future()
+        self._pending.append(_Item(rows, future, loop.time()))
+        self._pending_rows += len(rows)
+        if self._loop_task is None:
+            self._loop_task = loop.create_task(self._serve(), name="pitstop-batcher")
+        # The first queued item wakes an idle loop; later ones only a full batch.
+        self._wake(only_if_full=len(self._pending) > 1)
+        return future
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Finish what is queued (up to `timeout` seconds), then stop; later submits raise."""
+        self._closed = True
+        self._wake(only_if_full=False)
+        if self._loop_task is not None:
+            done: set[asyncio.Task[None]] = set()
+            if self._live():  # else the only work left is abandoned (timed-out shadow calls)
+                done, _ = await asyncio.wait({self._loop_task}, timeout=timeout)
+            if not done:
+                self._loop_task.cancel()
+                await asyncio.gather(self._loop_task, return_exceptions=True)
+        for item in self._pending:
+            if not item.future.done():
+                item.future.set_exception(RunnerClosedError("this model runner was closed"))
+        self._pending.clear()
+        self._pending_rows = 0
+
+    def _live(self) -> bool:
+        """Whether any queued or running request still awaits its result."""
+        return any(not item.future.done() for item in (*self._pending, *self._running))
+
+    def _wake(self, *, only_if_full: bool) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if not only_if_full or self._pending_rows >= self.max_size:
+            waiter.set_result(None)
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._pending:
+                if self._closed:
+                    await asyncio.gather(*self._inflight, return_exceptions=True)
+                    return
+                await self._sleep(None)
+            oldest = self._pending[0].queued_at
+            while not self._closed and self._pending_rows < self.max_size:
+                remaining = oldest + self.max_wait - loop.time()
+                if remaining <= 0:
+                    break
+                await self._sleep(remaining)
+            while len(self._inflight) >= self.concurrency:
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            batch = self._take()
+            if not batch:
+                continue
+            if self.concurrency == 1:
+                await self._execute(batch)
+                continue
+            task = loop.create_task(self._execute(batch))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Wait for a new item (seconds=None) or until the batch is full or `seconds` have passed."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        handle = None
+        if seconds is not None:
+            handle = loop.call_later(seconds, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if handle is not None:
+                handle.cancel()
+
+    def _take(self) -> list[_Item]:
+        """Up to `max_size` rows' worth of requests (at least one), skipping abandoned ones."""
+        batch: list[_Item] = []
+        rows = 0
+        while self._pending:
+            item = self._pending[0]
+            if batch and rows + len(item.rows) > self.max_size:
+                break
+            self._pending.popleft()
+            self._pending_rows -= len(item.rows)
+            if item.future.done():  # cancelled by its caller (a shadow timeout): nothing to compute
+                continue
+            batch.append(item)
+            rows += len(item.rows)
+        return batch
+
+    async def _execute(self, batch: list[_Item]) -> None:
+        self._running.extend(batch)
+        try:
+            await self._execute_batch(batch)
+        finally:
+            for item in batch:
+                self._running.remove(item)
+
+    async def _execute_batch(self, batch: list[_Item]) -> None:
+        rows = [row for item in batch for row in item.rows]
+        if self.on_batch is not None:
+            self.on_batch(len(rows))
+        try:
+            results = await self._run(rows)
+            if len(results) != len(rows):
+                raise ValueError(f"model returned {len(results)} predictions for {len(rows)} rows")
+        except asyncio.CancelledError:
+            for item in batch:
+                _fail(item, RunnerClosedError("this model runner was closed"))
+            raise
+        except Exception as error:
+            if len(batch) == 1:
+                _fail(batch[0], error)
+                return
+            await self._execute_one_by_one(batch)
+            return
+        offset = 0
+        for item in batch:
+            end = offset + len(item.rows)
+            if not item.future.done():
+                item.future.set_result(results[offset:end])
+            offset = end
+
+    async def _execute_one_by_one(self, batch: list[_Item]) -> None:
+        for item in batch:
+            if item.future.done():
+                continue
+            try:
+                results = await self._run(item.rows)
+                if len(results) != len(item.rows):
+                    raise ValueError(f"model returned {len(results)} predictions for {len(item.rows)} rows")
+            except Exception as error:
+                _fail(item, error)
+            else:
+                if not item.future.done():
+                    item.future.set_result(results)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _fail(item: _Item, error: Exception) -> None:
+    if not item.future.done():
+        item.future.set_exception(error)

@@ -1,0 +1,120 @@
+"""Feature validation: each instance must carry exactly the model's features, each of the right type.
+
+The feature list comes from the model (`ModelInfo.features`, fixed by its first version) and the
+types from the serving version's lineage (`feature_types`, pandas dtype names recorded at
+registration). A numeric feature takes a finite JSON number (an integer one takes a whole number),
+a boolean one `true`/`false`, a string-like one a string; `null` is refused everywhere, since most
+scikit-learn models cannot take a missing value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pitstop.serving.errors import FieldProblem
+
+Kind = Literal["float", "int", "bool", "str", "any"]
+
+
+def kind_of(dtype: str | None) -> Kind:
+    """The JSON kind a pandas dtype name accepts.
+
+    >>> [kind_of(t) for t in ("float64", "Int64", "bool", "object", "category", None)]
+    ['float', 'int', 'bool', 'str', 'str', 'any']
+    """
+    if dtype is None:
+        return "any"
+    name = dtype.lower()
+    if name.startswith(("float", "double")):
+        return "float"
+    if name.startswith(("int", "uint")):
+        return "int"
+    if name in ("bool", "boolean"):
+        return "bool"
+    if name in ("object", "str", "string", "category") or name.startswith("string"):
+        return "str"
+    return "any"
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The features a model expects, in column order, with the JSON kind each accepts."""
+
+    names: tuple[str, ...]
+    kinds: tuple[Kind, ...]
+
+    @classmethod
+    def from_lineage(cls, features: list[str], lineage: Mapping[str, Any]) -> FeatureSchema:
+        types = lineage.get("feature_types") or {}
+        return cls(tuple(features), tuple(kind_of(types.get(name)) for name in features))
+
+    def example(self) -> dict[str, Any]:
+        """A valid instance, used to warm a freshly loaded model up."""
+        defaults: dict[Kind, Any] = {"float": 0.0, "int": 0, "bool": False, "str": "", "any": 0.0}
+        return {name: defaults[kind] for name, kind in zip(self.names, self.kinds, strict=True)}
+
+    def problems(self, features: Any, where: str) -> list[FieldProblem]:
+        """Everything wrong with one instance's features (empty when valid)."""
+        if not isinstance(features, dict):
+            return [
+                FieldProblem(
+                    where, f"must be an object mapping feature names to values, got {_kind(features)}"
+                )
+            ]
+        found: list[FieldProblem] = []
+        missing = 0
+        for name, kind in zip(self.names, self.kinds, strict=True):
+            if name not in features:
+                missing += 1
+                found.append(FieldProblem(f"{where}.{name}", "missing"))
+                continue
+            problem = _type_problem(features[name], kind)
+            if problem is not None:
+                found.append(FieldProblem(f"{where}.{name}", problem))
+        if len(features) > len(self.names) - missing:
+            expected = ", ".join(self.names)
+            found.extend(
+                FieldProblem(f"{where}.{key}", f"unknown feature (this model uses {expected})")
+                for key in features
+                if key not in self.names
+            )
+        return found
+
+
+def _type_problem(value: Any, kind: Kind) -> str | None:
+    if value is None:
+        return "must not be null"
+    if kind == "any":
+        return (
+            None if isinstance(value, int | float | str | bool) else f"expected a scalar, got {_kind(value)}"
+        )
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"expected true or false, got {_kind(value)}"
+    if kind == "str":
+        return None if isinstance(value, str) else f"expected a string, got {_kind(value)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a number, got {_kind(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    if kind == "int" and isinstance(value, float) and not value.is_integer():
+        return f"expected a whole number, got {value}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) <= 40 else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -1,0 +1,456 @@
+"""The serving core, independent of HTTP: route, predict, shadow, log, label, refresh routing.
+
+Per model the gateway holds one immutable `ModelState` (routing table, loaded runners, feature
+schema). A request reads it once and uses that snapshot to the end, so a routing change, prepared
+in full beforehand (models loaded and warmed), replaces it with a single assignment and requests in
+flight finish on the table they started with (guarantee 3).
+
+The same class runs live (`app.py`, with a poll loop and the wall clock) and in replay
+(`pitstop simulate`: a `ManualClock`, `poll=False`, explicit `refresh_routing()` and `drain()`).
+Prediction `time` is the clock's; latencies are real (`perf_counter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from time import perf_counter
+from typing import Any
+
+from pitstop import registry
+from pitstop.clock import Clock
+from pitstop.config import ServingSettings
+from pitstop.errors import StoreUnavailableError
+from pitstop.registry import ModelInfo, VersionInfo
+from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
+from pitstop.serving.features import FeatureSchema
+from pitstop.serving.labels import Label, upsert_labels
+from pitstop.serving.metrics import GatewayMetrics
+from pitstop.serving.predlog import PredictionLog, PredictionRecord
+from pitstop.serving.routing import Arm, BucketedBy, RoutingTable, bucket
+from pitstop.serving.routing_store import effective_routing
+from pitstop.serving.runner import Row, Runner, make_runner
+from pitstop.serving.shadow import ShadowCall, ShadowScorer
+from pitstop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+RunnerFactory = Callable[[Workspace, ModelInfo, VersionInfo, ServingSettings], Runner]
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One thing to predict: its features, and optionally who asks and the caller's request id."""
+
+    features: dict[str, Any]
+    user_id: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionResult:
+    request_id: str
+    model: str
+    model_version: int
+    prediction: float
+    arm: Arm
+    routing_version: int
+    bucketed_by: BucketedBy
+
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP answer for one instance."""
+        return {
+            "request_id": self.request_id,
+            "model": self.model,
+            "model_version": self.model_version,
+            "prediction": self.prediction,
+        }
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Everything a request needs, replaced as one value when routing changes."""
+
+    info: ModelInfo
+    table: RoutingTable
+    runners: Mapping[int, Runner]
+    schema: FeatureSchema
+
+
+class Gateway:
+    """Serves every model of a workspace that has a champion (or only `models`, when given)."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        clock: Clock | None = None,
+        settings: ServingSettings | None = None,
+        runner_factory: RunnerFactory = make_runner,
+        metrics: GatewayMetrics | None = None,
+        poll: bool = True,
+        models: list[str] | None = None,
+        warm_timeout: float | None = None,
+    ) -> None:
+        self.ws = ws
+        self.clock = clock or ws.clock
+        self.settings = settings or ws.config.serving
+        self.metrics = metrics or GatewayMetrics()
+        self._runner_factory = runner_factory
+        self._poll_enabled = poll
+        self._only = set(models) if models is not None else None
+        s = self.settings
+        self._warm_timeout = warm_timeout if warm_timeout is not None else s.shadow_timeout.total_seconds()
+        self.log = PredictionLog(
+            ws.engine,
+            self.metrics,
+            queue_size=s.log_queue_size,
+            batch_size=s.log_batch_size,
+            flush_interval=s.log_flush_interval.total_seconds(),
+        )
+        self.shadow = ShadowScorer(
+            self.metrics,
+            self.log.append,
+            timeout=s.shadow_timeout.total_seconds(),
+            concurrency=s.shadow_concurrency,
+        )
+        self._states: dict[str, ModelState] = {}
+        self._problems: dict[str, str] = {}
+        self._store_error: str | None = "not started"
+        self._refresh_lock = asyncio.Lock()
+        self._poll_task: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every served model and start the log writer and the routing poll.
+
+        Raises StoreUnavailableError when the store cannot be read at all: without it nothing is known.
+        """
+        await self.refresh_routing()
+        if self._store_error is not None:
+            raise StoreUnavailableError(f"cannot read routing from the store: {self._store_error}")
+        self.log.start()
+        if self._poll_enabled:
+            self._poll_task = asyncio.get_running_loop().create_task(
+                self._poll(), name="pitstop-routing-poll"
+            )
+
+    async def drain(self) -> None:
+        """Wait for all shadow work in flight, then write every queued prediction record."""
+        await self.shadow.drain()
+        await self.log.flush()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling, let shadow calls end (each is bounded), flush the log, release the models."""
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            await asyncio.gather(self._poll_task, return_exceptions=True)
+            self._poll_task = None
+        try:
+            await asyncio.wait_for(self.shadow.drain(), timeout=self.shadow.timeout + 1.0)
+        except TimeoutError:
+            log.warning("stopping with %d shadow calls still in flight", self.shadow.inflight)
+        await self.log.stop(timeout=timeout)
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        runners = {id(r): r for state in self._states.values() for r in state.runners.values()}
+        await asyncio.gather(*(r.close() for r in runners.values()), return_exceptions=True)
+        self._states.clear()
+
+    # -- what is served -----------------------------------------------------------------------------
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self._states)
+
+    def state(self, model: str) -> ModelState:
+        state = self._states.get(model)
+        if state is None:
+            raise ModelNotServedError(model, self.models)
+        return state
+
+    def routing(self, model: str) -> RoutingTable:
+        return self.state(model).table
+
+    def readiness(self) -> list[str]:
+        """Why the gateway is not ready (empty when it is): store, prediction log, models."""
+        reasons = []
+        if self._store_error is not None:
+            reasons.append(f"store unreachable: {self._store_error}")
+        if not self.log.healthy:
+            reasons.append(f"prediction log cannot write: {self.log.last_error}")
+        reasons.extend(f"{model}: {problem}" for model, problem in sorted(self._problems.items()))
+        if not self._states and not reasons:
+            reasons.append("no model with a champion to serve")
+        return reasons
+
+    # -- predictions --------------------------------------------------------------------------------
+
+    async def predict(
+        self, model: str, instances: list[Instance], *, batch: bool | None = None
+    ) -> list[PredictionResult]:
+        """Predict each instance with the arm its routing picks; log each prediction; start shadows.
+
+        Field names in errors are `features.x` for a single instance and `instances[i].features.x`
+        for a batch (`batch` defaults to more than one instance).
+        """
+        started = perf_counter()
+        state = self.state(model)
+        is_batch = len(instances) != 1 if batch is None else batch
+        rows = self._validated_rows(state, instances, is_batch)
+        table = state.table
+        now = self.clock.now().timestamp()
+        request_ids = [inst.request_id or uuid.uuid4().hex for inst in instances]
+        routes = [table.route(inst.user_id, rid) for inst, rid in zip(instances, request_ids, strict=True)]
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(routes):
+            groups.setdefault(r.version, []).append(i)
+        submitted = perf_counter()
+        futures = {v: state.runners[v].submit([rows[i] for i in idx]) for v, idx in groups.items()}
+        results: list[PredictionResult | None] = [None] * len(instances)
+        failures: list[tuple[int, int, str]] = []
+        for version, idx in groups.items():
+            values, cause = await _outcome(futures[version], len(idx))
+            seconds = perf_counter() - submitted
+            for i, value in zip(idx, values, strict=True):
+                r, inst = routes[i], instances[i]
+                error = cause if cause is not None else _finite_problem(value)
+                self.metrics.prediction(
+                    model, version, r.arm, "served", r.bucketed_by, seconds, error is None
+                )
+                self.log.append(
+                    PredictionRecord(
+                        state.info.id,
+                        request_ids[i],
+                        inst.user_id,
+                        now,
+                        version,
+                        r.arm,
+                        "served",
+                        table.version,
+                        r.bucketed_by,
+                        None if error else value,
+                        seconds * 1000.0,
+                        error,
+                    )
+                )
+                if error is not None:
+                    failures.append((i, version, error))
+                else:
+                    results[i] = PredictionResult(
+                        request_ids[i], model, version, value, r.arm, table.version, r.bucketed_by
+                    )
+        self._start_shadows(state, table, rows, instances, request_ids, routes, now)
+        self.metrics.request_latency.labels(model).observe(perf_counter() - started)
+        if failures:
+            _, version, cause = failures[0]
+            raise PredictionFailedError(model, version, [request_ids[i] for i, _, _ in failures], cause)
+        return results  # type: ignore[return-value]  # every slot is filled when nothing failed
+
+    def _validated_rows(self, state: ModelState, instances: list[Instance], is_batch: bool) -> list[Row]:
+        schema = state.schema
+        problems = []
+        for i, inst in enumerate(instances):
+            where = f"instances[{i}].features" if is_batch else "features"
+            problems.extend(schema.problems(inst.features, where))
+        if problems:
+            raise InvalidInputError(problems)
+        return [inst.features for inst in instances]
+
+    def _start_shadows(
+        self,
+        state: ModelState,
+        table: RoutingTable,
+        rows: list[Row],
+        instances: list[Instance],
+        request_ids: list[str],
+        routes: list[Any],
+        now: float,
+    ) -> None:
+        if table.shadow is None:
+            return
+        sample = self.settings.shadow_sample
+        chosen = [
+            i
+            for i, r in enumerate(routes)
+            if r.version != table.shadow
+            and (sample >= 1.0 or bucket(f"shadow:{table.salt}", request_ids[i]) < sample)
+        ]
+        if not chosen:
+            return
+        version = table.shadow
+        call = ShadowCall(
+            model=state.info.name,
+            model_id=state.info.id,
+            version=version,
+            arm="champion" if version == table.champion else "challenger",
+            routing_version=table.version,
+            time=now,
+            request_ids=[request_ids[i] for i in chosen],
+            user_ids=[instances[i].user_id for i in chosen],
+            bucketed_by=[routes[i].bucketed_by for i in chosen],
+        )
+        self.shadow.score(state.runners[version], [rows[i] for i in chosen], call)
+
+    # -- labels -------------------------------------------------------------------------------------
+
+    async def add_labels(self, model: str, labels: list[Label]) -> int:
+        """Store labels (upsert by request_id); returns how many were accepted. Waits for the store."""
+        state = self.state(model)
+        received = self.clock.now()
+
+        def write() -> int:
+            with self.ws.writing() as conn:
+                return upsert_labels(conn, state.info.id, labels, received_at=received)
+
+        await asyncio.to_thread(write)
+        self.metrics.labels_accepted.labels(model).inc(len(labels))
+        return len(labels)
+
+    # -- routing ------------------------------------------------------------------------------------
+
+    async def refresh_routing(self) -> list[str]:
+        """Re-read routing; prepare and swap in every changed table. Returns the models that changed.
+
+        A store failure keeps the current tables (and is reported by `readiness`); a change that
+        cannot be prepared (a version fails to load) keeps the old table and is counted.
+        """
+        async with self._refresh_lock:
+            try:
+                wanted = await asyncio.to_thread(self._read_routing, self.clock.now())
+            except Exception as error:  # the store is down or refuses: keep serving what we have
+                self._store_error = f"{type(error).__name__}: {error}"
+                self.metrics.store_up.set(0)
+                log.warning("routing refresh failed, keeping current tables: %s", self._store_error)
+                return []
+            self._store_error = None
+            self.metrics.store_up.set(1)
+            changed = []
+            for info, table in wanted:
+                current = self._states.get(info.name)
+                if current is not None and current.table.same_routing(table):
+                    continue
+                if await self._switch(info, table, current):
+                    changed.append(info.name)
+            return changed
+
+    def _read_routing(self, now: datetime) -> list[tuple[ModelInfo, RoutingTable]]:
+        with self.ws.reading() as conn:
+            wanted = []
+            for info in registry.list_models(conn):
+                if self._only is not None and info.name not in self._only:
+                    continue
+                table = effective_routing(conn, info, now)
+                if table is not None:
+                    wanted.append((info, table))
+            return wanted
+
+    async def _switch(self, info: ModelInfo, table: RoutingTable, current: ModelState | None) -> bool:
+        try:
+            state = await self._prepare(info, table, current)
+        except Exception as error:  # keep the old table; retried at the next poll
+            problem = f"routing v{table.version} not applied: {type(error).__name__}: {error}"
+            if self._problems.get(info.name) != problem:
+                log.error("%s: %s", info.name, problem)
+            self._problems[info.name] = problem
+            self.metrics.routing_errors.labels(info.name).inc()
+            return False
+        self._states[info.name] = state  # the switch: one assignment
+        self._problems.pop(info.name, None)
+        self.metrics.routing_version.labels(info.name).set(table.version)
+        self.metrics.challenger_share.labels(info.name).set(table.challenger_share)
+        log.info("%s: routing %s (champion v%s)", info.name, table.describe(), table.champion)
+        if current is not None:
+            unused = [r for v, r in current.runners.items() if state.runners.get(v) is not r]
+            if unused:
+                self._retire(unused)
+        return True
+
+    async def _prepare(self, info: ModelInfo, table: RoutingTable, current: ModelState | None) -> ModelState:
+        """A complete new state: every version of the table loaded and warmed before it is used."""
+        old = dict(current.runners) if current is not None else {}
+        champion = await asyncio.to_thread(self.ws.version, info.name, table.champion)
+        schema = FeatureSchema.from_lineage(
+            info.features or champion.lineage.get("features") or [], champion.lineage
+        )
+        runners: dict[int, Runner] = {}
+        fresh: list[Runner] = []
+        try:
+            for version in sorted(table.versions):
+                if version in old:
+                    runners[version] = old[version]
+                    continue
+                runner = await asyncio.to_thread(self._load, info, version)
+                runners[version] = runner
+                fresh.append(runner)
+        except BaseException:
+            await asyncio.gather(*(r.close() for r in fresh), return_exceptions=True)
+            raise
+        await asyncio.gather(*(self._warm(info.name, r, schema) for r in fresh))
+        return ModelState(info=info, table=table, runners=runners, schema=schema)
+
+    def _load(self, info: ModelInfo, version: int) -> Runner:
+        details = self.ws.version(info.name, version)
+        runner = self._runner_factory(self.ws, info, details, self.settings)
+        return _observed(runner, self.metrics, info.name)
+
+    async def _warm(self, model: str, runner: Runner, schema: FeatureSchema) -> None:
+        """One prediction on a made-up row, so the first real request pays no first-call costs.
+
+        Best effort: a model that fails or is slow here still goes live (a broken shadow is
+        measured, not hidden).
+        """
+        try:
+            await asyncio.wait_for(runner.predict([schema.example()]), self._warm_timeout)
+        except Exception as error:
+            log.info("%s v%s: warm-up failed (%s: %s)", model, runner.version, type(error).__name__, error)
+
+    def _retire(self, runners: list[Runner]) -> None:
+        """Close runners no longer routed to, once requests that picked them up have finished."""
+
+        async def close_later() -> None:
+            try:
+                await asyncio.sleep(self.shadow.timeout + 1.0)
+            finally:  # also when the gateway stops first
+                await asyncio.gather(*(r.close() for r in runners), return_exceptions=True)
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _poll(self) -> None:
+        interval = self.settings.poll_interval.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh_routing()
+            except Exception:  # the poll must never die
+                log.exception("routing refresh crashed")
+
+
+async def _outcome(future: asyncio.Future[list[float]], n: int) -> tuple[list[float], str | None]:
+    try:
+        return await future, None
+    except Exception as error:
+        return [math.nan] * n, f"{type(error).__name__}: {error}"[:500]
+
+
+def _finite_problem(value: float) -> str | None:
+    return None if math.isfinite(value) else f"non-finite prediction ({value})"
+
+
+def _observed(runner: Runner, metrics: GatewayMetrics, model: str) -> Runner:
+    """Count rows per predict call when the runner exposes its micro-batcher (both built-in ones do)."""
+    batcher = getattr(runner, "batcher", None)
+    if isinstance(batcher, MicroBatcher):
+        batcher.on_batch = metrics.batch_size.labels(model, str(runner.version)).observe
+    return runner

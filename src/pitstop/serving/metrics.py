@@ -1,0 +1,165 @@
+"""The gateway's Prometheus metrics, in a registry of its own (several gateways can share a process).
+
+With `--workers N` each worker process counts for itself. When `PROMETHEUS_MULTIPROC_DIR` is set
+(`pitstop serve --workers N` sets it to a fresh folder when unset), prometheus-client keeps the
+values in files there, and `/metrics` on any worker aggregates every worker's values.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+PREDICTION_LABELS = ("model", "version", "arm", "role")
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def process_exiting() -> None:
+    """In multiprocess mode, drop this worker's live gauges (call when a worker stops)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class GatewayMetrics:
+    """Every metric the gateway exports; label children are cached because lookups sit on the hot path."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "pitstop_predictions",
+            "Predictions made, by model, version, arm, role and what the request was bucketed by",
+            (*PREDICTION_LABELS, "bucketed_by"),
+            registry=r,
+        )
+        self.errors = Counter(
+            "pitstop_prediction_errors",
+            "Predictions that failed (raised or non-finite)",
+            PREDICTION_LABELS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "pitstop_prediction_latency_seconds",
+            "Time from queueing a prediction to its result (includes micro-batching wait)",
+            PREDICTION_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "pitstop_request_latency_seconds",
+            "Time the gateway spent on a predict call, validation to answer",
+            ("model",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.invalid = Counter(
+            "pitstop_invalid_requests",
+            "Requests refused with a 4xx, by model and HTTP status",
+            ("model", "status"),
+            registry=r,
+        )
+        self.shadow_timeouts = Counter(
+            "pitstop_shadow_timeouts",
+            "Shadow calls dropped after serving.shadow_timeout",
+            ("model", "version"),
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "pitstop_shadow_errors",
+            "Shadow calls that raised or returned non-finite values",
+            ("model", "version"),
+            registry=r,
+        )
+        self.shadow_skipped = Counter(
+            "pitstop_shadow_skipped",
+            "Shadow calls not made: saturated (serving.shadow_concurrency in flight) or closed",
+            ("model", "version", "reason"),
+            registry=r,
+        )
+        self.shadow_inflight = Gauge(
+            "pitstop_shadow_inflight", "Shadow calls in flight", registry=r, multiprocess_mode="livesum"
+        )
+        self.batch_size = Histogram(
+            "pitstop_batch_rows",
+            "Rows per model predict call (micro-batching)",
+            ("model", "version"),
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.log_queue = Gauge(
+            "pitstop_predlog_queue_depth",
+            "Prediction records waiting to be written",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.log_written = Counter("pitstop_predlog_written", "Prediction records written", registry=r)
+        self.log_retries = Counter(
+            "pitstop_predlog_write_failures", "Failed prediction-log writes (each is retried)", registry=r
+        )
+        self.log_dropped = Counter(
+            "pitstop_predlog_dropped",
+            "Prediction records not written: queue_full, or unwritten at shutdown",
+            ("reason",),
+            registry=r,
+        )
+        self.labels_accepted = Counter("pitstop_labels_accepted", "Labels stored", ("model",), registry=r)
+        self.routing_version = Gauge(
+            "pitstop_routing_version",
+            "Routing table version in use",
+            ("model",),
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.challenger_share = Gauge(
+            "pitstop_routing_challenger_share",
+            "Share of users served by the challenger",
+            ("model",),
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.routing_errors = Counter(
+            "pitstop_routing_errors",
+            "Routing changes that could not be prepared (kept the old table)",
+            ("model",),
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "pitstop_store_up", "1 when the last store access worked", registry=r, multiprocess_mode="liveall"
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def prediction(
+        self, model: str, version: int, arm: str, role: str, bucketed_by: str, seconds: float, ok: bool
+    ) -> None:
+        key = (model, version, arm, role, bucketed_by)
+        children = self._children.get(key)
+        if children is None:
+            labels = (model, str(version), arm, role)
+            children = (
+                self.requests.labels(*labels, bucketed_by),
+                self.errors.labels(*labels),
+                self.latency.labels(*labels),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[2].observe(seconds)
+        if not ok:
+            children[1].inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition: this gateway's, or every worker's in multiprocess mode."""
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        aggregate = CollectorRegistry()
+        multiprocess.MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
+        return generate_latest(aggregate)

@@ -1,0 +1,240 @@
+"""HTTP bodies: parsing requests into the gateway's values, and their schemas for `/openapi.json`.
+
+Parsing is by hand rather than through FastAPI's body validation: invalid JSON must be a 400 (not
+a 422), every bad field must be named, and the predict path is hot. The pydantic models below only
+document the bodies; they are not used to validate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pitstop.serving.errors import FieldProblem, InvalidInputError, InvalidJSONError
+from pitstop.serving.gateway import Instance
+from pitstop.serving.labels import Label
+
+MAX_ID_LENGTH = 200
+_INSTANCE_KEYS = frozenset({"features", "user_id", "request_id"})
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidJSONError(f"body is not valid JSON: {error}") from None
+
+
+def parse_predict(body: bytes) -> tuple[list[Instance], bool]:
+    """The instances of a predict body, and whether it was a batch (`{"instances": […]}`)."""
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise InvalidInputError([FieldProblem("body", "must be an object with features (or instances)")])
+    problems: list[FieldProblem] = []
+    if "instances" not in data:
+        instance = _instance(data, "", problems)
+        if problems:
+            raise InvalidInputError(problems)
+        return [instance], False
+    problems.extend(
+        FieldProblem(key, "unknown field next to instances") for key in data if key != "instances"
+    )
+    items = data["instances"]
+    if not isinstance(items, list) or not items:
+        raise InvalidInputError([*problems, FieldProblem("instances", "must be a non-empty list")])
+    instances = [_instance(item, f"instances[{i}].", problems) for i, item in enumerate(items)]
+    if problems:
+        raise InvalidInputError(problems)
+    return instances, True
+
+
+def _instance(item: Any, prefix: str, problems: list[FieldProblem]) -> Instance:
+    if not isinstance(item, dict):
+        problems.append(FieldProblem(prefix.rstrip(".") or "body", "must be an object with features"))
+        return Instance({})
+    unknown = item.keys() - _INSTANCE_KEYS
+    problems.extend(
+        FieldProblem(f"{prefix}{key}", "unknown field (expected features, user_id, request_id)")
+        for key in sorted(unknown)
+    )
+    features = item.get("features")
+    if features is None:
+        problems.append(FieldProblem(f"{prefix}features", "missing"))
+    elif not isinstance(features, dict):
+        problems.append(
+            FieldProblem(f"{prefix}features", "must be an object mapping feature names to values")
+        )
+    return Instance(
+        features if isinstance(features, dict) else {},
+        _identifier(item.get("user_id"), f"{prefix}user_id", problems),
+        _identifier(item.get("request_id"), f"{prefix}request_id", problems),
+    )
+
+
+def _identifier(value: Any, field: str, problems: list[FieldProblem]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        problems.append(FieldProblem(field, "must be a non-empty string"))
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        problems.append(FieldProblem(field, f"must be at most {MAX_ID_LENGTH} characters"))
+        return None
+    return value
+
+
+def parse_labels(body: bytes) -> list[Label]:
+    """The labels of `{"labels": [{"request_id", "label", "time"?}, …]}`; every bad field named."""
+    data = load_json(body)
+    if not isinstance(data, dict) or not isinstance(data.get("labels"), list) or not data["labels"]:
+        raise InvalidInputError(
+            [FieldProblem("labels", "must be a non-empty list of {request_id, label, time?}")]
+        )
+    problems: list[FieldProblem] = []
+    problems.extend(FieldProblem(key, "unknown field next to labels") for key in data if key != "labels")
+    found = [_label(item, f"labels[{i}]", problems) for i, item in enumerate(data["labels"])]
+    if problems:
+        raise InvalidInputError(problems)
+    return [label for label in found if label is not None]
+
+
+def _label(item: Any, where: str, problems: list[FieldProblem]) -> Label | None:
+    if not isinstance(item, dict):
+        problems.append(FieldProblem(where, "must be an object {request_id, label, time?}"))
+        return None
+    before = len(problems)
+    problems.extend(
+        FieldProblem(f"{where}.{key}", "unknown field (expected request_id, label, time)")
+        for key in sorted(item.keys() - {"request_id", "label", "time"})
+    )
+    request_id = item.get("request_id")
+    if request_id is None:
+        problems.append(FieldProblem(f"{where}.request_id", "missing"))
+    else:
+        request_id = _identifier(request_id, f"{where}.request_id", problems)
+    value = _label_value(item.get("label"), f"{where}.label", problems)
+    time = _label_time(item.get("time"), f"{where}.time", problems)
+    if len(problems) > before or request_id is None or value is None:
+        return None
+    return Label(request_id, value, time)
+
+
+def _label_value(value: Any, field: str, problems: list[FieldProblem]) -> float | None:
+    if value is None:
+        problems.append(FieldProblem(field, "missing"))
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        problems.append(FieldProblem(field, f"expected a finite number (or true/false), got {value!r}"))
+        return None
+    return float(value)
+
+
+def _label_time(value: Any, field: str, problems: list[FieldProblem]) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    problems.append(FieldProblem(field, f"expected an ISO 8601 time or epoch seconds, got {value!r}"))
+    return None
+
+
+# -- schemas for /openapi.json --------------------------------------------------------------------
+
+Scalar = float | int | str | bool
+
+
+class PredictRequest(BaseModel):
+    """One instance. Without user_id the request is bucketed by request_id (not sticky)."""
+
+    features: dict[str, Scalar] = Field(description="every feature of the model, by name; no others")
+    user_id: str | None = Field(
+        None, description="sticky routing key: the same user always sees the same arm"
+    )
+    request_id: str | None = Field(
+        None, description="your id for joining labels later; generated when absent"
+    )
+
+
+class BatchPredictRequest(BaseModel):
+    instances: list[PredictRequest] = Field(min_length=1)
+
+
+class Prediction(BaseModel):
+    request_id: str
+    model: str
+    model_version: int
+    prediction: float = Field(description="the prediction; for a classifier the positive-class probability")
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+
+
+class LabelIn(BaseModel):
+    request_id: str
+    label: float | bool = Field(description="the observed outcome (1/0 or true/false for a class)")
+    time: datetime | float | None = Field(
+        None, description="event time, ISO 8601 or epoch seconds; default now"
+    )
+
+
+class LabelsRequest(BaseModel):
+    labels: list[LabelIn] = Field(min_length=1)
+
+
+class LabelsAccepted(BaseModel):
+    accepted: int
+
+
+class Routing(BaseModel):
+    model: str
+    version: int = Field(description="routing table version; 0 before any explicit routing")
+    mode: str = Field(description="off | shadow | split")
+    champion: int
+    challenger: int | None
+    challenger_share: float
+    shadow: int | None
+    standby: int | None
+    salt: str
+    rollout_id: int | None
+    step: int | None
+    created_at: datetime
+
+
+class Problem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="a stable code, e.g. invalid_input, model_not_served, prediction_failed")
+    message: str
+    fields: list[Problem] | None = None
+    request_id: str | None = None
+    request_ids: list[str] | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: list[str]
+    reasons: list[str]
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (PredictRequest, BatchPredictRequest, LabelsRequest)

@@ -1,0 +1,180 @@
+"""The prediction log: a record per served and per shadow prediction, written in batches off the request path.
+
+Requests append to a bounded in-memory queue and never wait for the store. A background writer takes
+up to `batch_size` records whenever that many are queued or `flush_interval` has passed, and writes
+them in one transaction on a thread of its own. A failed write is counted and retried with backoff;
+the records stay queued meanwhile. Only a full queue drops records, and each drop is counted.
+`flush()` writes everything queued (replay calls it between steps; shutdown calls it before exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from itertools import islice
+
+from sqlalchemy import Engine
+
+from pitstop.errors import StoreUnavailableError
+from pitstop.serving.metrics import GatewayMetrics
+from pitstop.store.engine import write_transaction
+from pitstop.store.tables import predictions
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    model_id: int
+    request_id: str
+    user_id: str | None
+    time: float
+    version: int
+    arm: str
+    role: str
+    routing_version: int
+    bucketed_by: str
+    prediction: float | None
+    latency_ms: float
+    error: str | None
+
+    def to_row(self) -> dict[str, object]:
+        return {
+            "model_id": self.model_id,
+            "request_id": self.request_id,
+            "user_id": self.user_id,
+            "time": self.time,
+            "version": self.version,
+            "arm": self.arm,
+            "role": self.role,
+            "routing_version": self.routing_version,
+            "bucketed_by": self.bucketed_by,
+            "prediction": self.prediction,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
+
+
+def write_records(engine: Engine, records: list[PredictionRecord]) -> None:
+    """Insert records in one transaction (executemany)."""
+    with write_transaction(engine) as conn:
+        conn.execute(predictions.insert(), [r.to_row() for r in records])
+
+
+class PredictionLog:
+    """A bounded queue of prediction records and the background task that writes them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: GatewayMetrics,
+        *,
+        queue_size: int,
+        batch_size: int,
+        flush_interval: float,
+    ) -> None:
+        self.engine, self.metrics = engine, metrics
+        self.queue_size, self.batch_size, self.flush_interval = queue_size, batch_size, flush_interval
+        self._queue: deque[PredictionRecord] = deque()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pitstop-predlog")
+        self._lock = asyncio.Lock()
+        self._batch_ready: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        self.last_error: str | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def healthy(self) -> bool:
+        """False while writes are failing (the store is down or refuses the records)."""
+        return self.last_error is None
+
+    def append(self, record: PredictionRecord) -> bool:
+        """Queue one record without blocking; False (and counted) when the queue is full."""
+        if len(self._queue) >= self.queue_size:
+            self.metrics.log_dropped.labels("queue_full").inc()
+            return False
+        self._queue.append(record)
+        if len(self._queue) >= self.batch_size and self._batch_ready is not None:
+            self._batch_ready.set()
+        return True
+
+    def start(self) -> None:
+        if self._task is None:
+            self._batch_ready = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="pitstop-predlog")
+
+    async def flush(self) -> None:
+        """Write every queued record; raises StoreUnavailableError (records kept) when a write fails."""
+        while self._queue:
+            if not await self._write_one_batch():
+                raise StoreUnavailableError(f"prediction log: {self.last_error}")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the writer after trying, for up to `timeout` seconds, to write what is queued."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._queue and asyncio.get_running_loop().time() < deadline:
+            if not await self._write_one_batch():
+                await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
+        if self._queue:
+            log.error("prediction log: %d records could not be written before exit", len(self._queue))
+            self.metrics.log_dropped.labels("shutdown").inc(len(self._queue))
+            self._queue.clear()
+        self.metrics.log_queue.set(0)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        assert self._batch_ready is not None
+        while True:
+            if len(self._queue) < self.batch_size:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_ready.wait(), self.flush_interval)
+            self._batch_ready.clear()
+            self.metrics.log_queue.set(len(self._queue))
+            while self._queue:
+                if not await self._write_one_batch():
+                    await asyncio.sleep(min(MAX_BACKOFF, self.flush_interval * 2 ** min(self._failures, 10)))
+                    break
+                if len(self._queue) < self.batch_size:
+                    break
+
+    async def _write_one_batch(self) -> bool:
+        """Write the oldest batch; True on success. Records leave the queue only once written."""
+        async with self._lock:
+            batch = list(islice(self._queue, self.batch_size))
+            if not batch:
+                return True
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(self._executor, write_records, self.engine, batch)
+            except Exception as error:  # any failure of the store: count, keep the records, retry
+                self._failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                self.metrics.log_retries.inc()
+                self.metrics.store_up.set(0)
+                self.metrics.log_queue.set(len(self._queue))
+                if self._failures == 1 or self._failures % 100 == 0:
+                    log.warning(
+                        "prediction log write failed (%d in a row): %s", self._failures, self.last_error
+                    )
+                return False
+            for _ in batch:
+                self._queue.popleft()
+            self._failures = 0
+            self.last_error = None
+            self.metrics.log_written.inc(len(batch))
+            self.metrics.log_queue.set(len(self._queue))
+            return True

@@ -1,0 +1,75 @@
+"""A model served elsewhere, behind a pitstop-compatible `POST …/predict` endpoint, called with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.errors import RemoteModelError
+
+Row = dict[str, Any]
+
+
+class RemoteRunner:
+    """Posts micro-batches as `{"instances": [{"features": …}, …]}` and reads `{"predictions": […]}`.
+
+    Each prediction may be a number or an object with a `prediction` field (a pitstop gateway's
+    answer). Up to `concurrency` batches are in flight at once over one pooled client.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        version: int,
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
+        max_batch_size: int = 64,
+        max_batch_wait: float = 0.002,
+        concurrency: int = 8,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url = url
+        self.version = version
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            timeout=timeout,
+            headers=headers,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self.batcher = MicroBatcher(
+            self._run_batch, max_size=max_batch_size, max_wait=max_batch_wait, concurrency=concurrency
+        )
+
+    def submit(self, rows: list[Row]) -> asyncio.Future[list[float]]:
+        return self.batcher.submit(rows)
+
+    async def predict(self, rows: list[Row]) -> list[float]:
+        return await self.submit(rows)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _run_batch(self, rows: list[Row]) -> list[float]:
+        try:
+            response = await self._client.post(self.url, json={"instances": [{"features": r} for r in rows]})
+        except httpx.HTTPError as error:
+            raise RemoteModelError(f"{self.url}: {type(error).__name__}: {error}") from error
+        if response.status_code != 200:
+            raise RemoteModelError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
+        try:
+            return [_number(item) for item in response.json()["predictions"]]
+        except (ValueError, KeyError, TypeError) as error:
+            raise RemoteModelError(f"{self.url}: unexpected answer ({error})") from error
+
+
+def _number(item: Any) -> float:
+    value = item["prediction"] if isinstance(item, dict) else item
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"prediction is not a number: {value!r}")
+    return float(value)

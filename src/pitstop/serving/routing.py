@@ -1,0 +1,177 @@
+"""The routing table and the hash that assigns users to arms: pure values, no I/O, no clock.
+
+A routing table is immutable; a change is a new table with a higher `version`, swapped in by one
+assignment (guarantee 3). The serving rule, per request:
+
+1. `bucket(salt, user_id or request_id)` is a float in [0, 1), stable across processes and restarts;
+2. the challenger serves iff bucket < `challenger_share`, else the champion;
+3. if `shadow` is set and differs from the served version, it is also scored, off the request path.
+
+Because step 2 compares one fixed number with the share, raising the share only ever moves users
+from the champion to the challenger (guarantee 2); a new salt starts an independent experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Arm = Literal["champion", "challenger"]
+Role = Literal["served", "shadow"]
+BucketedBy = Literal["user", "request"]
+Mode = Literal["off", "shadow", "split"]
+
+_SCALE = float(2**64)
+
+
+def bucket(salt: str, key: str) -> float:
+    """The key's position in [0, 1) under `salt`: the first 8 bytes of blake2b(salt:key) over 2**64.
+
+    Never Python's `hash()`, which is salted per process, so every worker and every restart agrees.
+
+    >>> bucket("s1", "u1") == bucket("s1", "u1")
+    True
+    >>> 0.0 <= bucket("s1", "u1") < 1.0
+    True
+    """
+    digest = hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+def new_salt() -> str:
+    """A fresh random salt: one per rollout, and per manual route change from off."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one request goes: the arm and version that answer it, and what it was bucketed by."""
+
+    arm: Arm
+    version: int
+    bucketed_by: BucketedBy
+    bucket: float
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """One immutable routing configuration of one model.
+
+    `version` 0 is the implicit table of a model that has a champion but no routing row yet.
+    `standby` is a version kept loaded (the previous champion after promotion) so a rollback
+    needs no load; it is never scored.
+    """
+
+    model: str
+    version: int
+    champion: int
+    challenger: int | None
+    challenger_share: float
+    shadow: int | None
+    salt: str
+    rollout_id: int | None
+    step: int | None
+    standby: int | None
+    created_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.version < 0:
+            raise ValueError(f"version must be >= 0, got {self.version}")
+        if not (0.0 <= self.challenger_share <= 1.0) or math.isnan(self.challenger_share):
+            raise ValueError(f"challenger_share must be in [0, 1], got {self.challenger_share}")
+        if self.challenger is None and self.challenger_share != 0.0:
+            raise ValueError("challenger_share must be 0 when there is no challenger")
+        if self.challenger is not None and self.challenger == self.champion:
+            raise ValueError(f"challenger must differ from the champion (both are version {self.champion})")
+        if self.challenger_share > 0 and not self.salt:
+            raise ValueError("a split needs a salt")
+
+    @classmethod
+    def initial(cls, model: str, champion: int, created_at: datetime) -> RoutingTable:
+        """The table of a model without routing rows: its champion alias, mode off, version 0."""
+        return cls(
+            model=model,
+            version=0,
+            champion=champion,
+            challenger=None,
+            challenger_share=0.0,
+            shadow=None,
+            salt="",
+            rollout_id=None,
+            step=None,
+            standby=None,
+            created_at=created_at,
+        )
+
+    @property
+    def mode(self) -> Mode:
+        """`split` when the challenger serves a share, `shadow` when it only shadows, else `off`."""
+        if self.challenger_share > 0:
+            return "split"
+        if self.shadow is not None:
+            return "shadow"
+        return "off"
+
+    @property
+    def versions(self) -> frozenset[int]:
+        """Every version this table needs loaded."""
+        named = (self.champion, self.challenger, self.shadow, self.standby)
+        return frozenset(v for v in named if v is not None)
+
+    def route(self, user_id: str | None, request_id: str) -> Route:
+        """The arm serving this request: sticky by user_id, else by request_id."""
+        by: BucketedBy = "user" if user_id is not None else "request"
+        position = bucket(self.salt, user_id if user_id is not None else request_id)
+        if self.challenger is not None and position < self.challenger_share:
+            return Route("challenger", self.challenger, by, position)
+        return Route("champion", self.champion, by, position)
+
+    def shadow_for(self, served_version: int) -> int | None:
+        """The version to score in shadow next to `served_version`, if any."""
+        if self.shadow is None or self.shadow == served_version:
+            return None
+        return self.shadow
+
+    def describe(self) -> str:
+        """A short state for events and logs: `v4 split 10%`, `v3 shadow`, `v2 off`."""
+        if self.mode == "split":
+            return f"v{self.version} split {self.challenger_share * 100:g}%"
+        return f"v{self.version} {self.mode}"
+
+    def same_routing(self, other: RoutingTable) -> bool:
+        """True when both tables route identically (everything but the creation time)."""
+        return self.key() == other.key()
+
+    def key(self) -> tuple[object, ...]:
+        return (
+            self.model,
+            self.version,
+            self.champion,
+            self.challenger,
+            self.challenger_share,
+            self.shadow,
+            self.salt,
+            self.rollout_id,
+            self.step,
+            self.standby,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "mode": self.mode,
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "challenger_share": self.challenger_share,
+            "shadow": self.shadow,
+            "standby": self.standby,
+            "salt": self.salt,
+            "rollout_id": self.rollout_id,
+            "step": self.step,
+            "created_at": self.created_at.isoformat(),
+        }

@@ -1,0 +1,72 @@
+"""Running the gateway under uvicorn (uvloop, httptools), one process or `workers` processes."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pitstop.serving.metrics import MULTIPROC_ENV
+
+FACTORY = "pitstop.serving.app:app_from_env"
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """A warning when labels could be written by anyone: no token and listening beyond loopback."""
+    if token:
+        return None
+    if host in LOOPBACK_NAMES:
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name other than localhost: assume it is reachable from elsewhere
+    return (
+        f"listening on {host} without PITSTOP_API_TOKEN: anyone who can reach this port can write labels, "
+        "which decide which model wins; set PITSTOP_API_TOKEN"
+    )
+
+
+def run(
+    workspace: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    """Serve until SIGINT/SIGTERM; on either, requests in flight finish and the prediction log is flushed.
+
+    With several workers and no PROMETHEUS_MULTIPROC_DIR, a fresh folder is used so that `/metrics`
+    on any worker reports the sum over all workers.
+    """
+    import uvicorn
+
+    os.environ["PITSTOP_WORKSPACE"] = str(workspace)
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        metrics_dir = tempfile.mkdtemp(prefix="pitstop-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            ws="none",
+            log_level=log_level,
+            access_log=access_log,
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,130 @@
+"""Shadow scoring that cannot hurt users (guarantee 1).
+
+A shadow call starts only after the served answer is ready, runs on the shadow model's own runner
+(its own thread and queue), and is never awaited by the request: its outcome arrives in a done
+callback. It is bounded three ways, each counted: at most `concurrency` calls in flight (more are
+skipped), at most `timeout` seconds each (then abandoned), and any exception or non-finite value is
+recorded as an error. The records it produces go to the prediction log with role `shadow`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter
+
+from pitstop.serving.errors import RunnerClosedError
+from pitstop.serving.metrics import GatewayMetrics
+from pitstop.serving.predlog import PredictionRecord
+from pitstop.serving.runner import Row, Runner
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowCall:
+    """What a shadow call needs to write its records: one entry per row."""
+
+    model: str
+    model_id: int
+    version: int
+    arm: str
+    routing_version: int
+    time: float
+    request_ids: list[str]
+    user_ids: list[str | None]
+    bucketed_by: list[str]
+
+
+class ShadowScorer:
+    """Starts bounded shadow calls and records their outcomes; `drain()` waits for those in flight."""
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        record: Callable[[PredictionRecord], object],
+        *,
+        timeout: float,
+        concurrency: int,
+    ) -> None:
+        self.metrics, self._record = metrics, record
+        self.timeout, self.concurrency = timeout, concurrency
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def score(self, runner: Runner, rows: list[Row], call: ShadowCall) -> bool:
+        """Start one shadow call; False when skipped (saturated or runner closed), which is counted."""
+        if self._inflight >= self.concurrency:
+            self.metrics.shadow_skipped.labels(call.model, str(call.version), "saturated").inc()
+            return False
+        try:
+            future = runner.submit(rows)
+        except RunnerClosedError:
+            self.metrics.shadow_skipped.labels(call.model, str(call.version), "closed").inc()
+            return False
+        self._inflight += 1
+        self._idle.clear()
+        self.metrics.shadow_inflight.set(self._inflight)
+        timer = asyncio.get_running_loop().call_later(self.timeout, future.cancel)
+        future.add_done_callback(partial(self._finished, call, timer, perf_counter()))
+        return True
+
+    async def drain(self) -> None:
+        """Wait until no shadow call is in flight (each ends within the timeout)."""
+        await self._idle.wait()
+
+    def _finished(
+        self,
+        call: ShadowCall,
+        timer: asyncio.TimerHandle,
+        started: float,
+        future: asyncio.Future[list[float]],
+    ) -> None:
+        timer.cancel()
+        seconds = perf_counter() - started
+        predictions: list[float | None]
+        errors: list[str | None]
+        if future.cancelled():
+            self.metrics.shadow_timeouts.labels(call.model, str(call.version)).inc()
+            predictions = [None] * len(call.request_ids)
+            errors = [f"timeout after {self.timeout:g}s"] * len(call.request_ids)
+        elif (error := future.exception()) is not None:
+            self.metrics.shadow_errors.labels(call.model, str(call.version)).inc()
+            predictions = [None] * len(call.request_ids)
+            errors = [f"{type(error).__name__}: {error}"[:500]] * len(call.request_ids)
+        else:
+            values = future.result()
+            predictions = [v if math.isfinite(v) else None for v in values]
+            errors = [None if math.isfinite(v) else f"non-finite prediction ({v})" for v in values]
+            if any(errors):
+                self.metrics.shadow_errors.labels(call.model, str(call.version)).inc()
+        for i, request_id in enumerate(call.request_ids):
+            self.metrics.prediction(
+                call.model, call.version, call.arm, "shadow", call.bucketed_by[i], seconds, errors[i] is None
+            )
+            self._record(
+                PredictionRecord(
+                    model_id=call.model_id,
+                    request_id=request_id,
+                    user_id=call.user_ids[i],
+                    time=call.time,
+                    version=call.version,
+                    arm=call.arm,
+                    role="shadow",
+                    routing_version=call.routing_version,
+                    bucketed_by=call.bucketed_by[i],
+                    prediction=predictions[i],
+                    latency_ms=seconds * 1000.0,
+                    error=errors[i],
+                )
+            )
+        self._inflight -= 1
+        self.metrics.shadow_inflight.set(self._inflight)
+        if self._inflight == 0:
+            self._idle.set()

@@ -1,0 +1,125 @@
+"""Serving fixtures: a workspace with a served model, fake challengers, and a real uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import pytest
+import uvicorn
+
+from helpers import fit_regression_artifact, write_regression_csv
+from pitstop.workspace import Workspace
+from serving import fake_models
+
+MODEL = "eta"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _serving_commands_registered() -> None:
+    """Put `pitstop serve` and `pitstop route` on the real CLI (a no-op once the CLI wires them in)."""
+    import typer.main
+
+    from pitstop.cli import app, route, serve
+
+    names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    for module, name in ((serve, "serve"), (route, "route")):
+        if name not in names:
+            module.register(app)
+
+
+class Served:
+    """A workspace whose model `eta` has champion v1 and an equally good v2 to use as challenger."""
+
+    def __init__(self, ws: Workspace, folder: Path) -> None:
+        self.ws, self.folder = ws, folder
+        self.csv = folder / "train.csv"
+        self.base = joblib.load(folder / "v1.joblib")
+
+    def register(self, model: Any, name: str) -> int:
+        """Register a model object (e.g. a fake) as the next version; returns its number."""
+        path = self.folder / f"{name}.joblib"
+        joblib.dump(model, path)
+        return self.ws.register(MODEL, path, train_data="train").version
+
+    def fake(self, kind: str, **kwargs: Any) -> int:
+        cls = getattr(fake_models, kind)
+        return self.register(cls(self.base, **kwargs), kind)
+
+    def expected(self, rows: list[dict[str, float]]) -> list[float]:
+        frame = pd.DataFrame(rows, columns=["a", "b"])
+        return [float(v) for v in self.base.predict(frame)]
+
+
+@pytest.fixture
+def served(workspace: Workspace, tmp_path: Path) -> Served:
+    csv = write_regression_csv(tmp_path / "train.csv")
+    workspace.add_dataset("train", csv, time_column="time")
+    workspace.create_model(MODEL, task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.register(MODEL, fit_regression_artifact(csv, tmp_path / "v1.joblib"), train_data="train")
+    csv2 = write_regression_csv(tmp_path / "train2.csv", seed=1)
+    workspace.register(MODEL, fit_regression_artifact(csv2, tmp_path / "v2.joblib"), train_data="train")
+    workspace.set_champion(MODEL, 1, reason="bootstrap")
+    return Served(workspace, tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
+    """Serve `app` with a real uvicorn on 127.0.0.1 in a thread; yields its base URL; always shuts down."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        loop="asyncio",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(timeout)
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll `predicate` until true, failing after `timeout` seconds (a bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+async def async_wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
