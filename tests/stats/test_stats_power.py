@@ -1,0 +1,134 @@
+"""Sample sizes against R's power.t.test, statsmodels, and the closed form of the margin rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+from statsmodels.stats.power import TTestPower, tt_ind_solve_power
+
+from pitstop.stats import power_paired, power_two_sample, sample_size, sample_size_margin, sample_size_paired
+
+
+@pytest.mark.parametrize(
+    ("delta", "power", "r_n"),
+    [
+        (1.0, 0.8, 16.71477),  # R> power.t.test(delta = 1, sd = 1, power = 0.8)
+        (1.0, 0.9, 22.02110),  # R> power.t.test(power = .90, delta = 1)  (its help page)
+        (0.5, 0.8, 63.76576),  # R> power.t.test(delta = 0.5, sd = 1, power = 0.8)
+    ],
+)
+def test_two_sample_sizes_match_r_power_t_test(delta: float, power: float, r_n: float) -> None:
+    assert power_two_sample(delta, r_n, r_n) == pytest.approx(power, abs=2e-5)
+    plan = sample_size(baseline_mean=2.0, baseline_std=1.0, mde=delta / 2, power=power)
+    assert (plan.n_champion, plan.n_challenger, plan.n_total) == (
+        math.ceil(r_n),
+        math.ceil(r_n),
+        2 * math.ceil(r_n),
+    )
+    assert plan.effect_size == pytest.approx(delta)
+
+
+def test_paired_size_matches_r_power_t_test_paired() -> None:
+    # R> power.t.test(delta = 1, sd = 1, power = 0.8, type = "paired"): n = 9.937864 pairs
+    assert power_paired(1.0, 9.937864) == pytest.approx(0.8, abs=2e-6)
+    # sd of the differences sqrt(2 (1 - 0.5)) = 1, planned difference 0.5 * 2 = 1
+    assert sample_size_paired(2.0, 1.0, 0.5, correlation=0.5).n_total == 10
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "mde", "alpha", "power", "share"),
+    [
+        (10.0, 20.0, 0.01, 0.05, 0.8, 0.5),
+        (10.0, 20.0, 0.02, 0.05, 0.8, 0.1),
+        (3.0, 2.0, 0.05, 0.01, 0.9, 0.25),
+        (1.0, 0.5, 0.2, 0.1, 0.7, 0.7),
+    ],
+)
+def test_two_sample_sizes_match_statsmodels_with_unequal_allocation(
+    mean: float, std: float, mde: float, alpha: float, power: float, share: float
+) -> None:
+    ratio = share / (1 - share)
+    n_champion = tt_ind_solve_power(effect_size=mde * mean / std, alpha=alpha, power=power, ratio=ratio)
+    plan = sample_size(mean, std, mde, alpha=alpha, power=power, share=share)
+    assert plan.n_champion == math.ceil(n_champion)
+    assert plan.n_challenger == math.ceil(n_champion * ratio)
+    assert plan.n_total == plan.n_champion + plan.n_challenger
+    assert (plan.alpha, plan.power, plan.mde, plan.share) == (alpha, power, mde, share)
+
+
+@pytest.mark.parametrize(
+    ("correlation", "alpha", "power"), [(0.9, 0.05, 0.8), (0.5, 0.01, 0.9), (-0.3, 0.1, 0.8)]
+)
+def test_paired_sizes_match_statsmodels(correlation: float, alpha: float, power: float) -> None:
+    d = 0.05 * 10.0 / (20.0 * math.sqrt(2 * (1 - correlation)))
+    n = TTestPower().solve_power(effect_size=d, alpha=alpha, power=power)
+    assert sample_size_paired(
+        10.0, 20.0, 0.05, correlation=correlation, alpha=alpha, power=power
+    ).n_total == (math.ceil(n))
+
+
+def test_correlated_shadow_pairs_need_far_fewer_samples_than_two_arms() -> None:
+    paired = sample_size_paired(10.0, 20.0, 0.02, correlation=0.9)
+    assert paired.n_total < sample_size(10.0, 20.0, 0.02).n_total / 15
+
+
+def test_unequal_allocation_keeps_the_share_and_costs_more_in_total() -> None:
+    balanced, skewed = sample_size(10.0, 20.0, 0.02), sample_size(10.0, 20.0, 0.02, share=0.1)
+    assert skewed.n_challenger / skewed.n_total == pytest.approx(0.1, abs=1e-4)
+    assert skewed.n_total > 2.5 * balanced.n_total
+
+
+def test_margin_rule_size_is_the_closed_form_computed_by_hand() -> None:
+    z = stats.norm.ppf(0.95) + stats.norm.ppf(0.8)
+    cv2, share, mde, margin = (20.0 / 10.0) ** 2, 0.2, 0.03, 0.01
+    total = z**2 * cv2 * (1 / share + (1 - mde) ** 2 / (1 - share)) / (mde - margin) ** 2
+    plan = sample_size_margin(10.0, 20.0, mde, margin=margin, share=share)
+    assert (plan.n_champion, plan.n_challenger) == (math.ceil(total * 0.8), math.ceil(total * 0.2))
+    assert plan.method == "superiority_by_margin"
+
+
+def test_margin_rule_without_margin_is_about_the_one_sided_classic_size() -> None:
+    one_sided_like = sample_size(10.0, 20.0, 0.02, alpha=0.1)  # two-sided 0.1 = one-sided 0.05
+    rule = sample_size_margin(10.0, 20.0, 0.02, margin=0.0)
+    assert rule.n_total == pytest.approx(one_sided_like.n_total, rel=0.03)
+
+
+def test_a_planned_effect_inside_the_margin_is_refused_not_silently_planned() -> None:
+    with pytest.raises(ValueError, match="must exceed the margin"):
+        sample_size_margin(10.0, 20.0, 0.01, margin=0.01)
+
+
+def test_huge_effects_need_at_least_two_units_per_arm() -> None:
+    plan = sample_size(1.0, 0.001, 0.5)
+    assert (plan.n_champion, plan.n_challenger) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: sample_size(10.0, 20.0, 0.0), "mde must be strictly between 0 and 1"),
+        (lambda: sample_size(10.0, 20.0, 1.0), "mde must be strictly between 0 and 1"),
+        (lambda: sample_size(10.0, 0.0, 0.01), "baseline_std must be positive"),
+        (lambda: sample_size(-1.0, 2.0, 0.01), "baseline_mean must be positive"),
+        (lambda: sample_size(10.0, 20.0, 0.01, share=1.0), "share must be strictly between 0 and 1"),
+        (lambda: sample_size(10.0, 20.0, 0.01, share=0.0), "share must be strictly between 0 and 1"),
+        (lambda: sample_size(10.0, 20.0, 0.01, alpha=0.0), "alpha must be strictly between 0 and 1"),
+        (lambda: sample_size(10.0, 20.0, 0.01, power=1.0), "power must be strictly between 0 and 1"),
+        (lambda: sample_size(10.0, 20.0, 0.01, power=0.04), "power must exceed alpha"),
+        (lambda: sample_size(10.0, math.nan, 0.01), "baseline_std must be a finite number"),
+        (lambda: sample_size_margin(10.0, 20.0, 0.02, margin=-0.01), "margin must not be negative"),
+        (lambda: sample_size_margin(10.0, 20.0, 0.02, alpha=0.6), "alpha must be below 0.5"),
+        (
+            lambda: sample_size_paired(10.0, 20.0, 0.02, correlation=1.0),
+            "correlation must be strictly between",
+        ),
+        (lambda: sample_size_paired(10.0, 20.0, 0.02, correlation=0.5, challenger_std=0.0), "challenger_std"),
+        (lambda: power_two_sample(1.0, 1, 1), "must exceed 2"),
+        (lambda: power_paired(1.0, 1), "n must exceed 1"),
+    ],
+)
+def test_invalid_power_input_is_refused_naming_the_rule(call: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()  # type: ignore[operator]

@@ -1,0 +1,73 @@
+"""Sample-ratio mismatch: chi-square goodness of fit against scipy and by hand."""
+
+from __future__ import annotations
+
+import pytest
+from scipy import stats
+
+from pitstop.stats import sample_ratio_mismatch
+
+
+def test_srm_matches_scipy_chisquare() -> None:
+    counts, shares = [90_412, 9_801], [0.9, 0.1]
+    total = sum(counts)
+    reference = stats.chisquare(counts, [total * s for s in shares])
+    result = sample_ratio_mismatch(counts, shares)
+    assert result.statistic == pytest.approx(reference.statistic, rel=1e-12)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-10)
+    assert (result.df, result.n, result.observed) == (1, total, (90_412, 9_801))
+
+
+def test_srm_statistic_by_hand_for_an_even_split() -> None:
+    # (50000 - 50250)^2 / 50250 + (50500 - 50250)^2 / 50250 = 2 * 62500 / 50250
+    result = sample_ratio_mismatch([50_000, 50_500], [0.5, 0.5])
+    assert result.statistic == pytest.approx(125_000 / 50_250, rel=1e-12)
+    assert result.p_value == pytest.approx(stats.chi2.sf(125_000 / 50_250, 1), rel=1e-12)
+    assert not result.mismatch
+    assert result.observed_shares == pytest.approx((50_000 / 100_500, 50_500 / 100_500))
+
+
+def test_a_lost_share_of_one_arm_is_a_mismatch_at_the_default_threshold() -> None:
+    result = sample_ratio_mismatch([10_000, 900], [0.9, 0.1])  # the challenger lost ~17 % of its users
+    assert result.p_value < 0.001
+    assert result.mismatch
+    assert result.threshold == 0.001
+
+
+def test_the_threshold_is_a_policy_choice() -> None:
+    counts, shares = [5_100, 4_900], [0.5, 0.5]  # p = 0.0455
+    assert not sample_ratio_mismatch(counts, shares).mismatch
+    assert sample_ratio_mismatch(counts, shares, threshold=0.05).mismatch
+
+
+def test_three_arms_are_checked_with_two_degrees_of_freedom() -> None:
+    reference = stats.chisquare([480, 260, 260], [500, 250, 250])
+    result = sample_ratio_mismatch([480, 260, 260], [0.5, 0.25, 0.25])
+    assert (result.df, result.p_value) == (2, pytest.approx(reference.pvalue, rel=1e-10))
+
+
+def test_the_result_serialises_to_plain_json_types() -> None:
+    data = sample_ratio_mismatch([50, 50], [0.5, 0.5]).to_dict()
+    assert data["observed"] == [50, 50]
+    assert data["mismatch"] is False
+
+
+@pytest.mark.parametrize(
+    ("counts", "shares", "kwargs", "message"),
+    [
+        ([10, 20], [1.2, -0.2], {}, "each share must be strictly between 0 and 1"),
+        ([10, 20], [0.5, 0.6], {}, "shares must sum to 1"),
+        ([10, 20, 30], [0.5, 0.5], {}, "same length"),
+        ([10], [1.0], {}, "at least 2"),
+        ([10, -1], [0.5, 0.5], {}, "at least 0"),
+        ([10.5, 3], [0.5, 0.5], {}, "whole numbers"),
+        ([0, 0], [0.5, 0.5], {}, "all zero"),
+        ([10, 20], [0.5, 0.5], {"threshold": 0.0}, "threshold must be strictly between"),
+        ([10, 20], [0.5, float("nan")], {}, "NaN"),
+    ],
+)
+def test_invalid_srm_input_is_refused_naming_the_rule(
+    counts: list[float], shares: list[float], kwargs: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        sample_ratio_mismatch(counts, shares, **kwargs)  # type: ignore[arg-type]
