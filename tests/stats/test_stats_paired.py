@@ -87,6 +87,18 @@ def test_hodges_lehmann_estimate_and_interval_match_all_walsh_averages(n: int, s
     assert result.ci_high == pytest.approx(walsh[m - max(k, 1)], abs=1e-12)
 
 
+def test_hodges_lehmann_with_mostly_zero_differences_matches_all_walsh_averages() -> None:
+    rng = np.random.default_rng(49)
+    d = np.where(rng.random(1500) < 0.7, 0.0, np.round(rng.normal(-0.5, 1.0, 1500), 2))
+    walsh = np.sort((d[:, None] + d[None, :])[np.triu_indices(1500)] / 2)
+    result = wilcoxon_test(np.zeros_like(d), d, alpha=0.01)
+    k = math.floor(walsh.size / 2 - stats.norm.ppf(0.995) * math.sqrt(1500 * 1501 * 3001 / 24))
+    assert (result.estimate, result.ci_low, result.ci_high) == pytest.approx(
+        (np.median(walsh), walsh[k - 1], walsh[walsh.size - k]), abs=1e-12
+    )
+    assert result.details["nonzero"] == np.count_nonzero(d)
+
+
 def test_hodges_lehmann_on_a_large_continuous_sample_is_quick_and_near_the_median_shift() -> None:
     rng = np.random.default_rng(45)
     d = rng.normal(-0.05, 1.0, 100_000)

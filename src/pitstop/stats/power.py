@@ -178,10 +178,8 @@ def sample_size_paired(
     alpha, power, _ = _levels(alpha, power, 0.5)
     start = (_z(1 - alpha / 2) + _z(power)) ** 2 / d**2
     n = _solve(lambda size: power_paired(d, size, alpha=alpha) - power, start, 2.0)
-    plan = _plan("paired_t", n, n, alpha, power, mde, 1.0, d)
-    return SampleSize(
-        plan.method, plan.n_champion, plan.n_challenger, plan.n_champion, alpha, power, mde, 1.0, d
-    )
+    pairs = _round_up(n)
+    return SampleSize("paired_t", pairs, pairs, pairs, alpha, power, mde, 1.0, d)
 
 
 def _cv(baseline_mean: float, baseline_std: float) -> float:
@@ -221,6 +219,10 @@ def _solve(shortfall: Callable[[float], float], start: float, lowest: float) -> 
 def _plan(
     method: str, n_a: float, n_b: float, alpha: float, power: float, mde: float, share: float, d: float
 ) -> SampleSize:
-    # Round each arm up; a hair of tolerance keeps an exact solution (63.0000000001) from gaining a unit.
-    a, b = (max(2, math.ceil(n - 1e-7)) for n in (n_a, n_b))
+    a, b = _round_up(n_a), _round_up(n_b)
     return SampleSize(method, a, b, a + b, alpha, power, mde, share, d)
+
+
+def _round_up(n: float) -> int:
+    """Units are whole: round up, at least 2; a hair of tolerance keeps 63.0000000001 from becoming 64."""
+    return max(2, math.ceil(n - 1e-7))
