@@ -132,17 +132,14 @@ def arm_from_user_moments(
     k = check.whole("users", users, minimum=2)
     total_requests = check.whole("request_sum", request_sum, minimum=k)
     ratio = check.finite("error_sum", error_sum) / total_requests
-    terms = [
-        check.finite(name, value)
-        for name, value in (
-            ("error_sq_sum", error_sq_sum),
-            ("request_sq_sum", request_sq_sum),
-            ("cross_sum", cross_sum),
-        )
-    ]
-    residual_ss = terms[0] - 2 * ratio * terms[2] + ratio**2 * terms[1]
-    # The exact value is >= 0; allow rounding error of the three large sums, reject inconsistent inputs.
-    if residual_ss < -1e-9 * max(abs(term) for term in (terms[0], ratio * terms[2], ratio**2 * terms[1])):
+    parts = (
+        check.finite("error_sq_sum", error_sq_sum),
+        2 * ratio * check.finite("cross_sum", cross_sum),
+        ratio**2 * check.finite("request_sq_sum", request_sq_sum),
+    )
+    residual_ss = parts[0] - parts[1] + parts[2]
+    # The exact value is >= 0; allow rounding error of the large sums, reject inconsistent inputs.
+    if residual_ss < -1e-9 * max(abs(part) for part in parts):
         raise ValueError("the moments are inconsistent: sum(S^2) - 2 R sum(S N) + R^2 sum(N^2) is negative")
     return _per_user(k, ratio, max(residual_ss, 0.0), float(total_requests))
 
