@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import numpy as np
 
 from pitstop.serving.batching import MicroBatcher
 from pitstop.serving.errors import RemoteModelError
@@ -73,3 +74,29 @@ def _number(item: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"prediction is not a number: {value!r}")
     return float(value)
+
+
+class RemoteModel:
+    """A registrable stand-in for a model served elsewhere: `joblib.dump` it and register it as a version.
+
+    The gateway serves such a version with a `RemoteRunner` (async, micro-batched). Offline tools that
+    call `predict` / `predict_proba` directly (the offline gate) reach the same URL synchronously.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 10.0, headers: dict[str, str] | None = None) -> None:
+        self.url, self.timeout, self.headers = url, timeout, dict(headers or {})
+
+    def predict(self, frame: Any) -> Any:
+        rows = frame.to_dict("records") if hasattr(frame, "to_dict") else [dict(r) for r in frame]
+        body = {"instances": [{"features": row} for row in rows]}
+        try:
+            response = httpx.post(self.url, json=body, timeout=self.timeout, headers=self.headers)
+        except httpx.HTTPError as error:
+            raise RemoteModelError(f"{self.url}: {type(error).__name__}: {error}") from error
+        if response.status_code != 200:
+            raise RemoteModelError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
+        return np.asarray([_number(item) for item in response.json()["predictions"]], dtype=float)
+
+    def predict_proba(self, frame: Any) -> Any:
+        positive = self.predict(frame)
+        return np.column_stack([1.0 - positive, positive])

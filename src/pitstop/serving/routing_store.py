@@ -8,7 +8,7 @@ change routing and record its own decision in one transaction. `route` is the ma
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, func, select
 
@@ -19,7 +19,9 @@ from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo
 from pitstop.serving.routing import RoutingTable, new_salt
 from pitstop.store.tables import models, routing_tables
-from pitstop.workspace import Workspace
+
+if TYPE_CHECKING:
+    from pitstop.workspace import Workspace
 
 ManualMode = Literal["shadow", "split", "off"]
 

@@ -6,7 +6,7 @@ batch concurrent calls themselves (see `batching.py`) and never run model code o
 
 Implementations, one per file: `inprocess.InProcessRunner` (a joblib artifact in this process) and
 `remote.RemoteRunner` (another pitstop-compatible `/predict` endpoint over HTTP). A version whose
-lineage holds `serving: {url: ...}` is served remotely; every other version in-process.
+artifact is a `remote.RemoteModel(url)` is served remotely; every other version in-process.
 """
 
 from __future__ import annotations
@@ -40,23 +40,28 @@ class Runner(Protocol):
 
 
 def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings: ServingSettings) -> Runner:
-    """The runner for one version: remote when its lineage names a serving URL, else in-process.
+    """The runner for one version: a `RemoteRunner` when its artifact is a `RemoteModel`, else in-process.
 
-    Loading an in-process artifact re-checks its sha256 and unpickles it: call this off the event loop.
+    Loading re-checks the artifact's sha256 and unpickles it: call this off the event loop.
     """
-    size, wait = settings.batch_max_size, settings.batch_max_wait.total_seconds()
-    features = list(model.features or version.lineage.get("features") or [])
-    url = (version.lineage.get("serving") or {}).get("url")
-    if url:
-        from pitstop.serving.remote import RemoteRunner
-
-        return RemoteRunner(str(url), version=version.version, max_batch_size=size, max_batch_wait=wait)
     from pitstop.serving.inprocess import InProcessRunner
+    from pitstop.serving.remote import RemoteModel, RemoteRunner
 
+    size, wait = settings.batch_max_size, settings.batch_max_wait.total_seconds()
+    loaded = ws.load(model.name, version.version)
+    if isinstance(loaded, RemoteModel):
+        return RemoteRunner(
+            loaded.url,
+            version=version.version,
+            timeout=loaded.timeout,
+            headers=loaded.headers,
+            max_batch_size=size,
+            max_batch_wait=wait,
+        )
     return InProcessRunner(
-        ws.load(model.name, version.version),
+        loaded,
         version=version.version,
-        features=features,
+        features=list(model.features or version.lineage.get("features") or []),
         task=model.task,
         name=f"{model.name}-v{version.version}",
         max_batch_size=size,

@@ -1,0 +1,129 @@
+"""Micro-batching: concurrent calls become one bounded batch; results go back in order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.errors import RunnerClosedError
+
+Row = dict[str, Any]
+
+
+class Doubler:
+    """A batch function that doubles `x` and remembers each batch it was given."""
+
+    def __init__(self, fail_on: float | None = None) -> None:
+        self.batches: list[list[float]] = []
+        self.fail_on = fail_on
+
+    async def __call__(self, rows: list[Row]) -> list[float]:
+        values = [row["x"] for row in rows]
+        self.batches.append(values)
+        await asyncio.sleep(0.001)
+        if self.fail_on in values:
+            raise ValueError(f"cannot take {self.fail_on}")
+        return [2 * v for v in values]
+
+
+def rows(*values: float) -> list[Row]:
+    return [{"x": v} for v in values]
+
+
+def test_concurrent_calls_share_one_batch_and_get_their_own_results_in_order() -> None:
+    doubler = Doubler()
+
+    async def main() -> list[list[float]]:
+        batcher = MicroBatcher(doubler, max_size=100, max_wait=0.05)
+        calls = [batcher.submit(rows(i, i + 0.5)) for i in range(10)]
+        results = await asyncio.gather(*calls)
+        await batcher.close()
+        return results
+
+    results = asyncio.run(main())
+    assert results == [[2 * i, 2 * i + 1] for i in range(10)]
+    assert len(doubler.batches) == 1
+
+
+def test_batches_never_exceed_max_size_and_a_large_call_goes_alone() -> None:
+    doubler = Doubler()
+
+    async def main() -> list[float]:
+        batcher = MicroBatcher(doubler, max_size=4, max_wait=0.01)
+        small = [batcher.submit(rows(i)) for i in range(9)]
+        large = batcher.submit(rows(*range(100, 106)))
+        await asyncio.gather(*small)
+        result = await large
+        await batcher.close()
+        return result
+
+    assert asyncio.run(main()) == [2 * v for v in range(100, 106)]
+    assert [len(b) for b in doubler.batches] == [4, 4, 1, 6]
+
+
+def test_a_lone_call_does_not_wait_for_company_beyond_max_wait() -> None:
+    doubler = Doubler()
+
+    async def main() -> list[float]:
+        batcher = MicroBatcher(doubler, max_size=1000, max_wait=0.001)
+        result = await asyncio.wait_for(batcher.submit(rows(3)), timeout=10)
+        await batcher.close()
+        return result
+
+    assert asyncio.run(main()) == [6]
+
+
+def test_a_failing_batch_is_retried_call_by_call_so_only_the_bad_call_fails() -> None:
+    doubler = Doubler(fail_on=13)
+
+    async def main() -> list[Any]:
+        batcher = MicroBatcher(doubler, max_size=100, max_wait=0.05)
+        results = await asyncio.gather(*(batcher.submit(rows(v)) for v in (1, 13, 2)), return_exceptions=True)
+        await batcher.close()
+        return results
+
+    first, bad, last = asyncio.run(main())
+    assert (first, last) == ([2], [4])
+    assert isinstance(bad, ValueError)
+
+
+def test_abandoned_calls_are_skipped() -> None:
+    doubler = Doubler()
+
+    async def main() -> None:
+        batcher = MicroBatcher(doubler, max_size=100, max_wait=0.05)
+        dropped = batcher.submit(rows(1))
+        kept = batcher.submit(rows(2))
+        dropped.cancel()
+        assert await kept == [4]
+        await batcher.close()
+
+    asyncio.run(main())
+    assert doubler.batches == [[2]]
+
+
+def test_close_finishes_queued_work_then_refuses_new_calls() -> None:
+    doubler = Doubler()
+
+    async def main() -> list[float]:
+        batcher = MicroBatcher(doubler, max_size=100, max_wait=0.05)
+        queued = batcher.submit(rows(5))
+        await batcher.close()
+        with pytest.raises(RunnerClosedError):
+            batcher.submit(rows(6))
+        return await queued
+
+    assert asyncio.run(main()) == [10]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"max_size": 0}, "max_size"), ({"max_wait": -1.0}, "max_wait"), ({"concurrency": 0}, "concurrency")],
+)
+def test_bad_settings_name_the_setting(options: dict[str, Any], message: str) -> None:
+    settings = {"max_size": 8, "max_wait": 0.001, **options}
+    with pytest.raises(ValueError, match=message):
+        MicroBatcher(Doubler(), **settings)

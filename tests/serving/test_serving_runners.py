@@ -1,0 +1,163 @@
+"""Model runners: in-process (off the event loop, sha256-verified) and remote (a real app on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from helpers import fit_classifier_artifact, fit_regression_artifact, write_regression_csv
+from pitstop.serving import Gateway, Instance
+from pitstop.serving.errors import RemoteModelError
+from pitstop.serving.inprocess import InProcessRunner
+from pitstop.serving.remote import RemoteModel, RemoteRunner
+from pitstop.serving.routing_store import route
+from pitstop.serving.runner import make_runner
+from pitstop.store.tables import predictions
+from serving.conftest import MODEL, Served, running
+from serving.fake_models import RecordingModel, SlowModel
+
+ROWS = [{"a": 0.1, "b": 0.2}, {"a": -1.0, "b": 3.0}]
+
+
+def test_in_process_runner_loads_the_verified_artifact_and_predicts(served: Served) -> None:
+    model, version = served.ws.model(MODEL), served.ws.version(MODEL, 1)
+    runner = make_runner(served.ws, model, version, served.ws.config.serving)
+
+    async def main() -> list[float]:
+        try:
+            return await runner.predict(ROWS)
+        finally:
+            await runner.close()
+
+    assert isinstance(runner, InProcessRunner)
+    assert asyncio.run(main()) == pytest.approx(served.expected(ROWS))
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Any:
+    """A fitted scikit-learn regressor on features a, b (no store needed)."""
+    return joblib.load(
+        fit_regression_artifact(write_regression_csv(tmp_path / "t.csv"), tmp_path / "m.joblib")
+    )
+
+
+def test_a_classifier_returns_the_positive_class_probability(tmp_path: Path) -> None:
+    path = fit_classifier_artifact(write_regression_csv(tmp_path / "t.csv"), tmp_path / "clf.joblib")
+    classifier = joblib.load(path)
+    runner = InProcessRunner(classifier, version=1, features=["a", "b"], task="classification")
+
+    async def main() -> list[float]:
+        try:
+            return await runner.predict(ROWS)
+        finally:
+            await runner.close()
+
+    expected = classifier.predict_proba(pd.DataFrame(ROWS))[:, 1]
+    assert asyncio.run(main()) == pytest.approx(list(expected))
+
+
+def test_model_code_runs_on_the_runners_thread_never_the_event_loop(base: Any) -> None:
+    model = RecordingModel(base)
+    runner = InProcessRunner(model, version=1, features=["a", "b"])
+
+    async def main() -> int:
+        await runner.predict(ROWS)
+        await runner.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert model.calls and all(thread != loop_thread for thread, _ in model.calls)
+
+
+def test_a_fast_model_answers_while_a_slow_one_is_still_computing(base: Any) -> None:
+    slow = InProcessRunner(SlowModel(base, delay=1.0), version=1, features=["a", "b"])
+    fast = InProcessRunner(RecordingModel(base), version=2, features=["a", "b"])
+
+    async def main() -> bool:
+        pending = slow.submit(ROWS)
+        await fast.predict(ROWS)
+        still_running = not pending.done()
+        pending.cancel()
+        await asyncio.gather(slow.close(), fast.close())
+        return still_running
+
+    assert asyncio.run(main())
+
+
+def remote_app(calls: list[int], *, status: int = 200) -> Starlette:
+    """A tiny real service speaking pitstop's predict protocol: prediction = a + 10 * b."""
+
+    async def predict(request: Request) -> JSONResponse:
+        body = await request.json()
+        calls.append(len(body["instances"]))
+        answers = [{"prediction": i["features"]["a"] + 10 * i["features"]["b"]} for i in body["instances"]]
+        return JSONResponse({"predictions": answers}, status_code=status)
+
+    return Starlette(routes=[Route("/v1/models/eta/predict", predict, methods=["POST"])])
+
+
+def test_remote_runner_batches_calls_to_a_real_service_on_loopback() -> None:
+    calls: list[int] = []
+    with running(remote_app(calls)) as url:
+        runner = RemoteRunner(f"{url}/v1/models/eta/predict", version=1, max_batch_wait=0.02)
+
+        async def main() -> list[list[float]]:
+            try:
+                return await asyncio.gather(*(runner.predict([{"a": i, "b": 1}]) for i in range(6)))
+            finally:
+                await runner.close()
+
+        results = asyncio.run(main())
+    assert results == [[i + 10.0] for i in range(6)]
+    assert sum(calls) == 6 and len(calls) < 6
+
+
+def test_remote_errors_are_raised_with_the_status() -> None:
+    with running(remote_app([], status=503)) as url:
+        runner = RemoteRunner(f"{url}/v1/models/eta/predict", version=1)
+
+        async def main() -> None:
+            try:
+                with pytest.raises(RemoteModelError, match="answered 503"):
+                    await runner.predict([{"a": 1, "b": 1}])
+            finally:
+                await runner.close()
+
+        asyncio.run(main())
+
+
+def test_a_registered_remote_model_is_served_remotely_as_a_shadow(served: Served) -> None:
+    calls: list[int] = []
+    with running(remote_app(calls)) as url:
+        remote = served.register(RemoteModel(f"{url}/v1/models/eta/predict"), "remote")
+        route(served.ws, MODEL, mode="shadow", challenger=remote, reason="remote shadow")
+
+        async def main() -> tuple[float, str]:
+            gateway = Gateway(served.ws, poll=False)
+            await gateway.start()
+            try:
+                (result,) = await gateway.predict(MODEL, [Instance({"a": 2.0, "b": 1.0}, request_id="r1")])
+                await gateway.drain()
+                return result.prediction, type(gateway.state(MODEL).runners[remote]).__name__
+            finally:
+                await gateway.stop()
+
+        served_value, kind = asyncio.run(main())
+        offline = served.ws.load(MODEL, remote).predict(pd.DataFrame([{"a": 1.0, "b": 2.0}]))
+    assert kind == "RemoteRunner"
+    assert served_value == pytest.approx(served.expected([{"a": 2.0, "b": 1.0}])[0])
+    assert list(offline) == [21.0]
+    with served.ws.reading() as conn:
+        shadow = conn.execute(sa.select(predictions).where(predictions.c.role == "shadow")).one()
+    assert (shadow.request_id, shadow.version, shadow.prediction) == ("r1", remote, 12.0)
