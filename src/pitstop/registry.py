@@ -211,13 +211,18 @@ def add_version(
     lineage: dict[str, Any],
     now: datetime,
     actor: str,
+    number: int | None = None,
 ) -> VersionInfo:
-    """Register the next version number of `model`; the model row is locked so numbers never collide."""
+    """Register the next version number of `model` (or `number`, when copying a version from another
+    store); the model row is locked so numbers never collide."""
     get_model(conn, model.name, for_update=True)
     latest = conn.execute(
         select(func.max(model_versions.c.version)).where(model_versions.c.model_id == model.id)
     ).scalar()
-    number = (latest or 0) + 1
+    if number is None:
+        number = (latest or 0) + 1
+    elif latest is not None and number <= latest:
+        raise ConflictError(f"model {model.name!r} already has versions up to {latest}; cannot add {number}")
     conn.execute(
         model_versions.insert().values(
             model_id=model.id,

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -20,7 +20,8 @@ from pitstop import datasets as ds
 from pitstop import registry, training
 from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
-from pitstop.config import CONFIG_FILE, STATE_DIR, Config, database_url, load_config, render_default_config
+from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
+from pitstop.config import database_url as resolve_database_url
 from pitstop.errors import ArtifactIntegrityError, NotFoundError, StoreUnavailableError, UsageError
 from pitstop.events import Event, list_events
 from pitstop.gating import GateReport, run_gate
@@ -29,6 +30,10 @@ from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
 from pitstop.scoring import check_estimator, predict_frame
 from pitstop.store.engine import make_engine, read_transaction, write_transaction
 from pitstop.store.migrate import current_revision, head_revision, upgrade
+
+if TYPE_CHECKING:
+    from pitstop.rollout.actions import RolloutStatus
+    from pitstop.rollout.records import StoredRollout
 
 
 def resolve_workspace_path(path: str | Path | None) -> Path:
@@ -41,7 +46,12 @@ class Workspace:
     """A folder holding `pitstop.yaml`, and the store and artifacts it points to."""
 
     def __init__(
-        self, path: str | Path | None = None, *, clock: Clock | None = None, check_schema: bool = True
+        self,
+        path: str | Path | None = None,
+        *,
+        clock: Clock | None = None,
+        check_schema: bool = True,
+        database_url: str | None = None,
     ):
         self.path = resolve_workspace_path(path)
         config_file = self.path / CONFIG_FILE
@@ -51,21 +61,25 @@ class Workspace:
             )
         self.config: Config = load_config(config_file)
         self.clock: Clock = clock or SystemClock()
-        self.database_url = database_url(self.config, self.path)
+        self.database_url = database_url or resolve_database_url(self.config, self.path)
         self.engine: Engine = make_engine(self.database_url)
         self.artifacts = ArtifactStore(self.config.artifact_store or str(self.path / STATE_DIR / "artifacts"))
         if check_schema:
             self._check_schema()
 
     @classmethod
-    def init(cls, path: str | Path | None = None, *, clock: Clock | None = None) -> Workspace:
-        """Create `pitstop.yaml` (unless present) and bring the store to the newest schema."""
+    def init(
+        cls, path: str | Path | None = None, *, clock: Clock | None = None, database_url: str | None = None
+    ) -> Workspace:
+        """Create `pitstop.yaml` (unless present) and bring the store to the newest schema.
+
+        `database_url` overrides the environment and the file (a throwaway replay store, for example)."""
         folder = resolve_workspace_path(path)
         folder.mkdir(parents=True, exist_ok=True)
         config_file = folder / CONFIG_FILE
         if not config_file.exists():
             config_file.write_text(render_default_config())
-        workspace = cls(folder, clock=clock, check_schema=False)
+        workspace = cls(folder, clock=clock, check_schema=False, database_url=database_url)
         workspace.upgrade()
         return workspace
 
@@ -338,6 +352,54 @@ class Workspace:
             return registry.move_aliases(
                 conn, info, moves, now=self.clock.now(), actor=actor or current_actor(), reason=reason
             )
+
+    # -- rollouts (stages 3-5) ---------------------------------------------------------------------
+    # The rollout code builds on the gateway's routing, which builds on Workspace: imported when used.
+
+    def start_rollout(
+        self,
+        model: str,
+        version: str | int,
+        *,
+        reason: str | None = None,
+        skip_gate: bool = False,
+        actor: str | None = None,
+    ) -> StoredRollout:
+        """Take a gated challenger into shadow; the controller carries it through A/B test and ramp."""
+        from pitstop.rollout import actions
+
+        return actions.start_rollout(self, model, version, reason=reason, skip_gate=skip_gate, actor=actor)
+
+    def rollout_status(self, model: str, rollout_id: int | None = None) -> RolloutStatus:
+        """The active (or latest) rollout, its live evidence and what the next check would do."""
+        from pitstop.rollout import actions
+
+        return actions.status(self, model, rollout_id)
+
+    def rollouts(self, model: str) -> list[StoredRollout]:
+        from pitstop.rollout import actions
+
+        return actions.rollouts(self, model)
+
+    def promote(
+        self, model: str, *, reason: str, to_end: bool = False, actor: str | None = None
+    ) -> StoredRollout:
+        """Advance the active rollout one phase or step by hand (`to_end`: promote now)."""
+        from pitstop.rollout import actions
+
+        return actions.promote(self, model, reason=reason, to_end=to_end, actor=actor)
+
+    def rollback(self, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+        """All traffic back to the champion; after a promotion, restore the previous champion."""
+        from pitstop.rollout import actions
+
+        return actions.rollback(self, model, reason=reason, actor=actor)
+
+    def abort(self, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+        """End the active rollout, keeping the champion."""
+        from pitstop.rollout import actions
+
+        return actions.abort(self, model, reason=reason, actor=actor)
 
     # -- datasets ---------------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ processes queue on the busy timeout instead of failing when a read lock cannot b
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +55,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        try:
+            cursor.execute("SELECT ln(2)")
+        except sqlite3.OperationalError:  # SQLite built without math functions: evidence queries need ln
+            dbapi_connection.create_function("ln", 1, math.log, deterministic=True)
         cursor.close()
 
     @event.listens_for(engine, "begin")

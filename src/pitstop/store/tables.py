@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from pitstop.store.types import JSONDocument, UTCDateTime
@@ -152,4 +153,51 @@ labels = Table(
     Column("value", Float, nullable=False),
     Column("time", Float, nullable=False),
     Column("received_at", Float, nullable=False),
+)
+
+# -- rollouts (issue 6) --------------------------------------------------------------------------
+# One row per attempt to take a challenger through the gates; the controller persists its status on
+# the row after every look (so a restarted controller resumes), and bumps `revision` on every change
+# so two writers can never both apply a transition.
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", Id, ForeignKey("models.id"), nullable=False),
+    Column("champion_version", Integer, nullable=False),
+    Column("challenger_version", Integer, nullable=False),
+    Column("phase", String(20), nullable=False),
+    Column("step", Integer),
+    Column("outcome", String(20)),
+    Column("stage", String(20)),
+    Column("reason", Text),
+    Column("salt", String(64), nullable=False),
+    Column("policy", JSONDocument, nullable=False),
+    Column("plan", JSONDocument),
+    Column("memory", JSONDocument, nullable=False),
+    Column("status", JSONDocument),
+    Column("phase_routing_version", Integer, nullable=False),
+    Column("phase_started_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("started_by", String(200), nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Index(
+        "uq_rollouts_one_active_per_model",
+        "model_id",
+        unique=True,
+        sqlite_where=text("outcome IS NULL"),
+        postgresql_where=text("outcome IS NULL"),
+    ),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
 )

@@ -1,0 +1,317 @@
+"""Starting a rollout, the manual overrides, and the status a person reads.
+
+Each is one transaction; the overrides go through the same `apply_decision` as the controller, with the
+person as actor and a `manual.*` rule, so history shows them exactly like automatic decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pitstop import registry
+from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError
+from pitstop.events import Event, list_events, record_event
+from pitstop.lineage import current_actor
+from pitstop.registry import Alias, ModelInfo, VersionInfo
+from pitstop.rollout.apply import ROLLOUT_EVENT, apply_decision, next_target
+from pitstop.rollout.controller import read_evidence
+from pitstop.rollout.decide import Decision, decide
+from pitstop.rollout.phases import Action, Outcome, Phase
+from pitstop.rollout.records import (
+    StoredRollout,
+    active_rollout,
+    get_rollout,
+    insert_rollout,
+    latest_rollout,
+    list_rollouts,
+    update_rollout,
+)
+from pitstop.serving.routing import new_salt
+from pitstop.serving.routing_store import current_routing, write_routing
+
+if TYPE_CHECKING:
+    from pitstop.workspace import Workspace
+
+
+def _require_reason(reason: str, what: str) -> str:
+    if not reason or not reason.strip():
+        raise UsageError(f"--reason: say why you {what}; it is recorded with the event")
+    return reason.strip()
+
+
+def check_gate(info: ModelInfo, version: VersionInfo, champion: int) -> None:
+    """A rollout needs a passed offline gate of this version against the current champion."""
+    result = version.gate_result
+    if result is None:
+        raise NegativeVerdict(
+            f"{info.name} version {version.version} has no offline gate result: run "
+            f"`pitstop gate {info.name} {version.version} --test-set …` first (or --skip-gate --reason …)"
+        )
+    if not result.get("passed"):
+        failed = ", ".join(c["name"] for c in result.get("checks", []) if not c["passed"])
+        raise NegativeVerdict(f"{info.name} version {version.version} failed the offline gate: {failed}")
+    if result.get("champion_version") != champion:
+        raise NegativeVerdict(
+            f"{info.name} version {version.version} was gated against champion version "
+            f"{result.get('champion_version')}, but the champion is now version {champion}: gate it again"
+        )
+
+
+def start_rollout(
+    ws: Workspace,
+    model: str,
+    version: str | int,
+    *,
+    reason: str | None = None,
+    skip_gate: bool = False,
+    actor: str | None = None,
+) -> StoredRollout:
+    """Start taking a challenger through shadow, A/B and ramp (stage 3 begins at once)."""
+    actor = actor or current_actor()
+    if skip_gate:
+        reason = _require_reason(reason or "", "skip the offline gate")
+    now = ws.clock.now()
+    with ws.writing() as conn:
+        info = registry.get_model(conn, model, for_update=True)
+        champion = info.aliases.get(Alias.CHAMPION.value)
+        if champion is None:
+            raise NotFoundError(
+                f"model {model!r} has no champion yet; set one with `pitstop models set-champion`"
+            )
+        challenger = registry.get_version(conn, info, version)
+        if challenger.version == champion:
+            raise UsageError(f"version {challenger.version} is already the champion of {model!r}")
+        running = active_rollout(conn, info.id)
+        if running is not None:
+            raise ConflictError(
+                f"rollout {running.state.id} of {model!r} is active ({running.state.phase}, challenger "
+                f"v{running.state.challenger_version}); wait for it or "
+                f"`pitstop rollout abort {model} --reason …`"
+            )
+        if not skip_gate:
+            check_gate(info, challenger, champion)
+        salt = new_salt()
+        stored = insert_rollout(
+            conn,
+            model_id=info.id,
+            model=model,
+            champion=champion,
+            challenger=challenger.version,
+            salt=salt,
+            policy=ws.config.policy,
+            now=now,
+            actor=actor,
+            phase_routing_version=0,
+        )
+        routing = write_routing(
+            conn,
+            info,
+            champion=champion,
+            challenger=challenger.version,
+            challenger_share=0.0,
+            shadow=challenger.version,
+            salt=salt,
+            rollout_id=stored.state.id,
+            now=now,
+            actor=actor,
+            reason=f"rollout {stored.state.id}: shadow",
+            rule="rollout.start",
+        )
+        stored = update_rollout(conn, stored, now=now, phase_routing_version=routing.version)
+        registry.move_aliases(
+            conn,
+            info,
+            {Alias.CHALLENGER: challenger.version},
+            now=now,
+            actor=actor,
+            reason=f"rollout {stored.state.id} started",
+            rollout_id=stored.state.id,
+        )
+        rule = "gate.skipped" if skip_gate else "gate.passed"
+        why = "offline gate passed against the current champion" + (f": {reason}" if reason else "")
+        record_event(
+            conn,
+            time=now,
+            model_id=info.id,
+            kind=ROLLOUT_EVENT,
+            actor=actor,
+            from_state=Phase.GATE.value,
+            to_state=Phase.SHADOW.value,
+            rule=rule,
+            reason=reason if skip_gate else why,
+            rollout_id=stored.state.id,
+            data={"gate": challenger.gate_result, "champion": champion, "challenger": challenger.version},
+        )
+        return stored
+
+
+def _manual(ws: Workspace, model: str, decision: Decision, actor: str | None) -> StoredRollout:
+    now = ws.clock.now()
+    with ws.writing() as conn:
+        info = registry.get_model(conn, model, for_update=True)
+        stored = active_rollout(conn, info.id)
+        if stored is None:
+            raise NotFoundError(f"model {model!r} has no active rollout")
+        return apply_decision(conn, stored, decision, now=now, actor=actor or current_actor())
+
+
+def promote(
+    ws: Workspace, model: str, *, reason: str, to_end: bool = False, actor: str | None = None
+) -> StoredRollout:
+    """Advance one phase or step by hand (`to_end`: straight to promotion)."""
+    reason = _require_reason(reason, "promote by hand")
+    action = Action.PROMOTE if to_end else Action.ADVANCE
+    return _manual(ws, model, Decision(action, "manual.promote", reason, {"to_end": to_end}), actor)
+
+
+def abort(ws: Workspace, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+    """End the rollout keeping the champion."""
+    reason = _require_reason(reason, "abort")
+    return _manual(ws, model, Decision(Action.ABORT, "manual.abort", reason), actor)
+
+
+def rollback(ws: Workspace, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+    """All traffic back to the champion at once; after a completed promotion, restore the previous one."""
+    reason = _require_reason(reason, "roll back")
+    with ws.reading() as conn:
+        info = registry.get_model(conn, model)
+        running = active_rollout(conn, info.id) is not None
+    if running:
+        return _manual(ws, model, Decision(Action.ROLLBACK, "manual.rollback", reason), actor)
+    return _restore_previous(ws, model, reason, actor or current_actor())
+
+
+def _restore_previous(ws: Workspace, model: str, reason: str, actor: str) -> StoredRollout:
+    now = ws.clock.now()
+    with ws.writing() as conn:
+        info = registry.get_model(conn, model, for_update=True)
+        last = latest_rollout(conn, info.id)
+        champion, previous = info.aliases.get(Alias.CHAMPION.value), info.aliases.get(Alias.PREVIOUS.value)
+        if last is None or last.state.outcome is not Outcome.PROMOTED or previous is None:
+            raise ConflictError(f"model {model!r} has no active rollout and no promotion to roll back")
+        if champion != last.state.challenger_version:
+            raise ConflictError(
+                f"the champion of {model!r} (v{champion}) is not what rollout {last.state.id} promoted "
+                f"(v{last.state.challenger_version}); move aliases by hand with `pitstop models set-champion`"
+            )
+        routing = current_routing(conn, info.id)
+        write_routing(
+            conn,
+            info,
+            champion=previous,
+            challenger=None,
+            challenger_share=0.0,
+            shadow=None,
+            salt=routing.salt if routing else new_salt(),
+            rollout_id=last.state.id,
+            now=now,
+            actor=actor,
+            reason=reason,
+            rule="manual.rollback",
+        )
+        registry.move_aliases(
+            conn,
+            info,
+            {Alias.CHAMPION: previous, Alias.PREVIOUS: champion},
+            now=now,
+            actor=actor,
+            reason=reason,
+            rollout_id=last.state.id,
+        )
+        updated = update_rollout(
+            conn,
+            last,
+            now=now,
+            outcome=Outcome.ROLLED_BACK,
+            stage=Outcome.PROMOTED.value,
+            reason=reason,
+            ended_at=now,
+        )
+        record_event(
+            conn,
+            time=now,
+            model_id=info.id,
+            kind=ROLLOUT_EVENT,
+            actor=actor,
+            from_state=Outcome.PROMOTED.value,
+            to_state=Outcome.ROLLED_BACK.value,
+            rule="manual.rollback",
+            reason=reason,
+            rollout_id=last.state.id,
+            data={"restored_champion": previous, "demoted": champion},
+        )
+        return updated
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    rollout: StoredRollout
+    evidence: dict[str, Any] | None
+    next_check: dict[str, Any] | None
+    elapsed_hours: float
+    remaining_hours: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.rollout.to_dict(),
+            "elapsed_hours": self.elapsed_hours,
+            "remaining_hours": self.remaining_hours,
+            "evidence": self.evidence,
+            "next_check": self.next_check,
+            "last_check": self.rollout.status,
+        }
+
+
+def _phase_limit_hours(stored: StoredRollout) -> float | None:
+    state, policy = stored.state, stored.policy
+    limit = {
+        Phase.SHADOW: policy.shadow.max_duration,
+        Phase.AB_TEST: policy.ab_test.max_duration,
+        Phase.RAMP: policy.ramp.dwell,
+    }.get(state.phase)
+    return None if limit is None else limit.total_seconds() / 3600
+
+
+def status(ws: Workspace, model: str, rollout_id: int | None = None) -> RolloutStatus:
+    """The active (or latest, or given) rollout with live evidence and what the next check would do."""
+    with ws.reading() as conn:
+        info = registry.get_model(conn, model)
+        stored = (
+            get_rollout(conn, rollout_id)
+            if rollout_id
+            else (active_rollout(conn, info.id) or latest_rollout(conn, info.id))
+        )
+    if stored is None or stored.state.model != model:
+        raise NotFoundError(f"model {model!r} has no rollout yet; start one with `pitstop rollout start`")
+    now = ws.clock.now()
+    end = stored.state.ended_at or now
+    elapsed = (end - stored.state.phase_started_at).total_seconds() / 3600
+    if stored.state.outcome is not None:
+        return RolloutStatus(stored, None, None, elapsed, None)
+    evidence = read_evidence(ws, stored, now)
+    preview = decide(stored.state, stored.policy, evidence, now)
+    limit = _phase_limit_hours(stored)
+    target = next_target(stored)
+    next_check = {
+        "action": preview.action.value,
+        "rule": preview.rule,
+        "reason": preview.reason,
+        "numbers": preview.numbers,
+        "next_phase": None if target is None else {"phase": target.phase.value, "step": target.step},
+    }
+    return RolloutStatus(
+        stored, evidence.to_dict(), next_check, elapsed, None if limit is None else max(limit - elapsed, 0.0)
+    )
+
+
+def history(ws: Workspace, model: str) -> list[Event]:
+    """Every event of the model: rollout transitions, routing changes, alias moves, gate results."""
+    with ws.reading() as conn:
+        info = registry.get_model(conn, model)
+        return list_events(conn, info.id)
+
+
+def rollouts(ws: Workspace, model: str) -> list[StoredRollout]:
+    with ws.reading() as conn:
+        return list_rollouts(conn, registry.get_model(conn, model).id)

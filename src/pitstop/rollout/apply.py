@@ -1,0 +1,186 @@
+"""Turning a decision into the store: rollout row, routing table, aliases and the event, in one transaction.
+
+The controller and the manual overrides (`pitstop rollout promote|rollback|abort`) both come here, so a
+transition made by a person is recorded exactly like one made by the controller, with its actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from pitstop import registry
+from pitstop.events import record_event
+from pitstop.registry import Alias
+from pitstop.rollout.decide import Decision
+from pitstop.rollout.phases import ENDING, Action, Phase
+from pitstop.rollout.records import StoredRollout, update_rollout
+from pitstop.rollout.state import RolloutState, challenger_share, ramp_shares
+from pitstop.serving.routing_store import write_routing
+
+ROLLOUT_EVENT = "rollout_transition"
+
+
+@dataclass(frozen=True)
+class Target:
+    phase: Phase
+    step: int | None
+
+
+def describe(state: RolloutState, share: float) -> str:
+    """A phase as people say it: `shadow`, `ab_test 10%`, `ramp 50%`, `promoted`."""
+    if state.outcome is not None:
+        return state.outcome.value
+    if state.phase in (Phase.AB_TEST, Phase.RAMP):
+        return f"{state.phase.value} {share:.0%}"
+    return state.phase.value
+
+
+def next_target(stored: StoredRollout) -> Target | None:
+    """Where ADVANCE goes from here; None when the next move is promotion."""
+    state, shares = stored.state, ramp_shares(stored.policy)
+    if state.phase is Phase.SHADOW:
+        return Target(Phase.AB_TEST, None)
+    if state.phase is Phase.AB_TEST:
+        return Target(Phase.RAMP, 0) if shares else None
+    if state.phase is Phase.RAMP and state.step is not None and state.step + 1 < len(shares):
+        return Target(Phase.RAMP, state.step + 1)
+    return None
+
+
+def apply_decision(
+    conn: Connection, stored: StoredRollout, decision: Decision, *, now: datetime, actor: str
+) -> StoredRollout:
+    """Persist a decision; a phase change also writes routing, aliases and an event. Raises
+    `StaleRolloutError` (nothing written) when the rollout changed since it was read."""
+    state, policy = stored.state, stored.policy
+    status = _json_safe(
+        {
+            "rule": decision.rule,
+            "reason": decision.reason,
+            "action": decision.action.value,
+            "checked_at": now.isoformat(),
+            "numbers": decision.numbers,
+        }
+    )
+    memory = state.memory if decision.memory is None else decision.memory
+    if decision.action is Action.STAY:
+        return update_rollout(conn, stored, now=now, status=status, memory=memory)
+    model = registry.get_model(conn, state.model, for_update=True)
+    share_before = challenger_share(state, policy)
+    target = next_target(stored) if decision.action is Action.ADVANCE else None
+    if decision.action is Action.ADVANCE and target is not None:
+        after_state = replace(state, phase=target.phase, step=target.step)
+        share = challenger_share(after_state, policy)
+        routing = write_routing(
+            conn,
+            model,
+            champion=state.champion_version,
+            challenger=state.challenger_version,
+            challenger_share=share,
+            shadow=state.champion_version if share >= 1.0 else None,
+            salt=state.salt,
+            rollout_id=state.id,
+            step=target.step,
+            now=now,
+            actor=actor,
+            reason=decision.reason,
+            rule=decision.rule,
+        )
+        updated = update_rollout(
+            conn,
+            stored,
+            now=now,
+            phase=target.phase,
+            step=target.step,
+            phase_started_at=now,
+            phase_routing_version=routing.version,
+            plan=decision.plan or state.plan,
+            memory=memory,
+            status=status,
+        )
+        to_state = describe(updated.state, share)
+    else:
+        action = Action.PROMOTE if decision.action is Action.ADVANCE else decision.action
+        updated = _end(
+            conn, stored, model, action, decision, now=now, actor=actor, status=status, memory=memory
+        )
+        to_state = updated.state.outcome.value if updated.state.outcome else "ended"
+    record_event(
+        conn,
+        time=now,
+        model_id=model.id,
+        kind=ROLLOUT_EVENT,
+        actor=actor,
+        from_state=describe(state, share_before),
+        to_state=to_state,
+        rule=decision.rule,
+        reason=decision.reason,
+        rollout_id=state.id,
+        data=_json_safe(decision.numbers),
+    )
+    return updated
+
+
+def _end(
+    conn: Connection,
+    stored: StoredRollout,
+    model: registry.ModelInfo,
+    action: Action,
+    decision: Decision,
+    *,
+    now: datetime,
+    actor: str,
+    status: dict[str, Any],
+    memory: dict[str, Any],
+) -> StoredRollout:
+    state = stored.state
+    promoted = action is Action.PROMOTE
+    champion = state.challenger_version if promoted else state.champion_version
+    write_routing(
+        conn,
+        model,
+        champion=champion,
+        challenger=None,
+        challenger_share=0.0,
+        shadow=None,
+        salt=state.salt,
+        rollout_id=state.id,
+        standby=state.champion_version if promoted else None,
+        now=now,
+        actor=actor,
+        reason=decision.reason,
+        rule=decision.rule,
+    )
+    moves: dict[Alias, int | None] = {Alias.CHALLENGER: None}
+    if promoted:
+        moves.update({Alias.CHAMPION: state.challenger_version, Alias.PREVIOUS: state.champion_version})
+    registry.move_aliases(
+        conn, model, moves, now=now, actor=actor, reason=decision.reason, rollout_id=state.id
+    )
+    return update_rollout(
+        conn,
+        stored,
+        now=now,
+        phase=Phase.DONE,
+        outcome=ENDING[action],
+        stage=state.phase.value,
+        reason=decision.reason,
+        ended_at=now,
+        memory=memory,
+        status=status,
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """Numbers as JSON can hold them: infinities and NaN become None."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

@@ -1,0 +1,186 @@
+"""The decision loop: gather evidence, call the pure `decide`, apply the result in one transaction.
+
+Only the lease holder acts. Evidence is read in its own read transaction (so the SQLite write lock is
+not held during aggregation); the transition's transaction re-checks the lease and the rollout's
+revision, so a controller killed at any point, or racing another one, neither duplicates nor loses a
+transition: either the whole transition committed, or nothing did and the next look decides again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from pitstop import registry
+from pitstop.clock import Clock
+from pitstop.errors import StoreUnavailableError
+from pitstop.rollout import lease
+from pitstop.rollout.apply import apply_decision
+from pitstop.rollout.decide import Decision, decide
+from pitstop.rollout.evidence import Evidence
+from pitstop.rollout.gather import Window, gather_evidence
+from pitstop.rollout.phases import Outcome, Phase
+from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
+from pitstop.serving.routing_store import current_routing, write_routing
+
+if TYPE_CHECKING:
+    from pitstop.workspace import Workspace
+
+log = logging.getLogger("pitstop.controller")
+CONTROLLER_ACTOR = "controller"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    model: str
+    rollout_id: int
+    decision: Decision
+    applied: bool  # False when the rollout changed under us or the lease was lost
+
+
+def evidence_window(stored: StoredRollout, task: registry.Task, now: Any) -> Window:
+    """The evidence of the rollout's current phase or step (A/B: only requests whose labels had time)."""
+    state, policy = stored.state, stored.policy
+    matured = now - policy.ab_test.label_maturation if state.phase is Phase.AB_TEST else None
+    return Window(
+        model_id=stored.model_id,
+        task=task,
+        since_routing_version=state.phase_routing_version,
+        started_at=state.phase_started_at,
+        now=now,
+        matured_before=matured,
+    )
+
+
+def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
+    with ws.reading() as conn:
+        task = registry.get_model(conn, stored.state.model).task
+        return gather_evidence(
+            conn,
+            evidence_window(stored, task, now),
+            with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
+            with_request_errors=stored.state.phase is Phase.AB_TEST
+            and stored.policy.ab_test.method == "mann_whitney",
+        )
+
+
+class Controller:
+    """One controller process (or thread): call `tick()` now and then, or `run()` until stopped."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        clock: Clock | None = None,
+        interval: timedelta | None = None,
+        lease_ttl: timedelta | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.ws = ws
+        self.clock = clock or ws.clock
+        self.interval = interval or ws.config.controller.interval
+        self.lease_ttl = lease_ttl or ws.config.controller.lease_ttl
+        self.holder = holder or lease.new_holder_id()
+        self.is_leader = False
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False while another controller holds it."""
+        try:
+            with self.ws.writing() as conn:
+                self.is_leader = lease.try_acquire(conn, self.holder, self.clock.now(), self.lease_ttl)
+        except IntegrityError:  # another controller inserted the lease row at the same moment
+            self.is_leader = False
+        return self.is_leader
+
+    def tick(self) -> list[StepResult]:
+        """One round: every active rollout gets one look (only when this controller leads)."""
+        if not self.acquire():
+            return []
+        with self.ws.reading() as conn:
+            active = active_rollouts(conn)
+        results = [self.step(stored) for stored in active]
+        self.expire_standby()
+        return [result for result in results if result is not None]
+
+    def step(self, stored: StoredRollout) -> StepResult | None:
+        """Look at one rollout and act on it."""
+        now = self.clock.now()
+        evidence = read_evidence(self.ws, stored, now)
+        decision = decide(stored.state, stored.policy, evidence, now)
+        try:
+            with self.ws.writing() as conn:
+                if not lease.holds(conn, self.holder, now):
+                    self.is_leader = False
+                    return StepResult(stored.state.model, stored.state.id, decision, applied=False)
+                apply_decision(conn, stored, decision, now=now, actor=CONTROLLER_ACTOR)
+        except StaleRolloutError as stale:
+            log.info("%s", stale)
+            return StepResult(stored.state.model, stored.state.id, decision, applied=False)
+        if decision.changes_phase:
+            log.info(
+                "%s rollout %s: %s (%s) %s",
+                stored.state.model,
+                stored.state.id,
+                decision.action.value,
+                decision.rule,
+                decision.reason,
+            )
+        return StepResult(stored.state.model, stored.state.id, decision, applied=True)
+
+    def expire_standby(self) -> None:
+        """After a promotion, unload the old champion once its standby time is over."""
+        now = self.clock.now()
+        with self.ws.writing() as conn:
+            if not lease.holds(conn, self.holder, now):
+                return
+            for model in registry.list_models(conn):
+                routing = current_routing(conn, model.id)
+                last = latest_rollout(conn, model.id)
+                if routing is None or routing.standby is None or last is None or last.state.ended_at is None:
+                    continue
+                if (
+                    last.state.outcome is not Outcome.PROMOTED
+                    or now < last.state.ended_at + last.policy.ramp.standby
+                ):
+                    continue
+                write_routing(
+                    conn,
+                    model,
+                    champion=routing.champion,
+                    challenger=routing.challenger,
+                    challenger_share=routing.challenger_share,
+                    shadow=routing.shadow,
+                    salt=routing.salt,
+                    rollout_id=routing.rollout_id,
+                    standby=None,
+                    now=now,
+                    actor=CONTROLLER_ACTOR,
+                    reason=f"standby of version {routing.standby} is over ({last.policy.ramp.standby} after "
+                    "promotion)",
+                    rule="standby.expired",
+                )
+
+    def release(self) -> None:
+        try:
+            with self.ws.writing() as conn:
+                lease.release(conn, self.holder)
+        except StoreUnavailableError:
+            pass  # the lease simply expires
+        self.is_leader = False
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick every `interval` until `stop` is set; a failing store is logged and retried, never fatal."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except StoreUnavailableError as error:
+                    log.warning("store unavailable, champion keeps serving: %s", error)
+                stop.wait(self.interval.total_seconds())
+        finally:
+            self.release()

@@ -1,0 +1,512 @@
+"""The pure decision: `decide(rollout, policy, evidence, now) -> Decision`, one small function per phase.
+
+No I/O, no clock: the controller gathers the evidence, calls this, and applies the result in one
+transaction. Doubt favours the champion: missing data, an inconclusive test or a broken experiment
+never advance the challenger.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pitstop.config import ABStopping, Policy
+from pitstop.rollout.evidence import ArmSummary, Evidence
+from pitstop.rollout.guardrails import Breach, check_guardrails
+from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.state import RolloutState, ramp_shares
+from pitstop.stats import (
+    ab_verdict,
+    compare_paired,
+    msprt,
+    paired_t_from_summary,
+    sample_ratio_mismatch,
+    sample_size_margin,
+)
+from pitstop.stats.results import TestResult
+
+MIN_UNITS_FOR_SRM = 100  # the chi-square approximation needs enough units in each expected cell
+MIN_SHADOW_CALLS_FOR_RATE = 100  # a shadow model failing this often is rejected before any labels
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    rule: str  # the rule that fired, e.g. "shadow.passed", "guardrail.error_ratio", "ab.win"
+    reason: str  # one sentence a person can act on
+    numbers: dict[str, Any] = field(default_factory=dict)  # what the rule saw
+    plan: dict[str, Any] | None = None  # a new A/B plan to store (set when entering the A/B test)
+    memory: dict[str, Any] | None = None  # running sequential-test state to store (None: keep)
+
+    @property
+    def changes_phase(self) -> bool:
+        return self.action is not Action.STAY
+
+
+def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
+    """What to do now with an active rollout, given what has been measured."""
+    if rollout.phase is Phase.SHADOW:
+        return decide_shadow(rollout, policy, evidence, now)
+    if rollout.phase is Phase.AB_TEST:
+        return decide_ab_test(rollout, policy, evidence, now)
+    if rollout.phase is Phase.RAMP:
+        return decide_ramp(rollout, policy, evidence, now)
+    return Decision(Action.STAY, "inactive", f"the rollout is {rollout.phase}: nothing to decide")
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
+
+
+# -- shadow ---------------------------------------------------------------------------------------
+
+
+def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
+    """Same requests, both models: within tolerance, error rate and latency bounds → A/B test."""
+    shadow = policy.shadow
+    elapsed = now - rollout.phase_started_at
+    calls = evidence.shadow
+    base = {
+        "elapsed_hours": elapsed.total_seconds() / 3600,
+        "labelled_pairs": evidence.paired.n,
+        "min_labeled": shadow.min_labeled,
+        "shadow_calls": calls.requests,
+        "shadow_failures": calls.failures,
+    }
+    rate = calls.failure_rate
+    if calls.requests >= MIN_SHADOW_CALLS_FOR_RATE and rate is not None and rate > shadow.max_error_rate:
+        return Decision(
+            Action.REJECT,
+            "shadow.error_rate",
+            f"the challenger failed or timed out on {calls.failures} of {calls.requests} shadow calls "
+            f"({rate:.1%}), above the {shadow.max_error_rate:.1%} limit",
+            {**base, "failure_rate": rate, "limit": shadow.max_error_rate},
+        )
+    if elapsed < shadow.min_duration:
+        return Decision(
+            Action.STAY,
+            "shadow.min_duration",
+            f"shadowing for {_hours(elapsed)} of at least {_hours(shadow.min_duration)}; "
+            f"{evidence.paired.n} of {shadow.min_labeled} labelled pairs",
+            base,
+        )
+    if evidence.paired.n < shadow.min_labeled:
+        if elapsed >= shadow.max_duration:
+            return Decision(
+                Action.REJECT,
+                "shadow.inconclusive",
+                f"only {evidence.paired.n} of {shadow.min_labeled} labelled pairs after {_hours(elapsed)} "
+                "(max duration reached): inconclusive, the champion stays",
+                base,
+            )
+        return Decision(
+            Action.STAY,
+            "shadow.min_labeled",
+            f"waiting for labels: {evidence.paired.n} of {shadow.min_labeled} labelled pairs",
+            base,
+        )
+    return _shadow_verdict(rollout, policy, evidence, base)
+
+
+def _shadow_verdict(
+    rollout: RolloutState, policy: Policy, evidence: Evidence, base: dict[str, Any]
+) -> Decision:
+    shadow, paired = policy.shadow, evidence.paired
+    assert paired.champion_mean is not None and paired.challenger_mean is not None
+    test = _paired_test(policy, evidence)
+    ratio = paired.challenger_mean / paired.champion_mean if paired.champion_mean > 0 else math.inf
+    numbers = {
+        **base,
+        "champion_error": paired.champion_mean,
+        "challenger_error": paired.challenger_mean,
+        "ratio": ratio,
+        "tolerance": shadow.error_tolerance,
+        "test": test.to_dict() if test else None,
+    }
+    if ratio > shadow.error_tolerance:
+        return Decision(
+            Action.REJECT,
+            "shadow.error_ratio",
+            f"on the same {paired.n} live requests the challenger's error {paired.challenger_mean:.4g} is "
+            f"{ratio:.3f} x the champion's {paired.champion_mean:.4g}, above the "
+            f"{shadow.error_tolerance:g} tolerance"
+            + (f" (paired test p = {test.p_value:.3g})" if test else ""),
+            numbers,
+        )
+    served, shadowed = evidence.champion, evidence.shadow
+    if (
+        min(served.latency_samples, shadowed.latency_samples) >= 20
+        and served.latency_p99
+        and shadowed.latency_p99
+        and shadowed.latency_p99 > shadow.max_p99_ratio * served.latency_p99
+    ):
+        latency_ratio = shadowed.latency_p99 / served.latency_p99
+        return Decision(
+            Action.REJECT,
+            "shadow.latency_p99",
+            f"challenger p99 latency {shadowed.latency_p99:.1f} ms is {latency_ratio:.2f} x the champion's "
+            f"{served.latency_p99:.1f} ms, above the {shadow.max_p99_ratio:g} limit",
+            {**numbers, "latency_ratio": latency_ratio},
+        )
+    plan = plan_ab_test(policy, evidence)
+    verdict = (
+        f"challenger error {ratio:.3f} x champion's on {paired.n} live requests "
+        f"(tolerance {shadow.error_tolerance:g})"
+    )
+    return Decision(
+        Action.ADVANCE,
+        "shadow.passed",
+        f"{verdict}; {plan['summary']}",
+        {**numbers, "plan": plan},
+        plan=plan,
+        memory={},
+    )
+
+
+def _paired_test(policy: Policy, evidence: Evidence) -> TestResult | None:
+    paired = evidence.paired
+    if paired.n < 2 or not paired.diff_var or paired.diff_mean is None:
+        return None
+    if policy.shadow.test == "paired_t":
+        return paired_t_from_summary(paired.n, paired.diff_mean, paired.diff_var, alpha=policy.ab_test.alpha)
+    if paired.differences is None:
+        return None
+    challenger = [d for d in paired.differences]
+    zeros = [0.0] * len(challenger)
+    method = "wilcoxon" if policy.shadow.test == "wilcoxon" else "diebold_mariano"
+    return compare_paired(method, zeros, challenger, alpha=policy.ab_test.alpha)
+
+
+def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
+    """The A/B sample size from the shadow data: the effect and spread the A/B test should expect."""
+    ab, paired = policy.ab_test, evidence.paired
+    assert paired.champion_mean is not None and paired.challenger_mean is not None
+    observed = paired.challenger_mean / paired.champion_mean - 1 if paired.champion_mean > 0 else 0.0
+    champion = evidence.champion.estimate(per_user=ab.method == "per_user")
+    # The unit's spread: per user when the analysis is per user (errors of one user are correlated).
+    unit_std = champion.unit_std if champion is not None else math.sqrt(paired.champion_var or 0.0)
+    units_per_hour = evidence.champion.units / evidence.window_hours if evidence.window_hours > 0 else 0.0
+    plausible = -observed > ab.min_improvement
+    planned_effect = -observed if plausible else 2 * ab.min_improvement
+    plan: dict[str, Any] = {
+        "shadow_effect": observed,
+        "planned_effect": planned_effect,
+        "baseline_mean": paired.champion_mean,
+        "baseline_std": unit_std,
+        "win_plausible": plausible,
+        "units_per_hour": units_per_hour,
+    }
+    if unit_std <= 0 or paired.champion_mean <= 0:
+        plan.update(
+            n_champion=None,
+            n_challenger=None,
+            expected_hours=None,
+            summary="A/B sample size unknown (no spread in the shadow data)",
+        )
+        return plan
+    size = sample_size_margin(
+        paired.champion_mean,
+        unit_std,
+        planned_effect,
+        margin=ab.min_improvement,
+        alpha=ab.alpha,
+        power=ab.power,
+        share=ab.share,
+    )
+    total = size.n_champion + size.n_challenger
+    hours = total / units_per_hour if units_per_hour > 0 else None
+    plan.update(n_champion=size.n_champion, n_challenger=size.n_challenger, expected_hours=hours)
+    when = f"about {hours:.1f}h at the current traffic" if hours is not None else "unknown duration"
+    summary = (
+        f"A/B plan: {size.n_challenger} challenger and {size.n_champion} champion units to detect a "
+        f"{planned_effect:.1%} improvement beyond the {ab.min_improvement:.0%} margin ({when})"
+    )
+    if not plausible:
+        summary += (
+            f"; the shadow effect ({observed:+.1%}) makes an A/B win implausible: expect an inconclusive test"
+        )
+    plan["summary"] = summary
+    return plan
+
+
+# -- A/B test -------------------------------------------------------------------------------------
+
+
+def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
+    """SRM → guardrails → (sequential or fixed-horizon) win/loss → max duration."""
+    ab = policy.ab_test
+    elapsed = now - rollout.phase_started_at
+    champion, challenger = evidence.champion, evidence.challenger
+    base: dict[str, Any] = {
+        "elapsed_hours": elapsed.total_seconds() / 3600,
+        "units": {"champion": champion.units, "challenger": challenger.units},
+        "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
+        "required": _required(rollout),
+    }
+    srm = _srm(champion, challenger, ab.share, ab.srm_p_value)
+    if srm is not None:
+        base["srm"] = srm.to_dict()
+        if srm.mismatch:
+            return Decision(
+                Action.REJECT,
+                "ab.srm",
+                f"experiment invalid: sample-ratio mismatch ({challenger.units} challenger vs "
+                f"{champion.units} champion users for a {ab.share:.0%} share, "
+                f"p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
+                base,
+            )
+    breach = check_guardrails(champion, challenger, policy.guardrails)
+    if breach is not None:
+        return _rollback(breach, base)
+    per_user = ab.method == "per_user"
+    arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
+    if arm_a is None or arm_b is None or min(champion.labelled, challenger.labelled) < 2:
+        return _wait_or_give_up(
+            elapsed, ab.max_duration, "ab.min_labeled", "waiting for matured labels in both arms", base
+        )
+    if arm_a.variance + arm_b.variance <= 0:
+        return _wait_or_give_up(
+            elapsed,
+            ab.max_duration,
+            "ab.no_variance",
+            "every labelled error is identical so far: nothing to test yet",
+            base,
+        )
+    sequential = _sequential_look(rollout, policy, arm_a, arm_b)
+    base["sequential"] = sequential.to_dict()
+    memory = {"p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]}
+    if sequential.p_value < ab.alpha and sequential.estimate > 0:
+        return Decision(
+            Action.REJECT,
+            "ab.loss",
+            f"the challenger is significantly worse: error {arm_b.mean:.4g} vs {arm_a.mean:.4g} "
+            f"(always-valid p = {sequential.p_value:.3g})",
+            base,
+            memory=memory,
+        )
+    if ab.stopping is ABStopping.SEQUENTIAL:
+        return _sequential_verdict(rollout, policy, elapsed, sequential, arm_a.mean, base, memory)
+    return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, memory)
+
+
+def _required(rollout: RolloutState) -> dict[str, Any] | None:
+    plan = rollout.plan or {}
+    if plan.get("n_champion") is None:
+        return None
+    return {"champion": plan["n_champion"], "challenger": plan["n_challenger"]}
+
+
+def _srm(champion: ArmSummary, challenger: ArmSummary, share: float, threshold: float) -> Any:
+    if champion.units + challenger.units < MIN_UNITS_FOR_SRM:
+        return None
+    return sample_ratio_mismatch([champion.units, challenger.units], [1 - share, share], threshold=threshold)
+
+
+def _rollback(breach: Breach, base: dict[str, Any]) -> Decision:
+    return Decision(Action.ROLLBACK, breach.rule, breach.reason, {**base, **breach.numbers})
+
+
+def _wait_or_give_up(
+    elapsed: timedelta,
+    limit: timedelta,
+    rule: str,
+    waiting: str,
+    base: dict[str, Any],
+    memory: dict[str, Any] | None = None,
+) -> Decision:
+    if elapsed >= limit:
+        return Decision(
+            Action.REJECT,
+            "ab.inconclusive",
+            f"max duration {_hours(limit)} reached without a conclusive result ({waiting}): "
+            "the champion stays",
+            base,
+            memory=memory,
+        )
+    return Decision(Action.STAY, rule, waiting, base, memory=memory)
+
+
+def _sequential_look(rollout: RolloutState, policy: Policy, champion: Any, challenger: Any) -> TestResult:
+    memory = rollout.memory or {}
+    previous_ci = (float(memory["ci"][0]), float(memory["ci"][1])) if memory.get("ci") else None
+    return msprt(
+        champion,
+        challenger,
+        tau=policy.ab_test.tau * champion.mean,
+        alpha=policy.ab_test.alpha,
+        previous_p_value=float(memory.get("p_value", 1.0)),
+        previous_ci=previous_ci,
+    )
+
+
+def _sequential_verdict(
+    rollout: RolloutState,
+    policy: Policy,
+    elapsed: timedelta,
+    look: TestResult,
+    champion_mean: float,
+    base: dict[str, Any],
+    memory: dict[str, Any],
+) -> Decision:
+    ab = policy.ab_test
+    bound = -ab.min_improvement * champion_mean
+    relative_high = look.ci_high / champion_mean
+    if look.ci_high < bound:
+        if elapsed < ab.min_duration:
+            return Decision(
+                Action.STAY,
+                "ab.min_duration",
+                f"a win is showing (error {relative_high:+.2%} or better at worst) but the test must run "
+                f"{_hours(ab.min_duration)}; {_hours(elapsed)} so far",
+                base,
+                memory=memory,
+            )
+        return Decision(
+            Action.ADVANCE,
+            "ab.win",
+            f"the challenger's error is lower by more than the {ab.min_improvement:.0%} margin: always-valid "
+            f"{1 - ab.alpha:.0%} interval {look.ci_low / champion_mean:+.2%} to {relative_high:+.2%} "
+            f"(p = {look.p_value:.3g})",
+            base,
+            memory=memory,
+        )
+    return _wait_or_give_up(
+        elapsed,
+        ab.max_duration,
+        "ab.sequential",
+        f"no conclusion yet: challenger error {look.estimate / champion_mean:+.2%}, always-valid interval "
+        f"{look.ci_low / champion_mean:+.2%} to {relative_high:+.2%} "
+        f"(needs to end below {-ab.min_improvement:.0%})",
+        base,
+        memory,
+    )
+
+
+def _fixed_horizon_verdict(
+    rollout: RolloutState,
+    policy: Policy,
+    evidence: Evidence,
+    elapsed: timedelta,
+    base: dict[str, Any],
+    memory: dict[str, Any],
+) -> Decision:
+    ab = policy.ab_test
+    required = _required(rollout)
+    reached = required is not None and (
+        evidence.champion.units >= required["champion"]
+        and evidence.challenger.units >= required["challenger"]
+    )
+    at_limit = elapsed >= ab.max_duration
+    if not reached and not at_limit:
+        progress = (
+            (
+                f"{evidence.challenger.units}/{required['challenger']} challenger and "
+                f"{evidence.champion.units}/{required['champion']} champion units"
+            )
+            if required
+            else "no plan"
+        )
+        return Decision(
+            Action.STAY,
+            "ab.fixed_horizon",
+            f"fixed horizon: evaluated once the planned sample is reached ({progress})",
+            base,
+            memory=memory,
+        )
+    per_user = ab.method == "per_user"
+    if ab.method == "mann_whitney":
+        return _mann_whitney_verdict(policy, evidence, base, memory)
+    champion = evidence.champion.estimate(per_user)
+    challenger = evidence.challenger.estimate(per_user)
+    assert champion is not None and challenger is not None
+    verdict = ab_verdict(champion, challenger, min_improvement=ab.min_improvement, alpha=ab.alpha)
+    numbers = {**base, "verdict": verdict.to_dict()}
+    if verdict.outcome == "win":
+        return Decision(Action.ADVANCE, "ab.win", verdict.reason, numbers, memory=memory)
+    rule = "ab.loss" if verdict.outcome == "loss" else "ab.inconclusive"
+    when = "at max duration" if not reached else "at the planned sample size"
+    return Decision(
+        Action.REJECT, rule, f"{verdict.reason} ({when}): the champion stays", numbers, memory=memory
+    )
+
+
+def _mann_whitney_verdict(
+    policy: Policy, evidence: Evidence, base: dict[str, Any], memory: dict[str, Any]
+) -> Decision:
+    from pitstop.stats import mann_whitney_test
+
+    errors = evidence.request_errors or {}
+    result = mann_whitney_test(
+        errors.get("champion", ()), errors.get("challenger", ()), alpha=policy.ab_test.alpha
+    )
+    numbers = {**base, "test": result.to_dict()}
+    # `estimate` is P(challenger error > champion error): below one half, the challenger does better.
+    if result.p_value < policy.ab_test.alpha and result.estimate < 0.5:
+        return Decision(
+            Action.ADVANCE,
+            "ab.win",
+            f"Mann-Whitney: challenger errors lower (p = {result.p_value:.3g})",
+            numbers,
+            memory=memory,
+        )
+    rule = "ab.loss" if result.p_value < policy.ab_test.alpha else "ab.inconclusive"
+    return Decision(
+        Action.REJECT,
+        rule,
+        f"Mann-Whitney p = {result.p_value:.3g}: the champion stays",
+        numbers,
+        memory=memory,
+    )
+
+
+# -- ramp -----------------------------------------------------------------------------------------
+
+
+def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
+    """Guardrails at every look; after the dwell and enough labels per arm, the next step or promotion."""
+    ramp = policy.ramp
+    shares = ramp_shares(policy)
+    step = rollout.step or 0
+    share = shares[step]
+    elapsed = now - rollout.phase_started_at
+    # At 100 % the champion serves nobody: it is compared in shadow, on the same requests.
+    champion = evidence.shadow if share >= 1.0 else evidence.champion
+    challenger = evidence.challenger
+    base = {
+        "step": step,
+        "share": share,
+        "elapsed_hours": elapsed.total_seconds() / 3600,
+        "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
+        "min_labeled_per_arm": ramp.min_labeled_per_arm,
+    }
+    breach = check_guardrails(champion, challenger, policy.guardrails)
+    if breach is not None:
+        return _rollback(breach, base)
+    if elapsed < ramp.dwell:
+        return Decision(
+            Action.STAY, "ramp.dwell", f"at {share:.0%} for {_hours(elapsed)} of {_hours(ramp.dwell)}", base
+        )
+    if min(champion.labelled, challenger.labelled) < ramp.min_labeled_per_arm:
+        return Decision(
+            Action.STAY,
+            "ramp.min_labeled",
+            f"at {share:.0%}: waiting for {ramp.min_labeled_per_arm} labelled requests per arm "
+            f"({challenger.labelled} challenger, {champion.labelled} champion)",
+            base,
+        )
+    if step + 1 >= len(shares):
+        return Decision(
+            Action.PROMOTE,
+            "ramp.completed",
+            f"held 100 % for {_hours(elapsed)} within every guardrail: promoted",
+            base,
+        )
+    return Decision(
+        Action.ADVANCE,
+        "ramp.step",
+        f"{share:.0%} held for {_hours(elapsed)} within every guardrail: next step {shares[step + 1]:.0%}",
+        base,
+    )

@@ -1,0 +1,105 @@
+"""The numbers a decision sees, as plain values (gathered from the prediction log by `gather`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pitstop.stats import ArmEstimate, arm_from_summary, arm_from_user_moments
+
+
+@dataclass(frozen=True)
+class UserMoments:
+    """Per-user sums over labelled requests: K users, and sums of S (error), N (requests), S², N², S·N."""
+
+    users: float = 0
+    error_sum: float = 0.0
+    request_sum: float = 0.0
+    error_sq_sum: float = 0.0
+    request_sq_sum: float = 0.0
+    cross_sum: float = 0.0
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """One arm (champion or challenger) in one role (served or shadow) over the phase's window."""
+
+    requests: int = 0  # predictions made (served, or scored in shadow)
+    failures: int = 0  # of them: raised, timed out or not a finite number
+    units: int = 0  # distinct users (requests without a user_id count as their own unit)
+    labelled: int = 0  # requests with a label (and, in the A/B test, past the maturation window)
+    error_mean: float | None = None  # mean per-request error over the labelled requests
+    error_var: float | None = None  # its sample variance (ddof 1)
+    moments: UserMoments = field(default_factory=UserMoments)
+    latency_p50: float | None = None  # milliseconds
+    latency_p99: float | None = None
+    latency_samples: int = 0
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failures / self.requests if self.requests else None
+
+    def estimate(self, per_user: bool) -> ArmEstimate | None:
+        """The arm's mean error with its standard error, per user (delta method) or per request."""
+        if per_user:
+            if self.moments.users < 2:
+                return None
+            m = self.moments
+            return arm_from_user_moments(
+                int(m.users), m.error_sum, m.request_sum, m.error_sq_sum, m.request_sq_sum, m.cross_sum
+            )
+        if self.labelled < 2 or self.error_mean is None or self.error_var is None:
+            return None
+        return arm_from_summary(self.labelled, self.error_mean, self.error_var)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("moments")
+        return out
+
+
+@dataclass(frozen=True)
+class PairedSummary:
+    """Both models on the same labelled requests: errors and their difference (challenger - champion)."""
+
+    n: int = 0
+    champion_mean: float | None = None
+    challenger_mean: float | None = None
+    diff_mean: float | None = None
+    diff_var: float | None = None
+    champion_var: float | None = None
+    differences: tuple[float, ...] | None = (
+        None  # in time order; only loaded for Wilcoxon and Diebold-Mariano
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("differences")
+        return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything measured for one rollout phase (or ramp step) up to `now`."""
+
+    now: datetime
+    champion: ArmSummary = field(default_factory=ArmSummary)  # role served
+    challenger: ArmSummary = field(default_factory=ArmSummary)  # role served
+    shadow: ArmSummary = field(default_factory=ArmSummary)  # whichever version runs in shadow
+    paired: PairedSummary = field(default_factory=PairedSummary)  # served vs shadow, same requests
+    request_rate_per_hour: float = 0.0  # served requests per hour over the window
+    window_hours: float = 0.0
+    unbucketed_requests: int = 0  # requests without a user_id (bucketed by request_id)
+    request_errors: dict[str, tuple[float, ...]] | None = None  # per-arm raw errors (Mann-Whitney only)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "champion": self.champion.to_dict(),
+            "challenger": self.challenger.to_dict(),
+            "shadow": self.shadow.to_dict(),
+            "paired": self.paired.to_dict(),
+            "request_rate_per_hour": self.request_rate_per_hour,
+            "window_hours": self.window_hours,
+            "unbucketed_requests": self.unbucketed_requests,
+        }

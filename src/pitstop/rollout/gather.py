@@ -1,0 +1,287 @@
+"""Evidence from the prediction log and labels, by SQL aggregation (never all rows into Python).
+
+Everything is keyed by routing version: a phase's (or ramp step's) evidence is what was routed from
+the routing version written when it began. Errors are computed in SQL per request (absolute error, or
+the log loss of one probability), joined to labels at read time, so labels may arrive in any order.
+Latency percentiles come from a logarithmic histogram (2 % wide buckets) aggregated in SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import Integer as SqlInteger
+from sqlalchemy.sql import Select
+
+from pitstop.metrics import PROBABILITY_EPS
+from pitstop.registry import Task
+from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.store.tables import labels, predictions
+
+LATENCY_BUCKET_RATIO = 1.02
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which predictions count: one model, from a routing version on, up to `now` (event time)."""
+
+    model_id: int
+    task: Task
+    since_routing_version: int
+    started_at: datetime
+    now: datetime
+    matured_before: datetime | None = None  # only requests at or before this time count for errors
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _in_window(window: Window, table: Any = predictions) -> ColumnElement[bool]:
+    return and_(
+        table.c.model_id == window.model_id,
+        table.c.routing_version >= window.since_routing_version,
+        table.c.time <= _epoch(window.now),
+    )
+
+
+def request_error(task: Task, prediction: Any, label: Any) -> ColumnElement[float]:
+    """One request's error in SQL: |prediction - label|, or the log loss of one clipped probability."""
+    if task is Task.REGRESSION:
+        absolute: ColumnElement[float] = func.abs(prediction - label)
+        return absolute
+    p = case(
+        (prediction < PROBABILITY_EPS, PROBABILITY_EPS),
+        (prediction > 1 - PROBABILITY_EPS, 1 - PROBABILITY_EPS),
+        else_=prediction,
+    )
+    loss: ColumnElement[float] = -(label * func.ln(p) + (1 - label) * func.ln(1 - p))
+    return loss
+
+
+def _unit(table: Any = predictions) -> ColumnElement[str]:
+    return func.coalesce(table.c.user_id, literal("request:") + table.c.request_id)
+
+
+def _labelled(window: Window, role: str) -> Select[Any]:
+    """Per-request errors of successful predictions with a label, for one role."""
+    conditions = [
+        _in_window(window),
+        predictions.c.role == role,
+        predictions.c.error.is_(None),
+        predictions.c.prediction.is_not(None),
+    ]
+    if window.matured_before is not None:
+        conditions.append(predictions.c.time <= _epoch(window.matured_before))
+    return (
+        select(
+            predictions.c.arm,
+            _unit().label("unit"),
+            predictions.c.time,
+            request_error(window.task, predictions.c.prediction, labels.c.value).label("err"),
+        )
+        .join(
+            labels,
+            and_(
+                labels.c.model_id == predictions.c.model_id, labels.c.request_id == predictions.c.request_id
+            ),
+        )
+        .where(*conditions)
+    )
+
+
+def arm_summaries(conn: Connection, window: Window, role: str) -> dict[str, ArmSummary]:
+    """Per arm: requests, failures, units, labelled error mean/variance, per-user moments, latency."""
+    counts = conn.execute(
+        select(
+            predictions.c.arm,
+            func.count(),
+            func.sum(case((predictions.c.error.is_not(None), 1), else_=0)),
+            func.count(distinct(_unit())),
+        )
+        .where(_in_window(window), predictions.c.role == role)
+        .group_by(predictions.c.arm)
+    ).all()
+    errors = _labelled(window, role).subquery()
+    error_rows = {
+        row[0]: row
+        for row in conn.execute(
+            select(
+                errors.c.arm, func.count(), func.sum(errors.c.err), func.sum(errors.c.err * errors.c.err)
+            ).group_by(errors.c.arm)
+        )
+    }
+    per_unit = (
+        select(errors.c.arm, errors.c.unit, func.sum(errors.c.err).label("s"), func.count().label("n"))
+        .group_by(errors.c.arm, errors.c.unit)
+        .subquery()
+    )
+    moment_rows = {
+        row[0]: row
+        for row in conn.execute(
+            select(
+                per_unit.c.arm,
+                func.count(),
+                func.sum(per_unit.c.s),
+                func.sum(per_unit.c.n),
+                func.sum(per_unit.c.s * per_unit.c.s),
+                func.sum(per_unit.c.n * per_unit.c.n),
+                func.sum(per_unit.c.s * per_unit.c.n),
+            ).group_by(per_unit.c.arm)
+        )
+    }
+    latencies = latency_quantiles(conn, window, role)
+    summaries = {}
+    for arm, requests, failures, units in counts:
+        labelled, total, squares = error_rows[arm][1:] if arm in error_rows else (0, None, None)
+        mean, variance = _mean_var(int(labelled or 0), total, squares)
+        moments = moment_rows.get(arm)
+        p50, p99, samples = latencies.get(arm, (None, None, 0))
+        summaries[arm] = ArmSummary(
+            requests=int(requests),
+            failures=int(failures or 0),
+            units=int(units),
+            labelled=int(labelled or 0),
+            error_mean=mean,
+            error_var=variance,
+            moments=UserMoments(*(float(v or 0) for v in moments[1:])) if moments else UserMoments(),
+            latency_p50=p50,
+            latency_p99=p99,
+            latency_samples=samples,
+        )
+    return summaries
+
+
+def _mean_var(n: int, total: float | None, squares: float | None) -> tuple[float | None, float | None]:
+    if n == 0 or total is None:
+        return None, None
+    mean = float(total) / n
+    if n < 2 or squares is None:
+        return mean, None
+    return mean, max((float(squares) - n * mean * mean) / (n - 1), 0.0)
+
+
+def latency_quantiles(conn: Connection, window: Window, role: str) -> dict[str, tuple[float, float, int]]:
+    """Per arm (p50, p99, samples) in milliseconds, from a histogram with 2 %-wide log buckets."""
+    width = math.log(LATENCY_BUCKET_RATIO)
+    bucket = cast(func.ln(1 + predictions.c.latency_ms) / width, SqlInteger).label("bucket")
+    rows = conn.execute(
+        select(predictions.c.arm, bucket, func.count())
+        .where(_in_window(window), predictions.c.role == role)
+        .group_by(predictions.c.arm, bucket)
+    ).all()
+    histograms: dict[str, list[tuple[int, int]]] = {}
+    for arm, index, count in rows:
+        histograms.setdefault(arm, []).append((int(index), int(count)))
+    return {arm: _quantiles(sorted(buckets), width) for arm, buckets in histograms.items()}
+
+
+def _quantiles(buckets: list[tuple[int, int]], width: float) -> tuple[float, float, int]:
+    total = sum(count for _, count in buckets)
+
+    def quantile(q: float) -> float:
+        seen = 0
+        for index, count in buckets:
+            seen += count
+            if seen >= q * total:
+                return math.exp((index + 1) * width) - 1  # the bucket's upper edge: never optimistic
+        return math.exp((buckets[-1][0] + 1) * width) - 1
+
+    return quantile(0.5), quantile(0.99), total
+
+
+def paired_summary(conn: Connection, window: Window, *, with_differences: bool) -> PairedSummary:
+    """Champion and challenger on the same labelled requests (one served, the other in shadow).
+
+    One pass grouped by request (portable, and never a quadratic self-join): a request counts when
+    both arms predicted it successfully and it has a label.
+    """
+    ok = and_(_in_window(window), predictions.c.error.is_(None), predictions.c.prediction.is_not(None))
+    both = (
+        select(
+            predictions.c.request_id,
+            func.min(predictions.c.time).label("time"),
+            func.max(case((predictions.c.arm == "champion", predictions.c.prediction))).label("a_pred"),
+            func.max(case((predictions.c.arm == "challenger", predictions.c.prediction))).label("b_pred"),
+        )
+        .where(ok)
+        .group_by(predictions.c.request_id)
+        .having(func.count(distinct(predictions.c.arm)) == 2)
+        .subquery()
+    )
+    joined = (
+        select(
+            both.c.time,
+            request_error(window.task, both.c.a_pred, labels.c.value).label("a"),
+            request_error(window.task, both.c.b_pred, labels.c.value).label("b"),
+        )
+        .join(labels, and_(labels.c.model_id == window.model_id, labels.c.request_id == both.c.request_id))
+        .subquery()
+    )
+    d = joined.c.b - joined.c.a
+    n, sum_a, sum_b, sum_d, sum_d2, sum_a2 = conn.execute(
+        select(
+            func.count(),
+            func.sum(joined.c.a),
+            func.sum(joined.c.b),
+            func.sum(d),
+            func.sum(d * d),
+            func.sum(joined.c.a * joined.c.a),
+        )
+    ).one()
+    n = int(n or 0)
+    if n == 0:
+        return PairedSummary()
+    diff_mean, diff_var = _mean_var(n, sum_d, sum_d2)
+    _, champion_var = _mean_var(n, sum_a, sum_a2)
+    differences = None
+    if with_differences:
+        differences = tuple(float(v) for v in conn.execute(select(d).order_by(joined.c.time)).scalars())
+    return PairedSummary(
+        n=n,
+        champion_mean=float(sum_a) / n,
+        challenger_mean=float(sum_b) / n,
+        diff_mean=diff_mean,
+        diff_var=diff_var,
+        champion_var=champion_var,
+        differences=differences,
+    )
+
+
+def request_errors(conn: Connection, window: Window) -> dict[str, tuple[float, ...]]:
+    """Raw per-request errors per served arm: only for the request-level Mann-Whitney test."""
+    errors = _labelled(window, "served").subquery()
+    out: dict[str, list[float]] = {}
+    for arm, err in conn.execute(select(errors.c.arm, errors.c.err)):
+        out.setdefault(arm, []).append(float(err))
+    return {arm: tuple(values) for arm, values in out.items()}
+
+
+def gather_evidence(
+    conn: Connection, window: Window, *, with_differences: bool = False, with_request_errors: bool = False
+) -> Evidence:
+    """Everything the decision needs for one phase window."""
+    served = arm_summaries(conn, window, "served")
+    shadow = arm_summaries(conn, window, "shadow")
+    hours = max((window.now - window.started_at) / timedelta(hours=1), 0.0)
+    total_served = sum(arm.requests for arm in served.values())
+    unbucketed = conn.execute(
+        select(func.count()).where(
+            _in_window(window), predictions.c.role == "served", predictions.c.bucketed_by == "request"
+        )
+    ).scalar_one()
+    return Evidence(
+        now=window.now,
+        champion=served.get("champion", ArmSummary()),
+        challenger=served.get("challenger", ArmSummary()),
+        shadow=next(iter(shadow.values()), ArmSummary()),
+        paired=paired_summary(conn, window, with_differences=with_differences),
+        request_rate_per_hour=total_served / hours if hours > 0 else 0.0,
+        window_hours=hours,
+        unbucketed_requests=int(unbucketed or 0),
+        request_errors=request_errors(conn, window) if with_request_errors else None,
+    )

@@ -1,0 +1,95 @@
+"""Harm checks that may roll back at any look (no-peeking does not apply to harm): error ratio, p99, failures.
+
+Each takes the two sides being compared: the arms served (A/B test, ramp) or, at a 100 % ramp, the
+challenger served against the old champion in shadow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pitstop.config import GuardrailPolicy
+from pitstop.rollout.evidence import ArmSummary
+
+MIN_REQUESTS_FOR_RATE = 20  # below this many requests one failure is no rate
+MIN_LATENCY_SAMPLES = 20  # below this many calls a p99 is one outlier
+
+
+@dataclass(frozen=True)
+class Breach:
+    rule: str
+    reason: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def check_guardrails(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
+    """The first breached guardrail, or None."""
+    return (
+        failure_rate_breach(challenger, policy)
+        or error_ratio_breach(champion, challenger, policy)
+        or latency_breach(champion, challenger, policy)
+    )
+
+
+def failure_rate_breach(challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
+    rate = challenger.failure_rate
+    if challenger.requests < MIN_REQUESTS_FOR_RATE or rate is None or rate <= policy.max_error_rate:
+        return None
+    return Breach(
+        "guardrail.error_rate",
+        f"challenger failed {challenger.failures} of {challenger.requests} requests ({rate:.1%}), "
+        f"above the {policy.max_error_rate:.1%} limit",
+        {
+            "failures": challenger.failures,
+            "requests": challenger.requests,
+            "rate": rate,
+            "limit": policy.max_error_rate,
+        },
+    )
+
+
+def error_ratio_breach(
+    champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy
+) -> Breach | None:
+    if min(champion.labelled, challenger.labelled) < policy.min_samples:
+        return None
+    if champion.error_mean is None or challenger.error_mean is None or champion.error_mean <= 0:
+        return None
+    ratio = challenger.error_mean / champion.error_mean
+    if ratio <= policy.max_error_ratio:
+        return None
+    return Breach(
+        "guardrail.error_ratio",
+        f"challenger error {challenger.error_mean:.4g} is {ratio:.3f} x champion's "
+        f"{champion.error_mean:.4g}, above the {policy.max_error_ratio:g} limit",
+        {
+            "challenger_error": challenger.error_mean,
+            "champion_error": champion.error_mean,
+            "ratio": ratio,
+            "limit": policy.max_error_ratio,
+            "labelled_champion": champion.labelled,
+            "labelled_challenger": challenger.labelled,
+        },
+    )
+
+
+def latency_breach(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
+    if min(champion.latency_samples, challenger.latency_samples) < MIN_LATENCY_SAMPLES:
+        return None
+    if champion.latency_p99 is None or challenger.latency_p99 is None or champion.latency_p99 <= 0:
+        return None
+    ratio = challenger.latency_p99 / champion.latency_p99
+    if ratio <= policy.max_p99_ratio:
+        return None
+    return Breach(
+        "guardrail.latency_p99",
+        f"challenger p99 latency {challenger.latency_p99:.1f} ms is {ratio:.2f} x champion's "
+        f"{champion.latency_p99:.1f} ms, above the {policy.max_p99_ratio:g} limit",
+        {
+            "challenger_p99_ms": challenger.latency_p99,
+            "champion_p99_ms": champion.latency_p99,
+            "ratio": ratio,
+            "limit": policy.max_p99_ratio,
+        },
+    )

@@ -1,0 +1,364 @@
+"""Replay: recorded traffic through the same gateway, prediction log, label join and controller, on a
+simulated clock, in a throwaway store. A week of traffic takes seconds; a team tries a policy on last
+month's traffic before trusting it live.
+
+Requests are sent in their time order; the ones within `concurrency_window` of each other are in flight
+together (so micro-batching and latency behave as they would under that load). Labels are delivered when
+the clock reaches their `label_time`. The controller looks every `interval` of simulated time. Model
+latency is measured from the real calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import pandas as pd
+import yaml
+from sqlalchemy import func, select
+
+from pitstop import registry
+from pitstop.clock import ManualClock
+from pitstop.config import Config, Policy
+from pitstop.datasets import file_format, parse_times, read_table
+from pitstop.errors import PitstopError, UsageError
+from pitstop.events import list_events
+from pitstop.rollout.actions import start_rollout
+from pitstop.rollout.apply import ROLLOUT_EVENT
+from pitstop.rollout.controller import Controller
+from pitstop.rollout.records import active_rollout, get_rollout
+from pitstop.serving.gateway import Gateway, Instance
+from pitstop.serving.labels import Label
+from pitstop.store.tables import predictions
+from pitstop.workspace import Workspace
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    model: str
+    champion: int
+    challenger: int
+    outcome: str  # promoted | rejected | rolled_back | aborted | undecided (traffic ran out first)
+    stage: str | None
+    reason: str
+    rule: str | None
+    timeline: list[dict[str, Any]]
+    served: dict[str, int]
+    requests: int
+    failed_requests: int
+    labels: int
+    simulated_hours: float
+    wall_seconds: float
+    rollout_id: int
+    workspace: Path
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        return self.outcome == "promoted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "outcome": self.outcome,
+            "stage": self.stage,
+            "reason": self.reason,
+            "rule": self.rule,
+            "timeline": self.timeline,
+            "served": self.served,
+            "requests": self.requests,
+            "failed_requests": self.failed_requests,
+            "labels": self.labels,
+            "simulated_hours": self.simulated_hours,
+            "wall_seconds": self.wall_seconds,
+            "rollout_id": self.rollout_id,
+            "workspace": str(self.workspace),
+        }
+
+
+def load_traffic(path: str | Path, features: list[str]) -> pd.DataFrame:
+    """A traffic table: `time`, `user_id`, the features, `label`; optional `request_id`, `label_time`."""
+    source = Path(path)
+    if not source.is_file():
+        raise UsageError(f"--traffic {source}: no such file")
+    return prepare_traffic(read_table(source, file_format(source), str(source)), features, str(source))
+
+
+def prepare_traffic(frame: pd.DataFrame, features: list[str], source: str = "traffic") -> pd.DataFrame:
+    """Validate and normalise a traffic table: times parsed, sorted, request ids filled in."""
+    missing = [c for c in ["time", "user_id", *features, "label"] if c not in frame.columns]
+    if missing:
+        raise UsageError(
+            f"{source}: missing column(s) {', '.join(missing)} (a traffic table needs time, user_id, "
+            "the model's features and label)"
+        )
+    if frame.empty:
+        raise UsageError(f"{source}: no rows")
+    out = frame.copy()
+    out["time"] = parse_times(out["time"], "time", source)
+    out["label_time"] = (
+        parse_times(out["label_time"], "label_time", source) if "label_time" in out else out["time"]
+    )
+    if (out["label_time"] < out["time"]).any():
+        raise UsageError(f"{source}: a label_time is before its request's time")
+    if "request_id" not in out:
+        out["request_id"] = [f"sim-{i}" for i in range(len(out))]
+    if out["request_id"].duplicated().any():
+        raise UsageError(f"{source}: request_id values must be unique")
+    if out["label"].isna().any():
+        raise UsageError(f"{source}: label has missing values")
+    out["user_id"] = out["user_id"].astype(str)
+    return out.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _throwaway_workspace(source: Workspace, policy: Policy, folder: Path, clock: ManualClock) -> Workspace:
+    config = Config(**policy.model_dump(), serving=source.config.serving, controller=source.config.controller)
+    data = config.model_dump(mode="json", exclude={"database_url", "artifact_store"})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pitstop.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return Workspace.init(folder, clock=clock, database_url=f"sqlite:///{folder / 'replay.db'}")
+
+
+def _copy_version(source: Workspace, target: Workspace, model: registry.ModelInfo, version: int) -> None:
+    """The version's verified artifact and lineage, under the same version number."""
+    details = source.version(model.name, version)
+    source.load(model.name, version)  # re-checks the sha256 before anything is copied
+    data = source.artifacts.read(details.artifact_uri)
+    assert data is not None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.joblib"
+        path.write_bytes(data)
+        uri, sha256, size = target.artifacts.put(path, "models", ".joblib")
+    with target.writing() as conn:
+        info = registry.get_model(conn, model.name, for_update=True)
+        registry.add_version(
+            conn,
+            info,
+            artifact_uri=uri,
+            sha256=sha256,
+            size_bytes=size,
+            lineage=details.lineage,
+            now=target.clock.now(),
+            actor=details.created_by,
+            number=version,
+        )
+
+
+def simulate(
+    source: Workspace,
+    model: str,
+    *,
+    champion: int | str,
+    challenger: int | str,
+    traffic: pd.DataFrame,
+    policy: Policy | None = None,
+    interval: timedelta = timedelta(minutes=5),
+    concurrency_window: timedelta = timedelta(seconds=1),
+    workdir: Path | None = None,
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Replay `traffic` (see `prepare_traffic`) for one challenger; returns the outcome and timeline."""
+    info = source.model(model)
+    versions = (source.version(model, champion).version, source.version(model, challenger).version)
+    if versions[0] == versions[1]:
+        raise UsageError("--champion and --challenger must be different versions")
+    features = info.features or source.version(model, versions[0]).lineage.get("features", [])
+    frame = prepare_traffic(traffic, features)
+    start = frame["time"].iloc[0].to_pydatetime() - timedelta(seconds=1)
+    clock = ManualClock(start)
+    folder = workdir or Path(tempfile.mkdtemp(prefix="pitstop-replay-"))
+    ws = _throwaway_workspace(source, policy or source.config.policy, folder, clock)
+    ws.create_model(
+        model,
+        task=info.task,
+        target=info.target,
+        time_column=info.time_column,
+        features=info.features,
+        id_columns=info.id_columns,
+    )
+    for number in sorted(versions):
+        _copy_version(source, ws, info, number)
+    ws.set_champion(model, versions[0], reason="replay: the champion of the recorded period")
+    stored = start_rollout(
+        ws,
+        model,
+        versions[1],
+        skip_gate=True,
+        actor="simulate",
+        reason="replay of recorded traffic: stages 3-5 only (the offline gate is separate)",
+    )
+    began = perf_counter()
+    replay = _Replay(ws, model, frame, features, clock, interval, concurrency_window, progress)
+    try:
+        asyncio.run(replay.run())
+    finally:
+        ws.close()
+    return _result(
+        Workspace(folder, database_url=f"sqlite:///{folder / 'replay.db'}"),
+        model,
+        versions,
+        stored.state.id,
+        replay,
+        perf_counter() - began,
+        start,
+    )
+
+
+class _Replay:
+    def __init__(
+        self,
+        ws: Workspace,
+        model: str,
+        frame: pd.DataFrame,
+        features: list[str],
+        clock: ManualClock,
+        interval: timedelta,
+        window: timedelta,
+        progress: Progress | None,
+    ) -> None:
+        self.ws, self.model, self.clock, self.interval, self.window = ws, model, clock, interval, window
+        self.progress = progress
+        self.times = [t.to_pydatetime() for t in frame["time"]]
+        self.instances = [
+            Instance(features=dict(zip(features, values, strict=True)), user_id=user, request_id=rid)
+            for values, user, rid in zip(
+                frame[features].itertuples(index=False, name=None),
+                frame["user_id"],
+                frame["request_id"],
+                strict=True,
+            )
+        ]
+        self.labels: list[tuple[datetime, int, Label]] = [
+            (t.to_pydatetime(), i, Label(rid, float(value), t.to_pydatetime()))
+            for i, (t, rid, value) in enumerate(
+                zip(frame["label_time"], frame["request_id"], frame["label"], strict=True)
+            )
+        ]
+        heapq.heapify(self.labels)
+        self.failed = 0
+        self.delivered = 0
+        self.ended = False
+
+    async def run(self) -> None:
+        gateway = Gateway(self.ws, clock=self.clock, poll=False)
+        controller = Controller(self.ws, clock=self.clock, interval=self.interval)
+        await gateway.start()
+        try:
+            next_tick = self.times[0] + self.interval
+            i, total = 0, len(self.times)
+            while i < total and not self.ended:
+                group_end = min(self.times[i] + self.window, next_tick)
+                j = i
+                while j < total and self.times[j] < group_end:
+                    j += 1
+                await self._deliver_labels(gateway, self.times[i])
+                await self._send(gateway, i, max(j, i + 1))
+                i = max(j, i + 1)
+                if self.progress:
+                    self.progress(i, total)
+                upcoming = self.times[i] if i < total else None
+                while not self.ended and (upcoming is None or upcoming >= next_tick):
+                    await self._tick(gateway, controller, next_tick)
+                    next_tick += self.interval
+                    if upcoming is None and not self.labels:
+                        break
+            if not self.ended:
+                await self._tick(gateway, controller, max(next_tick, self.clock.now()))
+        finally:
+            controller.release()
+            await gateway.stop()
+
+    async def _send(self, gateway: Gateway, first: int, last: int) -> None:
+        async def one(k: int) -> None:
+            self.clock.set(max(self.times[k], self.clock.now()))
+            try:
+                await gateway.predict(self.model, [self.instances[k]])
+            except PitstopError:
+                self.failed += 1
+
+        await asyncio.gather(*(one(k) for k in range(first, last)))
+
+    async def _deliver_labels(self, gateway: Gateway, until: datetime) -> None:
+        due = []
+        while self.labels and self.labels[0][0] <= until:
+            due.append(heapq.heappop(self.labels)[2])
+        for start in range(0, len(due), 5000):
+            await gateway.add_labels(self.model, due[start : start + 5000])
+        self.delivered += len(due)
+
+    async def _tick(self, gateway: Gateway, controller: Controller, at: datetime) -> None:
+        self.clock.set(max(at, self.clock.now()))
+        await self._deliver_labels(gateway, self.clock.now())
+        await gateway.drain()
+        results = await asyncio.to_thread(controller.tick)
+        if any(r.applied and r.decision.changes_phase for r in results):
+            await gateway.refresh_routing()
+            with self.ws.reading() as conn:
+                self.ended = active_rollout(conn, registry.get_model(conn, self.model).id) is None
+
+
+def _result(
+    ws: Workspace,
+    model: str,
+    versions: tuple[int, int],
+    rollout_id: int,
+    replay: _Replay,
+    wall: float,
+    start: datetime,
+) -> SimulationResult:
+    with ws.reading() as conn:
+        info = registry.get_model(conn, model)
+        stored = get_rollout(conn, rollout_id)
+        events = [e for e in list_events(conn, info.id, rollout_id=rollout_id) if e.kind == ROLLOUT_EVENT]
+        served: dict[str, int] = dict(
+            conn.execute(
+                select(predictions.c.arm, func.count())
+                .where(predictions.c.model_id == info.id, predictions.c.role == "served")
+                .group_by(predictions.c.arm)
+            ).all()
+        )
+    ws.close()
+    state = stored.state
+    last = events[-1] if events else None
+    status = stored.status or {}
+    return SimulationResult(
+        model=model,
+        champion=versions[0],
+        challenger=versions[1],
+        outcome=state.outcome.value if state.outcome else "undecided",
+        stage=state.stage if state.outcome else state.phase.value,
+        reason=state.reason or status.get("reason") or "the traffic ended before a decision",
+        rule=last.rule if state.outcome and last else status.get("rule"),
+        timeline=[
+            {
+                "time": e.time.isoformat(),
+                "from": e.from_state,
+                "to": e.to_state,
+                "rule": e.rule,
+                "reason": e.reason,
+                "actor": e.actor,
+                "numbers": e.data,
+            }
+            for e in events
+        ],
+        served={"champion": int(served.get("champion", 0)), "challenger": int(served.get("challenger", 0))},
+        requests=len(replay.times),
+        failed_requests=replay.failed,
+        labels=replay.delivered,
+        simulated_hours=(replay.clock.now() - start).total_seconds() / 3600,
+        wall_seconds=wall,
+        rollout_id=rollout_id,
+        workspace=ws.path,
+        evidence=status.get("numbers") or {},
+    )

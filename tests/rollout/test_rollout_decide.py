@@ -1,0 +1,300 @@
+"""The pure decision function, driven through every path with hand-made evidence and a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pitstop.config import ABStopping, Policy
+from pitstop.rollout.decide import decide, plan_ab_test
+from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.state import RolloutState, ramp_shares
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = Policy()
+
+
+def rollout(phase: Phase, *, step: int | None = None, plan: dict | None = None, memory: dict | None = None) -> RolloutState:  # type: ignore[type-arg]
+    return RolloutState(
+        id=1, model="eta", champion_version=1, challenger_version=2, phase=phase, step=step,
+        phase_started_at=START, started_at=START, phase_routing_version=1, salt="s", plan=plan,
+        memory=memory or {},
+    )
+
+
+def users(k: int, mean: float, per_user: int = 3, spread: float = 1.0) -> UserMoments:
+    """Moments of k users with `per_user` requests each and per-user mean errors spread around `mean`."""
+    n = float(per_user)
+    # S_i = n * (mean + e_i) with e_i = +-spread alternately: sum e_i = 0, sum e_i^2 = k spread^2
+    s_sum = k * n * mean
+    s_sq = n * n * (k * mean * mean + k * spread * spread)
+    return UserMoments(users=k, error_sum=s_sum, request_sum=k * n, error_sq_sum=s_sq, request_sq_sum=k * n * n,
+                       cross_sum=n * s_sum)
+
+
+def arm(units: int, mean: float, *, per_user: int = 3, failures: int = 0, p99: float = 10.0, labelled: int | None = None,
+        spread: float = 1.0) -> ArmSummary:
+    requests = units * per_user
+    return ArmSummary(
+        requests=requests, failures=failures, units=units, labelled=requests if labelled is None else labelled,
+        error_mean=mean, error_var=spread**2 * per_user + 1.0, moments=users(units, mean, per_user, spread),
+        latency_p50=p99 / 2, latency_p99=p99, latency_samples=requests,
+    )
+
+
+def paired(n: int, champion: float, challenger: float, sd: float = 1.0) -> PairedSummary:
+    return PairedSummary(n=n, champion_mean=champion, challenger_mean=challenger, diff_mean=challenger - champion,
+                         diff_var=sd**2, champion_var=4.0)
+
+
+def at(hours: float) -> datetime:
+    return START + timedelta(hours=hours)
+
+
+def shadow_evidence(hours: float, *, n: int = 2000, champion: float = 5.0, challenger: float = 4.8,
+                    shadow_failures: int = 0, shadow_p99: float = 10.0) -> Evidence:
+    return Evidence(
+        now=at(hours), champion=arm(5000, champion), shadow=arm(5000, challenger, failures=shadow_failures,
+                                                               p99=shadow_p99),
+        paired=paired(n, champion, challenger), window_hours=hours, request_rate_per_hour=15000 / max(hours, 1),
+    )
+
+
+# -- shadow ---------------------------------------------------------------------------------------
+
+
+def test_shadow_waits_for_min_duration() -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(5), at(5))
+    assert (decision.action, decision.rule) == (Action.STAY, "shadow.min_duration")
+
+
+def test_shadow_waits_for_labelled_pairs() -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(30, n=500), at(30))
+    assert (decision.action, decision.rule) == (Action.STAY, "shadow.min_labeled")
+    assert "500 of 1000" in decision.reason
+
+
+def test_shadow_without_enough_labels_by_max_duration_is_rejected() -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(24 * 7, n=999), at(24 * 7))
+    assert (decision.action, decision.rule) == (Action.REJECT, "shadow.inconclusive")
+
+
+def test_shadow_passes_and_plans_the_ab_test() -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25), at(25))
+    assert (decision.action, decision.rule) == (Action.ADVANCE, "shadow.passed")
+    assert decision.plan is not None and decision.plan["n_challenger"] > 0
+    assert decision.plan["win_plausible"] and decision.plan["shadow_effect"] == pytest.approx(-0.04)
+    assert decision.numbers["test"]["method"] == "paired_t"
+
+
+@pytest.mark.parametrize(("challenger", "action"), [(5.25, Action.ADVANCE), (5.2501, Action.REJECT)])
+def test_shadow_error_tolerance_boundary(challenger: float, action: Action) -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, challenger=challenger), at(25))
+    assert decision.action is action
+    if action is Action.REJECT:
+        assert decision.rule == "shadow.error_ratio"
+
+
+def test_shadow_rejects_a_failing_challenger_early() -> None:
+    evidence = shadow_evidence(1, shadow_failures=200)
+    decision = decide(rollout(Phase.SHADOW), POLICY, evidence, at(1))
+    assert (decision.action, decision.rule) == (Action.REJECT, "shadow.error_rate")
+
+
+def test_shadow_rejects_slow_challenger() -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=15.1), at(25))
+    assert (decision.action, decision.rule) == (Action.REJECT, "shadow.latency_p99")
+
+
+def test_shadow_says_when_an_ab_win_is_implausible() -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, challenger=5.0), at(25))
+    assert decision.action is Action.ADVANCE
+    assert decision.plan is not None and not decision.plan["win_plausible"]
+    assert "implausible" in decision.reason
+
+
+def test_paired_plan_uses_the_policy_share_and_margin() -> None:
+    plan = plan_ab_test(POLICY, shadow_evidence(25))
+    wider = plan_ab_test(Policy.model_validate({"ab_test": {"share": 0.5}}), shadow_evidence(25))
+    assert wider["n_champion"] + wider["n_challenger"] < plan["n_champion"] + plan["n_challenger"]
+
+
+# -- A/B test -------------------------------------------------------------------------------------
+
+PLAN = {"n_champion": 900, "n_challenger": 100}
+
+
+def ab_evidence(hours: float, champion: ArmSummary, challenger: ArmSummary) -> Evidence:
+    return Evidence(now=at(hours), champion=champion, challenger=challenger, window_hours=hours)
+
+
+def test_ab_srm_invalidates_the_experiment() -> None:
+    evidence = ab_evidence(30, arm(900, 5.0), arm(160, 4.0))  # 15 % of users for a 10 % share
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.srm")
+    assert "experiment invalid" in decision.reason
+
+
+def test_ab_clear_win_ends_early_with_the_sequential_test() -> None:
+    evidence = ab_evidence(30, arm(9000, 5.0, spread=0.5), arm(1000, 4.0, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
+    assert decision.memory is not None and decision.memory["p_value"] < 0.05
+
+
+def test_ab_win_waits_for_min_duration() -> None:
+    evidence = ab_evidence(3, arm(9000, 5.0, spread=0.5), arm(1000, 4.0, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(3))
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.min_duration")
+
+
+def test_ab_significant_loss_is_rejected() -> None:
+    evidence = ab_evidence(30, arm(9000, 5.0, spread=0.5), arm(1000, 5.5, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.loss")
+
+
+def test_ab_no_difference_keeps_going_then_is_inconclusive_at_max_duration() -> None:
+    evidence = ab_evidence(30, arm(900, 5.0, spread=2.0), arm(100, 5.0, spread=2.0))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.sequential")
+    late = ab_evidence(24 * 14, arm(900, 5.0, spread=2.0), arm(100, 5.0, spread=2.0))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, late, at(24 * 14))
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.inconclusive")
+
+
+@pytest.mark.parametrize(
+    ("challenger", "rule"),
+    [
+        (arm(100, 5.9), "guardrail.error_ratio"),
+        (arm(100, 5.0, failures=10), "guardrail.error_rate"),
+        (arm(100, 5.0, p99=15.5), "guardrail.latency_p99"),
+    ],
+)
+def test_ab_guardrails_roll_back_at_any_look(challenger: ArmSummary, rule: str) -> None:
+    evidence = ab_evidence(1, arm(900, 5.0), challenger)
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, rule)
+
+
+def test_ab_waits_for_labels() -> None:
+    evidence = ab_evidence(1, ArmSummary(requests=10, units=10), ArmSummary(requests=1, units=1))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.min_labeled")
+
+
+FIXED = Policy.model_validate({"ab_test": {"stopping": "fixed"}})
+
+
+def test_fixed_horizon_does_not_peek() -> None:
+    evidence = ab_evidence(30, arm(800, 5.0, spread=0.5), arm(90, 4.0, spread=0.5))  # a clear win, sample short
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, evidence, at(30))
+    assert FIXED.ab_test.stopping is ABStopping.FIXED
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.fixed_horizon")
+
+
+def test_fixed_horizon_decides_once_the_sample_is_reached() -> None:
+    evidence = ab_evidence(30, arm(900, 5.0, spread=0.5), arm(100, 4.0, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
+    flat = ab_evidence(30, arm(900, 5.0, spread=2.0), arm(100, 5.0, spread=2.0))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, flat, at(30))
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.inconclusive")
+
+
+def test_fixed_horizon_decides_at_max_duration_even_if_short() -> None:
+    evidence = ab_evidence(24 * 14, arm(800, 5.0, spread=0.5), arm(90, 4.0, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, evidence, at(24 * 14))
+    assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
+
+
+def test_mann_whitney_is_available_for_the_fixed_horizon() -> None:
+    policy = Policy.model_validate({"ab_test": {"stopping": "fixed", "method": "mann_whitney"}})
+    errors = {"champion": tuple(5.0 + (i % 7) * 0.1 for i in range(900)),
+              "challenger": tuple(4.0 + (i % 7) * 0.1 for i in range(100))}
+    evidence = Evidence(now=at(30), champion=arm(900, 5.0, per_user=1), challenger=arm(100, 4.0, per_user=1),
+                        window_hours=30, request_errors=errors)
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), policy, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
+
+
+# -- ramp -----------------------------------------------------------------------------------------
+
+
+def ramp_evidence(hours: float, champion: ArmSummary, challenger: ArmSummary, shadow: ArmSummary | None = None) -> Evidence:
+    return Evidence(now=at(hours), champion=champion, challenger=challenger, shadow=shadow or ArmSummary(),
+                    window_hours=hours)
+
+
+def test_ramp_skips_steps_at_or_below_the_ab_share() -> None:
+    assert ramp_shares(POLICY) == [0.25, 0.5, 1.0]
+    assert ramp_shares(Policy.model_validate({"ab_test": {"share": 0.25}})) == [0.5, 1.0]
+
+
+def test_ramp_dwells_then_steps_then_promotes() -> None:
+    ok = ramp_evidence(0.5, arm(700, 5.0), arm(300, 4.8))
+    assert decide(rollout(Phase.RAMP, step=0), POLICY, ok, at(0.5)).rule == "ramp.dwell"
+    done = ramp_evidence(1.5, arm(700, 5.0), arm(300, 4.8))
+    step = decide(rollout(Phase.RAMP, step=0), POLICY, done, at(1.5))
+    assert (step.action, step.rule) == (Action.ADVANCE, "ramp.step")
+    final = ramp_evidence(1.5, ArmSummary(), arm(1000, 4.8), shadow=arm(1000, 5.0))
+    promote = decide(rollout(Phase.RAMP, step=2), POLICY, final, at(1.5))
+    assert (promote.action, promote.rule) == (Action.PROMOTE, "ramp.completed")
+
+
+def test_ramp_waits_for_labels_per_arm() -> None:
+    evidence = ramp_evidence(2, arm(700, 5.0), arm(300, 4.8, labelled=150))
+    assert decide(rollout(Phase.RAMP, step=0), POLICY, evidence, at(2)).rule == "ramp.min_labeled"
+
+
+def test_ramp_rolls_back_on_latency_that_appears_at_scale() -> None:
+    evidence = ramp_evidence(0.2, arm(500, 5.0, p99=10), arm(500, 4.8, p99=16))
+    decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+
+
+def test_ramp_at_full_share_compares_with_the_champion_in_shadow() -> None:
+    evidence = ramp_evidence(0.2, ArmSummary(), arm(1000, 6.0), shadow=arm(1000, 5.0))
+    decision = decide(rollout(Phase.RAMP, step=2), POLICY, evidence, at(0.2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.error_ratio")
+
+
+@pytest.mark.parametrize(("ratio", "action"), [(1.15, Action.STAY), (1.1501, Action.ROLLBACK)])
+def test_error_ratio_guardrail_boundary(ratio: float, action: Action) -> None:
+    evidence = ramp_evidence(0.2, arm(700, 4.0), arm(300, 4.0 * ratio))
+    assert decide(rollout(Phase.RAMP, step=0), POLICY, evidence, at(0.2)).action is action
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    phase=st.sampled_from([Phase.SHADOW, Phase.AB_TEST, Phase.RAMP]),
+    hours=st.floats(0, 24 * 20),
+    units=st.integers(0, 3000),
+    champion_mean=st.floats(0.5, 10),
+    relative=st.floats(-0.3, 0.3),
+    failures=st.integers(0, 50),
+)
+def test_decide_never_advances_without_labelled_data(
+    phase: Phase, hours: float, units: int, champion_mean: float, relative: float, failures: int
+) -> None:
+    """Doubt favours the champion: with no labels at all, nothing ever advances or promotes."""
+    unlabelled = ArmSummary(requests=units * 3, failures=failures, units=units)
+    evidence = Evidence(now=at(hours), champion=unlabelled, challenger=unlabelled, shadow=unlabelled,
+                        window_hours=hours)
+    decision = decide(rollout(phase, step=0 if phase is Phase.RAMP else None, plan=PLAN), POLICY, evidence, at(hours))
+    assert decision.action not in (Action.ADVANCE, Action.PROMOTE)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hours=st.floats(0, 24 * 20), relative=st.floats(0.0, 0.5), units=st.integers(200, 5000))
+def test_a_worse_challenger_never_wins_the_ab_test(hours: float, relative: float, units: int) -> None:
+    evidence = ab_evidence(hours, arm(units * 9, 5.0), arm(units, 5.0 * (1 + relative)))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(hours))
+    assert decision.action not in (Action.ADVANCE, Action.PROMOTE)
