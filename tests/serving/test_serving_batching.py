@@ -127,3 +127,41 @@ def test_bad_settings_name_the_setting(options: dict[str, Any], message: str) ->
     settings = {"max_size": 8, "max_wait": 0.001, **options}
     with pytest.raises(ValueError, match=message):
         MicroBatcher(Doubler(), **settings)
+
+
+def test_work_nobody_waits_for_rides_along_and_never_delays_a_due_call() -> None:
+    doubler = Doubler()
+
+    async def main() -> list[float]:
+        batcher = MicroBatcher(doubler, max_size=4, max_wait=0.001)
+        patient = [batcher.submit(rows(100 + i), max_wait=60.0) for i in range(3)]
+        await asyncio.sleep(0.01)
+        assert not any(call.done() for call in patient)  # waiting for company, up to a minute
+        urgent = await asyncio.wait_for(batcher.submit(rows(1)), timeout=10)
+        assert all(call.done() for call in patient)
+        await batcher.close()
+        return urgent
+
+    assert asyncio.run(main()) == [2]
+    assert doubler.batches == [[1, 100, 101, 102]]  # the due call first; patient ones fill the batch
+
+
+def test_a_model_failing_every_request_is_not_retried_one_by_one_again() -> None:
+    class Broken(Doubler):
+        async def __call__(self, rows: list[Row]) -> list[float]:
+            self.batches.append([row["x"] for row in rows])
+            raise RuntimeError("broken")
+
+    broken = Broken()
+
+    async def main() -> None:
+        batcher = MicroBatcher(broken, max_size=100, max_wait=0.01)
+        for _ in range(3):
+            outcomes = await asyncio.gather(
+                *(batcher.submit(rows(v)) for v in (1, 2, 3)), return_exceptions=True
+            )
+            assert all(isinstance(o, RuntimeError) for o in outcomes)
+        await batcher.close()
+
+    asyncio.run(main())
+    assert [len(b) for b in broken.batches] == [3, 1, 1, 1, 3, 3]  # one round of retries, then none

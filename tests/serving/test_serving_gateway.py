@@ -129,7 +129,7 @@ def test_shadow_scores_the_challenger_after_the_answer_and_logs_it(served: Serve
     async def body(gateway: Gateway) -> Any:
         return [await gateway.predict(MODEL, [Instance(ROW, request_id=f"r{i}")]) for i in range(10)]
 
-    results = run(served, body)
+    results = run(served, body, settings=settings(shadow_concurrency=100))
     assert {r[0].model_version for r in results} == {1}
     shadow = records(served, role="shadow")
     assert sorted(r.request_id for r in shadow) == sorted(f"r{i}" for i in range(10))

@@ -161,3 +161,26 @@ def test_a_registered_remote_model_is_served_remotely_as_a_shadow(served: Served
     with served.ws.reading() as conn:
         shadow = conn.execute(sa.select(predictions).where(predictions.c.role == "shadow")).one()
     assert (shadow.request_id, shadow.version, shadow.prediction) == ("r1", remote, 12.0)
+
+
+def test_plain_estimators_on_numeric_features_take_the_array_path_with_equal_answers(base: Any) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    pipeline = make_pipeline(StandardScaler(), base.__class__()).fit(frame, [1.0, 2.0, 3.0, 4.0])
+    runners = {
+        "plain": InProcessRunner(base, version=1, features=["a", "b"], numeric=True),
+        "pipeline": InProcessRunner(pipeline, version=2, features=["a", "b"], numeric=True),
+        "not numeric": InProcessRunner(base, version=3, features=["a", "b"], numeric=False),
+    }
+    rows = [{"a": 0.5, "b": 2}, {"a": -1, "b": 0.25}]
+    first = {name: r.predict_now(rows) for name, r in runners.items()}
+    second = {name: r.predict_now(rows) for name, r in runners.items()}
+    assert first == second
+    assert first["plain"] == pytest.approx(list(base.predict(pd.DataFrame(rows))))
+    assert {name: r.array_path for name, r in runners.items()} == {
+        "plain": True,
+        "pipeline": False,
+        "not numeric": False,
+    }

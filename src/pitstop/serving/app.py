@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
-from pitstop.serving import payloads
+from pitstop.serving import payloads, server
 from pitstop.serving.errors import (
     ForbiddenError,
     InvalidInputError,
@@ -64,13 +64,20 @@ def create_app(
     api_token: str | None = None,
     max_body_bytes: int | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    tune_gc: bool = False,
 ) -> FastAPI:
-    """An ASGI app serving `gateway`; its lifespan starts and stops the gateway."""
+    """An ASGI app serving `gateway`; its lifespan starts and stops the gateway.
+
+    `tune_gc` freezes the heap once the models are loaded (see `server.tune_gc`); `pitstop serve`
+    turns it on, since it owns the process.
+    """
     limit = max_body_bytes or gateway.settings.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
+        if tune_gc:
+            server.tune_gc()
         try:
             yield
         finally:
@@ -239,4 +246,6 @@ def app_from_env() -> FastAPI:
     """The uvicorn factory: workspace from PITSTOP_WORKSPACE, label token from PITSTOP_API_TOKEN."""
     ws = Workspace(os.environ.get("PITSTOP_WORKSPACE"))
     gateway = Gateway(ws)
-    return create_app(gateway, api_token=os.environ.get(TOKEN_ENV) or None, on_shutdown=ws.close)
+    return create_app(
+        gateway, api_token=os.environ.get(TOKEN_ENV) or None, on_shutdown=ws.close, tune_gc=True
+    )

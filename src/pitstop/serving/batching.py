@@ -1,16 +1,20 @@
 """Micro-batching: concurrent requests for one model become one `predict` call.
 
-Requests are queued; a batch starts when it holds `max_size` rows or when its oldest request has
-waited `max_wait`, whichever comes first. While a batch runs, the next one fills, so under load the
-batch size grows by itself and each request pays the fixed cost of `predict` (input checks, frame
-building) only once per batch. Results are split back to their requests in order.
+Requests are queued; a batch starts when it holds `max_size` rows or when a queued request has
+waited its longest wait (`max_wait`, or a longer one given at submit, as shadow calls do), whichever
+comes first. While a batch runs, the next one fills, so under load the batch size grows by itself
+and each request pays the fixed cost of `predict` (input checks, frame building) once per batch.
+Requests that are due go first; results are split back to their requests in order.
 
-A failing batch is retried one request at a time, so one bad request cannot fail its neighbours.
+A failing batch is retried one request at a time, so one bad request cannot fail its neighbours;
+a model that fails every request is not retried until it succeeds again (a broken shadow must not
+cost the served path a predict call per request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ RunBatch = Callable[[list[Row]], Awaitable[list[float]]]
 class _Item:
     rows: list[Row]
     future: asyncio.Future[list[float]]
-    queued_at: float
+    due: float  # loop time by which it should be running
 
 
 class MicroBatcher:
@@ -55,31 +59,40 @@ class MicroBatcher:
         self._running: list[_Item] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._waiter: asyncio.Future[None] | None = None
+        self._waiting_until = math.inf  # when the sleeping loop will look again
+        self._next_due = math.inf
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._failing = False  # every request of the last failed batch failed on its own too
 
     @property
     def queued_rows(self) -> int:
         return self._pending_rows
 
-    def submit(self, rows: list[Row]) -> asyncio.Future[list[float]]:
-        """Queue `rows`; the future resolves to their predictions, in order. Never blocks."""
+    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
+        """Queue `rows`; the future resolves to their predictions, in order. Never blocks.
+
+        `max_wait` overrides the batcher's for this request: work nobody waits for (shadow scoring)
+        may wait longer, for bigger and so cheaper batches, without delaying anyone else.
+        """
         if self._closed:
             raise RunnerClosedError("this model runner is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[float]] = loop.create_future()
-        self._pending.append(_Item(rows, future, loop.time()))
+        due = loop.time() + (self.max_wait if max_wait is None else max_wait)
+        self._pending.append(_Item(rows, future, due))
         self._pending_rows += len(rows)
+        self._next_due = min(self._next_due, due)
         if self._loop_task is None:
             self._loop_task = loop.create_task(self._serve(), name="pitstop-batcher")
-        # The first queued item wakes an idle loop; later ones only a full batch.
-        self._wake(only_if_full=len(self._pending) > 1)
+        if due < self._waiting_until or self._pending_rows >= self.max_size:
+            self._wake()
         return future
 
     async def close(self, timeout: float = 5.0) -> None:
         """Finish what is queued (up to `timeout` seconds), then stop; later submits raise."""
         self._closed = True
-        self._wake(only_if_full=False)
+        self._wake()
         if self._loop_task is not None:
             done: set[asyncio.Task[None]] = set()
             if self._live():  # else the only work left is abandoned (timed-out shadow calls)
@@ -97,11 +110,9 @@ class MicroBatcher:
         """Whether any queued or running request still awaits its result."""
         return any(not item.future.done() for item in (*self._pending, *self._running))
 
-    def _wake(self, *, only_if_full: bool) -> None:
+    def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        if not only_if_full or self._pending_rows >= self.max_size:
+        if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     async def _serve(self) -> None:
@@ -112,15 +123,14 @@ class MicroBatcher:
                     await asyncio.gather(*self._inflight, return_exceptions=True)
                     return
                 await self._sleep(None)
-            oldest = self._pending[0].queued_at
             while not self._closed and self._pending_rows < self.max_size:
-                remaining = oldest + self.max_wait - loop.time()
+                remaining = self._next_due - loop.time()
                 if remaining <= 0:
                     break
                 await self._sleep(remaining)
             while len(self._inflight) >= self.concurrency:
                 await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-            batch = self._take()
+            batch = self._take(loop.time())
             if not batch:
                 continue
             if self.concurrency == 1:
@@ -131,34 +141,40 @@ class MicroBatcher:
             task.add_done_callback(self._inflight.discard)
 
     async def _sleep(self, seconds: float | None) -> None:
-        """Wait for a new item (seconds=None) or until the batch is full or `seconds` have passed."""
+        """Wait until woken (a new item is due sooner, the batch is full, closing) or `seconds` pass."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        handle = None
-        if seconds is not None:
-            handle = loop.call_later(seconds, _resolve, waiter)
+        self._waiting_until = math.inf if seconds is None else loop.time() + seconds
+        handle = None if seconds is None else loop.call_later(seconds, _resolve, waiter)
         try:
             await waiter
         finally:
             self._waiter = None
+            self._waiting_until = -math.inf  # awake: submits need not wake it
             if handle is not None:
                 handle.cancel()
 
-    def _take(self) -> list[_Item]:
-        """Up to `max_size` rows' worth of requests (at least one), skipping abandoned ones."""
+    def _take(self, now: float) -> list[_Item]:
+        """Up to `max_size` rows' worth of requests, those due first, skipping abandoned ones."""
         batch: list[_Item] = []
+        kept: list[_Item] = []
         rows = 0
-        while self._pending:
-            item = self._pending[0]
-            if batch and rows + len(item.rows) > self.max_size:
-                break
-            self._pending.popleft()
-            self._pending_rows -= len(item.rows)
+        soon = now + self.max_wait  # due within one ordinary wait counts as due (timers fire early)
+        due = [item for item in self._pending if item.due <= soon]
+        later = [item for item in self._pending if item.due > soon]
+        for item in (*due, *later):
             if item.future.done():  # cancelled by its caller (a shadow timeout): nothing to compute
+                continue
+            if batch and rows + len(item.rows) > self.max_size:
+                kept.append(item)
                 continue
             batch.append(item)
             rows += len(item.rows)
+        kept.sort(key=lambda item: item.due)
+        self._pending = deque(kept)
+        self._pending_rows = sum(len(item.rows) for item in kept)
+        self._next_due = kept[0].due if kept else math.inf
         return batch
 
     async def _execute(self, batch: list[_Item]) -> None:
@@ -182,11 +198,13 @@ class MicroBatcher:
                 _fail(item, RunnerClosedError("this model runner was closed"))
             raise
         except Exception as error:
-            if len(batch) == 1:
-                _fail(batch[0], error)
+            if len(batch) == 1 or self._failing:
+                for item in batch:
+                    _fail(item, error)
                 return
             await self._execute_one_by_one(batch)
             return
+        self._failing = False
         offset = 0
         for item in batch:
             end = offset + len(item.rows)
@@ -195,6 +213,9 @@ class MicroBatcher:
             offset = end
 
     async def _execute_one_by_one(self, batch: list[_Item]) -> None:
+        """Isolate the bad requests of a failed batch. If every one fails, the model is failing for
+        everyone: later failed batches fail as a whole, without retries, until a batch succeeds."""
+        succeeded = False
         for item in batch:
             if item.future.done():
                 continue
@@ -205,8 +226,10 @@ class MicroBatcher:
             except Exception as error:
                 _fail(item, error)
             else:
+                succeeded = True
                 if not item.future.done():
                     item.future.set_result(results)
+        self._failing = not succeeded
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -84,7 +84,12 @@ class ModelState:
 
 
 class Gateway:
-    """Serves every model of a workspace that has a champion (or only `models`, when given)."""
+    """Serves every model of a workspace that has a champion (or only `models`, when given).
+
+    Settings come from `settings` (default: the workspace's `serving` section). `poll=False` leaves
+    routing refreshes to the caller (replay). `shadow_batch_wait` is how long shadow rows may wait
+    for a bigger batch (default 20 ms, at most a quarter of the shadow timeout).
+    """
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class Gateway:
         poll: bool = True,
         models: list[str] | None = None,
         warm_timeout: float | None = None,
+        shadow_batch_wait: float | None = None,
     ) -> None:
         self.ws = ws
         self.clock = clock or ws.clock
@@ -114,11 +120,13 @@ class Gateway:
             batch_size=s.log_batch_size,
             flush_interval=s.log_flush_interval.total_seconds(),
         )
+        timeout = s.shadow_timeout.total_seconds()
         self.shadow = ShadowScorer(
             self.metrics,
             self.log.append,
-            timeout=s.shadow_timeout.total_seconds(),
+            timeout=timeout,
             concurrency=s.shadow_concurrency,
+            batch_wait=shadow_batch_wait if shadow_batch_wait is not None else min(0.02, timeout / 4),
         )
         self._states: dict[str, ModelState] = {}
         self._problems: dict[str, str] = {}

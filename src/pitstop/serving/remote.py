@@ -45,8 +45,8 @@ class RemoteRunner:
             self._run_batch, max_size=max_batch_size, max_wait=max_batch_wait, concurrency=concurrency
         )
 
-    def submit(self, rows: list[Row]) -> asyncio.Future[list[float]]:
-        return self.batcher.submit(rows)
+    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
+        return self.batcher.submit(rows, max_wait=max_wait)
 
     async def predict(self, rows: list[Row]) -> list[float]:
         return await self.submit(rows)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pitstop.config import ServingSettings
 from pitstop.registry import ModelInfo, VersionInfo
+from pitstop.serving.features import FeatureSchema
 from pitstop.workspace import Workspace
 
 Row = dict[str, Any]
@@ -26,8 +27,11 @@ class Runner(Protocol):
 
     version: int
 
-    def submit(self, rows: list[Row]) -> asyncio.Future[list[float]]:
-        """Queue `rows` for prediction without blocking; the future resolves to one float per row."""
+    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
+        """Queue `rows` without blocking; the future resolves to one float per row.
+
+        `max_wait` lets work nobody waits for (shadow scoring) wait longer for a bigger batch.
+        """
         ...
 
     async def predict(self, rows: list[Row]) -> list[float]:
@@ -58,11 +62,14 @@ def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings:
             max_batch_size=size,
             max_batch_wait=wait,
         )
+    features = list(model.features or version.lineage.get("features") or [])
+    kinds = FeatureSchema.from_lineage(features, version.lineage).kinds
     return InProcessRunner(
         loaded,
         version=version.version,
-        features=list(model.features or version.lineage.get("features") or []),
+        features=features,
         task=model.task,
+        numeric=all(kind in ("float", "int") for kind in kinds),
         name=f"{model.name}-v{version.version}",
         max_batch_size=size,
         max_batch_wait=wait,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import shutil
@@ -29,6 +30,20 @@ def exposure_warning(host: str, token: str | None) -> str | None:
         f"listening on {host} without PITSTOP_API_TOKEN: anyone who can reach this port can write labels, "
         "which decide which model wins; set PITSTOP_API_TOKEN"
     )
+
+
+def tune_gc(young_threshold: int = 10_000) -> None:
+    """Take everything loaded so far (libraries, models) out of the cyclic collector's sight.
+
+    Under load a gateway allocates many short-lived containers; with Python's defaults the collector
+    runs often and, in its full passes, re-scans every long-lived object (pandas, scikit-learn,
+    the models). In the benchmark that was a third of the throughput and p99 stalls of 100+ ms.
+    Freezing the startup heap and collecting the young generation less often removes both.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
 
 
 def run(

@@ -5,6 +5,10 @@ A shadow call starts only after the served answer is ready, runs on the shadow m
 callback. It is bounded three ways, each counted: at most `concurrency` calls in flight (more are
 skipped), at most `timeout` seconds each (then abandoned), and any exception or non-finite value is
 recorded as an error. The records it produces go to the prediction log with role `shadow`.
+
+Nobody waits for a shadow call, so it may wait longer for company (`batch_wait`): bigger batches
+cost less CPU per row, and CPU (with the GIL) is what a shadow takes from the served path. The
+call that fills the last free slot is due at once, so waiting never causes a skip.
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ class ShadowScorer:
         *,
         timeout: float,
         concurrency: int,
+        batch_wait: float | None = None,
     ) -> None:
         self.metrics, self._record = metrics, record
         self.timeout, self.concurrency = timeout, concurrency
+        self.batch_wait = batch_wait
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -64,7 +70,8 @@ class ShadowScorer:
             self.metrics.shadow_skipped.labels(call.model, str(call.version), "saturated").inc()
             return False
         try:
-            future = runner.submit(rows)
+            last_slot = self._inflight + 1 >= self.concurrency
+            future = runner.submit(rows, max_wait=0.0 if last_slot else self.batch_wait)
         except RunnerClosedError:
             self.metrics.shadow_skipped.labels(call.model, str(call.version), "closed").inc()
             return False

@@ -1,0 +1,491 @@
+"""Gateway benchmark: throughput and latency of pitstop serving against a minimal Starlette endpoint.
+
+    .venv/bin/python bench/gateway.py [--seconds 5] [--connections 32] [--rounds 3]
+
+Each scenario runs a real server process (uvicorn, uvloop, httptools, one worker) on loopback and a
+bounded asyncio load generator (keep-alive HTTP/1.1 connections, one request in flight each) in this
+process. All scenarios serve the same scikit-learn model:
+
+    (a) a minimal Starlette endpoint calling `predict` per request (on the event loop, as most do);
+    (b) pitstop, champion only;
+    (c) pitstop with an equally fast challenger in shadow;
+    (d) pitstop with a challenger that sleeps 50 ms in shadow;
+    (e) pitstop with a challenger that raises in shadow.
+
+Scenarios are interleaved over rounds and the median per scenario is reported, as ratios to (a) and (b)
+from the same run. Then the prediction log's write throughput (records/s) is measured on SQLite and,
+when PITSTOP_BENCH_DATABASE_URL or PITSTOP_TEST_DATABASE_URL names a PostgreSQL server, on PostgreSQL.
+
+The challenger classes below are pickled under this module's name (`gateway`), so the server processes
+get this folder on their PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+MODEL = "bench"
+FEATURES = [f"x{i}" for i in range(8)]
+
+
+# -- challengers (pickled by reference to this module) --------------------------------------------
+
+
+class SleepyModel:
+    """Sleeps before predicting: a slow model (I/O bound, or native code that releases the GIL)."""
+
+    def __init__(self, base: Any, delay: float) -> None:
+        self.base, self.delay = base, delay
+        self.feature_names_in_ = base.feature_names_in_
+
+    def predict(self, frame: Any) -> Any:
+        time.sleep(self.delay)
+        return self.base.predict(frame)
+
+
+class FailingModel:
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.feature_names_in_ = base.feature_names_in_
+
+    def predict(self, frame: Any) -> Any:
+        raise RuntimeError("the challenger is broken")
+
+
+# -- the servers -------------------------------------------------------------------------------------
+
+BASELINE = """
+import sys, joblib, pandas as pd, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+model = joblib.load(sys.argv[1])
+features = list(model.feature_names_in_)
+
+async def predict(request):
+    body = await request.json()
+    frame = pd.DataFrame([body["features"]], columns=features)
+    return JSONResponse({"prediction": float(model.predict(frame)[0])})
+
+app = Starlette(routes=[Route("/v1/models/bench/predict", predict, methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools",
+            ws="none", log_level="warning", access_log=False)
+"""
+
+PITSTOP = """
+import sys
+from pathlib import Path
+from pitstop.serving.server import run
+run(Path(sys.argv[1]), port=int(sys.argv[2]), workers=1, log_level="warning")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server process on a free port; waits until it answers, stops it with SIGTERM."""
+
+    def __init__(self, code: str, arg: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, arg, str(self.port)],
+            env={**os.environ, **env, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def __enter__(self) -> Server:
+        body = json.dumps({"features": dict.fromkeys(FEATURES, 0.0)}).encode()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited: {self.process.stderr.read() if self.process.stderr else ''}"
+                )
+            try:
+                status = asyncio.run(_one_request(self.port, body))
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *_: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- the load generator ------------------------------------------------------------------------------
+
+
+def _request(body: bytes) -> bytes:
+    head = (
+        f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length"))
+    await reader.readexactly(length)
+    return status
+
+
+async def _one_request(port: int, body: bytes) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_request(body))
+        return await _read_response(reader)
+    finally:
+        writer.close()
+
+
+@dataclass
+class Load:
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+    batch_rows: float | None = None
+    shadow_skipped: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) * 1000.0
+
+
+async def generate(port: int, connections: int, seconds: float, warmup: float, bodies: list[bytes]) -> Load:
+    """`connections` keep-alive connections, each with one request in flight, for `seconds`."""
+    latencies: list[float] = []
+    errors = 0
+    done = 0
+    measuring = False
+    stop = False
+
+    async def connection(k: int) -> None:
+        nonlocal errors, done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = k
+        try:
+            while not stop:
+                payload = bodies[i % len(bodies)]
+                i += connections
+                started = time.perf_counter()
+                writer.write(payload)
+                status = await _read_response(reader)
+                if measuring:
+                    latencies.append(time.perf_counter() - started)
+                    done += 1
+                    errors += status != 200
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(connection(k)) for k in range(connections)]
+    await asyncio.sleep(warmup)
+    measuring = True
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    measuring = False
+    elapsed = time.perf_counter() - started
+    stop = True
+    await asyncio.gather(*tasks)
+    return Load(done, errors, elapsed, latencies)
+
+
+def request_bodies(n: int = 2000, seed: int = 0) -> list[bytes]:
+    rng = random.Random(seed)
+    bodies = []
+    for i in range(n):
+        features = {name: round(rng.gauss(0, 1), 4) for name in FEATURES}
+        body = {
+            "features": features,
+            "user_id": f"user-{rng.randrange(10_000)}",
+            "request_id": f"r{i}-{uuid.uuid4().hex[:8]}",
+        }
+        bodies.append(_request(json.dumps(body).encode()))
+    return bodies
+
+
+# -- the workspace -----------------------------------------------------------------------------------
+
+
+def build_workspace(folder: Path) -> dict[str, Any]:
+    """A SQLite workspace with the model, an equal challenger, a 50 ms sleeper and a raiser."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from pitstop.workspace import Workspace
+
+    this = importlib.import_module("gateway")  # pickle the challengers as gateway.<Class>
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(2000, len(FEATURES))), columns=FEATURES)
+    frame["y"] = frame @ np.linspace(1, 2, len(FEATURES)) + rng.normal(scale=0.1, size=len(frame))
+    frame["time"] = pd.date_range("2026-01-01", periods=len(frame), freq="min", tz="UTC")
+    frame.to_csv(folder / "train.csv", index=False)
+    os.environ.pop("PITSTOP_DATABASE_URL", None)
+    (folder / "ws").mkdir()
+    # Every shadow call scored at this rate: calls in flight ~ rate x (batch wait + predict time).
+    (folder / "ws" / "pitstop.yaml").write_text("serving:\n  shadow_concurrency: 1024\n")
+    ws = Workspace.init(folder / "ws")
+    ws.add_dataset("train", folder / "train.csv", time_column="time")
+    ws.create_model(MODEL, task="regression", target="y", time_column="time", features=FEATURES)
+
+    def fit(seed: int) -> Any:
+        return GradientBoostingRegressor(n_estimators=50, max_depth=3, random_state=seed).fit(
+            frame[FEATURES], frame["y"]
+        )
+
+    champion = fit(0)
+    models = {
+        "champion": champion,
+        "equal": fit(1),
+        "sleepy": this.SleepyModel(champion, 0.05),
+        "failing": this.FailingModel(champion),
+    }
+    versions = {}
+    import joblib
+
+    for name, model in models.items():
+        path = folder / f"{name}.joblib"
+        joblib.dump(model, path)
+        versions[name] = ws.register(MODEL, path, train_data="train").version
+    ws.set_champion(MODEL, versions["champion"], reason="benchmark")
+    ws.close()
+    return {"path": folder / "ws", "artifact": folder / "champion.joblib", "versions": versions}
+
+
+def set_shadow(path: Path, version: int | None) -> None:
+    from pitstop.serving.routing_store import route
+    from pitstop.workspace import Workspace
+
+    with Workspace(path) as ws:
+        if version is None:
+            route(ws, MODEL, mode="off", reason="benchmark")
+        else:
+            route(ws, MODEL, mode="shadow", challenger=version, reason="benchmark")
+
+
+def count_errors(path: Path) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from pitstop.store.tables import predictions
+    from pitstop.workspace import Workspace
+
+    with Workspace(path) as ws, ws.reading() as conn:
+        rows = conn.execute(
+            sa.select(predictions.c.role, sa.func.count())
+            .where(predictions.c.error.is_not(None))
+            .group_by(predictions.c.role)
+        )
+        return {role: int(n) for role, n in rows}
+
+
+# -- prediction log throughput -----------------------------------------------------------------------
+
+
+def log_throughput(url: str, records: int = 100_000, batch: int = 1000) -> float:
+    """Records/s written by the prediction log's writer (`write_records`, one transaction per batch)."""
+    from pitstop.serving.predlog import PredictionRecord, write_records
+    from pitstop.store.engine import make_engine
+    from pitstop.store.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    now = time.time()
+    rows = [
+        PredictionRecord(
+            1, f"r{i}", f"u{i % 5000}", now + i / 1000, 1, "champion", "served", 3, "user", 0.5, 1.2, None
+        )
+        for i in range(records)
+    ]
+    started = time.perf_counter()
+    for i in range(0, records, batch):
+        write_records(engine, rows[i : i + batch])
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return records / elapsed
+
+
+def postgres_log_throughput() -> float | None:
+    base = os.environ.get("PITSTOP_BENCH_DATABASE_URL") or os.environ.get("PITSTOP_TEST_DATABASE_URL")
+    if not base:
+        return None
+    import sqlalchemy as sa
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        separator = "&" if "?" in base else "?"
+        return log_throughput(f"{base}{separator}options=-csearch_path%3D{schema}")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+SCENARIOS = {
+    "a": "minimal Starlette, predict per request",
+    "b": "pitstop, champion only",
+    "c": "pitstop, equally fast challenger in shadow",
+    "d": "pitstop, 50 ms challenger in shadow",
+    "e": "pitstop, raising challenger in shadow",
+}
+
+
+def run_scenario(key: str, setup: dict[str, Any], args: argparse.Namespace, bodies: list[bytes]) -> Load:
+    versions = setup["versions"]
+    if key == "a":
+        server = Server(BASELINE, str(setup["artifact"]), {})
+    else:
+        shadow = {"b": None, "c": versions["equal"], "d": versions["sleepy"], "e": versions["failing"]}[key]
+        set_shadow(setup["path"], shadow)
+        server = Server(PITSTOP, str(setup["path"]), {"PITSTOP_DATABASE_URL": ""})
+    with server:
+        load = asyncio.run(generate(server.port, args.connections, args.seconds, args.warmup, bodies))
+        if key != "a":
+            load.batch_rows, load.shadow_skipped = gateway_counts(server.port)
+        return load
+
+
+def gateway_counts(port: int) -> tuple[float | None, float]:
+    """Mean rows per champion predict call, and shadow calls skipped, from the gateway's /metrics."""
+    import re
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    sums = re.findall(r'pitstop_batch_rows_sum\{model="bench",version="1"\} ([0-9.e+]+)', text)
+    counts = re.findall(r'pitstop_batch_rows_count\{model="bench",version="1"\} ([0-9.e+]+)', text)
+    skipped = sum(float(v) for v in re.findall(r"pitstop_shadow_skipped_total\{[^}]*\} ([0-9.e+]+)", text))
+    rows = float(sums[0]) / float(counts[0]) if sums and counts and float(counts[0]) else None
+    return rows, skipped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario and round")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="unmeasured seconds before each measurement"
+    )
+    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument(
+        "--log-records", type=int, default=100_000, help="records for the log write benchmark"
+    )
+    parser.add_argument("--only", default="abcde", help="scenarios to run, e.g. ab (default: all)")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    bodies = request_bodies()
+    results: dict[str, list[Load]] = {key: [] for key in SCENARIOS}
+    with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as folder:
+        setup = build_workspace(Path(folder))
+        for round_ in range(args.rounds):
+            for key in [k for k in SCENARIOS if k in args.only]:
+                load = run_scenario(key, setup, args, bodies)
+                results[key].append(load)
+                print(f"round {round_ + 1} ({key}) {SCENARIOS[key]}: {describe(load)}", file=sys.stderr)
+        logged_errors = count_errors(setup["path"])
+        sqlite_rate = log_throughput(f"sqlite:///{Path(folder) / 'log-bench.db'}", args.log_records)
+    postgres_rate = postgres_log_throughput()
+    if args.only == "abcde":
+        report(results, args, logged_errors, sqlite_rate, postgres_rate)
+
+
+def describe(load: Load) -> str:
+    return (
+        f"{load.rps:,.0f} req/s, p50 {load.percentile(50):.2f} ms, p99 {load.percentile(99):.2f} ms, "
+        f"errors {load.errors}, rows/batch {load.batch_rows or 0:.1f}, "
+        f"shadow skipped {load.shadow_skipped:.0f}"
+    )
+
+
+def report(
+    results: dict[str, list[Load]],
+    args: argparse.Namespace,
+    logged_errors: dict[str, int],
+    sqlite_rate: float,
+    postgres_rate: float | None,
+) -> None:
+    def median(key: str, metric: str) -> float:
+        values = [load.rps if metric == "rps" else load.percentile(float(metric)) for load in results[key]]
+        return statistics.median(values)
+
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    setup = (
+        f"{args.connections} connections, {args.rounds} x {args.seconds:g} s per scenario (median of rounds)"
+    )
+    print(f"\n{machine}; {setup}\n")
+    columns = [
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "rows/batch",
+        "req/s vs (a)",
+        "req/s vs (b)",
+        "p99 vs (b)",
+    ]
+    print(f"| scenario | {' | '.join(columns)} |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key, title in SCENARIOS.items():
+        rps, p50, p99 = median(key, "rps"), median(key, "50"), median(key, "99")
+        errors = sum(load.errors for load in results[key])
+        rows = statistics.median([load.batch_rows or 1.0 for load in results[key]])
+        ratios = (
+            f"{rps / median('a', 'rps'):.2f} | {rps / median('b', 'rps'):.2f} | {p99 / median('b', '99'):.2f}"
+        )
+        print(f"| ({key}) {title} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {errors} | {rows:.1f} | {ratios} |")
+    print(f"\nshadow failures recorded in the prediction log (never user-facing): {logged_errors}")
+    print("\n| prediction log store | records/s |\n|---|---:|")
+    print(f"| SQLite (WAL, synchronous=NORMAL) | {sqlite_rate:,.0f} |")
+    print(f"| PostgreSQL | {postgres_rate:,.0f} |" if postgres_rate else "| PostgreSQL | not configured |")
+
+
+if __name__ == "__main__":
+    main()
