@@ -76,3 +76,41 @@ def spy_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> Lin
 
 
 SPY: dict[str, object] = {}
+
+
+class OffsetModel:
+    """A fitted model whose every prediction is shifted: a worse (or, for the champion, stale) model."""
+
+    def __init__(self, base: object, offset: float) -> None:
+        self.base, self.offset = base, offset
+        self.feature_names_in_ = base.feature_names_in_  # type: ignore[attr-defined]
+
+    def predict(self, X: object) -> object:
+        return self.base.predict(X) + self.offset  # type: ignore[attr-defined]
+
+
+def make_traffic(
+    start: str,
+    hours: float,
+    requests: int,
+    *,
+    seed: int = 0,
+    users: int = 200,
+    label_delay_minutes: float = 10.0,
+) -> pd.DataFrame:
+    """Requests spread over `hours`, features a and b, label = 3a - 2b + noise, known after a delay."""
+    rng = np.random.default_rng(seed)
+    times = pd.Timestamp(start, tz="UTC") + pd.to_timedelta(
+        np.sort(rng.uniform(0, hours * 3600, requests)), unit="s"
+    )
+    frame = pd.DataFrame(
+        {
+            "time": times,
+            "user_id": [f"u{k}" for k in rng.integers(0, users, requests)],
+            "a": rng.normal(size=requests),
+            "b": rng.normal(size=requests),
+        }
+    )
+    frame["label"] = 3 * frame["a"] - 2 * frame["b"] + rng.normal(scale=0.5, size=requests)
+    frame["label_time"] = frame["time"] + pd.Timedelta(minutes=label_delay_minutes)
+    return frame

@@ -106,9 +106,12 @@ def prepare_traffic(frame: pd.DataFrame, features: list[str], source: str = "tra
     if frame.empty:
         raise UsageError(f"{source}: no rows")
     out = frame.copy()
-    out["time"] = parse_times(out["time"], "time", source)
+    # Python datetimes (the clock's) hold microseconds: drop finer digits once, here.
+    out["time"] = parse_times(out["time"], "time", source).dt.floor("us")
     out["label_time"] = (
-        parse_times(out["label_time"], "label_time", source) if "label_time" in out else out["time"]
+        parse_times(out["label_time"], "label_time", source).dt.floor("us")
+        if "label_time" in out
+        else out["time"]
     )
     if (out["label_time"] < out["time"]).any():
         raise UsageError(f"{source}: a label_time is before its request's time")
@@ -199,7 +202,7 @@ def simulate(
         reason="replay of recorded traffic: stages 3-5 only (the offline gate is separate)",
     )
     began = perf_counter()
-    replay = _Replay(ws, model, frame, features, clock, interval, concurrency_window, progress)
+    replay = Replay(ws, model, frame, features, clock, interval, concurrency_window, progress)
     try:
         asyncio.run(replay.run())
     finally:
@@ -215,7 +218,9 @@ def simulate(
     )
 
 
-class _Replay:
+class Replay:
+    """Drives recorded traffic through a gateway (and, when given, a controller) on a manual clock."""
+
     def __init__(
         self,
         ws: Workspace,
@@ -250,9 +255,10 @@ class _Replay:
         self.delivered = 0
         self.ended = False
 
-    async def run(self) -> None:
+    async def run(self, *, decide: bool = True) -> None:
+        """Send every request and label in time order; with `decide`, a controller looks every interval."""
         gateway = Gateway(self.ws, clock=self.clock, poll=False)
-        controller = Controller(self.ws, clock=self.clock, interval=self.interval)
+        controller = Controller(self.ws, clock=self.clock, interval=self.interval) if decide else None
         await gateway.start()
         try:
             next_tick = self.times[0] + self.interval
@@ -276,7 +282,8 @@ class _Replay:
             if not self.ended:
                 await self._tick(gateway, controller, max(next_tick, self.clock.now()))
         finally:
-            controller.release()
+            if controller is not None:
+                controller.release()
             await gateway.stop()
 
     async def _send(self, gateway: Gateway, first: int, last: int) -> None:
@@ -297,10 +304,12 @@ class _Replay:
             await gateway.add_labels(self.model, due[start : start + 5000])
         self.delivered += len(due)
 
-    async def _tick(self, gateway: Gateway, controller: Controller, at: datetime) -> None:
+    async def _tick(self, gateway: Gateway, controller: Controller | None, at: datetime) -> None:
         self.clock.set(max(at, self.clock.now()))
         await self._deliver_labels(gateway, self.clock.now())
         await gateway.drain()
+        if controller is None:
+            return
         results = await asyncio.to_thread(controller.tick)
         if any(r.applied and r.decision.changes_phase for r in results):
             await gateway.refresh_routing()
@@ -313,7 +322,7 @@ def _result(
     model: str,
     versions: tuple[int, int],
     rollout_id: int,
-    replay: _Replay,
+    replay: Replay,
     wall: float,
     start: datetime,
 ) -> SimulationResult:

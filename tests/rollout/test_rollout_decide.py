@@ -18,10 +18,21 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = Policy()
 
 
-def rollout(phase: Phase, *, step: int | None = None, plan: dict | None = None, memory: dict | None = None) -> RolloutState:  # type: ignore[type-arg]
+def rollout(
+    phase: Phase, *, step: int | None = None, plan: dict | None = None, memory: dict | None = None
+) -> RolloutState:  # type: ignore[type-arg]
     return RolloutState(
-        id=1, model="eta", champion_version=1, challenger_version=2, phase=phase, step=step,
-        phase_started_at=START, started_at=START, phase_routing_version=1, salt="s", plan=plan,
+        id=1,
+        model="eta",
+        champion_version=1,
+        challenger_version=2,
+        phase=phase,
+        step=step,
+        phase_started_at=START,
+        started_at=START,
+        phase_routing_version=1,
+        salt="s",
+        plan=plan,
         memory=memory or {},
     )
 
@@ -32,35 +43,72 @@ def users(k: int, mean: float, per_user: int = 3, spread: float = 1.0) -> UserMo
     # S_i = n * (mean + e_i) with e_i = +-spread alternately: sum e_i = 0, sum e_i^2 = k spread^2
     s_sum = k * n * mean
     s_sq = n * n * (k * mean * mean + k * spread * spread)
-    return UserMoments(users=k, error_sum=s_sum, request_sum=k * n, error_sq_sum=s_sq, request_sq_sum=k * n * n,
-                       cross_sum=n * s_sum)
+    return UserMoments(
+        users=k,
+        error_sum=s_sum,
+        request_sum=k * n,
+        error_sq_sum=s_sq,
+        request_sq_sum=k * n * n,
+        cross_sum=n * s_sum,
+    )
 
 
-def arm(units: int, mean: float, *, per_user: int = 3, failures: int = 0, p99: float = 10.0, labelled: int | None = None,
-        spread: float = 1.0) -> ArmSummary:
+def arm(
+    units: int,
+    mean: float,
+    *,
+    per_user: int = 3,
+    failures: int = 0,
+    p99: float = 10.0,
+    labelled: int | None = None,
+    spread: float = 1.0,
+) -> ArmSummary:
     requests = units * per_user
     return ArmSummary(
-        requests=requests, failures=failures, units=units, labelled=requests if labelled is None else labelled,
-        error_mean=mean, error_var=spread**2 * per_user + 1.0, moments=users(units, mean, per_user, spread),
-        latency_p50=p99 / 2, latency_p99=p99, latency_samples=requests,
+        requests=requests,
+        failures=failures,
+        units=units,
+        labelled=requests if labelled is None else labelled,
+        error_mean=mean,
+        error_var=spread**2 * per_user + 1.0,
+        moments=users(units, mean, per_user, spread),
+        latency_p50=p99 / 2,
+        latency_p99=p99,
+        latency_samples=requests,
     )
 
 
 def paired(n: int, champion: float, challenger: float, sd: float = 1.0) -> PairedSummary:
-    return PairedSummary(n=n, champion_mean=champion, challenger_mean=challenger, diff_mean=challenger - champion,
-                         diff_var=sd**2, champion_var=4.0)
+    return PairedSummary(
+        n=n,
+        champion_mean=champion,
+        challenger_mean=challenger,
+        diff_mean=challenger - champion,
+        diff_var=sd**2,
+        champion_var=4.0,
+    )
 
 
 def at(hours: float) -> datetime:
     return START + timedelta(hours=hours)
 
 
-def shadow_evidence(hours: float, *, n: int = 2000, champion: float = 5.0, challenger: float = 4.8,
-                    shadow_failures: int = 0, shadow_p99: float = 10.0) -> Evidence:
+def shadow_evidence(
+    hours: float,
+    *,
+    n: int = 2000,
+    champion: float = 5.0,
+    challenger: float = 4.8,
+    shadow_failures: int = 0,
+    shadow_p99: float = 10.0,
+) -> Evidence:
     return Evidence(
-        now=at(hours), champion=arm(5000, champion), shadow=arm(5000, challenger, failures=shadow_failures,
-                                                               p99=shadow_p99),
-        paired=paired(n, champion, challenger), window_hours=hours, request_rate_per_hour=15000 / max(hours, 1),
+        now=at(hours),
+        champion=arm(5000, champion),
+        shadow=arm(5000, challenger, failures=shadow_failures, p99=shadow_p99),
+        paired=paired(n, champion, challenger),
+        window_hours=hours,
+        request_rate_per_hour=15000 / max(hours, 1),
     )
 
 
@@ -191,7 +239,9 @@ FIXED = Policy.model_validate({"ab_test": {"stopping": "fixed"}})
 
 
 def test_fixed_horizon_does_not_peek() -> None:
-    evidence = ab_evidence(30, arm(800, 5.0, spread=0.5), arm(90, 4.0, spread=0.5))  # a clear win, sample short
+    evidence = ab_evidence(
+        30, arm(800, 5.0, spread=0.5), arm(90, 4.0, spread=0.5)
+    )  # a clear win, sample short
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, evidence, at(30))
     assert FIXED.ab_test.stopping is ABStopping.FIXED
     assert (decision.action, decision.rule) == (Action.STAY, "ab.fixed_horizon")
@@ -214,10 +264,17 @@ def test_fixed_horizon_decides_at_max_duration_even_if_short() -> None:
 
 def test_mann_whitney_is_available_for_the_fixed_horizon() -> None:
     policy = Policy.model_validate({"ab_test": {"stopping": "fixed", "method": "mann_whitney"}})
-    errors = {"champion": tuple(5.0 + (i % 7) * 0.1 for i in range(900)),
-              "challenger": tuple(4.0 + (i % 7) * 0.1 for i in range(100))}
-    evidence = Evidence(now=at(30), champion=arm(900, 5.0, per_user=1), challenger=arm(100, 4.0, per_user=1),
-                        window_hours=30, request_errors=errors)
+    errors = {
+        "champion": tuple(5.0 + (i % 7) * 0.1 for i in range(900)),
+        "challenger": tuple(4.0 + (i % 7) * 0.1 for i in range(100)),
+    }
+    evidence = Evidence(
+        now=at(30),
+        champion=arm(900, 5.0, per_user=1),
+        challenger=arm(100, 4.0, per_user=1),
+        window_hours=30,
+        request_errors=errors,
+    )
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), policy, evidence, at(30))
     assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
 
@@ -225,9 +282,16 @@ def test_mann_whitney_is_available_for_the_fixed_horizon() -> None:
 # -- ramp -----------------------------------------------------------------------------------------
 
 
-def ramp_evidence(hours: float, champion: ArmSummary, challenger: ArmSummary, shadow: ArmSummary | None = None) -> Evidence:
-    return Evidence(now=at(hours), champion=champion, challenger=challenger, shadow=shadow or ArmSummary(),
-                    window_hours=hours)
+def ramp_evidence(
+    hours: float, champion: ArmSummary, challenger: ArmSummary, shadow: ArmSummary | None = None
+) -> Evidence:
+    return Evidence(
+        now=at(hours),
+        champion=champion,
+        challenger=challenger,
+        shadow=shadow or ArmSummary(),
+        window_hours=hours,
+    )
 
 
 def test_ramp_skips_steps_at_or_below_the_ab_share() -> None:
@@ -286,9 +350,12 @@ def test_decide_never_advances_without_labelled_data(
 ) -> None:
     """Doubt favours the champion: with no labels at all, nothing ever advances or promotes."""
     unlabelled = ArmSummary(requests=units * 3, failures=failures, units=units)
-    evidence = Evidence(now=at(hours), champion=unlabelled, challenger=unlabelled, shadow=unlabelled,
-                        window_hours=hours)
-    decision = decide(rollout(phase, step=0 if phase is Phase.RAMP else None, plan=PLAN), POLICY, evidence, at(hours))
+    evidence = Evidence(
+        now=at(hours), champion=unlabelled, challenger=unlabelled, shadow=unlabelled, window_hours=hours
+    )
+    decision = decide(
+        rollout(phase, step=0 if phase is Phase.RAMP else None, plan=PLAN), POLICY, evidence, at(hours)
+    )
     assert decision.action not in (Action.ADVANCE, Action.PROMOTE)
 
 

@@ -1,0 +1,226 @@
+"""The controller against a real store, driven by real traffic through the gateway on a manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from helpers import make_traffic
+from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError
+from pitstop.rollout.apply import apply_decision
+from pitstop.rollout.controller import Controller
+from pitstop.rollout.decide import Decision
+from pitstop.rollout.phases import Action, Outcome, Phase
+from pitstop.rollout.records import StaleRolloutError, active_rollout
+from pitstop.serving.routing_store import routing_of
+from pitstop.simulate import Replay, prepare_traffic
+from pitstop.workspace import Workspace
+
+
+def send_traffic(
+    ws: Workspace,
+    hours: float,
+    requests: int,
+    *,
+    seed: int = 0,
+    decide: bool = True,
+    interval_minutes: float = 10,
+) -> None:
+    """Replay `hours` of traffic from the clock's now through the real gateway (and controller)."""
+    start = ws.clock.now() + timedelta(seconds=1)
+    frame = prepare_traffic(make_traffic(start.isoformat(), hours, requests, seed=seed), ["a", "b"])
+    replay = Replay(
+        ws,
+        "eta",
+        frame,
+        ["a", "b"],
+        ws.clock,
+        timedelta(minutes=interval_minutes),  # type: ignore[arg-type]
+        timedelta(seconds=1),
+        None,
+    )
+    asyncio.run(replay.run(decide=decide))
+
+
+def transitions(ws: Workspace) -> list[tuple[str | None, str | None, str | None]]:
+    return [(e.from_state, e.to_state, e.rule) for e in ws.events("eta") if e.kind == "rollout_transition"]
+
+
+def test_start_needs_a_passed_gate_against_the_current_champion(rollout_ws: Workspace) -> None:
+    with pytest.raises(NegativeVerdict, match="no offline gate result"):
+        rollout_ws.start_rollout("eta", 2)
+    with pytest.raises(UsageError, match="--reason"):
+        rollout_ws.start_rollout("eta", 2, skip_gate=True)
+    assert rollout_ws.rollouts("eta") == []
+
+
+def test_start_with_skip_gate_records_the_override(rollout_ws: Workspace) -> None:
+    stored = rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="hotfix", actor="alice")
+    assert stored.state.phase is Phase.SHADOW
+    assert rollout_ws.model("eta").aliases["challenger"] == 2
+    routing = routing_of(rollout_ws, "eta")
+    assert routing is not None and routing.mode == "shadow" and routing.shadow == 2
+    event = [e for e in rollout_ws.events("eta") if e.kind == "rollout_transition"][-1]
+    assert (event.actor, event.rule, event.reason) == ("alice", "gate.skipped", "hotfix")
+
+
+def test_only_one_active_rollout_per_model(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="first")
+    with pytest.raises(ConflictError, match="is active"):
+        rollout_ws.start_rollout("eta", 3, skip_gate=True, reason="second")
+
+
+def test_good_challenger_goes_all_the_way_to_promotion(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    send_traffic(rollout_ws, hours=12, requests=3000)
+    status = rollout_ws.rollout_status("eta")
+    assert status.rollout.state.outcome is Outcome.PROMOTED, status.to_dict()
+    assert [t[1] for t in transitions(rollout_ws)] == [
+        "shadow",
+        "ab_test 50%",
+        "ramp 75%",
+        "ramp 100%",
+        "promoted",
+    ]
+    aliases = rollout_ws.model("eta").aliases
+    assert aliases == {"champion": 2, "previous": 1}
+    routing = routing_of(rollout_ws, "eta")
+    assert routing is not None and routing.champion == 2 and routing.standby == 1 and routing.mode == "off"
+
+
+def test_bad_challenger_is_rejected_in_shadow_and_users_never_see_it(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 3, skip_gate=True, reason="test")
+    send_traffic(rollout_ws, hours=4, requests=1000)
+    stored = rollout_ws.rollouts("eta")[-1]
+    assert (stored.state.outcome, stored.state.stage) == (Outcome.REJECTED, "shadow")
+    assert transitions(rollout_ws)[-1][2] == "shadow.error_ratio"
+    served = rollout_ws.rollout_status("eta").rollout.status
+    assert served is not None
+    assert rollout_ws.model("eta").aliases == {"champion": 1}
+
+
+def test_manual_overrides_are_recorded_with_the_actor(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    stored = rollout_ws.promote("eta", reason="confident", actor="bob")
+    assert stored.state.phase is Phase.AB_TEST
+    assert routing_of(rollout_ws, "eta").challenger_share == 0.5  # type: ignore[union-attr]
+    stored = rollout_ws.promote("eta", reason="ship it", to_end=True, actor="bob")
+    assert stored.state.outcome is Outcome.PROMOTED
+    last = [e for e in rollout_ws.events("eta") if e.kind == "rollout_transition"][-1]
+    assert (last.actor, last.rule, last.to_state) == ("bob", "manual.promote", "promoted")
+    restored = rollout_ws.rollback("eta", reason="pager went off", actor="carol")
+    assert restored.state.outcome is Outcome.ROLLED_BACK
+    assert rollout_ws.model("eta").aliases["champion"] == 1
+    assert routing_of(rollout_ws, "eta").champion == 1  # type: ignore[union-attr]
+
+
+def test_abort_keeps_the_champion(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    rollout_ws.promote("eta", reason="to A/B")
+    stored = rollout_ws.abort("eta", reason="wrong model")
+    assert stored.state.outcome is Outcome.ABORTED and stored.state.stage == "ab_test"
+    assert routing_of(rollout_ws, "eta").mode == "off"  # type: ignore[union-attr]
+    with pytest.raises(NotFoundError, match="no active rollout"):
+        rollout_ws.abort("eta", reason="again")
+
+
+def test_rollback_without_anything_to_roll_back(rollout_ws: Workspace) -> None:
+    with pytest.raises(ConflictError, match="nothing|no active rollout and no promotion"):
+        rollout_ws.rollback("eta", reason="why not")
+
+
+def test_only_the_lease_holder_acts(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    first = Controller(rollout_ws, holder="one", lease_ttl=timedelta(seconds=30))
+    second = Controller(rollout_ws, holder="two", lease_ttl=timedelta(seconds=30))
+    assert first.acquire() and not second.acquire()
+    assert second.tick() == []
+    rollout_ws.clock.advance(timedelta(seconds=31))  # type: ignore[attr-defined]
+    assert second.acquire() and not first.acquire()
+    second.release()
+    assert first.acquire()
+
+
+def test_a_decision_on_stale_state_writes_nothing(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    with rollout_ws.reading() as conn:
+        seen = active_rollout(conn, rollout_ws.model("eta").id)
+    assert seen is not None
+    rollout_ws.promote("eta", reason="a person acted first")
+    advance = Decision(Action.ADVANCE, "shadow.passed", "controller's late decision")
+    with pytest.raises(StaleRolloutError), rollout_ws.writing() as conn:
+        apply_decision(conn, seen, advance, now=rollout_ws.clock.now(), actor="controller")
+    assert [t[1] for t in transitions(rollout_ws)] == ["shadow", "ab_test 50%"]
+
+
+def test_controller_killed_mid_transition_resumes_without_duplicates(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    send_traffic(rollout_ws, hours=1.5, requests=600, decide=False)
+    controller = Controller(rollout_ws, holder="victim")
+    assert controller.acquire()
+    with rollout_ws.reading() as conn:
+        stored = active_rollout(conn, rollout_ws.model("eta").id)
+    assert stored is not None
+    decision = Decision(Action.ADVANCE, "shadow.passed", "about to crash")
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), rollout_ws.writing() as conn:  # the process dies before commit
+        apply_decision(conn, stored, decision, now=rollout_ws.clock.now(), actor="controller")
+        raise Crash
+    assert [t[1] for t in transitions(rollout_ws)] == ["shadow"]
+    assert routing_of(rollout_ws, "eta").mode == "shadow"  # type: ignore[union-attr]
+    rollout_ws.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    restarted = Controller(rollout_ws, holder="victim")  # same host restarts; lease still its own
+    results = restarted.tick()
+    assert [r.decision.rule for r in results] == ["shadow.passed"]
+    assert [t[1] for t in transitions(rollout_ws)] == ["shadow", "ab_test 50%"]
+    assert restarted.tick()[0].decision.action is Action.STAY  # the next look does not repeat it
+
+
+def test_two_controllers_at_once_make_one_transition(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    send_traffic(rollout_ws, hours=1.5, requests=600, decide=False)
+    rollout_ws.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    a = Controller(rollout_ws, holder="a", lease_ttl=timedelta(seconds=5))
+    b = Controller(rollout_ws, holder="b", lease_ttl=timedelta(seconds=5))
+    results = [a.tick(), b.tick()]
+    assert sum(1 for r in results for item in r if item.applied and item.decision.changes_phase) == 1
+    assert [t[1] for t in transitions(rollout_ws)] == ["shadow", "ab_test 50%"]
+
+
+def test_standby_is_released_after_its_time(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    rollout_ws.promote("eta", reason="ship", to_end=True)
+    controller = Controller(rollout_ws)
+    controller.tick()
+    assert routing_of(rollout_ws, "eta").standby == 1  # type: ignore[union-attr]
+    rollout_ws.clock.advance(timedelta(hours=2, seconds=1))  # type: ignore[attr-defined]
+    controller.tick()
+    routing = routing_of(rollout_ws, "eta")
+    assert routing is not None and routing.standby is None and routing.champion == 2
+
+
+def test_status_tells_what_the_next_check_would_do(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    send_traffic(rollout_ws, hours=0.5, requests=200, decide=False)
+    data = rollout_ws.rollout_status("eta").to_dict()
+    assert data["phase"] == "shadow" and data["challenger_share"] == 0.0
+    assert data["next_check"]["rule"] == "shadow.min_duration"
+    assert data["evidence"]["paired"]["n"] > 100
+    assert set(data) >= {
+        "rollout_id",
+        "model",
+        "champion_version",
+        "challenger_version",
+        "phase",
+        "step",
+        "challenger_share",
+        "outcome",
+        "stage",
+        "reason",
+        "evidence",
+    }
