@@ -111,10 +111,11 @@ def free_port() -> int:
 class Server:
     """A server process on a free port; waits until it answers, stops it with SIGTERM."""
 
-    def __init__(self, code: str, arg: str, env: dict[str, str]) -> None:
+    def __init__(self, code: str, arg: str, env: dict[str, str], cpus: set[int] | None) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, arg, str(self.port)],
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             env={**os.environ, **env, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -377,11 +378,11 @@ SCENARIOS = {
 def run_scenario(key: str, setup: dict[str, Any], args: argparse.Namespace, bodies: list[bytes]) -> Load:
     versions = setup["versions"]
     if key == "a":
-        server = Server(BASELINE, str(setup["artifact"]), {})
+        server = Server(BASELINE, str(setup["artifact"]), {}, args.server_cpus)
     else:
         shadow = {"b": None, "c": versions["equal"], "d": versions["sleepy"], "e": versions["failing"]}[key]
         set_shadow(setup["path"], shadow)
-        server = Server(PITSTOP, str(setup["path"]), {"PITSTOP_DATABASE_URL": ""})
+        server = Server(PITSTOP, str(setup["path"]), {"PITSTOP_DATABASE_URL": ""}, args.server_cpus)
     with server:
         load = asyncio.run(generate(server.port, args.connections, args.seconds, args.warmup, bodies))
         if key != "a":
@@ -414,7 +415,15 @@ def main() -> None:
         "--log-records", type=int, default=100_000, help="records for the log write benchmark"
     )
     parser.add_argument("--only", default="abcde", help="scenarios to run, e.g. ab (default: all)")
+    parser.add_argument(
+        "--pin", action="store_true", help="servers on the first CPU, the load generator on the others"
+    )
     args = parser.parse_args()
+    args.server_cpus = None
+    if args.pin and len(os.sched_getaffinity(0)) > 1:
+        cpus = sorted(os.sched_getaffinity(0))
+        args.server_cpus = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))
     try:
         import uvloop
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
+from pitstop.errors import StoreUnavailableError
 from pitstop.serving import Gateway, Instance, Label
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
 from pitstop.serving.labels import get_labels
@@ -367,16 +368,24 @@ def test_store_trouble_keeps_serving_reports_not_ready_and_loses_nothing(served:
 
     async def body(gateway: Gateway) -> tuple[list[str], list[str]]:
         await asyncio.to_thread(rename, "predictions", "predictions_away")
+        await asyncio.to_thread(rename, "routing_tables", "routing_away")
+        await asyncio.to_thread(rename, "labels", "labels_away")
         for i in range(5):
             await gateway.predict(MODEL, [Instance(ROW, request_id=f"r{i}")])
         await async_wait(lambda: not gateway.log.healthy)
+        assert await gateway.refresh_routing() == []  # keeps the table it has
+        with pytest.raises(StoreUnavailableError, match="labels"):
+            await gateway.add_labels(MODEL, [Label("r0", 1.0)])  # labels are never acknowledged unstored
         broken = gateway.readiness()
         await asyncio.to_thread(rename, "predictions_away", "predictions")
-        await async_wait(lambda: gateway.log.healthy and gateway.log.depth == 0)
+        await asyncio.to_thread(rename, "routing_away", "routing_tables")
+        await asyncio.to_thread(rename, "labels_away", "labels")
+        await gateway.refresh_routing()
+        await gateway.drain()  # writes what was kept queued
         return broken, gateway.readiness()
 
     broken, healed = run(served, body)
-    assert len(broken) == 1 and broken[0].startswith("prediction log cannot write:")
+    assert [reason.split(":")[0] for reason in broken] == ["store unreachable", "prediction log cannot write"]
     assert healed == []
     assert sorted(r.request_id for r in records(served)) == [f"r{i}" for i in range(5)]
 

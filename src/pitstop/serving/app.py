@@ -64,20 +64,20 @@ def create_app(
     api_token: str | None = None,
     max_body_bytes: int | None = None,
     on_shutdown: Callable[[], None] | None = None,
-    tune_gc: bool = False,
+    tune_runtime: bool = False,
 ) -> FastAPI:
     """An ASGI app serving `gateway`; its lifespan starts and stops the gateway.
 
-    `tune_gc` freezes the heap once the models are loaded (see `server.tune_gc`); `pitstop serve`
-    turns it on, since it owns the process.
+    `tune_runtime` tunes garbage collection and thread switching once the models are loaded (see
+    `server.tune_runtime`); `pitstop serve` turns it on, since it owns the process.
     """
     limit = max_body_bytes or gateway.settings.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
-        if tune_gc:
-            server.tune_gc()
+        if tune_runtime:
+            server.tune_runtime()
         try:
             yield
         finally:
@@ -247,5 +247,5 @@ def app_from_env() -> FastAPI:
     ws = Workspace(os.environ.get("PITSTOP_WORKSPACE"))
     gateway = Gateway(ws)
     return create_app(
-        gateway, api_token=os.environ.get(TOKEN_ENV) or None, on_shutdown=ws.close, tune_gc=True
+        gateway, api_token=os.environ.get(TOKEN_ENV) or None, on_shutdown=ws.close, tune_runtime=True
     )

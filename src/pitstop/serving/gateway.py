@@ -20,7 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from time import perf_counter
-from typing import Any
+from typing import Any, NamedTuple
+
+from sqlalchemy.exc import DBAPIError
 
 from pitstop import registry
 from pitstop.clock import Clock
@@ -44,8 +46,7 @@ log = logging.getLogger(__name__)
 RunnerFactory = Callable[[Workspace, ModelInfo, VersionInfo, ServingSettings], Runner]
 
 
-@dataclass(frozen=True, slots=True)
-class Instance:
+class Instance(NamedTuple):
     """One thing to predict: its features, and optionally who asks and the caller's request id."""
 
     features: dict[str, Any]
@@ -53,8 +54,7 @@ class Instance:
     request_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PredictionResult:
+class PredictionResult(NamedTuple):
     request_id: str
     model: str
     model_version: int
@@ -258,7 +258,7 @@ class Gateway:
                         request_ids[i], model, version, value, r.arm, table.version, r.bucketed_by
                     )
         self._start_shadows(state, table, rows, instances, request_ids, routes, now)
-        self.metrics.request_latency.labels(model).observe(perf_counter() - started)
+        self.metrics.request_seconds(model, perf_counter() - started)
         if failures:
             _, version, cause = failures[0]
             raise PredictionFailedError(model, version, [request_ids[i] for i, _, _ in failures], cause)
@@ -317,8 +317,11 @@ class Gateway:
         received = self.clock.now()
 
         def write() -> int:
-            with self.ws.writing() as conn:
-                return upsert_labels(conn, state.info.id, labels, received_at=received)
+            try:
+                with self.ws.writing() as conn:
+                    return upsert_labels(conn, state.info.id, labels, received_at=received)
+            except DBAPIError as error:  # refused or unreachable: the labels were not stored
+                raise StoreUnavailableError(f"labels not stored: {error.orig}") from error
 
         await asyncio.to_thread(write)
         self.metrics.labels_accepted.labels(model).inc(len(labels))

@@ -156,6 +156,12 @@ class GatewayMetrics:
         if not ok:
             children[1].inc()
 
+    def request_seconds(self, model: str, seconds: float) -> None:
+        child = self._children.get((model,))
+        if child is None:
+            child = self._children[(model,)] = self.request_latency.labels(model)
+        child.observe(seconds)
+
     def render(self) -> bytes:
         """The Prometheus text exposition: this gateway's, or every worker's in multiprocess mode."""
         if multiprocess_dir() is None:

@@ -18,7 +18,7 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Arm = Literal["champion", "challenger"]
 Role = Literal["served", "shadow"]
@@ -47,8 +47,7 @@ def new_salt() -> str:
     return secrets.token_hex(8)
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     """Where one request goes: the arm and version that answer it, and what it was bucketed by."""
 
     arm: Arm

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
+from typing import NamedTuple
 
 from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
@@ -26,8 +26,7 @@ from pitstop.serving.predlog import PredictionRecord
 from pitstop.serving.runner import Row, Runner
 
 
-@dataclass(frozen=True, slots=True)
-class ShadowCall:
+class ShadowCall(NamedTuple):
     """What a shadow call needs to write its records: one entry per row."""
 
     model: str
@@ -111,26 +110,17 @@ class ShadowScorer:
             errors = [None if math.isfinite(v) else f"non-finite prediction ({v})" for v in values]
             if any(errors):
                 self.metrics.shadow_errors.labels(call.model, str(call.version)).inc()
+        model, version, arm, record = call.model, call.version, call.arm, self._record
+        latency_ms = seconds * 1000.0
         for i, request_id in enumerate(call.request_ids):
-            self.metrics.prediction(
-                call.model, call.version, call.arm, "shadow", call.bucketed_by[i], seconds, errors[i] is None
-            )
-            self._record(
+            bucketed_by, problem = call.bucketed_by[i], errors[i]
+            self.metrics.prediction(model, version, arm, "shadow", bucketed_by, seconds, problem is None)
+            record(
                 PredictionRecord(
-                    model_id=call.model_id,
-                    request_id=request_id,
-                    user_id=call.user_ids[i],
-                    time=call.time,
-                    version=call.version,
-                    arm=call.arm,
-                    role="shadow",
-                    routing_version=call.routing_version,
-                    bucketed_by=call.bucketed_by[i],
-                    prediction=predictions[i],
-                    latency_ms=seconds * 1000.0,
-                    error=errors[i],
+                    call.model_id, request_id, call.user_ids[i], call.time, version, arm, "shadow",
+                    call.routing_version, bucketed_by, predictions[i], latency_ms, problem,
                 )
-            )
+            )  # fmt: skip
         self._inflight -= 1
         self.metrics.shadow_inflight.set(self._inflight)
         if self._inflight == 0:
