@@ -147,7 +147,47 @@ def _fmt(value: Any) -> str:
     return str(value).replace("+00:00", "Z")
 
 
+def retrain(
+    model: ModelArg,
+    trainer: Annotated[str, typer.Option(help="the training function, package.module:function")],
+    data: Annotated[str, typer.Option(help="dataset to train on, NAME or NAME:VERSION")],
+    test_set: Annotated[str, typer.Option(help="held-out test set for the offline gate")],
+    as_of: Annotated[str | None, typer.Option(help="use only rows strictly before this time")] = None,
+    param: ParamOption = None,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train → offline gate → rollout start in one command (for cron or Airflow). Exit 1 if the gate fails."""
+    from pitstop.pipeline import retrain as run_retrain
+
+    result = run_retrain(
+        open_workspace(workspace),
+        model,
+        trainer=trainer,
+        data=data,
+        test_set=test_set,
+        as_of=parse_timestamp(as_of, "--as-of"),
+        params=parse_params(param),
+        actor=by,
+    )
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console.print(f"trained {model} version [bold]{result.version.version}[/]")
+        render_gate(result.gate)
+        if result.rollout_id is not None:
+            console.print(f"rollout {result.rollout_id} started: shadow (the controller takes it from here)")
+        elif result.gate.passed:
+            console.print("no champion yet: nothing to roll out against; use `pitstop models set-champion`")
+        else:
+            console.print(f"stopped at the offline gate ({result.gate.decided_by})")
+    if not result.gate.passed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(train)
+    app.command()(retrain)
     app.command()(reproduce)
     app.command()(gate)

@@ -1,0 +1,131 @@
+"""`pitstop simulate`: replay recorded traffic through the real gateway and controller, simulated clock."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pitstop.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    console,
+    fmt_time,
+    open_workspace,
+    print_json,
+    table,
+)
+from pitstop.config import load_config
+from pitstop.durations import parse_duration
+from pitstop.errors import UsageError
+
+
+def simulate(
+    model: Annotated[str, typer.Argument(help="model name")],
+    champion: Annotated[str, typer.Option(help="the champion version during the recorded period")],
+    challenger: Annotated[str, typer.Option(help="the version to try")],
+    traffic: Annotated[
+        Path, typer.Option(help="CSV/Parquet: time, user_id, features, label [, request_id, label_time]")
+    ],
+    policy: Annotated[
+        Path | None, typer.Option(help="a pitstop.yaml whose policy to try (default: the workspace's)")
+    ] = None,
+    interval: Annotated[str, typer.Option(help="simulated time between controller looks")] = "5m",
+    concurrency_window: Annotated[
+        str, typer.Option(help="requests this close together are in flight at once")
+    ] = "1s",
+    keep: Annotated[
+        Path | None, typer.Option(help="keep the replay store in this folder (default: a temp folder)")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="also write the HTML rollout report here")] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay a traffic table through shadow, A/B test and ramp with a simulated clock. Exit 0 if promoted."""
+    from pitstop.simulate import load_traffic
+    from pitstop.simulate import simulate as run_simulation
+
+    ws = open_workspace(workspace)
+    info = ws.model(model)
+    features = info.features or ws.version(model, champion).lineage.get("features", [])
+    frame = load_traffic(traffic, features)
+    if policy is not None and not policy.is_file():
+        raise UsageError(f"--policy {policy}: no such file")
+    chosen = load_config(policy).policy if policy is not None else None
+    try:
+        every, window = parse_duration(interval), parse_duration(concurrency_window)
+    except ValueError as error:
+        raise UsageError(f"--interval/--concurrency-window: {error}") from None
+    bar = Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    )
+    with bar if not as_json else contextlib.nullcontext():
+        task = bar.add_task("replay", total=len(frame))
+        result = run_simulation(
+            ws,
+            model,
+            champion=champion,
+            challenger=challenger,
+            traffic=frame,
+            policy=chosen,
+            interval=every,
+            concurrency_window=window,
+            workdir=keep,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    data: dict[str, Any] = result.to_dict()
+    if report is not None:
+        data["report"] = str(_write_report(result.workspace, model, result.rollout_id, report))
+    if as_json:
+        print_json(data)
+    else:
+        _render(data)
+    if not result.promoted:
+        raise typer.Exit(1)
+
+
+def _write_report(folder: Path, model: str, rollout_id: int, out: Path) -> Path:
+    from pitstop.report import write_report
+    from pitstop.workspace import Workspace
+
+    with Workspace(folder, database_url=f"sqlite:///{folder / 'replay.db'}") as replay_ws:
+        written: Path = write_report(replay_ws, model, out, rollout_id=rollout_id)
+    return written
+
+
+def _render(data: dict[str, Any]) -> None:
+    out = table(
+        f"replay: {data['model']} v{data['challenger']} vs champion v{data['champion']}",
+        "time",
+        "from → to",
+        "rule",
+        "reason",
+    )
+    for item in data["timeline"]:
+        out.add_row(
+            fmt_time(item["time"]),
+            f"{item['from']} → {item['to']}",
+            item["rule"] or "-",
+            item["reason"] or "",
+        )
+    console.print(out)
+    console.print(
+        f"[bold]{data['outcome']}[/] at {data['stage']}: {data['reason']}\n"
+        f"{data['requests']} requests ({data['served']['challenger']} served by the challenger, "
+        f"{data['failed_requests']} failed), {data['labels']} labels, "
+        f"{data['simulated_hours']:.1f} simulated hours in {data['wall_seconds']:.1f} s"
+    )
+    if data.get("report"):
+        console.print(f"report: {data['report']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(simulate)
