@@ -194,25 +194,43 @@ class Load:
         return float(np.percentile(self.latencies, q)) * 1000.0
 
 
-async def generate(port: int, connections: int, seconds: float, warmup: float, bodies: list[bytes]) -> Load:
-    """`connections` keep-alive connections, each with one request in flight, for `seconds`."""
+async def generate(
+    port: int, connections: int, seconds: float, warmup: float, bodies: list[bytes], rate: float | None = None
+) -> Load:
+    """`connections` keep-alive connections with one request in flight each, for `seconds`.
+
+    Without `rate`, each connection sends its next request as soon as the answer arrives (closed
+    loop: the server runs flat out; throughput). With `rate` (requests/s in total), each connection
+    sends on a fixed schedule (open loop: latency under a steady load below capacity); a request
+    delayed by a late answer is timed from its scheduled slot, so a stall is charged to every
+    request it holds up.
+    """
     latencies: list[float] = []
     errors = 0
     done = 0
     measuring = False
     stop = False
+    interval = connections / rate if rate else 0.0
 
     async def connection(k: int) -> None:
         nonlocal errors, done
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         i = k
+        scheduled = time.perf_counter() + interval * k / connections
+        answered = 0.0
         try:
             while not stop:
+                if rate and answered < scheduled:  # on time: wait for the slot, time from the real send
+                    await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                    started = time.perf_counter()
+                else:  # closed loop, or behind because the server was slow: that wait counts too
+                    started = scheduled if rate else time.perf_counter()
+                scheduled += interval
                 payload = bodies[i % len(bodies)]
                 i += connections
-                started = time.perf_counter()
                 writer.write(payload)
                 status = await _read_response(reader)
+                answered = time.perf_counter()
                 if measuring:
                     latencies.append(time.perf_counter() - started)
                     done += 1
@@ -375,7 +393,10 @@ SCENARIOS = {
 }
 
 
-def run_scenario(key: str, setup: dict[str, Any], args: argparse.Namespace, bodies: list[bytes]) -> Load:
+def run_scenario(
+    key: str, setup: dict[str, Any], args: argparse.Namespace, bodies: list[bytes]
+) -> tuple[Load, Load | None]:
+    """One server start: the closed-loop measurement, then (pitstop only) the paced one."""
     versions = setup["versions"]
     if key == "a":
         server = Server(BASELINE, str(setup["artifact"]), {}, args.server_cpus)
@@ -384,10 +405,16 @@ def run_scenario(key: str, setup: dict[str, Any], args: argparse.Namespace, bodi
         set_shadow(setup["path"], shadow)
         server = Server(PITSTOP, str(setup["path"]), {"PITSTOP_DATABASE_URL": ""}, args.server_cpus)
     with server:
-        load = asyncio.run(generate(server.port, args.connections, args.seconds, args.warmup, bodies))
-        if key != "a":
-            load.batch_rows, load.shadow_skipped = gateway_counts(server.port)
-        return load
+        closed = asyncio.run(generate(server.port, args.connections, args.seconds, args.warmup, bodies))
+        if key == "a":
+            return closed, None
+        closed.batch_rows, closed.shadow_skipped = gateway_counts(server.port)
+        if args.rate is None:  # a third of what pitstop served flat out in the first round
+            args.rate = round(closed.rps / 3, -2)
+        paced = asyncio.run(
+            generate(server.port, args.connections, args.seconds, args.warmup, bodies, rate=args.rate)
+        )
+        return closed, paced
 
 
 def gateway_counts(port: int) -> tuple[float | None, float]:
@@ -416,6 +443,9 @@ def main() -> None:
     )
     parser.add_argument("--only", default="abcde", help="scenarios to run, e.g. ab (default: all)")
     parser.add_argument(
+        "--rate", type=float, default=None, help="paced req/s (default: a third of (b) flat out, first round)"
+    )
+    parser.add_argument(
         "--pin", action="store_true", help="servers on the first CPU, the load generator on the others"
     )
     args = parser.parse_args()
@@ -432,44 +462,53 @@ def main() -> None:
         pass
     bodies = request_bodies()
     results: dict[str, list[Load]] = {key: [] for key in SCENARIOS}
+    paced: dict[str, list[Load]] = {key: [] for key in SCENARIOS if key != "a"}
     with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as folder:
         setup = build_workspace(Path(folder))
         for round_ in range(args.rounds):
             for key in [k for k in SCENARIOS if k in args.only]:
-                load = run_scenario(key, setup, args, bodies)
-                results[key].append(load)
-                print(f"round {round_ + 1} ({key}) {SCENARIOS[key]}: {describe(load)}", file=sys.stderr)
+                closed, steady = run_scenario(key, setup, args, bodies)
+                results[key].append(closed)
+                line = f"round {round_ + 1} ({key}) {SCENARIOS[key]}: {describe(closed)}"
+                if steady is not None:
+                    paced[key].append(steady)
+                    line += f"; at {args.rate:,.0f} req/s: {describe(steady)}"
+                print(line, file=sys.stderr)
         logged_errors = count_errors(setup["path"])
         sqlite_rate = log_throughput(f"sqlite:///{Path(folder) / 'log-bench.db'}", args.log_records)
     postgres_rate = postgres_log_throughput()
     if args.only == "abcde":
-        report(results, args, logged_errors, sqlite_rate, postgres_rate)
+        report(results, paced, args, logged_errors, sqlite_rate, postgres_rate)
 
 
 def describe(load: Load) -> str:
-    return (
-        f"{load.rps:,.0f} req/s, p50 {load.percentile(50):.2f} ms, p99 {load.percentile(99):.2f} ms, "
-        f"errors {load.errors}, rows/batch {load.batch_rows or 0:.1f}, "
-        f"shadow skipped {load.shadow_skipped:.0f}"
-    )
+    text = f"{load.rps:,.0f} req/s, p50 {load.percentile(50):.2f} ms, p99 {load.percentile(99):.2f} ms"
+    text += f", errors {load.errors}"
+    if load.batch_rows is not None:
+        text += f", rows/batch {load.batch_rows:.1f}, shadow skipped {load.shadow_skipped:.0f}"
+    return text
 
 
 def report(
     results: dict[str, list[Load]],
+    paced: dict[str, list[Load]],
     args: argparse.Namespace,
     logged_errors: dict[str, int],
     sqlite_rate: float,
     postgres_rate: float | None,
 ) -> None:
-    def median(key: str, metric: str) -> float:
-        values = [load.rps if metric == "rps" else load.percentile(float(metric)) for load in results[key]]
-        return statistics.median(values)
+    def median(loads: list[Load], metric: str) -> float:
+        return statistics.median(
+            load.rps if metric == "rps" else load.percentile(float(metric)) for load in loads
+        )
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    setup = (
-        f"{args.connections} connections, {args.rounds} x {args.seconds:g} s per scenario (median of rounds)"
+    pinned = "server pinned to one CPU, load generator on the other" if args.server_cpus else "unpinned"
+    print(
+        f"\n{machine}; {pinned}; {args.connections} connections; {args.rounds} interleaved rounds of "
+        f"{args.seconds:g} s per scenario, medians (range over rounds)\n"
     )
-    print(f"\n{machine}; {setup}\n")
+    print("Flat out (closed loop):\n")
     columns = [
         "req/s",
         "p50 ms",
@@ -478,18 +517,30 @@ def report(
         "rows/batch",
         "req/s vs (a)",
         "req/s vs (b)",
-        "p99 vs (b)",
+        "p99 vs (a)",
     ]
-    print(f"| scenario | {' | '.join(columns)} |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| scenario | {' | '.join(columns)} |\n|---|{'---:|' * len(columns)}")
+    a_rps, b_rps, a_p99 = median(results["a"], "rps"), median(results["b"], "rps"), median(results["a"], "99")
     for key, title in SCENARIOS.items():
-        rps, p50, p99 = median(key, "rps"), median(key, "50"), median(key, "99")
-        errors = sum(load.errors for load in results[key])
-        rows = statistics.median([load.batch_rows or 1.0 for load in results[key]])
-        ratios = (
-            f"{rps / median('a', 'rps'):.2f} | {rps / median('b', 'rps'):.2f} | {p99 / median('b', '99'):.2f}"
+        loads = results[key]
+        rps, p50, p99 = median(loads, "rps"), median(loads, "50"), median(loads, "99")
+        spread = f"{min(x.rps for x in loads):,.0f}-{max(x.rps for x in loads):,.0f}"
+        rows = statistics.median([x.batch_rows or 1.0 for x in loads])
+        errors = sum(x.errors for x in loads)
+        print(
+            f"| ({key}) {title} | {rps:,.0f} ({spread}) | {p50:.2f} | {p99:.2f} | {errors} | {rows:.1f} | "
+            f"{rps / a_rps:.2f} | {rps / b_rps:.2f} | {p99 / a_p99:.2f} |"
         )
-        print(f"| ({key}) {title} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {errors} | {rows:.1f} | {ratios} |")
+    print(f"\nSteady {args.rate:,.0f} req/s (open loop, latency from the scheduled send time):\n")
+    print("| scenario | p50 ms | p99 ms | p99 range | errors | p99 vs (b) |\n|---|---:|---:|---:|---:|---:|")
+    b_p99 = median(paced["b"], "99")
+    for key, loads in paced.items():
+        p50, p99 = median(loads, "50"), median(loads, "99")
+        spread = f"{min(x.percentile(99) for x in loads):.2f}-{max(x.percentile(99) for x in loads):.2f}"
+        errors = sum(x.errors for x in loads)
+        print(
+            f"| ({key}) {SCENARIOS[key]} | {p50:.2f} | {p99:.2f} | {spread} | {errors} | {p99 / b_p99:.2f} |"
+        )
     print(f"\nshadow failures recorded in the prediction log (never user-facing): {logged_errors}")
     print("\n| prediction log store | records/s |\n|---|---:|")
     print(f"| SQLite (WAL, synchronous=NORMAL) | {sqlite_rate:,.0f} |")

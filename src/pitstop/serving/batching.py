@@ -1,10 +1,11 @@
 """Micro-batching: concurrent requests for one model become one `predict` call.
 
-Requests are queued; a batch starts when it holds `max_size` rows or when a queued request has
-waited its longest wait (`max_wait`, or a longer one given at submit, as shadow calls do), whichever
-comes first. While a batch runs, the next one fills, so under load the batch size grows by itself
-and each request pays the fixed cost of `predict` (input checks, frame building) once per batch.
-Requests that are due go first; results are split back to their requests in order.
+Requests are queued; a batch starts when it holds `max_size` rows, when no more requests are on
+their way, or when a queued request has waited its longest wait (`max_wait`, or a longer one given
+at submit, as shadow calls do), whichever comes first. While a batch runs, the next one fills, so
+under load the batch size grows by itself and each request pays the fixed cost of `predict` (input
+checks, frame building) once per batch, while a lone request hardly waits at all. Requests that are
+due go first; results are split back to their requests in order.
 
 A failing batch is retried one request at a time, so one bad request cannot fail its neighbours;
 a model that fails every request is not retried until it succeeds again (a broken shadow must not
@@ -24,6 +25,7 @@ from pitstop.serving.errors import RunnerClosedError
 
 Row = dict[str, Any]
 RunBatch = Callable[[list[Row]], Awaitable[list[float]]]
+_TURNS = 3  # event-loop turns a request needs from its bytes arriving to reaching the queue
 
 
 @dataclass(slots=True, eq=False)
@@ -63,6 +65,7 @@ class MicroBatcher:
         self._next_due = math.inf
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._submitted = 0
         self._failing = False  # every request of the last failed batch failed on its own too
 
     @property
@@ -82,6 +85,7 @@ class MicroBatcher:
         due = loop.time() + (self.max_wait if max_wait is None else max_wait)
         self._pending.append(_Item(rows, future, due))
         self._pending_rows += len(rows)
+        self._submitted += 1
         self._next_due = min(self._next_due, due)
         if self._loop_task is None:
             self._loop_task = loop.create_task(self._serve(), name="pitstop-batcher")
@@ -123,11 +127,7 @@ class MicroBatcher:
                     await asyncio.gather(*self._inflight, return_exceptions=True)
                     return
                 await self._sleep(None)
-            while not self._closed and self._pending_rows < self.max_size:
-                remaining = self._next_due - loop.time()
-                if remaining <= 0:
-                    break
-                await self._sleep(remaining)
+            await self._gather_company(loop)
             while len(self._inflight) >= self.concurrency:
                 await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             batch = self._take(loop.time())
@@ -139,6 +139,28 @@ class MicroBatcher:
             task = loop.create_task(self._execute(batch))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
+
+    async def _gather_company(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let the batch fill before it runs, never past the first queued request's due time.
+
+        Requests already on their way (read from the network, being parsed) reach the queue within
+        a few event-loop turns, so the batcher keeps yielding while each turn brings more, and stops
+        at the first quiet one: no company is waited for that is not coming, and a lone request
+        pays microseconds, not `max_wait`. Only patient work (shadow calls, due later than
+        `max_wait`) sleeps on a timer, to fill bigger batches.
+        """
+        while not self._closed and self._pending_rows < self.max_size:
+            remaining = self._next_due - loop.time()
+            if remaining <= 0:
+                return
+            if remaining > self.max_wait:
+                await self._sleep(remaining - self.max_wait)  # patient work only; woken by urgent work
+                continue
+            before = self._submitted
+            for _ in range(_TURNS):
+                await asyncio.sleep(0)
+            if self._submitted == before:
+                return
 
     async def _sleep(self, seconds: float | None) -> None:
         """Wait until woken (a new item is due sooner, the batch is full, closing) or `seconds` pass."""
