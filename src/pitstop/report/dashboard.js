@@ -1,0 +1,163 @@
+// pitstop dashboard: polls the gateway's JSON and redraws. Read-only; no request leaves the gateway.
+(function () {
+  "use strict";
+  var every = (Number(document.body.dataset.every) || 5) * 1000;
+  var plotConfig = { responsive: true, displaylogo: false };
+  var cards = new Map();
+  var polls = 0;
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function pct(value) {
+    return value === null || value === undefined ? "-" : Math.round(value * 1000) / 10 + " %";
+  }
+
+  function table(headers, rows) {
+    var wrap = el("div", "scroll");
+    var t = el("table");
+    var head = el("tr");
+    headers.forEach(function (h) { head.appendChild(el("th", null, h)); });
+    t.appendChild(head);
+    rows.forEach(function (row) {
+      var tr = el("tr");
+      row.forEach(function (cell) { tr.appendChild(el("td", null, cell)); });
+      t.appendChild(tr);
+    });
+    wrap.appendChild(t);
+    return wrap;
+  }
+
+  function facts(pairs) {
+    var dl = el("dl", "facts");
+    pairs.forEach(function (pair) {
+      dl.appendChild(el("dt", null, pair[0]));
+      dl.appendChild(el("dd", null, pair[1]));
+    });
+    return dl;
+  }
+
+  function renderHealth(health) {
+    var box = document.getElementById("health");
+    box.replaceChildren();
+    box.appendChild(el("h2", null, "Gateway health"));
+    var ready = document.getElementById("ready");
+    ready.textContent = health.ready ? "ready" : "not ready";
+    ready.className = "badge " + (health.ready ? "ready" : "unready");
+    var log = health.log;
+    box.appendChild(facts([
+      ["readiness", health.ready ? "ready" : "not ready: " + health.reasons.join("; ")],
+      ["models served", health.models.join(", ") || "none"],
+      ["prediction log", log.depth + " queued of " + log.capacity + (log.healthy ? ", writing" : ", failing: " + log.last_error)],
+      ["store", health.store_error ? "unreachable: " + health.store_error : "reachable"]
+    ]));
+    var rows = Object.keys(health.counters).map(function (name) { return [name, health.counters[name]]; });
+    box.appendChild(table(["counter (since start)", "value"], rows));
+  }
+
+  function card(name) {
+    var entry = cards.get(name);
+    if (entry) return entry;
+    var section = el("section", "card model");
+    section.dataset.model = name;
+    var head = el("div", "model-head");
+    head.appendChild(el("h2", null, name));
+    var phase = el("span", "badge phase");
+    head.appendChild(phase);
+    section.appendChild(head);
+    var info = el("div", "info");
+    section.appendChild(info);
+    var charts = el("div", "grid charts");
+    section.appendChild(charts);
+    section.appendChild(el("h3", null, "Recent events"));
+    var events = el("div", "events");
+    section.appendChild(events);
+    document.getElementById("models").appendChild(section);
+    entry = { section: section, phase: phase, info: info, charts: charts, events: events, plots: new Map() };
+    cards.set(name, entry);
+    return entry;
+  }
+
+  function renderModel(model) {
+    var entry = card(model.name);
+    var rollout = model.rollout;
+    entry.phase.textContent = model.phase_label;
+    entry.phase.dataset.phase = model.phase || "none";
+    entry.phase.className = "badge phase " + (model.phase_class || "");
+    entry.info.replaceChildren();
+    entry.info.appendChild(facts([
+      ["champion", model.champion === null ? "-" : "v" + model.champion],
+      ["challenger", model.challenger === null ? "-" : "v" + model.challenger],
+      ["challenger share", pct(model.share)],
+      ["routing", model.routing ? "v" + model.routing.version + " " + model.routing.mode : "not served here"],
+      ["rollout", rollout ? "#" + rollout.rollout_id + " started " + rollout.started_at + " by " + rollout.started_by : "none yet"]
+    ]));
+    if (model.words) {
+      entry.info.appendChild(el("p", "headline", model.words.headline));
+      entry.info.appendChild(el("p", "because", model.words.because));
+    }
+    var wanted = model.figures || {};
+    entry.plots.forEach(function (div, key) {
+      if (!(key in wanted)) { Plotly.purge(div); div.remove(); entry.plots.delete(key); }
+    });
+    // Every chart's box exists (and the grid has its final layout) before any is drawn into it.
+    Object.keys(wanted).forEach(function (key) {
+      if (!entry.plots.has(key)) {
+        var div = el("div", "chart");
+        div.dataset.chart = key;
+        entry.charts.appendChild(div);
+        entry.plots.set(key, div);
+      }
+    });
+    Object.keys(wanted).forEach(function (key) {
+      Plotly.react(entry.plots.get(key), wanted[key].data, wanted[key].layout, plotConfig);
+    });
+    entry.events.replaceChildren(table(
+      ["time (UTC)", "event", "actor", "from → to", "rule", "reason"],
+      (model.events || []).slice().reverse().map(function (e) {
+        return [e.time.replace("T", " ").slice(0, 19), e.kind, e.actor,
+          (e.from_state || "-") + " → " + (e.to_state || "-"), e.rule || "-", e.reason || ""];
+      })
+    ));
+  }
+
+  function render(data) {
+    renderHealth(data.health);
+    var seen = new Set();
+    data.models.forEach(function (model) { seen.add(model.name); renderModel(model); });
+    cards.forEach(function (entry, name) {
+      if (!seen.has(name)) { entry.section.remove(); cards.delete(name); }
+    });
+    if (!data.models.length) {
+      document.getElementById("empty").textContent = data.health.store_error
+        ? "The store cannot be read: " + data.health.store_error
+        : "No models in this workspace yet.";
+    } else {
+      document.getElementById("empty").textContent = "";
+    }
+  }
+
+  function poll() {
+    fetch("v1/dashboard", { cache: "no-store", headers: { accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        render(data);
+        polls += 1;
+        document.body.dataset.polls = String(polls);
+        document.getElementById("updated").textContent = "updated " + data.generated_at.replace("T", " ").slice(0, 19) + " UTC";
+      })
+      .catch(function (error) {
+        document.getElementById("updated").textContent = "update failed (" + error.message + "); retrying";
+      })
+      .then(function () { window.setTimeout(poll, every); });
+  }
+
+  poll();
+})();

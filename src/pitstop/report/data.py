@@ -1,0 +1,575 @@
+"""Everything a report or the dashboard shows about one rollout, read from the store by SQL aggregation.
+
+The prediction log is never loaded row by row: each series is a GROUP BY over time buckets (about
+50-100 per rollout, their width chosen from its duration), routing version and arm. Errors are computed
+per request in SQL exactly as the controller's evidence is (`gather.request_error`), joined to labels at
+read time; latency quantiles come from the same 2 %-wide logarithmic histogram. Bands (phases and ramp
+steps) are the rollout's routing tables, labelled by the transitions recorded with them, so every
+prediction belongs to exactly one band through the routing version that served it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Connection, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import Integer as SqlInteger
+
+from pitstop import registry
+from pitstop.config import Policy
+from pitstop.errors import NotFoundError
+from pitstop.events import Event, list_events
+from pitstop.registry import Task
+from pitstop.report import shaping
+from pitstop.report.values import (
+    ABResult,
+    ArmSeries,
+    Band,
+    BandCurve,
+    BandSummary,
+    ReportData,
+    ShadowComparison,
+    Thresholds,
+)
+from pitstop.report.words import ab_result, narrative
+from pitstop.rollout.apply import ROLLOUT_EVENT
+from pitstop.rollout.gather import LATENCY_BUCKET_RATIO, request_error
+from pitstop.rollout.phases import Outcome
+from pitstop.rollout.records import StoredRollout, get_rollout, latest_rollout
+from pitstop.serving.routing_store import routing_history
+from pitstop.store.tables import labels, predictions
+
+if TYPE_CHECKING:
+    from pitstop.workspace import Workspace
+
+ARMS = ("champion", "challenger")
+ERROR_UNITS = {Task.REGRESSION: "abs. error (target units)", Task.CLASSIFICATION: "log loss (nats)"}
+OUTCOMES = {outcome.value for outcome in Outcome}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which predictions a series counts: one model's two versions, routed by the rollout, in its time."""
+
+    model_id: int
+    task: Task
+    start: float  # epoch seconds: bucket 0 begins here
+    until: float  # epoch seconds: the series end here
+    width: float  # bucket width, seconds
+    count: int  # number of buckets
+    first_version: int  # the rollout's first routing version
+    versions: tuple[int, int]  # champion and challenger model versions
+
+
+def report_data(ws: Workspace, model: str, rollout_id: int | None = None) -> ReportData:
+    """The report of rollout `rollout_id` of `model` (default: its latest rollout), as of the clock's now."""
+    now = ws.clock.now()
+    with ws.reading() as conn:
+        return gather_report(conn, model, rollout_id, now)
+
+
+def find_rollout(conn: Connection, model: str, rollout_id: int | None) -> StoredRollout:
+    """The rollout to report on; NotFoundError names what is missing."""
+    info = registry.get_model(conn, model)
+    if rollout_id is None:
+        stored = latest_rollout(conn, info.id)
+        if stored is None:
+            raise NotFoundError(
+                f"model {model!r} has no rollout to report on yet; start one with `pitstop rollout start`"
+            )
+        return stored
+    stored = get_rollout(conn, rollout_id)
+    if stored.state.model != model:
+        raise NotFoundError(f"rollout {rollout_id} is a rollout of {stored.state.model!r}, not of {model!r}")
+    return stored
+
+
+def gather_report(conn: Connection, model: str, rollout_id: int | None, now: datetime) -> ReportData:
+    """Read and shape everything for one rollout in the caller's (read) transaction."""
+    stored = find_rollout(conn, model, rollout_id)
+    info = registry.get_model(conn, model)
+    state = stored.state
+    end = state.ended_at or max(now, state.started_at)
+    tables = [t for t in routing_history(conn, info.id) if t.rollout_id == state.id]
+    events = [
+        e
+        for e in list_events(conn, info.id)
+        if e.rollout_id == state.id or (e.rollout_id is None and state.started_at <= e.time <= end)
+    ]
+    transitions = [e for e in events if e.kind == ROLLOUT_EVENT]
+    terminal = next((e.time for e in transitions if e.to_state in OUTCOMES), None)
+    active_until = min(terminal or end, end)
+    duration = max((active_until - state.started_at).total_seconds(), 0.0)
+    width = shaping.bucket_width(duration)
+    scope = Scope(
+        model_id=info.id,
+        task=info.task,
+        start=state.started_at.timestamp(),
+        until=active_until.timestamp(),
+        width=width,
+        count=shaping.bucket_count(duration, width),
+        first_version=min((t.version for t in tables), default=state.phase_routing_version),
+        versions=(state.champion_version, state.challenger_version),
+    )
+    times = shaping.bucket_times(state.started_at, width, scope.count)
+    ends = [min(t + timedelta(seconds=width), active_until) for t in times]
+    bands = shaping.bands(tables, transitions, active_until)
+    thresholds = _thresholds(stored)
+    errors = _error_cells(conn, scope)
+    latency = _latency_cells(conn, scope)
+    views = _band_views(conn, scope, stored, bands, latency, ends, thresholds, transitions)
+    rollout = {**stored.to_dict(), "last_check": stored.status}
+    gate_event = next((e for e in transitions if e.from_state == "gate"), None)
+    return ReportData(
+        model=model,
+        task=info.task.value,
+        rollout=rollout,
+        generated_at=now,
+        start=state.started_at,
+        end=end,
+        active_until=active_until,
+        bucket_seconds=width,
+        times=times,
+        arms=_arm_series(scope, errors, latency),
+        bands=bands,
+        share=shaping.share_steps(tables, state.challenger_version, end),
+        events=events,
+        ratios=views.ratios,
+        progress=views.progress,
+        summaries=views.summaries,
+        thresholds=thresholds,
+        gate=registry.get_version(conn, info, state.challenger_version).gate_result,
+        gate_note=f"{gate_event.rule}: {gate_event.reason}" if gate_event else None,
+        shadow=views.shadow,
+        ab=_ab(stored, transitions),
+        words=narrative(rollout, transitions),
+        error_unit=ERROR_UNITS[info.task],
+    )
+
+
+def _thresholds(stored: StoredRollout) -> Thresholds:
+    policy, plan = stored.policy, stored.state.plan or {}
+    required = None
+    if plan.get("n_champion") is not None and plan.get("n_challenger") is not None:
+        required = {"champion": int(plan["n_champion"]), "challenger": int(plan["n_challenger"])}
+    return Thresholds(
+        shadow_tolerance=policy.shadow.error_tolerance,
+        shadow_p99_ratio=policy.shadow.max_p99_ratio,
+        rollback_error_ratio=policy.guardrails.max_error_ratio,
+        rollback_p99_ratio=policy.guardrails.max_p99_ratio,
+        shadow_min_labeled=policy.shadow.min_labeled,
+        ramp_min_labeled_per_arm=policy.ramp.min_labeled_per_arm,
+        ab_margin=policy.ab_test.min_improvement,
+        alpha=policy.ab_test.alpha,
+        ab_share=policy.ab_test.share,
+        ab_required=required,
+    )
+
+
+# -- SQL ------------------------------------------------------------------------------------------
+
+
+def _floor(conn: Connection, value: ColumnElement[Any]) -> ColumnElement[int]:
+    """floor() as an integer. SQLite's CAST truncates toward zero (the floor of the non-negative offsets
+    used here); PostgreSQL's CAST rounds, so it gets an explicit floor."""
+    if conn.dialect.name == "postgresql":
+        return cast(func.floor(value), SqlInteger)
+    return cast(value, SqlInteger)
+
+
+def _bucket(conn: Connection, scope: Scope, time: Any) -> ColumnElement[int]:
+    return _floor(conn, (time - scope.start) / scope.width).label("bucket")
+
+
+def _in_scope(scope: Scope, low: int | None = None, high: int | None = None) -> ColumnElement[bool]:
+    """Predictions of the rollout's versions and time; optionally only routing versions [low, high)."""
+    conditions = [
+        predictions.c.model_id == scope.model_id,
+        predictions.c.routing_version >= (scope.first_version if low is None else low),
+        predictions.c.time >= scope.start,
+        predictions.c.time <= scope.until,
+        predictions.c.version.in_(scope.versions),
+    ]
+    if high is not None:
+        conditions.append(predictions.c.routing_version < high)
+    return and_(*conditions)
+
+
+def _succeeded() -> ColumnElement[bool]:
+    return and_(predictions.c.error.is_(None), predictions.c.prediction.is_not(None))
+
+
+def _label_join() -> Any:
+    return predictions.join(
+        labels,
+        and_(labels.c.model_id == predictions.c.model_id, labels.c.request_id == predictions.c.request_id),
+    )
+
+
+ErrorCells = dict[tuple[int, int, str], shaping.Sums]  # (bucket, routing version, arm) -> n, sum, squares
+LatencyCells = dict[tuple[int, int, str], tuple[int, int, list[tuple[int, int]]]]  # -> n, failures, hist
+
+
+def _error_cells(conn: Connection, scope: Scope) -> ErrorCells:
+    """Labelled, successful predictions per bucket, routing version and arm: count, Σ error, Σ error²."""
+    error = request_error(scope.task, predictions.c.prediction, labels.c.value)
+    bucket = _bucket(conn, scope, predictions.c.time)
+    rows = conn.execute(
+        select(
+            bucket,
+            predictions.c.routing_version,
+            predictions.c.arm,
+            func.count(),
+            func.sum(error),
+            func.sum(error * error),
+        )
+        .select_from(_label_join())
+        .where(_in_scope(scope), _succeeded())
+        .group_by(bucket, predictions.c.routing_version, predictions.c.arm)
+    ).all()
+    return {
+        (_clip(scope, b), int(v), str(arm)): (int(n), float(total or 0.0), float(squares or 0.0))
+        for b, v, arm, n, total, squares in rows
+    }
+
+
+def _latency_cells(conn: Connection, scope: Scope) -> LatencyCells:
+    """Every prediction per bucket, routing version and arm: count, failures, latency log-histogram."""
+    width = math.log(LATENCY_BUCKET_RATIO)
+    bucket = _bucket(conn, scope, predictions.c.time)
+    latency = _floor(conn, func.ln(1 + predictions.c.latency_ms) / width).label("latency_bucket")
+    rows = conn.execute(
+        select(
+            bucket,
+            predictions.c.routing_version,
+            predictions.c.arm,
+            latency,
+            func.count(),
+            func.sum(case((predictions.c.error.is_not(None), 1), else_=0)),
+        )
+        .where(_in_scope(scope))
+        .group_by(bucket, predictions.c.routing_version, predictions.c.arm, latency)
+    ).all()
+    cells: LatencyCells = {}
+    for b, v, arm, index, n, failures in rows:
+        key = (_clip(scope, b), int(v), str(arm))
+        count, failed, histogram = cells.get(key, (0, 0, []))
+        histogram.append((int(index), int(n)))
+        cells[key] = (count + int(n), failed + int(failures or 0), histogram)
+    return cells
+
+
+def _clip(scope: Scope, bucket: Any) -> int:
+    """A prediction exactly at the series' end belongs to the last bucket."""
+    return min(max(int(bucket), 0), scope.count - 1)
+
+
+def _known_at() -> ColumnElement[float]:
+    """When a labelled prediction became evidence: its label's arrival (never before the request)."""
+    return case((labels.c.received_at > predictions.c.time, labels.c.received_at), else_=predictions.c.time)
+
+
+def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], shaping.Sums]:
+    """Per bucket of label arrival and arm: the band's labelled errors known by the band's end."""
+    error = request_error(scope.task, predictions.c.prediction, labels.c.value)
+    known = _known_at()
+    bucket = _bucket(conn, scope, known)
+    rows = conn.execute(
+        select(bucket, predictions.c.arm, func.count(), func.sum(error), func.sum(error * error))
+        .select_from(_label_join())
+        .where(_in_scope(scope, band.low, band.high), _succeeded(), known <= band.until)
+        .group_by(bucket, predictions.c.arm)
+    ).all()
+    return {
+        (_clip(scope, b), str(arm)): (int(n), float(total or 0.0), float(squares or 0.0))
+        for b, arm, n, total, squares in rows
+    }
+
+
+def _paired(conn: Connection, scope: Scope, band: BandScope) -> Any:
+    """Requests both arms predicted successfully, with a label known by the band's end (a subquery)."""
+    both = (
+        select(
+            predictions.c.request_id,
+            func.min(predictions.c.time).label("time"),
+            func.max(case((predictions.c.arm == "champion", predictions.c.prediction))).label("a_pred"),
+            func.max(case((predictions.c.arm == "challenger", predictions.c.prediction))).label("b_pred"),
+        )
+        .where(_in_scope(scope, band.low, band.high), _succeeded())
+        .group_by(predictions.c.request_id)
+        .having(func.count(distinct(predictions.c.arm)) == 2)
+        .subquery()
+    )
+    known = case((labels.c.received_at > both.c.time, labels.c.received_at), else_=both.c.time)
+    return (
+        select(
+            known.label("known"),
+            request_error(scope.task, both.c.a_pred, labels.c.value).label("a"),
+            request_error(scope.task, both.c.b_pred, labels.c.value).label("b"),
+        )
+        .join(labels, and_(labels.c.model_id == scope.model_id, labels.c.request_id == both.c.request_id))
+        .where(known <= band.until)
+        .subquery()
+    )
+
+
+def _shadow(
+    conn: Connection,
+    scope: Scope,
+    band: BandScope,
+    policy: Policy,
+    numbers: dict[str, Any],
+    verdict: Event | None,
+) -> tuple[ShadowComparison, dict[int, int]]:
+    """The paired comparison of the shadow band (pairs known by its end), and new pairs per bucket."""
+    joined = _paired(conn, scope, band)
+    d = joined.c.b - joined.c.a
+    n, sum_a, sum_b, sum_d, sum_d2, low, high = conn.execute(
+        select(
+            func.count(),
+            func.sum(joined.c.a),
+            func.sum(joined.c.b),
+            func.sum(d),
+            func.sum(d * d),
+            func.min(d),
+            func.max(d),
+        )
+    ).one()
+    n = int(n or 0)
+    bucket = _bucket(conn, scope, joined.c.known)
+    pairs = {
+        _clip(scope, b): int(count)
+        for b, count in conn.execute(select(bucket, func.count()).group_by(bucket)).all()
+    }
+    comparison = ShadowComparison(
+        n=n,
+        champion_mean=float(sum_a) / n if n else None,
+        challenger_mean=float(sum_b) / n if n else None,
+        diff_mean=None,
+        diff_sd=None,
+        edges=[],
+        counts=[],
+        ratio=float(sum_b) / float(sum_a) if n and sum_a else None,
+        tolerance=policy.shadow.error_tolerance,
+        test=numbers.get("test") if isinstance(numbers.get("test"), dict) else None,
+        rule=verdict.rule if verdict else None,
+        reason=verdict.reason if verdict else None,
+    )
+    if n == 0:
+        return comparison, pairs
+    mean, se = shaping.mean_se(n, float(sum_d), float(sum_d2))
+    sd = (se or 0.0) * math.sqrt(n)
+    lo, hi = shaping.histogram_range(mean or 0.0, sd, float(low), float(high))
+    step = (hi - lo) / shaping.HISTOGRAM_BINS
+    index = _floor(conn, (d - lo) / step).label("bin")
+    raw = {int(i): int(c) for i, c in conn.execute(select(index, func.count()).group_by(index)).all()}
+    return replace(
+        comparison,
+        diff_mean=mean,
+        diff_sd=sd,
+        edges=[lo + step * i for i in range(shaping.HISTOGRAM_BINS + 1)],
+        counts=shaping.fold_histogram(raw, shaping.HISTOGRAM_BINS),
+    ), pairs
+
+
+def _unit() -> ColumnElement[str]:
+    """The randomised unit: the user, or the request when it came without a user_id (as `gather`)."""
+    return func.coalesce(predictions.c.user_id, literal("request:") + predictions.c.request_id)
+
+
+def _new_users(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], int]:
+    """Per bucket and served arm: users whose first label (known by the band's end) arrived in it."""
+    known = _known_at()
+    unit = _unit()  # one expression object: PostgreSQL must see the same parameters in GROUP BY
+    first = (
+        select(predictions.c.arm, unit.label("unit"), func.min(known).label("first"))
+        .select_from(_label_join())
+        .where(
+            _in_scope(scope, band.low, band.high),
+            _succeeded(),
+            predictions.c.role == "served",
+            known <= band.until,
+        )
+        .group_by(predictions.c.arm, unit)
+        .subquery()
+    )
+    bucket = _bucket(conn, scope, first.c.first)
+    rows = conn.execute(select(bucket, first.c.arm, func.count()).group_by(bucket, first.c.arm)).all()
+    return {(_clip(scope, b), str(arm)): int(n) for b, arm, n in rows}
+
+
+# -- shaping the cells ----------------------------------------------------------------------------
+
+
+def _arm_series(scope: Scope, errors: ErrorCells, latency: LatencyCells) -> dict[str, ArmSeries]:
+    """Per arm and bucket of request time, whatever the routing version: requests, failures, error,
+    latency quantiles."""
+    width = math.log(LATENCY_BUCKET_RATIO)
+    out = {}
+    for arm in ARMS:
+        sums: dict[int, shaping.Sums] = {}
+        for (b, _, a), (n, total, squares) in errors.items():
+            if a == arm:
+                before = sums.get(b, (0, 0.0, 0.0))
+                sums[b] = (before[0] + n, before[1] + total, before[2] + squares)
+        calls: dict[int, tuple[int, int, list[tuple[int, int]]]] = {}
+        for (b, _, a), (n, failures, histogram) in latency.items():
+            if a == arm:
+                count, failed, merged = calls.get(b, (0, 0, []))
+                calls[b] = (count + n, failed + failures, merged + histogram)
+        buckets = range(scope.count)
+        stats = [shaping.mean_se(*sums[b]) if b in sums else (None, None) for b in buckets]
+        quantiles = [
+            shaping.log_quantiles(calls[b][2], width, (0.5, 0.99)) if b in calls else [None, None]
+            for b in buckets
+        ]
+        out[arm] = ArmSeries(
+            arm=arm,
+            requests=[calls[b][0] if b in calls else 0 for b in buckets],
+            failures=[calls[b][1] if b in calls else 0 for b in buckets],
+            labelled=[sums[b][0] if b in sums else 0 for b in buckets],
+            error_mean=[mean for mean, _ in stats],
+            error_se=[se for _, se in stats],
+            latency_p50=[q[0] for q in quantiles],
+            latency_p99=[q[1] for q in quantiles],
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class BandScope:
+    """One band's predictions: routing versions [low, high), labels known by `until` (epoch seconds)."""
+
+    band: Band
+    low: int
+    high: int | None
+    until: float
+
+
+def _band_scopes(bands: list[Band]) -> list[BandScope]:
+    out = []
+    for index, band in enumerate(bands):
+        high = bands[index + 1].routing_version if index + 1 < len(bands) else None
+        out.append(BandScope(band, band.routing_version, high, band.end.timestamp()))
+    return out
+
+
+@dataclass
+class BandViews:
+    """What the per-band queries yield, shaped."""
+
+    ratios: list[BandCurve]
+    progress: list[BandCurve]
+    summaries: list[BandSummary]
+    shadow: ShadowComparison | None
+
+
+def _band_views(
+    conn: Connection,
+    scope: Scope,
+    stored: StoredRollout,
+    bands: list[Band],
+    latency: LatencyCells,
+    ends: list[datetime],
+    thresholds: Thresholds,
+    transitions: list[Event],
+) -> BandViews:
+    """Per band, as the controller could see it (labels known by the band's end): the cumulative error
+    ratio, labelled samples toward what the band needs, the band's totals, and the shadow comparison."""
+    views = BandViews([], [], [], None)
+    for band_scope in _band_scopes(bands):
+        band = band_scope.band
+        known = _known_errors(conn, scope, band_scope)
+        cells: dict[int, dict[str, shaping.Sums]] = defaultdict(dict)
+        for (b, arm), sums in known.items():
+            cells[b][arm] = sums
+        limit = thresholds.error_ratio_limit(band.phase)
+        views.ratios.append(shaping.cumulative_ratio(band, cells, ends, limit))
+        views.summaries.extend(_summaries(band_scope, known, latency))
+        if band.phase == "shadow" and views.shadow is None:
+            verdict = next((e for e in transitions if e.from_state == "shadow"), None)
+            numbers = verdict.data if verdict else ((stored.status or {}).get("numbers") or {})
+            views.shadow, pairs = _shadow(conn, scope, band_scope, stored.policy, numbers, verdict)
+            required = thresholds.shadow_min_labeled
+            views.progress.append(
+                shaping.cumulative_count(band, "labelled pairs", pairs, ends, required, "required pairs")
+            )
+        elif band.phase == "ab_test":
+            users = _new_users(conn, scope, band_scope)
+            planned = thresholds.ab_required or {}
+            for arm in ARMS:
+                firsts = {b: n for (b, a), n in users.items() if a == arm}
+                name, limit_name = f"{arm} users", f"planned {arm} users"
+                views.progress.append(
+                    shaping.cumulative_count(band, name, firsts, ends, planned.get(arm), limit_name)
+                )
+        elif band.phase == "ramp":
+            required = thresholds.ramp_min_labeled_per_arm
+            for arm in ARMS:
+                counts = {b: n for (b, a), (n, _, _) in known.items() if a == arm}
+                views.progress.append(
+                    shaping.cumulative_count(
+                        band, f"{arm} labelled", counts, ends, required, "required per arm"
+                    )
+                )
+    return views
+
+
+def _summaries(
+    band_scope: BandScope, known: dict[tuple[int, str], shaping.Sums], latency: LatencyCells
+) -> list[BandSummary]:
+    width = math.log(LATENCY_BUCKET_RATIO)
+    out = []
+    for arm in ARMS:
+        n = sum(sums[0] for (_, a), sums in known.items() if a == arm)
+        total = sum(sums[1] for (_, a), sums in known.items() if a == arm)
+        squares = sum(sums[2] for (_, a), sums in known.items() if a == arm)
+        in_band = [
+            cell
+            for (_, version, a), cell in latency.items()
+            if a == arm
+            and version >= band_scope.low
+            and (band_scope.high is None or version < band_scope.high)
+        ]
+        requests = sum(cell[0] for cell in in_band)
+        if not requests:
+            continue
+        mean, se = shaping.mean_se(n, total, squares)
+        p50, p99 = shaping.log_quantiles([h for cell in in_band for h in cell[2]], width, (0.5, 0.99))
+        failures = sum(cell[1] for cell in in_band)
+        out.append(BandSummary(band_scope.band.label, arm, requests, failures, n, mean, se, p50, p99))
+    return out
+
+
+def _ab(stored: StoredRollout, transitions: list[Event]) -> ABResult | None:
+    """The A/B verdict the controller recorded when the A/B test ended, else its last look while it runs."""
+    policy = stored.policy
+    margin, alpha = policy.ab_test.min_improvement, policy.ab_test.alpha
+    ended = next((e for e in transitions if (e.from_state or "").startswith("ab_test")), None)
+    if ended is not None:
+        return ab_result(
+            ended.data,
+            rule=ended.rule or "-",
+            reason=ended.reason or "",
+            final=True,
+            time=ended.time,
+            margin=margin,
+            alpha=alpha,
+        )
+    status = stored.status or {}
+    if stored.state.outcome is None and stored.state.phase.value == "ab_test" and status:
+        checked = status.get("checked_at")
+        return ab_result(
+            status.get("numbers") or {},
+            rule=str(status.get("rule")),
+            reason=str(status.get("reason")),
+            final=False,
+            time=datetime.fromisoformat(checked) if checked else None,
+            margin=margin,
+            alpha=alpha,
+        )
+    return None

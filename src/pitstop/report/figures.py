@@ -1,0 +1,593 @@
+"""Plotly figures of a rollout, built from `ReportData` alone (the report and the dashboard share them).
+
+Times are drawn in UTC. Phases and ramp steps are tinted behind every chart over time, so each curve
+reads against the phase it belongs to; the thresholds the controller applies are drawn as lines.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from pitstop.events import Event
+from pitstop.report.values import ArmSeries, Band, ReportData
+from pitstop.report.words import flatten_numbers, fmt_time, fmt_value
+
+ARM_COLORS = {"champion": "#2563eb", "challenger": "#dc2626"}
+ARM_FILLS = {"champion": "rgba(37,99,235,0.16)", "challenger": "rgba(220,38,38,0.16)"}
+PHASE_COLORS = {"shadow": "#7c3aed", "ab_test": "#d97706", "ramp": "#059669"}
+LIMIT_COLORS = {"shadow tolerance": "#d97706", "rollback": "#b91c1c"}
+OUTCOME_COLORS = {
+    "promoted": "#059669",
+    "rejected": "#6b7280",
+    "rolled_back": "#b91c1c",
+    "aborted": "#6b7280",
+}
+EVENT_ROWS = {"rollout_transition": "decisions", "routing_changed": "routing", "alias_moved": "aliases"}
+HEIGHT = 380
+LEGEND_GAP = 86  # pixels from the bottom of the plot area to the legend: tick labels and axis title
+GRID = "#e5e7eb"
+FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+
+
+def build_figures(data: ReportData) -> dict[str, go.Figure]:
+    """Every chart of the report, by name, in reading order (charts without data are left out)."""
+    figures = {
+        "timeline": timeline(data),
+        "share": share(data),
+        "errors": errors(data),
+        "latency": latency(data),
+        "progress": progress(data),
+    }
+    if data.shadow is not None and data.shadow.n:
+        figures["shadow"] = shadow_differences(data)
+    if data.ab is not None and data.ab.effect is not None:
+        figures["ab"] = ab_effect(data)
+    return figures
+
+
+def figure_json(figure: go.Figure) -> dict[str, Any]:
+    """A figure as plain JSON (for `Plotly.react` in the dashboard)."""
+    value: dict[str, Any] = json.loads(figure.to_json())
+    return value
+
+
+# -- shared pieces --------------------------------------------------------------------------------
+
+
+def _t(moment: datetime) -> str:
+    """A time as plotly's date axis reads it (plotly.js has no time zones: UTC, written without one)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _span(start: datetime, end: datetime) -> list[str]:
+    """A time axis range with a little room on both sides, so markers at the edges show whole."""
+    pad = max((end - start) * 0.015, timedelta(seconds=1))
+    return [_t(start - pad), _t(end + pad)]
+
+
+def _centres(data: ReportData) -> list[str]:
+    half = timedelta(seconds=data.bucket_seconds / 2)
+    return [_t(min(start + half, data.active_until)) for start in data.times]
+
+
+def _width_text(seconds: float) -> str:
+    """`2 min`, `1 h`, `30 s`.
+
+    >>> _width_text(120), _width_text(3600), _width_text(30), _width_text(172800)
+    ('2 min', '1 h', '30 s', '2 d')
+    """
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
+
+
+def _style(figure: go.Figure, title: str, subtitle: str = "", *, height: int = HEIGHT) -> go.Figure:
+    """Shared look: a short title (it must fit a phone's width) and a smaller line under it."""
+    top, bottom = 64, 40
+    if subtitle:
+        top = 80
+        title = f"{title}<br><span style='font-size:11px;color:#4b5563'>{subtitle}</span>"
+    below_axis = -LEGEND_GAP / (height - top - bottom)  # the legend starts under the x axis and its title
+    figure.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        template="none",  # the few styles below, instead of a template copied into every figure
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        height=height,
+        margin={"l": 60, "r": 16, "t": top, "b": bottom},
+        legend={"orientation": "h", "yanchor": "top", "y": below_axis, "x": 0.0, "font": {"size": 11}},
+        hovermode="closest",
+        font={"family": FONT, "size": 12},
+        hoverlabel={"align": "left"},
+    )
+    axes = {"gridcolor": GRID, "linecolor": "#9ca3af", "zerolinecolor": GRID, "automargin": True}
+    figure.update_xaxes(**axes)
+    figure.update_yaxes(**axes)
+    return figure
+
+
+def _escape(text: Any) -> str:
+    return html.escape(str(text), quote=False)
+
+
+def _numbers_hover(numbers: dict[str, Any]) -> str:
+    lines = [f"{_escape(key)}: {_escape(value)}" for key, value in flatten_numbers(numbers, limit=24)]
+    return "<br>".join(lines)
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    """Long reasons broken into hover lines."""
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    if line:
+        lines.append(line)
+    return "<br>".join(_escape(item) for item in lines)
+
+
+def _backdrop(figure: go.Figure, data: ReportData, *, label: bool = True) -> None:
+    """Each phase and ramp step tinted behind the plot, labelled when wide enough to read."""
+    span = max((data.end - data.start).total_seconds(), 1.0)
+    for band in data.bands:
+        figure.add_shape(
+            type="rect",
+            xref="x",
+            yref="paper",
+            x0=_t(band.start),
+            x1=_t(band.end),
+            y0=0,
+            y1=1,
+            fillcolor=PHASE_COLORS.get(band.phase, "#9ca3af"),
+            opacity=0.08,
+            line_width=0,
+            layer="below",
+        )
+        if label and (band.end - band.start).total_seconds() / span >= 0.2:
+            figure.add_annotation(
+                x=_t(band.start),
+                y=1.0,
+                xref="x",
+                yref="paper",
+                text=_escape(band.label),
+                showarrow=False,
+                xanchor="left",
+                yanchor="bottom",
+                font={"size": 10, "color": PHASE_COLORS.get(band.phase, "#374151")},
+            )
+
+
+def _band_hover(band: Band) -> str:
+    lines = [
+        f"<b>{_escape(band.label)}</b>",
+        f"{fmt_time(band.start)} → {fmt_time(band.end)}",
+        f"challenger share {band.share:.0%}",
+        f"routing version {band.routing_version}",
+    ]
+    if band.rule:
+        lines.append(f"began by rule {_escape(band.rule)} ({_escape(band.actor)})")
+    if band.reason:
+        lines.append(_wrap(band.reason))
+    return "<br>".join(lines)
+
+
+def _event_hover(event: Event) -> str:
+    lines = [f"<b>{_escape(event.kind)}</b> {fmt_time(event.time)}", f"by {_escape(event.actor)}"]
+    if event.from_state or event.to_state:
+        lines.append(f"{_escape(event.from_state or '-')} → {_escape(event.to_state or '-')}")
+    if event.rule:
+        lines.append(f"rule: {_escape(event.rule)}")
+    if event.reason:
+        lines.append(_wrap(event.reason))
+    numbers = _numbers_hover(event.data)
+    if numbers:
+        lines.append("<i>numbers</i><br>" + numbers)
+    return "<br>".join(lines)
+
+
+# -- the charts -----------------------------------------------------------------------------------
+
+
+def timeline(data: ReportData) -> go.Figure:
+    """Phases and ramp steps as bands over time; every event of the rollout marked, rule and numbers
+    on hover."""
+    figure = go.Figure()
+    for band in data.bands:
+        figure.add_trace(
+            go.Bar(
+                x=[(band.end - band.start).total_seconds() * 1000],
+                base=[_t(band.start)],
+                y=["phases"],
+                orientation="h",
+                marker_color=PHASE_COLORS.get(band.phase, "#9ca3af"),
+                text=[_escape(band.label)],
+                textposition="inside",
+                insidetextanchor="middle",
+                name=band.label,
+                hovertext=[_band_hover(band)],
+                hovertemplate="%{hovertext}<extra></extra>",
+                showlegend=False,
+            )
+        )
+    rows: dict[str, list[Event]] = {}
+    for event in data.events:
+        rows.setdefault(EVENT_ROWS.get(event.kind, "other"), []).append(event)
+    for row, events in rows.items():
+        colors = [
+            OUTCOME_COLORS.get(e.to_state or "", "#111827") if e.kind == "rollout_transition" else "#4b5563"
+            for e in events
+        ]
+        figure.add_trace(
+            go.Scatter(
+                x=[_t(e.time) for e in events],
+                y=[row] * len(events),
+                mode="markers",
+                marker={
+                    "size": 11,
+                    "symbol": "diamond",
+                    "color": colors,
+                    "line": {"width": 1, "color": "white"},
+                },
+                name=f"{row} ({len(events)})",
+                hovertext=[_event_hover(e) for e in events],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    order = ["phases", "decisions", "routing", "aliases", "other"]
+    present = [row for row in order if row == "phases" or row in rows]
+    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.end))
+    figure.update_yaxes(
+        type="category", categoryorder="array", categoryarray=list(reversed(present)), title_text=""
+    )
+    figure.update_layout(barmode="overlay", bargap=0.35, showlegend=False)
+    subtitle = f"rollout {data.rollout_id}; hover a band or a marker for its rule, reason and numbers"
+    return _style(figure, "Timeline: phases and events", subtitle, height=300)
+
+
+def share(data: ReportData) -> go.Figure:
+    """The share of users the challenger version serves, as a step chart."""
+    points = list(data.share)
+    xs = [_t(p.time) for p in points]
+    ys = [p.share * 100 for p in points]
+    hover = [f"{_escape(p.label)}<br>from {fmt_time(p.time)}: {p.share:.0%} of users" for p in points]
+    if points:
+        xs.append(_t(data.end))
+        ys.append(points[-1].share * 100)
+        hover.append(f"{fmt_time(data.end)}: {points[-1].share:.0%} of users")
+    figure = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines+markers",
+            line={"shape": "hv", "color": ARM_COLORS["challenger"], "width": 2.5},
+            name=f"version {data.rollout['challenger_version']} (challenger)",
+            hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    )
+    _backdrop(figure, data)
+    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.end))
+    figure.update_yaxes(title_text="share of users (%)", range=[-3, 105], ticksuffix=" %")
+    figure.update_layout(showlegend=True)
+    subtitle = f"users served by version {data.rollout['challenger_version']}, by routing table"
+    return _style(figure, "Challenger traffic share", subtitle, height=300)
+
+
+def _band_trace(series: ArmSeries, xs: list[str]) -> go.Scatter:
+    """Mean ± 1.96 standard errors of one arm: one filled polygon per run of buckets with data."""
+    px: list[str | None] = []
+    py: list[float | None] = []
+    run: list[tuple[str, float, float]] = []
+    points = zip(xs, series.error_mean, series.error_se, strict=True)
+    for x, mean, se in [*points, ("", None, None)]:
+        if mean is not None and se is not None:
+            run.append((x, mean + 1.96 * se, mean - 1.96 * se))
+            continue
+        if run:
+            px += [p[0] for p in run] + [p[0] for p in reversed(run)] + [None]
+            py += [p[1] for p in run] + [p[2] for p in reversed(run)] + [None]
+            run = []
+    return go.Scatter(
+        x=px,
+        y=py,
+        mode="lines",
+        line={"width": 0},
+        fill="toself",
+        fillcolor=ARM_FILLS[series.arm],
+        name=f"{series.arm} 95 % band",
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=series.arm,
+    )
+
+
+def errors(data: ReportData) -> go.Figure:
+    """Mean error per time bucket for both models with 95 % bands; below, the challenger/champion ratio
+    accumulated within each phase against the shadow tolerance and the rollback threshold."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.07)
+    xs = _centres(data)
+    for arm, series in data.arms.items():
+        figure.add_trace(_band_trace(series, xs), row=1, col=1)
+        figure.add_trace(
+            go.Scatter(
+                x=xs,
+                y=series.error_mean,
+                mode="lines+markers",
+                marker={"size": 4},
+                line={"color": ARM_COLORS[arm], "width": 2},
+                name=f"{arm} (v{data.rollout[f'{arm}_version']})",
+                legendgroup=arm,
+                customdata=list(zip(series.labelled, series.error_se, strict=True)),
+                hovertemplate=f"{arm}<br>%{{x}}<br>mean error %{{y:.4g}} ± %{{customdata[1]:.2g}} (se)"
+                "<br>%{customdata[0]} labelled requests<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    shown: set[str] = set()
+    for curve in data.ratios:
+        figure.add_trace(
+            go.Scatter(
+                x=[_t(t) for t in curve.time],
+                y=curve.value,
+                mode="lines+markers",
+                marker={"size": 4},
+                line={"color": "#111827", "width": 2},
+                name="challenger / champion error (cumulative in phase)",
+                legendgroup="ratio",
+                showlegend="ratio" not in shown,
+                hovertemplate=f"{_escape(curve.band)}<br>%{{x}}<br>ratio %{{y:.3f}}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+        shown.add("ratio")
+        band = next(b for b in data.bands if b.label == curve.band)
+        if curve.limit is not None and curve.limit_name is not None:
+            figure.add_trace(
+                go.Scatter(
+                    x=[_t(band.start), _t(band.end)],
+                    y=[curve.limit, curve.limit],
+                    mode="lines",
+                    line={"color": LIMIT_COLORS.get(curve.limit_name, "#b91c1c"), "dash": "dash", "width": 2},
+                    name=f"{curve.limit_name} ({curve.limit:g} x)",
+                    legendgroup=curve.limit_name,
+                    showlegend=curve.limit_name not in shown,
+                    hovertemplate=f"{_escape(curve.limit_name)} {curve.limit:g} x champion<extra></extra>",
+                ),
+                row=2,
+                col=1,
+            )
+            shown.add(curve.limit_name)
+    _backdrop(figure, data)
+    figure.update_xaxes(type="date", range=_span(data.start, data.active_until))
+    figure.update_xaxes(title_text="time (UTC)", row=2, col=1)
+    figure.update_yaxes(title_text=data.error_unit, row=1, col=1)
+    figure.update_yaxes(title_text="ratio (x)", row=2, col=1, rangemode="tozero")
+    subtitle = (
+        f"mean per {_width_text(data.bucket_seconds)} with 95 % band; below: ratio, cumulative in phase"
+    )
+    return _style(figure, "Error: champion vs challenger", subtitle, height=520)
+
+
+def latency(data: ReportData) -> go.Figure:
+    """p50 and p99 latency of both models per time bucket, with the p99 limit (ratio x champion p99)."""
+    figure = go.Figure()
+    xs = _centres(data)
+    for arm, series in data.arms.items():
+        for name, values, dash in (("p50", series.latency_p50, "dot"), ("p99", series.latency_p99, "solid")):
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=values,
+                    mode="lines",
+                    line={"color": ARM_COLORS[arm], "dash": dash, "width": 2 if name == "p99" else 1.5},
+                    name=f"{arm} {name}",
+                    legendgroup=arm,
+                    hovertemplate=f"{arm} {name}<br>%{{x}}<br>%{{y:.1f}} ms<extra></extra>",
+                )
+            )
+    limit_x, limit_y, ratios = _p99_limit(data, xs)
+    if ratios:
+        name = (
+            f"rollback limit: {ratios[0]:g} x champion p99"
+            if len(set(ratios)) == 1
+            else "limit: " + ", ".join(sorted({f"{r:g}" for r in ratios})) + " x champion p99 (per phase)"
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=limit_x,
+                y=limit_y,
+                mode="lines",
+                line={"color": LIMIT_COLORS["rollback"], "dash": "dash", "width": 2},
+                name=name,
+                hovertemplate="limit %{y:.1f} ms<extra></extra>",
+            )
+        )
+    _backdrop(figure, data)
+    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.active_until))
+    figure.update_yaxes(title_text="latency (ms, log scale)", type="log")
+    subtitle = f"per {_width_text(data.bucket_seconds)}; dotted p50, solid p99, dashed the limit"
+    return _style(figure, "Latency p50 / p99", subtitle)
+
+
+def _p99_limit(data: ReportData, xs: list[str]) -> tuple[list[str | None], list[float | None], list[float]]:
+    """The p99 limit per bucket: the phase's ratio x the champion's p99 (gaps between phases)."""
+    champion = data.arms.get("champion")
+    limit_x: list[str | None] = []
+    limit_y: list[float | None] = []
+    ratios: list[float] = []
+    if champion is None:
+        return limit_x, limit_y, ratios
+    half = timedelta(seconds=data.bucket_seconds / 2)
+    for band in data.bands:
+        ratio = data.thresholds.p99_ratio_limit(band.phase)
+        if ratio is None:
+            continue
+        ratios.append(ratio)
+        for index, start in enumerate(data.times):
+            p99 = champion.latency_p99[index]
+            if band.start <= start + half < band.end and p99 is not None:
+                limit_x.append(xs[index])
+                limit_y.append(ratio * p99)
+        limit_x.append(None)
+        limit_y.append(None)
+    return limit_x, limit_y, ratios
+
+
+def progress(data: ReportData) -> go.Figure:
+    """Labelled samples per phase (as they arrived) toward what the phase needs. One legend entry per
+    arm (A/B: users, ramp: labelled requests), one for shadow pairs, one for the requirement lines."""
+    figure = go.Figure()
+    legend_names = {
+        "champion": "champion (A/B users, ramp labelled)",
+        "challenger": "challenger (A/B users, ramp labelled)",
+        "pairs": "labelled pairs (shadow)",
+        "needed": "needed / planned (dashed)",
+    }
+    shown: set[str] = set()
+    drawn: set[tuple[str, str, float]] = set()
+    for curve in data.progress:
+        group = next((a for a in ARM_COLORS if curve.name.startswith(a)), "pairs")
+        color = ARM_COLORS.get(group, PHASE_COLORS["shadow"])
+        figure.add_trace(
+            go.Scatter(
+                x=[_t(t) for t in curve.time],
+                y=curve.value,
+                mode="lines",
+                line={"shape": "hv", "color": color, "width": 2},
+                name=legend_names[group],
+                legendgroup=group,
+                showlegend=group not in shown,
+                hovertemplate=f"{_escape(curve.band)}: {_escape(curve.name)}<br>%{{x}}<br>%{{y:.0f}}"
+                "<extra></extra>",
+            )
+        )
+        shown.add(group)
+        band = next(b for b in data.bands if b.label == curve.band)
+        if curve.limit is None or curve.limit_name is None:
+            continue
+        key = (curve.band, curve.limit_name, curve.limit)
+        if key in drawn:
+            continue
+        drawn.add(key)
+        figure.add_trace(
+            go.Scatter(
+                x=[_t(band.start), _t(band.end)],
+                y=[curve.limit, curve.limit],
+                mode="lines",
+                line={"color": color, "dash": "dash", "width": 1.5},
+                name=legend_names["needed"],
+                legendgroup="needed",
+                showlegend="needed" not in shown,
+                hovertemplate=f"{_escape(curve.band)}: {_escape(curve.limit_name)} {curve.limit:g}"
+                "<extra></extra>",
+            )
+        )
+        shown.add("needed")
+    _backdrop(figure, data)
+    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.active_until))
+    figure.update_yaxes(title_text="labelled samples (count)", rangemode="tozero")
+    subtitle = "per phase, as labels arrived; dashed: what the phase needs"
+    return _style(figure, "Labelled samples vs required", subtitle, height=400)
+
+
+def shadow_differences(data: ReportData) -> go.Figure:
+    """The distribution of per-request error differences on the same live requests during shadow."""
+    comparison = data.shadow
+    assert comparison is not None
+    edges = comparison.edges
+    centres = [(a + b) / 2 for a, b in pairwise(edges)]
+    widths = [b - a for a, b in pairwise(edges)]
+    figure = go.Figure(
+        go.Bar(
+            x=centres,
+            y=comparison.counts,
+            width=widths,
+            marker_color=PHASE_COLORS["shadow"],
+            opacity=0.75,
+            name="requests",
+            hovertemplate="difference %{x:.3g}<br>%{y} requests<extra></extra>",
+        )
+    )
+    figure.add_vline(x=0, line_color="#6b7280", line_dash="dot")
+    if comparison.diff_mean is not None:
+        figure.add_vline(
+            x=comparison.diff_mean,
+            line_color="#111827",
+            line_width=2,
+            annotation_text=f"mean {comparison.diff_mean:+.3g}",
+            annotation_position="top",
+        )
+    ratio = f"{comparison.ratio:.3f}" if comparison.ratio is not None else "-"
+    subtitle = f"{comparison.n} labelled pairs; ratio {ratio} (tolerance {comparison.tolerance:g})"
+    figure.update_xaxes(title_text=f"error difference, challenger - champion ({data.error_unit})")
+    figure.update_yaxes(title_text="requests (count)")
+    figure.update_layout(showlegend=False, bargap=0)
+    return _style(figure, "Shadow: error difference per request", subtitle, height=340)
+
+
+def ab_effect(data: ReportData) -> go.Figure:
+    """The A/B effect on error with its interval, against zero and the practical margin."""
+    result = data.ab
+    assert result is not None and result.effect is not None
+    effect = result.effect * 100
+    low = (result.ci_low if result.ci_low is not None else result.effect) * 100
+    high = (result.ci_high if result.ci_high is not None else result.effect) * 100
+    margin = -result.margin * 100
+    figure = go.Figure(
+        go.Scatter(
+            x=[effect],
+            y=["challenger vs champion"],
+            mode="markers",
+            marker={"size": 14, "color": ARM_COLORS["challenger"], "symbol": "diamond"},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [high - effect],
+                "arrayminus": [effect - low],
+                "thickness": 3,
+                "width": 10,
+            },
+            name="relative change in error with its interval",
+            hovertemplate=f"effect {effect:+.2f} %<br>interval {low:+.2f} % to {high:+.2f} %<extra></extra>",
+        )
+    )
+    left = min(low, margin, 0.0)
+    right = max(high, 0.0)
+    pad = max((right - left) * 0.15, 0.5)
+    figure.add_vrect(x0=left - pad, x1=margin, fillcolor="#059669", opacity=0.08, line_width=0, layer="below")
+    figure.add_vline(
+        x=0,
+        line_color="#6b7280",
+        line_dash="dot",
+        annotation_text="no change",
+        annotation_position="top left",
+    )
+    figure.add_vline(
+        x=margin,
+        line_color="#059669",
+        line_dash="dash",
+        annotation_text=f"margin {margin:+.1f} %",
+        annotation_position="bottom left",
+    )
+    p_value = fmt_value(result.p_value)
+    state = "verdict" if result.final else "last look (still running)"
+    subtitle = f"{state}: {_escape(result.rule)}, p = {p_value}; interval of the relative change"
+    figure.update_xaxes(
+        title_text="challenger error relative to champion (%)", range=[left - pad, right + pad]
+    )
+    figure.update_yaxes(showticklabels=False)
+    figure.update_layout(showlegend=False)
+    return _style(figure, "A/B test: change in error", subtitle, height=280)

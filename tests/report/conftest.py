@@ -1,0 +1,157 @@
+"""Report fixtures: rollouts that really ran (module-scoped: built once per store), a headless Chromium,
+and the folder where screenshots are kept."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from pitstop.workspace import Workspace
+from report.rollouts import MODEL, rollout_workspace, send_traffic
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@dataclass
+class Story:
+    """A workspace where rollout 1 (v3) was rejected in shadow and rollout 2 (v2) was promoted."""
+
+    ws: Workspace
+    rejected: int
+    promoted: int
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh store for the session: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'pitstop.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    schema = f"r_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _story(folder: Path, scratch: Path, url: str | None) -> Story:
+    ws = rollout_workspace(folder, scratch, url)
+    rejected = ws.start_rollout(MODEL, 3, skip_gate=True, reason="a bad model on purpose").state.id
+    send_traffic(ws, hours=3, requests=700, seed=1)
+    promoted = ws.start_rollout(MODEL, 2, skip_gate=True, reason="retrained on fresher data").state.id
+    send_traffic(ws, hours=5, requests=1800, seed=2)
+    return Story(ws, rejected, promoted)
+
+
+@pytest.fixture(scope="session")
+def story(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    """Both rollouts, built once per store and only read by the tests (they must not change it)."""
+    scratch = tmp_path_factory.mktemp("story")
+    result = _story(scratch / "ws", scratch, store_url)
+    yield result
+    result.ws.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (gitignored), for people and CI to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium driven over CDP by Playwright (no browser download; Playwright gives it
+    a fresh temporary profile). Per module: Playwright's sync API keeps an event loop running on the
+    test thread while it is open, and tests elsewhere need that thread's `asyncio.run`."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="browser tests need `pip install playwright`"
+    )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
+    """Serve `app` with a real uvicorn on 127.0.0.1 in a thread; yields its base URL; always shuts down."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), lifespan="on", log_level="warning", ws="none"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-report-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(timeout)
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+
+
+class PageWatch:
+    """What a page did wrong: console errors, uncaught exceptions, and requests that left `allowed`."""
+
+    def __init__(self, page: Any, allowed: tuple[str, ...]) -> None:
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        page.on("request", lambda r: None if r.url.startswith(allowed) else self.outside.append(r.url))
+
+
+# Per chart: its name, how many traces plotly holds, and how many drawn marks (non-empty SVG paths).
+CHART_MARKS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(div => ({
+    chart: div.closest('[data-chart]')?.dataset.chart || div.id,
+    traces: (div.data || []).length,
+    svg: div.querySelectorAll('.main-svg').length,
+    marks: [...div.querySelectorAll('.main-svg .trace path')]
+        .filter(p => (p.getAttribute('d') || '').length > 4).length,
+}))"""

@@ -1,0 +1,45 @@
+"""`pitstop report` through the real entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pitstop.cli import app
+from pitstop.cli.report import register, report
+from report.conftest import Story
+from report.rollouts import MODEL
+
+
+@pytest.fixture(autouse=True)
+def report_command(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
+    """`pitstop report` in the CLI (registered here until `pitstop.cli` wires it), on the story's store."""
+    if not any(command.callback is report for command in app.registered_commands):
+        register(app)
+    monkeypatch.setenv("PITSTOP_DATABASE_URL", store_url)
+
+
+def test_report_command_writes_the_file_and_says_where(cli, story: Story, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "reports" / "eta.html"
+    result = cli("report", MODEL, "--out", out, "-w", story.ws.path, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"path": str(out), "rollout_id": story.promoted}
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and "Promoted: version 2 replaced version 1" in page
+    assert '<script src="' not in page and '<link rel="stylesheet"' not in page  # all inline: opens offline
+
+
+def test_report_command_picks_a_rollout_and_prints_its_outcome(cli, story: Story, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "rejected.html"
+    result = cli("report", MODEL, "--rollout", story.rejected, "--out", out, "-w", story.ws.path)
+    assert result.exit_code == 0, result.stderr
+    assert f"rollout {story.rejected}, rejected" in result.stdout and out.exists()
+
+
+def test_report_command_without_a_rollout_is_a_usage_error(cli, story: Story, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("report", MODEL, "--rollout", 999, "--out", tmp_path / "x.html", "-w", story.ws.path)
+    assert result.exit_code == 2
+    assert "no rollout 999" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.html").exists()

@@ -1,0 +1,125 @@
+"""The dashboard on a real gateway (uvicorn on loopback) with a rollout in its A/B test: the JSON, the page
+in a real headless Chromium at laptop and phone width, and live updates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pitstop.report.dashboard import dashboard_router, plotly_js_path
+from pitstop.serving.app import create_app
+from pitstop.serving.gateway import Gateway
+from pitstop.workspace import Workspace
+from report.conftest import CHART_MARKS, PageWatch, serving
+from report.rollouts import MODEL, rollout_workspace, send_traffic
+
+LIVE_CHARTS = {"timeline", "share", "errors", "latency", "progress", "shadow", "ab"}
+
+
+@dataclass
+class Live:
+    url: str
+    ws: Workspace
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """A gateway serving `eta` with the dashboard mounted; its rollout passed shadow and is in the A/B
+    test (1.5 simulated hours of traffic, the controller looking every 10 minutes)."""
+    scratch = tmp_path_factory.mktemp("live")
+    ws = rollout_workspace(scratch / "ws", scratch, f"sqlite:///{scratch / 'store.db'}")
+    ws.start_rollout(MODEL, 2, skip_gate=True, reason="live dashboard test")
+    send_traffic(ws, hours=1.5, requests=600)
+    gateway = Gateway(ws)
+    app = create_app(gateway)
+    app.include_router(dashboard_router(gateway, every=0.5))
+    with serving(app) as url:
+        yield Live(url, ws)
+    ws.close()
+
+
+def api_phase(ws: Workspace) -> str:
+    phase: str = ws.rollout_status(MODEL).to_dict()["phase"]
+    return phase
+
+
+def test_dashboard_json_has_every_model_with_its_phase_series_and_health(live: Live) -> None:
+    body = httpx.get(f"{live.url}/v1/dashboard").json()
+    assert body["health"]["ready"] is True and body["health"]["reasons"] == []
+    assert body["health"]["log"]["capacity"] > 0
+    (model,) = body["models"]
+    assert model["name"] == MODEL
+    assert model["phase"] == api_phase(live.ws) == "ab_test"
+    assert (model["champion"], model["challenger"], model["share"]) == (1, 2, 0.5)
+    assert set(model["figures"]) == LIVE_CHARTS
+    assert model["report"]["ab"]["final"] is False  # the A/B test is running: its last look
+    assert len(model["report"]["times"]) == len(model["report"]["arms"]["champion"]["error_mean"])
+    assert model["events"] and model["words"]["headline"].startswith("In progress (ab_test 50%)")
+
+
+def test_dashboard_page_and_plotly_are_served_by_the_gateway_itself(live: Live) -> None:
+    page = httpx.get(f"{live.url}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="static/plotly.min.js">' in page.text and "https://" not in page.text
+    script = httpx.get(f"{live.url}/static/plotly.min.js")
+    assert script.status_code == 200 and script.content == plotly_js_path().read_bytes()
+
+
+def check_page(page: Any, live: Live, width: int) -> None:
+    """Every chart drawn with marks, the phase the API has, nothing wider than the screen."""
+    charts = page.evaluate(CHART_MARKS)
+    assert {c["chart"] for c in charts} == LIVE_CHARTS
+    for chart in charts:
+        assert chart["traces"] > 0 and chart["svg"] > 0 and chart["marks"] > 0, chart
+    badge = page.locator(f'[data-model="{MODEL}"] .phase')
+    assert badge.get_attribute("data-phase") == api_phase(live.ws)
+    assert badge.inner_text() == "ab_test 50%"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing runs off the screen
+
+
+@pytest.mark.browser
+def test_dashboard_in_a_browser_draws_the_charts_and_shows_the_phase(
+    live: Live, chromium: Any, artifacts: Path
+) -> None:
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    watch = PageWatch(page, allowed=(live.url,))
+    page.goto(f"{live.url}/")
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-model] .js-plotly-plot .main-svg').length >= {len(LIVE_CHARTS)}"
+        " && Number(document.body.dataset.polls) >= 2"  # drawn, then redrawn by a later poll
+    )
+    check_page(page, live, 1280)
+    page.screenshot(path=str(artifacts / "dashboard-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 375, "height": 800})  # a phone
+    polls = int(page.evaluate("document.body.dataset.polls"))
+    page.wait_for_function(f"Number(document.body.dataset.polls) >= {polls + 1}")
+    page.wait_for_function("document.querySelector('.js-plotly-plot .main-svg').clientWidth <= 375")
+    check_page(page, live, 375)
+    page.screenshot(path=str(artifacts / "dashboard-375.png"), full_page=True)
+    page.close()
+    assert watch.errors == [] and watch.outside == []
+
+
+@pytest.mark.browser
+def test_dashboard_updates_live_from_the_gateway(live: Live, chromium: Any) -> None:
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    watch = PageWatch(page, allowed=(live.url,))
+    page.goto(f"{live.url}/")
+    page.wait_for_function("Number(document.body.dataset.polls) >= 1")
+    before = int(page.locator("#health tr", has_text="predictions").first.locator("td").nth(1).inner_text())
+    answer = httpx.post(
+        f"{live.url}/v1/models/{MODEL}/predict", json={"features": {"a": 0.5, "b": 1.0}, "user_id": "u-live"}
+    )
+    assert answer.status_code == 200
+    page.wait_for_function(
+        """(before) => [...document.querySelectorAll('#health tr')].some(
+            r => r.cells[0]?.textContent === 'predictions' && Number(r.cells[1].textContent) > before)""",
+        arg=before,
+    )
+    page.close()
+    assert watch.errors == [] and watch.outside == []
