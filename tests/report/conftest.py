@@ -3,6 +3,7 @@ and the folder where screenshots are kept."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -93,7 +94,10 @@ def chromium() -> Iterator[Any]:
     a fresh temporary profile). Per module: Playwright's sync API keeps an event loop running on the
     test thread while it is open, and tests elsewhere need that thread's `asyncio.run`."""
     if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+        message = f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
+        if os.environ.get("PITSTOP_REQUIRE_BROWSER") == "1":  # CI: a missing browser is a failure, not a skip
+            pytest.fail(message)
+        pytest.skip(message)
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="browser tests need `pip install playwright`"
     )

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pitstop.cli import datasets, demo, models, plan, rollout, simulate, train, workspace
+from pitstop.cli import datasets, demo, models, plan, report, rollout, simulate, train, workspace
 from pitstop.cli.common import err_console
 from pitstop.errors import NegativeVerdict, PitstopError
 
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-for module in (workspace, datasets, models, train, plan, rollout, simulate, demo):
+for module in (workspace, datasets, models, train, plan, rollout, simulate, report, demo):
     module.register(app)
 
 EXIT_VERDICT = 1

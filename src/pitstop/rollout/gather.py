@@ -168,7 +168,8 @@ def _mean_var(n: int, total: float | None, squares: float | None) -> tuple[float
 def latency_quantiles(conn: Connection, window: Window, role: str) -> dict[str, tuple[float, float, int]]:
     """Per arm (p50, p99, samples) in milliseconds, from a histogram with 2 %-wide log buckets."""
     width = math.log(LATENCY_BUCKET_RATIO)
-    bucket = cast(func.ln(1 + predictions.c.latency_ms) / width, SqlInteger).label("bucket")
+    # floor, not CAST: PostgreSQL's CAST rounds, which would report a bucket too low (optimistic).
+    bucket = cast(func.floor(func.ln(1 + predictions.c.latency_ms) / width), SqlInteger).label("bucket")
     rows = conn.execute(
         select(predictions.c.arm, bucket, func.count())
         .where(_in_window(window), predictions.c.role == role)

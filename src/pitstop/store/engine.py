@@ -56,9 +56,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         try:
-            cursor.execute("SELECT ln(2)")
-        except sqlite3.OperationalError:  # SQLite built without math functions: evidence queries need ln
+            cursor.execute("SELECT ln(2), floor(2.5)")
+        except sqlite3.OperationalError:  # SQLite built without math functions: evidence queries need them
             dbapi_connection.create_function("ln", 1, math.log, deterministic=True)
+            dbapi_connection.create_function("floor", 1, math.floor, deterministic=True)
         cursor.close()
 
     @event.listens_for(engine, "begin")
