@@ -267,7 +267,7 @@ def request_bodies(n: int = 2000, seed: int = 0) -> list[bytes]:
 # -- the workspace -----------------------------------------------------------------------------------
 
 
-def build_workspace(folder: Path) -> dict[str, Any]:
+def build_workspace(folder: Path, shadow_concurrency: int = 1024, extra: str = "") -> dict[str, Any]:
     """A SQLite workspace with the model, an equal challenger, a 50 ms sleeper and a raiser."""
     from sklearn.ensemble import GradientBoostingRegressor
 
@@ -282,7 +282,9 @@ def build_workspace(folder: Path) -> dict[str, Any]:
     os.environ.pop("PITSTOP_DATABASE_URL", None)
     (folder / "ws").mkdir()
     # Every shadow call scored at this rate: calls in flight ~ rate x (batch wait + predict time).
-    (folder / "ws" / "pitstop.yaml").write_text("serving:\n  shadow_concurrency: 1024\n")
+    (folder / "ws" / "pitstop.yaml").write_text(
+        f"serving:\n  shadow_concurrency: {shadow_concurrency}\n{extra}"
+    )
     ws = Workspace.init(folder / "ws")
     ws.add_dataset("train", folder / "train.csv", time_column="time")
     ws.create_model(MODEL, task="regression", target="y", time_column="time", features=FEATURES)
@@ -443,6 +445,12 @@ def main() -> None:
     )
     parser.add_argument("--only", default="abcde", help="scenarios to run, e.g. ab (default: all)")
     parser.add_argument(
+        "--serving", default="", help="more serving settings, YAML lines indented by two spaces"
+    )
+    parser.add_argument(
+        "--shadow-concurrency", type=int, default=1024, help="serving.shadow_concurrency of the gateway"
+    )
+    parser.add_argument(
         "--rate", type=float, default=None, help="paced req/s (default: a third of (b) flat out, first round)"
     )
     parser.add_argument(
@@ -464,7 +472,7 @@ def main() -> None:
     results: dict[str, list[Load]] = {key: [] for key in SCENARIOS}
     paced: dict[str, list[Load]] = {key: [] for key in SCENARIOS if key != "a"}
     with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as folder:
-        setup = build_workspace(Path(folder))
+        setup = build_workspace(Path(folder), args.shadow_concurrency, args.serving)
         for round_ in range(args.rounds):
             for key in [k for k in SCENARIOS if k in args.only]:
                 closed, steady = run_scenario(key, setup, args, bodies)

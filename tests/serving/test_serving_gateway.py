@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -199,6 +200,24 @@ def test_saturated_shadow_calls_are_skipped_and_counted(served: Served) -> None:
     _, metrics = run_with_metrics(served, body, settings=settings(shadow_concurrency=1, shadow_timeout="2s"))
     assert f'pitstop_shadow_skipped_total{{model="eta",reason="saturated",version="{slow}"}} 4.0' in metrics
     assert len(records(served, role="shadow")) == 1
+
+
+def test_a_shadow_that_fails_every_call_is_only_probed(served: Served) -> None:
+    broken = served.fake("RaisingModel")
+    route(served.ws, MODEL, mode="shadow", challenger=broken, reason="test")
+
+    async def body(gateway: Gateway) -> None:
+        gateway.shadow.breaker_failures, gateway.shadow.probe_every = 5, 10
+        for i in range(150):
+            await gateway.predict(MODEL, [Instance(ROW, request_id=f"r{i}")])
+            await asyncio.sleep(0.002 if i < 10 else 0)  # let the first failures land
+
+    _, metrics = run_with_metrics(served, body, settings=settings(shadow_concurrency=1000))
+    shadow = records(served, role="shadow")
+    skipped = re.search(r'pitstop_shadow_skipped_total\{[^}]*reason="circuit_open"[^}]*\} ([0-9.]+)', metrics)
+    assert skipped is not None and float(skipped.group(1)) >= 100
+    assert 5 <= len(shadow) <= 50 and all(r.error for r in shadow)  # the failures, then a probe per 10 calls
+    assert len(records(served, role="served")) == 150
 
 
 def test_concurrent_requests_are_micro_batched_into_few_predict_calls(served: Served) -> None:

@@ -35,7 +35,7 @@ from pitstop.serving.features import FeatureSchema
 from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionLog, PredictionRecord
-from pitstop.serving.routing import Arm, BucketedBy, RoutingTable, bucket
+from pitstop.serving.routing import Arm, BucketedBy, Route, RoutingTable, bucket
 from pitstop.serving.routing_store import effective_routing
 from pitstop.serving.runner import Row, Runner, make_runner
 from pitstop.serving.shadow import ShadowCall, ShadowScorer
@@ -281,7 +281,7 @@ class Gateway:
         rows: list[Row],
         instances: list[Instance],
         request_ids: list[str],
-        routes: list[Any],
+        routes: list[Route],
         now: float,
     ) -> None:
         if table.shadow is None:

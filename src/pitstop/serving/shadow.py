@@ -9,13 +9,21 @@ recorded as an error. The records it produces go to the prediction log with role
 Nobody waits for a shadow call, so it may wait longer for company (`batch_wait`): bigger batches
 cost less CPU per row, and CPU (with the GIL) is what a shadow takes from the served path. The
 call that fills the last free slot is due at once, so waiting never causes a skip.
+
+A shadow that fails every call (raises, hangs, NaN) would still cost CPU per request for nothing.
+After `breaker_failures` consecutive failed calls its circuit opens: calls are skipped (counted,
+reason `circuit_open`) except one probe every `probe_every` calls; a probe that succeeds closes the
+circuit. Counting calls rather than seconds keeps replays deterministic. The failures already
+recorded are the evidence that the shadow is broken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
 from typing import NamedTuple
@@ -24,6 +32,15 @@ from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionRecord
 from pitstop.serving.runner import Row, Runner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Breaker:
+    failures: int = 0  # consecutive failed calls
+    skips: int = 0  # calls skipped since the last probe
+    probing: bool = False
 
 
 class ShadowCall(NamedTuple):
@@ -51,10 +68,14 @@ class ShadowScorer:
         timeout: float,
         concurrency: int,
         batch_wait: float | None = None,
+        breaker_failures: int = 20,
+        probe_every: int = 100,
     ) -> None:
         self.metrics, self._record = metrics, record
         self.timeout, self.concurrency = timeout, concurrency
         self.batch_wait = batch_wait
+        self.breaker_failures, self.probe_every = breaker_failures, probe_every
+        self._breakers: dict[tuple[str, int], _Breaker] = {}
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -64,10 +85,17 @@ class ShadowScorer:
         return self._inflight
 
     def score(self, runner: Runner, rows: list[Row], call: ShadowCall) -> bool:
-        """Start one shadow call; False when skipped (saturated or runner closed), which is counted."""
+        """Start one shadow call; False when skipped (saturated, circuit open, runner closed): counted."""
         if self._inflight >= self.concurrency:
             self.metrics.shadow_skipped.labels(call.model, str(call.version), "saturated").inc()
             return False
+        breaker = self._breakers.get((call.model, call.version))
+        if breaker is not None and breaker.failures >= self.breaker_failures:
+            if breaker.probing or breaker.skips < self.probe_every:
+                breaker.skips += 1
+                self.metrics.shadow_skipped.labels(call.model, str(call.version), "circuit_open").inc()
+                return False
+            breaker.skips, breaker.probing = 0, True  # this call is the probe
         try:
             last_slot = self._inflight + 1 >= self.concurrency
             future = runner.submit(rows, max_wait=0.0 if last_slot else self.batch_wait)
@@ -110,6 +138,7 @@ class ShadowScorer:
             errors = [None if math.isfinite(v) else f"non-finite prediction ({v})" for v in values]
             if any(errors):
                 self.metrics.shadow_errors.labels(call.model, str(call.version)).inc()
+        self._count_outcome(call, failed=all(problem is not None for problem in errors))
         model, version, arm, record = call.model, call.version, call.arm, self._record
         latency_ms = seconds * 1000.0
         for i, request_id in enumerate(call.request_ids):
@@ -125,3 +154,21 @@ class ShadowScorer:
         self.metrics.shadow_inflight.set(self._inflight)
         if self._inflight == 0:
             self._idle.set()
+
+    def _count_outcome(self, call: ShadowCall, *, failed: bool) -> None:
+        breaker = self._breakers.setdefault((call.model, call.version), _Breaker())
+        breaker.probing = False
+        if not failed:
+            if breaker.failures >= self.breaker_failures:
+                log.info("%s v%s: shadow recovered, circuit closed", call.model, call.version)
+            breaker.failures = 0
+            return
+        breaker.failures += 1
+        if breaker.failures == self.breaker_failures:
+            log.warning(
+                "%s v%s: %d shadow calls failed in a row; scoring only a probe every %d calls",
+                call.model,
+                call.version,
+                breaker.failures,
+                self.probe_every,
+            )
