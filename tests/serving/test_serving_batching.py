@@ -165,3 +165,24 @@ def test_a_model_failing_every_request_is_not_retried_one_by_one_again() -> None
 
     asyncio.run(main())
     assert [len(b) for b in broken.batches] == [3, 1, 1, 1, 3, 3]  # one round of retries, then none
+
+
+def test_the_backlog_is_estimated_from_the_measured_speed() -> None:
+    async def slow(rows_: list[Row]) -> list[float]:
+        await asyncio.sleep(0.02 * len(rows_))  # at least 20 ms per row
+        return [0.0] * len(rows_)
+
+    async def main() -> tuple[float, float]:
+        batcher = MicroBatcher(slow, max_size=100, max_wait=0.001)
+        before = batcher.backlog_seconds()
+        await batcher.submit(rows(1))
+        queued = [batcher.submit(rows(i), max_wait=60.0) for i in range(10)]
+        backlog = batcher.backlog_seconds()
+        for call in queued:
+            call.cancel()
+        await batcher.close()
+        return before, backlog
+
+    before, backlog = asyncio.run(main())
+    assert before == 0.0  # nothing measured yet
+    assert backlog >= 10 * 0.02

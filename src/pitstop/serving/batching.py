@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -66,11 +67,18 @@ class MicroBatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
         self._submitted = 0
+        self._seconds_per_row: float | None = None  # moving average of recent batches
         self._failing = False  # every request of the last failed batch failed on its own too
 
     @property
     def queued_rows(self) -> int:
         return self._pending_rows
+
+    def backlog_seconds(self) -> float:
+        """How long the queued rows will take at the recently measured speed (0 before any batch)."""
+        if self._seconds_per_row is None:
+            return 0.0
+        return self._pending_rows * self._seconds_per_row / self.concurrency
 
     def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
         """Queue `rows`; the future resolves to their predictions, in order. Never blocks.
@@ -201,11 +209,15 @@ class MicroBatcher:
 
     async def _execute(self, batch: list[_Item]) -> None:
         self._running.extend(batch)
+        started = time.perf_counter()
         try:
             await self._execute_batch(batch)
         finally:
             for item in batch:
                 self._running.remove(item)
+            per_row = (time.perf_counter() - started) / max(1, sum(len(item.rows) for item in batch))
+            previous = self._seconds_per_row
+            self._seconds_per_row = per_row if previous is None else 0.8 * previous + 0.2 * per_row
 
     async def _execute_batch(self, batch: list[_Item]) -> None:
         rows = [row for item in batch for row in item.rows]

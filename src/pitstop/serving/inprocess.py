@@ -70,6 +70,9 @@ class InProcessRunner:
     async def predict(self, rows: list[Row]) -> list[float]:
         return await self.submit(rows)
 
+    def backlog_seconds(self) -> float:
+        return self.batcher.backlog_seconds()
+
     async def close(self) -> None:
         await self.batcher.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -51,6 +51,9 @@ class RemoteRunner:
     async def predict(self, rows: list[Row]) -> list[float]:
         return await self.submit(rows)
 
+    def backlog_seconds(self) -> float:
+        return self.batcher.backlog_seconds()
+
     async def close(self) -> None:
         await self.batcher.close()
         if self._owns_client:

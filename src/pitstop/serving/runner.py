@@ -38,6 +38,10 @@ class Runner(Protocol):
         """The predictions for `rows`, in order (`await submit(rows)`)."""
         ...
 
+    def backlog_seconds(self) -> float:
+        """Roughly how long what is queued will take; shadow calls beyond their timeout are skipped."""
+        ...
+
     async def close(self) -> None:
         """Finish queued work and release threads and connections."""
         ...

@@ -3,8 +3,9 @@
 A shadow call starts only after the served answer is ready, runs on the shadow model's own runner
 (its own thread and queue), and is never awaited by the request: its outcome arrives in a done
 callback. It is bounded three ways, each counted: at most `concurrency` calls in flight (more are
-skipped), at most `timeout` seconds each (then abandoned), and any exception or non-finite value is
-recorded as an error. The records it produces go to the prediction log with role `shadow`.
+skipped, as are calls that would wait in a backlog longer than half the timeout at the model's
+measured speed), at most `timeout` seconds each (then abandoned), and any exception or non-finite
+value is recorded as an error. The records it produces go to the prediction log with role `shadow`.
 
 Nobody waits for a shadow call, so it may wait longer for company (`batch_wait`): bigger batches
 cost less CPU per row, and CPU (with the GIL) is what a shadow takes from the served path. The
@@ -88,6 +89,9 @@ class ShadowScorer:
         """Start one shadow call; False when skipped (saturated, circuit open, runner closed): counted."""
         if self._inflight >= self.concurrency:
             self.metrics.shadow_skipped.labels(call.model, str(call.version), "saturated").inc()
+            return False
+        if runner.backlog_seconds() > self.timeout / 2:  # it would time out in the queue: save the work
+            self.metrics.shadow_skipped.labels(call.model, str(call.version), "backlog").inc()
             return False
         breaker = self._breakers.get((call.model, call.version))
         if breaker is not None and breaker.failures >= self.breaker_failures:
