@@ -257,7 +257,9 @@ class Replay:
 
     async def run(self, *, decide: bool = True) -> None:
         """Send every request and label in time order; with `decide`, a controller looks every interval."""
-        gateway = Gateway(self.ws, clock=self.clock, poll=False)
+        # Requests of one window are submitted together, so batches form without waiting on the wall clock.
+        settings = self.ws.config.serving.model_copy(update={"batch_max_wait": timedelta(0)})
+        gateway = Gateway(self.ws, clock=self.clock, poll=False, settings=settings, shadow_batch_wait=0.0)
         controller = Controller(self.ws, clock=self.clock, interval=self.interval) if decide else None
         await gateway.start()
         try:
@@ -295,8 +297,11 @@ class Replay:
                 self.failed += 1
 
         await asyncio.gather(*(one(k) for k in range(first, last)))
+        await gateway.shadow.drain()  # the window's shadow work ends before the next window begins
 
     async def _deliver_labels(self, gateway: Gateway, until: datetime) -> None:
+        """Labels whose time has come, received at `until` (the clock moves there first)."""
+        self.clock.set(max(until, self.clock.now()))
         due = []
         while self.labels and self.labels[0][0] <= until:
             due.append(heapq.heappop(self.labels)[2])

@@ -153,8 +153,13 @@ def test_shadow_rejects_a_failing_challenger_early() -> None:
     assert (decision.action, decision.rule) == (Action.REJECT, "shadow.error_rate")
 
 
+def test_shadow_latency_within_the_slack_is_not_rejected() -> None:
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=19.9), at(25))
+    assert decision.action is Action.ADVANCE  # 1.5 x 10 ms + 5 ms slack
+
+
 def test_shadow_rejects_slow_challenger() -> None:
-    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=15.1), at(25))
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=20.1), at(25))
     assert (decision.action, decision.rule) == (Action.REJECT, "shadow.latency_p99")
 
 
@@ -220,7 +225,7 @@ def test_ab_no_difference_keeps_going_then_is_inconclusive_at_max_duration() -> 
     [
         (arm(100, 5.9), "guardrail.error_ratio"),
         (arm(100, 5.0, failures=10), "guardrail.error_rate"),
-        (arm(100, 5.0, p99=15.5), "guardrail.latency_p99"),
+        (arm(100, 5.0, p99=20.5), "guardrail.latency_p99"),
     ],
 )
 def test_ab_guardrails_roll_back_at_any_look(challenger: ArmSummary, rule: str) -> None:
@@ -316,9 +321,25 @@ def test_ramp_waits_for_labels_per_arm() -> None:
 
 
 def test_ramp_rolls_back_on_latency_that_appears_at_scale() -> None:
-    evidence = ramp_evidence(0.2, arm(500, 5.0, p99=10), arm(500, 4.8, p99=16))
+    evidence = ramp_evidence(0.2, arm(500, 5.0, p99=10), arm(500, 4.8, p99=20.5))
     decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
     assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+
+
+def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served() -> None:
+    memory = {"champion_p99_ms": 10.0, "champion_latency_samples": 500}
+    evidence = ramp_evidence(0.2, ArmSummary(), arm(1000, 4.8, p99=19.0), shadow=arm(1000, 5.0, p99=2.0))
+    stays = decide(rollout(Phase.RAMP, step=2, memory=memory), POLICY, evidence, at(0.2))
+    assert stays.action is Action.STAY  # vs 10 ms served, not the lightly loaded shadow's 2 ms
+    slow = ramp_evidence(0.2, ArmSummary(), arm(1000, 4.8, p99=21.0), shadow=arm(1000, 5.0, p99=2.0))
+    decision = decide(rollout(Phase.RAMP, step=2, memory=memory), POLICY, slow, at(0.2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+
+
+def test_ramp_remembers_the_champions_served_latency() -> None:
+    evidence = ramp_evidence(0.2, arm(700, 5.0, p99=7.0), arm(300, 4.8, p99=7.5))
+    decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
+    assert decision.memory == {"champion_p99_ms": 7.0, "champion_latency_samples": 2100}
 
 
 def test_ramp_at_full_share_compares_with_the_champion_in_shadow() -> None:

@@ -16,12 +16,15 @@ def demo(
         Path | None,
         typer.Option("--workspace", "-w", help="folder for the demo workspace (default: a new temp folder)"),
     ] = None,
+    out: Annotated[Path, typer.Option("--out", help="folder for one HTML report per rollout")] = Path(
+        "pitstop-demo"
+    ),
     as_json: JsonOption = False,
 ) -> None:
-    """Tell pitstop's story on a generated delivery-time dataset."""
+    """Tell pitstop's story on a generated delivery-time dataset: every gate catching a bad model."""
     from pitstop.demo.story import run_demo  # scikit-learn and the generator load only when needed
 
-    result = run_demo(workspace, Console(quiet=True) if as_json else console)
+    result = run_demo(workspace, Console(quiet=True) if as_json else console, out=out)
     if as_json:
         print_json(result.to_dict())
 

@@ -25,8 +25,10 @@ class Scenario:
     start: pd.Timestamp = field(default_factory=lambda: pd.Timestamp("2026-03-01", tz="UTC"))
     days: float = 240.0
     users: int = 4000
-    drift_per_month: float = 0.08  # extra minutes per km, added every 30 days
+    drift_per_month: float = 0.2  # extra minutes per km, added every 30 days
     noise_minutes: float = 3.0
+    rain_probability: float = 0.18  # share of orders placed while it rains
+    rain_mean_mm: float = 4.0
 
 
 def generate_deliveries(rows: int, scenario: Scenario | None = None, seed: int = 7) -> pd.DataFrame:
@@ -42,7 +44,7 @@ def generate_deliveries(rows: int, scenario: Scenario | None = None, seed: int =
     popularity = 1.0 / np.arange(1, scenario.users + 1) ** 0.6
     users = rng.choice(scenario.users, size=rows, p=popularity / popularity.sum())
     frame = pd.DataFrame({TIME: times, USER: [f"u{u:05d}" for u in users]})
-    frame = frame.join(_features(rng, frame[TIME]))
+    frame = frame.join(_features(rng, frame[TIME], scenario))
     frame[TARGET] = delivery_minutes(frame, scenario, user_effects[users]) + rng.normal(
         0, scenario.noise_minutes, rows
     )
@@ -50,7 +52,7 @@ def generate_deliveries(rows: int, scenario: Scenario | None = None, seed: int =
     return frame
 
 
-def _features(rng: np.random.Generator, times: pd.Series) -> pd.DataFrame:
+def _features(rng: np.random.Generator, times: pd.Series, scenario: Scenario) -> pd.DataFrame:
     rows = len(times)
     hour = times.dt.hour.to_numpy()
     rush = ((hour >= 11) & (hour <= 13)) | ((hour >= 18) & (hour <= 20))
@@ -60,7 +62,14 @@ def _features(rng: np.random.Generator, times: pd.Series) -> pd.DataFrame:
             "items": rng.poisson(2.0, rows) + 1,
             "prep_minutes": np.round(rng.gamma(4.0, 3.0, rows), 1),
             "traffic": np.round(np.clip(0.25 + 0.45 * rush + rng.normal(0, 0.12, rows), 0, 1), 3),
-            "rain_mm": np.round(np.where(rng.random(rows) < 0.18, rng.exponential(4.0, rows), 0.0), 1),
+            "rain_mm": np.round(
+                np.where(
+                    rng.random(rows) < scenario.rain_probability,
+                    rng.exponential(scenario.rain_mean_mm, rows),
+                    0.0,
+                ),
+                1,
+            ),
             "hour": hour,
             "is_weekend": (times.dt.day_of_week.to_numpy() >= 5).astype(int),
         }

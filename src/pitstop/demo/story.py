@@ -1,19 +1,29 @@
-"""The story `pitstop demo` tells, on a throwaway workspace whose clock is fixed so every run is the same."""
+"""The story `pitstop demo` tells, on a throwaway workspace with a simulated clock: every run is the same.
+
+Chapter 1 trains challengers and puts them through the offline gate. Chapter 2 takes the ones that
+pass through shadow, A/B test and ramp on replayed live traffic (the real gateway, prediction log,
+label join and controller, with a simulated clock), each stage catching what the earlier ones miss.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from pitstop.clock import ManualClock
-from pitstop.demo.data import FEATURES, TARGET, TIME, USER, generate_deliveries
+from pitstop.demo.data import FEATURES, TARGET, TIME, USER, Scenario, generate_deliveries
+from pitstop.demo.traffic import live_traffic
 from pitstop.gating import GateReport
+from pitstop.simulate import Replay, prepare_traffic
 from pitstop.workspace import Workspace
 
 MODEL = "delivery-eta"
@@ -23,6 +33,68 @@ DEMO_NOW = datetime(2026, 10, 28, tzinfo=UTC)
 TEST_START = pd.Timestamp("2026-10-06", tz="UTC")
 CHAMPION_AS_OF = pd.Timestamp("2026-07-01", tz="UTC")
 STALE_TEST = (pd.Timestamp("2026-06-01", tz="UTC"), pd.Timestamp("2026-06-22", tz="UTC"))
+# November brings storms: far more rain than any training month.
+LIVE_WEATHER = Scenario(days=300, rain_probability=0.7, rain_mean_mm=12.0)
+LIVE_DAYS = 3.0
+LIVE_REQUESTS = 10_000
+
+# Durations of hours so a rollout fits in three days of replayed traffic; thresholds as shipped.
+DEMO_POLICY = """\
+# The demo's policy: the shipped thresholds, with durations short enough for three days of traffic.
+shadow: {min_duration: 12h, max_duration: 2d, min_labeled: 500}
+ab_test: {share: 0.25, min_duration: 12h, max_duration: 2d, label_maturation: 2h}
+ramp: {dwell: 6h, min_labeled_per_arm: 150, standby: 12h}
+serving: {shadow_sample: 0.2}
+"""
+CONTROLLER_INTERVAL = timedelta(minutes=15)
+CONCURRENCY_WINDOW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Challenger:
+    title: str
+    params: dict[str, Any]
+    data: str = "deliveries"
+    test_set: str = "deliveries-test"
+    as_of: pd.Timestamp | None = None
+    pipeline: str | None = None
+    expect: str = ""  # what the story says this challenger shows
+
+
+CHALLENGERS = [
+    Challenger(
+        "leaky feature pipeline",
+        {"max_iter": 200},
+        data="deliveries-fp2",
+        test_set="deliveries-test-fp2",
+        pipeline="fp-2",
+        expect="target leakage: suspiciously good offline",
+    ),
+    Challenger("training cut short", {"max_iter": 8}, expect="simply worse"),
+    Challenger(
+        "fresh retrain, stale test set",
+        {"max_iter": 200},
+        test_set="deliveries-june",
+        expect="gated on a test set nobody refreshed",
+    ),
+    Challenger(
+        "trained without rain",
+        {"max_iter": 200, "drop": "rain_mm"},
+        expect="fine on October's test set, worse in November's storms",
+    ),
+    Challenger(
+        "retrain of the old period",
+        {"max_iter": 150, "seed": 3},
+        as_of=CHAMPION_AS_OF,
+        expect="no better than the champion",
+    ),
+    Challenger(
+        "pooled feature lookup",
+        {"max_iter": 200, "lookup_pool": 10, "lookup_wave_ms": 15.0},
+        expect="slow only when batches outgrow its connection pool",
+    ),
+    Challenger("fresh retrain", {"max_iter": 200}, expect="better on recent data"),
+]
 
 
 @dataclass
@@ -30,31 +102,36 @@ class DemoResult:
     workspace: Path
     champion_version: int | None = None
     gates: list[dict[str, Any]] = field(default_factory=list)
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "workspace": str(self.workspace),
             "champion_version": self.champion_version,
             "gates": self.gates,
+            "rollouts": self.rollouts,
+            "reports": self.reports,
         }
 
 
-def run_demo(workspace_dir: Path | None, console: Console) -> DemoResult:
-    """Build the demo workspace and walk challengers through the offline gate."""
+def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = None) -> DemoResult:
+    """Build the demo workspace, gate every challenger, then roll out the ones that pass."""
     folder = workspace_dir or Path(tempfile.mkdtemp(prefix="pitstop-demo-"))
-    ws = Workspace.init(folder, clock=ManualClock(DEMO_NOW))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pitstop.yaml").write_text(DEMO_POLICY)
+    clock = ManualClock(DEMO_NOW)
+    ws = Workspace.init(folder, clock=clock)
     result = DemoResult(workspace=ws.path)
     console.rule("[bold]pitstop demo: delivery-eta")
-    console.print(f"workspace {ws.path} (demo clock fixed at {DEMO_NOW:%Y-%m-%d})\n")
-
+    console.print(f"workspace {ws.path} (simulated clock starts {DEMO_NOW:%Y-%m-%d})\n")
     with console.status("generating eight months of deliveries…"):
         snapshots = _register_datasets(ws, generate_deliveries(40_000, seed=7))
-    for ref, snapshot in snapshots.items():
+    for name, snapshot in snapshots.items():
         console.print(
             f"  dataset {snapshot.ref:<22} {snapshot.rows:>6} rows  "
-            f"{snapshot.time_min:%Y-%m-%d} .. {snapshot.time_max:%Y-%m-%d}  ({_DESCRIPTIONS[ref]})"
+            f"{snapshot.time_min:%Y-%m-%d} .. {snapshot.time_max:%Y-%m-%d}  ({_DESCRIPTIONS[name]})"
         )
-
     ws.create_model(
         MODEL, task="regression", target=TARGET, time_column=TIME, features=FEATURES, id_columns=[USER]
     )
@@ -67,30 +144,119 @@ def run_demo(workspace_dir: Path | None, console: Console) -> DemoResult:
             params={"max_iter": 200},
         )
     ws.set_champion(MODEL, champion.version, reason="demo: the model in production today")
-    result.champion_version = champion.version
     console.print(
-        f"\nchampion: version {champion.version}, trained on data before {CHAMPION_AS_OF:%Y-%m-%d} "
-        f"({champion.lineage['training_window']['rows']} rows)\n"
+        f"\nchampion: version {champion.version}, trained on data before {CHAMPION_AS_OF:%Y-%m-%d}\n"
     )
 
-    console.rule("stage 1 + 2: train challengers, then the offline gate")
-    for story in _CHALLENGERS:
-        with console.status(f"training and gating: {story['title']}…"):
+    console.rule("stages 1 and 2: train challengers, then the offline gate")
+    passed: list[tuple[Challenger, int]] = []
+    for challenger in CHALLENGERS:
+        with console.status(f"training and gating: {challenger.title}…"):
             version = ws.train(
                 MODEL,
-                trainer=f"{TRAINERS}:{story['trainer']}",
-                data=story["data"],
-                params=story["params"],
-                feature_pipeline_version=story.get("pipeline"),
+                trainer=f"{TRAINERS}:gradient_boosting",
+                data=challenger.data,
+                as_of=challenger.as_of,
+                params=challenger.params,
+                feature_pipeline_version=challenger.pipeline,
             )
-            report = ws.gate(MODEL, version.version, test_set=story["test_set"])
-        result.gates.append(_gate_row(story["title"], report))
+            report = ws.gate(MODEL, version.version, test_set=challenger.test_set)
+        result.gates.append(_gate_row(challenger.title, report))
         verdict = "[green]passed[/]" if report.passed else f"[red]rejected by {report.decided_by}[/]"
-        console.print(f"  v{version.version} {story['title']:<26} {verdict}")
+        console.print(f"  v{version.version} {challenger.title:<30} {verdict}")
+        if report.passed:
+            passed.append((challenger, version.version))
+        else:
+            result.rollouts.append(
+                _row(
+                    challenger.title,
+                    version.version,
+                    "rejected",
+                    "gate",
+                    report.decided_by or "",
+                    _gate_reason(report),
+                )
+            )
 
+    console.rule("stages 3 to 5: shadow, A/B test and ramp on replayed live traffic")
+    console.print(f"policy: {DEMO_POLICY.splitlines()[0].lstrip('# ')}")
+    for index, (challenger, number) in enumerate(passed):
+        result.rollouts.append(_roll_out(ws, clock, challenger, number, index, console))
+        if out is not None:
+            result.reports.append(_report(ws, out, number, result.rollouts[-1]["rollout_id"]))
+    result.champion_version = ws.model(MODEL).aliases.get("champion")
     console.print()
-    console.print(_summary_table(result.gates))
+    console.print(_summary_table(result.rollouts))
+    console.print("why:\n" + _reasons(result.rollouts), soft_wrap=True)
+    console.print(f"\nchampion is now version {result.champion_version}")
+    for path in result.reports:
+        console.print(f"report: {path}")
+    ws.close()
     return result
+
+
+def _roll_out(
+    ws: Workspace, clock: ManualClock, challenger: Challenger, version: int, index: int, console: Console
+) -> dict[str, Any]:
+    """Start the rollout and replay live traffic until the controller ends it."""
+    start = clock.now() + timedelta(minutes=1)
+    clock.set(start)
+    stored = ws.start_rollout(MODEL, version, reason=f"demo: {challenger.title}")
+    traffic = live_traffic(
+        pd.Timestamp(start), LIVE_DAYS, LIVE_REQUESTS, seed=100 + index, scenario=LIVE_WEATHER
+    )
+    frame = prepare_traffic(traffic, FEATURES)
+    bar = Progress(
+        TextColumn(f"  v{version} {challenger.title:<30}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("replay", total=len(frame))
+        replay = Replay(
+            ws,
+            MODEL,
+            frame,
+            FEATURES,
+            clock,
+            CONTROLLER_INTERVAL,
+            CONCURRENCY_WINDOW,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+        asyncio.run(replay.run())
+    final = ws.rollouts(MODEL)[-1].state
+    if final.outcome is None:  # traffic ran out before a decision: doubt favours the champion
+        ws.abort(MODEL, reason="demo: the replayed traffic ended before a decision", actor="demo")
+        final = ws.rollouts(MODEL)[-1].state
+    last = [
+        e for e in ws.events(MODEL) if e.kind == "rollout_transition" and e.rollout_id == stored.state.id
+    ][-1]
+    style = "green" if final.outcome and final.outcome.value == "promoted" else "red"
+    console.print(
+        f"  v{version} {challenger.title:<30} [{style}]{final.outcome.value if final.outcome else '?'}[/]"
+        f" at {final.stage} ({last.rule})"
+    )
+    row = _row(
+        challenger.title,
+        version,
+        final.outcome.value if final.outcome else "undecided",
+        final.stage or "",
+        last.rule or "",
+        final.reason or "",
+    )
+    row["rollout_id"] = stored.state.id
+    clock.set(max(clock.now(), frame["label_time"].max().to_pydatetime()) + timedelta(hours=1))
+    return row
+
+
+def _report(ws: Workspace, out: Path, version: int, rollout_id: int) -> str:
+    from pitstop.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    return str(write_report(ws, MODEL, out / f"rollout-{rollout_id}-v{version}.html", rollout_id=rollout_id))
 
 
 _DESCRIPTIONS = {
@@ -100,38 +266,6 @@ _DESCRIPTIONS = {
     "deliveries-fp2": "feature pipeline fp-2, with a bug",
     "deliveries-test-fp2": "test set from pipeline fp-2",
 }
-
-_CHALLENGERS: list[dict[str, Any]] = [
-    {
-        "title": "fresh retrain",
-        "trainer": "gradient_boosting",
-        "data": "deliveries",
-        "params": {"max_iter": 200},
-        "test_set": "deliveries-test",
-    },
-    {
-        "title": "leaky feature pipeline",
-        "trainer": "gradient_boosting",
-        "data": "deliveries-fp2",
-        "params": {"max_iter": 200},
-        "pipeline": "fp-2",
-        "test_set": "deliveries-test-fp2",
-    },
-    {
-        "title": "simpler linear model",
-        "trainer": "linear_on",
-        "data": "deliveries",
-        "params": {"columns": "distance_km,prep_minutes"},
-        "test_set": "deliveries-test",
-    },
-    {
-        "title": "retrain, stale test set",
-        "trainer": "gradient_boosting",
-        "data": "deliveries",
-        "params": {"max_iter": 200},
-        "test_set": "deliveries-june",
-    },
-]
 
 
 def _register_datasets(ws: Workspace, frame: pd.DataFrame) -> dict[str, Any]:
@@ -162,6 +296,22 @@ def leaky_pipeline(frame: pd.DataFrame) -> pd.DataFrame:
     return leaked
 
 
+def _row(title: str, version: int, outcome: str, stage: str, rule: str, reason: str) -> dict[str, Any]:
+    return {
+        "challenger": title,
+        "version": version,
+        "outcome": outcome,
+        "stage": stage,
+        "rule": rule,
+        "reason": reason,
+    }
+
+
+def _gate_reason(report: GateReport) -> str:
+    decisive = next((c for c in report.checks if c.name == report.decided_by), None)
+    return decisive.detail if decisive else ""
+
+
 def _gate_row(title: str, report: GateReport) -> dict[str, Any]:
     decisive = next((c for c in report.checks if c.name == report.decided_by), None)
     return {
@@ -176,24 +326,23 @@ def _gate_row(title: str, report: GateReport) -> dict[str, Any]:
     }
 
 
-def _summary_table(rows: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
-
-    out = Table(title="offline gate verdicts", title_justify="left", header_style="bold")
-    for column in ("challenger", "version", "verdict", "check that decided", "observed", "threshold"):
-        out.add_column(column)
-    for row in rows:
-        style = "green" if row["verdict"] == "passed" else "red"
+def _summary_table(rows: list[dict[str, Any]]) -> Table:
+    out = Table(title="where each challenger stopped", title_justify="left", header_style="bold")
+    for column in ("version", "challenger", "outcome", "stage", "rule"):
+        out.add_column(column, no_wrap=True)
+    for row in sorted(rows, key=lambda r: r["version"]):
+        style = "green" if row["outcome"] == "promoted" else "red"
         out.add_row(
+            f"v{row['version']}",
             row["challenger"],
-            str(row["version"]),
-            f"[{style}]{row['verdict']}[/]",
-            row["decided_by"] or "-",
-            _fmt(row["observed"]),
-            _fmt(row["threshold"]),
+            f"[{style}]{row['outcome']}[/]",
+            row["stage"],
+            row["rule"],
         )
     return out
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+def _reasons(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  v{row['version']}: {row['reason']}" for row in sorted(rows, key=lambda r: r["version"])
+    )

@@ -8,13 +8,13 @@ never advance the challenger.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from pitstop.config import ABStopping, Policy
 from pitstop.rollout.evidence import ArmSummary, Evidence
-from pitstop.rollout.guardrails import Breach, check_guardrails
+from pitstop.rollout.guardrails import MIN_LATENCY_SAMPLES, Breach, check_guardrails, latency_exceeds
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.state import RolloutState, ramp_shares
 from pitstop.stats import (
@@ -138,17 +138,18 @@ def _shadow_verdict(
         )
     served, shadowed = evidence.champion, evidence.shadow
     if (
-        min(served.latency_samples, shadowed.latency_samples) >= 20
+        min(served.latency_samples, shadowed.latency_samples) >= MIN_LATENCY_SAMPLES
         and served.latency_p99
         and shadowed.latency_p99
-        and shadowed.latency_p99 > shadow.max_p99_ratio * served.latency_p99
+        and latency_exceeds(shadowed.latency_p99, served.latency_p99, shadow.max_p99_ratio, policy.guardrails)
     ):
         latency_ratio = shadowed.latency_p99 / served.latency_p99
         return Decision(
             Action.REJECT,
             "shadow.latency_p99",
             f"challenger p99 latency {shadowed.latency_p99:.1f} ms is {latency_ratio:.2f} x the champion's "
-            f"{served.latency_p99:.1f} ms, above the {shadow.max_p99_ratio:g} limit",
+            f"{served.latency_p99:.1f} ms, above the {shadow.max_p99_ratio:g} limit "
+            f"(+{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack)",
             {**numbers, "latency_ratio": latency_ratio},
         )
     plan = plan_ab_test(policy, evidence)
@@ -198,6 +199,8 @@ def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
         "baseline_std": unit_std,
         "win_plausible": plausible,
         "units_per_hour": units_per_hour,
+        # The mSPRT finds effects near its tau soonest; fixed here, before the test sees its own data.
+        "tau": max(ab.tau, planned_effect if plausible else 0.0) * paired.champion_mean,
     }
     if unit_std <= 0 or paired.champion_mean <= 0:
         plan.update(
@@ -277,7 +280,10 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         )
     sequential = _sequential_look(rollout, policy, arm_a, arm_b)
     base["sequential"] = sequential.to_dict()
-    memory = {"p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]}
+    memory = remember_served_latency(
+        {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]},
+        champion,
+    )
     if sequential.p_value < ab.alpha and sequential.estimate > 0:
         return Decision(
             Action.REJECT,
@@ -335,7 +341,7 @@ def _sequential_look(rollout: RolloutState, policy: Policy, champion: Any, chall
     return msprt(
         champion,
         challenger,
-        tau=policy.ab_test.tau * champion.mean,
+        tau=float((rollout.plan or {}).get("tau") or policy.ab_test.tau * champion.mean),
         alpha=policy.ab_test.alpha,
         previous_p_value=float(memory.get("p_value", 1.0)),
         previous_ci=previous_ci,
@@ -472,8 +478,14 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     step = rollout.step or 0
     share = shares[step]
     elapsed = now - rollout.phase_started_at
-    # At 100 % the champion serves nobody: it is compared in shadow, on the same requests.
-    champion = evidence.shadow if share >= 1.0 else evidence.champion
+    if share >= 1.0:
+        # The champion serves nobody: its errors are compared in shadow, on the same requests, and its
+        # latency against what it measured while it still served (a sampled shadow's load is no baseline).
+        champion = served_latency_baseline(evidence.shadow, rollout.memory)
+        memory = rollout.memory
+    else:
+        champion = evidence.champion
+        memory = remember_served_latency(rollout.memory, champion)
     challenger = evidence.challenger
     base = {
         "step": step,
@@ -486,9 +498,8 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     if breach is not None:
         return _rollback(breach, base)
     if elapsed < ramp.dwell:
-        return Decision(
-            Action.STAY, "ramp.dwell", f"at {share:.0%} for {_hours(elapsed)} of {_hours(ramp.dwell)}", base
-        )
+        reason = f"at {share:.0%} for {_hours(elapsed)} of {_hours(ramp.dwell)}"
+        return Decision(Action.STAY, "ramp.dwell", reason, base, memory=memory)
     if min(champion.labelled, challenger.labelled) < ramp.min_labeled_per_arm:
         return Decision(
             Action.STAY,
@@ -496,17 +507,37 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
             f"at {share:.0%}: waiting for {ramp.min_labeled_per_arm} labelled requests per arm "
             f"({challenger.labelled} challenger, {champion.labelled} champion)",
             base,
+            memory=memory,
         )
     if step + 1 >= len(shares):
-        return Decision(
-            Action.PROMOTE,
-            "ramp.completed",
-            f"held 100 % for {_hours(elapsed)} within every guardrail: promoted",
-            base,
-        )
+        reason = f"held 100 % for {_hours(elapsed)} within every guardrail: promoted"
+        return Decision(Action.PROMOTE, "ramp.completed", reason, base, memory=memory)
     return Decision(
         Action.ADVANCE,
         "ramp.step",
         f"{share:.0%} held for {_hours(elapsed)} within every guardrail: next step {shares[step + 1]:.0%}",
         base,
+        memory=memory,
+    )
+
+
+def remember_served_latency(memory: dict[str, Any], champion: ArmSummary) -> dict[str, Any]:
+    """Keep the champion's latest served p99 (with enough calls behind it) for the 100 % step."""
+    if champion.latency_p99 is None or champion.latency_samples < MIN_LATENCY_SAMPLES:
+        return memory
+    return {
+        **memory,
+        "champion_p99_ms": champion.latency_p99,
+        "champion_latency_samples": champion.latency_samples,
+    }
+
+
+def served_latency_baseline(shadow: ArmSummary, memory: dict[str, Any]) -> ArmSummary:
+    """The champion in shadow, with the latency it had while serving when that is known."""
+    if "champion_p99_ms" not in memory:
+        return shadow
+    return replace(
+        shadow,
+        latency_p99=float(memory["champion_p99_ms"]),
+        latency_samples=int(memory["champion_latency_samples"]),
     )

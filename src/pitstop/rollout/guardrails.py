@@ -74,18 +74,27 @@ def error_ratio_breach(
     )
 
 
+def latency_exceeds(
+    challenger_p99: float, champion_p99: float, max_ratio: float, policy: GuardrailPolicy
+) -> bool:
+    """Above `max_ratio` times the champion's p99 plus the slack that timer noise needs."""
+    slack_ms = policy.latency_slack.total_seconds() * 1000
+    return challenger_p99 > max_ratio * champion_p99 + slack_ms
+
+
 def latency_breach(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
     if min(champion.latency_samples, challenger.latency_samples) < MIN_LATENCY_SAMPLES:
         return None
     if champion.latency_p99 is None or challenger.latency_p99 is None or champion.latency_p99 <= 0:
         return None
     ratio = challenger.latency_p99 / champion.latency_p99
-    if ratio <= policy.max_p99_ratio:
+    if not latency_exceeds(challenger.latency_p99, champion.latency_p99, policy.max_p99_ratio, policy):
         return None
     return Breach(
         "guardrail.latency_p99",
         f"challenger p99 latency {challenger.latency_p99:.1f} ms is {ratio:.2f} x champion's "
-        f"{champion.latency_p99:.1f} ms, above the {policy.max_p99_ratio:g} limit",
+        f"{champion.latency_p99:.1f} ms, above the {policy.max_p99_ratio:g} limit "
+        f"(+{policy.latency_slack.total_seconds() * 1000:g} ms slack)",
         {
             "challenger_p99_ms": challenger.latency_p99,
             "champion_p99_ms": champion.latency_p99,
