@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ NOW = datetime(2026, 1, 20, tzinfo=UTC)
 
 
 @pytest.fixture
-def ws(workspace_dir: Path, tmp_path: Path) -> Workspace:
+def ws(workspace_dir: Path, tmp_path: Path) -> Iterator[Workspace]:
     """Train rows Jan 1-5 (hourly), a fresh test set Jan 10-14; the clock says Jan 20."""
     ws = Workspace(workspace_dir, clock=ManualClock(NOW))
     ws.add_dataset(
@@ -30,7 +31,8 @@ def ws(workspace_dir: Path, tmp_path: Path) -> Workspace:
         time_column="time",
     )
     ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
-    return ws
+    yield ws
+    ws.close()
 
 
 def test_first_version_passes_without_champion(ws: Workspace) -> None:
@@ -102,24 +104,24 @@ def test_test_set_missing_the_target_is_an_input_error(ws: Workspace, tmp_path: 
 
 
 def test_classification_gate(workspace_dir: Path, tmp_path: Path) -> None:
-    ws = Workspace(workspace_dir, clock=ManualClock(NOW))
-    ws.add_dataset("train", write_classification_csv(tmp_path / "train.csv", seed=1), time_column="time")
-    ws.add_dataset(
-        "test",
-        write_classification_csv(tmp_path / "test.csv", seed=2, start="2026-01-10"),
-        time_column="time",
-    )
-    ws.create_model("churn", task="classification", target="y", id_columns=["user_id"])
-    ws.train("churn", trainer="helpers:logistic_trainer", data="train")
-    ws.set_champion("churn", 1, reason="bootstrap")
-    ws.train("churn", trainer="helpers:logistic_trainer", data="train", params={"C": 0.001})
-    report = ws.gate("churn", 2, test_set="test")
-    assert set(report.metrics["challenger"] or {}) == {"log_loss", "roc_auc"}
-    assert report.decided_by == "metric_ratio"  # heavy regularisation: far worse log loss
+    with Workspace(workspace_dir, clock=ManualClock(NOW)) as ws:
+        ws.add_dataset("train", write_classification_csv(tmp_path / "train.csv", seed=1), time_column="time")
+        ws.add_dataset(
+            "test",
+            write_classification_csv(tmp_path / "test.csv", seed=2, start="2026-01-10"),
+            time_column="time",
+        )
+        ws.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+        ws.train("churn", trainer="helpers:logistic_trainer", data="train")
+        ws.set_champion("churn", 1, reason="bootstrap")
+        ws.train("churn", trainer="helpers:logistic_trainer", data="train", params={"C": 0.001})
+        report = ws.gate("churn", 2, test_set="test")
+        assert set(report.metrics["challenger"] or {}) == {"log_loss", "roc_auc"}
+        assert report.decided_by == "metric_ratio"  # heavy regularisation: far worse log loss
 
 
 @pytest.fixture
-def live_ws(workspace_dir: Path, tmp_path: Path) -> Workspace:
+def live_ws(workspace_dir: Path, tmp_path: Path) -> Iterator[Workspace]:
     """Like `ws`, but dated relative to the real clock the CLI uses: train 20 days ago, test 5 days ago."""
     ws = Workspace(workspace_dir)
     today = pd.Timestamp.now(tz="UTC").floor("D")
@@ -136,7 +138,8 @@ def live_ws(workspace_dir: Path, tmp_path: Path) -> Workspace:
         time_column="time",
     )
     ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
-    return ws
+    yield ws
+    ws.close()
 
 
 def test_gate_cli_exit_codes_and_json(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]

@@ -65,7 +65,11 @@ class Workspace:
         self.engine: Engine = make_engine(self.database_url)
         self.artifacts = ArtifactStore(self.config.artifact_store or str(self.path / STATE_DIR / "artifacts"))
         if check_schema:
-            self._check_schema()
+            try:
+                self._check_schema()
+            except BaseException:
+                self.engine.dispose()
+                raise
 
     @classmethod
     def init(

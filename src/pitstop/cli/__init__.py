@@ -7,7 +7,7 @@ import sys
 import typer
 
 from pitstop.cli import datasets, demo, models, plan, report, rollout, simulate, train, workspace
-from pitstop.cli.common import err_console
+from pitstop.cli.common import close_workspaces, err_console
 from pitstop.errors import NegativeVerdict, PitstopError
 
 app = typer.Typer(
@@ -35,3 +35,5 @@ def main(argv: list[str] | None = None) -> None:
     except PitstopError as error:
         err_console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
         sys.exit(EXIT_USAGE)
+    finally:
+        close_workspaces()

@@ -35,8 +35,20 @@ ByOption = Annotated[
 ]
 
 
+_opened: list[Workspace] = []
+
+
 def open_workspace(path: Path | None) -> Workspace:
-    return Workspace(path)
+    """The workspace a command works on; closed when the command ends (`close_workspaces`)."""
+    workspace = Workspace(path)
+    _opened.append(workspace)
+    return workspace
+
+
+def close_workspaces() -> None:
+    """Release every store connection the command opened."""
+    while _opened:
+        _opened.pop().close()
 
 
 def print_json(data: Any) -> None:
