@@ -145,7 +145,8 @@ class GuardrailPolicy(_Section):
         200, ge=1, description="labelled requests per arm before the error ratio is judged"
     )
     latency_slack: Duration = Field(
-        timedelta(milliseconds=5), description="p99 differences below this never count (timer noise), shadow too"
+        timedelta(milliseconds=5),
+        description="p99 differences below this never count (timer noise); shadow too",
     )
 
 

@@ -23,19 +23,6 @@ from serving import fake_models
 MODEL = "eta"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _serving_commands_registered() -> None:
-    """Put `pitstop serve` and `pitstop route` on the real CLI (a no-op once the CLI wires them in)."""
-    import typer.main
-
-    from pitstop.cli import app, route, serve
-
-    names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    for module, name in ((serve, "serve"), (route, "route")):
-        if name not in names:
-            module.register(app)
-
-
 class Served:
     """A workspace whose model `eta` has champion v1 and an equally good v2 to use as challenger."""
 

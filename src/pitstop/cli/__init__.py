@@ -6,7 +6,19 @@ import sys
 
 import typer
 
-from pitstop.cli import datasets, demo, models, plan, report, rollout, simulate, train, workspace
+from pitstop.cli import (
+    datasets,
+    demo,
+    models,
+    plan,
+    report,
+    rollout,
+    route,
+    serve,
+    simulate,
+    train,
+    workspace,
+)
 from pitstop.cli.common import close_workspaces, err_console
 from pitstop.errors import NegativeVerdict, PitstopError
 
@@ -18,7 +30,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-for module in (workspace, datasets, models, train, plan, rollout, simulate, report, demo):
+for module in (workspace, datasets, models, train, plan, serve, route, rollout, simulate, report, demo):
     module.register(app)
 
 EXIT_VERDICT = 1

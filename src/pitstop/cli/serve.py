@@ -21,9 +21,12 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes (each loads every model)")] = 1,
     log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug")] = "info",
     access_log: Annotated[bool, typer.Option("--access-log", help="log every request (slower)")] = False,
+    controller: Annotated[
+        bool, typer.Option("--controller", help="also run the rollout controller in this process")
+    ] = False,
 ) -> None:
     """Serve every model that has a champion: predictions, labels, routing, health and metrics."""
-    from pitstop.serving.app import TOKEN_ENV
+    from pitstop.serving.app import CONTROLLER_ENV, TOKEN_ENV
     from pitstop.serving.server import exposure_warning, run
 
     with open_workspace(workspace) as ws:
@@ -34,7 +37,11 @@ def serve(
     warning = exposure_warning(host, os.environ.get(TOKEN_ENV))
     if warning:
         err_console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
-    err_console.print(f"serving {', '.join(served)} on http://{host}:{port} ({workers} worker(s))")
+    if controller:
+        os.environ[CONTROLLER_ENV] = "1"
+    extra = " with the rollout controller" if controller else ""
+    err_console.print(f"serving {', '.join(served)} on http://{host}:{port} ({workers} worker(s)){extra}")
+    err_console.print(f"dashboard: http://{host}:{port}/")
     run(path, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
 
 

@@ -7,9 +7,11 @@ label token from `PITSTOP_API_TOKEN`. `GET /` is left free for the dashboard.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +25,8 @@ from pydantic.json_schema import models_json_schema
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
+from pitstop.report.dashboard import dashboard_router
+from pitstop.rollout.controller import Controller
 from pitstop.serving import payloads, server
 from pitstop.serving.errors import (
     ForbiddenError,
@@ -40,6 +44,7 @@ from pitstop.workspace import Workspace
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "PITSTOP_API_TOKEN"
+CONTROLLER_ENV = "PITSTOP_CONTROLLER"  # "1": run the rollout controller inside the gateway process
 
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
@@ -65,8 +70,10 @@ def create_app(
     max_body_bytes: int | None = None,
     on_shutdown: Callable[[], None] | None = None,
     tune_runtime: bool = False,
+    controller: Controller | None = None,
 ) -> FastAPI:
-    """An ASGI app serving `gateway`; its lifespan starts and stops the gateway.
+    """An ASGI app serving `gateway`; its lifespan starts and stops the gateway (and `controller`,
+    the rollout decision loop, on a thread of its own, when given: `pitstop serve --controller`).
 
     `tune_runtime` tunes garbage collection and thread switching once the models are loaded (see
     `server.tune_runtime`); `pitstop serve` turns it on, since it owns the process.
@@ -78,9 +85,17 @@ def create_app(
         await gateway.start()
         if tune_runtime:
             server.tune_runtime()
+        stop = threading.Event()
+        loop_thread = None
+        if controller is not None:
+            loop_thread = threading.Thread(target=controller.run, args=(stop,), name="pitstop-controller")
+            loop_thread.start()
         try:
             yield
         finally:
+            stop.set()
+            if loop_thread is not None:
+                await asyncio.to_thread(loop_thread.join)
             await gateway.stop()
             process_exiting()
             if on_shutdown is not None:
@@ -93,6 +108,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.include_router(dashboard_router(gateway))
 
     def require_token(request: Request) -> None:
         if api_token:
@@ -246,6 +262,12 @@ def app_from_env() -> FastAPI:
     """The uvicorn factory: workspace from PITSTOP_WORKSPACE, label token from PITSTOP_API_TOKEN."""
     ws = Workspace(os.environ.get("PITSTOP_WORKSPACE"))
     gateway = Gateway(ws)
+    # With several workers each runs a controller; the lease lets exactly one of them act.
+    controller = Controller(ws) if os.environ.get(CONTROLLER_ENV) == "1" else None
     return create_app(
-        gateway, api_token=os.environ.get(TOKEN_ENV) or None, on_shutdown=ws.close, tune_runtime=True
+        gateway,
+        api_token=os.environ.get(TOKEN_ENV) or None,
+        on_shutdown=ws.close,
+        tune_runtime=True,
+        controller=controller,
     )

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Connection, func, select
 
 from pitstop import registry
-from pitstop.errors import NotFoundError, UsageError
+from pitstop.errors import ConflictError, NotFoundError, UsageError
 from pitstop.events import record_event
 from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo
+from pitstop.rollout.records import active_rollout
 from pitstop.serving.routing import RoutingTable, new_salt
 from pitstop.store.tables import models, routing_tables
 
@@ -168,6 +169,12 @@ def route(
         if champion is None:
             raise NotFoundError(
                 f"model {model!r} has no champion to route around; set one with `pitstop models set-champion`"
+            )
+        running = active_rollout(conn, info.id)
+        if running is not None:
+            raise ConflictError(
+                f"rollout {running.state.id} of {model!r} owns the routing ({running.state.phase}); "
+                f"change it with `pitstop rollout promote|rollback|abort {model}`"
             )
         before = current_routing(conn, info.id)
         target = _manual_target(conn, info, champion, mode, challenger, share)
