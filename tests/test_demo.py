@@ -25,5 +25,7 @@ def test_demo_tells_the_whole_story(cli, tmp_path: Path, monkeypatch: pytest.Mon
     }
     promoted = next(row for row in data["rollouts"] if row["outcome"] == "promoted")
     assert data["champion_version"] == promoted["version"]
-    assert all(set(row) >= {"challenger", "version", "outcome", "stage", "reason"} for row in data["rollouts"])
+    assert all(
+        set(row) >= {"challenger", "version", "outcome", "stage", "reason"} for row in data["rollouts"]
+    )
     assert len(data["reports"]) == 4 and all(Path(path).stat().st_size > 100_000 for path in data["reports"])

@@ -29,10 +29,21 @@ RunBatch = Callable[[list[Row]], Awaitable[list[float]]]
 _TURNS = 3  # event-loop turns a request needs from its bytes arriving to reaching the queue
 
 
+class TimedFuture(asyncio.Future[list[float]]):
+    """A request's future that also says how long the model call that computed it took.
+
+    `call_seconds` is the duration of the `predict` call of the batch (or the single retry) that
+    produced the result: the model's own latency, without time spent queued or waiting for company.
+    It is what the prediction log records, so a patient shadow batch and a served batch compare fairly.
+    """
+
+    call_seconds: float | None = None
+
+
 @dataclass(slots=True, eq=False)
 class _Item:
     rows: list[Row]
-    future: asyncio.Future[list[float]]
+    future: TimedFuture
     due: float  # loop time by which it should be running
 
 
@@ -89,7 +100,7 @@ class MicroBatcher:
         if self._closed:
             raise RunnerClosedError("this model runner is closed")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[float]] = loop.create_future()
+        future = TimedFuture(loop=loop)
         due = loop.time() + (self.max_wait if max_wait is None else max_wait)
         self._pending.append(_Item(rows, future, due))
         self._pending_rows += len(rows)
@@ -223,6 +234,7 @@ class MicroBatcher:
         rows = [row for item in batch for row in item.rows]
         if self.on_batch is not None:
             self.on_batch(len(rows))
+        started = time.perf_counter()
         try:
             results = await self._run(rows)
             if len(results) != len(rows):
@@ -239,10 +251,12 @@ class MicroBatcher:
             await self._execute_one_by_one(batch)
             return
         self._failing = False
+        seconds = time.perf_counter() - started
         offset = 0
         for item in batch:
             end = offset + len(item.rows)
             if not item.future.done():
+                item.future.call_seconds = seconds
                 item.future.set_result(results[offset:end])
             offset = end
 
@@ -253,6 +267,7 @@ class MicroBatcher:
         for item in batch:
             if item.future.done():
                 continue
+            started = time.perf_counter()
             try:
                 results = await self._run(item.rows)
                 if len(results) != len(item.rows):
@@ -262,8 +277,16 @@ class MicroBatcher:
             else:
                 succeeded = True
                 if not item.future.done():
+                    item.future.call_seconds = time.perf_counter() - started
                     item.future.set_result(results)
         self._failing = not succeeded
+
+
+def model_seconds(future: asyncio.Future[Any], waited: float) -> float:
+    """The model call's own duration when the batcher measured it; else the time waited (a failure,
+    a timeout, or a runner that does not batch)."""
+    seconds = getattr(future, "call_seconds", None)
+    return waited if seconds is None else float(seconds)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

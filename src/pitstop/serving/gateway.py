@@ -29,7 +29,7 @@ from pitstop.clock import Clock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
 from pitstop.registry import ModelInfo, VersionInfo
-from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.batching import MicroBatcher, model_seconds
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
 from pitstop.serving.features import FeatureSchema
 from pitstop.serving.labels import Label, upsert_labels
@@ -228,7 +228,7 @@ class Gateway:
         failures: list[tuple[int, int, str]] = []
         for version, idx in groups.items():
             values, cause = await _outcome(futures[version], len(idx))
-            seconds = perf_counter() - submitted
+            seconds = model_seconds(futures[version], perf_counter() - submitted)
             for i, value in zip(idx, values, strict=True):
                 r, inst = routes[i], instances[i]
                 error = cause if cause is not None else _finite_problem(value)

@@ -29,6 +29,7 @@ from functools import partial
 from time import perf_counter
 from typing import NamedTuple
 
+from pitstop.serving.batching import model_seconds
 from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionRecord
@@ -125,7 +126,7 @@ class ShadowScorer:
         future: asyncio.Future[list[float]],
     ) -> None:
         timer.cancel()
-        seconds = perf_counter() - started
+        seconds = model_seconds(future, perf_counter() - started)
         predictions: list[float | None]
         errors: list[str | None]
         if future.cancelled():
