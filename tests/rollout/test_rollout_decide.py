@@ -354,6 +354,15 @@ def test_error_ratio_guardrail_boundary(ratio: float, action: Action) -> None:
     assert decide(rollout(Phase.RAMP, step=0), POLICY, evidence, at(0.2)).action is action
 
 
+def test_error_ratio_above_the_limit_by_noise_alone_does_not_roll_back() -> None:
+    """Few, very spread-out errors: the ratio is above 1.15 but the always-valid test finds no harm."""
+    noisy = ramp_evidence(0.2, arm(70, 4.0, spread=8.0), arm(70, 4.8, spread=8.0))
+    decision = decide(rollout(Phase.RAMP, step=0), POLICY, noisy, at(0.2))
+    assert decision.action is Action.STAY
+    clear = ramp_evidence(0.2, arm(700, 4.0, spread=0.5), arm(700, 4.8, spread=0.5))
+    assert decide(rollout(Phase.RAMP, step=0), POLICY, clear, at(0.2)).rule == "guardrail.error_ratio"
+
+
 # -- properties -----------------------------------------------------------------------------------
 
 

@@ -28,13 +28,43 @@ from pitstop.workspace import Workspace
 
 MODEL = "delivery-eta"
 TRAINERS = "pitstop.demo.trainers"
-# The demo world: eight months of deliveries ending 2026-10-26; "today" is two days later.
+# The demo world: eight months of deliveries ending two days before "today" (2026-10-28 for `pitstop
+# demo`, whose clock is simulated; the real today for `pitstop demo --live`).
 DEMO_NOW = datetime(2026, 10, 28, tzinfo=UTC)
-TEST_START = pd.Timestamp("2026-10-06", tz="UTC")
-CHAMPION_AS_OF = pd.Timestamp("2026-07-01", tz="UTC")
-STALE_TEST = (pd.Timestamp("2026-06-01", tz="UTC"), pd.Timestamp("2026-06-22", tz="UTC"))
-# November brings storms: far more rain than any training month.
-LIVE_WEATHER = Scenario(days=300, rain_probability=0.7, rain_mean_mm=12.0)
+
+
+@dataclass(frozen=True)
+class World:
+    """The demo's calendar, relative to its `now`."""
+
+    now: datetime
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return pd.Timestamp(self.now) - pd.Timedelta(days=241)
+
+    @property
+    def test_start(self) -> pd.Timestamp:  # the last three weeks are held out
+        return pd.Timestamp(self.now) - pd.Timedelta(days=22)
+
+    @property
+    def champion_as_of(self) -> pd.Timestamp:  # the champion saw four months
+        return pd.Timestamp(self.now) - pd.Timedelta(days=119)
+
+    @property
+    def stale_test(self) -> tuple[pd.Timestamp, pd.Timestamp]:  # a test set from five months ago
+        return pd.Timestamp(self.now) - pd.Timedelta(days=149), pd.Timestamp(self.now) - pd.Timedelta(
+            days=128
+        )
+
+    def scenario(self, *, rain_probability: float = 0.18, rain_mean_mm: float = 4.0) -> Scenario:
+        return Scenario(
+            start=self.start, days=240, rain_probability=rain_probability, rain_mean_mm=rain_mean_mm
+        )
+
+
+# The live period brings storms: far more rain than any training month.
+STORM_RAIN_PROBABILITY, STORM_RAIN_MEAN_MM = 0.7, 12.0
 LIVE_DAYS = 3.0
 LIVE_REQUESTS = 10_000
 
@@ -56,7 +86,7 @@ class Challenger:
     params: dict[str, Any]
     data: str = "deliveries"
     test_set: str = "deliveries-test"
-    as_of: pd.Timestamp | None = None
+    old_period: bool = False  # trained only on what the champion saw
     pipeline: str | None = None
     expect: str = ""  # what the story says this challenger shows
 
@@ -85,7 +115,7 @@ CHALLENGERS = [
     Challenger(
         "retrain of the old period",
         {"max_iter": 150, "seed": 3},
-        as_of=CHAMPION_AS_OF,
+        old_period=True,
         expect="no better than the champion",
     ),
     Challenger(
@@ -125,42 +155,15 @@ def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = No
     result = DemoResult(workspace=ws.path)
     console.rule("[bold]pitstop demo: delivery-eta")
     console.print(f"workspace {ws.path} (simulated clock starts {DEMO_NOW:%Y-%m-%d})\n")
-    with console.status("generating eight months of deliveries…"):
-        snapshots = _register_datasets(ws, generate_deliveries(40_000, seed=7))
-    for name, snapshot in snapshots.items():
-        console.print(
-            f"  dataset {snapshot.ref:<22} {snapshot.rows:>6} rows  "
-            f"{snapshot.time_min:%Y-%m-%d} .. {snapshot.time_max:%Y-%m-%d}  ({_DESCRIPTIONS[name]})"
-        )
-    ws.create_model(
-        MODEL, task="regression", target=TARGET, time_column=TIME, features=FEATURES, id_columns=[USER]
-    )
-    with console.status("training the champion…"):
-        champion = ws.train(
-            MODEL,
-            trainer=f"{TRAINERS}:gradient_boosting",
-            data="deliveries",
-            as_of=CHAMPION_AS_OF,
-            params={"max_iter": 200},
-        )
-    ws.set_champion(MODEL, champion.version, reason="demo: the model in production today")
-    console.print(
-        f"\nchampion: version {champion.version}, trained on data before {CHAMPION_AS_OF:%Y-%m-%d}\n"
-    )
+    world = World(DEMO_NOW)
+    champion = build_world(ws, world, console)
+    console.print(f"\nchampion: version {champion}, trained on data before {world.champion_as_of:%Y-%m-%d}\n")
 
     console.rule("stages 1 and 2: train challengers, then the offline gate")
     passed: list[tuple[Challenger, int]] = []
     for challenger in CHALLENGERS:
         with console.status(f"training and gating: {challenger.title}…"):
-            version = ws.train(
-                MODEL,
-                trainer=f"{TRAINERS}:gradient_boosting",
-                data=challenger.data,
-                as_of=challenger.as_of,
-                params=challenger.params,
-                feature_pipeline_version=challenger.pipeline,
-            )
-            report = ws.gate(MODEL, version.version, test_set=challenger.test_set)
+            version, report = train_and_gate(ws, world, challenger)
         result.gates.append(_gate_row(challenger.title, report))
         verdict = "[green]passed[/]" if report.passed else f"[red]rejected by {report.decided_by}[/]"
         console.print(f"  v{version.version} {challenger.title:<30} {verdict}")
@@ -181,7 +184,7 @@ def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = No
     console.rule("stages 3 to 5: shadow, A/B test and ramp on replayed live traffic")
     console.print(f"policy: {DEMO_POLICY.splitlines()[0].lstrip('# ')}")
     for index, (challenger, number) in enumerate(passed):
-        result.rollouts.append(_roll_out(ws, clock, challenger, number, index, console))
+        result.rollouts.append(_roll_out(ws, clock, world, challenger, number, index, console))
         if out is not None:
             result.reports.append(_report(ws, out, number, result.rollouts[-1]["rollout_id"]))
     result.champion_version = ws.model(MODEL).aliases.get("champion")
@@ -196,14 +199,24 @@ def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = No
 
 
 def _roll_out(
-    ws: Workspace, clock: ManualClock, challenger: Challenger, version: int, index: int, console: Console
+    ws: Workspace,
+    clock: ManualClock,
+    world: World,
+    challenger: Challenger,
+    version: int,
+    index: int,
+    console: Console,
 ) -> dict[str, Any]:
     """Start the rollout and replay live traffic until the controller ends it."""
     start = clock.now() + timedelta(minutes=1)
     clock.set(start)
     stored = ws.start_rollout(MODEL, version, reason=f"demo: {challenger.title}")
     traffic = live_traffic(
-        pd.Timestamp(start), LIVE_DAYS, LIVE_REQUESTS, seed=100 + index, scenario=LIVE_WEATHER
+        pd.Timestamp(start),
+        LIVE_DAYS,
+        LIVE_REQUESTS,
+        seed=100 + index,
+        scenario=world.scenario(rain_probability=STORM_RAIN_PROBABILITY, rain_mean_mm=STORM_RAIN_MEAN_MM),
     )
     frame = prepare_traffic(traffic, FEATURES)
     bar = Progress(
@@ -268,10 +281,48 @@ _DESCRIPTIONS = {
 }
 
 
-def _register_datasets(ws: Workspace, frame: pd.DataFrame) -> dict[str, Any]:
-    history = frame[frame[TIME] < TEST_START]
-    test = frame[frame[TIME] >= TEST_START]
-    june = frame[(frame[TIME] >= STALE_TEST[0]) & (frame[TIME] < STALE_TEST[1])]
+def build_world(ws: Workspace, world: World, console: Console) -> int:
+    """Generate and register the datasets, create the model, train and crown the champion."""
+    with console.status("generating eight months of deliveries…"):
+        frame = generate_deliveries(40_000, world.scenario(), seed=7)
+        snapshots = _register_datasets(ws, world, frame)
+    for name, snapshot in snapshots.items():
+        console.print(
+            f"  dataset {snapshot.ref:<22} {snapshot.rows:>6} rows  "
+            f"{snapshot.time_min:%Y-%m-%d} .. {snapshot.time_max:%Y-%m-%d}  ({_DESCRIPTIONS[name]})"
+        )
+    ws.create_model(
+        MODEL, task="regression", target=TARGET, time_column=TIME, features=FEATURES, id_columns=[USER]
+    )
+    with console.status("training the champion…"):
+        champion = ws.train(
+            MODEL,
+            trainer=f"{TRAINERS}:gradient_boosting",
+            data="deliveries",
+            as_of=world.champion_as_of,
+            params={"max_iter": 200},
+        )
+    ws.set_champion(MODEL, champion.version, reason="demo: the model in production today")
+    return champion.version
+
+
+def train_and_gate(ws: Workspace, world: World, challenger: Challenger) -> tuple[Any, GateReport]:
+    """Stage 1 and 2 for one challenger: its version and its offline gate report."""
+    version = ws.train(
+        MODEL,
+        trainer=f"{TRAINERS}:gradient_boosting",
+        data=challenger.data,
+        as_of=world.champion_as_of if challenger.old_period else None,
+        params=challenger.params,
+        feature_pipeline_version=challenger.pipeline,
+    )
+    return version, ws.gate(MODEL, version.version, test_set=challenger.test_set)
+
+
+def _register_datasets(ws: Workspace, world: World, frame: pd.DataFrame) -> dict[str, Any]:
+    history = frame[frame[TIME] < world.test_start]
+    test = frame[frame[TIME] >= world.test_start]
+    june = frame[(frame[TIME] >= world.stale_test[0]) & (frame[TIME] < world.stale_test[1])]
     tables = {
         "deliveries": history,
         "deliveries-test": test,

@@ -261,7 +261,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
                 f"p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
                 base,
             )
-    breach = check_guardrails(champion, challenger, policy.guardrails)
+    breach = check_guardrails(champion, challenger, policy)
     if breach is not None:
         return _rollback(breach, base)
     per_user = ab.method == "per_user"
@@ -494,7 +494,7 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
         "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
         "min_labeled_per_arm": ramp.min_labeled_per_arm,
     }
-    breach = check_guardrails(champion, challenger, policy.guardrails)
+    breach = check_guardrails(champion, challenger, policy)
     if breach is not None:
         return _rollback(breach, base)
     if elapsed < ramp.dwell:

@@ -1,7 +1,10 @@
 """Harm checks that may roll back at any look (no-peeking does not apply to harm): error ratio, p99, failures.
 
 Each takes the two sides being compared: the arms served (A/B test, ramp) or, at a 100 % ramp, the
-challenger served against the old champion in shadow.
+challenger served against the old champion in shadow. The error ratio is judged only with evidence:
+the ratio must be above the limit *and* the always-valid (mSPRT) test must find the challenger worse
+at the policy's alpha, so checking after every batch does not turn noise into rollbacks (a point
+estimate checked at every look would, on heavy-tailed errors), while real harm is caught within looks.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pitstop.config import GuardrailPolicy
+from pitstop.config import ABMethod, GuardrailPolicy, Policy
 from pitstop.rollout.evidence import ArmSummary
+from pitstop.stats import msprt
 
 MIN_REQUESTS_FOR_RATE = 20  # below this many requests one failure is no rate
 MIN_LATENCY_SAMPLES = 20  # below this many calls a p99 is one outlier
@@ -23,12 +27,12 @@ class Breach:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def check_guardrails(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
+def check_guardrails(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> Breach | None:
     """The first breached guardrail, or None."""
     return (
-        failure_rate_breach(challenger, policy)
+        failure_rate_breach(challenger, policy.guardrails)
         or error_ratio_breach(champion, challenger, policy)
-        or latency_breach(champion, challenger, policy)
+        or latency_breach(champion, challenger, policy.guardrails)
     )
 
 
@@ -49,25 +53,33 @@ def failure_rate_breach(challenger: ArmSummary, policy: GuardrailPolicy) -> Brea
     )
 
 
-def error_ratio_breach(
-    champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy
-) -> Breach | None:
-    if min(champion.labelled, challenger.labelled) < policy.min_samples:
+def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> Breach | None:
+    limits = policy.guardrails
+    if min(champion.labelled, challenger.labelled) < limits.min_samples:
         return None
     if champion.error_mean is None or challenger.error_mean is None or champion.error_mean <= 0:
         return None
     ratio = challenger.error_mean / champion.error_mean
-    if ratio <= policy.max_error_ratio:
+    if ratio <= limits.max_error_ratio:
+        return None
+    per_user = policy.ab_test.method is ABMethod.PER_USER
+    arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
+    if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
+        return None
+    harm = msprt(arm_a, arm_b, tau=policy.ab_test.tau * arm_a.mean, alpha=policy.ab_test.alpha)
+    if harm.p_value >= policy.ab_test.alpha or harm.estimate <= 0:
         return None
     return Breach(
         "guardrail.error_ratio",
         f"challenger error {challenger.error_mean:.4g} is {ratio:.3f} x champion's "
-        f"{champion.error_mean:.4g}, above the {policy.max_error_ratio:g} limit",
+        f"{champion.error_mean:.4g}, above the {limits.max_error_ratio:g} limit "
+        f"(always-valid p = {harm.p_value:.2g})",
         {
             "challenger_error": challenger.error_mean,
             "champion_error": champion.error_mean,
             "ratio": ratio,
-            "limit": policy.max_error_ratio,
+            "limit": limits.max_error_ratio,
+            "p_value": harm.p_value,
             "labelled_champion": champion.labelled,
             "labelled_challenger": challenger.labelled,
         },
