@@ -179,6 +179,11 @@ class ServingSettings(_Section):
     )
     shadow_concurrency: int = Field(8, ge=1, description="shadow calls in flight at once; more are skipped")
     batch_max_size: int = Field(64, ge=1, description="micro-batching: most requests in one predict call")
+    model_threads: int = Field(
+        1,
+        ge=1,
+        description="threads a model's native math may use per call (OpenMP/BLAS); 1 avoids oversubscription",
+    )
     batch_max_wait: Duration = Field(
         timedelta(milliseconds=2), description="micro-batching: longest wait to fill a batch"
     )

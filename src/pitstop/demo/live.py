@@ -1,0 +1,283 @@
+"""`pitstop demo --live`: the story over real HTTP, on the real clock, in a few minutes.
+
+A gateway with its controller runs as a real process on 127.0.0.1 (a free port) with a policy whose
+durations are seconds. A bounded load generator sends predictions and, a few seconds later, their labels.
+One challenger goes through shadow, A/B test and ramp to promotion; then one whose feature service
+cannot keep up with more than a sliver of traffic is rolled back automatically. Every process started
+here is stopped; the reports are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from pitstop.demo.data import FEATURES
+from pitstop.demo.story import MODEL, Challenger, World, build_world, train_and_gate
+from pitstop.demo.traffic import live_traffic
+from pitstop.errors import PitstopError
+from pitstop.workspace import Workspace
+
+LIVE_POLICY = """\
+# pitstop demo --live: the shipped thresholds, durations in seconds.
+shadow: {min_duration: 15s, max_duration: 3m, min_labeled: 200}
+ab_test: {share: 0.25, min_duration: 15s, max_duration: 3m, label_maturation: 3s}
+guardrails: {min_samples: 100, latency_slack: 20ms}  # one machine serves and loads itself: noisy timings
+ramp: {dwell: 15s, min_labeled_per_arm: 100, standby: 10m}
+controller: {interval: 1s, lease_ttl: 10s}
+serving: {poll_interval: 500ms, shadow_sample: 0.05}
+"""
+CLIENTS = 8  # concurrent connections of the load generator
+LABEL_DELAY_SECONDS = (2.0, 4.0)  # the delivery finishes, then its real duration arrives
+ROLLOUT_TIME_LIMIT = 240.0  # seconds of traffic per rollout at most (the policy ends them sooner)
+
+FRESH = Challenger("fresh retrain", {"max_iter": 200}, expect="better on recent data")
+THROTTLED = Challenger(
+    "rate-limited feature lookup",
+    {"max_iter": 200, "lookup_rate": 40.0},
+    expect="fast at a sliver of traffic, slow once its feature service is asked for more than 40 lookups/s",
+)
+
+
+@dataclass
+class LiveResult:
+    workspace: Path
+    url: str
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    requests: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workspace": str(self.workspace),
+            "url": self.url,
+            "rollouts": self.rollouts,
+            "reports": self.reports,
+            "requests": self.requests,
+            "failed_requests": self.failed,
+        }
+
+
+def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> LiveResult:
+    folder = workspace_dir or Path(tempfile.mkdtemp(prefix="pitstop-live-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pitstop.yaml").write_text(LIVE_POLICY)
+    ws = Workspace.init(folder, database_url=f"sqlite:///{folder / 'pitstop.db'}")
+    world = World(datetime.now(UTC).replace(second=0, microsecond=0))
+    console.rule("[bold]pitstop demo --live: delivery-eta over real HTTP")
+    build_world(ws, world, console)
+    with console.status("training and gating the fresh retrain…"):
+        fresh, report = train_and_gate(ws, world, FRESH)
+    console.print(f"  v{fresh.version} {FRESH.title}: offline gate {'passed' if report.passed else 'failed'}")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    result = LiveResult(workspace=ws.path, url=url)
+    traffic = live_traffic(pd.Timestamp(world.now), 1.0, 40_000, seed=21, scenario=world.scenario())
+    server = _start_gateway(ws, port)
+    try:
+        _wait_ready(url, server)
+        console.print(f"gateway with its controller on {url}   dashboard: [bold]{url}/[/]\n")
+        result.rollouts.append(_live_rollout(ws, url, fresh.version, FRESH, traffic, result, console))
+        with console.status("training and gating a challenger against the new champion…"):
+            throttled, report = train_and_gate(ws, world, THROTTLED)
+        verdict = "passed" if report.passed else "failed"
+        console.print(f"  v{throttled.version} {THROTTLED.title}: offline gate {verdict}")
+        result.rollouts.append(_live_rollout(ws, url, throttled.version, THROTTLED, traffic, result, console))
+    finally:
+        _stop(server)
+    out.mkdir(parents=True, exist_ok=True)
+    from pitstop.report import write_report
+
+    for row in result.rollouts:
+        path = out / f"live-rollout-{row['rollout_id']}-v{row['version']}.html"
+        result.reports.append(str(write_report(ws, MODEL, path, rollout_id=row["rollout_id"])))
+    console.print(f"\n{result.requests} requests over HTTP, {result.failed} failed")
+    for written in result.reports:
+        console.print(f"report: {written}")
+    ws.close()
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_gateway(ws: Workspace, port: int) -> subprocess.Popen[bytes]:
+    log = (ws.path / "gateway.log").open("wb")
+    env = {**os.environ, "PITSTOP_DATABASE_URL": ws.database_url}
+    env.pop("PITSTOP_API_TOKEN", None)
+    command = [
+        sys.executable,
+        "-m",
+        "pitstop",
+        "serve",
+        "-w",
+        str(ws.path),
+        "--port",
+        str(port),
+        "--controller",
+        "--log-level",
+        "warning",
+    ]
+    try:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+
+
+def _wait_ready(url: str, server: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise PitstopError(f"the gateway exited with code {server.returncode}; see gateway.log")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise PitstopError(f"the gateway was not ready within {seconds:g} s; see gateway.log")
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the gateway flushes its prediction log), then wait; kill only if it hangs."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def _live_rollout(
+    ws: Workspace,
+    url: str,
+    version: int,
+    challenger: Challenger,
+    traffic: pd.DataFrame,
+    result: LiveResult,
+    console: Console,
+) -> dict[str, Any]:
+    stored = ws.start_rollout(MODEL, version, reason=f"demo --live: {challenger.title}")
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"v{version} {challenger.title}: shadow")
+        load = _Load(
+            ws,
+            url,
+            traffic,
+            stored.state.id,
+            lambda text: progress.update(task, description=f"v{version} {challenger.title}: {text}"),
+        )
+        asyncio.run(load.run())
+    result.requests += load.sent
+    result.failed += load.failed
+    final = ws.rollouts(MODEL)[-1].state
+    if final.outcome is None:
+        ws.abort(MODEL, reason="demo --live: time limit reached before a decision", actor="demo")
+        final = ws.rollouts(MODEL)[-1].state
+    last = [
+        e for e in ws.events(MODEL) if e.kind == "rollout_transition" and e.rollout_id == stored.state.id
+    ][-1]
+    outcome = final.outcome.value if final.outcome else "undecided"
+    style = "green" if outcome == "promoted" else "red"
+    console.print(
+        f"  v{version} {challenger.title:<24} [{style}]{outcome}[/] at {final.stage} ({last.rule}): "
+        f"{final.reason}",
+        soft_wrap=True,
+    )
+    return {
+        "challenger": challenger.title,
+        "version": version,
+        "rollout_id": stored.state.id,
+        "outcome": outcome,
+        "stage": final.stage,
+        "rule": last.rule,
+        "reason": final.reason,
+    }
+
+
+class _Load:
+    """A bounded load generator: `CLIENTS` connections, labels posted a few seconds after each answer."""
+
+    def __init__(self, ws: Workspace, url: str, traffic: pd.DataFrame, rollout_id: int, show: Any) -> None:
+        self.ws, self.url, self.rollout_id, self.show = ws, url, rollout_id, show
+        self.rows = list(
+            zip(traffic[FEATURES].to_dict("records"), traffic["user_id"], traffic["label"], strict=True)
+        )
+        self.rng = random.Random(rollout_id)
+        self.pending: deque[tuple[float, dict[str, Any]]] = deque()
+        self.sent = self.failed = 0
+        self.done = False
+
+    async def run(self) -> None:
+        deadline = time.monotonic() + ROLLOUT_TIME_LIMIT
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+            workers = [asyncio.create_task(self._client(client, deadline)) for _ in range(CLIENTS)]
+            labels = asyncio.create_task(self._labels(client))
+            await self._watch(deadline)
+            self.done = True
+            await asyncio.gather(*workers)
+            labels.cancel()
+            await asyncio.gather(labels, return_exceptions=True)
+
+    async def _client(self, client: httpx.AsyncClient, deadline: float) -> None:
+        while not self.done and time.monotonic() < deadline:
+            features, user, label = self.rows[self.sent % len(self.rows)]
+            self.sent += 1
+            try:
+                reply = await client.post(
+                    f"/v1/models/{MODEL}/predict", json={"features": features, "user_id": user}
+                )
+            except httpx.HTTPError:
+                self.failed += 1
+                continue
+            if reply.status_code != 200:
+                self.failed += 1
+                continue
+            due = time.monotonic() + self.rng.uniform(*LABEL_DELAY_SECONDS)
+            self.pending.append((due, {"request_id": reply.json()["request_id"], "label": float(label)}))
+
+    async def _labels(self, client: httpx.AsyncClient) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            due = []
+            while self.pending and self.pending[0][0] <= now:
+                due.append(self.pending.popleft()[1])
+            if due:
+                await client.post(f"/v1/models/{MODEL}/labels", json={"labels": due})
+
+    async def _watch(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            state = (await asyncio.to_thread(self.ws.rollouts, MODEL))[-1].state
+            where = state.outcome.value if state.outcome else state.phase.value
+            share = {"ab_test": " (A/B)", "ramp": f" step {(state.step or 0) + 1}"}.get(state.phase.value, "")
+            self.show(f"{where}{share} — {self.sent} requests, {self.failed} failed")
+            if state.outcome is not None:
+                return
