@@ -252,6 +252,7 @@ class Replay:
         ]
         heapq.heapify(self.labels)
         self.failed = 0
+        self.sent = 0  # requests replayed (the replay stops once the rollout has ended)
         self.delivered = 0
         self.ended = False
 
@@ -297,6 +298,7 @@ class Replay:
                 self.failed += 1
 
         await asyncio.gather(*(one(k) for k in range(first, last)))
+        self.sent += last - first
         await gateway.shadow.drain()  # the window's shadow work ends before the next window begins
 
     async def _deliver_labels(self, gateway: Gateway, until: datetime) -> None:
@@ -367,7 +369,7 @@ def _result(
             for e in events
         ],
         served={"champion": int(served.get("champion", 0)), "challenger": int(served.get("challenger", 0))},
-        requests=len(replay.times),
+        requests=replay.sent,
         failed_requests=replay.failed,
         labels=replay.delivered,
         simulated_hours=(replay.clock.now() - start).total_seconds() / 3600,

@@ -1,0 +1,172 @@
+"""`pitstop simulate`, `pitstop retrain`, `pitstop rollout …` and `pitstop controller` through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import make_traffic, write_regression_csv
+from pitstop.workspace import Workspace
+
+
+def _traffic(path: Path, **kwargs: object) -> Path:
+    make_traffic("2026-03-01T00:00:00+00:00", 12, 3000, **kwargs).to_csv(path, index=False)  # type: ignore[arg-type]
+    return path
+
+
+def test_simulate_promotes_a_better_challenger_and_writes_the_report(
+    cli, rollout_ws: Workspace, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    traffic = _traffic(tmp_path / "traffic.csv")
+    result = cli(
+        "simulate",
+        "eta",
+        "--champion",
+        "1",
+        "--challenger",
+        "2",
+        "--traffic",
+        traffic,
+        "--interval",
+        "10m",
+        "--report",
+        tmp_path / "replay.html",
+        "--json",
+        "-w",
+        rollout_ws.path,
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"outcome", "stage", "reason", "timeline", "served"}
+    assert data["outcome"] == "promoted"
+    assert [item["to"] for item in data["timeline"]][-1] == "promoted"
+    assert set(data["timeline"][0]) >= {"time", "from", "to", "reason"}
+    assert data["served"]["champion"] > 0 and data["served"]["challenger"] > 0
+    assert Path(data["report"]).stat().st_size > 100_000
+    assert rollout_ws.rollouts("eta") == []  # a replay never touches the real store
+
+
+def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    traffic = _traffic(tmp_path / "traffic.csv")
+    result = cli(
+        "simulate",
+        "eta",
+        "--champion",
+        "1",
+        "--challenger",
+        "3",
+        "--traffic",
+        traffic,
+        "--json",
+        "-w",
+        rollout_ws.path,
+    )
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert (data["outcome"], data["stage"], data["rule"]) == ("rejected", "shadow", "shadow.error_ratio")
+    assert data["served"]["challenger"] == 0 and data["requests"] < 3000  # stopped once decided
+    human = cli(
+        "simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic, "-w", rollout_ws.path
+    )
+    assert human.exit_code == 1 and "rejected" in human.stdout
+
+
+def test_simulate_bad_traffic_is_exit_2(cli, rollout_ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    frame = make_traffic("2026-03-01", 1, 10).drop(columns=["label"])
+    frame.to_csv(tmp_path / "nolabel.csv", index=False)
+    result = cli(
+        "simulate",
+        "eta",
+        "--champion",
+        "1",
+        "--challenger",
+        "2",
+        "--traffic",
+        tmp_path / "nolabel.csv",
+        "-w",
+        rollout_ws.path,
+    )
+    assert result.exit_code == 2 and "label" in result.stderr
+    missing = cli(
+        "simulate",
+        "eta",
+        "--champion",
+        "1",
+        "--challenger",
+        "2",
+        "--traffic",
+        tmp_path / "none.csv",
+        "-w",
+        rollout_ws.path,
+    )
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_rollout_commands_round_trip(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    ws = ["-w", str(rollout_ws.path)]
+    gate = cli("rollout", "start", "eta", "2", *ws)
+    assert gate.exit_code == 1 and "no offline gate result" in gate.stderr
+    started = cli("rollout", "start", "eta", "2", "--skip-gate", "--reason", "drill", "--json", *ws)
+    assert started.exit_code == 0, started.stderr
+    status = json.loads(cli("rollout", "status", "eta", "--json", *ws).stdout)
+    assert status["phase"] == "shadow" and status["next_check"]["rule"] == "shadow.min_duration"
+    assert "next check" in cli("rollout", "status", "eta", *ws).stdout
+    assert cli("route", "eta", "--off", "--reason", "meddling", *ws).exit_code == 2
+    promoted = json.loads(
+        cli("rollout", "promote", "eta", "--reason", "drill", "--by", "dana", "--json", *ws).stdout
+    )
+    assert promoted["phase"] == "ab_test"
+    assert cli("rollout", "abort", "eta", "--reason", "drill over", *ws).exit_code == 0
+    history = json.loads(cli("rollout", "history", "eta", "--json", *ws).stdout)
+    transitions = [(e["actor"], e["to_state"]) for e in history if e["kind"] == "rollout_transition"]
+    assert transitions[-2:] == [("dana", "ab_test 50%"), (transitions[-1][0], "aborted")]
+    listed = json.loads(cli("rollout", "list", "eta", "--json", *ws).stdout)
+    assert listed[0]["outcome"] == "aborted"
+    once = json.loads(cli("controller", "--once", "--json", *ws).stdout)
+    assert once == {"leader": True, "decisions": []}
+
+
+def test_retrain_stops_at_the_gate_or_starts_the_rollout(cli, rollout_ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ws = ["-w", str(rollout_ws.path)]
+    rollout_ws.set_champion("eta", 2, reason="a champion as good as the retrain", force=True)
+    today = pd.Timestamp.now(tz="UTC").floor("D")
+    train = write_regression_csv(
+        tmp_path / "fresh.csv", rows=200, seed=5, start=str(today - pd.Timedelta(days=20))
+    )
+    test = write_regression_csv(
+        tmp_path / "test.csv", rows=48, seed=6, start=str(today - pd.Timedelta(days=3))
+    )
+    cli("dataset", "add", "fresh", train, "--time-column", "time", *ws)
+    cli("dataset", "add", "recent", test, "--time-column", "time", *ws)
+    started = cli(
+        "retrain",
+        "eta",
+        "--trainer",
+        "helpers:linear_trainer",
+        "--data",
+        "fresh",
+        "--test-set",
+        "recent",
+        "--json",
+        *ws,
+    )
+    assert started.exit_code == 0, started.stderr
+    data = json.loads(started.stdout)
+    assert data["stage"] == "rollout" and data["rollout_id"] is not None
+    rollout_ws.abort("eta", reason="next")
+    stopped = cli(
+        "retrain",
+        "eta",
+        "--trainer",
+        "helpers:linear_trainer",
+        "--data",
+        "fresh",
+        "--test-set",
+        "fresh",
+        "--json",
+        *ws,
+    )
+    assert stopped.exit_code == 1
+    assert json.loads(stopped.stdout)["decided_by"] == "temporal_overlap"
