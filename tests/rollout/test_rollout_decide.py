@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -60,10 +61,14 @@ def arm(
     per_user: int = 3,
     failures: int = 0,
     p99: float = 10.0,
+    slow_share: float = 0.1,
     labelled: int | None = None,
     spread: float = 1.0,
 ) -> ArmSummary:
+    """An arm's summary; its model calls (two rows each) take p99 / 4, except `slow_share` at the p99."""
     requests = units * per_user
+    calls = requests // 2
+    slow = round(calls * slow_share)
     return ArmSummary(
         requests=requests,
         failures=failures,
@@ -75,6 +80,7 @@ def arm(
         latency_p50=p99 / 2,
         latency_p99=p99,
         latency_samples=requests,
+        latency_calls=((p99 / 4, calls - slow), (p99, slow)),
     )
 
 
@@ -232,6 +238,26 @@ def test_ab_guardrails_roll_back_at_any_look(challenger: ArmSummary, rule: str) 
     evidence = ab_evidence(1, arm(900, 5.0), challenger)
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
     assert (decision.action, decision.rule) == (Action.ROLLBACK, rule)
+
+
+def test_one_stalled_batch_is_no_latency_breach() -> None:
+    """A p99 over the limit from two slow calls of 150 is what a busy machine does, not evidence."""
+    evidence = ab_evidence(1, arm(900, 5.0), arm(100, 5.0, p99=40.0, slow_share=0.013))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
+    assert decision.rule != "guardrail.latency_p99"
+    shadow = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=40.0), at(25))
+    assert shadow.rule == "shadow.latency_p99"  # 10 % of 7,500 calls slow: evidence
+    few = replace(shadow_evidence(25), shadow=arm(30, 4.8, p99=40.0, slow_share=0.05))
+    assert decide(rollout(Phase.SHADOW), POLICY, few, at(25)).rule == "shadow.passed"
+
+
+def test_a_latency_breach_names_the_slow_calls() -> None:
+    evidence = ab_evidence(1, arm(9000, 5.0), arm(1000, 5.0, p99=25.0, slow_share=0.03))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+    assert decision.numbers["slow_calls"] == 45 and decision.numbers["calls"] == 1500
+    assert decision.numbers["p_value"] < 0.001
+    assert "45 of its 1500 model calls" in decision.reason
 
 
 def test_ab_waits_for_labels() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pitstop.config import ABStopping, Policy
 from pitstop.rollout.evidence import ArmSummary, Evidence
-from pitstop.rollout.guardrails import MIN_LATENCY_SAMPLES, Breach, check_guardrails, latency_exceeds
+from pitstop.rollout.guardrails import MIN_LATENCY_SAMPLES, Breach, check_guardrails, latency_excess
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.state import RolloutState, ramp_shares
 from pitstop.stats import (
@@ -137,20 +137,21 @@ def _shadow_verdict(
             numbers,
         )
     served, shadowed = evidence.champion, evidence.shadow
-    if (
-        min(served.latency_samples, shadowed.latency_samples) >= MIN_LATENCY_SAMPLES
-        and served.latency_p99
-        and shadowed.latency_p99
-        and latency_exceeds(shadowed.latency_p99, served.latency_p99, shadow.max_p99_ratio, policy.guardrails)
-    ):
+    slow = (
+        latency_excess(shadowed, served.latency_p99, shadow.max_p99_ratio, policy.guardrails)
+        if served.latency_p99 and served.latency_samples >= MIN_LATENCY_SAMPLES
+        else None
+    )
+    if slow is not None and served.latency_p99 and shadowed.latency_p99:
         latency_ratio = shadowed.latency_p99 / served.latency_p99
         return Decision(
             Action.REJECT,
             "shadow.latency_p99",
             f"challenger p99 latency {shadowed.latency_p99:.1f} ms is {latency_ratio:.2f} x the champion's "
-            f"{served.latency_p99:.1f} ms, above the {shadow.max_p99_ratio:g} limit "
-            f"(+{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack)",
-            {**numbers, "latency_ratio": latency_ratio},
+            f"{served.latency_p99:.1f} ms: {slow.slow} of its {slow.calls} model calls took longer than "
+            f"the {slow.limit_ms:.1f} ms limit ({shadow.max_p99_ratio:g} x + "
+            f"{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack; p = {slow.p_value:.2g})",
+            {**numbers, "latency_ratio": latency_ratio, **slow.to_dict()},
         )
     plan = plan_ab_test(policy, evidence)
     verdict = (

@@ -35,6 +35,17 @@ class ArmSummary:
     latency_p50: float | None = None  # milliseconds
     latency_p99: float | None = None
     latency_samples: int = 0
+    # (lower edge in ms, model calls) per latency bucket, ascending. The rows of one micro-batch share
+    # their call's time, so calls, not rows, are the independent samples a latency test may count.
+    latency_calls: tuple[tuple[float, int], ...] = ()
+
+    @property
+    def latency_call_count(self) -> int:
+        return sum(calls for _, calls in self.latency_calls)
+
+    def calls_slower_than(self, limit_ms: float) -> int:
+        """Model calls that certainly took longer than `limit_ms` (their whole bucket lies above it)."""
+        return sum(calls for edge, calls in self.latency_calls if edge >= limit_ms)
 
     @property
     def failure_rate(self) -> float | None:
@@ -56,6 +67,8 @@ class ArmSummary:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("moments")
+        out.pop("latency_calls")
+        out["latency_call_count"] = self.latency_call_count
         return out
 
 

@@ -3,7 +3,8 @@
 Everything is keyed by routing version: a phase's (or ramp step's) evidence is what was routed from
 the routing version written when it began. Errors are computed in SQL per request (absolute error, or
 the log loss of one probability), joined to labels at read time, so labels may arrive in any order.
-Latency percentiles come from a logarithmic histogram (2 % wide buckets) aggregated in SQL.
+Latency percentiles come from a logarithmic histogram (2 % wide buckets) aggregated in SQL, which
+also counts distinct model calls per bucket: every row of a micro-batch records its call's time.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def arm_summaries(conn: Connection, window: Window, role: str) -> dict[str, ArmS
         labelled, total, squares = error_rows[arm][1:] if arm in error_rows else (0, None, None)
         mean, variance = _mean_var(int(labelled or 0), total, squares)
         moments = moment_rows.get(arm)
-        p50, p99, samples = latencies.get(arm, (None, None, 0))
+        p50, p99, samples, calls = latencies.get(arm, (None, None, 0, ()))
         summaries[arm] = ArmSummary(
             requests=int(requests),
             failures=int(failures or 0),
@@ -152,6 +153,7 @@ def arm_summaries(conn: Connection, window: Window, role: str) -> dict[str, ArmS
             latency_p50=p50,
             latency_p99=p99,
             latency_samples=samples,
+            latency_calls=calls,
         )
     return summaries
 
@@ -165,34 +167,41 @@ def _mean_var(n: int, total: float | None, squares: float | None) -> tuple[float
     return mean, max((float(squares) - n * mean * mean) / (n - 1), 0.0)
 
 
-def latency_quantiles(conn: Connection, window: Window, role: str) -> dict[str, tuple[float, float, int]]:
-    """Per arm (p50, p99, samples) in milliseconds, from a histogram with 2 %-wide log buckets."""
+LatencyStats = tuple[float, float, int, tuple[tuple[float, int], ...]]
+
+
+def latency_quantiles(conn: Connection, window: Window, role: str) -> dict[str, LatencyStats]:
+    """Per arm (p50, p99, rows, calls per bucket) in milliseconds, from 2 %-wide log buckets.
+
+    A model call's rows share one latency value, so distinct values within a bucket are its calls.
+    """
     width = math.log(LATENCY_BUCKET_RATIO)
     # floor, not CAST: PostgreSQL's CAST rounds, which would report a bucket too low (optimistic).
     bucket = cast(func.floor(func.ln(1 + predictions.c.latency_ms) / width), SqlInteger).label("bucket")
     rows = conn.execute(
-        select(predictions.c.arm, bucket, func.count())
+        select(predictions.c.arm, bucket, func.count(), func.count(distinct(predictions.c.latency_ms)))
         .where(_in_window(window), predictions.c.role == role)
         .group_by(predictions.c.arm, bucket)
     ).all()
-    histograms: dict[str, list[tuple[int, int]]] = {}
-    for arm, index, count in rows:
-        histograms.setdefault(arm, []).append((int(index), int(count)))
+    histograms: dict[str, list[tuple[int, int, int]]] = {}
+    for arm, index, count, calls in rows:
+        histograms.setdefault(arm, []).append((int(index), int(count), int(calls)))
     return {arm: _quantiles(sorted(buckets), width) for arm, buckets in histograms.items()}
 
 
-def _quantiles(buckets: list[tuple[int, int]], width: float) -> tuple[float, float, int]:
-    total = sum(count for _, count in buckets)
+def _quantiles(buckets: list[tuple[int, int, int]], width: float) -> LatencyStats:
+    total = sum(count for _, count, _ in buckets)
 
     def quantile(q: float) -> float:
         seen = 0
-        for index, count in buckets:
+        for index, count, _ in buckets:
             seen += count
             if seen >= q * total:
                 return math.exp((index + 1) * width) - 1  # the bucket's upper edge: never optimistic
         return math.exp((buckets[-1][0] + 1) * width) - 1
 
-    return quantile(0.5), quantile(0.99), total
+    calls = tuple((math.exp(index * width) - 1, n) for index, _, n in buckets)
+    return quantile(0.5), quantile(0.99), total, calls
 
 
 def paired_summary(conn: Connection, window: Window, *, with_differences: bool) -> PairedSummary:

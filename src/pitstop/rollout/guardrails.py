@@ -5,6 +5,12 @@ challenger served against the old champion in shadow. The error ratio is judged 
 the ratio must be above the limit *and* the always-valid (mSPRT) test must find the challenger worse
 at the policy's alpha, so checking after every batch does not turn noise into rollbacks (a point
 estimate checked at every look would, on heavy-tailed errors), while real harm is caught within looks.
+
+Latency is judged the same way. A p99 from a few dozen calls is the slowest call, and one stall of a
+busy machine (a collection, a descheduled thread) would roll back a good model. So the challenger's
+p99 breaches only when its model calls show it: more of them are slower than the limit than a p99
+within the limit allows (exact binomial test, k of n calls above the limit against 1 %, at
+`LATENCY_ALPHA`). Calls, not rows, are counted: the rows of one micro-batch share their call's time.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scipy.stats import binomtest
+
 from pitstop.config import ABMethod, GuardrailPolicy, Policy
 from pitstop.rollout.evidence import ArmSummary
 from pitstop.stats import msprt
 
 MIN_REQUESTS_FOR_RATE = 20  # below this many requests one failure is no rate
 MIN_LATENCY_SAMPLES = 20  # below this many calls a p99 is one outlier
+LATENCY_ALPHA = 0.001  # checked at every look: only strong evidence of slow calls rolls back
 
 
 @dataclass(frozen=True)
@@ -86,31 +95,60 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
     )
 
 
-def latency_exceeds(
-    challenger_p99: float, champion_p99: float, max_ratio: float, policy: GuardrailPolicy
-) -> bool:
-    """Above `max_ratio` times the champion's p99 plus the slack that timer noise needs."""
-    slack_ms = policy.latency_slack.total_seconds() * 1000
-    return challenger_p99 > max_ratio * champion_p99 + slack_ms
+@dataclass(frozen=True)
+class SlowCalls:
+    """The challenger's model calls slower than the latency limit, with the test that they are too many."""
+
+    limit_ms: float
+    slow: int
+    calls: int
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "limit_ms": self.limit_ms,
+            "slow_calls": self.slow,
+            "calls": self.calls,
+            "p_value": self.p_value,
+        }
+
+
+def latency_excess(
+    challenger: ArmSummary, champion_p99: float, max_ratio: float, policy: GuardrailPolicy
+) -> SlowCalls | None:
+    """Evidence that the challenger's p99 is above `max_ratio` x the champion's (plus slack), or None.
+
+    The limit is `max_ratio * champion_p99 + latency_slack`. If the challenger's p99 were within it, at
+    most 1 % of its calls would be slower; the breach needs the observed share of slower calls to
+    reject that at `LATENCY_ALPHA` (one-sided exact binomial test).
+    """
+    limit = max_ratio * champion_p99 + policy.latency_slack.total_seconds() * 1000
+    calls = challenger.latency_call_count
+    if challenger.latency_p99 is None or challenger.latency_p99 <= limit or calls < MIN_LATENCY_SAMPLES:
+        return None
+    slow = challenger.calls_slower_than(limit)
+    p_value = float(binomtest(slow, calls, 0.01, alternative="greater").pvalue)
+    return SlowCalls(limit, slow, calls, p_value) if p_value < LATENCY_ALPHA else None
 
 
 def latency_breach(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
-    if min(champion.latency_samples, challenger.latency_samples) < MIN_LATENCY_SAMPLES:
+    if champion.latency_samples < MIN_LATENCY_SAMPLES or not champion.latency_p99:
         return None
-    if champion.latency_p99 is None or challenger.latency_p99 is None or champion.latency_p99 <= 0:
+    excess = latency_excess(challenger, champion.latency_p99, policy.max_p99_ratio, policy)
+    if excess is None or challenger.latency_p99 is None:
         return None
     ratio = challenger.latency_p99 / champion.latency_p99
-    if not latency_exceeds(challenger.latency_p99, champion.latency_p99, policy.max_p99_ratio, policy):
-        return None
     return Breach(
         "guardrail.latency_p99",
         f"challenger p99 latency {challenger.latency_p99:.1f} ms is {ratio:.2f} x champion's "
-        f"{champion.latency_p99:.1f} ms, above the {policy.max_p99_ratio:g} limit "
-        f"(+{policy.latency_slack.total_seconds() * 1000:g} ms slack)",
+        f"{champion.latency_p99:.1f} ms: {excess.slow} of its {excess.calls} model calls took longer "
+        f"than the {excess.limit_ms:.1f} ms limit ({policy.max_p99_ratio:g} x + "
+        f"{policy.latency_slack.total_seconds() * 1000:g} ms slack; p = {excess.p_value:.2g})",
         {
             "challenger_p99_ms": challenger.latency_p99,
             "champion_p99_ms": champion.latency_p99,
             "ratio": ratio,
             "limit": policy.max_p99_ratio,
+            **excess.to_dict(),
         },
     )
