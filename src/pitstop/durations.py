@@ -46,3 +46,21 @@ def format_duration(value: timedelta) -> str:
         if millis and millis % size == 0:
             return f"{millis // size}{unit}"
     return f"{millis}ms"
+
+
+def describe_span(value: timedelta) -> str:
+    """A duration rounded for people, in the unit that suits its size.
+
+    >>> describe_span(timedelta(seconds=45)), describe_span(timedelta(minutes=90))
+    ('45s', '90m')
+    >>> describe_span(timedelta(hours=5, minutes=30)), describe_span(timedelta(days=3))
+    ('5.5h', '3.0d')
+    """
+    seconds = value.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

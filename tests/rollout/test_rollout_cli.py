@@ -122,6 +122,8 @@ def test_rollout_commands_round_trip(cli, rollout_ws: Workspace) -> None:  # typ
     history = json.loads(cli("rollout", "history", "eta", "--json", *ws).stdout)
     transitions = [(e["actor"], e["to_state"]) for e in history if e["kind"] == "rollout_transition"]
     assert transitions[-2:] == [("dana", "ab_test 50%"), (transitions[-1][0], "aborted")]
+    table = cli("rollout", "history", "eta", *ws).stdout
+    assert "numbers" in table and "challenger=2" in table  # the rule's numbers, not only in --json
     listed = json.loads(cli("rollout", "list", "eta", "--json", *ws).stdout)
     assert listed[0]["outcome"] == "aborted"
     once = json.loads(cli("controller", "--once", "--json", *ws).stdout)

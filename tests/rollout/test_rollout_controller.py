@@ -116,6 +116,16 @@ def test_manual_overrides_are_recorded_with_the_actor(rollout_ws: Workspace) -> 
     assert routing_of(rollout_ws, "eta").champion == 1  # type: ignore[union-attr]
 
 
+def test_promoting_a_shadow_by_hand_plans_the_ab_test_from_its_pairs(rollout_ws: Workspace) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    send_traffic(rollout_ws, 0.5, 120, decide=False)  # labelled pairs, but before the shadow's minimum
+    stored = rollout_ws.promote("eta", reason="enough seen")
+    assert stored.state.phase is Phase.AB_TEST
+    plan = stored.state.plan
+    assert plan is not None and plan["n_challenger"] > 0 and plan["n_champion"] > 0
+    assert rollout_ws.rollout_status("eta").to_dict()["plan"] == plan
+
+
 def test_abort_keeps_the_champion(rollout_ws: Workspace) -> None:
     rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
     rollout_ws.promote("eta", reason="to A/B")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -287,10 +288,35 @@ def test_fixed_horizon_decides_once_the_sample_is_reached() -> None:
     assert (decision.action, decision.rule) == (Action.REJECT, "ab.inconclusive")
 
 
-def test_fixed_horizon_decides_at_max_duration_even_if_short() -> None:
+def test_fixed_horizon_short_of_its_sample_at_max_duration_is_inconclusive() -> None:
     evidence = ab_evidence(24 * 14, arm(800, 5.0, spread=0.5), arm(90, 4.0, spread=0.5))
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, evidence, at(24 * 14))
-    assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.inconclusive")
+    assert "90/100 challenger" in decision.reason
+
+
+def test_fixed_horizon_counts_users_with_matured_labels_not_users_served() -> None:
+    served_not_labelled = replace(arm(900, 5.0, spread=0.5), moments=users(600, 5.0, spread=0.5))
+    evidence = ab_evidence(30, served_not_labelled, arm(100, 4.0, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.fixed_horizon")
+    assert "600/900 champion labelled users" in decision.reason
+
+
+def test_fixed_horizon_runs_its_minimum_duration() -> None:
+    evidence = ab_evidence(6, arm(900, 5.0, spread=0.5), arm(100, 4.0, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), FIXED, evidence, at(6))
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.min_duration")
+    assert "runs at least 24.0h, 6.0h so far" in decision.reason
+
+
+def test_fixed_horizon_without_a_plan_ends_inconclusive_at_max_duration() -> None:
+    evidence = ab_evidence(24 * 14, arm(900, 5.0, spread=0.5), arm(100, 4.0, spread=0.5))
+    waiting = decide(rollout(Phase.AB_TEST), FIXED, evidence, at(24))
+    assert (waiting.action, waiting.rule) == (Action.STAY, "ab.fixed_horizon")
+    assert "no A/B plan" in waiting.reason
+    decision = decide(rollout(Phase.AB_TEST), FIXED, evidence, at(24 * 14))
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.inconclusive")
 
 
 def test_mann_whitney_is_available_for_the_fixed_horizon() -> None:
@@ -308,6 +334,32 @@ def test_mann_whitney_is_available_for_the_fixed_horizon() -> None:
     )
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), policy, evidence, at(30))
     assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
+
+
+def test_mann_whitney_needs_the_margin_not_just_lower_errors() -> None:
+    policy = Policy.model_validate({"ab_test": {"stopping": "fixed", "method": "mann_whitney", "share": 0.5}})
+    rng = np.random.default_rng(7)
+    champion_errors, challenger_base = rng.exponential(5.0, 20_000), rng.exponential(5.0, 20_000)
+    plan = {"n_champion": 20_000, "n_challenger": 20_000}
+
+    def decide_at(scale: float) -> tuple[Action, str]:
+        evidence = Evidence(
+            now=at(30),
+            champion=arm(20_000, 5.0, per_user=1),
+            challenger=arm(20_000, 5.0, per_user=1),
+            window_hours=30,
+            request_errors={
+                "champion": tuple(champion_errors),
+                "challenger": tuple(challenger_base * scale),
+            },
+        )
+        decision = decide(rollout(Phase.AB_TEST, plan=plan), policy, evidence, at(30))
+        return decision.action, decision.rule
+
+    # 3 % lower errors: significant without the margin (p = 0.006), not beyond the 1 % margin (p = 0.06)
+    assert decide_at(0.97) == (Action.REJECT, "ab.inconclusive")
+    assert decide_at(0.9) == (Action.ADVANCE, "ab.win")
+    assert decide_at(1.1) == (Action.REJECT, "ab.loss")
 
 
 # -- ramp -----------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from rich.table import Table
 from pitstop.errors import UsageError
 from pitstop.workspace import Workspace
 
-console = Console(highlight=False)
+PIPED_WIDTH = 160  # output to a file or a pipe has no terminal width; leave tables room to stay whole
+console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 WorkspaceOption = Annotated[
@@ -66,7 +67,9 @@ def emit(as_json: bool, data: Any, render: Callable[[], None]) -> None:
 def table(title: str | None, *columns: str) -> Table:
     out = Table(title=title, title_justify="left", header_style="bold")
     for index, column in enumerate(columns):
-        out.add_column(column, no_wrap=index == 0)  # the row's name stays whole and greppable
+        # The row's name stays whole and greppable; a value too wide for a narrow terminal folds onto
+        # the next line rather than being cut to "…" (a truncated number is a wrong number).
+        out.add_column(column, no_wrap=index == 0, overflow="fold")
     return out
 
 

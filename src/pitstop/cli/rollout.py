@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +22,7 @@ from pitstop.cli.common import (
     print_json,
     table,
 )
-from pitstop.durations import parse_duration
+from pitstop.durations import describe_span, parse_duration
 from pitstop.errors import UsageError
 from pitstop.events import Event
 from pitstop.rollout.actions import RolloutStatus
@@ -86,9 +87,9 @@ def render_status(result: RolloutStatus) -> None:
         f"phase {data['phase']}"
         + (f" step {data['step'] + 1}" if data["step"] is not None else "")
         + (f", challenger share {share:.0%}" if share is not None else ""),
-        f"{_n(result.elapsed_hours, '.1f')}h in this phase"
+        f"{describe_span(timedelta(hours=result.elapsed_hours))} in this phase"
         + (
-            f", at most {_n(result.remaining_hours, '.1f')}h left"
+            f", at most {describe_span(timedelta(hours=result.remaining_hours))} left"
             if result.remaining_hours is not None
             else ""
         ),
@@ -147,11 +148,23 @@ def history(
 
 
 def render_history(model: str, events: list[Event]) -> None:
-    out = table(f"{model}: history", "time", "event", "actor", "from → to", "rule", "reason")
+    out = table(f"{model}: history", "time", "event", "actor", "from → to", "rule", "reason", "numbers")
     for e in events:
         change = f"{e.from_state or '-'} → {e.to_state or '-'}"
-        out.add_row(fmt_time(e.time), e.kind, e.actor, change, e.rule or "-", e.reason or "")
+        out.add_row(
+            fmt_time(e.time), e.kind, e.actor, change, e.rule or "-", e.reason or "", key_numbers(e.data)
+        )
     console.print(out)
+
+
+def key_numbers(data: dict[str, Any] | None) -> str:
+    """The plain numbers a rule saw (nested evidence stays in `--json`), one `name=value` per line."""
+    scalars = {
+        k: v
+        for k, v in (data or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k != "elapsed_hours"
+    }
+    return "\n".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scalars.items())
 
 
 def _render_changed(stored: StoredRollout) -> None:

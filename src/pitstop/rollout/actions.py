@@ -16,7 +16,7 @@ from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo, VersionInfo
 from pitstop.rollout.apply import ROLLOUT_EVENT, apply_decision, next_target
 from pitstop.rollout.controller import read_evidence
-from pitstop.rollout.decide import Decision, decide
+from pitstop.rollout.decide import Decision, decide, plan_ab_test
 from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.records import (
     StoredRollout,
@@ -162,7 +162,23 @@ def promote(
     """Advance one phase or step by hand (`to_end`: straight to promotion)."""
     reason = _require_reason(reason, "promote by hand")
     action = Action.PROMOTE if to_end else Action.ADVANCE
-    return _manual(ws, model, Decision(action, "manual.promote", reason, {"to_end": to_end}), actor)
+    numbers: dict[str, Any] = {"to_end": to_end}
+    plan = None if to_end else _plan_from_shadow(ws, model)
+    if plan is not None:
+        numbers["plan"] = plan
+    return _manual(ws, model, Decision(action, "manual.promote", reason, numbers, plan=plan), actor)
+
+
+def _plan_from_shadow(ws: Workspace, model: str) -> dict[str, Any] | None:
+    """The A/B plan a shadow promoted by hand would have made, from its labelled pairs so far."""
+    with ws.reading() as conn:
+        stored = active_rollout(conn, registry.get_model(conn, model).id)
+    if stored is None or stored.state.phase is not Phase.SHADOW:
+        return None
+    evidence = read_evidence(ws, stored, ws.clock.now())
+    if evidence.paired.n < 2 or evidence.paired.champion_mean is None:
+        return None
+    return plan_ab_test(stored.policy, evidence)
 
 
 def abort(ws: Workspace, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:

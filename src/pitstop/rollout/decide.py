@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pitstop.config import ABStopping, Policy
+from pitstop.durations import describe_span
 from pitstop.rollout.evidence import ArmSummary, Evidence
 from pitstop.rollout.guardrails import MIN_LATENCY_SAMPLES, Breach, check_guardrails, latency_excess
 from pitstop.rollout.phases import Action, Phase
@@ -20,6 +21,7 @@ from pitstop.rollout.state import RolloutState, ramp_shares
 from pitstop.stats import (
     ab_verdict,
     compare_paired,
+    mann_whitney_test,
     msprt,
     paired_t_from_summary,
     sample_ratio_mismatch,
@@ -56,11 +58,6 @@ def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datet
     return Decision(Action.STAY, "inactive", f"the rollout is {rollout.phase}: nothing to decide")
 
 
-def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
-
-
 # -- shadow ---------------------------------------------------------------------------------------
 
 
@@ -89,7 +86,7 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
         return Decision(
             Action.STAY,
             "shadow.min_duration",
-            f"shadowing for {_hours(elapsed)} of at least {_hours(shadow.min_duration)}; "
+            f"shadowing for {describe_span(elapsed)} of at least {describe_span(shadow.min_duration)}; "
             f"{evidence.paired.n} of {shadow.min_labeled} labelled pairs",
             base,
         )
@@ -98,8 +95,8 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
             return Decision(
                 Action.REJECT,
                 "shadow.inconclusive",
-                f"only {evidence.paired.n} of {shadow.min_labeled} labelled pairs after {_hours(elapsed)} "
-                "(max duration reached): inconclusive, the champion stays",
+                f"only {evidence.paired.n} of {shadow.min_labeled} labelled pairs after "
+                f"{describe_span(elapsed)} (max duration reached): inconclusive, the champion stays",
                 base,
             )
         return Decision(
@@ -328,7 +325,7 @@ def _wait_or_give_up(
         return Decision(
             Action.REJECT,
             "ab.inconclusive",
-            f"max duration {_hours(limit)} reached without a conclusive result ({waiting}): "
+            f"max duration {describe_span(limit)} reached without a conclusive result ({waiting}): "
             "the champion stays",
             base,
             memory=memory,
@@ -367,7 +364,7 @@ def _sequential_verdict(
                 Action.STAY,
                 "ab.min_duration",
                 f"a win is showing (error {relative_high:+.2%} or better at worst) but the test must run "
-                f"{_hours(ab.min_duration)}; {_hours(elapsed)} so far",
+                f"{describe_span(ab.min_duration)}; {describe_span(elapsed)} so far",
                 base,
                 memory=memory,
             )
@@ -392,6 +389,11 @@ def _sequential_verdict(
     )
 
 
+def analysed_units(arm: ArmSummary, per_user: bool) -> int:
+    """What the A/B plan counts in an arm: labelled users (per-user analysis) or labelled requests."""
+    return int(arm.moments.users) if per_user else arm.labelled
+
+
 def _fixed_horizon_verdict(
     rollout: RolloutState,
     policy: Policy,
@@ -400,30 +402,45 @@ def _fixed_horizon_verdict(
     base: dict[str, Any],
     memory: dict[str, Any],
 ) -> Decision:
+    """One decision, once the planned sample has matured labels and the minimum duration has passed.
+
+    Counts only what the analysis uses (matured labels, per user or per request as the method says),
+    so the test has the power it was planned with. The planned sample not reached by the maximum
+    duration is an inconclusive test: the champion stays.
+    """
     ab = policy.ab_test
     required = _required(rollout)
-    reached = required is not None and (
-        evidence.champion.units >= required["champion"]
-        and evidence.challenger.units >= required["challenger"]
+    per_user = ab.method == "per_user"
+    have = {
+        "champion": analysed_units(evidence.champion, per_user),
+        "challenger": analysed_units(evidence.challenger, per_user),
+    }
+    what = "users" if per_user else "requests"
+    progress = (
+        f"{have['challenger']}/{required['challenger']} challenger and "
+        f"{have['champion']}/{required['champion']} champion labelled {what}"
+        if required
+        else "no A/B plan: the shadow gave no labelled pairs to plan with"
     )
-    at_limit = elapsed >= ab.max_duration
-    if not reached and not at_limit:
-        progress = (
-            (
-                f"{evidence.challenger.units}/{required['challenger']} challenger and "
-                f"{evidence.champion.units}/{required['champion']} champion units"
-            )
-            if required
-            else "no plan"
-        )
-        return Decision(
-            Action.STAY,
+    reached = required is not None and all(have[arm] >= required[arm] for arm in have)
+    if not reached:
+        return _wait_or_give_up(
+            elapsed,
+            ab.max_duration,
             "ab.fixed_horizon",
             f"fixed horizon: evaluated once the planned sample is reached ({progress})",
             base,
+            memory,
+        )
+    if elapsed < ab.min_duration:
+        return Decision(
+            Action.STAY,
+            "ab.min_duration",
+            f"the planned sample is reached ({progress}); the test runs at least "
+            f"{describe_span(ab.min_duration)}, {describe_span(elapsed)} so far",
+            base,
             memory=memory,
         )
-    per_user = ab.method == "per_user"
     if ab.method == "mann_whitney":
         return _mann_whitney_verdict(policy, evidence, base, memory)
     champion = evidence.champion.estimate(per_user)
@@ -434,36 +451,47 @@ def _fixed_horizon_verdict(
     if verdict.outcome == "win":
         return Decision(Action.ADVANCE, "ab.win", verdict.reason, numbers, memory=memory)
     rule = "ab.loss" if verdict.outcome == "loss" else "ab.inconclusive"
-    when = "at max duration" if not reached else "at the planned sample size"
     return Decision(
-        Action.REJECT, rule, f"{verdict.reason} ({when}): the champion stays", numbers, memory=memory
+        Action.REJECT,
+        rule,
+        f"{verdict.reason} (at the planned sample size): the champion stays",
+        numbers,
+        memory=memory,
     )
 
 
 def _mann_whitney_verdict(
     policy: Policy, evidence: Evidence, base: dict[str, Any], memory: dict[str, Any]
 ) -> Decision:
-    from pitstop.stats import mann_whitney_test
+    """Rank test with the margin: a win needs the challenger's errors below the champion's shrunk by it.
 
+    Under a scale shift (the challenger's errors are the champion's times a factor), comparing the
+    challenger's errors with (1 - margin) x the champion's tests superiority by the margin. A loss is
+    the plain comparison going the other way.
+    """
+    ab = policy.ab_test
     errors = evidence.request_errors or {}
-    result = mann_whitney_test(
-        errors.get("champion", ()), errors.get("challenger", ()), alpha=policy.ab_test.alpha
-    )
-    numbers = {**base, "test": result.to_dict()}
-    # `estimate` is P(challenger error > champion error): below one half, the challenger does better.
-    if result.p_value < policy.ab_test.alpha and result.estimate < 0.5:
+    champion, challenger = errors.get("champion", ()), errors.get("challenger", ())
+    shrunk = [e * (1 - ab.min_improvement) for e in champion]
+    beyond = mann_whitney_test(shrunk, challenger, alpha=ab.alpha)
+    plain = mann_whitney_test(champion, challenger, alpha=ab.alpha)
+    numbers = {**base, "test": beyond.to_dict(), "plain_test": plain.to_dict()}
+    # `estimate` is P(challenger error > the other side's): below one half, the challenger does better.
+    if beyond.p_value < ab.alpha and beyond.estimate < 0.5:
         return Decision(
             Action.ADVANCE,
             "ab.win",
-            f"Mann-Whitney: challenger errors lower (p = {result.p_value:.3g})",
+            f"Mann-Whitney: challenger errors lower than the champion's less the {ab.min_improvement:.0%} "
+            f"margin (p = {beyond.p_value:.3g})",
             numbers,
             memory=memory,
         )
-    rule = "ab.loss" if result.p_value < policy.ab_test.alpha else "ab.inconclusive"
+    lost = plain.p_value < ab.alpha and plain.estimate > 0.5
     return Decision(
         Action.REJECT,
-        rule,
-        f"Mann-Whitney p = {result.p_value:.3g}: the champion stays",
+        "ab.loss" if lost else "ab.inconclusive",
+        f"Mann-Whitney: challenger errors {'higher' if lost else 'not lower by the margin'} "
+        f"(p = {(plain if lost else beyond).p_value:.3g}): the champion stays",
         numbers,
         memory=memory,
     )
@@ -499,7 +527,7 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     if breach is not None:
         return _rollback(breach, base)
     if elapsed < ramp.dwell:
-        reason = f"at {share:.0%} for {_hours(elapsed)} of {_hours(ramp.dwell)}"
+        reason = f"at {share:.0%} for {describe_span(elapsed)} of {describe_span(ramp.dwell)}"
         return Decision(Action.STAY, "ramp.dwell", reason, base, memory=memory)
     if min(champion.labelled, challenger.labelled) < ramp.min_labeled_per_arm:
         return Decision(
@@ -511,12 +539,13 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
             memory=memory,
         )
     if step + 1 >= len(shares):
-        reason = f"held 100 % for {_hours(elapsed)} within every guardrail: promoted"
+        reason = f"held 100 % for {describe_span(elapsed)} within every guardrail: promoted"
         return Decision(Action.PROMOTE, "ramp.completed", reason, base, memory=memory)
     return Decision(
         Action.ADVANCE,
         "ramp.step",
-        f"{share:.0%} held for {_hours(elapsed)} within every guardrail: next step {shares[step + 1]:.0%}",
+        f"{share:.0%} held for {describe_span(elapsed)} within every guardrail: "
+        f"next step {shares[step + 1]:.0%}",
         base,
         memory=memory,
     )
