@@ -168,10 +168,13 @@ def simulate(
     policy: Policy | None = None,
     interval: timedelta = timedelta(minutes=5),
     concurrency_window: timedelta = timedelta(seconds=1),
-    workdir: Path | None = None,
+    workdir: Path,
     progress: Progress | None = None,
 ) -> SimulationResult:
-    """Replay `traffic` (see `prepare_traffic`) for one challenger; returns the outcome and timeline."""
+    """Replay `traffic` (see `prepare_traffic`) for one challenger; returns the outcome and timeline.
+
+    The replay's own store and artifacts go to `workdir` (the caller keeps or deletes it).
+    """
     info = source.model(model)
     versions = (source.version(model, champion).version, source.version(model, challenger).version)
     if versions[0] == versions[1]:
@@ -180,7 +183,7 @@ def simulate(
     frame = prepare_traffic(traffic, features)
     start = frame["time"].iloc[0].to_pydatetime() - timedelta(seconds=1)
     clock = ManualClock(start)
-    folder = workdir or Path(tempfile.mkdtemp(prefix="pitstop-replay-"))
+    folder = workdir
     ws = _throwaway_workspace(source, policy or source.config.policy, folder, clock)
     ws.create_model(
         model,

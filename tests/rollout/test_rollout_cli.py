@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -48,8 +49,11 @@ def test_simulate_promotes_a_better_challenger_and_writes_the_report(
     assert rollout_ws.rollouts("eta") == []  # a replay never touches the real store
 
 
-def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     traffic = _traffic(tmp_path / "traffic.csv")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     result = cli(
         "simulate",
         "eta",
@@ -71,6 +75,11 @@ def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path:
         "simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic, "-w", rollout_ws.path
     )
     assert human.exit_code == 1 and "rejected" in human.stdout
+    assert list(temp.iterdir()) == []  # the replay's store is gone with its temporary folder
+    kept = cli("simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic,
+               "--keep", tmp_path / "kept", "--json", "-w", rollout_ws.path)  # fmt: skip
+    assert json.loads(kept.stdout)["workspace"] == str(tmp_path / "kept")
+    assert (tmp_path / "kept" / "replay.db").is_file()
 
 
 def test_simulate_bad_traffic_is_exit_2(cli, rollout_ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -102,6 +111,10 @@ def test_simulate_bad_traffic_is_exit_2(cli, rollout_ws: Workspace, tmp_path: Pa
         rollout_ws.path,
     )
     assert missing.exit_code == 2 and "no such file" in missing.stderr
+    traffic = _traffic(tmp_path / "traffic.csv")
+    same = cli("simulate", "eta", "--champion", "1", "--challenger", "1", "--traffic", traffic,
+               "-w", rollout_ws.path)  # fmt: skip
+    assert same.exit_code == 2 and "replaying" not in same.stdout  # no progress bar before the error
 
 
 def test_rollout_commands_round_trip(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,8 +68,16 @@ def simulate(
         console=console,
         disable=as_json,
     )
-    with bar if not as_json else contextlib.nullcontext():
-        task = bar.add_task("replay", total=len(frame))
+    task = bar.add_task("replay", total=len(frame), start=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.start()  # shown once the replay runs, never before an input error
+        bar.start_task(task)
+        bar.update(task, completed=done)
+
+    with contextlib.ExitStack() as stack:
+        folder = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pitstop-replay-")))
+        stack.callback(bar.stop)
         result = run_simulation(
             ws,
             model,
@@ -78,12 +87,14 @@ def simulate(
             policy=chosen,
             interval=every,
             concurrency_window=window,
-            workdir=keep,
-            progress=lambda done, total: bar.update(task, completed=done),
+            workdir=folder,
+            progress=progress,
         )
-    data: dict[str, Any] = result.to_dict()
-    if report is not None:
-        data["report"] = str(_write_report(result.workspace, model, result.rollout_id, report))
+        data: dict[str, Any] = result.to_dict()
+        if report is not None:
+            data["report"] = str(_write_report(result.workspace, model, result.rollout_id, report))
+    if keep is None:
+        data.pop("workspace", None)  # deleted with the temporary folder
     if as_json:
         print_json(data)
     else:
