@@ -128,9 +128,16 @@ def prepare_traffic(frame: pd.DataFrame, features: list[str], source: str = "tra
 def _throwaway_workspace(source: Workspace, policy: Policy, folder: Path, clock: ManualClock) -> Workspace:
     config = Config(**policy.model_dump(), serving=source.config.serving, controller=source.config.controller)
     data = config.model_dump(mode="json", exclude={"database_url", "artifact_store"})
+    # Named in the file too, so `pitstop … -w FOLDER` opens a kept replay like any workspace.
+    data["database_url"] = replay_store_url(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pitstop.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return Workspace.init(folder, clock=clock, database_url=f"sqlite:///{folder / 'replay.db'}")
+    return Workspace.init(folder, clock=clock, database_url=replay_store_url(folder))
+
+
+def replay_store_url(folder: Path) -> str:
+    """The replay's own SQLite store, never the user's (whatever PITSTOP_DATABASE_URL says)."""
+    return f"sqlite:///{folder / 'replay.db'}"
 
 
 def _copy_version(source: Workspace, target: Workspace, model: registry.ModelInfo, version: int) -> None:
@@ -211,7 +218,7 @@ def simulate(
     finally:
         ws.close()
     return _result(
-        Workspace(folder, database_url=f"sqlite:///{folder / 'replay.db'}"),
+        Workspace(folder, database_url=replay_store_url(folder)),
         model,
         versions,
         stored.state.id,

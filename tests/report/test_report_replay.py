@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import make_traffic
 from pitstop.report import write_report
-from pitstop.simulate import simulate
+from pitstop.simulate import replay_store_url, simulate
 from pitstop.workspace import Workspace
 from report.rollouts import MODEL, in_own_thread, rollout_workspace
 
@@ -29,7 +29,7 @@ def test_a_replay_gets_its_report(tmp_path: Path) -> None:
         )
     )
     source.close()
-    with Workspace(result.workspace, database_url=f"sqlite:///{result.workspace / 'replay.db'}") as replay:
+    with Workspace(result.workspace, database_url=replay_store_url(result.workspace)) as replay:
         path = write_report(replay, MODEL, tmp_path / "replay.html", rollout_id=result.rollout_id)
     page = path.read_text()
     assert result.outcome == "rejected" and "Rejected in shadow" in page and str(result.rule) in page

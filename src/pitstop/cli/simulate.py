@@ -105,9 +105,10 @@ def simulate(
 
 def _write_report(folder: Path, model: str, rollout_id: int, out: Path) -> Path:
     from pitstop.report import write_report
+    from pitstop.simulate import replay_store_url
     from pitstop.workspace import Workspace
 
-    with Workspace(folder, database_url=f"sqlite:///{folder / 'replay.db'}") as replay_ws:
+    with Workspace(folder, database_url=replay_store_url(folder)) as replay_ws:
         written: Path = write_report(replay_ws, model, out, rollout_id=rollout_id)
     return written
 
