@@ -85,3 +85,82 @@ def test_database_url_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert database_url(configured, tmp_path) == "sqlite:///elsewhere.db"
     monkeypatch.setenv("PITSTOP_DATABASE_URL", "postgresql://db/x")
     assert database_url(configured, tmp_path) == "postgresql://db/x"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("gate:\n  min_r2: true\n", "gate.min_r2: Input should be a valid number, got true"),
+        ('gate:\n  min_r2: "0.5"\n', "gate.min_r2: Input should be a valid number, got '0.5'"),
+        ("gate:\n  max_metric_ratio: yes\n", "gate.max_metric_ratio"),
+        ("shadow:\n  min_labeled: 200.0\n", "shadow.min_labeled: Input should be a valid integer"),
+        ('shadow:\n  min_labeled: "200"\n', "shadow.min_labeled"),
+        ("ramp:\n  steps: 10, 100\n", "ramp.steps: Input should be a valid list"),
+        ("shadow:\n  test: 1\n", "shadow.test: Input should be a valid string"),
+        ("database_url: 5\n", "database_url"),
+    ],
+)
+def test_a_wrong_type_fails_naming_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    (tmp_path / "pitstop.yaml").write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path / "pitstop.yaml")
+    assert fragment in str(raised.value)
+
+
+def test_durations_and_enums_still_parse_from_their_names(tmp_path: Path) -> None:
+    (tmp_path / "pitstop.yaml").write_text(
+        "gate: {max_test_set_age: 2w, max_metric_ratio: 1}\n"
+        "ab_test: {method: welch, stopping: fixed, label_maturation: 0s}\n"
+        "guardrails: {latency_slack: 2.5ms}\n"
+    )
+    config = load_config(tmp_path / "pitstop.yaml")
+    assert config.gate.max_test_set_age == timedelta(weeks=2) and config.gate.max_metric_ratio == 1.0
+    assert (config.ab_test.method, config.ab_test.stopping) == ("welch", "fixed")
+    assert config.ab_test.label_maturation == timedelta(0)
+    assert config.guardrails.latency_slack == timedelta(microseconds=2500)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "gate.max_test_set_age",
+        "shadow.max_duration",
+        "ab_test.max_duration",
+        "serving.poll_interval",
+        "serving.shadow_timeout",
+        "serving.log_flush_interval",
+        "controller.interval",
+        "controller.lease_ttl",
+    ],
+)
+def test_zero_is_refused_where_a_duration_must_be_positive(key: str) -> None:
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"{key}: must be longer than zero, got '0s'"):
+        parse_config({section: {name: "0s"}})
+
+
+@pytest.mark.parametrize("value", [30, 1.5, "30", "-5s", "3 fortnights", "1y"])
+def test_a_duration_needs_a_known_unit(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"gate\.max_test_set_age: not a duration"):
+        parse_config({"gate": {"max_test_set_age": value}})
+
+
+def test_stored_policies_still_validate() -> None:
+    """Rollouts store their policy as JSON; the strict types must read it back."""
+    config = Config()
+    assert parse_config(config.model_dump(mode="json")) == config
+
+
+def test_yaml_syntax_error_is_one_line_with_the_position(cli, workspace_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    (workspace_dir / "pitstop.yaml").write_text("gate:\n  min_r2: [0.5\n")
+    result = cli("models", "list", "-w", workspace_dir)
+    assert result.exit_code == 2
+    assert "not valid YAML at line 3, column 1: expected ',' or ']'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_type_through_the_cli_is_one_line(cli, workspace_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    (workspace_dir / "pitstop.yaml").write_text("gate:\n  min_r2: true\n")
+    result = cli("models", "list", "-w", workspace_dir)
+    assert result.exit_code == 2 and "gate.min_r2" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

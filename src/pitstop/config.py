@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from pitstop.durations import format_duration, parse_duration
+from pitstop.durations import format_duration, parse_duration, parse_positive_duration
 from pitstop.errors import ConfigError
 
 CONFIG_FILE = "pitstop.yaml"
@@ -34,13 +34,21 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+# A limit or interval of zero makes no sense (every test set stale, a controller spinning).
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_positive_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
 Ratio = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(gt=0, le=1)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `true` is not 1.0 and `"0.5"` is not 0.5; a wrong type fails naming its key. Durations
+    # still parse from text (their validator runs first) and enums from their names (`strict=False`).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ABMethod(StrEnum):
@@ -65,7 +73,7 @@ class GatePolicy(_Section):
     leakage_ratio: Ratio = Field(
         0.5, description="MAE below this x champion's is suspiciously good: check for target leakage"
     )
-    max_test_set_age: Duration = Field(
+    max_test_set_age: PositiveDuration = Field(
         timedelta(days=30), description="newest test-set row may be at most this old"
     )
 
@@ -78,7 +86,7 @@ class GatePolicy(_Section):
 
 class ShadowPolicy(_Section):
     min_duration: Duration = Field(timedelta(hours=24), description="shadow runs at least this long")
-    max_duration: Duration = Field(
+    max_duration: PositiveDuration = Field(
         timedelta(days=7), description="not enough labelled pairs by then: rejected (champion stays)"
     )
     min_labeled: int = Field(1000, ge=2, description="labelled request pairs needed before a verdict")
@@ -105,9 +113,11 @@ class ABTestPolicy(_Section):
     min_improvement: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.01, description="practical significance: relative error reduction the challenger must beat"
     )
-    method: ABMethod = Field(ABMethod.PER_USER, description="per_user | welch | mann_whitney")
+    method: ABMethod = Field(ABMethod.PER_USER, strict=False, description="per_user | welch | mann_whitney")
     stopping: ABStopping = Field(
-        ABStopping.SEQUENTIAL, description="sequential (always valid, may stop early) | fixed (decide once)"
+        ABStopping.SEQUENTIAL,
+        strict=False,
+        description="sequential (always valid, may stop early) | fixed (decide once)",
     )
     tau: Annotated[float, Field(gt=0)] = Field(
         0.05, description="sequential test mixture scale, as a fraction of the baseline mean error"
@@ -116,7 +126,7 @@ class ABTestPolicy(_Section):
         0.001, description="sample-ratio mismatch when the chi-square p-value is below this"
     )
     min_duration: Duration = Field(timedelta(days=1), description="no win is declared before this")
-    max_duration: Duration = Field(
+    max_duration: PositiveDuration = Field(
         timedelta(days=14), description="inconclusive by then: rejected (champion stays)"
     )
     label_maturation: Duration = Field(
@@ -172,9 +182,11 @@ class RampPolicy(_Section):
 
 
 class ServingSettings(_Section):
-    poll_interval: Duration = Field(timedelta(seconds=1), description="how often a gateway re-reads routing")
+    poll_interval: PositiveDuration = Field(
+        timedelta(seconds=1), description="how often a gateway re-reads routing"
+    )
     shadow_sample: Share = Field(1.0, description="share of requests also scored by the shadow model")
-    shadow_timeout: Duration = Field(
+    shadow_timeout: PositiveDuration = Field(
         timedelta(seconds=1), description="a shadow call slower than this is dropped"
     )
     shadow_concurrency: int = Field(8, ge=1, description="shadow calls in flight at once; more are skipped")
@@ -189,15 +201,15 @@ class ServingSettings(_Section):
     )
     log_queue_size: int = Field(100_000, ge=1, description="prediction records waiting to be written")
     log_batch_size: int = Field(1000, ge=1, description="prediction records per write")
-    log_flush_interval: Duration = Field(
+    log_flush_interval: PositiveDuration = Field(
         timedelta(milliseconds=500), description="longest wait before a write"
     )
     max_body_bytes: int = Field(1_048_576, ge=1, description="requests larger than this get 413")
 
 
 class ControllerSettings(_Section):
-    interval: Duration = Field(timedelta(seconds=10), description="time between decision rounds")
-    lease_ttl: Duration = Field(
+    interval: PositiveDuration = Field(timedelta(seconds=10), description="time between decision rounds")
+    lease_ttl: PositiveDuration = Field(
         timedelta(seconds=30), description="a silent leader loses the lease after this"
     )
 
@@ -235,6 +247,28 @@ class Config(Policy):
         )
 
 
+# pydantic error types for a value of the wrong type, with how to write it instead.
+_TYPE_ERRORS = {
+    "float_type": ": write a number such as 0.5, without quotes",
+    "int_type": ": write a whole number such as 200, without quotes",
+    "string_type": ": write text",
+    "bool_type": ": write true or false",
+    "list_type": ": write a list such as [10, 25, 50, 100]",
+    "model_type": ": write a section of keys",
+    "dict_type": ": write a section of keys",
+}
+
+
+def _as_yaml(value: object) -> str:
+    """A value as it was written in the file: `true`, `'0.5'`."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _yaml_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a whole number", float: "a number", str: "text", list: "a list"}
+    return names.get(type(value), "a section" if isinstance(value, dict) else type(value).__name__)
+
+
 def describe_validation_error(error: ValidationError, source: str) -> str:
     """One line per problem, each naming the key and the rule it broke."""
     lines = []
@@ -243,6 +277,9 @@ def describe_validation_error(error: ValidationError, source: str) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; `pitstop init` writes every known key)"
+        elif item["type"] in _TYPE_ERRORS:
+            given = item["input"]
+            message = f"{message}, got {_as_yaml(given)} ({_yaml_type(given)}){_TYPE_ERRORS[item['type']]}"
         lines.append(f"{source}: {key}: {message}")
     return "; ".join(lines)
 
@@ -264,8 +301,29 @@ def load_config(path: Path) -> Config:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(error)}; fix the syntax there") from None
     return parse_config(data, str(path))
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """` at line L, column C: what the parser expected`, on one line.
+
+    >>> try:
+    ...     yaml.safe_load("steps: [10, 25")
+    ... except yaml.YAMLError as error:
+    ...     print(_yaml_problem(error).strip())
+    at line 1, column 15: expected ',' or ']', but got '<stream end>'
+    (while parsing a flow sequence started at line 1)
+    """
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return f": {' '.join(str(error).split())}"
+    mark = error.problem_mark or error.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = " ".join((error.problem or "").split()) or "syntax error"
+    context = ""
+    if error.context and error.context_mark is not None and error.context_mark is not mark:
+        context = f" ({error.context} started at line {error.context_mark.line + 1})"
+    return f"{where}: {problem}{context}"
 
 
 def database_url(config: Config, workspace: Path) -> str:
@@ -281,7 +339,8 @@ def render_default_config() -> str:
     """A `pitstop.yaml` with every default and a one-line comment each."""
     lines = [
         "# pitstop workspace configuration: every key with its default; delete what you keep as is.",
-        "# Durations: 500ms, 30s, 15m, 24h, 14d. Ratios are multiples of the champion's value.",
+        "# Durations: a number and a unit (ms, s, m, h, d, w), e.g. 500ms, 30s, 15m, 24h, 14d.",
+        "# Ratios are multiples of the champion's value.",
     ]
     _render_section(Config(), lines, indent="")
     return "\n".join(lines) + "\n"

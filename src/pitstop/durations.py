@@ -7,30 +7,45 @@ from datetime import timedelta
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+EXAMPLES = "500ms, 30s, 15m, 24h, 14d or 2w"
 
 
-def parse_duration(text: str | int | float | timedelta) -> timedelta:
-    """Parse `30s`, `15m`, `24h`, `14d` (or a number of seconds) into a timedelta.
+def parse_duration(text: str | timedelta) -> timedelta:
+    """Parse a number and a unit, `ms`, `s`, `m`, `h`, `d` or `w` (`30s`, `15m`, `1.5h`, `14d`).
+
+    A bare number is refused: `30` could mean seconds or days, and a wrong guess is silent.
 
     >>> parse_duration("15m")
     datetime.timedelta(seconds=900)
     >>> parse_duration("1.5h").total_seconds()
     5400.0
+    >>> parse_duration(30)
+    Traceback (most recent call last):
+    ValueError: not a duration: 30 (write it with a unit: 500ms, 30s, 15m, 24h, 14d or 2w)
     """
     if isinstance(text, timedelta):
-        return text
-    if isinstance(text, bool):
-        raise ValueError(f"not a duration: {text!r}")
-    if isinstance(text, int | float):
-        seconds = float(text)
+        seconds = text.total_seconds()
     else:
-        match = _PATTERN.match(text)
+        match = _PATTERN.match(text) if isinstance(text, str) else None
         if match is None:
-            raise ValueError(f"not a duration: {text!r} (write it like 30s, 15m, 24h or 14d)")
+            raise ValueError(f"not a duration: {text!r} (write it with a unit: {EXAMPLES})")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative: {text!r}")
     return timedelta(seconds=seconds)
+
+
+def parse_positive_duration(text: str | timedelta) -> timedelta:
+    """A duration that must be longer than zero (a limit of zero would refuse everything).
+
+    >>> parse_positive_duration("0s")
+    Traceback (most recent call last):
+    ValueError: must be longer than zero, got '0s'
+    """
+    value = parse_duration(text)
+    if value <= timedelta(0):
+        raise ValueError(f"must be longer than zero, got {text!r}")
+    return value
 
 
 def format_duration(value: timedelta) -> str:
