@@ -150,3 +150,14 @@ def test_real_process_exit_code_for_a_user_error(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "pitstop init" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unreachable_store_is_one_line(cli, workspace_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # Nothing listens on port 1: no PostgreSQL server is needed to see the message.
+    monkeypatch.setenv("PITSTOP_DATABASE_URL", "postgresql+psycopg://x@127.0.0.1:1/nope?connect_timeout=2")
+    for args in (["models", "list"], ["db", "upgrade"]):
+        result = cli(*args, "-w", workspace_dir)
+        assert result.exit_code == 2
+        line = result.stderr.strip()
+        assert "127.0.0.1:1/nope" in line and "Connection refused" in line and "PITSTOP_DATABASE_URL" in line
+        assert len(line.splitlines()) == 1 and "sqlalche.me" not in line

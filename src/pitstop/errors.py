@@ -45,3 +45,13 @@ class StoreUnavailableError(PitstopError):
 
 class NegativeVerdict(PitstopError):
     """A gate or rollout said no. CLI exit 1: not an error of the user, a decision."""
+
+
+def describe(error: BaseException) -> str:
+    """`Type: first line of the message`: someone else's exception, fit for a one-line error.
+
+    >>> describe(ValueError("Input X contains NaN.\\nLinearRegression does not accept missing values"))
+    'ValueError: Input X contains NaN.'
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

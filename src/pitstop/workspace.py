@@ -22,13 +22,26 @@ from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
 from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
 from pitstop.config import database_url as resolve_database_url
-from pitstop.errors import ArtifactIntegrityError, NotFoundError, StoreUnavailableError, UsageError
+from pitstop.errors import (
+    ArtifactIntegrityError,
+    NotFoundError,
+    StoreUnavailableError,
+    UsageError,
+    describe,
+)
 from pitstop.events import Event, list_events
 from pitstop.gating import GateReport, run_gate
 from pitstop.lineage import build_lineage, current_actor
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
 from pitstop.scoring import check_estimator, predict_frame
-from pitstop.store.engine import make_engine, read_transaction, write_transaction
+from pitstop.store.engine import (
+    describe_store_error,
+    make_engine,
+    read_transaction,
+    safe_url,
+    store_hint,
+    write_transaction,
+)
 from pitstop.store.migrate import current_revision, head_revision, upgrade
 
 if TYPE_CHECKING:
@@ -95,25 +108,26 @@ class Workspace:
             raise
         except Exception as error:
             if "connect" in str(error).lower():
-                raise StoreUnavailableError(
-                    f"cannot reach the store at {self._safe_url()}: {error}"
-                ) from None
+                raise self._unreachable(error) from None
             raise
 
     def _check_schema(self) -> None:
         try:
             revision = current_revision(self.engine)
         except Exception as error:
-            raise StoreUnavailableError(f"cannot reach the store at {self._safe_url()}: {error}") from None
+            raise self._unreachable(error) from None
         if revision != head_revision():
             state = "empty" if revision is None else f"at schema {revision}"
             raise StoreUnavailableError(
-                f"the store at {self._safe_url()} is {state}, pitstop needs {head_revision()}: "
+                f"the store at {safe_url(self.engine)} is {state}, pitstop needs {head_revision()}: "
                 "run `pitstop db upgrade`"
             )
 
-    def _safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+    def _unreachable(self, error: Exception) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"cannot reach the store at {safe_url(self.engine)}: {describe_store_error(error)}; "
+            f"{store_hint(self.engine)}"
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -70,6 +70,28 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     return engine
 
 
+def store_hint(engine: Engine) -> str:
+    """How to fix an unreachable store."""
+    if engine.dialect.name == "sqlite":
+        return "check that the file's folder is writable and no other process holds a long write lock"
+    return "check that the server is up and PITSTOP_DATABASE_URL (or database_url in pitstop.yaml) is right"
+
+
+def describe_store_error(error: BaseException) -> str:
+    """The first line of the database's own message, without SQLAlchemy's wrapping and documentation link.
+
+    >>> describe_store_error(OperationalError("SELECT 1", {}, Exception("refused\\n\\tIs it running?")))
+    'refused'
+    """
+    original = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return lines[0] if lines else type(original).__name__
+
+
+def safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction that commits on success and rolls back on any error."""
@@ -77,7 +99,9 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection, connection.begin():
             yield connection
     except OperationalError as error:
-        raise StoreUnavailableError(f"store write failed: {error.orig}") from error
+        raise StoreUnavailableError(
+            f"store write failed at {safe_url(engine)}: {describe_store_error(error)}; {store_hint(engine)}"
+        ) from error
 
 
 @contextmanager
@@ -87,4 +111,6 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as connection, connection.begin():
             yield connection
     except OperationalError as error:
-        raise StoreUnavailableError(f"store read failed: {error.orig}") from error
+        raise StoreUnavailableError(
+            f"store read failed at {safe_url(engine)}: {describe_store_error(error)}; {store_hint(engine)}"
+        ) from error
