@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from helpers import write_regression_csv
-from pitstop.errors import NotFoundError, UsageError
+from pitstop.errors import ConflictError, NotFoundError, UsageError
 from pitstop.workspace import Workspace
 
 
@@ -81,3 +81,39 @@ def test_unknown_dataset_and_version(workspace: Workspace, tmp_path: Path) -> No
         workspace.dataset("orders:4")
     with pytest.raises(UsageError, match="must be a number"):
         workspace.dataset("orders:latest")
+
+
+def test_same_content_with_another_time_column_is_refused(workspace: Workspace, tmp_path: Path) -> None:
+    csv = write_regression_csv(tmp_path / "d.csv")
+    first, _ = workspace.add_dataset("orders", csv, time_column="time")
+    with pytest.raises(ConflictError, match=r"orders:1 already holds this content with time column 'time'"):
+        workspace.add_dataset("orders", csv, time_column="a")
+    again, created = workspace.add_dataset("orders", csv)  # no time column asked for: the snapshot
+    assert not created and again.id == first.id and again.time_column == "time"
+    assert [s.ref for s in workspace.datasets("orders")] == ["orders:1"]
+
+
+def test_same_content_with_a_time_column_it_was_added_without_is_refused(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    csv = write_regression_csv(tmp_path / "d.csv")
+    workspace.add_dataset("orders", csv)
+    with pytest.raises(ConflictError, match="without a time column; leave out --time-column"):
+        workspace.add_dataset("orders", csv, time_column="time")
+    assert workspace.dataset("orders").time_column is None
+
+
+def test_cli_another_time_column_is_exit_2(cli, workspace_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv = write_regression_csv(tmp_path / "train.csv")
+    ws = ["-w", str(workspace_dir)]
+    assert cli("dataset", "add", "train", csv, "--time-column", "time", *ws).exit_code == 0
+    result = cli("dataset", "add", "train", csv, "--time-column", "a", "--json", *ws)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "with time column 'time'; give --time-column time" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_is_called_a_folder(cli, workspace_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("dataset", "add", "x", tmp_path, "-w", workspace_dir)
+    assert result.exit_code == 2 and f"{tmp_path} is a folder" in result.stderr
+    assert "no such file" not in result.stderr

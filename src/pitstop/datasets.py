@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
-from pitstop.errors import NotFoundError, UsageError
+from pitstop.errors import ConflictError, NotFoundError, UsageError
 from pitstop.events import record_event
 from pitstop.registry import validate_name
 from pitstop.store.tables import datasets
@@ -146,13 +146,28 @@ def insert_snapshot(
     now: datetime,
     actor: str,
 ) -> tuple[DatasetSnapshot, bool]:
-    """Record a snapshot; identical content returns the existing one. Returns (snapshot, created)."""
+    """Record a snapshot; identical content returns the existing one. Returns (snapshot, created).
+
+    A snapshot's time column is part of what it is: identical content asked for with another time
+    column is refused rather than silently returned with the old one (`time_column=None` asks for none
+    in particular)."""
     validate_name("dataset", name)
     existing = conn.execute(
         select(datasets).where(datasets.c.name == name, datasets.c.sha256 == sha256)
     ).first()
     if existing is not None:
-        return _snapshot(existing), False
+        snapshot = _snapshot(existing)
+        if time_column is not None and time_column != snapshot.time_column:
+            if snapshot.time_column is None:
+                recorded, same = "without a time column", "leave out --time-column"
+            else:
+                recorded = f"with time column {snapshot.time_column!r}"
+                same = f"give --time-column {snapshot.time_column}"
+            raise ConflictError(
+                f"dataset {snapshot.ref} already holds this content {recorded}; {same} to get that "
+                f"snapshot, or add the file under another name to use time column {time_column!r}"
+            )
+        return snapshot, False
     latest = conn.execute(select(func.max(datasets.c.version)).where(datasets.c.name == name)).scalar()
     result = conn.execute(
         datasets.insert().values(

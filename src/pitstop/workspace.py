@@ -427,6 +427,8 @@ class Workspace:
         """Snapshot a CSV/Parquet file; identical content returns the existing snapshot (created=False)."""
         registry.validate_name("dataset", name)
         source = Path(path)
+        if source.is_dir():
+            raise UsageError(f"{source} is a folder; give the CSV or Parquet file to register")
         if not source.is_file():
             raise UsageError(f"{source}: no such file")
         fmt = ds.file_format(source)
