@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -171,4 +175,167 @@ def test_join_names_missing_columns() -> None:
     with pytest.raises(UsageError, match="features has no column"):
         point_in_time_join(
             events, pd.DataFrame({"user": ["a"]}), on="user", event_time="t", feature_time="ft"
+        )
+
+
+# -- trainers in the current folder, unpicklable results, the model's time column -------------------
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], str]]:
+    """A fresh current folder; `write(source)` puts a uniquely named module in it and returns its name."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    written: list[str] = []
+
+    def write(source: str) -> str:
+        name = f"mytrainers_{uuid.uuid4().hex[:8]}"
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+        written.append(name)
+        return name
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
+LOCAL_CLASS_TRAINER = """
+    def fit(X, y, params):
+        class Constant:  # defined inside the trainer: pickle cannot find it again
+            def predict(self, X):
+                return [0.0] * len(X)
+        return Constant()
+"""
+
+LINEAR_TRAINER = """
+    from sklearn.linear_model import LinearRegression
+
+    class Shifted:  # a module-level class: pickled by reference to this module
+        def __init__(self, base):
+            self.base = base
+
+        def predict(self, X):
+            return self.base.predict(X) + 0.5
+
+    def fit(X, y, params):
+        return LinearRegression().fit(X, y)
+
+    def shifted(X, y, params):
+        return Shifted(LinearRegression().fit(X, y))
+"""
+
+
+def test_an_unpicklable_trainer_result_is_exit_2_naming_the_trainer(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace, here: Callable[[str], str]
+) -> None:
+    module = here(LOCAL_CLASS_TRAINER)
+    result = cli("train", "eta", "--trainer", f"{module}:fit", "--data", "train", "-w", ready.path)
+    assert result.exit_code == 2
+    assert f"trainer {module}:fit returned" in result.stderr and "PicklingError" in result.stderr
+    assert "define the model's classes at module level" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert ready.versions("eta") == [] and ready.model("eta").features is None
+
+
+def test_a_trainer_module_in_the_current_folder_is_importable(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace, here: Callable[[str], str]
+) -> None:
+    module = here(LINEAR_TRAINER)
+    result = cli("train", "eta", "--trainer", f"{module}:fit", "--data", "train", "-w", ready.path)
+    assert result.exit_code == 0, result.stderr
+    assert ready.version("eta", 1).lineage["trainer"] == f"{module}:fit"
+    assert str(Path.cwd()) not in sys.path  # importable while needed, not left on sys.path
+
+
+def test_an_unimportable_trainer_says_how_to_make_it_importable(ready: Workspace) -> None:
+    with pytest.raises(UsageError, match="install it, add its folder to PYTHONPATH, or run pitstop from"):
+        ready.train("eta", trainer="no_such_module:fit", data="train")
+
+
+def test_a_version_whose_classes_live_in_the_current_folder_loads_from_there(
+    ready: Workspace, here: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = here(LINEAR_TRAINER)
+    ready.train("eta", trainer=f"{module}:shifted", data="train")
+    sys.modules.pop(module)  # as in a new process: the class must be imported again to unpickle
+    assert hasattr(ready.load("eta", 1), "predict")
+    sys.modules.pop(module)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=rf"eta version 1 cannot be loaded .*No module named '{module}'"):
+        ready.load("eta", 1)
+
+
+def test_reproduce_of_an_unimportable_trainer_names_the_recorded_trainer(
+    ready: Workspace, here: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = here(LINEAR_TRAINER)
+    ready.train("eta", trainer=f"{module}:fit", data="train")
+    sys.modules.pop(module)
+    monkeypatch.chdir(tmp_path)  # the trainer's folder is no longer the current one
+    with pytest.raises(UsageError) as raised:
+        ready.reproduce("eta", 1)
+    message = str(raised.value)
+    assert f"the trainer '{module}:fit' recorded for eta version 1" in message
+    assert "--trainer" not in message and "run pitstop from the folder that holds it" in message
+
+
+def _without_when(workspace: Workspace, tmp_path: Path) -> Workspace:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"), time_column="time")
+    workspace.create_model("eta", task="regression", target="y", time_column="when", id_columns=["user_id"])
+    return workspace
+
+
+def test_training_data_without_the_models_time_column_is_refused(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = _without_when(workspace, tmp_path)
+    with pytest.raises(UsageError, match=r"dataset train:1 has no column 'when', the time column of model"):
+        ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    with pytest.raises(UsageError, match="no column 'when'"):
+        ws.train(
+            "eta", trainer="helpers:linear_trainer", data="train", as_of=pd.Timestamp("2026-01-03", tz="UTC")
+        )
+    artifact = helpers.fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m.joblib")
+    with pytest.raises(UsageError, match="no column 'when'"):
+        ws.register("eta", artifact, train_data="train")
+    assert ws.versions("eta") == [] and ws.model("eta").features is None
+
+
+def test_train_cli_names_the_missing_time_column(cli, workspace: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _without_when(workspace, tmp_path)
+    ws = ["-w", str(workspace.path)]
+    result = cli("train", "eta", "--trainer", "helpers:linear_trainer", "--data", "train", *ws)
+    assert result.exit_code == 2 and "train:1 has no column 'when'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_derived_features_leave_out_target_time_columns_and_ids(workspace: Workspace, tmp_path: Path) -> None:
+    frame = pd.read_csv(write_regression_csv(tmp_path / "d.csv"))
+    frame["when"] = frame["time"]  # the model's time column; `time` stays the dataset's own
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    workspace.add_dataset("train", tmp_path / "d.csv", time_column="time")
+    workspace.create_model("eta", task="regression", target="y", time_column="when", id_columns=["user_id"])
+    version = workspace.train("eta", trainer="helpers:spy_trainer", data="train")
+    assert helpers.SPY["columns"] == ["a", "b"] and version.lineage["features"] == ["a", "b"]
+    assert version.lineage["training_window"]["time_column"] == "when"
+
+
+def test_missing_target_values_are_an_input_error(workspace: Workspace, tmp_path: Path) -> None:
+    frame = pd.read_csv(write_regression_csv(tmp_path / "d.csv"))
+    frame.loc[[3, 7], "y"] = None
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    workspace.add_dataset("train", tmp_path / "d.csv", time_column="time")
+    workspace.create_model("eta", task="regression", target="y", id_columns=["user_id"])
+    with pytest.raises(UsageError, match=r"target column 'y' has 2 missing value\(s\) in 200 rows"):
+        workspace.train("eta", trainer="helpers:linear_trainer", data="train")
+    assert workspace.versions("eta") == []
+
+
+def test_as_of_without_any_time_column_says_how_to_add_one(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "d.csv"))
+    workspace.create_model("eta", task="regression", target="y", id_columns=["user_id", "time"])
+    with pytest.raises(UsageError, match=r"--as-of needs a time column.*dataset add NAME FILE --time-column"):
+        workspace.train(
+            "eta", trainer="helpers:linear_trainer", data="train", as_of=pd.Timestamp("2026-01-03", tz="UTC")
         )

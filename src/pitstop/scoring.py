@@ -22,11 +22,35 @@ def predict_frame(task: Task, estimator: Any, features: pd.DataFrame) -> npt.NDA
     return np.asarray(estimator.predict(features), dtype=float).reshape(-1)
 
 
+def missing_values(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
+    """How many values are missing (NaN, None, empty) in each of `columns` that has any.
+
+    >>> missing_values(pd.DataFrame({"a": [1.0, None, None], "b": [1, 2, 3]}), ["a", "b"])
+    {'a': 2}
+    """
+    counts = frame[columns].isna().sum()
+    return {str(column): int(count) for column, count in counts.items() if count}
+
+
+def describe_missing(counts: dict[str, int]) -> str:
+    """`a (2 missing), b (1 missing)`."""
+    return ", ".join(f"{column} ({count} missing)" for column, count in counts.items())
+
+
+def check_target_complete(values: pd.Series, source: str) -> None:
+    """A row without its target can be neither learned from nor scored: always an input error."""
+    missing = int(values.isna().sum())
+    if missing:
+        raise UsageError(
+            f"{source}: target column {values.name!r} has {missing} missing value(s) in {len(values)} rows; "
+            "drop or fill those rows and register the data again"
+        )
+
+
 def binary_target(values: pd.Series, source: str) -> pd.Series:
     """A two-class target as 0/1, the larger value being the positive class (as `classes_[1]`)."""
-    classes = sorted(values.dropna().unique().tolist())
-    if values.isna().any():
-        raise UsageError(f"{source}: the target has missing values")
+    check_target_complete(values, source)
+    classes = sorted(values.unique().tolist())
     if len(classes) != 2:
         shown = ", ".join(map(str, classes[:5])) + ("…" if len(classes) > 5 else "")
         raise UsageError(

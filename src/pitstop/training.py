@@ -2,35 +2,84 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import joblib
 import pandas as pd
 
 from pitstop.datasets import DatasetSnapshot, parse_times
-from pitstop.errors import UsageError
+from pitstop.errors import UsageError, describe
 from pitstop.registry import ModelInfo, Task
-from pitstop.scoring import binary_target, check_estimator
+from pitstop.scoring import binary_target, check_estimator, check_target_complete
 
 Trainer = Callable[[pd.DataFrame, pd.Series, dict[str, Any]], Any]
 
 
-def import_trainer(reference: str) -> Trainer:
-    """`package.module:function` → the function."""
+@contextmanager
+def current_folder_importable() -> Iterator[None]:
+    """Let modules in the current folder be imported while inside, as `python -m` does.
+
+    The console script, unlike `python -m`, does not put the current folder on `sys.path`, so a
+    `mytrainers.py` next to the user would not be found. The folder goes last, so a stray file named
+    like an installed package shadows nothing, and it is removed again on the way out (modules
+    imported meanwhile stay imported).
+    """
+    try:
+        folder = os.getcwd()
+    except OSError:  # the current folder was deleted: nothing to add
+        folder = ""
+    if not folder or folder in sys.path or "" in sys.path:
+        yield
+        return
+    sys.path.append(folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+
+
+IMPORTABLE_HINT = "install it, add its folder to PYTHONPATH, or run pitstop from the folder that holds it"
+
+
+def load_hint(error: BaseException) -> str:
+    """What to add to a failed unpickling: its classes' module is not importable here."""
+    if isinstance(error, ImportError | AttributeError):
+        return f"; the module its classes come from must be importable: {IMPORTABLE_HINT}"
+    return ""
+
+
+def import_trainer(reference: str, role: str | None = None) -> Trainer:
+    """`package.module:function` → the function. `role` names where the reference came from in errors
+    (default `--trainer 'REF'`)."""
+    role = role or f"--trainer {reference!r}"
     module_name, sep, function_name = reference.partition(":")
     if not sep or not module_name or not function_name:
-        raise UsageError(f"--trainer {reference!r}: write it as package.module:function")
+        raise UsageError(f"{role}: write it as package.module:function")
     try:
-        module = importlib.import_module(module_name)
+        with current_folder_importable():
+            module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        itself = error.name == module_name or module_name.startswith(f"{error.name}.")
+        if itself:  # the module (or its package) is not there, rather than something it imports
+            raise UsageError(
+                f"{role}: cannot import {module_name} ({describe(error)}); the trainer's module must be "
+                f"importable: {IMPORTABLE_HINT}"
+            ) from None
+        raise UsageError(f"{role}: importing {module_name} failed ({describe(error)})") from None
     except Exception as error:  # the user's module may fail in any way while importing
-        raise UsageError(
-            f"--trainer {reference!r}: cannot import {module_name} ({type(error).__name__}: {error})"
-        ) from None
+        raise UsageError(f"{role}: importing {module_name} failed ({describe(error)})") from None
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise UsageError(f"--trainer {reference!r}: {module_name} has no function {function_name!r}")
+        raise UsageError(f"{role}: {module_name} has no function {function_name!r}")
     trainer: Trainer = function
     return trainer
 
@@ -41,21 +90,33 @@ def infer_features(model: ModelInfo, snapshot: DatasetSnapshot, columns: list[st
     return [str(c) for c in columns if c not in reserved]
 
 
-def time_column_of(model: ModelInfo, snapshot: DatasetSnapshot) -> str | None:
-    """The model's time column, else the snapshot's."""
+def time_column_of(model: ModelInfo, snapshot: DatasetSnapshot, columns: Iterable[object]) -> str | None:
+    """The model's time column, else the snapshot's. A model's time column the data lacks is an error:
+    without it neither the training window nor the gate's time checks can be known."""
+    if model.time_column is not None and model.time_column not in columns:
+        have = ", ".join(map(str, columns))
+        raise UsageError(
+            f"dataset {snapshot.ref} has no column {model.time_column!r}, the time column of model "
+            f"{model.name!r} (its columns: {have}); register a dataset that has it"
+        )
     return model.time_column or snapshot.time_column
 
 
-def rows_before(frame: pd.DataFrame, time_column: str | None, as_of: pd.Timestamp | None) -> pd.DataFrame:
-    """Rows strictly before the as-of cutoff (all rows without one)."""
+def rows_before(
+    frame: pd.DataFrame, time_column: str | None, as_of: pd.Timestamp | None, source: str
+) -> pd.DataFrame:
+    """Rows strictly before the as-of cutoff (all rows without one); `source` names the data in errors."""
     if as_of is None:
         return frame
-    if time_column is None or time_column not in frame.columns:
-        raise UsageError("--as-of needs a time column: give the model or the dataset a --time-column")
-    times = parse_times(frame[time_column], time_column, "training data")
+    if time_column is None:
+        raise UsageError(
+            f"--as-of needs a time column, and {source} has none: register the data with "
+            "`pitstop dataset add NAME FILE --time-column COL`"
+        )
+    times = parse_times(frame[time_column], time_column, source)
     subset = frame[times < as_of]
     if subset.empty:
-        raise UsageError(f"--as-of {as_of.isoformat()}: no rows before the cutoff")
+        raise UsageError(f"--as-of {as_of.isoformat()}: no rows of {source} before the cutoff")
     return subset
 
 
@@ -69,6 +130,7 @@ def training_frame(
             f"{source}: missing column(s) {', '.join(missing)} needed by model {model.name!r} "
             f"(features and target {model.target!r})"
         )
+    check_target_complete(frame[model.target], source)
     X = frame[features].reset_index(drop=True)
     y = frame[model.target].reset_index(drop=True)
     if model.task is Task.CLASSIFICATION:
@@ -76,15 +138,34 @@ def training_frame(
     return X, y
 
 
-def fit(trainer_ref: str, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], task: Task) -> Any:
+def fit(
+    trainer_ref: str,
+    X: pd.DataFrame,
+    y: pd.Series,
+    params: dict[str, Any],
+    task: Task,
+    role: str | None = None,
+) -> Any:
     """Call the trainer; any failure of the user's code becomes one clear UsageError."""
-    trainer = import_trainer(trainer_ref)
+    trainer = import_trainer(trainer_ref, role)
     try:
         estimator = trainer(X.copy(), y.copy(), dict(params))
     except Exception as error:  # the user's trainer may fail in any way
-        raise UsageError(f"trainer {trainer_ref} raised {type(error).__name__}: {error}") from None
+        raise UsageError(f"trainer {trainer_ref} raised {describe(error)}") from None
     check_estimator(estimator, task, f"trainer {trainer_ref} returned an object that")
     return estimator
+
+
+def save(estimator: Any, path: Path, trainer_ref: str) -> None:
+    """Write the trained object with joblib; an object pickle cannot store is the trainer's error."""
+    try:
+        joblib.dump(estimator, path)
+    except Exception as error:  # pickle fails as PicklingError, AttributeError or TypeError
+        raise UsageError(
+            f"trainer {trainer_ref} returned an object ({type(estimator).__name__}) that joblib cannot save "
+            f"({describe(error)}); define the model's classes at module level, not inside the trainer, "
+            "and keep no open files, locks or connections on it"
+        ) from None
 
 
 @dataclass(frozen=True)

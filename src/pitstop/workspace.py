@@ -240,13 +240,14 @@ class Workspace:
         info = self.model(model)
         snapshot = self.dataset(data)
         frame = self.dataset_frame(snapshot.ref)
+        time_column = training.time_column_of(info, snapshot, frame.columns)
         features = info.features or training.infer_features(info, snapshot, list(frame.columns))
-        rows = training.rows_before(frame, training.time_column_of(info, snapshot), as_of)
+        rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
         X, y = training.training_frame(info, rows, features, snapshot.ref)
         estimator = training.fit(trainer, X, y, params or {}, info.task)
         with tempfile.TemporaryDirectory(prefix="pitstop-train-") as folder:
             artifact = Path(folder) / "model.joblib"
-            joblib.dump(estimator, artifact)
+            training.save(estimator, artifact, trainer)
             return self._register_estimator(
                 info,
                 estimator,
@@ -273,11 +274,12 @@ class Workspace:
         source = next(d for d in lineage["datasets"] if d["role"] == "train")
         snapshot = self.dataset(f"{source['name']}:{source['version']}")
         as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
-        rows = training.rows_before(
-            self.dataset_frame(snapshot.ref), training.time_column_of(info, snapshot), as_of
-        )
+        frame = self.dataset_frame(snapshot.ref)
+        time_column = training.time_column_of(info, snapshot, frame.columns)
+        rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
         X, y = training.training_frame(info, rows, lineage["features"], snapshot.ref)
-        retrained = training.fit(lineage["trainer"], X, y, lineage.get("params", {}), info.task)
+        role = f"the trainer {lineage['trainer']!r} recorded for {model} version {recorded.version}"
+        retrained = training.fit(lineage["trainer"], X, y, lineage.get("params", {}), info.task, role)
         original = predict_frame(info.task, self.load(model, recorded.version), X)
         again = predict_frame(info.task, retrained, X)
         return training.Reproduction(
@@ -308,9 +310,9 @@ class Workspace:
         actor: str | None,
     ) -> VersionInfo:
         check_estimator(estimator, info.task, str(artifact))
+        time_column = training.time_column_of(info, snapshot, frame.columns)
         features = info.features or training.infer_features(info, snapshot, list(frame.columns))
-        time_column = training.time_column_of(info, snapshot)
-        rows = training.rows_before(frame, time_column, as_of)
+        rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
         training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target exist
         lineage = build_lineage(
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
@@ -341,7 +343,14 @@ class Workspace:
         actual = hashlib.sha256(data).hexdigest()
         if actual != version.sha256:
             raise ArtifactIntegrityError(model, version.version, version.sha256, actual, version.artifact_uri)
-        return joblib.load(io.BytesIO(data))
+        try:
+            with training.current_folder_importable():  # its classes may live in the trainer's module
+                return joblib.load(io.BytesIO(data))
+        except Exception as error:  # unpickling runs the artifact's imports: anything may fail
+            raise UsageError(
+                f"{model} version {version.version} cannot be loaded ({describe(error)})"
+                f"{training.load_hint(error)}"
+            ) from None
 
     def set_champion(
         self, model: str, version: str | int, *, reason: str, force: bool = False, actor: str | None = None
@@ -473,10 +482,17 @@ class Workspace:
             return list_events(conn, model_id, limit=limit)
 
 
+def _data_source(info: ModelInfo, snapshot: ds.DatasetSnapshot) -> str:
+    return f"dataset {snapshot.ref} (for model {info.name!r})"
+
+
 def _load_artifact_file(path: Path) -> Any:
     if not path.is_file():
         raise UsageError(f"{path}: no such artifact file")
     try:
-        return joblib.load(path)
+        with training.current_folder_importable():
+            return joblib.load(path)
     except Exception as error:  # any unpickling failure means the same thing to the user
-        raise UsageError(f"{path}: cannot load with joblib ({type(error).__name__}: {error})") from None
+        raise UsageError(
+            f"{path}: cannot load with joblib ({describe(error)}){training.load_hint(error)}"
+        ) from None
