@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import joblib
 import pandas as pd
 import pytest
 
@@ -161,3 +162,71 @@ def test_gate_cli_exit_1_when_failed(cli, live_ws: Workspace) -> None:  # type: 
     live_ws.train("eta", trainer="helpers:linear_trainer", data="test")  # trained on the test period itself
     result = cli("gate", "eta", "1", "--test-set", "test", "--json", "-w", live_ws.path)
     assert result.exit_code == 1 and json.loads(result.stdout)["decided_by"] == "temporal_overlap"
+
+
+# -- missing values and the model's time column -------------------------------------------------------
+
+
+def _test_set_with(tmp_path: Path, name: str, column: str, rows: list[int]) -> Path:
+    frame = pd.read_csv(tmp_path / "test.csv")
+    frame.loc[rows, column] = None
+    frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    return tmp_path / f"{name}.csv"
+
+
+def test_missing_target_values_are_exit_2_naming_column_and_count(  # type: ignore[no-untyped-def]
+    cli, live_ws: Workspace, tmp_path: Path
+) -> None:
+    live_ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    live_ws.add_dataset("holes", _test_set_with(tmp_path, "holes", "y", [1, 5, 9]), time_column="time")
+    result = cli("gate", "eta", "1", "--test-set", "holes", "--json", "-w", live_ws.path)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "test set holes:1: target column 'y' has 3 missing value(s) in 72 rows" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert live_ws.version("eta", 1).gate_result is None
+    assert not [e for e in live_ws.events("eta") if e.kind == "gate_evaluated"]
+
+
+def test_a_model_failing_on_missing_features_is_exit_2_naming_version_columns_and_error(  # type: ignore[no-untyped-def]
+    cli, live_ws: Workspace, tmp_path: Path
+) -> None:
+    live_ws.train("eta", trainer="helpers:linear_trainer", data="train")  # LinearRegression: no NaN
+    live_ws.add_dataset("holes", _test_set_with(tmp_path, "holes", "a", [2, 4]), time_column="time")
+    result = cli("gate", "eta", "1", "--test-set", "holes", "-w", live_ws.path)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "eta version 1 failed to predict on test set holes:1" in line
+    assert "ValueError: Input X contains NaN" in line and "a (2 missing)" in line
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert live_ws.version("eta", 1).gate_result is None
+
+
+def test_missing_features_reach_a_model_that_handles_them(ws: Workspace, tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    frame = pd.read_csv(tmp_path / "train.csv")
+    joblib.dump(HistGradientBoostingRegressor(max_iter=50).fit(frame[["a", "b"]], frame["y"]), tmp_path / "h")
+    ws.register("eta", tmp_path / "h", train_data="train")
+    ws.add_dataset("holes", _test_set_with(tmp_path, "holes", "b", [0, 3]), time_column="time")
+    report = ws.gate("eta", 1, test_set="holes")
+    assert report.metrics["challenger"] is not None and report.metrics["challenger"]["r2"] > 0.5
+
+
+def test_a_test_set_without_the_models_time_column_is_an_input_error(ws: Workspace, tmp_path: Path) -> None:
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    frame = pd.read_csv(tmp_path / "test.csv").rename(columns={"time": "ts"})
+    frame.to_csv(tmp_path / "renamed.csv", index=False)
+    ws.add_dataset("renamed", tmp_path / "renamed.csv", time_column="ts")
+    with pytest.raises(UsageError, match=r"dataset renamed:1 has no column 'time', the time column of model"):
+        ws.gate("eta", 1, test_set="renamed")
+    assert ws.version("eta", 1).gate_result is None
+
+
+def test_the_models_time_column_dates_an_untimed_test_set(ws: Workspace, tmp_path: Path) -> None:
+    ws.add_dataset("late", write_regression_csv(tmp_path / "late.csv", rows=400, seed=3), time_column="time")
+    ws.train("eta", trainer="helpers:linear_trainer", data="late")  # Jan 1 .. Jan 17: covers the test set
+    pd.read_csv(tmp_path / "test.csv").to_csv(tmp_path / "untimed.csv", index=False)
+    ws.add_dataset("untimed", tmp_path / "untimed.csv")  # no --time-column: the model's `time` dates it
+    report = ws.gate("eta", 1, test_set="untimed")
+    overlap = next(c for c in report.checks if c.name == "temporal_overlap")
+    assert not overlap.skipped and not overlap.passed and report.decided_by == "temporal_overlap"

@@ -6,16 +6,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from pitstop import registry
-from pitstop.errors import UsageError
+from pitstop.datasets import DatasetSnapshot, parse_times
+from pitstop.errors import UsageError, describe
 from pitstop.events import record_event
 from pitstop.gates import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate
 from pitstop.lineage import current_actor
 from pitstop.metrics import offline_metrics
 from pitstop.registry import Alias, ModelInfo, Task
-from pitstop.scoring import binary_target, predict_frame
+from pitstop.scoring import (
+    binary_target,
+    check_target_complete,
+    describe_missing,
+    missing_values,
+    predict_frame,
+)
+from pitstop.training import time_column_of
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -50,9 +59,48 @@ class GateReport:
         }
 
 
-def _score(ws: Workspace, info: ModelInfo, version: int, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+def _score(
+    ws: Workspace, info: ModelInfo, version: int, X: pd.DataFrame, y: pd.Series, test_set: str
+) -> dict[str, float]:
+    """One model's metrics on the test set. Missing feature values go to the model as they are (some
+    models handle them); when it fails on them, or returns no usable numbers, that is an input error."""
     estimator = ws.load(info.name, version)
-    return offline_metrics(info.task, y, predict_frame(info.task, estimator, X))
+    try:
+        predictions = predict_frame(info.task, estimator, X)
+    except UsageError:
+        raise
+    except Exception as error:  # the model is user code: it may fail in any way
+        raise UsageError(
+            f"{info.name} version {version} failed to predict on test set {test_set} "
+            f"({describe(error)}){_missing_hint(X)}"
+        ) from None
+    if not np.isfinite(predictions).all():
+        raise UsageError(
+            f"{info.name} version {version} returned NaN or infinite predictions on test set "
+            f"{test_set}{_missing_hint(X)}"
+        )
+    return offline_metrics(info.task, y, predictions)
+
+
+def _missing_hint(X: pd.DataFrame) -> str:
+    missing = missing_values(X, list(X.columns))
+    if not missing:
+        return ""
+    return (
+        f"; the test set has missing feature values: {describe_missing(missing)}; this model does not "
+        "handle them: fill or drop those rows and register the test set again"
+    )
+
+
+def _time_range(
+    info: ModelInfo, snapshot: DatasetSnapshot, frame: pd.DataFrame
+) -> tuple[datetime | None, datetime | None]:
+    """The test set's time range on the model's time column (the snapshot's when the model has none)."""
+    column = time_column_of(info, snapshot, frame.columns)
+    if column is None or column == snapshot.time_column:
+        return snapshot.time_min, snapshot.time_max
+    times = parse_times(frame[column], column, f"test set {snapshot.ref}")
+    return times.min().floor("us").to_pydatetime(), times.max().floor("us").to_pydatetime()
 
 
 def run_gate(
@@ -71,27 +119,26 @@ def run_gate(
         )
     if frame.empty:
         raise UsageError(f"test set {snapshot.ref} has no rows")
+    source = f"test set {snapshot.ref}"
+    check_target_complete(frame[info.target], source)
+    time_min, time_max = _time_range(info, snapshot, frame)
     facts = TestSetFacts(
         name=snapshot.name,
         version=snapshot.version,
         sha256=snapshot.sha256,
         rows=snapshot.rows,
-        time_min=snapshot.time_min,
-        time_max=snapshot.time_max,
+        time_min=time_min,
+        time_max=time_max,
         registered_at=snapshot.created_at,
         missing_columns=[c for c in features if c not in frame.columns],
     )
-    y = (
-        binary_target(frame[info.target], snapshot.ref)
-        if info.task is Task.CLASSIFICATION
-        else frame[info.target]
-    )
+    y = binary_target(frame[info.target], source) if info.task is Task.CLASSIFICATION else frame[info.target]
     challenger_metrics = champion_metrics = None
     if not facts.missing_columns:
         X = frame[features]
-        challenger_metrics = _score(ws, info, challenger.version, X, y)
+        challenger_metrics = _score(ws, info, challenger.version, X, y, snapshot.ref)
         if champion_version is not None:
-            champion_metrics = _score(ws, info, champion_version, X, y)
+            champion_metrics = _score(ws, info, champion_version, X, y, snapshot.ref)
     window_end = challenger.lineage.get("training_window", {}).get("end")
     now = ws.clock.now()
     checks = evaluate_gate(
