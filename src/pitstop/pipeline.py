@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pitstop import registry
+from pitstop.errors import ConflictError
 from pitstop.gating import GateReport
 from pitstop.registry import VersionInfo
 
@@ -15,28 +17,78 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class ActiveRollout:
+    """The rollout that kept a retrain from starting one: one rollout per model at a time."""
+
+    id: int
+    phase: str
+    challenger_version: int
+
+    def describe(self, model: str) -> str:
+        return (
+            f"rollout {self.id} of {model!r} is active ({self.phase}, challenger "
+            f"v{self.challenger_version}); wait for it to end or `pitstop rollout abort {model} --reason …`"
+        )
+
+
+@dataclass(frozen=True)
 class RetrainResult:
-    """How far the new version got: `gate` (stopped there) or `rollout` (started, in shadow)."""
+    """How far the new version got.
+
+    `stage` is where it stopped: `gate` (failed it, or passed with no champion to roll out against) or
+    `rollout` (started; or, with `active_rollout`, refused because another rollout of the model is
+    running: before training when that one was already active, after the gate when it began meanwhile).
+    """
 
     model: str
-    version: VersionInfo
-    gate: GateReport
+    version: VersionInfo | None
+    gate: GateReport | None
     rollout_id: int | None
+    active_rollout: ActiveRollout | None = None
 
     @property
     def stage(self) -> str:
-        return "rollout" if self.rollout_id is not None else "gate"
+        return "rollout" if self.rollout_id is not None or self.active_rollout is not None else "gate"
+
+    @property
+    def started(self) -> bool:
+        return self.rollout_id is not None
+
+    @property
+    def reason(self) -> str:
+        if self.active_rollout is not None:
+            return self.active_rollout.describe(self.model)
+        if self.started:
+            return "offline gate passed: rollout started in shadow"
+        assert self.gate is not None
+        if self.gate.passed:
+            return "offline gate passed, but there is no champion to roll out against"
+        return f"offline gate failed ({self.gate.decided_by})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
-            "version": self.version.version,
+            "version": self.version.version if self.version else None,
             "stage": self.stage,
-            "passed_gate": self.gate.passed,
-            "decided_by": self.gate.decided_by,
+            "started": self.started,
+            "passed_gate": self.gate.passed if self.gate else None,
+            "decided_by": self.gate.decided_by if self.gate else None,
             "rollout_id": self.rollout_id,
-            "gate": self.gate.to_dict(),
+            "active_rollout_id": self.active_rollout.id if self.active_rollout else None,
+            "reason": self.reason,
+            "gate": self.gate.to_dict() if self.gate else None,
         }
+
+
+def active_rollout(ws: Workspace, model: str) -> ActiveRollout | None:
+    """The model's running rollout, if any."""
+    from pitstop.rollout.records import active_rollout as stored_active  # rollouts build on Workspace
+
+    with ws.reading() as conn:
+        stored = stored_active(conn, registry.get_model(conn, model).id)
+    if stored is None:
+        return None
+    return ActiveRollout(stored.state.id, stored.state.phase.value, stored.state.challenger_version)
 
 
 def retrain(
@@ -52,14 +104,24 @@ def retrain(
 ) -> RetrainResult:
     """Train a challenger, gate it against the champion, and start its rollout when the gate passes.
 
-    Without a champion there is nothing to roll out against: the first version passes the gate and the
-    result says so (stage `gate`); make it champion with `set-champion`.
+    A rollout of the model already running stops it before training: nothing is trained or
+    registered. Without a champion there is nothing to roll out against: the first version passes
+    the gate and the result says so (stage `gate`); make it champion with `set-champion`.
     """
+    running = active_rollout(ws, model)
+    if running is not None:
+        return RetrainResult(model, None, None, None, running)
     version = ws.train(model, trainer=trainer, data=data, as_of=as_of, params=params, actor=actor)
     report = ws.gate(model, version.version, test_set=test_set, actor=actor)
     if not report.passed or report.champion_version is None:
         return RetrainResult(model, version, report, None)
-    stored = ws.start_rollout(
-        model, version.version, actor=actor, reason=f"retrain: gate passed on {test_set}"
-    )
+    try:
+        stored = ws.start_rollout(
+            model, version.version, actor=actor, reason=f"retrain: gate passed on {test_set}"
+        )
+    except ConflictError:
+        running = active_rollout(ws, model)  # one began while this version trained
+        if running is None:
+            raise
+        return RetrainResult(model, version, report, None, running)
     return RetrainResult(model, version, report, stored.state.id)

@@ -21,6 +21,8 @@ from pitstop.cli.common import (
 )
 from pitstop.errors import UsageError
 from pitstop.gating import GateReport
+from pitstop.pipeline import RetrainResult
+from pitstop.pipeline import retrain as run_retrain
 
 ModelArg = Annotated[str, typer.Argument(help="model name")]
 ParamOption = Annotated[
@@ -158,9 +160,7 @@ def retrain(
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train → offline gate → rollout start in one command (for cron or Airflow). Exit 1 if the gate fails."""
-    from pitstop.pipeline import retrain as run_retrain
-
+    """Train → offline gate → rollout start in one command (for cron or Airflow). Exit 1 if it stops."""
     result = run_retrain(
         open_workspace(workspace),
         model,
@@ -174,16 +174,29 @@ def retrain(
     if as_json:
         print_json(result.to_dict())
     else:
-        console.print(f"trained {model} version [bold]{result.version.version}[/]")
-        render_gate(result.gate)
-        if result.rollout_id is not None:
-            console.print(f"rollout {result.rollout_id} started: shadow (the controller takes it from here)")
-        elif result.gate.passed:
-            console.print("no champion yet: nothing to roll out against; use `pitstop models set-champion`")
-        else:
-            console.print(f"stopped at the offline gate ({result.gate.decided_by})")
-    if not result.gate.passed:
+        _render_retrain(result)
+    if result.active_rollout is not None or (result.gate is not None and not result.gate.passed):
         raise typer.Exit(1)
+
+
+def _render_retrain(result: RetrainResult) -> None:
+    if result.version is None:
+        console.print(f"[bold red]stopped before training[/] (stage rollout): {result.reason}")
+        return
+    console.print(f"trained {result.model} version [bold]{result.version.version}[/]")
+    assert result.gate is not None
+    render_gate(result.gate)
+    if result.started:
+        console.print(f"rollout {result.rollout_id} started: shadow (the controller takes it from here)")
+    elif result.active_rollout is not None:
+        console.print(
+            f"[bold red]stopped at rollout start[/]: {result.reason}; then "
+            f"`pitstop rollout start {result.model} {result.version.version}`"
+        )
+    elif result.gate.passed:
+        console.print("no champion yet: nothing to roll out against; use `pitstop models set-champion`")
+    else:
+        console.print(f"stopped at the offline gate ({result.gate.decided_by})")
 
 
 def register(app: typer.Typer) -> None:
