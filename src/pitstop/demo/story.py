@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,6 +24,7 @@ from pitstop.clock import ManualClock
 from pitstop.demo.data import FEATURES, TARGET, TIME, USER, Scenario, generate_deliveries
 from pitstop.demo.traffic import live_traffic
 from pitstop.gating import GateReport
+from pitstop.registry import VersionInfo
 from pitstop.simulate import Replay, prepare_traffic
 from pitstop.workspace import Workspace
 
@@ -131,6 +133,7 @@ CHALLENGERS = [
 class DemoResult:
     workspace: Path
     champion_version: int | None = None
+    first_champion: dict[str, Any] | None = None  # the bootstrapped champion's lineage
     gates: list[dict[str, Any]] = field(default_factory=list)
     rollouts: list[dict[str, Any]] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
@@ -139,6 +142,7 @@ class DemoResult:
         return {
             "workspace": str(self.workspace),
             "champion_version": self.champion_version,
+            "first_champion": self.first_champion,
             "gates": self.gates,
             "rollouts": self.rollouts,
             "reports": self.reports,
@@ -157,6 +161,7 @@ def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = No
     console.print(f"workspace {ws.path} (simulated clock starts {DEMO_NOW:%Y-%m-%d})\n")
     world = World(DEMO_NOW)
     champion = build_world(ws, world, console)
+    result.first_champion = lineage_summary(ws.version(MODEL, champion))
     console.print(f"\nchampion: version {champion}, trained on data before {world.champion_as_of:%Y-%m-%d}\n")
 
     console.rule("stages 1 and 2: train challengers, then the offline gate")
@@ -303,7 +308,64 @@ def build_world(ws: Workspace, world: World, console: Console) -> int:
             params={"max_iter": 200},
         )
     ws.set_champion(MODEL, champion.version, reason="demo: the model in production today")
+    console.print(lineage_panel(ws.version(MODEL, champion.version)))
     return champion.version
+
+
+def lineage_summary(version: VersionInfo) -> dict[str, Any]:
+    """The lineage a reader checks first: data, window, cutoff, parameters, trainer, code, environment."""
+    lineage = version.lineage
+    return {
+        "version": version.version,
+        "sha256": version.sha256,
+        "datasets": lineage.get("datasets", []),
+        "training_window": lineage.get("training_window"),
+        "as_of": lineage.get("as_of"),
+        "params": lineage.get("params", {}),
+        "trainer": lineage.get("trainer"),
+        "code": lineage.get("code"),
+        "environment": lineage.get("environment"),
+    }
+
+
+def lineage_panel(version: VersionInfo) -> Panel:
+    """A compact panel of where a version came from (`pitstop models show` prints all of it)."""
+    facts = lineage_summary(version)
+    window, code, env = facts["training_window"] or {}, facts["code"] or {}, facts["environment"] or {}
+    packages = env.get("packages", {})
+    rows = [
+        (
+            "data",
+            ", ".join(f"{d['name']}:{d['version']} sha256 {d['sha256'][:12]}…" for d in facts["datasets"]),
+        ),
+        (
+            "training window",
+            f"{_day(window.get('start'))} .. {_day(window.get('end'))} ({window.get('rows')} rows)",
+        ),
+        ("as-of cutoff", _day(facts["as_of"])),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in facts["params"].items()) or "-"),
+        ("trainer", facts["trainer"] or "-"),
+        ("code commit", str(code.get("commit", "unknown"))[:12] + (" (dirty)" if code.get("dirty") else "")),
+        (
+            "environment",
+            f"python {env.get('python')}, "
+            + ", ".join(f"{name} {packages[name]}" for name in LINEAGE_PACKAGES if name in packages),
+        ),
+        ("artifact", f"sha256 {version.sha256[:12]}…"),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for key, value in rows:
+        grid.add_row(key, value)
+    return Panel(grid, title=f"champion v{version.version}: lineage", title_align="left", expand=False)
+
+
+LINEAGE_PACKAGES = ("pitstop", "scikit-learn", "pandas", "numpy")
+
+
+def _day(value: str | None) -> str:
+    return "-" if not value else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
 
 
 def train_and_gate(ws: Workspace, world: World, challenger: Challenger) -> tuple[Any, GateReport]:
