@@ -47,6 +47,7 @@ def test_every_key_has_a_comment() -> None:
         ({"shadow": {"min_labeled": "many"}}, "shadow.min_labeled"),
         ({"gaet": {}}, "gaet: unknown key"),
         ({"gate": {"max_ratio": 1.1}}, "gate.max_ratio: unknown key"),
+        ({"ab_test": {"method": "mann_whitney"}}, "mann_whitney needs stopping: fixed"),
     ],
 )
 def test_bad_config_names_the_key_and_rule(data: dict[str, object], fragment: str) -> None:

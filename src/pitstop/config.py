@@ -140,6 +140,10 @@ class ABTestPolicy(_Section):
             raise ValueError("share must be below 1 (the ramp takes the challenger to 100 %)")
         if self.max_duration < self.min_duration:
             raise ValueError("max_duration must not be shorter than min_duration")
+        if self.method is ABMethod.MANN_WHITNEY and self.stopping is ABStopping.SEQUENTIAL:
+            raise ValueError(
+                "method mann_whitney needs stopping: fixed (the sequential test is on the mean error)"
+            )
         return self
 
 
