@@ -90,7 +90,6 @@ IMPOSSIBLE: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"mode": "shadow", "challenger": 9}, NotFoundError, "has no version 9"),
     ({"mode": "split", "challenger": 2, "share": 0.0}, UsageError, "share in \\(0, 1\\]"),
     ({"mode": "split", "challenger": 2, "share": 1.5}, UsageError, "share in \\(0, 1\\]"),
-    ({"mode": "split", "challenger": 2}, UsageError, "share in"),
     ({"mode": "shadow", "challenger": 2, "share": 0.1}, UsageError, "split only"),
     ({"mode": "shadow"}, UsageError, "name the --challenger"),
     ({"mode": "off", "challenger": 2}, UsageError, "takes neither"),
@@ -128,6 +127,27 @@ def test_route_command_sets_shows_and_turns_off(served: Served, cli) -> None:  #
     assert cli("route", MODEL, "--off", "--reason", "done", *ws).exit_code == 0
     shown = json.loads(cli("route", MODEL, "--json", *ws).stdout)
     assert (shown["version"], shown["mode"]) == (3, "off")
+
+
+def test_a_split_without_a_share_takes_the_policys_ab_test_share(served: Served, cli) -> None:  # type: ignore[no-untyped-def]
+    ws = ["-w", str(served.ws.path)]
+    shipped = cli("route", MODEL, "--challenger", "2", "--mode", "split", "--reason", "ab", "--json", *ws)
+    assert shipped.exit_code == 0, shipped.stderr
+    assert json.loads(shipped.stdout)["challenger_share"] == 0.1
+    config = served.ws.path / "pitstop.yaml"
+    config.write_text(config.read_text().replace("  share: 0.1  #", "  share: 0.3  #"))
+    cli("route", MODEL, "--off", "--reason", "reset", *ws)
+    wider = cli("route", MODEL, "--challenger", "2", "--mode", "split", "--reason", "ab", "--json", *ws)
+    assert wider.exit_code == 0, wider.stderr
+    assert json.loads(wider.stdout)["challenger_share"] == 0.3
+
+
+def test_an_impossible_share_is_named_in_the_message_without_python_none(served: Served, cli) -> None:  # type: ignore[no-untyped-def]
+    args = ["--challenger", "2", "--mode", "split", "--reason", "r", "-w", str(served.ws.path)]
+    result = cli("route", MODEL, *args, "--share", "1.5")
+    assert result.exit_code == 2
+    assert "--share: a split needs a share in (0, 1], got 1.5" in result.stderr
+    assert "None" not in result.stderr
 
 
 def test_route_command_usage_errors_exit_2_with_one_line(served: Served, cli) -> None:  # type: ignore[no-untyped-def]

@@ -28,7 +28,12 @@ def route(
     ] = None,
     mode: Annotated[str | None, typer.Option(help="shadow (users see only the champion) or split")] = None,
     share: Annotated[
-        float | None, typer.Option(help="split: share of users (sticky by user_id) served by the challenger")
+        float | None,
+        typer.Option(
+            help="split: share of users (sticky by user_id) served by the challenger "
+            "(default: the policy's ab_test.share, 0.1 as shipped)",
+            show_default=False,
+        ),
     ] = None,
     off: Annotated[bool, typer.Option("--off", help="champion only: no shadow, no split")] = False,
     reason: Annotated[str | None, typer.Option(help="why: recorded with the routing_changed event")] = None,

@@ -155,9 +155,10 @@ def route(
 ) -> RoutingTable:
     """Set a model's routing by hand (`pitstop route`): shadow a challenger, split users, or turn it off.
 
-    The champion is the model's `champion` alias. A change from off, or to another challenger, gets a
-    fresh salt (a new experiment); a change of share for the same challenger keeps it, so users who
-    already see the challenger keep seeing it.
+    The champion is the model's `champion` alias. A split without a `share` gives the challenger the
+    workspace policy's `ab_test.share` (0.1 as shipped), the share an A/B test would start with. A
+    change from off, or to another challenger, gets a fresh salt (a new experiment); a change of share
+    for the same challenger keeps it, so users who already see the challenger keep seeing it.
     """
     if not reason.strip():
         raise UsageError("--reason: say why the routing is changed by hand")
@@ -177,6 +178,8 @@ def route(
                 f"change it with `pitstop rollout promote|rollback|abort {model}`"
             )
         before = current_routing(conn, info.id)
+        if mode == "split" and share is None:
+            share = ws.config.ab_test.share
         target = _manual_target(conn, info, champion, mode, challenger, share)
         return write_routing(
             conn,
@@ -213,7 +216,8 @@ def _manual_target(
             raise UsageError("--share applies to --mode split only (shadow serves no users)")
         return {"champion": champion, "challenger": number, "challenger_share": 0.0, "shadow": number}
     if share is None or not 0.0 < share <= 1.0:
-        raise UsageError(f"--share: a split needs a share in (0, 1], got {share}")
+        given = "none" if share is None else f"{share:g}"
+        raise UsageError(f"--share: a split needs a share in (0, 1], got {given}")
     return {"champion": champion, "challenger": number, "challenger_share": float(share), "shadow": None}
 
 
