@@ -172,6 +172,36 @@ def test_health_readiness_metrics_and_openapi(served: Served) -> None:
     assert "/" not in paths  # left for the dashboard
 
 
+WRITES = ("post", "put", "patch", "delete")
+
+
+def test_openapi_declares_the_bearer_token_on_every_write_endpoint(served: Served) -> None:
+    with serving(served, api_token="s3cret") as client:
+        spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearerToken"]["type"] == "http"
+    assert spec["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+    paths = spec["paths"]
+    assert paths["/v1/models/{model}/labels"]["post"]["security"] == [{"bearerToken": []}]
+    assert "security" not in paths["/v1/models/{model}/predict"]["post"]  # serving users takes no token
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if method in WRITES and path != "/v1/models/{model}/predict":
+                assert operation.get("security") == [{"bearerToken": []}], (method, path)
+            if method == "get":
+                assert "security" not in operation, path
+    # the dashboard's JSON is API and documented; its HTML page and script are not
+    assert "/v1/dashboard" in paths
+    assert "/" not in paths and not any(path.startswith("/static") for path in paths)
+
+
+def test_openapi_marks_the_token_optional_when_the_gateway_has_none(served: Served) -> None:
+    with serving(served) as client:
+        spec = client.get("/openapi.json").json()
+        unsigned = client.post(LABELS, json={"labels": [{"request_id": "r1", "label": 1.0}]})
+    assert spec["paths"]["/v1/models/{model}/labels"]["post"]["security"] == [{"bearerToken": []}, {}]
+    assert unsigned.status_code == 200
+
+
 def test_a_route_change_reaches_the_running_server_within_the_poll_interval(served: Served) -> None:
     with serving(served) as client:
         table = route(served.ws, MODEL, mode="split", challenger=2, share=1.0, reason="test")

@@ -3,6 +3,10 @@
 `create_app(gateway)` wires an existing `Gateway`; `app_from_env()` is the factory uvicorn calls in
 every worker (`pitstop serve`): it opens the workspace named by `PITSTOP_WORKSPACE` and reads the
 label token from `PITSTOP_API_TOKEN`. `GET /` is left free for the dashboard.
+
+`/openapi.json` describes the API: every JSON endpoint (the dashboard's data too, `GET /v1/dashboard`),
+and the bearer token as an HTTP security scheme on each write endpoint. The dashboard page and its
+script (`GET /`, `/static/…`) are HTML and JavaScript for a browser, not API, and are left out.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic.json_schema import models_json_schema
 
@@ -45,6 +50,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_ENV = "PITSTOP_API_TOKEN"
 CONTROLLER_ENV = "PITSTOP_CONTROLLER"  # "1": run the rollout controller inside the gateway process
+BEARER_SCHEME = "bearerToken"  # the security scheme's name in /openapi.json
 
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
@@ -110,7 +116,15 @@ def create_app(
     app.state.gateway = gateway
     app.include_router(dashboard_router(gateway))
 
-    def require_token(request: Request) -> None:
+    # Declared as a security scheme so /openapi.json shows which endpoints take the token; checked by
+    # `check_bearer` (401 without a token, 403 with a wrong one), not by FastAPI's own 403.
+    bearer = HTTPBearer(
+        scheme_name=BEARER_SCHEME,
+        description=f"the gateway's {TOKEN_ENV}; required on write endpoints when the gateway has one",
+        auto_error=False,
+    )
+
+    def require_token(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
         if api_token:
             check_bearer(request.headers.get("authorization"), api_token)
 
@@ -135,7 +149,7 @@ def create_app(
         summary="Store ground truth, upserted by request_id (bearer token when PITSTOP_API_TOKEN is set)",
         responses={200: {"model": payloads.LabelsAccepted}, **_error_docs(400, 401, 403, 404, 413, 422, 503)},
         openapi_extra=_body_doc("LabelsRequest"),
-        dependencies=[Depends(require_token)],
+        dependencies=[Security(require_token)],
     )
     async def labels(model: str, request: Request) -> Response:
         gateway.state(model)  # 404 before reading a body for nothing
@@ -177,7 +191,7 @@ def create_app(
 
     app.add_exception_handler(PitstopError, on_pitstop_error)
     app.add_exception_handler(RequestValidationError, on_pitstop_error)
-    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    app.openapi = _openapi(app, token_required=bool(api_token))  # type: ignore[method-assign]
     return app
 
 
@@ -237,8 +251,12 @@ def _body_doc(*models: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI's schema plus the request bodies, which are parsed by hand and so not declared."""
+def _openapi(app: FastAPI, *, token_required: bool) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema plus the request bodies, which are parsed by hand and so not declared.
+
+    Without a configured token the write endpoints take requests without one too: their `security`
+    then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional").
+    """
 
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -252,10 +270,18 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for name, definition in definitions.get("$defs", {}).items():
                 components.setdefault(name, definition)
+            if not token_required:
+                for operation in _operations(schema):
+                    if operation.get("security"):
+                        operation["security"].append({})
             app.openapi_schema = schema
         return app.openapi_schema
 
     return build
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [operation for path in schema.get("paths", {}).values() for operation in path.values()]
 
 
 def app_from_env() -> FastAPI:
