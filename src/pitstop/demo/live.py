@@ -1,10 +1,12 @@
 """`pitstop demo --live`: the story over real HTTP, on the real clock, in a few minutes.
 
 A gateway with its controller runs as a real process on 127.0.0.1 (a free port) with a policy whose
-durations are seconds. A bounded load generator sends predictions and, a few seconds later, their labels.
-One challenger goes through shadow, A/B test and ramp to promotion; then one whose feature service
-cannot keep up with more than a sliver of traffic is rolled back automatically. Every process started
-here is stopped; the reports are written.
+durations are seconds. A bounded load generator sends predictions and, a few seconds later, their labels;
+a progress bar per challenger shows its phase, its share of users and the requests sent. One challenger
+goes through shadow, A/B test and ramp to promotion; then one whose feature service cannot keep up with
+more than a sliver of traffic is rolled back automatically. Every process started here is stopped; the
+reports are written. The workspace is a normal one (store in `.pitstop/pitstop.db`): `pitstop … -w DIR`
+opens it afterwards.
 """
 
 from __future__ import annotations
@@ -12,26 +14,29 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from pitstop.config import CONFIG_FILE, STATE_DIR
 from pitstop.demo.data import FEATURES
 from pitstop.demo.story import MODEL, Challenger, World, build_world, train_and_gate
 from pitstop.demo.traffic import live_traffic
-from pitstop.errors import PitstopError
+from pitstop.errors import PitstopError, UsageError
 from pitstop.workspace import Workspace
 
 LIVE_POLICY = """\
@@ -43,6 +48,9 @@ ramp: {dwell: 15s, min_labeled_per_arm: 100, standby: 10m}
 controller: {interval: 1s, lease_ttl: 10s}
 serving: {poll_interval: 500ms, shadow_sample: 0.05}
 """
+LIVE_HEADER = LIVE_POLICY.splitlines()[0]  # marks a workspace an earlier live demo made
+STORE_FILE = "pitstop.db"  # in the workspace's .pitstop folder, where every command looks by default
+DATABASE_ENV = "PITSTOP_DATABASE_URL"
 CLIENTS = 8  # concurrent connections of the load generator
 LABEL_DELAY_SECONDS = (2.0, 4.0)  # the delivery finishes, then its real duration arrives
 ROLLOUT_TIME_LIMIT = 240.0  # seconds of traffic per rollout at most (the policy ends them sooner)
@@ -76,10 +84,7 @@ class LiveResult:
 
 
 def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> LiveResult:
-    folder = workspace_dir or Path(tempfile.mkdtemp(prefix="pitstop-live-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pitstop.yaml").write_text(LIVE_POLICY)
-    ws = Workspace.init(folder, database_url=f"sqlite:///{folder / 'pitstop.db'}")
+    ws = live_workspace(workspace_dir or Path(tempfile.mkdtemp(prefix="pitstop-live-")))
     world = World(datetime.now(UTC).replace(second=0, microsecond=0))
     console.rule("[bold]pitstop demo --live: delivery-eta over real HTTP")
     build_world(ws, world, console)
@@ -111,8 +116,33 @@ def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> Li
     console.print(f"\n{result.requests} requests over HTTP, {result.failed} failed")
     for written in result.reports:
         console.print(f"report: {written}")
+    console.print(f"workspace: {ws.path}   look around: pitstop rollout history {MODEL} -w {ws.path}")
+    if os.environ.get(DATABASE_ENV):
+        console.print(
+            f"  (unset {DATABASE_ENV} first: the demo's store is {ws.path / STATE_DIR / STORE_FILE})"
+        )
     ws.close()
     return result
+
+
+def live_workspace(folder: Path) -> Workspace:
+    """A normal workspace in `folder` with the live policy, its store where every command looks for it
+    (`.pitstop/pitstop.db`), so `pitstop … -w folder` opens it afterwards.
+
+    The store is that file whatever `PITSTOP_DATABASE_URL` says: the demo's load never lands in a shared
+    store. A workspace an earlier live demo left in `folder` is replaced; any other is refused.
+    """
+    config = folder / CONFIG_FILE
+    if config.exists():
+        if not config.read_text().startswith(LIVE_HEADER):
+            raise UsageError(f"{folder} already holds a pitstop workspace: give the demo a new folder")
+        for name in (STATE_DIR, "data"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+        (folder / "gateway.log").unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    config.write_text(LIVE_POLICY)
+    store = (folder / STATE_DIR / STORE_FILE).resolve()
+    return Workspace.init(folder, database_url=f"sqlite:///{store}")
 
 
 def _free_port() -> int:
@@ -123,7 +153,7 @@ def _free_port() -> int:
 
 def _start_gateway(ws: Workspace, port: int) -> subprocess.Popen[bytes]:
     log = (ws.path / "gateway.log").open("wb")
-    env = {**os.environ, "PITSTOP_DATABASE_URL": ws.database_url}
+    env = {**os.environ, DATABASE_ENV: ws.database_url}
     env.pop("PITSTOP_API_TOKEN", None)
     command = [
         sys.executable,
@@ -178,21 +208,10 @@ def _live_rollout(
     console: Console,
 ) -> dict[str, Any]:
     stored = ws.start_rollout(MODEL, version, reason=f"demo --live: {challenger.title}")
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"v{version} {challenger.title}: shadow")
-        load = _Load(
-            ws,
-            url,
-            traffic,
-            stored.state.id,
-            lambda text: progress.update(task, description=f"v{version} {challenger.title}: {text}"),
-        )
+    name = f"v{version} {challenger.title}"
+    with _progress(console) as progress:
+        task = progress.add_task(f"{name}: shadow", total=ROLLOUT_TIME_LIMIT, requests=0, failed=0)
+        load = _Load(ws, url, traffic, stored.state.id, _Shown(progress, task, name).update)
         asyncio.run(load.run())
     result.requests += load.sent
     result.failed += load.failed
@@ -206,8 +225,7 @@ def _live_rollout(
     outcome = final.outcome.value if final.outcome else "undecided"
     style = "green" if outcome == "promoted" else "red"
     console.print(
-        f"  v{version} {challenger.title:<24} [{style}]{outcome}[/] at {final.stage} ({last.rule}): "
-        f"{final.reason}",
+        f"  {name:<34} [{style}]{outcome}[/] at {final.stage} ({last.rule}): {final.reason}",
         soft_wrap=True,
     )
     return {
@@ -221,10 +239,74 @@ def _live_rollout(
     }
 
 
+def _progress(console: Console) -> Progress:
+    """One bar per rollout: time spent against the demo's limit (the policy usually decides sooner)."""
+    limit = timedelta(seconds=int(ROLLOUT_TIME_LIMIT))
+    return Progress(
+        TextColumn("  {task.description}"),
+        BarColumn(bar_width=20),
+        TimeElapsedColumn(),
+        TextColumn(f"/ {limit}  {{task.fields[requests]}} requests, {{task.fields[failed]}} failed"),
+        console=console,
+    )
+
+
+@dataclass(frozen=True)
+class _Status:
+    """What the load generator sees once a second: the rollout's phase and the gateway's routing."""
+
+    elapsed: float
+    phase: str  # the phase, or the outcome once decided
+    share: float  # of users served by the challenger
+    decided: bool
+    sent: int
+    failed: int
+
+    def describe(self) -> str:
+        if self.phase == "ab_test":
+            return f"A/B test ({self.share:.0%} of users)"
+        if self.phase == "ramp":
+            return f"ramp ({self.share:.0%} of users)"
+        return self.phase.replace("_", " ")
+
+
+class _Shown:
+    """Moves one rollout's bar and prints a line at each change of phase or share (a record that stays,
+    in a terminal or a log file)."""
+
+    def __init__(self, progress: Progress, task: TaskID, name: str) -> None:
+        self.progress, self.task, self.name = progress, task, name
+        self.last = "shadow"
+
+    def update(self, status: _Status) -> None:
+        where = status.describe()
+        done = ROLLOUT_TIME_LIMIT if status.decided else status.elapsed
+        self.progress.update(
+            self.task,
+            description=f"{self.name}: {where}",
+            completed=done,
+            requests=status.sent,
+            failed=status.failed,
+        )
+        if where != self.last:
+            self.progress.console.print(
+                f"    {status.elapsed:>5.0f} s  {self.last} -> {where}  "
+                f"({status.sent} requests, {status.failed} failed)"
+            )
+            self.last = where
+
+
 class _Load:
     """A bounded load generator: `CLIENTS` connections, labels posted a few seconds after each answer."""
 
-    def __init__(self, ws: Workspace, url: str, traffic: pd.DataFrame, rollout_id: int, show: Any) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        url: str,
+        traffic: pd.DataFrame,
+        rollout_id: int,
+        show: Callable[[_Status], None],
+    ) -> None:
         self.ws, self.url, self.rollout_id, self.show = ws, url, rollout_id, show
         self.rows = list(
             zip(traffic[FEATURES].to_dict("records"), traffic["user_id"], traffic["label"], strict=True)
@@ -239,7 +321,7 @@ class _Load:
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
             workers = [asyncio.create_task(self._client(client, deadline)) for _ in range(CLIENTS)]
             labels = asyncio.create_task(self._labels(client))
-            await self._watch(deadline)
+            await self._watch(client, deadline)
             self.done = True
             await asyncio.gather(*workers)
             labels.cancel()
@@ -272,12 +354,15 @@ class _Load:
             if due:
                 await client.post(f"/v1/models/{MODEL}/labels", json={"labels": due})
 
-    async def _watch(self, deadline: float) -> None:
+    async def _watch(self, client: httpx.AsyncClient, deadline: float) -> None:
+        began = time.monotonic()
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
             state = (await asyncio.to_thread(self.ws.rollouts, MODEL))[-1].state
+            routing = await client.get(f"/v1/models/{MODEL}/routing")
+            share = float(routing.json()["challenger_share"]) if routing.status_code == 200 else 0.0
             where = state.outcome.value if state.outcome else state.phase.value
-            share = {"ab_test": " (A/B)", "ramp": f" step {(state.step or 0) + 1}"}.get(state.phase.value, "")
-            self.show(f"{where}{share} — {self.sent} requests, {self.failed} failed")
-            if state.outcome is not None:
+            decided = state.outcome is not None
+            self.show(_Status(time.monotonic() - began, where, share, decided, self.sent, self.failed))
+            if decided:
                 return
