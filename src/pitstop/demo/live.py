@@ -37,6 +37,7 @@ from pitstop.demo.data import FEATURES
 from pitstop.demo.story import MODEL, Challenger, World, build_world, train_and_gate
 from pitstop.demo.traffic import live_traffic
 from pitstop.errors import PitstopError, UsageError
+from pitstop.rollout.state import challenger_share
 from pitstop.workspace import Workspace
 
 LIVE_POLICY = """\
@@ -52,6 +53,13 @@ LIVE_HEADER = LIVE_POLICY.splitlines()[0]  # marks a workspace an earlier live d
 STORE_FILE = "pitstop.db"  # in the workspace's .pitstop folder, where every command looks by default
 DATABASE_ENV = "PITSTOP_DATABASE_URL"
 CLIENTS = 8  # concurrent connections of the load generator
+# The load holds this rate, so the story does not depend on how fast the machine is: the rate-limited
+# lookup (40/s) is asked for shadow_sample x 300 = 15 lookups/s in shadow, well within its limit, and
+# for ab_test.share x 300 = 75/s in the A/B test, nearly twice it. Flat out, the rate followed the
+# machine's other load (315 and 750 requests/s in two runs on 2 cores), and at 750/s the 5 % shadow
+# sample alone (38 lookups/s) made it queue: rejected in shadow instead of rolled back.
+REQUEST_RATE = 300.0
+CATCH_UP_SECONDS = 0.05  # after a stall the load resumes at the rate instead of bursting to catch up
 LABEL_DELAY_SECONDS = (2.0, 4.0)  # the delivery finishes, then its real duration arrives
 ROLLOUT_TIME_LIMIT = 240.0  # seconds of traffic per rollout at most (the policy ends them sooner)
 
@@ -253,7 +261,7 @@ def _progress(console: Console) -> Progress:
 
 @dataclass(frozen=True)
 class _Status:
-    """What the load generator sees once a second: the rollout's phase and the gateway's routing."""
+    """What the load generator sees once a second: the rollout's phase and share, its own counts."""
 
     elapsed: float
     phase: str  # the phase, or the outcome once decided
@@ -297,7 +305,8 @@ class _Shown:
 
 
 class _Load:
-    """A bounded load generator: `CLIENTS` connections, labels posted a few seconds after each answer."""
+    """A bounded load generator: `CLIENTS` connections holding `REQUEST_RATE`, labels posted a few
+    seconds after each answer."""
 
     def __init__(
         self,
@@ -314,6 +323,7 @@ class _Load:
         self.rng = random.Random(rollout_id)
         self.pending: deque[tuple[float, dict[str, Any]]] = deque()
         self.sent = self.failed = 0
+        self.due = time.monotonic()  # when the next request is to be sent
         self.done = False
 
     async def run(self) -> None:
@@ -321,7 +331,7 @@ class _Load:
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
             workers = [asyncio.create_task(self._client(client, deadline)) for _ in range(CLIENTS)]
             labels = asyncio.create_task(self._labels(client))
-            await self._watch(client, deadline)
+            await self._watch(deadline)
             self.done = True
             await asyncio.gather(*workers)
             labels.cancel()
@@ -329,6 +339,9 @@ class _Load:
 
     async def _client(self, client: httpx.AsyncClient, deadline: float) -> None:
         while not self.done and time.monotonic() < deadline:
+            await asyncio.sleep(self._wait())
+            if self.done:
+                return
             features, user, label = self.rows[self.sent % len(self.rows)]
             self.sent += 1
             try:
@@ -344,6 +357,12 @@ class _Load:
             due = time.monotonic() + self.rng.uniform(*LABEL_DELAY_SECONDS)
             self.pending.append((due, {"request_id": reply.json()["request_id"], "label": float(label)}))
 
+    def _wait(self) -> float:
+        """Seconds until this client's next request: one every 1/`REQUEST_RATE` s over all clients."""
+        now = time.monotonic()
+        self.due = max(self.due, now - CATCH_UP_SECONDS) + 1 / REQUEST_RATE
+        return max(0.0, self.due - now)
+
     async def _labels(self, client: httpx.AsyncClient) -> None:
         while True:
             await asyncio.sleep(0.5)
@@ -354,13 +373,12 @@ class _Load:
             if due:
                 await client.post(f"/v1/models/{MODEL}/labels", json={"labels": due})
 
-    async def _watch(self, client: httpx.AsyncClient, deadline: float) -> None:
+    async def _watch(self, deadline: float) -> None:
         began = time.monotonic()
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
-            state = (await asyncio.to_thread(self.ws.rollouts, MODEL))[-1].state
-            routing = await client.get(f"/v1/models/{MODEL}/routing")
-            share = float(routing.json()["challenger_share"]) if routing.status_code == 200 else 0.0
+            stored = (await asyncio.to_thread(self.ws.rollouts, MODEL))[-1]
+            state, share = stored.state, challenger_share(stored.state, stored.policy)
             where = state.outcome.value if state.outcome else state.phase.value
             decided = state.outcome is not None
             self.show(_Status(time.monotonic() - began, where, share, decided, self.sent, self.failed))
