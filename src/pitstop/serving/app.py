@@ -44,6 +44,7 @@ from pitstop.serving.errors import (
 )
 from pitstop.serving.gateway import Gateway
 from pitstop.serving.metrics import process_exiting
+from pitstop.serving.rollout_api import rollout_router
 from pitstop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ def create_app(
     def require_token(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
         if api_token:
             check_bearer(request.headers.get("authorization"), api_token)
+
+    app.include_router(rollout_router(gateway, require_token))
 
     @app.post(
         "/v1/models/{model}/predict",

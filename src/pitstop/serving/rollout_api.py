@@ -1,0 +1,100 @@
+"""Rollouts over HTTP: the status a person or a pipeline polls, and the manual overrides.
+
+`GET /v1/models/{model}/rollout` answers what `pitstop rollout status --json` prints; the overrides
+`POST /v1/models/{model}/rollout/{promote|rollback|abort}` are admin actions (the bearer token when the
+gateway has one) and go through the same code as the CLI's, so history records them alike. Store work
+runs on a worker thread, never on the event loop that serves predictions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Query, Security
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from pitstop.rollout.records import StoredRollout
+from pitstop.serving.payloads import ErrorBody
+
+if TYPE_CHECKING:
+    from pitstop.serving.gateway import Gateway
+
+HTTP_ACTOR = "api"  # who an override was made by when the request does not say
+
+
+class Override(BaseModel):
+    """A manual override: why (recorded with the event), and by whom."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, description="why: recorded with the event")
+    by: str | None = Field(None, description=f"who asks (default: {HTTP_ACTOR!r})")
+
+
+class Promotion(Override):
+    to_end: bool = Field(False, description="complete the promotion now instead of advancing one step")
+
+
+def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIRouter:
+    """The rollout routes of `gateway`'s workspace; `require_token` guards the overrides."""
+    router = APIRouter(tags=["rollouts"])
+    ws = gateway.ws
+    admin = [Security(require_token)]
+
+    def answer(data: dict[str, Any]) -> Response:
+        return Response(json.dumps(data, default=str), media_type="application/json")
+
+    @router.get(
+        "/v1/models/{model}/rollout",
+        summary="The active (or latest, or given) rollout: phase, share, live evidence, next check",
+        responses=_error_docs(404),
+    )
+    async def status(
+        model: str, rollout: Annotated[int | None, Query(description="a past rollout's id")] = None
+    ) -> Response:
+        result = await asyncio.to_thread(ws.rollout_status, model, rollout)
+        return answer(result.to_dict())
+
+    def changed(stored: StoredRollout) -> Response:
+        return answer(stored.to_dict())
+
+    @router.post(
+        "/v1/models/{model}/rollout/promote",
+        summary="Advance the active rollout one phase or step by hand (to_end: promote now)",
+        responses=_error_docs(401, 403, 404, 409, 422),
+        dependencies=admin,
+    )
+    async def promote(model: str, body: Promotion) -> Response:
+        stored = await asyncio.to_thread(
+            ws.promote, model, reason=body.reason, to_end=body.to_end, actor=body.by or HTTP_ACTOR
+        )
+        return changed(stored)
+
+    @router.post(
+        "/v1/models/{model}/rollout/rollback",
+        summary="All traffic back to the champion at once (after a promotion: the previous champion)",
+        responses=_error_docs(401, 403, 404, 409, 422),
+        dependencies=admin,
+    )
+    async def rollback(model: str, body: Override) -> Response:
+        stored = await asyncio.to_thread(ws.rollback, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
+        return changed(stored)
+
+    @router.post(
+        "/v1/models/{model}/rollout/abort",
+        summary="End the active rollout, keeping the champion",
+        responses=_error_docs(401, 403, 404, 409, 422),
+        dependencies=admin,
+    )
+    async def abort(model: str, body: Override) -> Response:
+        stored = await asyncio.to_thread(ws.abort, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
+        return changed(stored)
+
+    return router
+
+
+def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
