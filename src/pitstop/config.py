@@ -28,6 +28,7 @@ from pitstop.errors import ConfigError
 
 CONFIG_FILE = "pitstop.yaml"
 STATE_DIR = ".pitstop"
+STORE_FILE = "pitstop.db"  # the default SQLite store, inside STATE_DIR
 
 Duration = Annotated[
     timedelta,
@@ -332,11 +333,16 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 
 def database_url(config: Config, workspace: Path) -> str:
     """`PITSTOP_DATABASE_URL`, else `database_url` in the file, else SQLite inside the workspace."""
-    return (
-        os.environ.get("PITSTOP_DATABASE_URL")
-        or config.database_url
-        or f"sqlite:///{(workspace / STATE_DIR / 'pitstop.db').resolve()}"
-    )
+    return os.environ.get("PITSTOP_DATABASE_URL") or config.database_url or default_database_url(workspace)
+
+
+def default_database_url(workspace: Path) -> str:
+    """The store a workspace has when nothing names another: `<workspace>/.pitstop/pitstop.db`.
+
+    >>> default_database_url(Path("/srv/ws"))
+    'sqlite:////srv/ws/.pitstop/pitstop.db'
+    """
+    return f"sqlite:///{(workspace / STATE_DIR / STORE_FILE).resolve()}"
 
 
 def render_default_config() -> str:
