@@ -136,6 +136,28 @@ def test_init_creates_config_and_store(cli, tmp_path: Path, monkeypatch: pytest.
     assert upgraded == {"from": head_revision(), "to": head_revision()}
 
 
+def test_a_missing_store_is_refused_not_created(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "pitstop.yaml").write_text("")
+    result = cli("models", "list", "-w", folder)
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())  # the console wraps long lines
+    assert f"there is no store at {folder / '.pitstop' / 'pitstop.db'}" in message
+    assert f"pitstop init {folder}" in message and f"pitstop db upgrade -w {folder}" in message
+    assert not (folder / ".pitstop").exists()
+
+
+def test_db_upgrade_creates_a_missing_store(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)
+    (tmp_path / "pitstop.yaml").write_text("")
+    upgraded = cli("db", "upgrade", "-w", tmp_path, "--json")
+    assert json.loads(upgraded.stdout) == {"from": None, "to": head_revision()}
+    assert (tmp_path / ".pitstop" / "pitstop.db").exists()
+    assert cli("models", "list", "-w", tmp_path, "--json").stdout.strip() == "[]"
+
+
 def test_unknown_option_is_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("models", "list", "--frobnicate").exit_code == 2
 

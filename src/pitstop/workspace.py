@@ -39,6 +39,7 @@ from pitstop.store.engine import (
     make_engine,
     read_transaction,
     safe_url,
+    sqlite_file,
     store_hint,
     write_transaction,
 )
@@ -66,6 +67,9 @@ class Workspace:
         check_schema: bool = True,
         database_url: str | None = None,
     ):
+        """Open the workspace at `path` and its store, which must exist at pitstop's schema.
+
+        `check_schema=False` opens it to create or upgrade the store (`init`, `db upgrade`)."""
         self.path = resolve_workspace_path(path)
         config_file = self.path / CONFIG_FILE
         if not config_file.exists():
@@ -75,6 +79,8 @@ class Workspace:
         self.config: Config = load_config(config_file)
         self.clock: Clock = clock or SystemClock()
         self.database_url = database_url or resolve_database_url(self.config, self.path)
+        if check_schema:  # without the check the caller creates the store (`init`, `db upgrade`)
+            self._check_store_exists()
         self.engine: Engine = make_engine(self.database_url)
         self.artifacts = ArtifactStore(self.config.artifact_store or str(self.path / STATE_DIR / "artifacts"))
         if check_schema:
@@ -110,6 +116,15 @@ class Workspace:
             if "connect" in str(error).lower():
                 raise self._unreachable(error) from None
             raise
+
+    def _check_store_exists(self) -> None:
+        """A missing SQLite file is refused, not created: opening a store to use it leaves nothing behind."""
+        store = sqlite_file(self.database_url)
+        if store is not None and not store.exists():
+            raise StoreUnavailableError(
+                f"there is no store at {store}: create it with `pitstop init {self.path}` "
+                f"or `pitstop db upgrade -w {self.path}`"
+            )
 
     def _check_schema(self) -> None:
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from pitstop.errors import ConfigError, StoreUnavailableError
@@ -25,11 +25,11 @@ _IMMEDIATE = "pitstop_immediate"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`, tuned for pitstop's access pattern; SQLite folders are created."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"database_url: not a valid SQLAlchemy URL: {url!r}") from None
+    """An engine for `url`, tuned for pitstop's access pattern; SQLite folders are created.
+
+    Connecting creates a missing SQLite file: callers that only read check `sqlite_file` first.
+    """
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
     if parsed.get_backend_name() == "postgresql":
@@ -39,6 +39,30 @@ def make_engine(url: str) -> Engine:
     raise ConfigError(
         f"database_url: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql"
     )
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL stores in; None for another database, an in-memory one or a `file:` URI.
+
+    >>> sqlite_file("sqlite:////srv/ws/.pitstop/pitstop.db")
+    PosixPath('/srv/ws/.pitstop/pitstop.db')
+    >>> sqlite_file("sqlite://") is None and sqlite_file("postgresql://db/x") is None
+    True
+    """
+    parsed = _parse(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # a URI filename (`?uri=true`) may mean memory or read-only
+        return None
+    return Path(database)
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database_url: not a valid SQLAlchemy URL: {url!r}") from None
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
