@@ -1,4 +1,4 @@
-"""`pitstop demo`: the whole story on generated data, in a throwaway workspace."""
+"""`pitstop demo`: the whole story on generated data, in a demo workspace (`pitstop.demo.workspace`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from pitstop.cli.common import JsonOption, console, print_json
 def demo(
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", help="folder for the demo workspace (default: a new temp folder)"),
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="folder for the demo workspace (default: a new temp folder); an earlier demo's workspace"
+            " there is replaced, any other refused",
+        ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="folder for one HTML report per rollout")] = Path(
         "pitstop-demo"

@@ -5,7 +5,7 @@ durations are seconds. A bounded load generator sends predictions and, a few sec
 a progress bar per challenger shows its phase, its share of users and the requests sent. One challenger
 goes through shadow, A/B test and ramp to promotion; then one whose feature service cannot keep up with
 more than a sliver of traffic is rolled back automatically. Every process started here is stopped; the
-reports are written. The workspace is a normal one (store in `.pitstop/pitstop.db`): `pitstop … -w DIR`
+reports are written. The workspace is a normal one (see `pitstop.demo.workspace`): `pitstop … -w DIR`
 opens it afterwards.
 """
 
@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,11 +30,11 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from pitstop.config import CONFIG_FILE, STATE_DIR
 from pitstop.demo.data import FEATURES
 from pitstop.demo.story import MODEL, Challenger, World, build_world, train_and_gate
 from pitstop.demo.traffic import live_traffic
-from pitstop.errors import PitstopError, UsageError
+from pitstop.demo.workspace import DATABASE_ENV, demo_workspace, show_workspace
+from pitstop.errors import PitstopError
 from pitstop.rollout.state import challenger_share
 from pitstop.workspace import Workspace
 
@@ -49,9 +47,6 @@ ramp: {dwell: 15s, min_labeled_per_arm: 100, standby: 10m}
 controller: {interval: 1s, lease_ttl: 10s}
 serving: {poll_interval: 500ms, shadow_sample: 0.05}
 """
-LIVE_HEADER = LIVE_POLICY.splitlines()[0]  # marks a workspace an earlier live demo made
-STORE_FILE = "pitstop.db"  # in the workspace's .pitstop folder, where every command looks by default
-DATABASE_ENV = "PITSTOP_DATABASE_URL"
 CLIENTS = 8  # concurrent connections of the load generator
 # The load holds this rate, so the story does not depend on how fast the machine is: the rate-limited
 # lookup (40/s) is asked for shadow_sample x 300 = 15 lookups/s in shadow, well within its limit, and
@@ -92,7 +87,7 @@ class LiveResult:
 
 
 def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> LiveResult:
-    ws = live_workspace(workspace_dir or Path(tempfile.mkdtemp(prefix="pitstop-live-")))
+    ws = demo_workspace(workspace_dir, LIVE_POLICY, temp_prefix="pitstop-live-")
     world = World(datetime.now(UTC).replace(second=0, microsecond=0))
     console.rule("[bold]pitstop demo --live: delivery-eta over real HTTP")
     build_world(ws, world, console)
@@ -124,33 +119,9 @@ def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> Li
     console.print(f"\n{result.requests} requests over HTTP, {result.failed} failed")
     for written in result.reports:
         console.print(f"report: {written}")
-    console.print(f"workspace: {ws.path}   look around: pitstop rollout history {MODEL} -w {ws.path}")
-    if os.environ.get(DATABASE_ENV):
-        console.print(
-            f"  (unset {DATABASE_ENV} first: the demo's store is {ws.path / STATE_DIR / STORE_FILE})"
-        )
+    show_workspace(console, ws, MODEL)
     ws.close()
     return result
-
-
-def live_workspace(folder: Path) -> Workspace:
-    """A normal workspace in `folder` with the live policy, its store where every command looks for it
-    (`.pitstop/pitstop.db`), so `pitstop … -w folder` opens it afterwards.
-
-    The store is that file whatever `PITSTOP_DATABASE_URL` says: the demo's load never lands in a shared
-    store. A workspace an earlier live demo left in `folder` is replaced; any other is refused.
-    """
-    config = folder / CONFIG_FILE
-    if config.exists():
-        if not config.read_text().startswith(LIVE_HEADER):
-            raise UsageError(f"{folder} already holds a pitstop workspace: give the demo a new folder")
-        for name in (STATE_DIR, "data"):
-            shutil.rmtree(folder / name, ignore_errors=True)
-        (folder / "gateway.log").unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    config.write_text(LIVE_POLICY)
-    store = (folder / STATE_DIR / STORE_FILE).resolve()
-    return Workspace.init(folder, database_url=f"sqlite:///{store}")
 
 
 def _free_port() -> int:
@@ -161,7 +132,7 @@ def _free_port() -> int:
 
 def _start_gateway(ws: Workspace, port: int) -> subprocess.Popen[bytes]:
     log = (ws.path / "gateway.log").open("wb")
-    env = {**os.environ, DATABASE_ENV: ws.database_url}
+    env = {**os.environ, DATABASE_ENV: ws.database_url}  # the gateway serves the demo's store
     env.pop("PITSTOP_API_TOKEN", None)
     command = [
         sys.executable,

@@ -1,4 +1,4 @@
-"""The story `pitstop demo` tells, on a throwaway workspace with a simulated clock: every run is the same.
+"""The story `pitstop demo` tells, on a demo workspace with a simulated clock: every run is the same.
 
 Chapter 1 trains challengers and puts them through the offline gate. Chapter 2 takes the ones that
 pass through shadow, A/B test and ramp on replayed live traffic (the real gateway, prediction log,
@@ -8,7 +8,6 @@ label join and controller, with a simulated clock), each stage catching what the
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from rich.table import Table
 from pitstop.clock import ManualClock
 from pitstop.demo.data import FEATURES, TARGET, TIME, USER, Scenario, generate_deliveries
 from pitstop.demo.traffic import live_traffic
+from pitstop.demo.workspace import DEMO_MARK, demo_workspace, show_workspace
 from pitstop.gating import GateReport
 from pitstop.registry import VersionInfo
 from pitstop.simulate import Replay, prepare_traffic
@@ -72,7 +72,7 @@ LIVE_REQUESTS = 10_000
 
 # Durations of hours so a rollout fits in three days of replayed traffic; thresholds as shipped.
 DEMO_POLICY = """\
-# The demo's policy: the shipped thresholds, with durations short enough for three days of traffic.
+# pitstop demo: the shipped thresholds, with durations short enough for three days of traffic.
 shadow: {min_duration: 12h, max_duration: 2d, min_labeled: 500}
 ab_test: {share: 0.25, min_duration: 12h, max_duration: 2d, label_maturation: 2h}
 ramp: {dwell: 6h, min_labeled_per_arm: 150, standby: 12h}
@@ -151,11 +151,8 @@ class DemoResult:
 
 def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = None) -> DemoResult:
     """Build the demo workspace, gate every challenger, then roll out the ones that pass."""
-    folder = workspace_dir or Path(tempfile.mkdtemp(prefix="pitstop-demo-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pitstop.yaml").write_text(DEMO_POLICY)
     clock = ManualClock(DEMO_NOW)
-    ws = Workspace.init(folder, clock=clock)
+    ws = demo_workspace(workspace_dir, DEMO_POLICY, clock=clock)
     result = DemoResult(workspace=ws.path)
     console.rule("[bold]pitstop demo: delivery-eta")
     console.print(f"workspace {ws.path} (simulated clock starts {DEMO_NOW:%Y-%m-%d})\n")
@@ -187,7 +184,7 @@ def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = No
             )
 
     console.rule("stages 3 to 5: shadow, A/B test and ramp on replayed live traffic")
-    console.print(f"policy: {DEMO_POLICY.splitlines()[0].lstrip('# ')}")
+    console.print(f"policy: {DEMO_POLICY.splitlines()[0].removeprefix(DEMO_MARK + ': ')}")
     for index, (challenger, number) in enumerate(passed):
         result.rollouts.append(_roll_out(ws, clock, world, challenger, number, index, console))
         if out is not None:
@@ -199,6 +196,7 @@ def run_demo(workspace_dir: Path | None, console: Console, out: Path | None = No
     console.print(f"\nchampion is now version {result.champion_version}")
     for path in result.reports:
         console.print(f"report: {path}")
+    show_workspace(console, ws, MODEL)
     ws.close()
     return result
 
