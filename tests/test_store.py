@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from pitstop.config import default_database_url
 from pitstop.errors import ConfigError, StoreUnavailableError
 from pitstop.store.engine import make_engine
 from pitstop.store.migrate import current_revision, head_revision, upgrade
@@ -47,7 +48,7 @@ def test_unsupported_database_is_a_config_error() -> None:
 def test_workspace_with_stale_schema_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)
     Workspace.init(tmp_path).close()
-    engine = sa.create_engine(f"sqlite:///{tmp_path / '.pitstop' / 'pitstop.db'}")
+    engine = sa.create_engine(default_database_url(tmp_path))
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
     engine.dispose()
