@@ -87,6 +87,21 @@ def test_artifact_is_copied_so_the_original_may_change(registered: Workspace, tm
     assert hasattr(registered.load("eta", 1), "predict")
 
 
+def test_a_moved_workspace_keeps_its_models_and_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)  # the store inside the folder moves with it
+    csv = write_regression_csv(tmp_path / "train.csv")
+    with Workspace.init(tmp_path / "before") as ws:
+        ws.add_dataset("train", csv, time_column="time")
+        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.register("eta", fit_regression_artifact(csv, tmp_path / "m.joblib"), train_data="train")
+    (tmp_path / "before").rename(tmp_path / "after")
+    with Workspace(tmp_path / "after") as moved:
+        assert hasattr(moved.load("eta", 1), "predict")
+        assert len(moved.dataset_frame("train")) == 200
+
+
 def test_duplicate_model_is_refused(registered: Workspace) -> None:
     with pytest.raises(AlreadyExistsError, match="already exists"):
         registered.create_model("eta", task="regression", target="y")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import fsspec
 
@@ -39,13 +38,19 @@ class ArtifactStore:
         return f"{self.base_url}/{relative}", sha256, source.stat().st_size
 
     def read(self, uri: str) -> bytes | None:
-        """The bytes stored at `uri`, or None when the file is gone."""
-        fs, path = fsspec.core.url_to_fs(uri)
-        if not fs.exists(path):
-            return None
-        data: bytes = fs.cat_file(path)
-        return data
+        """The bytes stored at `uri`, or None when the file is gone.
 
-    def open_local(self, uri: str) -> Any:
-        """A readable binary file object for `uri`."""
-        return fsspec.open(uri, "rb").open()
+        A file missing at `uri` is also looked for under this store's own root: names are content
+        addresses, so the same name there is the same content, and a workspace moved or copied to
+        another folder keeps its history (loading re-checks the sha256 all the same).
+        """
+        for candidate in (uri, self._under_root(uri)):
+            fs, path = fsspec.core.url_to_fs(candidate)
+            if fs.exists(path):
+                data: bytes = fs.cat_file(path)
+                return data
+        return None
+
+    def _under_root(self, uri: str) -> str:
+        """Where `uri` (…/kind/ab/sha256.suffix) would be in this store."""
+        return f"{self.base_url}/{'/'.join(uri.rstrip('/').split('/')[-3:])}"
