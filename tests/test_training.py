@@ -339,3 +339,50 @@ def test_as_of_without_any_time_column_says_how_to_add_one(workspace: Workspace,
         workspace.train(
             "eta", trainer="helpers:linear_trainer", data="train", as_of=pd.Timestamp("2026-01-03", tz="UTC")
         )
+
+
+RESULT_TRAINERS = """
+    from sklearn.linear_model import LinearRegression
+
+    def nopredict(X, y, params):
+        return 3
+
+    def forgot_return(X, y, params):
+        LinearRegression().fit(X, y)
+
+    def regressor(X, y, params):
+        return LinearRegression().fit(X, y)
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "reads"),
+    [
+        ("nopredict", "returned an int, which has no predict method"),
+        ("forgot_return", "returned None, which has no predict method"),
+    ],
+)
+def test_a_trainer_result_without_predict_is_named_in_one_plain_sentence(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace, here: Callable[[str], str], function: str, reads: str
+) -> None:
+    module = here(RESULT_TRAINERS)
+    result = cli("train", "eta", "--trainer", f"{module}:{function}", "--data", "train", "-w", ready.path)
+    assert result.exit_code == 2
+    assert f"error: trainer {module}:{function} {reads}" in result.stderr
+    assert "object that" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert ready.versions("eta") == []
+
+
+def test_a_classification_trainer_result_without_predict_proba_says_it_needs_one(
+    workspace: Workspace, tmp_path: Path, here: Callable[[str], str]
+) -> None:
+    module = here(RESULT_TRAINERS)
+    workspace.add_dataset("train", write_classification_csv(tmp_path / "train.csv"), time_column="time")
+    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    with pytest.raises(UsageError) as raised:
+        workspace.train("churn", trainer=f"{module}:regressor", data="train")
+    assert str(raised.value) == (
+        f"trainer {module}:regressor returned a LinearRegression, which has no predict_proba method; "
+        "a classification model needs one to give the positive-class probability"
+    )
+    assert workspace.versions("churn") == []

@@ -18,7 +18,7 @@ import pandas as pd
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError, describe
 from pitstop.registry import ModelInfo, Task
-from pitstop.scoring import binary_target, check_estimator, check_target_complete
+from pitstop.scoring import binary_target, check_target_complete
 
 Trainer = Callable[[pd.DataFrame, pd.Series, dict[str, Any]], Any]
 
@@ -152,8 +152,28 @@ def fit(
         estimator = trainer(X.copy(), y.copy(), dict(params))
     except Exception as error:  # the user's trainer may fail in any way
         raise UsageError(f"trainer {trainer_ref} raised {describe(error)}") from None
-    check_estimator(estimator, task, f"trainer {trainer_ref} returned an object that")
+    check_trained(estimator, task, trainer_ref)
     return estimator
+
+
+def returned(estimator: Any) -> str:
+    """What a trainer handed back, for a sentence: `None`, `an int`, `a LinearRegression`."""
+    if estimator is None:
+        return "None"
+    kind = type(estimator).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
+def check_trained(estimator: Any, task: Task, trainer_ref: str) -> None:
+    """A trained model must predict; a classifier must also give probabilities."""
+    what = f"trainer {trainer_ref} returned {returned(estimator)}"
+    if not callable(getattr(estimator, "predict", None)):
+        raise UsageError(f"{what}, which has no predict method; a trainer returns the fitted model")
+    if task is Task.CLASSIFICATION and not callable(getattr(estimator, "predict_proba", None)):
+        raise UsageError(
+            f"{what}, which has no predict_proba method; "
+            "a classification model needs one to give the positive-class probability"
+        )
 
 
 def save(estimator: Any, path: Path, trainer_ref: str) -> None:
@@ -162,7 +182,7 @@ def save(estimator: Any, path: Path, trainer_ref: str) -> None:
         joblib.dump(estimator, path)
     except Exception as error:  # pickle fails as PicklingError, AttributeError or TypeError
         raise UsageError(
-            f"trainer {trainer_ref} returned an object ({type(estimator).__name__}) that joblib cannot save "
+            f"trainer {trainer_ref} returned {returned(estimator)}, which joblib cannot save "
             f"({describe(error)}); define the model's classes at module level, not inside the trainer, "
             "and keep no open files, locks or connections on it"
         ) from None
