@@ -106,6 +106,18 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(served: Served)
     assert 'pitstop_invalid_requests_total{model="-",status="404"} 1.0' in metrics
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"json": {}}, {"content": b"{not json"}, {"content": b'{"pad": "' + b"x" * 2000 + b'"}'}],
+    ids=["empty", "not-json", "too-large"],
+)
+def test_an_unknown_model_is_404_whatever_the_body(served: Served, body: dict[str, Any]) -> None:
+    with serving(served, max_body_bytes=1024) as client:
+        answer = client.post("/v1/models/nope/predict", **body)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"] == "model_not_served"
+
+
 def test_a_failing_champion_answers_500_with_the_request_id(served: Served) -> None:
     served.ws.set_champion(MODEL, served.fake("RaisingModel"), reason="test", force=True)
     with serving(served) as client:

@@ -141,6 +141,7 @@ def create_app(
         openapi_extra=_body_doc("PredictRequest", "BatchPredictRequest"),
     )
     async def predict(model: str, request: Request) -> Response:
+        gateway.state(model)  # 404 before reading a body for nothing, as for labels
         instances, batch = payloads.parse_predict(await read_body(request, limit))
         results = await gateway.predict(model, instances, batch=batch)
         if batch:
