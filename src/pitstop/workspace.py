@@ -413,10 +413,19 @@ class Workspace:
         return actions.start_rollout(self, model, version, reason=reason, skip_gate=skip_gate, actor=actor)
 
     def rollout_status(self, model: str, rollout_id: int | None = None) -> RolloutStatus:
-        """The active (or latest) rollout, its live evidence and what the next check would do."""
+        """The active (or latest, or given) rollout, its live evidence and what the next check would do."""
         from pitstop.rollout import actions
 
+        if rollout_id is not None:
+            self.rollout(model, rollout_id)  # a missing one is named with the rollouts the model has
         return actions.status(self, model, rollout_id)
+
+    def rollout(self, model: str, rollout_id: int) -> StoredRollout:
+        """Rollout `rollout_id` of `model`; NotFoundError names the model and lists its rollouts."""
+        from pitstop.rollout.records import rollout_of
+
+        with self.reading() as conn:
+            return rollout_of(conn, registry.get_model(conn, model).id, model, rollout_id)
 
     def rollouts(self, model: str) -> list[StoredRollout]:
         from pitstop.rollout import actions
@@ -491,10 +500,17 @@ class Workspace:
 
     # -- events -----------------------------------------------------------------------------------
 
-    def events(self, model: str | None = None, *, limit: int | None = None) -> list[Event]:
+    def events(
+        self, model: str | None = None, *, rollout_id: int | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """Events, oldest first: of `model` (default all); of its rollout `rollout_id`, which must exist."""
+        from pitstop.rollout.records import rollout_of
+
         with self.reading() as conn:
-            model_id = registry.get_model(conn, model).id if model else None
-            return list_events(conn, model_id, limit=limit)
+            info = registry.get_model(conn, model) if model else None
+            if info is not None and rollout_id is not None:
+                rollout_of(conn, info.id, info.name, rollout_id)  # missing: named with the model's rollouts
+            return list_events(conn, info.id if info else None, rollout_id=rollout_id, limit=limit)
 
 
 def _data_source(info: ModelInfo, snapshot: ds.DatasetSnapshot) -> str:

@@ -41,5 +41,7 @@ def test_report_command_picks_a_rollout_and_prints_its_outcome(cli, story: Story
 def test_report_command_without_a_rollout_is_a_usage_error(cli, story: Story, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("report", MODEL, "--rollout", 999, "--out", tmp_path / "x.html", "-w", story.ws.path)
     assert result.exit_code == 2
-    assert "no rollout 999" in result.stderr and "Traceback" not in result.stderr
+    rollouts = f"{story.rejected}, {story.promoted}"
+    assert f"error: model '{MODEL}' has no rollout 999; its rollouts are {rollouts}" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.html").exists()

@@ -283,5 +283,5 @@ def test_a_model_without_rollouts_is_a_clear_not_found(workspace: Workspace) -> 
     workspace.create_model("fresh", task="regression", target="y", id_columns=["user_id"])
     with pytest.raises(NotFoundError, match="no rollout to report on yet"):
         report_data(workspace, "fresh")
-    with pytest.raises(NotFoundError, match="no rollout 99"):
+    with pytest.raises(NotFoundError, match="model 'fresh' has no rollout 99; it has none yet"):
         report_data(workspace, "fresh", 99)

@@ -188,3 +188,23 @@ def test_retrain_stops_at_the_gate_or_starts_the_rollout(cli, rollout_ws: Worksp
     )
     assert stopped.exit_code == 1
     assert json.loads(stopped.stdout)["decided_by"] == "temporal_overlap"
+
+
+def test_a_missing_rollout_id_names_the_model_and_its_rollouts(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    ws = ["-w", str(rollout_ws.path)]
+    first = rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="one").state.id
+    rollout_ws.abort("eta", reason="done")
+    second = rollout_ws.start_rollout("eta", 3, skip_gate=True, reason="two").state.id
+    rollout_ws.create_model("churn", task="regression", target="y", id_columns=["user_id"])
+    for command in ("status", "history"):
+        missing = cli("rollout", command, "eta", "--rollout", "9", *ws)
+        assert missing.exit_code == 2, command
+        assert missing.stderr == f"error: model 'eta' has no rollout 9; its rollouts are {first}, {second}\n"
+        elsewhere = cli("rollout", command, "churn", "--rollout", str(first), *ws)
+        assert elsewhere.exit_code == 2, command
+        assert f"model 'churn' has no rollout {first} (rollout {first} is of model 'eta')" in elsewhere.stderr
+        assert "it has none yet; start one with `pitstop rollout start`" in elsewhere.stderr
+    shown = json.loads(cli("rollout", "history", "eta", "--rollout", str(first), "--json", *ws).stdout)
+    assert shown and {e["rollout_id"] for e in shown} == {first}
+    status = json.loads(cli("rollout", "status", "eta", "--rollout", str(first), "--json", *ws).stdout)
+    assert status["rollout_id"] == first and status["outcome"] == "aborted"

@@ -141,9 +141,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every event of the model: time, actor, from → to, the rule that fired, the numbers it saw."""
-    events = [
-        e for e in open_workspace(workspace).events(model) if rollout is None or e.rollout_id == rollout
-    ]
+    events = open_workspace(workspace).events(model, rollout_id=rollout)
     emit(as_json, [e.to_dict() for e in events], lambda: render_history(model, events))
 
 

@@ -39,7 +39,7 @@ from pitstop.report.words import ab_result, narrative
 from pitstop.rollout.apply import ROLLOUT_EVENT
 from pitstop.rollout.gather import LATENCY_BUCKET_RATIO, request_error
 from pitstop.rollout.phases import Outcome
-from pitstop.rollout.records import StoredRollout, get_rollout, latest_rollout
+from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
 from pitstop.serving.routing_store import routing_history
 from pitstop.store.tables import labels, predictions
 
@@ -82,10 +82,7 @@ def find_rollout(conn: Connection, model: str, rollout_id: int | None) -> Stored
                 f"model {model!r} has no rollout to report on yet; start one with `pitstop rollout start`"
             )
         return stored
-    stored = get_rollout(conn, rollout_id)
-    if stored.state.model != model:
-        raise NotFoundError(f"rollout {rollout_id} is a rollout of {stored.state.model!r}, not of {model!r}")
-    return stored
+    return rollout_of(conn, info.id, model, rollout_id)
 
 
 def gather_report(conn: Connection, model: str, rollout_id: int | None, now: datetime) -> ReportData:

@@ -111,6 +111,29 @@ def get_rollout(conn: Connection, rollout_id: int) -> StoredRollout:
     return _from_row(row, row.model_name)
 
 
+def rollout_of(conn: Connection, model_id: int, model: str, rollout_id: int) -> StoredRollout:
+    """Rollout `rollout_id` of the model; NotFoundError names the model and the rollouts it has."""
+    row = conn.execute(_select().where(rollouts.c.id == rollout_id)).first()
+    if row is not None and row.model_id == model_id:
+        return _from_row(row, row.model_name)
+    ids = conn.execute(
+        select(rollouts.c.id).where(rollouts.c.model_id == model_id).order_by(rollouts.c.id)
+    ).scalars()
+    elsewhere = f" (rollout {rollout_id} is of model {row.model_name!r})" if row is not None else ""
+    raise NotFoundError(f"model {model!r} has no rollout {rollout_id}{elsewhere}; {_its_rollouts(list(ids))}")
+
+
+def _its_rollouts(ids: list[int]) -> str:
+    """`its rollouts are 1, 2, 3`, shortened to the first and last few when there are many."""
+    if not ids:
+        return "it has none yet; start one with `pitstop rollout start`"
+    if len(ids) == 1:
+        return f"its only rollout is {ids[0]}"
+    if len(ids) <= 10:
+        return f"its rollouts are {', '.join(map(str, ids))}"
+    return f"its {len(ids)} rollouts are {', '.join(map(str, ids[:3]))}, …, {', '.join(map(str, ids[-3:]))}"
+
+
 def list_rollouts(conn: Connection, model_id: int) -> list[StoredRollout]:
     rows = conn.execute(_select().where(rollouts.c.model_id == model_id).order_by(rollouts.c.id)).all()
     return [_from_row(row, row.model_name) for row in rows]
