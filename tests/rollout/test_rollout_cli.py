@@ -208,3 +208,17 @@ def test_a_missing_rollout_id_names_the_model_and_its_rollouts(cli, rollout_ws: 
     assert shown and {e["rollout_id"] for e in shown} == {first}
     status = json.loads(cli("rollout", "status", "eta", "--rollout", str(first), "--json", *ws).stdout)
     assert status["rollout_id"] == first and status["outcome"] == "aborted"
+
+
+def test_promote_rollback_and_abort_say_where_the_rollout_is_as_the_history_does(
+    cli, rollout_ws: Workspace
+) -> None:  # type: ignore[no-untyped-def]
+    ws = ["-w", str(rollout_ws.path)]
+    rollout = rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="drill").state.id
+    said = [cli("rollout", "promote", "eta", "--reason", "drill", *ws).stdout.strip() for _ in range(3)] + [
+        cli("rollout", "abort", "eta", "--reason", "drill over", *ws).stdout.strip()
+    ]
+    history = json.loads(cli("rollout", "history", "eta", "--rollout", str(rollout), "--json", *ws).stdout)
+    recorded = [e["to_state"] for e in history if e["kind"] == "rollout_transition"]
+    assert recorded == ["shadow", "ab_test 50%", "ramp 75%", "ramp 100%", "aborted"]
+    assert said == [f"rollout {rollout} of eta: now {where}" for where in recorded[1:]]

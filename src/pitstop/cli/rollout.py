@@ -26,7 +26,9 @@ from pitstop.durations import describe_span, parse_duration
 from pitstop.errors import UsageError
 from pitstop.events import Event
 from pitstop.rollout.actions import RolloutStatus
+from pitstop.rollout.apply import describe
 from pitstop.rollout.records import StoredRollout
+from pitstop.rollout.state import challenger_share
 
 rollout_app = typer.Typer(
     help="Rollouts: shadow, A/B test, ramp, promotion — and the manual overrides.", no_args_is_help=True
@@ -167,11 +169,7 @@ def key_numbers(data: dict[str, Any] | None) -> str:
 
 def _render_changed(stored: StoredRollout) -> None:
     s = stored.state
-    where = (
-        s.outcome.value
-        if s.outcome
-        else f"{s.phase.value}" + (f" step {s.step + 1}" if s.step is not None else "")
-    )
+    where = describe(s, challenger_share(s, stored.policy))  # as the history's `to` column says it
     console.print(f"rollout {s.id} of {s.model}: now {where}")
 
 
