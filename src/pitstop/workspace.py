@@ -24,6 +24,7 @@ from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_d
 from pitstop.config import database_url as resolve_database_url
 from pitstop.errors import (
     ArtifactIntegrityError,
+    ConflictError,
     NotFoundError,
     StoreUnavailableError,
     UsageError,
@@ -370,21 +371,27 @@ class Workspace:
     def set_champion(
         self, model: str, version: str | int, *, reason: str, force: bool = False, actor: str | None = None
     ) -> dict[str, int]:
-        """Bootstrap the first champion (or override one with `force`)."""
+        """Bootstrap the first champion (or override one with `force`); returns the aliases.
+
+        Once the model has a routing table, a new champion also gets a new table serving only it, in
+        the same transaction and with the same reason, so running gateways serve it within their poll
+        interval. Refused while a rollout is active: the rollout owns the champion and the routing.
+        """
+        from pitstop.serving.routing_store import follow_champion
+
         if not reason.strip():
             raise UsageError("--reason: say why the champion is set by hand")
+        now, actor = self.clock.now(), actor or current_actor()
         with self.writing() as conn:
             info = registry.get_model(conn, model, for_update=True)
             number = registry.get_version(conn, info, version).version
-            return registry.set_champion(
-                conn,
-                info,
-                number,
-                force=force,
-                now=self.clock.now(),
-                actor=actor or current_actor(),
-                reason=reason,
+            if number != info.aliases.get(Alias.CHAMPION.value):
+                _refuse_during_rollout(conn, info)
+            aliases = registry.set_champion(
+                conn, info, number, force=force, now=now, actor=actor, reason=reason
             )
+            follow_champion(conn, info, number, now=now, actor=actor, reason=reason)
+            return aliases
 
     def move_aliases(
         self, model: str, moves: dict[Alias, int | None], *, reason: str, actor: str | None = None
@@ -511,6 +518,23 @@ class Workspace:
             if info is not None and rollout_id is not None:
                 rollout_of(conn, info.id, info.name, rollout_id)  # missing: named with the model's rollouts
             return list_events(conn, info.id if info else None, rollout_id=rollout_id, limit=limit)
+
+
+def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:
+    """A champion set by hand mid-rollout would be overwritten by the rollout's own end."""
+    from pitstop.rollout.apply import describe
+    from pitstop.rollout.records import active_rollout
+    from pitstop.rollout.state import challenger_share
+
+    running = active_rollout(conn, info.id)
+    if running is None:
+        return
+    s = running.state
+    raise ConflictError(
+        f"rollout {s.id} of {info.name!r} is active ({describe(s, challenger_share(s, running.policy))}, "
+        f"challenger v{s.challenger_version}) and owns the champion and the routing; end it first with "
+        f"`pitstop rollout rollback {info.name} --reason …` (or `abort`), then set the champion"
+    )
 
 
 def _data_source(info: ModelInfo, snapshot: ds.DatasetSnapshot) -> str:

@@ -222,6 +222,16 @@ def test_a_route_change_reaches_the_running_server_within_the_poll_interval(serv
     assert answer["model_version"] == 2
 
 
+def test_a_forced_champion_is_served_by_a_running_gateway_within_the_poll_interval(served: Served) -> None:
+    route(served.ws, MODEL, mode="off", reason="routing rows exist from now on")
+    with serving(served) as client:
+        assert client.post(PREDICT, json={"features": ROW}).json()["model_version"] == 1
+        served.ws.set_champion(MODEL, 2, reason="incident 7", force=True)
+        wait_until(lambda: client.get(f"/v1/models/{MODEL}/routing").json()["champion"] == 2)
+        answers = [client.post(PREDICT, json={"features": ROW, "user_id": f"u{i}"}).json() for i in range(20)]
+    assert {a["model_version"] for a in answers} == {2}
+
+
 def _latencies(client: httpx.Client, n: int) -> tuple[list[float], list[float]]:
     answers, seconds = [], []
     for i in range(n):

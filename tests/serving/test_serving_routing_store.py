@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pitstop.errors import NotFoundError, UsageError
+from pitstop.errors import ConflictError, NotFoundError, UsageError
 from pitstop.serving.routing_store import current_routing, route, routing_of, write_routing
 from serving.conftest import MODEL, Served
 
@@ -167,3 +167,77 @@ def test_route_command_usage_errors_exit_2_with_one_line(served: Served, cli) ->
         )
         assert result.exit_code == 2, args
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+# -- set-champion and routing ------------------------------------------------------------------------
+
+
+def test_set_champion_writes_a_table_serving_only_the_new_champion(served: Served) -> None:
+    split = route(served.ws, MODEL, mode="split", challenger=2, share=0.25, reason="a/b", actor="ana")
+    aliases = served.ws.set_champion(MODEL, 2, reason="incident 7", force=True, actor="bo")
+    table = routing_of(served.ws, MODEL)
+    assert aliases == {"champion": 2, "previous": 1}
+    assert table is not None and table.version == split.version + 1
+    assert (table.mode, table.champion, table.challenger, table.shadow, table.standby) == (
+        "off",
+        2,
+        None,
+        None,
+        None,
+    )
+    change = [e for e in served.ws.events(MODEL) if e.kind == "routing_changed"][-1]
+    assert (change.from_state, change.to_state, change.actor, change.reason, change.rule) == (
+        "v1 split 25%",
+        "v2 off",
+        "bo",
+        "incident 7",
+        "manual.set_champion",
+    )
+    moved = [e for e in served.ws.events(MODEL) if e.kind == "alias_moved"][-1]
+    assert moved.reason == "incident 7" and moved.actor == "bo"
+
+
+def test_set_champion_before_any_routing_leaves_the_gateway_on_the_alias(served: Served) -> None:
+    served.ws.set_champion(MODEL, 2, reason="first real model", force=True)
+    with served.ws.reading() as conn:
+        assert current_routing(conn, served.ws.model(MODEL).id) is None
+    table = routing_of(served.ws, MODEL)
+    assert table is not None and (table.version, table.champion) == (0, 2)
+
+
+def test_set_champion_to_the_current_champion_leaves_the_routing_alone(served: Served) -> None:
+    shadow = route(served.ws, MODEL, mode="shadow", challenger=2, reason="try it")
+    served.ws.set_champion(MODEL, 1, reason="again")
+    assert routing_of(served.ws, MODEL) == shadow
+
+
+def test_set_champion_refuses_while_a_rollout_is_active_and_changes_nothing(served: Served) -> None:
+    rollout = served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="drill").state.id
+    before = routing_of(served.ws, MODEL)
+    with pytest.raises(ConflictError) as refused:
+        served.ws.set_champion(MODEL, 2, reason="incident 7", force=True)
+    message = str(refused.value)
+    assert f"rollout {rollout} of {MODEL!r} is active (shadow, challenger v2)" in message
+    assert f"`pitstop rollout rollback {MODEL} --reason …`" in message and "abort" in message
+    assert served.ws.model(MODEL).aliases == {"champion": 1, "challenger": 2}
+    assert routing_of(served.ws, MODEL) == before
+
+
+def test_set_champion_command_says_which_routing_serves_the_new_champion(served: Served, cli) -> None:  # type: ignore[no-untyped-def]
+    ws = ["-w", str(served.ws.path)]
+    cli("route", MODEL, "--challenger", "2", "--mode", "shadow", "--reason", "try", *ws)
+    forced = cli("models", "set-champion", MODEL, "2", "--force", "--reason", "incident 7", *ws)
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.stdout.strip() == (
+        f"{MODEL}: champion is now version 2, served alone by routing version 2; "
+        "running gateways switch within their poll interval"
+    )
+    shown = json.loads(cli("route", MODEL, "--json", *ws).stdout)
+    assert (shown["version"], shown["mode"], shown["champion"], shown["shadow"]) == (2, "off", 2, None)
+    again = cli("models", "set-champion", MODEL, "1", "--force", "--reason", "back", "--json", *ws)
+    data = json.loads(again.stdout)
+    assert data["aliases"] == {"champion": 1, "previous": 2} and data["routing"]["version"] == 3
+    served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="drill")
+    refused = cli("models", "set-champion", MODEL, "2", "--force", "--reason", "incident 8", *ws)
+    assert refused.exit_code == 2 and "is active" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

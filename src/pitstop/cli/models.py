@@ -197,12 +197,24 @@ def set_champion(
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Set the champion directly: for bootstrapping and emergencies (rollouts move it otherwise)."""
-    aliases = open_workspace(workspace).set_champion(model, version, reason=reason, force=force, actor=by)
+    """Set the champion directly: for bootstrapping and emergencies (rollouts move it otherwise).
+
+    Once the model has a routing table, the new champion gets one serving only it (no challenger, no
+    shadow), so running gateways switch to it within their poll interval. Refused during a rollout.
+    """
+    from pitstop.serving.routing_store import routing_of
+
+    ws = open_workspace(workspace)
+    aliases = ws.set_champion(model, version, reason=reason, force=force, actor=by)
+    table = routing_of(ws, model)
+    served = ""
+    if table is not None and table.version > 0 and table.mode == "off":
+        served = f", served alone by routing version {table.version}; "
+        served += "running gateways switch within their poll interval"
     emit(
         as_json,
-        {"model": model, "aliases": aliases},
-        lambda: console.print(f"{model}: champion is now version {aliases['champion']}"),
+        {"model": model, "aliases": aliases, "routing": table.to_dict() if table is not None else None},
+        lambda: console.print(f"{model}: champion is now version {aliases['champion']}{served}"),
     )
 
 

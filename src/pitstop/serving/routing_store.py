@@ -137,6 +137,33 @@ def write_routing(
     return table
 
 
+def follow_champion(
+    conn: Connection, model: ModelInfo, champion: int, *, now: datetime, actor: str, reason: str
+) -> RoutingTable | None:
+    """After the champion is set by hand: a new table serving only it (no challenger, shadow or
+    standby), in the caller's transaction, so running gateways switch within their poll interval.
+
+    None, and nothing written, when the model has no routing rows yet (gateways serve the champion
+    alias) or its table already has this champion.
+    """
+    before = current_routing(conn, model.id)
+    if before is None or before.champion == champion:
+        return None
+    return write_routing(
+        conn,
+        model,
+        champion=champion,
+        challenger=None,
+        challenger_share=0.0,
+        shadow=None,
+        salt=before.salt,
+        now=now,
+        actor=actor,
+        reason=reason,
+        rule="manual.set_champion",
+    )
+
+
 def routing_of(ws: Workspace, model: str) -> RoutingTable | None:
     """The table a gateway would serve for `model` now (None without a champion)."""
     with ws.reading() as conn:
