@@ -11,6 +11,7 @@ latency is measured from the real calls.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import tempfile
 from collections.abc import Callable
@@ -135,6 +136,11 @@ def _throwaway_workspace(source: Workspace, policy: Policy, folder: Path, clock:
     return Workspace.init(folder, clock=clock, database_url=replay_store_url(folder))
 
 
+def replay_salt(seed: int) -> str:
+    """The routing salt of a replay: fixed by its seed, so a replay can be repeated exactly."""
+    return hashlib.sha256(f"pitstop-replay-{seed}".encode()).hexdigest()[:16]
+
+
 def replay_store_url(folder: Path) -> str:
     """The replay's own SQLite store, never the user's (whatever PITSTOP_DATABASE_URL says)."""
     return f"sqlite:///{folder / 'replay.db'}"
@@ -177,10 +183,13 @@ def simulate(
     concurrency_window: timedelta = timedelta(seconds=1),
     workdir: Path,
     progress: Progress | None = None,
+    seed: int = 0,
 ) -> SimulationResult:
     """Replay `traffic` (see `prepare_traffic`) for one challenger; returns the outcome and timeline.
 
-    The replay's own store and artifacts go to `workdir` (the caller keeps or deletes it).
+    The replay's own store and artifacts go to `workdir` (the caller keeps or deletes it). `seed`
+    makes the routing salt, so the same traffic, versions, policy and seed split the same users and
+    reach the same verdict (latency aside: it is measured from real calls).
     """
     info = source.model(model)
     versions = (source.version(model, champion).version, source.version(model, challenger).version)
@@ -208,6 +217,7 @@ def simulate(
         model,
         versions[1],
         skip_gate=True,
+        salt=replay_salt(seed),
         actor="simulate",
         reason="replay of recorded traffic: stages 3-5 only (the offline gate is separate)",
     )

@@ -413,11 +413,14 @@ class Workspace:
         reason: str | None = None,
         skip_gate: bool = False,
         actor: str | None = None,
+        salt: str | None = None,
     ) -> StoredRollout:
         """Take a gated challenger into shadow; the controller carries it through A/B test and ramp."""
         from pitstop.rollout import actions
 
-        return actions.start_rollout(self, model, version, reason=reason, skip_gate=skip_gate, actor=actor)
+        return actions.start_rollout(
+            self, model, version, reason=reason, skip_gate=skip_gate, actor=actor, salt=salt
+        )
 
     def rollout_status(self, model: str, rollout_id: int | None = None) -> RolloutStatus:
         """The active (or latest, or given) rollout, its live evidence and what the next check would do."""

@@ -79,6 +79,10 @@ def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path:
     kept = cli("simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic,
                "--keep", tmp_path / "kept", "--json", "-w", rollout_ws.path)  # fmt: skip
     assert json.loads(kept.stdout)["workspace"] == str(tmp_path / "kept")
+    assert json.loads(kept.stdout)["served"] == data["served"]  # same seed, same users, same verdict
+    again = cli("simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic,
+                "--keep", tmp_path / "kept", "-w", rollout_ws.path)  # fmt: skip
+    assert again.exit_code == 2 and "not empty" in again.stderr
     monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)  # the kept folder names its own store
     history = cli("rollout", "history", "eta", "--json", "-w", tmp_path / "kept")
     ends = [e["to_state"] for e in json.loads(history.stdout) if e["kind"] == "rollout_transition"]

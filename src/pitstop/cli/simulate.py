@@ -42,6 +42,9 @@ def simulate(
         Path | None, typer.Option(help="keep the replay store in this folder (default: a temp folder)")
     ] = None,
     report: Annotated[Path | None, typer.Option(help="also write the HTML rollout report here")] = None,
+    seed: Annotated[
+        int, typer.Option(help="seed of the routing salt: the same seed splits the same users")
+    ] = 0,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -75,6 +78,8 @@ def simulate(
         bar.start_task(task)
         bar.update(task, completed=done)
 
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise UsageError(f"--keep {keep}: the folder is not empty; give a new or empty folder for the replay")
     with contextlib.ExitStack() as stack:
         folder = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pitstop-replay-")))
         stack.callback(bar.stop)
@@ -89,6 +94,7 @@ def simulate(
             concurrency_window=window,
             workdir=folder,
             progress=progress,
+            seed=seed,
         )
         data: dict[str, Any] = result.to_dict()
         if report is not None:

@@ -25,7 +25,7 @@ from pitstop.demo.traffic import live_traffic
 from pitstop.demo.workspace import DEMO_MARK, demo_workspace, show_workspace
 from pitstop.gating import GateReport
 from pitstop.registry import VersionInfo
-from pitstop.simulate import Replay, prepare_traffic
+from pitstop.simulate import Replay, prepare_traffic, replay_salt
 from pitstop.workspace import Workspace
 
 MODEL = "delivery-eta"
@@ -67,12 +67,12 @@ class World:
 
 # The live period brings storms: far more rain than any training month.
 STORM_RAIN_PROBABILITY, STORM_RAIN_MEAN_MM = 0.7, 12.0
-LIVE_DAYS = 3.0
-LIVE_REQUESTS = 10_000
+LIVE_DAYS = 4.0  # the longest path (shadow, a two-day A/B test, the ramp's dwells) fits with room
+LIVE_REQUESTS = 13_000
 
-# Durations of hours so a rollout fits in three days of replayed traffic; thresholds as shipped.
+# Durations of hours so a rollout fits in four days of replayed traffic; thresholds as shipped.
 DEMO_POLICY = """\
-# pitstop demo: the shipped thresholds, with durations short enough for three days of traffic.
+# pitstop demo: the shipped thresholds, with durations short enough for four days of traffic.
 shadow: {min_duration: 12h, max_duration: 2d, min_labeled: 500}
 ab_test: {share: 0.25, min_duration: 12h, max_duration: 2d, label_maturation: 2h}
 ramp: {dwell: 6h, min_labeled_per_arm: 150, standby: 12h}
@@ -122,7 +122,7 @@ CHALLENGERS = [
     ),
     Challenger(
         "pooled feature lookup",
-        {"max_iter": 200, "lookup_pool": 10, "lookup_wave_ms": 15.0},
+        {"max_iter": 200, "lookup_pool": 10, "lookup_wave_ms": 30.0},
         expect="slow only when batches outgrow its connection pool",
     ),
     Challenger("fresh retrain", {"max_iter": 200}, expect="better on recent data"),
@@ -213,7 +213,8 @@ def _roll_out(
     """Start the rollout and replay live traffic until the controller ends it."""
     start = clock.now() + timedelta(minutes=1)
     clock.set(start)
-    stored = ws.start_rollout(MODEL, version, reason=f"demo: {challenger.title}")
+    # A seeded salt: the same users meet the challenger on every run, so every run tells the same story.
+    stored = ws.start_rollout(MODEL, version, reason=f"demo: {challenger.title}", salt=replay_salt(index))
     traffic = live_traffic(
         pd.Timestamp(start),
         LIVE_DAYS,

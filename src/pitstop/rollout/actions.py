@@ -66,8 +66,13 @@ def start_rollout(
     reason: str | None = None,
     skip_gate: bool = False,
     actor: str | None = None,
+    salt: str | None = None,
 ) -> StoredRollout:
-    """Start taking a challenger through shadow, A/B and ramp (stage 3 begins at once)."""
+    """Start taking a challenger through shadow, A/B and ramp (stage 3 begins at once).
+
+    `salt` fixes the routing salt (which users the split sends to the challenger); live rollouts get a
+    fresh random one, replays a seeded one so that the same replay splits the same users.
+    """
     actor = actor or current_actor()
     if skip_gate:
         reason = _require_reason(reason or "", "skip the offline gate")
@@ -91,7 +96,7 @@ def start_rollout(
             )
         if not skip_gate:
             check_gate(info, challenger, champion)
-        salt = new_salt()
+        salt = salt or new_salt()
         stored = insert_rollout(
             conn,
             model_id=info.id,
