@@ -252,6 +252,17 @@ def test_one_stalled_batch_is_no_latency_breach() -> None:
     assert decide(rollout(Phase.SHADOW), POLICY, few, at(25)).rule == "shadow.passed"
 
 
+def test_the_champions_latency_baseline_shrugs_off_a_stall() -> None:
+    """100 champion calls at 6 ms, two stalled at 60 ms: its p99 is the stall, its baseline is not."""
+    stalled = replace(arm(100, 5.0), latency_p99=60.0, latency_calls=((6.0, 98), (60.0, 2)))
+    assert stalled.latency_p99_floor() == 6.0  # the 98th call of 100 bounds the p99 from below (95 %)
+    slow = arm(100, 5.0, p99=40.0, slow_share=0.5)  # half its calls at 40 ms: truly slow
+    evidence = ab_evidence(1, replace(stalled, units=900), slow)
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
+    assert decision.rule == "guardrail.latency_p99"  # held to 1.5 x 6 ms + 5 ms, not 1.5 x 60 ms
+    assert decision.numbers["champion_p99_ms"] == 6.0
+
+
 def test_a_latency_breach_names_the_slow_calls() -> None:
     evidence = ab_evidence(1, arm(9000, 5.0), arm(1000, 5.0, p99=25.0, slow_share=0.03))
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
@@ -405,7 +416,7 @@ def test_ramp_rolls_back_on_latency_that_appears_at_scale() -> None:
 
 
 def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served() -> None:
-    memory = {"champion_p99_ms": 10.0, "champion_latency_samples": 500}
+    memory = {"champion_p99_ms": 10.0, "champion_latency_calls": 500}
     evidence = ramp_evidence(0.2, ArmSummary(), arm(1000, 4.8, p99=19.0), shadow=arm(1000, 5.0, p99=2.0))
     stays = decide(rollout(Phase.RAMP, step=2, memory=memory), POLICY, evidence, at(0.2))
     assert stays.action is Action.STAY  # vs 10 ms served, not the lightly loaded shadow's 2 ms
@@ -417,7 +428,7 @@ def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served()
 def test_ramp_remembers_the_champions_served_latency() -> None:
     evidence = ramp_evidence(0.2, arm(700, 5.0, p99=7.0), arm(300, 4.8, p99=7.5))
     decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
-    assert decision.memory == {"champion_p99_ms": 7.0, "champion_latency_samples": 2100}
+    assert decision.memory == {"champion_p99_ms": 7.0, "champion_latency_calls": 1050}
 
 
 def test_ramp_at_full_share_compares_with_the_champion_in_shadow() -> None:

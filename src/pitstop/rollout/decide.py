@@ -15,7 +15,7 @@ from typing import Any
 from pitstop.config import ABStopping, Policy
 from pitstop.durations import describe_span
 from pitstop.rollout.evidence import ArmSummary, Evidence
-from pitstop.rollout.guardrails import MIN_LATENCY_SAMPLES, Breach, check_guardrails, latency_excess
+from pitstop.rollout.guardrails import Breach, check_guardrails, latency_baseline, latency_excess
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.state import RolloutState, ramp_shares
 from pitstop.stats import (
@@ -134,18 +134,15 @@ def _shadow_verdict(
             numbers,
         )
     served, shadowed = evidence.champion, evidence.shadow
-    slow = (
-        latency_excess(shadowed, served.latency_p99, shadow.max_p99_ratio, policy.guardrails)
-        if served.latency_p99 and served.latency_samples >= MIN_LATENCY_SAMPLES
-        else None
-    )
-    if slow is not None and served.latency_p99 and shadowed.latency_p99:
-        latency_ratio = shadowed.latency_p99 / served.latency_p99
+    baseline = latency_baseline(served)
+    slow = latency_excess(shadowed, baseline, shadow.max_p99_ratio, policy.guardrails) if baseline else None
+    if slow is not None and baseline and shadowed.latency_p99:
+        latency_ratio = shadowed.latency_p99 / baseline
         return Decision(
             Action.REJECT,
             "shadow.latency_p99",
             f"challenger p99 latency {shadowed.latency_p99:.1f} ms is {latency_ratio:.2f} x the champion's "
-            f"{served.latency_p99:.1f} ms: {slow.slow} of its {slow.calls} model calls took longer than "
+            f"{baseline:.1f} ms: {slow.slow} of its {slow.calls} model calls took longer than "
             f"the {slow.limit_ms:.1f} ms limit ({shadow.max_p99_ratio:g} x + "
             f"{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack; p = {slow.p_value:.2g})",
             {**numbers, "latency_ratio": latency_ratio, **slow.to_dict()},
@@ -552,22 +549,18 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
 
 
 def remember_served_latency(memory: dict[str, Any], champion: ArmSummary) -> dict[str, Any]:
-    """Keep the champion's latest served p99 (with enough calls behind it) for the 100 % step."""
-    if champion.latency_p99 is None or champion.latency_samples < MIN_LATENCY_SAMPLES:
+    """Keep the champion's latest served latency baseline (enough calls behind it) for the 100 % step."""
+    baseline = latency_baseline(champion)
+    if baseline is None:
         return memory
-    return {
-        **memory,
-        "champion_p99_ms": champion.latency_p99,
-        "champion_latency_samples": champion.latency_samples,
-    }
+    return {**memory, "champion_p99_ms": baseline, "champion_latency_calls": champion.latency_call_count}
 
 
 def served_latency_baseline(shadow: ArmSummary, memory: dict[str, Any]) -> ArmSummary:
-    """The champion in shadow, with the latency it had while serving when that is known."""
+    """The champion in shadow, with the latency baseline it had while serving when that is known."""
     if "champion_p99_ms" not in memory:
         return shadow
-    return replace(
-        shadow,
-        latency_p99=float(memory["champion_p99_ms"]),
-        latency_samples=int(memory["champion_latency_samples"]),
-    )
+    baseline = float(memory["champion_p99_ms"])
+    calls = int(memory["champion_latency_calls"])
+    # One bucket at the remembered baseline: `latency_baseline` of this summary is that value.
+    return replace(shadow, latency_p99=baseline, latency_samples=calls, latency_calls=((baseline, calls),))

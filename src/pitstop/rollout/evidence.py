@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from scipy.stats import binom
+
 from pitstop.stats import ArmEstimate, arm_from_summary, arm_from_user_moments
 
 
@@ -46,6 +48,25 @@ class ArmSummary:
     def calls_slower_than(self, limit_ms: float) -> int:
         """Model calls that certainly took longer than `limit_ms` (their whole bucket lies above it)."""
         return sum(calls for edge, calls in self.latency_calls if edge >= limit_ms)
+
+    def latency_p99_floor(self, alpha: float = 0.05) -> float | None:
+        """A latency the arm's p99 call time is above with confidence 1 - alpha (None without calls).
+
+        The k-th fastest of n calls is at most the p99 when at least k calls are at most the p99, and
+        that count is Binomial(n, 0.99): k is the largest with P(count >= k) >= 1 - alpha. A stall or
+        two of a busy machine then cannot raise the baseline a challenger is held to (a plain p99 of
+        a hundred calls is its slowest but one). Order statistic bound, e.g. Hahn & Meeker (1991), 5.2.
+        """
+        n = self.latency_call_count
+        if n == 0:
+            return None
+        rank = max(1, int(binom.ppf(alpha, n, 0.99)))
+        seen = 0
+        for edge, calls in self.latency_calls:
+            seen += calls
+            if seen >= rank:
+                return edge
+        return self.latency_calls[-1][0]
 
     @property
     def failure_rate(self) -> float | None:

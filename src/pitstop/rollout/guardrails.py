@@ -11,6 +11,8 @@ busy machine (a collection, a descheduled thread) would roll back a good model. 
 p99 breaches only when its model calls show it: more of them are slower than the limit than a p99
 within the limit allows (exact binomial test, k of n calls above the limit against 1 %, at
 `LATENCY_ALPHA`). Calls, not rows, are counted: the rows of one micro-batch share their call's time.
+The champion's side is made as robust: its p99 is the 95 % lower confidence bound over its calls,
+so a stall in the champion's calls cannot raise the limit a slow challenger is held to.
 """
 
 from __future__ import annotations
@@ -131,22 +133,30 @@ def latency_excess(
     return SlowCalls(limit, slow, calls, p_value) if p_value < LATENCY_ALPHA else None
 
 
-def latency_breach(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
-    if champion.latency_samples < MIN_LATENCY_SAMPLES or not champion.latency_p99:
+def latency_baseline(champion: ArmSummary) -> float | None:
+    """The champion p99 a challenger is held to: a lower confidence bound over its calls, or None."""
+    if champion.latency_call_count < MIN_LATENCY_SAMPLES:
         return None
-    excess = latency_excess(challenger, champion.latency_p99, policy.max_p99_ratio, policy)
+    return champion.latency_p99_floor()
+
+
+def latency_breach(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
+    baseline = latency_baseline(champion)
+    if not baseline:
+        return None
+    excess = latency_excess(challenger, baseline, policy.max_p99_ratio, policy)
     if excess is None or challenger.latency_p99 is None:
         return None
-    ratio = challenger.latency_p99 / champion.latency_p99
+    ratio = challenger.latency_p99 / baseline
     return Breach(
         "guardrail.latency_p99",
         f"challenger p99 latency {challenger.latency_p99:.1f} ms is {ratio:.2f} x champion's "
-        f"{champion.latency_p99:.1f} ms: {excess.slow} of its {excess.calls} model calls took longer "
+        f"{baseline:.1f} ms: {excess.slow} of its {excess.calls} model calls took longer "
         f"than the {excess.limit_ms:.1f} ms limit ({policy.max_p99_ratio:g} x + "
         f"{policy.latency_slack.total_seconds() * 1000:g} ms slack; p = {excess.p_value:.2g})",
         {
             "challenger_p99_ms": challenger.latency_p99,
-            "champion_p99_ms": champion.latency_p99,
+            "champion_p99_ms": baseline,
             "ratio": ratio,
             "limit": policy.max_p99_ratio,
             **excess.to_dict(),
