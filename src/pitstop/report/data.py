@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import ColumnElement, Connection, and_, case, cast, func, literal, select
 from sqlalchemy import Integer as SqlInteger
 
 from pitstop import registry
@@ -37,7 +37,7 @@ from pitstop.report.values import (
 )
 from pitstop.report.words import ab_result, narrative
 from pitstop.rollout.apply import ROLLOUT_EVENT
-from pitstop.rollout.gather import LATENCY_BUCKET_RATIO, request_error
+from pitstop.rollout.gather import LATENCY_BUCKET_RATIO, log_quantiles, paired_requests, request_error
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
 from pitstop.serving.routing_store import routing_history
@@ -289,18 +289,7 @@ def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple
 
 def _paired(conn: Connection, scope: Scope, band: BandScope) -> Any:
     """Requests both arms predicted successfully, with a label known by the band's end (a subquery)."""
-    both = (
-        select(
-            predictions.c.request_id,
-            func.min(predictions.c.time).label("time"),
-            func.max(case((predictions.c.arm == "champion", predictions.c.prediction))).label("a_pred"),
-            func.max(case((predictions.c.arm == "challenger", predictions.c.prediction))).label("b_pred"),
-        )
-        .where(_in_scope(scope, band.low, band.high), _succeeded())
-        .group_by(predictions.c.request_id)
-        .having(func.count(distinct(predictions.c.arm)) == 2)
-        .subquery()
-    )
+    both = paired_requests(and_(_in_scope(scope, band.low, band.high), _succeeded()))
     known = case((labels.c.received_at > both.c.time, labels.c.received_at), else_=both.c.time)
     return (
         select(
@@ -421,8 +410,7 @@ def _arm_series(scope: Scope, errors: ErrorCells, latency: LatencyCells) -> dict
         buckets = range(scope.count)
         stats = [shaping.mean_se(*sums[b]) if b in sums else (None, None) for b in buckets]
         quantiles = [
-            shaping.log_quantiles(calls[b][2], width, (0.5, 0.99)) if b in calls else [None, None]
-            for b in buckets
+            log_quantiles(calls[b][2], width, (0.5, 0.99)) if b in calls else [None, None] for b in buckets
         ]
         out[arm] = ArmSeries(
             arm=arm,
@@ -536,7 +524,7 @@ def _summaries(
         if not requests:
             continue
         mean, se = shaping.mean_se(n, total, squares)
-        p50, p99 = shaping.log_quantiles([h for cell in in_band for h in cell[2]], width, (0.5, 0.99))
+        p50, p99 = log_quantiles([h for cell in in_band for h in cell[2]], width, (0.5, 0.99))
         failures = sum(cell[1] for cell in in_band)
         out.append(BandSummary(band_scope.band.label, arm, requests, failures, n, mean, se, p50, p99))
     return out

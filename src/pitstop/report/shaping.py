@@ -6,7 +6,7 @@ Nothing here reads the store or the clock; `data.py` does the I/O and calls thes
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from pitstop.events import Event
@@ -132,27 +132,6 @@ def mean_se(n: int, total: float | None, squares: float | None) -> tuple[float |
         return mean, None
     variance = max((squares - n * mean * mean) / (n - 1), 0.0)
     return mean, math.sqrt(variance / n)
-
-
-def log_quantiles(buckets: Iterable[tuple[int, int]], width: float, qs: tuple[float, ...]) -> list[float]:
-    """Quantiles from a histogram of log(1 + x) buckets of `width`, as `gather.latency_quantiles` reads
-    them: the upper edge of the bucket holding the quantile (never optimistic).
-
-    >>> [round(v, 2) for v in log_quantiles([(0, 50), (10, 50)], 0.1, (0.5, 0.99))]
-    [0.11, 2.0]
-    """
-    ordered = sorted(buckets)
-    total = sum(count for _, count in ordered)
-    out = []
-    for q in qs:
-        seen, value = 0, math.nan
-        for index, count in ordered:
-            seen += count
-            if seen >= q * total:
-                value = math.exp((index + 1) * width) - 1
-                break
-        out.append(value)
-    return out
 
 
 def histogram_range(mean: float, sd: float, low: float, high: float) -> tuple[float, float]:

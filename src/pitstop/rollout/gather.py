@@ -10,13 +10,14 @@ also counts distinct model calls per bucket: every row of a micro-batch records 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, cast, distinct, func, literal, select
 from sqlalchemy import Integer as SqlInteger
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Select, Subquery
 
 from pitstop.metrics import PROBABILITY_EPS
 from pitstop.registry import Task
@@ -190,39 +191,56 @@ def latency_quantiles(conn: Connection, window: Window, role: str) -> dict[str, 
 
 
 def _quantiles(buckets: list[tuple[int, int, int]], width: float) -> LatencyStats:
-    total = sum(count for _, count, _ in buckets)
+    p50, p99 = log_quantiles([(index, count) for index, count, _ in buckets], width, (0.5, 0.99))
+    calls = tuple((math.exp(index * width) - 1, n) for index, _, n in buckets)
+    return p50, p99, sum(count for _, count, _ in buckets), calls
 
-    def quantile(q: float) -> float:
-        seen = 0
-        for index, count, _ in buckets:
+
+def log_quantiles(buckets: Iterable[tuple[int, int]], width: float, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles from a histogram of (bucket index of log(1 + x) / `width`, count): the upper edge of
+    the bucket holding each quantile (never optimistic).
+
+    >>> [round(v, 2) for v in log_quantiles([(0, 50), (10, 50)], 0.1, (0.5, 0.99))]
+    [0.11, 2.0]
+    """
+    ordered = sorted(buckets)
+    total = sum(count for _, count in ordered)
+    out = []
+    for q in qs:
+        seen, value = 0, math.nan
+        for index, count in ordered:
             seen += count
             if seen >= q * total:
-                return math.exp((index + 1) * width) - 1  # the bucket's upper edge: never optimistic
-        return math.exp((buckets[-1][0] + 1) * width) - 1
+                value = math.exp((index + 1) * width) - 1
+                break
+        out.append(value)
+    return out
 
-    calls = tuple((math.exp(index * width) - 1, n) for index, _, n in buckets)
-    return quantile(0.5), quantile(0.99), total, calls
 
-
-def paired_summary(conn: Connection, window: Window, *, with_differences: bool) -> PairedSummary:
-    """Champion and challenger on the same labelled requests (one served, the other in shadow).
-
-    One pass grouped by request (portable, and never a quadratic self-join): a request counts when
-    both arms predicted it successfully and it has a label.
-    """
-    ok = and_(_in_window(window), predictions.c.error.is_(None), predictions.c.prediction.is_not(None))
-    both = (
+def paired_requests(where: ColumnElement[bool]) -> Subquery:
+    """Requests both arms predicted (of the rows `where` selects), one row each: request_id, time,
+    a_pred (champion), b_pred (challenger). One pass grouped by request, never a quadratic self-join."""
+    return (
         select(
             predictions.c.request_id,
             func.min(predictions.c.time).label("time"),
             func.max(case((predictions.c.arm == "champion", predictions.c.prediction))).label("a_pred"),
             func.max(case((predictions.c.arm == "challenger", predictions.c.prediction))).label("b_pred"),
         )
-        .where(ok)
+        .where(where)
         .group_by(predictions.c.request_id)
         .having(func.count(distinct(predictions.c.arm)) == 2)
         .subquery()
     )
+
+
+def paired_summary(conn: Connection, window: Window, *, with_differences: bool) -> PairedSummary:
+    """Champion and challenger on the same labelled requests (one served, the other in shadow).
+
+    A request counts when both arms predicted it successfully and it has a label.
+    """
+    ok = and_(_in_window(window), predictions.c.error.is_(None), predictions.c.prediction.is_not(None))
+    both = paired_requests(ok)
     joined = (
         select(
             both.c.time,
