@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 
@@ -114,3 +117,18 @@ def make_traffic(
     frame["label"] = 3 * frame["a"] - 2 * frame["b"] + rng.normal(scale=0.5, size=requests)
     frame["label_time"] = frame["time"] + pd.Timedelta(minutes=label_delay_minutes)
     return frame
+
+
+def fresh_postgres_schema(base_url: str, prefix: str = "t") -> Iterator[str]:
+    """A store URL on a PostgreSQL schema of its own, dropped with everything in it afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()

@@ -4,20 +4,14 @@ and the folder where screenshots are kept."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-import uvicorn
 
+from helpers import fresh_postgres_schema
 from pitstop.workspace import Workspace
 from report.rollouts import MODEL, rollout_workspace, send_traffic
 
@@ -49,18 +43,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'pitstop.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"r_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    yield from fresh_postgres_schema(request.getfixturevalue("postgres_url"), prefix="r")
 
 
 def _story(folder: Path, scratch: Path, url: str | None) -> Story:
@@ -109,35 +92,6 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
-    """Serve `app` with a real uvicorn on 127.0.0.1 in a thread; yields its base URL; always shuts down."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), lifespan="on", log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-report-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(timeout)
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
 
 
 class PageWatch:

@@ -15,8 +15,9 @@ from pitstop.report.dashboard import dashboard_router, plotly_js_path
 from pitstop.serving.app import create_app
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
-from report.conftest import CHART_MARKS, PageWatch, serving
+from report.conftest import CHART_MARKS, PageWatch
 from report.rollouts import MODEL, rollout_workspace, send_traffic
+from serving.conftest import running
 
 LIVE_CHARTS = {"timeline", "share", "errors", "latency", "progress", "shadow", "ab"}
 
@@ -38,7 +39,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     gateway = Gateway(ws)
     app = create_app(gateway)
     app.include_router(dashboard_router(gateway, every=0.5))
-    with serving(app) as url:
+    with running(app) as url:
         yield Live(url, ws)
     ws.close()
 
