@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pitstop.events import Event
+from pitstop.jsonable import json_safe
 
 
 @dataclass(frozen=True)
@@ -197,12 +198,12 @@ class ReportData:
 
     def to_dict(self) -> dict[str, Any]:
         out = {
-            key: _plain(value)
+            key: json_safe(value)
             for key, value in asdict(self).items()
             if key not in ("events", "words", "arms", "thresholds")
         }
         out["events"] = [event.to_dict() for event in self.events]
-        out["arms"] = {arm: _plain(asdict(series)) for arm, series in self.arms.items()}
+        out["arms"] = {arm: json_safe(asdict(series)) for arm, series in self.arms.items()}
         out["thresholds"] = asdict(self.thresholds)
         out["words"] = {
             "headline": self.words.headline,
@@ -211,16 +212,3 @@ class ReportData:
             "path": self.words.path,
         }
         return out
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe: datetimes as ISO strings, tuples as lists, non-finite floats as None."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

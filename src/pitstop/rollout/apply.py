@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from pitstop import registry
 from pitstop.events import record_event
+from pitstop.jsonable import json_safe
 from pitstop.registry import Alias
 from pitstop.rollout.decide import Decision
 from pitstop.rollout.phases import ENDING, Action, Phase
@@ -57,7 +58,7 @@ def apply_decision(
     """Persist a decision; a phase change also writes routing, aliases and an event. Raises
     `StaleRolloutError` (nothing written) when the rollout changed since it was read."""
     state, policy = stored.state, stored.policy
-    status = _json_safe(
+    status = json_safe(
         {
             "rule": decision.rule,
             "reason": decision.reason,
@@ -120,7 +121,7 @@ def apply_decision(
         rule=decision.rule,
         reason=decision.reason,
         rollout_id=state.id,
-        data=_json_safe(decision.numbers),
+        data=json_safe(decision.numbers),
     )
     return updated
 
@@ -173,14 +174,3 @@ def _end(
         memory=memory,
         status=status,
     )
-
-
-def _json_safe(value: Any) -> Any:
-    """Numbers as JSON can hold them: infinities and NaN become None."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value

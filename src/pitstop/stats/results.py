@@ -6,24 +6,15 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
+from pitstop.jsonable import json_safe
+
 Outcome = Literal["win", "loss", "inconclusive"]
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe: non-finite floats become None (JSON has no NaN or Infinity), tuples become lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
 
 
 class _AsDict:
     def to_dict(self) -> dict[str, Any]:
         instance: Any = self  # every subclass is a dataclass
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(instance)}
+        return {f.name: json_safe(getattr(self, f.name)) for f in fields(instance)}
 
 
 @dataclass(frozen=True)
