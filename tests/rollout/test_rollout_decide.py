@@ -416,7 +416,7 @@ def test_ramp_rolls_back_on_latency_that_appears_at_scale() -> None:
 
 
 def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served() -> None:
-    memory = {"champion_p99_ms": 10.0, "champion_latency_calls": 500}
+    memory = {"champion_p99_ms": 10.0}
     evidence = ramp_evidence(0.2, ArmSummary(), arm(1000, 4.8, p99=19.0), shadow=arm(1000, 5.0, p99=2.0))
     stays = decide(rollout(Phase.RAMP, step=2, memory=memory), POLICY, evidence, at(0.2))
     assert stays.action is Action.STAY  # vs 10 ms served, not the lightly loaded shadow's 2 ms
@@ -428,7 +428,7 @@ def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served()
 def test_ramp_remembers_the_champions_served_latency() -> None:
     evidence = ramp_evidence(0.2, arm(700, 5.0, p99=7.0), arm(300, 4.8, p99=7.5))
     decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
-    assert decision.memory == {"champion_p99_ms": 7.0, "champion_latency_calls": 1050}
+    assert decision.memory == {"champion_p99_ms": 7.0}
 
 
 def test_ramp_at_full_share_compares_with_the_champion_in_shadow() -> None:

@@ -8,7 +8,7 @@ never advance the challenger.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -507,10 +507,10 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     if share >= 1.0:
         # The champion serves nobody: its errors are compared in shadow, on the same requests, and its
         # latency against what it measured while it still served (a sampled shadow's load is no baseline).
-        champion = served_latency_baseline(evidence.shadow, rollout.memory)
+        champion, baseline = evidence.shadow, rollout.memory.get("champion_p99_ms")
         memory = rollout.memory
     else:
-        champion = evidence.champion
+        champion, baseline = evidence.champion, None
         memory = remember_served_latency(rollout.memory, champion)
     challenger = evidence.challenger
     base = {
@@ -520,7 +520,7 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
         "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
         "min_labeled_per_arm": ramp.min_labeled_per_arm,
     }
-    breach = check_guardrails(champion, challenger, policy)
+    breach = check_guardrails(champion, challenger, policy, latency_baseline_ms=baseline)
     if breach is not None:
         return _rollback(breach, base)
     if elapsed < ramp.dwell:
@@ -551,16 +551,4 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
 def remember_served_latency(memory: dict[str, Any], champion: ArmSummary) -> dict[str, Any]:
     """Keep the champion's latest served latency baseline (enough calls behind it) for the 100 % step."""
     baseline = latency_baseline(champion)
-    if baseline is None:
-        return memory
-    return {**memory, "champion_p99_ms": baseline, "champion_latency_calls": champion.latency_call_count}
-
-
-def served_latency_baseline(shadow: ArmSummary, memory: dict[str, Any]) -> ArmSummary:
-    """The champion in shadow, with the latency baseline it had while serving when that is known."""
-    if "champion_p99_ms" not in memory:
-        return shadow
-    baseline = float(memory["champion_p99_ms"])
-    calls = int(memory["champion_latency_calls"])
-    # One bucket at the remembered baseline: `latency_baseline` of this summary is that value.
-    return replace(shadow, latency_p99=baseline, latency_samples=calls, latency_calls=((baseline, calls),))
+    return memory if baseline is None else {**memory, "champion_p99_ms": baseline}

@@ -38,12 +38,15 @@ class Breach:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def check_guardrails(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> Breach | None:
-    """The first breached guardrail, or None."""
+def check_guardrails(
+    champion: ArmSummary, challenger: ArmSummary, policy: Policy, *, latency_baseline_ms: float | None = None
+) -> Breach | None:
+    """The first breached guardrail, or None. `latency_baseline_ms` replaces the champion's own
+    latency baseline (at a 100 % ramp: what it measured while it still served)."""
     return (
         failure_rate_breach(challenger, policy.guardrails)
         or error_ratio_breach(champion, challenger, policy)
-        or latency_breach(champion, challenger, policy.guardrails)
+        or latency_breach(champion, challenger, policy.guardrails, latency_baseline_ms)
     )
 
 
@@ -140,8 +143,10 @@ def latency_baseline(champion: ArmSummary) -> float | None:
     return champion.latency_p99_floor()
 
 
-def latency_breach(champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
-    baseline = latency_baseline(champion)
+def latency_breach(
+    champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy, baseline: float | None = None
+) -> Breach | None:
+    baseline = baseline if baseline is not None else latency_baseline(champion)
     if not baseline:
         return None
     excess = latency_excess(challenger, baseline, policy.max_p99_ratio, policy)
