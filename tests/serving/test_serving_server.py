@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from conftest import PG_ENV, _fresh_postgres_schema  # type: ignore[attr-defined]
+from conftest import PG_ENV  # type: ignore[attr-defined]
+from helpers import fresh_postgres_schema
 from pitstop.serving.routing_store import route
 from pitstop.serving.server import exposure_warning
 from pitstop.store.tables import predictions
@@ -48,7 +49,7 @@ run(Path(sys.argv[1]), port=int(sys.argv[2]), workers=int(sys.argv[3]), log_leve
 def database_url(tmp_path: Path) -> Iterator[str]:
     """One store per test here: PostgreSQL when configured, else SQLite."""
     if os.environ.get(PG_ENV):
-        yield from _fresh_postgres_schema(os.environ[PG_ENV])
+        yield from fresh_postgres_schema(os.environ[PG_ENV])
     else:
         yield f"sqlite:///{tmp_path / 'store' / 'pitstop.db'}"
 
