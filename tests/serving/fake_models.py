@@ -69,3 +69,18 @@ class RecordingModel(Wrapped):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "calls": []}
+
+
+class ThreadLimitModel(Wrapped):
+    """Remembers, per call, how many threads OpenMP would use for native math called from here."""
+
+    def __init__(self, base: Any) -> None:
+        super().__init__(base)
+        self.openmp_threads: list[int] = []
+
+    def predict(self, frame: Any) -> Any:
+        from threadpoolctl import threadpool_info
+
+        limits = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"]
+        self.openmp_threads.append(max(limits))
+        return self.base.predict(frame)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pitstop.serving.routing_store import route
 from pitstop.serving.runner import make_runner
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, running
-from serving.fake_models import RecordingModel, SlowModel
+from serving.fake_models import RecordingModel, SlowModel, ThreadLimitModel
 
 ROWS = [{"a": 0.1, "b": 0.2}, {"a": -1.0, "b": 3.0}]
 
@@ -95,6 +96,28 @@ def test_a_fast_model_answers_while_a_slow_one_is_still_computing(base: Any) -> 
     assert asyncio.run(main())
 
 
+@pytest.mark.parametrize("model_threads", [1, 3])
+def test_native_math_uses_the_configured_threads_on_the_runners_threads(
+    served: Served, model_threads: int
+) -> None:
+    # OpenMP's limit is per calling thread: one set only on the event loop's thread left the runner's
+    # threads at one per core, spinning between calls and taking CPU from serving
+    model = ThreadLimitModel(served.ws.load(MODEL, 1))
+    info, version = served.ws.model(MODEL), served.ws.version(MODEL, 1)
+    settings = served.ws.config.serving.model_copy(update={"model_threads": model_threads})
+    from_settings = make_runner(served.ws, info, version, settings)
+    runner = InProcessRunner(model, version=1, features=["a", "b"], model_threads=model_threads, threads=2)
+
+    async def main() -> None:
+        await asyncio.gather(*(runner.predict(ROWS) for _ in range(4)))
+        await runner.close()
+        await from_settings.close()
+
+    asyncio.run(main())
+    assert model.openmp_threads and set(model.openmp_threads) == {model_threads}
+    assert isinstance(from_settings, InProcessRunner) and from_settings.model_threads == model_threads
+
+
 def remote_app(calls: list[int], *, status: int = 200) -> Starlette:
     """A tiny real service speaking pitstop's predict protocol: prediction = a + 10 * b."""
 
@@ -121,6 +144,34 @@ def test_remote_runner_batches_calls_to_a_real_service_on_loopback() -> None:
         results = asyncio.run(main())
     assert results == [[i + 10.0] for i in range(6)]
     assert sum(calls) == 6 and len(calls) < 6
+
+
+class _ImportSearches:
+    """A meta-path finder that only notes which modules Python searched for (it finds nothing)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self.names.append(name)
+
+
+def test_remote_calls_do_not_search_the_import_path_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpcore imports sniffio on every request; when it is missing, every request searched sys.path
+    # for it (a fifth of the live demo's load generator's CPU): sniffio is a dependency
+    searches = _ImportSearches()
+    with running(remote_app([])) as url:
+        runner = RemoteRunner(f"{url}/v1/models/eta/predict", version=1)
+
+        async def main() -> None:
+            await runner.predict([{"a": 0, "b": 1}])  # the first call may import what it needs
+            monkeypatch.setattr(sys, "meta_path", [searches, *sys.meta_path])
+            for i in range(5):
+                await runner.predict([{"a": i, "b": 1}])
+            await runner.close()
+
+        asyncio.run(main())
+    assert searches.names == []
 
 
 def test_remote_errors_are_raised_with_the_status() -> None:

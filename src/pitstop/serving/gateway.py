@@ -44,18 +44,6 @@ from pitstop.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-def limit_model_threads(threads: int) -> None:
-    """Cap the threads of the models' native math (OpenMP, BLAS), process-wide.
-
-    A gateway already runs requests concurrently (champion, shadow, batches in flight); a model that
-    also spreads one call over every core oversubscribes the CPU, and every call's tail latency suffers,
-    the shadow's most. Applies to the libraries loaded so far, so it is called once the models are.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=threads)
-
-
 RunnerFactory = Callable[[Workspace, ModelInfo, VersionInfo, ServingSettings], Runner]
 
 
@@ -158,7 +146,6 @@ class Gateway:
         await self.refresh_routing()
         if self._store_error is not None:
             raise StoreUnavailableError(f"cannot read routing from the store: {self._store_error}")
-        limit_model_threads(self.settings.model_threads)
         self.log.start()
         if self._poll_enabled:
             self._poll_task = asyncio.get_running_loop().create_task(

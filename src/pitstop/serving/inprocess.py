@@ -22,12 +22,26 @@ _NAMES_WARNING = "X does not have valid feature names"
 _COMPOSITE_MODULES = ("sklearn.pipeline", "sklearn.compose")
 
 
+def limit_native_threads(threads: int) -> None:
+    """Cap the threads the models' native math (OpenMP, BLAS) may use in calls from this thread.
+
+    A gateway already runs requests concurrently (champion, shadow, batches in flight); a model that
+    also spreads one call over every core oversubscribes the CPU, and idle OpenMP threads spin-wait
+    between calls, taking CPU from serving. OpenMP's limit holds per calling thread, so each worker
+    thread applies it when it starts (after the model is loaded, so its libraries are known).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+
+
 class InProcessRunner:
     """Runs `model.predict` (or `predict_proba[:, 1]` for a classifier) on a private thread pool.
 
     Each runner owns its threads, so a slow or stuck model (a shadow challenger) can only delay its
     own queue, never the champion's. Rows become a DataFrame with the features in model order and
-    their JSON types, or an array for a model fitted without feature names.
+    their JSON types, or an array for a model fitted without feature names. `threads` is how many
+    batches may run at once; `model_threads` how many native threads one call may use.
 
     Fast path: a plain scikit-learn estimator (not a pipeline) on numeric features, fitted on exactly
     these columns in this order, converts any DataFrame to a float64 array before predicting; for it
@@ -47,9 +61,11 @@ class InProcessRunner:
         max_batch_size: int = 64,
         max_batch_wait: float = 0.002,
         threads: int = 1,
+        model_threads: int = 1,
     ) -> None:
         self.model = model
         self.version = version
+        self.model_threads = model_threads
         self.features = list(features)
         self.classification = Task(task) is Task.CLASSIFICATION
         names = getattr(model, "feature_names_in_", None)
@@ -59,7 +75,12 @@ class InProcessRunner:
         self.array_path: bool | None = None if plain else False  # None: decided by the first call
         if plain and self._named:
             warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"pitstop-{name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads,
+            thread_name_prefix=f"pitstop-{name}",
+            initializer=limit_native_threads,
+            initargs=(model_threads,),
+        )
         self.batcher = MicroBatcher(
             self._run_batch, max_size=max_batch_size, max_wait=max_batch_wait, concurrency=threads
         )

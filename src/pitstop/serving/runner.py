@@ -77,4 +77,5 @@ def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings:
         name=f"{model.name}-v{version.version}",
         max_batch_size=size,
         max_batch_wait=wait,
+        model_threads=settings.model_threads,
     )
