@@ -202,6 +202,47 @@ def test_saturated_shadow_calls_are_skipped_and_counted(served: Served) -> None:
     assert len(records(served, role="shadow")) == 1
 
 
+def test_shadow_requests_answered_together_are_scored_in_one_call(served: Served) -> None:
+    recording = served.fake("RecordingModel")
+    route(served.ws, MODEL, mode="shadow", challenger=recording, reason="test")
+    rows = [{"a": float(i), "b": 1.0} for i in range(10)]
+
+    async def body(gateway: Gateway) -> Any:
+        await asyncio.gather(
+            *(gateway.predict(MODEL, [Instance(r, request_id=f"r{i}")]) for i, r in enumerate(rows))
+        )
+        return gateway.state(MODEL).runners[recording].model.calls  # type: ignore[attr-defined]
+
+    # one call in flight at most: were each request its own call, nine would be skipped
+    calls, metrics = run_with_metrics(
+        served, body, settings=settings(shadow_concurrency=1, batch_max_wait="20ms")
+    )
+    assert [size for _, size in calls[1:]] == [10]  # calls[0] is the warm-up
+    shadow = records(served, role="shadow")
+    assert sorted(r.request_id for r in shadow) == sorted(f"r{i}" for i in range(10))
+    assert [r.prediction for r in sorted(shadow, key=lambda r: int(r.request_id[1:]))] == pytest.approx(
+        served.expected(rows)
+    )
+    assert "pitstop_shadow_skipped_total{" not in metrics
+
+
+def test_one_poisonous_request_does_not_fail_its_neighbours_shadow_predictions(served: Served) -> None:
+    poison = served.fake("PoisonModel")
+    route(served.ws, MODEL, mode="shadow", challenger=poison, reason="test")
+    values = (1.0, 999.0, 2.0)
+
+    async def body(gateway: Gateway) -> None:
+        calls = [gateway.predict(MODEL, [Instance({"a": a, "b": 0.0}, request_id=f"a{a:g}")]) for a in values]
+        await asyncio.gather(*calls)
+
+    run(served, body, settings=settings(batch_max_wait="20ms"))
+    shadow = {r.request_id: r for r in records(served, role="shadow")}
+    assert set(shadow) == {"a1", "a999", "a2"}
+    assert "poison" in shadow["a999"].error and shadow["a999"].prediction is None
+    assert shadow["a1"].error is None and shadow["a2"].error is None
+    assert shadow["a1"].prediction == pytest.approx(served.expected([{"a": 1.0, "b": 0.0}])[0])
+
+
 def test_a_shadow_that_fails_every_call_is_only_probed(served: Served) -> None:
     broken = served.fake("RaisingModel")
     route(served.ws, MODEL, mode="shadow", challenger=broken, reason="test")

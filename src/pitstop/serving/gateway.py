@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from time import perf_counter
 from typing import Any, NamedTuple
 
@@ -38,7 +39,7 @@ from pitstop.serving.predlog import PredictionLog, PredictionRecord
 from pitstop.serving.routing import Arm, BucketedBy, Route, RoutingTable, bucket
 from pitstop.serving.routing_store import effective_routing
 from pitstop.serving.runner import Row, Runner, make_runner
-from pitstop.serving.shadow import ShadowCall, ShadowScorer
+from pitstop.serving.shadow import ShadowScorer, ShadowTarget
 from pitstop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,15 @@ class ModelState:
     table: RoutingTable
     runners: Mapping[int, Runner]
     schema: FeatureSchema
+
+    @cached_property
+    def shadow_target(self) -> ShadowTarget | None:
+        """What shadow calls under this table score and record (None without a shadow)."""
+        table = self.table
+        if table.shadow is None:
+            return None
+        arm = "champion" if table.shadow == table.champion else "challenger"
+        return ShadowTarget(self.info.name, self.info.id, table.shadow, arm, table.version)
 
 
 class Gateway:
@@ -296,19 +306,17 @@ class Gateway:
         ]
         if not chosen:
             return
-        version = table.shadow
-        call = ShadowCall(
-            model=state.info.name,
-            model_id=state.info.id,
-            version=version,
-            arm="champion" if version == table.champion else "challenger",
-            routing_version=table.version,
-            time=now,
-            request_ids=[request_ids[i] for i in chosen],
-            user_ids=[instances[i].user_id for i in chosen],
-            bucketed_by=[routes[i].bucketed_by for i in chosen],
+        target = state.shadow_target
+        assert target is not None  # the table has a shadow
+        self.shadow.score(
+            state.runners[target.version],
+            target,
+            now,
+            [rows[i] for i in chosen],
+            [request_ids[i] for i in chosen],
+            [instances[i].user_id for i in chosen],
+            [routes[i].bucketed_by for i in chosen],
         )
-        self.shadow.score(state.runners[version], [rows[i] for i in chosen], call)
 
     # -- labels -------------------------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ class InProcessRunner:
             initializer=limit_native_threads,
             initargs=(model_threads,),
         )
+        # start a thread now (applying the limit takes tens of ms): no request or speed estimate pays it
+        self._executor.submit(int).result()
         self.batcher = MicroBatcher(
             self._run_batch, max_size=max_batch_size, max_wait=max_batch_wait, concurrency=threads
         )

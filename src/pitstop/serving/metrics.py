@@ -82,12 +82,16 @@ class GatewayMetrics:
         )
         self.shadow_skipped = Counter(
             "pitstop_shadow_skipped",
-            "Shadow calls not made: saturated (serving.shadow_concurrency in flight) or closed",
+            "Shadow requests not scored: saturated (serving.shadow_concurrency calls in flight), backlog, "
+            "circuit_open or closed",
             ("model", "version", "reason"),
             registry=r,
         )
         self.shadow_inflight = Gauge(
-            "pitstop_shadow_inflight", "Shadow calls in flight", registry=r, multiprocess_mode="livesum"
+            "pitstop_shadow_inflight",
+            "Shadow calls in flight (one call carries the shadow requests of one event-loop turn)",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.batch_size = Histogram(
             "pitstop_batch_rows",

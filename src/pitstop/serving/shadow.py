@@ -7,6 +7,12 @@ skipped, as are calls that would wait in a backlog longer than half the timeout 
 measured speed), at most `timeout` seconds each (then abandoned), and any exception or non-finite
 value is recorded as an error. The records it produces go to the prediction log with role `shadow`.
 
+One call carries every shadow request for the same model version started in one turn of the event
+loop (the requests a served micro-batch answered together): one queue entry, one timer and one
+callback for all of them, instead of one each, which is most of what a shadow costs the serving
+process per request. A call that raises is split into its requests and each is scored on its own,
+so one bad request cannot fail its neighbours' shadow predictions.
+
 Nobody waits for a shadow call, so it may wait longer for company (`batch_wait`): bigger batches
 cost less CPU per row, and CPU (with the GIL) is what a shadow takes from the served path. The
 call that fills the last free slot is due at once, so waiting never causes a skip.
@@ -24,7 +30,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
 from typing import NamedTuple
@@ -45,18 +51,60 @@ class _Breaker:
     probing: bool = False
 
 
-class ShadowCall(NamedTuple):
-    """What a shadow call needs to write its records: one entry per row."""
+class ShadowTarget(NamedTuple):
+    """What a shadow call scores and how its records are labelled."""
 
     model: str
     model_id: int
     version: int
     arm: str
     routing_version: int
-    time: float
-    request_ids: list[str]
-    user_ids: list[str | None]
-    bucketed_by: list[str]
+
+
+@dataclass(slots=True, eq=False)
+class ShadowCall:
+    """Shadow requests scored in one call; the lists hold one entry per row, `sizes` one per request."""
+
+    target: ShadowTarget
+    runner: Runner
+    rows: list[Row] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)
+    user_ids: list[str | None] = field(default_factory=list)
+    bucketed_by: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        time: float,
+        rows: list[Row],
+        request_ids: list[str],
+        user_ids: list[str | None],
+        bucketed_by: list[str],
+    ) -> None:
+        self.rows += rows
+        self.sizes.append(len(rows))
+        self.times += [time] * len(rows)
+        self.request_ids += request_ids
+        self.user_ids += user_ids
+        self.bucketed_by += bucketed_by
+
+    def split(self) -> list[ShadowCall]:
+        """One call per request."""
+        parts, start = [], 0
+        for size in self.sizes:
+            end = start + size
+            part = ShadowCall(self.target, self.runner)
+            part.add(
+                self.times[start],
+                self.rows[start:end],
+                self.request_ids[start:end],
+                self.user_ids[start:end],
+                self.bucketed_by[start:end],
+            )
+            parts.append(part)
+            start = end
+        return parts
 
 
 class ShadowScorer:
@@ -78,6 +126,7 @@ class ShadowScorer:
         self.batch_wait = batch_wait
         self.breaker_failures, self.probe_every = breaker_failures, probe_every
         self._breakers: dict[tuple[str, int], _Breaker] = {}
+        self._gathering: dict[ShadowTarget, ShadowCall] = {}  # calls starting at the end of this turn
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -86,33 +135,60 @@ class ShadowScorer:
     def inflight(self) -> int:
         return self._inflight
 
-    def score(self, runner: Runner, rows: list[Row], call: ShadowCall) -> bool:
-        """Start one shadow call; False when skipped (saturated, circuit open, runner closed): counted."""
+    def score(
+        self,
+        runner: Runner,
+        target: ShadowTarget,
+        time: float,
+        rows: list[Row],
+        request_ids: list[str],
+        user_ids: list[str | None],
+        bucketed_by: list[str],
+    ) -> None:
+        """Score one request's rows in shadow, in one call with the others of this event-loop turn."""
+        call = self._gathering.get(target)
+        if call is None:
+            if not self._gathering:
+                asyncio.get_running_loop().call_soon(self._start_gathered)
+                self._idle.clear()
+            call = self._gathering[target] = ShadowCall(target, runner)
+        call.add(time, rows, request_ids, user_ids, bucketed_by)
+
+    def _start_gathered(self) -> None:
+        calls = list(self._gathering.values())
+        self._gathering.clear()
+        for call in calls:
+            self._start(call)
+        if self._inflight == 0:
+            self._idle.set()
+
+    def _skip(self, call: ShadowCall, reason: str) -> None:
+        target = call.target
+        self.metrics.shadow_skipped.labels(target.model, str(target.version), reason).inc(len(call.sizes))
+
+    def _start(self, call: ShadowCall) -> None:
+        """Start one shadow call, or skip it (saturated, backlog, circuit open, runner closed): counted."""
+        target = call.target
         if self._inflight >= self.concurrency:
-            self.metrics.shadow_skipped.labels(call.model, str(call.version), "saturated").inc()
-            return False
-        if runner.backlog_seconds() > self.timeout / 2:  # it would time out in the queue: save the work
-            self.metrics.shadow_skipped.labels(call.model, str(call.version), "backlog").inc()
-            return False
-        breaker = self._breakers.get((call.model, call.version))
+            return self._skip(call, "saturated")
+        if call.runner.backlog_seconds() > self.timeout / 2:  # it would time out in the queue: save the work
+            return self._skip(call, "backlog")
+        breaker = self._breakers.get((target.model, target.version))
         if breaker is not None and breaker.failures >= self.breaker_failures:
             if breaker.probing or breaker.skips < self.probe_every:
                 breaker.skips += 1
-                self.metrics.shadow_skipped.labels(call.model, str(call.version), "circuit_open").inc()
-                return False
+                return self._skip(call, "circuit_open")
             breaker.skips, breaker.probing = 0, True  # this call is the probe
         try:
             last_slot = self._inflight + 1 >= self.concurrency
-            future = runner.submit(rows, max_wait=0.0 if last_slot else self.batch_wait)
+            future = call.runner.submit(call.rows, max_wait=0.0 if last_slot else self.batch_wait)
         except RunnerClosedError:
-            self.metrics.shadow_skipped.labels(call.model, str(call.version), "closed").inc()
-            return False
+            return self._skip(call, "closed")
         self._inflight += 1
         self._idle.clear()
         self.metrics.shadow_inflight.set(self._inflight)
         timer = asyncio.get_running_loop().call_later(self.timeout, future.cancel)
         future.add_done_callback(partial(self._finished, call, timer, perf_counter()))
-        return True
 
     async def drain(self) -> None:
         """Wait until no shadow call is in flight (each ends within the timeout)."""
@@ -126,54 +202,68 @@ class ShadowScorer:
         future: asyncio.Future[list[float]],
     ) -> None:
         timer.cancel()
+        target, n = call.target, len(call.request_ids)
         seconds = model_seconds(future, perf_counter() - started)
         predictions: list[float | None]
         errors: list[str | None]
         if future.cancelled():
-            self.metrics.shadow_timeouts.labels(call.model, str(call.version)).inc()
-            predictions = [None] * len(call.request_ids)
-            errors = [f"timeout after {self.timeout:g}s"] * len(call.request_ids)
+            self.metrics.shadow_timeouts.labels(target.model, str(target.version)).inc()
+            predictions, errors = [None] * n, [f"timeout after {self.timeout:g}s"] * n
         elif (error := future.exception()) is not None:
-            self.metrics.shadow_errors.labels(call.model, str(call.version)).inc()
-            predictions = [None] * len(call.request_ids)
-            errors = [f"{type(error).__name__}: {error}"[:500]] * len(call.request_ids)
+            if len(call.sizes) > 1 and not self._circuit_open(target):
+                self._inflight -= 1  # one request may have failed the others: each on its own
+                for part in call.split():
+                    self._start(part)
+                return self._settle()
+            self.metrics.shadow_errors.labels(target.model, str(target.version)).inc()
+            predictions, errors = [None] * n, [f"{type(error).__name__}: {error}"[:500]] * n
         else:
             values = future.result()
             predictions = [v if math.isfinite(v) else None for v in values]
             errors = [None if math.isfinite(v) else f"non-finite prediction ({v})" for v in values]
             if any(errors):
-                self.metrics.shadow_errors.labels(call.model, str(call.version)).inc()
-        self._count_outcome(call, failed=all(problem is not None for problem in errors))
-        model, version, arm, record = call.model, call.version, call.arm, self._record
-        latency_ms = seconds * 1000.0
+                self.metrics.shadow_errors.labels(target.model, str(target.version)).inc()
+        self._count_outcome(target, failed=all(problem is not None for problem in errors))
+        model, model_id, version, arm, routing_version = target
+        latency_ms, record, observe = seconds * 1000.0, self._record, self.metrics.prediction
         for i, request_id in enumerate(call.request_ids):
             bucketed_by, problem = call.bucketed_by[i], errors[i]
-            self.metrics.prediction(model, version, arm, "shadow", bucketed_by, seconds, problem is None)
+            observe(model, version, arm, "shadow", bucketed_by, seconds, problem is None)
             record(
                 PredictionRecord(
-                    call.model_id, request_id, call.user_ids[i], call.time, version, arm, "shadow",
-                    call.routing_version, bucketed_by, predictions[i], latency_ms, problem,
+                    model_id, request_id, call.user_ids[i], call.times[i], version, arm, "shadow",
+                    routing_version, bucketed_by, predictions[i], latency_ms, problem,
                 )
             )  # fmt: skip
+        self._done()
+
+    def _done(self) -> None:
         self._inflight -= 1
+        self._settle()
+
+    def _settle(self) -> None:
         self.metrics.shadow_inflight.set(self._inflight)
-        if self._inflight == 0:
+        if self._inflight == 0 and not self._gathering:
             self._idle.set()
 
-    def _count_outcome(self, call: ShadowCall, *, failed: bool) -> None:
-        breaker = self._breakers.setdefault((call.model, call.version), _Breaker())
+    def _circuit_open(self, target: ShadowTarget) -> bool:
+        breaker = self._breakers.get((target.model, target.version))
+        return breaker is not None and breaker.failures >= self.breaker_failures
+
+    def _count_outcome(self, target: ShadowTarget, *, failed: bool) -> None:
+        breaker = self._breakers.setdefault((target.model, target.version), _Breaker())
         breaker.probing = False
         if not failed:
             if breaker.failures >= self.breaker_failures:
-                log.info("%s v%s: shadow recovered, circuit closed", call.model, call.version)
+                log.info("%s v%s: shadow recovered, circuit closed", target.model, target.version)
             breaker.failures = 0
             return
         breaker.failures += 1
         if breaker.failures == self.breaker_failures:
             log.warning(
                 "%s v%s: %d shadow calls failed in a row; scoring only a probe every %d calls",
-                call.model,
-                call.version,
+                target.model,
+                target.version,
                 breaker.failures,
                 self.probe_every,
             )
