@@ -139,6 +139,11 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError("server did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the server process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *_: object) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -183,6 +188,7 @@ class Load:
     errors: int
     seconds: float
     latencies: list[float]
+    cpu_seconds: float = 0.0  # the server's CPU time over the measured seconds
     batch_rows: float | None = None
     shadow_skipped: float = 0.0
 
@@ -190,12 +196,22 @@ class Load:
     def rps(self) -> float:
         return self.requests / self.seconds
 
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU time per request, in microseconds: its cost, whatever share of a core it got."""
+        return self.cpu_seconds / max(1, self.requests) * 1e6
+
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) * 1000.0
 
 
 async def generate(
-    port: int, connections: int, seconds: float, warmup: float, bodies: list[bytes], rate: float | None = None
+    server: Server,
+    connections: int,
+    seconds: float,
+    warmup: float,
+    bodies: list[bytes],
+    rate: float | None = None,
 ) -> Load:
     """`connections` keep-alive connections with one request in flight each, for `seconds`.
 
@@ -203,8 +219,9 @@ async def generate(
     loop: the server runs flat out; throughput). With `rate` (requests/s in total), each connection
     sends on a fixed schedule (open loop: latency under a steady load below capacity); a request
     delayed by a late answer is timed from its scheduled slot, so a stall is charged to every
-    request it holds up.
+    request it holds up. The server's CPU time is read at the start and end of the measurement.
     """
+    port = server.port
     latencies: list[float] = []
     errors = 0
     done = 0
@@ -241,13 +258,13 @@ async def generate(
     tasks = [asyncio.create_task(connection(k)) for k in range(connections)]
     await asyncio.sleep(warmup)
     measuring = True
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), server.cpu_seconds()
     await asyncio.sleep(seconds)
     measuring = False
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, server.cpu_seconds() - cpu_started
     stop = True
     await asyncio.gather(*tasks)
-    return Load(done, errors, elapsed, latencies)
+    return Load(done, errors, elapsed, latencies, cpu)
 
 
 def request_bodies(n: int = 2000, seed: int = 0) -> list[bytes]:
@@ -407,14 +424,14 @@ def run_scenario(
         set_shadow(setup["path"], shadow)
         server = Server(PITSTOP, str(setup["path"]), {"PITSTOP_DATABASE_URL": ""}, args.server_cpus)
     with server:
-        closed = asyncio.run(generate(server.port, args.connections, args.seconds, args.warmup, bodies))
+        closed = asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies))
         if key == "a":
             return closed, None
         closed.batch_rows, closed.shadow_skipped = gateway_counts(server.port)
         if args.rate is None:  # a third of what pitstop served flat out in the first round
             args.rate = round(closed.rps / 3, -2)
         paced = asyncio.run(
-            generate(server.port, args.connections, args.seconds, args.warmup, bodies, rate=args.rate)
+            generate(server, args.connections, args.seconds, args.warmup, bodies, rate=args.rate)
         )
         return closed, paced
 
@@ -491,7 +508,7 @@ def main() -> None:
 
 def describe(load: Load) -> str:
     text = f"{load.rps:,.0f} req/s, p50 {load.percentile(50):.2f} ms, p99 {load.percentile(99):.2f} ms"
-    text += f", errors {load.errors}"
+    text += f", errors {load.errors}, server CPU {load.cpu_us:.0f} µs/request"
     if load.batch_rows is not None:
         text += f", rows/batch {load.batch_rows:.1f}, shadow skipped {load.shadow_skipped:.0f}"
     return text
@@ -506,9 +523,9 @@ def report(
     postgres_rate: float | None,
 ) -> None:
     def median(loads: list[Load], metric: str) -> float:
-        return statistics.median(
-            load.rps if metric == "rps" else load.percentile(float(metric)) for load in loads
-        )
+        if metric in ("rps", "cpu_us"):
+            return statistics.median(getattr(load, metric) for load in loads)
+        return statistics.median(load.percentile(float(metric)) for load in loads)
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     pinned = "server pinned to one CPU, load generator on the other" if args.server_cpus else "unpinned"
@@ -526,28 +543,38 @@ def report(
         "req/s vs (a)",
         "req/s vs (b)",
         "p99 vs (a)",
+        "p99 vs (b)",
+        "CPU µs/req",
+        "CPU/req vs (b)",
     ]
     print(f"| scenario | {' | '.join(columns)} |\n|---|{'---:|' * len(columns)}")
     a_rps, b_rps, a_p99 = median(results["a"], "rps"), median(results["b"], "rps"), median(results["a"], "99")
+    b_p99, b_cpu = median(results["b"], "99"), median(results["b"], "cpu_us")
     for key, title in SCENARIOS.items():
         loads = results[key]
         rps, p50, p99 = median(loads, "rps"), median(loads, "50"), median(loads, "99")
+        cpu = median(loads, "cpu_us")
         spread = f"{min(x.rps for x in loads):,.0f}-{max(x.rps for x in loads):,.0f}"
         rows = statistics.median([x.batch_rows or 1.0 for x in loads])
         errors = sum(x.errors for x in loads)
         print(
             f"| ({key}) {title} | {rps:,.0f} ({spread}) | {p50:.2f} | {p99:.2f} | {errors} | {rows:.1f} | "
-            f"{rps / a_rps:.2f} | {rps / b_rps:.2f} | {p99 / a_p99:.2f} |"
+            f"{rps / a_rps:.2f} | {rps / b_rps:.2f} | {p99 / a_p99:.2f} | {p99 / b_p99:.2f} | {cpu:.0f} | "
+            f"{cpu / b_cpu:.2f} |"
         )
     print(f"\nSteady {args.rate:,.0f} req/s (open loop, latency from the scheduled send time):\n")
-    print("| scenario | p50 ms | p99 ms | p99 range | errors | p99 vs (b) |\n|---|---:|---:|---:|---:|---:|")
-    b_p99 = median(paced["b"], "99")
+    print(
+        "| scenario | p50 ms | p99 ms | p99 range | errors | p99 vs (b) | CPU µs/req | CPU/req vs (b) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    b_p99, b_cpu = median(paced["b"], "99"), median(paced["b"], "cpu_us")
     for key, loads in paced.items():
-        p50, p99 = median(loads, "50"), median(loads, "99")
+        p50, p99, cpu = median(loads, "50"), median(loads, "99"), median(loads, "cpu_us")
         spread = f"{min(x.percentile(99) for x in loads):.2f}-{max(x.percentile(99) for x in loads):.2f}"
         errors = sum(x.errors for x in loads)
         print(
-            f"| ({key}) {SCENARIOS[key]} | {p50:.2f} | {p99:.2f} | {spread} | {errors} | {p99 / b_p99:.2f} |"
+            f"| ({key}) {SCENARIOS[key]} | {p50:.2f} | {p99:.2f} | {spread} | {errors} | {p99 / b_p99:.2f} | "
+            f"{cpu:.0f} | {cpu / b_cpu:.2f} |"
         )
     print(f"\nshadow failures recorded in the prediction log (never user-facing): {logged_errors}")
     print("\n| prediction log store | records/s |\n|---|---:|")
