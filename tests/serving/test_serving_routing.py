@@ -122,6 +122,6 @@ def test_impossible_tables_are_refused(changes: dict[str, object], message: str)
 
 
 def test_describe_names_version_mode_and_share() -> None:
-    assert table(0.1).describe() == "v3 split 10%"
-    assert table(0.0, shadow=2).describe() == "v3 shadow"
-    assert RoutingTable.initial("eta", 1, NOW).describe() == "v0 off"
+    assert table(0.1).describe() == "#3 split 10%"
+    assert table(0.0, shadow=2).describe() == "#3 shadow"
+    assert RoutingTable.initial("eta", 1, NOW).describe() == "#0 off"

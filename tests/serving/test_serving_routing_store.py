@@ -26,8 +26,8 @@ def test_each_change_is_a_new_version_with_an_event(served: Served) -> None:
     assert (split.version, split.mode, split.challenger_share, split.shadow) == (2, "split", 0.1, None)
     events = [e for e in served.ws.events(MODEL) if e.kind == "routing_changed"]
     assert [(e.from_state, e.to_state, e.actor, e.reason, e.rule) for e in events] == [
-        (None, "v1 shadow", "ana", "try it", "manual"),
-        ("v1 shadow", "v2 split 10%", "ana", "a/b", "manual"),
+        (None, "#1 shadow", "ana", "try it", "manual"),
+        ("#1 shadow", "#2 split 10%", "ana", "a/b", "manual"),
     ]
     assert events[1].data["challenger_share"] == 0.1 and events[1].data["previous_version"] == 1
     with served.ws.reading() as conn:
@@ -108,7 +108,7 @@ def test_route_command_sets_shows_and_turns_off(served: Served, cli) -> None:  #
     ws = ["-w", str(served.ws.path)]
     shadow = cli("route", MODEL, "--challenger", "2", "--mode", "shadow", "--reason", "try", *ws)
     assert shadow.exit_code == 0, shadow.stderr
-    assert "v1 shadow" in shadow.stdout
+    assert "#1 shadow" in shadow.stdout
     split = cli(
         "route",
         MODEL,
@@ -187,8 +187,8 @@ def test_set_champion_writes_a_table_serving_only_the_new_champion(served: Serve
     )
     change = [e for e in served.ws.events(MODEL) if e.kind == "routing_changed"][-1]
     assert (change.from_state, change.to_state, change.actor, change.reason, change.rule) == (
-        "v1 split 25%",
-        "v2 off",
+        "#1 split 25%",
+        "#2 off",
         "bo",
         "incident 7",
         "manual.set_champion",

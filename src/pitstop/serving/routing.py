@@ -136,10 +136,13 @@ class RoutingTable:
         return self.shadow
 
     def describe(self) -> str:
-        """A short state for events and logs: `v4 split 10%`, `v3 shadow`, `v2 off`."""
+        """A short state for events and logs: `#4 split 10%`, `#3 shadow`, `#2 off`.
+
+        The number is the routing table's version (`#`, never `v`, which names model versions).
+        """
         if self.mode == "split":
-            return f"v{self.version} split {self.challenger_share * 100:g}%"
-        return f"v{self.version} {self.mode}"
+            return f"#{self.version} split {self.challenger_share * 100:g}%"
+        return f"#{self.version} {self.mode}"
 
     def same_routing(self, other: RoutingTable) -> bool:
         """True when both tables route identically (everything but the creation time)."""
