@@ -39,7 +39,7 @@ from pitstop.serving.predlog import PredictionLog, PredictionRecord
 from pitstop.serving.routing import Arm, BucketedBy, Route, RoutingTable, bucket
 from pitstop.serving.routing_store import effective_routing
 from pitstop.serving.runner import Row, Runner, make_runner
-from pitstop.serving.shadow import ShadowScorer, ShadowTarget
+from pitstop.serving.shadow import ShadowRequest, ShadowScorer, ShadowTarget
 from pitstop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -308,15 +308,14 @@ class Gateway:
             return
         target = state.shadow_target
         assert target is not None  # the table has a shadow
-        self.shadow.score(
-            state.runners[target.version],
-            target,
+        request = ShadowRequest(
             now,
             [rows[i] for i in chosen],
             [request_ids[i] for i in chosen],
             [instances[i].user_id for i in chosen],
             [routes[i].bucketed_by for i in chosen],
         )
+        self.shadow.score(state.runners[target.version], target, request)
 
     # -- labels -------------------------------------------------------------------------------------
 

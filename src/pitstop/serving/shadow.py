@@ -61,50 +61,30 @@ class ShadowTarget(NamedTuple):
     routing_version: int
 
 
+class ShadowRequest(NamedTuple):
+    """One served request's rows to score in shadow, with what their records need (one entry per row)."""
+
+    time: float
+    rows: list[Row]
+    request_ids: list[str]
+    user_ids: list[str | None]
+    bucketed_by: list[str]
+
+
 @dataclass(slots=True, eq=False)
 class ShadowCall:
-    """Shadow requests scored in one call; the lists hold one entry per row, `sizes` one per request."""
+    """Shadow requests scored in one `predict` call."""
 
     target: ShadowTarget
     runner: Runner
-    rows: list[Row] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    request_ids: list[str] = field(default_factory=list)
-    user_ids: list[str | None] = field(default_factory=list)
-    bucketed_by: list[str] = field(default_factory=list)
+    requests: list[ShadowRequest] = field(default_factory=list)
 
-    def add(
-        self,
-        time: float,
-        rows: list[Row],
-        request_ids: list[str],
-        user_ids: list[str | None],
-        bucketed_by: list[str],
-    ) -> None:
-        self.rows += rows
-        self.sizes.append(len(rows))
-        self.times += [time] * len(rows)
-        self.request_ids += request_ids
-        self.user_ids += user_ids
-        self.bucketed_by += bucketed_by
+    def rows(self) -> list[Row]:
+        return [row for request in self.requests for row in request.rows]
 
     def split(self) -> list[ShadowCall]:
         """One call per request."""
-        parts, start = [], 0
-        for size in self.sizes:
-            end = start + size
-            part = ShadowCall(self.target, self.runner)
-            part.add(
-                self.times[start],
-                self.rows[start:end],
-                self.request_ids[start:end],
-                self.user_ids[start:end],
-                self.bucketed_by[start:end],
-            )
-            parts.append(part)
-            start = end
-        return parts
+        return [ShadowCall(self.target, self.runner, [request]) for request in self.requests]
 
 
 class ShadowScorer:
@@ -135,16 +115,7 @@ class ShadowScorer:
     def inflight(self) -> int:
         return self._inflight
 
-    def score(
-        self,
-        runner: Runner,
-        target: ShadowTarget,
-        time: float,
-        rows: list[Row],
-        request_ids: list[str],
-        user_ids: list[str | None],
-        bucketed_by: list[str],
-    ) -> None:
+    def score(self, runner: Runner, target: ShadowTarget, request: ShadowRequest) -> None:
         """Score one request's rows in shadow, in one call with the others of this event-loop turn."""
         call = self._gathering.get(target)
         if call is None:
@@ -152,7 +123,7 @@ class ShadowScorer:
                 asyncio.get_running_loop().call_soon(self._start_gathered)
                 self._idle.clear()
             call = self._gathering[target] = ShadowCall(target, runner)
-        call.add(time, rows, request_ids, user_ids, bucketed_by)
+        call.requests.append(request)
 
     def _start_gathered(self) -> None:
         calls = list(self._gathering.values())
@@ -164,7 +135,7 @@ class ShadowScorer:
 
     def _skip(self, call: ShadowCall, reason: str) -> None:
         target = call.target
-        self.metrics.shadow_skipped.labels(target.model, str(target.version), reason).inc(len(call.sizes))
+        self.metrics.shadow_skipped.labels(target.model, str(target.version), reason).inc(len(call.requests))
 
     def _start(self, call: ShadowCall) -> None:
         """Start one shadow call, or skip it (saturated, backlog, circuit open, runner closed): counted."""
@@ -173,15 +144,15 @@ class ShadowScorer:
             return self._skip(call, "saturated")
         if call.runner.backlog_seconds() > self.timeout / 2:  # it would time out in the queue: save the work
             return self._skip(call, "backlog")
-        breaker = self._breakers.get((target.model, target.version))
-        if breaker is not None and breaker.failures >= self.breaker_failures:
+        if self._circuit_open(target):
+            breaker = self._breakers[(target.model, target.version)]
             if breaker.probing or breaker.skips < self.probe_every:
                 breaker.skips += 1
                 return self._skip(call, "circuit_open")
             breaker.skips, breaker.probing = 0, True  # this call is the probe
         try:
             last_slot = self._inflight + 1 >= self.concurrency
-            future = call.runner.submit(call.rows, max_wait=0.0 if last_slot else self.batch_wait)
+            future = call.runner.submit(call.rows(), max_wait=0.0 if last_slot else self.batch_wait)
         except RunnerClosedError:
             return self._skip(call, "closed")
         self._inflight += 1
@@ -202,7 +173,7 @@ class ShadowScorer:
         future: asyncio.Future[list[float]],
     ) -> None:
         timer.cancel()
-        target, n = call.target, len(call.request_ids)
+        target, n = call.target, sum(len(request.rows) for request in call.requests)
         seconds = model_seconds(future, perf_counter() - started)
         predictions: list[float | None]
         errors: list[str | None]
@@ -210,7 +181,7 @@ class ShadowScorer:
             self.metrics.shadow_timeouts.labels(target.model, str(target.version)).inc()
             predictions, errors = [None] * n, [f"timeout after {self.timeout:g}s"] * n
         elif (error := future.exception()) is not None:
-            if len(call.sizes) > 1 and not self._circuit_open(target):
+            if len(call.requests) > 1 and not self._circuit_open(target):
                 self._inflight -= 1  # one request may have failed the others: each on its own
                 for part in call.split():
                     self._start(part)
@@ -226,15 +197,20 @@ class ShadowScorer:
         self._count_outcome(target, failed=all(problem is not None for problem in errors))
         model, model_id, version, arm, routing_version = target
         latency_ms, record, observe = seconds * 1000.0, self._record, self.metrics.prediction
-        for i, request_id in enumerate(call.request_ids):
-            bucketed_by, problem = call.bucketed_by[i], errors[i]
-            observe(model, version, arm, "shadow", bucketed_by, seconds, problem is None)
-            record(
-                PredictionRecord(
-                    model_id, request_id, call.user_ids[i], call.times[i], version, arm, "shadow",
-                    routing_version, bucketed_by, predictions[i], latency_ms, problem,
-                )
-            )  # fmt: skip
+        i = 0  # row of the call
+        for request in call.requests:
+            for request_id, user_id, bucketed_by in zip(
+                request.request_ids, request.user_ids, request.bucketed_by, strict=True
+            ):
+                problem = errors[i]
+                observe(model, version, arm, "shadow", bucketed_by, seconds, problem is None)
+                record(
+                    PredictionRecord(
+                        model_id, request_id, user_id, request.time, version, arm, "shadow",
+                        routing_version, bucketed_by, predictions[i], latency_ms, problem,
+                    )
+                )  # fmt: skip
+                i += 1
         self._done()
 
     def _done(self) -> None:
