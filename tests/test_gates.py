@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pitstop.config import GatePolicy
-from pitstop.gates import CHECK_ORDER, GateInputs, TestSetFacts, decided_by, evaluate_gate
+from pitstop.gates import CHECK_ORDER, Check, GateInputs, TestSetFacts, decided_by, evaluate_gate
 from pitstop.registry import Task
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -86,6 +86,35 @@ def test_min_quality_classification_uses_auc(auc: float, passed: bool) -> None:
         _inputs(task=Task.CLASSIFICATION, challenger={"log_loss": 0.5, "roc_auc": auc}), "min_quality"
     )
     assert check.passed is passed and check.threshold == 0.6
+
+
+def _log_loss_check(name: str, challenger: float) -> Check:
+    return _check(
+        _inputs(
+            task=Task.CLASSIFICATION,
+            challenger={"log_loss": challenger, "roc_auc": 0.8},
+            champion={"log_loss": 0.5, "roc_auc": 0.8},
+        ),
+        name,
+    )
+
+
+@pytest.mark.parametrize(("challenger_log_loss", "passed"), [(0.525, True), (0.52505, False)])
+def test_metric_ratio_boundary_on_log_loss(challenger_log_loss: float, passed: bool) -> None:
+    check = _log_loss_check("metric_ratio", challenger_log_loss)
+    assert check.passed is passed and check.threshold == 1.05 and "log loss" in check.detail
+
+
+@pytest.mark.parametrize(("challenger_log_loss", "passed"), [(0.25, True), (0.24995, False)])
+def test_leakage_floor_boundary_on_log_loss(challenger_log_loss: float, passed: bool) -> None:
+    check = _log_loss_check("leakage_floor", challenger_log_loss)
+    assert check.passed is passed and check.threshold == 0.5 and "log loss" in check.detail
+    assert ("target leakage" in check.detail) is not passed
+
+
+def test_temporal_overlap_without_any_time_range_is_skipped_and_counted_as_passed() -> None:
+    check = _check(_inputs(time_range=False, training_end=None), "temporal_overlap")
+    assert check.skipped and check.passed and "skipped" in check.detail
 
 
 def test_classification_ratio_uses_log_loss() -> None:

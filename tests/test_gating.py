@@ -11,6 +11,7 @@ import joblib
 import pandas as pd
 import pytest
 
+import misbehaving_models
 from helpers import write_classification_csv, write_regression_csv
 from pitstop.clock import ManualClock
 from pitstop.errors import UsageError
@@ -230,3 +231,57 @@ def test_the_models_time_column_dates_an_untimed_test_set(ws: Workspace, tmp_pat
     report = ws.gate("eta", 1, test_set="untimed")
     overlap = next(c for c in report.checks if c.name == "temporal_overlap")
     assert not overlap.skipped and not overlap.passed and report.decided_by == "temporal_overlap"
+
+
+# -- models that do not answer one number per row, printing models, bad test sets via the CLI ------------
+
+
+def _one_line(stderr: str) -> str:
+    line = stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line, stderr
+    return line
+
+
+@pytest.mark.parametrize(
+    ("trainer", "reads"),
+    [
+        ("short_answer", "returned 3 prediction(s) for the 72 rows of test set test:1"),
+        ("words_answer", "failed to predict on test set test:1 (ValueError: could not convert"),
+        ("broken_predict", "failed to predict on test set test:1 (RuntimeError: feature store unreachable)"),
+    ],
+)
+def test_a_model_without_one_number_per_row_is_exit_2_naming_the_version(  # type: ignore[no-untyped-def]
+    cli, live_ws: Workspace, trainer: str, reads: str
+) -> None:
+    live_ws.train("eta", trainer=f"misbehaving_models:{trainer}", data="train")
+    result = cli("gate", "eta", "1", "--test-set", "test", "--json", "-w", live_ws.path)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"error: eta version 1 {reads}" in _one_line(result.stderr)
+    assert live_ws.version("eta", 1).gate_result is None
+
+
+def test_gate_json_stays_parseable_when_the_model_prints(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    live_ws.train("eta", trainer="misbehaving_models:chatty_model", data="train")
+    result = cli("gate", "eta", "1", "--test-set", "test", "--json", "-w", live_ws.path)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["passed"] and misbehaving_models.PREDICT_CHATTER in result.stderr
+
+
+def test_a_non_binary_target_for_a_classifier_is_exit_2(  # type: ignore[no-untyped-def]
+    cli, live_ws: Workspace, tmp_path: Path
+) -> None:
+    live_ws.add_dataset("labels", write_classification_csv(tmp_path / "c.csv"), time_column="time")
+    live_ws.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    live_ws.train("churn", trainer="helpers:logistic_trainer", data="labels")
+    result = cli("gate", "churn", "1", "--test-set", "test", "-w", live_ws.path)  # `y` is continuous there
+    assert result.exit_code == 2
+    line = _one_line(result.stderr)
+    assert "test set test:1: classification needs a binary target, found 72 classes" in line
+    assert live_ws.version("churn", 1).gate_result is None
+
+
+def test_an_unknown_test_set_version_is_exit_2_in_one_line(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    live_ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    result = cli("gate", "eta", "1", "--test-set", "test:99", "-w", live_ws.path)
+    assert result.exit_code == 2
+    assert "dataset 'test' has no version 99" in _one_line(result.stderr)

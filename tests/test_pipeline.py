@@ -96,3 +96,34 @@ def test_a_rollout_started_during_training_names_the_new_version(
     assert result.active_rollout is not None and result.active_rollout.id == running.id
     assert running.challenger_version == 2
     assert result.to_dict()["version"] == 3 and result.to_dict()["active_rollout_id"] == running.id
+
+
+def test_a_training_failure_stops_retrain_at_the_train_stage(ws: Workspace) -> None:
+    result = retrain(ws, "eta", trainer="no_such_module:fit", data="train", test_set="test")
+    assert result.stage == "train" and result.version is None and result.gate is None
+    assert result.train_error is not None and "cannot import no_such_module" in result.train_error
+    assert [v.version for v in ws.versions("eta")] == [1, 2]
+
+
+def test_retrain_cli_says_the_train_stage_stopped_it_with_exit_2(  # type: ignore[no-untyped-def]
+    cli, ws: Workspace
+) -> None:
+    args = ["--trainer", "no_such_module:fit", "--data", "train", "--test-set", "test", "-w", ws.path]
+    result = cli("retrain", "eta", *args, "--json")
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["stage"] == "train" and data["started"] is False and data["version"] is None
+    assert "cannot import no_such_module" in data["train_error"] and data["gate"] is None
+    human = cli("retrain", "eta", *args)
+    assert human.exit_code == 2 and human.stdout == ""
+    line = human.stderr.strip()
+    assert line.startswith("error: retrain stopped at the train stage: --trainer 'no_such_module:fit'")
+    assert len(line.splitlines()) == 1
+    assert [v.version for v in ws.versions("eta")] == [1, 2]
+
+
+def test_an_unknown_test_set_stops_retrain_before_training(cli, ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    args = ["--trainer", "helpers:linear_trainer", "--data", "train", "--test-set", "tset", "-w", ws.path]
+    result = cli("retrain", "eta", *args)
+    assert result.exit_code == 2 and "tset" in result.stderr
+    assert [v.version for v in ws.versions("eta")] == [1, 2]

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import helpers
+import misbehaving_models
 from helpers import write_classification_csv, write_regression_csv
 from pitstop.datasets import point_in_time_join
 from pitstop.errors import UsageError
+from pitstop.training import Reproduction
 from pitstop.workspace import Workspace
 
 
@@ -386,3 +390,157 @@ def test_a_classification_trainer_result_without_predict_proba_says_it_needs_one
         "a classification model needs one to give the positive-class probability"
     )
     assert workspace.versions("churn") == []
+
+
+# -- misbehaving trainers and models, clean --json, the dataset's time column as a feature --------------
+
+
+def _one_line(stderr: str) -> str:
+    line = stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line, stderr
+    return line
+
+
+def test_train_json_stays_parseable_when_the_trainer_prints(cli, ready: Workspace) -> None:  # type: ignore[no-untyped-def]
+    args = ["--trainer", "misbehaving_models:chatty", "--data", "train", "--json", "-w", ready.path]
+    result = cli("train", "eta", *args)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["version"] == 1
+    assert misbehaving_models.TRAINER_CHATTER in result.stderr
+
+
+def test_reproduce_json_stays_parseable_when_trainer_and_model_print(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace
+) -> None:
+    ready.train("eta", trainer="misbehaving_models:chatty_model", data="train")
+    result = cli("reproduce", "eta", "1", "--json", "-w", ready.path)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    fields = {"model", "version", "matches", "max_abs_difference", "differing_rows", "rows", "trainer"}
+    assert set(data) == fields
+    assert data["matches"] and data["differing_rows"] == 0 and data["rows"] == 240
+    assert misbehaving_models.PREDICT_CHATTER in result.stderr
+
+
+def test_a_trainer_calling_sys_exit_is_exit_2_with_its_message_and_nothing_registered(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace
+) -> None:
+    trainer = "misbehaving_models:gives_up"
+    result = cli("train", "eta", "--trainer", trainer, "--data", "train", "-w", ready.path)
+    assert result.exit_code == 2
+    assert f"trainer {trainer} raised SystemExit: trainer gave up" in _one_line(result.stderr)
+    assert ready.versions("eta") == []
+
+
+def test_a_trainer_module_calling_sys_exit_on_import_is_exit_2(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace, here: Callable[[str], str]
+) -> None:
+    module = here("import sys\nsys.exit('no GPU here')\n")
+    result = cli("train", "eta", "--trainer", f"{module}:fit", "--data", "train", "-w", ready.path)
+    assert result.exit_code == 2
+    assert f"importing {module} failed (SystemExit: no GPU here)" in _one_line(result.stderr)
+    assert ready.versions("eta") == []
+
+
+def test_ctrl_c_in_a_trainer_still_stops_pitstop(ready: Workspace) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        ready.train("eta", trainer="misbehaving_models:interrupted", data="train")
+    assert ready.versions("eta") == []
+
+
+@pytest.mark.parametrize(
+    ("trainer", "reads"),
+    [
+        ("broken_predict", "failed to predict on its training data train:1 (RuntimeError: feature store"),
+        ("words_answer", "failed to predict on its training data train:1 (ValueError: could not convert"),
+        ("short_answer", "returned 3 prediction(s) for the 240 rows of its training data train:1"),
+    ],
+)
+def test_reproduce_of_a_model_without_one_number_per_row_is_exit_2_naming_the_version(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace, trainer: str, reads: str
+) -> None:
+    ready.train("eta", trainer=f"misbehaving_models:{trainer}", data="train")
+    result = cli("reproduce", "eta", "1", "-w", ready.path)
+    assert result.exit_code == 2
+    assert f"error: eta version 1 {reads}" in _one_line(result.stderr)
+
+
+def test_reproduce_matches_nan_predictions_in_the_same_rows(ready: Workspace) -> None:
+    ready.train("eta", trainer="misbehaving_models:nan_answer", data="train")
+    result = ready.reproduce("eta", 1)
+    assert result.matches and result.differing_rows == 0 and result.max_abs_difference == 0.0
+
+
+def test_reproduction_compares_row_by_row_within_the_tolerance() -> None:
+    original = np.array([1.0, np.nan, 3.0, 4.0])
+    assert Reproduction.compare("m", 1, "t", original, original + 1e-12).matches
+    moved = Reproduction.compare("m", 1, "t", original, np.array([1.0, 2.0, 3.5, 4.0]))
+    assert not moved.matches and moved.differing_rows == 2 and moved.max_abs_difference == 0.5
+    assert not Reproduction.compare("m", 1, "t", np.array([1.0, 2.0]), np.array([1.0, np.nan])).matches
+
+
+def test_reproduce_cli_is_exit_1_when_predictions_differ(cli, ready: Workspace) -> None:  # type: ignore[no-untyped-def]
+    ready.train("eta", trainer="helpers:nondeterministic_trainer", data="train")
+    result = cli("reproduce", "eta", "1", "-w", ready.path)
+    assert result.exit_code == 1, result.stderr
+    assert "NOT reproduced" in result.stdout and "of 240 training rows differ" in result.stdout
+
+
+def _time_as_declared_feature(workspace: Workspace, tmp_path: Path) -> Workspace:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"), time_column="time")
+    workspace.create_model("m4", task="regression", target="y", features=["a", "b", "time"])
+    return workspace
+
+
+def test_a_declared_feature_that_is_the_datasets_time_column_is_refused(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = _time_as_declared_feature(workspace, tmp_path)
+    reads = "model 'm4' declares feature 'time', which is the time column of dataset train:1"
+    with pytest.raises(UsageError, match=reads):
+        ws.train("m4", trainer="helpers:spy_trainer", data="train")
+    artifact = helpers.fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m.joblib")
+    with pytest.raises(UsageError, match=reads):
+        ws.register("m4", artifact, train_data="train")
+    assert ws.versions("m4") == []
+
+
+def test_train_cli_refuses_the_time_column_as_a_feature_in_one_line(  # type: ignore[no-untyped-def]
+    cli, workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = _time_as_declared_feature(workspace, tmp_path)
+    result = cli("train", "m4", "--trainer", "helpers:linear_trainer", "--data", "train", "-w", ws.path)
+    assert result.exit_code == 2
+    assert "which is the time column of dataset train:1" in _one_line(result.stderr)
+
+
+def test_a_declared_time_named_column_is_a_feature_when_no_time_column_is_in_effect(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(write_regression_csv(tmp_path / "d.csv"))
+    frame["time"] = range(len(frame))  # a plain number here, not the dataset's time column
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    workspace.add_dataset("train", tmp_path / "d.csv")
+    workspace.create_model("m4", task="regression", target="y", features=["a", "b", "time"])
+    workspace.train("m4", trainer="helpers:spy_trainer", data="train")
+    assert helpers.SPY["columns"] == ["a", "b", "time"]
+
+
+@pytest.mark.parametrize("text", ["", "NaT", "nan", "soon"])
+def test_as_of_that_is_no_time_is_exit_2_naming_the_option_and_the_format(  # type: ignore[no-untyped-def]
+    cli, ready: Workspace, text: str
+) -> None:
+    args = ["--data", "train", "--as-of", text, "-w", ready.path]
+    result = cli("train", "eta", "--trainer", "helpers:linear_trainer", *args)
+    assert result.exit_code == 2
+    line = _one_line(result.stderr)
+    assert f"--as-of {text!r}: not a timestamp; write it like 2026-06-01" in line
+    assert ready.versions("eta") == []
+
+
+def test_train_on_an_unknown_dataset_version_is_exit_2_in_one_line(cli, ready: Workspace) -> None:  # type: ignore[no-untyped-def]
+    args = ["--trainer", "helpers:linear_trainer", "--data", "train:99", "-w", ready.path]
+    result = cli("train", "eta", *args)
+    assert result.exit_code == 2
+    assert "dataset 'train' has no version 99" in _one_line(result.stderr)
+    assert ready.versions("eta") == []

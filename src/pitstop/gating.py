@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pitstop import registry
@@ -24,7 +27,7 @@ from pitstop.scoring import (
     missing_values,
     predict_frame,
 )
-from pitstop.training import time_column_of
+from pitstop.training import USER_CODE_FAILURES, time_column_of
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -64,31 +67,41 @@ def _score(
 ) -> dict[str, float]:
     """One model's metrics on the test set. Missing feature values go to the model as they are (some
     models handle them); when it fails on them, or returns no usable numbers, that is an input error."""
-    estimator = ws.load(info.name, version)
-    try:
-        predictions = predict_frame(info.task, estimator, X)
-    except UsageError:
-        raise
-    except Exception as error:  # the model is user code: it may fail in any way
-        raise UsageError(
-            f"{info.name} version {version} failed to predict on test set {test_set} "
-            f"({describe(error)}){_missing_hint(X)}"
-        ) from None
+    who, on = f"{info.name} version {version}", f"test set {test_set}"
+    predictions = checked_predictions(info.task, ws.load(info.name, version), X, who, on)
     if not np.isfinite(predictions).all():
-        raise UsageError(
-            f"{info.name} version {version} returned NaN or infinite predictions on test set "
-            f"{test_set}{_missing_hint(X)}"
-        )
+        raise UsageError(f"{who} returned NaN or infinite predictions on {on}{_missing_hint(X, on)}")
     return offline_metrics(info.task, y, predictions)
 
 
-def _missing_hint(X: pd.DataFrame) -> str:
+def checked_predictions(
+    task: Task, estimator: Any, X: pd.DataFrame, who: str, on: str
+) -> npt.NDArray[np.float64]:
+    """`who`'s predictions for the rows of X (`on` names them), one number per row, or a one-line
+    UsageError: the model is user code and may fail, print, or return anything."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries --json
+            predictions = predict_frame(task, estimator, X)
+    except UsageError:
+        raise
+    except USER_CODE_FAILURES as error:  # includes values that are not numbers (ValueError, TypeError)
+        hint = _missing_hint(X, on)
+        raise UsageError(f"{who} failed to predict on {on} ({describe(error)}){hint}") from None
+    if len(predictions) != len(X):  # numpy would broadcast a short answer over every row
+        raise UsageError(
+            f"{who} returned {len(predictions)} prediction(s) for the {len(X)} rows of {on}; "
+            "predict must return one number per row"
+        )
+    return predictions
+
+
+def _missing_hint(X: pd.DataFrame, on: str) -> str:
     missing = missing_values(X, list(X.columns))
     if not missing:
         return ""
     return (
-        f"; the test set has missing feature values: {describe_missing(missing)}; this model does not "
-        "handle them: fill or drop those rows and register the test set again"
+        f"; {on} has missing feature values: {describe_missing(missing)}; this model does not "
+        "handle them: fill or drop those rows and register the data again"
     )
 
 

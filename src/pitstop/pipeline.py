@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pitstop import registry
-from pitstop.errors import ConflictError
+from pitstop.errors import ConflictError, UsageError
 from pitstop.gating import GateReport
 from pitstop.registry import VersionInfo
 
@@ -35,9 +35,10 @@ class ActiveRollout:
 class RetrainResult:
     """How far the new version got.
 
-    `stage` is where it stopped: `gate` (failed it, or passed with no champion to roll out against) or
-    `rollout` (started; or, with `active_rollout`, refused because another rollout of the model is
-    running: before training when that one was already active, after the gate when it began meanwhile).
+    `stage` is where it stopped: `train` (training failed: `train_error` says why, nothing registered),
+    `gate` (failed it, or passed with no champion to roll out against) or `rollout` (started; or, with
+    `active_rollout`, refused because another rollout of the model is running: before training when
+    that one was already active, after the gate when it began meanwhile).
     """
 
     model: str
@@ -45,9 +46,12 @@ class RetrainResult:
     gate: GateReport | None
     rollout_id: int | None
     active_rollout: ActiveRollout | None = None
+    train_error: str | None = None
 
     @property
     def stage(self) -> str:
+        if self.train_error is not None:
+            return "train"
         return "rollout" if self.rollout_id is not None or self.active_rollout is not None else "gate"
 
     @property
@@ -56,6 +60,8 @@ class RetrainResult:
 
     @property
     def reason(self) -> str:
+        if self.train_error is not None:
+            return f"training failed: {self.train_error}"
         if self.active_rollout is not None:
             return self.active_rollout.describe(self.model)
         if self.started:
@@ -76,6 +82,7 @@ class RetrainResult:
             "rollout_id": self.rollout_id,
             "active_rollout_id": self.active_rollout.id if self.active_rollout else None,
             "reason": self.reason,
+            "train_error": self.train_error,
             "gate": self.gate.to_dict() if self.gate else None,
         }
 
@@ -105,13 +112,19 @@ def retrain(
     """Train a challenger, gate it against the champion, and start its rollout when the gate passes.
 
     A rollout of the model already running stops it before training: nothing is trained or
-    registered. Without a champion there is nothing to roll out against: the first version passes
-    the gate and the result says so (stage `gate`); make it champion with `set-champion`.
+    registered. So does a training that fails (bad data, a trainer that will not import or raises):
+    stage `train`, with the error. Without a champion there is nothing to roll out against: the first
+    version passes the gate and the result says so (stage `gate`); make it champion with `set-champion`.
+    An unknown test set is refused before training, so a typo trains nothing.
     """
     running = active_rollout(ws, model)
     if running is not None:
         return RetrainResult(model, None, None, None, running)
-    version = ws.train(model, trainer=trainer, data=data, as_of=as_of, params=params, actor=actor)
+    ws.dataset(test_set)
+    try:
+        version = ws.train(model, trainer=trainer, data=data, as_of=as_of, params=params, actor=actor)
+    except UsageError as error:
+        return RetrainResult(model, None, None, None, train_error=str(error))
     report = ws.gate(model, version.version, test_set=test_set, actor=actor)
     if not report.passed or report.champion_version is None:
         return RetrainResult(model, version, report, None)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pitstop.datasets import DatasetSnapshot, parse_times
@@ -47,6 +49,9 @@ def current_folder_importable() -> Iterator[None]:
             sys.path.remove(folder)
 
 
+# User code that calls sys.exit() has failed like one that raised; Ctrl-C (KeyboardInterrupt) still stops.
+USER_CODE_FAILURES = (Exception, SystemExit)
+
 IMPORTABLE_HINT = "install it, add its folder to PYTHONPATH, or run pitstop from the folder that holds it"
 
 
@@ -75,7 +80,7 @@ def import_trainer(reference: str, role: str | None = None) -> Trainer:
                 f"importable: {IMPORTABLE_HINT}"
             ) from None
         raise UsageError(f"{role}: importing {module_name} failed ({describe(error)})") from None
-    except Exception as error:  # the user's module may fail in any way while importing
+    except USER_CODE_FAILURES as error:  # the user's module may fail in any way while importing
         raise UsageError(f"{role}: importing {module_name} failed ({describe(error)})") from None
     function = getattr(module, function_name, None)
     if not callable(function):
@@ -84,10 +89,35 @@ def import_trainer(reference: str, role: str | None = None) -> Trainer:
     return trainer
 
 
-def infer_features(model: ModelInfo, snapshot: DatasetSnapshot, columns: list[str]) -> list[str]:
-    """Every column that is not the target, a time column (the model's or the dataset's) or an id column."""
-    reserved = {model.target, model.time_column, snapshot.time_column, *model.id_columns}
-    return [str(c) for c in columns if c not in reserved]
+def reserved_columns(model: ModelInfo, snapshot: DatasetSnapshot) -> dict[str, str]:
+    """The columns that never go into X, each with what it is: the target, a time column (the model's or
+    the dataset's) and the id columns."""
+    reserved = {column: "an id column" for column in model.id_columns}
+    if snapshot.time_column is not None:
+        reserved[snapshot.time_column] = f"the time column of dataset {snapshot.ref}"
+    if model.time_column is not None:
+        reserved[model.time_column] = f"the time column of model {model.name!r}"
+    reserved[model.target] = "the target"
+    return reserved
+
+
+def features_for(model: ModelInfo, snapshot: DatasetSnapshot, columns: Iterable[object]) -> list[str]:
+    """The model's declared features, else every column that is not reserved.
+
+    `models create` refuses a declared feature that is the model's own target, time or id column, but
+    the dataset's time column is only known here: a model without a time column of its own that
+    declares `time` as a feature, trained on data whose time column is `time`, would learn from it.
+    """
+    reserved = reserved_columns(model, snapshot)
+    if model.features is None:
+        return [str(c) for c in columns if c not in reserved]
+    leaking = [c for c in model.features if c in reserved]
+    if leaking:
+        raise UsageError(
+            f"model {model.name!r} declares feature {leaking[0]!r}, which is {reserved[leaking[0]]}: "
+            "it must not be a feature; create a model whose --features leave it out"
+        )
+    return model.features
 
 
 def time_column_of(model: ModelInfo, snapshot: DatasetSnapshot, columns: Iterable[object]) -> str | None:
@@ -146,12 +176,15 @@ def fit(
     task: Task,
     role: str | None = None,
 ) -> Any:
-    """Call the trainer; any failure of the user's code becomes one clear UsageError."""
-    trainer = import_trainer(trainer_ref, role)
-    try:
-        estimator = trainer(X.copy(), y.copy(), dict(params))
-    except Exception as error:  # the user's trainer may fail in any way
-        raise UsageError(f"trainer {trainer_ref} raised {describe(error)}") from None
+    """Call the trainer; any failure of the user's code becomes one clear UsageError.
+
+    What the trainer (or its module, on import) prints goes to stderr: stdout carries `--json`."""
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer = import_trainer(trainer_ref, role)
+        try:
+            estimator = trainer(X.copy(), y.copy(), dict(params))
+        except USER_CODE_FAILURES as error:  # the user's trainer may fail in any way
+            raise UsageError(f"trainer {trainer_ref} raised {describe(error)}") from None
     check_trained(estimator, task, trainer_ref)
     return estimator
 
@@ -188,6 +221,11 @@ def save(estimator: Any, path: Path, trainer_ref: str) -> None:
         ) from None
 
 
+# Retraining on the same data may differ in the last bits (summation order, threads): equal within these.
+REPRODUCE_RTOL = 1e-9
+REPRODUCE_ATOL = 1e-9
+
+
 @dataclass(frozen=True)
 class Reproduction:
     """Whether retraining from the recorded lineage gives the registered artifact's predictions."""
@@ -195,9 +233,28 @@ class Reproduction:
     model: str
     version: int
     matches: bool
-    max_abs_difference: float
+    max_abs_difference: float  # over the rows where both predictions are finite numbers
+    differing_rows: int
     rows: int
     trainer: str
+
+    @classmethod
+    def compare(
+        cls,
+        model: str,
+        version: int,
+        trainer: str,
+        original: npt.NDArray[np.float64],
+        again: npt.NDArray[np.float64],
+    ) -> Reproduction:
+        """Row by row, equal within the tolerances; NaN in both at the same row counts as equal.
+
+        Both arrays hold one prediction per training row (`gating.checked_predictions`): never
+        broadcast one over the other."""
+        close = np.isclose(original, again, rtol=REPRODUCE_RTOL, atol=REPRODUCE_ATOL, equal_nan=True)
+        finite = np.isfinite(original) & np.isfinite(again)
+        largest = float(np.max(np.abs(original[finite] - again[finite]), initial=0.0))
+        return cls(model, version, bool(close.all()), largest, int((~close).sum()), len(original), trainer)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

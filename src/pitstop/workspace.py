@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import joblib
-import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
@@ -31,10 +30,10 @@ from pitstop.errors import (
     describe,
 )
 from pitstop.events import Event, list_events
-from pitstop.gating import GateReport, run_gate
+from pitstop.gating import GateReport, checked_predictions, run_gate
 from pitstop.lineage import build_lineage, current_actor
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
-from pitstop.scoring import check_estimator, predict_frame
+from pitstop.scoring import check_estimator
 from pitstop.store.engine import (
     describe_store_error,
     make_engine,
@@ -82,7 +81,10 @@ class Workspace:
         self.database_url = database_url or resolve_database_url(self.config, self.path)
         if check_schema:  # without the check the caller creates the store (`init`, `db upgrade`)
             self._check_store_exists()
-        self.engine: Engine = make_engine(self.database_url)
+        try:
+            self.engine: Engine = make_engine(self.database_url)  # creates a SQLite store's folder
+        except OSError as error:
+            raise StoreUnavailableError(f"cannot create the store: {_os_reason(error)}") from None
         self.artifacts = ArtifactStore(self.config.artifact_store or str(self.path / STATE_DIR / "artifacts"))
         if check_schema:
             try:
@@ -99,10 +101,13 @@ class Workspace:
 
         `database_url` overrides the environment and the file (a throwaway replay store, for example)."""
         folder = resolve_workspace_path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         config_file = folder / CONFIG_FILE
-        if not config_file.exists():
-            config_file.write_text(render_default_config())
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not config_file.exists():
+                config_file.write_text(render_default_config())
+        except OSError as error:  # a file in the way, a read-only or missing parent
+            raise UsageError(f"cannot make a workspace at {folder}: {_os_reason(error, folder)}") from None
         workspace = cls(folder, clock=clock, check_schema=False, database_url=database_url)
         workspace.upgrade()
         return workspace
@@ -257,7 +262,7 @@ class Workspace:
         snapshot = self.dataset(data)
         frame = self.dataset_frame(snapshot.ref)
         time_column = training.time_column_of(info, snapshot, frame.columns)
-        features = info.features or training.infer_features(info, snapshot, list(frame.columns))
+        features = training.features_for(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
         X, y = training.training_frame(info, rows, features, snapshot.ref)
         estimator = training.fit(trainer, X, y, params or {}, info.task)
@@ -296,16 +301,11 @@ class Workspace:
         X, y = training.training_frame(info, rows, lineage["features"], snapshot.ref)
         role = f"the trainer {lineage['trainer']!r} recorded for {model} version {recorded.version}"
         retrained = training.fit(lineage["trainer"], X, y, lineage.get("params", {}), info.task, role)
-        original = predict_frame(info.task, self.load(model, recorded.version), X)
-        again = predict_frame(info.task, retrained, X)
-        return training.Reproduction(
-            model=model,
-            version=recorded.version,
-            matches=bool(np.allclose(original, again, rtol=1e-9, atol=1e-9)),
-            max_abs_difference=float(np.max(np.abs(original - again))),
-            rows=len(X),
-            trainer=lineage["trainer"],
-        )
+        on = f"its training data {snapshot.ref}"
+        who = f"{model} version {recorded.version}"
+        original = checked_predictions(info.task, self.load(model, recorded.version), X, who, on)
+        again = checked_predictions(info.task, retrained, X, f"{who} retrained", on)
+        return training.Reproduction.compare(model, recorded.version, lineage["trainer"], original, again)
 
     def gate(self, model: str, version: str | int, *, test_set: str, actor: str | None = None) -> GateReport:
         """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded)."""
@@ -327,7 +327,7 @@ class Workspace:
     ) -> VersionInfo:
         check_estimator(estimator, info.task, str(artifact))
         time_column = training.time_column_of(info, snapshot, frame.columns)
-        features = info.features or training.infer_features(info, snapshot, list(frame.columns))
+        features = training.features_for(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
         training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target exist
         lineage = build_lineage(
@@ -538,6 +538,17 @@ def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:
         f"challenger v{s.challenger_version}) and owns the champion and the routing; end it first with "
         f"`pitstop rollout rollback {info.name} --reason …` (or `abort`), then set the champion"
     )
+
+
+def _os_reason(error: OSError, named: Path | None = None) -> str:
+    """`Permission denied: /srv/ws/.pitstop`: the OS's reason, and the path it refused unless that is
+    the one the message already `named`."""
+    # mkdir(exist_ok=True) says "File exists" only when the thing there is not a folder.
+    reason = "a file is in the way of the folder" if isinstance(error, FileExistsError) else error.strerror
+    reason = reason or describe(error)
+    if error.filename is None or (named is not None and Path(error.filename) == named):
+        return reason
+    return f"{reason}: {error.filename}"
 
 
 def _data_source(info: ModelInfo, snapshot: ds.DatasetSnapshot) -> str:

@@ -31,15 +31,20 @@ ParamOption = Annotated[
 
 
 def parse_timestamp(text: str | None, option: str) -> pd.Timestamp | None:
-    """An ISO timestamp as aware UTC (naive means UTC)."""
+    """An ISO timestamp as aware UTC (naive means UTC).
+
+    >>> parse_timestamp("2026-06-01T12:00+02:00", "--as-of")
+    Timestamp('2026-06-01 10:00:00+0000', tz='UTC')
+    """
     if text is None:
         return None
     try:
         stamp = pd.Timestamp(text)
+        valid = not pd.isna(stamp)  # NaT is what pandas makes of "", "NaT" and "nan": no time at all
     except ValueError:
-        raise UsageError(
-            f"{option} {text!r}: not a timestamp; write it like 2026-06-01 or 2026-06-01T12:00Z"
-        ) from None
+        valid = False
+    if not valid:
+        raise UsageError(f"{option} {text!r}: not a timestamp; write it like 2026-06-01 or 2026-06-01T12:00Z")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
@@ -86,13 +91,16 @@ def reproduce(
 ) -> None:
     """Retrain a version from its recorded lineage and check its predictions match the registered artifact."""
     result = open_workspace(workspace).reproduce(model, version)
+    if result.matches:
+        verdict = f"[green]reproduced[/] ({result.rows} training rows"
+    else:
+        verdict = f"[red]NOT reproduced[/] ({result.differing_rows} of {result.rows} training rows differ"
     emit(
         as_json,
         result.to_dict(),
         lambda: console.print(
-            f"{model} version {result.version}: "
-            + ("[green]reproduced[/]" if result.matches else "[red]NOT reproduced[/]")
-            + f" ({result.rows} training rows, largest prediction difference {result.max_abs_difference:.3g})"
+            f"{model} version {result.version}: {verdict}, "
+            f"largest prediction difference {result.max_abs_difference:.3g})"
         ),
     )
     if not result.matches:
@@ -173,7 +181,9 @@ def retrain(
     )
     if as_json:
         print_json(result.to_dict())
-    else:
+    if result.train_error is not None:  # an input error (exit 2), said in one line, after the JSON
+        raise UsageError(f"retrain stopped at the train stage: {result.train_error}")
+    if not as_json:
         _render_retrain(result)
     if result.active_rollout is not None or (result.gate is not None and not result.gate.passed):
         raise typer.Exit(1)

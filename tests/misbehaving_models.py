@@ -1,0 +1,88 @@
+"""Trainers and models that misbehave the ways user code does: print, exit, answer short or in words.
+
+Used as `--trainer misbehaving_models:NAME` (tests put this folder on sys.path); the model classes are
+at module level so joblib can store them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LinearRegression
+
+TRAINER_CHATTER = "epoch 1/1 loss=0.1"
+PREDICT_CHATTER = "predicting..."
+
+
+class ShortAnswer:
+    """Three predictions, whatever the number of rows."""
+
+    def predict(self, X: pd.DataFrame) -> list[float]:
+        return [1.0, 2.0, 3.0]
+
+
+class WordsAnswer:
+    """Predictions that are not numbers."""
+
+    def predict(self, X: pd.DataFrame) -> list[str]:
+        return ["slow"] * len(X)
+
+
+class BrokenPredict:
+    def predict(self, X: pd.DataFrame) -> list[float]:
+        raise RuntimeError("feature store unreachable")
+
+
+class NaNAnswer:
+    """Deterministic, but NaN for every other row."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        answer = np.arange(len(X), dtype=float)
+        answer[::2] = np.nan
+        return answer
+
+
+class ChattyModel:
+    """A working model that prints while predicting."""
+
+    def __init__(self, base: LinearRegression) -> None:
+        self.base = base
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        print(PREDICT_CHATTER)
+        return np.asarray(self.base.predict(X))
+
+
+def chatty(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> LinearRegression:
+    print(TRAINER_CHATTER)
+    return LinearRegression().fit(X, y)
+
+
+def chatty_model(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> ChattyModel:
+    return ChattyModel(LinearRegression().fit(X, y))
+
+
+def gives_up(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> None:
+    sys.exit("trainer gave up")
+
+
+def interrupted(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> None:
+    raise KeyboardInterrupt
+
+
+def short_answer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> ShortAnswer:
+    return ShortAnswer()
+
+
+def words_answer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> WordsAnswer:
+    return WordsAnswer()
+
+
+def broken_predict(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> BrokenPredict:
+    return BrokenPredict()
+
+
+def nan_answer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> NaNAnswer:
+    return NaNAnswer()
