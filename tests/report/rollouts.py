@@ -32,10 +32,12 @@ serving: {batch_max_wait: 0ms}
 """
 
 
-def rollout_workspace(folder: Path, scratch: Path, database_url: str | None = None) -> Workspace:
+def rollout_workspace(
+    folder: Path, scratch: Path, database_url: str | None = None, *, policy: str = SHORT_POLICY
+) -> Workspace:
     """Model `eta`: v1 champion (offset 1.0, stale), v2 good challenger (exact fit), v3 bad (offset 3)."""
     Workspace.init(folder, database_url=database_url).close()
-    (folder / "pitstop.yaml").write_text(SHORT_POLICY)
+    (folder / "pitstop.yaml").write_text(policy)
     ws = Workspace(folder, clock=ManualClock(START), database_url=database_url)
     csv = write_regression_csv(scratch / "train.csv", rows=300)
     ws.add_dataset("train", csv, time_column="time")

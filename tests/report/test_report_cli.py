@@ -1,4 +1,4 @@
-"""`pitstop report` through the real entry point."""
+"""`pitstop report` through the real entry point (`pitstop.cli.main`, as the installed command runs it)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from pitstop.cli import app
-from pitstop.cli.report import register, report
 from report.conftest import Story
 from report.rollouts import MODEL
 
 
 @pytest.fixture(autouse=True)
-def report_command(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
-    """`pitstop report` in the CLI (registered here until `pitstop.cli` wires it), on the story's store."""
-    if not any(command.callback is report for command in app.registered_commands):
-        register(app)
+def story_store(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
+    """Every command reads the story's store."""
     monkeypatch.setenv("PITSTOP_DATABASE_URL", store_url)
+
+
+def test_report_is_a_pitstop_command_with_help(cli) -> None:  # type: ignore[no-untyped-def]
+    listed = cli("--help")
+    assert listed.exit_code == 0
+    assert any(line.split()[:1] == ["report"] for line in listed.stdout.splitlines())  # a listed command
+    result = cli("report", "--help")
+    assert result.exit_code == 0
+    assert "--out" in result.stdout and "--rollout" in result.stdout and "--json" in result.stdout
 
 
 def test_report_command_writes_the_file_and_says_where(cli, story: Story, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

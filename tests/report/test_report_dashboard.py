@@ -1,17 +1,20 @@
 """The dashboard on a real gateway (uvicorn on loopback) with a rollout in its A/B test: the JSON, the page
-in a real headless Chromium at laptop and phone width, and live updates."""
+in a real headless Chromium at laptop and phone width, and live updates (new predictions; a rollout that
+moves to its next phase)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from pitstop.report.dashboard import dashboard_router, plotly_js_path
+from pitstop.clock import ManualClock
+from pitstop.report.dashboard import plotly_js_path
 from pitstop.serving.app import create_app
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
@@ -20,6 +23,8 @@ from report.rollouts import MODEL, rollout_workspace, send_traffic
 from serving.conftest import running
 
 LIVE_CHARTS = {"timeline", "share", "errors", "latency", "progress", "shadow", "ab"}
+EVERY = 0.5  # seconds between the page's polls: live updates show within the tests' patience
+WAIT_MS = 30_000  # longest wait for the page to show a change (a loaded machine is slow, never this slow)
 
 
 @dataclass
@@ -36,10 +41,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     ws = rollout_workspace(scratch / "ws", scratch, f"sqlite:///{scratch / 'store.db'}")
     ws.start_rollout(MODEL, 2, skip_gate=True, reason="live dashboard test")
     send_traffic(ws, hours=1.5, requests=600)
-    gateway = Gateway(ws)
-    app = create_app(gateway)
-    app.include_router(dashboard_router(gateway, every=0.5))
-    with running(app) as url:
+    with running(create_app(Gateway(ws), dashboard_every=EVERY)) as url:
         yield Live(url, ws)
     ws.close()
 
@@ -56,6 +58,7 @@ def test_dashboard_json_has_every_model_with_its_phase_series_and_health(live: L
     (model,) = body["models"]
     assert model["name"] == MODEL
     assert model["phase"] == api_phase(live.ws) == "ab_test"
+    assert httpx.get(f"{live.url}/v1/models/{MODEL}/rollout").json()["phase"] == model["phase"]
     assert (model["champion"], model["challenger"], model["share"]) == (1, 2, 0.5)
     assert set(model["figures"]) == LIVE_CHARTS
     assert model["report"]["ab"]["final"] is False  # the A/B test is running: its last look
@@ -69,6 +72,11 @@ def test_dashboard_page_and_plotly_are_served_by_the_gateway_itself(live: Live) 
     assert '<script src="static/plotly.min.js">' in page.text and "https://" not in page.text
     script = httpx.get(f"{live.url}/static/plotly.min.js")
     assert script.status_code == 200 and script.content == plotly_js_path().read_bytes()
+
+
+def test_dashboard_page_polls_at_the_interval_the_app_was_given(live: Live) -> None:
+    page = httpx.get(f"{live.url}/").text
+    assert f'data-every="{EVERY:g}"' in page and f"refreshes every {EVERY:g} s" in page
 
 
 def check_page(page: Any, live: Live, width: int) -> None:
@@ -122,5 +130,49 @@ def test_dashboard_updates_live_from_the_gateway(live: Live, chromium: Any) -> N
             r => r.cells[0]?.textContent === 'predictions' && Number(r.cells[1].textContent) > before)""",
         arg=before,
     )
+    page.close()
+    assert watch.errors == [] and watch.outside == []
+
+
+@pytest.fixture
+def moving(tmp_path: Path) -> Iterator[Live]:
+    """A gateway whose rollout has been in shadow for 15 minutes (no traffic): the test moves it on."""
+    ws = rollout_workspace(tmp_path / "ws", tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    ws.start_rollout(MODEL, 2, skip_gate=True, reason="moved on by hand in a test")
+    advance(ws, timedelta(minutes=15))  # a band is drawn once it has a width
+    with running(create_app(Gateway(ws), dashboard_every=EVERY)) as url:
+        yield Live(url, ws)
+    ws.close()
+
+
+def advance(ws: Workspace, delta: timedelta) -> None:
+    clock = ws.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(delta)
+
+
+# The names of the timeline's phase bands as drawn, and the challenger's latest share in the share chart.
+DRAWN_STATE = """() => {
+    const chart = name => document.querySelector(`[data-model] [data-chart="${name}"]`);
+    const bands = (chart('timeline')?.data || []).filter(t => t.type === 'bar').map(t => t.name);
+    const share = (chart('share')?.data || [])[0]?.y || [];
+    return {bands: bands, share: share.length ? share[share.length - 1] : null};
+}"""
+
+
+@pytest.mark.browser
+def test_dashboard_redraws_when_the_rollout_moves_to_its_next_phase(moving: Live, chromium: Any) -> None:
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    watch = PageWatch(page, allowed=(moving.url,))
+    page.goto(f"{moving.url}/")
+    badge = f'[data-model="{MODEL}"] .phase'
+    page.wait_for_function(f"document.querySelector('{badge}')?.dataset.phase === 'shadow'", timeout=WAIT_MS)
+    assert page.evaluate(DRAWN_STATE) == {"bands": ["shadow"], "share": 0}
+    moving.ws.promote(MODEL, reason="enough seen in shadow")  # the Python API, as a pipeline would
+    advance(moving.ws, timedelta(minutes=15))
+    page.wait_for_function(f"document.querySelector('{badge}').dataset.phase === 'ab_test'", timeout=WAIT_MS)
+    assert page.locator(badge).inner_text() == "ab_test 50%" and api_phase(moving.ws) == "ab_test"
+    page.wait_for_function(f"({DRAWN_STATE})().bands.length === 2", timeout=WAIT_MS)
+    assert page.evaluate(DRAWN_STATE) == {"bands": ["shadow", "ab_test 50%"], "share": 50}
     page.close()
     assert watch.errors == [] and watch.outside == []

@@ -18,6 +18,7 @@ from sqlalchemy import and_, select
 from pitstop.errors import NotFoundError
 from pitstop.events import Event
 from pitstop.report import ReportData, report_data
+from pitstop.report.shaping import NICE_WIDTHS
 from pitstop.report.values import Band
 from pitstop.rollout.gather import LATENCY_BUCKET_RATIO
 from pitstop.store.tables import labels, predictions
@@ -113,7 +114,11 @@ def test_bands_follow_the_routing_tables_and_the_transitions(story: Story, promo
     assert [b.start for b in promoted.bands] == [e.time for e in events[:-1]]
     assert [b.rule for b in promoted.bands] == [e.rule for e in events[:-1]]
     assert promoted.active_until == events[-1].time == promoted.bands[-1].end
-    assert 50 <= len(promoted.times) <= 100
+    # The finest round width that cuts the rollout into at most 100 buckets (its length varies with the
+    # rollout's random salt, which decides when the A/B test ends).
+    span = (promoted.active_until - promoted.start).total_seconds()
+    assert len(promoted.times) <= 100 and promoted.bucket_seconds * len(promoted.times) >= span
+    assert all(span / width > 100 for width in NICE_WIDTHS if width < promoted.bucket_seconds)
 
 
 def test_share_steps_are_the_challengers_share_of_users(promoted: ReportData) -> None:
@@ -247,6 +252,7 @@ def test_thresholds_come_from_the_stored_policy_and_plan(promoted: ReportData) -
     t = promoted.thresholds
     plan = promoted.rollout["plan"]
     assert (t.shadow_tolerance, t.rollback_error_ratio, t.rollback_p99_ratio) == (1.05, 1.15, 1000)
+    assert t.latency_slack_ms == 5.0  # the guardrails' default slack, added to every p99 limit
     assert t.ab_required == {"champion": plan["n_champion"], "challenger": plan["n_challenger"]}
 
 

@@ -1,7 +1,8 @@
 """The gateway's live dashboard: `GET /` (a page that polls), `GET /v1/dashboard` (its JSON) and plotly.js
 served from the installed plotly package (`GET /static/plotly.min.js`): read-only, no external network.
 
-Mount on a gateway's app with one line: `app.include_router(dashboard_router(gateway))`.
+`serving.app.create_app` mounts it on every gateway (`create_app(gateway, dashboard_every=…)` sets how
+often the page polls); mount it once per app: with two, the first route of a path wins.
 
 The JSON is rebuilt at most once per `cache_seconds` whatever the number of viewers, on a worker thread
 (SQL aggregation and figure building never run on the event loop that serves predictions).
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from pitstop.serving.metrics import GatewayMetrics
 
 RECENT_EVENTS = 15
+POLL_SECONDS = 5.0  # how often the page polls by default: live enough, and cheap for the gateway
 COUNTERS = {
     "pitstop_predictions": "predictions",
     "pitstop_prediction_errors": "prediction errors",
@@ -59,7 +61,7 @@ def plotly_js_path() -> Path:
 
 
 def dashboard_router(
-    gateway: Gateway, *, every: float = 5.0, cache_seconds: float | None = None
+    gateway: Gateway, *, every: float = POLL_SECONDS, cache_seconds: float | None = None
 ) -> APIRouter:
     """The dashboard's routes for `gateway`; the page polls every `every` seconds."""
     router = APIRouter()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Connection, and_, case, cast, distinct, func, literal, select
 from sqlalchemy import Integer as SqlInteger
 
 from pitstop import registry
@@ -31,6 +31,7 @@ from pitstop.report.values import (
     Band,
     BandCurve,
     BandSummary,
+    LatencyLimit,
     ReportData,
     ShadowComparison,
     Thresholds,
@@ -119,6 +120,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
     errors = _error_cells(conn, scope)
     latency = _latency_cells(conn, scope)
     views = _band_views(conn, scope, stored, bands, latency, ends, thresholds, transitions)
+    limits = _latency_limits(stored, bands, _champion_calls(conn, scope), ends, thresholds, transitions)
     rollout = {**stored.to_dict(), "last_check": stored.status}
     gate_event = next((e for e in transitions if e.from_state == "gate"), None)
     return ReportData(
@@ -137,6 +139,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
         events=events,
         ratios=views.ratios,
         progress=views.progress,
+        latency_limits=limits,
         summaries=views.summaries,
         thresholds=thresholds,
         gate=registry.get_version(conn, info, state.challenger_version).gate_result,
@@ -158,6 +161,7 @@ def _thresholds(stored: StoredRollout) -> Thresholds:
         shadow_p99_ratio=policy.shadow.max_p99_ratio,
         rollback_error_ratio=policy.guardrails.max_error_ratio,
         rollback_p99_ratio=policy.guardrails.max_p99_ratio,
+        latency_slack_ms=policy.guardrails.latency_slack.total_seconds() * 1000,
         shadow_min_labeled=policy.shadow.min_labeled,
         ramp_min_labeled_per_arm=policy.ramp.min_labeled_per_arm,
         ab_margin=policy.ab_test.min_improvement,
@@ -209,6 +213,7 @@ def _label_join() -> Any:
 
 ErrorCells = dict[tuple[int, int, str], shaping.Sums]  # (bucket, routing version, arm) -> n, sum, squares
 LatencyCells = dict[tuple[int, int, str], tuple[int, int, list[tuple[int, int]]]]  # -> n, failures, hist
+CallCells = dict[tuple[int, int], dict[int, int]]  # (bucket, routing version) -> latency bucket -> calls
 
 
 def _error_cells(conn: Connection, scope: Scope) -> ErrorCells:
@@ -257,6 +262,26 @@ def _latency_cells(conn: Connection, scope: Scope) -> LatencyCells:
         count, failed, histogram = cells.get(key, (0, 0, []))
         histogram.append((int(index), int(n)))
         cells[key] = (count + int(n), failed + int(failures or 0), histogram)
+    return cells
+
+
+def _champion_calls(conn: Connection, scope: Scope) -> CallCells:
+    """The champion's served model calls per bucket, routing version and latency bucket, counted as the
+    controller counts them (`gather.latency_quantiles`): the rows of one micro-batch share their call's
+    latency, so distinct latencies are calls (per time bucket here: two calls of exactly equal latency
+    in different buckets count twice, where the controller's window counts them once)."""
+    width = math.log(LATENCY_BUCKET_RATIO)
+    bucket = _bucket(conn, scope, predictions.c.time)
+    latency = _floor(conn, func.ln(1 + predictions.c.latency_ms) / width).label("latency_bucket")
+    rows = conn.execute(
+        select(bucket, predictions.c.routing_version, latency, func.count(distinct(predictions.c.latency_ms)))
+        .where(_in_scope(scope), predictions.c.arm == "champion", predictions.c.role == "served")
+        .group_by(bucket, predictions.c.routing_version, latency)
+    ).all()
+    cells: CallCells = defaultdict(dict)
+    for b, v, index, calls in rows:
+        cell = cells[_clip(scope, b), int(v)]
+        cell[int(index)] = cell.get(int(index), 0) + int(calls)
     return cells
 
 
@@ -502,6 +527,57 @@ def _band_views(
                     )
                 )
     return views
+
+
+def _latency_limits(
+    stored: StoredRollout,
+    bands: list[Band],
+    calls: CallCells,
+    ends: list[datetime],
+    thresholds: Thresholds,
+    transitions: list[Event],
+) -> list[LatencyLimit]:
+    """Per band, the p99 limit the latency rule applies: from the champion's served calls in the band,
+    at a 100 % ramp step the baseline the controller remembered, and at a decision the limit it recorded."""
+    out: list[LatencyLimit] = []
+    for band_scope in _band_scopes(bands):
+        band = band_scope.band
+        ratio = thresholds.p99_ratio_limit(band.phase)
+        if ratio is None:
+            continue
+        remembered = _remembered_baseline(stored, out) if band.phase == "ramp" and band.share >= 1 else None
+        in_band = _calls_in_band(calls, band_scope)
+        limit = shaping.latency_limit(
+            band, in_band, ends, ratio, thresholds.latency_slack_ms, remembered_ms=remembered
+        )
+        decided = next(
+            (e for e in transitions if band.start < e.time <= band.end and "limit_ms" in e.data), None
+        )
+        if decided is not None:
+            limit = shaping.with_decision(limit, decided.time, float(decided.data["limit_ms"]))
+        out.append(limit)
+    return out
+
+
+def _calls_in_band(calls: CallCells, band_scope: BandScope) -> dict[int, dict[int, int]]:
+    """Per bucket: the band's calls per latency bucket (its routing versions only)."""
+    out: dict[int, dict[int, int]] = defaultdict(dict)
+    for (b, version), cell in calls.items():
+        if version >= band_scope.low and (band_scope.high is None or version < band_scope.high):
+            for index, n in cell.items():
+                out[b][index] = out[b].get(index, 0) + n
+    return out
+
+
+def _remembered_baseline(stored: StoredRollout, before: list[LatencyLimit]) -> float | None:
+    """The baseline of a 100 % ramp step. The champion serves nobody there: the rule holds the challenger
+    to the baseline kept from the last look at which the champion still served (the rollout's memory,
+    `decide.remember_served_latency`); failing that, the previous band's last baseline."""
+    kept = stored.state.memory.get("champion_p99_ms")
+    if kept:
+        return float(kept)
+    earlier = [b for limit in before for b in limit.baseline_ms if b is not None]
+    return earlier[-1] if earlier else None
 
 
 def _summaries(

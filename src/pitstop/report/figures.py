@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pitstop.events import Event
-from pitstop.report.values import ArmSeries, Band, ReportData
+from pitstop.report.values import ArmSeries, Band, LatencyLimit, ReportData
 from pitstop.report.words import flatten_numbers, fmt_time, fmt_value
 
 ARM_COLORS = {"champion": "#2563eb", "challenger": "#dc2626"}
@@ -382,7 +382,8 @@ def errors(data: ReportData) -> go.Figure:
 
 
 def latency(data: ReportData) -> go.Figure:
-    """p50 and p99 latency of both models per time bucket, with the p99 limit (ratio x champion p99)."""
+    """p50 and p99 latency of both models per time bucket, with the p99 limit the latency rule applies
+    (ratio x the champion's baseline + slack), and the limit each latency decision recorded."""
     figure = go.Figure()
     xs = _centres(data)
     for arm, series in data.arms.items():
@@ -398,52 +399,72 @@ def latency(data: ReportData) -> go.Figure:
                     hovertemplate=f"{arm} {name}<br>%{{x}}<br>%{{y:.1f}} ms<extra></extra>",
                 )
             )
-    limit_x, limit_y, ratios = _p99_limit(data, xs)
-    if ratios:
-        name = (
-            f"rollback limit: {ratios[0]:g} x champion p99"
-            if len(set(ratios)) == 1
-            else "limit: " + ", ".join(sorted({f"{r:g}" for r in ratios})) + " x champion p99 (per phase)"
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=limit_x,
-                y=limit_y,
-                mode="lines",
-                line={"color": LIMIT_COLORS["rollback"], "dash": "dash", "width": 2},
-                name=name,
-                hovertemplate="limit %{y:.1f} ms<extra></extra>",
-            )
-        )
+    if data.latency_limits:
+        figure.add_trace(_limit_trace(data.latency_limits))
+    decided = [(limit, i) for limit in data.latency_limits for i, r in enumerate(limit.recorded) if r]
+    if decided:
+        figure.add_trace(_decided_trace(decided))
     _backdrop(figure, data)
     figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.active_until))
     figure.update_yaxes(title_text="latency (ms, log scale)", type="log")
-    subtitle = f"per {_width_text(data.bucket_seconds)}; dotted p50, solid p99, dashed the limit"
+    subtitle = f"per {_width_text(data.bucket_seconds)}; dotted p50, solid p99, dashed the rule's limit"
     return _style(figure, "Latency p50 / p99", subtitle)
 
 
-def _p99_limit(data: ReportData, xs: list[str]) -> tuple[list[str | None], list[float | None], list[float]]:
-    """The p99 limit per bucket: the phase's ratio x the champion's p99 (gaps between phases)."""
-    champion = data.arms.get("champion")
-    limit_x: list[str | None] = []
-    limit_y: list[float | None] = []
-    ratios: list[float] = []
-    if champion is None:
-        return limit_x, limit_y, ratios
-    half = timedelta(seconds=data.bucket_seconds / 2)
-    for band in data.bands:
-        ratio = data.thresholds.p99_ratio_limit(band.phase)
-        if ratio is None:
-            continue
-        ratios.append(ratio)
-        for index, start in enumerate(data.times):
-            p99 = champion.latency_p99[index]
-            if band.start <= start + half < band.end and p99 is not None:
-                limit_x.append(xs[index])
-                limit_y.append(ratio * p99)
-        limit_x.append(None)
-        limit_y.append(None)
-    return limit_x, limit_y, ratios
+def _limit_text(limits: list[LatencyLimit]) -> str:
+    """`p99 limit: 1.5 x champion p99 + 5 ms` (ratios per phase when they differ)."""
+    ratios = sorted({limit.ratio for limit in limits})
+    ratio = " / ".join(f"{r:g}" for r in ratios)
+    per_phase = " (per phase)" if len(ratios) > 1 else ""
+    return f"p99 limit: {ratio} x champion p99 + {limits[0].slack_ms:g} ms{per_phase}"
+
+
+def _limit_trace(limits: list[LatencyLimit]) -> go.Scatter:
+    """Each band's limit as a step line (a look at a time applies the value drawn there), gaps between."""
+    xs: list[str | None] = []
+    ys: list[float | None] = []
+    hover: list[str] = []
+    for limit in limits:
+        for time, baseline, value in zip(limit.time, limit.baseline_ms, limit.limit_ms, strict=True):
+            xs.append(_t(time))
+            ys.append(value)
+            hover.append(_limit_hover(limit, baseline, value))
+        xs.append(None)
+        ys.append(None)
+        hover.append("")
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"color": LIMIT_COLORS["rollback"], "dash": "dash", "width": 2, "shape": "hv"},
+        name=_limit_text(limits),
+        hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>",
+    )
+
+
+def _limit_hover(limit: LatencyLimit, baseline: float | None, value: float | None) -> str:
+    if baseline is None or value is None:
+        return f"{_escape(limit.band)}: too few champion calls for a limit yet"
+    return (
+        f"{_escape(limit.band)}: limit {value:.1f} ms<br>= {limit.ratio:g} x champion p99 {baseline:.2f} ms "
+        f"(lower bound) + {limit.slack_ms:g} ms slack"
+    )
+
+
+def _decided_trace(points: list[tuple[LatencyLimit, int]]) -> go.Scatter:
+    """The limits latency decisions recorded, where they were made."""
+    return go.Scatter(
+        x=[_t(limit.time[i]) for limit, i in points],
+        y=[limit.limit_ms[i] for limit, i in points],
+        mode="markers",
+        marker={"color": LIMIT_COLORS["rollback"], "size": 11, "symbol": "x"},
+        name="limit the decision applied",
+        hovertext=[
+            "decision: " + _limit_hover(limit, limit.baseline_ms[i], limit.limit_ms[i]) for limit, i in points
+        ],
+        hovertemplate="%{hovertext}<extra></extra>",
+    )
 
 
 def progress(data: ReportData) -> go.Figure:

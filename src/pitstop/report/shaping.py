@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from pitstop.events import Event
-from pitstop.report.values import Band, BandCurve, SharePoint
+from pitstop.report.values import Band, BandCurve, LatencyLimit, SharePoint
+from pitstop.rollout.evidence import ArmSummary
+from pitstop.rollout.gather import LATENCY_BUCKET_RATIO
+from pitstop.rollout.guardrails import latency_baseline
 from pitstop.serving.routing import RoutingTable
 
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -207,3 +211,77 @@ def cumulative_count(
         times.append(min(bucket_ends[bucket], band.end))
         values.append(float(running))
     return BandCurve(band.label, name, times, values, limit, limit_name)
+
+
+def latency_limit(
+    band: Band,
+    calls: Mapping[int, Mapping[int, int]],
+    bucket_ends: list[datetime],
+    ratio: float,
+    slack_ms: float,
+    *,
+    remembered_ms: float | None = None,
+) -> LatencyLimit:
+    """The p99 limit a look at each bucket end of `band` applies, from the champion's served model calls
+    per bucket (latency bucket index -> calls) accumulated from the band's start; with `remembered_ms`,
+    that baseline throughout (a 100 % ramp step: the champion no longer serves)."""
+    baselines: list[float | None]
+    if remembered_ms is not None:
+        times, baselines = [band.start, band.end], [remembered_ms, remembered_ms]
+    else:
+        times, baselines = [band.start], [None]
+        seen: dict[int, int] = {}
+        for bucket in sorted(calls):
+            for index, n in calls[bucket].items():
+                seen[index] = seen.get(index, 0) + n
+            times.append(min(bucket_ends[bucket], band.end))
+            baselines.append(champion_baseline(seen))
+    return LatencyLimit(
+        band=band.label,
+        ratio=ratio,
+        slack_ms=slack_ms,
+        time=times,
+        baseline_ms=baselines,
+        limit_ms=[None if b is None else p99_limit_ms(ratio, b, slack_ms) for b in baselines],
+        recorded=[False] * len(times),
+    )
+
+
+def champion_baseline(calls: Mapping[int, int]) -> float | None:
+    """The controller's baseline (`guardrails.latency_baseline`) of calls per latency bucket index.
+
+    >>> champion_baseline({0: 5}) is None  # fewer calls than the rule needs
+    True
+    """
+    width = math.log(LATENCY_BUCKET_RATIO)
+    # As `gather.latency_quantiles` hands them to the rule: each bucket's lower edge in ms, ascending.
+    edges = tuple((math.exp(index * width) - 1, n) for index, n in sorted(calls.items()))
+    baseline = latency_baseline(ArmSummary(latency_calls=edges))
+    return baseline or None  # a zero baseline is none to the rule either (`guardrails.latency_breach`)
+
+
+def p99_limit_ms(ratio: float, baseline_ms: float, slack_ms: float) -> float:
+    """The latency rule's limit (`guardrails.latency_excess`): ratio x baseline + slack.
+
+    >>> p99_limit_ms(1.5, 3.4, 5.0)
+    10.1
+    """
+    return ratio * baseline_ms + slack_ms
+
+
+def with_decision(limit: LatencyLimit, time: datetime, limit_ms: float) -> LatencyLimit:
+    """`limit` with the limit a decision recorded at `time` as its point there (replacing a computed
+    point at the same time): what the rule applied, whatever the report's buckets approximate."""
+    keep = [i for i, t in enumerate(limit.time) if t != time]
+    points = sorted(
+        [(limit.time[i], limit.baseline_ms[i], limit.limit_ms[i], limit.recorded[i]) for i in keep]
+        + [(time, (limit_ms - limit.slack_ms) / limit.ratio, limit_ms, True)],
+        key=lambda point: point[0],
+    )
+    return replace(
+        limit,
+        time=[p[0] for p in points],
+        baseline_ms=[p[1] for p in points],
+        limit_ms=[p[2] for p in points],
+        recorded=[p[3] for p in points],
+    )

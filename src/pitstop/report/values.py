@@ -48,6 +48,7 @@ class Thresholds:
     shadow_p99_ratio: float
     rollback_error_ratio: float  # A/B and ramp: roll back above this x champion's error
     rollback_p99_ratio: float
+    latency_slack_ms: float  # added to every p99 limit (`guardrails.latency_slack`)
     shadow_min_labeled: int  # labelled pairs before the shadow verdict
     ramp_min_labeled_per_arm: int
     ab_margin: float  # relative error reduction the challenger must beat
@@ -64,6 +65,7 @@ class Thresholds:
         return None
 
     def p99_ratio_limit(self, phase: str) -> float | None:
+        """The phase's p99 ratio: its limit is this x the champion's baseline + `latency_slack_ms`."""
         if phase == "shadow":
             return self.shadow_p99_ratio
         if phase in ("ab_test", "ramp"):
@@ -95,6 +97,25 @@ class BandCurve:
     value: list[float | None]
     limit: float | None = None  # the line it is judged against (tolerance, required samples)
     limit_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LatencyLimit:
+    """The p99 limit of one band as the latency rule computes it at a look at each time:
+    `ratio` x the champion's baseline + `slack_ms`, in milliseconds (None: too few calls for a baseline).
+
+    The baseline is the rule's own: a lower confidence bound of the champion's p99 over its served calls
+    in the band so far (at a 100 % ramp step, the one remembered from the step before). Where a decision
+    recorded the limit it applied (a latency rollback or rejection), that point is the recorded one.
+    """
+
+    band: str
+    ratio: float
+    slack_ms: float
+    time: list[datetime]
+    baseline_ms: list[float | None]
+    limit_ms: list[float | None]
+    recorded: list[bool]  # True: the limit in the decision's own numbers, at the decision's time
 
 
 @dataclass(frozen=True)
@@ -177,6 +198,7 @@ class ReportData:
     events: list[Event]
     ratios: list[BandCurve]  # challenger / champion error, cumulative within each band
     progress: list[BandCurve]  # labelled samples toward what each band needs
+    latency_limits: list[LatencyLimit]  # the p99 limit of each band, as the latency rule applies it
     summaries: list[BandSummary]
     thresholds: Thresholds
     gate: dict[str, Any] | None

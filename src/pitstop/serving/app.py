@@ -30,7 +30,7 @@ from pydantic.json_schema import models_json_schema
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
-from pitstop.report.dashboard import dashboard_router
+from pitstop.report.dashboard import POLL_SECONDS, dashboard_router
 from pitstop.rollout.controller import Controller
 from pitstop.serving import payloads, server
 from pitstop.serving.errors import (
@@ -78,12 +78,14 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
     tune_runtime: bool = False,
     controller: Controller | None = None,
+    dashboard_every: float = POLL_SECONDS,
 ) -> FastAPI:
     """An ASGI app serving `gateway`; its lifespan starts and stops the gateway (and `controller`,
     the rollout decision loop, on a thread of its own, when given: `pitstop serve --controller`).
 
     `tune_runtime` tunes garbage collection and thread switching once the models are loaded (see
-    `server.tune_runtime`); `pitstop serve` turns it on, since it owns the process.
+    `server.tune_runtime`); `pitstop serve` turns it on, since it owns the process. The dashboard at
+    `GET /` polls every `dashboard_every` seconds (its JSON is rebuilt at most that often).
     """
     limit = max_body_bytes or gateway.settings.max_body_bytes
 
@@ -115,7 +117,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    app.include_router(dashboard_router(gateway))
+    app.include_router(dashboard_router(gateway, every=dashboard_every))
 
     # Declared as a security scheme so /openapi.json shows which endpoints take the token; checked by
     # `check_bearer` (401 without a token, 403 with a wrong one), not by FastAPI's own 403.

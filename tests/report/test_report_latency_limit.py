@@ -1,0 +1,130 @@
+"""The report's p99 limit is the limit the latency rule applies: ratio x the champion's baseline (a lower
+confidence bound of its p99 over the phase) + slack, and at a latency decision the limit it recorded.
+
+A challenger that sleeps on every call passes shadow (its latency limit there is wide) and is rolled back
+by the latency guardrail in its A/B test, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import joblib
+import pytest
+
+from helpers import fresh_postgres_schema
+from pitstop import registry
+from pitstop.events import Event
+from pitstop.report import ReportData, report_data
+from pitstop.report.figures import build_figures
+from pitstop.report.values import LatencyLimit
+from pitstop.rollout.gather import Window, gather_evidence
+from pitstop.rollout.guardrails import latency_baseline
+from pitstop.workspace import Workspace
+from report.conftest import Story
+from report.rollouts import MODEL, rollout_workspace, send_traffic
+from serving.fake_models import SlowModel
+
+DELAY = 0.05  # seconds per challenger call: far above 1.5 x any champion p99 + 5 ms on a busy machine
+# Wide in shadow (so it passes), the default 1.5 x (and 5 ms slack) from the A/B test on.
+LATENCY_POLICY = """
+shadow: {min_duration: 1h, max_duration: 6h, min_labeled: 60, max_p99_ratio: 1000}
+ab_test: {share: 0.5, min_duration: 1h, max_duration: 8h, label_maturation: 15m, tau: 0.1}
+guardrails: {min_samples: 30, max_p99_ratio: 1.5}
+ramp: {steps: [50, 75, 100], dwell: 30m, min_labeled_per_arm: 30, standby: 2h}
+serving: {batch_max_wait: 0ms}
+"""
+
+
+@dataclass
+class SlowRollout:
+    ws: Workspace
+    data: ReportData
+    decision: Event  # the transition that ended the rollout
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def slow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('slow-store') / 'pitstop.db'}"
+        return
+    yield from fresh_postgres_schema(request.getfixturevalue("postgres_url"), prefix="lat")
+
+
+@pytest.fixture(scope="module")
+def slow(slow_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlowRollout]:
+    """v4 (v2, sleeping `DELAY` per call) through shadow into its A/B test, where latency rolls it back."""
+    scratch = tmp_path_factory.mktemp("slow")
+    ws = rollout_workspace(scratch / "ws", scratch, slow_store, policy=LATENCY_POLICY)
+    artifact = scratch / "slow.joblib"
+    joblib.dump(SlowModel(ws.load(MODEL, 2), DELAY), artifact)
+    version = ws.register(MODEL, artifact, train_data="train").version
+    rollout = ws.start_rollout(MODEL, version, skip_gate=True, reason="a slow model on purpose").state.id
+    send_traffic(ws, hours=3, requests=600)
+    moves = [e for e in ws.events(MODEL) if e.kind == "rollout_transition" and e.rollout_id == rollout]
+    yield SlowRollout(ws, report_data(ws, MODEL, rollout), moves[-1])
+    ws.close()
+
+
+def band_limit(data: ReportData, decision: Event) -> LatencyLimit:
+    """The limit of the band the decision ended."""
+    (band,) = [b for b in data.bands if b.start < decision.time <= b.end]
+    (limit,) = [limit for limit in data.latency_limits if limit.band == band.label]
+    return limit
+
+
+def rule_limit(ws: Workspace, routing_version: int, since: datetime, now: datetime) -> float | None:
+    """The limit the A/B test's latency rule would apply at `now`: from the controller's own evidence."""
+    with ws.reading() as conn:
+        info = registry.get_model(conn, MODEL)
+        evidence = gather_evidence(conn, Window(info.id, info.task, routing_version, since, now))
+    baseline = latency_baseline(evidence.champion)
+    if not baseline:
+        return None
+    policy = ws.config.guardrails
+    return policy.max_p99_ratio * baseline + policy.latency_slack.total_seconds() * 1000
+
+
+def test_the_slow_challenger_is_rolled_back_by_the_latency_guardrail(slow: SlowRollout) -> None:
+    assert (slow.decision.to_state, slow.decision.rule) == ("rolled_back", "guardrail.latency_p99")
+    assert slow.data.outcome == "rolled_back"
+
+
+def test_limit_at_the_rollback_is_the_limit_the_rule_applied(slow: SlowRollout) -> None:
+    numbers = slow.decision.data
+    limit = band_limit(slow.data, slow.decision)
+    assert (limit.ratio, limit.slack_ms) == (1.5, 5.0)
+    assert slow.data.thresholds.latency_slack_ms == 5.0
+    assert limit.time[-1] == slow.decision.time and limit.recorded[-1]
+    assert limit.limit_ms[-1] == numbers["limit_ms"]
+    assert limit.baseline_ms[-1] == pytest.approx(numbers["champion_p99_ms"])
+    assert numbers["limit_ms"] == pytest.approx(1.5 * numbers["champion_p99_ms"] + 5.0)  # slack included
+
+
+def test_limit_before_the_rollback_is_the_rules_limit_at_each_look(slow: SlowRollout) -> None:
+    limit = band_limit(slow.data, slow.decision)
+    (band,) = [b for b in slow.data.bands if b.label == limit.band]
+    points = zip(limit.time, limit.limit_ms, limit.recorded, strict=True)
+    looks = [(time, value) for time, value, recorded in points if not recorded]
+    assert any(value is not None for _, value in looks)  # the champion had enough calls before the end
+    for time, value in looks:
+        expected = rule_limit(slow.ws, band.routing_version, band.start, time)
+        assert value == (None if expected is None else pytest.approx(expected)), time
+
+
+def test_latency_chart_draws_the_limit_and_marks_the_decisions(slow: SlowRollout) -> None:
+    traces = {trace.name: trace for trace in build_figures(slow.data)["latency"].data}
+    line = traces["p99 limit: 1.5 / 1000 x champion p99 + 5 ms (per phase)"]
+    assert slow.decision.data["limit_ms"] in line.y
+    marked = traces["limit the decision applied"]
+    assert list(marked.y) == [slow.decision.data["limit_ms"]]
+
+
+def test_limit_at_a_full_ramp_is_the_baseline_the_controller_remembered(story: Story) -> None:
+    data = report_data(story.ws, MODEL, story.promoted)
+    (full,) = [limit for limit in data.latency_limits if limit.band == "ramp 100%"]
+    remembered = story.ws.rollout(MODEL, story.promoted).state.memory["champion_p99_ms"]
+    assert full.baseline_ms == [remembered, remembered]
+    assert full.limit_ms == [pytest.approx(1000 * remembered + 5.0)] * 2
