@@ -63,10 +63,25 @@ def test_per_user_ratio_metrics_are_adjusted_through_their_linearisation() -> No
     assert ab_verdict(result.champion, result.challenger).relative_effect == pytest.approx(-0.03, abs=0.01)
 
 
+def test_the_adjusted_arms_are_tested_like_any_others() -> None:
+    x_a, y_a, x_b, y_b = pre_and_post(seed=64, n=300)
+    result = cuped(y_a, y_b, x_a, x_b)
+    test = mean_difference(result.champion, result.challenger)
+    assert (test.method, test.n) == ("cuped_welch", 600)
+    assert test.estimate == pytest.approx(result.challenger.mean - result.champion.mean)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: cuped([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0]), "zero variance"),
+        (
+            lambda: cuped([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0]),
+            "covariate has zero",
+        ),
+        (
+            lambda: cuped([1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]),
+            "outcome has zero",
+        ),
         (lambda: cuped([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [1.0, 2.0], [2.0, 1.0, 3.0]), "same length"),
         (lambda: cuped([1.0, 2.0], [2.0, 3.0], [1.0, np.nan], [2.0, 1.0]), "NaN"),
         (lambda: cuped(UserErrors([1.0, 2.0], [1, 0]), [2.0, 3.0], [1.0, 2.0], [2.0, 1.0]), "at least 1"),

@@ -1,5 +1,6 @@
 """Paired shadow tests: paired t (R, scipy), Wilcoxon signed-rank (R, formula, brute-force Hodges-Lehmann),
-Diebold-Mariano with the Harvey-Leybourne-Newbold correction (by hand, statsmodels autocovariances)."""
+Diebold-Mariano with the Harvey-Leybourne-Newbold correction (exact arithmetic, a port of R's
+forecast::dm.test, statsmodels autocovariances)."""
 
 from __future__ import annotations
 
@@ -118,8 +119,44 @@ def test_diebold_mariano_with_hln_matches_a_hand_computation() -> None:
     result = diebold_mariano_test(a, b, horizon=h)
     assert result.details["dm"] == pytest.approx(dm, rel=1e-12)
     assert result.statistic == pytest.approx(hln, rel=1e-12)
-    assert result.statistic == pytest.approx(-2.9042, abs=5e-5)  # on paper: dbar = -0.31667, V = 0.039630
+    # Exact rational arithmetic: dbar = -19/60, V = 107/2700, DM^2 = 1624.5/107, HLN factor 5/9, so
+    # DM*^2 = 1805/214 exactly.
+    assert result.statistic == pytest.approx(-math.sqrt(1805 / 214), rel=1e-13)
+    assert result.details["long_run_variance"] == pytest.approx(107 / 2700, rel=1e-13)
     assert result.p_value == pytest.approx(2 * stats.t.sf(abs(hln), n - 1), rel=1e-12)
+
+
+# Losses of two forecasters in time order; the differentials are positively autocorrelated.
+DM_CHAMPION = [2.1, 1.4, 3.3, 0.9, 2.8, 1.7, 2.2, 3.9, 1.1, 2.5, 1.8, 3.0, 2.4, 1.6, 2.9, 2.0]
+DM_CHALLENGER = [1.8, 1.0, 3.1, 1.0, 3.0, 1.6, 1.7, 3.3, 0.9, 2.5, 1.9, 2.7, 2.0, 1.5, 3.1, 1.8]
+
+
+def r_dm_test(e1: list[float], e2: list[float], h: int) -> tuple[float, float]:
+    """A line-by-line port of R forecast::dm.test(e1, e2, h, power = 1) on losses (two-sided, "acf")."""
+    d = np.asarray(e1) - np.asarray(e2)
+    n = len(d)
+    d_cov = acovf(d, adjusted=False, demean=True, fft=False, nlag=h - 1)  # acf(type = "covariance")
+    d_var = (d_cov[0] + 2 * d_cov[1:].sum()) / n
+    statistic = d.mean() / math.sqrt(d_var)
+    k = math.sqrt((n + 1 - 2 * h + (h / n) * (h - 1)) / n)
+    statistic *= k
+    return statistic, 2 * stats.t.cdf(-abs(statistic), df=n - 1)
+
+
+@pytest.mark.parametrize(
+    ("h", "statistic", "p_value"),
+    [(1, -2.76432803, 0.01446309), (2, -1.97383248, 0.06711276), (3, -2.87731155, 0.01151208)],
+)
+def test_diebold_mariano_matches_a_port_of_r_forecast_dm_test(
+    h: int, statistic: float, p_value: float
+) -> None:
+    reference = r_dm_test(DM_CHALLENGER, DM_CHAMPION, h)
+    assert reference == pytest.approx((statistic, p_value), abs=5e-8)
+    result = diebold_mariano_test(DM_CHAMPION, DM_CHALLENGER, horizon=h)
+    assert (result.statistic, result.p_value) == pytest.approx((statistic, p_value), abs=5e-8)
+    if h == 1:  # and at h = 1 scipy's paired t-test gives the same numbers
+        scipy_t = stats.ttest_rel(DM_CHALLENGER, DM_CHAMPION)
+        assert (scipy_t.statistic, scipy_t.pvalue) == pytest.approx((statistic, p_value), abs=5e-8)
 
 
 def test_diebold_mariano_long_run_variance_uses_the_standard_autocovariances() -> None:

@@ -1,42 +1,25 @@
-"""`pitstop plan`: classic counts as power calculators give them, the A/B rule's own, and the paired plan."""
+"""`pitstop plan` through the real entry point: classic counts as power calculators give them, the A/B
+rule's own, and the paired plan; bad input is a one-line usage error with exit 2."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from pitstop.cli import plan
-from pitstop.errors import UsageError
 from pitstop.stats import sample_size, sample_size_margin, sample_size_paired
 
-BASE = ["plan", "--baseline-mean", "10", "--baseline-std", "20"]
+Cli = Callable[..., Any]  # the `cli` fixture (tests/conftest.py): runs pitstop.cli.main in process
+BASE = ("plan", "--baseline-mean", "10", "--baseline-std", "20")
 
 
-@pytest.fixture
-def app() -> typer.Typer:
-    app = typer.Typer(rich_markup_mode=None)
-
-    @app.callback()
-    def root() -> None:
-        """A stand-in for the pitstop app."""
-
-    plan.register(app)
-    return app
-
-
-def run(app: typer.Typer, *args: str) -> tuple[int, str, BaseException | None]:
-    result = CliRunner().invoke(app, [*BASE, *args], env={"COLUMNS": "160"})
-    return result.exit_code, result.output, result.exception
-
-
-def test_json_gives_the_classic_two_sample_t_test_counts(app: typer.Typer) -> None:
-    code, output, _ = run(app, "--mde", "0.02", "--share", "0.2", "--power", "0.9", "--json")
-    data = json.loads(output)
+def test_json_gives_the_classic_two_sample_t_test_counts(cli: Cli) -> None:
+    result = cli(*BASE, "--mde", "0.02", "--share", "0.2", "--power", "0.9", "--json")
+    data = json.loads(result.stdout)
     expected = sample_size(10.0, 20.0, 0.02, power=0.9, share=0.2)
-    assert code == 0
+    assert result.exit_code == 0
     assert {key: data[key] for key in ("n_champion", "n_challenger", "n_total", "alpha", "power", "mde")} == {
         "n_champion": expected.n_champion,
         "n_challenger": expected.n_challenger,
@@ -47,8 +30,16 @@ def test_json_gives_the_classic_two_sample_t_test_counts(app: typer.Typer) -> No
     }
 
 
-def test_json_reports_the_ab_rule_requirement(app: typer.Typer) -> None:
-    data = json.loads(run(app, "--mde", "0.03", "--json")[1])
+def test_json_counts_are_r_power_t_test_for_a_standardised_effect_of_one(cli: Cli) -> None:
+    # R> power.t.test(delta = 1, sd = 1, power = 0.8): n = 16.71477 per group
+    data = json.loads(
+        cli("plan", "--baseline-mean", "2", "--baseline-std", "1", "--mde", "0.5", "--json").stdout
+    )
+    assert (data["n_champion"], data["n_challenger"], data["n_total"]) == (17, 17, 34)
+
+
+def test_json_reports_the_ab_rule_requirement(cli: Cli) -> None:
+    data = json.loads(cli(*BASE, "--mde", "0.03", "--json").stdout)
     rule = sample_size_margin(10.0, 20.0, 0.03, margin=0.01)
     assert data["ab_rule"] == {
         "margin": 0.01,
@@ -60,33 +51,34 @@ def test_json_reports_the_ab_rule_requirement(app: typer.Typer) -> None:
     assert "paired" not in data
 
 
-def test_human_output_shows_both_requirements(app: typer.Typer) -> None:
-    code, output, _ = run(app, "--mde", "0.03")
+def test_human_output_shows_both_requirements(cli: Cli) -> None:
+    result = cli(*BASE, "--mde", "0.03")
     classic, rule = sample_size(10.0, 20.0, 0.03), sample_size_margin(10.0, 20.0, 0.03)
-    assert code == 0
-    assert "two-sided two-sample t-test" in output and f"{classic.n_total:,}" in output
-    assert "A/B rule: lower by more than 1.00%" in output and f"{rule.n_total:,}" in output
+    assert result.exit_code == 0
+    assert "two-sided two-sample t-test" in result.stdout and f"{classic.n_total:,}" in result.stdout
+    assert "A/B rule: lower by more than 1.00%" in result.stdout and f"{rule.n_total:,}" in result.stdout
 
 
-def test_an_effect_at_the_margin_says_the_rule_cannot_reach_it(app: typer.Typer) -> None:
-    code, output, _ = run(app, "--mde", "0.01")
-    assert code == 0
-    assert "cannot beat the 1.00% margin" in output
-    assert f"{sample_size_margin(10.0, 20.0, 0.02).n_total:,}" in output
-    data = json.loads(run(app, "--mde", "0.01", "--json")[1])
+def test_an_effect_at_the_margin_says_the_rule_cannot_reach_it(cli: Cli) -> None:
+    result = cli(*BASE, "--mde", "0.01")
+    assert result.exit_code == 0
+    assert "cannot beat the 1.00% margin" in result.stdout
+    assert f"{sample_size_margin(10.0, 20.0, 0.02).n_total:,}" in result.stdout
+    data = json.loads(cli(*BASE, "--mde", "0.01", "--json").stdout)
     assert data["ab_rule"]["reachable"] is False
+    assert data["ab_rule"]["n_total_at_twice_margin"] == sample_size_margin(10.0, 20.0, 0.02).n_total
 
 
-def test_without_a_margin_the_rule_row_appears_only_when_it_differs(app: typer.Typer) -> None:
-    _, output, _ = run(app, "--mde", "0.03", "--margin", "0")
+def test_without_a_margin_the_rule_row_appears_only_when_it_differs(cli: Cli) -> None:
+    output = cli(*BASE, "--mde", "0.03", "--margin", "0").stdout
     assert "A/B rule" in output  # one-sided: fewer units than the two-sided classic test
 
 
-def test_a_correlation_adds_the_paired_shadow_requirement(app: typer.Typer) -> None:
+def test_a_correlation_adds_the_paired_shadow_requirement(cli: Cli) -> None:
     paired = sample_size_paired(10.0, 20.0, 0.02, correlation=0.9)
-    _, output, _ = run(app, "--mde", "0.02", "--correlation", "0.9")
+    output = cli(*BASE, "--mde", "0.02", "--correlation", "0.9").stdout
     assert "paired t-test" in output and f"{paired.n_total:,}" in output
-    data = json.loads(run(app, "--mde", "0.02", "--correlation", "0.9", "--json")[1])
+    data = json.loads(cli(*BASE, "--mde", "0.02", "--correlation", "0.9", "--json").stdout)
     assert data["paired"] == {"n_pairs": paired.n_total, "correlation": 0.9}
 
 
@@ -102,22 +94,29 @@ def test_a_correlation_adds_the_paired_shadow_requirement(app: typer.Typer) -> N
         (["--mde", "0.01", "--correlation", "1"], "--correlation must be strictly between -1 and 1"),
     ],
 )
-def test_invalid_input_is_a_usage_error(app: typer.Typer, args: list[str], message: str) -> None:
-    _, _, error = run(app, *args)
-    assert isinstance(error, UsageError)
-    assert str(error).startswith(message)
+def test_invalid_input_is_a_one_line_usage_error_with_exit_2(cli: Cli, args: list[str], message: str) -> None:
+    result = cli(*BASE, *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
 
 
-def test_a_non_positive_std_is_a_usage_error(app: typer.Typer) -> None:
-    result = CliRunner().invoke(
-        app, ["plan", "--baseline-mean", "10", "--baseline-std", "0", "--mde", "0.01"]
-    )
-    assert isinstance(result.exception, UsageError)
-    assert str(result.exception) == "--baseline-std must be positive, got 0.0"
+def test_a_non_positive_std_is_a_usage_error_naming_the_option(cli: Cli) -> None:
+    result = cli("plan", "--baseline-mean", "10", "--baseline-std", "0", "--mde", "0.01")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --baseline-std must be positive, got 0.0\n"
 
 
-def test_every_option_has_help(app: typer.Typer) -> None:
-    output = CliRunner().invoke(app, ["plan", "--help"], env={"COLUMNS": "160"}).output
+def test_a_missing_required_option_is_a_usage_error(cli: Cli) -> None:
+    result = cli("plan", "--baseline-mean", "10", "--baseline-std", "20")
+    assert result.exit_code == 2
+    assert "--mde" in result.stderr
+
+
+def test_every_option_has_help(cli: Cli) -> None:
+    result = cli("plan", "--help")
+    assert result.exit_code == 0
     for option in ("--baseline-mean", "--baseline-std", "--mde", "--alpha", "--power", "--share", "--margin",
                    "--correlation", "--json"):  # fmt: skip
-        assert option in output
+        assert option in result.stdout

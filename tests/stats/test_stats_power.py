@@ -1,4 +1,5 @@
-"""Sample sizes against R's power.t.test, statsmodels, and the closed form of the margin rule."""
+"""Sample sizes against R's power.t.test, statsmodels (small and large sizes), and the margin rule's
+closed form."""
 
 from __future__ import annotations
 
@@ -59,6 +60,24 @@ def test_two_sample_sizes_match_statsmodels_with_unequal_allocation(
 
 
 @pytest.mark.parametrize(
+    ("d", "share", "alpha", "power"),
+    [
+        (2.0, 0.5, 0.05, 0.8),
+        (1.2, 0.5, 0.05, 0.8),
+        (0.8, 0.3, 0.05, 0.9),
+        (1.5, 0.2, 0.01, 0.8),
+        (0.9, 0.7, 0.1, 0.7),
+    ],
+)
+def test_small_two_sample_sizes_match_statsmodels(d: float, share: float, alpha: float, power: float) -> None:
+    ratio = share / (1 - share)
+    n_champion = tt_ind_solve_power(effect_size=d, alpha=alpha, power=power, ratio=ratio)
+    plan = sample_size(1.0, 0.5 / d, 0.5, alpha=alpha, power=power, share=share)
+    assert plan.n_champion < 60
+    assert (plan.n_champion, plan.n_challenger) == (math.ceil(n_champion), math.ceil(n_champion * ratio))
+
+
+@pytest.mark.parametrize(
     ("correlation", "alpha", "power"), [(0.9, 0.05, 0.8), (0.5, 0.01, 0.9), (-0.3, 0.1, 0.8)]
 )
 def test_paired_sizes_match_statsmodels(correlation: float, alpha: float, power: float) -> None:
@@ -80,13 +99,57 @@ def test_unequal_allocation_keeps_the_share_and_costs_more_in_total() -> None:
     assert skewed.n_total > 2.5 * balanced.n_total
 
 
-def test_margin_rule_size_is_the_closed_form_computed_by_hand() -> None:
+@pytest.mark.parametrize(
+    ("mean", "std", "mde", "margin", "share"),
+    [(10.0, 20.0, 0.05, 0.01, 0.5), (10.0, 20.0, 0.03, 0.01, 0.2), (10.0, 20.0, 0.02, 0.0, 0.5)],
+)
+def test_large_margin_rule_sizes_are_the_normal_closed_form(
+    mean: float, std: float, mde: float, margin: float, share: float
+) -> None:
+    # N = (z_{1-alpha} + z_{1-beta})^2 CV^2 (1/s + (1 - m)^2/(1 - s)) / (mde - m)^2, by hand
     z = stats.norm.ppf(0.95) + stats.norm.ppf(0.8)
-    cv2, share, mde, margin = (20.0 / 10.0) ** 2, 0.2, 0.03, 0.01
-    total = z**2 * cv2 * (1 / share + (1 - mde) ** 2 / (1 - share)) / (mde - margin) ** 2
-    plan = sample_size_margin(10.0, 20.0, mde, margin=margin, share=share)
-    assert (plan.n_champion, plan.n_challenger) == (math.ceil(total * 0.8), math.ceil(total * 0.2))
+    total = z**2 * (std / mean) ** 2 * (1 / share + (1 - margin) ** 2 / (1 - share)) / (mde - margin) ** 2
+    plan = sample_size_margin(mean, std, mde, margin=margin, share=share)
+    assert plan.n_champion == pytest.approx(total * (1 - share), rel=1e-4)
+    assert plan.n_challenger == pytest.approx(total * share, rel=1e-4)
     assert plan.method == "superiority_by_margin"
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "mde", "margin", "alpha", "power", "statsmodels_n"),
+    [
+        (10.0, 5.0, 0.3, 0.01, 0.05, 0.8, 37.079626),
+        (1.0, 0.8, 0.25, 0.05, 0.05, 0.9, 261.327749),
+        (10.0, 20.0, 0.05, 0.01, 0.05, 0.8, 30605.873548),
+    ],
+)
+def test_margin_rule_sizes_match_statsmodels_with_the_margin_shifted_effect(
+    mean: float, std: float, mde: float, margin: float, alpha: float, power: float, statsmodels_n: float
+) -> None:
+    # The rule tests the contrast m_b - (1 - m) m_a, variance sigma^2 (1/n_b + (1 - m)^2/n_a): a one-sided
+    # two-sample t-test of effect (mde - m) / CV with the champion arm counted as n_a / (1 - m)^2 units.
+    # statsmodels (pooled df) and the rule (Welch df) agree at equal allocation.
+    ratio = 1 / (1 - margin) ** 2
+    n = tt_ind_solve_power(
+        effect_size=(mde - margin) * mean / std, alpha=alpha, power=power, ratio=ratio, alternative="larger"
+    )
+    assert n == pytest.approx(statsmodels_n, abs=1e-5)  # the statsmodels 0.14-0.15 value, pinned
+    plan = sample_size_margin(mean, std, mde, margin=margin, alpha=alpha, power=power)
+    assert (plan.n_champion, plan.n_challenger) == (math.ceil(statsmodels_n), math.ceil(statsmodels_n))
+
+
+def test_with_unequal_allocation_the_rule_needs_a_little_more_than_pooled_df_suggest() -> None:
+    # Welch df of unequal arms are below the pooled n_a + n_b - 2 that statsmodels assumes.
+    share, margin = 0.2, 0.01
+    ratio = (1 - share) / (share * (1 - margin) ** 2)
+    n_b = tt_ind_solve_power(
+        effect_size=(0.3 - margin) * 10.0 / 5.0, alpha=0.05, power=0.8, ratio=ratio, alternative="larger"
+    )
+    plan = sample_size_margin(10.0, 5.0, 0.3, margin=margin, share=share)
+    assert n_b == pytest.approx(23.152696, abs=1e-5)
+    n_a = n_b * ratio * (1 - margin) ** 2
+    assert math.ceil(n_b) <= plan.n_challenger <= 1.1 * n_b
+    assert math.ceil(n_a) <= plan.n_champion <= 1.1 * n_a
 
 
 def test_margin_rule_without_margin_is_about_the_one_sided_classic_size() -> None:

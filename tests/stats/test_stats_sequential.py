@@ -52,6 +52,28 @@ def test_confidence_sequence_is_the_set_the_test_does_not_reject() -> None:
     assert inside > alpha
 
 
+@pytest.mark.parametrize(("looks", "sigma2", "tau"), [(50, 1.0, 0.1), (400, 25.0, 0.5), (7, 4.0, 2.0)])
+def test_confidence_sequence_is_the_howard_normal_mixture_boundary(
+    looks: int, sigma2: float, tau: float
+) -> None:
+    # Howard, Ramdas, McAuliffe & Sekhon (2021), two-sided normal mixture: a sum S_t of t draws with
+    # variance sigma^2 (intrinsic time v = t sigma^2) stays within
+    # sqrt((v + rho) log((v + rho) / (rho alpha^2))) of t theta at every t with probability 1 - alpha.
+    # Mixing theta ~ N(theta_0, tau^2) is mixing their lambda = (theta - theta_0) / sigma^2 ~ N(0, 1 / rho)
+    # with rho = sigma^4 / tau^2. On the mean's scale:
+    estimate, alpha = 0.3, 0.05
+    v, rho = looks * sigma2, sigma2**2 / tau**2
+    half = math.sqrt((v + rho) * math.log((v + rho) / (rho * alpha**2))) / looks
+    low, high = confidence_sequence([estimate], [sigma2 / looks], tau=tau, alpha=alpha)
+    assert (low[0], high[0]) == pytest.approx((estimate - half, estimate + half), rel=1e-12)
+
+
+def test_confidence_sequence_matches_the_boundary_worked_by_hand() -> None:
+    # t = 50, sigma = 1, tau = 0.1: rho = 100, sqrt(150 log(600)) / 50 = 0.6195287 (by hand, 7 digits)
+    low, high = confidence_sequence([0.3], [0.02], tau=0.1)
+    assert (low[0], high[0]) == pytest.approx((0.3 - 0.6195287, 0.3 + 0.6195287), abs=1e-7)
+
+
 def test_p_values_are_a_running_minimum_and_intervals_a_running_intersection() -> None:
     estimates, variances = [0.5, 0.1, 0.3, 0.2], [0.04, 0.02, 0.01, 0.005]
     p = always_valid_p_values(estimates, variances, tau=0.2)
@@ -140,6 +162,30 @@ def test_the_sequential_test_finds_a_real_difference() -> None:
         (
             lambda: msprt(arm_from_summary(9, 1.0, 0.0), arm_from_summary(9, 1.0, 0.0), tau=0.1),
             "zero variance",
+        ),
+        (
+            lambda: msprt(
+                arm_from_summary(9, 1.0, 1.0),
+                arm_from_summary(9, 2.0, 1.0),
+                tau=0.5,
+                previous_ci=(math.nan, math.nan),
+            ),
+            "previous_ci low must be a finite number",
+        ),
+        (
+            lambda: msprt(
+                arm_from_summary(9, 1.0, 1.0),
+                arm_from_summary(9, 2.0, 1.0),
+                tau=0.5,
+                previous_ci=(0.0, math.inf),
+            ),
+            "previous_ci high must be a finite number",
+        ),
+        (
+            lambda: msprt(
+                arm_from_summary(9, 1.0, 1.0), arm_from_summary(9, 2.0, 1.0), tau=0.5, previous_ci=(5.0, -5.0)
+            ),
+            "previous_ci must have low <= high",
         ),
         (
             lambda: msprt(arm_from_summary(9, 1.0, 1.0), arm_from_summary(9, 1.0, 1.0), tau=-1.0),

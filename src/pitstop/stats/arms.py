@@ -73,7 +73,9 @@ class ArmEstimate:
 def arm_from_errors(errors: npt.ArrayLike) -> ArmEstimate:
     """Request-level estimate from per-request errors: mean and `s^2 / n` (sample variance, ddof 1).
 
-    Right when requests are independent, e.g. every user sends one request.
+    Var(mean) = s^2 / n, s^2 = sum (x_i - xbar)^2 / (n - 1): the variance of a mean of independent draws
+    (Cochran 1977, "Sampling Techniques", 3rd ed., ch. 2). Right when requests are independent, e.g.
+    every user sends one request.
 
     >>> arm = arm_from_errors([1.0, 2.0, 3.0, 4.0])
     >>> arm.mean, round(arm.variance, 4), arm.n
@@ -88,6 +90,8 @@ def arm_from_errors(errors: npt.ArrayLike) -> ArmEstimate:
 def arm_from_summary(n: int, mean: float, variance: float) -> ArmEstimate:
     """Request-level estimate from SQL aggregates: request count, mean error, sample variance (ddof 1).
 
+    Var(mean) = s^2 / n, as `arm_from_errors` (Cochran 1977, "Sampling Techniques", 3rd ed., ch. 2).
+
     >>> round(arm_from_summary(400, 2.0, 4.0).se, 3)
     0.1
     """
@@ -97,7 +101,10 @@ def arm_from_summary(n: int, mean: float, variance: float) -> ArmEstimate:
 
 
 def arm_from_users(error_sums: npt.ArrayLike, request_counts: npt.ArrayLike) -> ArmEstimate:
-    """Per-user estimate from each user's summed error and request count (delta method, see the module).
+    """Per-user estimate from each user's summed error and request count (delta method).
+
+    R = sum S_i / sum N_i,  Var(R) ~= sum_i (S_i - R N_i)^2 / (K (K - 1) Nbar^2) over the K users
+    (Deng, Knoblich & Lu 2018, "Applying the Delta Method in Metric Analytics", KDD, section 3.3).
 
     >>> arm = arm_from_users([3.0, 1.0, 4.0], [2, 1, 3])
     >>> round(arm.mean, 4), round(arm.variance, 6), arm.n, arm.requests
@@ -123,7 +130,8 @@ def arm_from_user_moments(
 
     With S_i, N_i each user's summed error and request count (one `GROUP BY user_id`), pass
     K = count(*), sum(S), sum(N), sum(S*S), sum(N*N), sum(S*N). Then
-    sum_i (S_i - R N_i)^2 = sum(S^2) - 2 R sum(S N) + R^2 sum(N^2), and the rest is `arm_from_users`.
+    sum_i (S_i - R N_i)^2 = sum(S^2) - 2 R sum(S N) + R^2 sum(N^2), and the rest is `arm_from_users`
+    (the delta-method variance of Deng, Knoblich & Lu 2018, KDD, section 3.3, expanded).
 
     >>> arm = arm_from_user_moments(3, 8.0, 6, 26.0, 14, 19.0)
     >>> round(arm.mean, 4), round(arm.variance, 6)

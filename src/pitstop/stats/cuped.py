@@ -29,7 +29,13 @@ from pitstop.stats.twosample import UserErrors
 
 @dataclass(frozen=True)
 class CupedResult:
-    """The adjusted arm estimates (compare them with `mean_difference`, `relative_effect`, `ab_verdict`)."""
+    """The adjusted arm estimates and the adjustment; not a test result.
+
+    `champion` and `challenger` carry the adjusted mean, its variance, `n` and `method` (`cuped_` + the
+    arm's method); test them with `mean_difference`, `relative_effect` or `ab_verdict`, which return
+    the statistic, p-value, estimate, interval, n and method. `theta` is the pooled coefficient,
+    `variance_reduction` 1 - Var(adjusted difference) / Var(raw difference).
+    """
 
     champion: ArmEstimate
     challenger: ArmEstimate
@@ -45,13 +51,20 @@ def cuped(
 ) -> CupedResult:
     """Adjust both arms with a pre-period covariate (one value per unit: per user with `UserErrors`).
 
-    `variance_reduction` is 1 - Var(adjusted difference) / Var(raw difference).
+    Y_adj = Y - theta (X - Xbar), theta = sum_arms Cov(u, X) / sum_arms Var(X) pooled within arms, u the
+    unit's (linearised) metric (Deng, Xu, Kohavi & Walker 2013, WSDM; ratio metrics: Deng, Knoblich & Lu
+    2018, KDD, section 4.3). An adjustment, a building block rather than a test: it returns the adjusted
+    arms (`CupedResult`); `mean_difference(result.champion, result.challenger)` is the test.
 
     >>> result = cuped([3.0, 5.0, 4.0, 6.0], [2.0, 5.5, 3.0, 6.5], [2.9, 5.2, 4.1, 5.8], [2.2, 5.1, 3.3, 6.0])
     >>> round(result.theta, 3), round(result.challenger.mean - result.champion.mean, 3)
     (1.142, 0.15)
     >>> round(result.variance_reduction, 3)
     0.982
+    >>> from pitstop.stats.twosample import mean_difference
+    >>> test = mean_difference(result.champion, result.challenger)
+    >>> test.method, round(test.p_value, 3), test.n
+    ('cuped_welch', 0.399, 8)
     """
     arms = [
         _linearise(name, data, covariate)
@@ -60,6 +73,9 @@ def cuped(
             ("challenger", challenger, challenger_covariate),
         )
     ]
+    raw = arms[0][0].variance + arms[1][0].variance
+    if raw == 0:
+        raise ValueError("the outcome has zero variance in both arms: there is nothing to adjust or test")
     centred = [x - x.mean() for _, _, x in arms]
     spread = sum(float(np.dot(c, c)) for c in centred)
     if spread == 0:
@@ -76,8 +92,7 @@ def cuped(
         )
         for (estimate, u, x), c in zip(arms, centred, strict=True)
     ]
-    raw = arms[0][0].variance + arms[1][0].variance
-    reduction = 1 - (adjusted[0].variance + adjusted[1].variance) / raw if raw > 0 else 0.0
+    reduction = 1 - (adjusted[0].variance + adjusted[1].variance) / raw
     return CupedResult(adjusted[0], adjusted[1], theta, reduction)
 
 

@@ -50,8 +50,10 @@ def relative_effect(
 ) -> TestResult:
     """Relative effect of independent arms with a delta-method confidence interval and a test of `null`.
 
-    t = (r - null) / se(r) against Student's t with Welch-Satterthwaite df (`relative_components`);
-    CI r +- t_{1-alpha/2, df} se(r). `null = -0.01` tests "exactly 1 % better".
+    t = (r - null) / se(r) against Student's t with Welch-Satterthwaite df, CI r +- t_{1-alpha/2, df}
+    se(r), Var(r) ~= v_b / m_a^2 + m_b^2 v_a / m_a^4 (`relative_components`; Deng, Knoblich & Lu 2018,
+    KDD, section 3.2). `null = -0.01` tests "exactly 1 % better". The A/B rule (`ab_verdict`) tests its
+    margin with Fieller's form instead, which keeps its size in small samples.
 
     >>> from pitstop.stats.arms import arm_from_summary
     >>> result = relative_effect(arm_from_summary(100, 10.0, 4.0), arm_from_summary(100, 9.0, 4.0))

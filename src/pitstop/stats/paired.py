@@ -60,6 +60,7 @@ def paired_t_test(
 ) -> TestResult:
     """Paired t-test of the mean difference of errors on the same requests.
 
+    t = dbar / (s_d / sqrt(n)), df = n - 1, d = challenger - champion per request (Student 1908).
     Example: R's `t.test(extra ~ group, data = sleep, paired = TRUE)` gives t = -4.0621, df = 9,
     p = 0.002833, CI -2.4598858 to -0.7001142.
 
@@ -259,6 +260,10 @@ def compare_paired(
     horizon: int = 1,
 ) -> TestResult:
     """The shadow policy's paired test: `paired_t`, `wilcoxon` or `diebold_mariano` (`horizon` for the last).
+
+    Formulas and sources are each test's: `paired_t_test` t = dbar / (s_d / sqrt(n)) (Student 1908);
+    `wilcoxon_test` V = sum of the ranks of |d| over d > 0 (Wilcoxon 1945); `diebold_mariano_test`
+    DM* = dbar / sqrt(V / n) times the HLN factor (Diebold & Mariano 1995; Harvey et al. 1997).
 
     >>> compare_paired("paired_t", [1.0, 2.0, 3.0], [0.9, 1.8, 2.9]).method
     'paired_t'

@@ -15,6 +15,7 @@ from scipy import optimize, stats
 
 from pitstop.stats import _checks as check
 from pitstop.stats.results import SampleSize
+from pitstop.stats.twosample import satterthwaite
 
 
 def power_two_sample(
@@ -43,7 +44,7 @@ def power_paired(effect_size: float, n: float, *, alpha: float = 0.05) -> float:
     """Power of the two-sided paired (one-sample) t-test at d = mean difference / sd of the differences.
 
     T ~ noncentral t(df = n - 1, ncp = d sqrt(n)); as statsmodels `TTestPower`, R `power.t.test(type =
-    "paired")`.
+    "paired")`. Cohen (1988), "Statistical Power Analysis for the Behavioral Sciences", 2nd ed., ch. 2.
 
     >>> round(power_paired(1.0, 10), 4)
     0.8031
@@ -76,7 +77,8 @@ def sample_size(
     started from the normal approximation n_a = (z_{1-alpha/2} + z_{power})^2 (1 + (1 - s)/s) / d^2), with
     d = mde * baseline_mean / baseline_std, and rounds each arm up. Same numbers as R's
     `power.t.test(delta = 1, sd = 1, power = 0.8)` (n = 16.71477 per arm, so 17) and statsmodels
-    `tt_ind_solve_power`.
+    `tt_ind_solve_power`, small sizes included (Cohen 1988, "Statistical Power Analysis for the
+    Behavioral Sciences", 2nd ed., ch. 2).
 
     >>> plan = sample_size(baseline_mean=10.0, baseline_std=20.0, mde=0.05)
     >>> plan.n_champion, plan.n_challenger, plan.n_total
@@ -104,20 +106,26 @@ def sample_size_margin(
 ) -> SampleSize:
     """Units per arm for the A/B decision rule (`ab_verdict`): superiority by `margin`, one-sided alpha.
 
-    With a true relative effect -mde (mde > margin) and equal standard deviations in both arms, the rule's
-    statistic (r_hat + m) / se has mean -(mde - m)/se and se^2 = CV^2 (1/n_b + (1 - mde)^2/n_a) (delta
-    method, CV = baseline_std / baseline_mean), so power 1 - beta needs
+    The rule's statistic t = (m_b - (1 - m) m_a) / sqrt(v_b + (1 - m)^2 v_a), at a true relative effect
+    -mde with equal standard deviations in both arms, is noncentral t with
+    ncp = -(mde - m) / (CV sqrt(1/n_b + (1 - m)^2/n_a)) (CV = baseline_std / baseline_mean) and the
+    test's Welch df (of sigma^2/n_b and (1 - mde)^2 sigma^2/n_a). `power = P(T < -t_{1-alpha, df})` is
+    solved for n_champion with n_challenger = n_champion s / (1 - s) (Brent's method, as statsmodels
+    `solve_power` does), so small plans get the power they promise. For large n it is the closed form
 
-        N = (z_{1-alpha} + z_{1-beta})^2 CV^2 (1/s + (1 - mde)^2/(1 - s)) / (mde - m)^2,
+        N = (z_{1-alpha} + z_{1-beta})^2 CV^2 (1/s + (1 - m)^2/(1 - s)) / (mde - m)^2,
         n_challenger = s N,  n_champion = (1 - s) N    (each rounded up)
 
-    (normal approximation; the rule's df are in the thousands). A planned effect at or inside the margin
-    cannot reach any power above alpha, so it is refused rather than silently planned.
-    Chow, Shao & Wang (2008), "Sample Size Calculations in Clinical Research", 2nd ed., section 3.2.
+    (Chow, Shao & Wang 2008, "Sample Size Calculations in Clinical Research", 2nd ed., section 3.2, with
+    the ratio hypothesis written as the contrast m_b - (1 - m) m_a as in Hauschke, Kieser & Hothorn
+    1999). A planned effect at or inside the margin cannot reach any power above alpha, so it is refused
+    rather than silently planned.
 
     >>> plan = sample_size_margin(10.0, 20.0, mde=0.05, margin=0.01)
     >>> plan.n_champion, plan.n_challenger
-    (29406, 29406)
+    (30606, 30606)
+    >>> sample_size_margin(10.0, 5.0, mde=0.3, margin=0.01).n_champion
+    38
     """
     cv = _cv(baseline_mean, baseline_std)
     check.open_unit("mde", mde)
@@ -128,22 +136,21 @@ def sample_size_margin(
             f"the planned effect (mde {mde}) must exceed the margin ({margin}): at the margin the rule wins "
             "with probability alpha whatever the sample size"
         )
-    total = (
-        (_z(1 - alpha) + _z(power)) ** 2
-        * cv**2
-        * (1 / share + (1 - mde) ** 2 / (1 - share))
-        / (mde - margin) ** 2
-    )
-    return _plan(
-        "superiority_by_margin",
-        total * (1 - share),
-        total * share,
-        alpha,
-        power,
-        mde,
-        share,
-        (mde - margin) / cv,
-    )
+    ratio = share / (1 - share)
+    start = (_z(1 - alpha) + _z(power)) ** 2 * cv**2 * (1 / ratio + (1 - margin) ** 2) / (mde - margin) ** 2
+
+    def shortfall(n_a: float) -> float:
+        return _margin_power(n_a, n_a * ratio, cv, mde, margin, alpha) - power
+
+    n_a = _solve(shortfall, start, max(2.0, 2 / ratio))
+    return _plan("superiority_by_margin", n_a, n_a * ratio, alpha, power, mde, share, (mde - margin) / cv)
+
+
+def _margin_power(n_a: float, n_b: float, cv: float, mde: float, margin: float, alpha: float) -> float:
+    """Power of the margin rule's one-sided Welch-type test of the contrast (see `sample_size_margin`)."""
+    ncp = -(mde - margin) / (cv * math.sqrt(1 / n_b + (1 - margin) ** 2 / n_a))
+    df = satterthwaite(((1 - mde) ** 2 / n_a, n_a - 1), (1 / n_b, n_b - 1))
+    return float(stats.nct.cdf(-stats.t.ppf(1 - alpha, df), df, ncp))
 
 
 def sample_size_paired(
@@ -161,7 +168,8 @@ def sample_size_paired(
     sd of the differences: sigma_d^2 = sigma_a^2 + sigma_b^2 - 2 rho sigma_a sigma_b (= 2 sigma^2 (1 - rho)
     with equal sds), d = mde * baseline_mean / sigma_d, then solve `power_paired(d, n) = power`. Highly
     correlated errors (two models of the same target) make sigma_d small, hence far fewer samples than
-    two independent arms. Matches R's `power.t.test(type = "paired")` and statsmodels `TTestPower`.
+    two independent arms. Matches R's `power.t.test(type = "paired")` and statsmodels `TTestPower`
+    (Cohen 1988, "Statistical Power Analysis for the Behavioral Sciences", 2nd ed., ch. 2).
 
     >>> sample_size_paired(10.0, 20.0, 0.05, correlation=0.9).n_total
     2514

@@ -80,8 +80,9 @@ class SRMResult(_AsDict):
 class Verdict(_AsDict):
     """The A/B decision: `win`, `loss` or `inconclusive`, with the numbers it rests on.
 
-    `ci_low`/`ci_high` is the two-sided `confidence` (= 1 - 2 alpha) interval of the relative effect, so
-    each of its ends is a one-sided 1 - alpha bound; `p_value` is the one-sided p-value of the null
+    `ci_low`/`ci_high` is Fieller's two-sided `confidence` (= 1 - 2 alpha) interval of the relative
+    effect, so each of its ends is a one-sided 1 - alpha bound (infinite, `null` in `to_dict()`, when the
+    champion's mean is not significantly above zero); `p_value` is the one-sided p-value of the null
     hypothesis "the challenger is not better by more than the margin".
     """
 

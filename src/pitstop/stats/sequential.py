@@ -44,7 +44,13 @@ from pitstop.stats.results import TestResult
 def log_likelihood_ratio(
     estimate: npt.ArrayLike, variance: npt.ArrayLike, *, tau: float, null: float = 0.0
 ) -> FloatArray:
-    """log Lambda of the normal-mixture SPRT at each look (see the module); arrays broadcast.
+    """log Lambda of the normal-mixture SPRT at each look; arrays broadcast.
+
+    log Lambda = 1/2 log(V / (V + tau^2)) + tau^2 (theta_hat - theta_0)^2 / (2 V (V + tau^2)): the
+    likelihood ratio of N(theta_hat; theta, V) mixed over theta ~ N(theta_0, tau^2) against theta_0
+    (Robbins 1970; Johari, Pekelis & Walsh 2022, "Always Valid Inference: Continuous Monitoring of A/B
+    Tests", Operations Research 70(3), section 4). A building block, not a test: it returns an array;
+    the test with a result object is `msprt`.
 
     >>> round(float(log_likelihood_ratio(0.3, 2 / 100, tau=0.1)), 4)
     0.5473
@@ -66,7 +72,10 @@ def always_valid_p_values(
 ) -> FloatArray:
     """Always-valid p-values of a sequence of looks: the running minimum of min(1, 1 / Lambda_n).
 
-    `estimates` and `variances` are theta_hat and V at each look, in order (cumulative data).
+    p_n = min(p_{n-1}, 1 / Lambda_n), valid at every look at once by Ville's inequality (Johari, Pekelis
+    & Walsh 2022, Operations Research 70(3), sections 3-4). `estimates` and `variances` are theta_hat and
+    V at each look, in order (cumulative data). A building block for replays and simulations, not a test:
+    it returns one p-value per look; one look with a result object is `msprt`.
 
     >>> always_valid_p_values([0.1, 0.3, 0.2], [0.04, 0.02, 0.01], tau=0.1).round(4).tolist()
     [1.0, 0.5785, 0.5203]
@@ -84,9 +93,16 @@ def confidence_sequence(
 ) -> tuple[FloatArray, FloatArray]:
     """Running (lower, upper) bounds of the 1 - alpha confidence sequence for theta at each look.
 
-    >>> low, high = confidence_sequence([0.3], [0.02], tau=0.1)
-    >>> round(float(low[0]), 4), round(float(high[0]), 4)
-    (-0.3195, 0.9195)
+    [low_n, high_n] = theta_hat_n -+ sqrt(V_n (V_n + tau^2) / tau^2 (2 log(1/alpha) + log(1 + tau^2/V_n))),
+    intersected over looks: the two-sided normal-mixture boundary of Howard, Ramdas, McAuliffe & Sekhon
+    (2021), "Time-uniform, nonparametric, nonasymptotic confidence sequences", Ann. Statist. 49(2), the
+    set of theta_0 the mSPRT does not reject (Johari, Pekelis & Walsh 2022). A building block for
+    replays and simulations, not a test: it returns the two arrays of bounds; one look with a result
+    object is `msprt`.
+
+    >>> low, high = confidence_sequence([0.3, 0.25], [0.02, 0.01], tau=0.1)
+    >>> low.round(4).tolist(), high.round(4).tolist()
+    ([-0.3195, -0.1156], [0.9195, 0.6156])
     """
     theta = check.sample("estimates", estimates)
     v = check.sample("variances", variances)
@@ -116,6 +132,10 @@ def msprt(
 ) -> TestResult:
     """One look of the mSPRT on challenger - champion mean error, from the arms' summary statistics.
 
+    theta_hat = m_b - m_a, V = v_a + v_b, p = min(previous p, 1 / Lambda) with Lambda the normal-mixture
+    likelihood ratio (`log_likelihood_ratio`; Johari, Pekelis & Walsh 2022, Operations Research 70(3)),
+    interval theta_hat +- sqrt(V (V + tau^2) / tau^2 (2 log(1/alpha) + log((V + tau^2) / V))) intersected
+    with the previous one (Howard, Ramdas, McAuliffe & Sekhon 2021, Ann. Statist. 49(2)).
     Pass the previous look's `p_value` and `(ci_low, ci_high)` to keep the running minimum and the
     running intersection (the controller stores them on the rollout); the first look passes nothing.
     `statistic` is log Lambda; `details` holds this look's own p-value and interval. Harm: `p_value <
@@ -130,6 +150,11 @@ def msprt(
     alpha = check.alpha_level(alpha)
     if not 0 < previous_p_value <= 1:
         raise ValueError(f"previous_p_value must be in (0, 1], got {previous_p_value}")
+    if previous_ci is not None:
+        check.finite("previous_ci low", previous_ci[0])
+        check.finite("previous_ci high", previous_ci[1])
+        if previous_ci[0] > previous_ci[1]:
+            raise ValueError(f"previous_ci must have low <= high, got {previous_ci}")
     if champion.method != challenger.method:
         raise ValueError(f"the arms were estimated differently ({champion.method} vs {challenger.method})")
     variance = champion.variance + challenger.variance

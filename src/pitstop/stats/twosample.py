@@ -110,10 +110,11 @@ def per_user_test(
 ) -> TestResult:
     """Per-user comparison of the mean per-request error (the default A/B method).
 
-    Each arm's mean is the ratio sum(S_i) / sum(N_i) over its users with delta-method variance
-    sum_i (S_i - R N_i)^2 / (K (K - 1) Nbar^2) (Deng, Knoblich & Lu 2018, KDD); the difference is tested
-    Welch-style (`mean_difference`). Users are the randomised unit, so they are the unit of analysis:
-    a request-level test would treat one heavy user's correlated errors as independent evidence.
+    Each arm's mean is the ratio R = sum(S_i) / sum(N_i) over its users with delta-method variance
+    v = sum_i (S_i - R N_i)^2 / (K (K - 1) Nbar^2) (Deng, Knoblich & Lu 2018, KDD); the difference is
+    tested Welch-style, t = (R_b - R_a) / sqrt(v_a + v_b) (`mean_difference`). Users are the randomised
+    unit, so they are the unit of analysis: a request-level test would treat one heavy user's correlated
+    errors as independent evidence.
 
     >>> result = per_user_test([3.0, 1.0, 4.0, 2.0], [2, 1, 3, 2], [1.0, 2.0, 1.0, 2.0], [2, 2, 1, 3])
     >>> result.method, round(result.estimate, 4), round(result.p_value, 4), result.n
@@ -218,6 +219,9 @@ def compare_arms(
 
     `per_user` takes `UserErrors(sums, counts)` per arm (a plain array counts as one request per user);
     `welch` and `mann_whitney` take per-request errors (or `UserErrors` whose counts are all 1).
+    Formulas and sources are each method's: `per_user_test` t = (R_b - R_a) / sqrt(v_a + v_b) with
+    delta-method v (Deng, Knoblich & Lu 2018); `welch_test` t = (xbar_b - xbar_a) / sqrt(s_a^2/n_a +
+    s_b^2/n_b) (Welch 1947); `mann_whitney_test` U = #{b > a} + #{b = a} / 2 (Mann & Whitney 1947).
 
     >>> result = compare_arms("welch", [1.0, 2.0, 3.0, 4.0], [0.5, 1.5, 2.0, 3.0])
     >>> result.method, round(result.estimate, 3)
