@@ -183,3 +183,126 @@ def test_unreachable_store_is_one_line(cli, workspace_dir: Path, monkeypatch: py
         line = result.stderr.strip()
         assert "127.0.0.1:1/nope" in line and "Connection refused" in line and "PITSTOP_DATABASE_URL" in line
         assert len(line.splitlines()) == 1 and "sqlalche.me" not in line
+
+
+def _only_line(result: Any) -> str:
+    """The one `error: …` line a bad input gets: exit 2, no traceback, no usage box."""
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return str(lines[0])
+
+
+@pytest.fixture
+def trained(cli, workspace_dir: Path, tmp_path: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """A workspace with dataset `train` and model `eta`; returns the -w arguments."""
+    ws = ["-w", str(workspace_dir)]
+    csv = write_regression_csv(tmp_path / "train.csv")
+    assert cli("dataset", "add", "train", csv, "--time-column", "time", *ws).exit_code == 0
+    created = cli(
+        "models", "create", "eta", "--task", "regression", "--target", "y", "--time-column", "time", *ws
+    )
+    assert created.exit_code == 0, created.stderr
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("when,a\n2026-01-01,1\n", "no time column 'time'; columns are when, a"),
+        ("time,a\nyesterday,1\n", "time column 'time' has values that are not timestamps"),
+        ("time,a\n1700000000,1\n", "time column 'time' holds numbers (int64, such as 1700000000)"),
+    ],
+)
+def test_bad_time_columns_are_one_line(
+    cli, workspace_dir: Path, tmp_path: Path, content: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    line = _only_line(cli("dataset", "add", "bad", path, "--time-column", "time", "-w", workspace_dir))
+    assert message in line
+
+
+def test_a_duplicate_model_name_is_one_line(cli, trained: list[str]) -> None:  # type: ignore[no-untyped-def]
+    line = _only_line(cli("models", "create", "eta", "--task", "regression", "--target", "y", *trained))
+    assert "'eta' already exists" in line
+
+
+def test_an_unknown_version_is_one_line(cli, trained: list[str]) -> None:  # type: ignore[no-untyped-def]
+    assert "no version 9" in _only_line(cli("models", "show", "eta", "9", *trained))
+
+
+def test_an_artifact_that_does_not_load_is_one_line(cli, trained: list[str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    junk = tmp_path / "junk.joblib"
+    junk.write_bytes(b"not a pickle")
+    line = _only_line(cli("register", "eta", junk, "--train-data", "train", *trained))
+    assert f"{junk}: cannot load with joblib" in line
+
+
+def test_an_artifact_without_predict_is_one_line(cli, trained: list[str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import joblib
+
+    joblib.dump({"not": "a model"}, tmp_path / "dict.joblib")
+    line = _only_line(cli("register", "eta", tmp_path / "dict.joblib", "--train-data", "train", *trained))
+    assert "no predict method" in line
+    assert json.loads(cli("models", "list", "eta", "--json", *trained).stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["models", "create", "m", "--task", "regression"],
+            "pitstop models create: missing option '--target'",
+        ),
+        (["models", "set-champion", "m", "1"], "pitstop models set-champion: missing option '--reason'"),
+        (["dataset", "add", "d"], "pitstop dataset add: missing argument"),
+        (["register", "m", "a.joblib"], "pitstop register: missing option '--train-data'"),
+    ],
+)
+def test_a_missing_argument_is_one_line_pointing_at_help(
+    cli, workspace_dir: Path, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    line = _only_line(cli(*args, "-w", workspace_dir))
+    assert message in line and f"see `{message.split(':')[0]} --help`" in line
+
+
+def _os_calls_unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run as root, who can read any file: the operating system is told to call `path` unreadable."""
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: str(p) != str(path) and real_access(p, mode, **kw)
+    )
+
+
+def test_path_arguments_leave_readability_to_the_api(
+    cli,  # type: ignore[no-untyped-def]
+    trained: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Typer's own readability check printed a 3-line usage box; the API reads each file itself and
+    names an unreadable one in one line. Here the commands must not ask, and go on to read the files."""
+    csv = write_regression_csv(tmp_path / "more.csv", seed=1)
+    artifact = fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m.joblib")
+    for path in (csv, artifact):
+        _os_calls_unreadable(path, monkeypatch)
+    added = cli("dataset", "add", "more", csv, *trained)
+    assert added.exit_code == 0, added.stderr
+    registered = cli("register", "eta", artifact, "--train-data", "train", *trained)
+    assert registered.exit_code == 0, registered.stderr
+
+
+def test_register_records_the_as_of_cutoff_and_shows_it(cli, trained: list[str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    artifact = fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m.joblib")
+    plain = cli("register", "eta", artifact, "--train-data", "train", "--json", *trained)
+    assert json.loads(plain.stdout)["lineage"]["as_of"] is None
+    cut = cli(
+        "register", "eta", artifact, "--train-data", "train", "--as-of", "2026-01-02", "--json", *trained
+    )
+    lineage = json.loads(cut.stdout)["lineage"]
+    assert lineage["as_of"] == "2026-01-02T00:00:00+00:00" and lineage["training_window"]["rows"] == 24
+    shown = cli("models", "show", "eta", "2", *trained).stdout
+    assert "as-of cutoff" in shown and "2026-01-02T00:00:00Z" in shown
+    bad = _only_line(cli("register", "eta", artifact, "--train-data", "train", "--as-of", "soon", *trained))
+    assert "--as-of 'soon': not a timestamp" in bad

@@ -165,3 +165,46 @@ def test_wrong_type_through_the_cli_is_one_line(cli, workspace_dir: Path) -> Non
     result = cli("models", "list", "-w", workspace_dir)
     assert result.exit_code == 2 and "gate.min_r2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _one_line(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line_naming_it(cli, workspace_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    config = workspace_dir / "pitstop.yaml"
+    config.write_bytes(b"\xff\xfe")
+    line = _one_line(cli("models", "list", "-w", workspace_dir))
+    assert f"{config}: not UTF-8 text" in line and "save it as UTF-8" in line
+
+
+def test_a_folder_in_place_of_the_config_file_is_one_line_naming_it(cli, workspace_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    config = workspace_dir / "pitstop.yaml"
+    config.unlink()
+    config.mkdir()
+    line = _one_line(cli("models", "list", "-w", workspace_dir))
+    assert f"{config}: cannot read it" in line and "readable YAML file" in line
+
+
+def test_an_unreadable_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_config(tmp_path)  # a folder where the file should be: what an unreadable file also gives
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [("::nope", "not a valid SQLAlchemy URL"), ("mysql://db/x", "unsupported database 'mysql'")],
+)
+def test_a_bad_database_url_in_the_environment_is_named_as_such(
+    cli,  # type: ignore[no-untyped-def]
+    workspace_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    fragment: str,
+) -> None:
+    monkeypatch.setenv("PITSTOP_DATABASE_URL", url)
+    line = _one_line(cli("models", "list", "-w", workspace_dir))
+    assert line.startswith(f"error: PITSTOP_DATABASE_URL: {fragment}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -83,11 +84,19 @@ def test_unknown_dataset_and_version(workspace: Workspace, tmp_path: Path) -> No
         workspace.dataset("orders:latest")
 
 
+def _with_two_time_columns(path: Path) -> Path:
+    """Events with the time they happened (`time`) and the time they were recorded (`recorded`)."""
+    frame = pd.read_csv(write_regression_csv(path))
+    frame["recorded"] = frame["time"]
+    frame.to_csv(path, index=False)
+    return path
+
+
 def test_same_content_with_another_time_column_is_refused(workspace: Workspace, tmp_path: Path) -> None:
-    csv = write_regression_csv(tmp_path / "d.csv")
+    csv = _with_two_time_columns(tmp_path / "d.csv")
     first, _ = workspace.add_dataset("orders", csv, time_column="time")
     with pytest.raises(ConflictError, match=r"orders:1 already holds this content with time column 'time'"):
-        workspace.add_dataset("orders", csv, time_column="a")
+        workspace.add_dataset("orders", csv, time_column="recorded")
     again, created = workspace.add_dataset("orders", csv)  # no time column asked for: the snapshot
     assert not created and again.id == first.id and again.time_column == "time"
     assert [s.ref for s in workspace.datasets("orders")] == ["orders:1"]
@@ -104,10 +113,10 @@ def test_same_content_with_a_time_column_it_was_added_without_is_refused(
 
 
 def test_cli_another_time_column_is_exit_2(cli, workspace_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    csv = write_regression_csv(tmp_path / "train.csv")
+    csv = _with_two_time_columns(tmp_path / "train.csv")
     ws = ["-w", str(workspace_dir)]
     assert cli("dataset", "add", "train", csv, "--time-column", "time", *ws).exit_code == 0
-    result = cli("dataset", "add", "train", csv, "--time-column", "a", "--json", *ws)
+    result = cli("dataset", "add", "train", csv, "--time-column", "recorded", "--json", *ws)
     assert result.exit_code == 2 and result.stdout == ""
     assert "with time column 'time'; give --time-column time" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -117,3 +126,44 @@ def test_a_folder_is_called_a_folder(cli, workspace_dir: Path, tmp_path: Path) -
     result = cli("dataset", "add", "x", tmp_path, "-w", workspace_dir)
     assert result.exit_code == 2 and f"{tmp_path} is a folder" in result.stderr
     assert "no such file" not in result.stderr
+
+
+def test_numeric_time_column_is_refused_naming_the_column(workspace: Workspace, tmp_path: Path) -> None:
+    # pandas would read 1700000000 as nanoseconds after 1970: a silently wrong time range
+    path = tmp_path / "epoch.csv"
+    path.write_text("time,a\n1700000000,1\n1700000100,2\n")
+    with pytest.raises(UsageError, match=r"time column 'time' holds numbers .*1700000000.*ISO 8601"):
+        workspace.add_dataset("epoch", path, time_column="time")
+    assert workspace.datasets("epoch") == []
+
+
+def test_a_csv_time_column_is_recorded_as_timestamps(workspace: Workspace, tmp_path: Path) -> None:
+    snapshot, _ = workspace.add_dataset(
+        "orders", write_regression_csv(tmp_path / "d.csv"), time_column="time"
+    )
+    assert snapshot.columns["time"].startswith("datetime64[") and snapshot.columns["time"].endswith(", UTC]")
+    assert snapshot.columns["user_id"] != snapshot.columns["time"]
+
+
+def test_a_repeated_csv_header_is_refused_naming_it(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text("time,a,b,a\n2026-01-01,1,2,3\n")
+    with pytest.raises(UsageError, match=r"twice\.csv: the header names column\(s\) 'a' more than once"):
+        workspace.add_dataset("twice", path)
+    assert workspace.datasets("twice") == []
+
+
+def test_an_artifact_folder_that_cannot_be_written_is_one_line_naming_it(
+    cli,  # type: ignore[no-untyped-def]
+    workspace_dir: Path,
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "blocker"  # a regular file where the artifact folder should be
+    blocker.write_text("")
+    with (workspace_dir / "pitstop.yaml").open("a") as config:
+        config.write(f"\nartifact_store: {blocker / 'arts'}\n")
+    result = cli("dataset", "add", "d", write_regression_csv(tmp_path / "d.csv"), "-w", workspace_dir)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"cannot write to the artifact store {blocker / 'arts'}" in result.stderr
+    assert json.loads(cli("dataset", "list", "--json", "-w", workspace_dir).stdout) == []

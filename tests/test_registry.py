@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from helpers import (
@@ -233,3 +234,82 @@ def test_aliases_move_together(registered: Workspace, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         registered.move_aliases("eta", {Alias.CHALLENGER: 2, Alias.PREVIOUS: 7}, reason="bad")
     assert "challenger" not in registered.model("eta").aliases
+
+
+def test_register_records_the_as_of_cutoff_and_trains_window_before_it(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    csv = write_regression_csv(tmp_path / "train.csv")  # hourly rows from 2026-01-01T00:00Z
+    workspace.add_dataset("train", csv, time_column="time")
+    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    artifact = fit_regression_artifact(csv, tmp_path / "m.joblib")
+    version = workspace.register(
+        "eta", artifact, train_data="train", as_of=pd.Timestamp("2026-01-02", tz="UTC")
+    )
+    assert version.lineage["as_of"] == "2026-01-02T00:00:00+00:00"
+    assert version.lineage["training_window"]["rows"] == 24
+    assert version.lineage["training_window"]["end"].startswith("2026-01-01T23:00:00")
+
+
+def test_an_fsspec_artifact_store_holds_models_and_datasets(workspace_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "arts"
+    with (workspace_dir / "pitstop.yaml").open("a") as config:
+        config.write(f"\nartifact_store: file://{store}\n")
+    csv = write_regression_csv(tmp_path / "train.csv")
+    with Workspace(workspace_dir) as ws:
+        snapshot, _ = ws.add_dataset("train", csv, time_column="time")
+        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        version = ws.register("eta", fit_regression_artifact(csv, tmp_path / "m.joblib"), train_data="train")
+        assert snapshot.uri.startswith(f"file://{store}/datasets/")
+        assert version.artifact_uri.startswith(f"file://{store}/models/")
+        stored = sorted(p.relative_to(store).parts[0] for p in store.rglob("*") if p.is_file())
+        assert stored == ["datasets", "models"]
+        assert hasattr(ws.load("eta", 1), "predict")
+        assert len(ws.dataset_frame("train")) == 200
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository with one commit, made the current folder."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "features.py").write_text("VERSION = 1\n")
+    _git(repo, "add", "features.py")
+    _git(repo, "commit", "-q", "-m", "first")
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_code_commit_is_the_head_of_the_repository_registered_from(
+    registered: Workspace, repository: Path, tmp_path: Path
+) -> None:
+    artifact = fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m2.joblib")
+    (repository / "notes.txt").write_text("untracked files do not count")
+    code = registered.register("eta", artifact, train_data="train").lineage["code"]
+    assert code == {"commit": _git(repository, "rev-parse", "HEAD"), "dirty": False}
+    (repository / "features.py").write_text("VERSION = 2\n")
+    assert registered.register("eta", artifact, train_data="train").lineage["code"]["dirty"] is True
+
+
+def test_code_commit_is_unknown_outside_a_repository(
+    registered: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "plain"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # git must not find a repository above
+    artifact = fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m2.joblib")
+    code = registered.register("eta", artifact, train_data="train").lineage["code"]
+    assert code == {"commit": "unknown", "dirty": False}

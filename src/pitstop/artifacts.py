@@ -7,6 +7,8 @@ from pathlib import Path
 
 import fsspec
 
+from pitstop.errors import StoreUnavailableError, describe
+
 _CHUNK = 1 << 20
 
 
@@ -31,10 +33,17 @@ class ArtifactStore:
         relative = f"{kind}/{sha256[:2]}/{sha256}{suffix}"
         target = f"{self._root}/{relative}"
         if not self._fs.exists(target):
-            self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-            partial = f"{target}.partial"
-            self._fs.put_file(str(source), partial)
-            self._fs.mv(partial, target)
+            try:
+                self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                partial = f"{target}.partial"
+                self._fs.put_file(str(source), partial)
+                self._fs.mv(partial, target)
+            except OSError as error:
+                raise StoreUnavailableError(
+                    f"cannot write to the artifact store {self.base_url}: "
+                    f"{error.strerror or describe(error)} ({error.filename or target}); make that folder "
+                    "writable, or set artifact_store in pitstop.yaml to one that is"
+                ) from None
         return f"{self.base_url}/{relative}", sha256, source.stat().st_size
 
     def read(self, uri: str) -> bytes | None:
@@ -47,7 +56,13 @@ class ArtifactStore:
         for candidate in (uri, self._under_root(uri)):
             fs, path = fsspec.core.url_to_fs(candidate)
             if fs.exists(path):
-                data: bytes = fs.cat_file(path)
+                try:
+                    data: bytes = fs.cat_file(path)
+                except OSError as error:
+                    raise StoreUnavailableError(
+                        f"cannot read {candidate} from the artifact store: "
+                        f"{error.strerror or describe(error)}; check that the file is readable"
+                    ) from None
                 return data
         return None
 

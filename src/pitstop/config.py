@@ -22,13 +22,16 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from pitstop.durations import format_duration, parse_duration, parse_positive_duration
-from pitstop.errors import ConfigError
+from pitstop.errors import ConfigError, describe
 
 CONFIG_FILE = "pitstop.yaml"
 STATE_DIR = ".pitstop"
 STORE_FILE = "pitstop.db"  # the default SQLite store, inside STATE_DIR
+DATABASE_URL_VARIABLE = "PITSTOP_DATABASE_URL"
 
 Duration = Annotated[
     timedelta,
@@ -304,7 +307,18 @@ def load_config(path: Path) -> Config:
     if not path.exists():
         return Config()
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start + 1} is {error.object[error.start]:#04x}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"{path}: cannot read it ({error.strerror or describe(error)}); it must be a readable YAML file"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML{_yaml_problem(error)}; fix the syntax there") from None
     return parse_config(data, str(path))
@@ -333,7 +347,30 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 
 def database_url(config: Config, workspace: Path) -> str:
     """`PITSTOP_DATABASE_URL`, else `database_url` in the file, else SQLite inside the workspace."""
-    return os.environ.get("PITSTOP_DATABASE_URL") or config.database_url or default_database_url(workspace)
+    from_environment = os.environ.get(DATABASE_URL_VARIABLE)
+    if from_environment:
+        _check_database_url(from_environment, DATABASE_URL_VARIABLE)
+        return from_environment
+    return config.database_url or default_database_url(workspace)
+
+
+def _check_database_url(url: str, source: str) -> None:
+    """A URL the store cannot use, named by where it came from (the store's own check says `database_url`).
+
+    >>> _check_database_url("mysql://db/x", "PITSTOP_DATABASE_URL")
+    Traceback (most recent call last):
+    ...
+    pitstop.errors.ConfigError: PITSTOP_DATABASE_URL: unsupported database 'mysql'; use sqlite or postgresql
+    """
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise ConfigError(
+            f"{source}: not a valid SQLAlchemy URL: {url!r}; write it like "
+            "postgresql+psycopg://user@host:5432/db or sqlite:////path/to/pitstop.db"
+        ) from None
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"{source}: unsupported database {backend!r}; use sqlite or postgresql")
 
 
 def default_database_url(workspace: Path) -> str:

@@ -84,17 +84,43 @@ def file_format(path: Path) -> str:
 
 def read_table(data: bytes | Path, fmt: str, source: str) -> pd.DataFrame:
     """Read CSV or Parquet, turning every parser failure into one clear line."""
-    handle = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         if fmt == "csv":
-            return pd.read_csv(handle)
-        return pd.read_parquet(handle)
+            frame = pd.read_csv(_handle(data))
+            _refuse_duplicate_headers(pd.read_csv(_handle(data), header=None, nrows=1, dtype=str), source)
+            return frame
+        return pd.read_parquet(_handle(data))
     except (ValueError, OSError, pd.errors.ParserError, ImportError) as error:
         raise UsageError(f"{source}: cannot read as {fmt}: {str(error).splitlines()[0]}") from None
 
 
+def _handle(data: bytes | Path) -> io.BytesIO | Path:
+    return io.BytesIO(data) if isinstance(data, bytes) else data
+
+
+def _refuse_duplicate_headers(header: pd.DataFrame, source: str) -> None:
+    """pandas renames a repeated header `a` to `a.1`: the data would silently hold a column nobody named."""
+    names = header.iloc[0].dropna().tolist() if len(header) else []
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(
+            f"{source}: the header names column(s) {', '.join(map(repr, repeated))} more than once; "
+            "give every column its own name"
+        )
+
+
 def parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
-    """A column as timezone-aware UTC timestamps; naive values are taken as UTC."""
+    """A column as timezone-aware UTC timestamps; naive values are taken as UTC.
+
+    Numbers are refused: pandas would read 1700000000 as nanoseconds (1970-01-01T00:00:01.7), and
+    seconds, milliseconds or days would each be a guess."""
+    if pd.api.types.is_numeric_dtype(values):
+        example = values.dropna().iloc[0] if values.notna().any() else None
+        raise UsageError(
+            f"{source}: time column {column!r} holds numbers ({values.dtype}"
+            + (f", such as {example}" if example is not None else "")
+            + "), not timestamps; write them in ISO 8601 such as 2026-01-31T12:00:00Z"
+        )
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -128,6 +154,7 @@ def describe_frame(frame: pd.DataFrame, time_column: str | None, source: str) ->
                 f"{source}: no time column {time_column!r}; columns are {', '.join(map(str, frame.columns))}"
             )
         times = parse_times(frame[time_column], time_column, source)
+        info["columns"][str(time_column)] = str(times.dtype)  # as parsed: a CSV column reads as text
         info["time_min"] = times.min().floor("us").to_pydatetime()
         info["time_max"] = times.max().floor("us").to_pydatetime()
     return info
@@ -274,7 +301,10 @@ def point_in_time_join(
 
     A feature value stamped at exactly the event time is not yet known then, so it is not joined
     (`allow_exact_matches=False`); events without an earlier feature row get missing values.
-    Rows come back in the events' original order.
+    Rows come back in the events' original order. Both time columns must be timestamps without
+    missing values, both timezone-aware (any zones) or both naive. The feature time comes back as
+    `feature_time`, or `<feature_time>_feature` when the events have a column of that name; any other
+    column in both frames is refused rather than suffixed `_x`/`_y` behind the caller's back.
 
     >>> ev = pd.DataFrame({"user": ["a", "a"], "t": pd.to_datetime(["2026-01-02", "2026-01-03"])})
     >>> ft = pd.DataFrame({"user": ["a", "a"], "x": [1, 2]})
@@ -287,17 +317,71 @@ def point_in_time_join(
         missing = [c for c in [*keys, column] if c not in frame.columns]
         if missing:
             raise UsageError(f"point_in_time_join: {what} has no column(s) {', '.join(missing)}")
+    _check_join_columns(events, features, keys, feature_time)
+    event_key, feature_key = _comparable_times(events, event_time, features, feature_time)
     feature_time_out = feature_time if feature_time not in events.columns else f"{feature_time}_feature"
-    left = events.reset_index(drop=True).assign(_pitstop_order=lambda f: range(len(f)))
-    right = features.rename(columns={feature_time: "_pitstop_feature_time"})
+    left = events.reset_index(drop=True).assign(_pitstop_order=range(len(events)), _pitstop_time=event_key)
+    right = features.reset_index(drop=True).rename(columns={feature_time: feature_time_out})
     joined = pd.merge_asof(
-        left.sort_values(event_time, kind="stable"),
-        right.sort_values("_pitstop_feature_time", kind="stable"),
-        left_on=event_time,
-        right_on="_pitstop_feature_time",
+        left.sort_values("_pitstop_time", kind="stable"),
+        right.assign(_pitstop_time=feature_key).sort_values("_pitstop_time", kind="stable"),
+        on="_pitstop_time",
         by=keys,
         direction="backward",
         allow_exact_matches=False,
     )
-    joined = joined.sort_values("_pitstop_order").drop(columns=["_pitstop_order"]).reset_index(drop=True)
-    return joined.rename(columns={"_pitstop_feature_time": feature_time_out})
+    joined = joined.sort_values("_pitstop_order").drop(columns=["_pitstop_order", "_pitstop_time"])
+    return joined.reset_index(drop=True)
+
+
+def _check_join_columns(
+    events: pd.DataFrame, features: pd.DataFrame, keys: list[str], feature_time: str
+) -> None:
+    """Entity keys of one type on both sides, and no other column name in both frames."""
+    for key in keys:
+        if events[key].dtype != features[key].dtype:
+            raise UsageError(
+                f"point_in_time_join: key column {key!r} is {events[key].dtype} in events but "
+                f"{features[key].dtype} in features; convert one so both have the same type"
+            )
+    shared = [c for c in features.columns if c in events.columns and c not in (*keys, feature_time)]
+    if shared:
+        raise UsageError(
+            f"point_in_time_join: column(s) {', '.join(map(repr, shared))} are in both events and "
+            "features; rename or drop them on one side"
+        )
+
+
+def _comparable_times(
+    events: pd.DataFrame, event_time: str, features: pd.DataFrame, feature_time: str
+) -> tuple[pd.Series, pd.Series]:
+    """Both time columns on one clock and one resolution, as merge_asof needs (the originals are kept)."""
+    left = _join_time(events[event_time], event_time, "events")
+    right = _join_time(features[feature_time], feature_time, "features")
+    if (left.dt.tz is None) != (right.dt.tz is None):
+        aware, naive = (f"events {event_time!r}", f"features {feature_time!r}")
+        if left.dt.tz is None:
+            aware, naive = naive, aware
+        raise UsageError(
+            f"point_in_time_join: {aware} is timezone-aware but {naive} is naive; localize the naive "
+            "one (e.g. .dt.tz_localize('UTC')) so both are on one clock"
+        )
+    if left.dt.tz is not None:
+        left, right = left.dt.tz_convert("UTC"), right.dt.tz_convert("UTC")
+    unit = max(left.dt.unit, right.dt.unit, key=["s", "ms", "us", "ns"].index)
+    return left.dt.as_unit(unit).reset_index(drop=True), right.dt.as_unit(unit).reset_index(drop=True)
+
+
+def _join_time(values: pd.Series, column: str, what: str) -> pd.Series:
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        raise UsageError(
+            f"point_in_time_join: {what} column {column!r} holds {values.dtype} values, not timestamps; "
+            "convert it first, e.g. with pandas.to_datetime(..., utc=True)"
+        )
+    if values.isna().any():
+        first = int(values.isna().to_numpy().nonzero()[0][0])
+        raise UsageError(
+            f"point_in_time_join: {what} column {column!r} has {int(values.isna().sum())} missing time(s), "
+            f"the first at row {first + 1}; drop or fill those rows first"
+        )
+    return values

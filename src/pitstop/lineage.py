@@ -27,7 +27,10 @@ def current_actor() -> str:
 
 
 def code_commit(cwd: Path | None = None) -> dict[str, str | bool]:
-    """The git commit of the working directory (and whether it had uncommitted changes), or unknown."""
+    """The git commit of the working directory and whether tracked files differ from it, or unknown.
+
+    Untracked files do not make it dirty: data files and a workspace's `.pitstop` folder inside the
+    repository would otherwise mark every version dirty, hiding the changes that matter."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True

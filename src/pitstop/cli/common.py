@@ -6,15 +6,19 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from pitstop.errors import UsageError
 from pitstop.workspace import Workspace
+
+if TYPE_CHECKING:
+    from typer._click.core import Context
 
 PIPED_WIDTH = 160  # output to a file or a pipe has no terminal width; leave tables room to stay whole
 console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
@@ -34,6 +38,41 @@ ReasonOption = Annotated[str, typer.Option("--reason", help="why: recorded with 
 ByOption = Annotated[
     str | None, typer.Option("--by", help="who is acting (default: $PITSTOP_ACTOR, else your login)")
 ]
+
+
+# click's UsageError (a missing option, a bad value, an extra argument). Typer exports only its subclass
+# BadParameter (newer Typer vendors click privately), so the class is reached through that.
+_CLICK_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+class OneLineUsage(TyperCommand):
+    """A command whose argument errors are pitstop's one line (`error: …`, exit 2), not click's usage box."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _CLICK_USAGE_ERROR as error:
+            message = error.format_message() if isinstance(error, typer.BadParameter) else str(error)
+            raise UsageError(usage_line(_command_path(ctx), message)) from None
+
+
+def _command_path(ctx: Context) -> str:
+    """`pitstop models create`, however the program was started (`python -m pitstop`, a test runner)."""
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["pitstop", *names])
+
+
+def usage_line(command: str, message: str) -> str:
+    """click's message as one line naming the command and where its options are listed.
+
+    >>> usage_line("pitstop models create", "Missing option '--target'.")
+    "pitstop models create: missing option '--target'; see `pitstop models create --help`"
+    """
+    text = " ".join(message.split()).rstrip(".")
+    return f"{command}: {text[:1].lower()}{text[1:]}; see `{command} --help`"
 
 
 _opened: list[Workspace] = []

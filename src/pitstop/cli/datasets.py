@@ -10,6 +10,7 @@ import typer
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
+    OneLineUsage,
     WorkspaceOption,
     console,
     emit,
@@ -24,10 +25,11 @@ dataset_app = typer.Typer(
 )
 
 
-@dataset_app.command("add")
+@dataset_app.command("add", cls=OneLineUsage)
 def add(
     name: Annotated[str, typer.Argument(help="dataset name")],
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    # readable=False: the API's own one-line error speaks for an unreadable file, not Typer's usage box
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", readable=False)],
     time_column: Annotated[str | None, typer.Option(help="column holding each row's time")] = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
@@ -46,7 +48,7 @@ def add(
     )
 
 
-@dataset_app.command("list")
+@dataset_app.command("list", cls=OneLineUsage)
 def list_(
     name: Annotated[str | None, typer.Argument(help="only this dataset's versions")] = None,
     workspace: WorkspaceOption = None,
@@ -72,7 +74,7 @@ def _render(snapshots: list[DatasetSnapshot]) -> None:
     console.print(out)
 
 
-@dataset_app.command("show")
+@dataset_app.command("show", cls=OneLineUsage)
 def show(
     ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")],
     workspace: WorkspaceOption = None,

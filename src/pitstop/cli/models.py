@@ -11,6 +11,7 @@ from rich.panel import Panel
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
+    OneLineUsage,
     WorkspaceOption,
     console,
     emit,
@@ -20,6 +21,7 @@ from pitstop.cli.common import (
     split_list,
     table,
 )
+from pitstop.cli.train import parse_timestamp
 from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = typer.Typer(help="Models, their versions and aliases.", no_args_is_help=True)
@@ -28,7 +30,7 @@ ModelArg = Annotated[str, typer.Argument(help="model name")]
 VersionArg = Annotated[str, typer.Argument(help="version number, or champion / challenger / previous")]
 
 
-@models_app.command("create")
+@models_app.command("create", cls=OneLineUsage)
 def create(
     model: ModelArg,
     task: Annotated[str, typer.Option(help="regression or classification")],
@@ -58,7 +60,7 @@ def create(
     emit(as_json, info.to_dict(), lambda: console.print(f"created model [bold]{info.name}[/] ({info.task})"))
 
 
-@models_app.command("list")
+@models_app.command("list", cls=OneLineUsage)
 def list_(
     model: Annotated[
         str | None, typer.Argument(help="list this model's versions (default: all models)")
@@ -108,7 +110,7 @@ def _render_versions(model: str, versions: list[VersionInfo]) -> None:
     console.print(out)
 
 
-@models_app.command("show")
+@models_app.command("show", cls=OneLineUsage)
 def show(
     model: ModelArg, version: VersionArg, workspace: WorkspaceOption = None, as_json: JsonOption = False
 ) -> None:
@@ -185,7 +187,7 @@ def _render_gate_summary(result: dict[str, Any]) -> None:
     console.print(out)
 
 
-@models_app.command("set-champion")
+@models_app.command("set-champion", cls=OneLineUsage)
 def set_champion(
     model: ModelArg,
     version: VersionArg,
@@ -220,10 +222,15 @@ def set_champion(
 
 def register_version(
     model: ModelArg,
-    artifact: Annotated[Path, typer.Argument(help="joblib file of the trained model")],
+    # readable=False: the API's own one-line error speaks for an unreadable file, not Typer's usage box
+    artifact: Annotated[Path, typer.Argument(help="joblib file of the trained model", readable=False)],
     train_data: Annotated[str, typer.Option(help="dataset it was trained on, NAME or NAME:VERSION")],
     param: Annotated[list[str] | None, typer.Option(help="training parameter key=value (repeatable)")] = None,
     feature_pipeline_version: Annotated[str | None, typer.Option(help="version of the feature code")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="as-of cutoff it was trained with: only rows strictly before this time count"),
+    ] = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
@@ -235,6 +242,7 @@ def register_version(
         train_data=train_data,
         params=parse_params(param),
         feature_pipeline_version=feature_pipeline_version,
+        as_of=parse_timestamp(as_of, "--as-of"),
         actor=by,
     )
     emit(
@@ -248,4 +256,4 @@ def register_version(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
-    app.command("register")(register_version)
+    app.command("register", cls=OneLineUsage)(register_version)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pitstop.cli.common import JsonOption, WorkspaceOption, console, emit
+from pitstop.cli.common import JsonOption, OneLineUsage, WorkspaceOption, console, emit
 from pitstop.config import CONFIG_FILE
 from pitstop.workspace import Workspace, resolve_workspace_path
 
@@ -40,7 +40,7 @@ def init(
 db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=OneLineUsage)
 def db_upgrade(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Apply pending schema migrations to the store."""
     before, after = Workspace(workspace, check_schema=False).upgrade()
@@ -49,5 +49,5 @@ def db_upgrade(workspace: WorkspaceOption = None, as_json: JsonOption = False) -
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(init)
+    app.command(cls=OneLineUsage)(init)
     app.add_typer(db_app, name="db")
