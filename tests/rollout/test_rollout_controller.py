@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+import math
 from datetime import timedelta
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from helpers import make_traffic
+from helpers import OffsetModel
 from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError
 from pitstop.rollout.apply import apply_decision
 from pitstop.rollout.controller import Controller
@@ -15,33 +17,8 @@ from pitstop.rollout.decide import Decision
 from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.records import StaleRolloutError, active_rollout
 from pitstop.serving.routing_store import routing_of
-from pitstop.simulate import Replay, prepare_traffic
 from pitstop.workspace import Workspace
-
-
-def send_traffic(
-    ws: Workspace,
-    hours: float,
-    requests: int,
-    *,
-    seed: int = 0,
-    decide: bool = True,
-    interval_minutes: float = 10,
-) -> None:
-    """Replay `hours` of traffic from the clock's now through the real gateway (and controller)."""
-    start = ws.clock.now() + timedelta(seconds=1)
-    frame = prepare_traffic(make_traffic(start.isoformat(), hours, requests, seed=seed), ["a", "b"])
-    replay = Replay(
-        ws,
-        "eta",
-        frame,
-        ["a", "b"],
-        ws.clock,
-        timedelta(minutes=interval_minutes),  # type: ignore[arg-type]
-        timedelta(seconds=1),
-        None,
-    )
-    asyncio.run(replay.run(decide=decide))
+from rollout.conftest import SHORT_POLICY, FailsAfter, fit_base, register_model, replay, send_traffic, traffic
 
 
 def transitions(ws: Workspace) -> list[tuple[str | None, str | None, str | None]]:
@@ -99,6 +76,95 @@ def test_bad_challenger_is_rejected_in_shadow_and_users_never_see_it(rollout_ws:
     served = rollout_ws.rollout_status("eta").rollout.status
     assert served is not None
     assert rollout_ws.model("eta").aliases == {"champion": 1}
+
+
+def test_shadow_without_enough_labels_by_max_duration_is_rejected_and_the_champion_stays(
+    rollout_ws: Workspace,
+) -> None:
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    quiet = send_traffic(rollout_ws, hours=7, requests=40)  # 40 labelled pairs of the 60 needed
+    assert transitions(rollout_ws)[-1] == ("shadow", "rejected", "shadow.inconclusive")
+    stored = rollout_ws.rollouts("eta")[-1]
+    assert (stored.state.outcome, stored.state.stage) == (Outcome.REJECTED, "shadow")
+    assert stored.state.ended_at is not None and stored.state.ended_at - stored.state.started_at >= timedelta(
+        hours=6
+    )
+    assert quiet.failed == 0 and rollout_ws.model("eta").aliases == {"champion": 1}
+    routing = routing_of(rollout_ws, "eta")
+    assert routing is not None and (routing.mode, routing.champion) == ("off", 1)
+
+
+def test_a_shadow_that_always_fails_is_rejected_for_its_failures_and_users_never_notice(
+    rollout_ws: Workspace, tmp_path: Path
+) -> None:
+    """Its circuit breaker opens after 20 failed calls, so the log holds few: those are the evidence."""
+    broken = register_model(rollout_ws, OffsetModel(fit_base(tmp_path), math.nan), tmp_path / "nan.joblib")
+    rollout_ws.start_rollout("eta", broken, skip_gate=True, reason="test")
+    served = send_traffic(rollout_ws, hours=1, requests=400)
+    assert transitions(rollout_ws)[-1] == ("shadow", "rejected", "shadow.error_rate")
+    event = [e for e in rollout_ws.events("eta") if e.kind == "rollout_transition"][-1]
+    assert event.data is not None and event.data["failure_rate"] == 1.0 and event.data["p_value"] < 0.001
+    assert served.failed == 0  # every user got the champion's answer
+    assert rollout_ws.model("eta").aliases == {"champion": 1}
+
+
+def _challenger_users_dropped(ws: Workspace, frame: pd.DataFrame, keep: float) -> pd.DataFrame:
+    """`frame` without the requests of all but `keep` of the users the routing sends to the challenger
+    (as a client that loses them would): the split in the log no longer matches the share."""
+    table = routing_of(ws, "eta")
+    assert table is not None and table.challenger_share > 0
+    cut = table.challenger_share * (1 - keep)
+    return frame[[table.route(user, "").bucket >= cut for user in frame["user_id"]]]
+
+
+def test_sample_ratio_mismatch_in_the_ab_test_rejects_the_challenger(
+    rollout_ws: Workspace, tmp_path: Path
+) -> None:
+    same = register_model(rollout_ws, OffsetModel(fit_base(tmp_path), 1.0), tmp_path / "same.joblib")
+    rollout_ws.start_rollout("eta", same, skip_gate=True, reason="test", salt="srm")
+    rollout_ws.promote("eta", reason="straight to the A/B test")
+    frame = _challenger_users_dropped(rollout_ws, traffic(rollout_ws, hours=2, requests=900), keep=1 / 3)
+    replay(rollout_ws, frame)
+    assert transitions(rollout_ws)[-1] == ("ab_test 50%", "rejected", "ab.srm")
+    event = [e for e in rollout_ws.events("eta") if e.kind == "rollout_transition"][-1]
+    assert event.data is not None and event.data["srm"]["mismatch"]
+    assert event.data["units"]["challenger"] < event.data["units"]["champion"] / 2
+    routing = routing_of(rollout_ws, "eta")
+    assert routing is not None and (routing.mode, routing.champion) == ("off", 1)
+
+
+LOOSE_GUARDRAIL = SHORT_POLICY.replace("guardrails: {", "guardrails: {max_error_ratio: 2, ")
+
+
+@pytest.mark.parametrize("policy_yaml", [LOOSE_GUARDRAIL], ids=["loose-error-ratio-guardrail"])
+def test_a_significantly_worse_challenger_loses_the_ab_test(rollout_ws: Workspace, tmp_path: Path) -> None:
+    """About 20 % worse: within the (loosened) guardrail, so the A/B test's own verdict stops it."""
+    worse = register_model(rollout_ws, OffsetModel(fit_base(tmp_path), 1.2), tmp_path / "worse.joblib")
+    rollout_ws.start_rollout("eta", worse, skip_gate=True, reason="test", salt="loss")
+    rollout_ws.promote("eta", reason="a person skipped the shadow")
+    send_traffic(rollout_ws, hours=3, requests=1200)
+    assert transitions(rollout_ws)[-1] == ("ab_test 50%", "rejected", "ab.loss")
+    event = [e for e in rollout_ws.events("eta") if e.kind == "rollout_transition"][-1]
+    assert event.data is not None and event.data["sequential"]["p_value"] < 0.05
+    assert event.data["error_ratio"] > 1
+    assert rollout_ws.model("eta").aliases == {"champion": 1}
+
+
+def test_a_challenger_that_starts_failing_in_the_ramp_is_rolled_back(
+    rollout_ws: Workspace, tmp_path: Path
+) -> None:
+    leaky = register_model(rollout_ws, FailsAfter(fit_base(tmp_path), calls=40), tmp_path / "leaky.joblib")
+    rollout_ws.start_rollout("eta", leaky, skip_gate=True, reason="test")
+    rollout_ws.promote("eta", reason="to A/B")
+    rollout_ws.promote("eta", reason="to the ramp")
+    during = send_traffic(rollout_ws, hours=1, requests=400)
+    assert transitions(rollout_ws)[-1] == ("ramp 75%", "rolled_back", "guardrail.error_rate")
+    assert during.failed > 0  # its first answers were fine, then users saw failures until the rollback
+    routing = routing_of(rollout_ws, "eta")
+    assert routing is not None and (routing.mode, routing.champion, routing.challenger) == ("off", 1, None)
+    assert rollout_ws.model("eta").aliases == {"champion": 1}
+    after = send_traffic(rollout_ws, hours=0.5, requests=200, decide=False)
+    assert after.failed == 0  # everyone is back on the champion
 
 
 def test_manual_overrides_are_recorded_with_the_actor(rollout_ws: Workspace) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,8 +22,12 @@ POLICY = Policy()
 
 
 def rollout(
-    phase: Phase, *, step: int | None = None, plan: dict | None = None, memory: dict | None = None
-) -> RolloutState:  # type: ignore[type-arg]
+    phase: Phase,
+    *,
+    step: int | None = None,
+    plan: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
+) -> RolloutState:
     return RolloutState(
         id=1,
         model="eta",
@@ -158,6 +163,21 @@ def test_shadow_rejects_a_failing_challenger_early() -> None:
     evidence = shadow_evidence(1, shadow_failures=200)
     decision = decide(rollout(Phase.SHADOW), POLICY, evidence, at(1))
     assert (decision.action, decision.rule) == (Action.REJECT, "shadow.error_rate")
+
+
+def test_a_shadow_whose_every_recorded_call_failed_is_rejected_though_the_log_holds_few() -> None:
+    """The gateway's circuit breaker stops scoring a shadow after 20 failed calls in a row."""
+    broken = replace(shadow_evidence(0.5), shadow=ArmSummary(requests=20, failures=20, units=20))
+    decision = decide(rollout(Phase.SHADOW), POLICY, broken, at(0.5))
+    assert (decision.action, decision.rule) == (Action.REJECT, "shadow.error_rate")
+    assert decision.numbers["p_value"] < 0.001 and "20 of 20 shadow calls" in decision.reason
+
+
+def test_a_shadow_failure_rate_just_over_the_limit_on_few_calls_is_no_evidence() -> None:
+    few = replace(shadow_evidence(0.5), shadow=ArmSummary(requests=100, failures=2, units=100))
+    assert decide(rollout(Phase.SHADOW), POLICY, few, at(0.5)).rule == "shadow.min_duration"  # 2 % vs 1 %
+    too_few = replace(few, shadow=ArmSummary(requests=19, failures=19, units=19))
+    assert decide(rollout(Phase.SHADOW), POLICY, too_few, at(0.5)).rule == "shadow.min_duration"
 
 
 def test_shadow_latency_within_the_slack_is_not_rejected() -> None:
@@ -413,6 +433,15 @@ def test_ramp_rolls_back_on_latency_that_appears_at_scale() -> None:
     evidence = ramp_evidence(0.2, arm(500, 5.0, p99=10), arm(500, 4.8, p99=20.5))
     decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
     assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+
+
+def test_ramp_rolls_back_a_challenger_that_fails_too_often() -> None:
+    evidence = ramp_evidence(0.2, arm(700, 5.0), arm(300, 4.8, failures=19))  # 19 of 900 requests: 2.1 %
+    decision = decide(rollout(Phase.RAMP, step=0), POLICY, evidence, at(0.2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.error_rate")
+    assert decision.numbers["rate"] == pytest.approx(19 / 900) and decision.numbers["limit"] == 0.02
+    within = ramp_evidence(0.2, arm(700, 5.0), arm(300, 4.8, failures=18))  # 2.0 %: at the limit
+    assert decide(rollout(Phase.RAMP, step=0), POLICY, within, at(0.2)).action is Action.STAY
 
 
 def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served() -> None:

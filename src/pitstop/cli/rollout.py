@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -81,13 +82,19 @@ def _n(value: Any, fmt: str = ".4g") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def render_status(result: RolloutStatus) -> None:
     data = result.to_dict()
     share = data["challenger_share"]
+    # `step` is the ramp step's index (from 0), as in the JSON and the routing table.
+    step = f" step {data['step']}" if data["step"] is not None else ""
     lines = [
         f"champion v{data['champion_version']}  challenger v{data['challenger_version']}",
         f"phase {data['phase']}"
-        + (f" step {data['step'] + 1}" if data["step"] is not None else "")
+        + (step if data["outcome"] is None else "")
         + (f", challenger share {share:.0%}" if share is not None else ""),
         f"{describe_span(timedelta(hours=result.elapsed_hours))} in this phase"
         + (
@@ -97,19 +104,35 @@ def render_status(result: RolloutStatus) -> None:
         ),
     ]
     if data["outcome"]:
-        lines.append(f"[bold]{data['outcome']}[/] at {data['stage']}: {data['reason']}")
+        lines.append(f"[bold]{data['outcome']}[/] at {data['stage']}{step}: {data['reason']}")
     console.print(
         Panel("\n".join(lines), title=f"{data['model']}: rollout {data['rollout_id']}", expand=False)
     )
     if result.evidence:
-        _render_evidence(result.evidence, data.get("plan"))
+        _render_evidence(result.evidence)
+    if data["comparison"]:
+        console.print(_comparison_line(data["comparison"], data["phase"], data["evidence"]["paired"]["n"]))
+    if data["progress"]:
+        console.print(_progress_line(data["progress"]))
+    if data["phase"] == "ab_test" and data["plan"]:  # the expected duration; whether a win is plausible
+        console.print(data["plan"]["summary"])
     if result.next_check:
         check = result.next_check
         console.print(f"next check: [bold]{check['action']}[/] ({check['rule']}): {check['reason']}")
 
 
-def _render_evidence(evidence: dict[str, Any], plan: dict[str, Any] | None) -> None:
-    out = table("live comparison", "side", "requests", "labelled", "error", "failures", "p50 ms", "p99 ms")
+def _render_evidence(evidence: dict[str, Any]) -> None:
+    out = table(
+        "live comparison",
+        "side",
+        "requests",
+        "failures",
+        "failure rate",
+        "labelled requests",
+        "error",
+        "p50 ms",
+        "p99 ms",
+    )
     for name in ("champion", "challenger", "shadow"):
         arm = evidence[name]
         if not arm["requests"]:
@@ -117,22 +140,40 @@ def _render_evidence(evidence: dict[str, Any], plan: dict[str, Any] | None) -> N
         out.add_row(
             name,
             str(arm["requests"]),
+            str(arm["failures"]),
+            _pct(arm["failure_rate"]),
             str(arm["labelled"]),
             _n(arm["error_mean"]),
-            f"{arm['failures']}",
             _n(arm["latency_p50"], ".1f"),
             _n(arm["latency_p99"], ".1f"),
         )
     console.print(out)
-    paired = evidence["paired"]
-    if paired["n"]:
-        ratio = paired["challenger_mean"] / paired["champion_mean"] if paired["champion_mean"] else None
-        console.print(
-            f"same requests (shadow): {paired['n']} labelled pairs, challenger/champion error "
-            f"{_n(ratio, '.3f')}"
-        )
-    if plan and plan.get("n_challenger"):
-        console.print(f"A/B plan: {plan['n_challenger']} challenger + {plan['n_champion']} champion units")
+
+
+def _comparison_line(comparison: dict[str, Any], phase: str, pairs: int) -> str:
+    """`challenger/champion error 0.962 (same 523 requests); paired_t p = 0.031; failure rate …`."""
+    where = f" (same {pairs} requests)" if phase == "shadow" else ""
+    test = (
+        f"{comparison['test']} p = {comparison['p_value']:.3g}"
+        if comparison["p_value"] is not None
+        else "no test yet"
+    )
+    rates = comparison["failure_rate"]
+    return (
+        f"challenger/champion error {_n(comparison['error_ratio'], '.3f')}{where}: "
+        f"{_n(comparison['challenger_error'])} vs {_n(comparison['champion_error'])}; {test}; "
+        f"failure rate {_pct(rates['challenger'])} vs {_pct(rates['champion'])}"
+    )
+
+
+def _progress_line(progress: dict[str, Any]) -> str:
+    """`labelled users: challenger 120 of 438, champion 400 of 1314` (what the phase counts and needs)."""
+    have, required = progress["labelled"], progress["required"]
+    if "pairs" in have:
+        return f"{progress['unit']}: {have['pairs']} of {required['pairs']}"
+    need = required or {}
+    counts = ", ".join(f"{side} {have[side]} of {need.get(side, '?')}" for side in ("challenger", "champion"))
+    return f"{progress['unit']}: {counts}" + ("" if required else " (no A/B plan to count toward)")
 
 
 @rollout_app.command("history")
@@ -157,14 +198,81 @@ def render_history(model: str, events: list[Event]) -> None:
     console.print(out)
 
 
+# What a history row shows first: the rule's ratio and p-values, then rates, counts and thresholds.
+KEY_NUMBER_ORDER = (
+    "ratio",
+    "error_ratio",
+    "p_value",
+    "test.p_value",
+    "sequential.p_value",
+    "verdict.p_value",
+    "srm.p_value",
+    "failure_rate",
+    "rate",
+    "limit",
+    "tolerance",
+    "slow_calls",
+    "calls",
+    "failures",
+    "requests",
+    "labelled_pairs",
+    "min_labeled",
+    "units",
+    "required",
+    "labelled",
+    "min_labeled_per_arm",
+    "shadow_failures",
+    "shadow_calls",
+    "plan.n_challenger",
+    "plan.n_champion",
+)
+MAX_KEY_NUMBERS = 8
+
+
 def key_numbers(data: dict[str, Any] | None) -> str:
-    """The plain numbers a rule saw (nested evidence stays in `--json`), one `name=value` per line."""
-    scalars = {
-        k: v
-        for k, v in (data or {}).items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and k != "elapsed_hours"
-    }
-    return "\n".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scalars.items())
+    """The numbers a rule saw, most telling first and at most `MAX_KEY_NUMBERS` (`--json` has all).
+
+    Nested values go by dotted name, a nested p-value by its test's name (`srm p`); a per-arm pair
+    reads challenger/champion, like the ratio.
+
+    >>> key_numbers({"elapsed_hours": 2.0, "units": {"champion": 900, "challenger": 310},
+    ...              "srm": {"p_value": 0.00012, "mismatch": True}})
+    'srm p=0.00012, units=310/900'
+    """
+    found = dict(_numbers(data or {}))
+    rank = {name: i for i, name in enumerate(KEY_NUMBER_ORDER)}
+    # Known names in their order; then the rest as recorded, top-level before nested (sort is stable).
+    names = sorted(found, key=lambda name: (rank.get(name, len(rank)), name.count(".")))
+    return ", ".join(f"{_label(name)}={found[name]}" for name in names[:MAX_KEY_NUMBERS])
+
+
+def _label(name: str) -> str:
+    """`sequential.p_value` reads `sequential p`, a rule's own `p_value` just `p`."""
+    test, dot, leaf = name.rpartition(".")
+    return f"{test}{' ' if dot else ''}p" if leaf == "p_value" else name
+
+
+def _numbers(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, value in data.items():
+        name = prefix + str(key)
+        if key == "elapsed_hours":  # the event's own time says it
+            continue
+        if _is_number(value):
+            yield name, _short(value)
+        elif isinstance(value, dict):
+            pair = (value.get("challenger"), value.get("champion"))
+            if set(value) == {"champion", "challenger"} and all(_is_number(v) for v in pair):
+                yield name, "/".join(_short(v) for v in pair)
+            else:
+                yield from _numbers(value, name + ".")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _render_changed(stored: StoredRollout) -> None:

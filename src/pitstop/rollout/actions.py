@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from pitstop import registry
 from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError
 from pitstop.events import Event, list_events, record_event
+from pitstop.jsonable import json_safe
 from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo, VersionInfo
 from pitstop.rollout.apply import ROLLOUT_EVENT, apply_decision, next_target
+from pitstop.rollout.comparison import live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.decide import Decision, decide, plan_ab_test
 from pitstop.rollout.phases import Action, Outcome, Phase
@@ -267,21 +269,30 @@ def _restore_previous(ws: Workspace, model: str, reason: str, actor: str) -> Sto
 
 @dataclass(frozen=True)
 class RolloutStatus:
+    """A rollout as `rollout status` shows it; the live parts are None once it has ended."""
+
     rollout: StoredRollout
     evidence: dict[str, Any] | None
     next_check: dict[str, Any] | None
     elapsed_hours: float
     remaining_hours: float | None
+    comparison: dict[str, Any] | None = None  # `comparison.live_comparison`
+    progress: dict[str, Any] | None = None  # `comparison.sample_progress`
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.rollout.to_dict(),
-            "elapsed_hours": self.elapsed_hours,
-            "remaining_hours": self.remaining_hours,
-            "evidence": self.evidence,
-            "next_check": self.next_check,
-            "last_check": self.rollout.status,
-        }
+        out: dict[str, Any] = json_safe(  # an infinite ratio (champion error 0) is no JSON number
+            {
+                **self.rollout.to_dict(),
+                "elapsed_hours": self.elapsed_hours,
+                "remaining_hours": self.remaining_hours,
+                "comparison": self.comparison,
+                "progress": self.progress,
+                "evidence": self.evidence,
+                "next_check": self.next_check,
+                "last_check": self.rollout.status,
+            }
+        )
+        return out
 
 
 def _phase_limit_hours(stored: StoredRollout) -> float | None:
@@ -322,7 +333,13 @@ def status(ws: Workspace, model: str, rollout_id: int | None = None) -> RolloutS
         "next_phase": None if target is None else {"phase": target.phase.value, "step": target.step},
     }
     return RolloutStatus(
-        stored, evidence.to_dict(), next_check, elapsed, None if limit is None else max(limit - elapsed, 0.0)
+        stored,
+        evidence.to_dict(),
+        next_check,
+        elapsed,
+        None if limit is None else max(limit - elapsed, 0.0),
+        comparison=live_comparison(stored.state, stored.policy, evidence),
+        progress=sample_progress(stored.state, stored.policy, evidence),
     )
 
 

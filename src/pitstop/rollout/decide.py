@@ -12,25 +12,31 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from scipy.stats import binomtest
+
 from pitstop.config import ABStopping, Policy
 from pitstop.durations import describe_span
+from pitstop.rollout.comparison import (
+    analysed_units,
+    compared_arms,
+    error_ratio,
+    paired_test,
+    required_units,
+    sequential_look,
+)
 from pitstop.rollout.evidence import ArmSummary, Evidence
 from pitstop.rollout.guardrails import Breach, check_guardrails, latency_baseline, latency_excess
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.state import RolloutState, ramp_shares
-from pitstop.stats import (
-    ab_verdict,
-    compare_paired,
-    mann_whitney_test,
-    msprt,
-    paired_t_from_summary,
-    sample_ratio_mismatch,
-    sample_size_margin,
-)
+from pitstop.stats import ab_verdict, mann_whitney_test, sample_ratio_mismatch, sample_size_margin
 from pitstop.stats.results import TestResult
 
 MIN_UNITS_FOR_SRM = 100  # the chi-square approximation needs enough units in each expected cell
-MIN_SHADOW_CALLS_FOR_RATE = 100  # a shadow model failing this often is rejected before any labels
+# A shadow failing too often is rejected before any labels, on evidence: at least this many calls and
+# an exact binomial test at SHADOW_FAILURE_ALPHA (checked at every look). No fixed larger minimum: the
+# gateway's circuit breaker records only ~20 calls of a shadow that always fails, then a probe per 100.
+MIN_SHADOW_CALLS_FOR_RATE = 20
+SHADOW_FAILURE_ALPHA = 0.001
 
 
 @dataclass(frozen=True)
@@ -73,14 +79,15 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
         "shadow_calls": calls.requests,
         "shadow_failures": calls.failures,
     }
-    rate = calls.failure_rate
-    if calls.requests >= MIN_SHADOW_CALLS_FOR_RATE and rate is not None and rate > shadow.max_error_rate:
+    too_many = _shadow_failure_p_value(calls, shadow.max_error_rate)
+    if too_many is not None:
+        rate = calls.failures / calls.requests
         return Decision(
             Action.REJECT,
             "shadow.error_rate",
             f"the challenger failed or timed out on {calls.failures} of {calls.requests} shadow calls "
-            f"({rate:.1%}), above the {shadow.max_error_rate:.1%} limit",
-            {**base, "failure_rate": rate, "limit": shadow.max_error_rate},
+            f"({rate:.1%}), above the {shadow.max_error_rate:.1%} limit (p = {too_many:.2g})",
+            {**base, "failure_rate": rate, "limit": shadow.max_error_rate, "p_value": too_many},
         )
     if elapsed < shadow.min_duration:
         return Decision(
@@ -108,12 +115,25 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
     return _shadow_verdict(rollout, policy, evidence, base)
 
 
+def _shadow_failure_p_value(calls: ArmSummary, limit: float) -> float | None:
+    """The p-value showing the shadow fails more often than `limit`, or None without such evidence.
+
+    One-sided exact binomial test of its failures among its recorded calls against `limit`: a failure
+    rate just above the limit on a few calls is noise, twenty failures in a row are not.
+    """
+    rate = calls.failure_rate
+    if calls.requests < MIN_SHADOW_CALLS_FOR_RATE or rate is None or rate <= limit:
+        return None
+    p_value = float(binomtest(calls.failures, calls.requests, limit, alternative="greater").pvalue)
+    return p_value if p_value < SHADOW_FAILURE_ALPHA else None
+
+
 def _shadow_verdict(
     rollout: RolloutState, policy: Policy, evidence: Evidence, base: dict[str, Any]
 ) -> Decision:
     shadow, paired = policy.shadow, evidence.paired
     assert paired.champion_mean is not None and paired.challenger_mean is not None
-    test = _paired_test(policy, evidence)
+    test = paired_test(policy, evidence)
     ratio = paired.challenger_mean / paired.champion_mean if paired.champion_mean > 0 else math.inf
     numbers = {
         **base,
@@ -160,20 +180,6 @@ def _shadow_verdict(
         plan=plan,
         memory={},
     )
-
-
-def _paired_test(policy: Policy, evidence: Evidence) -> TestResult | None:
-    paired = evidence.paired
-    if paired.n < 2 or not paired.diff_var or paired.diff_mean is None:
-        return None
-    if policy.shadow.test == "paired_t":
-        return paired_t_from_summary(paired.n, paired.diff_mean, paired.diff_var, alpha=policy.ab_test.alpha)
-    if paired.differences is None:
-        return None
-    challenger = [d for d in paired.differences]
-    zeros = [0.0] * len(challenger)
-    method = "wilcoxon" if policy.shadow.test == "wilcoxon" else "diebold_mariano"
-    return compare_paired(method, zeros, challenger, alpha=policy.ab_test.alpha)
 
 
 def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
@@ -242,7 +248,8 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         "elapsed_hours": elapsed.total_seconds() / 3600,
         "units": {"champion": champion.units, "challenger": challenger.units},
         "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
-        "required": _required(rollout),
+        "required": required_units(rollout),
+        "error_ratio": error_ratio(champion.error_mean, challenger.error_mean),
     }
     srm = _srm(champion, challenger, ab.share, ab.srm_p_value)
     if srm is not None:
@@ -273,7 +280,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
             "every labelled error is identical so far: nothing to test yet",
             base,
         )
-    sequential = _sequential_look(rollout, policy, arm_a, arm_b)
+    sequential = sequential_look(rollout, policy, arm_a, arm_b)
     base["sequential"] = sequential.to_dict()
     memory = remember_served_latency(
         {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]},
@@ -291,13 +298,6 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
     if ab.stopping is ABStopping.SEQUENTIAL:
         return _sequential_verdict(rollout, policy, elapsed, sequential, arm_a.mean, base, memory)
     return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, memory)
-
-
-def _required(rollout: RolloutState) -> dict[str, Any] | None:
-    plan = rollout.plan or {}
-    if plan.get("n_champion") is None:
-        return None
-    return {"champion": plan["n_champion"], "challenger": plan["n_challenger"]}
 
 
 def _srm(champion: ArmSummary, challenger: ArmSummary, share: float, threshold: float) -> Any:
@@ -328,19 +328,6 @@ def _wait_or_give_up(
             memory=memory,
         )
     return Decision(Action.STAY, rule, waiting, base, memory=memory)
-
-
-def _sequential_look(rollout: RolloutState, policy: Policy, champion: Any, challenger: Any) -> TestResult:
-    memory = rollout.memory or {}
-    previous_ci = (float(memory["ci"][0]), float(memory["ci"][1])) if memory.get("ci") else None
-    return msprt(
-        champion,
-        challenger,
-        tau=float((rollout.plan or {}).get("tau") or policy.ab_test.tau * champion.mean),
-        alpha=policy.ab_test.alpha,
-        previous_p_value=float(memory.get("p_value", 1.0)),
-        previous_ci=previous_ci,
-    )
 
 
 def _sequential_verdict(
@@ -386,11 +373,6 @@ def _sequential_verdict(
     )
 
 
-def analysed_units(arm: ArmSummary, per_user: bool) -> int:
-    """What the A/B plan counts in an arm: labelled users (per-user analysis) or labelled requests."""
-    return int(arm.moments.users) if per_user else arm.labelled
-
-
 def _fixed_horizon_verdict(
     rollout: RolloutState,
     policy: Policy,
@@ -406,7 +388,7 @@ def _fixed_horizon_verdict(
     duration is an inconclusive test: the champion stays.
     """
     ab = policy.ab_test
-    required = _required(rollout)
+    required = required_units(rollout)
     per_user = ab.method == "per_user"
     have = {
         "champion": analysed_units(evidence.champion, per_user),
@@ -504,19 +486,18 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     step = rollout.step or 0
     share = shares[step]
     elapsed = now - rollout.phase_started_at
+    champion, challenger = compared_arms(rollout, policy, evidence)
     if share >= 1.0:
         # The champion serves nobody: its errors are compared in shadow, on the same requests, and its
         # latency against what it measured while it still served (a sampled shadow's load is no baseline).
-        champion, baseline = evidence.shadow, rollout.memory.get("champion_p99_ms")
-        memory = rollout.memory
+        baseline, memory = rollout.memory.get("champion_p99_ms"), rollout.memory
     else:
-        champion, baseline = evidence.champion, None
-        memory = remember_served_latency(rollout.memory, champion)
-    challenger = evidence.challenger
+        baseline, memory = None, remember_served_latency(rollout.memory, champion)
     base = {
         "step": step,
         "share": share,
         "elapsed_hours": elapsed.total_seconds() / 3600,
+        "error_ratio": error_ratio(champion.error_mean, challenger.error_mean),
         "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
         "min_labeled_per_arm": ramp.min_labeled_per_arm,
     }

@@ -90,6 +90,8 @@ class ArmSummary:
         out.pop("moments")
         out.pop("latency_calls")
         out["latency_call_count"] = self.latency_call_count
+        out["failure_rate"] = self.failure_rate
+        out["labelled_users"] = int(self.moments.users)  # what a per-user A/B plan counts
         return out
 
 

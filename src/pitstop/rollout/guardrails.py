@@ -25,6 +25,7 @@ from scipy.stats import binomtest
 from pitstop.config import ABMethod, GuardrailPolicy, Policy
 from pitstop.rollout.evidence import ArmSummary
 from pitstop.stats import msprt
+from pitstop.stats.results import TestResult
 
 MIN_REQUESTS_FOR_RATE = 20  # below this many requests one failure is no rate
 MIN_LATENCY_SAMPLES = 20  # below this many calls a p99 is one outlier
@@ -76,12 +77,8 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
     ratio = challenger.error_mean / champion.error_mean
     if ratio <= limits.max_error_ratio:
         return None
-    per_user = policy.ab_test.method is ABMethod.PER_USER
-    arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
-    if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
-        return None
-    harm = msprt(arm_a, arm_b, tau=policy.ab_test.tau * arm_a.mean, alpha=policy.ab_test.alpha)
-    if harm.p_value >= policy.ab_test.alpha or harm.estimate <= 0:
+    harm = harm_test(champion, challenger, policy)
+    if harm is None or harm.p_value >= policy.ab_test.alpha or harm.estimate <= 0:
         return None
     return Breach(
         "guardrail.error_ratio",
@@ -98,6 +95,16 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
             "labelled_challenger": challenger.labelled,
         },
     )
+
+
+def harm_test(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> TestResult | None:
+    """The always-valid test of challenger - champion mean error on this look's evidence alone (no
+    running p-value); None until both arms have labelled errors that vary."""
+    per_user = policy.ab_test.method is ABMethod.PER_USER
+    arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
+    if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
+        return None
+    return msprt(arm_a, arm_b, tau=policy.ab_test.tau * arm_a.mean, alpha=policy.ab_test.alpha)
 
 
 @dataclass(frozen=True)

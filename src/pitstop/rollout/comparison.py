@@ -1,0 +1,142 @@
+"""The two sides a phase compares, the test it runs on them, and its labelled units against the need.
+
+Pure functions shared by the decision (`decide`) and the status a person reads (`rollout status`), so
+the numbers a person sees are the ones the next check will judge.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pitstop.config import ABMethod, Policy
+from pitstop.rollout.evidence import ArmSummary, Evidence
+from pitstop.rollout.guardrails import harm_test
+from pitstop.rollout.phases import Phase
+from pitstop.rollout.state import RolloutState, challenger_share
+from pitstop.stats import ArmEstimate, compare_paired, msprt, paired_t_from_summary
+from pitstop.stats.results import TestResult
+
+
+def compared_arms(state: RolloutState, policy: Policy, evidence: Evidence) -> tuple[ArmSummary, ArmSummary]:
+    """(champion, challenger) as the phase compares them: in shadow the challenger is the shadow; at a
+    100 % ramp the champion serves nobody and is compared in shadow, on the same requests."""
+    if state.phase is Phase.SHADOW:
+        return evidence.champion, evidence.shadow
+    if state.phase is Phase.RAMP and challenger_share(state, policy) >= 1.0:
+        return evidence.shadow, evidence.challenger
+    return evidence.champion, evidence.challenger
+
+
+def paired_test(policy: Policy, evidence: Evidence) -> TestResult | None:
+    """The shadow's paired test of challenger - champion error on the same requests (None: too few)."""
+    paired = evidence.paired
+    if paired.n < 2 or not paired.diff_var or paired.diff_mean is None:
+        return None
+    if policy.shadow.test == "paired_t":
+        return paired_t_from_summary(paired.n, paired.diff_mean, paired.diff_var, alpha=policy.ab_test.alpha)
+    if paired.differences is None:
+        return None
+    zeros = [0.0] * len(paired.differences)
+    method = "wilcoxon" if policy.shadow.test == "wilcoxon" else "diebold_mariano"
+    return compare_paired(method, zeros, list(paired.differences), alpha=policy.ab_test.alpha)
+
+
+def sequential_look(
+    rollout: RolloutState, policy: Policy, champion: ArmEstimate, challenger: ArmEstimate
+) -> TestResult:
+    """This look of the A/B test's always-valid test, continuing the running p-value and interval."""
+    memory = rollout.memory or {}
+    previous_ci = (float(memory["ci"][0]), float(memory["ci"][1])) if memory.get("ci") else None
+    return msprt(
+        champion,
+        challenger,
+        tau=float((rollout.plan or {}).get("tau") or policy.ab_test.tau * champion.mean),
+        alpha=policy.ab_test.alpha,
+        previous_p_value=float(memory.get("p_value", 1.0)),
+        previous_ci=previous_ci,
+    )
+
+
+def analysed_units(arm: ArmSummary, per_user: bool) -> int:
+    """What the A/B plan counts in an arm: labelled users (per-user analysis) or labelled requests."""
+    return int(arm.moments.users) if per_user else arm.labelled
+
+
+def required_units(rollout: RolloutState) -> dict[str, Any] | None:
+    """The A/B plan's units per arm, stored when the test began (None without a plan)."""
+    plan = rollout.plan or {}
+    if plan.get("n_champion") is None:
+        return None
+    return {"champion": plan["n_champion"], "challenger": plan["n_challenger"]}
+
+
+def error_ratio(champion: float | None, challenger: float | None) -> float | None:
+    """Challenger error / champion error (infinite when the champion's is zero, None when unknown)."""
+    if champion is None or challenger is None:
+        return None
+    return challenger / champion if champion > 0 else math.inf
+
+
+def current_test(
+    state: RolloutState, policy: Policy, evidence: Evidence, champion: ArmSummary, challenger: ArmSummary
+) -> TestResult | None:
+    """The test the phase judges errors with: paired (shadow), always-valid win/loss (A/B), always-valid
+    harm (ramp); None until both sides have enough labelled, varying errors."""
+    if state.phase is Phase.SHADOW:
+        return paired_test(policy, evidence)
+    if state.phase is Phase.AB_TEST:
+        per_user = policy.ab_test.method is ABMethod.PER_USER
+        arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
+        if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
+            return None
+        return sequential_look(state, policy, arm_a, arm_b)
+    return harm_test(champion, challenger, policy)
+
+
+def live_comparison(state: RolloutState, policy: Policy, evidence: Evidence) -> dict[str, Any]:
+    """Error of both sides, their ratio, the current test's p-value, failure rates and latency."""
+    champion, challenger = compared_arms(state, policy, evidence)
+    if state.phase is Phase.SHADOW:  # the verdict is on the same requests, so are these errors
+        errors = (evidence.paired.champion_mean, evidence.paired.challenger_mean)
+    else:
+        errors = (champion.error_mean, challenger.error_mean)
+    test = current_test(state, policy, evidence, champion, challenger)
+    sides = {"champion": champion, "challenger": challenger}
+    return {
+        "champion_error": errors[0],
+        "challenger_error": errors[1],
+        "error_ratio": error_ratio(*errors),
+        "test": None if test is None else test.method,
+        "p_value": None if test is None else test.p_value,
+        "failure_rate": {name: arm.failure_rate for name, arm in sides.items()},
+        "latency_p50_ms": {name: arm.latency_p50 for name, arm in sides.items()},
+        "latency_p99_ms": {name: arm.latency_p99 for name, arm in sides.items()},
+    }
+
+
+def sample_progress(state: RolloutState, policy: Policy, evidence: Evidence) -> dict[str, Any]:
+    """Labelled units so far against what the phase needs, counted as the phase counts them."""
+    champion, challenger = compared_arms(state, policy, evidence)
+    if state.phase is Phase.SHADOW:
+        return {
+            "unit": "labelled pairs",
+            "labelled": {"pairs": evidence.paired.n},
+            "required": {"pairs": policy.shadow.min_labeled},
+        }
+    if state.phase is Phase.AB_TEST:
+        per_user = policy.ab_test.method is ABMethod.PER_USER
+        return {
+            "unit": "labelled users" if per_user else "labelled requests",
+            "labelled": {
+                "champion": analysed_units(champion, per_user),
+                "challenger": analysed_units(challenger, per_user),
+            },
+            "required": required_units(state),
+        }
+    need = policy.ramp.min_labeled_per_arm
+    return {
+        "unit": "labelled requests",
+        "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
+        "required": {"champion": need, "challenger": need},
+    }
