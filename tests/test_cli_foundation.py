@@ -35,6 +35,15 @@ def test_every_command_has_help_text() -> None:
                 assert (param.help or "").strip(), f"`pitstop {name}` option {param.opts} has no help"
 
 
+def test_every_command_reports_a_bad_option_in_one_line(cli) -> None:  # type: ignore[no-untyped-def]
+    leaves = [
+        name for name, command in _commands(typer.main.get_command(app)) if not hasattr(command, "commands")
+    ]
+    for name in leaves:
+        line = _only_line(cli(*name.split(), "--no-such-option"))
+        assert f"pitstop {name}: no such option: --no-such-option" in line, line
+
+
 def test_help_runs_through_the_console_script() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pitstop", "--help"], capture_output=True, text=True, check=False

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
 from pitstop.cli import (
     datasets,
     demo,
@@ -19,10 +17,10 @@ from pitstop.cli import (
     train,
     workspace,
 )
-from pitstop.cli.common import close_workspaces, err_console
+from pitstop.cli.common import PitstopTyper, close_workspaces, err_console
 from pitstop.errors import NegativeVerdict, PitstopError
 
-app = typer.Typer(
+app = PitstopTyper(
     name="pitstop",
     help="Replace a production ML model with a freshly trained one, safely.",
     no_args_is_help=True,

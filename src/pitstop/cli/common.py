@@ -56,6 +56,14 @@ class OneLineUsage(TyperCommand):
             raise UsageError(usage_line(_command_path(ctx), message)) from None
 
 
+class PitstopTyper(typer.Typer):
+    """A Typer app whose commands report argument errors as one line (`OneLineUsage`)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        kwargs.setdefault("cls", OneLineUsage)
+        return super().command(*args, **kwargs)
+
+
 def _command_path(ctx: Context) -> str:
     """`pitstop models create`, however the program was started (`python -m pitstop`, a test runner)."""
     names: list[str] = []

@@ -10,7 +10,7 @@ import typer
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
-    OneLineUsage,
+    PitstopTyper,
     WorkspaceOption,
     console,
     emit,
@@ -20,12 +20,12 @@ from pitstop.cli.common import (
 )
 from pitstop.datasets import DatasetSnapshot
 
-dataset_app = typer.Typer(
+dataset_app = PitstopTyper(
     help="Dataset snapshots: content-hashed copies of CSV/Parquet files.", no_args_is_help=True
 )
 
 
-@dataset_app.command("add", cls=OneLineUsage)
+@dataset_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="dataset name")],
     # readable=False: the API's own one-line error speaks for an unreadable file, not Typer's usage box
@@ -48,7 +48,7 @@ def add(
     )
 
 
-@dataset_app.command("list", cls=OneLineUsage)
+@dataset_app.command("list")
 def list_(
     name: Annotated[str | None, typer.Argument(help="only this dataset's versions")] = None,
     workspace: WorkspaceOption = None,
@@ -74,7 +74,7 @@ def _render(snapshots: list[DatasetSnapshot]) -> None:
     console.print(out)
 
 
-@dataset_app.command("show", cls=OneLineUsage)
+@dataset_app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")],
     workspace: WorkspaceOption = None,

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
-    OneLineUsage,
+    PitstopTyper,
     WorkspaceOption,
     console,
     emit,
@@ -24,13 +24,13 @@ from pitstop.cli.common import (
 from pitstop.cli.train import parse_timestamp
 from pitstop.registry import ModelInfo, VersionInfo
 
-models_app = typer.Typer(help="Models, their versions and aliases.", no_args_is_help=True)
+models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
 
 ModelArg = Annotated[str, typer.Argument(help="model name")]
 VersionArg = Annotated[str, typer.Argument(help="version number, or champion / challenger / previous")]
 
 
-@models_app.command("create", cls=OneLineUsage)
+@models_app.command("create")
 def create(
     model: ModelArg,
     task: Annotated[str, typer.Option(help="regression or classification")],
@@ -60,7 +60,7 @@ def create(
     emit(as_json, info.to_dict(), lambda: console.print(f"created model [bold]{info.name}[/] ({info.task})"))
 
 
-@models_app.command("list", cls=OneLineUsage)
+@models_app.command("list")
 def list_(
     model: Annotated[
         str | None, typer.Argument(help="list this model's versions (default: all models)")
@@ -110,7 +110,7 @@ def _render_versions(model: str, versions: list[VersionInfo]) -> None:
     console.print(out)
 
 
-@models_app.command("show", cls=OneLineUsage)
+@models_app.command("show")
 def show(
     model: ModelArg, version: VersionArg, workspace: WorkspaceOption = None, as_json: JsonOption = False
 ) -> None:
@@ -187,7 +187,7 @@ def _render_gate_summary(result: dict[str, Any]) -> None:
     console.print(out)
 
 
-@models_app.command("set-champion", cls=OneLineUsage)
+@models_app.command("set-champion")
 def set_champion(
     model: ModelArg,
     version: VersionArg,
@@ -256,4 +256,4 @@ def register_version(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
-    app.command("register", cls=OneLineUsage)(register_version)
+    app.command("register")(register_version)

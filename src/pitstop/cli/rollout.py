@@ -15,6 +15,7 @@ from rich.panel import Panel
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
+    PitstopTyper,
     WorkspaceOption,
     console,
     emit,
@@ -31,7 +32,7 @@ from pitstop.rollout.apply import describe
 from pitstop.rollout.records import StoredRollout
 from pitstop.rollout.state import challenger_share
 
-rollout_app = typer.Typer(
+rollout_app = PitstopTyper(
     help="Rollouts: shadow, A/B test, ramp, promotion — and the manual overrides.", no_args_is_help=True
 )
 ModelArg = Annotated[str, typer.Argument(help="model name")]

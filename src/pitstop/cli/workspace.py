@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pitstop.cli.common import JsonOption, OneLineUsage, WorkspaceOption, console, emit
+from pitstop.cli.common import JsonOption, PitstopTyper, WorkspaceOption, console, emit
 from pitstop.config import CONFIG_FILE
 from pitstop.workspace import Workspace, resolve_workspace_path
 
@@ -37,10 +37,10 @@ def init(
     )
 
 
-db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+db_app = PitstopTyper(help="Manage the store's schema.", no_args_is_help=True)
 
 
-@db_app.command("upgrade", cls=OneLineUsage)
+@db_app.command("upgrade")
 def db_upgrade(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Apply pending schema migrations to the store."""
     before, after = Workspace(workspace, check_schema=False).upgrade()
@@ -49,5 +49,5 @@ def db_upgrade(workspace: WorkspaceOption = None, as_json: JsonOption = False) -
 
 
 def register(app: typer.Typer) -> None:
-    app.command(cls=OneLineUsage)(init)
+    app.command()(init)
     app.add_typer(db_app, name="db")
