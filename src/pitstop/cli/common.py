@@ -13,6 +13,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand
+from typer.models import CommandFunctionType
 
 from pitstop.errors import UsageError
 from pitstop.workspace import Workspace
@@ -59,9 +60,10 @@ class OneLineUsage(TyperCommand):
 class PitstopTyper(typer.Typer):
     """A Typer app whose commands report argument errors as one line (`OneLineUsage`)."""
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        kwargs.setdefault("cls", OneLineUsage)
-        return super().command(*args, **kwargs)
+    def command(
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = OneLineUsage, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, cls=cls, **kwargs)
 
 
 def _command_path(ctx: Context) -> str:
