@@ -336,6 +336,16 @@ def test_missing_target_values_are_an_input_error(workspace: Workspace, tmp_path
     assert workspace.versions("eta") == []
 
 
+def test_a_misspelt_id_column_is_refused_so_the_real_one_cannot_become_a_feature(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "d.csv"), time_column="time")
+    workspace.create_model("eta", task="regression", target="y", id_columns=["usr_id"])
+    with pytest.raises(UsageError, match=r"has no column 'usr_id', an id column of model 'eta'"):
+        workspace.train("eta", trainer="helpers:linear_trainer", data="train")
+    assert workspace.versions("eta") == []
+
+
 def test_as_of_without_any_time_column_says_how_to_add_one(workspace: Workspace, tmp_path: Path) -> None:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "d.csv"))
     workspace.create_model("eta", task="regression", target="y", id_columns=["user_id", "time"])

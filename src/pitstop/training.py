@@ -108,6 +108,13 @@ def features_for(model: ModelInfo, snapshot: DatasetSnapshot, columns: Iterable[
     the dataset's time column is only known here: a model without a time column of its own that
     declares `time` as a feature, trained on data whose time column is `time`, would learn from it.
     """
+    columns = list(columns)
+    missing_ids = [c for c in model.id_columns if c not in columns]
+    if missing_ids:  # a misspelt id column would otherwise let the real one in as a feature
+        raise UsageError(
+            f"dataset {snapshot.ref} has no column {missing_ids[0]!r}, an id column of model "
+            f"{model.name!r}; register a dataset that has it, or create the model with the right --id-columns"
+        )
     reserved = reserved_columns(model, snapshot)
     if model.features is None:
         return [str(c) for c in columns if c not in reserved]
