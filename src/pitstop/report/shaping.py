@@ -14,7 +14,7 @@ from pitstop.events import Event
 from pitstop.report.values import Band, BandCurve, LatencyLimit, SharePoint
 from pitstop.rollout.evidence import ArmSummary
 from pitstop.rollout.gather import LATENCY_BUCKET_RATIO
-from pitstop.rollout.guardrails import latency_baseline
+from pitstop.rollout.guardrails import latency_baseline, latency_limit_ms
 from pitstop.serving.routing import RoutingTable
 
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -242,7 +242,7 @@ def latency_limit(
         slack_ms=slack_ms,
         time=times,
         baseline_ms=baselines,
-        limit_ms=[None if b is None else p99_limit_ms(ratio, b, slack_ms) for b in baselines],
+        limit_ms=[None if b is None else latency_limit_ms(ratio, b, slack_ms) for b in baselines],
         recorded=[False] * len(times),
     )
 
@@ -258,15 +258,6 @@ def champion_baseline(calls: Mapping[int, int]) -> float | None:
     edges = tuple((math.exp(index * width) - 1, n) for index, n in sorted(calls.items()))
     baseline = latency_baseline(ArmSummary(latency_calls=edges))
     return baseline or None  # a zero baseline is none to the rule either (`guardrails.latency_breach`)
-
-
-def p99_limit_ms(ratio: float, baseline_ms: float, slack_ms: float) -> float:
-    """The latency rule's limit (`guardrails.latency_excess`): ratio x baseline + slack.
-
-    >>> p99_limit_ms(1.5, 3.4, 5.0)
-    10.1
-    """
-    return ratio * baseline_ms + slack_ms
 
 
 def with_decision(limit: LatencyLimit, time: datetime, limit_ms: float) -> LatencyLimit:

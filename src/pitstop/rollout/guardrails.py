@@ -125,6 +125,15 @@ class SlowCalls:
         }
 
 
+def latency_limit_ms(max_ratio: float, champion_p99_ms: float, slack_ms: float) -> float:
+    """The slowest p99 a challenger may have: `max_ratio` x the champion's p99 + the slack.
+
+    >>> latency_limit_ms(1.5, 3.4, 5.0)
+    10.1
+    """
+    return max_ratio * champion_p99_ms + slack_ms
+
+
 def latency_excess(
     challenger: ArmSummary, champion_p99: float, max_ratio: float, policy: GuardrailPolicy
 ) -> SlowCalls | None:
@@ -134,7 +143,7 @@ def latency_excess(
     most 1 % of its calls would be slower; the breach needs the observed share of slower calls to
     reject that at `LATENCY_ALPHA` (one-sided exact binomial test).
     """
-    limit = max_ratio * champion_p99 + policy.latency_slack.total_seconds() * 1000
+    limit = latency_limit_ms(max_ratio, champion_p99, policy.latency_slack.total_seconds() * 1000)
     calls = challenger.latency_call_count
     if challenger.latency_p99 is None or challenger.latency_p99 <= limit or calls < MIN_LATENCY_SAMPLES:
         return None
