@@ -44,6 +44,16 @@ def test_every_command_reports_a_bad_option_in_one_line(cli) -> None:  # type: i
         assert f"pitstop {name}: no such option: --no-such-option" in line, line
 
 
+def test_every_group_reports_an_unknown_command_in_one_line(cli) -> None:  # type: ignore[no-untyped-def]
+    groups = [
+        name for name, command in _commands(typer.main.get_command(app)) if hasattr(command, "commands")
+    ]
+    assert "rollout" in groups
+    for name in groups:
+        line = _only_line(cli(*name.split(), "nosuch"))
+        assert f"pitstop {name}".strip() + ": no such command 'nosuch'" in line, line
+
+
 def test_help_runs_through_the_console_script() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pitstop", "--help"], capture_output=True, text=True, check=False

@@ -12,7 +12,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
 from pitstop.errors import UsageError
@@ -50,15 +50,42 @@ class OneLineUsage(TyperCommand):
     """A command whose argument errors are pitstop's one line (`error: …`, exit 2), not click's usage box."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help:  # click shows the help (its own usage error): leave it
+            return super().parse_args(ctx, args)
         try:
             return super().parse_args(ctx, args)
         except _CLICK_USAGE_ERROR as error:
-            message = error.format_message() if isinstance(error, typer.BadParameter) else str(error)
-            raise UsageError(usage_line(_command_path(ctx), message)) from None
+            raise _one_line(ctx, error) from None
+
+
+def _one_line(ctx: Context, error: Exception) -> UsageError:
+    message = error.format_message() if isinstance(error, typer.BadParameter) else str(error)
+    return UsageError(usage_line(_command_path(ctx), message))
+
+
+class OneLineUsageGroup(TyperGroup):
+    """A command group whose unknown subcommands and bad options are one line, like its commands'."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help:  # click shows the help (its own usage error): leave it
+            return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except _CLICK_USAGE_ERROR as error:
+            raise _one_line(ctx, error) from None
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except _CLICK_USAGE_ERROR as error:
+            raise _one_line(ctx, error) from None
 
 
 class PitstopTyper(typer.Typer):
-    """A Typer app whose commands report argument errors as one line (`OneLineUsage`)."""
+    """A Typer app whose groups and commands report argument errors as one line."""
+
+    def __init__(self, *, cls: type[TyperGroup] | None = OneLineUsageGroup, **kwargs: Any) -> None:
+        super().__init__(cls=cls, **kwargs)
 
     def command(
         self, name: str | None = None, *, cls: type[TyperCommand] | None = OneLineUsage, **kwargs: Any
