@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pitstop.config import ABStopping, Policy
+from pitstop.rollout.comparison import live_comparison
 from pitstop.rollout.decide import decide, plan_ab_test
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.phases import Action, Phase
@@ -178,6 +179,15 @@ def test_a_shadow_failure_rate_just_over_the_limit_on_few_calls_is_no_evidence()
     assert decide(rollout(Phase.SHADOW), POLICY, few, at(0.5)).rule == "shadow.min_duration"  # 2 % vs 1 %
     too_few = replace(few, shadow=ArmSummary(requests=19, failures=19, units=19))
     assert decide(rollout(Phase.SHADOW), POLICY, too_few, at(0.5)).rule == "shadow.min_duration"
+
+
+def test_a_shadow_failing_above_the_limit_does_not_pass_at_its_verdict() -> None:
+    for calls, failures in ((1000, 20), (100, 4)):  # 2 % and 4 % against 1 %: no early proof, still over
+        over = replace(shadow_evidence(25), shadow=ArmSummary(requests=calls, failures=failures, units=calls))
+        decision = decide(rollout(Phase.SHADOW), POLICY, over, at(25))
+        assert (decision.action, decision.rule) == (Action.REJECT, "shadow.error_rate"), decision.reason
+    within = replace(shadow_evidence(25), shadow=ArmSummary(requests=1000, failures=10, units=1000))
+    assert decide(rollout(Phase.SHADOW), POLICY, within, at(25)).action is Action.ADVANCE
 
 
 def test_shadow_latency_within_the_slack_is_not_rejected() -> None:
@@ -433,6 +443,21 @@ def test_ramp_rolls_back_on_latency_that_appears_at_scale() -> None:
     evidence = ramp_evidence(0.2, arm(500, 5.0, p99=10), arm(500, 4.8, p99=20.5))
     decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
     assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+
+
+def test_ramp_rolls_back_a_challenger_with_error_where_the_champion_has_none() -> None:
+    evidence = Evidence(
+        now=at(1),
+        champion=arm(300, 0.0, spread=0.0),
+        challenger=arm(300, 0.5),
+        paired=paired(0, 1, 1),
+        window_hours=1,
+        request_rate_per_hour=100,
+    )
+    state = rollout(Phase.RAMP, step=0)
+    decision = decide(state, POLICY, evidence, at(1))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.error_ratio"), decision.reason
+    assert live_comparison(state, POLICY, evidence)["p_value"] < 0.05  # status shows it, without raising
 
 
 def test_ramp_rolls_back_a_challenger_that_fails_too_often() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pitstop.config import ABMethod, Policy
 from pitstop.rollout.evidence import ArmSummary, Evidence
-from pitstop.rollout.guardrails import harm_test
+from pitstop.rollout.guardrails import harm_test, mixture_tau
 from pitstop.rollout.phases import Phase
 from pitstop.rollout.state import RolloutState, challenger_share
 from pitstop.stats import ArmEstimate, compare_paired, msprt, paired_t_from_summary
@@ -51,7 +51,7 @@ def sequential_look(
     return msprt(
         champion,
         challenger,
-        tau=float((rollout.plan or {}).get("tau") or policy.ab_test.tau * champion.mean),
+        tau=float((rollout.plan or {}).get("tau") or mixture_tau(policy, champion, challenger)),
         alpha=policy.ab_test.alpha,
         previous_p_value=float(memory.get("p_value", 1.0)),
         previous_ci=previous_ci,

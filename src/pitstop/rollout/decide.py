@@ -167,6 +167,15 @@ def _shadow_verdict(
             f"{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack; p = {slow.p_value:.2g})",
             {**numbers, "latency_ratio": latency_ratio, **slow.to_dict()},
         )
+    rate = shadowed.failure_rate
+    if rate is not None and rate > shadow.max_error_rate:  # too few calls to reject early, too many to pass
+        return Decision(
+            Action.REJECT,
+            "shadow.error_rate",
+            f"the challenger failed or timed out on {shadowed.failures} of {shadowed.requests} shadow calls "
+            f"({rate:.1%}), above the {shadow.max_error_rate:.1%} limit: it may not pass the shadow",
+            {**numbers, "failure_rate": rate, "limit": shadow.max_error_rate},
+        )
     plan = plan_ab_test(policy, evidence)
     verdict = (
         f"challenger error {ratio:.3f} x champion's on {paired.n} live requests "

@@ -17,6 +17,7 @@ so a stall in the champion's calls cannot raise the limit a slow challenger is h
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from scipy.stats import binomtest
 
 from pitstop.config import ABMethod, GuardrailPolicy, Policy
 from pitstop.rollout.evidence import ArmSummary
-from pitstop.stats import msprt
+from pitstop.stats import ArmEstimate, msprt
 from pitstop.stats.results import TestResult
 
 MIN_REQUESTS_FOR_RATE = 20  # below this many requests one failure is no rate
@@ -72,9 +73,10 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
     limits = policy.guardrails
     if min(champion.labelled, challenger.labelled) < limits.min_samples:
         return None
-    if champion.error_mean is None or challenger.error_mean is None or champion.error_mean <= 0:
+    if champion.error_mean is None or challenger.error_mean is None or challenger.error_mean <= 0:
         return None
-    ratio = challenger.error_mean / champion.error_mean
+    # a champion without error is beaten by any challenger with some: infinitely worse, if the test agrees
+    ratio = challenger.error_mean / champion.error_mean if champion.error_mean > 0 else math.inf
     if ratio <= limits.max_error_ratio:
         return None
     harm = harm_test(champion, challenger, policy)
@@ -104,7 +106,15 @@ def harm_test(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> T
     arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
     if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
         return None
-    return msprt(arm_a, arm_b, tau=policy.ab_test.tau * arm_a.mean, alpha=policy.ab_test.alpha)
+    return msprt(arm_a, arm_b, tau=mixture_tau(policy, arm_a, arm_b), alpha=policy.ab_test.alpha)
+
+
+def mixture_tau(policy: Policy, champion: ArmEstimate, challenger: ArmEstimate) -> float:
+    """The mSPRT's mixing spread in error units: the policy's relative tau x the champion's mean error
+    (the challenger's when the champion's is zero; errors are never negative, so one is above zero
+    whenever the errors vary)."""
+    scale = champion.mean if champion.mean > 0 else challenger.mean
+    return policy.ab_test.tau * scale
 
 
 @dataclass(frozen=True)
