@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/gateway.py --seconds 3 --rounds 5 --pin --rate 1000
+	$(BIN)/python bench/gateway.py --seconds 3 --rounds 5 --pin
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
