@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from pitstop.config import default_database_url
+from pitstop.report.data import report_data
 from pitstop.workspace import Workspace
 
 
@@ -67,6 +68,19 @@ def test_demo_tells_the_whole_story(cli, tmp_path: Path, monkeypatch: pytest.Mon
     rolled = [(row["challenger_version"], row["outcome"]) for row in json.loads(listed.stdout)]
     assert rolled == [(row["version"], row["outcome"]) for row in data["rollouts"] if row["stage"] != "gate"]
     assert not (folder / "data" / "deliveries.csv").read_text().startswith("old")
+
+    # rollouts replayed one after another into one store keep their own labels: each rollout's report,
+    # regenerated after all of them, sees the labelled pairs its shadow verdict was decided on
+    with Workspace(folder) as ws:
+        verdicts = [
+            e
+            for e in ws.events("delivery-eta")
+            if e.kind == "rollout_transition" and e.from_state == "shadow"
+        ]
+        assert len(verdicts) == len(rolled)
+        for verdict in verdicts:
+            shadow = report_data(ws, "delivery-eta", verdict.rollout_id).shadow
+            assert shadow is not None and shadow.n == verdict.data["labelled_pairs"] > 0, verdict.rollout_id
 
 
 def test_demo_refuses_a_folder_holding_another_workspace(

@@ -21,6 +21,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 from sqlalchemy import func, select
@@ -29,7 +30,7 @@ from pitstop import registry
 from pitstop.clock import ManualClock
 from pitstop.config import Config, Policy
 from pitstop.datasets import file_format, parse_times, read_table
-from pitstop.errors import PitstopError, UsageError
+from pitstop.errors import ConflictError, PitstopError, UsageError
 from pitstop.events import list_events
 from pitstop.rollout.actions import start_rollout
 from pitstop.rollout.apply import ROLLOUT_EVENT
@@ -37,6 +38,7 @@ from pitstop.rollout.controller import Controller
 from pitstop.rollout.records import active_rollout, get_rollout
 from pitstop.serving.gateway import Gateway, Instance
 from pitstop.serving.labels import Label
+from pitstop.serving.routing_store import current_routing
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 
@@ -97,7 +99,11 @@ def load_traffic(path: str | Path, features: list[str]) -> pd.DataFrame:
 
 
 def prepare_traffic(frame: pd.DataFrame, features: list[str], source: str = "traffic") -> pd.DataFrame:
-    """Validate and normalise a traffic table: times parsed, sorted, request ids filled in."""
+    """Validate and normalise a traffic table: times parsed, labels numbers, request ids checked, sorted.
+
+    Without a `request_id` column the table stays without one: the replay names its requests after
+    its rollout (see `_replay_request_ids`), so that replays sharing a store never share an id.
+    """
     missing = [c for c in ["time", "user_id", *features, "label"] if c not in frame.columns]
     if missing:
         raise UsageError(
@@ -106,7 +112,7 @@ def prepare_traffic(frame: pd.DataFrame, features: list[str], source: str = "tra
         )
     if frame.empty:
         raise UsageError(f"{source}: no rows")
-    out = frame.copy()
+    out = frame.reset_index(drop=True)
     # Python datetimes (the clock's) hold microseconds: drop finer digits once, here.
     out["time"] = parse_times(out["time"], "time", source).dt.floor("us")
     out["label_time"] = (
@@ -116,14 +122,58 @@ def prepare_traffic(frame: pd.DataFrame, features: list[str], source: str = "tra
     )
     if (out["label_time"] < out["time"]).any():
         raise UsageError(f"{source}: a label_time is before its request's time")
-    if "request_id" not in out:
-        out["request_id"] = [f"sim-{i}" for i in range(len(out))]
-    if out["request_id"].duplicated().any():
-        raise UsageError(f"{source}: request_id values must be unique")
-    if out["label"].isna().any():
-        raise UsageError(f"{source}: label has missing values")
-    out["user_id"] = out["user_id"].astype(str)
+    out["label"] = _labels(out["label"], source)
+    if "request_id" in out:
+        out["request_id"] = _request_ids(out["request_id"], source)
+    # A missing user stays missing (not the text "nan"): the request is then bucketed by its id.
+    out["user_id"] = pd.Series([None if pd.isna(u) else str(u) for u in out["user_id"]], dtype=object)
     return out.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _labels(values: pd.Series, source: str) -> pd.Series:
+    """The labels as floats; a missing, non-numeric or infinite one is named with its row."""
+    if values.isna().any():
+        raise UsageError(
+            f"{source}: label is missing at {_rows(values.isna())}; every request needs its label"
+        )
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    bad = numbers.isna() | numbers.abs().eq(np.inf)
+    if bad.any():
+        shown = ", ".join(repr(v) for v in values[bad].head(_SHOWN))
+        raise UsageError(
+            f"{source}: label is not a finite number at {_rows(bad)} ({shown}); "
+            "labels are numbers (1 or 0 for a class)"
+        )
+    return numbers
+
+
+def _request_ids(values: pd.Series, source: str) -> pd.Series:
+    """The request ids as text; a blank or repeated one is named with its rows."""
+    ids = pd.Series([None if pd.isna(v) else str(v).strip() for v in values], dtype=object)
+    blank = ids.isna() | (ids == "")
+    if blank.any():
+        raise UsageError(
+            f"{source}: request_id is missing at {_rows(blank)}; give every row an id, or drop the "
+            "column and the replay names the requests"
+        )
+    repeated = ids.duplicated(keep=False)
+    if repeated.any():
+        first = ids[repeated].iloc[0]
+        raise UsageError(
+            f"{source}: request_id {first!r} is used more than once (at {_rows(ids == first)}); "
+            "request ids must be unique"
+        )
+    return ids
+
+
+_SHOWN = 5  # rows named in an error message; the rest are counted
+
+
+def _rows(mask: pd.Series) -> str:
+    """`row 3` or `rows 3, 7 (and 2 more)`: data rows counted from 1, the header not counted."""
+    numbers = [str(i + 1) for i in mask.to_numpy().nonzero()[0]]
+    more = f" (and {len(numbers) - _SHOWN} more)" if len(numbers) > _SHOWN else ""
+    return f"row{'s' if len(numbers) > 1 else ''} {', '.join(numbers[:_SHOWN])}{more}"
 
 
 def _throwaway_workspace(source: Workspace, policy: Policy, folder: Path, clock: ManualClock) -> Workspace:
@@ -191,6 +241,7 @@ def simulate(
     makes the routing salt, so the same traffic, versions, policy and seed split the same users and
     reach the same verdict (latency aside: it is measured from real calls).
     """
+    check_pace(interval, concurrency_window)
     info = source.model(model)
     versions = (source.version(model, champion).version, source.version(model, challenger).version)
     if versions[0] == versions[1]:
@@ -199,10 +250,31 @@ def simulate(
     frame = prepare_traffic(traffic, features)
     start = frame["time"].iloc[0].to_pydatetime() - timedelta(seconds=1)
     clock = ManualClock(start)
-    folder = workdir
-    ws = _throwaway_workspace(source, policy or source.config.policy, folder, clock)
-    ws.create_model(
+    ws = _throwaway_workspace(source, policy or source.config.policy, workdir, clock)
+    try:  # closed on every path, so the caller can remove `workdir` whatever happened
+        rollout_id = _start_replay_rollout(source, ws, info, versions, seed)
+        began = perf_counter()
+        replay = Replay(ws, model, frame, features, clock, interval, concurrency_window, progress)
+        asyncio.run(replay.run())
+    finally:
+        ws.close()
+    return _result(
+        Workspace(workdir, database_url=replay_store_url(workdir)),
         model,
+        versions,
+        rollout_id,
+        replay,
+        perf_counter() - began,
+        start,
+    )
+
+
+def _start_replay_rollout(
+    source: Workspace, ws: Workspace, info: registry.ModelInfo, versions: tuple[int, int], seed: int
+) -> int:
+    """The model and both versions copied into the replay's store, and the rollout started there."""
+    ws.create_model(
+        info.name,
         task=info.task,
         target=info.target,
         time_column=info.time_column,
@@ -211,31 +283,53 @@ def simulate(
     )
     for number in sorted(versions):
         _copy_version(source, ws, info, number)
-    ws.set_champion(model, versions[0], reason="replay: the champion of the recorded period")
+    ws.set_champion(info.name, versions[0], reason="replay: the champion of the recorded period")
     stored = start_rollout(
         ws,
-        model,
+        info.name,
         versions[1],
         skip_gate=True,
         salt=replay_salt(seed),
         actor="simulate",
         reason="replay of recorded traffic: stages 3-5 only (the offline gate is separate)",
     )
-    began = perf_counter()
-    replay = Replay(ws, model, frame, features, clock, interval, concurrency_window, progress)
-    try:
-        asyncio.run(replay.run())
-    finally:
-        ws.close()
-    return _result(
-        Workspace(folder, database_url=replay_store_url(folder)),
-        model,
-        versions,
-        stored.state.id,
-        replay,
-        perf_counter() - began,
-        start,
-    )
+    return stored.state.id
+
+
+def check_pace(interval: timedelta, window: timedelta) -> None:
+    """A replay's controller interval must move the clock, and its concurrency window cannot be negative."""
+    if interval <= timedelta(0):
+        raise UsageError(
+            f"interval must be longer than zero, got {interval} (the controller would never look)"
+        )
+    if window < timedelta(0):
+        raise UsageError(f"concurrency window cannot be negative, got {window}")
+
+
+def _replay_request_ids(ws: Workspace, model: str, count: int) -> list[str]:
+    """Ids for traffic that has none, in time order: `r{rollout}-{i}` during a rollout, else
+    `t{routing table version}-{i}` (traffic replayed with no rollout active).
+
+    Labels are kept one per (model, request id), so replays sharing a store (the demo's rollouts, one
+    after another) must never repeat an id, or each would overwrite the labels of the one before. The
+    ids are also the same on every run: requests without a user_id are routed by them.
+    """
+    with ws.reading() as conn:
+        info = registry.get_model(conn, model)
+        stored = active_rollout(conn, info.id)
+        table = current_routing(conn, info.id)
+        prefix = f"r{stored.state.id}-" if stored else f"t{table.version if table else 0}-"
+        used = conn.execute(
+            select(predictions.c.request_id)
+            .where(predictions.c.model_id == info.id, predictions.c.request_id == f"{prefix}0")
+            .limit(1)
+        ).first()
+    if used is not None:
+        raise ConflictError(
+            f"{model!r} already has replayed requests named {prefix}0, {prefix}1, … (traffic without "
+            "request_id replayed twice in one rollout); give this traffic a request_id column of its own"
+        )
+    return [f"{prefix}{i}" for i in range(count)]
 
 
 class Replay:
@@ -252,23 +346,22 @@ class Replay:
         window: timedelta,
         progress: Progress | None,
     ) -> None:
+        check_pace(interval, window)
         self.ws, self.model, self.clock, self.interval, self.window = ws, model, clock, interval, window
         self.progress = progress
         self.times = [t.to_pydatetime() for t in frame["time"]]
+        ids = (
+            list(frame["request_id"]) if "request_id" in frame else _replay_request_ids(ws, model, len(frame))
+        )
         self.instances = [
             Instance(features=dict(zip(features, values, strict=True)), user_id=user, request_id=rid)
             for values, user, rid in zip(
-                frame[features].itertuples(index=False, name=None),
-                frame["user_id"],
-                frame["request_id"],
-                strict=True,
+                frame[features].itertuples(index=False, name=None), frame["user_id"], ids, strict=True
             )
         ]
         self.labels: list[tuple[datetime, int, Label]] = [
             (t.to_pydatetime(), i, Label(rid, float(value), t.to_pydatetime()))
-            for i, (t, rid, value) in enumerate(
-                zip(frame["label_time"], frame["request_id"], frame["label"], strict=True)
-            )
+            for i, (t, rid, value) in enumerate(zip(frame["label_time"], ids, frame["label"], strict=True))
         ]
         heapq.heapify(self.labels)
         self.failed = 0

@@ -75,6 +75,7 @@ def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path:
         "simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic, "-w", rollout_ws.path
     )
     assert human.exit_code == 1 and "rejected" in human.stdout
+    assert "numbers" in human.stdout and "labelled_pairs=" in human.stdout  # the rule's numbers, as in JSON
     assert list(temp.iterdir()) == []  # the replay's store is gone with its temporary folder
     kept = cli("simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic,
                "--keep", tmp_path / "kept", "--json", "-w", rollout_ws.path)  # fmt: skip

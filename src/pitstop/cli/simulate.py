@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +21,9 @@ from pitstop.cli.common import (
     print_json,
     table,
 )
+from pitstop.cli.rollout import key_numbers
 from pitstop.config import load_config
-from pitstop.durations import parse_duration
+from pitstop.durations import parse_duration, parse_positive_duration
 from pitstop.errors import UsageError
 
 
@@ -59,10 +62,9 @@ def simulate(
     if policy is not None and not policy.is_file():
         raise UsageError(f"--policy {policy}: no such file")
     chosen = load_config(policy).policy if policy is not None else None
-    try:
-        every, window = parse_duration(interval), parse_duration(concurrency_window)
-    except ValueError as error:
-        raise UsageError(f"--interval/--concurrency-window: {error}") from None
+    every = _duration("--interval", interval, parse_positive_duration)
+    window = _duration("--concurrency-window", concurrency_window, parse_duration)
+    _check_keep(keep)
     bar = Progress(
         TextColumn("replaying"),
         BarColumn(),
@@ -78,8 +80,6 @@ def simulate(
         bar.start_task(task)
         bar.update(task, completed=done)
 
-    if keep is not None and keep.exists() and any(keep.iterdir()):
-        raise UsageError(f"--keep {keep}: the folder is not empty; give a new or empty folder for the replay")
     with contextlib.ExitStack() as stack:
         folder = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pitstop-replay-")))
         stack.callback(bar.stop)
@@ -109,6 +109,23 @@ def simulate(
         raise typer.Exit(1)
 
 
+def _duration(option: str, text: str, parse: Callable[[str], timedelta]) -> timedelta:
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
+
+
+def _check_keep(keep: Path | None) -> None:
+    """`--keep` names a new or empty folder (checked before the replay, which takes a while)."""
+    if keep is None or not keep.exists():
+        return
+    if not keep.is_dir():
+        raise UsageError(f"--keep {keep}: not a folder; give a new or empty folder for the replay")
+    if any(keep.iterdir()):
+        raise UsageError(f"--keep {keep}: the folder is not empty; give a new or empty folder for the replay")
+
+
 def _write_report(folder: Path, model: str, rollout_id: int, out: Path) -> Path:
     from pitstop.report import write_report
     from pitstop.simulate import replay_store_url
@@ -126,6 +143,7 @@ def _render(data: dict[str, Any]) -> None:
         "from → to",
         "rule",
         "reason",
+        "numbers",
     )
     for item in data["timeline"]:
         out.add_row(
@@ -133,6 +151,7 @@ def _render(data: dict[str, Any]) -> None:
             f"{item['from']} → {item['to']}",
             item["rule"] or "-",
             item["reason"] or "",
+            key_numbers(item["numbers"]),
         )
     console.print(out)
     console.print(
