@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 
 from pitstop import registry
 from pitstop.clock import ManualClock
 from pitstop.config import Config, Policy
 from pitstop.datasets import file_format, parse_times, read_table
-from pitstop.errors import ConflictError, PitstopError, UsageError
+from pitstop.errors import PitstopError, UsageError
 from pitstop.events import list_events
 from pitstop.rollout.actions import start_rollout
 from pitstop.rollout.apply import ROLLOUT_EVENT
@@ -311,8 +311,9 @@ def _replay_request_ids(ws: Workspace, model: str, count: int) -> list[str]:
     `t{routing table version}-{i}` (traffic replayed with no rollout active).
 
     Labels are kept one per (model, request id), so replays sharing a store (the demo's rollouts, one
-    after another) must never repeat an id, or each would overwrite the labels of the one before. The
-    ids are also the same on every run: requests without a user_id are routed by them.
+    after another, or several replays into one rollout) must never repeat an id, or each would
+    overwrite the labels of the one before: a later replay continues the numbering. The ids are also
+    the same on every run of the same replays: requests without a user_id are routed by them.
     """
     with ws.reading() as conn:
         info = registry.get_model(conn, model)
@@ -320,16 +321,11 @@ def _replay_request_ids(ws: Workspace, model: str, count: int) -> list[str]:
         table = current_routing(conn, info.id)
         prefix = f"r{stored.state.id}-" if stored else f"t{table.version if table else 0}-"
         used = conn.execute(
-            select(predictions.c.request_id)
-            .where(predictions.c.model_id == info.id, predictions.c.request_id == f"{prefix}0")
-            .limit(1)
-        ).first()
-    if used is not None:
-        raise ConflictError(
-            f"{model!r} already has replayed requests named {prefix}0, {prefix}1, … (traffic without "
-            "request_id replayed twice in one rollout); give this traffic a request_id column of its own"
-        )
-    return [f"{prefix}{i}" for i in range(count)]
+            select(func.count(distinct(predictions.c.request_id))).where(
+                predictions.c.model_id == info.id, predictions.c.request_id.startswith(prefix)
+            )
+        ).scalar_one()
+    return [f"{prefix}{i}" for i in range(int(used), int(used) + count)]
 
 
 class Replay:

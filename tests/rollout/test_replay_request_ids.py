@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from helpers import make_traffic
 from pitstop.clock import ManualClock
-from pitstop.errors import ConflictError
 from pitstop.report.data import report_data
 from pitstop.simulate import Replay, prepare_traffic
-from pitstop.store.tables import labels
+from pitstop.store.tables import labels, predictions
 from pitstop.workspace import Workspace
 
 
@@ -59,14 +57,17 @@ def test_each_rollout_keeps_the_labelled_pairs_its_shadow_verdict_counted(rollou
         assert shadow.n == verdict.data["labelled_pairs"], rollout
 
 
-def test_a_second_replay_without_ids_in_one_rollout_is_refused(rollout_ws: Workspace) -> None:
+def test_a_second_replay_without_ids_in_one_rollout_continues_the_numbering(rollout_ws: Workspace) -> None:
     rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="replay")
-    first = prepare_traffic(make_traffic("2026-03-01T00:00:01+00:00", 0.2, 20), ["a", "b"])
-    assert isinstance(rollout_ws.clock, ManualClock)
-    window = (rollout_ws.clock, timedelta(minutes=10), timedelta(seconds=1), None)
-    asyncio.run(Replay(rollout_ws, "eta", first, ["a", "b"], *window).run(decide=False))
-    with pytest.raises(ConflictError, match="request_id"):
-        Replay(rollout_ws, "eta", first, ["a", "b"], *window)
+    first = replay(rollout_ws, 0.2, 20, seed=1)
+    second = replay(rollout_ws, 0.4, 30, seed=2)
+    with rollout_ws.reading() as conn:
+        stored = conn.execute(select(func.count()).select_from(labels)).scalar_one()
+        ids = set(
+            conn.execute(select(predictions.c.request_id).where(predictions.c.role == "served")).scalars()
+        )
+    assert stored == first.delivered + second.delivered == 50
+    assert ids == {f"r1-{i}" for i in range(50)}
 
 
 def test_traffic_replayed_after_a_rollout_ended_keeps_ids_of_its_own(rollout_ws: Workspace) -> None:
