@@ -40,10 +40,17 @@ class Story:
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh store for the session: a SQLite file, or a PostgreSQL schema of its own."""
+    yield from fresh_store(request, tmp_path_factory, "store", prefix="r")
+
+
+def fresh_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, folder: str, prefix: str
+) -> Iterator[str]:
+    """A store URL by the fixture's param: a SQLite file in a new `folder`, or a PostgreSQL schema."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'pitstop.db'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp(folder) / 'pitstop.db'}"
         return
-    yield from fresh_postgres_schema(request.getfixturevalue("postgres_url"), prefix="r")
+    yield from fresh_postgres_schema(request.getfixturevalue("postgres_url"), prefix=prefix)
 
 
 def _story(folder: Path, scratch: Path, url: str | None) -> Story:

@@ -14,7 +14,6 @@ from datetime import datetime
 import joblib
 import pytest
 
-from helpers import fresh_postgres_schema
 from pitstop import registry
 from pitstop.events import Event
 from pitstop.report import ReportData, report_data
@@ -23,19 +22,13 @@ from pitstop.report.values import LatencyLimit
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.guardrails import latency_baseline
 from pitstop.workspace import Workspace
-from report.conftest import Story
-from report.rollouts import MODEL, rollout_workspace, send_traffic
+from report.conftest import Story, fresh_store
+from report.rollouts import MODEL, SHORT_POLICY, rollout_workspace, send_traffic
 from serving.fake_models import SlowModel
 
 DELAY = 0.05  # seconds per challenger call: far above 1.5 x any champion p99 + 5 ms on a busy machine
 # Wide in shadow (so it passes), the default 1.5 x (and 5 ms slack) from the A/B test on.
-LATENCY_POLICY = """
-shadow: {min_duration: 1h, max_duration: 6h, min_labeled: 60, max_p99_ratio: 1000}
-ab_test: {share: 0.5, min_duration: 1h, max_duration: 8h, label_maturation: 15m, tau: 0.1}
-guardrails: {min_samples: 30, max_p99_ratio: 1.5}
-ramp: {steps: [50, 75, 100], dwell: 30m, min_labeled_per_arm: 30, standby: 2h}
-serving: {batch_max_wait: 0ms}
-"""
+LATENCY_POLICY = SHORT_POLICY.replace("max_p99_ratio: 1000}\nramp", "max_p99_ratio: 1.5}\nramp")
 
 
 @dataclass
@@ -47,10 +40,7 @@ class SlowRollout:
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def slow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('slow-store') / 'pitstop.db'}"
-        return
-    yield from fresh_postgres_schema(request.getfixturevalue("postgres_url"), prefix="lat")
+    yield from fresh_store(request, tmp_path_factory, "slow-store", prefix="lat")
 
 
 @pytest.fixture(scope="module")

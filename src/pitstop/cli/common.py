@@ -46,33 +46,34 @@ ByOption = Annotated[
 _CLICK_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
 
 
+def _one_line(ctx: Context, error: Exception) -> UsageError:
+    message = error.format_message() if isinstance(error, typer.BadParameter) else str(error)
+    return UsageError(usage_line(_command_path(ctx), message))
+
+
+def _parse_in_one_line(
+    parse: Callable[[Context, list[str]], list[str]], ctx: Context, args: list[str], no_args_is_help: bool
+) -> list[str]:
+    if not args and no_args_is_help:  # click shows the help (its own usage error): leave it
+        return parse(ctx, args)
+    try:
+        return parse(ctx, args)
+    except _CLICK_USAGE_ERROR as error:
+        raise _one_line(ctx, error) from None
+
+
 class OneLineUsage(TyperCommand):
     """A command whose argument errors are pitstop's one line (`error: …`, exit 2), not click's usage box."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
-        if not args and self.no_args_is_help:  # click shows the help (its own usage error): leave it
-            return super().parse_args(ctx, args)
-        try:
-            return super().parse_args(ctx, args)
-        except _CLICK_USAGE_ERROR as error:
-            raise _one_line(ctx, error) from None
-
-
-def _one_line(ctx: Context, error: Exception) -> UsageError:
-    message = error.format_message() if isinstance(error, typer.BadParameter) else str(error)
-    return UsageError(usage_line(_command_path(ctx), message))
+        return _parse_in_one_line(super().parse_args, ctx, args, self.no_args_is_help)
 
 
 class OneLineUsageGroup(TyperGroup):
     """A command group whose unknown subcommands and bad options are one line, like its commands'."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
-        if not args and self.no_args_is_help:  # click shows the help (its own usage error): leave it
-            return super().parse_args(ctx, args)
-        try:
-            return super().parse_args(ctx, args)
-        except _CLICK_USAGE_ERROR as error:
-            raise _one_line(ctx, error) from None
+        return _parse_in_one_line(super().parse_args, ctx, args, self.no_args_is_help)
 
     def resolve_command(self, ctx: Context, args: list[str]) -> Any:
         try:
