@@ -1,6 +1,7 @@
-"""End to end, live: `pitstop serve --controller` as a real process on loopback, traffic and labels over
-HTTP, a policy whose durations are seconds. One run is promoted, another rolled back automatically;
-no request fails in either."""
+"""End to end, live: real processes on loopback, traffic and labels over HTTP, a policy whose durations
+are seconds. One run (`pitstop serve --controller`, the controller inside the gateway) is promoted;
+another (`pitstop serve` and `pitstop controller`, two processes sharing the store) is rolled back
+automatically. No request fails in either."""
 
 from __future__ import annotations
 
@@ -37,33 +38,32 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def live(rollout_ws: Workspace, database_url: str) -> Iterator[tuple[Workspace, str]]:
-    """The gateway with its controller, as a real process serving `rollout_ws`."""
-    policy = rollout_ws.path / "pitstop.yaml"
-    policy.write_text(LIVE_POLICY)
-    ws = Workspace(rollout_ws.path)  # the real clock, like the server's
-    port = _free_port()
-    env = {**os.environ, "PITSTOP_DATABASE_URL": database_url, "PYTHONPATH": str(TESTS)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pitstop",
-            "serve",
-            "-w",
-            str(ws.path),
-            "--port",
-            str(port),
-            "--controller",
-            "--log-level",
-            "warning",
-        ],
+def _pitstop(ws: Workspace, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pitstop", *args, "-w", str(ws.path)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+@pytest.fixture(params=["in_gateway"])
+def live(
+    rollout_ws: Workspace, database_url: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[Workspace, str]]:
+    """The gateway with its controller (inside it, or `separate`: a process of its own), serving
+    `rollout_ws`."""
+    policy = rollout_ws.path / "pitstop.yaml"
+    policy.write_text(LIVE_POLICY)
+    ws = Workspace(rollout_ws.path)  # the real clock, like the server's
+    port = _free_port()
+    env = {**os.environ, "PITSTOP_DATABASE_URL": database_url, "PYTHONPATH": str(TESTS)}
+    separate = request.param == "separate"
+    serve = ["serve", "--port", str(port), "--log-level", "warning"]
+    processes = [_pitstop(ws, env, *serve, *([] if separate else ["--controller"]))]
+    if separate:
+        processes.append(_pitstop(ws, env, "controller"))
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -73,14 +73,18 @@ def live(rollout_ws: Workspace, database_url: str) -> Iterator[tuple[Workspace, 
                     break
             except httpx.HTTPError:
                 pass
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            for process in processes:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
             time.sleep(0.2)
         else:
             pytest.fail("the gateway did not become ready within 60 s")
         yield ws, base
+        for process in processes:  # both lived through the whole run
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
     finally:
-        server.terminate()
-        server.communicate(timeout=30)  # reaps the process and closes its output pipe
+        for process in processes:
+            process.terminate()
+            process.communicate(timeout=30)  # reaps the process and closes its output pipe
         ws.close()
 
 
@@ -130,6 +134,7 @@ def test_a_good_challenger_is_promoted_live(live: tuple[Workspace, str]) -> None
     assert answer.json()["model_version"] == 2
 
 
+@pytest.mark.parametrize("live", ["separate"], indirect=True)
 def test_a_harmful_challenger_is_rolled_back_automatically_live(live: tuple[Workspace, str]) -> None:
     ws, base = live
     ws.start_rollout("eta", 3, skip_gate=True, reason="live test")
