@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from helpers import make_traffic, write_regression_csv
+from pitstop.errors import UsageError
+from pitstop.rollout.controller import Controller
 from pitstop.workspace import Workspace
 
 
@@ -149,6 +153,15 @@ def test_rollout_commands_round_trip(cli, rollout_ws: Workspace) -> None:  # typ
     assert listed[0]["outcome"] == "aborted"
     once = json.loads(cli("controller", "--once", "--json", *ws).stdout)
     assert once == {"leader": True, "decisions": []}
+
+
+@pytest.mark.parametrize("interval", ["0s", "0ms"])
+def test_a_zero_controller_interval_is_refused(cli, rollout_ws: Workspace, interval: str) -> None:  # type: ignore[no-untyped-def]
+    done = cli("controller", "--interval", interval, "-w", str(rollout_ws.path))
+    assert done.exit_code == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--interval must be longer than zero" in done.stderr
+    with pytest.raises(UsageError, match="longer than zero"):
+        Controller(rollout_ws, interval=timedelta(0))
 
 
 def test_retrain_stops_at_the_gate_or_starts_the_rollout(cli, rollout_ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -363,6 +363,8 @@ def controller(
         every = parse_duration(interval) if interval else None
     except ValueError as error:
         raise UsageError(f"--interval: {error}") from None
+    if every is not None and every <= timedelta(0):
+        raise UsageError(f"--interval must be longer than zero, got {interval!r}")
     ctl = Controller(ws, interval=every)
     if once:
         results = ctl.tick()

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pitstop import registry
 from pitstop.clock import Clock
-from pitstop.errors import StoreUnavailableError
+from pitstop.errors import StoreUnavailableError, UsageError
 from pitstop.rollout import lease
 from pitstop.rollout.apply import apply_decision
 from pitstop.rollout.decide import Decision, decide
@@ -83,7 +83,9 @@ class Controller:
     ) -> None:
         self.ws = ws
         self.clock = clock or ws.clock
-        self.interval = interval or ws.config.controller.interval
+        self.interval = interval if interval is not None else ws.config.controller.interval
+        if self.interval <= timedelta(0):  # a loop that never waits would hold the store and a core
+            raise UsageError(f"the controller's interval must be longer than zero, got {self.interval}")
         self.lease_ttl = lease_ttl or ws.config.controller.lease_ttl
         self.holder = holder or lease.new_holder_id()
         self.is_leader = False
