@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import typer.main
 
-from helpers import fit_regression_artifact, write_regression_csv
+from helpers import fit_regression_artifact, one_line_error, write_regression_csv
 from pitstop.cli import app
 from pitstop.store.migrate import head_revision
 
@@ -40,7 +40,7 @@ def test_every_command_reports_a_bad_option_in_one_line(cli) -> None:  # type: i
         name for name, command in _commands(typer.main.get_command(app)) if not hasattr(command, "commands")
     ]
     for name in leaves:
-        line = _only_line(cli(*name.split(), "--no-such-option"))
+        line = one_line_error(cli(*name.split(), "--no-such-option"))
         assert f"pitstop {name}: no such option: --no-such-option" in line, line
 
 
@@ -50,7 +50,7 @@ def test_every_group_reports_an_unknown_command_in_one_line(cli) -> None:  # typ
     ]
     assert "rollout" in groups
     for name in groups:
-        line = _only_line(cli(*name.split(), "nosuch"))
+        line = one_line_error(cli(*name.split(), "nosuch"))
         assert f"pitstop {name}".strip() + ": no such command 'nosuch'" in line, line
 
 
@@ -204,14 +204,6 @@ def test_unreachable_store_is_one_line(cli, workspace_dir: Path, monkeypatch: py
         assert len(line.splitlines()) == 1 and "sqlalche.me" not in line
 
 
-def _only_line(result: Any) -> str:
-    """The one `error: …` line a bad input gets: exit 2, no traceback, no usage box."""
-    assert result.exit_code == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return str(lines[0])
-
-
 @pytest.fixture
 def trained(cli, workspace_dir: Path, tmp_path: Path) -> list[str]:  # type: ignore[no-untyped-def]
     """A workspace with dataset `train` and model `eta`; returns the -w arguments."""
@@ -238,23 +230,23 @@ def test_bad_time_columns_are_one_line(
 ) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.csv"
     path.write_text(content)
-    line = _only_line(cli("dataset", "add", "bad", path, "--time-column", "time", "-w", workspace_dir))
+    line = one_line_error(cli("dataset", "add", "bad", path, "--time-column", "time", "-w", workspace_dir))
     assert message in line
 
 
 def test_a_duplicate_model_name_is_one_line(cli, trained: list[str]) -> None:  # type: ignore[no-untyped-def]
-    line = _only_line(cli("models", "create", "eta", "--task", "regression", "--target", "y", *trained))
+    line = one_line_error(cli("models", "create", "eta", "--task", "regression", "--target", "y", *trained))
     assert "'eta' already exists" in line
 
 
 def test_an_unknown_version_is_one_line(cli, trained: list[str]) -> None:  # type: ignore[no-untyped-def]
-    assert "no version 9" in _only_line(cli("models", "show", "eta", "9", *trained))
+    assert "no version 9" in one_line_error(cli("models", "show", "eta", "9", *trained))
 
 
 def test_an_artifact_that_does_not_load_is_one_line(cli, trained: list[str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     junk = tmp_path / "junk.joblib"
     junk.write_bytes(b"not a pickle")
-    line = _only_line(cli("register", "eta", junk, "--train-data", "train", *trained))
+    line = one_line_error(cli("register", "eta", junk, "--train-data", "train", *trained))
     assert f"{junk}: cannot load with joblib" in line
 
 
@@ -262,7 +254,7 @@ def test_an_artifact_without_predict_is_one_line(cli, trained: list[str], tmp_pa
     import joblib
 
     joblib.dump({"not": "a model"}, tmp_path / "dict.joblib")
-    line = _only_line(cli("register", "eta", tmp_path / "dict.joblib", "--train-data", "train", *trained))
+    line = one_line_error(cli("register", "eta", tmp_path / "dict.joblib", "--train-data", "train", *trained))
     assert "no predict method" in line
     assert json.loads(cli("models", "list", "eta", "--json", *trained).stdout) == []
 
@@ -282,7 +274,7 @@ def test_an_artifact_without_predict_is_one_line(cli, trained: list[str], tmp_pa
 def test_a_missing_argument_is_one_line_pointing_at_help(
     cli, workspace_dir: Path, args: list[str], message: str
 ) -> None:  # type: ignore[no-untyped-def]
-    line = _only_line(cli(*args, "-w", workspace_dir))
+    line = one_line_error(cli(*args, "-w", workspace_dir))
     assert message in line and f"see `{message.split(':')[0]} --help`" in line
 
 
@@ -323,5 +315,7 @@ def test_register_records_the_as_of_cutoff_and_shows_it(cli, trained: list[str],
     assert lineage["as_of"] == "2026-01-02T00:00:00+00:00" and lineage["training_window"]["rows"] == 24
     shown = cli("models", "show", "eta", "2", *trained).stdout
     assert "as-of cutoff" in shown and "2026-01-02T00:00:00Z" in shown
-    bad = _only_line(cli("register", "eta", artifact, "--train-data", "train", "--as-of", "soon", *trained))
+    bad = one_line_error(
+        cli("register", "eta", artifact, "--train-data", "train", "--as-of", "soon", *trained)
+    )
     assert "--as-of 'soon': not a timestamp" in bad

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import one_line_error
 from pitstop.config import Config, database_url, load_config, parse_config, render_default_config
 from pitstop.durations import format_duration, parse_duration
 from pitstop.errors import ConfigError
@@ -167,17 +168,10 @@ def test_wrong_type_through_the_cli_is_one_line(cli, workspace_dir: Path) -> Non
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _one_line(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 2 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 def test_a_config_file_that_is_not_utf8_is_one_line_naming_it(cli, workspace_dir: Path) -> None:  # type: ignore[no-untyped-def]
     config = workspace_dir / "pitstop.yaml"
     config.write_bytes(b"\xff\xfe")
-    line = _one_line(cli("models", "list", "-w", workspace_dir))
+    line = one_line_error(cli("models", "list", "-w", workspace_dir))
     assert f"{config}: not UTF-8 text" in line and "save it as UTF-8" in line
 
 
@@ -185,7 +179,7 @@ def test_a_folder_in_place_of_the_config_file_is_one_line_naming_it(cli, workspa
     config = workspace_dir / "pitstop.yaml"
     config.unlink()
     config.mkdir()
-    line = _one_line(cli("models", "list", "-w", workspace_dir))
+    line = one_line_error(cli("models", "list", "-w", workspace_dir))
     assert f"{config}: cannot read it" in line and "readable YAML file" in line
 
 
@@ -206,5 +200,5 @@ def test_a_bad_database_url_in_the_environment_is_named_as_such(
     fragment: str,
 ) -> None:
     monkeypatch.setenv("PITSTOP_DATABASE_URL", url)
-    line = _one_line(cli("models", "list", "-w", workspace_dir))
+    line = one_line_error(cli("models", "list", "-w", workspace_dir))
     assert line.startswith(f"error: PITSTOP_DATABASE_URL: {fragment}")

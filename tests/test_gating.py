@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import misbehaving_models
-from helpers import write_classification_csv, write_regression_csv
+from helpers import one_line_error, write_classification_csv, write_regression_csv
 from pitstop.clock import ManualClock
 from pitstop.errors import UsageError
 from pitstop.workspace import Workspace
@@ -236,12 +236,6 @@ def test_the_models_time_column_dates_an_untimed_test_set(ws: Workspace, tmp_pat
 # -- models that do not answer one number per row, printing models, bad test sets via the CLI ------------
 
 
-def _one_line(stderr: str) -> str:
-    line = stderr.strip()
-    assert len(line.splitlines()) == 1 and "Traceback" not in line, stderr
-    return line
-
-
 @pytest.mark.parametrize(
     ("trainer", "reads"),
     [
@@ -256,7 +250,7 @@ def test_a_model_without_one_number_per_row_is_exit_2_naming_the_version(  # typ
     live_ws.train("eta", trainer=f"misbehaving_models:{trainer}", data="train")
     result = cli("gate", "eta", "1", "--test-set", "test", "--json", "-w", live_ws.path)
     assert result.exit_code == 2 and result.stdout == ""
-    assert f"error: eta version 1 {reads}" in _one_line(result.stderr)
+    assert f"error: eta version 1 {reads}" in one_line_error(result)
     assert live_ws.version("eta", 1).gate_result is None
 
 
@@ -275,13 +269,13 @@ def test_a_non_binary_target_for_a_classifier_is_exit_2(  # type: ignore[no-unty
     live_ws.train("churn", trainer="helpers:logistic_trainer", data="labels")
     result = cli("gate", "churn", "1", "--test-set", "test", "-w", live_ws.path)  # `y` is continuous there
     assert result.exit_code == 2
-    line = _one_line(result.stderr)
+    line = one_line_error(result)
     assert "test set test:1: classification needs a binary target, found 72 classes" in line
     assert live_ws.version("churn", 1).gate_result is None
 
 
-def test_an_unknown_test_set_version_is_exit_2_in_one_line(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_test_set_version_is_exit_2_inone_line_error(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
     live_ws.train("eta", trainer="helpers:linear_trainer", data="train")
     result = cli("gate", "eta", "1", "--test-set", "test:99", "-w", live_ws.path)
     assert result.exit_code == 2
-    assert "dataset 'test' has no version 99" in _one_line(result.stderr)
+    assert "dataset 'test' has no version 99" in one_line_error(result)

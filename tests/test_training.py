@@ -13,7 +13,7 @@ import pytest
 
 import helpers
 import misbehaving_models
-from helpers import write_classification_csv, write_regression_csv
+from helpers import one_line_error, write_classification_csv, write_regression_csv
 from pitstop.datasets import point_in_time_join
 from pitstop.errors import UsageError
 from pitstop.training import Reproduction
@@ -405,12 +405,6 @@ def test_a_classification_trainer_result_without_predict_proba_says_it_needs_one
 # -- misbehaving trainers and models, clean --json, the dataset's time column as a feature --------------
 
 
-def _one_line(stderr: str) -> str:
-    line = stderr.strip()
-    assert len(line.splitlines()) == 1 and "Traceback" not in line, stderr
-    return line
-
-
 def test_train_json_stays_parseable_when_the_trainer_prints(cli, ready: Workspace) -> None:  # type: ignore[no-untyped-def]
     args = ["--trainer", "misbehaving_models:chatty", "--data", "train", "--json", "-w", ready.path]
     result = cli("train", "eta", *args)
@@ -438,7 +432,7 @@ def test_a_trainer_calling_sys_exit_is_exit_2_with_its_message_and_nothing_regis
     trainer = "misbehaving_models:gives_up"
     result = cli("train", "eta", "--trainer", trainer, "--data", "train", "-w", ready.path)
     assert result.exit_code == 2
-    assert f"trainer {trainer} raised SystemExit: trainer gave up" in _one_line(result.stderr)
+    assert f"trainer {trainer} raised SystemExit: trainer gave up" in one_line_error(result)
     assert ready.versions("eta") == []
 
 
@@ -448,7 +442,7 @@ def test_a_trainer_module_calling_sys_exit_on_import_is_exit_2(  # type: ignore[
     module = here("import sys\nsys.exit('no GPU here')\n")
     result = cli("train", "eta", "--trainer", f"{module}:fit", "--data", "train", "-w", ready.path)
     assert result.exit_code == 2
-    assert f"importing {module} failed (SystemExit: no GPU here)" in _one_line(result.stderr)
+    assert f"importing {module} failed (SystemExit: no GPU here)" in one_line_error(result)
     assert ready.versions("eta") == []
 
 
@@ -472,7 +466,7 @@ def test_reproduce_of_a_model_without_one_number_per_row_is_exit_2_naming_the_ve
     ready.train("eta", trainer=f"misbehaving_models:{trainer}", data="train")
     result = cli("reproduce", "eta", "1", "-w", ready.path)
     assert result.exit_code == 2
-    assert f"error: eta version 1 {reads}" in _one_line(result.stderr)
+    assert f"error: eta version 1 {reads}" in one_line_error(result)
 
 
 def test_reproduce_matches_nan_predictions_in_the_same_rows(ready: Workspace) -> None:
@@ -521,7 +515,7 @@ def test_train_cli_refuses_the_time_column_as_a_feature_in_one_line(  # type: ig
     ws = _time_as_declared_feature(workspace, tmp_path)
     result = cli("train", "m4", "--trainer", "helpers:linear_trainer", "--data", "train", "-w", ws.path)
     assert result.exit_code == 2
-    assert "which is the time column of dataset train:1" in _one_line(result.stderr)
+    assert "which is the time column of dataset train:1" in one_line_error(result)
 
 
 def test_a_declared_time_named_column_is_a_feature_when_no_time_column_is_in_effect(
@@ -543,14 +537,14 @@ def test_as_of_that_is_no_time_is_exit_2_naming_the_option_and_the_format(  # ty
     args = ["--data", "train", "--as-of", text, "-w", ready.path]
     result = cli("train", "eta", "--trainer", "helpers:linear_trainer", *args)
     assert result.exit_code == 2
-    line = _one_line(result.stderr)
+    line = one_line_error(result)
     assert f"--as-of {text!r}: not a timestamp; write it like 2026-06-01" in line
     assert ready.versions("eta") == []
 
 
-def test_train_on_an_unknown_dataset_version_is_exit_2_in_one_line(cli, ready: Workspace) -> None:  # type: ignore[no-untyped-def]
+def test_train_on_an_unknown_dataset_version_is_exit_2_inone_line_error(cli, ready: Workspace) -> None:  # type: ignore[no-untyped-def]
     args = ["--trainer", "helpers:linear_trainer", "--data", "train:99", "-w", ready.path]
     result = cli("train", "eta", *args)
     assert result.exit_code == 2
-    assert "dataset 'train' has no version 99" in _one_line(result.stderr)
+    assert "dataset 'train' has no version 99" in one_line_error(result)
     assert ready.versions("eta") == []

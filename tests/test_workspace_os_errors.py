@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import one_line_error
 from pitstop.config import CONFIG_FILE, STATE_DIR, render_default_config
 from pitstop.errors import StoreUnavailableError, UsageError
 from pitstop.workspace import Workspace
@@ -22,17 +23,11 @@ def default_store(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PITSTOP_WORKSPACE", raising=False)
 
 
-def _one_line(stderr: str) -> str:
-    line = stderr.strip()
-    assert len(line.splitlines()) == 1 and "Traceback" not in line, stderr
-    return line
-
-
 def test_init_on_an_existing_file_is_exit_2_naming_it(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "d.csv").write_text("a,b\n1,2\n")
     result = cli("init", tmp_path / "d.csv")
     assert result.exit_code == 2
-    line = _one_line(result.stderr)
+    line = one_line_error(result)
     assert f"error: cannot make a workspace at {tmp_path / 'd.csv'}: a file is in the way" in line
     assert (tmp_path / "d.csv").read_text() == "a,b\n1,2\n"
 
@@ -41,7 +36,7 @@ def test_init_under_a_file_is_exit_2_with_the_os_reason(cli, tmp_path: Path) -> 
     (tmp_path / "afile").write_text("")
     result = cli("init", tmp_path / "afile" / "ws")
     assert result.exit_code == 2
-    line = _one_line(result.stderr)
+    line = one_line_error(result)
     assert f"cannot make a workspace at {tmp_path / 'afile' / 'ws'}: Not a directory" in line
 
 
@@ -65,7 +60,7 @@ def test_db_upgrade_that_cannot_create_the_store_folder_is_exit_2_naming_it(  # 
     folder = _workspace_with_a_file_for_its_store_folder(tmp_path)
     result = cli("db", "upgrade", "-w", folder)
     assert result.exit_code == 2
-    line = _one_line(result.stderr)
+    line = one_line_error(result)
     assert "error: cannot create the store: a file is in the way of the folder" in line
     assert str(folder / STATE_DIR) in line
 
