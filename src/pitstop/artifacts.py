@@ -7,7 +7,7 @@ from pathlib import Path
 
 import fsspec
 
-from pitstop.errors import StoreUnavailableError, describe
+from pitstop.errors import StoreUnavailableError, describe_os_error
 
 _CHUNK = 1 << 20
 
@@ -39,9 +39,11 @@ class ArtifactStore:
                 self._fs.put_file(str(source), partial)
                 self._fs.mv(partial, target)
             except OSError as error:
+                reason = (
+                    describe_os_error(error) if error.filename else f"{describe_os_error(error)}: {target}"
+                )
                 raise StoreUnavailableError(
-                    f"cannot write to the artifact store {self.base_url}: "
-                    f"{error.strerror or describe(error)} ({error.filename or target}); make that folder "
+                    f"cannot write to the artifact store {self.base_url}: {reason}; make that folder "
                     "writable, or set artifact_store in pitstop.yaml to one that is"
                 ) from None
         return f"{self.base_url}/{relative}", sha256, source.stat().st_size
@@ -61,7 +63,7 @@ class ArtifactStore:
                 except OSError as error:
                     raise StoreUnavailableError(
                         f"cannot read {candidate} from the artifact store: "
-                        f"{error.strerror or describe(error)}; check that the file is readable"
+                        f"{describe_os_error(error)}; check that the file is readable"
                     ) from None
                 return data
         return None

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from pitstop.durations import format_duration, parse_duration, parse_positive_duration
-from pitstop.errors import ConfigError, describe
+from pitstop.errors import ConfigError, describe_os_error
 
 CONFIG_FILE = "pitstop.yaml"
 STATE_DIR = ".pitstop"
@@ -315,7 +315,7 @@ def load_config(path: Path) -> Config:
         ) from None
     except OSError as error:
         raise ConfigError(
-            f"{path}: cannot read it ({error.strerror or describe(error)}); it must be a readable YAML file"
+            f"{path}: cannot read it ({describe_os_error(error, path)}); it must be a readable YAML file"
         ) from None
     try:
         data = yaml.safe_load(text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class PitstopError(Exception):
     """Base of every error pitstop raises on purpose; its message is meant for the user."""
@@ -55,3 +57,18 @@ def describe(error: BaseException) -> str:
     """
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def describe_os_error(error: OSError, named: Path | None = None) -> str:
+    """`Permission denied: /srv/ws/.pitstop`: the OS's reason, and the path it refused unless that is
+    the one the message already `named`."""
+    # mkdir(exist_ok=True) says "File exists" only when the thing there is not a folder.
+    reason = "a file is in the way of the folder" if isinstance(error, FileExistsError) else error.strerror
+    reason = reason or describe(error)
+    if error.filename is None or (named is not None and Path(error.filename) == named):
+        return reason
+    return f"{reason}: {error.filename}"
+
+
+# User code that calls sys.exit() has failed like one that raised; Ctrl-C (KeyboardInterrupt) still stops.
+USER_CODE_FAILURES = (Exception, SystemExit)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from pitstop import registry
 from pitstop.datasets import DatasetSnapshot, parse_times
-from pitstop.errors import UsageError, describe
+from pitstop.errors import UsageError
 from pitstop.events import record_event
 from pitstop.gates import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate
 from pitstop.lineage import current_actor
@@ -23,11 +20,10 @@ from pitstop.registry import Alias, ModelInfo, Task
 from pitstop.scoring import (
     binary_target,
     check_target_complete,
-    describe_missing,
-    missing_values,
-    predict_frame,
+    checked_predictions,
+    missing_hint,
 )
-from pitstop.training import USER_CODE_FAILURES, time_column_of
+from pitstop.training import time_column_of
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -70,39 +66,8 @@ def _score(
     who, on = f"{info.name} version {version}", f"test set {test_set}"
     predictions = checked_predictions(info.task, ws.load(info.name, version), X, who, on)
     if not np.isfinite(predictions).all():
-        raise UsageError(f"{who} returned NaN or infinite predictions on {on}{_missing_hint(X, on)}")
+        raise UsageError(f"{who} returned NaN or infinite predictions on {on}{missing_hint(X, on)}")
     return offline_metrics(info.task, y, predictions)
-
-
-def checked_predictions(
-    task: Task, estimator: Any, X: pd.DataFrame, who: str, on: str
-) -> npt.NDArray[np.float64]:
-    """`who`'s predictions for the rows of X (`on` names them), one number per row, or a one-line
-    UsageError: the model is user code and may fail, print, or return anything."""
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries --json
-            predictions = predict_frame(task, estimator, X)
-    except UsageError:
-        raise
-    except USER_CODE_FAILURES as error:  # includes values that are not numbers (ValueError, TypeError)
-        hint = _missing_hint(X, on)
-        raise UsageError(f"{who} failed to predict on {on} ({describe(error)}){hint}") from None
-    if len(predictions) != len(X):  # numpy would broadcast a short answer over every row
-        raise UsageError(
-            f"{who} returned {len(predictions)} prediction(s) for the {len(X)} rows of {on}; "
-            "predict must return one number per row"
-        )
-    return predictions
-
-
-def _missing_hint(X: pd.DataFrame, on: str) -> str:
-    missing = missing_values(X, list(X.columns))
-    if not missing:
-        return ""
-    return (
-        f"; {on} has missing feature values: {describe_missing(missing)}; this model does not "
-        "handle them: fill or drop those rows and register the data again"
-    )
 
 
 def _time_range(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from pitstop.errors import UsageError
+from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
 from pitstop.registry import Task
 
 
@@ -67,3 +69,35 @@ def check_estimator(estimator: Any, task: Task, source: str) -> None:
         raise UsageError(
             f"{source}: a classification model needs predict_proba ({type(estimator).__name__} has none)"
         )
+
+
+def checked_predictions(
+    task: Task, estimator: Any, X: pd.DataFrame, who: str, on: str
+) -> npt.NDArray[np.float64]:
+    """`who`'s predictions for the rows of X (`on` names them), one number per row, or a one-line
+    UsageError: the model is user code and may fail, print, or return anything."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries --json
+            predictions = predict_frame(task, estimator, X)
+    except UsageError:
+        raise
+    except USER_CODE_FAILURES as error:  # includes values that are not numbers (ValueError, TypeError)
+        hint = missing_hint(X, on)
+        raise UsageError(f"{who} failed to predict on {on} ({describe(error)}){hint}") from None
+    if len(predictions) != len(X):  # numpy would broadcast a short answer over every row
+        raise UsageError(
+            f"{who} returned {len(predictions)} prediction(s) for the {len(X)} rows of {on}; "
+            "predict must return one number per row"
+        )
+    return predictions
+
+
+def missing_hint(X: pd.DataFrame, on: str) -> str:
+    """What to do when a model fails on rows with missing feature values (empty when none are)."""
+    missing = missing_values(X, list(X.columns))
+    if not missing:
+        return ""
+    return (
+        f"; {on} has missing feature values: {describe_missing(missing)}; this model does not "
+        "handle them: fill or drop those rows and register the data again"
+    )

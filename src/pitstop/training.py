@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from pitstop.datasets import DatasetSnapshot, parse_times
-from pitstop.errors import UsageError, describe
+from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
 from pitstop.registry import ModelInfo, Task
 from pitstop.scoring import binary_target, check_target_complete
 
@@ -48,9 +48,6 @@ def current_folder_importable() -> Iterator[None]:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
 
-
-# User code that calls sys.exit() has failed like one that raised; Ctrl-C (KeyboardInterrupt) still stops.
-USER_CODE_FAILURES = (Exception, SystemExit)
 
 IMPORTABLE_HINT = "install it, add its folder to PYTHONPATH, or run pitstop from the folder that holds it"
 
@@ -256,7 +253,7 @@ class Reproduction:
     ) -> Reproduction:
         """Row by row, equal within the tolerances; NaN in both at the same row counts as equal.
 
-        Both arrays hold one prediction per training row (`gating.checked_predictions`): never
+        Both arrays hold one prediction per training row (`scoring.checked_predictions`): never
         broadcast one over the other."""
         close = np.isclose(original, again, rtol=REPRODUCE_RTOL, atol=REPRODUCE_ATOL, equal_nan=True)
         finite = np.isfinite(original) & np.isfinite(again)

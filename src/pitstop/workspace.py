@@ -28,12 +28,13 @@ from pitstop.errors import (
     StoreUnavailableError,
     UsageError,
     describe,
+    describe_os_error,
 )
 from pitstop.events import Event, list_events
-from pitstop.gating import GateReport, checked_predictions, run_gate
+from pitstop.gating import GateReport, run_gate
 from pitstop.lineage import build_lineage, current_actor
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
-from pitstop.scoring import check_estimator
+from pitstop.scoring import check_estimator, checked_predictions
 from pitstop.store.engine import (
     describe_store_error,
     make_engine,
@@ -84,7 +85,7 @@ class Workspace:
         try:
             self.engine: Engine = make_engine(self.database_url)  # creates a SQLite store's folder
         except OSError as error:
-            raise StoreUnavailableError(f"cannot create the store: {_os_reason(error)}") from None
+            raise StoreUnavailableError(f"cannot create the store: {describe_os_error(error)}") from None
         self.artifacts = ArtifactStore(self.config.artifact_store or str(self.path / STATE_DIR / "artifacts"))
         if check_schema:
             try:
@@ -107,7 +108,9 @@ class Workspace:
             if not config_file.exists():
                 config_file.write_text(render_default_config())
         except OSError as error:  # a file in the way, a read-only or missing parent
-            raise UsageError(f"cannot make a workspace at {folder}: {_os_reason(error, folder)}") from None
+            raise UsageError(
+                f"cannot make a workspace at {folder}: {describe_os_error(error, folder)}"
+            ) from None
         workspace = cls(folder, clock=clock, check_schema=False, database_url=database_url)
         workspace.upgrade()
         return workspace
@@ -478,7 +481,7 @@ class Workspace:
         try:
             data = source.read_bytes()
         except OSError as error:
-            raise UsageError(f"{source}: cannot read: {error.strerror}") from None
+            raise UsageError(f"{source}: cannot read: {describe_os_error(error, source)}") from None
         info = ds.describe_frame(ds.read_table(data, fmt, str(source)), time_column, str(source))
         uri, sha256, _ = self.artifacts.put(source, "datasets", source.suffix.lower())
         with self.writing() as conn:
@@ -538,17 +541,6 @@ def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:
         f"challenger v{s.challenger_version}) and owns the champion and the routing; end it first with "
         f"`pitstop rollout rollback {info.name} --reason …` (or `abort`), then set the champion"
     )
-
-
-def _os_reason(error: OSError, named: Path | None = None) -> str:
-    """`Permission denied: /srv/ws/.pitstop`: the OS's reason, and the path it refused unless that is
-    the one the message already `named`."""
-    # mkdir(exist_ok=True) says "File exists" only when the thing there is not a folder.
-    reason = "a file is in the way of the folder" if isinstance(error, FileExistsError) else error.strerror
-    reason = reason or describe(error)
-    if error.filename is None or (named is not None and Path(error.filename) == named):
-        return reason
-    return f"{reason}: {error.filename}"
 
 
 def _data_source(info: ModelInfo, snapshot: ds.DatasetSnapshot) -> str:

@@ -159,7 +159,7 @@ def test_rollout_commands_round_trip(cli, rollout_ws: Workspace) -> None:  # typ
 def test_a_zero_controller_interval_is_refused(cli, rollout_ws: Workspace, interval: str) -> None:  # type: ignore[no-untyped-def]
     done = cli("controller", "--interval", interval, "-w", str(rollout_ws.path))
     assert done.exit_code == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "--interval must be longer than zero" in done.stderr
+    assert "--interval: must be longer than zero" in done.stderr
     with pytest.raises(UsageError, match="longer than zero"):
         Controller(rollout_ws, interval=timedelta(0))
 

@@ -24,7 +24,7 @@ from pitstop.cli.common import (
     print_json,
     table,
 )
-from pitstop.durations import describe_span, parse_duration
+from pitstop.durations import describe_span, parse_positive_duration
 from pitstop.errors import UsageError
 from pitstop.events import Event
 from pitstop.rollout.actions import RolloutStatus
@@ -360,11 +360,9 @@ def controller(
 
     ws = open_workspace(workspace)
     try:
-        every = parse_duration(interval) if interval else None
+        every = parse_positive_duration(interval) if interval else None
     except ValueError as error:
         raise UsageError(f"--interval: {error}") from None
-    if every is not None and every <= timedelta(0):
-        raise UsageError(f"--interval must be longer than zero, got {interval!r}")
     ctl = Controller(ws, interval=every)
     if once:
         results = ctl.tick()

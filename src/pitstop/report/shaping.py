@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pitstop.events import Event
 from pitstop.report.values import Band, BandCurve, LatencyLimit, SharePoint
 from pitstop.rollout.evidence import ArmSummary
-from pitstop.rollout.gather import LATENCY_BUCKET_RATIO
+from pitstop.rollout.gather import call_edges
 from pitstop.rollout.guardrails import latency_baseline, latency_limit_ms
 from pitstop.serving.routing import RoutingTable
 
@@ -253,10 +253,7 @@ def champion_baseline(calls: Mapping[int, int]) -> float | None:
     >>> champion_baseline({0: 5}) is None  # fewer calls than the rule needs
     True
     """
-    width = math.log(LATENCY_BUCKET_RATIO)
-    # As `gather.latency_quantiles` hands them to the rule: each bucket's lower edge in ms, ascending.
-    edges = tuple((math.exp(index * width) - 1, n) for index, n in sorted(calls.items()))
-    baseline = latency_baseline(ArmSummary(latency_calls=edges))
+    baseline = latency_baseline(ArmSummary(latency_calls=call_edges(dict(calls))))
     return baseline or None  # a zero baseline is none to the rule either (`guardrails.latency_breach`)
 
 

@@ -6,12 +6,11 @@ the numbers a person sees are the ones the next check will judge.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pitstop.config import ABMethod, Policy
 from pitstop.rollout.evidence import ArmSummary, Evidence
-from pitstop.rollout.guardrails import harm_test, mixture_tau
+from pitstop.rollout.guardrails import error_ratio, harm_test, mixture_tau, testable_estimates
 from pitstop.rollout.phases import Phase
 from pitstop.rollout.state import RolloutState, challenger_share
 from pitstop.stats import ArmEstimate, compare_paired, msprt, paired_t_from_summary
@@ -71,13 +70,6 @@ def required_units(rollout: RolloutState) -> dict[str, Any] | None:
     return {"champion": plan["n_champion"], "challenger": plan["n_challenger"]}
 
 
-def error_ratio(champion: float | None, challenger: float | None) -> float | None:
-    """Challenger error / champion error (infinite when the champion's is zero, None when unknown)."""
-    if champion is None or challenger is None:
-        return None
-    return challenger / champion if champion > 0 else math.inf
-
-
 def current_test(
     state: RolloutState, policy: Policy, evidence: Evidence, champion: ArmSummary, challenger: ArmSummary
 ) -> TestResult | None:
@@ -86,11 +78,8 @@ def current_test(
     if state.phase is Phase.SHADOW:
         return paired_test(policy, evidence)
     if state.phase is Phase.AB_TEST:
-        per_user = policy.ab_test.method is ABMethod.PER_USER
-        arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
-        if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
-            return None
-        return sequential_look(state, policy, arm_a, arm_b)
+        arms = testable_estimates(policy, champion, challenger)
+        return None if arms is None else sequential_look(state, policy, *arms)
     return harm_test(champion, challenger, policy)
 
 

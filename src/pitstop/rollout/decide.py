@@ -19,13 +19,19 @@ from pitstop.durations import describe_span
 from pitstop.rollout.comparison import (
     analysed_units,
     compared_arms,
-    error_ratio,
     paired_test,
     required_units,
     sequential_look,
 )
 from pitstop.rollout.evidence import ArmSummary, Evidence
-from pitstop.rollout.guardrails import Breach, check_guardrails, latency_baseline, latency_excess
+from pitstop.rollout.guardrails import (
+    Breach,
+    arm_estimates,
+    check_guardrails,
+    error_ratio,
+    latency_baseline,
+    latency_excess,
+)
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.state import RolloutState, ramp_shares
 from pitstop.stats import ab_verdict, mann_whitney_test, sample_ratio_mismatch, sample_size_margin
@@ -79,16 +85,9 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
         "shadow_calls": calls.requests,
         "shadow_failures": calls.failures,
     }
-    too_many = _shadow_failure_p_value(calls, shadow.max_error_rate)
-    if too_many is not None:
-        rate = calls.failures / calls.requests
-        return Decision(
-            Action.REJECT,
-            "shadow.error_rate",
-            f"the challenger failed or timed out on {calls.failures} of {calls.requests} shadow calls "
-            f"({rate:.1%}), above the {shadow.max_error_rate:.1%} limit (p = {too_many:.2g})",
-            {**base, "failure_rate": rate, "limit": shadow.max_error_rate, "p_value": too_many},
-        )
+    failing = _shadow_failures(calls, shadow.max_error_rate, base, at_verdict=False)
+    if failing is not None:
+        return failing
     if elapsed < shadow.min_duration:
         return Decision(
             Action.STAY,
@@ -115,17 +114,34 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
     return _shadow_verdict(rollout, policy, evidence, base)
 
 
-def _shadow_failure_p_value(calls: ArmSummary, limit: float) -> float | None:
-    """The p-value showing the shadow fails more often than `limit`, or None without such evidence.
+def _shadow_failures(
+    calls: ArmSummary, limit: float, numbers: dict[str, Any], *, at_verdict: bool
+) -> Decision | None:
+    """Reject a shadow that fails more often than `limit`: at any look only on evidence, at the verdict
+    (enough time and labels) on its rate alone, since doubt favours the champion.
 
-    One-sided exact binomial test of its failures among its recorded calls against `limit`: a failure
-    rate just above the limit on a few calls is noise, twenty failures in a row are not.
+    The evidence is a one-sided exact binomial test of its failures among its recorded calls against
+    `limit`: a failure rate just above the limit on a few calls is noise, twenty failures in a row are not.
     """
     rate = calls.failure_rate
-    if calls.requests < MIN_SHADOW_CALLS_FOR_RATE or rate is None or rate <= limit:
+    if rate is None or rate <= limit:
         return None
-    p_value = float(binomtest(calls.failures, calls.requests, limit, alternative="greater").pvalue)
-    return p_value if p_value < SHADOW_FAILURE_ALPHA else None
+    p_value = None
+    if not at_verdict:
+        if calls.requests < MIN_SHADOW_CALLS_FOR_RATE:
+            return None
+        p_value = float(binomtest(calls.failures, calls.requests, limit, alternative="greater").pvalue)
+        if p_value >= SHADOW_FAILURE_ALPHA:
+            return None
+    why = ": it may not pass the shadow" if p_value is None else f" (p = {p_value:.2g})"
+    found = {"failure_rate": rate, "limit": limit} | ({} if p_value is None else {"p_value": p_value})
+    return Decision(
+        Action.REJECT,
+        "shadow.error_rate",
+        f"the challenger failed or timed out on {calls.failures} of {calls.requests} shadow calls "
+        f"({rate:.1%}), above the {limit:.1%} limit{why}",
+        {**numbers, **found},
+    )
 
 
 def _shadow_verdict(
@@ -134,7 +150,8 @@ def _shadow_verdict(
     shadow, paired = policy.shadow, evidence.paired
     assert paired.champion_mean is not None and paired.challenger_mean is not None
     test = paired_test(policy, evidence)
-    ratio = paired.challenger_mean / paired.champion_mean if paired.champion_mean > 0 else math.inf
+    ratio = error_ratio(paired.champion_mean, paired.challenger_mean)
+    assert ratio is not None
     numbers = {
         **base,
         "champion_error": paired.champion_mean,
@@ -167,15 +184,9 @@ def _shadow_verdict(
             f"{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack; p = {slow.p_value:.2g})",
             {**numbers, "latency_ratio": latency_ratio, **slow.to_dict()},
         )
-    rate = shadowed.failure_rate
-    if rate is not None and rate > shadow.max_error_rate:  # too few calls to reject early, too many to pass
-        return Decision(
-            Action.REJECT,
-            "shadow.error_rate",
-            f"the challenger failed or timed out on {shadowed.failures} of {shadowed.requests} shadow calls "
-            f"({rate:.1%}), above the {shadow.max_error_rate:.1%} limit: it may not pass the shadow",
-            {**numbers, "failure_rate": rate, "limit": shadow.max_error_rate},
-        )
+    failing = _shadow_failures(shadowed, shadow.max_error_rate, numbers, at_verdict=True)
+    if failing is not None:
+        return failing
     plan = plan_ab_test(policy, evidence)
     verdict = (
         f"challenger error {ratio:.3f} x champion's on {paired.n} live requests "
@@ -275,12 +286,12 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
     breach = check_guardrails(champion, challenger, policy)
     if breach is not None:
         return _rollback(breach, base)
-    per_user = ab.method == "per_user"
-    arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
-    if arm_a is None or arm_b is None or min(champion.labelled, challenger.labelled) < 2:
+    arms = arm_estimates(policy, champion, challenger)
+    if arms is None:
         return _wait_or_give_up(
             elapsed, ab.max_duration, "ab.min_labeled", "waiting for matured labels in both arms", base
         )
+    arm_a, arm_b = arms
     if arm_a.variance + arm_b.variance <= 0:
         return _wait_or_give_up(
             elapsed,

@@ -192,8 +192,18 @@ def latency_quantiles(conn: Connection, window: Window, role: str) -> dict[str, 
 
 def _quantiles(buckets: list[tuple[int, int, int]], width: float) -> LatencyStats:
     p50, p99 = log_quantiles([(index, count) for index, count, _ in buckets], width, (0.5, 0.99))
-    calls = tuple((math.exp(index * width) - 1, n) for index, _, n in buckets)
+    calls = call_edges({index: n for index, _, n in buckets})
     return p50, p99, sum(count for _, count, _ in buckets), calls
+
+
+def call_edges(calls: dict[int, int]) -> tuple[tuple[float, int], ...]:
+    """(lower edge in ms, model calls) per latency bucket index, ascending: what the rule counts.
+
+    >>> [(round(edge, 4), n) for edge, n in call_edges({1: 3, 0: 2})]
+    [(0.0, 2), (0.02, 3)]
+    """
+    width = math.log(LATENCY_BUCKET_RATIO)
+    return tuple((math.exp(index * width) - 1, n) for index, n in sorted(calls.items()))
 
 
 def log_quantiles(buckets: Iterable[tuple[int, int]], width: float, qs: tuple[float, ...]) -> list[float]:

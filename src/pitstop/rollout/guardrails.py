@@ -69,15 +69,20 @@ def failure_rate_breach(challenger: ArmSummary, policy: GuardrailPolicy) -> Brea
     )
 
 
+def error_ratio(champion: float | None, challenger: float | None) -> float | None:
+    """Challenger error / champion error (infinite when the champion's is zero, None when unknown)."""
+    if champion is None or challenger is None:
+        return None
+    return challenger / champion if champion > 0 else math.inf
+
+
 def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> Breach | None:
     limits = policy.guardrails
     if min(champion.labelled, challenger.labelled) < limits.min_samples:
         return None
-    if champion.error_mean is None or challenger.error_mean is None or challenger.error_mean <= 0:
-        return None
     # a champion without error is beaten by any challenger with some: infinitely worse, if the test agrees
-    ratio = challenger.error_mean / champion.error_mean if champion.error_mean > 0 else math.inf
-    if ratio <= limits.max_error_ratio:
+    ratio = error_ratio(champion.error_mean, challenger.error_mean)
+    if ratio is None or not challenger.error_mean or ratio <= limits.max_error_ratio:
         return None
     harm = harm_test(champion, challenger, policy)
     if harm is None or harm.p_value >= policy.ab_test.alpha or harm.estimate <= 0:
@@ -99,14 +104,31 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
     )
 
 
+def arm_estimates(
+    policy: Policy, champion: ArmSummary, challenger: ArmSummary
+) -> tuple[ArmEstimate, ArmEstimate] | None:
+    """Both arms' mean error with its standard error, by the policy's analysis (per user or per
+    request); None until both have enough labelled errors."""
+    per_user = policy.ab_test.method is ABMethod.PER_USER
+    arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
+    return None if arm_a is None or arm_b is None else (arm_a, arm_b)
+
+
+def testable_estimates(
+    policy: Policy, champion: ArmSummary, challenger: ArmSummary
+) -> tuple[ArmEstimate, ArmEstimate] | None:
+    """`arm_estimates`, once their errors vary (identical errors leave nothing to test)."""
+    arms = arm_estimates(policy, champion, challenger)
+    return arms if arms is not None and arms[0].variance + arms[1].variance > 0 else None
+
+
 def harm_test(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> TestResult | None:
     """The always-valid test of challenger - champion mean error on this look's evidence alone (no
     running p-value); None until both arms have labelled errors that vary."""
-    per_user = policy.ab_test.method is ABMethod.PER_USER
-    arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
-    if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
+    arms = testable_estimates(policy, champion, challenger)
+    if arms is None:
         return None
-    return msprt(arm_a, arm_b, tau=mixture_tau(policy, arm_a, arm_b), alpha=policy.ab_test.alpha)
+    return msprt(*arms, tau=mixture_tau(policy, *arms), alpha=policy.ab_test.alpha)
 
 
 def mixture_tau(policy: Policy, champion: ArmEstimate, challenger: ArmEstimate) -> float:
