@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from pitstop.stats.arms import ArmEstimate
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -81,3 +85,16 @@ def whole(name: str, value: float, *, minimum: int) -> int:
     if number != round(number) or number < minimum:
         raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value}")
     return round(number)
+
+
+def same_method(champion: ArmEstimate, challenger: ArmEstimate) -> None:
+    """Two arms compared must be estimated the same way (per user, or per request)."""
+    if champion.method != challenger.method:
+        raise ValueError(f"the arms were estimated differently ({champion.method} vs {challenger.method})")
+
+
+def some_variance(variance: float) -> float:
+    """A test needs errors that vary: both arms at zero variance leave nothing to test."""
+    if variance == 0:
+        raise ValueError("both arms have zero variance: every error is the same, there is nothing to test")
+    return variance

@@ -62,12 +62,10 @@ def ab_verdict(
     margin = check.non_negative("min_improvement", min_improvement)
     if margin >= 1:
         raise ValueError(f"min_improvement must be below 1 (a relative error reduction), got {margin}")
-    if champion.method != challenger.method:
-        raise ValueError(f"the arms were estimated differently ({champion.method} vs {challenger.method})")
+    check.same_method(champion, challenger)
     if champion.mean <= 0:
         raise ValueError(f"the champion's mean error must be positive for a ratio, got {champion.mean}")
-    if champion.variance + challenger.variance == 0:
-        raise ValueError("both arms have zero variance: every error is the same, there is nothing to test")
+    check.some_variance(champion.variance + challenger.variance)
     ratio = challenger.mean / champion.mean
     df = satterthwaite((ratio**2 * champion.variance, champion.df), (challenger.variance, challenger.df))
     critical = float(stats.t.ppf(1 - alpha, df))

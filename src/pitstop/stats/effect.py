@@ -31,16 +31,14 @@ def relative_components(champion: ArmEstimate, challenger: ArmEstimate) -> tuple
     >>> round(r, 4), round(se, 5), round(df, 1)
     (-0.1, 0.02691, 195.8)
     """
-    if champion.method != challenger.method:
-        raise ValueError(f"the arms were estimated differently ({champion.method} vs {challenger.method})")
+    check.same_method(champion, challenger)
     if champion.mean <= 0:
         raise ValueError(
             f"the champion's mean error must be positive for a relative effect, got {champion.mean}"
         )
     term_b = challenger.variance / champion.mean**2
     term_a = challenger.mean**2 * champion.variance / champion.mean**4
-    if term_a + term_b == 0:
-        raise ValueError("both arms have zero variance: every error is the same, there is nothing to test")
+    check.some_variance(term_a + term_b)
     df = satterthwaite((term_a, champion.df), (term_b, challenger.df))
     return challenger.mean / champion.mean - 1, math.sqrt(term_a + term_b), df
 

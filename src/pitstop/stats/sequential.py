@@ -155,11 +155,8 @@ def msprt(
         check.finite("previous_ci high", previous_ci[1])
         if previous_ci[0] > previous_ci[1]:
             raise ValueError(f"previous_ci must have low <= high, got {previous_ci}")
-    if champion.method != challenger.method:
-        raise ValueError(f"the arms were estimated differently ({champion.method} vs {challenger.method})")
-    variance = champion.variance + challenger.variance
-    if variance == 0:
-        raise ValueError("both arms have zero variance: every error is the same, there is nothing to test")
+    check.same_method(champion, challenger)
+    variance = check.some_variance(champion.variance + challenger.variance)
     estimate = challenger.mean - champion.mean
     log_lr = float(log_likelihood_ratio(estimate, variance, tau=tau, null=null))
     p_look = min(1.0, math.exp(-log_lr)) if log_lr > -700 else 1.0

@@ -65,11 +65,8 @@ def mean_difference(champion: ArmEstimate, challenger: ArmEstimate, *, alpha: fl
     ('welch', -1.7678, 0.0786, 198.0)
     """
     alpha = check.alpha_level(alpha)
-    if champion.method != challenger.method:
-        raise ValueError(f"the arms were estimated differently ({champion.method} vs {challenger.method})")
-    variance = champion.variance + challenger.variance
-    if variance == 0:
-        raise ValueError("both arms have zero variance: every error is the same, there is nothing to test")
+    check.same_method(champion, challenger)
+    variance = check.some_variance(champion.variance + challenger.variance)
     se = math.sqrt(variance)
     df = welch_df(champion, challenger)
     difference = challenger.mean - champion.mean
