@@ -22,11 +22,10 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from pitstop.durations import format_duration, parse_duration, parse_positive_duration
 from pitstop.errors import ConfigError, describe_os_error
+from pitstop.store.engine import parse_database_url
 
 CONFIG_FILE = "pitstop.yaml"
 STATE_DIR = ".pitstop"
@@ -349,28 +348,9 @@ def database_url(config: Config, workspace: Path) -> str:
     """`PITSTOP_DATABASE_URL`, else `database_url` in the file, else SQLite inside the workspace."""
     from_environment = os.environ.get(DATABASE_URL_VARIABLE)
     if from_environment:
-        _check_database_url(from_environment, DATABASE_URL_VARIABLE)
+        parse_database_url(from_environment, DATABASE_URL_VARIABLE)
         return from_environment
     return config.database_url or default_database_url(workspace)
-
-
-def _check_database_url(url: str, source: str) -> None:
-    """A URL the store cannot use, named by where it came from (the store's own check says `database_url`).
-
-    >>> _check_database_url("mysql://db/x", "PITSTOP_DATABASE_URL")
-    Traceback (most recent call last):
-    ...
-    pitstop.errors.ConfigError: PITSTOP_DATABASE_URL: unsupported database 'mysql'; use sqlite or postgresql
-    """
-    try:
-        backend = make_url(url).get_backend_name()
-    except ArgumentError:
-        raise ConfigError(
-            f"{source}: not a valid SQLAlchemy URL: {url!r}; write it like "
-            "postgresql+psycopg://user@host:5432/db or sqlite:////path/to/pitstop.db"
-        ) from None
-    if backend not in ("sqlite", "postgresql"):
-        raise ConfigError(f"{source}: unsupported database {backend!r}; use sqlite or postgresql")
 
 
 def default_database_url(workspace: Path) -> str:

@@ -29,16 +29,35 @@ def make_engine(url: str) -> Engine:
 
     Connecting creates a missing SQLite file: callers that only read check `sqlite_file` first.
     """
-    parsed = _parse(url)
+    parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
-    if parsed.get_backend_name() == "postgresql":
-        if parsed.drivername == "postgresql":
-            url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    raise ConfigError(
-        f"database_url: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql"
-    )
+    if parsed.drivername == "postgresql":
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def parse_database_url(url: str, source: str = "database_url") -> URL:
+    """`url` parsed, or a ConfigError naming `source` (where the URL came from) when the store cannot
+    use it.
+
+    >>> parse_database_url("mysql://db/x", "PITSTOP_DATABASE_URL")
+    Traceback (most recent call last):
+    ...
+    pitstop.errors.ConfigError: PITSTOP_DATABASE_URL: unsupported database 'mysql'; use sqlite or postgresql
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"{source}: not a valid SQLAlchemy URL: {url!r}; write it like "
+            "postgresql+psycopg://user@host:5432/db or sqlite:////path/to/pitstop.db"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"{source}: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql"
+        )
+    return parsed
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -49,20 +68,13 @@ def sqlite_file(url: str) -> Path | None:
     >>> sqlite_file("sqlite://") is None and sqlite_file("postgresql://db/x") is None
     True
     """
-    parsed = _parse(url)
+    parsed = parse_database_url(url)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
     if database.startswith("file:"):  # a URI filename (`?uri=true`) may mean memory or read-only
         return None
     return Path(database)
-
-
-def _parse(url: str) -> URL:
-    try:
-        return make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"database_url: not a valid SQLAlchemy URL: {url!r}") from None
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
