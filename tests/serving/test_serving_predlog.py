@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import sqlalchemy as sa
 
 from pitstop.serving.metrics import GatewayMetrics
-from pitstop.serving.predlog import PredictionLog, PredictionRecord
+from pitstop.serving.predlog import SQLITE_ROWS_PER_INSERT, PredictionLog, PredictionRecord, write_records
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 
@@ -103,3 +104,47 @@ def test_stop_flushes_everything_queued(workspace: Workspace) -> None:
 
     asyncio.run(main())
     assert count(workspace) == 250
+
+
+def varied_record(i: int) -> PredictionRecord:
+    """Every column, with the optional ones sometimes empty."""
+    failed = i % 7 == 0
+    return PredictionRecord(
+        1 + i % 2, f"req-{i}", None if i % 3 else f"user-{i}", 1_700_000_000.0 + i / 8, 1 + i % 4,
+        "challenger" if i % 5 else "champion", "shadow" if i % 2 else "served", i // 100,
+        "user" if i % 3 == 0 else "request", None if failed else i * 0.25, 0.5 + i,
+        "boom" if failed else None,
+    )  # fmt: skip
+
+
+def test_every_field_is_stored_as_given_across_insert_chunks(workspace: Workspace) -> None:
+    records = [varied_record(i) for i in range(2 * SQLITE_ROWS_PER_INSERT + 7)]
+    write_records(workspace.engine, records)
+    columns = [predictions.c[name] for name in PredictionRecord._fields]
+    with workspace.reading() as conn:
+        stored = [
+            PredictionRecord(*row) for row in conn.execute(sa.select(*columns).order_by(predictions.c.id))
+        ]
+    assert stored == records
+
+
+def test_sqlite_inserts_a_batch_in_a_few_statements_not_one_per_record(
+    workspace: Workspace,
+) -> None:
+    """The sqlite3 module releases the interpreter lock around each statement: one per record made
+    the writer and the event loop hand it back and forth a thousand times per batch."""
+    if workspace.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's statements")
+    statements: list[str] = []
+
+    def trace(dbapi_connection: object, *_: object) -> None:
+        dbapi_connection.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+
+    sa.event.listen(workspace.engine, "checkout", trace)
+    try:
+        write_records(workspace.engine, [record(i) for i in range(1000)])
+    finally:
+        sa.event.remove(workspace.engine, "checkout", trace)
+    inserts = [s for s in statements if s.startswith("INSERT INTO predictions")]
+    assert len(inserts) == 2
+    assert count(workspace) == 1000

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from functools import lru_cache
 from itertools import islice
 from typing import NamedTuple
 
@@ -47,28 +49,45 @@ class PredictionRecord(NamedTuple):
 
 
 COLUMNS = PredictionRecord._fields
+SQLITE_ROWS_PER_INSERT = 500  # 6,000 parameters, within any SQLite's limit since 3.32
 
 
 def write_records(engine: Engine, records: list[PredictionRecord]) -> None:
-    """Insert records in one transaction: COPY on PostgreSQL, a prepared executemany on SQLite.
+    """Insert records in one transaction: COPY on PostgreSQL, multi-row INSERTs on SQLite.
 
     Both bypass SQLAlchemy's per-row parameter processing, which would otherwise cost more of the
-    gateway's CPU (and GIL) than the serving itself.
+    gateway's CPU (and GIL) than the serving itself. On SQLite, each statement inserts up to
+    `SQLITE_ROWS_PER_INSERT` rows: the sqlite3 module releases the interpreter lock around every
+    statement it runs, so an `executemany` of one row per statement hands the lock back and forth
+    with the event loop once per record, which under load costs the writer several times its own work
+    (bench/RESULTS.md) and the event loop a forced switch each time.
     """
-    rows = records
     columns = ", ".join(COLUMNS)
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             raw = conn.connection.driver_connection
             assert raw is not None
             with raw.cursor() as cursor, cursor.copy(f"COPY predictions ({columns}) FROM STDIN") as copy:
-                for row in rows:
+                for row in records:
                     copy.write_row(row)
         elif conn.dialect.name == "sqlite":
-            marks = ", ".join("?" * len(COLUMNS))
-            conn.exec_driver_sql(f"INSERT INTO predictions ({columns}) VALUES ({marks})", rows)
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            step = min(
+                SQLITE_ROWS_PER_INSERT, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)
+            )
+            for start in range(0, len(records), step):
+                chunk = records[start : start + step]
+                raw.execute(_sqlite_insert(len(chunk)), [value for row in chunk for value in row])
         else:
-            conn.execute(predictions.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in rows])
+            conn.execute(predictions.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in records])
+
+
+@lru_cache(maxsize=16)
+def _sqlite_insert(rows: int) -> str:
+    """`INSERT INTO predictions (...) VALUES (?, ...), ...` for `rows` rows."""
+    one = f"({', '.join('?' * len(COLUMNS))})"
+    return f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES {', '.join([one] * rows)}"
 
 
 class PredictionLog:
