@@ -198,6 +198,11 @@ class ServingSettings(_Section):
     )
     shadow_concurrency: int = Field(8, ge=1, description="shadow calls in flight at once; more are skipped")
     batch_max_size: int = Field(64, ge=1, description="micro-batching: most requests in one predict call")
+    shadow_batch_max_size: int = Field(
+        512,
+        ge=1,
+        description="most rows in one shadow predict call (nobody waits for it: bigger is cheaper per row)",
+    )
     model_threads: int = Field(
         1,
         ge=1,

@@ -121,7 +121,12 @@ def test_close_finishes_queued_work_then_refuses_new_calls() -> None:
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"max_size": 0}, "max_size"), ({"max_wait": -1.0}, "max_wait"), ({"concurrency": 0}, "concurrency")],
+    [
+        ({"max_size": 0}, "max_size"),
+        ({"max_wait": -1.0}, "max_wait"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"patient_max_size": 4}, "patient_max_size"),
+    ],
 )
 def test_bad_settings_name_the_setting(options: dict[str, Any], message: str) -> None:
     settings = {"max_size": 8, "max_wait": 0.001, **options}
@@ -144,6 +149,27 @@ def test_work_nobody_waits_for_rides_along_and_never_delays_a_due_call() -> None
 
     assert asyncio.run(main()) == [2]
     assert doubler.batches == [[1, 100, 101, 102]]  # the due call first; patient ones fill the batch
+
+
+def test_work_nobody_waits_for_fills_bigger_batches_until_someone_waits() -> None:
+    """Patient rows (shadow calls) go in batches of up to `patient_max_size`; a batch that carries
+    a due call stays within `max_size`, whatever is queued behind it."""
+    doubler = Doubler()
+
+    async def main() -> None:
+        batcher = MicroBatcher(doubler, max_size=4, max_wait=0.001, patient_max_size=10)
+        patient = [batcher.submit(rows(100 + i, 200 + i), max_wait=0.05) for i in range(8)]
+        await asyncio.wait_for(asyncio.gather(*patient), timeout=10)
+        more = [batcher.submit(rows(300 + i), max_wait=60.0) for i in range(6)]
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(batcher.submit(rows(1)), timeout=10)
+        for call in more:
+            call.cancel()
+        await batcher.close()
+
+    asyncio.run(main())
+    assert [len(b) for b in doubler.batches[:2]] == [10, 6]  # 16 patient rows: 10, then the rest
+    assert doubler.batches[2] == [1, 300, 301, 302]  # someone waits: max_size
 
 
 def test_a_model_failing_every_request_is_not_retried_one_by_one_again() -> None:

@@ -140,6 +140,24 @@ def test_shadow_scores_the_challenger_after_the_answer_and_logs_it(served: Serve
     }
 
 
+def test_shadow_predictions_are_counted_once_each_by_what_they_were_bucketed_by(served: Served) -> None:
+    route(served.ws, MODEL, mode="shadow", challenger=2, reason="test")
+
+    async def body(gateway: Gateway) -> None:
+        users = [Instance(ROW, user_id=f"u{i}") for i in range(5)]
+        await asyncio.gather(
+            gateway.predict(MODEL, users + [Instance(ROW)] * 3),
+            *(gateway.predict(MODEL, [Instance(ROW)]) for _ in range(4)),
+        )
+
+    _, metrics = run_with_metrics(served, body, settings=settings(shadow_concurrency=100))
+    labels = 'model="eta",role="shadow",version="2"'
+    assert f'pitstop_predictions_total{{arm="challenger",bucketed_by="user",{labels}}} 5.0' in metrics
+    assert f'pitstop_predictions_total{{arm="challenger",bucketed_by="request",{labels}}} 7.0' in metrics
+    assert f'pitstop_prediction_latency_seconds_count{{arm="challenger",{labels}}} 12.0' in metrics
+    assert f'pitstop_prediction_errors_total{{arm="challenger",{labels}}} 0.0' in metrics
+
+
 def test_shadow_sample_scores_only_a_share_of_requests(served: Served) -> None:
     route(served.ws, MODEL, mode="shadow", challenger=2, reason="test")
 

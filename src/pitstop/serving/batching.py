@@ -7,6 +7,11 @@ under load the batch size grows by itself and each request pays the fixed cost o
 checks, frame building) once per batch, while a lone request hardly waits at all. Requests that are
 due go first; results are split back to their requests in order.
 
+Patient work (submitted with a longer wait than `max_wait`: shadow calls) may fill batches of up to
+`patient_max_size` rows when no one waits on the batch. Nobody waits for it, and the fixed cost of a
+`predict` call (most of scikit-learn's cost at tens of rows) is then paid once per hundreds of rows;
+a shadow that falls behind catches up in bigger, cheaper batches instead of growing its backlog.
+
 A failing batch is retried one request at a time, so one bad request cannot fail its neighbours;
 a model that fails every request is not retried until it succeeds again (a broken shadow must not
 cost the served path a predict call per request).
@@ -45,6 +50,7 @@ class _Item:
     rows: list[Row]
     future: TimedFuture
     due: float  # loop time by which it should be running
+    patient: bool  # submitted with a longer wait than the batcher's: nobody waits for it
 
 
 class MicroBatcher:
@@ -56,20 +62,25 @@ class MicroBatcher:
         *,
         max_size: int,
         max_wait: float,
+        patient_max_size: int | None = None,
         concurrency: int = 1,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be >= 1, got {max_size}")
+        if patient_max_size is not None and patient_max_size < max_size:
+            raise ValueError(f"patient_max_size must be >= max_size ({max_size}), got {patient_max_size}")
         if max_wait < 0:
             raise ValueError(f"max_wait must be >= 0, got {max_wait}")
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.max_size, self.max_wait, self.concurrency = max_size, max_wait, concurrency
+        self.patient_max_size = max_size if patient_max_size is None else patient_max_size
         self._run = run
         self.on_batch = on_batch  # called with the row count of every batch (metrics)
         self._pending: deque[_Item] = deque()
         self._pending_rows = 0
+        self._urgent = 0  # queued items someone waits for
         self._running: list[_Item] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._waiter: asyncio.Future[None] | None = None
@@ -101,14 +112,16 @@ class MicroBatcher:
             raise RunnerClosedError("this model runner is closed")
         loop = asyncio.get_running_loop()
         future = TimedFuture(loop=loop)
-        due = loop.time() + (self.max_wait if max_wait is None else max_wait)
-        self._pending.append(_Item(rows, future, due))
+        patient = max_wait is not None and max_wait > self.max_wait
+        due = loop.time() + (max_wait if max_wait is not None else self.max_wait)
+        self._pending.append(_Item(rows, future, due, patient))
         self._pending_rows += len(rows)
+        self._urgent += not patient
         self._submitted += 1
         self._next_due = min(self._next_due, due)
         if self._loop_task is None:
             self._loop_task = loop.create_task(self._serve(), name="pitstop-batcher")
-        if due < self._waiting_until or self._pending_rows >= self.max_size:
+        if due < self._waiting_until or self._pending_rows >= self._batch_limit():
             self._wake()
         return future
 
@@ -127,11 +140,15 @@ class MicroBatcher:
             if not item.future.done():
                 item.future.set_exception(RunnerClosedError("this model runner was closed"))
         self._pending.clear()
-        self._pending_rows = 0
+        self._pending_rows = self._urgent = 0
 
     def _live(self) -> bool:
         """Whether any queued or running request still awaits its result."""
         return any(not item.future.done() for item in (*self._pending, *self._running))
+
+    def _batch_limit(self) -> int:
+        """The most rows the next batch may hold: `max_size` while anyone waits on a queued item."""
+        return self.max_size if self._urgent else self.patient_max_size
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -168,7 +185,7 @@ class MicroBatcher:
         pays microseconds, not `max_wait`. Only patient work (shadow calls, due later than
         `max_wait`) sleeps on a timer, to fill bigger batches.
         """
-        while not self._closed and self._pending_rows < self.max_size:
+        while not self._closed and self._pending_rows < self._batch_limit():
             remaining = self._next_due - loop.time()
             if remaining <= 0:
                 return
@@ -197,17 +214,17 @@ class MicroBatcher:
                 handle.cancel()
 
     def _take(self, now: float) -> list[_Item]:
-        """Up to `max_size` rows' worth of requests, those due first, skipping abandoned ones."""
+        """Up to `_batch_limit()` rows' worth of requests, those due first, skipping abandoned ones."""
         batch: list[_Item] = []
         kept: list[_Item] = []
-        rows = 0
+        rows, limit = 0, self._batch_limit()
         soon = now + self.max_wait  # due within one ordinary wait counts as due (timers fire early)
         due = [item for item in self._pending if item.due <= soon]
         later = [item for item in self._pending if item.due > soon]
         for item in (*due, *later):
             if item.future.done():  # cancelled by its caller (a shadow timeout): nothing to compute
                 continue
-            if batch and rows + len(item.rows) > self.max_size:
+            if batch and rows + len(item.rows) > limit:
                 kept.append(item)
                 continue
             batch.append(item)
@@ -215,6 +232,7 @@ class MicroBatcher:
         kept.sort(key=lambda item: item.due)
         self._pending = deque(kept)
         self._pending_rows = sum(len(item.rows) for item in kept)
+        self._urgent = sum(not item.patient for item in kept)
         self._next_due = kept[0].due if kept else math.inf
         return batch
 

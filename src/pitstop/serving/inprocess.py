@@ -41,7 +41,8 @@ class InProcessRunner:
     Each runner owns its threads, so a slow or stuck model (a shadow challenger) can only delay its
     own queue, never the champion's. Rows become a DataFrame with the features in model order and
     their JSON types, or an array for a model fitted without feature names. `threads` is how many
-    batches may run at once; `model_threads` how many native threads one call may use.
+    batches may run at once; `model_threads` how many native threads one call may use;
+    `patient_max_batch_size` how many rows a batch of shadow work alone may hold.
 
     Fast path: a plain scikit-learn estimator (not a pipeline) on numeric features, fitted on exactly
     these columns in this order, converts any DataFrame to a float64 array before predicting; for it
@@ -60,6 +61,7 @@ class InProcessRunner:
         numeric: bool = False,
         max_batch_size: int = 64,
         max_batch_wait: float = 0.002,
+        patient_max_batch_size: int | None = None,
         threads: int = 1,
         model_threads: int = 1,
     ) -> None:
@@ -84,7 +86,11 @@ class InProcessRunner:
         # start a thread now (applying the limit takes tens of ms): no request or speed estimate pays it
         self._executor.submit(int).result()
         self.batcher = MicroBatcher(
-            self._run_batch, max_size=max_batch_size, max_wait=max_batch_wait, concurrency=threads
+            self._run_batch,
+            max_size=max_batch_size,
+            max_wait=max_batch_wait,
+            patient_max_size=patient_max_batch_size,
+            concurrency=threads,
         )
 
     def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:

@@ -160,6 +160,22 @@ class GatewayMetrics:
         if not ok:
             children[1].inc()
 
+    def shadow_predictions(
+        self, model: str, version: int, arm: str, seconds: float, bucketed_by: list[str], failed: int
+    ) -> None:
+        """Count one shadow call's predictions (one per entry of `bucketed_by`), all `seconds` long.
+
+        The counters move once per call, not once per row; the latency histogram still gets one
+        observation per prediction, as served predictions do.
+        """
+        labels = (model, str(version), arm, "shadow")
+        for by in set(bucketed_by):
+            self.requests.labels(*labels, by).inc(bucketed_by.count(by))
+        self.errors.labels(*labels).inc(failed)  # also when 0: the series exists from the first call
+        observe = self.latency.labels(*labels).observe
+        for _ in bucketed_by:
+            observe(seconds)
+
     def request_seconds(self, model: str, seconds: float) -> None:
         child = self._children.get((model,))
         if child is None:

@@ -30,6 +30,7 @@ class RemoteRunner:
         headers: dict[str, str] | None = None,
         max_batch_size: int = 64,
         max_batch_wait: float = 0.002,
+        patient_max_batch_size: int | None = None,
         concurrency: int = 8,
         client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -42,7 +43,11 @@ class RemoteRunner:
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
         self.batcher = MicroBatcher(
-            self._run_batch, max_size=max_batch_size, max_wait=max_batch_wait, concurrency=concurrency
+            self._run_batch,
+            max_size=max_batch_size,
+            max_wait=max_batch_wait,
+            patient_max_size=patient_max_batch_size,
+            concurrency=concurrency,
         )
 
     def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:

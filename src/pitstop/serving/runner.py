@@ -56,6 +56,7 @@ def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings:
     from pitstop.serving.remote import RemoteModel, RemoteRunner
 
     size, wait = settings.batch_max_size, settings.batch_max_wait.total_seconds()
+    patient_size = max(size, settings.shadow_batch_max_size)
     loaded = ws.load(model.name, version.version)
     if isinstance(loaded, RemoteModel):
         return RemoteRunner(
@@ -65,6 +66,7 @@ def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings:
             headers=loaded.headers,
             max_batch_size=size,
             max_batch_wait=wait,
+            patient_max_batch_size=patient_size,
         )
     features = list(model.features or version.lineage.get("features") or [])
     kinds = FeatureSchema.from_lineage(features, version.lineage).kinds
@@ -77,5 +79,6 @@ def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings:
         name=f"{model.name}-v{version.version}",
         max_batch_size=size,
         max_batch_wait=wait,
+        patient_max_batch_size=patient_size,
         model_threads=settings.model_threads,
     )

@@ -196,21 +196,22 @@ class ShadowScorer:
                 self.metrics.shadow_errors.labels(target.model, str(target.version)).inc()
         self._count_outcome(target, failed=all(problem is not None for problem in errors))
         model, model_id, version, arm, routing_version = target
-        latency_ms, record, observe = seconds * 1000.0, self._record, self.metrics.prediction
-        i = 0  # row of the call
+        latency_ms, record = seconds * 1000.0, self._record
+        row = iter(zip(predictions, errors, strict=True))
         for request in call.requests:
             for request_id, user_id, bucketed_by in zip(
                 request.request_ids, request.user_ids, request.bucketed_by, strict=True
             ):
-                problem = errors[i]
-                observe(model, version, arm, "shadow", bucketed_by, seconds, problem is None)
+                prediction, problem = next(row)
                 record(
                     PredictionRecord(
                         model_id, request_id, user_id, request.time, version, arm, "shadow",
-                        routing_version, bucketed_by, predictions[i], latency_ms, problem,
+                        routing_version, bucketed_by, prediction, latency_ms, problem,
                     )
                 )  # fmt: skip
-                i += 1
+        bucketed_by = [by for request in call.requests for by in request.bucketed_by]
+        failed = sum(problem is not None for problem in errors)
+        self.metrics.shadow_predictions(model, version, arm, seconds, bucketed_by, failed)
         self._done()
 
     def _done(self) -> None:
