@@ -209,9 +209,9 @@ class ShadowScorer:
                         routing_version, bucketed_by, prediction, latency_ms, problem,
                     )
                 )  # fmt: skip
-        bucketed_by = [by for request in call.requests for by in request.bucketed_by]
         failed = sum(problem is not None for problem in errors)
-        self.metrics.shadow_predictions(model, version, arm, seconds, bucketed_by, failed)
+        every_bucketed_by = [by for request in call.requests for by in request.bucketed_by]
+        self.metrics.shadow_predictions(model, version, arm, seconds, every_bucketed_by, failed)
         self._done()
 
     def _done(self) -> None:
