@@ -4,13 +4,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from pitstop.config import default_database_url
 from pitstop.errors import ConfigError, StoreUnavailableError
 from pitstop.store.engine import make_engine
-from pitstop.store.migrate import current_revision, head_revision, upgrade
+from pitstop.store.migrate import _alembic_config, current_revision, head_revision, upgrade
 from pitstop.store.tables import metadata
 from pitstop.workspace import Workspace
 
@@ -29,6 +30,37 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     assert upgrade(engine) == (None, head_revision())
     assert upgrade(engine) == (head_revision(), head_revision())
     assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_the_prediction_log_has_no_index_by_request_id(database_url: str) -> None:
+    """Request ids are random: an index on them made every logged record dirty a page of its own
+    once the table was large, and the log writer's cost grew tenfold with the table (bench/RESULTS.md)."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    indexes = sa.inspect(engine).get_indexes("predictions")
+    engine.dispose()
+    assert [ix["column_names"] for ix in indexes if "request_id" in ix["column_names"]] == []
+
+
+def test_upgrading_drops_the_request_index_and_keeps_the_predictions(database_url: str) -> None:
+    engine = make_engine(database_url)
+    config = _alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+        conn.execute(
+            sa.text(
+                "INSERT INTO predictions (model_id, request_id, time, version, arm, role, routing_version, "
+                "bucketed_by, latency_ms) VALUES (1, 'r1', 0, 1, 'champion', 'served', 1, 'request', 1.0)"
+            )
+        )
+    assert upgrade(engine) == ("0003", head_revision())
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT request_id FROM predictions")).scalars().all() == ["r1"]
+    assert "ix_predictions_model_request" not in {
+        ix["name"] for ix in sa.inspect(engine).get_indexes("predictions")
+    }
     engine.dispose()
 
 
