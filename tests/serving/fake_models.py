@@ -84,3 +84,17 @@ class ThreadLimitModel(Wrapped):
         limits = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"]
         self.openmp_threads.append(max(limits))
         return self.base.predict(frame)
+
+
+class NicenessModel(Wrapped):
+    """Remembers, per call, the nice value of the thread it ran on (Linux schedules threads apart)."""
+
+    def __init__(self, base: Any) -> None:
+        super().__init__(base)
+        self.niceness: list[int] = []
+
+    def predict(self, frame: Any) -> Any:
+        import os
+
+        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return self.base.predict(frame)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 
 import pytest
 import sqlalchemy as sa
 
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import SQLITE_ROWS_PER_INSERT, PredictionLog, PredictionRecord, write_records
+from pitstop.serving.priority import WRITER_NICENESS
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 
@@ -148,3 +152,27 @@ def test_sqlite_inserts_a_batch_in_a_few_statements_not_one_per_record(
     inserts = [s for s in statements if s.startswith("INSERT INTO predictions")]
     assert len(inserts) == 2
     assert count(workspace) == 1000
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_the_writer_yields_the_cpu_to_the_event_loop(workspace: Workspace) -> None:
+    """SQLite works without the interpreter lock; at the loop's priority it took the core from requests."""
+    writers: list[int] = []
+
+    def note(*_: object) -> None:
+        writers.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    sa.event.listen(workspace.engine, "checkout", note)
+
+    async def main() -> None:
+        log = new_log(workspace, GatewayMetrics())
+        log.append(record(1))
+        await log.flush()
+        await log.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sa.event.remove(workspace.engine, "checkout", note)
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert writers and set(writers) == {min(19, loop_niceness + WRITER_NICENESS)}

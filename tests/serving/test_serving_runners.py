@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from pathlib import Path
@@ -21,12 +22,13 @@ from helpers import fit_classifier_artifact, fit_regression_artifact, write_regr
 from pitstop.serving import Gateway, Instance
 from pitstop.serving.errors import RemoteModelError
 from pitstop.serving.inprocess import InProcessRunner
+from pitstop.serving.priority import SHADOW_NICENESS
 from pitstop.serving.remote import RemoteModel, RemoteRunner
 from pitstop.serving.routing_store import route
 from pitstop.serving.runner import make_runner
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, running
-from serving.fake_models import RecordingModel, SlowModel, ThreadLimitModel
+from serving.fake_models import NicenessModel, RecordingModel, SlowModel, ThreadLimitModel
 
 ROWS = [{"a": 0.1, "b": 0.2}, {"a": -1.0, "b": 3.0}]
 
@@ -116,6 +118,25 @@ def test_native_math_uses_the_configured_threads_on_the_runners_threads(
     asyncio.run(main())
     assert model.openmp_threads and set(model.openmp_threads) == {model_threads}
     assert isinstance(from_settings, InProcessRunner) and from_settings.model_threads == model_threads
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_shadow_batches_run_at_a_lower_priority_than_served_ones_of_the_same_runner(base: Any) -> None:
+    """Shadow work alone yields the CPU to the event loop; the same runner serving users does not."""
+    model = NicenessModel(base)
+    runner = InProcessRunner(model, version=1, features=["a", "b"], max_batch_wait=0.001)
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def main() -> None:
+        await runner.predict(ROWS)
+        await runner.submit(ROWS, max_wait=0.05)  # patient: a shadow call
+        await runner.predict(ROWS)
+        await runner.close()
+
+    asyncio.run(main())
+    served, shadow, served_again = model.niceness
+    assert served == served_again == loop_niceness
+    assert shadow == min(19, loop_niceness + SHADOW_NICENESS)
 
 
 def remote_app(calls: list[int], *, status: int = 200) -> Starlette:

@@ -2,7 +2,8 @@
 
 Requests append to a bounded in-memory queue and never wait for the store. A background writer takes
 up to `batch_size` records whenever that many are queued or `flush_interval` has passed, and writes
-them in one transaction on a thread of its own. A failed write is counted and retried with backoff;
+them in one transaction on a thread of its own, at a lower OS priority than the event loop
+(`priority.py`). A failed write is counted and retried with backoff;
 the records stay queued meanwhile. Only a full queue drops records, and each drop is counted.
 `flush()` writes everything queued (replay calls it between steps; shutdown calls it before exit).
 """
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 
 from pitstop.errors import StoreUnavailableError
 from pitstop.serving.metrics import GatewayMetrics
+from pitstop.serving.priority import WRITER_NICENESS, lower_thread_priority
 from pitstop.store.engine import write_transaction
 from pitstop.store.tables import predictions
 
@@ -105,7 +107,12 @@ class PredictionLog:
         self.engine, self.metrics = engine, metrics
         self.queue_size, self.batch_size, self.flush_interval = queue_size, batch_size, flush_interval
         self._queue: deque[PredictionRecord] = deque()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pitstop-predlog")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="pitstop-predlog",
+            initializer=lower_thread_priority,
+            initargs=(WRITER_NICENESS,),
+        )
         self._lock = asyncio.Lock()
         self._batch_ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
