@@ -22,7 +22,6 @@ from helpers import fit_classifier_artifact, fit_regression_artifact, write_regr
 from pitstop.serving import Gateway, Instance
 from pitstop.serving.errors import RemoteModelError
 from pitstop.serving.inprocess import InProcessRunner
-from pitstop.serving.priority import SHADOW_NICENESS
 from pitstop.serving.remote import RemoteModel, RemoteRunner
 from pitstop.serving.routing_store import route
 from pitstop.serving.runner import make_runner
@@ -121,22 +120,19 @@ def test_native_math_uses_the_configured_threads_on_the_runners_threads(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
-def test_shadow_batches_run_at_a_lower_priority_than_served_ones_of_the_same_runner(base: Any) -> None:
-    """Shadow work alone yields the CPU to the event loop; the same runner serving users does not."""
+def test_shadow_batches_run_at_the_event_loops_priority_like_served_ones(base: Any) -> None:
+    """A shadow call's duration is latency evidence: at a lower priority its waits for the CPU
+    would count as the challenger's slowness (tried: good challengers failed the shadow phase)."""
     model = NicenessModel(base)
     runner = InProcessRunner(model, version=1, features=["a", "b"], max_batch_wait=0.001)
-    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     async def main() -> None:
         await runner.predict(ROWS)
         await runner.submit(ROWS, max_wait=0.05)  # patient: a shadow call
-        await runner.predict(ROWS)
         await runner.close()
 
     asyncio.run(main())
-    served, shadow, served_again = model.niceness
-    assert served == served_again == loop_niceness
-    assert shadow == min(19, loop_niceness + SHADOW_NICENESS)
+    assert model.niceness == [os.getpriority(os.PRIO_PROCESS, threading.get_native_id())] * 2
 
 
 def remote_app(calls: list[int], *, status: int = 200) -> Starlette:

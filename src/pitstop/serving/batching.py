@@ -8,8 +8,7 @@ checks, frame building) once per batch, while a lone request hardly waits at all
 due go first; results are split back to their requests in order.
 
 Patient work (submitted with a longer wait than `max_wait`: shadow calls) may fill batches of up to
-`patient_max_size` rows when no one waits on the batch, and such batches run through `run_patient`
-when given (the in-process runner's low-priority thread). Nobody waits for it, and the fixed cost of a
+`patient_max_size` rows when no one waits on the batch. Nobody waits for it, and the fixed cost of a
 `predict` call (most of scikit-learn's cost at tens of rows) is then paid once per hundreds of rows;
 a shadow that falls behind catches up in bigger, cheaper batches instead of growing its backlog.
 
@@ -64,7 +63,6 @@ class MicroBatcher:
         max_size: int,
         max_wait: float,
         patient_max_size: int | None = None,
-        run_patient: RunBatch | None = None,
         concurrency: int = 1,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
@@ -79,7 +77,6 @@ class MicroBatcher:
         self.max_size, self.max_wait, self.concurrency = max_size, max_wait, concurrency
         self.patient_max_size = max_size if patient_max_size is None else patient_max_size
         self._run = run
-        self._run_patient = run_patient or run  # for batches nobody waits for
         self.on_batch = on_batch  # called with the row count of every batch (metrics)
         self._pending: deque[_Item] = deque()
         self._pending_rows = 0
@@ -255,10 +252,9 @@ class MicroBatcher:
         rows = [row for item in batch for row in item.rows]
         if self.on_batch is not None:
             self.on_batch(len(rows))
-        run = self._run_patient if all(item.patient for item in batch) else self._run
         started = time.perf_counter()
         try:
-            results = await run(rows)
+            results = await self._run(rows)
             if len(results) != len(rows):
                 raise ValueError(f"model returned {len(results)} predictions for {len(rows)} rows")
         except asyncio.CancelledError:
@@ -270,7 +266,7 @@ class MicroBatcher:
                 for item in batch:
                     _fail(item, error)
                 return
-            await self._execute_one_by_one(batch, run)
+            await self._execute_one_by_one(batch)
             return
         self._failing = False
         seconds = time.perf_counter() - started
@@ -282,7 +278,7 @@ class MicroBatcher:
                 item.future.set_result(results[offset:end])
             offset = end
 
-    async def _execute_one_by_one(self, batch: list[_Item], run: RunBatch) -> None:
+    async def _execute_one_by_one(self, batch: list[_Item]) -> None:
         """Isolate the bad requests of a failed batch. If every one fails, the model is failing for
         everyone: later failed batches fail as a whole, without retries, until a batch succeeds."""
         succeeded = False
@@ -291,7 +287,7 @@ class MicroBatcher:
                 continue
             started = time.perf_counter()
             try:
-                results = await run(item.rows)
+                results = await self._run(item.rows)
                 if len(results) != len(item.rows):
                     raise ValueError(f"model returned {len(results)} predictions for {len(item.rows)} rows")
             except Exception as error:

@@ -14,7 +14,6 @@ import pandas as pd
 
 from pitstop.registry import Task
 from pitstop.serving.batching import MicroBatcher
-from pitstop.serving.priority import SHADOW_NICENESS, lower_thread_priority
 
 Row = dict[str, Any]
 
@@ -36,12 +35,6 @@ def limit_native_threads(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def _background_model_thread(threads: int) -> None:
-    """A thread for shadow batches: native threads capped, lower OS priority than the event loop."""
-    limit_native_threads(threads)
-    lower_thread_priority(SHADOW_NICENESS)
-
-
 class InProcessRunner:
     """Runs `model.predict` (or `predict_proba[:, 1]` for a classifier) on a private thread pool.
 
@@ -49,9 +42,7 @@ class InProcessRunner:
     own queue, never the champion's. Rows become a DataFrame with the features in model order and
     their JSON types, or an array for a model fitted without feature names. `threads` is how many
     batches may run at once; `model_threads` how many native threads one call may use;
-    `patient_max_batch_size` how many rows a batch of shadow work alone may hold. Such batches run
-    on threads of their own at a lower OS priority (`priority.py`), so that a runner that serves in
-    one routing table and shadows in the next needs no thread changed.
+    `patient_max_batch_size` how many rows a batch of shadow work alone may hold.
 
     Fast path: a plain scikit-learn estimator (not a pipeline) on numeric features, fitted on exactly
     these columns in this order, converts any DataFrame to a float64 array before predicting; for it
@@ -92,22 +83,13 @@ class InProcessRunner:
             initializer=limit_native_threads,
             initargs=(model_threads,),
         )
-        # shadow work alone runs on its own threads, which yield the CPU to the event loop
-        self._patient_executor = ThreadPoolExecutor(
-            max_workers=threads,
-            thread_name_prefix=f"pitstop-{name}-shadow",
-            initializer=_background_model_thread,
-            initargs=(model_threads,),
-        )
-        # start the threads now (applying the limit takes tens of ms): no request or estimate pays it
+        # start a thread now (applying the limit takes tens of ms): no request or speed estimate pays it
         self._executor.submit(int).result()
-        self._patient_executor.submit(int).result()
         self.batcher = MicroBatcher(
             self._run_batch,
             max_size=max_batch_size,
             max_wait=max_batch_wait,
             patient_max_size=patient_max_batch_size,
-            run_patient=self._run_patient_batch,
             concurrency=threads,
         )
 
@@ -123,15 +105,9 @@ class InProcessRunner:
     async def close(self) -> None:
         await self.batcher.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._patient_executor.shutdown(wait=False, cancel_futures=True)
 
     async def _run_batch(self, rows: list[Row]) -> list[float]:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.predict_now, rows)
-
-    async def _run_patient_batch(self, rows: list[Row]) -> list[float]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._patient_executor, self.predict_now, rows
-        )
 
     def predict_now(self, rows: list[Row]) -> list[float]:
         """Predict synchronously on the calling thread (the runner's worker thread, or a benchmark)."""

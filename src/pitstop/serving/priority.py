@@ -1,11 +1,15 @@
-"""Background threads yield the CPU to the event loop: lower OS scheduling priority (Linux).
+"""The prediction log's writer yields the CPU to the event loop: a lower OS priority (Linux).
 
-The prediction log's writer (inside SQLite) and shadow scoring (inside NumPy or Cython code) spend
-much of their time without the interpreter lock, and then compete with the event loop for the CPU
-as equals: a served request arriving meanwhile gets a share of a core instead of all of it. With a
-higher nice value the kernel runs the event loop first whenever both are ready, and the background
-thread still gets the CPU the loop leaves idle (and, under full load, a guaranteed share: at nice 5
-about a quarter against one busy thread, at nice 10 about a tenth), so it is slowed, not starved.
+The writer spends most of its time inside SQLite (or psycopg), without the interpreter lock, and at
+the event loop's priority it competes with the loop for the CPU as an equal: a served request
+arriving during a write gets a share of a core instead of all of it. With a higher nice value the
+kernel runs the event loop first whenever both are ready; the writer still gets the CPU the loop
+leaves idle and, under full load, about a quarter of a core against one busy thread (nice 5), so it is
+slowed, not starved.
+
+Shadow scoring stays at the loop's priority on purpose: its call durations are evidence (the shadow
+phase compares the challenger's latency with the champion's), and a deprioritised thread would
+measure its waits for the CPU as the model's slowness. Tried, it failed good challengers on latency.
 
 Linux schedules threads on their own, so the calling thread alone changes. Elsewhere, or when the
 system refuses, nothing changes.
@@ -18,8 +22,7 @@ import sys
 import threading
 
 MAX_NICENESS = 19
-WRITER_NICENESS = 5  # the prediction log must keep up: records are only dropped when its queue is full
-SHADOW_NICENESS = 10  # a shadow that falls behind is skipped (counted), never waited for
+WRITER_NICENESS = 5
 
 
 def lower_thread_priority(by: int) -> bool:
