@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pitstop.config import ABStopping, Policy
@@ -522,6 +522,7 @@ def test_decide_never_advances_without_labelled_data(
     phase: Phase, hours: float, units: int, champion_mean: float, relative: float, failures: int
 ) -> None:
     """Doubt favours the champion: with no labels at all, nothing ever advances or promotes."""
+    assume(failures <= units * 3)  # failures are counted among the requests
     unlabelled = ArmSummary(requests=units * 3, failures=failures, units=units)
     evidence = Evidence(
         now=at(hours), champion=unlabelled, challenger=unlabelled, shadow=unlabelled, window_hours=hours
