@@ -212,3 +212,25 @@ def test_the_backlog_is_estimated_from_the_measured_speed() -> None:
     before, backlog = asyncio.run(main())
     assert before == 0.0  # nothing measured yet
     assert backlog >= 10 * 0.02
+
+
+def test_a_model_whose_calls_cost_the_same_at_any_size_is_not_judged_by_its_one_row_call() -> None:
+    """A fixed 50 ms per call: after a one-row warm-up and one 50-row batch, 50 queued rows are about
+    one call away, not 50 one-row calls (which skipped a slow-but-batching shadow's first calls)."""
+
+    async def fixed(rows_: list[Row]) -> list[float]:
+        await asyncio.sleep(0.05)
+        return [0.0] * len(rows_)
+
+    async def main() -> float:
+        batcher = MicroBatcher(fixed, max_size=100, max_wait=0.001)
+        await batcher.submit(rows(0))
+        await asyncio.gather(*(batcher.submit(rows(i)) for i in range(50)))
+        queued = [batcher.submit(rows(i), max_wait=60.0) for i in range(50)]
+        backlog = batcher.backlog_seconds()
+        for call in queued:
+            call.cancel()
+        await batcher.close()
+        return backlog
+
+    assert asyncio.run(main()) < 0.5

@@ -89,7 +89,7 @@ class MicroBatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
         self._submitted = 0
-        self._seconds_per_row: float | None = None  # moving average of recent batches
+        self._recent: tuple[float, float] | None = None  # moving averages of (seconds, rows) per batch
         self._failing = False  # every request of the last failed batch failed on its own too
 
     @property
@@ -97,10 +97,17 @@ class MicroBatcher:
         return self._pending_rows
 
     def backlog_seconds(self) -> float:
-        """How long the queued rows will take at the recently measured speed (0 before any batch)."""
-        if self._seconds_per_row is None:
+        """How long the queued rows will take at the recently measured speed (0 before any batch).
+
+        The speed is recent seconds over recent rows (each a moving average per batch), not an average
+        of per-row times: a model whose calls cost the same whatever their size (a remote service, a
+        fixed wait) would otherwise be judged by its one-row warm-up call, at its slowest per row, and
+        its first shadow calls skipped for a backlog it does not have.
+        """
+        if self._recent is None:
             return 0.0
-        return self._pending_rows * self._seconds_per_row / self.concurrency
+        seconds, rows = self._recent
+        return self._pending_rows * seconds / rows / self.concurrency
 
     def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
         """Queue `rows`; the future resolves to their predictions, in order. Never blocks.
@@ -244,9 +251,13 @@ class MicroBatcher:
         finally:
             for item in batch:
                 self._running.remove(item)
-            per_row = (time.perf_counter() - started) / max(1, sum(len(item.rows) for item in batch))
-            previous = self._seconds_per_row
-            self._seconds_per_row = per_row if previous is None else 0.8 * previous + 0.2 * per_row
+            seconds, rows = time.perf_counter() - started, max(1, sum(len(item.rows) for item in batch))
+            previous = self._recent
+            self._recent = (
+                (seconds, rows)
+                if previous is None
+                else (0.8 * previous[0] + 0.2 * seconds, 0.8 * previous[1] + 0.2 * rows)
+            )
 
     async def _execute_batch(self, batch: list[_Item]) -> None:
         rows = [row for item in batch for row in item.rows]
