@@ -201,7 +201,9 @@ class ServingSettings(_Section):
     shadow_batch_max_size: int = Field(
         512,
         ge=1,
-        description="most rows in one shadow predict call (nobody waits for it: bigger is cheaper per row)",
+        description=(
+            "most rows in one shadow predict call (nobody waits: bigger is cheaper); at least batch_max_size"
+        ),
     )
     model_threads: int = Field(
         1,

@@ -8,6 +8,7 @@ values in files there, and `/metrics` on any worker aggregates every worker's va
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -161,19 +162,19 @@ class GatewayMetrics:
             children[1].inc()
 
     def shadow_predictions(
-        self, model: str, version: int, arm: str, seconds: float, bucketed_by: list[str], failed: int
+        self, model: str, version: int, arm: str, seconds: float, by_bucket: Mapping[str, int], failed: int
     ) -> None:
-        """Count one shadow call's predictions (one per entry of `bucketed_by`), all `seconds` long.
+        """Count one shadow call's predictions (how many per `bucketed_by`), all `seconds` long.
 
         The counters move once per call, not once per row; the latency histogram still gets one
         observation per prediction, as served predictions do.
         """
         labels = (model, str(version), arm, "shadow")
-        for by in set(bucketed_by):
-            self.requests.labels(*labels, by).inc(bucketed_by.count(by))
+        for by, count in by_bucket.items():
+            self.requests.labels(*labels, by).inc(count)
         self.errors.labels(*labels).inc(failed)  # also when 0: the series exists from the first call
         observe = self.latency.labels(*labels).observe
-        for _ in bucketed_by:
+        for _ in range(sum(by_bucket.values())):
             observe(seconds)
 
     def request_seconds(self, model: str, seconds: float) -> None:

@@ -26,7 +26,6 @@ from pitstop.errors import StoreUnavailableError
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.priority import WRITER_NICENESS, lower_thread_priority
 from pitstop.store.engine import write_transaction
-from pitstop.store.tables import predictions
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ def write_records(engine: Engine, records: list[PredictionRecord]) -> None:
             with raw.cursor() as cursor, cursor.copy(f"COPY predictions ({columns}) FROM STDIN") as copy:
                 for row in records:
                     copy.write_row(row)
-        elif conn.dialect.name == "sqlite":
+        else:  # SQLite, the only other store pitstop accepts (store.engine.parse_database_url)
             raw = conn.connection.driver_connection
             assert raw is not None
             step = min(
@@ -81,8 +80,6 @@ def write_records(engine: Engine, records: list[PredictionRecord]) -> None:
             for start in range(0, len(records), step):
                 chunk = records[start : start + step]
                 raw.execute(_sqlite_insert(len(chunk)), [value for row in chunk for value in row])
-        else:
-            conn.execute(predictions.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in records])
 
 
 @lru_cache(maxsize=16)

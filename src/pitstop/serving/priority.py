@@ -20,19 +20,17 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from contextlib import suppress
 
 MAX_NICENESS = 19
 WRITER_NICENESS = 5
 
 
-def lower_thread_priority(by: int) -> bool:
-    """Raise the calling thread's nice value by `by` (at most to 19); True when it changed."""
+def lower_thread_priority(by: int) -> None:
+    """Raise the calling thread's nice value by `by` (at most to 19)."""
     if not sys.platform.startswith("linux"):
-        return False
+        return
     thread = threading.get_native_id()
-    try:
+    with suppress(OSError):
         current = os.getpriority(os.PRIO_PROCESS, thread)
         os.setpriority(os.PRIO_PROCESS, thread, min(MAX_NICENESS, current + by))
-    except OSError:
-        return False
-    return True

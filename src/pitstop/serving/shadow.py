@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -210,8 +211,8 @@ class ShadowScorer:
                     )
                 )  # fmt: skip
         failed = sum(problem is not None for problem in errors)
-        every_bucketed_by = [by for request in call.requests for by in request.bucketed_by]
-        self.metrics.shadow_predictions(model, version, arm, seconds, every_bucketed_by, failed)
+        by_bucket = Counter(by for request in call.requests for by in request.bucketed_by)
+        self.metrics.shadow_predictions(model, version, arm, seconds, by_bucket, failed)
         self._done()
 
     def _done(self) -> None:
