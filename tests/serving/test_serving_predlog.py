@@ -110,6 +110,43 @@ def test_stop_flushes_everything_queued(workspace: Workspace) -> None:
     assert count(workspace) == 250
 
 
+def test_a_write_in_flight_when_the_writer_stops_is_not_written_twice(workspace: Workspace) -> None:
+    """Cancelling the writer mid-write left the batch queued while its thread went on and committed it;
+    stop() then wrote the same records again (CI caught r30 to r34 stored twice)."""
+    metrics = GatewayMetrics()
+    store_locked, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with workspace.writing() as conn:  # SQLite: BEGIN IMMEDIATE takes the write lock
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("LOCK TABLE predictions IN EXCLUSIVE MODE"))
+            store_locked.set()
+            release.wait(timeout=20)
+
+    async def main() -> None:
+        holder = asyncio.create_task(asyncio.to_thread(hold_the_write_lock))
+        await asyncio.to_thread(store_locked.wait, 20)
+        log = new_log(workspace, metrics, batch_size=5, flush_interval=0.01)
+        log.start()
+        for i in range(5):
+            log.append(record(i))
+        # The writer sets the queue gauge, then hands the batch to its thread without yielding first:
+        # once the gauge shows the batch, that write is in flight, blocked on the held lock.
+        deadline = asyncio.get_running_loop().time() + 10
+        while metrics.registry.get_sample_value("pitstop_predlog_queue_depth") != 5:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.005)
+        stopping = asyncio.create_task(log.stop())
+        await asyncio.sleep(0.2)
+        release.set()
+        await holder
+        await stopping
+
+    asyncio.run(main())
+    assert count(workspace) == 5
+    assert metrics.registry.get_sample_value("pitstop_predlog_written_total") == 5
+
+
 def varied_record(i: int) -> PredictionRecord:
     """Every column, with the optional ones sometimes empty."""
     failed = i % 7 == 0

@@ -184,9 +184,18 @@ class PredictionLog:
             batch = list(islice(self._queue, self.batch_size))
             if not batch:
                 return True
-            loop = asyncio.get_running_loop()
+            write = asyncio.get_running_loop().run_in_executor(
+                self._executor, write_records, self.engine, batch
+            )
             try:
-                await loop.run_in_executor(self._executor, write_records, self.engine, batch)
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # The thread goes on and may commit; unless its outcome is settled here, the records
+                # would stay queued and the next flush would store them a second time.
+                await asyncio.wait([write])
+                if not write.cancelled() and write.exception() is None:
+                    self._written(batch)
+                raise
             except Exception as error:  # any failure of the store: count, keep the records, retry
                 self._failures += 1
                 self.last_error = f"{type(error).__name__}: {error}"
@@ -198,10 +207,14 @@ class PredictionLog:
                         "prediction log write failed (%d in a row): %s", self._failures, self.last_error
                     )
                 return False
-            for _ in batch:
-                self._queue.popleft()
-            self._failures = 0
-            self.last_error = None
-            self.metrics.log_written.inc(len(batch))
-            self.metrics.log_queue.set(len(self._queue))
+            self._written(batch)
             return True
+
+    def _written(self, batch: list[PredictionRecord]) -> None:
+        """The batch is stored: it leaves the queue (it is the queue's head) and is counted."""
+        for _ in batch:
+            self._queue.popleft()
+        self._failures = 0
+        self.last_error = None
+        self.metrics.log_written.inc(len(batch))
+        self.metrics.log_queue.set(len(self._queue))
