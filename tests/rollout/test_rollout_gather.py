@@ -30,7 +30,7 @@ def test_latency_counts_model_calls_not_rows(rollout_ws: Workspace) -> None:
     write_records(rollout_ws.engine, records)
     window = Window(model_id, Task.REGRESSION, 1, START, START.replace(year=2027))
     with rollout_ws.reading() as conn:
-        challenger = arm_summaries(conn, window, "served")["challenger"]
+        challenger = arm_summaries(conn, window).arms["served", "challenger"]
     assert challenger.latency_samples == 310
     assert challenger.latency_call_count == 31
     assert challenger.latency_p99 == pytest.approx(80.0, rel=0.021)  # the stall is 10 of 310 rows

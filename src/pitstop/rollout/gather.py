@@ -69,18 +69,20 @@ def _unit(table: Any = predictions) -> ColumnElement[str]:
     return func.coalesce(table.c.user_id, literal("request:") + table.c.request_id)
 
 
-def _labelled(window: Window, role: str) -> Select[Any]:
-    """Per-request errors of successful predictions with a label, for one role."""
+def _labelled(window: Window, role: str | None = None) -> Select[Any]:
+    """Per-request errors of successful predictions with a label, for one role (or both)."""
     conditions = [
         _in_window(window),
-        predictions.c.role == role,
         predictions.c.error.is_(None),
         predictions.c.prediction.is_not(None),
     ]
+    if role is not None:
+        conditions.append(predictions.c.role == role)
     if window.matured_before is not None:
         conditions.append(predictions.c.time <= _epoch(window.matured_before))
     return (
         select(
+            predictions.c.role,
             predictions.c.arm,
             _unit().label("unit"),
             predictions.c.time,
@@ -96,67 +98,86 @@ def _labelled(window: Window, role: str) -> Select[Any]:
     )
 
 
-def arm_summaries(conn: Connection, window: Window, role: str) -> dict[str, ArmSummary]:
-    """Per arm: requests, failures, units, labelled error mean/variance, per-user moments, latency."""
+@dataclass(frozen=True)
+class WindowSummaries:
+    """Every (role, arm) of a window summarised, and the served requests bucketed by request id."""
+
+    arms: dict[tuple[str, str], ArmSummary]
+    unbucketed_served: int
+
+    def role(self, role: str) -> dict[str, ArmSummary]:
+        return {arm: summary for (r, arm), summary in self.arms.items() if r == role}
+
+
+def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
+    """Per role and arm: requests, failures, units, labelled error mean/variance, per-user moments,
+    latency. Three passes over the window for both roles at once (each reads every row of the window
+    whatever its role, so one pass per role would read it twice)."""
+    role, arm = predictions.c.role, predictions.c.arm
     counts = conn.execute(
         select(
-            predictions.c.arm,
+            role,
+            arm,
             func.count(),
             func.sum(case((predictions.c.error.is_not(None), 1), else_=0)),
             func.count(distinct(_unit())),
+            func.sum(case((predictions.c.bucketed_by == "request", 1), else_=0)),
         )
-        .where(_in_window(window), predictions.c.role == role)
-        .group_by(predictions.c.arm)
+        .where(_in_window(window))
+        .group_by(role, arm)
     ).all()
-    errors = _labelled(window, role).subquery()
-    error_rows = {
-        row[0]: row
-        for row in conn.execute(
-            select(
-                errors.c.arm, func.count(), func.sum(errors.c.err), func.sum(errors.c.err * errors.c.err)
-            ).group_by(errors.c.arm)
-        )
-    }
+    errors = _labelled(window).subquery()
     per_unit = (
-        select(errors.c.arm, errors.c.unit, func.sum(errors.c.err).label("s"), func.count().label("n"))
-        .group_by(errors.c.arm, errors.c.unit)
+        select(
+            errors.c.role,
+            errors.c.arm,
+            func.sum(errors.c.err).label("s"),
+            func.count().label("n"),
+            func.sum(errors.c.err * errors.c.err).label("squares"),
+        )
+        .group_by(errors.c.role, errors.c.arm, errors.c.unit)
         .subquery()
     )
     moment_rows = {
-        row[0]: row
+        (row[0], row[1]): row[2:]
         for row in conn.execute(
             select(
+                per_unit.c.role,
                 per_unit.c.arm,
+                func.sum(per_unit.c.squares),
                 func.count(),
                 func.sum(per_unit.c.s),
                 func.sum(per_unit.c.n),
                 func.sum(per_unit.c.s * per_unit.c.s),
                 func.sum(per_unit.c.n * per_unit.c.n),
                 func.sum(per_unit.c.s * per_unit.c.n),
-            ).group_by(per_unit.c.arm)
+            ).group_by(per_unit.c.role, per_unit.c.arm)
         )
     }
-    latencies = latency_quantiles(conn, window, role)
-    summaries = {}
-    for arm, requests, failures, units in counts:
-        labelled, total, squares = error_rows[arm][1:] if arm in error_rows else (0, None, None)
-        mean, variance = _mean_var(int(labelled or 0), total, squares)
-        moments = moment_rows.get(arm)
-        p50, p99, samples, calls = latencies.get(arm, (None, None, 0, ()))
-        summaries[arm] = ArmSummary(
+    latencies = latency_quantiles(conn, window)
+    summaries, unbucketed = {}, 0
+    for role_name, arm_name, requests, failures, units, by_request in counts:
+        key = (role_name, arm_name)
+        if role_name == "served":
+            unbucketed += int(by_request or 0)
+        squares, *moments = moment_rows.get(key, (None, 0, None, 0, 0, 0, 0))
+        labelled, total = int(moments[2] or 0), moments[1]
+        mean, variance = _mean_var(labelled, total, squares)
+        p50, p99, samples, calls = latencies.get(key, (None, None, 0, ()))
+        summaries[key] = ArmSummary(
             requests=int(requests),
             failures=int(failures or 0),
             units=int(units),
-            labelled=int(labelled or 0),
+            labelled=labelled,
             error_mean=mean,
             error_var=variance,
-            moments=UserMoments(*(float(v or 0) for v in moments[1:])) if moments else UserMoments(),
+            moments=UserMoments(*(float(v or 0) for v in moments)) if labelled else UserMoments(),
             latency_p50=p50,
             latency_p99=p99,
             latency_samples=samples,
             latency_calls=calls,
         )
-    return summaries
+    return WindowSummaries(summaries, unbucketed)
 
 
 def _mean_var(n: int, total: float | None, squares: float | None) -> tuple[float | None, float | None]:
@@ -171,23 +192,24 @@ def _mean_var(n: int, total: float | None, squares: float | None) -> tuple[float
 LatencyStats = tuple[float, float, int, tuple[tuple[float, int], ...]]
 
 
-def latency_quantiles(conn: Connection, window: Window, role: str) -> dict[str, LatencyStats]:
-    """Per arm (p50, p99, rows, calls per bucket) in milliseconds, from 2 %-wide log buckets.
+def latency_quantiles(conn: Connection, window: Window) -> dict[tuple[str, str], LatencyStats]:
+    """Per role and arm (p50, p99, rows, calls per bucket) in milliseconds, from 2 %-wide log buckets.
 
     A model call's rows share one latency value, so distinct values within a bucket are its calls.
     """
     width = math.log(LATENCY_BUCKET_RATIO)
     # floor, not CAST: PostgreSQL's CAST rounds, which would report a bucket too low (optimistic).
     bucket = cast(func.floor(func.ln(1 + predictions.c.latency_ms) / width), SqlInteger).label("bucket")
+    role, arm = predictions.c.role, predictions.c.arm
     rows = conn.execute(
-        select(predictions.c.arm, bucket, func.count(), func.count(distinct(predictions.c.latency_ms)))
-        .where(_in_window(window), predictions.c.role == role)
-        .group_by(predictions.c.arm, bucket)
+        select(role, arm, bucket, func.count(), func.count(distinct(predictions.c.latency_ms)))
+        .where(_in_window(window))
+        .group_by(role, arm, bucket)
     ).all()
-    histograms: dict[str, list[tuple[int, int, int]]] = {}
-    for arm, index, count, calls in rows:
-        histograms.setdefault(arm, []).append((int(index), int(count), int(calls)))
-    return {arm: _quantiles(sorted(buckets), width) for arm, buckets in histograms.items()}
+    histograms: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for role_name, arm_name, index, count, calls in rows:
+        histograms.setdefault((role_name, arm_name), []).append((int(index), int(count), int(calls)))
+    return {key: _quantiles(sorted(buckets), width) for key, buckets in histograms.items()}
 
 
 def _quantiles(buckets: list[tuple[int, int, int]], width: float) -> LatencyStats:
@@ -303,15 +325,10 @@ def gather_evidence(
     conn: Connection, window: Window, *, with_differences: bool = False, with_request_errors: bool = False
 ) -> Evidence:
     """Everything the decision needs for one phase window."""
-    served = arm_summaries(conn, window, "served")
-    shadow = arm_summaries(conn, window, "shadow")
+    summaries = arm_summaries(conn, window)
+    served, shadow = summaries.role("served"), summaries.role("shadow")
     hours = max((window.now - window.started_at) / timedelta(hours=1), 0.0)
     total_served = sum(arm.requests for arm in served.values())
-    unbucketed = conn.execute(
-        select(func.count()).where(
-            _in_window(window), predictions.c.role == "served", predictions.c.bucketed_by == "request"
-        )
-    ).scalar_one()
     return Evidence(
         now=window.now,
         champion=served.get("champion", ArmSummary()),
@@ -320,6 +337,6 @@ def gather_evidence(
         paired=paired_summary(conn, window, with_differences=with_differences),
         request_rate_per_hour=total_served / hours if hours > 0 else 0.0,
         window_hours=hours,
-        unbucketed_requests=int(unbucketed or 0),
+        unbucketed_requests=summaries.unbucketed_served,
         request_errors=request_errors(conn, window) if with_request_errors else None,
     )
