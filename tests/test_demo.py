@@ -26,6 +26,7 @@ def earlier_demo(folder: Path) -> None:
         ws.create_model(MODEL, task="regression", target="delivery_minutes")
 
 
+@pytest.mark.slow  # its replay times real model calls: a latency guardrail decides one rollout
 def test_demo_tells_the_whole_story(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     # One run (about 50 s) checked from every side. It runs where an earlier demo left its workspace,
     # with PITSTOP_DATABASE_URL naming a shared store that the demo must leave alone.
