@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from pitstop.registry import Task
 from pitstop.rollout.gather import Window, arm_summaries
+from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.predlog import PredictionRecord, write_records
 from pitstop.workspace import Workspace
 from rollout.conftest import START
@@ -36,3 +39,51 @@ def test_latency_counts_model_calls_not_rows(rollout_ws: Workspace) -> None:
     assert challenger.latency_p99 == pytest.approx(80.0, rel=0.021)  # the stall is 10 of 310 rows
     assert challenger.calls_slower_than(50.0) == 1  # but one call
     assert challenger.calls_slower_than(1.0) == 31
+
+
+def test_every_role_and_arm_is_summarised_apart_from_one_pass_over_the_window(rollout_ws: Workspace) -> None:
+    """Served and shadow rows of both arms share the window; each (role, arm) gets its own numbers,
+    the same as computed row by row here, and only served requests without a user count as unbucketed."""
+    model_id = rollout_ws.model("eta").id
+    time = START.timestamp() + 1
+    records, labels = [], []
+    for i in range(40):
+        arm = "challenger" if i % 4 == 0 else "champion"
+        user = None if i % 5 == 0 else f"u{i % 7}"
+        failed = i % 9 == 0
+        prediction = None if failed else float(i % 6)
+        by = "request" if user is None else "user"
+        problem = "x" if failed else None
+        records += [
+            PredictionRecord(
+                model_id, f"q{i}", user, time, 1, arm, "served", 1, by, prediction, 2.0, problem
+            ),
+            PredictionRecord(
+                model_id, f"q{i}", user, time, 2, "challenger", "shadow", 1, by, i / 10, 3.0, None
+            ),
+        ]
+        if i % 3:
+            labels.append(Label(f"q{i}", float(i % 4)))
+    write_records(rollout_ws.engine, records)
+    with rollout_ws.writing() as conn:
+        upsert_labels(conn, model_id, labels, received_at=START)
+    label_of = {label.request_id: label.value for label in labels}
+    window = Window(model_id, Task.REGRESSION, 1, START, START.replace(year=2027))
+    with rollout_ws.reading() as conn:
+        summaries = arm_summaries(conn, window)
+    assert set(summaries.arms) == {("served", "champion"), ("served", "challenger"), ("shadow", "challenger")}
+    assert summaries.unbucketed_served == sum(r.role == "served" and r.user_id is None for r in records)
+    for (role, arm), summary in summaries.arms.items():
+        mine = [r for r in records if (r.role, r.arm) == (role, arm)]
+        errors = [
+            abs(r.prediction - label_of[r.request_id])
+            for r in mine
+            if r.error is None and r.prediction is not None and r.request_id in label_of
+        ]
+        assert summary.requests == len(mine)
+        assert summary.failures == sum(r.error is not None for r in mine)
+        assert summary.units == len({r.user_id or f"request:{r.request_id}" for r in mine})
+        assert summary.labelled == len(errors) == summary.moments.request_sum
+        assert summary.error_mean == pytest.approx(statistics.fmean(errors))
+        assert summary.error_var == pytest.approx(statistics.variance(errors))
+        assert summary.latency_samples == len(mine)
