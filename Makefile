@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/gateway.py --seconds 3 --rounds 5 --pin
+	$(BIN)/python bench/shadow_inprocess.py --seconds 8 --rounds 4
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

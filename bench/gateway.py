@@ -64,6 +64,16 @@ class SleepyModel:
         return self.base.predict(frame)
 
 
+class NoopModel:
+    """Answers 0 at once: what the shadow machinery costs when the model costs nothing."""
+
+    def __init__(self, base: Any) -> None:
+        self.feature_names_in_ = base.feature_names_in_
+
+    def predict(self, frame: Any) -> Any:
+        return np.zeros(len(frame))
+
+
 class FailingModel:
     def __init__(self, base: Any) -> None:
         self.base = base
@@ -285,7 +295,7 @@ def request_bodies(n: int = 2000, seed: int = 0) -> list[bytes]:
 
 
 def build_workspace(folder: Path, shadow_concurrency: int = 1024, extra: str = "") -> dict[str, Any]:
-    """A SQLite workspace with the model, an equal challenger, a 50 ms sleeper and a raiser."""
+    """A SQLite workspace with the model, an equal challenger, a 50 ms sleeper, a raiser and a no-op."""
     from sklearn.ensemble import GradientBoostingRegressor
 
     from pitstop.workspace import Workspace
@@ -317,6 +327,7 @@ def build_workspace(folder: Path, shadow_concurrency: int = 1024, extra: str = "
         "equal": fit(1),
         "sleepy": this.SleepyModel(champion, 0.05),
         "failing": this.FailingModel(champion),
+        "noop": this.NoopModel(champion),
     }
     versions = {}
     import joblib
