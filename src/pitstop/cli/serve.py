@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -12,14 +13,26 @@ from pitstop.errors import UsageError
 from pitstop.registry import Alias
 
 
+class LogLevel(StrEnum):
+    """uvicorn's log levels."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+
+
 def serve(
     workspace: WorkspaceOption = None,
     host: Annotated[
         str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes (each loads every model)")] = 1,
-    log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option(case_sensitive=False, help="how much the server logs")
+    ] = LogLevel.INFO,
     access_log: Annotated[bool, typer.Option("--access-log", help="log every request (slower)")] = False,
     controller: Annotated[
         bool, typer.Option("--controller", help="also run the rollout controller in this process")
@@ -42,7 +55,7 @@ def serve(
     extra = " with the rollout controller" if controller else ""
     err_console.print(f"serving {', '.join(served)} on http://{host}:{port} ({workers} worker(s)){extra}")
     err_console.print(f"dashboard: http://{host}:{port}/")
-    run(path, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
+    run(path, host=host, port=port, workers=workers, log_level=log_level.value, access_log=access_log)
 
 
 def register(app: typer.Typer) -> None:
