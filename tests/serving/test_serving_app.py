@@ -314,3 +314,29 @@ def test_switching_routing_under_steady_load_fails_no_request(served: Served) ->
             assert record.version == table.route(record.user_id, record.request_id).version
         else:
             assert record.version == table.shadow
+
+
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
+def test_every_error_has_the_same_shape_even_from_the_router_or_the_json_parser(served: Served) -> None:
+    """A new user got `{"detail": "Not Found"}` for an unknown path, and 422 "invalid request" for an
+    override whose body was not JSON, where predict and labels answer 400 invalid_json."""
+    cases = [
+        ("GET", "/v2/nothing", {}, 404, "not_found"),
+        ("GET", PREDICT, {}, 405, "method_not_allowed"),
+        (
+            "POST",
+            f"/v1/models/{MODEL}/rollout/abort",
+            {"content": b"{", "headers": JSON_TYPE},
+            400,
+            "invalid_json",
+        ),
+    ]
+    with serving(served) as client:
+        for method, path, body, status, code in cases:
+            answer = client.request(method, path, **body)
+            assert answer.status_code == status, (path, answer.text)
+            assert answer.json()["error"] == code, answer.text
+            assert answer.json()["message"], answer.text
+        assert client.post(PREDICT, json={"features": ROW}).status_code == 200

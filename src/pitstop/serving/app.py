@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request, Security
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
@@ -197,6 +199,7 @@ def create_app(
 
     app.add_exception_handler(PitstopError, on_pitstop_error)
     app.add_exception_handler(RequestValidationError, on_pitstop_error)
+    app.add_exception_handler(HTTPException, on_pitstop_error)  # the router's 404 and 405
     app.openapi = _openapi(app, token_required=bool(api_token))  # type: ignore[method-assign]
     return app
 
@@ -227,9 +230,21 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _error_response(gateway: Gateway, request: Request, error: Exception) -> Response:
     """The one place an exception becomes an HTTP status and body."""
+    headers: dict[str, str] = {}
     if isinstance(error, RequestValidationError):
-        fields = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in error.errors()]
-        status, code, body = 422, "invalid_input", {"message": "invalid request", "fields": fields}
+        problems = error.errors()
+        if not_json := [e for e in problems if e["type"] == "json_invalid"]:
+            status, code = 400, "invalid_json"
+            body: dict[str, Any] = {"message": f"body is not valid JSON: {not_json[0]['ctx']['error']}"}
+        else:
+            fields = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in problems]
+            status, code, body = 422, "invalid_input", {"message": "invalid request", "fields": fields}
+    elif isinstance(error, HTTPException):
+        status, headers = error.status_code, dict(error.headers or {})
+        code = HTTPStatus(status).phrase.lower().replace(" ", "_")
+        message = f"{request.method} {request.url.path}: {error.detail}"
+        allowed = f" (allowed: {headers['Allow']})" if "Allow" in headers else ""
+        body = {"message": f"{message}{allowed}; the endpoints are listed at /openapi.json"}
     else:
         status, code = next((s, c) for kind, s, c in _STATUS if isinstance(error, kind))
         body = {"message": str(error)}
@@ -243,7 +258,8 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
         gateway.metrics.invalid.labels(model if model in gateway.models else "-", str(status)).inc()
     elif status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse({"error": code, **body}, status_code=status, headers=headers)
 
 
