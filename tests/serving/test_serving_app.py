@@ -81,6 +81,12 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(served: Served)
             422,
             "instances[1].features.b",
         ),
+        (
+            PREDICT,
+            {"json": {"instances": [{"features": ROW, "request_id": "d1"}] * 2}},
+            422,
+            "instances[1].request_id",
+        ),
         ("/v1/models/nope/predict", {"json": {"features": ROW}}, 404, "model_not_served"),
         (
             PREDICT,
@@ -102,7 +108,7 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(served: Served)
         {"field": "features.a", "problem": "expected a number, got the string 'fast'"},
         {"field": "features.b", "problem": "must not be null"},
     ]
-    assert 'pitstop_invalid_requests_total{model="eta",status="422"} 5.0' in metrics
+    assert 'pitstop_invalid_requests_total{model="eta",status="422"} 6.0' in metrics
     assert 'pitstop_invalid_requests_total{model="-",status="404"} 1.0' in metrics
 
 

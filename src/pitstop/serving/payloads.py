@@ -47,9 +47,25 @@ def parse_predict(body: bytes) -> tuple[list[Instance], bool]:
     if not isinstance(items, list) or not items:
         raise InvalidInputError([*problems, FieldProblem("instances", "must be a non-empty list")])
     instances = [_instance(item, f"instances[{i}].", problems) for i, item in enumerate(items)]
+    problems.extend(_repeated_request_ids(instances))
     if problems:
         raise InvalidInputError(problems)
     return instances, True
+
+
+def _repeated_request_ids(instances: list[Instance]) -> list[FieldProblem]:
+    """A request id names one prediction (labels join on it): the same id twice in a call is refused."""
+    first: dict[str, int] = {}
+    problems = []
+    for i, instance in enumerate(instances):
+        if instance.request_id is None:
+            continue
+        earlier = first.setdefault(instance.request_id, i)
+        if earlier != i:
+            problems.append(
+                FieldProblem(f"instances[{i}].request_id", f"repeats instances[{earlier}].request_id")
+            )
+    return problems
 
 
 def _instance(item: Any, prefix: str, problems: list[FieldProblem]) -> Instance:
