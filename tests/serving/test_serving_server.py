@@ -114,6 +114,22 @@ def test_sigterm_flushes_the_prediction_log_before_exit(served: Served, start) -
     assert served_records(served) == 30
 
 
+def test_the_server_log_says_when_it_switches_routing(served: Served, start) -> None:  # type: ignore[no-untyped-def]
+    """pitstop's own log lines (routing switches, shadow circuits) went nowhere under uvicorn: only
+    uvicorn's loggers had a handler, so a new user saw nothing when the routing changed."""
+    configure(served, poll_interval="200ms")
+    process, url = start()
+    table = route(served.ws, MODEL, mode="shadow", challenger=2, reason="look at v2")
+
+    def routing_version() -> int:
+        return int(httpx.get(f"{url}/v1/models/{MODEL}/routing").json()["version"])
+
+    wait_until(lambda: routing_version() == table.version, timeout=10)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert f"eta: routing #{table.version} shadow (champion v1)" in stderr, stderr
+
+
 def test_every_worker_follows_a_routing_change_and_metrics_add_up(served: Served, start) -> None:  # type: ignore[no-untyped-def]
     configure(served, poll_interval="200ms")
     process, url = start(workers=2)

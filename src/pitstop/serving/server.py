@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import ipaddress
 import os
@@ -9,6 +10,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pitstop.serving.metrics import MULTIPROC_ENV
 
@@ -53,6 +55,17 @@ def tune_runtime(young_threshold: int = 10_000, switch_interval: float = 0.001) 
     sys.setswitchinterval(switch_interval)
 
 
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with pitstop's own loggers (routing switches, shadow circuits, the prediction
+    log) on its stderr handler at `level`: uvicorn configures only its own loggers, so without this
+    pitstop's lines went nowhere below WARNING."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["pitstop"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
+
+
 def run(
     workspace: Path,
     *,
@@ -85,6 +98,7 @@ def run(
             http="httptools",
             ws="none",
             log_level=log_level,
+            log_config=log_config(log_level),
             access_log=access_log,
             timeout_graceful_shutdown=30,
         )
