@@ -70,6 +70,8 @@ def describe_span(value: timedelta) -> str:
     ('45s', '90m')
     >>> describe_span(timedelta(hours=5, minutes=30)), describe_span(timedelta(days=3))
     ('5.5h', '3.0d')
+    >>> describe_span(timedelta(hours=61538))
+    '7.0 years'
     """
     seconds = value.total_seconds()
     if seconds < 120:
@@ -78,4 +80,6 @@ def describe_span(value: timedelta) -> str:
         return f"{seconds / 60:.0f}m"
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    if seconds < 730 * 86400:
+        return f"{seconds / 86400:.1f}d"
+    return f"{seconds / (365.25 * 86400):.1f} years"

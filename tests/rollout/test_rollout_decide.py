@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,6 +212,13 @@ def test_paired_plan_uses_the_policy_share_and_margin() -> None:
     plan = plan_ab_test(POLICY, shadow_evidence(25))
     wider = plan_ab_test(Policy.model_validate({"ab_test": {"share": 0.5}}), shadow_evidence(25))
     assert wider["n_champion"] + wider["n_challenger"] < plan["n_champion"] + plan["n_challenger"]
+
+
+def test_a_plan_says_its_duration_in_a_unit_people_read() -> None:
+    """A new user's simulate printed 'about 61538.1h at the current traffic'."""
+    trickle = replace(shadow_evidence(25), window_hours=2_000_000.0)  # 5000 users in 228 years
+    assert re.search(r"about \d+\.\d years at the current traffic", plan_ab_test(POLICY, trickle)["summary"])
+    assert "about 1" in plan_ab_test(POLICY, shadow_evidence(25))["summary"]
 
 
 # -- A/B test -------------------------------------------------------------------------------------

@@ -243,7 +243,11 @@ def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
     total = size.n_champion + size.n_challenger
     hours = total / units_per_hour if units_per_hour > 0 else None
     plan.update(n_champion=size.n_champion, n_challenger=size.n_challenger, expected_hours=hours)
-    when = f"about {hours:.1f}h at the current traffic" if hours is not None else "unknown duration"
+    when = (
+        f"about {describe_span(timedelta(hours=hours))} at the current traffic"
+        if hours is not None
+        else "unknown duration"
+    )
     summary = (
         f"A/B plan: {size.n_challenger} challenger and {size.n_champion} champion units to detect a "
         f"{planned_effect:.1%} improvement beyond the {ab.min_improvement:.0%} margin ({when})"
