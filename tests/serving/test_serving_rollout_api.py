@@ -38,3 +38,13 @@ def test_rollout_status_and_overrides_over_http(served: Served) -> None:
 
     actors = [(e.actor, e.rule) for e in served.ws.events(MODEL) if e.kind == "rollout_transition"]
     assert actors[-2:] == [("dana", "manual.promote"), ("api", "manual.abort")]
+
+
+def test_a_blank_reason_is_refused_in_http_terms(served: Served) -> None:
+    """An HTTP client was told about the CLI's `--reason` flag."""
+    with serving(served) as client:
+        served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
+        answer = client.post(f"{ROLLOUT}/rollback", json={"reason": "   "})
+        assert client.get(ROLLOUT).json()["phase"] == "shadow"
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["fields"][0]["field"] == "body.reason" and "--reason" not in answer.text

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Security
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pitstop.rollout.records import StoredRollout
 from pitstop.serving.payloads import ErrorBody
@@ -30,7 +30,9 @@ class Override(BaseModel):
     """A manual override: why (recorded with the event), and by whom."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, description="why: recorded with the event")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        description="why: recorded with the event"
+    )
     by: str | None = Field(None, description=f"who asks (default: {HTTP_ACTOR!r})")
 
 
