@@ -43,6 +43,20 @@ def test_the_salt_is_kept_while_only_the_share_changes_and_renewed_from_off(serv
     assert again.salt != first.salt
 
 
+def test_asking_for_the_routing_already_in_use_writes_nothing(served: Served, cli) -> None:  # type: ignore[no-untyped-def]
+    """A new user's `route --off` on an already-off model wrote a new table, salt and event."""
+    split = route(served.ws, MODEL, mode="split", challenger=2, share=0.25, reason="a/b")
+    assert route(served.ws, MODEL, mode="split", challenger=2, share=0.25, reason="again") == split
+    route(served.ws, MODEL, mode="off", reason="done")
+    events = len(served.ws.events(MODEL))
+    result = cli("route", MODEL, "--off", "--reason", "sure?", "-w", str(served.ws.path))
+    assert result.exit_code == 0, result.stderr
+    assert "unchanged" in result.stdout and "#2 off" in result.stdout
+    assert len(served.ws.events(MODEL)) == events
+    with served.ws.reading() as conn:
+        assert current_routing(conn, served.ws.model(MODEL).id).version == 2  # type: ignore[union-attr]
+
+
 def test_write_routing_runs_in_the_callers_transaction(served: Served) -> None:
     model = served.ws.model(MODEL)
     with pytest.raises(RuntimeError), served.ws.writing() as conn:

@@ -61,6 +61,7 @@ def route(
             raise UsageError(f"--mode: must be shadow or split, got {chosen!r}")
         if reason is None:
             raise UsageError("--reason: say why the routing is changed by hand")
+        before = routing_store.routing_of(ws, model)
         result = routing_store.route(
             ws,
             model,
@@ -70,7 +71,8 @@ def route(
             reason=reason,
             actor=by,
         )
-        emit(as_json, result.to_dict(), lambda: _render(model, result, "now"))
+        note = "unchanged" if before is not None and before.version == result.version else "now"
+        emit(as_json, result.to_dict(), lambda: _render(model, result, note))
 
 
 def _render(model: str, current: object, note: str | None) -> None:
@@ -79,7 +81,7 @@ def _render(model: str, current: object, note: str | None) -> None:
     if not isinstance(current, RoutingTable):
         console.print(f"{model}: no champion, nothing is served")
         return
-    prefix = "routing is now" if note else "routing"
+    prefix = f"routing is {note}" if note else "routing"
     out = table(f"{model}: {prefix} {current.describe()}", "field", "value")
     for key in (
         "champion",

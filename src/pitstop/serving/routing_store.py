@@ -185,7 +185,9 @@ def route(
     The champion is the model's `champion` alias. A split without a `share` gives the challenger the
     workspace policy's `ab_test.share` (0.1 as shipped), the share an A/B test would start with. A
     change from off, or to another challenger, gets a fresh salt (a new experiment); a change of share
-    for the same challenger keeps it, so users who already see the challenger keep seeing it.
+    for the same challenger keeps it, so users who already see the challenger keep seeing it. Asking
+    for the routing already in use changes nothing: the current table is returned, and no event is
+    recorded.
     """
     if not reason.strip():
         raise UsageError("--reason: say why the routing is changed by hand")
@@ -208,6 +210,8 @@ def route(
         if mode == "split" and share is None:
             share = ws.config.ab_test.share
         target = _manual_target(conn, info, champion, mode, challenger, share)
+        if before is not None and all(getattr(before, key) == value for key, value in target.items()):
+            return before
         return write_routing(
             conn,
             info,
