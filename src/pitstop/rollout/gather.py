@@ -160,9 +160,10 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
         key = (role_name, arm_name)
         if role_name == "served":
             unbucketed += int(by_request or 0)
-        squares, *moments = moment_rows.get(key, (None, 0, None, 0, 0, 0, 0))
-        labelled, total = int(moments[2] or 0), moments[1]
-        mean, variance = _mean_var(labelled, total, squares)
+        squares, *sums = moment_rows.get(key, (None, 0, None, 0, 0, 0, 0))
+        moments = UserMoments(*(float(v or 0) for v in sums))
+        labelled = int(moments.request_sum)
+        mean, variance = _mean_var(labelled, sums[1], squares)
         p50, p99, samples, calls = latencies.get(key, (None, None, 0, ()))
         summaries[key] = ArmSummary(
             requests=int(requests),
@@ -171,7 +172,7 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
             labelled=labelled,
             error_mean=mean,
             error_var=variance,
-            moments=UserMoments(*(float(v or 0) for v in moments)) if labelled else UserMoments(),
+            moments=moments,
             latency_p50=p50,
             latency_p99=p99,
             latency_samples=samples,

@@ -143,9 +143,8 @@ class GatewayMetrics:
         )
         self._children: dict[tuple[Any, ...], Any] = {}
 
-    def prediction(
-        self, model: str, version: int, arm: str, role: str, bucketed_by: str, seconds: float, ok: bool
-    ) -> None:
+    def _series(self, model: str, version: int, arm: str, role: str, bucketed_by: str) -> tuple[Any, ...]:
+        """The (requests, errors, latency) children of one label set, looked up once and kept."""
         key = (model, version, arm, role, bucketed_by)
         children = self._children.get(key)
         if children is None:
@@ -156,10 +155,16 @@ class GatewayMetrics:
                 self.latency.labels(*labels),
             )
             self._children[key] = children
-        children[0].inc()
-        children[2].observe(seconds)
+        return children
+
+    def prediction(
+        self, model: str, version: int, arm: str, role: str, bucketed_by: str, seconds: float, ok: bool
+    ) -> None:
+        requests, errors, latency = self._series(model, version, arm, role, bucketed_by)
+        requests.inc()
+        latency.observe(seconds)
         if not ok:
-            children[1].inc()
+            errors.inc()
 
     def shadow_predictions(
         self, model: str, version: int, arm: str, seconds: float, by_bucket: Mapping[str, int], failed: int
@@ -169,11 +174,14 @@ class GatewayMetrics:
         The counters move once per call, not once per row; the latency histogram still gets one
         observation per prediction, as served predictions do.
         """
-        labels = (model, str(version), arm, "shadow")
+        series: tuple[Any, ...] = ()
         for by, count in by_bucket.items():
-            self.requests.labels(*labels, by).inc(count)
-        self.errors.labels(*labels).inc(failed)  # also when 0: the series exists from the first call
-        observe = self.latency.labels(*labels).observe
+            series = self._series(model, version, arm, "shadow", by)
+            series[0].inc(count)
+        if not series:
+            return
+        series[1].inc(failed)  # also when 0: the series exists from the first call
+        observe = series[2].observe
         for _ in range(sum(by_bucket.values())):
             observe(seconds)
 
