@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from time import perf_counter
@@ -238,12 +239,13 @@ def test_a_forced_champion_is_served_by_a_running_gateway_within_the_poll_interv
     assert {a["model_version"] for a in answers} == {2}
 
 
-def _latencies(client: httpx.Client, n: int) -> tuple[list[float], list[float]]:
+def _latencies(client: httpx.Client, n: int, pause: float = 0.0) -> tuple[list[float], list[float]]:
     answers, seconds = [], []
     for i in range(n):
         started = perf_counter()
         reply = client.post(PREDICT, json={"features": {"a": i / 10, "b": 1.0}})
         seconds.append(perf_counter() - started)
+        time.sleep(pause)
         assert reply.status_code == 200
         answers.append(reply.json()["prediction"])
     return answers, seconds
@@ -251,12 +253,12 @@ def _latencies(client: httpx.Client, n: int) -> tuple[list[float], list[float]]:
 
 def test_a_slow_shadow_changes_neither_the_answer_nor_its_latency_over_http(served: Served) -> None:
     slow = served.fake("SlowModel", delay=2.0)
-    with serving(served) as client:
+    with serving(served, shadow_concurrency=1) as client:
         _latencies(client, 10)  # warm the connection and the model
         baseline, base_seconds = _latencies(client, 40)
         table = route(served.ws, MODEL, mode="shadow", challenger=slow, reason="test")
         wait_until(lambda: client.get(f"/v1/models/{MODEL}/routing").json()["version"] == table.version)
-        answers, seconds = _latencies(client, 40)
+        answers, seconds = _latencies(client, 40, pause=0.002)  # 80+ ms: several shadow calls (20 ms each)
         metrics = client.get("/metrics").text
     assert answers == baseline
     assert statistics.median(seconds) < 2 * statistics.median(base_seconds) + 0.005

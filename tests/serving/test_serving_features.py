@@ -20,6 +20,7 @@ VALID = {"speed": 3.5, "stops": 2, "rush": False, "zone": "north", "extra": "any
 def test_a_valid_instance_has_no_problems() -> None:
     assert SCHEMA.problems(VALID, "features") == []
     assert SCHEMA.problems({**VALID, "stops": 2.0, "speed": 3}, "features") == []
+    assert SCHEMA.problems({**VALID, "stops": -(2**63), "speed": 1e308}, "features") == []
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,20 @@ def test_a_valid_instance_has_no_problems() -> None:
         ({"speed": None}, "features.speed", "must not be null"),
         ({"speed": float("nan")}, "features.speed", "expected a finite number, got nan"),
         ({"stops": 2.5}, "features.stops", "expected a whole number, got 2.5"),
+        # an integer column is int64: 1e23 used to pass and fail the model call (a 500)
+        (
+            {"stops": 1e23},
+            "features.stops",
+            "expected a whole number between -9223372036854775808 and 9223372036854775807, "
+            "got the number 1e+23",
+        ),
+        (
+            {"stops": 2**63},
+            "features.stops",
+            "expected a whole number between -9223372036854775808 and 9223372036854775807, "
+            "got the number 9223372036854775808",
+        ),
+        ({"speed": 10**400}, "features.speed", "expected a finite number, got a 401-character number"),
         ({"rush": 1}, "features.rush", "expected true or false, got the number 1"),
         ({"zone": 7}, "features.zone", "expected a string, got the number 7"),
         ({"extra": [1]}, "features.extra", "expected a scalar, got a list"),

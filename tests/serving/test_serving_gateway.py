@@ -214,10 +214,27 @@ def test_saturated_shadow_calls_are_skipped_and_counted(served: Served) -> None:
     async def body(gateway: Gateway) -> None:
         for _ in range(5):
             await gateway.predict(MODEL, [Instance(ROW)])
+            await asyncio.sleep(0.03)  # longer than the shadow's batch wait (20 ms): a call each
 
     _, metrics = run_with_metrics(served, body, settings=settings(shadow_concurrency=1, shadow_timeout="2s"))
     assert f'pitstop_shadow_skipped_total{{model="eta",reason="saturated",version="{slow}"}} 4.0' in metrics
     assert len(records(served, role="shadow")) == 1
+
+
+def test_shadow_requests_arriving_within_the_batch_wait_are_scored_in_one_call(served: Served) -> None:
+    recording = served.fake("RecordingModel")
+    route(served.ws, MODEL, mode="shadow", challenger=recording, reason="test")
+
+    async def body(gateway: Gateway) -> Any:
+        for i in range(6):  # one after the other, each answered before the next is sent
+            await gateway.predict(MODEL, [Instance({"a": float(i), "b": 1.0}, request_id=f"r{i}")])
+        await gateway.drain()
+        return gateway.state(MODEL).runners[recording].model.calls  # type: ignore[attr-defined]
+
+    calls, metrics = run_with_metrics(served, body, shadow_batch_wait=0.06)  # the timeout is 300 ms
+    assert [size for _, size in calls[1:]] == [6]  # calls[0] is the warm-up
+    assert len(records(served, role="shadow")) == 6
+    assert "pitstop_shadow_skipped_total{" not in metrics
 
 
 def test_shadow_requests_answered_together_are_scored_in_one_call(served: Served) -> None:
@@ -271,7 +288,10 @@ def test_a_shadow_that_fails_every_call_is_only_probed(served: Served) -> None:
             await gateway.predict(MODEL, [Instance(ROW, request_id=f"r{i}")])
             await asyncio.sleep(0.002 if i < 10 else 0)  # let the first failures land
 
-    _, metrics = run_with_metrics(served, body, settings=settings(shadow_concurrency=1000))
+    # no batch wait: a call per request, so the breaker counts calls in step with the requests
+    _, metrics = run_with_metrics(
+        served, body, settings=settings(shadow_concurrency=1000), shadow_batch_wait=0.0
+    )
     shadow = records(served, role="shadow")
     skipped = re.search(r'pitstop_shadow_skipped_total\{[^}]*reason="circuit_open"[^}]*\} ([0-9.]+)', metrics)
     assert skipped is not None and float(skipped.group(1)) >= 100

@@ -238,9 +238,9 @@ def test_plain_estimators_on_numeric_features_take_the_array_path_with_equal_ans
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
     pipeline = make_pipeline(StandardScaler(), base.__class__()).fit(frame, [1.0, 2.0, 3.0, 4.0])
     runners = {
-        "plain": InProcessRunner(base, version=1, features=["a", "b"], numeric=True),
-        "pipeline": InProcessRunner(pipeline, version=2, features=["a", "b"], numeric=True),
-        "not numeric": InProcessRunner(base, version=3, features=["a", "b"], numeric=False),
+        "plain": InProcessRunner(base, version=1, features=["a", "b"], kinds=["float", "float"]),
+        "pipeline": InProcessRunner(pipeline, version=2, features=["a", "b"], kinds=["float", "float"]),
+        "not numeric": InProcessRunner(base, version=3, features=["a", "b"], kinds=["float", "any"]),
     }
     rows = [{"a": 0.5, "b": 2}, {"a": -1, "b": 0.25}]
     first = {name: r.predict_now(rows) for name, r in runners.items()}
@@ -252,3 +252,20 @@ def test_plain_estimators_on_numeric_features_take_the_array_path_with_equal_ans
         "pipeline": False,
         "not numeric": False,
     }
+
+
+class FloatColumnsSum:
+    """Custom feature code that reads column types at predict time (`select_dtypes`), as many do."""
+
+    feature_names_in_ = ("a", "n")
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        return frame.select_dtypes("float64").sum(axis=1).to_numpy()
+
+
+def test_columns_have_the_training_types_whatever_json_numbers_a_batch_carries() -> None:
+    """`1` for a float feature made an int64 column and `2.0` for an integer one a float64 column, so
+    a model reading column types saw another table, depending on what the rest of its batch sent."""
+    runner = InProcessRunner(FloatColumnsSum(), version=1, features=["a", "n"], kinds=["float", "int"])
+    assert runner.predict_now([{"a": 1, "n": 2.0}, {"a": 3, "n": 5.0}]) == [1.0, 3.0]
+    assert runner.predict_now([{"a": 1.5, "n": 2}]) == [1.5]

@@ -10,6 +10,7 @@ scikit-learn models cannot take a missing value.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from typing import Any, Literal
 from pitstop.serving.errors import FieldProblem
 
 Kind = Literal["float", "int", "bool", "str", "any"]
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what an integer column (int64) holds
+_FLOAT_MAX = sys.float_info.max
 
 
 def kind_of(dtype: str | None) -> Kind:
@@ -101,6 +104,10 @@ def _type_problem(value: Any, kind: Kind) -> str | None:
         return f"expected a finite number, got {value}"
     if kind == "int" and isinstance(value, float) and not value.is_integer():
         return f"expected a whole number, got {value}"
+    if kind == "int" and not _INT64_MIN <= value <= _INT64_MAX:
+        return f"expected a whole number between {_INT64_MIN} and {_INT64_MAX}, got {_kind(value)}"
+    if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+        return f"expected a finite number, got {_kind(value)}"
     return None
 
 
@@ -110,7 +117,8 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
-        return f"the number {value}"
+        text = str(value)
+        return f"the number {text}" if len(text) <= 40 else f"a {len(text)}-character number"
     if isinstance(value, str):
         return f"the string {value!r}" if len(value) <= 40 else "a string"
     if isinstance(value, list):

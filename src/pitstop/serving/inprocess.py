@@ -14,12 +14,14 @@ import pandas as pd
 
 from pitstop.registry import Task
 from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.features import Kind
 
 Row = dict[str, Any]
 
 # What scikit-learn says when a model fitted on a DataFrame gets an array: expected on the fast path.
 _NAMES_WARNING = "X does not have valid feature names"
 _COMPOSITE_MODULES = ("sklearn.pipeline", "sklearn.compose")
+_DTYPES: dict[str, type] = {"float": np.float64, "int": np.int64}  # the column types kinds fix
 
 
 def limit_native_threads(threads: int) -> None:
@@ -39,10 +41,14 @@ class InProcessRunner:
     """Runs `model.predict` (or `predict_proba[:, 1]` for a classifier) on a private thread pool.
 
     Each runner owns its threads, so a slow or stuck model (a shadow challenger) can only delay its
-    own queue, never the champion's. Rows become a DataFrame with the features in model order and
-    their JSON types, or an array for a model fitted without feature names. `threads` is how many
-    batches may run at once; `model_threads` how many native threads one call may use;
-    `patient_max_batch_size` how many rows a batch of shadow work alone may hold.
+    own queue, never the champion's. Rows become a DataFrame with the features in model order, or an
+    array for a model fitted without feature names. `kinds` (one per feature, from the training
+    data's types) fix the column types: a float feature is float64 and an integer one int64 whatever
+    JSON numbers a batch happens to carry (`1` for a float feature would otherwise make an int64
+    column, and a model selecting columns by type would see a different table); other kinds are left
+    to pandas, as when the model was trained from a file. `threads` is how many batches may run at
+    once; `model_threads` how many native threads one call may use; `patient_max_batch_size` how many
+    rows a batch of shadow work alone may hold.
 
     Fast path: a plain scikit-learn estimator (not a pipeline) on numeric features, fitted on exactly
     these columns in this order, converts any DataFrame to a float64 array before predicting; for it
@@ -58,7 +64,7 @@ class InProcessRunner:
         features: Sequence[str],
         task: Task | str = Task.REGRESSION,
         name: str = "model",
-        numeric: bool = False,
+        kinds: Sequence[Kind] | None = None,
         max_batch_size: int = 64,
         max_batch_wait: float = 0.002,
         patient_max_batch_size: int | None = None,
@@ -69,6 +75,11 @@ class InProcessRunner:
         self.version = version
         self.model_threads = model_threads
         self.features = list(features)
+        self.kinds: list[Kind] = list(kinds) if kinds is not None else ["any"] * len(self.features)
+        if len(self.kinds) != len(self.features):
+            raise ValueError(f"{len(self.kinds)} kinds for {len(self.features)} features")
+        self._all_float = all(kind == "float" for kind in self.kinds)
+        numeric = all(kind in ("float", "int") for kind in self.kinds)
         self.classification = Task(task) is Task.CLASSIFICATION
         names = getattr(model, "feature_names_in_", None)
         self._named = names is not None
@@ -126,8 +137,15 @@ class InProcessRunner:
         return bool(np.array_equal(np.asarray(fast), np.asarray(typed), equal_nan=True))
 
     def _frame(self, rows: list[Row]) -> Any:
+        if self._all_float:  # one float64 block, built from an array: a quarter of the dict path's cost
+            values = self._array(rows)
+            return pd.DataFrame(values, columns=self.features, copy=False) if self._named else values
         frame = pd.DataFrame(
-            {name: [row[name] for row in rows] for name in self.features}, columns=self.features
+            {
+                name: _column([row[name] for row in rows], kind)
+                for name, kind in zip(self.features, self.kinds, strict=True)
+            },
+            columns=self.features,
         )
         return frame if self._named else frame.to_numpy()
 
@@ -143,6 +161,12 @@ class InProcessRunner:
             out = np.asarray(self.model.predict(data), dtype=float)
         result: list[float] = out.astype(float).ravel().tolist()
         return result
+
+
+def _column(values: list[Any], kind: Kind) -> Any:
+    """One feature's values, typed as the model was trained when the kind says how."""
+    dtype = _DTYPES.get(kind)
+    return values if dtype is None else np.array(values, dtype=dtype)
 
 
 def _is_plain_sklearn(model: Any) -> bool:

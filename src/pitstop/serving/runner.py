@@ -75,7 +75,7 @@ def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings:
         version=version.version,
         features=features,
         task=model.task,
-        numeric=all(kind in ("float", "int") for kind in kinds),
+        kinds=kinds,
         name=f"{model.name}-v{version.version}",
         max_batch_size=size,
         max_batch_wait=wait,

@@ -7,15 +7,14 @@ skipped, as are calls that would wait in a backlog longer than half the timeout 
 measured speed), at most `timeout` seconds each (then abandoned), and any exception or non-finite
 value is recorded as an error. The records it produces go to the prediction log with role `shadow`.
 
-One call carries every shadow request for the same model version started in one turn of the event
-loop (the requests a served micro-batch answered together): one queue entry, one timer and one
-callback for all of them, instead of one each, which is most of what a shadow costs the serving
-process per request. A call that raises is split into its requests and each is scored on its own,
-so one bad request cannot fail its neighbours' shadow predictions.
-
-Nobody waits for a shadow call, so it may wait longer for company (`batch_wait`): bigger batches
-cost less CPU per row, and CPU (with the GIL) is what a shadow takes from the served path. The
-call that fills the last free slot is due at once, so waiting never causes a skip.
+Nobody waits for a shadow call, so it gathers company: one call carries every shadow request for
+the same model version and routing that arrives within `batch_wait` of the first. Its bookkeeping on
+the event loop (a queue entry, a timer, a callback, the metrics) is paid once per call instead of
+once per request or per served micro-batch, and its rows reach the model together: bigger batches
+cost less CPU per row, and CPU (with the interpreter lock) is what a shadow takes from the served
+path. The runner may merge calls further (`batching.py`); the call that fills the last free slot is
+due at once there, so waiting never causes a skip. A call that raises is split into its requests and
+each is scored on its own, so one bad request cannot fail its neighbours' shadow predictions.
 
 A shadow that fails every call (raises, hangs, NaN) would still cost CPU per request for nothing.
 After `breaker_failures` consecutive failed calls its circuit opens: calls are skipped (counted,
@@ -98,7 +97,7 @@ class ShadowScorer:
         *,
         timeout: float,
         concurrency: int,
-        batch_wait: float | None = None,
+        batch_wait: float = 0.0,
         breaker_failures: int = 20,
         probe_every: int = 100,
     ) -> None:
@@ -107,7 +106,7 @@ class ShadowScorer:
         self.batch_wait = batch_wait
         self.breaker_failures, self.probe_every = breaker_failures, probe_every
         self._breakers: dict[tuple[str, int], _Breaker] = {}
-        self._gathering: dict[ShadowTarget, ShadowCall] = {}  # calls starting at the end of this turn
+        self._gathering: dict[ShadowTarget, ShadowCall] = {}  # calls starting when their batch_wait ends
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -117,22 +116,17 @@ class ShadowScorer:
         return self._inflight
 
     def score(self, runner: Runner, target: ShadowTarget, request: ShadowRequest) -> None:
-        """Score one request's rows in shadow, in one call with the others of this event-loop turn."""
+        """Score one request's rows in shadow, in one call with the others arriving within `batch_wait`."""
         call = self._gathering.get(target)
         if call is None:
-            if not self._gathering:
-                asyncio.get_running_loop().call_soon(self._start_gathered)
-                self._idle.clear()
             call = self._gathering[target] = ShadowCall(target, runner)
+            self._idle.clear()
+            asyncio.get_running_loop().call_later(self.batch_wait, self._start_gathered, target)
         call.requests.append(request)
 
-    def _start_gathered(self) -> None:
-        calls = list(self._gathering.values())
-        self._gathering.clear()
-        for call in calls:
-            self._start(call)
-        if self._inflight == 0:
-            self._idle.set()
+    def _start_gathered(self, target: ShadowTarget) -> None:
+        self._start(self._gathering.pop(target))
+        self._settle()
 
     def _skip(self, call: ShadowCall, reason: str) -> None:
         target = call.target
