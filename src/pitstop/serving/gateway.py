@@ -98,8 +98,9 @@ class Gateway:
     """Serves every model of a workspace that has a champion (or only `models`, when given).
 
     Settings come from `settings` (default: the workspace's `serving` section). `poll=False` leaves
-    routing refreshes to the caller (replay). `shadow_batch_wait` is how long shadow rows may wait
-    for a bigger batch (default 20 ms, at most a quarter of the shadow timeout).
+    routing refreshes to the caller (replay). `shadow_batch_wait` is how long a shadow call gathers
+    requests, and may then wait in its runner for a bigger batch (default 20 ms, at most a quarter of
+    the shadow timeout; 0 starts a call per event-loop turn).
     """
 
     def __init__(
