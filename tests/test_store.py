@@ -4,14 +4,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from pitstop.config import default_database_url
 from pitstop.errors import ConfigError, StoreUnavailableError
 from pitstop.store.engine import make_engine
-from pitstop.store.migrate import _alembic_config, current_revision, head_revision, upgrade
+from pitstop.store.migrate import current_revision, head_revision, upgrade
 from pitstop.store.tables import metadata
 from pitstop.workspace import Workspace
 
@@ -45,10 +44,8 @@ def test_the_prediction_log_has_no_index_by_request_id(database_url: str) -> Non
 
 def test_upgrading_drops_the_request_index_and_keeps_the_predictions(database_url: str) -> None:
     engine = make_engine(database_url)
-    config = _alembic_config()
+    assert upgrade(engine, "0003") == (None, "0003")
     with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0003")
         conn.execute(
             sa.text(
                 "INSERT INTO predictions (model_id, request_id, time, version, arm, role, routing_version, "

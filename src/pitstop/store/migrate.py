@@ -36,13 +36,18 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the store to the newest schema; returns (before, after). Safe to run concurrently."""
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the store to `revision` (the newest schema by default); returns (before, after).
+
+    Safe to run concurrently. An older `revision` serves tests of a migration on data stored before it.
+    """
     config = _alembic_config()
     with write_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    return before, head_revision()
+        command.upgrade(config, revision)
+        after = MigrationContext.configure(connection).get_current_revision()
+    assert after is not None
+    return before, after
