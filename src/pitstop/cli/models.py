@@ -181,10 +181,15 @@ def _render_gate_summary(result: dict[str, Any]) -> None:
         out.add_row(
             check["name"],
             "pass" if check["passed"] else "FAIL",
-            str(check.get("observed")),
-            str(check.get("threshold")),
+            _check_value(check.get("observed")),
+            _check_value(check.get("threshold")),
         )
     console.print(out)
+
+
+def _check_value(value: Any) -> str:
+    """A check's observed value or threshold; a moment (temporal_overlap's) reads as in every table."""
+    return fmt_time(value) if isinstance(value, str) else str(value)
 
 
 @models_app.command("set-champion")

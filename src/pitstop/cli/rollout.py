@@ -24,6 +24,7 @@ from pitstop.cli.common import (
     print_json,
     table,
 )
+from pitstop.cli.number_list import NumberList
 from pitstop.durations import describe_span, parse_positive_duration
 from pitstop.errors import UsageError
 from pitstop.events import Event
@@ -194,7 +195,7 @@ def render_history(model: str, events: list[Event]) -> None:
     for e in events:
         change = f"{e.from_state or '-'} → {e.to_state or '-'}"
         out.add_row(
-            fmt_time(e.time), e.kind, e.actor, change, e.rule or "-", e.reason or "", key_numbers(e.data)
+            fmt_time(e.time), e.kind, e.actor, change, e.rule or "-", e.reason or "", key_numbers_cell(e.data)
         )
     console.print(out)
 
@@ -240,11 +241,20 @@ def key_numbers(data: dict[str, Any] | None) -> str:
     ...              "srm": {"p_value": 0.00012, "mismatch": True}})
     'srm p=0.00012, units=310/900'
     """
+    return ", ".join(_key_number_items(data))
+
+
+def key_numbers_cell(data: dict[str, Any] | None) -> NumberList:
+    """`key_numbers` for a table cell: a narrow column wraps between numbers, never leaving a lone `,`."""
+    return NumberList(_key_number_items(data))
+
+
+def _key_number_items(data: dict[str, Any] | None) -> list[str]:
     found = dict(_numbers(data or {}))
     rank = {name: i for i, name in enumerate(KEY_NUMBER_ORDER)}
     # Known names in their order; then the rest as recorded, top-level before nested (sort is stable).
     names = sorted(found, key=lambda name: (rank.get(name, len(rank)), name.count(".")))
-    return ", ".join(f"{_label(name)}={found[name]}" for name in names[:MAX_KEY_NUMBERS])
+    return [f"{_label(name)}={found[name]}" for name in names[:MAX_KEY_NUMBERS]]
 
 
 def _label(name: str) -> str:

@@ -21,7 +21,7 @@ from pitstop.cli.common import (
     print_json,
     table,
 )
-from pitstop.cli.rollout import key_numbers
+from pitstop.cli.rollout import key_numbers_cell
 from pitstop.config import load_config
 from pitstop.durations import parse_duration, parse_positive_duration
 from pitstop.errors import UsageError
@@ -151,7 +151,7 @@ def _render(data: dict[str, Any]) -> None:
             f"{item['from']} → {item['to']}",
             item["rule"] or "-",
             item["reason"] or "",
-            key_numbers(item["numbers"]),
+            key_numbers_cell(item["numbers"]),
         )
     console.print(out)
     console.print(

@@ -14,6 +14,7 @@ from pitstop.cli.common import (
     WorkspaceOption,
     console,
     emit,
+    fmt_time,
     open_workspace,
     parse_params,
     print_json,
@@ -154,7 +155,7 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("+00:00", "Z")
+    return fmt_time(value)  # a moment (temporal_overlap's) as every table shows it; other text as is
 
 
 def retrain(
