@@ -75,7 +75,7 @@ def numbers_column(table: str) -> list[str]:
     return [line.split("│")[-2].strip() for line in table.splitlines() if line.count("│") == 8]
 
 
-@pytest.mark.parametrize("width", range(60, 162, 2))
+@pytest.mark.parametrize("width", [60, 72, 88, 100, 120, 160])
 def test_history_numbers_wrap_without_a_lone_comma_at_any_width(
     cli,  # type: ignore[no-untyped-def]
     history_ws: Workspace,
@@ -86,8 +86,9 @@ def test_history_numbers_wrap_without_a_lone_comma_at_any_width(
     lines = numbers_column(cli("rollout", "history", "eta", "-w", history_ws.path).stdout)
     assert [line for line in lines if line and PUNCTUATION_FIRST.match(line)] == []
     printed = "".join(lines).replace(" ", "")
-    for data in EVENTS:
-        assert key_numbers(data).replace(" ", "") in printed
+    for data in EVENTS:  # each number whole (the order of unranked ones is the store's: JSONB sorts keys)
+        for number in key_numbers(data).split(", "):
+            assert number.replace(" ", "") in printed
 
 
 ITEMS = [
