@@ -163,7 +163,7 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
         squares, *sums = moment_rows.get(key, (None, 0, None, 0, 0, 0, 0))
         moments = UserMoments(*(float(v or 0) for v in sums))
         labelled = int(moments.request_sum)
-        mean, variance = _mean_var(labelled, sums[1], squares)
+        mean, variance = _mean_var(labelled, moments.error_sum, squares)
         p50, p99, samples, calls = latencies.get(key, (None, None, 0, ()))
         summaries[key] = ArmSummary(
             requests=int(requests),

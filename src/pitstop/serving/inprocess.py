@@ -21,7 +21,7 @@ Row = dict[str, Any]
 # What scikit-learn says when a model fitted on a DataFrame gets an array: expected on the fast path.
 _NAMES_WARNING = "X does not have valid feature names"
 _COMPOSITE_MODULES = ("sklearn.pipeline", "sklearn.compose")
-_DTYPES: dict[str, type] = {"float": np.float64, "int": np.int64}  # the column types kinds fix
+_DTYPES: dict[Kind, type] = {"float": np.float64, "int": np.int64}  # the column types kinds fix
 
 
 def limit_native_threads(threads: int) -> None:
@@ -75,11 +75,11 @@ class InProcessRunner:
         self.version = version
         self.model_threads = model_threads
         self.features = list(features)
-        self.kinds: list[Kind] = list(kinds) if kinds is not None else ["any"] * len(self.features)
-        if len(self.kinds) != len(self.features):
-            raise ValueError(f"{len(self.kinds)} kinds for {len(self.features)} features")
-        self._all_float = all(kind == "float" for kind in self.kinds)
-        numeric = all(kind in ("float", "int") for kind in self.kinds)
+        self._kinds: list[Kind] = list(kinds) if kinds is not None else ["any"] * len(self.features)
+        if len(self._kinds) != len(self.features):
+            raise ValueError(f"{len(self._kinds)} kinds for {len(self.features)} features")
+        self._all_float = all(kind == "float" for kind in self._kinds)
+        numeric = all(kind in ("float", "int") for kind in self._kinds)
         self.classification = Task(task) is Task.CLASSIFICATION
         names = getattr(model, "feature_names_in_", None)
         self._named = names is not None
@@ -143,7 +143,7 @@ class InProcessRunner:
         frame = pd.DataFrame(
             {
                 name: _column([row[name] for row in rows], kind)
-                for name, kind in zip(self.features, self.kinds, strict=True)
+                for name, kind in zip(self.features, self._kinds, strict=True)
             },
             columns=self.features,
         )
