@@ -90,7 +90,7 @@ class GatewayMetrics:
         )
         self.shadow_inflight = Gauge(
             "pitstop_shadow_inflight",
-            "Shadow calls in flight (one call carries the shadow requests of one event-loop turn)",
+            "Shadow calls in flight (a call carries the shadow requests of one batch wait, 20 ms by default)",
             registry=r,
             multiprocess_mode="livesum",
         )
