@@ -197,6 +197,13 @@ class ServingSettings(_Section):
         timedelta(seconds=1), description="a shadow call slower than this is dropped"
     )
     shadow_concurrency: int = Field(8, ge=1, description="shadow calls in flight at once; more are skipped")
+    shadow_process: bool = Field(
+        True,
+        description=(
+            "score in-process shadow models in a child process at idle CPU priority, away from the "
+            "served path's CPU and interpreter lock; false: on a thread of the gateway"
+        ),
+    )
     batch_max_size: int = Field(64, ge=1, description="micro-batching: most requests in one predict call")
     shadow_batch_max_size: int = Field(
         512,

@@ -86,15 +86,21 @@ class ThreadLimitModel(Wrapped):
         return self.base.predict(frame)
 
 
-class NicenessModel(Wrapped):
-    """Remembers, per call, the nice value of the thread it ran on (Linux schedules threads apart)."""
-
-    def __init__(self, base: Any) -> None:
-        super().__init__(base)
-        self.niceness: list[int] = []
+class SchedulerModel(Wrapped):
+    """Answers, for every row, the scheduling policy of the thread it runs on (`os.SCHED_*`)."""
 
     def predict(self, frame: Any) -> Any:
         import os
 
-        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return [float(os.sched_getscheduler(0))] * len(frame)
+
+
+class ExitingModel(Wrapped):
+    """Ends its process on a row with `a == 666` (a crash in native code, say); else the base's answer."""
+
+    def predict(self, frame: Any) -> Any:
+        import os
+
+        if (frame["a"] == 666).any():
+            os._exit(3)
         return self.base.predict(frame)

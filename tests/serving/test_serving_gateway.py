@@ -34,6 +34,13 @@ def settings(**changes: Any) -> ServingSettings:
     return ServingSettings.model_validate({**base, **changes})
 
 
+def shadow_batches(metrics: str, version: int) -> tuple[int, int]:
+    """Predict calls and rows of a version that only shadows, from `/metrics` (its calls run in a child)."""
+    pattern = rf'pitstop_batch_rows_(count|sum)\{{model="{MODEL}",version="{version}"\}} ([0-9.]+)'
+    found = dict(re.findall(pattern, metrics))
+    return int(float(found["count"])), int(float(found["sum"]))
+
+
 def run(served: Served, body: Callable[[Gateway], Awaitable[T]], **options: Any) -> T:
     """Start a gateway on `served`, run `body` with it, drain and stop it."""
     return run_with_metrics(served, body, **options)[0]
@@ -229,10 +236,9 @@ def test_shadow_requests_arriving_within_the_batch_wait_are_scored_in_one_call(s
         for i in range(6):  # one after the other, each answered before the next is sent
             await gateway.predict(MODEL, [Instance({"a": float(i), "b": 1.0}, request_id=f"r{i}")])
         await gateway.drain()
-        return gateway.state(MODEL).runners[recording].model.calls  # type: ignore[attr-defined]
 
-    calls, metrics = run_with_metrics(served, body, shadow_batch_wait=0.06)  # the timeout is 300 ms
-    assert [size for _, size in calls[1:]] == [6]  # calls[0] is the warm-up
+    _, metrics = run_with_metrics(served, body, shadow_batch_wait=0.06)  # the timeout is 300 ms
+    assert shadow_batches(metrics, recording) == (2, 7)  # the warm-up's one row, then one call of six
     assert len(records(served, role="shadow")) == 6
     assert "pitstop_shadow_skipped_total{" not in metrics
 
@@ -246,13 +252,11 @@ def test_shadow_requests_answered_together_are_scored_in_one_call(served: Served
         await asyncio.gather(
             *(gateway.predict(MODEL, [Instance(r, request_id=f"r{i}")]) for i, r in enumerate(rows))
         )
-        return gateway.state(MODEL).runners[recording].model.calls  # type: ignore[attr-defined]
 
     # one call in flight at most: were each request its own call, nine would be skipped
-    calls, metrics = run_with_metrics(
-        served, body, settings=settings(shadow_concurrency=1, batch_max_wait="20ms")
-    )
-    assert [size for _, size in calls[1:]] == [10]  # calls[0] is the warm-up
+    options = settings(shadow_concurrency=1, batch_max_wait="20ms")
+    _, metrics = run_with_metrics(served, body, settings=options)
+    assert shadow_batches(metrics, recording) == (2, 11)  # the warm-up's one row, then one call of ten
     shadow = records(served, role="shadow")
     assert sorted(r.request_id for r in shadow) == sorted(f"r{i}" for i in range(10))
     assert [r.prediction for r in sorted(shadow, key=lambda r: int(r.request_id[1:]))] == pytest.approx(
@@ -306,7 +310,7 @@ def test_concurrent_requests_are_micro_batched_into_few_predict_calls(served: Se
 
     async def body(gateway: Gateway) -> Any:
         results = await asyncio.gather(*(gateway.predict(MODEL, [Instance(r)]) for r in rows))
-        return results, gateway.state(MODEL).runners[recording].model.calls  # type: ignore[attr-defined]
+        return results, gateway.state(MODEL).runners[recording].predictor.model.calls  # type: ignore[attr-defined]
 
     results, calls = run(served, body, settings=settings(batch_max_size=16, batch_max_wait="5ms"))
     assert [r[0].prediction for r in results] == pytest.approx(served.expected(rows))

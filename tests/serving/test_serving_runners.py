@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 from pathlib import Path
@@ -27,7 +26,7 @@ from pitstop.serving.routing_store import route
 from pitstop.serving.runner import make_runner
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, running
-from serving.fake_models import NicenessModel, RecordingModel, SlowModel, ThreadLimitModel
+from serving.fake_models import RecordingModel, SlowModel, ThreadLimitModel
 
 ROWS = [{"a": 0.1, "b": 0.2}, {"a": -1.0, "b": 3.0}]
 
@@ -119,22 +118,6 @@ def test_native_math_uses_the_configured_threads_on_the_runners_threads(
     assert isinstance(from_settings, InProcessRunner) and from_settings.model_threads == model_threads
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
-def test_shadow_batches_run_at_the_event_loops_priority_like_served_ones(base: Any) -> None:
-    """A shadow call's duration is latency evidence: at a lower priority its waits for the CPU
-    would count as the challenger's slowness (tried: good challengers failed the shadow phase)."""
-    model = NicenessModel(base)
-    runner = InProcessRunner(model, version=1, features=["a", "b"], max_batch_wait=0.001)
-
-    async def main() -> None:
-        await runner.predict(ROWS)
-        await runner.submit(ROWS, max_wait=0.05)  # patient: a shadow call
-        await runner.close()
-
-    asyncio.run(main())
-    assert model.niceness == [os.getpriority(os.PRIO_PROCESS, threading.get_native_id())] * 2
-
-
 def remote_app(calls: list[int], *, status: int = 200) -> Starlette:
     """A tiny real service speaking pitstop's predict protocol: prediction = a + 10 * b."""
 
@@ -217,7 +200,7 @@ def test_a_registered_remote_model_is_served_remotely_as_a_shadow(served: Served
             try:
                 (result,) = await gateway.predict(MODEL, [Instance({"a": 2.0, "b": 1.0}, request_id="r1")])
                 await gateway.drain()
-                return result.prediction, type(gateway.state(MODEL).runners[remote]).__name__
+                return result.prediction, type(gateway.state(MODEL).shadow_runner).__name__
             finally:
                 await gateway.stop()
 
@@ -243,11 +226,11 @@ def test_plain_estimators_on_numeric_features_take_the_array_path_with_equal_ans
         "not numeric": InProcessRunner(base, version=3, features=["a", "b"], kinds=["float", "any"]),
     }
     rows = [{"a": 0.5, "b": 2}, {"a": -1, "b": 0.25}]
-    first = {name: r.predict_now(rows) for name, r in runners.items()}
-    second = {name: r.predict_now(rows) for name, r in runners.items()}
+    first = {name: r.predictor.predict(rows) for name, r in runners.items()}
+    second = {name: r.predictor.predict(rows) for name, r in runners.items()}
     assert first == second
     assert first["plain"] == pytest.approx(list(base.predict(pd.DataFrame(rows))))
-    assert {name: r.array_path for name, r in runners.items()} == {
+    assert {name: r.predictor.array_path for name, r in runners.items()} == {
         "plain": True,
         "pipeline": False,
         "not numeric": False,
@@ -267,5 +250,5 @@ def test_columns_have_the_training_types_whatever_json_numbers_a_batch_carries()
     """`1` for a float feature made an int64 column and `2.0` for an integer one a float64 column, so
     a model reading column types saw another table, depending on what the rest of its batch sent."""
     runner = InProcessRunner(FloatColumnsSum(), version=1, features=["a", "n"], kinds=["float", "int"])
-    assert runner.predict_now([{"a": 1, "n": 2.0}, {"a": 3, "n": 5.0}]) == [1.0, 3.0]
-    assert runner.predict_now([{"a": 1.5, "n": 2}]) == [1.5]
+    assert runner.predictor.predict([{"a": 1, "n": 2.0}, {"a": 3, "n": 5.0}]) == [1.0, 3.0]
+    assert runner.predictor.predict([{"a": 1.5, "n": 2}]) == [1.5]

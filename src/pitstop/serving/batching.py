@@ -25,12 +25,21 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pitstop.serving.errors import RunnerClosedError
 
 Row = dict[str, Any]
-RunBatch = Callable[[list[Row]], Awaitable[list[float]]]
+
+
+class Timed(NamedTuple):
+    """A batch's predictions with the model call's own duration, measured where the call ran."""
+
+    values: list[float]
+    seconds: float
+
+
+RunBatch = Callable[[list[Row]], Awaitable["list[float] | Timed"]]
 _TURNS = 3  # event-loop turns a request needs from its bytes arriving to reaching the queue
 
 
@@ -38,7 +47,8 @@ class TimedFuture(asyncio.Future[list[float]]):
     """A request's future that also says how long the model call that computed it took.
 
     `call_seconds` is the duration of the `predict` call of the batch (or the single retry) that
-    produced the result: the model's own latency, without time spent queued or waiting for company.
+    produced the result: the model's own latency, without time spent queued or waiting for company
+    (as the run function timed it when it returns `Timed`, else as the batcher saw it).
     It is what the prediction log records, so a patient shadow batch and a served batch compare fairly.
     """
 
@@ -265,7 +275,7 @@ class MicroBatcher:
             self.on_batch(len(rows))
         started = time.perf_counter()
         try:
-            results = await self._run(rows)
+            results, seconds = _timed(await self._run(rows), started)
             if len(results) != len(rows):
                 raise ValueError(f"model returned {len(results)} predictions for {len(rows)} rows")
         except asyncio.CancelledError:
@@ -280,7 +290,6 @@ class MicroBatcher:
             await self._execute_one_by_one(batch)
             return
         self._failing = False
-        seconds = time.perf_counter() - started
         offset = 0
         for item in batch:
             end = offset + len(item.rows)
@@ -298,7 +307,7 @@ class MicroBatcher:
                 continue
             started = time.perf_counter()
             try:
-                results = await self._run(item.rows)
+                results, seconds = _timed(await self._run(item.rows), started)
                 if len(results) != len(item.rows):
                     raise ValueError(f"model returned {len(results)} predictions for {len(item.rows)} rows")
             except Exception as error:
@@ -306,7 +315,7 @@ class MicroBatcher:
             else:
                 succeeded = True
                 if not item.future.done():
-                    item.future.call_seconds = time.perf_counter() - started
+                    item.future.call_seconds = seconds
                     item.future.set_result(results)
         self._failing = not succeeded
 
@@ -316,6 +325,13 @@ def model_seconds(future: asyncio.Future[Any], waited: float) -> float:
     a timeout, or a runner that does not batch)."""
     seconds = getattr(future, "call_seconds", None)
     return waited if seconds is None else float(seconds)
+
+
+def _timed(result: list[float] | Timed, started: float) -> tuple[list[float], float]:
+    """A run function's predictions and duration: its own timing when it gives one, else the wall time."""
+    if isinstance(result, Timed):
+        return result.values, result.seconds
+    return result, time.perf_counter() - started
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -71,3 +71,7 @@ class RunnerClosedError(PitstopError):
 
 class RemoteModelError(PitstopError):
     """A remote model could not be reached or answered with an error."""
+
+
+class ModelProcessError(PitstopError):
+    """An isolated model's child process died, or could not start (`isolation.py`)."""

@@ -16,12 +16,12 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from time import perf_counter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.exc import DBAPIError
 
@@ -45,7 +45,18 @@ from pitstop.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-RunnerFactory = Callable[[Workspace, ModelInfo, VersionInfo, ServingSettings], Runner]
+class RunnerFactory(Protocol):
+    """Builds the runner of one version (`runner.make_runner`); `shadow` for shadow scoring only."""
+
+    def __call__(
+        self,
+        ws: Workspace,
+        model: ModelInfo,
+        version: VersionInfo,
+        settings: ServingSettings,
+        *,
+        shadow: bool,
+    ) -> Runner: ...
 
 
 class Instance(NamedTuple):
@@ -81,8 +92,14 @@ class ModelState:
 
     info: ModelInfo
     table: RoutingTable
-    runners: Mapping[int, Runner]
+    runners: Mapping[int, Runner]  # by version: every version that may serve a request
     schema: FeatureSchema
+    shadow_runner: Runner | None = None  # the shadow version's own runner (isolated: `isolation.py`)
+
+    def all_runners(self) -> list[Runner]:
+        """Every runner this state holds, each once."""
+        extra = [self.shadow_runner] if self.shadow_runner is not None else []
+        return [*self.runners.values(), *extra]
 
     @cached_property
     def shadow_target(self) -> ShadowTarget | None:
@@ -182,7 +199,7 @@ class Gateway:
         for task in list(self._retiring):
             task.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
-        runners = {id(r): r for state in self._states.values() for r in state.runners.values()}
+        runners = {id(r): r for state in self._states.values() for r in state.all_runners()}
         await asyncio.gather(*(r.close() for r in runners.values()), return_exceptions=True)
         self._states.clear()
 
@@ -316,7 +333,8 @@ class Gateway:
             [instances[i].user_id for i in chosen],
             [routes[i].bucketed_by for i in chosen],
         )
-        self.shadow.score(state.runners[target.version], target, request)
+        assert state.shadow_runner is not None  # prepared with the table
+        self.shadow.score(state.shadow_runner, target, request)
 
     # -- labels -------------------------------------------------------------------------------------
 
@@ -390,37 +408,49 @@ class Gateway:
         self.metrics.challenger_share.labels(info.name).set(table.challenger_share)
         log.info("%s: routing %s (champion v%s)", info.name, table.describe(), table.champion)
         if current is not None:
-            unused = [r for v, r in current.runners.items() if state.runners.get(v) is not r]
+            kept = {id(r) for r in state.all_runners()}
+            unused = [r for r in current.all_runners() if id(r) not in kept]
             if unused:
                 self._retire(unused)
         return True
 
     async def _prepare(self, info: ModelInfo, table: RoutingTable, current: ModelState | None) -> ModelState:
-        """A complete new state: every version of the table loaded and warmed before it is used."""
+        """A complete new state: every version of the table loaded and warmed before it is used.
+
+        Versions that may serve get served runners (kept from `current` when it has them); a shadow
+        gets a runner of its own, for shadow scoring only, kept while the shadow version stays.
+        """
         old = dict(current.runners) if current is not None else {}
         champion = await asyncio.to_thread(self.ws.version, info.name, table.champion)
         schema = FeatureSchema.from_lineage(
             info.features or champion.lineage.get("features") or [], champion.lineage
         )
+        served = {table.champion, table.standby, table.challenger if table.challenger_share > 0 else None}
         runners: dict[int, Runner] = {}
+        shadow_runner: Runner | None = None
         fresh: list[Runner] = []
         try:
-            for version in sorted(table.versions):
+            for version in sorted(v for v in served if v is not None):
                 if version in old:
                     runners[version] = old[version]
                     continue
-                runner = await asyncio.to_thread(self._load, info, version)
-                runners[version] = runner
-                fresh.append(runner)
+                runners[version] = await asyncio.to_thread(self._load, info, version, False)
+                fresh.append(runners[version])
+            if table.shadow is not None:
+                if current is not None and current.table.shadow == table.shadow:
+                    shadow_runner = current.shadow_runner
+                if shadow_runner is None:
+                    shadow_runner = await asyncio.to_thread(self._load, info, table.shadow, True)
+                    fresh.append(shadow_runner)
         except BaseException:
             await asyncio.gather(*(r.close() for r in fresh), return_exceptions=True)
             raise
         await asyncio.gather(*(self._warm(info.name, r, schema) for r in fresh))
-        return ModelState(info=info, table=table, runners=runners, schema=schema)
+        return ModelState(info=info, table=table, runners=runners, schema=schema, shadow_runner=shadow_runner)
 
-    def _load(self, info: ModelInfo, version: int) -> Runner:
+    def _load(self, info: ModelInfo, version: int, shadow: bool) -> Runner:
         details = self.ws.version(info.name, version)
-        runner = self._runner_factory(self.ws, info, details, self.settings)
+        runner = self._runner_factory(self.ws, info, details, self.settings, shadow=shadow)
         return _observed(runner, self.metrics, info.name)
 
     async def _warm(self, model: str, runner: Runner, schema: FeatureSchema) -> None:

@@ -1,4 +1,5 @@
-"""A joblib/scikit-learn model in this process, its CPU work on its own thread, requests micro-batched."""
+"""A joblib/scikit-learn model run by pitstop: on its own thread (or, isolated, in a child process),
+requests micro-batched."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -13,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from pitstop.registry import Task
-from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.batching import MicroBatcher, Timed
 from pitstop.serving.features import Kind
+from pitstop.serving.isolation import ModelProcess
+from pitstop.serving.priority import own_seconds
 
 Row = dict[str, Any]
 
@@ -37,18 +41,16 @@ def limit_native_threads(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-class InProcessRunner:
-    """Runs `model.predict` (or `predict_proba[:, 1]` for a classifier) on a private thread pool.
+class Predictor:
+    """A loaded model turned into one float per row: `predict` for a regressor, the positive class's
+    probability for a classifier. Pure computation, run on a runner's thread or in a child process.
 
-    Each runner owns its threads, so a slow or stuck model (a shadow challenger) can only delay its
-    own queue, never the champion's. Rows become a DataFrame with the features in model order, or an
-    array for a model fitted without feature names. `kinds` (one per feature, from the training
-    data's types) fix the column types: a float feature is float64 and an integer one int64 whatever
-    JSON numbers a batch happens to carry (`1` for a float feature would otherwise make an int64
-    column, and a model selecting columns by type would see a different table); other kinds are left
-    to pandas, as when the model was trained from a file. `threads` is how many batches may run at
-    once; `model_threads` how many native threads one call may use; `patient_max_batch_size` how many
-    rows a batch of shadow work alone may hold.
+    Rows become a DataFrame with the features in model order, or an array for a model fitted without
+    feature names. `kinds` (one per feature, from the training data's types) fix the column types: a
+    float feature is float64 and an integer one int64 whatever JSON numbers a batch happens to carry
+    (`1` for a float feature would otherwise make an int64 column, and a model selecting columns by
+    type would see a different table); other kinds are left to pandas, as when the model was trained
+    from a file.
 
     Fast path: a plain scikit-learn estimator (not a pipeline) on numeric features, fitted on exactly
     these columns in this order, converts any DataFrame to a float64 array before predicting; for it
@@ -60,20 +62,11 @@ class InProcessRunner:
         self,
         model: Any,
         *,
-        version: int,
         features: Sequence[str],
         task: Task | str = Task.REGRESSION,
-        name: str = "model",
         kinds: Sequence[Kind] | None = None,
-        max_batch_size: int = 64,
-        max_batch_wait: float = 0.002,
-        patient_max_batch_size: int | None = None,
-        threads: int = 1,
-        model_threads: int = 1,
     ) -> None:
         self.model = model
-        self.version = version
-        self.model_threads = model_threads
         self.features = list(features)
         self._kinds: list[Kind] = list(kinds) if kinds is not None else ["any"] * len(self.features)
         if len(self._kinds) != len(self.features):
@@ -86,48 +79,30 @@ class InProcessRunner:
         self._values = itemgetter(*self.features)
         plain = numeric and _is_plain_sklearn(model) and (names is None or list(names) == self.features)
         self.array_path: bool | None = None if plain else False  # None: decided by the first call
-        if plain and self._named:
+        self._expect_names_warning()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in a child process (isolation): the warning filter is per process."""
+        self.__dict__.update(state)
+        self._expect_names_warning()
+
+    def _expect_names_warning(self) -> None:
+        if self.array_path is not False and self._named:
             warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
-        self._executor = ThreadPoolExecutor(
-            max_workers=threads,
-            thread_name_prefix=f"pitstop-{name}",
-            initializer=limit_native_threads,
-            initargs=(model_threads,),
-        )
-        # start a thread now (applying the limit takes tens of ms): no request or speed estimate pays it
-        self._executor.submit(int).result()
-        self.batcher = MicroBatcher(
-            self._run_batch,
-            max_size=max_batch_size,
-            max_wait=max_batch_wait,
-            patient_max_size=patient_max_batch_size,
-            concurrency=threads,
-        )
 
-    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
-        return self.batcher.submit(rows, max_wait=max_wait)
-
-    async def predict(self, rows: list[Row]) -> list[float]:
-        return await self.submit(rows)
-
-    def backlog_seconds(self) -> float:
-        return self.batcher.backlog_seconds()
-
-    async def close(self) -> None:
-        await self.batcher.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def _run_batch(self, rows: list[Row]) -> list[float]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.predict_now, rows)
-
-    def predict_now(self, rows: list[Row]) -> list[float]:
-        """Predict synchronously on the calling thread (the runner's worker thread, or a benchmark)."""
+    def predict(self, rows: list[Row]) -> list[float]:
+        """One float per row, in order."""
         if self.array_path:
             return self._predict(self._array(rows))
         typed = self._predict(self._frame(rows))
         if self.array_path is None:
             self.array_path = self._array_agrees(rows, typed)
         return typed
+
+    def timed(self, rows: list[Row]) -> Timed:
+        """`predict(rows)` with its duration, without the time its thread waited for a CPU."""
+        values, seconds = own_seconds(lambda: self.predict(rows))
+        return Timed(values, seconds)
 
     def _array_agrees(self, rows: list[Row], typed: list[float]) -> bool:
         try:
@@ -161,6 +136,77 @@ class InProcessRunner:
             out = np.asarray(self.model.predict(data), dtype=float)
         result: list[float] = out.astype(float).ravel().tolist()
         return result
+
+
+class InProcessRunner:
+    """Runs a `Predictor` on a private thread pool, requests micro-batched; or, `isolated`, in a child
+    process at idle CPU priority (`isolation.ModelProcess`), as shadow scoring does.
+
+    Each runner owns its threads, so a slow or stuck model (a shadow challenger) can only delay its
+    own queue, never the champion's. `threads` is how many batches may run at once; `model_threads`
+    how many native threads one call may use; `patient_max_batch_size` how many rows a batch of shadow
+    work alone may hold. Every call is timed where it runs, without its waits for a CPU
+    (`priority.own_seconds`), so a served and an isolated model's latencies compare fairly.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        version: int,
+        features: Sequence[str],
+        task: Task | str = Task.REGRESSION,
+        name: str = "model",
+        kinds: Sequence[Kind] | None = None,
+        max_batch_size: int = 64,
+        max_batch_wait: float = 0.002,
+        patient_max_batch_size: int | None = None,
+        threads: int = 1,
+        model_threads: int = 1,
+        isolated: bool = False,
+    ) -> None:
+        self.version = version
+        self.model_threads = model_threads
+        self.predictor = Predictor(model, features=features, task=task, kinds=kinds)
+        self.process = (
+            ModelProcess(self.predictor.timed, setup=partial(limit_native_threads, model_threads), name=name)
+            if isolated
+            else None
+        )
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads,
+            thread_name_prefix=f"pitstop-{name}",
+            initializer=limit_native_threads,
+            initargs=(model_threads,),
+        )
+        # start a thread now (applying the limit takes tens of ms): no request or speed estimate pays it
+        self._executor.submit(int).result()
+        self.batcher = MicroBatcher(
+            self._run_batch,
+            max_size=max_batch_size,
+            max_wait=max_batch_wait,
+            patient_max_size=patient_max_batch_size,
+            concurrency=threads,
+        )
+
+    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
+        return self.batcher.submit(rows, max_wait=max_wait)
+
+    async def predict(self, rows: list[Row]) -> list[float]:
+        return await self.submit(rows)
+
+    def backlog_seconds(self) -> float:
+        return self.batcher.backlog_seconds()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.process is not None:
+            await asyncio.to_thread(self.process.close)
+
+    async def _run_batch(self, rows: list[Row]) -> Timed:
+        call = self.predictor.timed if self.process is None else self.process.call
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, rows)
 
 
 def _column(values: list[Any], kind: Kind) -> Any:

@@ -1,18 +1,22 @@
-"""The prediction log's writer yields the CPU to the event loop: a lower OS priority (Linux).
+"""Work nobody waits for yields the CPU to the event loop: lower OS priorities (Linux), and timing
+that does not charge a model for the CPU it was refused.
 
-The writer spends most of its time inside SQLite (or psycopg), without the interpreter lock, and at
-the event loop's priority it competes with the loop for the CPU as an equal: a served request
-arriving during a write gets a share of a core instead of all of it. With a higher nice value the
-kernel runs the event loop first whenever both are ready; the writer still gets the CPU the loop
-leaves idle and, under full load, about a quarter of a core against one busy thread (nice 5), so it is
-slowed, not starved.
+The prediction log's writer spends most of its time inside SQLite (or psycopg), without the
+interpreter lock, and at the event loop's priority it would compete with the loop for the CPU as an
+equal: a served request arriving during a write would get a share of a core instead of all of it.
+With a higher nice value the kernel runs the event loop first whenever both are ready; the writer
+still gets the CPU the loop leaves idle and, under full load, about a quarter of a core against one
+busy thread (nice 5), so it is slowed, not starved.
 
-Shadow scoring stays at the loop's priority on purpose: its call durations are evidence (the shadow
-phase compares the challenger's latency with the champion's), and a deprioritised thread would
-measure its waits for the CPU as the model's slowness. Tried, it failed good challengers on latency.
+Shadow scoring goes further (`isolation.py`): its own process, at the idle scheduling class, gets a
+CPU only when nothing else wants it. Its call durations are evidence (the shadow phase compares the
+challenger's latency with the champion's), so every in-process model call is timed by `own_seconds`:
+its wall time minus the time its thread spent ready to run but waiting for a CPU. Waits of the
+model's own (sleep, I/O, the interpreter lock) still count; the CPU its priority refused it does not.
+Timed on the wall clock alone, a deprioritised good challenger looked slow and failed on latency.
 
-Linux schedules threads on their own, so the calling thread alone changes. Elsewhere, or when the
-system refuses, nothing changes.
+Linux schedules threads on their own, so only the calling thread (or process) changes. Elsewhere, or
+when the system refuses, nothing changes, and `own_seconds` is the wall time.
 """
 
 from __future__ import annotations
@@ -20,10 +24,16 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import suppress
+from time import perf_counter
+from typing import TypeVar
 
 MAX_NICENESS = 19
 WRITER_NICENESS = 5
+_SCHEDSTAT = "/proc/thread-self/schedstat"  # "<ns on a CPU> <ns waiting for one> <time slices>"
+
+T = TypeVar("T")
 
 
 def lower_thread_priority(by: int) -> None:
@@ -34,3 +44,30 @@ def lower_thread_priority(by: int) -> None:
     with suppress(OSError):
         current = os.getpriority(os.PRIO_PROCESS, thread)
         os.setpriority(os.PRIO_PROCESS, thread, min(MAX_NICENESS, current + by))
+
+
+def idle_priority() -> None:
+    """Run the calling thread only when a CPU has nothing else to do (SCHED_IDLE); else nice 19."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        with suppress(OSError):
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+            return
+    lower_thread_priority(MAX_NICENESS)
+
+
+def cpu_wait_seconds() -> float:
+    """How long the calling thread has waited, ready to run, for a CPU (0.0 where Linux does not say)."""
+    try:
+        with open(_SCHEDSTAT, "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def own_seconds(call: Callable[[], T]) -> tuple[T, float]:
+    """`call()`'s result and its duration without the time its thread waited for a CPU."""
+    waited, started = cpu_wait_seconds(), perf_counter()
+    result = call()
+    elapsed, waited = perf_counter() - started, cpu_wait_seconds() - waited
+    return result, max(0.0, elapsed - waited)

@@ -47,9 +47,13 @@ class Runner(Protocol):
         ...
 
 
-def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings: ServingSettings) -> Runner:
+def make_runner(
+    ws: Workspace, model: ModelInfo, version: VersionInfo, settings: ServingSettings, *, shadow: bool = False
+) -> Runner:
     """The runner for one version: a `RemoteRunner` when its artifact is a `RemoteModel`, else in-process.
 
+    A `shadow` runner of an in-process model runs it in a child process at idle CPU priority when
+    `settings.shadow_process` is on (`isolation.py`); a remote model is I/O for the gateway either way.
     Loading re-checks the artifact's sha256 and unpickles it: call this off the event loop.
     """
     from pitstop.serving.inprocess import InProcessRunner
@@ -76,9 +80,10 @@ def make_runner(ws: Workspace, model: ModelInfo, version: VersionInfo, settings:
         features=features,
         task=model.task,
         kinds=kinds,
-        name=f"{model.name}-v{version.version}",
+        name=f"{model.name}-v{version.version}{'-shadow' if shadow else ''}",
         max_batch_size=size,
         max_batch_wait=wait,
         patient_max_batch_size=patient_size,
         model_threads=settings.model_threads,
+        isolated=shadow and settings.shadow_process,
     )

@@ -1,7 +1,8 @@
 """Shadow scoring that cannot hurt users (guarantee 1).
 
 A shadow call starts only after the served answer is ready, runs on the shadow model's own runner
-(its own thread and queue), and is never awaited by the request: its outcome arrives in a done
+(its own queue; for an in-process model, a child process at idle CPU priority: `isolation.py`), and
+is never awaited by the request: its outcome arrives in a done
 callback. It is bounded three ways, each counted: at most `concurrency` calls in flight (more are
 skipped, as are calls that would wait in a backlog longer than half the timeout at the model's
 measured speed), at most `timeout` seconds each (then abandoned), and any exception or non-finite

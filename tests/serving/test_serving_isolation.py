@@ -1,0 +1,168 @@
+"""Shadow models in a child process at idle CPU priority (`isolation.py`), and model call durations
+that leave out waits for a CPU (`priority.own_seconds`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from helpers import fit_regression_artifact, write_regression_csv
+from pitstop.config import ServingSettings
+from pitstop.serving import Gateway, Instance
+from pitstop.serving.errors import ModelProcessError
+from pitstop.serving.inprocess import InProcessRunner
+from pitstop.serving.priority import own_seconds
+from pitstop.serving.routing_store import route
+from pitstop.store.tables import predictions
+from serving.conftest import MODEL, Served
+from serving.fake_models import ExitingModel, RaisingModel, SchedulerModel, SlowModel
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="scheduling classes are Linux's")
+
+ROWS = [{"a": 0.1, "b": 0.2}, {"a": -1.0, "b": 3.0}]
+FEATURES = {"features": ["a", "b"], "kinds": ["float", "float"]}
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Any:
+    """A fitted scikit-learn regressor on features a, b (no store needed)."""
+    return joblib.load(
+        fit_regression_artifact(write_regression_csv(tmp_path / "t.csv"), tmp_path / "m.joblib")
+    )
+
+
+def predict_then_close(runner: InProcessRunner, *batches: list[dict[str, float]]) -> list[Any]:
+    """Each batch's predictions, or the exception it raised; the runner closed afterwards."""
+
+    async def main() -> list[Any]:
+        try:
+            return await asyncio.gather(*(runner.predict(rows) for rows in batches), return_exceptions=True)
+        finally:
+            await runner.close()
+
+    return asyncio.run(main())
+
+
+def test_an_isolated_runner_answers_like_the_in_thread_one_from_a_child_at_idle_priority(base: Any) -> None:
+    (in_thread,) = predict_then_close(InProcessRunner(base, version=1, **FEATURES), ROWS)
+    isolated = InProcessRunner(base, version=1, isolated=True, **FEATURES)
+    child = isolated.process.pid if isolated.process else None
+    (in_child,) = predict_then_close(isolated, ROWS)
+    scheduler = InProcessRunner(SchedulerModel(base), version=2, isolated=True, **FEATURES)
+    (policies,) = predict_then_close(scheduler, ROWS)
+    assert in_child == in_thread
+    assert child is not None and child != os.getpid()
+    assert policies == [float(os.SCHED_IDLE)] * len(ROWS)
+
+
+def test_a_models_exception_comes_back_from_the_child_as_itself(base: Any) -> None:
+    raising = InProcessRunner(RaisingModel(base), version=1, isolated=True, **FEATURES)
+    (error,) = predict_then_close(raising, ROWS)
+    assert isinstance(error, RuntimeError) and str(error) == "this model always fails"
+
+
+def test_a_child_that_dies_fails_its_call_and_the_next_call_starts_a_new_one(base: Any) -> None:
+    runner = InProcessRunner(ExitingModel(base), version=1, isolated=True, **FEATURES)
+    assert runner.process is not None
+    first = runner.process.pid
+
+    async def main() -> tuple[Any, list[float], int | None]:
+        try:
+            with pytest.raises(ModelProcessError, match=r"exit code 3\)") as crashed:
+                await runner.predict([{"a": 666.0, "b": 0.0}])
+            after = await runner.predict(ROWS)
+            return crashed.value, after, runner.process.pid if runner.process else None
+        finally:
+            await runner.close()
+
+    _, after, second = asyncio.run(main())
+    assert after == pytest.approx(list(base.predict(pd.DataFrame(ROWS))))
+    assert second is not None and second != first
+
+
+def test_closing_kills_a_child_stuck_in_a_call(base: Any) -> None:
+    runner = InProcessRunner(SlowModel(base, delay=600.0), version=1, isolated=True, **FEATURES)
+    assert runner.process is not None
+    pid = runner.process.pid
+
+    async def main() -> Any:
+        stuck = runner.submit(ROWS)
+        await asyncio.sleep(0.2)  # the call is in the child, sleeping
+        await asyncio.wait_for(runner.close(), timeout=30)
+        return await asyncio.gather(stuck, return_exceptions=True)
+
+    asyncio.run(main())
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: gone
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_the_gateway_scores_shadows_in_an_idle_child_unless_told_otherwise(
+    served: Served, isolated: bool
+) -> None:
+    policy = served.fake("SchedulerModel")
+    route(served.ws, MODEL, mode="shadow", challenger=policy, reason="test")
+    settings = ServingSettings.model_validate({"shadow_process": isolated, "log_flush_interval": "50ms"})
+
+    async def main() -> None:
+        gateway = Gateway(served.ws, settings=settings, poll=False)
+        await gateway.start()
+        try:
+            for i in range(3):
+                await gateway.predict(MODEL, [Instance({"a": 1.0, "b": float(i)}, request_id=f"r{i}")])
+            await gateway.drain()
+        finally:
+            await gateway.stop()
+
+    asyncio.run(main())
+    with served.ws.reading() as conn:
+        shadow = conn.execute(sa.select(predictions).where(predictions.c.role == "shadow")).all()
+    expected = os.SCHED_IDLE if isolated else os.sched_getscheduler(0)
+    assert sorted(r.request_id for r in shadow) == ["r0", "r1", "r2"]
+    assert {r.prediction for r in shadow} == {float(expected)}
+    assert all(r.error is None and r.latency_ms >= 0 for r in shadow)
+
+
+def test_a_calls_own_seconds_count_its_sleep() -> None:
+    _, seconds = own_seconds(lambda: time.sleep(0.05))
+    assert seconds >= 0.05
+
+
+def test_a_calls_own_seconds_leave_out_its_waits_for_a_cpu() -> None:
+    """An idle-priority thread sharing one CPU with a busy process runs a moment at a time: most of its
+    wall time is spent waiting for the CPU, which is not the call's own slowness."""
+    cpu = min(os.sched_getaffinity(0))
+    busy = subprocess.Popen(
+        [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+    )
+    measured: dict[str, float] = {}
+
+    def idle_thread() -> None:
+        os.sched_setaffinity(0, {cpu})  # this thread only (Linux)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        started = time.perf_counter()
+        _, measured["own"] = own_seconds(lambda: sum(range(2_000_000)))
+        measured["wall"] = time.perf_counter() - started
+
+    try:
+        time.sleep(0.2)  # the busy process is spinning
+        thread = threading.Thread(target=idle_thread)
+        thread.start()
+        thread.join(timeout=120)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert not thread.is_alive()
+    assert 0 < measured["own"] < measured["wall"] / 2
