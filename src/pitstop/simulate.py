@@ -368,7 +368,11 @@ class Replay:
     async def run(self, *, decide: bool = True) -> None:
         """Send every request and label in time order; with `decide`, a controller looks every interval."""
         # Requests of one window are submitted together, so batches form without waiting on the wall clock.
-        settings = self.ws.config.serving.model_copy(update={"batch_max_wait": timedelta(0)})
+        # Shadows on a thread: a replay has no users to protect, and at idle priority beside a replay that
+        # keeps a CPU busy a shadow could wait past its timeout, making the outcome depend on the machine.
+        settings = self.ws.config.serving.model_copy(
+            update={"batch_max_wait": timedelta(0), "shadow_process": False}
+        )
         gateway = Gateway(self.ws, clock=self.clock, poll=False, settings=settings, shadow_batch_wait=0.0)
         controller = Controller(self.ws, clock=self.clock, interval=self.interval) if decide else None
         await gateway.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -111,6 +112,26 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(served: Served)
     ]
     assert 'pitstop_invalid_requests_total{model="eta",status="422"} 6.0' in metrics
     assert 'pitstop_invalid_requests_total{model="-",status="404"} 1.0' in metrics
+
+
+def test_a_client_gone_before_its_body_is_complete_leaves_no_traceback(
+    served: Served, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A client that hung up mid-body (a load generator stopping, a timeout) made uvicorn log
+    `Exception in ASGI application` with starlette's ClientDisconnect: a traceback for nothing wrong."""
+    with serving(served) as client:
+        host, port = client.base_url.host, client.base_url.port
+        assert port is not None
+        for _ in range(3):
+            with socket.create_connection((host, port), timeout=5) as raw:
+                head = f"POST {PREDICT} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                raw.sendall(f"{head}Content-Length: 200\r\n\r\n".encode() + b'{"features": {"a": 1')
+                time.sleep(0.1)  # the server is reading the body
+        assert client.post(PREDICT, json={"features": ROW}).status_code == 200
+        metrics = client.get("/metrics").text
+    logged = capfd.readouterr().err  # uvicorn's loggers do not propagate: read what they wrote
+    assert "Traceback" not in logged and "Exception in ASGI application" not in logged, logged
+    assert 'pitstop_invalid_requests_total{model="eta",status="400"} 3.0' in metrics
 
 
 @pytest.mark.parametrize(

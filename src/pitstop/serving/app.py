@@ -29,6 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
@@ -37,6 +38,7 @@ from pitstop.rollout.controller import Controller
 from pitstop.serving import payloads, server
 from pitstop.serving.errors import (
     ForbiddenError,
+    IncompleteBodyError,
     InvalidInputError,
     InvalidJSONError,
     ModelNotServedError,
@@ -58,6 +60,7 @@ BEARER_SCHEME = "bearerToken"  # the security scheme's name in /openapi.json
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidJSONError, 400, "invalid_json"),
+    (IncompleteBodyError, 400, "incomplete_body"),
     (InvalidInputError, 422, "invalid_input"),
     (PayloadTooLargeError, 413, "payload_too_large"),
     (ModelNotServedError, 404, "model_not_served"),
@@ -214,17 +217,24 @@ def check_bearer(header: str | None, token: str) -> None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with PayloadTooLargeError as soon as it exceeds `limit` bytes."""
+    """The body, refused with PayloadTooLargeError as soon as it exceeds `limit` bytes.
+
+    A client that hangs up mid-body (a load generator stopping, a client timeout) is a bad request
+    like any other, counted as a 400: unhandled, it made uvicorn log a traceback for nothing wrong.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(limit)
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(limit)
+            chunks.append(chunk)
+    except ClientDisconnect as gone:
+        raise IncompleteBodyError(size) from gone
     return b"".join(chunks)
 
 

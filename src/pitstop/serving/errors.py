@@ -32,6 +32,14 @@ class InvalidInputError(UsageError):
         super().__init__(f"invalid input: {listed}{more}")
 
 
+class IncompleteBodyError(UsageError):
+    """The client hung up before sending its whole body (HTTP 400, which it will not read)."""
+
+    def __init__(self, received: int) -> None:
+        self.received = received
+        super().__init__(f"the client disconnected after {received} bytes of its body")
+
+
 class PayloadTooLargeError(UsageError):
     """The body exceeds `serving.max_body_bytes` (HTTP 413)."""
 

@@ -27,6 +27,7 @@ import pickle
 import threading
 from collections.abc import Callable
 from contextlib import suppress
+from functools import cache
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -40,6 +41,7 @@ _PRELOAD = ["pitstop.serving.inprocess", "sklearn.base"]  # imported once, in th
 _STOP_SECONDS = 2.0
 
 
+@cache
 def _context() -> Any:
     """Fork server where the platform has one (Linux, macOS), else spawn."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
