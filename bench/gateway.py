@@ -200,7 +200,14 @@ class Load:
     latencies: list[float]
     cpu_seconds: float = 0.0  # the server's CPU time over the measured seconds
     batch_rows: float | None = None
-    shadow_skipped: float = 0.0
+    shadow_skipped: float = 0.0  # shadow requests skipped (saturated, backlog, circuit open) ...
+    shadow_scored: float = 0.0  # ... and scored, over the measurement and its warm-up
+
+    @property
+    def shadow_share(self) -> float | None:
+        """The share of shadow requests that were scored (None without a shadow)."""
+        offered = self.shadow_scored + self.shadow_skipped
+        return self.shadow_scored / offered if offered else None
 
     @property
     def rps(self) -> float:
@@ -446,17 +453,22 @@ def run_scenario(
         closed = asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies))
         if key == "a":
             return closed, None
-        closed.batch_rows, closed.shadow_skipped = gateway_counts(server.port)
+        closed.batch_rows, closed.shadow_skipped, closed.shadow_scored = gateway_counts(server.port)
         if args.rate is None:  # a third of what pitstop served flat out in the first round
             args.rate = round(closed.rps / 3, -2)
         paced = asyncio.run(
             generate(server, args.connections, args.seconds, args.warmup, bodies, rate=args.rate)
         )
+        _, skipped, scored = gateway_counts(server.port)
+        paced.shadow_skipped, paced.shadow_scored = (
+            skipped - closed.shadow_skipped,
+            scored - closed.shadow_scored,
+        )
         return closed, paced
 
 
-def gateway_counts(port: int) -> tuple[float | None, float]:
-    """Mean rows per champion predict call, and shadow calls skipped, from the gateway's /metrics."""
+def gateway_counts(port: int) -> tuple[float | None, float, float]:
+    """Mean rows per champion predict call, and shadow requests skipped and scored so far, from /metrics."""
     import re
     import urllib.request
 
@@ -464,8 +476,12 @@ def gateway_counts(port: int) -> tuple[float | None, float]:
     sums = re.findall(r'pitstop_batch_rows_sum\{model="bench",version="1"\} ([0-9.e+]+)', text)
     counts = re.findall(r'pitstop_batch_rows_count\{model="bench",version="1"\} ([0-9.e+]+)', text)
     skipped = sum(float(v) for v in re.findall(r"pitstop_shadow_skipped_total\{[^}]*\} ([0-9.e+]+)", text))
+    scored = sum(
+        float(v)
+        for v in re.findall(r'pitstop_predictions_total\{[^}]*role="shadow"[^}]*\} ([0-9.e+]+)', text)
+    )
     rows = float(sums[0]) / float(counts[0]) if sums and counts and float(counts[0]) else None
-    return rows, skipped
+    return rows, skipped, scored
 
 
 def main() -> None:
@@ -525,11 +541,19 @@ def main() -> None:
         report(results, paced, args, logged_errors, sqlite_rate, postgres_rate)
 
 
+def scored_share(loads: list[Load]) -> str:
+    """The median share of shadow requests scored, as a percentage ('-' without a shadow)."""
+    shares = [share for load in loads if (share := load.shadow_share) is not None]
+    return f"{statistics.median(shares) * 100:.0f} %" if shares else "-"
+
+
 def describe(load: Load) -> str:
     text = f"{load.rps:,.0f} req/s, p50 {load.percentile(50):.2f} ms, p99 {load.percentile(99):.2f} ms"
     text += f", errors {load.errors}, server CPU {load.cpu_us:.0f} µs/request"
     if load.batch_rows is not None:
-        text += f", rows/batch {load.batch_rows:.1f}, shadow skipped {load.shadow_skipped:.0f}"
+        text += f", rows/batch {load.batch_rows:.1f}"
+    if load.shadow_share is not None:
+        text += f", shadow scored {load.shadow_scored:.0f} skipped {load.shadow_skipped:.0f}"
     return text
 
 
@@ -565,6 +589,7 @@ def report(
         "p99 vs (b)",
         "CPU µs/req",
         "CPU/req vs (b)",
+        "shadow scored",
     ]
     print(f"| scenario | {' | '.join(columns)} |\n|---|{'---:|' * len(columns)}")
     a_rps, b_rps, a_p99 = median(results["a"], "rps"), median(results["b"], "rps"), median(results["a"], "99")
@@ -579,12 +604,12 @@ def report(
         print(
             f"| ({key}) {title} | {rps:,.0f} ({spread}) | {p50:.2f} | {p99:.2f} | {errors} | {rows:.1f} | "
             f"{rps / a_rps:.2f} | {rps / b_rps:.2f} | {p99 / a_p99:.2f} | {p99 / b_p99:.2f} | {cpu:.0f} | "
-            f"{cpu / b_cpu:.2f} |"
+            f"{cpu / b_cpu:.2f} | {scored_share(loads)} |"
         )
     print(f"\nSteady {args.rate:,.0f} req/s (open loop, latency from the scheduled send time):\n")
     print(
-        "| scenario | p50 ms | p99 ms | p99 range | errors | p99 vs (b) | CPU µs/req | CPU/req vs (b) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| scenario | p50 ms | p99 ms | p99 range | errors | p99 vs (b) | CPU µs/req | CPU/req vs (b) "
+        "| shadow scored |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     b_p99, b_cpu = median(paced["b"], "99"), median(paced["b"], "cpu_us")
     for key, loads in paced.items():
@@ -593,7 +618,7 @@ def report(
         errors = sum(x.errors for x in loads)
         print(
             f"| ({key}) {SCENARIOS[key]} | {p50:.2f} | {p99:.2f} | {spread} | {errors} | {p99 / b_p99:.2f} | "
-            f"{cpu:.0f} | {cpu / b_cpu:.2f} |"
+            f"{cpu:.0f} | {cpu / b_cpu:.2f} | {scored_share(loads)} |"
         )
     print(f"\nshadow failures recorded in the prediction log (never user-facing): {logged_errors}")
     grown = f"last 100,000 of {args.log_records:,}"
