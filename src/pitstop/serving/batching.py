@@ -320,6 +320,21 @@ class MicroBatcher:
         self._failing = not succeeded
 
 
+class BatchedRunner:
+    """The `Runner` methods of a runner whose work goes through its `MicroBatcher` (`self.batcher`)."""
+
+    batcher: MicroBatcher
+
+    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
+        return self.batcher.submit(rows, max_wait=max_wait)
+
+    async def predict(self, rows: list[Row]) -> list[float]:
+        return await self.submit(rows)
+
+    def backlog_seconds(self) -> float:
+        return self.batcher.backlog_seconds()
+
+
 def model_seconds(future: asyncio.Future[Any], waited: float) -> float:
     """The model call's own duration when the batcher measured it; else the time waited (a failure,
     a timeout, or a runner that does not batch)."""

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pitstop.registry import Task
-from pitstop.serving.batching import MicroBatcher, Timed
+from pitstop.serving.batching import BatchedRunner, MicroBatcher, Timed
 from pitstop.serving.features import Kind
 from pitstop.serving.isolation import ModelProcess
 from pitstop.serving.priority import own_seconds
@@ -138,7 +138,7 @@ class Predictor:
         return result
 
 
-class InProcessRunner:
+class InProcessRunner(BatchedRunner):
     """Runs a `Predictor` on a private thread pool, requests micro-batched; or, `isolated`, in a child
     process at idle CPU priority (`isolation.ModelProcess`), as shadow scoring does.
 
@@ -188,15 +188,6 @@ class InProcessRunner:
             patient_max_size=patient_max_batch_size,
             concurrency=threads,
         )
-
-    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
-        return self.batcher.submit(rows, max_wait=max_wait)
-
-    async def predict(self, rows: list[Row]) -> list[float]:
-        return await self.submit(rows)
-
-    def backlog_seconds(self) -> float:
-        return self.batcher.backlog_seconds()
 
     async def close(self) -> None:
         await self.batcher.close()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import numpy as np
 
-from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.batching import BatchedRunner, MicroBatcher
 from pitstop.serving.errors import RemoteModelError
 
 Row = dict[str, Any]
 
 
-class RemoteRunner:
+class RemoteRunner(BatchedRunner):
     """Posts micro-batches as `{"instances": [{"features": …}, …]}` and reads `{"predictions": […]}`.
 
     Each prediction may be a number or an object with a `prediction` field (a pitstop gateway's
@@ -49,15 +48,6 @@ class RemoteRunner:
             patient_max_size=patient_max_batch_size,
             concurrency=concurrency,
         )
-
-    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
-        return self.batcher.submit(rows, max_wait=max_wait)
-
-    async def predict(self, rows: list[Row]) -> list[float]:
-        return await self.submit(rows)
-
-    def backlog_seconds(self) -> float:
-        return self.batcher.backlog_seconds()
 
     async def close(self) -> None:
         await self.batcher.close()
