@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from helpers import fit_regression_artifact, write_regression_csv
 from pitstop.config import ServingSettings
 from pitstop.serving import Gateway, Instance
 from pitstop.serving.errors import ModelProcessError
-from pitstop.serving.inprocess import InProcessRunner
+from pitstop.serving.inprocess import InProcessRunner, Predictor
+from pitstop.serving.isolation import ModelProcess
 from pitstop.serving.priority import own_seconds
 from pitstop.serving.routing_store import route
 from pitstop.store.tables import predictions
@@ -166,3 +168,10 @@ def test_a_calls_own_seconds_leave_out_its_waits_for_a_cpu() -> None:
         busy.wait()
     assert not thread.is_alive()
     assert 0 < measured["own"] < measured["wall"] / 2
+
+
+def test_a_child_that_exits_while_starting_says_so_and_how_to_fix_it(base: Any) -> None:
+    """As a script without a `__main__` guard makes it do (the fork server imports the main module)."""
+    predictor = Predictor(base, **FEATURES)
+    with pytest.raises(ModelProcessError, match=r"exited while starting \(exit code 7\).*__main__"):
+        ModelProcess(predictor.timed, setup=partial(os._exit, 7), name="eta-v1-shadow")

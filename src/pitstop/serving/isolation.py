@@ -110,7 +110,9 @@ class ModelProcess:
         except (EOFError, OSError) as error:
             process.join(_STOP_SECONDS)
             raise ModelProcessError(
-                f"{self.name}: the model's process exited while starting (exit code {process.exitcode})"
+                f"{self.name}: the model's process exited while starting (exit code {process.exitcode}); "
+                "its error is on stderr. A script that starts a gateway needs `if __name__ == '__main__':`, "
+                "as multiprocessing requires, or set serving.shadow_process: false"
             ) from error
         if not ok:
             process.join(_STOP_SECONDS)
