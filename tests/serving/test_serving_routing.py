@@ -106,6 +106,12 @@ def test_shadow_is_scored_only_when_it_differs_from_the_served_version() -> None
     assert table(0.1).shadow_for(1) is None
 
 
+def test_only_versions_that_may_answer_are_served_the_shadow_only_scores() -> None:
+    assert table(0.0, shadow=2).served_versions == {1}  # the gateway loads v2 for shadow scoring only
+    assert table(0.1).served_versions == {1, 2}
+    assert table(1.0, shadow=1).served_versions == {1, 2}  # the champion is always loaded, as before
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

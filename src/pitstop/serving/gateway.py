@@ -425,12 +425,11 @@ class Gateway:
         schema = FeatureSchema.from_lineage(
             info.features or champion.lineage.get("features") or [], champion.lineage
         )
-        served = {table.champion, table.standby, table.challenger if table.challenger_share > 0 else None}
         runners: dict[int, Runner] = {}
         shadow_runner: Runner | None = None
         fresh: list[Runner] = []
         try:
-            for version in sorted(v for v in served if v is not None):
+            for version in sorted(table.served_versions):
                 if version in old:
                     runners[version] = old[version]
                     continue

@@ -93,10 +93,7 @@ class ModelProcess:
             with suppress(OSError):
                 conn.send(None)  # a stop request; an idle child reads it at once
             conn.close()
-        process.join(_STOP_SECONDS)
-        if process.is_alive():
-            process.kill()
-            process.join(_STOP_SECONDS)
+        _reap(process)
 
     def _start(self) -> None:
         parent, child = multiprocessing.Pipe()
@@ -108,14 +105,16 @@ class ModelProcess:
         try:
             ok, answer = parent.recv()  # the child's word that the model is loaded
         except (EOFError, OSError) as error:
-            process.join(_STOP_SECONDS)
+            parent.close()
+            _reap(process)
             raise ModelProcessError(
                 f"{self.name}: the model's process exited while starting (exit code {process.exitcode}); "
                 "its error is on stderr. A script that starts a gateway needs `if __name__ == '__main__':`, "
                 "as multiprocessing requires, or set serving.shadow_process: false"
             ) from error
         if not ok:
-            process.join(_STOP_SECONDS)
+            parent.close()
+            _reap(process)
             raise answer
         self._process, self._conn = process, parent
 
@@ -125,11 +124,16 @@ class ModelProcess:
         self._process = self._conn = None
         if conn is not None:
             conn.close()
-        process.join(_STOP_SECONDS)
-        if process.is_alive():
-            process.kill()
-            process.join(_STOP_SECONDS)
+        _reap(process)
         return f"the model's process exited (exit code {process.exitcode}); the next call starts a new one"
+
+
+def _reap(process: Any) -> None:
+    """Wait for a child told to stop (or already gone) to end; kill it if it does not."""
+    process.join(_STOP_SECONDS)
+    if process.is_alive():
+        process.kill()
+        process.join(_STOP_SECONDS)
 
 
 def _serve(conn: Connection, call: Call, setup: Callable[[], object] | None) -> None:

@@ -116,9 +116,10 @@ class RoutingTable:
         return "off"
 
     @property
-    def versions(self) -> frozenset[int]:
-        """Every version this table needs loaded."""
-        named = (self.champion, self.challenger, self.shadow, self.standby)
+    def served_versions(self) -> frozenset[int]:
+        """The versions a gateway keeps ready to answer requests: the champion always, the standby, and
+        the challenger when it has a share (a shadow only scores, on a runner of its own)."""
+        named = (self.champion, self.standby, self.challenger if self.challenger_share > 0 else None)
         return frozenset(v for v in named if v is not None)
 
     def route(self, user_id: str | None, request_id: str) -> Route:
