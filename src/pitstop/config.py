@@ -194,7 +194,8 @@ class ServingSettings(_Section):
     )
     shadow_sample: Share = Field(1.0, description="share of requests also scored by the shadow model")
     shadow_timeout: PositiveDuration = Field(
-        timedelta(seconds=1), description="a shadow call slower than this is dropped"
+        timedelta(seconds=1),
+        description="a shadow call slower than this (its own time, without waits for a CPU) is dropped",
     )
     shadow_concurrency: int = Field(8, ge=1, description="shadow calls in flight at once; more are skipped")
     shadow_process: bool = Field(

@@ -104,3 +104,18 @@ class ExitingModel(Wrapped):
         if (frame["a"] == 666).any():
             os._exit(3)
         return self.base.predict(frame)
+
+
+class CpuModel(Wrapped):
+    """Computes for `seconds` of its own CPU time per call, then answers as the base: a model whose
+    duration stretches when its process is refused the CPU."""
+
+    def __init__(self, base: Any, seconds: float) -> None:
+        super().__init__(base)
+        self.seconds = seconds
+
+    def predict(self, frame: Any) -> Any:
+        until = time.thread_time() + self.seconds
+        while time.thread_time() < until:
+            pass
+        return self.base.predict(frame)

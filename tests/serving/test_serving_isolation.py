@@ -175,3 +175,46 @@ def test_a_child_that_exits_while_starting_says_so_and_how_to_fix_it(base: Any) 
     predictor = Predictor(base, **FEATURES)
     with pytest.raises(ModelProcessError, match=r"exited while starting \(exit code 7\).*__main__"):
         ModelProcess(predictor.timed, setup=partial(os._exit, 7), name="eta-v1-shadow")
+
+
+def test_a_shadow_call_starved_of_cpu_is_skipped_not_charged_to_the_challenger_as_a_timeout(
+    served: Served,
+) -> None:
+    """A busy CPU starves the idle-priority shadow past its timeout. That is the gateway's load, not
+    the challenger's slowness: the call is skipped and counted (`starved`), and no timeout is recorded
+    against the challenger (the shadow gate would count it as the challenger's error)."""
+    cpu = min(os.sched_getaffinity(0))
+    challenger = served.fake("CpuModel", seconds=0.05)
+    route(served.ws, MODEL, mode="shadow", challenger=challenger, reason="test")
+    settings = ServingSettings.model_validate({"shadow_timeout": "300ms", "log_flush_interval": "50ms"})
+
+    async def main() -> bytes:
+        gateway = Gateway(served.ws, settings=settings, poll=False)
+        await gateway.start()
+        busy = subprocess.Popen(
+            [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+        )
+        try:
+            runner = gateway.state(MODEL).shadow_runner
+            assert isinstance(runner, InProcessRunner) and runner.process and runner.process.pid
+            os.sched_setaffinity(runner.process.pid, {cpu})  # beside the busy process, at idle priority
+            await asyncio.sleep(0.2)  # the busy process is spinning
+            await gateway.predict(MODEL, [Instance({"a": 1.0, "b": 2.0}, request_id="starved")])
+            await asyncio.wait_for(gateway.shadow.drain(), timeout=30)
+        finally:
+            busy.kill()
+            busy.wait()
+        try:
+            await gateway.drain()
+            return gateway.metrics.render()
+        finally:
+            await gateway.stop()
+
+    metrics = asyncio.run(main()).decode()
+    with served.ws.reading() as conn:
+        shadow = conn.execute(sa.select(predictions).where(predictions.c.role == "shadow")).all()
+    assert shadow == []
+    assert (
+        f'pitstop_shadow_skipped_total{{model="eta",reason="starved",version="{challenger}"}} 1.0' in metrics
+    )
+    assert "pitstop_shadow_timeouts_total{" not in metrics

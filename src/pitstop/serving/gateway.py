@@ -192,7 +192,7 @@ class Gateway:
             await asyncio.gather(self._poll_task, return_exceptions=True)
             self._poll_task = None
         try:
-            await asyncio.wait_for(self.shadow.drain(), timeout=self.shadow.timeout + 1.0)
+            await asyncio.wait_for(self.shadow.drain(), timeout=self.shadow.longest_call + 1.0)
         except TimeoutError:
             log.warning("stopping with %d shadow calls still in flight", self.shadow.inflight)
         await self.log.stop(timeout=timeout)

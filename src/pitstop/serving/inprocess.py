@@ -18,7 +18,7 @@ from pitstop.registry import Task
 from pitstop.serving.batching import BatchedRunner, MicroBatcher, Timed
 from pitstop.serving.features import Kind
 from pitstop.serving.isolation import ModelProcess
-from pitstop.serving.priority import own_seconds
+from pitstop.serving.priority import CpuTime, own_seconds
 
 Row = dict[str, Any]
 
@@ -188,6 +188,10 @@ class InProcessRunner(BatchedRunner):
             patient_max_size=patient_max_batch_size,
             concurrency=threads,
         )
+
+    def cpu_time(self) -> CpuTime | None:
+        """The child's CPU accounting when isolated; None on threads, which run at the loop's priority."""
+        return None if self.process is None else self.process.cpu_time()
 
     async def close(self) -> None:
         await self.batcher.close()

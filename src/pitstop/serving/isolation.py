@@ -7,8 +7,9 @@ OS priority: served requests arriving meanwhile wait, and the served p99 grew by
 In its own process the shadow shares no lock with the loop, and at the idle scheduling class
 (`priority.idle_priority`) the kernel gives it a CPU only when serving leaves one idle: on a machine
 with a spare core it runs at full speed there, on a saturated one it falls behind and its calls are
-skipped as backlog (counted), never the other way round. Its durations are timed in the child
-without its waits for a CPU (`priority.own_seconds`), so they stay fair evidence.
+skipped as backlog or starved (counted), never the other way round. Its durations are timed in the
+child without its waits for a CPU (`priority.own_seconds`), and its timeouts leave them out
+(`cpu_time`, read by the shadow scorer), so both stay fair evidence.
 
 `ModelProcess.call` is blocking, for the runner's worker thread: it sends the rows over a pipe and
 waits for the answer (the lock is released while it waits). A model's exception comes back as
@@ -33,7 +34,7 @@ from typing import Any
 
 from pitstop.serving.batching import Timed
 from pitstop.serving.errors import ModelProcessError
-from pitstop.serving.priority import idle_priority
+from pitstop.serving.priority import CpuTime, idle_priority, process_cpu_time
 
 Row = dict[str, Any]
 Call = Callable[[list[Row]], Timed]
@@ -65,6 +66,11 @@ class ModelProcess:
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
+
+    def cpu_time(self) -> CpuTime | None:
+        """The child's CPU accounting (None without a child, or off Linux)."""
+        pid = self.pid
+        return None if pid is None else process_cpu_time(pid)
 
     def call(self, rows: list[Row]) -> Timed:
         """The child's answer for `rows` (blocking); raises what the model raised, or ModelProcessError."""

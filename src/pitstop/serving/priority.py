@@ -14,6 +14,8 @@ challenger's latency with the champion's), so every in-process model call is tim
 its wall time minus the time its thread spent ready to run but waiting for a CPU. Waits of the
 model's own (sleep, I/O, the interpreter lock) still count; the CPU its priority refused it does not.
 Timed on the wall clock alone, a deprioritised good challenger looked slow and failed on latency.
+The shadow timeout counts the same way (`shadow.py`): a call the busy CPU held up is skipped as
+`starved`, not recorded as the challenger's timeout.
 
 Linux schedules threads on their own, so only the calling thread (or process) changes. Elsewhere, or
 when the system refuses, nothing changes, and `own_seconds` is the wall time.
@@ -27,7 +29,7 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from time import perf_counter
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 MAX_NICENESS = 19
 WRITER_NICENESS = 5
@@ -63,6 +65,48 @@ def cpu_wait_seconds() -> float:
             return int(stat.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+class CpuTime(NamedTuple):
+    """A process's CPU accounting at one moment: seconds on a CPU and seconds waiting for one, so far,
+    and whether it is ready to run (running, or waiting for a CPU) rather than sleeping."""
+
+    pid: int
+    ran: float
+    waited: float
+    runnable: bool
+
+
+def process_cpu_time(pid: int) -> CpuTime | None:
+    """Process `pid`'s (main thread's) CPU accounting, or None where Linux does not say."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as stat:
+            ran, waited = stat.read().split()[:2]
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError, ValueError):
+        return None
+    return CpuTime(pid, int(ran) / 1e9, int(waited) / 1e9, state == b"R")
+
+
+def own_seconds_so_far(elapsed: float, before: CpuTime | None, now: CpuTime | None) -> float:
+    """Of `elapsed` seconds of a call in another process, the seconds that were the call's own.
+
+    That is `elapsed` less the process's waits for a CPU. Linux adds a wait to the count only when it
+    ends (the process gets the CPU), so while the process is ready to run, the wait in progress is not
+    counted yet: then only its CPU time is known to be its own. Without accounting for both moments
+    of the same process (another platform, a restarted child) all of `elapsed` is.
+
+    >>> own_seconds_so_far(1.0, CpuTime(7, 0.1, 0.0, False), CpuTime(7, 0.2, 0.6, False))
+    0.4
+    >>> own_seconds_so_far(1.0, CpuTime(7, 0.1, 0.0, False), CpuTime(7, 0.2, 0.3, True))
+    0.1
+    """
+    if before is None or now is None or before.pid != now.pid:
+        return elapsed
+    if now.runnable:
+        return round(now.ran - before.ran, 9)
+    return round(max(0.0, elapsed - (now.waited - before.waited)), 9)
 
 
 def own_seconds(call: Callable[[], T]) -> tuple[T, float]:

@@ -49,6 +49,10 @@ class RemoteRunner(BatchedRunner):
             concurrency=concurrency,
         )
 
+    def cpu_time(self) -> None:
+        """None: the model runs on another server; waiting for it is its latency."""
+        return None
+
     async def close(self) -> None:
         await self.batcher.close()
         if self._owns_client:

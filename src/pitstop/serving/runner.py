@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pitstop.config import ServingSettings
 from pitstop.registry import ModelInfo, VersionInfo
 from pitstop.serving.features import FeatureSchema
+from pitstop.serving.priority import CpuTime
 from pitstop.workspace import Workspace
 
 Row = dict[str, Any]
@@ -40,6 +41,11 @@ class Runner(Protocol):
 
     def backlog_seconds(self) -> float:
         """Roughly how long what is queued will take; shadow calls beyond their timeout are skipped."""
+        ...
+
+    def cpu_time(self) -> CpuTime | None:
+        """The CPU accounting of the process running the model, when it is one of its own (an isolated
+        shadow): shadow timeouts leave out its waits for a CPU. None otherwise."""
         ...
 
     async def close(self) -> None:

@@ -2,11 +2,19 @@
 
 A shadow call starts only after the served answer is ready, runs on the shadow model's own runner
 (its own queue; for an in-process model, a child process at idle CPU priority: `isolation.py`), and
-is never awaited by the request: its outcome arrives in a done
-callback. It is bounded three ways, each counted: at most `concurrency` calls in flight (more are
-skipped, as are calls that would wait in a backlog longer than half the timeout at the model's
-measured speed), at most `timeout` seconds each (then abandoned), and any exception or non-finite
-value is recorded as an error. The records it produces go to the prediction log with role `shadow`.
+is never awaited by the request: its outcome arrives in a done callback. It is bounded three ways,
+each counted: at most `concurrency` calls in flight (more are skipped, as are calls that would wait
+in a backlog longer than half the timeout at the model's measured speed), at most `timeout` seconds
+each (then abandoned), and any exception or non-finite value is recorded as an error. The records
+it produces go to the prediction log with role `shadow`.
+
+The timeout is the challenger's: it counts the call's time less what its model's process spent
+waiting for a CPU (`Runner.cpu_time`, `priority.own_seconds_so_far`). A shadow at idle priority on
+a busy machine is refused the CPU by design, and a call held up that way says nothing about the
+challenger; recorded as its timeout, it would fail a good challenger at the shadow gate (too many
+errors) for the gateway's own load. Such a call gets up to `STARVED_LIMIT` timeouts of wall time
+to finish; after that it is abandoned and its requests are skipped, counted with reason `starved`
+(no record, no breaker count).
 
 Nobody waits for a shadow call, so it gathers company: one call carries every shadow request for
 the same model version and routing that arrives within `batch_wait` of the first. Its bookkeeping on
@@ -40,9 +48,12 @@ from pitstop.serving.batching import model_seconds
 from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionRecord
+from pitstop.serving.priority import CpuTime, own_seconds_so_far
 from pitstop.serving.runner import Row, Runner
 
 log = logging.getLogger(__name__)
+
+STARVED_LIMIT = 3  # timeouts of wall time a call held up by CPU waits may take before it is abandoned
 
 
 @dataclass(slots=True)
@@ -74,11 +85,15 @@ class ShadowRequest(NamedTuple):
 
 @dataclass(slots=True, eq=False)
 class ShadowCall:
-    """Shadow requests scored in one `predict` call."""
+    """Shadow requests scored in one `predict` call; once started, when and how it is timed."""
 
     target: ShadowTarget
     runner: Runner
     requests: list[ShadowRequest] = field(default_factory=list)
+    started: float = 0.0  # perf_counter() at submit
+    cpu_time: CpuTime | None = None  # the model's process's CPU accounting at submit
+    timer: asyncio.TimerHandle | None = None
+    starved: bool = False  # abandoned because CPU waits, not the model, made it late
 
     def rows(self) -> list[Row]:
         return [row for request in self.requests for row in request.rows]
@@ -133,6 +148,11 @@ class ShadowScorer:
         target = call.target
         self.metrics.shadow_skipped.labels(target.model, str(target.version), reason).inc(len(call.requests))
 
+    @property
+    def longest_call(self) -> float:
+        """The most wall time a call may take before it is abandoned (a starved one's limit)."""
+        return self.timeout * STARVED_LIMIT
+
     def _start(self, call: ShadowCall) -> None:
         """Start one shadow call, or skip it (saturated, backlog, circuit open, runner closed): counted."""
         target = call.target
@@ -154,25 +174,41 @@ class ShadowScorer:
         self._inflight += 1
         self._idle.clear()
         self.metrics.shadow_inflight.set(self._inflight)
-        timer = asyncio.get_running_loop().call_later(self.timeout, future.cancel)
-        future.add_done_callback(partial(self._finished, call, timer, perf_counter()))
+        call.started, call.cpu_time = perf_counter(), call.runner.cpu_time()
+        call.timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, call, future)
+        future.add_done_callback(partial(self._finished, call))
+
+    def _expire(self, call: ShadowCall, future: asyncio.Future[list[float]]) -> None:
+        """At the timeout: abandon the call, unless waits for a CPU made up part of it; then look again
+        when its own time would run out, and give up as `starved` after `STARVED_LIMIT` timeouts."""
+        if future.done():
+            return
+        elapsed = perf_counter() - call.started
+        own = own_seconds_so_far(elapsed, call.cpu_time, call.runner.cpu_time())
+        if own < self.timeout and elapsed < self.longest_call:
+            later = min(self.timeout - own, self.longest_call - elapsed)
+            call.timer = asyncio.get_running_loop().call_later(later, self._expire, call, future)
+            return
+        call.starved = own < self.timeout
+        future.cancel()
 
     async def drain(self) -> None:
         """Wait until no shadow call is in flight (each ends within the timeout)."""
         await self._idle.wait()
 
-    def _finished(
-        self,
-        call: ShadowCall,
-        timer: asyncio.TimerHandle,
-        started: float,
-        future: asyncio.Future[list[float]],
-    ) -> None:
-        timer.cancel()
+    def _finished(self, call: ShadowCall, future: asyncio.Future[list[float]]) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
         target, n = call.target, sum(len(request.rows) for request in call.requests)
-        seconds = model_seconds(future, perf_counter() - started)
+        seconds = model_seconds(future, perf_counter() - call.started)
         predictions: list[float | None]
         errors: list[str | None]
+        if call.starved:
+            self._skip(call, "starved")
+            breaker = self._breakers.get((target.model, target.version))
+            if breaker is not None:
+                breaker.probing = False  # a starved probe proved nothing: the next one may go
+            return self._done()
         if future.cancelled():
             self.metrics.shadow_timeouts.labels(target.model, str(target.version)).inc()
             predictions, errors = [None] * n, [f"timeout after {self.timeout:g}s"] * n
