@@ -193,7 +193,7 @@ class ShadowScorer:
         future.cancel()
 
     async def drain(self) -> None:
-        """Wait until no shadow call is in flight (each ends within the timeout)."""
+        """Wait until no shadow call is in flight (each ends within `longest_call`)."""
         await self._idle.wait()
 
     def _finished(self, call: ShadowCall, future: asyncio.Future[list[float]]) -> None:
