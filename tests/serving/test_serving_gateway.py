@@ -17,10 +17,16 @@ from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
 from pitstop.serving import Gateway, Instance, Label
-from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
+from pitstop.serving.errors import (
+    InvalidInputError,
+    ModelNotServedError,
+    ModelProcessError,
+    PredictionFailedError,
+)
 from pitstop.serving.labels import get_labels
 from pitstop.serving.routing import RoutingTable
 from pitstop.serving.routing_store import route, routing_history
+from pitstop.serving.runner import Runner, make_runner
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served
 
@@ -498,3 +504,33 @@ async def async_wait(predicate: Callable[[], bool], timeout: float = 10.0) -> No
     while not predicate():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+def test_a_shadow_that_cannot_be_loaded_leaves_the_champion_serving_and_is_retried(served: Served) -> None:
+    """Its artifact or its process may fail (a fork server that cannot start, say): users still get the
+    champion, from the first request; shadow requests are skipped and counted until a refresh loads it."""
+    route(served.ws, MODEL, mode="shadow", challenger=2, reason="test")
+    failing = {"shadow": True}
+
+    def factory(
+        ws: Any, info: Any, version: Any, serving: ServingSettings, *, shadow: bool = False
+    ) -> Runner:
+        if shadow and failing["shadow"]:
+            raise ModelProcessError(f"{info.name}-v{version.version}-shadow: the model's process exited")
+        return make_runner(ws, info, version, serving, shadow=shadow)
+
+    async def body(gateway: Gateway) -> tuple[Any, list[str], list[str], str]:
+        (first,) = await gateway.predict(MODEL, [Instance(ROW, request_id="r1")])
+        ready = gateway.readiness()
+        refreshed = await gateway.refresh_routing()  # still failing: nothing changes
+        failing["shadow"] = False
+        refreshed += await gateway.refresh_routing()
+        await gateway.predict(MODEL, [Instance(ROW, request_id="r2")])
+        return first, ready, refreshed, gateway.metrics.render().decode()
+
+    (first, ready, refreshed, metrics) = run(served, body, runner_factory=factory)
+    assert first.prediction == served.expected([ROW])[0] and first.model_version == 1
+    assert ready == []  # serving: a missing shadow is no reason to take this replica out
+    assert refreshed == [MODEL]
+    assert 'pitstop_shadow_skipped_total{model="eta",reason="unavailable",version="2"} 1.0' in metrics
+    assert [r.request_id for r in records(served, role="shadow")] == ["r2"]

@@ -95,6 +95,7 @@ class ModelState:
     runners: Mapping[int, Runner]  # by version: every version that may serve a request
     schema: FeatureSchema
     shadow_runner: Runner | None = None  # the shadow version's own runner (isolated: `isolation.py`)
+    shadow_problem: str | None = None  # why the table's shadow could not be loaded (it is retried)
 
     def all_runners(self) -> list[Runner]:
         """Every runner this state holds, each once."""
@@ -326,6 +327,11 @@ class Gateway:
             return
         target = state.shadow_target
         assert target is not None  # the table has a shadow
+        if state.shadow_runner is None:  # it failed to load (logged, retried at every refresh)
+            self.metrics.shadow_skipped.labels(target.model, str(target.version), "unavailable").inc(
+                len(chosen)
+            )
+            return
         request = ShadowRequest(
             now,
             [rows[i] for i in chosen],
@@ -333,7 +339,6 @@ class Gateway:
             [instances[i].user_id for i in chosen],
             [routes[i].bucketed_by for i in chosen],
         )
-        assert state.shadow_runner is not None  # prepared with the table
         self.shadow.score(state.shadow_runner, target, request)
 
     # -- labels -------------------------------------------------------------------------------------
@@ -375,7 +380,11 @@ class Gateway:
             changed = []
             for info, table in wanted:
                 current = self._states.get(info.name)
-                if current is not None and current.table.same_routing(table):
+                if (
+                    current is not None
+                    and current.table.same_routing(table)
+                    and current.shadow_problem is None
+                ):
                     continue
                 if await self._switch(info, table, current):
                     changed.append(info.name)
@@ -402,6 +411,8 @@ class Gateway:
             self._problems[info.name] = problem
             self.metrics.routing_errors.labels(info.name).inc()
             return False
+        if current is not None and current.table.same_routing(table) and state.shadow_runner is None:
+            return False  # its shadow failed to load again: nothing changes
         self._states[info.name] = state  # the switch: one assignment
         self._problems.pop(info.name, None)
         self.metrics.routing_version.labels(info.name).set(table.version)
@@ -418,7 +429,11 @@ class Gateway:
         """A complete new state: every version of the table loaded and warmed before it is used.
 
         Versions that may serve get served runners (kept from `current` when it has them); a shadow
-        gets a runner of its own, for shadow scoring only, kept while the shadow version stays.
+        gets a runner of its own, for shadow scoring only, kept while the shadow version stays. A
+        shadow that cannot be loaded (its artifact, or its process failing to start) does not stop
+        the table: the champion serves, shadow requests are skipped (`unavailable`, counted) and the
+        shadow is loaded again at every refresh until it works. A served version that cannot be
+        loaded fails the whole table.
         """
         old = dict(current.runners) if current is not None else {}
         champion = await asyncio.to_thread(self.ws.version, info.name, table.champion)
@@ -427,6 +442,7 @@ class Gateway:
         )
         runners: dict[int, Runner] = {}
         shadow_runner: Runner | None = None
+        shadow_problem: str | None = None
         fresh: list[Runner] = []
         try:
             for version in sorted(table.served_versions):
@@ -439,13 +455,29 @@ class Gateway:
                 if current is not None and current.table.shadow == table.shadow:
                     shadow_runner = current.shadow_runner
                 if shadow_runner is None:
-                    shadow_runner = await asyncio.to_thread(self._load, info, table.shadow, True)
-                    fresh.append(shadow_runner)
+                    shadow_runner, shadow_problem = await self._load_shadow(info, table, current)
+                    if shadow_runner is not None:
+                        fresh.append(shadow_runner)
         except BaseException:
             await asyncio.gather(*(r.close() for r in fresh), return_exceptions=True)
             raise
         await asyncio.gather(*(self._warm(info.name, r, schema) for r in fresh))
-        return ModelState(info=info, table=table, runners=runners, schema=schema, shadow_runner=shadow_runner)
+        return ModelState(info, table, runners, schema, shadow_runner, shadow_problem)
+
+    async def _load_shadow(
+        self, info: ModelInfo, table: RoutingTable, current: ModelState | None
+    ) -> tuple[Runner | None, str | None]:
+        """The shadow's runner, or None and why it could not be loaded (logged when the reason is new)."""
+        assert table.shadow is not None
+        try:
+            return await asyncio.to_thread(self._load, info, table.shadow, True), None
+        except Exception as error:
+            problem = f"shadow v{table.shadow} not loaded: {type(error).__name__}: {error}"
+            if current is None or current.shadow_problem != problem:
+                log.error(
+                    "%s: %s; the champion serves without it, retried at every refresh", info.name, problem
+                )
+            return None, problem
 
     def _load(self, info: ModelInfo, version: int, shadow: bool) -> Runner:
         details = self.ws.version(info.name, version)

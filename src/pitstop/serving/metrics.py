@@ -84,7 +84,8 @@ class GatewayMetrics:
         self.shadow_skipped = Counter(
             "pitstop_shadow_skipped",
             "Shadow requests not scored: saturated (serving.shadow_concurrency calls in flight), backlog, "
-            "circuit_open, starved (the shadow's process was refused the CPU past its timeout) or closed",
+            "circuit_open, starved (the shadow's process was refused the CPU past its timeout), unavailable "
+            "(the shadow could not be loaded) or closed",
             ("model", "version", "reason"),
             registry=r,
         )
