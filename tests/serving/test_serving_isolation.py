@@ -218,3 +218,17 @@ def test_a_shadow_call_starved_of_cpu_is_skipped_not_charged_to_the_challenger_a
         f'pitstop_shadow_skipped_total{{model="eta",reason="starved",version="{challenger}"}} 1.0' in metrics
     )
     assert "pitstop_shadow_timeouts_total{" not in metrics
+
+
+def test_a_thread_that_timed_calls_leaves_no_file_open_when_it_ends() -> None:
+    """`cpu_wait_seconds` keeps its thread's /proc file open between calls; it closes with the thread."""
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    threads = [threading.Thread(target=lambda: own_seconds(lambda: None)) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert open_files() == before

@@ -34,7 +34,7 @@ from typing import Any
 
 from pitstop.serving.batching import Timed
 from pitstop.serving.errors import ModelProcessError
-from pitstop.serving.priority import CpuTime, idle_priority, process_cpu_time
+from pitstop.serving.priority import CpuTime, ProcessCpu, idle_priority
 
 Row = dict[str, Any]
 Call = Callable[[list[Row]], Timed]
@@ -60,6 +60,7 @@ class ModelProcess:
         self._lock = threading.Lock()  # one call at a time over the pipe
         self._process: Any = None
         self._conn: Connection | None = None
+        self._cpu: ProcessCpu | None = None
         self._closed = False
         self._start()
 
@@ -69,8 +70,8 @@ class ModelProcess:
 
     def cpu_time(self) -> CpuTime | None:
         """The child's CPU accounting (None without a child, or off Linux)."""
-        pid = self.pid
-        return None if pid is None else process_cpu_time(pid)
+        cpu = self._cpu
+        return None if cpu is None else cpu.read()
 
     def call(self, rows: list[Row]) -> Timed:
         """The child's answer for `rows` (blocking); raises what the model raised, or ModelProcessError."""
@@ -92,6 +93,7 @@ class ModelProcess:
     def close(self) -> None:
         """Stop the child: it ends at once when idle, and is killed when a call keeps it busy."""
         self._closed = True
+        self._cpu = None
         process, conn = self._process, self._conn
         if process is None:
             return
@@ -122,12 +124,12 @@ class ModelProcess:
             parent.close()
             _reap(process)
             raise answer
-        self._process, self._conn = process, parent
+        self._process, self._conn, self._cpu = process, parent, ProcessCpu(process.pid)
 
     def _lost(self) -> str:
         """Forget a dead (or unreachable) child, saying why; the next call starts a new one."""
         process, conn = self._process, self._conn
-        self._process = self._conn = None
+        self._process = self._conn = self._cpu = None
         if conn is not None:
             conn.close()
         _reap(process)

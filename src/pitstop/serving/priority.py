@@ -58,12 +58,43 @@ def idle_priority() -> None:
     lower_thread_priority(MAX_NICENESS)
 
 
+class ProcFile:
+    """A /proc file kept open and re-read with one `pread`: a fresh open costs about ten times as
+    much (39 against 4.5 µs on the benchmark machine), and model calls read one twice each. The file
+    closes when the object goes."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            self._fd: int | None = os.open(path, os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def read(self) -> bytes:
+        """The file's content now (empty when it cannot be read)."""
+        if self._fd is None:
+            return b""
+        try:
+            return os.pread(self._fd, 4096, 0)
+        except OSError:
+            return b""
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_this_thread = threading.local()  # its `schedstat`: the calling thread's ProcFile, opened on first use
+
+
 def cpu_wait_seconds() -> float:
     """How long the calling thread has waited, ready to run, for a CPU (0.0 where Linux does not say)."""
+    schedstat = getattr(_this_thread, "schedstat", None)
+    if schedstat is None:
+        schedstat = _this_thread.schedstat = ProcFile(_SCHEDSTAT)
     try:
-        with open(_SCHEDSTAT, "rb") as stat:
-            return int(stat.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
+        return int(schedstat.read().split()[1]) / 1e9
+    except (IndexError, ValueError):
         return 0.0
 
 
@@ -77,16 +108,22 @@ class CpuTime(NamedTuple):
     runnable: bool
 
 
-def process_cpu_time(pid: int) -> CpuTime | None:
-    """Process `pid`'s (main thread's) CPU accounting, or None where Linux does not say."""
-    try:
-        with open(f"/proc/{pid}/schedstat", "rb") as stat:
-            ran, waited = stat.read().split()[:2]
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError, ValueError):
-        return None
-    return CpuTime(pid, int(ran) / 1e9, int(waited) / 1e9, state == b"R")
+class ProcessCpu:
+    """Reads the CPU accounting of process `pid` (its main thread) from its kept-open /proc files."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._schedstat = ProcFile(f"/proc/{pid}/schedstat")
+        self._stat = ProcFile(f"/proc/{pid}/stat")
+
+    def read(self) -> CpuTime | None:
+        """The accounting now, or None where Linux does not say (or the process is gone)."""
+        try:
+            ran, waited = self._schedstat.read().split()[:2]
+            state = self._stat.read().rsplit(b")", 1)[1].split()[0]  # after "pid (command name)"
+        except (IndexError, ValueError):
+            return None
+        return CpuTime(self.pid, int(ran) / 1e9, int(waited) / 1e9, state == b"R")
 
 
 def own_seconds_so_far(elapsed: float, before: CpuTime | None, now: CpuTime | None) -> float:
