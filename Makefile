@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/gateway.py --seconds 3 --rounds 5 --pin
+	$(BIN)/python bench/gateway.py --seconds 2 --warmup 0.5 --rounds 12 --pin
 	$(BIN)/python bench/shadow_inprocess.py --seconds 8 --rounds 4
 
 clean:

@@ -12,9 +12,12 @@ process. All scenarios serve the same scikit-learn model:
     (d) pitstop with a challenger that sleeps 50 ms in shadow;
     (e) pitstop with a challenger that raises in shadow.
 
-Scenarios are interleaved over rounds and the median per scenario is reported, as ratios to (a) and (b)
-from the same run. Then the prediction log's write throughput (records/s) is measured on SQLite and,
-when PITSTOP_BENCH_DATABASE_URL or PITSTOP_TEST_DATABASE_URL names a PostgreSQL server, on PostgreSQL.
+Every scenario's server runs throughout; each round measures one short window per scenario (flat
+out, then at a steady rate), in an order that rotates between rounds, so a slower or faster spell of
+a shared machine falls on all scenarios alike. The median per scenario is reported, and ratios to (a)
+and (b) are the median over rounds of each round's ratio. Then the prediction log's write throughput
+(records/s) is measured on SQLite and, when PITSTOP_BENCH_DATABASE_URL or PITSTOP_TEST_DATABASE_URL
+names a PostgreSQL server, on PostgreSQL.
 
 The challenger classes below are pickled under this module's name (`gateway`), so the server processes
 get this folder on their PYTHONPATH.
@@ -29,6 +32,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -438,33 +443,28 @@ SCENARIOS = {
 }
 
 
-def run_scenario(
-    key: str, setup: dict[str, Any], args: argparse.Namespace, bodies: list[bytes]
-) -> tuple[Load, Load | None]:
-    """One server start: the closed-loop measurement, then (pitstop only) the paced one."""
-    versions = setup["versions"]
+def start_server(key: str, setup: dict[str, Any], args: argparse.Namespace) -> Server:
+    """The server of one scenario; each pitstop scenario has its own copy of the workspace and routing."""
     if key == "a":
-        server = Server(BASELINE, str(setup["artifact"]), {}, args.server_cpus)
-    else:
-        shadow = {"b": None, "c": versions["equal"], "d": versions["sleepy"], "e": versions["failing"]}[key]
-        set_shadow(setup["path"], shadow)
-        server = Server(PITSTOP, str(setup["path"]), {"PITSTOP_DATABASE_URL": ""}, args.server_cpus)
-    with server:
-        closed = asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies))
-        if key == "a":
-            return closed, None
-        closed.batch_rows, closed.shadow_skipped, closed.shadow_scored = gateway_counts(server.port)
-        if args.rate is None:  # a third of what pitstop served flat out in the first round
-            args.rate = round(closed.rps / 3, -2)
-        paced = asyncio.run(
-            generate(server, args.connections, args.seconds, args.warmup, bodies, rate=args.rate)
-        )
-        _, skipped, scored = gateway_counts(server.port)
-        paced.shadow_skipped, paced.shadow_scored = (
-            skipped - closed.shadow_skipped,
-            scored - closed.shadow_scored,
-        )
-        return closed, paced
+        return Server(BASELINE, str(setup["artifact"]), {}, args.server_cpus)
+    versions = setup["versions"]
+    shadow = {"b": None, "c": versions["equal"], "d": versions["sleepy"], "e": versions["failing"]}[key]
+    path = setup["path"].with_name(f"ws-{key}")
+    shutil.copytree(setup["path"], path)
+    set_shadow(path, shadow)
+    return Server(PITSTOP, str(path), {"PITSTOP_DATABASE_URL": ""}, args.server_cpus)
+
+
+def measure(
+    key: str, server: Server, args: argparse.Namespace, bodies: list[bytes], rate: float | None = None
+) -> Load:
+    """One window on a running server: flat out, or at `rate`; with its batches and shadow counts."""
+    before = gateway_counts(server.port) if key != "a" else (None, 0.0, 0.0)
+    load = asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies, rate=rate))
+    if key != "a":
+        load.batch_rows, skipped, scored = gateway_counts(server.port)
+        load.shadow_skipped, load.shadow_scored = skipped - before[1], scored - before[2]
+    return load
 
 
 def gateway_counts(port: int) -> tuple[float | None, float, float]:
@@ -521,20 +521,34 @@ def main() -> None:
     except ImportError:
         pass
     bodies = request_bodies()
-    results: dict[str, list[Load]] = {key: [] for key in SCENARIOS}
-    paced: dict[str, list[Load]] = {key: [] for key in SCENARIOS if key != "a"}
-    with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as folder:
+    keys = [k for k in SCENARIOS if k in args.only]
+    results: dict[str, list[Load]] = {key: [] for key in keys}
+    paced: dict[str, list[Load]] = {key: [] for key in keys if key != "a"}
+    with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as folder, ExitStack() as servers:
         setup = build_workspace(Path(folder), args.shadow_concurrency, args.serving)
+        running = {key: servers.enter_context(start_server(key, setup, args)) for key in keys}
         for round_ in range(args.rounds):
-            for key in [k for k in SCENARIOS if k in args.only]:
-                closed, steady = run_scenario(key, setup, args, bodies)
-                results[key].append(closed)
-                line = f"round {round_ + 1} ({key}) {SCENARIOS[key]}: {describe(closed)}"
-                if steady is not None:
-                    paced[key].append(steady)
-                    line += f"; at {args.rate:,.0f} req/s: {describe(steady)}"
-                print(line, file=sys.stderr)
-        logged_errors = count_errors(setup["path"])
+            order = keys[round_ % len(keys) :] + keys[: round_ % len(keys)]  # each first in turn
+            for key in order:
+                results[key].append(measure(key, running[key], args, bodies))
+                print(
+                    f"round {round_ + 1} ({key}) {SCENARIOS[key]}: {describe(results[key][-1])}",
+                    file=sys.stderr,
+                )
+            if args.rate is None and "b" in keys:  # a third of what pitstop served flat out in round 1
+                args.rate = round(results["b"][0].rps / 3, -2)
+            for key in [k for k in order if k != "a" and args.rate]:
+                paced[key].append(measure(key, running[key], args, bodies, args.rate))
+                print(
+                    f"round {round_ + 1} ({key}) at {args.rate:,.0f} req/s: {describe(paced[key][-1])}",
+                    file=sys.stderr,
+                )
+        servers.close()
+        logged_errors = {
+            key: sum(count_errors(setup["path"].with_name(f"ws-{key}")).values())
+            for key in keys
+            if key != "a"
+        }
         sqlite_rate = log_throughput(f"sqlite:///{Path(folder) / 'log-bench.db'}", args.log_records)
     postgres_rate = postgres_log_throughput(args.log_records)
     if args.only == "abcde":
@@ -565,16 +579,25 @@ def report(
     sqlite_rate: tuple[float, float],
     postgres_rate: tuple[float, float] | None,
 ) -> None:
+    def value(load: Load, metric: str) -> float:
+        return float(getattr(load, metric)) if metric in ("rps", "cpu_us") else load.percentile(float(metric))
+
     def median(loads: list[Load], metric: str) -> float:
-        if metric in ("rps", "cpu_us"):
-            return statistics.median(getattr(load, metric) for load in loads)
-        return statistics.median(load.percentile(float(metric)) for load in loads)
+        return statistics.median(value(load, metric) for load in loads)
+
+    def ratio(loads: list[Load], baseline: list[Load], metric: str) -> float:
+        """The median over rounds of each round's ratio: windows of one round are seconds apart, so
+        the machine's slower and faster spells cancel out."""
+        return statistics.median(
+            value(x, metric) / value(b, metric) for x, b in zip(loads, baseline, strict=True)
+        )
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     pinned = "server pinned to one CPU, load generator on the other" if args.server_cpus else "unpinned"
     print(
         f"\n{machine}; {pinned}; {args.connections} connections; {args.rounds} interleaved rounds of "
-        f"{args.seconds:g} s per scenario, medians (range over rounds)\n"
+        f"{args.seconds:g} s per scenario (every server running throughout, windows interleaved), "
+        "medians (range over rounds); ratios are medians of each round's ratio\n"
     )
     print("Flat out (closed loop):\n")
     columns = [
@@ -592,8 +615,7 @@ def report(
         "shadow scored",
     ]
     print(f"| scenario | {' | '.join(columns)} |\n|---|{'---:|' * len(columns)}")
-    a_rps, b_rps, a_p99 = median(results["a"], "rps"), median(results["b"], "rps"), median(results["a"], "99")
-    b_p99, b_cpu = median(results["b"], "99"), median(results["b"], "cpu_us")
+    a, b = results["a"], results["b"]
     for key, title in SCENARIOS.items():
         loads = results[key]
         rps, p50, p99 = median(loads, "rps"), median(loads, "50"), median(loads, "99")
@@ -603,22 +625,23 @@ def report(
         errors = sum(x.errors for x in loads)
         print(
             f"| ({key}) {title} | {rps:,.0f} ({spread}) | {p50:.2f} | {p99:.2f} | {errors} | {rows:.1f} | "
-            f"{rps / a_rps:.2f} | {rps / b_rps:.2f} | {p99 / a_p99:.2f} | {p99 / b_p99:.2f} | {cpu:.0f} | "
-            f"{cpu / b_cpu:.2f} | {scored_share(loads)} |"
+            f"{ratio(loads, a, 'rps'):.2f} | {ratio(loads, b, 'rps'):.2f} | {ratio(loads, a, '99'):.2f} | "
+            f"{ratio(loads, b, '99'):.2f} | {cpu:.0f} | {ratio(loads, b, 'cpu_us'):.2f} | "
+            f"{scored_share(loads)} |"
         )
     print(f"\nSteady {args.rate:,.0f} req/s (open loop, latency from the scheduled send time):\n")
     print(
         "| scenario | p50 ms | p99 ms | p99 range | errors | p99 vs (b) | CPU µs/req | CPU/req vs (b) "
         "| shadow scored |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
-    b_p99, b_cpu = median(paced["b"], "99"), median(paced["b"], "cpu_us")
     for key, loads in paced.items():
         p50, p99, cpu = median(loads, "50"), median(loads, "99"), median(loads, "cpu_us")
         spread = f"{min(x.percentile(99) for x in loads):.2f}-{max(x.percentile(99) for x in loads):.2f}"
         errors = sum(x.errors for x in loads)
         print(
-            f"| ({key}) {SCENARIOS[key]} | {p50:.2f} | {p99:.2f} | {spread} | {errors} | {p99 / b_p99:.2f} | "
-            f"{cpu:.0f} | {cpu / b_cpu:.2f} | {scored_share(loads)} |"
+            f"| ({key}) {SCENARIOS[key]} | {p50:.2f} | {p99:.2f} | {spread} | {errors} | "
+            f"{ratio(loads, paced['b'], '99'):.2f} | {cpu:.0f} | {ratio(loads, paced['b'], 'cpu_us'):.2f} | "
+            f"{scored_share(loads)} |"
         )
     print(f"\nshadow failures recorded in the prediction log (never user-facing): {logged_errors}")
     grown = f"last 100,000 of {args.log_records:,}"
