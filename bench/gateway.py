@@ -44,7 +44,7 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -459,29 +459,40 @@ def measure(
     key: str, server: Server, args: argparse.Namespace, bodies: list[bytes], rate: float | None = None
 ) -> Load:
     """One window on a running server: flat out, or at `rate`; with its batches and shadow counts."""
-    before = gateway_counts(server.port) if key != "a" else (None, 0.0, 0.0)
+    if key == "a":
+        return asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies, rate=rate))
+    before = gateway_counts(server.port)
     load = asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies, rate=rate))
-    if key != "a":
-        load.batch_rows, skipped, scored = gateway_counts(server.port)
-        load.shadow_skipped, load.shadow_scored = skipped - before[1], scored - before[2]
+    after = gateway_counts(server.port)  # over the window and its warm-up
+    load.batch_rows = (after.rows - before.rows) / max(1.0, after.batches - before.batches)
+    load.shadow_skipped, load.shadow_scored = after.skipped - before.skipped, after.scored - before.scored
     return load
 
 
-def gateway_counts(port: int) -> tuple[float | None, float, float]:
-    """Mean rows per champion predict call, and shadow requests skipped and scored so far, from /metrics."""
+class Counts(NamedTuple):
+    """A pitstop server's counters so far, from its /metrics."""
+
+    rows: float  # rows in champion predict calls
+    batches: float  # champion predict calls
+    skipped: float  # shadow requests skipped (saturated, backlog, circuit open, starved)
+    scored: float  # shadow requests scored
+
+
+def gateway_counts(port: int) -> Counts:
     import re
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    sums = re.findall(r'pitstop_batch_rows_sum\{model="bench",version="1"\} ([0-9.e+]+)', text)
-    counts = re.findall(r'pitstop_batch_rows_count\{model="bench",version="1"\} ([0-9.e+]+)', text)
-    skipped = sum(float(v) for v in re.findall(r"pitstop_shadow_skipped_total\{[^}]*\} ([0-9.e+]+)", text))
-    scored = sum(
-        float(v)
-        for v in re.findall(r'pitstop_predictions_total\{[^}]*role="shadow"[^}]*\} ([0-9.e+]+)', text)
+
+    def total(pattern: str) -> float:
+        return sum(float(v) for v in re.findall(pattern, text))
+
+    return Counts(
+        total(r'pitstop_batch_rows_sum\{model="bench",version="1"\} ([0-9.e+]+)'),
+        total(r'pitstop_batch_rows_count\{model="bench",version="1"\} ([0-9.e+]+)'),
+        total(r"pitstop_shadow_skipped_total\{[^}]*\} ([0-9.e+]+)"),
+        total(r'pitstop_predictions_total\{[^}]*role="shadow"[^}]*\} ([0-9.e+]+)'),
     )
-    rows = float(sums[0]) / float(counts[0]) if sums and counts and float(counts[0]) else None
-    return rows, skipped, scored
 
 
 def main() -> None:
