@@ -10,7 +10,9 @@ process. All scenarios serve the same scikit-learn model:
     (b) pitstop, champion only;
     (c) pitstop with an equally fast challenger in shadow;
     (d) pitstop with a challenger that sleeps 50 ms in shadow;
-    (e) pitstop with a challenger that raises in shadow.
+    (e) pitstop with a challenger that raises in shadow;
+    (s) pitstop, champion only, again: a second server identical to (b), whose ratio to (b) is the
+        run's own noise (what a 10 % target has to be told apart from).
 
 Every scenario's server runs throughout; each round measures one short window per scenario (flat
 out, then at a steady rate), in an order that rotates between rounds, so a slower or faster spell of
@@ -440,6 +442,7 @@ SCENARIOS = {
     "c": "pitstop, equally fast challenger in shadow",
     "d": "pitstop, 50 ms challenger in shadow",
     "e": "pitstop, raising challenger in shadow",
+    "s": "pitstop, champion only, a second server (the run's noise)",
 }
 
 
@@ -448,7 +451,8 @@ def start_server(key: str, setup: dict[str, Any], args: argparse.Namespace) -> S
     if key == "a":
         return Server(BASELINE, str(setup["artifact"]), {}, args.server_cpus)
     versions = setup["versions"]
-    shadow = {"b": None, "c": versions["equal"], "d": versions["sleepy"], "e": versions["failing"]}[key]
+    challenger = {"c": "equal", "d": "sleepy", "e": "failing"}.get(key)  # (b) and (s): none
+    shadow = versions[challenger] if challenger else None
     path = setup["path"].with_name(f"ws-{key}")
     shutil.copytree(setup["path"], path)
     set_shadow(path, shadow)
@@ -506,7 +510,7 @@ def main() -> None:
     parser.add_argument(
         "--log-records", type=int, default=500_000, help="records for the log write benchmark"
     )
-    parser.add_argument("--only", default="abcde", help="scenarios to run, e.g. ab (default: all)")
+    parser.add_argument("--only", default="".join(SCENARIOS), help="scenarios to run, e.g. ab (default: all)")
     parser.add_argument(
         "--serving", default="", help="more serving settings, YAML lines indented by two spaces"
     )
@@ -562,7 +566,7 @@ def main() -> None:
         }
         sqlite_rate = log_throughput(f"sqlite:///{Path(folder) / 'log-bench.db'}", args.log_records)
     postgres_rate = postgres_log_throughput(args.log_records)
-    if args.only == "abcde":
+    if set(args.only) >= set(SCENARIOS):
         report(results, paced, args, logged_errors, sqlite_rate, postgres_rate)
 
 
