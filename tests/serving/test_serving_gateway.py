@@ -1,4 +1,9 @@
-"""The serving core without HTTP: routing, logging, shadow isolation, atomic switches, labels."""
+"""The serving core without HTTP: routing, logging, shadow isolation, atomic switches, labels.
+
+Shadow models run on a thread here (`shadow_process: false`): these tests check what the shadow
+scorer records, and an idle-priority child beside a busy test run may be starved past its limit and
+rightly skipped (`starved`). The child process itself is tested in test_serving_isolation.py.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,12 @@ ROW = {"a": 0.5, "b": -1.0}
 
 
 def settings(**changes: Any) -> ServingSettings:
-    base = {"shadow_timeout": "300ms", "log_flush_interval": "50ms", "batch_max_wait": "1ms"}
+    base = {
+        "shadow_timeout": "300ms",
+        "log_flush_interval": "50ms",
+        "batch_max_wait": "1ms",
+        "shadow_process": False,
+    }
     return ServingSettings.model_validate({**base, **changes})
 
 

@@ -106,6 +106,9 @@ def test_closing_kills_a_child_stuck_in_a_call(base: Any) -> None:
 
     asyncio.run(main())
     assert pid is not None
+    deadline = time.monotonic() + 10  # the fork server, its parent, reaps it on its own time
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped: gone
 
@@ -116,7 +119,9 @@ def test_the_gateway_scores_shadows_in_an_idle_child_unless_told_otherwise(
 ) -> None:
     policy = served.fake("SchedulerModel")
     route(served.ws, MODEL, mode="shadow", challenger=policy, reason="test")
-    settings = ServingSettings.model_validate({"shadow_process": isolated, "log_flush_interval": "50ms"})
+    settings = ServingSettings.model_validate(  # a long timeout: the idle child may wait for a CPU
+        {"shadow_process": isolated, "log_flush_interval": "50ms", "shadow_timeout": "10s"}
+    )
 
     async def main() -> None:
         gateway = Gateway(served.ws, settings=settings, poll=False)

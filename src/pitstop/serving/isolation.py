@@ -34,7 +34,7 @@ from typing import Any
 
 from pitstop.serving.batching import Timed
 from pitstop.serving.errors import ModelProcessError
-from pitstop.serving.priority import CpuTime, ProcessCpu, idle_priority
+from pitstop.serving.priority import CpuTime, ProcessCpu, idle_priority, normal_priority
 
 Row = dict[str, Any]
 Call = Callable[[list[Row]], Timed]
@@ -140,6 +140,7 @@ def _reap(process: Any) -> None:
     """Wait for a child told to stop (or already gone) to end; kill it if it does not."""
     process.join(_STOP_SECONDS)
     if process.is_alive():
+        normal_priority(process.pid)  # else, on a busy machine, the killed child waits to exit
         process.kill()
         process.join(_STOP_SECONDS)
 

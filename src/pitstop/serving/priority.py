@@ -87,6 +87,13 @@ class ProcFile:
 _this_thread = threading.local()  # its `schedstat`: the calling thread's ProcFile, opened on first use
 
 
+def normal_priority(pid: int) -> None:
+    """Put process `pid` back in the normal scheduling class (best effort): a process killed at idle
+    priority needs a CPU to exit, and on a busy machine it would wait for one indefinitely."""
+    with suppress(OSError, AttributeError):
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+
+
 def cpu_wait_seconds() -> float:
     """How long the calling thread has waited, ready to run, for a CPU (0.0 where Linux does not say)."""
     schedstat = getattr(_this_thread, "schedstat", None)
