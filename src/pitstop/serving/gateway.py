@@ -31,6 +31,7 @@ from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
 from pitstop.registry import ModelInfo, VersionInfo
 from pitstop.serving.batching import MicroBatcher, model_seconds
+from pitstop.serving.deadletter import workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
 from pitstop.serving.features import FeatureSchema
 from pitstop.serving.labels import Label, upsert_labels
@@ -149,6 +150,7 @@ class Gateway:
             queue_size=s.log_queue_size,
             batch_size=s.log_batch_size,
             flush_interval=s.log_flush_interval.total_seconds(),
+            dead_letters=workspace_dead_letters(ws.path),
         )
         timeout = s.shadow_timeout.total_seconds()
         self.shadow = ShadowScorer(

@@ -118,6 +118,18 @@ class GatewayMetrics:
             ("reason",),
             registry=r,
         )
+        self.log_dead_letters = Counter(
+            "pitstop_predlog_dead_letters",
+            "Prediction records the store refused for their data, set aside in the dead-letter file "
+            "(<workspace>/.pitstop/dead-letters/), by the refusal's type (UnicodeEncodeError, DataError, …)",
+            ("reason",),
+            registry=r,
+        )
+        self.log_dead_letters_unsaved = Counter(
+            "pitstop_predlog_dead_letters_unsaved",
+            "Dead letters that could not be saved to the dead-letter file (counted as dead letters too)",
+            registry=r,
+        )
         self.labels_accepted = Counter("pitstop_labels_accepted", "Labels stored", ("model",), registry=r)
         self.routing_version = Gauge(
             "pitstop_routing_version",

@@ -3,8 +3,11 @@
 Requests append to a bounded in-memory queue and never wait for the store. A background writer takes
 up to `batch_size` records whenever that many are queued or `flush_interval` has passed, and writes
 them in one transaction on a thread of its own, at a lower OS priority than the event loop
-(`priority.py`). A failed write is counted and retried with backoff;
-the records stay queued meanwhile. Only a full queue drops records, and each drop is counted.
+(`priority.py`). A write that fails because of the store (down, unreachable, locked) is counted and
+retried with backoff; the records stay queued meanwhile. A write the store refuses for its data is
+split in halves until the refused records are found (`write_isolating`): the others are written, the
+refused ones set aside as dead letters (`deadletter.py`, counted), so no record can block the ones
+behind it. Only a full queue drops records, and each drop is counted.
 `flush()` writes everything queued (replay calls it between steps; shutdown calls it before exit).
 """
 
@@ -14,22 +17,26 @@ import asyncio
 import logging
 import sqlite3
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import islice
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import Engine
 
 from pitstop.errors import StoreUnavailableError
+from pitstop.serving.deadletter import DeadLetter, DeadLetterFile
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.priority import WRITER_NICENESS, lower_thread_priority
+from pitstop.serving.refusal import refused_data
 from pitstop.store.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 5.0
+T = TypeVar("T")
 
 
 class PredictionRecord(NamedTuple):
@@ -89,8 +96,53 @@ def _sqlite_insert(rows: int) -> str:
     return f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES {', '.join([one] * rows)}"
 
 
+class WriteOutcome(NamedTuple):
+    """What became of a batch: its first `settled` records are done, written or `refused` (set aside).
+
+    `outage` is the store's own failure that stopped the write: the records from `settled` on were
+    not written and stay queued.
+    """
+
+    settled: int
+    refused: list[tuple[int, BaseException]]  # (index in the batch, the store's refusal)
+    outage: BaseException | None
+
+    @property
+    def written(self) -> int:
+        return self.settled - len(self.refused)
+
+
+def write_isolating(write: Callable[[list[T]], None], records: Sequence[T]) -> WriteOutcome:
+    """Write `records` with `write`, in one call when the store takes them all.
+
+    When the store refuses the data (`refusal.refused_data`), the batch is split in halves, each
+    written alone, down to single records: the refused ones are set aside, every other record is
+    written, in order. At most 2n - 1 writes for n records, a few dozen for one bad record in a
+    thousand. The store's own failure stops the work: what is written stays written, the rest waits.
+    """
+    refused: list[tuple[int, BaseException]] = []
+    pending = [(0, len(records))]  # ranges still to write; the leftmost on top, so order is kept
+    while pending:
+        start, end = pending.pop()
+        try:
+            write(list(records[start:end]))
+        except Exception as error:
+            if not refused_data(error):
+                return WriteOutcome(start, refused, error)
+            if end - start == 1:
+                refused.append((start, error))
+                continue
+            middle = (start + end) // 2
+            pending += [(middle, end), (start, middle)]
+    return WriteOutcome(len(records), refused, None)
+
+
 class PredictionLog:
-    """A bounded queue of prediction records and the background task that writes them."""
+    """A bounded queue of prediction records and the background task that writes them.
+
+    Records the store refuses for their data go to `dead_letters` (a `DeadLetterFile`; without one
+    they are only counted and logged), and are counted in `dead_lettered` and in `/metrics`.
+    """
 
     def __init__(
         self,
@@ -100,8 +152,9 @@ class PredictionLog:
         queue_size: int,
         batch_size: int,
         flush_interval: float,
+        dead_letters: DeadLetterFile | None = None,
     ) -> None:
-        self.engine, self.metrics = engine, metrics
+        self.engine, self.metrics, self.dead_letters = engine, metrics, dead_letters
         self.queue_size, self.batch_size, self.flush_interval = queue_size, batch_size, flush_interval
         self._queue: deque[PredictionRecord] = deque()
         self._executor = ThreadPoolExecutor(
@@ -115,6 +168,8 @@ class PredictionLog:
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self.last_error: str | None = None
+        self.dead_lettered = 0
+        self.last_dead_letter: str | None = None
 
     @property
     def depth(self) -> int:
@@ -122,7 +177,7 @@ class PredictionLog:
 
     @property
     def healthy(self) -> bool:
-        """False while writes are failing (the store is down or refuses the records)."""
+        """False while writes fail because of the store (a refused record is set aside, not retried)."""
         return self.last_error is None
 
     def append(self, record: PredictionRecord) -> bool:
@@ -172,49 +227,94 @@ class PredictionLog:
             self._batch_ready.clear()
             self.metrics.log_queue.set(len(self._queue))
             while self._queue:
-                if not await self._write_one_batch():
+                try:
+                    written = await self._write_one_batch()
+                except Exception:  # a fault of ours: the writer must outlive it, or the log stops
+                    log.exception("prediction log writer failed; retrying")
+                    self._failures += 1
+                    written = False
+                if not written:
                     await asyncio.sleep(min(MAX_BACKOFF, self.flush_interval * 2 ** min(self._failures, 10)))
                     break
                 if len(self._queue) < self.batch_size:
                     break
 
     async def _write_one_batch(self) -> bool:
-        """Write the oldest batch; True on success. Records leave the queue only once written."""
+        """Write the oldest batch; True unless the store failed. Records leave the queue only once
+        written or set aside."""
         async with self._lock:
             batch = list(islice(self._queue, self.batch_size))
             if not batch:
                 return True
-            write = asyncio.get_running_loop().run_in_executor(
-                self._executor, write_records, self.engine, batch
-            )
+            write = asyncio.get_running_loop().run_in_executor(self._executor, self._write_batch, batch)
             try:
-                await asyncio.shield(write)
+                result = await asyncio.shield(write)
             except asyncio.CancelledError:
                 # The thread goes on and may commit; unless its outcome is settled here, the records
                 # would stay queued and the next flush would store them a second time.
                 await asyncio.wait([write])
                 if not write.cancelled() and write.exception() is None:
-                    self._written(batch)
+                    self._settle(*write.result())
                 raise
-            except Exception as error:  # any failure of the store: count, keep the records, retry
-                self._failures += 1
-                self.last_error = f"{type(error).__name__}: {error}"
-                self.metrics.log_retries.inc()
-                self.metrics.store_up.set(0)
-                self.metrics.log_queue.set(len(self._queue))
-                if self._failures == 1 or self._failures % 100 == 0:
-                    log.warning(
-                        "prediction log write failed (%d in a row): %s", self._failures, self.last_error
-                    )
-                return False
-            self._written(batch)
-            return True
+            except Exception as error:  # a fault of the writer itself: keep the records, retry
+                result = WriteOutcome(0, [], error), [], None
+            return self._settle(*result)
 
-    def _written(self, batch: list[PredictionRecord]) -> None:
-        """The batch is stored: it leaves the queue (it is the queue's head) and is counted."""
-        for _ in batch:
+    def _write_batch(
+        self, batch: list[PredictionRecord]
+    ) -> tuple[WriteOutcome, list[DeadLetter], Exception | None]:
+        """On the writer's thread: write, isolate what the store refuses, save it as dead letters.
+
+        Returns the outcome, the dead letters, and why they could not be saved (None when they were).
+        """
+        outcome = write_isolating(partial(write_records, self.engine), batch)
+        letters = [DeadLetter.of(batch[i]._asdict(), error) for i, error in outcome.refused]
+        unsaved: Exception | None = None
+        if letters and self.dead_letters is not None:
+            try:
+                self.dead_letters.save(letters)
+            except Exception as error:  # a full disk or a read-only folder must not stop the log
+                unsaved = error
+        return outcome, letters, unsaved
+
+    def _settle(self, outcome: WriteOutcome, letters: list[DeadLetter], unsaved: Exception | None) -> bool:
+        """The batch's settled records (the queue's head) leave the queue and are counted."""
+        for _ in range(outcome.settled):
             self._queue.popleft()
-        self._failures = 0
-        self.last_error = None
-        self.metrics.log_written.inc(len(batch))
+        self.metrics.log_written.inc(outcome.written)
+        if letters:
+            self._set_aside(letters, unsaved)
         self.metrics.log_queue.set(len(self._queue))
+        if outcome.outage is None:
+            self._failures = 0
+            self.last_error = None
+            return True
+        self._failures += 1
+        self.last_error = f"{type(outcome.outage).__name__}: {outcome.outage}"
+        self.metrics.log_retries.inc()
+        self.metrics.store_up.set(0)
+        if self._failures == 1 or self._failures % 100 == 0:
+            log.warning("prediction log write failed (%d in a row): %s", self._failures, self.last_error)
+        return False
+
+    def _set_aside(self, letters: list[DeadLetter], unsaved: Exception | None) -> None:
+        """Count the dead letters; log the first and every hundredth (a client may send many)."""
+        before = self.dead_lettered
+        self.dead_lettered += len(letters)
+        for letter in letters:
+            self.metrics.log_dead_letters.labels(letter.reason).inc()
+        last = letters[-1]
+        self.last_dead_letter = (
+            f"{last.reason}: {last.error} (request_id {ascii(last.fields.get('request_id'))[:80]})"
+        )
+        where = "not saved" if self.dead_letters is None else str(self.dead_letters.path)
+        if unsaved is not None:
+            self.metrics.log_dead_letters_unsaved.inc(len(letters))
+            where = f"not saved: {type(unsaved).__name__}: {unsaved}"
+        if before == 0 or before // 100 != self.dead_lettered // 100:
+            log.warning(
+                "prediction log: %d records refused by the store so far, set aside (%s); last: %s",
+                self.dead_lettered,
+                where,
+                self.last_dead_letter,
+            )
