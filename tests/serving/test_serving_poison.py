@@ -3,7 +3,8 @@
 Poison values are pushed into a running gateway past the HTTP edge (which refuses them on its own),
 on SQLite and PostgreSQL: the prediction log isolates each record the store refuses (dead letters,
 counted), writes every other record, and reports healthy. A store that is down or locked is not a
-poison: its records stay queued and are retried.
+poison: its records stay queued and are retried. Labels the store cannot hold are a 422 naming the
+field, never a 503 a client would retry for ever.
 """
 
 from __future__ import annotations
@@ -16,21 +17,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
-from pitstop.serving import Gateway, Instance
+from pitstop.serving import Gateway, Instance, Label
+from pitstop.serving.app import create_app
 from pitstop.serving.deadletter import DeadLetter, DeadLetterFile, workspace_dead_letters
+from pitstop.serving.errors import InvalidInputError
+from pitstop.serving.labels import get_labels
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionLog, PredictionRecord, write_isolating
 from pitstop.serving.refusal import refused_data
 from pitstop.store.engine import make_engine
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
-from serving.conftest import MODEL, Served, async_wait_until, free_port
+from serving.conftest import MODEL, Served, async_wait_until, free_port, running
 
 T = TypeVar("T")
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -291,3 +296,43 @@ def test_isolating_stops_at_the_stores_own_failure_and_leaves_the_rest_queued() 
     outcome = write_isolating(write, ["a", "bad", "b", "down", "c"])
     assert (outcome.settled, [i for i, _ in outcome.refused]) == (2, [1])  # "b" waits with "down"
     assert isinstance(outcome.outage, ConnectionRefusedError)
+
+
+@pytest.mark.parametrize(
+    ("request_id", "problem"),
+    [
+        (NUL, "contains a NUL character"),
+        (SURROGATE, "contains a lone surrogate (not valid Unicode)"),
+        (TOO_LONG, "longer than 200 characters"),
+    ],
+    ids=["nul", "lone-surrogate", "too-long"],
+)
+def test_a_label_the_store_cannot_hold_is_refused_by_field_and_blocks_no_other(
+    served: Served, request_id: str, problem: str
+) -> None:
+    """A NUL request_id answered 503 store_unavailable on PostgreSQL, so clients retried it for ever."""
+
+    async def body(gateway: Gateway) -> int:
+        with pytest.raises(InvalidInputError) as caught:
+            await gateway.add_labels(MODEL, [Label("ok-1", 1.0), Label(request_id, 2.0)])
+        assert [p.to_dict() for p in caught.value.problems] == [
+            {"field": "labels[1].request_id", "problem": problem}
+        ]
+        return await gateway.add_labels(MODEL, [Label("ok-2", 3.0)])
+
+    accepted, _ = run(served, body)
+    assert accepted == 1
+    with served.ws.reading() as conn:
+        assert set(get_labels(conn, served.ws.model(MODEL).id)) == {"ok-2"}
+
+
+def test_a_label_with_a_nul_request_id_is_answered_422_over_http(served: Served) -> None:
+    gateway = Gateway(served.ws, settings=settings(poll_interval="50ms"))
+    labels = {"labels": [{"request_id": "a\u0000b", "label": 1.0}]}
+    with running(create_app(gateway)) as url, httpx.Client(base_url=url, timeout=10) as client:
+        refused = client.post(f"/v1/models/{MODEL}/labels", json=labels)
+        good = {"labels": [{"request_id": "r", "label": 1}]}
+        accepted = client.post(f"/v1/models/{MODEL}/labels", json=good)
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_input"
+    assert "labels[0].request_id" in [f["field"] for f in refused.json()["fields"]]
+    assert accepted.status_code == 200

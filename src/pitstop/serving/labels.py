@@ -2,7 +2,9 @@
 
 A label may arrive before its prediction record or long after; a corrected label replaces the old
 one. Labels decide which model wins, so they are written synchronously (acknowledged only once
-stored) and the HTTP endpoint that takes them is token-protected.
+stored) and the HTTP endpoint that takes them is token-protected. A label the store cannot hold (a
+NUL, a lone surrogate, a request_id longer than its column) is the client's error: refused with a
+422 naming its field (`InvalidInputError`), never a 503 the client would retry for ever.
 """
 
 from __future__ import annotations
@@ -11,10 +13,17 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pitstop.serving.errors import FieldProblem, InvalidInputError
+from pitstop.serving.refusal import refused_data
+from pitstop.store.engine import describe_store_error
 from pitstop.store.tables import labels
+
+_REQUEST_ID_TYPE = labels.c.request_id.type
+assert isinstance(_REQUEST_ID_TYPE, String) and _REQUEST_ID_TYPE.length is not None
+REQUEST_ID_LENGTH: int = _REQUEST_ID_TYPE.length  # the column's bound, 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +42,21 @@ class Label:
 
 
 def upsert_labels(conn: Connection, model_id: int, items: list[Label], *, received_at: datetime) -> int:
-    """Insert or replace labels by (model, request_id); within one call the last label of an id wins."""
-    latest: dict[str, Label] = {item.request_id: item for item in items}
+    """Insert or replace labels by (model, request_id); within one call the last label of an id wins.
+
+    Raises InvalidInputError, naming `labels[i].field`, for a label no store can hold, before writing
+    anything; and, naming `labels`, when the store refuses the values for a reason not checked here.
+    """
     received = received_at.timestamp()
-    rows = [
-        {
-            "model_id": model_id,
-            "request_id": item.request_id,
-            "value": float(item.value),
-            "time": item.time.timestamp() if item.time is not None else received,
-            "received_at": received,
-        }
-        for item in latest.values()
-    ]
+    problems: list[FieldProblem] = []
+    latest: dict[str, dict[str, object]] = {}
+    for i, item in enumerate(items):
+        row = _row(item, f"labels[{i}]", problems, model_id=model_id, received=received)
+        if row is not None:
+            latest[item.request_id] = row
+    if problems:
+        raise InvalidInputError(problems)
+    rows = list(latest.values())
     if not rows:
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -58,8 +69,46 @@ def upsert_labels(conn: Connection, model_id: int, items: list[Label], *, receiv
             "received_at": statement.excluded.received_at,
         },
     )
-    conn.execute(statement, rows)
+    try:
+        conn.execute(statement, rows)
+    except Exception as error:
+        if not refused_data(error):
+            raise
+        problem = f"refused by the store: {describe_store_error(error)}"[:300]
+        raise InvalidInputError([FieldProblem("labels", problem)]) from error
     return len(rows)
+
+
+def _row(
+    item: Label, where: str, problems: list[FieldProblem], *, model_id: int, received: float
+) -> dict[str, object] | None:
+    """The row of one label, or None with its problems noted: text both stores can hold (UTF-8
+    without NUL, no longer than the column) and a time that converts to epoch seconds."""
+    before = len(problems)
+    request_id = item.request_id
+    if not isinstance(request_id, str):
+        problems.append(FieldProblem(f"{where}.request_id", "must be a string"))
+    elif len(request_id) > REQUEST_ID_LENGTH:
+        problems.append(FieldProblem(f"{where}.request_id", f"longer than {REQUEST_ID_LENGTH} characters"))
+    elif "\x00" in request_id:
+        problems.append(FieldProblem(f"{where}.request_id", "contains a NUL character"))
+    elif not _encodable(request_id):
+        problems.append(FieldProblem(f"{where}.request_id", "contains a lone surrogate (not valid Unicode)"))
+    time = received
+    if item.time is not None:
+        try:
+            time = item.time.timestamp()
+        except (OverflowError, ValueError, OSError):
+            problems.append(FieldProblem(f"{where}.time", f"out of range: {item.time!r}"))
+    if len(problems) > before:
+        return None
+    return {
+        "model_id": model_id,
+        "request_id": request_id,
+        "value": float(item.value),
+        "time": time,
+        "received_at": received,
+    }
 
 
 def get_labels(conn: Connection, model_id: int) -> dict[str, tuple[float, float]]:
@@ -68,3 +117,11 @@ def get_labels(conn: Connection, model_id: int) -> dict[str, tuple[float, float]
         select(labels.c.request_id, labels.c.value, labels.c.time).where(labels.c.model_id == model_id)
     )
     return {row.request_id: (row.value, row.time) for row in rows}
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
