@@ -234,12 +234,12 @@ def test_a_locked_store_keeps_every_record_queued_and_retries_none_is_dead_lette
     finally:
         engine.dispose()
     assert depth == 6 and not healthy and error is not None
-    assert not refused_data(sqlite3.OperationalError("database is locked"))
     assert not dead_letters.path.exists() and dead_letter_total(metrics) == 0
     assert [row.request_id for row in stored(workspace)] == [f"r{i}" for i in range(6)]
 
 
 def test_a_store_that_refuses_connections_keeps_records_queued_not_dead_lettered(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
     engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere")
     metrics = GatewayMetrics()
     dead_letters = DeadLetterFile(tmp_path / "dead" / "predictions.jsonl")
@@ -266,6 +266,36 @@ def test_a_store_that_refuses_connections_keeps_records_queued_not_dead_lettered
     assert depth == 3 and error is not None and "refused" in error.lower()
     assert not dead_letters.path.exists() and dead_letter_total(metrics) == 0
     assert metrics.registry.get_sample_value("pitstop_predlog_dropped_total", {"reason": "shutdown"}) == 3
+
+
+def sqlite_error(statement: str, *values: Any) -> sqlite3.Error:
+    """The error SQLite's own driver raises for `statement` on a fresh in-memory database."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE TABLE t (x TEXT NOT NULL)")
+        conn.execute(statement, values)
+    except sqlite3.Error as error:
+        return error
+    finally:
+        conn.close()
+    raise AssertionError(f"{statement} did not fail")
+
+
+def test_the_stores_own_trouble_is_never_taken_for_a_refusal_of_the_data() -> None:
+    trouble = [
+        sqlite_error("INSERT INTO missing VALUES (1)"),  # a table renamed away: retried until it is back
+        sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked")),
+        ConnectionRefusedError(111, "Connection refused"),
+        StoreUnavailableError("store write failed"),
+    ]
+    refused = [
+        sqlite_error("INSERT INTO t VALUES (?)", {"not": "bindable"}),
+        UnicodeEncodeError("utf-8", SURROGATE, 0, 1, "surrogates not allowed"),
+        OverflowError("Python int too large to convert to SQLite INTEGER"),
+        sa.exc.IntegrityError("INSERT", {}, sqlite_error("INSERT INTO t VALUES (?)", None)),
+    ]
+    assert [refused_data(error) for error in trouble] == [False] * len(trouble)
+    assert [refused_data(error) for error in refused] == [True] * len(refused)
 
 
 def test_isolating_writes_every_accepted_record_in_order_with_few_writes() -> None:
