@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
+from pitstop.report.dashboard import gateway_health
 from pitstop.serving import Gateway, Instance, Label
 from pitstop.serving.app import create_app
 from pitstop.serving.deadletter import DeadLetter, DeadLetterFile, workspace_dead_letters
@@ -89,7 +90,7 @@ def test_every_poison_record_is_set_aside_and_every_record_after_it_is_written(s
     it retried the head batch for ever, wrote none of the records behind it and stayed not ready."""
     postgres = served.ws.engine.dialect.name == "postgresql"
 
-    async def body(gateway: Gateway) -> tuple[bool, list[str]]:
+    async def body(gateway: Gateway) -> dict[str, Any]:
         model_id = gateway.state(MODEL).info.id
         for i in range(5):
             await gateway.predict(MODEL, [Instance(ROW, user_id=f"u{i}", request_id=f"before-{i}")])
@@ -105,10 +106,10 @@ def test_every_poison_record_is_set_aside_and_every_record_after_it_is_written(s
         for i in range(30):
             await gateway.predict(MODEL, [Instance(ROW, user_id=f"u{i}", request_id=f"after-{i}")])
         await async_wait_until(lambda: gateway.log.depth == 0)
-        return gateway.log.healthy, gateway.readiness()
+        return gateway_health(gateway)
 
-    (healthy, not_ready), metrics = run(served, body)
-    assert healthy and not_ready == []
+    health, metrics = run(served, body)
+    assert health["ready"] and health["reasons"] == [] and health["log"]["last_error"] is None
     request_ids = [row.request_id for row in stored(served.ws)]
     good = [f"before-{i}" for i in range(5)] + [f"after-{i}" for i in range(30)]
     assert [rid for rid in request_ids if rid.startswith(("before-", "after-"))] == good
@@ -120,6 +121,7 @@ def test_every_poison_record_is_set_aside_and_every_record_after_it_is_written(s
     assert not refused & set(request_ids)
     assert len(request_ids) + len(refused) == 5 + 3 + 2 + 3 + 30  # nothing lost, nothing twice
     assert dead_letter_total(metrics) == len(refused)
+    assert health["counters"]["prediction records refused by the store (dead letters)"] == len(refused)
     assert metrics.registry.get_sample_value("pitstop_predlog_write_failures_total") == 0
     reasons = {letter["record"]["request_id"]: letter["reason"] for letter in letters}
     assert reasons[SURROGATE] == "UnicodeEncodeError"

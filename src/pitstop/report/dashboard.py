@@ -50,6 +50,7 @@ COUNTERS = {
     "pitstop_predlog_written": "prediction records written",
     "pitstop_predlog_write_failures": "prediction log write failures",
     "pitstop_predlog_dropped": "prediction records dropped",
+    "pitstop_predlog_dead_letters": "prediction records refused by the store (dead letters)",
     "pitstop_labels_accepted": "labels accepted",
     "pitstop_routing_errors": "routing changes not applied",
 }
