@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pitstop.errors import StoreUnavailableError
+from pitstop.config import parse_config, render_default_config
+from pitstop.errors import ConfigError, StoreUnavailableError
 from pitstop.workspace import Workspace
 
 
@@ -156,6 +157,19 @@ def test_the_sqlite_busy_timeout_is_a_setting(tmp_path: Path, monkeypatch: pytes
     with ws.reading() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 4000
     ws.close()
+
+
+@pytest.mark.parametrize("key", ["connect_timeout", "busy_timeout"])
+def test_a_zero_connect_or_busy_timeout_is_refused(key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"store\.{key}: must be longer than zero"):
+        parse_config({"store": {key: "0s"}})
+
+
+def test_init_writes_the_store_settings_with_their_defaults() -> None:
+    rendered = render_default_config()
+    assert "\nstore:\n  connect_timeout: 5s  # " in rendered
+    assert "\n  statement_timeout: 30s  # " in rendered
+    assert "\n  # cache_dir: null  # " in rendered
 
 
 @pytest.fixture
