@@ -159,6 +159,20 @@ def test_the_sqlite_busy_timeout_is_a_setting(tmp_path: Path, monkeypatch: pytes
     ws.close()
 
 
+def test_the_gateway_factory_opens_its_workspace_as_a_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pitstop.serving import server
+
+    monkeypatch.setenv("PITSTOP_DATABASE_URL", f"sqlite:///{tmp_path / 'store' / 'pitstop.db'}")
+    Workspace.init(tmp_path / "ws").close()
+    monkeypatch.setenv("PITSTOP_WORKSPACE", str(tmp_path / "ws"))
+    gateway_ws = server.app_from_env().state.gateway.ws
+    with Workspace(tmp_path / "ws") as command_ws:
+        assert gateway_ws.service and not command_ws.service
+    gateway_ws.close()
+
+
 @pytest.mark.parametrize("key", ["connect_timeout", "busy_timeout"])
 def test_a_zero_connect_or_busy_timeout_is_refused(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"store\.{key}: must be longer than zero"):
