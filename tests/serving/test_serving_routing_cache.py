@@ -8,14 +8,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fsspec
 import pytest
 
+from helpers import fit_regression_artifact, write_regression_csv
 from pitstop.artifacts import ArtifactStore
 from pitstop.config import ServingSettings
 from pitstop.errors import ArtifactIntegrityError
 from pitstop.registry import ModelInfo, Task, VersionInfo
 from pitstop.serving import routing_cache
 from pitstop.serving.routing import RoutingTable
+from pitstop.workspace import Workspace
 
 WHEN = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -88,3 +91,28 @@ def test_a_remote_artifact_that_does_not_match_its_hash_is_not_kept(tmp_path: Pa
     assert not (tmp_path / "cache" / "artifacts").exists() or not any(
         (tmp_path / "cache" / "artifacts").iterdir()
     )
+
+
+def test_a_remote_artifact_loads_from_its_copy_once_the_remote_store_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = f"memory://pitstop-{uuid.uuid4().hex}"
+    monkeypatch.setenv("PITSTOP_DATABASE_URL", f"sqlite:///{tmp_path / 'store' / 'pitstop.db'}")
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "pitstop.yaml").write_text(f"artifact_store: {remote}\n")
+    with Workspace.init(tmp_path / "ws") as ws:
+        csv = write_regression_csv(tmp_path / "train.csv")
+        ws.add_dataset("train", csv, time_column="time")
+        ws.create_model("eta", task="regression", target="y", time_column="time")
+        version = ws.register("eta", fit_regression_artifact(csv, tmp_path / "v1.joblib"), train_data="train")
+        info = ws.model("eta")
+        folder = tmp_path / "cache"
+        kept = routing_cache.keep_artifact(folder, ws.artifacts, version)
+        table = RoutingTable.initial("eta", 1, WHEN)
+        cache = routing_cache.RoutingCache(WHEN, (routing_cache.CachedModel(info, table, kept),))
+        fsspec.filesystem("memory").rm(remote.removeprefix("memory://"), recursive=True)
+        model = routing_cache.CachedVersions(ws, cache).load("eta", 1)
+        assert hasattr(model, "predict")
+        Path(kept.artifact_uri).write_bytes(b"tampered")
+        with pytest.raises(ArtifactIntegrityError):
+            routing_cache.CachedVersions(ws, cache).load("eta", 1)

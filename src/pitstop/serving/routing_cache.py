@@ -103,11 +103,11 @@ def read(folder: Path) -> RoutingCache | None:
 def keep_artifact(folder: Path, artifacts: ArtifactStore, version: VersionInfo) -> VersionInfo:
     """`version` with an artifact this machine can read without the network.
 
-    A local file is used where it is (content-addressed, never overwritten). Anything else is read,
-    checked against the version's sha256 and copied into `folder/artifacts`.
+    A local artifact store's file is used where it is (content-addressed, never overwritten); one of
+    a remote store is read, checked against the version's sha256 and copied into `folder/artifacts`.
     """
-    fs, _ = fsspec.core.url_to_fs(version.artifact_uri)
-    if isinstance(fs, LocalFileSystem):
+    store_fs, _ = fsspec.core.url_to_fs(artifacts.base_url)
+    if isinstance(store_fs, LocalFileSystem):
         return version
     copy = folder / "artifacts" / f"{version.sha256}{Path(version.artifact_uri).suffix}"
     if not copy.exists():
