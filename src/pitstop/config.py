@@ -227,6 +227,30 @@ class ServingSettings(_Section):
         timedelta(milliseconds=500), description="longest wait before a write"
     )
     max_body_bytes: int = Field(1_048_576, ge=1, description="requests larger than this get 413")
+    cache_dir: str | None = Field(
+        None,
+        description=(
+            "where a gateway keeps its last routing and verified artifacts, to start while the store "
+            "is down; default <workspace>/.pitstop/serving-cache"
+        ),
+    )
+
+
+class StoreSettings(_Section):
+    connect_timeout: PositiveDuration = Field(
+        timedelta(seconds=5),
+        description="PostgreSQL: a connection attempt longer than this fails (a server down or hanging)",
+    )
+    statement_timeout: Duration = Field(
+        timedelta(seconds=30),
+        description=(
+            "PostgreSQL: a gateway's or its controller's statement running longer is cancelled; 0s: no "
+            "limit (commands such as report and db upgrade are never limited)"
+        ),
+    )
+    busy_timeout: PositiveDuration = Field(
+        timedelta(seconds=30), description="SQLite: longest wait for another process's write lock"
+    )
 
 
 class ControllerSettings(_Section):
@@ -255,6 +279,7 @@ class Config(Policy):
     artifact_store: str | None = Field(
         None, description="folder or fsspec URL for artifacts; default <workspace>/.pitstop/artifacts"
     )
+    store: StoreSettings = StoreSettings()
     serving: ServingSettings = ServingSettings()
     controller: ControllerSettings = ControllerSettings()
 

@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,21 @@ if TYPE_CHECKING:
     from pitstop.rollout.records import StoredRollout
 
 
+# Set while a gateway process builds its app (`serving.server.app_from_env`), so the workspace that
+# uvicorn's factory opens is a service's without every factory having to say so.
+_SERVICE: ContextVar[bool] = ContextVar("pitstop_service_workspace", default=False)
+
+
+@contextmanager
+def service_workspaces() -> Iterator[None]:
+    """Workspaces opened inside default to `service=True` (see `Workspace`)."""
+    token = _SERVICE.set(True)
+    try:
+        yield
+    finally:
+        _SERVICE.reset(token)
+
+
 def resolve_workspace_path(path: str | Path | None) -> Path:
     """The workspace folder: the argument, else `PITSTOP_WORKSPACE`, else the current folder."""
     chosen = path if path is not None else os.environ.get("PITSTOP_WORKSPACE") or "."
@@ -67,10 +83,17 @@ class Workspace:
         clock: Clock | None = None,
         check_schema: bool = True,
         database_url: str | None = None,
+        service: bool | None = None,
     ):
         """Open the workspace at `path` and its store, which must exist at pitstop's schema.
 
-        `check_schema=False` opens it to create or upgrade the store (`init`, `db upgrade`)."""
+        `check_schema=False` opens it to create or upgrade the store (`init`, `db upgrade`).
+
+        `service=True` opens it for a long-running service (a gateway, its controller): its statements
+        are cancelled after `store.statement_timeout`, and a store that cannot be reached does not stop
+        it opening: `store_problem` says why, and `check_store()` retries (a gateway then starts from
+        its routing cache). Commands are not services: a report or a migration on a big store may
+        legitimately take long. Default: inside `service_workspaces()`, else False."""
         self.path = resolve_workspace_path(path)
         config_file = self.path / CONFIG_FILE
         if not config_file.exists():
@@ -80,19 +103,46 @@ class Workspace:
         self.config: Config = load_config(config_file)
         self.clock: Clock = clock or SystemClock()
         self.database_url = database_url or resolve_database_url(self.config, self.path)
+        self.service = _SERVICE.get() if service is None else service
+        self.store_problem: str | None = None
         if check_schema:  # without the check the caller creates the store (`init`, `db upgrade`)
             self._check_store_exists()
-        try:
-            self.engine: Engine = make_engine(self.database_url)  # creates a SQLite store's folder
+        try:  # creates a SQLite store's folder
+            self.engine: Engine = self._make_engine()
         except OSError as error:
             raise StoreUnavailableError(f"cannot create the store: {describe_os_error(error)}") from None
         self.artifacts = ArtifactStore(self.config.artifact_store or str(self.path / STATE_DIR / "artifacts"))
         if check_schema:
             try:
                 self._check_schema()
+            except _Unreachable as error:
+                if not self.service:
+                    self.engine.dispose()
+                    raise StoreUnavailableError(str(error)) from None
+                self.store_problem = str(error)
             except BaseException:
                 self.engine.dispose()
                 raise
+
+    def _make_engine(self) -> Engine:
+        settings = self.config.store
+        statement = settings.statement_timeout.total_seconds() if self.service else 0.0
+        return make_engine(
+            self.database_url,
+            connect_timeout=settings.connect_timeout.total_seconds(),
+            statement_timeout=statement or None,  # 0: no limit
+            busy_timeout=settings.busy_timeout.total_seconds(),
+        )
+
+    def check_store(self) -> None:
+        """Raise StoreUnavailableError unless the store answers at pitstop's schema; clears
+        `store_problem` when it does (a service opened while the store was down)."""
+        try:
+            self._check_schema()
+        except _Unreachable as error:
+            self.store_problem = str(error)
+            raise StoreUnavailableError(str(error)) from None
+        self.store_problem = None
 
     @classmethod
     def init(
@@ -139,7 +189,7 @@ class Workspace:
         try:
             revision = current_revision(self.engine)
         except Exception as error:
-            raise self._unreachable(error) from None
+            raise _Unreachable(str(self._unreachable(error))) from None
         if revision != head_revision():
             state = "empty" if revision is None else f"at schema {revision}"
             raise StoreUnavailableError(
@@ -524,6 +574,10 @@ class Workspace:
             if info is not None and rollout_id is not None:
                 rollout_of(conn, info.id, info.name, rollout_id)  # missing: named with the model's rollouts
             return list_events(conn, info.id if info else None, rollout_id=rollout_id, limit=limit)
+
+
+class _Unreachable(Exception):
+    """The store did not answer (as opposed to answering at the wrong schema)."""
 
 
 def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from pitstop.cli.common import WorkspaceOption, err_console, open_workspace
-from pitstop.errors import UsageError
+from pitstop.cli.common import WorkspaceOption, err_console
+from pitstop.errors import StoreUnavailableError, UsageError
 from pitstop.registry import Alias
+from pitstop.workspace import Workspace
 
 
 class LogLevel(StrEnum):
@@ -42,8 +43,8 @@ def serve(
     from pitstop.serving.app import CONTROLLER_ENV, TOKEN_ENV
     from pitstop.serving.server import exposure_warning, run
 
-    with open_workspace(workspace) as ws:
-        served = [m.name for m in ws.models() if Alias.CHAMPION.value in m.aliases]
+    with Workspace(workspace, service=True) as ws:
+        served = _served(ws)
         path = ws.path
     if not served:
         raise UsageError("no model has a champion yet: set one with `pitstop models set-champion`")
@@ -56,6 +57,23 @@ def serve(
     err_console.print(f"serving {', '.join(served)} on http://{host}:{port} ({workers} worker(s)){extra}")
     err_console.print(f"dashboard: http://{host}:{port}/")
     run(path, host=host, port=port, workers=workers, log_level=log_level.value, access_log=access_log)
+
+
+def _served(ws: Workspace) -> list[str]:
+    """The models with a champion; from the routing cache (with a warning) while the store is down."""
+    from pitstop.serving import routing_cache
+
+    if ws.store_problem is None:
+        return [m.name for m in ws.models() if Alias.CHAMPION.value in m.aliases]
+    cache = routing_cache.read(routing_cache.cache_folder(ws.path, ws.config.serving))
+    if cache is None:
+        raise StoreUnavailableError(ws.store_problem)
+    err_console.print(
+        f"[bold yellow]warning:[/] {ws.store_problem}; starting from the routing cache written "
+        f"{cache.written_at.isoformat()}: each champion serves alone until the store answers",
+        soft_wrap=True,
+    )
+    return cache.names
 
 
 def register(app: typer.Typer) -> None:

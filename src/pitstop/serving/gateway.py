@@ -8,6 +8,10 @@ flight finish on the table they started with (guarantee 3).
 The same class runs live (`app.py`, with a poll loop and the wall clock) and in replay
 (`pitstop simulate`: a `ManualClock`, `poll=False`, explicit `refresh_routing()` and `drain()`).
 Prediction `time` is the clock's; latencies are real (`perf_counter`).
+
+A live gateway keeps a local cache of what it serves (`routing_cache.py`), so that one started while
+the store is down serves each cached champion alone, reports `degraded`, queues its prediction
+records and returns to normal routing once the store answers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from time import perf_counter
 from typing import Any, NamedTuple, Protocol
 
@@ -30,6 +35,7 @@ from pitstop.clock import Clock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
 from pitstop.registry import ModelInfo, VersionInfo
+from pitstop.serving import routing_cache
 from pitstop.serving.batching import MicroBatcher, model_seconds
 from pitstop.serving.deadletter import workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
@@ -117,7 +123,8 @@ class Gateway:
     """Serves every model of a workspace that has a champion (or only `models`, when given).
 
     Settings come from `settings` (default: the workspace's `serving` section). `poll=False` leaves
-    routing refreshes to the caller (replay). `shadow_batch_wait` is how long a shadow call gathers
+    routing refreshes to the caller (replay) and keeps no routing cache (`cache_dir`, default
+    `serving.cache_dir`, used only when polling). `shadow_batch_wait` is how long a shadow call gathers
     requests, and may then wait in its runner for a bigger batch (default 20 ms, at most a quarter of
     the shadow timeout; 0 starts a call per event-loop turn).
     """
@@ -134,6 +141,7 @@ class Gateway:
         models: list[str] | None = None,
         warm_timeout: float | None = None,
         shadow_batch_wait: float | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.ws = ws
         self.clock = clock or ws.clock
@@ -166,17 +174,26 @@ class Gateway:
         self._refresh_lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        if cache_dir is None and poll:
+            cache_dir = routing_cache.cache_folder(ws.path, self.settings)
+        self._cache_dir = cache_dir
+        self._cached_key: tuple[object, ...] | None = None  # what the cache on disk holds
+        self._from_cache: set[str] = set()  # models served from the cache, not yet from the store
+        self._cache_written_at: datetime | None = None
+        self._cache_problem: str | None = None  # why the last write failed (logged once)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load every served model and start the log writer and the routing poll.
 
-        Raises StoreUnavailableError when the store cannot be read at all: without it nothing is known.
+        When the store cannot be read, each champion of the routing cache serves alone (`degraded`
+        says so) until the store answers; without a usable cache, StoreUnavailableError: nothing is
+        known.
         """
         await self.refresh_routing()
         if self._store_error is not None:
-            raise StoreUnavailableError(f"cannot read routing from the store: {self._store_error}")
+            await self._start_from_cache()
         self.log.start()
         if self._poll_enabled:
             self._poll_task = asyncio.get_running_loop().create_task(
@@ -220,6 +237,19 @@ class Gateway:
 
     def routing(self, model: str) -> RoutingTable:
         return self.state(model).table
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the gateway serves less than routing asks (None when it does not): started while the
+        store was down, it serves each cached champion alone until the store answers."""
+        if not self._from_cache:
+            return None
+        written = self._cache_written_at.isoformat() if self._cache_written_at else "?"
+        why = f"store unreachable: {self._store_error}" if self._store_error else "store routing not applied"
+        return (
+            f"serving {', '.join(sorted(self._from_cache))} from the routing cache written {written}, "
+            f"each champion alone (no split, no shadow) until the store's routing applies; {why}"
+        )
 
     def readiness(self) -> list[str]:
         """Why the gateway is not ready (empty when it is): store, prediction log, models."""
@@ -390,9 +420,14 @@ class Gateway:
                     continue
                 if await self._switch(info, table, current):
                     changed.append(info.name)
+            self._from_cache &= set(self._problems)  # a cached state the store's table could not replace
+            if not self._from_cache:
+                await self._save_cache()
             return changed
 
     def _read_routing(self, now: datetime) -> list[tuple[ModelInfo, RoutingTable]]:
+        if self.ws.store_problem is not None:  # opened while the store was down: check it as opening does
+            self.ws.check_store()
         with self.ws.reading() as conn:
             wanted = []
             for info in registry.list_models(conn):
@@ -426,6 +461,77 @@ class Gateway:
             if unused:
                 self._retire(unused)
         return True
+
+    # -- the routing cache ---------------------------------------------------------------------------
+
+    async def _save_cache(self) -> None:
+        """Write what is served to the routing cache when it changed; a failure is logged, not raised."""
+        key = tuple(sorted((name, state.table.key()) for name, state in self._states.items()))
+        if self._cache_dir is None or key == self._cached_key or not self._states:
+            return
+        tables = [state.table for state in self._states.values()]
+        infos = {name: state.info for name, state in self._states.items()}
+        folder = self._cache_dir
+
+        def write() -> None:
+            models = []
+            for table in tables:
+                champion = self.ws.version(table.model, table.champion)
+                kept = routing_cache.keep_artifact(folder, self.ws.artifacts, champion)
+                models.append(routing_cache.CachedModel(infos[table.model], table, kept))
+            routing_cache.write(folder, routing_cache.RoutingCache(self.clock.now(), tuple(models)))
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception as error:  # serving goes on; the next refresh tries again
+            problem = f"{type(error).__name__}: {error}"
+            if problem != self._cache_problem:
+                log.warning("routing cache not written to %s: %s", folder, problem)
+            self._cache_problem = problem
+            return
+        self._cached_key, self._cache_problem = key, None
+
+    async def _start_from_cache(self) -> None:
+        """Serve each cached champion alone; StoreUnavailableError when there is nothing to serve."""
+        problem = f"cannot read routing from the store: {self._store_error}"
+        folder = self._cache_dir
+        cache = await asyncio.to_thread(routing_cache.read, folder) if folder is not None else None
+        if cache is None:
+            raise StoreUnavailableError(f"{problem} (and no routing cache to start from in {folder})")
+        versions = routing_cache.CachedVersions(self.ws, cache)
+        for cached in cache.models:
+            if self._only is not None and cached.info.name not in self._only:
+                continue
+            try:
+                self._states[cached.info.name] = await self._cached_state(versions, cached, cache.written_at)
+            except Exception as error:
+                log.error(
+                    "%s: cached champion not loaded: %s: %s", cached.info.name, type(error).__name__, error
+                )
+                continue
+            self._from_cache.add(cached.info.name)
+        if not self._states:
+            raise StoreUnavailableError(f"{problem} (and no cached champion could be loaded from {folder})")
+        self._cache_written_at = cache.written_at
+        log.warning("%s", self.degraded)
+
+    async def _cached_state(
+        self, versions: Workspace, cached: routing_cache.CachedModel, written_at: datetime
+    ) -> ModelState:
+        """The champion alone under table version 0: its records never count as a rollout phase's
+        evidence, since the split or shadow the cached table had cannot be honoured faithfully."""
+        info, champion = cached.info, cached.champion
+        table = RoutingTable.initial(info.name, champion.version, written_at)
+        factory = self._runner_factory
+        runner = await asyncio.to_thread(factory, versions, info, champion, self.settings, shadow=False)
+        runner = _observed(runner, self.metrics, info.name)
+        schema = FeatureSchema.from_lineage(
+            info.features or champion.lineage.get("features") or [], champion.lineage
+        )
+        await self._warm(info.name, runner, schema)
+        self.metrics.routing_version.labels(info.name).set(table.version)
+        self.metrics.challenger_share.labels(info.name).set(0)
+        return ModelState(info, table, {champion.version: runner}, schema)
 
     async def _prepare(self, info: ModelInfo, table: RoutingTable, current: ModelState | None) -> ModelState:
         """A complete new state: every version of the table loaded and warmed before it is used.

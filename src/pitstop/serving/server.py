@@ -14,7 +14,7 @@ from typing import Any
 
 from pitstop.serving.metrics import MULTIPROC_ENV
 
-FACTORY = "pitstop.serving.app:app_from_env"
+FACTORY = "pitstop.serving.server:app_from_env"
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
 
@@ -33,6 +33,19 @@ def exposure_warning(host: str, token: str | None) -> str | None:
         f"listening on {host} without PITSTOP_API_TOKEN: anyone who can reach this port can write labels, "
         "which decide which model wins; set PITSTOP_API_TOKEN"
     )
+
+
+def app_from_env() -> Any:
+    """The uvicorn factory: `app.app_from_env`, its workspace opened as a service's.
+
+    A service's statements are bounded by `store.statement_timeout`, and its workspace opens while
+    the store is down, so the gateway can start from its routing cache (`Gateway.start`).
+    """
+    from pitstop.serving import app
+    from pitstop.workspace import service_workspaces
+
+    with service_workspaces():
+        return app.app_from_env()
 
 
 def tune_runtime(young_threshold: int = 10_000, switch_interval: float = 0.001) -> None:

@@ -3,6 +3,12 @@
 SQLite runs in WAL mode with a busy timeout so a gateway, a controller and the CLI can share one file.
 Write transactions on SQLite start with BEGIN IMMEDIATE: the write lock is taken up front, so two
 processes queue on the busy timeout instead of failing when a read lock cannot be upgraded.
+
+Store trouble is bounded in time: a PostgreSQL connection attempt gives up after `connect_timeout`
+(a server that accepts and never answers would otherwise hang its caller for good), and a service's
+statements are cancelled by the server after `statement_timeout`. Both come from the `store`
+settings; a value the URL already carries (`?connect_timeout=…`, `options=-c statement_timeout=…`)
+wins.
 """
 
 from __future__ import annotations
@@ -24,17 +30,48 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _IMMEDIATE = "pitstop_immediate"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
+    busy_timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
+) -> Engine:
     """An engine for `url`, tuned for pitstop's access pattern; SQLite folders are created.
 
-    Connecting creates a missing SQLite file: callers that only read check `sqlite_file` first.
+    Timeouts are in seconds; None leaves the database's own (none). `connect_timeout` and
+    `statement_timeout` apply to PostgreSQL, `busy_timeout` (the wait for another process's write
+    lock) to SQLite. Connecting creates a missing SQLite file: callers that only read check
+    `sqlite_file` first.
     """
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        return _sqlite_engine(parsed, busy_timeout)
     if parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    parsed = postgres_timeouts(parsed, connect_timeout, statement_timeout)
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def postgres_timeouts(url: URL, connect_timeout: float | None, statement_timeout: float | None) -> URL:
+    """`url` with libpq's `connect_timeout` (whole seconds) and the server's `statement_timeout` (ms)
+    added, each unless the URL already sets it.
+
+    >>> url = postgres_timeouts(make_url("postgresql+psycopg://db/x?options=-csearch_path%3Ds"), 5, 30)
+    >>> url.query["connect_timeout"], url.query["options"]
+    ('5', '-csearch_path=s -c statement_timeout=30000')
+    >>> postgres_timeouts(make_url("postgresql+psycopg://db/x?connect_timeout=9"), 5, None).query
+    immutabledict({'connect_timeout': '9'})
+    """
+    query = dict(url.query)
+    if connect_timeout is not None and "connect_timeout" not in query:
+        query["connect_timeout"] = str(max(1, math.ceil(connect_timeout)))
+    options = query.get("options", "")
+    options = " ".join(options) if isinstance(options, tuple) else options
+    if statement_timeout is not None and "statement_timeout" not in options:
+        setting = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+        query["options"] = f"{options} {setting}".strip()
+    return url.update_query_dict(query)
 
 
 def parse_database_url(url: str, source: str = "database_url") -> URL:
@@ -77,10 +114,14 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
+def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
+    database = url.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    if "timeout" in url.query:  # the URL's own busy timeout wins
+        busy_timeout = float(str(url.query["timeout"]))
+    busy_ms = round(busy_timeout * 1000)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -88,7 +129,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         try:
@@ -106,8 +147,13 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     return engine
 
 
-def store_hint(engine: Engine) -> str:
-    """How to fix an unreachable store."""
+def store_hint(engine: Engine, error: BaseException | None = None) -> str:
+    """How to fix an unreachable store (or one that cancelled a statement, when `error` says so)."""
+    if error is not None and "statement timeout" in str(getattr(error, "orig", None) or error):
+        return (
+            "the statement ran longer than store.statement_timeout allows; "
+            "raise it in pitstop.yaml (0s: no limit) or find what slows the store"
+        )
     if engine.dialect.name == "sqlite":
         return "check that the file's folder is writable and no other process holds a long write lock"
     return "check that the server is up and PITSTOP_DATABASE_URL (or database_url in pitstop.yaml) is right"
@@ -136,7 +182,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
     except OperationalError as error:
         raise StoreUnavailableError(
-            f"store write failed at {safe_url(engine)}: {describe_store_error(error)}; {store_hint(engine)}"
+            f"store write failed at {safe_url(engine)}: {describe_store_error(error)}; "
+            f"{store_hint(engine, error)}"
         ) from error
 
 
@@ -148,5 +195,6 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
     except OperationalError as error:
         raise StoreUnavailableError(
-            f"store read failed at {safe_url(engine)}: {describe_store_error(error)}; {store_hint(engine)}"
+            f"store read failed at {safe_url(engine)}: {describe_store_error(error)}; "
+            f"{store_hint(engine, error)}"
         ) from error
