@@ -47,6 +47,7 @@ COUNTERS = {
     "pitstop_shadow_timeouts": "shadow timeouts",
     "pitstop_shadow_errors": "shadow errors",
     "pitstop_shadow_skipped": "shadow calls skipped",
+    "pitstop_shadow_restarts": "shadow process restarts",
     "pitstop_predlog_written": "prediction records written",
     "pitstop_predlog_write_failures": "prediction log write failures",
     "pitstop_predlog_dropped": "prediction records dropped",
