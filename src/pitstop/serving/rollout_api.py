@@ -8,8 +8,10 @@ runs on a worker thread, never on the event loop that serves predictions.
 A status aggregates the phase's evidence (seconds on a large window), so it is built once and shared
 (`cached.Cached`): concurrent callers wait for one build, and callers within `STATUS_SECONDS` get it
 while the model's routing version in this gateway and its latest event are unchanged; a routing
-change, a transition, an override or a new rollout builds a new one at once. Checking them costs two
-indexed reads.
+change, a transition, an override or a new rollout builds a new one within one `poll_interval`, as
+the gateway itself takes up a routing change. Those two are read (a few indexed reads on a worker
+thread) at most once per `poll_interval` too, whatever the number of callers: a cached status costs
+no store access and no thread.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Security
@@ -58,6 +61,9 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     statuses: Cached[tuple[str, int | None], str] = Cached(
         lambda key: json.dumps(ws.rollout_status(*key).to_dict(), default=str), STATUS_SECONDS
     )
+    versions: Cached[str, tuple[int | None, int | None]] = Cached(
+        partial(status_version, gateway), gateway.settings.poll_interval.total_seconds()
+    )
 
     def answer(data: dict[str, Any]) -> Response:
         return Response(json.dumps(data, default=str), media_type="application/json")
@@ -70,8 +76,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     async def status(
         model: str, rollout: Annotated[int | None, Query(description="a past rollout's id")] = None
     ) -> Response:
-        version = await asyncio.to_thread(status_version, gateway, model)
-        text = await statuses.get((model, rollout), version)
+        text = await statuses.get((model, rollout), await versions.get(model))
         return Response(text, media_type="application/json")
 
     def changed(stored: StoredRollout) -> Response:
