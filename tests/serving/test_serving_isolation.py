@@ -309,5 +309,8 @@ def test_a_leaking_shadow_is_restarted_at_its_limit_counted_and_the_champion_ser
     rss = f'pitstop_shadow_rss_bytes{{model="{MODEL}",version="{leaking}"}} '
     assert any(line.startswith(rss) and float(line.removeprefix(rss)) > 0 for line in metrics.splitlines())
     assert health["counters"]["shadow process restarts"] >= 1
+    shadow = health["shadow_processes"][MODEL]
+    assert shadow["version"] == leaking and shadow["restarts"]["memory"] >= 1
+    assert shadow["limit_bytes"] == 300 * 2**20
     assert served_answers == pytest.approx(served.expected(rows[: len(served_answers)]))
     assert any("over its limit of 300 MiB" in record.getMessage() for record in caplog.records)

@@ -158,9 +158,22 @@ def gateway_health(gateway: Gateway) -> dict[str, Any]:
             "last_error": log.last_error,
         },
         "shadow_inflight": gateway.shadow.inflight,
+        "shadow_processes": shadow_processes(gateway),
         "counters": counter_totals(gateway.metrics),
         "store_error": None,
     }
+
+
+def shadow_processes(gateway: Gateway) -> dict[str, dict[str, Any]]:
+    """Per model whose shadow runs in a process of its own: its version, resident memory, limit and
+    restarts by reason."""
+    processes = {}
+    for model in gateway.models:
+        runner = gateway.state(model).shadow_runner
+        use = None if runner is None else runner.memory()
+        if runner is not None and use is not None:
+            processes[model] = {"version": runner.version, **use._asdict()}
+    return processes
 
 
 def counter_totals(metrics: GatewayMetrics) -> dict[str, float]:
