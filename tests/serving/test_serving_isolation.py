@@ -316,3 +316,15 @@ def test_a_leaking_shadow_is_restarted_at_its_limit_counted_and_the_champion_ser
     assert shadow["limit_bytes"] == 300 * 2**20
     assert served_answers == pytest.approx(served.expected(rows[: len(served_answers)]))
     assert any("over its limit of 300 MiB" in record.getMessage() for record in caplog.records)
+
+
+def test_a_limit_below_the_loaded_models_size_is_said_when_the_child_starts(
+    base: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    process = ModelProcess(Predictor(base, **FEATURES).timed, name="eta-v1-shadow", memory_limit=2**20)
+    try:
+        use = process.memory()
+    finally:
+        process.close()
+    assert use.rss_bytes is not None and use.rss_bytes > use.limit_bytes == 2**20
+    assert any("once loaded, already over its limit of 1 MiB" in r.getMessage() for r in caplog.records)

@@ -4,9 +4,9 @@ served from the installed plotly package (`GET /static/plotly.min.js`): read-onl
 `serving.app.create_app` mounts it on every gateway (`create_app(gateway, dashboard_every=…)` sets how
 often the page polls); mount it once per app: with two, the first route of a path wins.
 
-The JSON is rebuilt at most once per `cache_seconds` whatever the number of viewers, on a worker thread
-(SQL aggregation and figure building never run on the event loop that serves predictions):
-`serving.cached.Cached`, which the rollout status endpoint shares.
+The JSON is rebuilt at most once per `cache_seconds` (or nine times its build time, if longer) whatever
+the number of viewers, on a low-priority worker thread (SQL aggregation and figure building never run
+on the event loop that serves predictions): `serving.cached.Cached`, which the rollout status shares.
 """
 
 from __future__ import annotations

@@ -191,7 +191,14 @@ class ModelProcess:
             raise answer
         self._process, self._conn, self._cpu = process, parent, ProcessCpu(process.pid)
         self._memory = ProcessMemory(process.pid)
-        self._over_limit()  # a first reading: the metric shows the loaded model's size
+        if self._over_limit():  # a first reading: the metric shows the loaded model's size
+            log.warning(
+                "%s: the model's process uses %.0f MiB once loaded, already over its limit of %.0f MiB "
+                "(serving.shadow_memory_limit): it will be restarted every second it scores; raise the limit",
+                self.name,
+                (self._rss or 0) / 2**20,
+                (self.memory_limit or 0) / 2**20,
+            )
 
     def _over_limit(self) -> bool:
         """Read the child's resident memory; whether it exceeds the limit."""
