@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -126,7 +127,8 @@ class ShadowScorer:
         self.batch_wait = batch_wait
         self.breaker_failures, self.probe_every = breaker_failures, probe_every
         self._breakers: dict[tuple[str, int], _Breaker] = {}
-        self._restarts_seen: dict[tuple[str, int], tuple[Runner, Mapping[str, int]]] = {}
+        # restarts already counted, per version, with (a weak reference to) the runner they are from
+        self._restarts_seen: dict[tuple[str, int], tuple[weakref.ref[Runner], Mapping[str, int]]] = {}
         self._gathering: dict[ShadowTarget, ShadowCall] = {}  # calls starting when their batch_wait ends
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -260,13 +262,13 @@ class ShadowScorer:
         model, version = call.target.model, call.target.version
         if use.rss_bytes is not None:
             self.metrics.shadow_rss.labels(model, str(version)).set(use.rss_bytes)
-        runner, seen = self._restarts_seen.get((model, version), (call.runner, {}))
-        if runner is not call.runner:
+        runner, seen = self._restarts_seen.get((model, version), (None, {}))
+        if runner is None or runner() is not call.runner:
             seen = {}  # a new runner for this version (the routing changed): it counts from zero
         for reason, count in use.restarts.items():
             if (new := count - seen.get(reason, 0)) > 0:
                 self.metrics.shadow_restarts.labels(model, str(version), reason).inc(new)
-        self._restarts_seen[(model, version)] = (call.runner, use.restarts)
+        self._restarts_seen[(model, version)] = (weakref.ref(call.runner), use.restarts)
 
     def _done(self) -> None:
         self._inflight -= 1
