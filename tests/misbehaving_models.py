@@ -86,3 +86,16 @@ def broken_predict(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> 
 
 def nan_answer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> NaNAnswer:
     return NaNAnswer()
+
+
+class LeakingModel:
+    """A working model that keeps `leak_mib` MiB more memory after every call (a cache without bounds)."""
+
+    def __init__(self, base: LinearRegression, leak_mib: int = 32) -> None:
+        self.base, self.leak_mib = base, leak_mib
+        self.feature_names_in_ = base.feature_names_in_  # fed the DataFrame the real model gets
+        self.kept: list[np.ndarray] = []
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        self.kept.append(np.ones(self.leak_mib * 2**20, dtype=np.uint8))  # written, so resident
+        return np.asarray(self.base.predict(X))

@@ -7,6 +7,7 @@ writes into the commented `pitstop.yaml`, so the file and the code cannot disagr
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +43,49 @@ PositiveDuration = Annotated[
     timedelta,
     BeforeValidator(parse_positive_duration),
     PlainSerializer(format_duration, return_type=str),
+]
+_MEMORY_UNITS = {"MiB": 2**20, "GiB": 2**30}
+_MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MiB|GiB)\s*$")
+
+
+MIN_MEMORY_LIMIT = 64 * 2**20  # a Python process with pandas and scikit-learn loaded uses more
+
+
+def parse_memory_limit(text: str) -> int:
+    """Bytes from a size written with a binary unit, `MiB` or `GiB` (`512MiB`, `1.5GiB`), at least 64MiB.
+
+    A bare number is refused, as for durations: bytes, MB or MiB would be a silent guess.
+
+    >>> parse_memory_limit("1.5GiB")
+    1610612736
+    >>> parse_memory_limit(2048)
+    Traceback (most recent call last):
+    ValueError: not a memory size: 2048 (write it with a unit: 512MiB or 2GiB)
+    """
+    match = _MEMORY_PATTERN.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"not a memory size: {text!r} (write it with a unit: 512MiB or 2GiB)")
+    size = round(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
+    if size < MIN_MEMORY_LIMIT:
+        raise ValueError(f"must be at least 64MiB, got {text!r}")
+    return size
+
+
+def format_memory_size(size: int) -> str:
+    """The shortest exact form, the inverse of `parse_memory_limit` for whole MiB.
+
+    >>> format_memory_size(2 * 2**30), format_memory_size(300 * 2**20)
+    ('2GiB', '300MiB')
+    """
+    if size % 2**30 == 0:
+        return f"{size // 2**30}GiB"
+    return f"{size / 2**20:g}MiB"
+
+
+MemoryLimit = Annotated[
+    int,
+    BeforeValidator(parse_memory_limit),
+    PlainSerializer(format_memory_size, return_type=str),
 ]
 Ratio = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(gt=0, le=1)]
@@ -203,6 +247,13 @@ class ServingSettings(_Section):
         description=(
             "score in-process shadow models in a child process at idle CPU priority, away from the "
             "served path's CPU and interpreter lock; false: on a thread of the gateway"
+        ),
+    )
+    shadow_memory_limit: MemoryLimit | None = Field(
+        2 * 2**30,
+        description=(
+            "a shadow model's process using more memory (resident) than this is restarted (counted); "
+            "null: no limit"
         ),
     )
     batch_max_size: int = Field(64, ge=1, description="micro-batching: most requests in one predict call")

@@ -9,25 +9,29 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import joblib
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from helpers import fit_regression_artifact, write_regression_csv
+from misbehaving_models import LeakingModel
 from pitstop.config import ServingSettings
 from pitstop.serving import Gateway, Instance
+from pitstop.serving.app import create_app
 from pitstop.serving.errors import ModelProcessError
 from pitstop.serving.inprocess import InProcessRunner, Predictor
 from pitstop.serving.isolation import ModelProcess
 from pitstop.serving.priority import own_seconds
 from pitstop.serving.routing_store import route
 from pitstop.store.tables import predictions
-from serving.conftest import MODEL, Served
+from serving.conftest import MODEL, Served, running
 from serving.fake_models import ExitingModel, RaisingModel, SchedulerModel, SlowModel
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="scheduling classes are Linux's")
@@ -237,3 +241,90 @@ def test_a_thread_that_timed_calls_leaves_no_file_open_when_it_ends() -> None:
         thread.start()
         thread.join()
     assert open_files() == before
+
+
+def restarts_for_memory(metrics: str, version: int) -> float:
+    """`pitstop_shadow_restarts_total{reason="memory"}` of `version` in a /metrics text (0 when absent)."""
+    series = f'pitstop_shadow_restarts_total{{model="{MODEL}",reason="memory",version="{version}"}} '
+    line = next((line for line in metrics.splitlines() if line.startswith(series)), None)
+    return 0.0 if line is None else float(line.removeprefix(series))
+
+
+def test_an_isolated_model_over_its_memory_limit_is_restarted_between_calls(base: Any) -> None:
+    """A leaking model's child is killed once its resident memory crosses the limit; the next call gets
+    a new child, and every call still answers."""
+    limit = 300 * 2**20
+    runner = InProcessRunner(
+        LeakingModel(base, leak_mib=48), version=1, isolated=True, memory_limit=limit, **FEATURES
+    )
+    assert runner.process is not None
+    first = runner.process.pid
+    start = runner.process.memory()
+    answers: list[list[float]] = []
+
+    async def main() -> None:
+        try:
+            for _ in range(40):  # bounded: 48 MiB a call crosses 300 MiB within a few readings
+                with suppress(ModelProcessError):  # killed in a call that a busy CPU kept over a second
+                    answers.append(await runner.predict(ROWS))
+                assert runner.process is not None
+                if runner.process.memory().restarts.get("memory"):
+                    answers.append(await runner.predict(ROWS))  # in a new child
+                    return
+                await asyncio.sleep(0.25)
+        finally:
+            await runner.close()
+
+    asyncio.run(main())
+    assert start.rss_bytes is not None and 0 < start.rss_bytes < limit
+    assert runner.process.memory().restarts.get("memory", 0) >= 1
+    assert runner.process.pid not in (None, first)
+    expected = list(base.predict(pd.DataFrame(ROWS)))
+    assert all(answer == pytest.approx(expected) for answer in answers)
+
+
+def test_a_leaking_shadow_is_restarted_at_its_limit_counted_and_the_champion_serves_on(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Row 7 of issue 16: a shadow child that leaked grew without a limit or a metric. With a small
+    limit, the leaking challenger's child is restarted (counted and logged with the numbers), its
+    memory is a metric, and every served answer is the champion's, unchanged."""
+    leaking = served.register(LeakingModel(served.base, leak_mib=48), "leaking")
+    route(served.ws, MODEL, mode="shadow", challenger=leaking, reason="test")
+    settings = ServingSettings.model_validate(
+        {"shadow_memory_limit": "300MiB", "shadow_timeout": "10s", "poll_interval": "50ms"}
+    )
+    gateway = Gateway(served.ws, settings=settings)
+    rows = [{"a": float(i % 7), "b": float(i % 5)} for i in range(60)]
+    served_answers: list[float] = []
+    with running(create_app(gateway)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for row in rows:  # bounded: 48 MiB a shadow call crosses 300 MiB within a few readings
+            answer = client.post(f"/v1/models/{MODEL}/predict", json={"features": row})
+            assert answer.status_code == 200, answer.text
+            served_answers.append(answer.json()["prediction"])
+            metrics = client.get("/metrics").text
+            if restarts_for_memory(metrics, leaking) >= 1:
+                break
+            time.sleep(0.25)
+        health = client.get("/v1/dashboard").json()["health"]
+    assert restarts_for_memory(metrics, leaking) >= 1
+    rss = f'pitstop_shadow_rss_bytes{{model="{MODEL}",version="{leaking}"}} '
+    assert any(line.startswith(rss) and float(line.removeprefix(rss)) > 0 for line in metrics.splitlines())
+    assert health["counters"]["shadow process restarts"] >= 1
+    shadow = health["shadow_processes"][MODEL]
+    assert shadow["version"] == leaking and shadow["restarts"]["memory"] >= 1
+    assert shadow["limit_bytes"] == 300 * 2**20
+    assert served_answers == pytest.approx(served.expected(rows[: len(served_answers)]))
+    assert any("over its limit of 300 MiB" in record.getMessage() for record in caplog.records)
+
+
+def test_a_limit_below_the_loaded_models_size_is_said_when_the_child_starts(
+    base: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    process = ModelProcess(Predictor(base, **FEATURES).timed, name="eta-v1-shadow", memory_limit=2**20)
+    try:
+        use = process.memory()
+    finally:
+        process.close()
+    assert use.rss_bytes is not None and use.rss_bytes > use.limit_bytes == 2**20
+    assert any("once loaded, already over its limit of 1 MiB" in r.getMessage() for r in caplog.records)

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pitstop.serving import rollout_api
 from serving.conftest import MODEL, Served, wait_until
 from serving.test_serving_app import serving
 
@@ -48,3 +57,65 @@ def test_a_blank_reason_is_refused_in_http_terms(served: Served) -> None:
         assert client.get(ROLLOUT).json()["phase"] == "shadow"
     assert answer.status_code == 422, answer.text
     assert answer.json()["fields"][0]["field"] == "body.reason" and "--reason" not in answer.text
+
+
+class EvidenceReads:
+    """Counts the store's reads of the prediction log (what a status's evidence costs) through
+    SQLAlchemy's own statement hook; `slow` holds each one up, as a large window does."""
+
+    def __init__(self, engine: sa.Engine, *, slow: float = 0.0) -> None:
+        self.engine, self.slow, self.count = engine, slow, 0
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> EvidenceReads:
+        sa.event.listen(self.engine, "before_cursor_execute", self.seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self.seen)
+
+    def seen(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and "predictions" in statement:
+            with self.lock:
+                self.count += 1
+            time.sleep(self.slow)
+
+
+def test_concurrent_status_calls_share_one_evidence_computation(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row 6 of issue 16: every status call aggregated the phase's evidence, so eight at once cost
+    eight aggregations beside the served traffic. Callers arriving during a computation share it."""
+    monkeypatch.setattr(
+        rollout_api, "STATUS_SECONDS", 3600.0, raising=False
+    )  # only the computation is shared here
+    served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
+    with EvidenceReads(served.ws.engine) as reads:
+        served.ws.rollout_status(MODEL)
+    one = reads.count
+    assert one > 0
+    with serving(served) as client, EvidenceReads(served.ws.engine, slow=0.2) as reads:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: client.get(ROLLOUT), range(8)))
+        again = client.get(ROLLOUT)
+    assert [answer.status_code for answer in answers] == [200] * 8
+    assert len({answer.text for answer in [*answers, again]}) == 1
+    assert reads.count == one
+
+
+def test_a_routing_change_or_a_new_event_gives_a_new_status_at_once(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        rollout_api, "STATUS_SECONDS", 3600.0, raising=False
+    )  # no answer goes stale by age here
+    served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
+    with serving(served) as client, EvidenceReads(served.ws.engine) as reads:
+        assert client.get(ROLLOUT).json()["phase"] == "shadow"
+        once = reads.count
+        assert client.get(ROLLOUT).json()["phase"] == "shadow"
+        assert reads.count == once  # nothing changed: the same status
+        served.ws.promote(MODEL, reason="seen enough")  # an event and a routing change
+        wait_until(lambda: client.get(ROLLOUT).json()["phase"] == "ab_test")  # within a poll interval
+        served.ws.abort(MODEL, reason="drill over")
+        wait_until(lambda: client.get(ROLLOUT).json()["outcome"] == "aborted")

@@ -47,6 +47,9 @@ class ScriptedRunner:
     def cpu_time(self) -> CpuTime | None:
         return self.cpu
 
+    def memory(self) -> None:
+        return None
+
     async def close(self) -> None:
         pass
 

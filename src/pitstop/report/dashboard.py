@@ -4,15 +4,13 @@ served from the installed plotly package (`GET /static/plotly.min.js`): read-onl
 `serving.app.create_app` mounts it on every gateway (`create_app(gateway, dashboard_every=…)` sets how
 often the page polls); mount it once per app: with two, the first route of a path wins.
 
-The JSON is rebuilt at most once per `cache_seconds` whatever the number of viewers, on a worker thread
-(SQL aggregation and figure building never run on the event loop that serves predictions).
+The JSON is rebuilt at most once per `cache_seconds` (or nine times its build time, if longer) whatever
+the number of viewers, on a low-priority worker thread (SQL aggregation and figure building never run
+on the event loop that serves predictions): `serving.cached.Cached`, which the rollout status shares.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -33,6 +31,7 @@ from pitstop.report.values import ReportData
 from pitstop.rollout.apply import describe
 from pitstop.rollout.records import StoredRollout, active_rollout, latest_rollout
 from pitstop.rollout.state import challenger_share
+from pitstop.serving.cached import Cached
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
@@ -47,6 +46,7 @@ COUNTERS = {
     "pitstop_shadow_timeouts": "shadow timeouts",
     "pitstop_shadow_errors": "shadow errors",
     "pitstop_shadow_skipped": "shadow calls skipped",
+    "pitstop_shadow_restarts": "shadow process restarts",
     "pitstop_predlog_written": "prediction records written",
     "pitstop_predlog_write_failures": "prediction log write failures",
     "pitstop_predlog_dropped": "prediction records dropped",
@@ -66,7 +66,9 @@ def dashboard_router(
 ) -> APIRouter:
     """The dashboard's routes for `gateway`; the page polls every `every` seconds."""
     router = APIRouter()
-    cache = _Cached(lambda: dashboard_data(gateway), every if cache_seconds is None else cache_seconds)
+    cache: Cached[None, dict[str, Any]] = Cached(
+        lambda _: dashboard_data(gateway), every if cache_seconds is None else cache_seconds
+    )
     script = plotly_js_path()
 
     @router.get("/", include_in_schema=False, response_class=HTMLResponse)
@@ -78,7 +80,7 @@ def dashboard_router(
         summary="Every model: versions, phase, share, rollout series and charts, events; gateway health",
     )
     async def data() -> Response:
-        return JSONResponse(await cache.get())
+        return JSONResponse(await cache.get(None))
 
     @router.get("/static/plotly.min.js", include_in_schema=False)
     async def plotly_js() -> Response:
@@ -87,23 +89,6 @@ def dashboard_router(
         )
 
     return router
-
-
-class _Cached:
-    """One value rebuilt on a thread when older than `ttl` seconds; concurrent readers share one rebuild."""
-
-    def __init__(self, build: Callable[[], dict[str, Any]], ttl: float) -> None:
-        self.build, self.ttl = build, ttl
-        self.value: dict[str, Any] | None = None
-        self.built_at = 0.0
-        self.lock = asyncio.Lock()
-
-    async def get(self) -> dict[str, Any]:
-        async with self.lock:
-            if self.value is None or time.monotonic() - self.built_at >= self.ttl:
-                self.value = await asyncio.to_thread(self.build)
-                self.built_at = time.monotonic()
-            return self.value
 
 
 def dashboard_data(gateway: Gateway, *, recent: int = RECENT_EVENTS) -> dict[str, Any]:
@@ -174,9 +159,22 @@ def gateway_health(gateway: Gateway) -> dict[str, Any]:
             "last_error": log.last_error,
         },
         "shadow_inflight": gateway.shadow.inflight,
+        "shadow_processes": shadow_processes(gateway),
         "counters": counter_totals(gateway.metrics),
         "store_error": None,
     }
+
+
+def shadow_processes(gateway: Gateway) -> dict[str, dict[str, Any]]:
+    """Per model whose shadow runs in a process of its own: its version, resident memory, limit and
+    restarts by reason."""
+    processes = {}
+    for model in gateway.models:
+        runner = gateway.state(model).shadow_runner
+        use = None if runner is None else runner.memory()
+        if runner is not None and use is not None:
+            processes[model] = {"version": runner.version, **use._asdict()}
+    return processes
 
 
 def counter_totals(metrics: GatewayMetrics) -> dict[str, float]:

@@ -17,7 +17,7 @@ import pandas as pd
 from pitstop.registry import Task
 from pitstop.serving.batching import BatchedRunner, MicroBatcher, Timed
 from pitstop.serving.features import Kind
-from pitstop.serving.isolation import ModelProcess
+from pitstop.serving.isolation import MemoryUse, ModelProcess
 from pitstop.serving.priority import CpuTime, own_seconds
 
 Row = dict[str, Any]
@@ -145,8 +145,9 @@ class InProcessRunner(BatchedRunner):
     Each runner owns its threads, so a slow or stuck model (a shadow challenger) can only delay its
     own queue, never the champion's. `threads` is how many batches may run at once; `model_threads`
     how many native threads one call may use; `patient_max_batch_size` how many rows a batch of shadow
-    work alone may hold. Every call is timed where it runs, without its waits for a CPU
-    (`priority.own_seconds`), so a served and an isolated model's latencies compare fairly.
+    work alone may hold; `memory_limit` the bytes an isolated model's process may keep resident. Every
+    call is timed where it runs, without its waits for a CPU (`priority.own_seconds`), so a served and
+    an isolated model's latencies compare fairly.
     """
 
     def __init__(
@@ -164,12 +165,18 @@ class InProcessRunner(BatchedRunner):
         threads: int = 1,
         model_threads: int = 1,
         isolated: bool = False,
+        memory_limit: int | None = None,
     ) -> None:
         self.version = version
         self.model_threads = model_threads
         self.predictor = Predictor(model, features=features, task=task, kinds=kinds)
         self.process = (
-            ModelProcess(self.predictor.timed, setup=partial(limit_native_threads, model_threads), name=name)
+            ModelProcess(
+                self.predictor.timed,
+                setup=partial(limit_native_threads, model_threads),
+                name=name,
+                memory_limit=memory_limit,
+            )
             if isolated
             else None
         )
@@ -192,6 +199,10 @@ class InProcessRunner(BatchedRunner):
     def cpu_time(self) -> CpuTime | None:
         """The child's CPU accounting when isolated; None on threads, which run at the loop's priority."""
         return None if self.process is None else self.process.cpu_time()
+
+    def memory(self) -> MemoryUse | None:
+        """The child's memory when isolated; None on threads (the gateway's own memory)."""
+        return None if self.process is None else self.process.memory()
 
     async def close(self) -> None:
         await self.batcher.close()

@@ -16,6 +16,17 @@ waits for the answer (the lock is released while it waits). A model's exception 
 itself; a child that dies (killed, out of memory, a crash in native code) fails the call in flight,
 and the next call starts a new child. `close()` stops the child, killing it if a call hangs.
 
+A child's memory is bounded by `memory_limit` (`serving.shadow_memory_limit`): its resident set
+(RSS, from its kept-open `/proc/PID/statm`, one `pread`) is read after a call when the last reading
+is a second old, and every second while a call is in flight. Over the limit, the child is killed at
+once (freeing its memory) and the next call starts a new one: counted in `restarts` (reason
+`memory`; a child that died on its own counts as `exited`) and logged once with the numbers. A call
+in flight when its child is killed fails, as with any dead child. A leak of 40 MB a second goes at
+most one second past the limit. The limit is not an OS cap: `RLIMIT_AS` bounds address space, not
+memory, and numpy, OpenBLAS and glibc reserve gigabytes of it they never touch, so a cap low enough
+to matter breaks good models (`RLIMIT_RSS` is ignored by Linux, and a cgroup needs a delegation a
+gateway seldom has). A model that allocates gigabytes within one second is beyond it.
+
 Children are forked from a fork server that has pitstop, pandas and scikit-learn imported once, so
 a new child costs tens of milliseconds, not the seconds of a fresh interpreter; the model itself is
 pickled to the child once per start.
@@ -23,23 +34,31 @@ pickled to the child once per start.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import os
 import pickle
 import threading
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from functools import cache
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from pitstop.serving.batching import Timed
 from pitstop.serving.errors import ModelProcessError
-from pitstop.serving.priority import CpuTime, ProcessCpu, idle_priority, normal_priority
+from pitstop.serving.priority import CpuTime, ProcessCpu, ProcFile, idle_priority, normal_priority
+
+log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 Call = Callable[[list[Row]], Timed]
 _PRELOAD = ["pitstop.serving.inprocess", "sklearn.base"]  # imported once, in the fork server
 _STOP_SECONDS = 2.0
+MEMORY_EVERY = 1.0  # seconds between two readings of a child's resident memory
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 @cache
@@ -52,15 +71,51 @@ def _context() -> Any:
     return context
 
 
-class ModelProcess:
-    """Runs `call(rows)` in a child process at idle priority; `setup()` runs there first."""
+class MemoryUse(NamedTuple):
+    """A model process's memory: resident bytes at the last reading (None: not known), its limit, and
+    how often a new child replaced it, by reason (`memory`: over the limit; `exited`: it died)."""
 
-    def __init__(self, call: Call, *, setup: Callable[[], object] | None = None, name: str = "model") -> None:
+    rss_bytes: int | None
+    limit_bytes: int | None
+    restarts: Mapping[str, int]
+
+
+class ProcessMemory:
+    """Reads the resident memory of process `pid` from its kept-open `/proc/PID/statm`."""
+
+    def __init__(self, pid: int) -> None:
+        self._statm = ProcFile(f"/proc/{pid}/statm")
+
+    def rss_bytes(self) -> int | None:
+        """Resident bytes now, or None where Linux does not say (or the process is gone)."""
+        try:
+            return int(self._statm.read().split()[1]) * _PAGE_BYTES  # "size resident shared ..." in pages
+        except (IndexError, ValueError):
+            return None
+
+
+class ModelProcess:
+    """Runs `call(rows)` in a child process at idle priority; `setup()` runs there first; a child
+    whose resident memory exceeds `memory_limit` bytes is replaced."""
+
+    def __init__(
+        self,
+        call: Call,
+        *,
+        setup: Callable[[], object] | None = None,
+        name: str = "model",
+        memory_limit: int | None = None,
+    ) -> None:
         self._call, self._setup, self.name = call, setup, name
+        self.memory_limit = memory_limit
         self._lock = threading.Lock()  # one call at a time over the pipe
         self._process: Any = None
         self._conn: Connection | None = None
         self._cpu: ProcessCpu | None = None
+        self._memory: ProcessMemory | None = None
+        self._rss: int | None = None
+        self._measured = 0.0  # time.monotonic() of the last reading
+        self._restarts: Counter[str] = Counter()
         self._closed = False
         self._start()
 
@@ -73,6 +128,11 @@ class ModelProcess:
         cpu = self._cpu
         return None if cpu is None else cpu.read()
 
+    def memory(self) -> MemoryUse:
+        """The child's resident memory at the last reading (at most `MEMORY_EVERY` old while it is
+        called), its limit, and its restarts so far."""
+        return MemoryUse(self._rss, self.memory_limit, dict(self._restarts))
+
     def call(self, rows: list[Row]) -> Timed:
         """The child's answer for `rows` (blocking); raises what the model raised, or ModelProcessError."""
         with self._lock:
@@ -83,9 +143,14 @@ class ModelProcess:
             assert self._conn is not None
             try:
                 self._conn.send(rows)
+                while not self._conn.poll(MEMORY_EVERY):  # a long call: watch its memory meanwhile
+                    if self._over_limit():
+                        raise ModelProcessError(f"{self.name}: {self._restart()}")
                 ok, answer = self._conn.recv()
             except (EOFError, OSError) as error:
                 raise ModelProcessError(f"{self.name}: {self._lost()}") from error
+            if time.monotonic() - self._measured >= MEMORY_EVERY and self._over_limit():
+                self._restart()
         if not ok:
             raise answer
         return Timed(*answer)
@@ -93,7 +158,7 @@ class ModelProcess:
     def close(self) -> None:
         """Stop the child: it ends at once when idle, and is killed when a call keeps it busy."""
         self._closed = True
-        self._cpu = None
+        self._cpu = self._memory = None
         process, conn = self._process, self._conn
         if process is None:
             return
@@ -125,14 +190,52 @@ class ModelProcess:
             _reap(process)
             raise answer
         self._process, self._conn, self._cpu = process, parent, ProcessCpu(process.pid)
+        self._memory = ProcessMemory(process.pid)
+        if self._over_limit():  # a first reading: the metric shows the loaded model's size
+            log.warning(
+                "%s: the model's process uses %.0f MiB once loaded, already over its limit of %.0f MiB "
+                "(serving.shadow_memory_limit): it will be restarted every second it scores; raise the limit",
+                self.name,
+                (self._rss or 0) / 2**20,
+                (self.memory_limit or 0) / 2**20,
+            )
+
+    def _over_limit(self) -> bool:
+        """Read the child's resident memory; whether it exceeds the limit."""
+        self._measured = time.monotonic()
+        self._rss = None if self._memory is None else self._memory.rss_bytes()
+        return self.memory_limit is not None and self._rss is not None and self._rss > self.memory_limit
+
+    def _restart(self) -> str:
+        """Kill a child over its memory limit (the next call starts a new one), saying so once."""
+        process, conn, rss = self._process, self._conn, self._rss or 0
+        self._forget()
+        if conn is not None:
+            conn.close()
+        normal_priority(process.pid)  # else, on a busy machine, the killed child waits to exit
+        process.kill()
+        process.join(_STOP_SECONDS)
+        self._restarts["memory"] += 1
+        why = (
+            f"the model's process used {rss / 2**20:.0f} MiB, over its limit of "
+            f"{(self.memory_limit or 0) / 2**20:.0f} MiB (serving.shadow_memory_limit): killed, and the "
+            f"next call starts a new one (restart {self._restarts['memory']})"
+        )
+        log.warning("%s: %s", self.name, why)
+        return why
+
+    def _forget(self) -> None:
+        self._process = self._conn = self._cpu = self._memory = None
+        self._rss = None
 
     def _lost(self) -> str:
         """Forget a dead (or unreachable) child, saying why; the next call starts a new one."""
         process, conn = self._process, self._conn
-        self._process = self._conn = self._cpu = None
+        self._forget()
         if conn is not None:
             conn.close()
         _reap(process)
+        self._restarts["exited"] += 1
         return f"the model's process exited (exit code {process.exitcode}); the next call starts a new one"
 
 

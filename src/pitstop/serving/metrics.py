@@ -95,6 +95,21 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.shadow_rss = Gauge(
+            "pitstop_shadow_rss_bytes",
+            "Resident memory of a shadow model's process at its last reading (at most a second old while "
+            "it scores)",
+            ("model", "version"),
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.shadow_restarts = Counter(
+            "pitstop_shadow_restarts",
+            "Shadow model processes replaced by a new one: memory (over serving.shadow_memory_limit) or "
+            "exited (died on its own)",
+            ("model", "version", "reason"),
+            registry=r,
+        )
         self.batch_size = Histogram(
             "pitstop_batch_rows",
             "Rows per model predict call (micro-batching)",

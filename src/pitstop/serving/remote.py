@@ -53,6 +53,10 @@ class RemoteRunner(BatchedRunner):
         """None: the model runs on another server; waiting for it is its latency."""
         return None
 
+    def memory(self) -> None:
+        """None: the model runs on another server, in memory of its own."""
+        return None
+
     async def close(self) -> None:
         await self.batcher.close()
         if self._owns_client:

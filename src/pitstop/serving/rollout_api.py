@@ -4,6 +4,14 @@
 `POST /v1/models/{model}/rollout/{promote|rollback|abort}` are admin actions (the bearer token when the
 gateway has one) and go through the same code as the CLI's, so history records them alike. Store work
 runs on a worker thread, never on the event loop that serves predictions.
+
+A status aggregates the phase's evidence (seconds on a large window), so it is built once and shared
+(`cached.Cached`): concurrent callers wait for one build, and callers within `STATUS_SECONDS` get it
+while the model's routing version in this gateway and its latest event are unchanged; a routing
+change, a transition, an override or a new rollout builds a new one within one `poll_interval`, as
+the gateway itself takes up a routing change. Those two are read (a few indexed reads on a worker
+thread) at most once per `poll_interval` too, whatever the number of callers: a cached status costs
+no store access and no thread.
 """
 
 from __future__ import annotations
@@ -11,19 +19,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Security
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from pitstop import registry
+from pitstop.events import list_events
 from pitstop.rollout.records import StoredRollout
+from pitstop.serving.cached import Cached
 from pitstop.serving.payloads import ErrorBody
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
 
 HTTP_ACTOR = "api"  # who an override was made by when the request does not say
+STATUS_SECONDS = 5.0  # longest a status is reused while nothing it depends on changed (the dashboard's poll)
 
 
 class Override(BaseModel):
@@ -45,6 +58,12 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     router = APIRouter(tags=["rollouts"])
     ws = gateway.ws
     admin = [Security(require_token)]
+    statuses: Cached[tuple[str, int | None], str] = Cached(
+        lambda key: json.dumps(ws.rollout_status(*key).to_dict(), default=str), STATUS_SECONDS
+    )
+    versions: Cached[str, tuple[int | None, int | None]] = Cached(
+        partial(status_version, gateway), gateway.settings.poll_interval.total_seconds()
+    )
 
     def answer(data: dict[str, Any]) -> Response:
         return Response(json.dumps(data, default=str), media_type="application/json")
@@ -57,8 +76,8 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     async def status(
         model: str, rollout: Annotated[int | None, Query(description="a past rollout's id")] = None
     ) -> Response:
-        result = await asyncio.to_thread(ws.rollout_status, model, rollout)
-        return answer(result.to_dict())
+        text = await statuses.get((model, rollout), await versions.get(model))
+        return Response(text, media_type="application/json")
 
     def changed(stored: StoredRollout) -> Response:
         return answer(stored.to_dict())
@@ -96,6 +115,15 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         return changed(stored)
 
     return router
+
+
+def status_version(gateway: Gateway, model: str) -> tuple[int | None, int | None]:
+    """What a cached status of `model` depends on besides time: the routing version this gateway
+    serves (None: not served here) and the model's latest event. NotFoundError for an unknown model."""
+    routing = gateway.routing(model).version if model in gateway.models else None
+    with gateway.ws.reading() as conn:
+        latest = list_events(conn, registry.get_model(conn, model).id, limit=1)
+    return routing, latest[-1].id if latest else None
 
 
 def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:

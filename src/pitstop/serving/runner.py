@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pitstop.config import ServingSettings
 from pitstop.registry import ModelInfo, VersionInfo
 from pitstop.serving.features import FeatureSchema
+from pitstop.serving.isolation import MemoryUse
 from pitstop.serving.priority import CpuTime
 from pitstop.workspace import Workspace
 
@@ -46,6 +47,11 @@ class Runner(Protocol):
     def cpu_time(self) -> CpuTime | None:
         """The CPU accounting of the process running the model, when it is one of its own (an isolated
         shadow): shadow timeouts leave out its waits for a CPU. None otherwise."""
+        ...
+
+    def memory(self) -> MemoryUse | None:
+        """The memory of the process running the model, when it is one of its own (an isolated
+        shadow, restarted over `serving.shadow_memory_limit`). None otherwise."""
         ...
 
     async def close(self) -> None:
@@ -92,4 +98,5 @@ def make_runner(
         patient_max_batch_size=patient_size,
         model_threads=settings.model_threads,
         isolated=shadow and settings.shadow_process,
+        memory_limit=settings.shadow_memory_limit,
     )

@@ -25,6 +25,10 @@ path. The runner may merge calls further (`batching.py`); the call that fills th
 due at once there, so waiting never causes a skip. A call that raises is split into its requests and
 each is scored on its own, so one bad request cannot fail its neighbours' shadow predictions.
 
+An isolated shadow's process is restarted when its memory exceeds `serving.shadow_memory_limit`
+(`isolation.py`); after each call the scorer exports what the runner measured: the process's
+resident memory (`pitstop_shadow_rss_bytes`) and its restarts (`pitstop_shadow_restarts_total`).
+
 A shadow that fails every call (raises, hangs, NaN) would still cost CPU per request for nothing.
 After `breaker_failures` consecutive failed calls its circuit opens: calls are skipped (counted,
 reason `circuit_open`) except one probe every `probe_every` calls; a probe that succeeds closes the
@@ -37,8 +41,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
@@ -122,6 +127,8 @@ class ShadowScorer:
         self.batch_wait = batch_wait
         self.breaker_failures, self.probe_every = breaker_failures, probe_every
         self._breakers: dict[tuple[str, int], _Breaker] = {}
+        # restarts already counted, per version, with (a weak reference to) the runner they are from
+        self._restarts_seen: dict[tuple[str, int], tuple[weakref.ref[Runner], Mapping[str, int]]] = {}
         self._gathering: dict[ShadowTarget, ShadowCall] = {}  # calls starting when their batch_wait ends
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -199,6 +206,7 @@ class ShadowScorer:
     def _finished(self, call: ShadowCall, future: asyncio.Future[list[float]]) -> None:
         if call.timer is not None:
             call.timer.cancel()
+        self._export_memory(call)
         target, n = call.target, sum(len(request.rows) for request in call.requests)
         seconds = model_seconds(future, perf_counter() - call.started)
         predictions: list[float | None]
@@ -245,6 +253,22 @@ class ShadowScorer:
         by_bucket = Counter(by for request in call.requests for by in request.bucketed_by)
         self.metrics.shadow_predictions(model, version, arm, seconds, by_bucket, failed)
         self._done()
+
+    def _export_memory(self, call: ShadowCall) -> None:
+        """The shadow process's memory and its new restarts, as the runner measured them."""
+        use = call.runner.memory()
+        if use is None:
+            return
+        model, version = call.target.model, call.target.version
+        if use.rss_bytes is not None:
+            self.metrics.shadow_rss.labels(model, str(version)).set(use.rss_bytes)
+        runner, seen = self._restarts_seen.get((model, version), (None, {}))
+        if runner is None or runner() is not call.runner:
+            seen = {}  # a new runner for this version (the routing changed): it counts from zero
+        for reason, count in use.restarts.items():
+            if (new := count - seen.get(reason, 0)) > 0:
+                self.metrics.shadow_restarts.labels(model, str(version), reason).inc(new)
+        self._restarts_seen[(model, version)] = (weakref.ref(call.runner), use.restarts)
 
     def _done(self) -> None:
         self._inflight -= 1
