@@ -188,6 +188,7 @@ def test_health_readiness_metrics_and_openapi(served: Served) -> None:
         spec = client.get("/openapi.json").json()
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json() == {"ready": True, "models": [MODEL], "reasons": []}
+    assert "pitstop_ready 1.0" in metrics.text
     assert metrics.headers["content-type"].startswith("text/plain")
     for name in (
         "pitstop_predictions_total",
@@ -206,6 +207,7 @@ def test_health_readiness_metrics_and_openapi(served: Served) -> None:
         "/v1/models/{model}/routing",
         "/healthz",
         "/readyz",
+        "/v1/health",
         "/metrics",
     ):
         assert path in paths

@@ -49,6 +49,7 @@ from pitstop.serving.errors import (
     UnauthorizedError,
 )
 from pitstop.serving.gateway import Gateway
+from pitstop.serving.health import HealthBody
 from pitstop.serving.metrics import process_exiting
 from pitstop.serving.rollout_api import rollout_router
 from pitstop.serving.routing import RoutingTable
@@ -206,7 +207,7 @@ def create_app(
 
     @app.get(
         "/readyz",
-        summary="Models loaded and store reachable (503 with the reasons otherwise)",
+        summary="Every model's champion can be served (503 with the reasons otherwise); see /v1/health",
         responses={200: {"model": payloads.Readiness}, 503: {"model": payloads.Readiness}},
     )
     async def readyz() -> Response:
@@ -214,8 +215,17 @@ def create_app(
         body = {"ready": not reasons, "models": gateway.models, "reasons": reasons}
         return JSONResponse(body, status_code=503 if reasons else 200)
 
+    @app.get(
+        "/v1/health",
+        summary="Every part: per model champion, challenger and shadow; the prediction log; the store",
+        response_model=HealthBody,
+    )
+    async def health() -> Response:
+        return JSONResponse(gateway.health().to_dict())
+
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        gateway.health()  # brings the pitstop_ready and pitstop_component_up gauges up to date
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def on_pitstop_error(request: Request, error: Exception) -> Response:
