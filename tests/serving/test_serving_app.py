@@ -184,11 +184,15 @@ def test_health_readiness_metrics_and_openapi(served: Served) -> None:
     with serving(served) as client:
         client.post(PREDICT, json={"features": ROW, "user_id": "u1"})
         health, ready = client.get("/healthz"), client.get("/readyz")
+        detail = client.get("/v1/health")
         metrics = client.get("/metrics")
         spec = client.get("/openapi.json").json()
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json() == {"ready": True, "models": [MODEL], "reasons": []}
     assert "pitstop_ready 1.0" in metrics.text
+    assert detail.status_code == 200 and detail.json()["status"] == "ok"
+    assert detail.json()["models"][MODEL]["champion"] == {"version": 1, "status": "ok", "problem": None}
+    assert detail.json()["prediction_log"]["status"] == "ok" and detail.json()["store"]["status"] == "ok"
     assert metrics.headers["content-type"].startswith("text/plain")
     for name in (
         "pitstop_predictions_total",
