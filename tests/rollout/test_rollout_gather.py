@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 import pytest
 
 from pitstop.registry import Task
-from pitstop.rollout.gather import Window, arm_summaries
+from pitstop.rollout.evidence import PairedSummary
+from pitstop.rollout.gather import Window, arm_summaries, paired_summary
 from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.predlog import PredictionRecord, write_records
 from pitstop.workspace import Workspace
@@ -87,3 +89,68 @@ def test_every_role_and_arm_is_summarised_apart_from_one_pass_over_the_window(ro
         assert summary.error_mean == pytest.approx(statistics.fmean(errors))
         assert summary.error_var == pytest.approx(statistics.variance(errors))
         assert summary.latency_samples == len(mine)
+
+
+def _labelled_view(conn: Any, window: Window) -> tuple[dict[tuple[str, str], tuple[Any, ...]], PairedSummary]:
+    arms = {
+        key: (arm.labelled, arm.error_mean, arm.error_var, arm.moments)
+        for key, arm in arm_summaries(conn, window).arms.items()
+    }
+    return arms, paired_summary(conn, window, with_differences=True)
+
+
+def test_a_forged_duplicate_request_id_does_not_change_the_evidence_a_label_joins(
+    rollout_ws: Workspace,
+) -> None:
+    """Predict is open and a request_id already logged was accepted again, so an outsider knowing a
+    labelled id could add predictions that join its real label and steer a verdict (issue 16, row 5).
+    A label binds to the first prediction of its id per role; later ones add no labelled evidence."""
+    model_id = rollout_ws.model("eta").id
+    time = START.timestamp() + 1
+    real, labels = [], []
+    for i in range(30):
+        user = f"u{i % 6}"
+        failed = i % 7 == 0
+        real += [
+            PredictionRecord(
+                model_id,
+                f"q{i}",
+                user,
+                time,
+                1,
+                "champion",
+                "served",
+                1,
+                "user",
+                None if failed else float(i % 5),
+                2.0,
+                "x" if failed else None,
+            ),
+            PredictionRecord(
+                model_id, f"q{i}", user, time, 2, "challenger", "shadow", 1, "user", i / 10, 3.0, None
+            ),
+        ]
+        labels.append(Label(f"q{i}", float(i % 4)))
+    write_records(rollout_ws.engine, real)
+    with rollout_ws.writing() as conn:
+        upsert_labels(conn, model_id, labels, received_at=START)
+    window = Window(model_id, Task.REGRESSION, 1, START, START.replace(year=2027))
+    with rollout_ws.reading() as conn:
+        before = _labelled_view(conn, window)
+    forged = [
+        PredictionRecord(model_id, f"q{i}", f"evil{i}", time + 5, v, arm, role, 1, "user", 1000.0, 1.0, None)
+        for i in range(30)
+        for v, arm, role in (
+            (1, "champion", "served"),
+            (2, "challenger", "served"),
+            (2, "challenger", "shadow"),
+        )
+    ]
+    write_records(rollout_ws.engine, forged)
+    with rollout_ws.reading() as conn:
+        after_arms, after_paired = _labelled_view(conn, window)
+    before_arms, before_paired = before
+    assert before_paired.n > 0
+    assert after_paired == before_paired
+    assert {key: after_arms[key] for key in before_arms} == before_arms
+    assert after_arms["served", "challenger"][0] == 0  # forged into an arm: requests, but no labelled ones

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pitstop.serving.auth import ALLOW_ENV, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -30,6 +31,9 @@ controller: {interval: 300ms, lease_ttl: 5s}
 serving: {poll_interval: 200ms}
 """
 TESTS = Path(__file__).resolve().parents[1]
+TOKEN_PREFIXES = (ALLOW_ENV, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV)  # the caller's own: not ours
+LABELS_TOKEN = "live-labels-token"
+LABELS_AUTH = {"Authorization": f"Bearer {LABELS_TOKEN}"}
 
 
 def _free_port() -> int:
@@ -58,7 +62,8 @@ def live(
     policy.write_text(LIVE_POLICY)
     ws = Workspace(rollout_ws.path)  # the real clock, like the server's
     port = _free_port()
-    env = {**os.environ, "PITSTOP_DATABASE_URL": database_url, "PYTHONPATH": str(TESTS)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(TOKEN_PREFIXES)}
+    env.update({"PITSTOP_DATABASE_URL": database_url, "PYTHONPATH": str(TESTS), LABELS_ENV: LABELS_TOKEN})
     separate = request.param == "separate"
     serve = ["serve", "--port", str(port), "--log-level", "warning"]
     processes = [_pitstop(ws, env, *serve, *([] if separate else ["--controller"]))]
@@ -110,7 +115,8 @@ def _drive(ws: Workspace, base: str, *, seconds: float) -> tuple[list[int], set[
                     batch.append(
                         {"request_id": body["request_id"], "label": 3 * a - 2 * b + rng.gauss(0, 0.5)}
                     )
-            client.post("/v1/models/eta/labels", json={"labels": batch})
+            labelled = client.post("/v1/models/eta/labels", json={"labels": batch}, headers=LABELS_AUTH)
+            assert labelled.status_code == 200, labelled.text
             if ws.rollouts("eta")[-1].state.outcome is not None:
                 break
     return statuses, versions

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from pitstop.config import ServingSettings
 from pitstop.serving import Gateway
 from pitstop.serving.app import create_app
+from pitstop.serving.auth import Access
 from pitstop.serving.routing_store import route, routing_history
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, running, wait_until
@@ -38,10 +39,12 @@ def settings(**changes: Any) -> ServingSettings:
 
 
 @contextmanager
-def serving(served: Served, *, api_token: str | None = None, **changes: Any) -> Iterator[httpx.Client]:
+def serving(
+    served: Served, *, api_token: str | None = None, access: Access | None = None, **changes: Any
+) -> Iterator[httpx.Client]:
     gateway = Gateway(served.ws, settings=settings(**changes))
     with (
-        running(create_app(gateway, api_token=api_token)) as url,
+        running(create_app(gateway, api_token=api_token, access=access)) as url,
         httpx.Client(base_url=url, timeout=10) as client,
     ):
         yield client
@@ -181,10 +184,15 @@ def test_health_readiness_metrics_and_openapi(served: Served) -> None:
     with serving(served) as client:
         client.post(PREDICT, json={"features": ROW, "user_id": "u1"})
         health, ready = client.get("/healthz"), client.get("/readyz")
+        detail = client.get("/v1/health")
         metrics = client.get("/metrics")
         spec = client.get("/openapi.json").json()
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json() == {"ready": True, "models": [MODEL], "reasons": []}
+    assert "pitstop_ready 1.0" in metrics.text
+    assert detail.status_code == 200 and detail.json()["status"] == "ok"
+    assert detail.json()["models"][MODEL]["champion"] == {"version": 1, "status": "ok", "problem": None}
+    assert detail.json()["prediction_log"]["status"] == "ok" and detail.json()["store"]["status"] == "ok"
     assert metrics.headers["content-type"].startswith("text/plain")
     for name in (
         "pitstop_predictions_total",
@@ -203,6 +211,7 @@ def test_health_readiness_metrics_and_openapi(served: Served) -> None:
         "/v1/models/{model}/routing",
         "/healthz",
         "/readyz",
+        "/v1/health",
         "/metrics",
     ):
         assert path in paths
@@ -234,8 +243,8 @@ def test_openapi_declares_the_bearer_token_on_every_write_endpoint(served: Serve
     assert "/" not in paths and not any(path.startswith("/static") for path in paths)
 
 
-def test_openapi_marks_the_token_optional_when_the_gateway_has_none(served: Served) -> None:
-    with serving(served) as client:
+def test_openapi_marks_the_token_optional_when_local_writes_are_opted_in(served: Served) -> None:
+    with serving(served, access=Access(insecure_local_writes=True)) as client:
         spec = client.get("/openapi.json").json()
         unsigned = client.post(LABELS, json={"labels": [{"request_id": "r1", "label": 1.0}]})
     assert spec["paths"]["/v1/models/{model}/labels"]["post"]["security"] == [{"bearerToken": []}, {}]

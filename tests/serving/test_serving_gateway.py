@@ -479,12 +479,15 @@ def test_one_poisonous_request_does_not_fail_its_batch_neighbours(served: Served
     assert other[0].prediction == pytest.approx(served.expected([{"a": 2.0, "b": 0.0}])[0])
 
 
-def test_store_trouble_keeps_serving_reports_not_ready_and_loses_nothing(served: Served) -> None:
+def test_store_trouble_keeps_serving_stays_ready_reports_health_and_loses_nothing(served: Served) -> None:
+    """A store outage with the champion loaded made every replica 503 at once (issue 16, row 4): a load
+    balancer took the fleet out while the champion served fine. It is health, not readiness."""
+
     def rename(old: str, new: str) -> None:
         with served.ws.writing() as conn:
             conn.execute(sa.text(f"ALTER TABLE {old} RENAME TO {new}"))
 
-    async def body(gateway: Gateway) -> tuple[list[str], list[str]]:
+    async def body(gateway: Gateway) -> tuple[list[str], dict[str, Any], list[str], dict[str, Any]]:
         await asyncio.to_thread(rename, "predictions", "predictions_away")
         await asyncio.to_thread(rename, "routing_tables", "routing_away")
         await asyncio.to_thread(rename, "labels", "labels_away")
@@ -494,17 +497,21 @@ def test_store_trouble_keeps_serving_reports_not_ready_and_loses_nothing(served:
         assert await gateway.refresh_routing() == []  # keeps the table it has
         with pytest.raises(StoreUnavailableError, match="labels"):
             await gateway.add_labels(MODEL, [Label("r0", 1.0)])  # labels are never acknowledged unstored
-        broken = gateway.readiness()
+        broken, broken_health = gateway.readiness(), gateway.health().to_dict()
         await asyncio.to_thread(rename, "predictions_away", "predictions")
         await asyncio.to_thread(rename, "routing_away", "routing_tables")
         await asyncio.to_thread(rename, "labels_away", "labels")
         await gateway.refresh_routing()
         await gateway.drain()  # writes what was kept queued
-        return broken, gateway.readiness()
+        return broken, broken_health, gateway.readiness(), gateway.health().to_dict()
 
-    broken, healed = run(served, body)
-    assert [reason.split(":")[0] for reason in broken] == ["store unreachable", "prediction log cannot write"]
-    assert healed == []
+    broken, broken_health, healed, healed_health = run(served, body)
+    assert broken == [] and healed == []
+    assert broken_health["status"] == "degraded" and broken_health["ready"] is True
+    assert broken_health["store"]["status"] == "unreachable" and broken_health["store"]["error"]
+    assert broken_health["prediction_log"]["status"] == "failing"
+    assert broken_health["models"][MODEL]["champion"] == {"version": 1, "status": "ok", "problem": None}
+    assert healed_health["status"] == "ok"
     assert sorted(r.request_id for r in records(served)) == [f"r{i}" for i in range(5)]
 
 
@@ -544,3 +551,47 @@ def test_a_shadow_that_cannot_be_loaded_leaves_the_champion_serving_and_is_retri
     assert refreshed == [MODEL]
     assert 'pitstop_shadow_skipped_total{model="eta",reason="unavailable",version="2"} 1.0' in metrics
     assert [r.request_id for r in records(served, role="shadow")] == ["r2"]
+
+
+def test_a_challenger_that_cannot_load_keeps_the_gateway_ready_and_shows_in_health(served: Served) -> None:
+    """A split whose challenger could not load made `/readyz` 503 on every replica (issue 16, row 4),
+    though the old table's champion served every request."""
+
+    def factory(
+        ws: Any, info: Any, version: Any, serving: ServingSettings, *, shadow: bool = False
+    ) -> Runner:
+        if version.version == 2:
+            raise ModelProcessError(f"{info.name}-v2: the model's process exited")
+        return make_runner(ws, info, version, serving, shadow=shadow)
+
+    async def body(gateway: Gateway) -> tuple[Any, list[str], dict[str, Any], str]:
+        await asyncio.to_thread(route, served.ws, MODEL, mode="split", challenger=2, share=0.5, reason="t")
+        assert await gateway.refresh_routing() == []  # not applied: the old table serves
+        (answer,) = await gateway.predict(MODEL, [Instance(ROW, user_id="u1")])
+        health = gateway.health().to_dict()
+        return answer, gateway.readiness(), health, gateway.metrics.render().decode()
+
+    answer, ready, health, metrics = run(served, body, runner_factory=factory)
+    assert answer.model_version == 1
+    assert ready == []
+    assert health["status"] == "degraded" and health["ready"] is True
+    assert "routing v1 not applied" in health["models"][MODEL]["problem"]
+    assert health["models"][MODEL]["champion"]["status"] == "ok"
+    assert 'pitstop_component_up{component="routing",model="eta"} 0.0' in metrics
+    assert "pitstop_ready 1.0" in metrics
+
+
+def test_a_champion_that_cannot_load_makes_the_gateway_not_ready(served: Served) -> None:
+    def factory(
+        ws: Any, info: Any, version: Any, serving: ServingSettings, *, shadow: bool = False
+    ) -> Runner:
+        raise ModelProcessError(f"{info.name}-v{version.version}: the model's process exited")
+
+    async def body(gateway: Gateway) -> tuple[list[str], dict[str, Any]]:
+        return gateway.readiness(), gateway.health().to_dict()
+
+    ready, health = run(served, body, runner_factory=factory)
+    assert len(ready) == 1 and ready[0].startswith(f"{MODEL}: routing v0 not applied")
+    assert (
+        health["status"] == "unavailable" and health["models"][MODEL]["champion"]["status"] == "unavailable"
+    )

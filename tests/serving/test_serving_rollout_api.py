@@ -51,9 +51,9 @@ def test_rollout_status_and_overrides_over_http(served: Served) -> None:
 
 def test_a_blank_reason_is_refused_in_http_terms(served: Served) -> None:
     """An HTTP client was told about the CLI's `--reason` flag."""
-    with serving(served) as client:
+    with serving(served, api_token="s3cret") as client:
         served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
-        answer = client.post(f"{ROLLOUT}/rollback", json={"reason": "   "})
+        answer = client.post(f"{ROLLOUT}/rollback", json={"reason": "   "}, headers=TOKEN)
         assert client.get(ROLLOUT).json()["phase"] == "shadow"
     assert answer.status_code == 422, answer.text
     assert answer.json()["fields"][0]["field"] == "body.reason" and "--reason" not in answer.text

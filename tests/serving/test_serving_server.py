@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +22,8 @@ import yaml
 
 from conftest import PG_ENV  # type: ignore[attr-defined]
 from helpers import fresh_postgres_schema
+from pitstop.serving.auth import Access, describe_access, exposure_warnings
 from pitstop.serving.routing_store import route
-from pitstop.serving.server import exposure_warning
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, free_port, wait_until
 
@@ -157,14 +158,24 @@ def test_every_worker_follows_a_routing_change_and_metrics_add_up(served: Served
     assert served_records(served) == 20
 
 
-def test_serve_warns_when_exposed_without_a_token() -> None:
-    assert exposure_warning("127.0.0.1", None) is None
-    assert exposure_warning("localhost", None) is None
-    assert exposure_warning("::1", None) is None
-    assert exposure_warning("0.0.0.0", "s3cret") is None
-    warning = exposure_warning("0.0.0.0", None)
-    assert warning is not None and "PITSTOP_API_TOKEN" in warning
-    assert exposure_warning("gateway.internal", None) is not None
+def test_serve_warns_when_predict_is_exposed_and_refuses_unconfigured_writes() -> None:
+    tokens = Access(operator="s3cret")
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert exposure_warnings(tokens, host) == []
+    for host in ("0.0.0.0", "gateway.internal"):
+        (warning,) = exposure_warnings(tokens, host)
+        assert "predict is open" in warning and "PITSTOP_PREDICT_TOKEN" in warning
+    assert exposure_warnings(Access(operator="s3cret", predict="p"), "0.0.0.0") == []
+    assert "refused (no token: set PITSTOP_OPERATOR_TOKEN)" in describe_access(Access())
+
+
+def test_serve_refuses_the_local_opt_in_beyond_loopback(
+    served: Served, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PITSTOP_ALLOW_UNAUTHENTICATED", "1")
+    result = cli("serve", "-w", str(served.ws.path), "--host", "0.0.0.0", "--port", str(free_port()))
+    assert result.exit_code == 2
+    assert "loopback" in result.stderr
 
 
 def test_serve_refuses_a_workspace_without_any_champion(workspace, cli) -> None:  # type: ignore[no-untyped-def]

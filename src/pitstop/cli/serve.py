@@ -38,18 +38,45 @@ def serve(
     controller: Annotated[
         bool, typer.Option("--controller", help="also run the rollout controller in this process")
     ] = False,
+    insecure_local_writes: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local-writes",
+            help="accept labels and overrides without a token from this machine (loopback) when no token "
+            "is set; only with a loopback --host",
+        ),
+    ] = False,
 ) -> None:
-    """Serve every model that has a champion: predictions, labels, routing, health and metrics."""
-    from pitstop.serving.app import CONTROLLER_ENV, TOKEN_ENV
-    from pitstop.serving.server import exposure_warning, run
+    """Serve every model that has a champion: predictions, labels, routing, health and metrics.
 
+    Writes need a token: PITSTOP_OPERATOR_TOKEN (overrides and labels), PITSTOP_LABELS_TOKEN (labels
+    only), each also from a file (`…_FILE`); PITSTOP_PREDICT_TOKEN makes predict need one too.
+    """
+    from pitstop.serving.app import CONTROLLER_ENV
+    from pitstop.serving.auth import (
+        ALLOW_ENV,
+        access_from_env,
+        describe_access,
+        exposure_warnings,
+        is_loopback,
+    )
+    from pitstop.serving.server import run
+
+    if insecure_local_writes:
+        os.environ[ALLOW_ENV] = "1"  # read by every worker's app_from_env
+    access = access_from_env()  # a token file that cannot be read stops here, exit 2
+    if access.insecure_local_writes and not is_loopback(host):
+        raise UsageError(
+            f"--insecure-local-writes ({ALLOW_ENV}) is for a loopback --host only, not {host}: "
+            "set tokens instead"
+        )
     with Workspace(workspace, service=True) as ws:
         served = _served(ws)
         path = ws.path
     if not served:
         raise UsageError("no model has a champion yet: set one with `pitstop models set-champion`")
-    warning = exposure_warning(host, os.environ.get(TOKEN_ENV))
-    if warning:
+    err_console.print(f"access: {describe_access(access)}", soft_wrap=True)
+    for warning in exposure_warnings(access, host):
         err_console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
     if controller:
         os.environ[CONTROLLER_ENV] = "1"

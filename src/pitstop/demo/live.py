@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from pitstop.demo.traffic import live_traffic
 from pitstop.demo.workspace import DATABASE_ENV, demo_workspace, show_workspace
 from pitstop.errors import PitstopError
 from pitstop.rollout.state import challenger_share
+from pitstop.serving.auth import ALLOW_ENV, FILE_SUFFIX, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.workspace import Workspace
 
 LIVE_POLICY = """\
@@ -105,11 +107,12 @@ def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> Li
     url = f"http://127.0.0.1:{port}"
     result = LiveResult(workspace=ws.path, url=url)
     traffic = live_traffic(pd.Timestamp(world.now), 1.0, 40_000, seed=21, scenario=world.scenario())
-    server = _start_gateway(ws, port)
+    token = secrets.token_urlsafe(32)  # the load generator's labels token, for this gateway only
+    server = _start_gateway(ws, port, token)
     try:
         _wait_ready(url, server)
         console.print(f"gateway with its controller on {url}   dashboard: [bold]{url}/[/]\n")
-        first = _live_rollout(ws, url, fresh.version, FRESH, traffic, result, console)
+        first = _live_rollout(ws, url, fresh.version, FRESH, traffic, result, console, token)
         result.rollouts.append(first)
         slow = throttled(first["requests"] / first["seconds"])
         with console.status("training and gating a challenger against the new champion…"):
@@ -120,7 +123,7 @@ def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> Li
             f"  v{version.version} {slow.title}: offline gate {verdict}; its feature service allows "
             f"{limit:g} lookups/s, an eighth of the traffic"
         )
-        result.rollouts.append(_live_rollout(ws, url, version.version, slow, traffic, result, console))
+        result.rollouts.append(_live_rollout(ws, url, version.version, slow, traffic, result, console, token))
     finally:
         _stop(server)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,16 +140,30 @@ def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> Li
     return result
 
 
+# the caller's own tokens are not the demo gateway's business
+TOKEN_VARIABLES = frozenset(
+    {ALLOW_ENV}
+    | {
+        name + suffix
+        for name in (LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV)
+        for suffix in ("", FILE_SUFFIX)
+    }
+)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _start_gateway(ws: Workspace, port: int) -> subprocess.Popen[bytes]:
+def _start_gateway(ws: Workspace, port: int, labels_token: str) -> subprocess.Popen[bytes]:
+    """A gateway whose only token is `labels_token`: the demo's load generator writes labels, and
+    overrides stay refused (nobody needs them here)."""
     log = (ws.path / "gateway.log").open("wb")
-    env = {**os.environ, DATABASE_ENV: ws.database_url}  # the gateway serves the demo's store
-    env.pop("PITSTOP_API_TOKEN", None)
+    env = {k: v for k, v in os.environ.items() if k not in TOKEN_VARIABLES}
+    env[DATABASE_ENV] = ws.database_url  # the gateway serves the demo's store
+    env[LABELS_ENV] = labels_token
     command = [
         sys.executable,
         "-m",
@@ -198,12 +215,13 @@ def _live_rollout(
     traffic: pd.DataFrame,
     result: LiveResult,
     console: Console,
+    labels_token: str,
 ) -> dict[str, Any]:
     stored = ws.start_rollout(MODEL, version, reason=f"demo --live: {challenger.title}")
     name = f"v{version} {challenger.title}"
     with _progress(console) as progress:
         task = progress.add_task(f"{name}: shadow", total=ROLLOUT_TIME_LIMIT, requests=0, failed=0)
-        load = _Load(ws, url, traffic, stored.state.id, _Shown(progress, task, name).update)
+        load = _Load(ws, url, traffic, stored.state.id, _Shown(progress, task, name).update, labels_token)
         asyncio.run(load.run())
     result.requests += load.sent
     result.failed += load.failed
@@ -301,8 +319,10 @@ class _Load:
         traffic: pd.DataFrame,
         rollout_id: int,
         show: Callable[[_Status], None],
+        labels_token: str,
     ) -> None:
         self.ws, self.url, self.rollout_id, self.show = ws, url, rollout_id, show
+        self.labels_headers = {"Authorization": f"Bearer {labels_token}"}
         self.rows = list(
             zip(traffic[FEATURES].to_dict("records"), traffic["user_id"], traffic["label"], strict=True)
         )
@@ -358,7 +378,9 @@ class _Load:
             while self.pending and self.pending[0][0] <= now:
                 due.append(self.pending.popleft()[1])
             if due:
-                await client.post(f"/v1/models/{MODEL}/labels", json={"labels": due})
+                await client.post(
+                    f"/v1/models/{MODEL}/labels", json={"labels": due}, headers=self.labels_headers
+                )
 
     async def _watch(self, deadline: float) -> None:
         began = time.monotonic()

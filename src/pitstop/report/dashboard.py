@@ -124,14 +124,25 @@ def _model_view(
         "champion": routing.champion if routing else info.aliases.get(Alias.CHAMPION.value),
         "challenger": routing.challenger if routing else info.aliases.get(Alias.CHALLENGER.value),
         "share": routing.challenger_share if routing else None,
-        "routing": routing.to_dict() if routing else None,
+        "routing": _unsalted(routing.to_dict()) if routing else None,
         "rollout": stored.to_dict() if stored else None,
         **_phase(stored),
-        "events": [event.to_dict() for event in list_events(conn, info.id, limit=recent)],
+        "events": [_unsalted_event(event.to_dict()) for event in list_events(conn, info.id, limit=recent)],
         "figures": {},
         "words": None,
     }
     return view, report
+
+
+def _unsalted(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` without a routing salt: the dashboard is open, and a salt lets a caller pick user ids
+    that land in the arm it wants (see the gateway's routing endpoint)."""
+    return {key: value for key, value in data.items() if key != "salt"}
+
+
+def _unsalted_event(event: dict[str, Any]) -> dict[str, Any]:
+    data = event.get("data")
+    return {**event, "data": _unsalted(data)} if isinstance(data, dict) else event
 
 
 def _phase(stored: StoredRollout | None) -> dict[str, Any]:

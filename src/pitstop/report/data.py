@@ -38,11 +38,18 @@ from pitstop.report.values import (
 )
 from pitstop.report.words import ab_result, narrative
 from pitstop.rollout.apply import ROLLOUT_EVENT
-from pitstop.rollout.gather import LATENCY_BUCKET_RATIO, log_quantiles, paired_requests, request_error
+from pitstop.rollout.gather import (
+    LATENCY_BUCKET_RATIO,
+    first_labelled,
+    log_quantiles,
+    paired_requests,
+    request_error,
+    succeeded,
+)
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
 from pitstop.serving.routing_store import routing_history
-from pitstop.store.tables import labels, predictions
+from pitstop.store.tables import predictions
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -200,38 +207,28 @@ def _in_scope(scope: Scope, low: int | None = None, high: int | None = None) -> 
     return and_(*conditions)
 
 
-def _succeeded() -> ColumnElement[bool]:
-    return and_(predictions.c.error.is_(None), predictions.c.prediction.is_not(None))
-
-
-def _label_join() -> Any:
-    return predictions.join(
-        labels,
-        and_(labels.c.model_id == predictions.c.model_id, labels.c.request_id == predictions.c.request_id),
-    )
-
-
 ErrorCells = dict[tuple[int, int, str], shaping.Sums]  # (bucket, routing version, arm) -> n, sum, squares
 LatencyCells = dict[tuple[int, int, str], tuple[int, int, list[tuple[int, int]]]]  # -> n, failures, hist
 CallCells = dict[tuple[int, int], dict[int, int]]  # (bucket, routing version) -> latency bucket -> calls
 
 
 def _error_cells(conn: Connection, scope: Scope) -> ErrorCells:
-    """Labelled, successful predictions per bucket, routing version and arm: count, Σ error, Σ error²."""
-    error = request_error(scope.task, predictions.c.prediction, labels.c.value)
-    bucket = _bucket(conn, scope, predictions.c.time)
+    """Labelled, successful predictions per bucket, routing version and arm: count, Σ error, Σ error²
+    (each request's first prediction per role only, as the controller counts them: `first_labelled`)."""
+    first = first_labelled(_in_scope(scope))
+    error = request_error(scope.task, first.c.prediction, first.c.value)
+    bucket = _bucket(conn, scope, first.c.time)
     rows = conn.execute(
         select(
             bucket,
-            predictions.c.routing_version,
-            predictions.c.arm,
+            first.c.routing_version,
+            first.c.arm,
             func.count(),
             func.sum(error),
             func.sum(error * error),
         )
-        .select_from(_label_join())
-        .where(_in_scope(scope), _succeeded())
-        .group_by(bucket, predictions.c.routing_version, predictions.c.arm)
+        .where(succeeded(first))
+        .group_by(bucket, first.c.routing_version, first.c.arm)
     ).all()
     return {
         (_clip(scope, b), int(v), str(arm)): (int(n), float(total or 0.0), float(squares or 0.0))
@@ -290,21 +287,22 @@ def _clip(scope: Scope, bucket: Any) -> int:
     return min(max(int(bucket), 0), scope.count - 1)
 
 
-def _known_at() -> ColumnElement[float]:
-    """When a labelled prediction became evidence: its label's arrival (never before the request)."""
-    return case((labels.c.received_at > predictions.c.time, labels.c.received_at), else_=predictions.c.time)
+def _known_at(table: Any) -> ColumnElement[float]:
+    """When a labelled prediction (a row of `table`) became evidence: its label's arrival (never before
+    the request)."""
+    return case((table.c.received_at > table.c.time, table.c.received_at), else_=table.c.time)
 
 
 def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], shaping.Sums]:
     """Per bucket of label arrival and arm: the band's labelled errors known by the band's end."""
-    error = request_error(scope.task, predictions.c.prediction, labels.c.value)
-    known = _known_at()
+    first = first_labelled(_in_scope(scope, band.low, band.high))
+    error = request_error(scope.task, first.c.prediction, first.c.value)
+    known = _known_at(first)
     bucket = _bucket(conn, scope, known)
     rows = conn.execute(
-        select(bucket, predictions.c.arm, func.count(), func.sum(error), func.sum(error * error))
-        .select_from(_label_join())
-        .where(_in_scope(scope, band.low, band.high), _succeeded(), known <= band.until)
-        .group_by(bucket, predictions.c.arm)
+        select(bucket, first.c.arm, func.count(), func.sum(error), func.sum(error * error))
+        .where(succeeded(first), known <= band.until)
+        .group_by(bucket, first.c.arm)
     ).all()
     return {
         (_clip(scope, b), str(arm)): (int(n), float(total or 0.0), float(squares or 0.0))
@@ -314,15 +312,14 @@ def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple
 
 def _paired(conn: Connection, scope: Scope, band: BandScope) -> Any:
     """Requests both arms predicted successfully, with a label known by the band's end (a subquery)."""
-    both = paired_requests(and_(_in_scope(scope, band.low, band.high), _succeeded()))
-    known = case((labels.c.received_at > both.c.time, labels.c.received_at), else_=both.c.time)
+    both = paired_requests(_in_scope(scope, band.low, band.high))
+    known = _known_at(both)
     return (
         select(
             known.label("known"),
-            request_error(scope.task, both.c.a_pred, labels.c.value).label("a"),
-            request_error(scope.task, both.c.b_pred, labels.c.value).label("b"),
+            request_error(scope.task, both.c.a_pred, both.c.value).label("a"),
+            request_error(scope.task, both.c.b_pred, both.c.value).label("b"),
         )
-        .join(labels, and_(labels.c.model_id == scope.model_id, labels.c.request_id == both.c.request_id))
         .where(known <= band.until)
         .subquery()
     )
@@ -387,25 +384,20 @@ def _shadow(
     ), pairs
 
 
-def _unit() -> ColumnElement[str]:
+def _unit(table: Any = predictions) -> ColumnElement[str]:
     """The randomised unit: the user, or the request when it came without a user_id (as `gather`)."""
-    return func.coalesce(predictions.c.user_id, literal("request:") + predictions.c.request_id)
+    return func.coalesce(table.c.user_id, literal("request:") + table.c.request_id)
 
 
 def _new_users(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], int]:
     """Per bucket and served arm: users whose first label (known by the band's end) arrived in it."""
-    known = _known_at()
-    unit = _unit()  # one expression object: PostgreSQL must see the same parameters in GROUP BY
+    labelled = first_labelled(and_(_in_scope(scope, band.low, band.high), predictions.c.role == "served"))
+    known = _known_at(labelled)
+    unit = _unit(labelled)  # one expression object: PostgreSQL must see the same parameters in GROUP BY
     first = (
-        select(predictions.c.arm, unit.label("unit"), func.min(known).label("first"))
-        .select_from(_label_join())
-        .where(
-            _in_scope(scope, band.low, band.high),
-            _succeeded(),
-            predictions.c.role == "served",
-            known <= band.until,
-        )
-        .group_by(predictions.c.arm, unit)
+        select(labelled.c.arm, unit.label("unit"), func.min(known).label("first"))
+        .where(succeeded(labelled), known <= band.until)
+        .group_by(labelled.c.arm, unit)
         .subquery()
     )
     bucket = _bucket(conn, scope, first.c.first)

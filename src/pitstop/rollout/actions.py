@@ -30,7 +30,7 @@ from pitstop.rollout.records import (
     update_rollout,
 )
 from pitstop.serving.routing import new_salt
-from pitstop.serving.routing_store import current_routing, write_routing
+from pitstop.serving.routing_store import current_routing, verified_version, write_routing
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -72,12 +72,17 @@ def start_rollout(
 ) -> StoredRollout:
     """Start taking a challenger through shadow, A/B and ramp (stage 3 begins at once).
 
+    Raises ArtifactIntegrityError when the version's artifact fails its sha256 check.
+
     `salt` fixes the routing salt (which users the split sends to the challenger); live rollouts get a
     fresh random one, replays a seeded one so that the same replay splits the same users.
     """
     actor = actor or current_actor()
     if skip_gate:
         reason = _require_reason(reason or "", "skip the offline gate")
+    # With or without the gate: a version whose artifact is missing or changed is refused here, before
+    # any gateway tries to load it (before the write transaction: it reads a whole file).
+    verified_version(ws, model, version)
     now = ws.clock.now()
     with ws.writing() as conn:
         info = registry.get_model(conn, model, for_update=True)

@@ -69,24 +69,36 @@ def _unit(table: Any = predictions) -> ColumnElement[str]:
     return func.coalesce(table.c.user_id, literal("request:") + table.c.request_id)
 
 
-def _labelled(window: Window, role: str | None = None) -> Select[Any]:
-    """Per-request errors of successful predictions with a label, for one role (or both)."""
-    conditions = [
-        _in_window(window),
-        predictions.c.error.is_(None),
-        predictions.c.prediction.is_not(None),
-    ]
-    if role is not None:
-        conditions.append(predictions.c.role == role)
-    if window.matured_before is not None:
-        conditions.append(predictions.c.time <= _epoch(window.matured_before))
-    return (
+def first_labelled(where: ColumnElement[bool]) -> Subquery:
+    """The labelled predictions of the rows `where` selects, each request's earliest per role only, with
+    the label's `value` and `received_at`; failed predictions included (filter them after).
+
+    A request id logged again (a client retrying, or an outsider replaying an id whose label it knows to
+    steer a verdict) must not join the label a second time: the label binds to the first prediction of
+    that id and role, so a later duplicate adds no evidence. Ranking happens after the join, over
+    labelled rows only (every prediction of an id joins the same label), and before the success filter
+    (a duplicate must not stand in for a first prediction that failed). The first is the first within
+    `where` (a window or a report's scope): the log has no index by request id (migration 0004), so
+    looking further back would read the whole log.
+    """
+    nth = (
+        func.row_number()
+        .over(partition_by=(predictions.c.request_id, predictions.c.role), order_by=predictions.c.id)
+        .label("nth")
+    )
+    ranked = (
         select(
-            predictions.c.role,
-            predictions.c.arm,
-            _unit().label("unit"),
+            predictions.c.request_id,
+            predictions.c.user_id,
             predictions.c.time,
-            request_error(window.task, predictions.c.prediction, labels.c.value).label("err"),
+            predictions.c.arm,
+            predictions.c.role,
+            predictions.c.routing_version,
+            predictions.c.prediction,
+            predictions.c.error,
+            labels.c.value,
+            labels.c.received_at,
+            nth,
         )
         .join(
             labels,
@@ -94,8 +106,33 @@ def _labelled(window: Window, role: str | None = None) -> Select[Any]:
                 labels.c.model_id == predictions.c.model_id, labels.c.request_id == predictions.c.request_id
             ),
         )
-        .where(*conditions)
+        .where(where)
+        .subquery()
     )
+    return select(*(c for c in ranked.c if c.name != "nth")).where(ranked.c.nth == 1).subquery()
+
+
+def succeeded(table: Any) -> ColumnElement[bool]:
+    """The rows of `table` whose prediction worked."""
+    return and_(table.c.error.is_(None), table.c.prediction.is_not(None))
+
+
+def _labelled(window: Window, role: str | None = None) -> Select[Any]:
+    """Per-request errors of successful predictions with a label, for one role (or both)."""
+    scope = [_in_window(window)]
+    if role is not None:
+        scope.append(predictions.c.role == role)
+    first = first_labelled(and_(*scope))
+    conditions = [succeeded(first)]
+    if window.matured_before is not None:
+        conditions.append(first.c.time <= _epoch(window.matured_before))
+    return select(
+        first.c.role,
+        first.c.arm,
+        _unit(first).label("unit"),
+        first.c.time,
+        request_error(window.task, first.c.prediction, first.c.value).label("err"),
+    ).where(*conditions)
 
 
 @dataclass(frozen=True)
@@ -251,18 +288,23 @@ def log_quantiles(buckets: Iterable[tuple[int, int]], width: float, qs: tuple[fl
 
 
 def paired_requests(where: ColumnElement[bool]) -> Subquery:
-    """Requests both arms predicted (of the rows `where` selects), one row each: request_id, time,
-    a_pred (champion), b_pred (challenger). One pass grouped by request, never a quadratic self-join."""
+    """Labelled requests both arms predicted successfully (of the rows `where` selects), one row each:
+    request_id, time, a_pred (champion), b_pred (challenger), value and received_at of the label. Each
+    arm's prediction is the request's first of its role (`first_labelled`). One pass grouped by
+    request, never a quadratic self-join."""
+    first = first_labelled(where)
     return (
         select(
-            predictions.c.request_id,
-            func.min(predictions.c.time).label("time"),
-            func.max(case((predictions.c.arm == "champion", predictions.c.prediction))).label("a_pred"),
-            func.max(case((predictions.c.arm == "challenger", predictions.c.prediction))).label("b_pred"),
+            first.c.request_id,
+            func.min(first.c.time).label("time"),
+            func.max(case((first.c.arm == "champion", first.c.prediction))).label("a_pred"),
+            func.max(case((first.c.arm == "challenger", first.c.prediction))).label("b_pred"),
+            func.max(first.c.value).label("value"),
+            func.max(first.c.received_at).label("received_at"),
         )
-        .where(where)
-        .group_by(predictions.c.request_id)
-        .having(func.count(distinct(predictions.c.arm)) == 2)
+        .where(succeeded(first))
+        .group_by(first.c.request_id)
+        .having(func.count(distinct(first.c.arm)) == 2)
         .subquery()
     )
 
@@ -272,17 +314,12 @@ def paired_summary(conn: Connection, window: Window, *, with_differences: bool) 
 
     A request counts when both arms predicted it successfully and it has a label.
     """
-    ok = and_(_in_window(window), predictions.c.error.is_(None), predictions.c.prediction.is_not(None))
-    both = paired_requests(ok)
-    joined = (
-        select(
-            both.c.time,
-            request_error(window.task, both.c.a_pred, labels.c.value).label("a"),
-            request_error(window.task, both.c.b_pred, labels.c.value).label("b"),
-        )
-        .join(labels, and_(labels.c.model_id == window.model_id, labels.c.request_id == both.c.request_id))
-        .subquery()
-    )
+    both = paired_requests(_in_window(window))
+    joined = select(
+        both.c.time,
+        request_error(window.task, both.c.a_pred, both.c.value).label("a"),
+        request_error(window.task, both.c.b_pred, both.c.value).label("b"),
+    ).subquery()
     d = joined.c.b - joined.c.a
     n, sum_a, sum_b, sum_d, sum_d2, sum_a2 = conn.execute(
         select(

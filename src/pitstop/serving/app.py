@@ -2,7 +2,9 @@
 
 `create_app(gateway)` wires an existing `Gateway`; `app_from_env()` is the factory uvicorn calls in
 every worker (`pitstop serve`): it opens the workspace named by `PITSTOP_WORKSPACE` and reads the
-label token from `PITSTOP_API_TOKEN`. `GET /` is left free for the dashboard.
+tokens from the environment (`auth.access_from_env`). Every write needs a token of its scope, and
+refuses (403) when none is configured, unless local unauthenticated writes were opted in to
+(`auth.py`). `GET /` is left free for the dashboard.
 
 `/openapi.json` describes the API: every JSON endpoint (the dashboard's data too, `GET /v1/dashboard`),
 and the bearer token as an HTTP security scheme on each write endpoint. The dashboard page and its
@@ -12,7 +14,6 @@ script (`GET /`, `/static/…`) are HTML and JavaScript for a browser, not API, 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import threading
@@ -36,6 +37,7 @@ from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnav
 from pitstop.report.dashboard import POLL_SECONDS, dashboard_router
 from pitstop.rollout.controller import Controller
 from pitstop.serving import payloads, server
+from pitstop.serving.auth import LEGACY_ENV, Access, Scope, access_from_env
 from pitstop.serving.errors import (
     ForbiddenError,
     IncompleteBodyError,
@@ -47,13 +49,15 @@ from pitstop.serving.errors import (
     UnauthorizedError,
 )
 from pitstop.serving.gateway import Gateway
+from pitstop.serving.health import HealthBody
 from pitstop.serving.metrics import process_exiting
 from pitstop.serving.rollout_api import rollout_router
+from pitstop.serving.routing import RoutingTable
 from pitstop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "PITSTOP_API_TOKEN"
+TOKEN_ENV = LEGACY_ENV  # kept for callers that named it; see auth.py for every token variable
 CONTROLLER_ENV = "PITSTOP_CONTROLLER"  # "1": run the rollout controller inside the gateway process
 BEARER_SCHEME = "bearerToken"  # the security scheme's name in /openapi.json
 
@@ -79,6 +83,7 @@ def create_app(
     gateway: Gateway,
     *,
     api_token: str | None = None,
+    access: Access | None = None,
     max_body_bytes: int | None = None,
     on_shutdown: Callable[[], None] | None = None,
     tune_runtime: bool = False,
@@ -87,6 +92,9 @@ def create_app(
 ) -> FastAPI:
     """An ASGI app serving `gateway`; its lifespan starts and stops the gateway (and `controller`,
     the rollout decision loop, on a thread of its own, when given: `pitstop serve --controller`).
+
+    `access` holds the tokens by scope (`auth.Access`); `api_token` alone is the operator token, as
+    before scopes existed. With neither, every write is refused (403).
 
     `tune_runtime` tunes garbage collection and thread switching once the models are loaded (see
     `server.tune_runtime`); `pitstop serve` turns it on, since it owns the process. The dashboard at
@@ -124,19 +132,24 @@ def create_app(
     app.state.gateway = gateway
     app.include_router(dashboard_router(gateway, every=dashboard_every))
 
+    tokens = access or Access(operator=api_token or None)
+    app.state.access = tokens
     # Declared as a security scheme so /openapi.json shows which endpoints take the token; checked by
-    # `check_bearer` (401 without a token, 403 with a wrong one), not by FastAPI's own 403.
+    # `Access.check` (401 without a token, 403 with a wrong one or none configured), not by FastAPI.
     bearer = HTTPBearer(
         scheme_name=BEARER_SCHEME,
-        description=f"the gateway's {TOKEN_ENV}; required on write endpoints when the gateway has one",
+        description="the operator token (overrides, labels) or the labels token (labels only); see auth.py",
         auto_error=False,
     )
 
-    def require_token(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
-        if api_token:
-            check_bearer(request.headers.get("authorization"), api_token)
+    def require_token(scope: Scope) -> Callable[..., None]:
+        def check(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
+            peer = request.client.host if request.client is not None else None
+            tokens.check(scope, request.headers.get("authorization"), peer)
 
-    app.include_router(rollout_router(gateway, require_token))
+        return check
+
+    app.include_router(rollout_router(gateway, require_token(Scope.OPERATOR)))
 
     @app.post(
         "/v1/models/{model}/predict",
@@ -146,6 +159,7 @@ def create_app(
             **_error_docs(400, 404, 413, 422, 500),
         },
         openapi_extra=_body_doc("PredictRequest", "BatchPredictRequest"),
+        dependencies=[Security(require_token(Scope.PREDICT))] if tokens.guarded(Scope.PREDICT) else [],
     )
     async def predict(model: str, request: Request) -> Response:
         gateway.state(model)  # 404 before reading a body for nothing, as for labels
@@ -157,27 +171,35 @@ def create_app(
 
     @app.post(
         "/v1/models/{model}/labels",
-        summary="Store ground truth, upserted by request_id (bearer token when PITSTOP_API_TOKEN is set)",
+        summary="Store ground truth, upserted by request_id (the labels or the operator token)",
         responses={200: {"model": payloads.LabelsAccepted}, **_error_docs(400, 401, 403, 404, 413, 422, 503)},
         openapi_extra=_body_doc("LabelsRequest"),
-        dependencies=[Security(require_token)],
+        dependencies=[Security(require_token(Scope.LABELS))],
     )
     async def labels(model: str, request: Request) -> Response:
         gateway.state(model)  # 404 before reading a body for nothing
         items = payloads.parse_labels(await read_body(request, limit))
         return JSONResponse({"accepted": await gateway.add_labels(model, items)})
 
+    def shown(table: RoutingTable, request: Request) -> dict[str, object]:
+        """The table as JSON; its salt only for the operator (with it, anyone could pick user ids
+        that land in the arm they want, and add evidence to it)."""
+        data = table.to_dict()
+        if not tokens.is_operator(request.headers.get("authorization")):
+            data.pop("salt")
+        return data
+
     @app.get(
         "/v1/models/{model}/routing",
-        summary="The routing table in use",
+        summary="The routing table in use (its salt only with the operator token)",
         responses={200: {"model": payloads.Routing}, **_error_docs(404)},
     )
-    async def routing(model: str) -> Response:
-        return JSONResponse(gateway.routing(model).to_dict())
+    async def routing(model: str, request: Request) -> Response:
+        return JSONResponse(shown(gateway.routing(model), request))
 
-    @app.get("/v1/models", summary="Every served model and its routing table")
-    async def served_models() -> Response:
-        return JSONResponse({"models": [gateway.routing(m).to_dict() for m in gateway.models]})
+    @app.get("/v1/models", summary="Every served model and its routing table (salts only for the operator)")
+    async def served_models(request: Request) -> Response:
+        return JSONResponse({"models": [shown(gateway.routing(m), request) for m in gateway.models]})
 
     @app.get("/healthz", summary="The process is alive", response_model=payloads.Health)
     async def healthz() -> Response:
@@ -185,7 +207,7 @@ def create_app(
 
     @app.get(
         "/readyz",
-        summary="Models loaded and store reachable (503 with the reasons otherwise)",
+        summary="Every model's champion can be served (503 with the reasons otherwise); see /v1/health",
         responses={200: {"model": payloads.Readiness}, 503: {"model": payloads.Readiness}},
     )
     async def readyz() -> Response:
@@ -193,8 +215,17 @@ def create_app(
         body = {"ready": not reasons, "models": gateway.models, "reasons": reasons}
         return JSONResponse(body, status_code=503 if reasons else 200)
 
+    @app.get(
+        "/v1/health",
+        summary="Every part: per model champion, challenger and shadow; the prediction log; the store",
+        response_model=HealthBody,
+    )
+    async def health() -> Response:
+        return JSONResponse(gateway.health().to_dict())
+
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        gateway.health()  # brings the pitstop_ready and pitstop_component_up gauges up to date
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def on_pitstop_error(request: Request, error: Exception) -> Response:
@@ -203,17 +234,13 @@ def create_app(
     app.add_exception_handler(PitstopError, on_pitstop_error)
     app.add_exception_handler(RequestValidationError, on_pitstop_error)
     app.add_exception_handler(HTTPException, on_pitstop_error)  # the router's 404 and 405
-    app.openapi = _openapi(app, token_required=bool(api_token))  # type: ignore[method-assign]
+    app.openapi = _openapi(app, token_required=not tokens.open_scopes())  # type: ignore[method-assign]
     return app
 
 
 def check_bearer(header: str | None, token: str) -> None:
     """Raise UnauthorizedError without a bearer token, ForbiddenError with a wrong one."""
-    scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        raise UnauthorizedError(f"this endpoint needs 'Authorization: Bearer <token>' ({TOKEN_ENV})")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ForbiddenError("the bearer token is not valid")
+    Access(operator=token).check(Scope.OPERATOR, header, None)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -317,14 +344,15 @@ def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def app_from_env() -> FastAPI:
-    """The uvicorn factory: workspace from PITSTOP_WORKSPACE, label token from PITSTOP_API_TOKEN."""
+    """The uvicorn factory: workspace from PITSTOP_WORKSPACE, tokens from the environment (auth.py)."""
+    access = access_from_env()  # a bad token file stops here, before the workspace is opened
     ws = Workspace(os.environ.get("PITSTOP_WORKSPACE"))
     gateway = Gateway(ws)
     # With several workers each runs a controller; the lease lets exactly one of them act.
     controller = Controller(ws) if os.environ.get(CONTROLLER_ENV) == "1" else None
     return create_app(
         gateway,
-        api_token=os.environ.get(TOKEN_ENV) or None,
+        access=access,
         on_shutdown=ws.close,
         tune_runtime=True,
         controller=controller,

@@ -40,6 +40,7 @@ from pitstop.serving.batching import MicroBatcher, model_seconds
 from pitstop.serving.deadletter import workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
 from pitstop.serving.features import FeatureSchema
+from pitstop.serving.health import GatewayHealth, LogHealth, ModelHealth, Part
 from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionLog, PredictionRecord
@@ -252,16 +253,66 @@ class Gateway:
         )
 
     def readiness(self) -> list[str]:
-        """Why the gateway is not ready (empty when it is): store, prediction log, models."""
-        reasons = []
-        if self._store_error is not None:
-            reasons.append(f"store unreachable: {self._store_error}")
-        if not self.log.healthy:
-            reasons.append(f"prediction log cannot write: {self.log.last_error}")
-        reasons.extend(f"{model}: {problem}" for model, problem in sorted(self._problems.items()))
+        """Why the gateway cannot serve (empty when it can): a model whose champion is not loaded.
+
+        Only the champion counts: a challenger or shadow that cannot load, a failing prediction-log
+        writer or a store outage leave the champion serving, and taking every replica out of a load
+        balancer for them would stop the service they do not stop. `health()` reports those.
+        """
+        reasons = [
+            f"{model}: {problem}"
+            for model, problem in sorted(self._problems.items())
+            if model not in self._states
+        ]
         if not self._states and not reasons:
             reasons.append("no model with a champion to serve")
         return reasons
+
+    def health(self) -> GatewayHealth:
+        """Every part's state: per model champion, challenger and shadow; the log writer; the store.
+
+        Also sets the `pitstop_component_up` and `pitstop_ready` gauges, so `/metrics` agrees with it.
+        """
+        models = {name: self._model_health(name, state) for name, state in sorted(self._states.items())}
+        for name, problem in sorted(self._problems.items()):
+            if name not in models:
+                models[name] = ModelHealth(None, Part(None, "unavailable", problem), None, None, problem)
+        health = GatewayHealth(
+            self.readiness(),
+            models,
+            LogHealth(self.log.healthy, self.log.depth, self.log.queue_size, self.log.last_error),
+            self._store_error,
+        )
+        self._export(health)
+        return health
+
+    def _model_health(self, name: str, state: ModelState) -> ModelHealth:
+        table = state.table
+        challenger = None
+        if table.challenger is not None and table.challenger != table.shadow:
+            loaded = table.challenger in state.runners
+            challenger = Part(table.challenger, "ok" if loaded else "not_loaded", None)
+        shadow = None
+        if table.shadow is not None:
+            shadow = Part(
+                table.shadow, "ok" if state.shadow_runner is not None else "unavailable", state.shadow_problem
+            )
+        champion = Part(table.champion, "ok", None)
+        return ModelHealth(table.version, champion, challenger, shadow, self._problems.get(name))
+
+    def _export(self, health: GatewayHealth) -> None:
+        up = self.metrics.component_up
+        self.metrics.ready.set(0 if health.reasons else 1)
+        up.labels("-", "prediction_log").set(1 if health.log.healthy else 0)
+        for name, model in health.models.items():
+            for role, part in (
+                ("champion", model.champion),
+                ("challenger", model.challenger),
+                ("shadow", model.shadow),
+            ):
+                if part is not None:
+                    up.labels(name, role).set(1 if part.status == "ok" else 0)
+            up.labels(name, "routing").set(0 if model.problem else 1)
 
     # -- predictions --------------------------------------------------------------------------------
 

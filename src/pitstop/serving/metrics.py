@@ -169,6 +169,19 @@ class GatewayMetrics:
         self.store_up = Gauge(
             "pitstop_store_up", "1 when the last store access worked", registry=r, multiprocess_mode="liveall"
         )
+        self.ready = Gauge(
+            "pitstop_ready",
+            "1 when every served model's champion can be served (/readyz)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.component_up = Gauge(
+            "pitstop_component_up",
+            "1 when the part works: a model's champion, challenger, shadow or routing; the prediction log",
+            ("model", "component"),
+            registry=r,
+            multiprocess_mode="liveall",
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _series(self, model: str, version: int, arm: str, role: str, bucketed_by: str) -> tuple[Any, ...]:

@@ -224,7 +224,7 @@ class Routing(BaseModel):
     challenger_share: float
     shadow: int | None
     standby: int | None
-    salt: str
+    salt: str | None = Field(None, description="the hash salt: only for a caller with the operator token")
     rollout_id: int | None
     step: int | None
     created_at: datetime

@@ -7,16 +7,17 @@ change routing and record its own decision in one transaction. `route` is the ma
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, func, select
 
 from pitstop import registry
-from pitstop.errors import ConflictError, NotFoundError, UsageError
+from pitstop.errors import ArtifactIntegrityError, ConflictError, NotFoundError, UsageError
 from pitstop.events import record_event
 from pitstop.lineage import current_actor
-from pitstop.registry import Alias, ModelInfo
+from pitstop.registry import Alias, ModelInfo, VersionInfo
 from pitstop.rollout.records import active_rollout
 from pitstop.serving.routing import RoutingTable, new_salt
 from pitstop.store.tables import models, routing_tables
@@ -120,7 +121,9 @@ def write_routing(
             created_by=actor,
         )
     )
-    numbers = {k: v for k, v in table.to_dict().items() if k not in ("model", "created_at")}
+    # Not the salt: events are shown on the open dashboard and in reports, and the salt lets a caller
+    # pick user ids that land in the arm it wants; the routing table keeps it.
+    numbers = {k: v for k, v in table.to_dict().items() if k not in ("model", "created_at", "salt")}
     record_event(
         conn,
         time=now,
@@ -170,6 +173,20 @@ def routing_of(ws: Workspace, model: str) -> RoutingTable | None:
         return effective_routing(conn, registry.get_model(conn, model), ws.clock.now())
 
 
+def verified_version(ws: Workspace, model: str, ref: str | int) -> VersionInfo:
+    """The version, once its artifact's sha256 is re-checked (read only, never loaded: no code runs).
+
+    Raises ArtifactIntegrityError when the file is missing or changed: a version no gateway could load
+    must not be routed to, where it would fail the routing change on every replica.
+    """
+    version = ws.version(model, ref)
+    data = ws.artifacts.read(version.artifact_uri)
+    actual = None if data is None else hashlib.sha256(data).hexdigest()
+    if actual != version.sha256:
+        raise ArtifactIntegrityError(model, version.version, version.sha256, actual, version.artifact_uri)
+    return version
+
+
 def route(
     ws: Workspace,
     model: str,
@@ -193,6 +210,8 @@ def route(
         raise UsageError("--reason: say why the routing is changed by hand")
     if mode not in ("shadow", "split", "off"):
         raise UsageError(f"--mode: must be shadow or split, got {mode!r}")
+    if mode != "off" and challenger is not None:
+        verified_version(ws, model, challenger)  # before the write transaction: it reads a whole file
     with ws.writing() as conn:
         info = registry.get_model(conn, model, for_update=True)
         champion = info.aliases.get(Alias.CHAMPION.value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import ipaddress
 import os
 import shutil
 import sys
@@ -15,24 +14,6 @@ from typing import Any
 from pitstop.serving.metrics import MULTIPROC_ENV
 
 FACTORY = "pitstop.serving.server:app_from_env"
-LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
-
-
-def exposure_warning(host: str, token: str | None) -> str | None:
-    """A warning when labels could be written by anyone: no token and listening beyond loopback."""
-    if token:
-        return None
-    if host in LOOPBACK_NAMES:
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name other than localhost: assume it is reachable from elsewhere
-    return (
-        f"listening on {host} without PITSTOP_API_TOKEN: anyone who can reach this port can write labels, "
-        "which decide which model wins; set PITSTOP_API_TOKEN"
-    )
 
 
 def app_from_env() -> Any:

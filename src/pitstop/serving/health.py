@@ -1,0 +1,140 @@
+"""What a gateway reports about its parts (`Gateway.health`, `GET /v1/health`).
+
+Readiness (`/readyz`) is only "can the champion of every model be served"; everything else that can
+go wrong while the champion serves (a challenger or shadow that cannot load, a routing change not
+applied, a failing prediction-log writer, a store outage) is here, so an operator sees it without a
+load balancer taking the fleet out of rotation for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+PartStatus = Literal["ok", "not_loaded", "unavailable"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One version a model's routing uses, and whether it is loaded (why not, when known)."""
+
+    version: int | None
+    status: PartStatus
+    problem: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "status": self.status, "problem": self.problem}
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    """A model's champion, challenger and shadow under the routing in use, and a change not applied."""
+
+    routing_version: int | None
+    champion: Part
+    challenger: Part | None
+    shadow: Part | None
+    problem: str | None  # the newest routing change that could not be applied (the old table serves)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "routing_version": self.routing_version,
+            "champion": self.champion.to_dict(),
+            "challenger": None if self.challenger is None else self.challenger.to_dict(),
+            "shadow": None if self.shadow is None else self.shadow.to_dict(),
+            "problem": self.problem,
+        }
+
+
+@dataclass(frozen=True)
+class LogHealth:
+    """The prediction-log writer: whether its last write worked, and its queue."""
+
+    healthy: bool
+    depth: int
+    capacity: int
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.healthy else "failing",
+            "depth": self.depth,
+            "capacity": self.capacity,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True)
+class GatewayHealth:
+    reasons: list[str]  # why the gateway is not ready (empty: every champion can be served)
+    models: dict[str, ModelHealth]
+    log: LogHealth
+    store_error: str | None
+
+    @property
+    def status(self) -> str:
+        """`unavailable` (not ready), `degraded` (ready, something else is wrong) or `ok`."""
+        if self.reasons:
+            return "unavailable"
+        degraded = (
+            not self.log.healthy
+            or self.store_error is not None
+            or any(
+                m.problem or any(p is not None and p.status != "ok" for p in (m.challenger, m.shadow))
+                for m in self.models.values()
+            )
+        )
+        return "degraded" if degraded else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "ready": not self.reasons,
+            "reasons": self.reasons,
+            "models": {name: model.to_dict() for name, model in self.models.items()},
+            "prediction_log": self.log.to_dict(),
+            "store": {
+                "status": "ok" if self.store_error is None else "unreachable",
+                "error": self.store_error,
+            },
+        }
+
+
+class PartBody(BaseModel):
+    version: int | None
+    status: str = Field(description="ok | not_loaded | unavailable")
+    problem: str | None
+
+
+class ModelHealthBody(BaseModel):
+    routing_version: int | None
+    champion: PartBody
+    challenger: PartBody | None
+    shadow: PartBody | None
+    problem: str | None = Field(description="the newest routing change not applied (the old table serves)")
+
+
+class LogHealthBody(BaseModel):
+    status: str = Field(description="ok | failing")
+    depth: int
+    capacity: int
+    last_error: str | None
+
+
+class StoreHealthBody(BaseModel):
+    status: str = Field(description="ok | unreachable")
+    error: str | None
+
+
+class HealthBody(BaseModel):
+    """`GET /v1/health`: always 200; `status` says ok, degraded (serving, something else wrong) or
+    unavailable (a champion cannot be served: `/readyz` is 503)."""
+
+    status: str = Field(description="ok | degraded | unavailable")
+    ready: bool
+    reasons: list[str]
+    models: dict[str, ModelHealthBody]
+    prediction_log: LogHealthBody
+    store: StoreHealthBody
