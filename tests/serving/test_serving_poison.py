@@ -27,6 +27,7 @@ from pitstop.errors import StoreUnavailableError
 from pitstop.report.dashboard import gateway_health
 from pitstop.serving import Gateway, Instance, Label
 from pitstop.serving.app import create_app
+from pitstop.serving.auth import Access
 from pitstop.serving.deadletter import DeadLetter, DeadLetterFile, workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError
 from pitstop.serving.labels import get_labels
@@ -361,7 +362,9 @@ def test_a_label_the_store_cannot_hold_is_refused_by_field_and_blocks_no_other(
 def test_a_label_with_a_nul_request_id_is_answered_422_over_http(served: Served) -> None:
     gateway = Gateway(served.ws, settings=settings(poll_interval="50ms"))
     labels = {"labels": [{"request_id": "a\u0000b", "label": 1.0}]}
-    with running(create_app(gateway)) as url, httpx.Client(base_url=url, timeout=10) as client:
+    auth = {"Authorization": "Bearer labels-secret"}
+    app = create_app(gateway, access=Access(labels="labels-secret"))
+    with running(app) as url, httpx.Client(base_url=url, timeout=10, headers=auth) as client:
         refused = client.post(f"/v1/models/{MODEL}/labels", json=labels)
         good = {"labels": [{"request_id": "r", "label": 1}]}
         accepted = client.post(f"/v1/models/{MODEL}/labels", json=good)

@@ -115,6 +115,9 @@ def test_a_gateway_started_while_the_store_is_down_serves_the_cached_champion_an
             assert [a.status_code for a in answers] == [200] * 20
             assert {a.json()["model_version"] for a in answers} == {1}  # champion only: no split
             assert gateway.routing(MODEL).version == 0
+            assert httpx.get(f"{base}/readyz").status_code == 200  # the champion serves: in rotation
+            health = httpx.get(f"{base}/v1/health").json()
+            assert health["status"] == "degraded" and "routing cache" in health["degraded"]
 
             own_postgres.start()
             wait_until(lambda: gateway.degraded is None, timeout=60)

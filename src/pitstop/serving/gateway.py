@@ -280,8 +280,16 @@ class Gateway:
         health = GatewayHealth(
             self.readiness(),
             models,
-            LogHealth(self.log.healthy, self.log.depth, self.log.queue_size, self.log.last_error),
+            LogHealth(
+                self.log.healthy,
+                self.log.depth,
+                self.log.queue_size,
+                self.log.last_error,
+                self.log.dead_lettered,
+                self.log.last_dead_letter,
+            ),
             self._store_error,
+            self.degraded,
         )
         self._export(health)
         return health

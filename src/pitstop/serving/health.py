@@ -56,6 +56,8 @@ class LogHealth:
     depth: int
     capacity: int
     last_error: str | None
+    dead_letters: int  # records the store refused for their data, set aside (`predlog.py`)
+    last_dead_letter: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,8 @@ class LogHealth:
             "depth": self.depth,
             "capacity": self.capacity,
             "last_error": self.last_error,
+            "dead_letters": self.dead_letters,
+            "last_dead_letter": self.last_dead_letter,
         }
 
 
@@ -72,6 +76,7 @@ class GatewayHealth:
     models: dict[str, ModelHealth]
     log: LogHealth
     store_error: str | None
+    degraded: str | None = None  # serving cached champions alone while the store is down (`Gateway.degraded`)
 
     @property
     def status(self) -> str:
@@ -81,6 +86,7 @@ class GatewayHealth:
         degraded = (
             not self.log.healthy
             or self.store_error is not None
+            or self.degraded is not None
             or any(
                 m.problem or any(p is not None and p.status != "ok" for p in (m.challenger, m.shadow))
                 for m in self.models.values()
@@ -99,6 +105,7 @@ class GatewayHealth:
                 "status": "ok" if self.store_error is None else "unreachable",
                 "error": self.store_error,
             },
+            "degraded": self.degraded,
         }
 
 
@@ -121,6 +128,8 @@ class LogHealthBody(BaseModel):
     depth: int
     capacity: int
     last_error: str | None
+    dead_letters: int = Field(description="records the store refused for their data, set aside")
+    last_dead_letter: str | None
 
 
 class StoreHealthBody(BaseModel):
@@ -138,3 +147,6 @@ class HealthBody(BaseModel):
     models: dict[str, ModelHealthBody]
     prediction_log: LogHealthBody
     store: StoreHealthBody
+    degraded: str | None = Field(
+        description="why the gateway serves less than its routing asks: cached champions alone, store down"
+    )
