@@ -15,25 +15,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Security
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from pitstop.rollout.records import StoredRollout
-from pitstop.serving.payloads import ErrorBody
+from pitstop.serving.payloads import STRICT, ErrorBody, Identifier, Reason
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
 
 HTTP_ACTOR = "api"  # who an override was made by when the request does not say
+ROW_ID_MAX = 2**63 - 1  # a rollout id is a BIGINT: beyond it the store refuses the query itself
 
 
 class Override(BaseModel):
-    """A manual override: why (recorded with the event), and by whom."""
+    """A manual override: why (recorded with the event), and by whom; both are checked against what the
+    store holds (`payloads.Reason`, `payloads.Identifier`), so neither can fail the write."""
 
-    model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
-        description="why: recorded with the event"
+    model_config = STRICT
+    reason: Reason = Field(
+        description="why: recorded with the event; some visible text, no control characters"
     )
-    by: str | None = Field(None, description=f"who asks (default: {HTTP_ACTOR!r})")
+    by: Identifier | None = Field(None, description=f"who asks (default: {HTTP_ACTOR!r})")
 
 
 class Promotion(Override):
@@ -52,10 +54,11 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     @router.get(
         "/v1/models/{model}/rollout",
         summary="The active (or latest, or given) rollout: phase, share, live evidence, next check",
-        responses=_error_docs(404),
+        responses=_error_docs(404, 422, 503),
     )
     async def status(
-        model: str, rollout: Annotated[int | None, Query(description="a past rollout's id")] = None
+        model: str,
+        rollout: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="a past rollout's id")] = None,
     ) -> Response:
         result = await asyncio.to_thread(ws.rollout_status, model, rollout)
         return answer(result.to_dict())
@@ -66,7 +69,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     @router.post(
         "/v1/models/{model}/rollout/promote",
         summary="Advance the active rollout one phase or step by hand (to_end: promote now)",
-        responses=_error_docs(401, 403, 404, 409, 422),
+        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
     async def promote(model: str, body: Promotion) -> Response:
@@ -78,7 +81,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     @router.post(
         "/v1/models/{model}/rollout/rollback",
         summary="All traffic back to the champion at once (after a promotion: the previous champion)",
-        responses=_error_docs(401, 403, 404, 409, 422),
+        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
     async def rollback(model: str, body: Override) -> Response:
@@ -88,7 +91,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     @router.post(
         "/v1/models/{model}/rollout/abort",
         summary="End the active rollout, keeping the champion",
-        responses=_error_docs(401, 403, 404, 409, 422),
+        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
     async def abort(model: str, body: Override) -> Response:

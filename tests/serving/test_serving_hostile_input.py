@@ -1,0 +1,134 @@
+"""Hostile input at the HTTP edge (issue 16, row 3): every value a client can send is answered in the
+documented JSON shape, with a 4xx naming the field, and the same connection keeps serving.
+
+Each input here answered a plain-text 500 (or a 503, or a 200 that later wedged the prediction log)
+before the edge checked it; they run on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from pitstop.config import ServingSettings
+from pitstop.serving import Gateway
+from pitstop.serving.app import create_app
+from serving.conftest import MODEL, Served, running
+
+TOKEN = "edge-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ROW = {"a": 0.5, "b": -1.0}
+PREDICT = f"/v1/models/{MODEL}/predict"
+LABELS = f"/v1/models/{MODEL}/labels"
+ROLLOUT = f"/v1/models/{MODEL}/rollout"
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
+@contextmanager
+def serving(served: Served) -> Iterator[httpx.Client]:
+    gateway = Gateway(served.ws, settings=ServingSettings.model_validate({"log_flush_interval": "50ms"}))
+    with (
+        running(create_app(gateway, api_token=TOKEN)) as url,
+        httpx.Client(base_url=url, timeout=10, headers=AUTH) as client,
+    ):
+        yield client
+
+
+def raw(text: str) -> dict[str, Any]:
+    """A body sent as written: JSON escapes such as a lone surrogate reach the server unchanged."""
+    return {"content": text.encode(), "headers": JSON_TYPE}
+
+
+def check_refusals(client: httpx.Client, cases: list[tuple[str, str, dict[str, Any], int, str]]) -> None:
+    """Each case answers its 4xx in the documented shape naming the field; a good request follows."""
+    failures = []
+    for method, path, body, status, field in cases:
+        answer = client.request(method, path, **body)
+        try:
+            shape = answer.json()
+        except ValueError:
+            shape = {}
+        fields = [f["field"] for f in shape.get("fields") or []]
+        named = shape.get("error") == field or any(f == field or f.endswith(f".{field}") for f in fields)
+        if answer.status_code != status or not shape.get("message") or not named:
+            failures.append(f"{method} {path} {str(body)[:80]}: {answer.status_code} {answer.text[:200]}")
+        after = client.post(PREDICT, json={"features": ROW})
+        if after.status_code != 200:
+            failures.append(f"after {str(body)[:80]}: {after.status_code} {after.text[:200]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_hostile_predict_bodies_are_refused_naming_the_field(served: Served) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    cases = [
+        ("POST", PREDICT, raw(deep), 400, "invalid_json"),
+        ("POST", PREDICT, raw('{"features": {"a": 1, "b": 2}, "user_id": "\\udfff-x"}'), 422, "user_id"),
+        (
+            "POST",
+            PREDICT,
+            raw('{"features": {"a": 1, "b": 2}, "request_id": "\\udfff-x"}'),
+            422,
+            "request_id",
+        ),
+        ("POST", PREDICT, {"json": {"features": ROW, "user_id": "u\x00"}}, 422, "user_id"),
+        ("POST", PREDICT, {"json": {"features": ROW, "request_id": "r\x1b[31m"}}, 422, "request_id"),
+        ("POST", PREDICT, {"json": {"features": ROW, "request_id": ""}}, 422, "request_id"),
+        ("POST", PREDICT, {"json": {"features": ROW, "user_id": "u" * 201}}, 422, "user_id"),
+        ("POST", PREDICT, {"json": {"features": {}}}, 422, "features.a"),
+        ("POST", PREDICT, raw('{"features": {"a": 1, "b": 2, "\\udfff": 3}}'), 422, "features.\udfff"),
+        ("POST", PREDICT, {"json": {"features": {"a": 10**400, "b": 2}}}, 422, "features.a"),
+    ]
+    with serving(served) as client:
+        check_refusals(client, cases)
+
+
+def test_hostile_labels_are_refused_naming_the_field(served: Served) -> None:
+    def label(**fields: Any) -> dict[str, Any]:
+        return {"json": {"labels": [{"request_id": "r1", "label": 1.0, **fields}]}}
+
+    cases = [
+        ("POST", LABELS, label(time=1e20), 422, "labels[0].time"),
+        ("POST", LABELS, label(time=-1e20), 422, "labels[0].time"),
+        ("POST", LABELS, label(time="0001-01-01T00:00:00+01:00"), 422, "labels[0].time"),
+        ("POST", LABELS, label(time="9999-12-31T23:59:59-01:00"), 422, "labels[0].time"),
+        ("POST", LABELS, label(label=int("9" * 401)), 422, "labels[0].label"),
+        ("POST", LABELS, label(request_id="r\x00"), 422, "labels[0].request_id"),
+        ("POST", LABELS, label(request_id=""), 422, "labels[0].request_id"),
+        ("POST", LABELS, label(request_id="r" * 201), 422, "labels[0].request_id"),
+        (
+            "POST",
+            LABELS,
+            raw('{"labels": [{"request_id": "\\udfff-x", "label": 1}]}'),
+            422,
+            "labels[0].request_id",
+        ),
+        ("POST", LABELS, raw('{"labels": [{"request_id": "r", "label": 1}], "\\ud800": 1}'), 422, "\ud800"),
+        ("POST", LABELS, raw("{" * 100_000), 400, "invalid_json"),
+    ]
+    with serving(served) as client:
+        check_refusals(client, cases)
+        assert client.post(LABELS, **label(time="2026-01-01T00:00:00+01:00")).status_code == 200
+
+
+def test_hostile_rollout_queries_and_overrides_are_refused_naming_the_field(served: Served) -> None:
+    served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
+    rollback = f"{ROLLOUT}/rollback"
+    cases = [
+        ("GET", f"{ROLLOUT}?rollout={2**63}", {}, 422, "rollout"),
+        ("GET", f"{ROLLOUT}?rollout=-{2**63 + 1}", {}, 422, "rollout"),
+        ("POST", rollback, {"json": {"reason": "r", "by": "x" * 201}}, 422, "by"),
+        ("POST", rollback, {"json": {"reason": "r", "by": "ops\x00"}}, 422, "by"),
+        ("POST", rollback, raw('{"reason": "r", "by": "\\udfff"}'), 422, "by"),
+        ("POST", rollback, {"json": {"reason": "bad\x1f"}}, 422, "reason"),
+        ("POST", rollback, {"json": {"reason": "\x1f"}}, 422, "reason"),
+        ("POST", rollback, {"json": {"reason": "\x00"}}, 422, "reason"),
+        ("POST", rollback, raw('{"reason": "\\udfff"}'), 422, "reason"),
+        ("POST", f"{ROLLOUT}/abort", {"json": {"reason": "r" * 5000}}, 422, "reason"),
+        ("POST", f"{ROLLOUT}/promote", raw("[" * 100_000), 400, "invalid_json"),
+    ]
+    with serving(served) as client:
+        check_refusals(client, cases)
+        assert client.get(ROLLOUT).json()["outcome"] is None  # none of them moved production
