@@ -7,11 +7,15 @@ before the edge checked it; they run on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from pitstop.config import ServingSettings
 from pitstop.serving import Gateway
@@ -132,3 +136,54 @@ def test_hostile_rollout_queries_and_overrides_are_refused_naming_the_field(serv
     with serving(served) as client:
         check_refusals(client, cases)
         assert client.get(ROLLOUT).json()["outcome"] is None  # none of them moved production
+
+
+def exchange(sock: socket.socket, path: str) -> bytes:
+    """One keep-alive GET on `sock`: the whole response (headers and Content-Length body), or b"" if
+    the server closed the connection instead."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_an_unexpected_error_answers_json_counted_logged_once_and_keeps_the_connection(
+    served: Served, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Before: Starlette answered a plain-text 500, uvicorn logged it and closed the connection."""
+    gateway = Gateway(served.ws)
+    app = create_app(gateway, api_token=TOKEN)
+
+    async def broken(model: str) -> None:
+        raise RuntimeError("secret detail of a bug")
+
+    app.add_api_route("/v1/models/{model}/broken", broken)  # a real route with a real bug
+    with (
+        running(app) as url,
+        socket.create_connection(("127.0.0.1", httpx.URL(url).port), timeout=10) as sock,
+    ):
+        first = exchange(sock, f"/v1/models/{MODEL}/broken")
+        second = exchange(sock, "/healthz")  # the same connection still serves
+        metrics = httpx.get(f"{url}/metrics").text
+    head, _, body = first.partition(b"\r\n\r\n")
+    answer = json.loads(body)
+    assert head.startswith(b"HTTP/1.1 500"), first
+    assert answer["error"] == "internal_error" and len(answer["request_id"]) == 32
+    assert "secret" not in answer["message"] and answer["request_id"] in answer["message"]
+    assert f"x-request-id: {answer['request_id']}".encode() in head.lower()
+    assert second.startswith(b"HTTP/1.1 200"), second
+    assert f'pitstop_http_unhandled_errors_total{{model="{MODEL}"}} 1.0' in metrics
+    logged = [r for r in caplog.records if r.exc_info and answer["request_id"] in r.getMessage()]
+    assert len(logged) == 1 and "secret detail" in str(logged[0].exc_info[1])  # type: ignore[index]
+    assert "Exception in ASGI application" not in capfd.readouterr().err
