@@ -132,6 +132,13 @@ def test_hostile_rollout_queries_and_overrides_are_refused_naming_the_field(serv
         ("POST", rollback, raw('{"reason": "\\udfff"}'), 422, "reason"),
         ("POST", f"{ROLLOUT}/abort", {"json": {"reason": "r" * 5000}}, 422, "reason"),
         ("POST", f"{ROLLOUT}/promote", raw("[" * 100_000), 400, "invalid_json"),
+        (
+            "POST",
+            f"{ROLLOUT}/promote",
+            {"content": b'{"reason": "\xff"}', "headers": JSON_TYPE},
+            400,
+            "invalid_json",
+        ),
     ]
     with serving(served) as client:
         check_refusals(client, cases)

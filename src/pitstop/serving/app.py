@@ -12,6 +12,7 @@ script (`GET /`, `/static/…`) are HTML and JavaScript for a browser, not API, 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import json
 import logging
@@ -209,7 +210,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, on_pitstop_error)
     app.add_exception_handler(HTTPException, on_pitstop_error)  # the router's 404 and 405
     app.add_middleware(CatchAll, gateway=gateway)
-    app.openapi = _openapi(app, token_required=bool(api_token))  # type: ignore[method-assign]
+    app.openapi = _openapi(app, gateway, token_required=bool(api_token))  # type: ignore[method-assign]
     return app
 
 
@@ -298,7 +299,8 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
     elif isinstance(error, HTTPException):
         status, headers = error.status_code, dict(error.headers or {})
         code = HTTPStatus(status).phrase.lower().replace(" ", "_")
-        if isinstance(error.__cause__, RecursionError):  # FastAPI's body parser, on JSON nested too deep
+        # FastAPI's body parser, on JSON nested too deep or not UTF-8: as predict and labels answer it
+        if isinstance(error.__cause__, RecursionError | ValueError):
             code = "invalid_json"
         message = f"{request.method} {request.url.path}: {error.detail}"
         allowed = f" (allowed: {headers['Allow']})" if "Allow" in headers else ""
@@ -346,11 +348,14 @@ def _body_doc(*models: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _openapi(app: FastAPI, *, token_required: bool) -> Callable[[], dict[str, Any]]:
+def _openapi(app: FastAPI, gateway: Gateway, *, token_required: bool) -> Callable[[], dict[str, Any]]:
     """FastAPI's schema plus the request bodies, which are parsed by hand and so not declared.
 
     Without a configured token the write endpoints take requests without one too: their `security`
-    then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional").
+    then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional"). Every
+    error status is an `ErrorBody`, FastAPI's own 422 included, and every operation may answer 500.
+    The `features` of a predict body are those of the models served now (their champions'), so the
+    document is rebuilt from the cached rest on each call.
     """
 
     def build() -> dict[str, Any]:
@@ -365,14 +370,33 @@ def _openapi(app: FastAPI, *, token_required: bool) -> Callable[[], dict[str, An
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for name, definition in definitions.get("$defs", {}).items():
                 components.setdefault(name, definition)
-            if not token_required:
-                for operation in _operations(schema):
-                    if operation.get("security"):
-                        operation["security"].append({})
+            error = {"$ref": "#/components/schemas/ErrorBody"}
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            for operation in _operations(schema):
+                if not token_required and operation.get("security"):
+                    operation["security"].append({})
+                responses = operation.setdefault("responses", {})
+                responses.setdefault("500", {"description": "Internal Server Error"})
+                for status, response in responses.items():
+                    if status.startswith(("4", "5")):
+                        response["content"] = {"application/json": {"schema": error}}
             app.openapi_schema = schema
-        return app.openapi_schema
+        return _with_served_features(app.openapi_schema, gateway)
 
     return build
+
+
+def _with_served_features(schema: dict[str, Any], gateway: Gateway) -> dict[str, Any]:
+    """`schema` with a predict instance's `features` narrowed to those of the models served now."""
+    served = [payloads.features_schema(gateway.state(model).schema) for model in gateway.models]
+    if not served:
+        return schema
+    schema = copy.deepcopy(schema)
+    instance = schema["components"]["schemas"]["PredictRequest"]["properties"]
+    narrowed = served[0] if len(served) == 1 else {"anyOf": served}
+    instance["features"] = {**narrowed, "description": instance["features"].get("description", "")}
+    return schema
 
 
 def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:

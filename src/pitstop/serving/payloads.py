@@ -19,17 +19,20 @@ import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from pitstop.serving.errors import FieldProblem, InvalidInputError, InvalidJSONError
+from pitstop.serving.features import FeatureSchema, Kind
 from pitstop.serving.gateway import Instance
 from pitstop.serving.labels import Label
 
 MAX_ID_LENGTH = 200  # predictions.request_id, predictions.user_id, labels.request_id, events.actor
-# No C0 or C1 control character (NUL, escape sequences, line breaks) and no lone surrogate: written
-# for Python's `re` and ECMA alike, so the schema's `pattern` means what the parser checks.
-_TEXT_CHAR = r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]"
-TEXT_PATTERN = f"^{_TEXT_CHAR}*$"
+# No C0 or C1 control character (NUL, escape sequences, line breaks): one pattern for the schema and
+# the parser, written so Python's `re`, ECMA and pydantic's Rust engine read it alike. A lone
+# surrogate (not encodable as UTF-8) is refused too, though no pattern can say so in every engine:
+# pydantic refuses it as an invalid string, the hand parser by encoding.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+TEXT_PATTERN = f"^[^{_CONTROL}]*$"
 _TEXT = re.compile(TEXT_PATTERN)
 TEXT_PROBLEM = "must not contain control characters or lone surrogates"
 # A reason (events.reason, rollouts.reason: text) has a bound of its own, and some visible character:
@@ -37,10 +40,13 @@ TEXT_PROBLEM = "must not contain control characters or lone surrogates"
 # which means more in ECMA than in Python; and linear to match, whatever the input.
 MAX_REASON_LENGTH = 2000
 _SPACE = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-REASON_PATTERN = f"^[{_SPACE}]*[^{_SPACE}\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]{_TEXT_CHAR}*$"
-# A label's event time, as epoch seconds: from 1970 to the end of year 9999 (what a datetime holds).
+REASON_PATTERN = f"^[{_SPACE}]*[^{_SPACE}{_CONTROL}][^{_CONTROL}]*$"
+# A label's event time lies in the years 1970 to 9998: as epoch seconds, or as an ISO 8601 text whose
+# year says so (whatever its offset, it is then a time a datetime holds; year 1 at +01:00 is not).
 MIN_TIME = 0.0
-MAX_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+MAX_TIME = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+TIME_PATTERN = "^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+_TIME = re.compile(TIME_PATTERN)
 _FLOAT_MAX = sys.float_info.max
 _INSTANCE_KEYS = frozenset({"features", "user_id", "request_id"})
 
@@ -59,6 +65,10 @@ def text_problem(value: str, max_length: int) -> str | None:
     if len(value) > max_length:
         return f"must be at most {max_length} characters"
     if not _TEXT.match(value):
+        return TEXT_PROBLEM
+    try:
+        value.encode()
+    except UnicodeEncodeError:
         return TEXT_PROBLEM
     return None
 
@@ -190,11 +200,11 @@ def _label_time(value: Any, field: str, problems: list[FieldProblem]) -> datetim
     if value is None:
         return None
     moment = _moment(value)
-    if moment is not None and MIN_TIME <= moment.timestamp() <= MAX_TIME:
+    if moment is not None:
         return moment
     problems.append(
         FieldProblem(
-            field, f"expected an ISO 8601 time or epoch seconds from 1970 to 9999, got {_shown(value)}"
+            field, f"expected an ISO 8601 time or epoch seconds from 1970 to 9998, got {_shown(value)}"
         )
     )
     return None
@@ -204,10 +214,10 @@ def _moment(value: Any) -> datetime | None:
     """`value` as a UTC time, or None when it is none or beyond what a datetime holds."""
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if not MIN_TIME <= value <= MAX_TIME:  # also NaN; and fromtimestamp(1e20) overflows
+            if not MIN_TIME <= value < MAX_TIME:  # also NaN; and fromtimestamp(1e20) overflows
                 return None
             return datetime.fromtimestamp(value, UTC)
-        if isinstance(value, str):
+        if isinstance(value, str) and _TIME.match(value):
             moment = datetime.fromisoformat(value)
             return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError, OSError):  # year 1 at +01:00 is year 0 in UTC: OverflowError
@@ -227,9 +237,8 @@ def _shown(value: Any, limit: int = 40) -> str:
 
 Scalar = float | int | str | bool
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=TEXT_PATTERN)]
-Reason = Annotated[str, StringConstraints(max_length=MAX_REASON_LENGTH, pattern=REASON_PATTERN)]
-# The patterns name surrogates, which the default (Rust) regex engine cannot compile.
-STRICT = ConfigDict(extra="forbid", regex_engine="python-re")
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON_LENGTH, pattern=REASON_PATTERN)]
+STRICT = ConfigDict(extra="forbid")
 
 
 class PredictRequest(BaseModel):
@@ -245,6 +254,28 @@ class PredictRequest(BaseModel):
     request_id: Identifier | None = Field(
         None, description="your id for joining labels later; generated when absent"
     )
+
+
+_NUMBER = {"type": "number", "minimum": -_FLOAT_MAX, "maximum": _FLOAT_MAX}
+_KIND_SCHEMAS: dict[Kind, dict[str, Any]] = {
+    "float": _NUMBER,
+    "int": {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+    "bool": {"type": "boolean"},
+    "str": {"type": "string"},
+    "any": {"anyOf": [_NUMBER, {"type": "string"}, {"type": "boolean"}]},
+}
+
+
+def features_schema(schema: FeatureSchema) -> dict[str, Any]:
+    """The JSON schema of one served model's `features`: what `FeatureSchema.problems` accepts."""
+    return {
+        "type": "object",
+        "properties": {
+            name: dict(_KIND_SCHEMAS[kind]) for name, kind in zip(schema.names, schema.kinds, strict=True)
+        },
+        "required": list(schema.names),
+        "additionalProperties": False,
+    }
 
 
 class BatchPredictRequest(BaseModel):
@@ -266,10 +297,16 @@ class BatchPrediction(BaseModel):
 class LabelIn(BaseModel):
     model_config = STRICT
     request_id: Identifier
-    label: float | bool = Field(description="the observed outcome (1/0 or true/false for a class)")
-    time: datetime | Annotated[float, Field(ge=MIN_TIME, le=MAX_TIME)] | None = Field(
-        None, description="event time, ISO 8601 or epoch seconds, from 1970 to 9999; default now"
+    label: Annotated[float, Field(ge=-_FLOAT_MAX, le=_FLOAT_MAX)] | bool = Field(
+        description="the observed outcome (1/0 or true/false for a class)"
     )
+    time: (
+        Annotated[
+            datetime, WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIME_PATTERN})
+        ]
+        | Annotated[float, Field(ge=MIN_TIME, lt=MAX_TIME)]
+        | None
+    ) = Field(None, description="event time, ISO 8601 or epoch seconds, from 1970 to 9998; default now")
 
 
 class LabelsRequest(BaseModel):
