@@ -73,7 +73,6 @@ def test_every_operation_answers_as_documented(served: Served) -> None:
     summary = "\n".join(
         f"{count:5d} {label} {status} {error}" for (label, status, error), count in sorted(seen.items())
     )
-    print(summary)
     assert not failures, f"{len(failures)} failed:\n" + "\n".join(failures[:30]) + f"\n{summary}"
     # The fuzzer reached the model and the store, not only the edge's refusals
     assert seen["POST /v1/models/{model}/predict", 200, ""] > 0, summary
