@@ -123,6 +123,9 @@ def test_hostile_rollout_queries_and_overrides_are_refused_naming_the_field(serv
     cases = [
         ("GET", f"{ROLLOUT}?rollout={2**63}", {}, 422, "rollout"),
         ("GET", f"{ROLLOUT}?rollout=-{2**63 + 1}", {}, 422, "rollout"),
+        ("GET", "/v1/models/e%00ta/rollout", {}, 422, "model"),
+        ("POST", "/v1/models/e%00ta/rollout/abort", {"json": {"reason": "r"}}, 422, "model"),
+        ("GET", f"/v1/models/{'m' * 201}/rollout", {}, 422, "model"),
         ("POST", rollback, {"json": {"reason": "r", "by": "x" * 201}}, 422, "by"),
         ("POST", rollback, {"json": {"reason": "r", "by": "ops\x00"}}, 422, "by"),
         ("POST", rollback, raw('{"reason": "r", "by": "\\udfff"}'), 422, "by"),

@@ -13,18 +13,20 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query, Security
+from fastapi import APIRouter, Path, Query, Security
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from pitstop.rollout.records import StoredRollout
-from pitstop.serving.payloads import STRICT, ErrorBody, Identifier, Reason
+from pitstop.serving.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, ErrorBody, Identifier, Reason
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
 
 HTTP_ACTOR = "api"  # who an override was made by when the request does not say
 ROW_ID_MAX = 2**63 - 1  # a rollout id is a BIGINT: beyond it the store refuses the query itself
+# These routes look the model up in the store (PostgreSQL refuses a NUL even in a query): 422 first.
+ModelName = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=TEXT_PATTERN)]
 
 
 class Override(BaseModel):
@@ -57,7 +59,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         responses=_error_docs(404, 422, 503),
     )
     async def status(
-        model: str,
+        model: ModelName,
         rollout: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="a past rollout's id")] = None,
     ) -> Response:
         result = await asyncio.to_thread(ws.rollout_status, model, rollout)
@@ -72,7 +74,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
-    async def promote(model: str, body: Promotion) -> Response:
+    async def promote(model: ModelName, body: Promotion) -> Response:
         stored = await asyncio.to_thread(
             ws.promote, model, reason=body.reason, to_end=body.to_end, actor=body.by or HTTP_ACTOR
         )
@@ -84,7 +86,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
-    async def rollback(model: str, body: Override) -> Response:
+    async def rollback(model: ModelName, body: Override) -> Response:
         stored = await asyncio.to_thread(ws.rollback, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
         return changed(stored)
 
@@ -94,7 +96,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
-    async def abort(model: str, body: Override) -> Response:
+    async def abort(model: ModelName, body: Override) -> Response:
         stored = await asyncio.to_thread(ws.abort, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
         return changed(stored)
 
