@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from pitstop.config import ServingSettings
 from pitstop.serving import Gateway
 from pitstop.serving.app import create_app
-from serving.conftest import MODEL, Served, running
+from pitstop.store.tables import predictions
+from serving.conftest import MODEL, Served, running, wait_until
 
 TOKEN = "edge-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -87,6 +89,13 @@ def test_hostile_predict_bodies_are_refused_naming_the_field(served: Served) -> 
     ]
     with serving(served) as client:
         check_refusals(client, cases)
+        # Each refusal was followed by a good request: every one of those reaches the prediction log
+        wait_until(lambda: logged(served) == len(cases))
+
+
+def logged(served: Served) -> int:
+    with served.ws.reading() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(predictions)).scalar_one())
 
 
 def test_hostile_labels_are_refused_naming_the_field(served: Served) -> None:

@@ -342,7 +342,11 @@ class ErrorBody(BaseModel):
     error: str = Field(description="a stable code, e.g. invalid_input, model_not_served, prediction_failed")
     message: str
     fields: list[Problem] | None = None
-    request_id: str | None = None
+    request_id: str | None = Field(
+        None,
+        description="prediction_failed: the (first) failed prediction's; internal_error: a fresh id, "
+        "also in the X-Request-ID header, under which the gateway logged the traceback",
+    )
     request_ids: list[str] | None = None
 
 
