@@ -147,3 +147,27 @@ def test_the_published_schema_accepts_exactly_what_the_gateway_accepts(served: S
             assert not labels.is_valid(body)
             assert client.post(f"/v1/models/{MODEL}/labels", json=body).status_code == 200
     assert not found, "\n".join(found)
+
+
+def test_every_status_an_endpoint_returns_is_documented_with_the_error_shape(served: Served) -> None:
+    """The overrides' 400 (a body that is not JSON) was undocumented, FastAPI's 422 had its own
+    `{"detail": …}` shape, and no operation listed the catch-all's 500."""
+    with (
+        running(create_app(Gateway(served.ws), api_token=TOKEN)) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        document = client.get("/openapi.json").json()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            assert "500" in responses, (method, path)
+            for status, response in responses.items():
+                if status.startswith(("4", "5")) and (path, status) != ("/readyz", "503"):
+                    assert response["content"] == error, (method, path, status)
+    for action in ("promote", "rollback", "abort"):
+        responses = document["paths"][f"/v1/models/{{model}}/rollout/{action}"]["post"]["responses"]
+        assert {"400", "401", "403", "404", "409", "422", "503"} <= responses.keys()
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    readiness = document["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]
+    assert readiness["schema"] == {"$ref": "#/components/schemas/Readiness"}

@@ -370,21 +370,27 @@ def _openapi(app: FastAPI, gateway: Gateway, *, token_required: bool) -> Callabl
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for name, definition in definitions.get("$defs", {}).items():
                 components.setdefault(name, definition)
-            error = {"$ref": "#/components/schemas/ErrorBody"}
             for name in ("HTTPValidationError", "ValidationError"):
                 components.pop(name, None)
             for operation in _operations(schema):
                 if not token_required and operation.get("security"):
                     operation["security"].append({})
-                responses = operation.setdefault("responses", {})
-                responses.setdefault("500", {"description": "Internal Server Error"})
-                for status, response in responses.items():
-                    if status.startswith(("4", "5")):
-                        response["content"] = {"application/json": {"schema": error}}
+                _document_errors(operation.setdefault("responses", {}))
             app.openapi_schema = schema
         return _with_served_features(app.openapi_schema, gateway)
 
     return build
+
+
+def _document_errors(responses: dict[str, Any]) -> None:
+    """Every error of an operation is an ErrorBody (FastAPI's 422 too), and any may answer 500."""
+    responses.setdefault("500", {"description": "Internal Server Error"})
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for status, response in responses.items():
+        declared = response.get("content", {}).get("application/json", {}).get("schema")
+        if status.startswith(("4", "5")) and declared in (None, fastapi_422):
+            response["content"] = error
 
 
 def _with_served_features(schema: dict[str, Any], gateway: Gateway) -> dict[str, Any]:
