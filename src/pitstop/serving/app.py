@@ -14,9 +14,12 @@ script (`GET /`, `/static/…`) are HTML and JavaScript for a browser, not API, 
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -31,6 +34,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
@@ -76,7 +81,9 @@ _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (PredictionFailedError, 500, "prediction_failed"),
     (StoreUnavailableError, 503, "store_unavailable"),
     (PitstopError, 500, "internal_error"),
+    (Exception, 500, "internal_error"),  # anything unexpected: `CatchAll` brings it here
 )
+REQUEST_ID_HEADER = "X-Request-ID"  # on an internal error: the id in its body and in the log
 
 
 def create_app(
@@ -234,7 +241,8 @@ def create_app(
     app.add_exception_handler(PitstopError, on_pitstop_error)
     app.add_exception_handler(RequestValidationError, on_pitstop_error)
     app.add_exception_handler(HTTPException, on_pitstop_error)  # the router's 404 and 405
-    app.openapi = _openapi(app, token_required=not tokens.open_scopes())  # type: ignore[method-assign]
+    app.add_middleware(CatchAll, gateway=gateway)
+    app.openapi = _openapi(app, gateway, token_required=not tokens.open_scopes())  # type: ignore[method-assign]
     return app
 
 
@@ -265,6 +273,46 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class CatchAll:
+    """Anything a handler did not expect becomes a 500 in the documented shape, by `_error_response`.
+
+    Starlette's own catch-all (an `Exception` handler, run by its ServerErrorMiddleware) answers and
+    then re-raises, so uvicorn logs the error a second time and closes the connection. This sits
+    below it, so the error is answered, logged and counted once, and the connection stays usable.
+    An error after the response has started cannot be answered any more: that one goes on up.
+    """
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app, self.gateway = app, gateway
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            if started:
+                raise
+            response = _error_response(self.gateway, Request(scope, receive), error)
+            await response(scope, receive, send)
+
+
+class _ErrorJSON(JSONResponse):
+    """JSON in ASCII: a refused field's name or value may hold a lone surrogate, which UTF-8 cannot
+    encode (`JSONResponse` would raise while answering); escaped, it is still valid JSON."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def _error_response(gateway: Gateway, request: Request, error: Exception) -> Response:
     """The one place an exception becomes an HTTP status and body."""
     headers: dict[str, str] = {}
@@ -279,6 +327,9 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
     elif isinstance(error, HTTPException):
         status, headers = error.status_code, dict(error.headers or {})
         code = HTTPStatus(status).phrase.lower().replace(" ", "_")
+        # FastAPI's body parser, on JSON nested too deep or not UTF-8: as predict and labels answer it
+        if isinstance(error.__cause__, RecursionError | ValueError):
+            code = "invalid_json"
         message = f"{request.method} {request.url.path}: {error.detail}"
         allowed = f" (allowed: {headers['Allow']})" if "Allow" in headers else ""
         body = {"message": f"{message}{allowed}; the endpoints are listed at /openapi.json"}
@@ -290,14 +341,29 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
     if isinstance(error, PredictionFailedError):
         body["request_id"] = error.request_ids[0]
         body["request_ids"] = error.request_ids
-    if 400 <= status < 500:
-        model = request.path_params.get("model")
-        gateway.metrics.invalid.labels(model if model in gateway.models else "-", str(status)).inc()
+    model = request.path_params.get("model")
+    model = model if model in gateway.models else "-"
+    if code == "internal_error":
+        body["request_id"] = headers[REQUEST_ID_HEADER] = uuid.uuid4().hex
+        if not isinstance(error, PitstopError):  # its text may hold anything (SQL, paths): log it only
+            body["message"] = (
+                f"unexpected {type(error).__name__}, logged with request_id {body['request_id']}"
+            )
+        gateway.metrics.unhandled.labels(model).inc()
+        log.error(
+            "%s %s -> 500, request_id %s",
+            request.method,
+            request.url.path,
+            body["request_id"],
+            exc_info=error,
+        )
+    elif 400 <= status < 500:
+        gateway.metrics.invalid.labels(model, str(status)).inc()
     elif status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, error)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse({"error": code, **body}, status_code=status, headers=headers)
+    return _ErrorJSON({"error": code, **body}, status_code=status, headers=headers)
 
 
 def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -310,11 +376,14 @@ def _body_doc(*models: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _openapi(app: FastAPI, *, token_required: bool) -> Callable[[], dict[str, Any]]:
+def _openapi(app: FastAPI, gateway: Gateway, *, token_required: bool) -> Callable[[], dict[str, Any]]:
     """FastAPI's schema plus the request bodies, which are parsed by hand and so not declared.
 
     Without a configured token the write endpoints take requests without one too: their `security`
-    then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional").
+    then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional"). Every
+    error status is an `ErrorBody`, FastAPI's own 422 included, and every operation may answer 500.
+    The `features` of a predict body are those of the models served now (their champions'), so the
+    document is rebuilt from the cached rest on each call.
     """
 
     def build() -> dict[str, Any]:
@@ -329,14 +398,39 @@ def _openapi(app: FastAPI, *, token_required: bool) -> Callable[[], dict[str, An
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for name, definition in definitions.get("$defs", {}).items():
                 components.setdefault(name, definition)
-            if not token_required:
-                for operation in _operations(schema):
-                    if operation.get("security"):
-                        operation["security"].append({})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            for operation in _operations(schema):
+                if not token_required and operation.get("security"):
+                    operation["security"].append({})
+                _document_errors(operation.setdefault("responses", {}))
             app.openapi_schema = schema
-        return app.openapi_schema
+        return _with_served_features(app.openapi_schema, gateway)
 
     return build
+
+
+def _document_errors(responses: dict[str, Any]) -> None:
+    """Every error of an operation is an ErrorBody (FastAPI's 422 too), and any may answer 500."""
+    responses.setdefault("500", {"description": "Internal Server Error"})
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for status, response in responses.items():
+        declared = response.get("content", {}).get("application/json", {}).get("schema")
+        if status.startswith(("4", "5")) and declared in (None, fastapi_422):
+            response["content"] = error
+
+
+def _with_served_features(schema: dict[str, Any], gateway: Gateway) -> dict[str, Any]:
+    """`schema` with a predict instance's `features` narrowed to those of the models served now."""
+    served = [payloads.features_schema(gateway.state(model).schema) for model in gateway.models]
+    if not served:
+        return schema
+    schema = copy.deepcopy(schema)
+    instance = schema["components"]["schemas"]["PredictRequest"]["properties"]
+    narrowed = served[0] if len(served) == 1 else {"anyOf": served}
+    instance["features"] = {**narrowed, "description": instance["features"].get("description", "")}
+    return schema
 
 
 def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -69,6 +69,12 @@ class GatewayMetrics:
             ("model", "status"),
             registry=r,
         )
+        self.unhandled = Counter(
+            "pitstop_http_unhandled_errors",
+            "Requests answered 500 internal_error: an unexpected exception, logged with its request_id",
+            ("model",),
+            registry=r,
+        )
         self.shadow_timeouts = Counter(
             "pitstop_shadow_timeouts",
             "Shadow calls dropped after serving.shadow_timeout",

@@ -1,24 +1,53 @@
 """HTTP bodies: parsing requests into the gateway's values, and their schemas for `/openapi.json`.
 
 Parsing is by hand rather than through FastAPI's body validation: invalid JSON must be a 400 (not
-a 422), every bad field must be named, and the predict path is hot. The pydantic models below only
-document the bodies; they are not used to validate.
+a 422), every bad field must be named, and the predict path is hot. The pydantic models below
+document the bodies; the limits both use are the constants here (`TEXT_PATTERN`, `MAX_ID_LENGTH`,
+the label time range), so the schema states what the parser accepts, and a test checks they agree.
+
+Every text that can reach the store is refused at the edge when the store could not hold it: control
+characters (NUL above all: PostgreSQL refuses it in text), lone surrogates (not encodable as UTF-8),
+or more characters than its column.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from pitstop.serving.errors import FieldProblem, InvalidInputError, InvalidJSONError
+from pitstop.serving.features import FeatureSchema, Kind
 from pitstop.serving.gateway import Instance
 from pitstop.serving.labels import Label
 
-MAX_ID_LENGTH = 200
+MAX_ID_LENGTH = 200  # predictions.request_id, predictions.user_id, labels.request_id, events.actor
+# No C0 or C1 control character (NUL, escape sequences, line breaks): one pattern for the schema and
+# the parser, written so Python's `re`, ECMA and pydantic's Rust engine read it alike. A lone
+# surrogate (not encodable as UTF-8) is refused too, though no pattern can say so in every engine:
+# pydantic refuses it as an invalid string, the hand parser by encoding.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+TEXT_PATTERN = f"^[^{_CONTROL}]*$"
+_TEXT = re.compile(TEXT_PATTERN)
+TEXT_PROBLEM = "must not contain control characters or lone surrogates"
+# A reason (events.reason, rollouts.reason: text) has a bound of its own, and some visible character:
+# leading spaces, then one character that is neither space nor control. Spelt out rather than `\s`,
+# which means more in ECMA than in Python; and linear to match, whatever the input.
+MAX_REASON_LENGTH = 2000
+_SPACE = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+REASON_PATTERN = f"^[{_SPACE}]*[^{_SPACE}{_CONTROL}][^{_CONTROL}]*$"
+# A label's event time lies in the years 1970 to 9998: as epoch seconds, or as an ISO 8601 text whose
+# year says so (whatever its offset, it is then a time a datetime holds; year 1 at +01:00 is not).
+MIN_TIME = 0.0
+MAX_TIME = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+TIME_PATTERN = "^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+_TIME = re.compile(TIME_PATTERN)
+_FLOAT_MAX = sys.float_info.max
 _INSTANCE_KEYS = frozenset({"features", "user_id", "request_id"})
 
 
@@ -27,6 +56,21 @@ def load_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidJSONError(f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidJSONError("body is not valid JSON: nested too deeply") from None
+
+
+def text_problem(value: str, max_length: int) -> str | None:
+    """Why `value` cannot be stored as a text of at most `max_length` characters, or None."""
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters"
+    if not _TEXT.match(value):
+        return TEXT_PROBLEM
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return TEXT_PROBLEM
+    return None
 
 
 def parse_predict(body: bytes) -> tuple[list[Instance], bool]:
@@ -97,8 +141,8 @@ def _identifier(value: Any, field: str, problems: list[FieldProblem]) -> str | N
     if not isinstance(value, str) or not value:
         problems.append(FieldProblem(field, "must be a non-empty string"))
         return None
-    if len(value) > MAX_ID_LENGTH:
-        problems.append(FieldProblem(field, f"must be at most {MAX_ID_LENGTH} characters"))
+    if problem := text_problem(value, MAX_ID_LENGTH):
+        problems.append(FieldProblem(field, problem))
         return None
     return value
 
@@ -145,46 +189,97 @@ def _label_value(value: Any, field: str, problems: list[FieldProblem]) -> float 
         return None
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        problems.append(FieldProblem(field, f"expected a finite number (or true/false), got {value!r}"))
-        return None
-    return float(value)
+    finite = isinstance(value, float) and math.isfinite(value)
+    if finite or (isinstance(value, int) and abs(value) <= _FLOAT_MAX):
+        return float(value)
+    problems.append(FieldProblem(field, f"expected a finite number (or true/false), got {_shown(value)}"))
+    return None
 
 
 def _label_time(value: Any, field: str, problems: list[FieldProblem]) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    problems.append(FieldProblem(field, f"expected an ISO 8601 time or epoch seconds, got {value!r}"))
+    moment = _moment(value)
+    if moment is not None:
+        return moment
+    problems.append(
+        FieldProblem(
+            field, f"expected an ISO 8601 time or epoch seconds from 1970 to 9998, got {_shown(value)}"
+        )
+    )
     return None
+
+
+def _moment(value: Any) -> datetime | None:
+    """`value` as a UTC time, or None when it is none or beyond what a datetime holds."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not MIN_TIME <= value < MAX_TIME:  # also NaN; and fromtimestamp(1e20) overflows
+                return None
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str) and _TIME.match(value):
+            moment = datetime.fromisoformat(value)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):  # year 1 at +01:00 is year 0 in UTC: OverflowError
+        pass
+    return None
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A short, printable picture of a refused value (a 401-digit number is not echoed whole)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = ascii(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 # -- schemas for /openapi.json --------------------------------------------------------------------
 
 Scalar = float | int | str | bool
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=TEXT_PATTERN)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON_LENGTH, pattern=REASON_PATTERN)]
+STRICT = ConfigDict(extra="forbid")
 
 
 class PredictRequest(BaseModel):
     """One instance. Without user_id the request is bucketed by request_id (not sticky)."""
 
-    features: dict[str, Scalar] = Field(description="every feature of the model, by name; no others")
-    user_id: str | None = Field(
+    model_config = STRICT
+    features: dict[str, Scalar] = Field(
+        min_length=1, description="every feature of the model, by name; no others"
+    )
+    user_id: Identifier | None = Field(
         None, description="sticky routing key: the same user always sees the same arm"
     )
-    request_id: str | None = Field(
+    request_id: Identifier | None = Field(
         None, description="your id for joining labels later; generated when absent"
     )
 
 
+_NUMBER = {"type": "number", "minimum": -_FLOAT_MAX, "maximum": _FLOAT_MAX}
+_KIND_SCHEMAS: dict[Kind, dict[str, Any]] = {
+    "float": _NUMBER,
+    "int": {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+    "bool": {"type": "boolean"},
+    "str": {"type": "string"},
+    "any": {"anyOf": [_NUMBER, {"type": "string"}, {"type": "boolean"}]},
+}
+
+
+def features_schema(schema: FeatureSchema) -> dict[str, Any]:
+    """The JSON schema of one served model's `features`: what `FeatureSchema.problems` accepts."""
+    return {
+        "type": "object",
+        "properties": {
+            name: dict(_KIND_SCHEMAS[kind]) for name, kind in zip(schema.names, schema.kinds, strict=True)
+        },
+        "required": list(schema.names),
+        "additionalProperties": False,
+    }
+
+
 class BatchPredictRequest(BaseModel):
+    model_config = STRICT
     instances: list[PredictRequest] = Field(min_length=1)
 
 
@@ -200,14 +295,22 @@ class BatchPrediction(BaseModel):
 
 
 class LabelIn(BaseModel):
-    request_id: str
-    label: float | bool = Field(description="the observed outcome (1/0 or true/false for a class)")
-    time: datetime | float | None = Field(
-        None, description="event time, ISO 8601 or epoch seconds; default now"
+    model_config = STRICT
+    request_id: Identifier
+    label: Annotated[float, Field(ge=-_FLOAT_MAX, le=_FLOAT_MAX)] | bool = Field(
+        description="the observed outcome (1/0 or true/false for a class)"
     )
+    time: (
+        Annotated[
+            datetime, WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIME_PATTERN})
+        ]
+        | Annotated[float, Field(ge=MIN_TIME, lt=MAX_TIME)]
+        | None
+    ) = Field(None, description="event time, ISO 8601 or epoch seconds, from 1970 to 9998; default now")
 
 
 class LabelsRequest(BaseModel):
+    model_config = STRICT
     labels: list[LabelIn] = Field(min_length=1)
 
 
@@ -239,7 +342,11 @@ class ErrorBody(BaseModel):
     error: str = Field(description="a stable code, e.g. invalid_input, model_not_served, prediction_failed")
     message: str
     fields: list[Problem] | None = None
-    request_id: str | None = None
+    request_id: str | None = Field(
+        None,
+        description="prediction_failed: the (first) failed prediction's; internal_error: a fresh id, "
+        "also in the X-Request-ID header, under which the gateway logged the traceback",
+    )
     request_ids: list[str] | None = None
 
 

@@ -22,31 +22,35 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query, Security
+from fastapi import APIRouter, Path, Query, Security
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from pitstop import registry
 from pitstop.events import list_events
 from pitstop.rollout.records import StoredRollout
 from pitstop.serving.cached import Cached
-from pitstop.serving.payloads import ErrorBody
+from pitstop.serving.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, ErrorBody, Identifier, Reason
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
 
 HTTP_ACTOR = "api"  # who an override was made by when the request does not say
 STATUS_SECONDS = 5.0  # longest a status is reused while nothing it depends on changed (the dashboard's poll)
+ROW_ID_MAX = 2**63 - 1  # a rollout id is a BIGINT: beyond it the store refuses the query itself
+# These routes look the model up in the store (PostgreSQL refuses a NUL even in a query): 422 first.
+ModelName = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=TEXT_PATTERN)]
 
 
 class Override(BaseModel):
-    """A manual override: why (recorded with the event), and by whom."""
+    """A manual override: why (recorded with the event), and by whom; both are checked against what the
+    store holds (`payloads.Reason`, `payloads.Identifier`), so neither can fail the write."""
 
-    model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
-        description="why: recorded with the event"
+    model_config = STRICT
+    reason: Reason = Field(
+        description="why: recorded with the event; some visible text, no control characters"
     )
-    by: str | None = Field(None, description=f"who asks (default: {HTTP_ACTOR!r})")
+    by: Identifier | None = Field(None, description=f"who asks (default: {HTTP_ACTOR!r})")
 
 
 class Promotion(Override):
@@ -71,10 +75,11 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     @router.get(
         "/v1/models/{model}/rollout",
         summary="The active (or latest, or given) rollout: phase, share, live evidence, next check",
-        responses=_error_docs(404),
+        responses=_error_docs(404, 422, 503),
     )
     async def status(
-        model: str, rollout: Annotated[int | None, Query(description="a past rollout's id")] = None
+        model: ModelName,
+        rollout: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="a past rollout's id")] = None,
     ) -> Response:
         text = await statuses.get((model, rollout), await versions.get(model))
         return Response(text, media_type="application/json")
@@ -85,10 +90,10 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     @router.post(
         "/v1/models/{model}/rollout/promote",
         summary="Advance the active rollout one phase or step by hand (to_end: promote now)",
-        responses=_error_docs(401, 403, 404, 409, 422),
+        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
-    async def promote(model: str, body: Promotion) -> Response:
+    async def promote(model: ModelName, body: Promotion) -> Response:
         stored = await asyncio.to_thread(
             ws.promote, model, reason=body.reason, to_end=body.to_end, actor=body.by or HTTP_ACTOR
         )
@@ -97,20 +102,20 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     @router.post(
         "/v1/models/{model}/rollout/rollback",
         summary="All traffic back to the champion at once (after a promotion: the previous champion)",
-        responses=_error_docs(401, 403, 404, 409, 422),
+        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
-    async def rollback(model: str, body: Override) -> Response:
+    async def rollback(model: ModelName, body: Override) -> Response:
         stored = await asyncio.to_thread(ws.rollback, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
         return changed(stored)
 
     @router.post(
         "/v1/models/{model}/rollout/abort",
         summary="End the active rollout, keeping the champion",
-        responses=_error_docs(401, 403, 404, 409, 422),
+        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
         dependencies=admin,
     )
-    async def abort(model: str, body: Override) -> Response:
+    async def abort(model: ModelName, body: Override) -> Response:
         stored = await asyncio.to_thread(ws.abort, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
         return changed(stored)
 
