@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -459,3 +460,12 @@ def test_upgrading_keeps_pickled_versions_loading_and_makes_locations_relative(d
     assert tuple(version) == (f"models/ab/{SHA}.joblib", "joblib", None)
     assert {name: bool(allowed) for name, allowed in pickles.items()} == {"old": True, "new": False}
     assert dataset_uri == f"datasets/ab/{SHA}.csv"
+
+
+def test_register_and_show_print_the_allow_list(cli, ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    joblib.dump(OffsetModel(_fitted(tmp_path), 1.0), tmp_path / "o.joblib")
+    result = cli("register", "eta", tmp_path / "o.joblib", "--train-data", "train", "-w", ws.path)
+    assert result.exit_code == 0, result.stderr
+    assert "skops, trusting helpers.OffsetModel" in result.stdout
+    shown = cli("models", "show", "eta", "1", "-w", ws.path, "--json")
+    assert json.loads(shown.stdout)["trusted_types"] == ["helpers.OffsetModel"]
