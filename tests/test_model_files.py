@@ -130,6 +130,13 @@ def test_a_registered_sklearn_model_is_stored_with_skops_and_loads(ws: Workspace
     np.testing.assert_array_equal(ws.load("eta", number).predict(X), fitted.predict(X))
 
 
+def test_a_skops_file_can_be_registered(ws: Workspace, tmp_path: Path) -> None:
+    sio.dump(OffsetModel(_fitted(tmp_path), 1.0), tmp_path / "o.skops")
+    version = ws.register("eta", tmp_path / "o.skops", train_data="train")
+    assert (version.format, version.trusted_types) == ("skops", ["helpers.OffsetModel"])
+    assert isinstance(ws.load("eta", version.version), OffsetModel)
+
+
 def test_a_trained_model_and_its_custom_classes_are_stored_with_skops(ws: Workspace, tmp_path: Path) -> None:
     trained = ws.train("eta", trainer="helpers:linear_trainer", data="train")
     assert trained.format == "skops"
@@ -319,6 +326,22 @@ def test_an_unsigned_version_is_refused_when_a_verify_key_is_configured(
     monkeypatch.setenv("PITSTOP_VERIFY_KEY_FILE", str(ed25519[1]))
     with Workspace(ws.path) as gateway, pytest.raises(SignatureError, match="it is not signed"):
         gateway.load("eta", number)
+
+
+def test_gateways_and_the_gate_refuse_an_unsigned_version_under_a_verify_key(
+    ws: Workspace, ed25519: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pitstop.config import ServingSettings
+    from pitstop.serving.runner import make_runner
+
+    number = _register(ws, _fitted(tmp_path), tmp_path / "m.joblib")
+    monkeypatch.setenv("PITSTOP_VERIFY_KEY_FILE", str(ed25519[1]))
+    with Workspace(ws.path) as gateway:
+        info, version = gateway.model("eta"), gateway.version("eta", number)
+        with pytest.raises(SignatureError, match="it is not signed"):
+            make_runner(gateway, info, version, ServingSettings())
+        with pytest.raises(SignatureError, match="it is not signed"):
+            gateway.gate("eta", number, test_set="train")
 
 
 def test_a_tampered_signature_is_refused(keyed: Workspace, tmp_path: Path) -> None:
