@@ -362,6 +362,17 @@ def test_a_replaced_file_with_a_forged_sha256_is_refused(keyed: Workspace, tmp_p
         keyed.load("eta", number)
 
 
+def test_a_widened_allow_list_is_refused_under_a_verify_key(keyed: Workspace, tmp_path: Path) -> None:
+    """Without a verify key whoever writes the store and the files is trusted; with one, they are not."""
+    number = _register(keyed, _fitted(tmp_path), tmp_path / "m.joblib")
+    marker = tmp_path / "pwned"
+    hostile = sio.dumps(functools.partial(os.system, f"touch {marker}"))
+    _forge(keyed, number, hostile, trusted_types=["functools.partial", "posix.system"])
+    with pytest.raises(SignatureError, match="does not match"):
+        keyed.load("eta", number)
+    assert not marker.exists()
+
+
 def test_models_sign_signs_existing_versions(  # type: ignore[no-untyped-def]
     cli, ws: Workspace, ed25519: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

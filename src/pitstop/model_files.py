@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -105,8 +106,6 @@ def save_skops(estimator: Any, folder: Path) -> SavedModel:
 
 def is_skops_file(path: Path) -> bool:
     """skops files are zip archives; joblib files never are."""
-    import zipfile
-
     return zipfile.is_zipfile(path)
 
 
