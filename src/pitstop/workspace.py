@@ -372,6 +372,8 @@ class Workspace:
             if current.features is None:
                 current = registry.set_features(conn, current, features)
             if saved.format is ModelFormat.JOBLIB and not current.allow_pickle:
+                if not allow_pickle:  # refused since it was read above
+                    raise ConflictError(f"model {info.name!r} stopped allowing pickles; register again")
                 reason = "--allow-pickle at registration: skops cannot store this version"
                 current = registry.set_allow_pickle(conn, current, True, now=now, actor=actor, reason=reason)
             return registry.add_version(
