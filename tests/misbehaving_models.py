@@ -1,7 +1,7 @@
 """Trainers and models that misbehave the ways user code does: print, exit, answer short or in words.
 
 Used as `--trainer misbehaving_models:NAME` (tests put this folder on sys.path); the model classes are
-at module level so joblib can store them.
+at module level with plain attributes, so skops stores them (each on its version's type allow-list).
 """
 
 from __future__ import annotations

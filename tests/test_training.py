@@ -236,10 +236,14 @@ def test_an_unpicklable_trainer_result_is_exit_2_naming_the_trainer(  # type: ig
     module = here(LOCAL_CLASS_TRAINER)
     result = cli("train", "eta", "--trainer", f"{module}:fit", "--data", "train", "-w", ready.path)
     assert result.exit_code == 2
-    assert f"trainer {module}:fit returned" in result.stderr and "PicklingError" in result.stderr
-    assert "define the model's classes at module level" in result.stderr
+    assert f"trainer {module}:fit returned a Constant, which skops cannot store" in result.stderr
+    assert "define the model's classes at module level" in result.stderr and "--allow-pickle" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert ready.versions("eta") == [] and ready.model("eta").features is None
+    pickled = ("--data", "train", "--allow-pickle", "-w", ready.path)
+    line = one_line_error(cli("train", "eta", "--trainer", f"{module}:fit", *pickled))
+    assert "which neither skops nor joblib can store (PicklingError" in line and ready.versions("eta") == []
+    assert not ready.model("eta").allow_pickle
 
 
 def test_a_trainer_module_in_the_current_folder_is_importable(  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import fsspec
 
@@ -28,7 +28,7 @@ class ArtifactStore:
         self._fs, self._root = fsspec.core.url_to_fs(self.base_url)
 
     def put(self, source: Path, kind: str, suffix: str) -> tuple[str, str, int]:
-        """Copy `source` in; returns (uri, sha256, size in bytes)."""
+        """Copy `source` in; returns (uri relative to this store, sha256, size in bytes)."""
         sha256 = sha256_of_file(source)
         relative = f"{kind}/{sha256[:2]}/{sha256}{suffix}"
         target = f"{self._root}/{relative}"
@@ -46,28 +46,26 @@ class ArtifactStore:
                     f"cannot write to the artifact store {self.base_url}: {reason}; make that folder "
                     "writable, or set artifact_store in pitstop.yaml to one that is"
                 ) from None
-        return f"{self.base_url}/{relative}", sha256, source.stat().st_size
+        return relative, sha256, source.stat().st_size
+
+    def location(self, uri: str) -> str:
+        """Where `uri` is: a relative one (every one since schema 0005) under this store's root, so a
+        workspace moved or copied with its artifact folder reads its own files, never the original's."""
+        if "://" in uri or PurePosixPath(uri).is_absolute():
+            return uri
+        return f"{self.base_url}/{uri}"
 
     def read(self, uri: str) -> bytes | None:
-        """The bytes stored at `uri`, or None when the file is gone.
-
-        A file missing at `uri` is also looked for under this store's own root: names are content
-        addresses, so the same name there is the same content, and a workspace moved or copied to
-        another folder keeps its history (loading re-checks the sha256 all the same).
-        """
-        for candidate in (uri, self._under_root(uri)):
-            fs, path = fsspec.core.url_to_fs(candidate)
-            if fs.exists(path):
-                try:
-                    data: bytes = fs.cat_file(path)
-                except OSError as error:
-                    raise StoreUnavailableError(
-                        f"cannot read {candidate} from the artifact store: "
-                        f"{describe_os_error(error)}; check that the file is readable"
-                    ) from None
-                return data
-        return None
-
-    def _under_root(self, uri: str) -> str:
-        """Where `uri` (…/kind/ab/sha256.suffix) would be in this store."""
-        return f"{self.base_url}/{'/'.join(uri.rstrip('/').split('/')[-3:])}"
+        """The bytes stored at `uri`, or None when the file is gone."""
+        location = self.location(uri)
+        fs, path = fsspec.core.url_to_fs(location)
+        if not fs.exists(path):
+            return None
+        try:
+            data: bytes = fs.cat_file(path)
+        except OSError as error:
+            raise StoreUnavailableError(
+                f"cannot read {location} from the artifact store: "
+                f"{describe_os_error(error)}; check that the file is readable"
+            ) from None
+        return data

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
+from pitstop import signing
 from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
 from pitstop.events import record_event
 from pitstop.store.tables import aliases, model_versions, models
@@ -45,6 +46,7 @@ class ModelInfo:
     created_at: datetime
     created_by: str
     aliases: dict[str, int] = field(default_factory=dict)
+    allow_pickle: bool = False  # its versions may be pickles (joblib), which can run any code
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class ModelInfo:
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
             "aliases": self.aliases,
+            "allow_pickle": self.allow_pickle,
         }
 
 
@@ -72,6 +75,13 @@ class VersionInfo:
     created_at: datetime
     created_by: str
     aliases: list[str] = field(default_factory=list)
+    format: str = "skops"  # how the artifact loads: skops (allow-listed types) or joblib (pickle)
+    trusted_types: list[str] | None = None  # the skops allow-list fixed at registration
+    signature: dict[str, Any] | None = None  # {scheme, key_id, value}, made with a key the store lacks
+
+    def signed_payload(self) -> bytes:
+        """What a signature of this version covers."""
+        return signing.payload(self.model, self.version, self.sha256, self.format, self.trusted_types)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +91,9 @@ class VersionInfo:
             "artifact_uri": self.artifact_uri,
             "sha256": self.sha256,
             "size_bytes": self.size_bytes,
+            "format": self.format,
+            "trusted_types": self.trusted_types,
+            "signature": self.signature,
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
             "lineage": self.lineage,
@@ -108,8 +121,10 @@ def create_model(
     id_columns: list[str],
     now: datetime,
     actor: str,
+    allow_pickle: bool = False,
 ) -> ModelInfo:
-    """Record a model's schema. Feature columns may be left for the first version to fix."""
+    """Record a model's schema (and whether its versions may be pickles). Feature columns may be left
+    for the first version to fix."""
     validate_name("model", name)
     if features is not None:
         _check_feature_columns(features, target, time_column, id_columns)
@@ -125,6 +140,7 @@ def create_model(
                     id_columns=id_columns,
                     created_at=now,
                     created_by=actor,
+                    allow_pickle=allow_pickle,
                 )
             )
     except IntegrityError:
@@ -138,7 +154,7 @@ def create_model(
         kind="model_created",
         actor=actor,
         to_state=name,
-        data={"task": task.value, "target": target, "features": features},
+        data={"task": task.value, "target": target, "features": features, "allow_pickle": allow_pickle},
     )
     return get_model(conn, name)
 
@@ -193,6 +209,7 @@ def _model_from_row(row: Any, alias_map: dict[str, int]) -> ModelInfo:
         created_at=row.created_at,
         created_by=row.created_by,
         aliases=alias_map,
+        allow_pickle=bool(row.allow_pickle),
     )
 
 
@@ -211,10 +228,15 @@ def add_version(
     lineage: dict[str, Any],
     now: datetime,
     actor: str,
+    fmt: str,
+    trusted_types: list[str] | None,
+    signer: signing.Signer | None = None,
+    signature: dict[str, Any] | None = None,
     number: int | None = None,
 ) -> VersionInfo:
     """Register the next version number of `model` (or `number`, when copying a version from another
-    store); the model row is locked so numbers never collide."""
+    store); the model row is locked so numbers never collide. `signer` signs the new version; a copied
+    version keeps its `signature` instead."""
     get_model(conn, model.name, for_update=True)
     latest = conn.execute(
         select(func.max(model_versions.c.version)).where(model_versions.c.model_id == model.id)
@@ -233,6 +255,9 @@ def add_version(
             lineage=lineage,
             created_at=now,
             created_by=actor,
+            format=fmt,
+            trusted_types=trusted_types,
+            signature=signature,
         )
     )
     record_event(
@@ -242,9 +267,104 @@ def add_version(
         kind="version_registered",
         actor=actor,
         to_state=str(number),
-        data={"sha256": sha256, "datasets": lineage.get("datasets", [])},
+        data={
+            "sha256": sha256,
+            "datasets": lineage.get("datasets", []),
+            "format": fmt,
+            "trusted_types": trusted_types,
+        },
     )
+    if signer is not None:
+        sign_version(conn, model, number, signer, now=now, actor=actor)
     return get_version(conn, model, number)
+
+
+def sign_version(
+    conn: Connection, model: ModelInfo, ref: str | int, signer: signing.Signer, *, now: datetime, actor: str
+) -> VersionInfo:
+    """Sign the version's sha256, format and allow-list as recorded (the caller checked the file)."""
+    version = get_version(conn, model, ref)
+    signature = signing.sign(signer, version.signed_payload())
+    _update_version(conn, model, version.version, signature=signature)
+    record_event(
+        conn,
+        time=now,
+        model_id=model.id,
+        kind="version_signed",
+        actor=actor,
+        to_state=str(version.version),
+        data={"scheme": signer.scheme, "key_id": signer.key_id, "sha256": version.sha256},
+    )
+    return get_version(conn, model, version.version)
+
+
+def replace_artifact(
+    conn: Connection,
+    model: ModelInfo,
+    version: VersionInfo,
+    *,
+    artifact_uri: str,
+    sha256: str,
+    size_bytes: int,
+    fmt: str,
+    trusted_types: list[str] | None,
+    now: datetime,
+    actor: str,
+    data: dict[str, Any],
+) -> VersionInfo:
+    """Store the same model in another file format (`pitstop models convert`); its old signature no
+    longer covers it and is dropped (the caller signs again when it can)."""
+    _update_version(
+        conn,
+        model,
+        version.version,
+        artifact_uri=artifact_uri,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        format=fmt,
+        trusted_types=trusted_types,
+        signature=None,
+    )
+    record_event(
+        conn,
+        time=now,
+        model_id=model.id,
+        kind="version_converted",
+        actor=actor,
+        from_state=version.format,
+        to_state=fmt,
+        data={"version": version.version, "from_sha256": version.sha256, "to_sha256": sha256, **data},
+    )
+    return get_version(conn, model, version.version)
+
+
+def _update_version(conn: Connection, model: ModelInfo, number: int, **values: Any) -> None:
+    conn.execute(
+        model_versions.update()
+        .where(model_versions.c.model_id == model.id, model_versions.c.version == number)
+        .values(**values)
+    )
+
+
+def set_allow_pickle(
+    conn: Connection, model: ModelInfo, allow: bool, *, now: datetime, actor: str, reason: str
+) -> ModelInfo:
+    """Allow (or refuse) pickled versions of `model`; a change is an event."""
+    current = get_model(conn, model.name, for_update=True)
+    if current.allow_pickle == allow:
+        return current
+    conn.execute(models.update().where(models.c.id == model.id).values(allow_pickle=allow))
+    record_event(
+        conn,
+        time=now,
+        model_id=model.id,
+        kind="pickle_policy",
+        actor=actor,
+        from_state="allowed" if current.allow_pickle else "refused",
+        to_state="allowed" if allow else "refused",
+        reason=reason,
+    )
+    return get_model(conn, model.name)
 
 
 def resolve_version(conn: Connection, model: ModelInfo, ref: str | int) -> int:
@@ -296,15 +416,14 @@ def _version_from_row(model: ModelInfo, row: Any, alias_map: dict[str, int]) -> 
         created_at=row.created_at,
         created_by=row.created_by,
         aliases=sorted(alias for alias, version in alias_map.items() if version == row.version),
+        format=row.format,
+        trusted_types=row.trusted_types,
+        signature=row.signature,
     )
 
 
 def store_gate_result(conn: Connection, model: ModelInfo, version: int, result: dict[str, Any]) -> None:
-    conn.execute(
-        model_versions.update()
-        .where(model_versions.c.model_id == model.id, model_versions.c.version == version)
-        .values(gate_result=result)
-    )
+    _update_version(conn, model, version, gate_result=result)
 
 
 def move_aliases(

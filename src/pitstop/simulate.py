@@ -202,10 +202,11 @@ def _copy_version(source: Workspace, target: Workspace, model: registry.ModelInf
     source.load(model.name, version)  # re-checks the sha256 before anything is copied
     data = source.artifacts.read(details.artifact_uri)
     assert data is not None
+    suffix = f".{details.format}"
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.joblib"
+        path = Path(folder) / f"model{suffix}"
         path.write_bytes(data)
-        uri, sha256, size = target.artifacts.put(path, "models", ".joblib")
+        uri, sha256, size = target.artifacts.put(path, "models", suffix)
     with target.writing() as conn:
         info = registry.get_model(conn, model.name, for_update=True)
         registry.add_version(
@@ -217,6 +218,9 @@ def _copy_version(source: Workspace, target: Workspace, model: registry.ModelInf
             lineage=details.lineage,
             now=target.clock.now(),
             actor=details.created_by,
+            fmt=details.format,
+            trusted_types=details.trusted_types,
+            signature=details.signature,
             number=version,
         )
 
@@ -280,6 +284,7 @@ def _start_replay_rollout(
         time_column=info.time_column,
         features=info.features,
         id_columns=info.id_columns,
+        allow_pickle=info.allow_pickle,
     )
     for number in sorted(versions):
         _copy_version(source, ws, info, number)

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pitstop import model_files
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
 from pitstop.registry import ModelInfo, Task
@@ -213,16 +213,14 @@ def check_trained(estimator: Any, task: Task, trainer_ref: str) -> None:
         )
 
 
-def save(estimator: Any, path: Path, trainer_ref: str) -> None:
-    """Write the trained object with joblib; an object pickle cannot store is the trainer's error."""
-    try:
-        joblib.dump(estimator, path)
-    except Exception as error:  # pickle fails as PicklingError, AttributeError or TypeError
-        raise UsageError(
-            f"trainer {trainer_ref} returned {returned(estimator)}, which joblib cannot save "
-            f"({describe(error)}); define the model's classes at module level, not inside the trainer, "
-            "and keep no open files, locks or connections on it"
-        ) from None
+def save(estimator: Any, folder: Path, source: str, *, allow_pickle: bool) -> model_files.SavedModel:
+    """Write the model into `folder` with skops (a pickle only when `allow_pickle` and skops cannot
+    store it); an object neither can store is the error of `source` (`trainer m:f`, a file's path)."""
+    verb = "returned" if source.startswith("trainer ") else "holds"
+    with current_folder_importable():  # skops reads the file back, importing the classes' modules
+        return model_files.save(
+            estimator, folder, allow_pickle=allow_pickle, what=f"{source} {verb} {returned(estimator)}"
+        )
 
 
 # Retraining on the same data may differ in the last bits (summation order, threads): equal within these.

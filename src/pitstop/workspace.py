@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -12,12 +11,11 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import joblib
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from pitstop import datasets as ds
-from pitstop import registry, training
+from pitstop import model_files, registry, signing, training
 from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
 from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
@@ -34,6 +32,7 @@ from pitstop.errors import (
 from pitstop.events import Event, list_events
 from pitstop.gating import GateReport, run_gate
 from pitstop.lineage import build_lineage, current_actor
+from pitstop.model_files import ModelFormat, PickleRefusedError, UntrustedTypesError
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
 from pitstop.scoring import check_estimator, checked_predictions
 from pitstop.store.engine import (
@@ -48,6 +47,7 @@ from pitstop.store.engine import (
 from pitstop.store.migrate import current_revision, head_revision, upgrade
 
 if TYPE_CHECKING:
+    from pitstop.conversion import Conversion
     from pitstop.rollout.actions import RolloutStatus
     from pitstop.rollout.records import StoredRollout
 
@@ -84,10 +84,12 @@ class Workspace:
         check_schema: bool = True,
         database_url: str | None = None,
         service: bool | None = None,
+        keys: signing.Keys | None = None,
     ):
         """Open the workspace at `path` and its store, which must exist at pitstop's schema.
 
-        `check_schema=False` opens it to create or upgrade the store (`init`, `db upgrade`).
+        `check_schema=False` opens it to create or upgrade the store (`init`, `db upgrade`). `keys`
+        sign new versions and verify every load (default: from the environment, `signing.py`).
 
         `service=True` opens it for a long-running service (a gateway, its controller): its statements
         are cancelled after `store.statement_timeout`, and a store that cannot be reached does not stop
@@ -102,6 +104,7 @@ class Workspace:
             )
         self.config: Config = load_config(config_file)
         self.clock: Clock = clock or SystemClock()
+        self.keys = keys if keys is not None else signing.Keys.from_environment()
         self.database_url = database_url or resolve_database_url(self.config, self.path)
         self.service = _SERVICE.get() if service is None else service
         self.store_problem: str | None = None
@@ -234,9 +237,11 @@ class Workspace:
         time_column: str | None = None,
         features: list[str] | None = None,
         id_columns: list[str] | None = None,
+        allow_pickle: bool = False,
         actor: str | None = None,
     ) -> ModelInfo:
-        """Record a new model's schema."""
+        """Record a new model's schema; `allow_pickle` lets its versions be pickles (joblib) when skops
+        cannot store them, and lets pickled versions load (with a warning)."""
         try:
             task = Task(task)
         except ValueError:
@@ -252,6 +257,19 @@ class Workspace:
                 id_columns=list(id_columns or []),
                 now=self.clock.now(),
                 actor=actor or current_actor(),
+                allow_pickle=allow_pickle,
+            )
+
+    def allow_pickle(
+        self, model: str, allow: bool = True, *, reason: str, actor: str | None = None
+    ) -> ModelInfo:
+        """Allow (or, `allow=False`, refuse) pickled versions of `model`; recorded as an event."""
+        if not reason.strip():
+            raise UsageError("--reason: say why pickles are allowed or refused")
+        with self.writing() as conn:
+            info = registry.get_model(conn, model, for_update=True)
+            return registry.set_allow_pickle(
+                conn, info, allow, now=self.clock.now(), actor=actor or current_actor(), reason=reason
             )
 
     def models(self) -> list[ModelInfo]:
@@ -279,9 +297,12 @@ class Workspace:
         params: dict[str, Any] | None = None,
         feature_pipeline_version: str | None = None,
         as_of: pd.Timestamp | None = None,
+        allow_pickle: bool = False,
         actor: str | None = None,
     ) -> VersionInfo:
-        """Register an externally trained joblib artifact as the next version of `model`, with its lineage."""
+        """Register an externally trained model file (skops, or joblib read here) as the next version of
+        `model`, with its lineage. It is stored with skops; as a pickle only when skops cannot store it
+        and the model allows pickles, or `allow_pickle` allows them for it from this version on."""
         artifact_path = Path(artifact)
         info = self.model(model)
         estimator = _load_artifact_file(artifact_path)
@@ -289,13 +310,14 @@ class Workspace:
         return self._register_estimator(
             info,
             estimator,
-            artifact_path,
+            str(artifact_path),
             snapshot=snapshot,
             frame=self.dataset_frame(snapshot.ref),
             params=params or {},
             feature_pipeline_version=feature_pipeline_version,
             as_of=as_of,
             trainer=None,
+            allow_pickle=allow_pickle,
             actor=actor,
         )
 
@@ -308,9 +330,11 @@ class Workspace:
         as_of: pd.Timestamp | None = None,
         params: dict[str, Any] | None = None,
         feature_pipeline_version: str | None = None,
+        allow_pickle: bool = False,
         actor: str | None = None,
     ) -> VersionInfo:
-        """Train on the rows of `data` strictly before `as_of`; register the result as the next version."""
+        """Train on the rows of `data` strictly before `as_of`; register the result as the next version
+        (stored with skops; as a pickle only as `register` says)."""
         info = self.model(model)
         snapshot = self.dataset(data)
         frame = self.dataset_frame(snapshot.ref)
@@ -319,21 +343,19 @@ class Workspace:
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
         X, y = training.training_frame(info, rows, features, snapshot.ref)
         estimator = training.fit(trainer, X, y, params or {}, info.task)
-        with tempfile.TemporaryDirectory(prefix="pitstop-train-") as folder:
-            artifact = Path(folder) / "model.joblib"
-            training.save(estimator, artifact, trainer)
-            return self._register_estimator(
-                info,
-                estimator,
-                artifact,
-                snapshot=snapshot,
-                frame=frame,
-                params=params or {},
-                feature_pipeline_version=feature_pipeline_version,
-                as_of=as_of,
-                trainer=trainer,
-                actor=actor,
-            )
+        return self._register_estimator(
+            info,
+            estimator,
+            f"trainer {trainer}",
+            snapshot=snapshot,
+            frame=frame,
+            params=params or {},
+            feature_pipeline_version=feature_pipeline_version,
+            as_of=as_of,
+            trainer=trainer,
+            allow_pickle=allow_pickle,
+            actor=actor,
+        )
 
     def reproduce(self, model: str, version: str | int) -> training.Reproduction:
         """Retrain from the recorded snapshot, cutoff, parameters, trainer; compare training predictions."""
@@ -368,7 +390,7 @@ class Workspace:
         self,
         info: ModelInfo,
         estimator: Any,
-        artifact: Path,
+        source: str,
         *,
         snapshot: ds.DatasetSnapshot,
         frame: pd.DataFrame,
@@ -376,9 +398,12 @@ class Workspace:
         feature_pipeline_version: str | None,
         as_of: pd.Timestamp | None,
         trainer: str | None,
+        allow_pickle: bool,
         actor: str | None,
     ) -> VersionInfo:
-        check_estimator(estimator, info.task, str(artifact))
+        """Store and record the version; a pickle only if the model allows them or `allow_pickle` does
+        (then, in the same transaction, the model allows pickles from now on: an event)."""
+        check_estimator(estimator, info.task, source)
         time_column = training.time_column_of(info, snapshot, frame.columns)
         features = training.features_for(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
@@ -387,11 +412,20 @@ class Workspace:
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
         )
         lineage["trainer"] = trainer
-        uri, sha256, size = self.artifacts.put(artifact, "models", ".joblib")
+        with tempfile.TemporaryDirectory(prefix="pitstop-model-") as folder:
+            pickle_ok = info.allow_pickle or allow_pickle
+            saved = training.save(estimator, Path(folder), source, allow_pickle=pickle_ok)
+            uri, sha256, size = self.artifacts.put(saved.path, "models", saved.format.suffix)
+        now, actor = self.clock.now(), actor or current_actor()
         with self.writing() as conn:
             current = registry.get_model(conn, info.name, for_update=True)
             if current.features is None:
                 current = registry.set_features(conn, current, features)
+            if saved.format is ModelFormat.JOBLIB and not current.allow_pickle:
+                if not allow_pickle:  # refused since it was read above
+                    raise ConflictError(f"model {info.name!r} stopped allowing pickles; register again")
+                reason = "--allow-pickle at registration: skops cannot store this version"
+                current = registry.set_allow_pickle(conn, current, True, now=now, actor=actor, reason=reason)
             return registry.add_version(
                 conn,
                 current,
@@ -399,27 +433,82 @@ class Workspace:
                 sha256=sha256,
                 size_bytes=size,
                 lineage=lineage,
-                now=self.clock.now(),
-                actor=actor or current_actor(),
+                now=now,
+                actor=actor,
+                fmt=saved.format.value,
+                trusted_types=saved.trusted_types,
+                signer=self.keys.signer,
             )
 
-    def load(self, model: str, ref: str | int) -> Any:
-        """The version's model object, after re-checking its sha256."""
+    def verified_artifact(self, model: str, ref: str | int) -> tuple[VersionInfo, bytes]:
+        """The version and its file's bytes, after checking the sha256 and, when a verify key is
+        configured, the signature over the sha256, format and type allow-list."""
         version = self.version(model, ref)
         data = self.artifacts.read(version.artifact_uri)
+        where = self.artifacts.location(version.artifact_uri)
         if data is None:
-            raise ArtifactIntegrityError(model, version.version, version.sha256, None, version.artifact_uri)
+            raise ArtifactIntegrityError(model, version.version, version.sha256, None, where)
         actual = hashlib.sha256(data).hexdigest()
         if actual != version.sha256:
-            raise ArtifactIntegrityError(model, version.version, version.sha256, actual, version.artifact_uri)
+            raise ArtifactIntegrityError(model, version.version, version.sha256, actual, where)
+        if self.keys.verifier is not None:
+            who = f"{model} version {version.version}"
+            signing.check(self.keys.verifier, version.signed_payload(), version.signature, who)
+        return version, data
+
+    def load(self, model: str, ref: str | int, *, allow_pickle: bool | None = None) -> Any:
+        """The version's model object, verified (`verified_artifact`). A skops file loads only with the
+        types its version was registered with; a pickle only when the model allows pickles (or
+        `allow_pickle`, as `convert` does for the version it replaces)."""
+        info = self.model(model)
+        version, data = self.verified_artifact(model, ref)
         try:
             with training.current_folder_importable():  # its classes may live in the trainer's module
-                return joblib.load(io.BytesIO(data))
-        except Exception as error:  # unpickling runs the artifact's imports: anything may fail
+                return model_files.load(
+                    data,
+                    ModelFormat(version.format),
+                    version.trusted_types,
+                    model=model,
+                    allow_pickle=info.allow_pickle if allow_pickle is None else allow_pickle,
+                    who=f"{model} version {version.version}",
+                    warn=allow_pickle is None,  # a caller that decides itself has warned already
+                )
+        except (UntrustedTypesError, PickleRefusedError):
+            raise
+        except Exception as error:  # loading imports the classes' modules: anything may fail
             raise UsageError(
                 f"{model} version {version.version} cannot be loaded ({describe(error)})"
                 f"{training.load_hint(error)}"
             ) from None
+
+    def sign(self, model: str, ref: str | int, *, actor: str | None = None) -> VersionInfo:
+        """Sign a version with the configured signing key, after checking its file's sha256."""
+        signer = self.keys.signer
+        if signer is None:
+            raise UsageError(
+                f"no signing key: set {signing.SIGNING_KEY}_FILE (or {signing.SIGNING_KEY}) to an Ed25519 "
+                "private key or an HMAC secret"
+            )
+        version = self.version(model, ref)
+        data = self.artifacts.read(version.artifact_uri)
+        actual = None if data is None else hashlib.sha256(data).hexdigest()
+        if actual != version.sha256:
+            where = self.artifacts.location(version.artifact_uri)
+            raise ArtifactIntegrityError(model, version.version, version.sha256, actual, where)
+        with self.writing() as conn:
+            info = registry.get_model(conn, model, for_update=True)
+            return registry.sign_version(
+                conn, info, version.version, signer, now=self.clock.now(), actor=actor or current_actor()
+            )
+
+    def convert(
+        self, model: str, ref: str | int, *, data: str | None = None, actor: str | None = None
+    ) -> Conversion:
+        """Store a pickled version with skops instead, once its predictions are identical (see
+        `conversion.convert`)."""
+        from pitstop.conversion import convert
+
+        return convert(self, model, ref, data=data, actor=actor)
 
     def set_champion(
         self, model: str, version: str | int, *, reason: str, force: bool = False, actor: str | None = None
@@ -606,8 +695,9 @@ def _load_artifact_file(path: Path) -> Any:
         raise UsageError(f"{path}: no such artifact file")
     try:
         with training.current_folder_importable():
-            return joblib.load(path)
+            return model_files.read_file(path)[0]
     except Exception as error:  # any unpickling failure means the same thing to the user
+        how = "skops" if model_files.is_skops_file(path) else "joblib"
         raise UsageError(
-            f"{path}: cannot load with joblib ({describe(error)}){training.load_hint(error)}"
+            f"{path}: cannot load with {how} ({describe(error)}){training.load_hint(error)}"
         ) from None

@@ -1,4 +1,4 @@
-"""Real, joblib-picklable model classes that misbehave on purpose: slow, raising, NaN, recording.
+"""Real model classes that misbehave on purpose: slow, raising, NaN, recording; skops stores them.
 
 Each wraps a fitted scikit-learn model and keeps its `feature_names_in_`, so pitstop feeds it the
 same DataFrame it feeds the real thing. Importable as `serving.fake_models` (tests/ is on the path).

@@ -21,13 +21,21 @@ from pitstop.cli.common import (
     split_list,
     table,
 )
-from pitstop.cli.train import parse_timestamp
+from pitstop.cli.train import describe_format, parse_timestamp
 from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
 
 ModelArg = Annotated[str, typer.Argument(help="model name")]
 VersionArg = Annotated[str, typer.Argument(help="version number, or champion / challenger / previous")]
+AllowPickleOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-pickle",
+        help="let this model's versions be pickles (joblib) where skops cannot store them; a pickle can "
+        "run any code when loaded, so only for code you trust",
+    ),
+]
 
 
 @models_app.command("create")
@@ -43,6 +51,7 @@ def create(
     id_columns: Annotated[
         str | None, typer.Option(help="id columns never used as features, e.g. user_id")
     ] = None,
+    allow_pickle: AllowPickleOption = False,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
@@ -55,6 +64,7 @@ def create(
         time_column=time_column,
         features=split_list(features),
         id_columns=split_list(id_columns),
+        allow_pickle=allow_pickle,
         actor=by,
     )
     emit(as_json, info.to_dict(), lambda: console.print(f"created model [bold]{info.name}[/] ({info.task})"))
@@ -125,8 +135,10 @@ def _render_version(v: VersionInfo) -> None:
     env = lineage.get("environment", {})
     rows: list[tuple[str, Any]] = [
         ("aliases", ", ".join(v.aliases) or "-"),
-        ("artifact", v.artifact_uri),
+        ("artifact", f"{v.artifact_uri} (in the artifact store)"),
         ("sha256", v.sha256),
+        ("format", describe_format(v)),
+        ("signature", _signature(v)),
         ("created", f"{fmt_time(v.created_at)} by {v.created_by}"),
         (
             "datasets",
@@ -164,6 +176,10 @@ def _render_version(v: VersionInfo) -> None:
     console.print(Panel(out, title=f"{v.model} version {v.version}", expand=False))
     if v.gate_result is not None:
         _render_gate_summary(v.gate_result)
+
+
+def _signature(v: VersionInfo) -> str:
+    return "-" if not v.signature else f"{v.signature['scheme']} key {v.signature['key_id']}"
 
 
 def _render_gate_summary(result: dict[str, Any]) -> None:
@@ -236,11 +252,15 @@ def register_version(
         str | None,
         typer.Option(help="as-of cutoff it was trained with: only rows strictly before this time count"),
     ] = None,
+    allow_pickle: AllowPickleOption = False,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register an externally trained joblib artifact as the model's next version."""
+    """Register an externally trained model (a skops or joblib file) as the model's next version.
+
+    It is stored with skops, loading only the types listed; as a pickle only for a model that allows
+    pickles (--allow-pickle, here or at `models create`) when skops cannot store it."""
     info = open_workspace(workspace).register(
         model,
         artifact,
@@ -248,13 +268,83 @@ def register_version(
         params=parse_params(param),
         feature_pipeline_version=feature_pipeline_version,
         as_of=parse_timestamp(as_of, "--as-of"),
+        allow_pickle=allow_pickle,
         actor=by,
     )
     emit(
         as_json,
         info.to_dict(),
         lambda: console.print(
-            f"registered {model} version [bold]{info.version}[/] (sha256 {info.sha256[:12]}…)"
+            f"registered {model} version [bold]{info.version}[/] (sha256 {info.sha256[:12]}…; "
+            f"{describe_format(info)}{'; signed' if info.signature else ''})"
+        ),
+    )
+
+
+@models_app.command("allow-pickle")
+def allow_pickle_(
+    model: ModelArg,
+    reason: Annotated[str, typer.Option(help="why pickles are allowed (or refused)")],
+    off: Annotated[bool, typer.Option("--off", help="refuse pickles again (after `models convert`)")] = False,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Allow pickled (joblib) versions of a model, which can run any code when loaded; --off refuses them."""
+    info = open_workspace(workspace).allow_pickle(model, not off, reason=reason, actor=by)
+    state = "allowed (each load warns)" if info.allow_pickle else "refused"
+    emit(as_json, info.to_dict(), lambda: console.print(f"{model}: pickled versions are {state}"))
+
+
+@models_app.command("sign")
+def sign(
+    model: ModelArg,
+    version: VersionArg,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign a version's sha256, format and type allow-list with the key in PITSTOP_SIGNING_KEY_FILE.
+
+    Gateways, controllers and the CLI with PITSTOP_VERIFY_KEY_FILE set load only validly signed versions.
+    """
+    info = open_workspace(workspace).sign(model, version, actor=by)
+    emit(
+        as_json,
+        info.to_dict(),
+        lambda: console.print(f"signed {model} version {info.version} ({_signature(info)})"),
+    )
+
+
+@models_app.command("convert")
+def convert(
+    model: ModelArg,
+    version: VersionArg,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="dataset to compare predictions on, NAME or NAME:VERSION "
+            "(default: the last gate's test set, else the training data)"
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store a pickled (joblib) version with skops, once both predict identically on a dataset.
+
+    The version keeps its number and lineage; its file, sha256 and type allow-list change (an event
+    records both hashes). The old file stays in the artifact store.
+    """
+    result = open_workspace(workspace).convert(model, version, data=data, actor=by)
+    trusting = f", trusting {', '.join(result.trusted_types)}" if result.trusted_types else ""
+    emit(
+        as_json,
+        result.to_dict(),
+        lambda: console.print(
+            f"converted {model} version {result.version} to skops{trusting}: identical predictions on "
+            f"{result.rows} rows of {result.checked_on}; sha256 {result.to_sha256[:12]}…"
+            f"{' (signed)' if result.signed else ''}"
         ),
     )
 

@@ -24,6 +24,7 @@ from pitstop.errors import UsageError
 from pitstop.gating import GateReport
 from pitstop.pipeline import RetrainResult
 from pitstop.pipeline import retrain as run_retrain
+from pitstop.registry import VersionInfo
 
 ModelArg = Annotated[str, typer.Argument(help="model name")]
 ParamOption = Annotated[
@@ -49,6 +50,13 @@ def parse_timestamp(text: str | None, option: str) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def describe_format(v: VersionInfo) -> str:
+    """`skops, trusting a.B, c.D` or `joblib (pickle: runs any code it holds)`."""
+    if v.format != "skops":
+        return f"{v.format} (pickle: loading it runs any code it holds)"
+    return f"skops, trusting {', '.join(v.trusted_types)}" if v.trusted_types else "skops"
+
+
 def train(
     model: ModelArg,
     trainer: Annotated[str, typer.Option(help="the training function, package.module:function")],
@@ -56,6 +64,14 @@ def train(
     as_of: Annotated[str | None, typer.Option(help="use only rows strictly before this time")] = None,
     param: ParamOption = None,
     feature_pipeline_version: Annotated[str | None, typer.Option(help="version of the feature code")] = None,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="let this model's versions be pickles (joblib) where skops cannot store them; a pickle "
+            "can run any code when loaded, so only for code you trust",
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
@@ -71,6 +87,7 @@ def train(
             as_of=parse_timestamp(as_of, "--as-of"),
             params=parse_params(param),
             feature_pipeline_version=feature_pipeline_version,
+            allow_pickle=allow_pickle,
             actor=by,
         )
     window = version.lineage["training_window"]
@@ -79,7 +96,8 @@ def train(
         version.to_dict(),
         lambda: console.print(
             f"trained {model} version [bold]{version.version}[/] on {window['rows']} rows "
-            f"({window['start'] or '-'} .. {window['end'] or '-'}), sha256 {version.sha256[:12]}…"
+            f"({window['start'] or '-'} .. {window['end'] or '-'}), sha256 {version.sha256[:12]}…; "
+            f"{describe_format(version)}{'; signed' if version.signature else ''}"
         ),
     )
 

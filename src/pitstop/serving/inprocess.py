@@ -1,4 +1,4 @@
-"""A joblib/scikit-learn model run by pitstop: on its own thread (or, isolated, in a child process),
+"""A scikit-learn-like model run by pitstop: on its own thread (or, isolated, in a child process),
 requests micro-batched."""
 
 from __future__ import annotations

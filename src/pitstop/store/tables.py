@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -36,6 +37,8 @@ models = Table(
     Column("id_columns", JSONDocument, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(200), nullable=False),
+    # pickle (joblib) versions load only when this is true (migration 0005)
+    Column("allow_pickle", Boolean, nullable=False),
 )
 
 datasets = Table(
@@ -65,13 +68,18 @@ model_versions = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("model_id", Id, ForeignKey("models.id"), nullable=False),
     Column("version", Integer, nullable=False),
-    Column("artifact_uri", Text, nullable=False),
+    Column("artifact_uri", Text, nullable=False),  # relative to the artifact store
     Column("sha256", String(64), nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
     Column("lineage", JSONDocument, nullable=False),
     Column("gate_result", JSONDocument),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(200), nullable=False),
+    # How the artifact loads (migration 0005): `skops` with only the `trusted_types` fixed at
+    # registration, or `joblib` (pickle); `signature` is made with a key the store does not hold.
+    Column("format", String(10), nullable=False),
+    Column("trusted_types", JSONDocument),
+    Column("signature", JSONDocument),
     UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
 )
 
