@@ -32,7 +32,7 @@ def test_a_bad_serve_option_is_one_line_naming_it(cli, served: Served, option: s
 def _tamper(served: Served, version: int) -> str:
     """Change the stored artifact of `version` behind the registry's back; returns its recorded sha256."""
     info = served.ws.version(MODEL, version)
-    stored = Path(info.artifact_uri)
+    stored = Path(served.ws.artifacts.location(info.artifact_uri))
     stored.write_bytes(stored.read_bytes() + b"tamper")
     return info.sha256
 
@@ -67,7 +67,7 @@ def test_a_tampered_version_is_refused_and_nothing_stored_changes(
 
 
 def test_the_python_api_refuses_a_version_whose_artifact_is_missing(served: Served) -> None:
-    Path(served.ws.version(MODEL, 2).artifact_uri).unlink()
+    Path(served.ws.artifacts.location(served.ws.version(MODEL, 2).artifact_uri)).unlink()
     with pytest.raises(ArtifactIntegrityError, match="missing"):
         route(served.ws, MODEL, mode="split", challenger=2, share=0.1, reason="t")
     with pytest.raises(ArtifactIntegrityError, match="version 2"):

@@ -144,7 +144,7 @@ def test_a_tampered_cached_artifact_is_not_served(own_postgres: OwnPostgres, spl
     serve_once(split_workspace)
     cache = routing_cache.read(split_workspace / ".pitstop" / "serving-cache")
     assert cache is not None
-    artifact = Path(cache.models[0].champion.artifact_uri)
+    artifact = split_workspace / ".pitstop" / "artifacts" / cache.models[0].champion.artifact_uri
     own_postgres.stop()
     artifact.write_bytes(artifact.read_bytes() + b"tampered")
     refused = pytest.raises(StoreUnavailableError, match="no cached champion could be loaded")

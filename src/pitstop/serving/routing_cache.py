@@ -123,12 +123,17 @@ def keep_artifact(folder: Path, artifacts: ArtifactStore, version: VersionInfo) 
 
 
 class CachedVersions(Workspace):
-    """`ws` whose `version()` answers from a routing cache, so `load()` (and a runner factory calling
-    it) works while the store is down; everything else is `ws`'s own."""
+    """`ws` whose `model()` and `version()` answer from a routing cache, so `load()` (and a runner
+    factory calling it) works while the store is down; everything else is `ws`'s own."""
 
     def __init__(self, ws: Workspace, cache: RoutingCache) -> None:  # not Workspace's: nothing to open
         vars(self).update(vars(ws))
         self._cached = {(m.info.name, m.champion.version): m.champion for m in cache.models}
+        self._cached_models = {m.info.name: m.info for m in cache.models}
+
+    def model(self, name: str) -> ModelInfo:
+        cached = self._cached_models.get(name)
+        return cached if cached is not None else super().model(name)
 
     def version(self, model: str, ref: str | int) -> VersionInfo:
         cached = self._cached.get((model, int(ref))) if str(ref).isdigit() else None

@@ -7,14 +7,13 @@ change routing and record its own decision in one transaction. `route` is the ma
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, func, select
 
 from pitstop import registry
-from pitstop.errors import ArtifactIntegrityError, ConflictError, NotFoundError, UsageError
+from pitstop.errors import ConflictError, NotFoundError, UsageError
 from pitstop.events import record_event
 from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo, VersionInfo
@@ -174,16 +173,13 @@ def routing_of(ws: Workspace, model: str) -> RoutingTable | None:
 
 
 def verified_version(ws: Workspace, model: str, ref: str | int) -> VersionInfo:
-    """The version, once its artifact's sha256 is re-checked (read only, never loaded: no code runs).
+    """The version, once its artifact's sha256 (and signature, under a verify key) is re-checked:
+    read only, never loaded, so no code runs (`Workspace.verified_artifact`).
 
     Raises ArtifactIntegrityError when the file is missing or changed: a version no gateway could load
     must not be routed to, where it would fail the routing change on every replica.
     """
-    version = ws.version(model, ref)
-    data = ws.artifacts.read(version.artifact_uri)
-    actual = None if data is None else hashlib.sha256(data).hexdigest()
-    if actual != version.sha256:
-        raise ArtifactIntegrityError(model, version.version, version.sha256, actual, version.artifact_uri)
+    version, _ = ws.verified_artifact(model, ref)
     return version
 
 
