@@ -126,7 +126,11 @@ class ABTestPolicy(_Section):
         0.05, description="sequential test mixture scale, as a fraction of the baseline mean error"
     )
     srm_p_value: Probability = Field(
-        0.001, description="sample-ratio mismatch when the chi-square p-value is below this"
+        0.001,
+        description=(
+            "sample-ratio mismatch when the sequential (always-valid) p-value is below this: "
+            "the false 'experiment invalid' rate over the whole test"
+        ),
     )
     min_duration: Duration = Field(timedelta(days=1), description="no win is declared before this")
     max_duration: PositiveDuration = Field(

@@ -35,7 +35,7 @@ from pitstop.stats.power import (
 )
 from pitstop.stats.results import SampleSize, SRMResult, TestResult, Verdict
 from pitstop.stats.sequential import always_valid_p_values, confidence_sequence, log_likelihood_ratio, msprt
-from pitstop.stats.srm import sample_ratio_mismatch
+from pitstop.stats.srm import sample_ratio_mismatch, sequential_sample_ratio_mismatch
 from pitstop.stats.twosample import (
     UserErrors,
     compare_arms,
@@ -80,6 +80,7 @@ __all__ = [
     "sample_size",
     "sample_size_margin",
     "sample_size_paired",
+    "sequential_sample_ratio_mismatch",
     "welch_test",
     "wilcoxon_test",
 ]
