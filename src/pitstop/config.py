@@ -122,6 +122,14 @@ class ABTestPolicy(_Section):
         strict=False,
         description="sequential (always valid, may stop early) | fixed (decide once)",
     )
+    min_users_per_arm: int = Field(
+        100,
+        ge=2,
+        description=(
+            "no sequential win or loss before this many labelled users per arm (requests for welch): "
+            "plug-in variances of fewer are unreliable"
+        ),
+    )
     tau: Annotated[float, Field(gt=0)] = Field(
         0.05, description="sequential test mixture scale, as a fraction of the baseline mean error"
     )

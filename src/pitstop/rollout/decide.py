@@ -308,18 +308,36 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
             "every labelled error is identical so far: nothing to test yet",
             base,
         )
+    if min(arm_a.n, arm_b.n) < ab.min_users_per_arm:
+        # Plug-in variances from a handful of users are too small as often as too large: no look
+        # counts (nor enters the running interval) before the policy's minimum evidence.
+        if ab.stopping is ABStopping.FIXED:
+            kept = remember_served_latency(rollout.memory, champion)
+            return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, kept)
+        unit = "users" if arm_a.method == "per_user" else "requests"
+        return _wait_or_give_up(
+            elapsed,
+            ab.max_duration,
+            "ab.min_users",
+            f"waiting for {ab.min_users_per_arm} labelled {unit} per arm before the test counts "
+            f"({arm_b.n} challenger, {arm_a.n} champion)",
+            base,
+        )
     sequential = sequential_look(rollout, policy, arm_a, arm_b)
     base["sequential"] = sequential.to_dict()
     memory = remember_served_latency(
         {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]},
         champion,
     )
-    if sequential.p_value < ab.alpha and sequential.estimate > 0:
+    if sequential.ci_low > 0:
+        # Direction from the running confidence sequence, never from a p-value an earlier win earned:
+        # worse only when every error difference the evidence allows is above zero.
         return Decision(
             Action.REJECT,
             "ab.loss",
-            f"the challenger is significantly worse: error {arm_b.mean:.4g} vs {arm_a.mean:.4g} "
-            f"(always-valid p = {sequential.p_value:.3g})",
+            f"the challenger is worse: error {arm_b.mean:.4g} vs {arm_a.mean:.4g}, always-valid "
+            f"{1 - ab.alpha:.0%} interval {sequential.ci_low / arm_a.mean:+.2%} to "
+            f"{sequential.ci_high / arm_a.mean:+.2%} of the champion's error, above zero",
             base,
             memory=memory,
         )
