@@ -168,7 +168,18 @@ class GuardrailPolicy(_Section):
     )
     max_p99_ratio: Ratio = Field(1.5, description="roll back when challenger p99 exceeds this x champion's")
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.02, description="roll back when more than this share of challenger requests fail"
+        0.02,
+        description=(
+            "roll back when more than this share of challenger requests fail and the test finds "
+            "it failing more often than the champion"
+        ),
+    )
+    alpha: Probability = Field(
+        0.01,
+        description=(
+            "failure-rate guardrail: false rollbacks of a challenger failing as often as the champion, "
+            "over the whole rollout (A/B test and every ramp step, every look)"
+        ),
     )
     min_samples: int = Field(
         200, ge=1, description="labelled requests per arm before the error ratio is judged"

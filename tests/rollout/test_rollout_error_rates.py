@@ -66,3 +66,23 @@ def test_equal_challengers_are_not_found_worse_at_early_frequent_looks() -> None
     ended one of these 100 as "significantly worse" after 3 challenger users."""
     seen = outcomes(bench.Traffic(), runs=100, every_minutes=10, seed=17, horizon=12 * 60)
     assert seen["ab.loss"] == 0, seen
+
+
+def test_a_challenger_failing_as_often_as_the_champion_is_not_rolled_back() -> None:
+    """Both arms fail 1 % of requests; a look every 10 min for 6 h, 30 A/B tests: no rollback.
+
+    The raw rate above 2 % after 20 requests rolled back 2 of these 30 (26 % over two days in
+    bench/decisions.py)."""
+    both = bench.Traffic(champion_failure=0.01, challenger_failure=0.01)
+    seen = outcomes(both, runs=30, every_minutes=10, seed=4000, horizon=6 * 60)
+    assert seen["guardrail.error_rate"] == 0, seen
+
+
+def test_a_challenger_failing_five_times_as_often_is_rolled_back_within_its_first_requests() -> None:
+    """Champion 0.5 %, challenger 2.5 %: every test rolls back, within 2,000 challenger requests."""
+    harmful = bench.Traffic(champion_failure=0.005, challenger_failure=0.025)
+    runs = [
+        bench.run_ab_and_ramp(POLICY, harmful, 5000 + i, 10, ramp=False, horizon=24 * 60) for i in range(10)
+    ]
+    assert {run.rule for run in runs} == {"guardrail.error_rate"}
+    assert max(run.challenger_requests for run in runs) <= 2_000

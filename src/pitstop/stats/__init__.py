@@ -3,7 +3,8 @@
 One topic per module: `arms` (an arm's mean error and its variance, per user or per request),
 `twosample` (per-user delta-method, Welch, Mann-Whitney), `effect` (relative effect), `decision` (the
 A/B superiority-by-margin rule), `power` (sample sizes), `paired` (shadow: paired t, Wilcoxon,
-Diebold-Mariano), `srm` (sample-ratio mismatch), `sequential` (mSPRT, confidence sequences), `cuped`.
+Diebold-Mariano), `srm` (sample-ratio mismatch), `failures` (failure rates against the champion's),
+`sequential` (mSPRT, confidence sequences), `cuped`.
 Errors are losses (lower is better); every difference and relative effect is challenger minus champion.
 """
 
@@ -19,6 +20,7 @@ from pitstop.stats.arms import (
 from pitstop.stats.cuped import CupedResult, cuped
 from pitstop.stats.decision import ab_verdict
 from pitstop.stats.effect import paired_relative_effect, relative_components, relative_effect
+from pitstop.stats.failures import failure_rate_test
 from pitstop.stats.paired import (
     compare_paired,
     diebold_mariano_test,
@@ -64,6 +66,7 @@ __all__ = [
     "confidence_sequence",
     "cuped",
     "diebold_mariano_test",
+    "failure_rate_test",
     "log_likelihood_ratio",
     "mann_whitney_test",
     "mean_difference",
