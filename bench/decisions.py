@@ -458,7 +458,7 @@ SCENARIOS: list[Scenario] = [
         _ab(Traffic(champion_failure=0.005, challenger_failure=0.025), ramp=False, horizon=2 * DAY),
     ),
     Scenario(
-        "equal, 10 % better A/B then ramp",
+        "10 % better, A/B 2 days + ramp",
         "error-ratio false rollback",
         _rule("guardrail.error_ratio"),
         "<= 1 %",
@@ -512,8 +512,19 @@ class Row:
         return self.rate <= value if op == "<=" else self.rate >= value
 
 
-def measure(scenario: Scenario, policy: Policy, runs: int, every: float, seed: int) -> Row:
-    outcomes = [scenario.run(policy, seed + i, every) for i in range(runs)]
+def measure(
+    scenario: Scenario,
+    policy: Policy,
+    runs: int,
+    every: float,
+    seed: int,
+    cache: dict[tuple[str, float, int], list[Outcome]] | None = None,
+) -> Row:
+    """One scenario's rate; scenarios of the same name share their runs (one A/A run, several rules)."""
+    key = (scenario.name, every, runs)
+    outcomes = (cache or {}).get(key) or [scenario.run(policy, seed + i, every) for i in range(runs)]
+    if cache is not None:
+        cache[key] = outcomes
     hits = [o for o in outcomes if scenario.counts(o)]
     minutes = float(np.median([o.minutes for o in hits])) if hits else None
     reqs = float(np.median([o.challenger_requests for o in hits])) if hits else None
@@ -550,12 +561,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     policy = Policy()
     rows: list[Row] = []
+    cache: dict[tuple[str, float, int], list[Outcome]] = {}
     for scenario in SCENARIOS:
         if args.only and args.only.lower() not in scenario.rule.lower():
             continue
         for runs, every in ((args.runs, SIX_HOURS), (args.fast_runs, args.fast_minutes)):
             if runs > 0:
-                row = measure(scenario, policy, runs, every, args.seed)
+                row = measure(scenario, policy, runs, every, args.seed, cache)
                 rows.append(row)
                 print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(rows))
