@@ -177,8 +177,8 @@ class GuardrailPolicy(_Section):
     alpha: Probability = Field(
         0.01,
         description=(
-            "failure-rate guardrail: false rollbacks of a challenger failing as often as the champion, "
-            "over the whole rollout (A/B test and every ramp step, every look)"
+            "failure-rate and error-ratio guardrails: false rollbacks of a challenger no worse than "
+            "the champion, each over the whole rollout (A/B test and every ramp step, every look)"
         ),
     )
     min_samples: int = Field(

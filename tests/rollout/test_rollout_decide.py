@@ -475,7 +475,7 @@ def test_ramp_rolls_back_a_challenger_with_error_where_the_champion_has_none() -
     evidence = Evidence(
         now=at(1),
         champion=arm(300, 0.0, spread=0.0),
-        challenger=arm(300, 0.5),
+        challenger=arm(300, 0.5, spread=0.5),  # clear harm: the guardrail's alpha is split over the rollout
         paired=paired(0, 1, 1),
         window_hours=1,
         request_rate_per_hour=100,

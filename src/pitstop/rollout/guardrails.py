@@ -3,7 +3,8 @@
 Each takes the two sides being compared: the arms served (A/B test, ramp) or, at a 100 % ramp, the
 challenger served against the old champion in shadow. The error ratio is judged only with evidence:
 the ratio must be above the limit *and* the always-valid (mSPRT) test must find the challenger worse
-at the policy's alpha, so checking after every batch does not turn noise into rollbacks (a point
+at `guardrail_alpha` (the policy's `guardrails.alpha` split over the A/B test and the ramp steps, so
+the whole rollout keeps it), so checking after every batch does not turn noise into rollbacks (a point
 estimate checked at every look would, on heavy-tailed errors), while real harm is caught within looks.
 
 Latency is judged the same way. A p99 from a few dozen calls is the slowest call, and one stall of a
@@ -54,7 +55,7 @@ def check_guardrails(
 
 def failure_rate_breach(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> Breach | None:
     """The challenger fails more than `max_error_rate` of its requests *and* more often than the
-    champion by the always-valid test (`failure_rate_test`) at `failure_rate_alpha(policy)`.
+    champion by the always-valid test (`failure_rate_test`) at `guardrail_alpha(policy)`.
 
     Judged against the champion, on the same window, so a burst of failures both models suffer (a bad
     input, a slow store) is no rollback; the test holds at every look, so the chance of rolling back a
@@ -63,7 +64,7 @@ def failure_rate_breach(champion: ArmSummary, challenger: ArmSummary, policy: Po
     rate = challenger.failure_rate
     if rate is None or rate <= limits.max_error_rate or champion.requests == 0:
         return None
-    alpha = failure_rate_alpha(policy)
+    alpha = guardrail_alpha(policy)
     test = failure_rate_test(
         champion.failures, champion.requests, challenger.failures, challenger.requests, alpha=alpha
     )
@@ -89,11 +90,11 @@ def failure_rate_breach(champion: ArmSummary, challenger: ArmSummary, policy: Po
     )
 
 
-def failure_rate_alpha(policy: Policy) -> float:
-    """The failure-rate test's level in one window: `guardrails.alpha` shared by the A/B test and every
-    ramp step (each has its own evidence window), so the whole rollout stays within it (Bonferroni).
+def guardrail_alpha(policy: Policy) -> float:
+    """A guardrail test's level in one window: `guardrails.alpha` shared by the A/B test and every ramp
+    step (each has its own evidence window), so the whole rollout stays within it (Bonferroni).
 
-    >>> round(failure_rate_alpha(Policy()), 4)
+    >>> round(guardrail_alpha(Policy()), 4)
     0.0025
     """
     return policy.guardrails.alpha / (1 + len(ramp_shares(policy)))
@@ -115,19 +116,21 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
     if ratio is None or not challenger.error_mean or ratio <= limits.max_error_ratio:
         return None
     harm = harm_test(champion, challenger, policy)
-    if harm is None or harm.p_value >= policy.ab_test.alpha or harm.estimate <= 0:
+    alpha = guardrail_alpha(policy)
+    if harm is None or harm.p_value >= alpha or harm.estimate <= 0:
         return None
     return Breach(
         "guardrail.error_ratio",
         f"challenger error {challenger.error_mean:.4g} is {ratio:.3f} x champion's "
         f"{champion.error_mean:.4g}, above the {limits.max_error_ratio:g} limit "
-        f"(always-valid p = {harm.p_value:.2g})",
+        f"(always-valid p = {harm.p_value:.2g} < {alpha:.2g})",
         {
             "challenger_error": challenger.error_mean,
             "champion_error": champion.error_mean,
             "ratio": ratio,
             "limit": limits.max_error_ratio,
             "p_value": harm.p_value,
+            "alpha": alpha,
             "labelled_champion": champion.labelled,
             "labelled_challenger": challenger.labelled,
         },
