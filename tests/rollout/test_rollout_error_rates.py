@@ -45,7 +45,7 @@ UNITS_ONLY = bench.Traffic(users_per_hour=300, max_requests=3, labels=False)
 def test_sound_experiments_are_not_called_invalid_however_often_one_looks() -> None:
     """A look every 30 min for 14 days, 60 sound experiments: none ends "experiment invalid".
 
-    A chi-square at p < 0.001 re-tested at every look ended 4 of these 60 (the sequential test's
+    A chi-square at p < 0.001 re-tested at every look ended 2 of these 60 (the sequential test's
     bound over the whole test is 0.1 %)."""
     seen = outcomes(UNITS_ONLY, runs=60, every_minutes=30, seed=1000)
     assert seen["ab.srm"] == 0, seen
