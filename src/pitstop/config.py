@@ -166,11 +166,23 @@ class ABTestPolicy(_Section):
         strict=False,
         description="sequential (always valid, may stop early) | fixed (decide once)",
     )
+    min_users_per_arm: int = Field(
+        100,
+        ge=2,
+        description=(
+            "no sequential win or loss before this many labelled users per arm (requests for welch): "
+            "plug-in variances of fewer are unreliable"
+        ),
+    )
     tau: Annotated[float, Field(gt=0)] = Field(
         0.05, description="sequential test mixture scale, as a fraction of the baseline mean error"
     )
     srm_p_value: Probability = Field(
-        0.001, description="sample-ratio mismatch when the chi-square p-value is below this"
+        0.001,
+        description=(
+            "sample-ratio mismatch when the sequential (always-valid) p-value is below this: "
+            "the false 'experiment invalid' rate over the whole test"
+        ),
     )
     min_duration: Duration = Field(timedelta(days=1), description="no win is declared before this")
     max_duration: PositiveDuration = Field(
@@ -200,7 +212,18 @@ class GuardrailPolicy(_Section):
     )
     max_p99_ratio: Ratio = Field(1.5, description="roll back when challenger p99 exceeds this x champion's")
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.02, description="roll back when more than this share of challenger requests fail"
+        0.02,
+        description=(
+            "roll back when more than this share of challenger requests fail and the test finds "
+            "it failing more often than the champion"
+        ),
+    )
+    alpha: Probability = Field(
+        0.01,
+        description=(
+            "failure-rate and error-ratio guardrails: false rollbacks of a challenger no worse than "
+            "the champion, each over the whole rollout (A/B test and every ramp step, every look)"
+        ),
     )
     min_samples: int = Field(
         200, ge=1, description="labelled requests per arm before the error ratio is judged"

@@ -25,7 +25,8 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 # Latency limits are wide: latencies are real, and a loaded test machine must not decide these stories.
 SHORT_POLICY = """
 shadow: {min_duration: 1h, max_duration: 6h, min_labeled: 60, max_p99_ratio: 1000}
-ab_test: {share: 0.5, min_duration: 1h, max_duration: 8h, label_maturation: 15m, tau: 0.1}
+ab_test: {share: 0.5, min_duration: 1h, max_duration: 8h, label_maturation: 15m, tau: 0.1,
+  min_users_per_arm: 20}
 guardrails: {min_samples: 30, max_p99_ratio: 1000}
 ramp: {steps: [50, 75, 100], dwell: 30m, min_labeled_per_arm: 30, standby: 2h}
 serving: {batch_max_wait: 0ms}

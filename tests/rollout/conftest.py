@@ -21,7 +21,8 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 
 SHORT_POLICY = """
 shadow: {min_duration: 1h, max_duration: 6h, min_labeled: 60, max_p99_ratio: 10}
-ab_test: {share: 0.5, min_duration: 1h, max_duration: 8h, label_maturation: 15m, tau: 0.1}
+ab_test: {share: 0.5, min_duration: 1h, max_duration: 8h, label_maturation: 15m, tau: 0.1,
+  min_users_per_arm: 20}
 guardrails: {min_samples: 30, max_p99_ratio: 10}
 ramp: {steps: [50, 75, 100], dwell: 30m, min_labeled_per_arm: 30, standby: 2h}
 """

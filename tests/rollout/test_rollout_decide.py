@@ -256,6 +256,24 @@ def test_ab_significant_loss_is_rejected() -> None:
     assert (decision.action, decision.rule) == (Action.REJECT, "ab.loss")
 
 
+def test_a_loss_needs_evidence_of_harm_not_a_p_value_an_earlier_win_earned() -> None:
+    """Clearly better at 6 h (running p = 2.9e-07, interval below zero), +0.2 % at 20 h: no loss."""
+    earlier_win = {"p_value": 2.9e-07, "ci": [-0.8, -0.3]}
+    evidence = ab_evidence(20, arm(9000, 5.0, spread=0.5), arm(1000, 5.01, spread=0.5))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN, memory=earlier_win), POLICY, evidence, at(20))
+    assert decision.rule != "ab.loss" and decision.action is Action.STAY, decision.reason
+
+
+def test_no_sequential_conclusion_before_the_minimum_users_per_arm() -> None:
+    few = ab_evidence(30, arm(900, 5.0, spread=0.1), arm(60, 5.5, spread=0.1))  # worse, 60 users
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, few, at(30))
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.min_users")
+    assert decision.memory is None  # nothing enters the running interval yet
+    assert POLICY.ab_test.min_users_per_arm == 100
+    enough = ab_evidence(30, arm(900, 5.0, spread=0.1), arm(100, 5.5, spread=0.1))
+    assert decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, enough, at(30)).rule == "ab.loss"
+
+
 def test_ab_no_difference_keeps_going_then_is_inconclusive_at_max_duration() -> None:
     evidence = ab_evidence(30, arm(900, 5.0, spread=2.0), arm(100, 5.0, spread=2.0))
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
@@ -457,7 +475,7 @@ def test_ramp_rolls_back_a_challenger_with_error_where_the_champion_has_none() -
     evidence = Evidence(
         now=at(1),
         champion=arm(300, 0.0, spread=0.0),
-        challenger=arm(300, 0.5),
+        challenger=arm(300, 0.5, spread=0.5),  # clear harm: the guardrail's alpha is split over the rollout
         paired=paired(0, 1, 1),
         window_hours=1,
         request_rate_per_hour=100,

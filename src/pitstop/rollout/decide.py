@@ -34,10 +34,14 @@ from pitstop.rollout.guardrails import (
 )
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.state import RolloutState, ramp_shares
-from pitstop.stats import ab_verdict, mann_whitney_test, sample_ratio_mismatch, sample_size_margin
-from pitstop.stats.results import TestResult
+from pitstop.stats import (
+    ab_verdict,
+    mann_whitney_test,
+    sample_size_margin,
+    sequential_sample_ratio_mismatch,
+)
+from pitstop.stats.results import SRMResult, TestResult
 
-MIN_UNITS_FOR_SRM = 100  # the chi-square approximation needs enough units in each expected cell
 # A shadow failing too often is rejected before any labels, on evidence: at least this many calls and
 # an exact binomial test at SHADOW_FAILURE_ALPHA (checked at every look). No fixed larger minimum: the
 # gateway's circuit breaker records only ~20 calls of a shadow that always fails, then a probe per 100.
@@ -284,7 +288,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
                 "ab.srm",
                 f"experiment invalid: sample-ratio mismatch ({challenger.units} challenger vs "
                 f"{champion.units} champion users for a {ab.share:.0%} share, "
-                f"p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
+                f"always-valid p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
                 base,
             )
     breach = check_guardrails(champion, challenger, policy)
@@ -304,18 +308,36 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
             "every labelled error is identical so far: nothing to test yet",
             base,
         )
+    if min(arm_a.n, arm_b.n) < ab.min_users_per_arm:
+        # Plug-in variances from a handful of users are too small as often as too large: no look
+        # counts (nor enters the running interval) before the policy's minimum evidence.
+        if ab.stopping is ABStopping.FIXED:
+            kept = remember_served_latency(rollout.memory, champion)
+            return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, kept)
+        unit = "users" if arm_a.method == "per_user" else "requests"
+        return _wait_or_give_up(
+            elapsed,
+            ab.max_duration,
+            "ab.min_users",
+            f"waiting for {ab.min_users_per_arm} labelled {unit} per arm before the test counts "
+            f"({arm_b.n} challenger, {arm_a.n} champion)",
+            base,
+        )
     sequential = sequential_look(rollout, policy, arm_a, arm_b)
     base["sequential"] = sequential.to_dict()
     memory = remember_served_latency(
         {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]},
         champion,
     )
-    if sequential.p_value < ab.alpha and sequential.estimate > 0:
+    if sequential.ci_low > 0:
+        # Direction from the running confidence sequence, never from a p-value an earlier win earned:
+        # worse only when every error difference the evidence allows is above zero.
         return Decision(
             Action.REJECT,
             "ab.loss",
-            f"the challenger is significantly worse: error {arm_b.mean:.4g} vs {arm_a.mean:.4g} "
-            f"(always-valid p = {sequential.p_value:.3g})",
+            f"the challenger is worse: error {arm_b.mean:.4g} vs {arm_a.mean:.4g}, always-valid "
+            f"{1 - ab.alpha:.0%} interval {sequential.ci_low / arm_a.mean:+.2%} to "
+            f"{sequential.ci_high / arm_a.mean:+.2%} of the champion's error, above zero",
             base,
             memory=memory,
         )
@@ -324,10 +346,13 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
     return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, memory)
 
 
-def _srm(champion: ArmSummary, challenger: ArmSummary, share: float, threshold: float) -> Any:
-    if champion.units + challenger.units < MIN_UNITS_FOR_SRM:
+def _srm(champion: ArmSummary, challenger: ArmSummary, share: float, threshold: float) -> SRMResult | None:
+    """The sequential (always-valid) sample-ratio test: checked at every look, it ends a sound
+    experiment as invalid with probability at most `threshold` over the whole test."""
+    if champion.units + challenger.units == 0:
         return None
-    return sample_ratio_mismatch([champion.units, challenger.units], [1 - share, share], threshold=threshold)
+    counts = [champion.units, challenger.units]
+    return sequential_sample_ratio_mismatch(counts, [1 - share, share], threshold=threshold)
 
 
 def _rollback(breach: Breach, base: dict[str, Any]) -> Decision:

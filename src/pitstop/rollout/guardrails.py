@@ -3,7 +3,8 @@
 Each takes the two sides being compared: the arms served (A/B test, ramp) or, at a 100 % ramp, the
 challenger served against the old champion in shadow. The error ratio is judged only with evidence:
 the ratio must be above the limit *and* the always-valid (mSPRT) test must find the challenger worse
-at the policy's alpha, so checking after every batch does not turn noise into rollbacks (a point
+at `guardrail_alpha` (the policy's `guardrails.alpha` split over the A/B test and the ramp steps, so
+the whole rollout keeps it), so checking after every batch does not turn noise into rollbacks (a point
 estimate checked at every look would, on heavy-tailed errors), while real harm is caught within looks.
 
 Latency is judged the same way. A p99 from a few dozen calls is the slowest call, and one stall of a
@@ -25,10 +26,10 @@ from scipy.stats import binomtest
 
 from pitstop.config import ABMethod, GuardrailPolicy, Policy
 from pitstop.rollout.evidence import ArmSummary
-from pitstop.stats import ArmEstimate, msprt
+from pitstop.rollout.state import ramp_shares
+from pitstop.stats import ArmEstimate, failure_rate_test, msprt
 from pitstop.stats.results import TestResult
 
-MIN_REQUESTS_FOR_RATE = 20  # below this many requests one failure is no rate
 MIN_LATENCY_SAMPLES = 20  # below this many calls a p99 is one outlier
 LATENCY_ALPHA = 0.001  # checked at every look: only strong evidence of slow calls rolls back
 
@@ -46,27 +47,57 @@ def check_guardrails(
     """The first breached guardrail, or None. `latency_baseline_ms` replaces the champion's own
     latency baseline (at a 100 % ramp: what it measured while it still served)."""
     return (
-        failure_rate_breach(challenger, policy.guardrails)
+        failure_rate_breach(champion, challenger, policy)
         or error_ratio_breach(champion, challenger, policy)
         or latency_breach(champion, challenger, policy.guardrails, latency_baseline_ms)
     )
 
 
-def failure_rate_breach(challenger: ArmSummary, policy: GuardrailPolicy) -> Breach | None:
+def failure_rate_breach(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> Breach | None:
+    """The challenger fails more than `max_error_rate` of its requests *and* more often than the
+    champion by the always-valid test (`failure_rate_test`) at `guardrail_alpha(policy)`.
+
+    Judged against the champion, on the same window, so a burst of failures both models suffer (a bad
+    input, a slow store) is no rollback; the test holds at every look, so the chance of rolling back a
+    challenger that fails as often as the champion stays below `guardrails.alpha` over the rollout."""
+    limits = policy.guardrails
     rate = challenger.failure_rate
-    if challenger.requests < MIN_REQUESTS_FOR_RATE or rate is None or rate <= policy.max_error_rate:
+    if rate is None or rate <= limits.max_error_rate or champion.requests == 0:
+        return None
+    alpha = guardrail_alpha(policy)
+    test = failure_rate_test(
+        champion.failures, champion.requests, challenger.failures, challenger.requests, alpha=alpha
+    )
+    if test.p_value >= alpha or test.estimate <= 0:
         return None
     return Breach(
         "guardrail.error_rate",
         f"challenger failed {challenger.failures} of {challenger.requests} requests ({rate:.1%}), "
-        f"above the {policy.max_error_rate:.1%} limit",
+        f"above the {limits.max_error_rate:.1%} limit and more often than the champion's "
+        f"{champion.failures} of {champion.requests} ({champion.failure_rate or 0:.1%}; "
+        f"always-valid p = {test.p_value:.2g} < {alpha:.2g})",
         {
             "failures": challenger.failures,
             "requests": challenger.requests,
             "rate": rate,
-            "limit": policy.max_error_rate,
+            "limit": limits.max_error_rate,
+            "champion_failures": champion.failures,
+            "champion_requests": champion.requests,
+            "champion_rate": champion.failure_rate,
+            "p_value": test.p_value,
+            "alpha": alpha,
         },
     )
+
+
+def guardrail_alpha(policy: Policy) -> float:
+    """A guardrail test's level in one window: `guardrails.alpha` shared by the A/B test and every ramp
+    step (each has its own evidence window), so the whole rollout stays within it (Bonferroni).
+
+    >>> round(guardrail_alpha(Policy()), 4)
+    0.0025
+    """
+    return policy.guardrails.alpha / (1 + len(ramp_shares(policy)))
 
 
 def error_ratio(champion: float | None, challenger: float | None) -> float | None:
@@ -85,19 +116,21 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
     if ratio is None or not challenger.error_mean or ratio <= limits.max_error_ratio:
         return None
     harm = harm_test(champion, challenger, policy)
-    if harm is None or harm.p_value >= policy.ab_test.alpha or harm.estimate <= 0:
+    alpha = guardrail_alpha(policy)
+    if harm is None or harm.p_value >= alpha or harm.estimate <= 0:
         return None
     return Breach(
         "guardrail.error_ratio",
         f"challenger error {challenger.error_mean:.4g} is {ratio:.3f} x champion's "
         f"{champion.error_mean:.4g}, above the {limits.max_error_ratio:g} limit "
-        f"(always-valid p = {harm.p_value:.2g})",
+        f"(always-valid p = {harm.p_value:.2g} < {alpha:.2g})",
         {
             "challenger_error": challenger.error_mean,
             "champion_error": champion.error_mean,
             "ratio": ratio,
             "limit": limits.max_error_ratio,
             "p_value": harm.p_value,
+            "alpha": alpha,
             "labelled_champion": champion.labelled,
             "labelled_challenger": challenger.labelled,
         },

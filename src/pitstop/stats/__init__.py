@@ -3,7 +3,8 @@
 One topic per module: `arms` (an arm's mean error and its variance, per user or per request),
 `twosample` (per-user delta-method, Welch, Mann-Whitney), `effect` (relative effect), `decision` (the
 A/B superiority-by-margin rule), `power` (sample sizes), `paired` (shadow: paired t, Wilcoxon,
-Diebold-Mariano), `srm` (sample-ratio mismatch), `sequential` (mSPRT, confidence sequences), `cuped`.
+Diebold-Mariano), `srm` (sample-ratio mismatch), `failures` (failure rates against the champion's),
+`sequential` (mSPRT, confidence sequences), `cuped`.
 Errors are losses (lower is better); every difference and relative effect is challenger minus champion.
 """
 
@@ -19,6 +20,7 @@ from pitstop.stats.arms import (
 from pitstop.stats.cuped import CupedResult, cuped
 from pitstop.stats.decision import ab_verdict
 from pitstop.stats.effect import paired_relative_effect, relative_components, relative_effect
+from pitstop.stats.failures import failure_rate_test
 from pitstop.stats.paired import (
     compare_paired,
     diebold_mariano_test,
@@ -35,7 +37,7 @@ from pitstop.stats.power import (
 )
 from pitstop.stats.results import SampleSize, SRMResult, TestResult, Verdict
 from pitstop.stats.sequential import always_valid_p_values, confidence_sequence, log_likelihood_ratio, msprt
-from pitstop.stats.srm import sample_ratio_mismatch
+from pitstop.stats.srm import sample_ratio_mismatch, sequential_sample_ratio_mismatch
 from pitstop.stats.twosample import (
     UserErrors,
     compare_arms,
@@ -64,6 +66,7 @@ __all__ = [
     "confidence_sequence",
     "cuped",
     "diebold_mariano_test",
+    "failure_rate_test",
     "log_likelihood_ratio",
     "mann_whitney_test",
     "mean_difference",
@@ -80,6 +83,7 @@ __all__ = [
     "sample_size",
     "sample_size_margin",
     "sample_size_paired",
+    "sequential_sample_ratio_mismatch",
     "welch_test",
     "wilcoxon_test",
 ]

@@ -1,0 +1,578 @@
+"""Every rollout rule's error rate, measured: seeded A/A, power and harm scenarios through `decide()`.
+
+    PYTHONPATH=src .venv/bin/python bench/decisions.py --runs 200 --fast-runs 40
+
+Synthetic traffic, built as the controller would see it, without the store (so a run takes
+milliseconds): users arrive at a steady rate, each sends 1-50 requests (uniform), is routed to the
+challenger with the A/B share (or a skewed one, for sample-ratio scenarios) and has a per-user
+lognormal error level; each request's error is that level times lognormal request noise, times
+(1 + effect) on the challenger, with an optional user x model lognormal term. Requests fail with
+each arm's failure rate. At each look the cumulative per-arm sums become the `ArmSummary` values of
+`pitstop.rollout.evidence` (users, requests, failures, labelled requests, request-level mean and
+variance, per-user moments) exactly as `gather` builds them from SQL, and the rollout's phase, plan
+and running memory are carried from one decision to the next as the controller does.
+
+Two look schedules: one every `--fast-minutes` (default 10) of simulated time, one every 6 h.
+Rates are counted over whole tests (every look together) and printed beside their targets with a
+95 % Wilson interval; `--markdown` prints the block for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from pitstop.config import Policy
+from pitstop.rollout.decide import Decision, decide, plan_ab_test
+from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.state import RolloutState, ramp_shares
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+SIX_HOURS = 360.0  # minutes
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The simulated population: arrivals, requests per user, error spread and failures per arm."""
+
+    users_per_hour: float = 300.0
+    max_requests: int = 50  # each user sends 1..max_requests requests (uniform)
+    base_error: float = 5.0  # median per-request error
+    user_sigma: float = 0.5  # per-user lognormal level
+    request_sigma: float = 0.8  # per-request lognormal noise
+    user_model_sigma: float = 0.0  # per-user x model lognormal term (challenger only)
+    effect: float = 0.0  # challenger error = champion's x (1 + effect)
+    champion_failure: float = 0.0
+    challenger_failure: float = 0.0
+    assigned_share: float | None = None  # the share users really land on (None: the policy's)
+    labels: bool = True  # False: no label ever arrives (rules on units and failures only, fast)
+
+
+@dataclass(frozen=True)
+class Users:
+    """One simulated population, users in arrival order, one row per user."""
+
+    arrival_minutes: np.ndarray
+    challenger: np.ndarray  # bool: routed to the challenger
+    requests: np.ndarray  # N_i
+    failures: np.ndarray  # failed requests (no prediction, no label)
+    labelled: np.ndarray  # labelled requests (the others failed, or their label never came)
+    errors: np.ndarray  # S_i: summed error over the labelled (non-failed) requests
+    squares: np.ndarray  # sum of squared errors over them
+
+
+def simulate_users(rng: np.random.Generator, traffic: Traffic, minutes: float, share: float) -> Users:
+    count = rng.poisson(traffic.users_per_hour * minutes / 60)
+    arrival = np.sort(rng.uniform(0, minutes, count))
+    on_challenger = rng.random(count) < (traffic.assigned_share or share)
+    requests = rng.integers(1, traffic.max_requests + 1, count)
+    fail_p = np.where(on_challenger, traffic.challenger_failure, traffic.champion_failure)
+    failures = rng.binomial(requests, fail_p)
+    labelled = requests - failures if traffic.labels else np.zeros_like(requests)
+    level = traffic.base_error * np.exp(rng.normal(0, traffic.user_sigma, count))
+    level *= np.where(
+        on_challenger, (1 + traffic.effect) * np.exp(rng.normal(0, traffic.user_model_sigma, count)), 1
+    )
+    # per request: level x exp(noise); sum and sum of squares over the user's requests
+    user_of = np.repeat(np.arange(count), labelled)
+    noise = np.exp(rng.normal(0, traffic.request_sigma, user_of.size))
+    per_request = level[user_of] * noise
+    errors = np.bincount(user_of, per_request, minlength=count)
+    squares = np.bincount(user_of, per_request**2, minlength=count)
+    return Users(arrival, on_challenger, requests, failures, labelled, errors, squares)
+
+
+class Cumulative:
+    """Running per-arm sums over users in arrival order, read at any look as an `ArmSummary`."""
+
+    def __init__(self, users: Users, mask: np.ndarray) -> None:
+        self.arrival = users.arrival_minutes[mask]
+        labelled = users.labelled[mask].astype(float)
+        s = users.errors[mask]
+        columns = {
+            "units": np.ones_like(labelled),
+            "requests": users.requests[mask].astype(float),
+            "failures": users.failures[mask].astype(float),
+            "labelled": labelled,
+            "labelled_users": (labelled > 0).astype(float),
+            "s": s,
+            "q": users.squares[mask],
+            "ss": s * s,
+            "nn": labelled * labelled,
+            "sn": s * labelled,
+        }
+        self.sums = {name: np.concatenate([[0.0], np.cumsum(col)]) for name, col in columns.items()}
+
+    def at(self, start: float, end: float) -> ArmSummary:
+        i, j = np.searchsorted(self.arrival, [start, end], side="right")
+        d = {name: float(col[j] - col[i]) for name, col in self.sums.items()}
+        n = int(d["labelled"])
+        mean = d["s"] / n if n else None
+        var = (d["q"] - n * mean * mean) / (n - 1) if n > 1 and mean is not None else None
+        return ArmSummary(
+            requests=int(d["requests"]),
+            failures=int(d["failures"]),
+            units=int(d["units"]),
+            labelled=n,
+            error_mean=mean,
+            error_var=max(var, 0.0) if var is not None else None,
+            moments=UserMoments(d["labelled_users"], d["s"], d["labelled"], d["ss"], d["nn"], d["sn"]),
+        )
+
+
+@dataclass
+class Outcome:
+    rule: str
+    action: Action
+    phase: Phase
+    minutes: float
+    challenger_requests: int = 0
+    challenger_users: int = 0
+
+
+def rollout_state(phase: Phase, at: float, *, step: int | None = None, plan: Any = None) -> RolloutState:
+    moment = START + timedelta(minutes=at)
+    return RolloutState(
+        id=1,
+        model="bench",
+        champion_version=1,
+        challenger_version=2,
+        phase=phase,
+        step=step,
+        phase_started_at=moment,
+        started_at=START,
+        phase_routing_version=1,
+        salt="bench",
+        plan=plan,
+    )
+
+
+def ab_plan(policy: Policy, traffic: Traffic, rng: np.random.Generator) -> dict[str, Any]:
+    """The plan the shadow would have stored: a day of champion traffic and an ideal paired estimate."""
+    day = simulate_users(rng, replace(traffic, effect=0.0, assigned_share=1e-12), 24 * 60, 0.0)
+    champion = Cumulative(day, ~day.challenger).at(-1, 24 * 60)
+    mean = champion.error_mean or traffic.base_error
+    paired = PairedSummary(n=1000, champion_mean=mean, challenger_mean=mean * (1 + traffic.effect))
+    evidence = Evidence(now=START, champion=champion, paired=paired, window_hours=24.0)
+    return plan_ab_test(policy, evidence)
+
+
+def looks(every: float, horizon: float) -> Iterator[float]:
+    t = every
+    while t <= horizon + 1e-9:
+        yield t
+        t += every
+
+
+def run_ab_and_ramp(
+    policy: Policy,
+    traffic: Traffic,
+    seed: int,
+    every: float,
+    *,
+    ramp: bool = True,
+    horizon: float | None = None,
+) -> Outcome:
+    """One A/B test (to its end or `horizon` minutes), then the ramp if it advanced (or `ramp` forces it)."""
+    rng = np.random.default_rng(seed)
+    ab = policy.ab_test
+    limit = horizon if horizon is not None else ab.max_duration.total_seconds() / 60
+    users = simulate_users(rng, traffic, limit + every, ab.share)
+    champion, challenger = Cumulative(users, ~users.challenger), Cumulative(users, users.challenger)
+    state = rollout_state(Phase.AB_TEST, 0.0, plan=ab_plan(policy, traffic, rng))
+    ended: Outcome | None = None
+    for t in looks(every, limit):
+        mature = t - ab.label_maturation.total_seconds() / 60
+        evidence = Evidence(
+            now=START + timedelta(minutes=t),
+            champion=champion.at(-1, mature),
+            challenger=challenger.at(-1, mature),
+            window_hours=t / 60,
+        )
+        decision = decide(state, policy, evidence, evidence.now)
+        state = _carry(state, decision)
+        if decision.changes_phase:
+            ended = _outcome(decision, Phase.AB_TEST, t, evidence.challenger)
+            break
+    if ended is None:
+        return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit)
+    if ended.action is not Action.ADVANCE or not ramp:
+        return ended
+    return run_ramp(policy, traffic, rng, every, ended.minutes)
+
+
+def run_ramp(
+    policy: Policy, traffic: Traffic, rng: np.random.Generator, every: float, start: float
+) -> Outcome:
+    """Each ramp step: its own users from the step's start, guardrails at every look, dwell, next step."""
+    dwell = policy.ramp.dwell.total_seconds() / 60
+    shares = ramp_shares(policy)
+    t = start
+    for step, share in enumerate(shares):
+        state = rollout_state(Phase.RAMP, t, step=step)
+        horizon = max(dwell * 4, 24 * 60)
+        users = simulate_users(rng, replace(traffic, assigned_share=share), horizon + every, share)
+        on = users.challenger if share < 1 else np.ones_like(users.challenger)
+        champion, challenger = Cumulative(users, ~on), Cumulative(users, on)
+        old = _as_champion(users, traffic, rng) if share >= 1 else None
+        for elapsed in looks(every, horizon):
+            evidence = Evidence(
+                now=START + timedelta(minutes=t + elapsed),
+                champion=champion.at(-1, elapsed),
+                challenger=challenger.at(-1, elapsed),
+                # at 100 % the old champion runs in shadow on the same requests
+                shadow=old.at(-1, elapsed) if old is not None else ArmSummary(),
+                window_hours=elapsed / 60,
+            )
+            decision = decide(state, policy, evidence, evidence.now)
+            state = _carry(state, decision)
+            if decision.action is Action.ADVANCE:
+                t += elapsed
+                break
+            if decision.changes_phase:
+                return _outcome(decision, Phase.RAMP, t + elapsed, evidence.challenger)
+        else:
+            return Outcome("ramp.open", Action.STAY, Phase.RAMP, t + horizon)
+    return Outcome("ramp.completed", Action.PROMOTE, Phase.RAMP, t)
+
+
+def _as_champion(users: Users, traffic: Traffic, rng: np.random.Generator) -> Cumulative:
+    """The old champion in shadow at 100 %: the same users' errors without the challenger's effect."""
+    scale = 1 / (1 + traffic.effect)
+    champion_failures = rng.binomial(users.requests, traffic.champion_failure)
+    shadow = Users(
+        users.arrival_minutes,
+        users.challenger,
+        users.requests,
+        champion_failures,
+        users.labelled,
+        users.errors * scale,
+        users.squares * scale * scale,
+    )
+    return Cumulative(shadow, np.ones_like(users.challenger))
+
+
+def _carry(state: RolloutState, decision: Decision) -> RolloutState:
+    return state if decision.memory is None else replace(state, memory=decision.memory)
+
+
+def _outcome(decision: Decision, phase: Phase, minutes: float, challenger: ArmSummary) -> Outcome:
+    return Outcome(decision.rule, decision.action, phase, minutes, challenger.requests, challenger.units)
+
+
+# -- shadow ----------------------------------------------------------------------------------------
+
+
+def run_shadow(policy: Policy, traffic: Traffic, seed: int, every: float) -> Outcome:
+    """Both models on the same labelled requests; the verdict at the first look with enough time and pairs."""
+    rng = np.random.default_rng(seed)
+    shadow = policy.shadow
+    limit = shadow.max_duration.total_seconds() / 60
+    count = rng.poisson(traffic.users_per_hour * limit / 60)
+    arrival = np.sort(rng.uniform(0, limit, count))
+    requests = rng.integers(1, traffic.max_requests + 1, count)
+    level = traffic.base_error * np.exp(rng.normal(0, traffic.user_sigma, count))
+    mine = level * (1 + traffic.effect) * np.exp(rng.normal(0, traffic.user_model_sigma, count))
+    user_of = np.repeat(np.arange(count), requests)
+    shared = np.exp(rng.normal(0, traffic.request_sigma, user_of.size))
+    own = np.exp(rng.normal(0, traffic.request_sigma / 2, (2, user_of.size)))
+    a, b = level[user_of] * shared * own[0], mine[user_of] * shared * own[1]
+    when = arrival[user_of]
+    sums = {
+        "n": np.ones_like(a),
+        "a": a,
+        "b": b,
+        "d": b - a,
+        "dd": (b - a) ** 2,
+        "aa": a * a,
+    }
+    cum = {k: np.concatenate([[0.0], np.cumsum(v)]) for k, v in sums.items()}
+    per_user = Users(
+        arrival,
+        np.zeros(count, bool),
+        requests,
+        np.zeros(count, int),
+        requests,
+        *_user_sums(user_of, a, count),
+    )
+    champion = Cumulative(per_user, np.ones(count, bool))
+    state = rollout_state(Phase.SHADOW, 0.0)
+    for t in looks(every, limit):
+        j = int(np.searchsorted(when, t, side="right"))
+        n = int(cum["n"][j])
+        paired = PairedSummary()
+        if n >= 2:
+            diff_mean = cum["d"][j] / n
+            a_mean = cum["a"][j] / n
+            paired = PairedSummary(
+                n=n,
+                champion_mean=a_mean,
+                challenger_mean=cum["b"][j] / n,
+                diff_mean=diff_mean,
+                diff_var=max((cum["dd"][j] - n * diff_mean**2) / (n - 1), 0.0),
+                champion_var=max((cum["aa"][j] - n * a_mean**2) / (n - 1), 0.0),
+            )
+        arm = champion.at(-1, t)
+        shadowed = replace(arm, requests=n, units=arm.units)
+        evidence = Evidence(
+            now=START + timedelta(minutes=t),
+            champion=arm,
+            shadow=shadowed,
+            paired=paired,
+            window_hours=t / 60,
+        )
+        decision = decide(state, policy, evidence, evidence.now)
+        if decision.changes_phase:
+            return _outcome(decision, Phase.SHADOW, t, shadowed)
+    return Outcome("shadow.open", Action.STAY, Phase.SHADOW, limit)
+
+
+def _user_sums(user_of: np.ndarray, errors: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.bincount(user_of, errors, minlength=count), np.bincount(user_of, errors**2, minlength=count)
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rule: str  # the row of the table: which rule's rate this measures
+    counts: Callable[[Outcome], bool]  # the outcome this scenario's rate counts
+    target: str  # the documented bound, as text
+    bound: tuple[str, float]  # ("<=" or ">=", value) to flag a miss
+    run: Callable[[Policy, int, float], Outcome]
+    ramp: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _ab(
+    traffic: Traffic, *, ramp: bool = True, horizon: float | None = None
+) -> Callable[[Policy, int, float], Outcome]:
+    return lambda policy, seed, every: run_ab_and_ramp(
+        policy, traffic, seed, every, ramp=ramp, horizon=horizon
+    )
+
+
+def _sh(traffic: Traffic) -> Callable[[Policy, int, float], Outcome]:
+    return lambda policy, seed, every: run_shadow(policy, traffic, seed, every)
+
+
+def _rule(*names: str) -> Callable[[Outcome], bool]:
+    return lambda outcome: outcome.rule in names
+
+
+DAY = 24 * 60.0
+FEW_USERS = Traffic(users_per_hour=2.0)  # ~50 users a day: 1,000 labelled pairs from few users
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        "A/A, 14 days",
+        "A/B false win",
+        _rule("ab.win"),
+        "<= 5 % (alpha)",
+        ("<=", 0.05),
+        _ab(Traffic(), ramp=False),
+    ),
+    Scenario(
+        "A/A, 14 days",
+        "A/B false loss",
+        _rule("ab.loss"),
+        "<= 5 % (alpha)",
+        ("<=", 0.05),
+        _ab(Traffic(), ramp=False),
+    ),
+    Scenario(
+        "A/A, 14 days",
+        "SRM false invalid",
+        _rule("ab.srm"),
+        "<= 0.1 %",
+        ("<=", 0.001),
+        _ab(Traffic(), ramp=False),
+    ),
+    Scenario(
+        "2 % better, 14 days",
+        "A/B loss of a better challenger",
+        _rule("ab.loss"),
+        "<= 5 % (alpha)",
+        ("<=", 0.05),
+        _ab(Traffic(effect=-0.02), ramp=False),
+    ),
+    Scenario(
+        "3 % better",
+        "A/B win (power)",
+        _rule("ab.win"),
+        ">= 78 %",
+        (">=", 0.78),
+        _ab(Traffic(effect=-0.03), ramp=False),
+    ),
+    Scenario(
+        "5 % better",
+        "A/B win (power)",
+        _rule("ab.win"),
+        ">= 78 %",
+        (">=", 0.78),
+        _ab(Traffic(effect=-0.05), ramp=False),
+    ),
+    Scenario(
+        "10 % worse",
+        "A/B loss (power)",
+        _rule("ab.loss"),
+        ">= 78 %",
+        (">=", 0.78),
+        _ab(Traffic(effect=0.10), ramp=False),
+    ),
+    Scenario(
+        "users 10 % short on the challenger",
+        "SRM caught",
+        _rule("ab.srm"),
+        ">= 95 %",
+        (">=", 0.95),
+        _ab(Traffic(assigned_share=0.09), ramp=False),
+    ),
+    *[
+        Scenario(
+            f"both arms fail {p:.1%}, A/B 2 days + ramp",
+            "failure-rate false rollback",
+            _rule("guardrail.error_rate"),
+            "<= 1 %",
+            ("<=", 0.01),
+            _ab(Traffic(effect=-0.10, champion_failure=p, challenger_failure=p), horizon=2 * DAY),
+        )
+        for p in (0.001, 0.005, 0.01)
+    ],
+    Scenario(
+        "challenger fails 2.5 %, champion 0.5 %",
+        "failure-rate rollback (harm)",
+        _rule("guardrail.error_rate"),
+        ">= 99 %",
+        (">=", 0.99),
+        _ab(Traffic(champion_failure=0.005, challenger_failure=0.025), ramp=False, horizon=2 * DAY),
+    ),
+    Scenario(
+        "10 % better, A/B 2 days + ramp",
+        "error-ratio false rollback",
+        _rule("guardrail.error_ratio"),
+        "<= 1 %",
+        ("<=", 0.01),
+        _ab(Traffic(effect=-0.10), horizon=2 * DAY),
+    ),
+    Scenario(
+        "equal, few users",
+        "shadow false reject",
+        lambda o: o.action is Action.REJECT,
+        "<= 5 %",
+        ("<=", 0.05),
+        _sh(FEW_USERS),
+    ),
+    Scenario(
+        "10 % worse, few users",
+        "shadow pass of a worse challenger",
+        _rule("shadow.passed"),
+        "<= 5 %",
+        ("<=", 0.05),
+        _sh(replace(FEW_USERS, effect=0.10)),
+    ),
+]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Row:
+    scenario: Scenario
+    schedule: str
+    runs: int
+    hits: int
+    median_minutes: float | None
+    median_requests: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.runs if self.runs else 0.0
+
+    @property
+    def meets(self) -> bool:
+        op, value = self.scenario.bound
+        return self.rate <= value if op == "<=" else self.rate >= value
+
+
+def measure(
+    scenario: Scenario,
+    policy: Policy,
+    runs: int,
+    every: float,
+    seed: int,
+    cache: dict[tuple[str, float, int], list[Outcome]] | None = None,
+) -> Row:
+    """One scenario's rate; scenarios of the same name share their runs (one A/A run, several rules)."""
+    key = (scenario.name, every, runs)
+    outcomes = (cache or {}).get(key) or [scenario.run(policy, seed + i, every) for i in range(runs)]
+    if cache is not None:
+        cache[key] = outcomes
+    hits = [o for o in outcomes if scenario.counts(o)]
+    minutes = float(np.median([o.minutes for o in hits])) if hits else None
+    reqs = float(np.median([o.challenger_requests for o in hits])) if hits else None
+    label = f"every {every:g} min" if every < SIX_HOURS else "every 6 h"
+    return Row(scenario, label, runs, len(hits), minutes, reqs)
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| rule | scenario | looks | runs | measured (95 % CI) | target | median time to it "
+        "| challenger requests by then |",
+        "|---|---|---|---:|---:|---|---:|---:|",
+    ]
+    for row in rows:
+        low, high = wilson(row.hits, row.runs)
+        mark = "" if row.meets else " **miss**"
+        when = "-" if row.median_minutes is None else f"{row.median_minutes / 60:.1f} h"
+        reqs = "-" if row.median_requests is None else f"{row.median_requests:,.0f}"
+        lines.append(
+            f"| {row.scenario.rule} | {row.scenario.name} | {row.schedule} | {row.runs} | "
+            f"{row.rate:.1%} ({low:.1%}-{high:.1%}){mark} | {row.scenario.target} | {when} | {reqs} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200, help="runs per scenario with a look every 6 h")
+    parser.add_argument("--fast-runs", type=int, default=40, help="runs per scenario with frequent looks")
+    parser.add_argument("--fast-minutes", type=float, default=10.0, help="minutes between frequent looks")
+    parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--only", default="", help="only rules whose name contains this")
+    parser.add_argument("--markdown", action="store_true", help="print the RESULTS.md block")
+    args = parser.parse_args(argv)
+    policy = Policy()
+    rows: list[Row] = []
+    cache: dict[tuple[str, float, int], list[Outcome]] = {}
+    for scenario in SCENARIOS:
+        if args.only and args.only.lower() not in scenario.rule.lower():
+            continue
+        for runs, every in ((args.runs, SIX_HOURS), (args.fast_runs, args.fast_minutes)):
+            if runs > 0:
+                row = measure(scenario, policy, runs, every, args.seed, cache)
+                rows.append(row)
+                print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

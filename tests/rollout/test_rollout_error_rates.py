@@ -1,0 +1,88 @@
+"""Each rule's error rate over whole simulated tests: a small, fixed-seed run of bench/decisions.py
+through the real `decide()` (the benchmark measures the same rates with more runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+from pitstop.config import Policy
+
+POLICY = Policy()
+
+
+def load_harness() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "bench" / "decisions.py"
+    spec = importlib.util.spec_from_file_location("bench_decisions", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_harness()
+
+
+def outcomes(
+    traffic: object, runs: int, every_minutes: float, seed: int, horizon: float | None = None
+) -> Counter[str]:
+    """How `runs` A/B tests (no ramp) ended, by rule."""
+    return Counter(
+        bench.run_ab_and_ramp(POLICY, traffic, seed + i, every_minutes, ramp=False, horizon=horizon).rule
+        for i in range(runs)
+    )
+
+
+# Sample-ratio checks need only units: no labels, so a look is cheap.
+UNITS_ONLY = bench.Traffic(users_per_hour=300, max_requests=3, labels=False)
+
+
+def test_sound_experiments_are_not_called_invalid_however_often_one_looks() -> None:
+    """A look every 30 min for 14 days, 60 sound experiments: none ends "experiment invalid".
+
+    A chi-square at p < 0.001 re-tested at every look ended 2 of these 60 (the sequential test's
+    bound over the whole test is 0.1 %)."""
+    seen = outcomes(UNITS_ONLY, runs=60, every_minutes=30, seed=1000)
+    assert seen["ab.srm"] == 0, seen
+
+
+def test_a_ten_percent_short_arm_is_found_invalid() -> None:
+    """9 % of users on the challenger instead of 10 %: every test ends "experiment invalid"."""
+    short = replace(UNITS_ONLY, assigned_share=0.09)
+    runs = [bench.run_ab_and_ramp(POLICY, short, 2000 + i, 60, ramp=False) for i in range(10)]
+    assert {run.rule for run in runs} == {"ab.srm"}
+    assert max(run.minutes for run in runs) / 60 < 7 * 24  # within a week at 300 users an hour
+
+
+def test_equal_challengers_are_not_found_worse_at_early_frequent_looks() -> None:
+    """A/A, a look every 10 min for the first 12 hours, 100 tests: no loss.
+
+    Deciding from a few users per arm with plug-in variances, and on a p-value without direction,
+    ended one of these 100 as "significantly worse" after 3 challenger users."""
+    seen = outcomes(bench.Traffic(), runs=100, every_minutes=10, seed=17, horizon=12 * 60)
+    assert seen["ab.loss"] == 0, seen
+
+
+def test_a_challenger_failing_as_often_as_the_champion_is_not_rolled_back() -> None:
+    """Both arms fail 1 % of requests; a look every 10 min for 6 h, 30 A/B tests: no rollback.
+
+    The raw rate above 2 % after 20 requests rolled back 2 of these 30 (26 % over two days in
+    bench/decisions.py)."""
+    both = bench.Traffic(champion_failure=0.01, challenger_failure=0.01)
+    seen = outcomes(both, runs=30, every_minutes=10, seed=4000, horizon=6 * 60)
+    assert seen["guardrail.error_rate"] == 0, seen
+
+
+def test_a_challenger_failing_five_times_as_often_is_rolled_back_within_its_first_requests() -> None:
+    """Champion 0.5 %, challenger 2.5 %: every test rolls back, within 2,000 challenger requests."""
+    harmful = bench.Traffic(champion_failure=0.005, challenger_failure=0.025)
+    runs = [
+        bench.run_ab_and_ramp(POLICY, harmful, 5000 + i, 10, ramp=False, horizon=24 * 60) for i in range(10)
+    ]
+    assert {run.rule for run in runs} == {"guardrail.error_rate"}
+    assert max(run.challenger_requests for run in runs) <= 2_000
