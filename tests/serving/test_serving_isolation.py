@@ -307,7 +307,9 @@ def test_a_leaking_shadow_is_restarted_at_its_limit_counted_and_the_champion_ser
                 break
             time.sleep(0.25)
         health = client.get("/v1/dashboard").json()["health"]
+        process = client.get("/v1/health").json()["models"][MODEL]["shadow_process"]
     assert restarts_for_memory(metrics, leaking) >= 1
+    assert process["restarts"]["memory"] >= 1 and process["limit_bytes"] == 300 * 2**20
     rss = f'pitstop_shadow_rss_bytes{{model="{MODEL}",version="{leaking}"}} '
     assert any(line.startswith(rss) and float(line.removeprefix(rss)) > 0 for line in metrics.splitlines())
     assert health["counters"]["shadow process restarts"] >= 1

@@ -7,12 +7,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+from pitstop.config import ServingSettings
 from pitstop.serving import rollout_api
-from serving.conftest import MODEL, Served, wait_until
-from serving.test_serving_app import serving
+from pitstop.serving.app import create_app
+from pitstop.serving.errors import ModelProcessError
+from pitstop.serving.gateway import Gateway
+from pitstop.serving.runner import Runner, make_runner
+from serving.conftest import MODEL, Served, running, wait_until
+from serving.test_serving_app import serving, settings
 
 ROLLOUT = f"/v1/models/{MODEL}/rollout"
 TOKEN = {"Authorization": "Bearer s3cret"}
@@ -119,3 +125,36 @@ def test_a_routing_change_or_a_new_event_gives_a_new_status_at_once(
         wait_until(lambda: client.get(ROLLOUT).json()["phase"] == "ab_test")  # within a poll interval
         served.ws.abort(MODEL, reason="drill over")
         wait_until(lambda: client.get(ROLLOUT).json()["outcome"] == "aborted")
+
+
+def test_the_status_carries_this_gateways_view_a_shadow_that_cannot_load_among_it(served: Served) -> None:
+    """Issue 16, row 4: a challenger that cannot load shows in the rollout status a person polls, not
+    only in /v1/health, while the champion serves and the gateway stays ready."""
+
+    def factory(
+        ws: Any, info: Any, version: Any, serving: ServingSettings, *, shadow: bool = False
+    ) -> Runner:
+        if version.version == 2:
+            raise ModelProcessError(f"{info.name}-v2: the model's process exited")
+        return make_runner(ws, info, version, serving, shadow=shadow)
+
+    gateway = Gateway(served.ws, settings=settings(), runner_factory=factory)
+    with (
+        running(create_app(gateway, api_token="s3cret")) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
+        wait_until(lambda: client.get(f"/v1/models/{MODEL}/routing").json()["shadow"] == 2)
+        status = client.get(ROLLOUT).json()
+        ready = client.get("/readyz").status_code
+    view = status["gateway"]
+    assert status["phase"] == "shadow" and ready == 200
+    assert view["status"] == "degraded"
+    assert view["model"]["champion"]["status"] == "ok"
+    assert view["model"]["shadow"] == {
+        "version": 2,
+        "status": "unavailable",
+        "problem": view["model"]["shadow"]["problem"],
+    }
+    assert "process exited" in view["model"]["shadow"]["problem"]
+    assert view["prediction_log"]["status"] == "ok" and view["store"]["status"] == "ok"

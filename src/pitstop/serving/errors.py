@@ -66,7 +66,7 @@ class PredictionFailedError(PitstopError):
 
 
 class UnauthorizedError(PitstopError):
-    """A write needs `Authorization: Bearer <PITSTOP_API_TOKEN>` and none was given (HTTP 401)."""
+    """A call needs `Authorization: Bearer <token>` of its scope and none was given (HTTP 401)."""
 
 
 class ForbiddenError(PitstopError):

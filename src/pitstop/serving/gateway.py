@@ -306,7 +306,8 @@ class Gateway:
                 table.shadow, "ok" if state.shadow_runner is not None else "unavailable", state.shadow_problem
             )
         champion = Part(table.champion, "ok", None)
-        return ModelHealth(table.version, champion, challenger, shadow, self._problems.get(name))
+        process = None if state.shadow_runner is None else state.shadow_runner.memory()
+        return ModelHealth(table.version, champion, challenger, shadow, self._problems.get(name), process)
 
     def _export(self, health: GatewayHealth) -> None:
         up = self.metrics.component_up

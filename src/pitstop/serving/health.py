@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from pitstop.serving.isolation import MemoryUse
+
 PartStatus = Literal["ok", "not_loaded", "unavailable"]
 
 
@@ -37,14 +39,19 @@ class ModelHealth:
     challenger: Part | None
     shadow: Part | None
     problem: str | None  # the newest routing change that could not be applied (the old table serves)
+    shadow_process: MemoryUse | None = None  # the shadow's own process: memory, limit, restarts
 
     def to_dict(self) -> dict[str, Any]:
+        process = self.shadow_process
         return {
             "routing_version": self.routing_version,
             "champion": self.champion.to_dict(),
             "challenger": None if self.challenger is None else self.challenger.to_dict(),
             "shadow": None if self.shadow is None else self.shadow.to_dict(),
             "problem": self.problem,
+            "shadow_process": None
+            if process is None
+            else {**process._asdict(), "restarts": dict(process.restarts)},
         }
 
 
@@ -115,12 +122,23 @@ class PartBody(BaseModel):
     problem: str | None
 
 
+class ShadowProcessBody(BaseModel):
+    rss_bytes: int | None = Field(description="resident memory at the last reading")
+    limit_bytes: int | None = Field(
+        description="serving.shadow_memory_limit; over it the process is restarted"
+    )
+    restarts: dict[str, int] = Field(description="new processes by reason: memory (over the limit), exited")
+
+
 class ModelHealthBody(BaseModel):
     routing_version: int | None
     champion: PartBody
     challenger: PartBody | None
     shadow: PartBody | None
     problem: str | None = Field(description="the newest routing change not applied (the old table serves)")
+    shadow_process: ShadowProcessBody | None = Field(
+        None, description="the shadow's own process (`serving.shadow_process`): memory, limit, restarts"
+    )
 
 
 class LogHealthBody(BaseModel):

@@ -1,9 +1,10 @@
 """Rollouts over HTTP: the status a person or a pipeline polls, and the manual overrides.
 
 `GET /v1/models/{model}/rollout` answers what `pitstop rollout status --json` prints; the overrides
-`POST /v1/models/{model}/rollout/{promote|rollback|abort}` are admin actions (the bearer token when the
-gateway has one) and go through the same code as the CLI's, so history records them alike. Store work
-runs on a worker thread, never on the event loop that serves predictions.
+`POST /v1/models/{model}/rollout/{promote|rollback|abort}` are admin actions (the operator token,
+refused when none is configured: `auth.py`) and go through the same code as the CLI's, so history
+records them alike. Store work runs on a worker thread, never on the event loop that serves
+predictions.
 
 A status aggregates the phase's evidence (seconds on a large window), so it is built once and shared
 (`cached.Cached`): concurrent callers wait for one build, and callers within `STATUS_SECONDS` get it
@@ -11,7 +12,9 @@ while the model's routing version in this gateway and its latest event are uncha
 change, a transition, an override or a new rollout builds a new one within one `poll_interval`, as
 the gateway itself takes up a routing change. Those two are read (a few indexed reads on a worker
 thread) at most once per `poll_interval` too, whatever the number of callers: a cached status costs
-no store access and no thread.
+no store access and no thread. Each answer adds `gateway`, this gateway's own view of the model read
+from memory (`gateway_view`: versions loaded or not and why, shadow process, log, store), since
+`pitstop rollout status` reads only the store.
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     router = APIRouter(tags=["rollouts"])
     ws = gateway.ws
     admin = [Security(require_token)]
-    statuses: Cached[tuple[str, int | None], str] = Cached(
-        lambda key: json.dumps(ws.rollout_status(*key).to_dict(), default=str), STATUS_SECONDS
+    statuses: Cached[tuple[str, int | None], dict[str, Any]] = Cached(
+        lambda key: json.loads(json.dumps(ws.rollout_status(*key).to_dict(), default=str)), STATUS_SECONDS
     )
     versions: Cached[str, tuple[int | None, int | None]] = Cached(
         partial(status_version, gateway), gateway.settings.poll_interval.total_seconds()
@@ -81,8 +84,8 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         model: ModelName,
         rollout: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="a past rollout's id")] = None,
     ) -> Response:
-        text = await statuses.get((model, rollout), await versions.get(model))
-        return Response(text, media_type="application/json")
+        status = await statuses.get((model, rollout), await versions.get(model))
+        return answer({**status, "gateway": gateway_view(gateway, model)})
 
     def changed(stored: StoredRollout) -> Response:
         return answer(stored.to_dict())
@@ -120,6 +123,20 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         return changed(stored)
 
     return router
+
+
+def gateway_view(gateway: Gateway, model: str) -> dict[str, Any]:
+    """What this gateway serves of `model`, read from memory at each call (never cached): whether the
+    champion, challenger and shadow are loaded (why not), its shadow process, and the prediction
+    log, store and degraded state of `GET /v1/health`. None for the model when not served here."""
+    health = gateway.health().to_dict()
+    return {
+        "status": health["status"],
+        "model": health["models"].get(model),
+        "prediction_log": health["prediction_log"],
+        "store": health["store"],
+        "degraded": health["degraded"],
+    }
 
 
 def status_version(gateway: Gateway, model: str) -> tuple[int | None, int | None]:
