@@ -47,18 +47,7 @@ def sample_ratio_mismatch(
     expected = total * expected_shares
     statistic = float(np.sum((observed - expected) ** 2 / expected))
     p_value = float(stats.chi2.sf(statistic, observed.size - 1))
-    return SRMResult(
-        method="chi_square",
-        statistic=statistic,
-        p_value=p_value,
-        df=observed.size - 1,
-        n=round(total),
-        observed=tuple(round(c) for c in observed),
-        expected_shares=tuple(float(s) for s in expected_shares),
-        observed_shares=tuple(float(c / total) for c in observed),
-        threshold=threshold,
-        mismatch=p_value < threshold,
-    )
+    return _result("chi_square", statistic, p_value, observed, expected_shares, threshold)
 
 
 def sequential_sample_ratio_mismatch(
@@ -97,9 +86,21 @@ def sequential_sample_ratio_mismatch(
         - np.sum(observed * np.log(expected_shares))
     )
     p_value = 1.0 if log_bf <= 0 else math.exp(-log_bf)
+    return _result("dirichlet_multinomial_msprt", log_bf, p_value, observed, expected_shares, threshold)
+
+
+def _result(
+    method: str,
+    statistic: float,
+    p_value: float,
+    observed: FloatArray,
+    expected_shares: FloatArray,
+    threshold: float,
+) -> SRMResult:
+    total = float(observed.sum())
     return SRMResult(
-        method="dirichlet_multinomial_msprt",
-        statistic=log_bf,
+        method=method,
+        statistic=statistic,
         p_value=p_value,
         df=observed.size - 1,
         n=round(total),
