@@ -353,7 +353,7 @@ def test_a_first_model_is_checked_for_leakage(cli, leak_ws: Workspace) -> None: 
 
 @pytest.mark.parametrize("leak_ws", [(None, 3.0)], indirect=True)
 def test_a_genuine_large_improvement_is_held_for_review_then_accepted_and_rolled_out(  # type: ignore[no-untyped-def]
-    cli, leak_ws: Workspace
+    cli, leak_ws: Workspace, tmp_path: Path
 ) -> None:
     ws = leak_ws
     ws.train("eta", trainer="pitstop.demo.trainers:linear_on", data="train", params={"columns": "a"})
@@ -380,6 +380,12 @@ def test_a_genuine_large_improvement_is_held_for_review_then_accepted_and_rolled
         event.actor == "ana" and event.reason == "b is a new real feature" and event.rule == "leakage.review"
     )
     assert cli("rollout", "start", "eta", "2", "-w", ws.path).exit_code == 0
+    report = cli("report", "eta", "-w", ws.path, "--out", tmp_path / "r.html")
+    assert report.exit_code == 0, report.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert (
+        "held for review, accepted by ana: b is a new real feature" in page and "held for review</td>" in page
+    )
 
 
 def test_accepting_a_review_never_passes_a_direct_finding(cli, leak_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
