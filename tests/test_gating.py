@@ -420,3 +420,33 @@ def test_an_overlap_is_named_in_the_gate_output(cli, live_ws: Workspace) -> None
         "training overlaps the test set from"
         in _check_named(json.loads(result.stdout), "temporal_overlap")["detail"]
     )
+
+
+def test_a_first_model_far_better_than_a_linear_fit_is_held_for_review(  # type: ignore[no-untyped-def]
+    cli, workspace_dir: Path, tmp_path: Path
+) -> None:
+    today = pd.Timestamp.now(tz="UTC").floor("D")
+    for name, rows, start, seed in (("train", 1500, 70, 1), ("test", 100, 5, 2)):
+        rng = np.random.default_rng(seed)
+        frame = pd.DataFrame(
+            {
+                "time": pd.date_range(today - pd.Timedelta(days=start), periods=rows, freq="h", tz="UTC"),
+                "user_id": [f"u{i % 20}" for i in range(rows)],
+                "a": rng.normal(size=rows),
+                "b": rng.normal(size=rows),
+            }
+        )
+        frame["y"] = 5 * frame["a"] * frame["b"] + rng.normal(scale=0.3, size=rows)  # no feature alone tells
+        frame.to_csv(tmp_path / f"{name}-ab.csv", index=False)
+    with Workspace(workspace_dir) as ws:
+        ws.add_dataset("train", tmp_path / "train-ab.csv", time_column="time")
+        ws.add_dataset("test", tmp_path / "test-ab.csv", time_column="time")
+        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.train(
+            "eta", trainer="pitstop.demo.trainers:gradient_boosting", data="train", params={"max_iter": 60}
+        )
+        code, data = _gate_json(cli, ws, "1")
+    floor = _check_named(data, "leakage_floor")
+    assert code == 1 and data["champion_version"] is None and data["verdict"] == "review"
+    assert floor["review"] and "a linear model's" in floor["detail"]
+    assert _check_named(data, "single_feature")["passed"]
