@@ -450,3 +450,20 @@ def test_a_first_model_far_better_than_a_linear_fit_is_held_for_review(  # type:
     assert code == 1 and data["champion_version"] is None and data["verdict"] == "review"
     assert floor["review"] and "a linear model's" in floor["detail"]
     assert _check_named(data, "single_feature")["passed"]
+
+
+def test_a_feature_available_after_the_event_in_the_training_rows_fails_naming_it(  # type: ignore[no-untyped-def]
+    cli, live_ws: Workspace, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(tmp_path / "train.csv")
+    late = pd.to_datetime(frame["time"], utc=True) + pd.Timedelta(hours=3)
+    frame["a_available_at"] = late.where(frame.index % 4 == 0, pd.to_datetime(frame["time"], utc=True))
+    frame.to_csv(tmp_path / "train-late.csv", index=False)
+    live_ws.add_dataset("train-late", tmp_path / "train-late.csv", time_column="time")
+    live_ws.create_model("eta2", task="regression", target="y", time_column="time", features=["a", "b"])
+    live_ws.train("eta2", trainer="helpers:linear_trainer", data="train-late")
+    result = cli("gate", "eta2", "1", "--test-set", "test", "--json", "-w", live_ws.path)
+    data = json.loads(result.stdout)
+    check = _check_named(data, "feature_time")
+    assert result.exit_code == 1 and data["decided_by"] == "feature_time" and check["observed"] == "a"
+    assert "on 30 of 120 rows of the training rows" in check["detail"]

@@ -183,8 +183,8 @@ def check_feature_time(inputs: GateInputs) -> Check:
         return Check("feature_time", True, 0, 0, detail)
     described = "; ".join(
         f"{f.column} ({'its ' + f.source if f.source != f.column else 'its value'} is later than the "
-        f"event time on {f.rows} of {f.checked} rows, e.g. {f.example_recorded} for an event at "
-        f"{f.example_event})"
+        f"event time on {f.rows} of {f.checked} rows of the {f.dataset}, e.g. {f.example_recorded} "
+        f"for an event at {f.example_event})"
         for f in late
     )
     detail = f"leakage: feature {described}; it cannot be known when the prediction is made"

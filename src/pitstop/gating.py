@@ -89,9 +89,17 @@ def _time_range(
     return times.min().floor("us").to_pydatetime(), times.max().floor("us").to_pydatetime()
 
 
+@dataclass(frozen=True)
+class _TrainingRows:
+    snapshot: DatasetSnapshot
+    rows: pd.DataFrame  # every column, for the feature-time check
+    X: pd.DataFrame
+    y: pd.Series
+
+
 def _training_rows(
     ws: Workspace, info: ModelInfo, lineage: dict[str, Any], features: list[str]
-) -> tuple[pd.DataFrame, pd.Series] | None:
+) -> _TrainingRows | None:
     """The version's training rows as its lineage records them (snapshot and as-of cutoff); None when
     the lineage names no training data or it cannot be read back any more."""
     source = next((d for d in lineage.get("datasets", []) if d.get("role") == "train"), None)
@@ -102,19 +110,31 @@ def _training_rows(
         frame = ws.dataset_frame(snapshot.ref)
         as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
         rows = rows_before(frame, time_column_of(info, snapshot, frame.columns), as_of, snapshot.ref)
-        return training_frame(info, rows, features, snapshot.ref)
+        X, y = training_frame(info, rows, features, snapshot.ref)
+        return _TrainingRows(snapshot, rows, X, y)
     except UsageError:  # the data's gone or changed shape: the probes are skipped and say so
         return None
 
 
 def _late_features(
-    info: ModelInfo, snapshot: DatasetSnapshot, frame: pd.DataFrame, features: list[str]
+    info: ModelInfo, snapshot: DatasetSnapshot, frame: pd.DataFrame, features: list[str], dataset: str
 ) -> tuple[leakage.LateFeature, ...] | None:
     column = time_column_of(info, snapshot, frame.columns)
     if column is None:
         return None
-    events = parse_times(frame[column], column, f"test set {snapshot.ref}")
-    return tuple(leakage.late_features(frame, features, events))
+    events = parse_times(frame[column], column, f"{dataset} {snapshot.ref}")
+    found = leakage.late_features(frame.reset_index(drop=True), features, events.reset_index(drop=True))
+    return tuple(dataclasses.replace(f, dataset=dataset) for f in found)
+
+
+def _late_anywhere(
+    on_test: tuple[leakage.LateFeature, ...] | None, on_training: tuple[leakage.LateFeature, ...] | None
+) -> tuple[leakage.LateFeature, ...] | None:
+    """The test set's findings, then the training rows' for features the test set did not show late."""
+    if on_test is None or on_training is None:
+        return on_test if on_training is None else on_training
+    seen = {f.column for f in on_test}
+    return on_test + tuple(f for f in on_training if f.column not in seen)
 
 
 def _accept(report: GateReport, actor: str, reason: str) -> GateReport:
@@ -177,12 +197,15 @@ def run_gate(
         challenger_metrics = _score(ws, info, challenger.version, X, y, snapshot.ref)
         if champion_version is not None:
             champion_metrics = _score(ws, info, champion_version, X, y, snapshot.ref)
-        late = _late_features(info, snapshot, frame, features)
+        late = _late_features(info, snapshot, frame, features, "test set")
         trained_on = _training_rows(ws, info, challenger.lineage, features)
         if trained_on is not None:
-            X_train, y_train = trained_on
-            baseline = leakage.baseline_errors(info.task, X_train, y_train, X, y)
-            scores = tuple(leakage.single_feature_errors(info.task, X_train, y_train, X, y))
+            baseline = leakage.baseline_errors(info.task, trained_on.X, trained_on.y, X, y)
+            scores = tuple(leakage.single_feature_errors(info.task, trained_on.X, trained_on.y, X, y))
+            on_training = _late_features(
+                info, trained_on.snapshot, trained_on.rows, features, "training rows"
+            )
+            late = _late_anywhere(late, on_training)
     window = challenger.lineage.get("training_window", {})
     window_start, window_end = window.get("start"), window.get("end")
     now = ws.clock.now()

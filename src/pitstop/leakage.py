@@ -47,6 +47,7 @@ class LateFeature:
     checked: int
     example_event: str
     example_recorded: str
+    dataset: str = "test set"  # where: the test set or the version's training rows
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
