@@ -365,6 +365,7 @@ def test_a_genuine_large_improvement_is_held_for_review_then_accepted_and_rolled
     assert not any(c["detail"].startswith("leakage:") for c in data["checks"])
     held = cli("gate", "eta", "2", "--test-set", "test", "-w", ws.path)
     assert held.exit_code == 1 and "held for review" in held.stdout and "--accept-review" in held.stdout
+    assert "REVIEW" in held.stdout
     assert cli("rollout", "start", "eta", "2", "-w", ws.path).exit_code == 1  # held: not startable
 
     assert "--reason" in one_line_error(

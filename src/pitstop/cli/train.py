@@ -173,9 +173,12 @@ def render_gate(report: GateReport) -> None:
         "explanation",
     )
     for check in report.checks:
-        result = (
-            "[dim]skip[/]" if check.skipped else ("[green]pass[/]" if check.passed else "[bold red]FAIL[/]")
-        )
+        if check.skipped:
+            result = "[dim]skip[/]"
+        elif check.passed:
+            result = "[green]pass[/]"
+        else:
+            result = "[bold yellow]REVIEW[/]" if check.review else "[bold red]FAIL[/]"
         out.add_row(check.name, result, _fmt(check.observed), _fmt(check.threshold), check.detail)
     console.print(out)
     if report.verdict == "accepted" and report.accepted is not None:
