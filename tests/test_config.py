@@ -48,6 +48,8 @@ def test_every_key_has_a_comment() -> None:
         ({"shadow": {"min_labeled": "many"}}, "shadow.min_labeled"),
         ({"gaet": {}}, "gaet: unknown key"),
         ({"gate": {"max_ratio": 1.1}}, "gate.max_ratio: unknown key"),
+        ({"gate": {"single_feature_ratio": 1.0}}, "single_feature_ratio must be below 1"),
+        ({"gate": {"trusted_features": "prep_minutes"}}, "gate.trusted_features"),
         ({"ab_test": {"method": "mann_whitney"}}, "mann_whitney needs stopping: fixed"),
     ],
 )

@@ -44,7 +44,7 @@ def test_demo_tells_the_whole_story(cli, tmp_path: Path, monkeypatch: pytest.Mon
         assert ws.models() == []
     stopped = {row["challenger"]: (row["outcome"], row["stage"], row["rule"]) for row in data["rollouts"]}
     assert stopped == {
-        "leaky feature pipeline": ("rejected", "gate", "leakage_floor"),
+        "leaky feature pipeline": ("rejected", "gate", "single_feature"),
         "training cut short": ("rejected", "gate", "metric_ratio"),
         "fresh retrain, stale test set": ("rejected", "gate", "test_set_age"),
         "trained without rain": ("rejected", "shadow", "shadow.error_ratio"),

@@ -6,8 +6,10 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -279,3 +281,190 @@ def test_an_unknown_test_set_version_is_exit_2_inone_line_error(cli, live_ws: Wo
     result = cli("gate", "eta", "1", "--test-set", "test:99", "-w", live_ws.path)
     assert result.exit_code == 2
     assert "dataset 'test' has no version 99" in one_line_error(result)
+
+
+# -- leakage through `pitstop gate`: direct findings name the column; a bare floor breach holds ------
+
+
+def _write_leak_csvs(
+    tmp_path: Path, today: pd.Timestamp, *, leak_noise: float | None, b_weight: float
+) -> None:
+    """Train (30..10 days ago) and test (5 days ago) sets: y = 10a - b_weight*b + noise, and `leak`, the
+    target read back with `leak_noise` of noise (no column when None)."""
+    for name, rows, start, seed in (("train", 480, 30, 1), ("test", 100, 5, 2)):
+        rng = np.random.default_rng(seed)
+        frame = pd.DataFrame(
+            {
+                "time": pd.date_range(today - pd.Timedelta(days=start), periods=rows, freq="h", tz="UTC"),
+                "user_id": [f"u{i % 20}" for i in range(rows)],
+                "a": rng.normal(size=rows),
+                "b": rng.normal(size=rows),
+            }
+        )
+        frame["y"] = 10 * frame["a"] - b_weight * frame["b"] + rng.normal(size=rows)
+        if leak_noise is not None:
+            frame["leak"] = frame["y"] + rng.normal(scale=leak_noise, size=rows)
+        frame.to_csv(tmp_path / f"{name}-leak.csv", index=False)
+
+
+@pytest.fixture
+def leak_ws(workspace_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workspace]:
+    leak_noise, b_weight = getattr(request, "param", (0.9, 5.0))
+    _write_leak_csvs(
+        tmp_path, pd.Timestamp.now(tz="UTC").floor("D"), leak_noise=leak_noise, b_weight=b_weight
+    )
+    ws = Workspace(workspace_dir)
+    ws.add_dataset("train", tmp_path / "train-leak.csv", time_column="time")
+    ws.add_dataset("test", tmp_path / "test-leak.csv", time_column="time")
+    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    yield ws
+    ws.close()
+
+
+def _gate_json(cli, ws: Workspace, version: str, *extra: str) -> tuple[int, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    result = cli("gate", "eta", version, "--test-set", "test", "--json", "-w", ws.path, *extra)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _check_named(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in data["checks"] if c["name"] == name)
+
+
+def test_a_subtle_leak_improving_less_than_2x_is_caught_by_name(cli, leak_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    ws = leak_ws
+    ws.train("eta", trainer="pitstop.demo.trainers:linear_on", data="train", params={"columns": "a,b"})
+    ws.set_champion("eta", 1, reason="honest champion")
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")  # learns from `leak`
+    code, data = _gate_json(cli, ws, "2")
+    ratio = _check_named(data, "metric_ratio")["observed"]
+    assert 0.5 < ratio < 1  # better than the champion, by less than 2x: the old floor let it through
+    assert code == 1 and data["verdict"] == "failed" and data["decided_by"] == "single_feature"
+    assert _check_named(data, "single_feature")["observed"] == "leak"
+    human = cli("gate", "eta", "2", "--test-set", "test", "-w", ws.path)
+    assert human.exit_code == 1 and "leak alone" in human.stdout
+
+
+def test_a_first_model_is_checked_for_leakage(cli, leak_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    leak_ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    code, data = _gate_json(cli, leak_ws, "1")
+    assert code == 1 and data["champion_version"] is None and data["decided_by"] == "single_feature"
+    assert "leak alone" in _check_named(data, "single_feature")["detail"]
+
+
+@pytest.mark.parametrize("leak_ws", [(None, 3.0)], indirect=True)
+def test_a_genuine_large_improvement_is_held_for_review_then_accepted_and_rolled_out(  # type: ignore[no-untyped-def]
+    cli, leak_ws: Workspace, tmp_path: Path
+) -> None:
+    ws = leak_ws
+    ws.train("eta", trainer="pitstop.demo.trainers:linear_on", data="train", params={"columns": "a"})
+    ws.set_champion("eta", 1, reason="stale champion: never saw b")
+    ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    code, data = _gate_json(cli, ws, "2")
+    assert _check_named(data, "metric_ratio")["observed"] < 0.5  # over 2x better than the champion
+    assert code == 1 and data["verdict"] == "review" and data["decided_by"] == "leakage.review"
+    assert not any(c["detail"].startswith("leakage:") for c in data["checks"])
+    held = cli("gate", "eta", "2", "--test-set", "test", "-w", ws.path)
+    assert held.exit_code == 1 and "held for review" in held.stdout and "--accept-review" in held.stdout
+    assert "REVIEW" in held.stdout
+    assert cli("rollout", "start", "eta", "2", "-w", ws.path).exit_code == 1  # held: not startable
+
+    assert "--reason" in one_line_error(
+        cli("gate", "eta", "2", "--test-set", "test", "--accept-review", "-w", ws.path)
+    )
+    code, data = _gate_json(
+        cli, ws, "2", "--accept-review", "--reason", "b is a new real feature", "--by", "ana"
+    )
+    assert code == 0 and data["passed"] and data["verdict"] == "accepted"
+    assert data["accepted"] == {"actor": "ana", "reason": "b is a new real feature"}
+    event = [e for e in ws.events("eta") if e.kind == "gate_review_accepted"][-1]
+    assert (
+        event.actor == "ana" and event.reason == "b is a new real feature" and event.rule == "leakage.review"
+    )
+    assert cli("rollout", "start", "eta", "2", "-w", ws.path).exit_code == 0
+    report = cli("report", "eta", "-w", ws.path, "--out", tmp_path / "r.html")
+    assert report.exit_code == 0, report.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert (
+        "held for review, accepted by ana: b is a new real feature" in page and "held for review</td>" in page
+    )
+
+
+def test_accepting_a_review_never_passes_a_direct_finding(cli, leak_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    leak_ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    code, data = _gate_json(cli, leak_ws, "1", "--accept-review", "--reason", "looks fine to me")
+    assert code == 1 and data["verdict"] == "failed" and data["accepted"] is None
+    assert not [e for e in leak_ws.events("eta") if e.kind == "gate_review_accepted"]
+
+
+def test_a_feature_available_after_the_event_fails_naming_it(  # type: ignore[no-untyped-def]
+    cli, live_ws: Workspace, tmp_path: Path
+) -> None:
+    live_ws.train("eta", trainer="helpers:linear_trainer", data="train")
+    frame = pd.read_csv(tmp_path / "test.csv")
+    times = pd.to_datetime(frame["time"], utc=True)
+    frame["b_available_at"] = times + pd.to_timedelta(
+        [2 if i % 10 == 0 else -1 for i in range(len(frame))], unit="h"
+    )
+    frame.to_csv(tmp_path / "late.csv", index=False)
+    live_ws.add_dataset("late", tmp_path / "late.csv", time_column="time")
+    result = cli("gate", "eta", "1", "--test-set", "late", "--json", "-w", live_ws.path)
+    data = json.loads(result.stdout)
+    check = _check_named(data, "feature_time")
+    assert result.exit_code == 1 and data["decided_by"] == "feature_time" and check["observed"] == "b"
+    assert "b_available_at is later than the event time on 8 of 72 rows" in check["detail"]
+
+
+def test_an_overlap_is_named_in_the_gate_output(cli, live_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    live_ws.train("eta", trainer="helpers:linear_trainer", data="test")
+    result = cli("gate", "eta", "1", "--test-set", "test", "--json", "-w", live_ws.path)
+    assert (
+        "training overlaps the test set from"
+        in _check_named(json.loads(result.stdout), "temporal_overlap")["detail"]
+    )
+
+
+def test_a_first_model_far_better_than_a_linear_fit_is_held_for_review(  # type: ignore[no-untyped-def]
+    cli, workspace_dir: Path, tmp_path: Path
+) -> None:
+    today = pd.Timestamp.now(tz="UTC").floor("D")
+    for name, rows, start, seed in (("train", 1500, 70, 1), ("test", 100, 5, 2)):
+        rng = np.random.default_rng(seed)
+        frame = pd.DataFrame(
+            {
+                "time": pd.date_range(today - pd.Timedelta(days=start), periods=rows, freq="h", tz="UTC"),
+                "user_id": [f"u{i % 20}" for i in range(rows)],
+                "a": rng.normal(size=rows),
+                "b": rng.normal(size=rows),
+            }
+        )
+        frame["y"] = 5 * frame["a"] * frame["b"] + rng.normal(scale=0.3, size=rows)  # no feature alone tells
+        frame.to_csv(tmp_path / f"{name}-ab.csv", index=False)
+    with Workspace(workspace_dir) as ws:
+        ws.add_dataset("train", tmp_path / "train-ab.csv", time_column="time")
+        ws.add_dataset("test", tmp_path / "test-ab.csv", time_column="time")
+        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.train(
+            "eta", trainer="pitstop.demo.trainers:gradient_boosting", data="train", params={"max_iter": 60}
+        )
+        code, data = _gate_json(cli, ws, "1")
+    floor = _check_named(data, "leakage_floor")
+    assert code == 1 and data["champion_version"] is None and data["verdict"] == "review"
+    assert floor["review"] and "a linear model's" in floor["detail"]
+    assert _check_named(data, "single_feature")["passed"]
+
+
+def test_a_feature_available_after_the_event_in_the_training_rows_fails_naming_it(  # type: ignore[no-untyped-def]
+    cli, live_ws: Workspace, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(tmp_path / "train.csv")
+    late = pd.to_datetime(frame["time"], utc=True) + pd.Timedelta(hours=3)
+    frame["a_available_at"] = late.where(frame.index % 4 == 0, pd.to_datetime(frame["time"], utc=True))
+    frame.to_csv(tmp_path / "train-late.csv", index=False)
+    live_ws.add_dataset("train-late", tmp_path / "train-late.csv", time_column="time")
+    live_ws.create_model("eta2", task="regression", target="y", time_column="time", features=["a", "b"])
+    live_ws.train("eta2", trainer="helpers:linear_trainer", data="train-late")
+    result = cli("gate", "eta2", "1", "--test-set", "test", "--json", "-w", live_ws.path)
+    data = json.loads(result.stdout)
+    check = _check_named(data, "feature_time")
+    assert result.exit_code == 1 and data["decided_by"] == "feature_time" and check["observed"] == "a"
+    assert "on 30 of 120 rows of the training rows" in check["detail"]

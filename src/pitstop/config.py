@@ -118,7 +118,23 @@ class GatePolicy(_Section):
     min_r2: float = Field(0.5, le=1, description="regression: minimum R² on the test set")
     min_auc: float = Field(0.6, ge=0, le=1, description="classification: minimum ROC AUC on the test set")
     leakage_ratio: Ratio = Field(
-        0.5, description="MAE below this x champion's is suspiciously good: check for target leakage"
+        0.5,
+        description="MAE (log loss) below this x champion's is suspiciously good: without a direct "
+        "leakage finding the version is held for review",
+    )
+    leakage_baseline_ratio: Ratio = Field(
+        0.5,
+        description="MAE (log loss) below this x a linear (logistic) model's on the same features, "
+        "fitted on the training rows, is suspiciously good too (checks a first model)",
+    )
+    single_feature_ratio: Ratio = Field(
+        0.2,
+        description="a feature whose one-feature model has MAE (log loss) at most this x predicting "
+        "the training mean fails the gate as leakage, named",
+    )
+    trusted_features: list[str] = Field(
+        default_factory=list,
+        description="features known to be genuine strong predictors: exempt from single_feature",
     )
     max_test_set_age: PositiveDuration = Field(
         timedelta(days=30), description="newest test-set row may be at most this old"
@@ -128,6 +144,8 @@ class GatePolicy(_Section):
     def _floor_below_ceiling(self) -> GatePolicy:
         if self.leakage_ratio >= self.max_metric_ratio:
             raise ValueError("leakage_ratio must be below max_metric_ratio")
+        if self.single_feature_ratio >= 1:
+            raise ValueError("single_feature_ratio must be below 1 (1 is no better than the mean)")
         return self
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -9,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pitstop import registry
+from pitstop import leakage, registry
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
 from pitstop.events import record_event
-from pitstop.gates import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate
+from pitstop.gates import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
 from pitstop.lineage import current_actor
 from pitstop.metrics import offline_metrics
 from pitstop.registry import Alias, ModelInfo, Task
@@ -23,7 +24,7 @@ from pitstop.scoring import (
     checked_predictions,
     missing_hint,
 )
-from pitstop.training import time_column_of
+from pitstop.training import rows_before, time_column_of, training_frame
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -40,6 +41,10 @@ class GateReport:
     metrics: dict[str, dict[str, float] | None]
     evaluated_at: datetime
     decided_by: str | None = field(default=None)
+    # passed | failed | review (held: only a review hold failed) | accepted (a review accepted by a person)
+    verdict: str = "passed"
+    accepted: dict[str, str] | None = None  # {"actor", "reason"} when a person accepted a review hold
+    probes: dict[str, Any] | None = None  # what the leakage checks measured (baselines, one-feature errors)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,7 +53,10 @@ class GateReport:
             "champion_version": self.champion_version,
             "test_set": self.test_set,
             "passed": self.passed,
+            "verdict": self.verdict,
             "decided_by": self.decided_by,
+            "accepted": self.accepted,
+            "probes": self.probes,
             "checks": [
                 {k: v for k, v in check.to_dict().items() if k != "skipped"} | {"skipped": check.skipped}
                 for check in self.checks
@@ -81,10 +89,79 @@ def _time_range(
     return times.min().floor("us").to_pydatetime(), times.max().floor("us").to_pydatetime()
 
 
+@dataclass(frozen=True)
+class _TrainingRows:
+    snapshot: DatasetSnapshot
+    rows: pd.DataFrame  # every column, for the feature-time check
+    X: pd.DataFrame
+    y: pd.Series
+
+
+def _training_rows(
+    ws: Workspace, info: ModelInfo, lineage: dict[str, Any], features: list[str]
+) -> _TrainingRows | None:
+    """The version's training rows as its lineage records them (snapshot and as-of cutoff); None when
+    the lineage names no training data or it cannot be read back any more."""
+    source = next((d for d in lineage.get("datasets", []) if d.get("role") == "train"), None)
+    if source is None:
+        return None
+    try:
+        snapshot = ws.dataset(f"{source['name']}:{source['version']}")
+        frame = ws.dataset_frame(snapshot.ref)
+        as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
+        rows = rows_before(frame, time_column_of(info, snapshot, frame.columns), as_of, snapshot.ref)
+        X, y = training_frame(info, rows, features, snapshot.ref)
+        return _TrainingRows(snapshot, rows, X, y)
+    except UsageError:  # the data's gone or changed shape: the probes are skipped and say so
+        return None
+
+
+def _late_features(
+    info: ModelInfo, snapshot: DatasetSnapshot, frame: pd.DataFrame, features: list[str], dataset: str
+) -> tuple[leakage.LateFeature, ...] | None:
+    column = time_column_of(info, snapshot, frame.columns)
+    if column is None:
+        return None
+    events = parse_times(frame[column], column, f"{dataset} {snapshot.ref}")
+    found = leakage.late_features(frame.reset_index(drop=True), features, events.reset_index(drop=True))
+    return tuple(dataclasses.replace(f, dataset=dataset) for f in found)
+
+
+def _late_anywhere(
+    on_test: tuple[leakage.LateFeature, ...] | None, on_training: tuple[leakage.LateFeature, ...] | None
+) -> tuple[leakage.LateFeature, ...] | None:
+    """The test set's findings, then the training rows' for features the test set did not show late."""
+    if on_test is None or on_training is None:
+        return on_test if on_training is None else on_training
+    seen = {f.column for f in on_test}
+    return on_test + tuple(f for f in on_training if f.column not in seen)
+
+
+def _accept(report: GateReport, actor: str, reason: str) -> GateReport:
+    if report.verdict != "review":
+        return report  # nothing held: a failed gate cannot be accepted, a passed one needs nothing
+    return dataclasses.replace(
+        report, passed=True, verdict="accepted", accepted={"actor": actor, "reason": reason.strip()}
+    )
+
+
 def run_gate(
-    ws: Workspace, model: str, version: str | int, test_set: str, *, actor: str | None = None
+    ws: Workspace,
+    model: str,
+    version: str | int,
+    test_set: str,
+    *,
+    actor: str | None = None,
+    accept_review: str | None = None,
 ) -> GateReport:
-    """Evaluate `version` and the current champion on the same test set; store and record the result."""
+    """Evaluate `version` and the current champion on the same test set; store and record the result.
+
+    `accept_review` (a reason) lets a version held for review (`leakage.review`: suspiciously good, no
+    direct leakage finding) pass; the acceptance is stored with the result and recorded with the actor.
+    It never passes a gate that failed for any other reason."""
+    if accept_review is not None and not accept_review.strip():
+        raise UsageError("accepting a review hold needs a reason; it is recorded with the event")
+    actor = actor or current_actor()
     info = ws.model(model)
     challenger = ws.version(model, version)
     champion_version = info.aliases.get(Alias.CHAMPION.value)
@@ -112,12 +189,25 @@ def run_gate(
     )
     y = binary_target(frame[info.target], source) if info.task is Task.CLASSIFICATION else frame[info.target]
     challenger_metrics = champion_metrics = None
+    baseline: dict[str, float] | None = None
+    scores: tuple[leakage.FeatureScore, ...] | None = None
+    late = None
     if not facts.missing_columns:
         X = frame[features]
         challenger_metrics = _score(ws, info, challenger.version, X, y, snapshot.ref)
         if champion_version is not None:
             champion_metrics = _score(ws, info, champion_version, X, y, snapshot.ref)
-    window_end = challenger.lineage.get("training_window", {}).get("end")
+        late = _late_features(info, snapshot, frame, features, "test set")
+        trained_on = _training_rows(ws, info, challenger.lineage, features)
+        if trained_on is not None:
+            baseline = leakage.baseline_errors(info.task, trained_on.X, trained_on.y, X, y)
+            scores = tuple(leakage.single_feature_errors(info.task, trained_on.X, trained_on.y, X, y))
+            on_training = _late_features(
+                info, trained_on.snapshot, trained_on.rows, features, "training rows"
+            )
+            late = _late_anywhere(late, on_training)
+    window = challenger.lineage.get("training_window", {})
+    window_start, window_end = window.get("start"), window.get("end")
     now = ws.clock.now()
     checks = evaluate_gate(
         GateInputs(
@@ -127,6 +217,10 @@ def run_gate(
             test_set=facts,
             training_end=pd.Timestamp(window_end).to_pydatetime() if window_end else None,
             now=now,
+            training_start=pd.Timestamp(window_start).to_pydatetime() if window_start else None,
+            baseline=baseline,
+            feature_errors=scores,
+            late_features=late,
         ),
         ws.config.gate,
     )
@@ -145,7 +239,15 @@ def run_gate(
         metrics={"challenger": challenger_metrics, "champion": champion_metrics},
         evaluated_at=now,
         decided_by=decided_by(checks),
+        verdict=verdict(checks),
+        probes={
+            "baseline": baseline,
+            "single_feature": None if scores is None else [score.to_dict() for score in scores],
+            "late_features": None if late is None else [found.to_dict() for found in late],
+        },
     )
+    if accept_review is not None:
+        report = _accept(report, actor, accept_review)
     with ws.writing() as conn:
         locked = registry.get_model(conn, model, for_update=True)
         registry.store_gate_result(conn, locked, challenger.version, report.to_dict())
@@ -154,11 +256,24 @@ def run_gate(
             time=now,
             model_id=locked.id,
             kind="gate_evaluated",
-            actor=actor or current_actor(),
+            actor=actor,
             from_state=str(challenger.version),
-            to_state="passed" if report.passed else "failed",
+            to_state="passed" if report.verdict == "passed" else report.verdict,
             rule=report.decided_by,
             reason=f"offline gate on {snapshot.ref}",
             data=report.to_dict(),
         )
+        if report.accepted is not None:
+            record_event(
+                conn,
+                time=now,
+                model_id=locked.id,
+                kind="gate_review_accepted",
+                actor=actor,
+                from_state="review",
+                to_state="accepted",
+                rule=report.decided_by,
+                reason=report.accepted["reason"],
+                data={"version": challenger.version, "checks": report.to_dict()["checks"]},
+            )
     return report

@@ -382,9 +382,19 @@ class Workspace:
         again = checked_predictions(info.task, retrained, X, f"{who} retrained", on)
         return training.Reproduction.compare(model, recorded.version, lineage["trainer"], original, again)
 
-    def gate(self, model: str, version: str | int, *, test_set: str, actor: str | None = None) -> GateReport:
-        """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded)."""
-        return run_gate(self, model, version, test_set, actor=actor)
+    def gate(
+        self,
+        model: str,
+        version: str | int,
+        *,
+        test_set: str,
+        actor: str | None = None,
+        accept_review: str | None = None,
+    ) -> GateReport:
+        """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded).
+
+        `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded."""
+        return run_gate(self, model, version, test_set, actor=actor, accept_review=accept_review)
 
     def _register_estimator(
         self,

@@ -130,12 +130,28 @@ def gate(
     model: ModelArg,
     version: Annotated[str, typer.Argument(help="version to evaluate (number or alias)")],
     test_set: Annotated[str, typer.Option(help="held-out test set, NAME or NAME:VERSION")],
+    accept_review: Annotated[
+        bool,
+        typer.Option(
+            "--accept-review",
+            help="pass a version held for review (leakage.review: suspiciously good, no direct leakage "
+            "finding) after looking at it; needs --reason, recorded as an event with --by",
+        ),
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why the review hold is accepted")] = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Stage 2: the offline quality gate against the champion on the same test set. Exit 1 when it fails."""
-    report = open_workspace(workspace).gate(model, version, test_set=test_set, actor=by)
+    """Stage 2: the offline quality gate against the champion on the same test set. Exit 1 when it fails
+    or holds the version for review."""
+    if accept_review and not (reason and reason.strip()):
+        raise UsageError("--accept-review needs --reason: say why; it is recorded with the event")
+    if reason is not None and not accept_review:
+        raise UsageError("--reason goes with --accept-review")
+    report = open_workspace(workspace).gate(
+        model, version, test_set=test_set, actor=by, accept_review=reason if accept_review else None
+    )
     if as_json:
         print_json(report.to_dict())
     else:
@@ -157,13 +173,27 @@ def render_gate(report: GateReport) -> None:
         "explanation",
     )
     for check in report.checks:
-        result = (
-            "[dim]skip[/]" if check.skipped else ("[green]pass[/]" if check.passed else "[bold red]FAIL[/]")
-        )
+        if check.skipped:
+            result = "[dim]skip[/]"
+        elif check.passed:
+            result = "[green]pass[/]"
+        else:
+            result = "[bold yellow]REVIEW[/]" if check.review else "[bold red]FAIL[/]"
         out.add_row(check.name, result, _fmt(check.observed), _fmt(check.threshold), check.detail)
     console.print(out)
-    if report.passed:
+    if report.verdict == "accepted" and report.accepted is not None:
+        console.print(
+            f"[bold green]verdict: passed[/] (held for review, accepted by {report.accepted['actor']}: "
+            f"{report.accepted['reason']})"
+        )
+    elif report.passed:
         console.print("[bold green]verdict: passed[/]")
+    elif report.verdict == "review":
+        console.print(
+            f"[bold yellow]verdict: held for review[/] ({report.decided_by}): suspiciously good with no "
+            "direct leakage finding; after review, `pitstop gate "
+            f"{report.model} {report.version} --test-set {on} --accept-review --reason …`"
+        )
     else:
         console.print(f"[bold red]verdict: failed[/] (decided by {report.decided_by})")
 

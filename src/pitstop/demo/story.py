@@ -100,7 +100,7 @@ CHALLENGERS = [
         data="deliveries-fp2",
         test_set="deliveries-test-fp2",
         pipeline="fp-2",
-        expect="target leakage: suspiciously good offline",
+        expect="target leakage: prep_minutes alone predicts the outcome",
     ),
     Challenger("training cut short", {"max_iter": 8}, expect="simply worse"),
     Challenger(

@@ -112,6 +112,14 @@ def _summaries(data: ReportData) -> str:
     return f'<section class="card" id="phases"><h2>Per phase</h2>{table}{note}</section>'
 
 
+def _gate_check_result(check: dict[str, Any]) -> str:
+    if check.get("skipped"):
+        return "skipped"
+    if check.get("passed"):
+        return "passed"
+    return "held for review" if check.get("review") else "failed"
+
+
 def _gate(data: ReportData) -> str:
     gate = data.gate
     if not gate:
@@ -126,7 +134,7 @@ def _gate(data: ReportData) -> str:
         [
             (
                 c.get("name"),
-                "skipped" if c.get("skipped") else ("passed" if c.get("passed") else "failed"),
+                _gate_check_result(c),
                 fmt_value(c.get("observed")),
                 fmt_value(c.get("threshold")),
                 c.get("detail", ""),
@@ -152,6 +160,9 @@ def _gate(data: ReportData) -> str:
     ]
     if gate.get("decided_by"):
         facts.append(f"decided by {gate['decided_by']}")
+    accepted = gate.get("accepted")
+    if accepted:
+        facts.append(f"held for review, accepted by {accepted.get('actor')}: {accepted.get('reason')}")
     if data.gate_note:
         facts.append(data.gate_note)
     sides = [
