@@ -295,6 +295,11 @@ def run_shadow(policy: Policy, traffic: Traffic, seed: int, every: float) -> Out
         "aa": a * a,
     }
     cum = {k: np.concatenate([[0.0], np.cumsum(v)]) for k, v in sums.items()}
+    # per user, in arrival order (a user's requests all arrive with the user): sums over users of the
+    # per-user sums' squares and cross product, as the SQL groups by user and then sums
+    user_a, user_b = np.bincount(user_of, a, minlength=count), np.bincount(user_of, b, minlength=count)
+    by_user = {"k": np.ones(count), "aa": user_a**2, "bb": user_b**2, "ab": user_a * user_b}
+    cum_user = {k: np.concatenate([[0.0], np.cumsum(v)]) for k, v in by_user.items()}
     per_user = Users(
         arrival,
         np.zeros(count, bool),
@@ -307,6 +312,7 @@ def run_shadow(policy: Policy, traffic: Traffic, seed: int, every: float) -> Out
     state = rollout_state(Phase.SHADOW, 0.0)
     for t in looks(every, limit):
         j = int(np.searchsorted(when, t, side="right"))
+        u = int(np.searchsorted(arrival, t, side="right"))
         n = int(cum["n"][j])
         paired = PairedSummary()
         if n >= 2:
@@ -319,6 +325,10 @@ def run_shadow(policy: Policy, traffic: Traffic, seed: int, every: float) -> Out
                 diff_mean=diff_mean,
                 diff_var=max((cum["dd"][j] - n * diff_mean**2) / (n - 1), 0.0),
                 champion_var=max((cum["aa"][j] - n * a_mean**2) / (n - 1), 0.0),
+                users=int(cum_user["k"][u]),
+                user_champion_sq=float(cum_user["aa"][u]),
+                user_challenger_sq=float(cum_user["bb"][u]),
+                user_cross=float(cum_user["ab"][u]),
             )
         arm = champion.at(-1, t)
         shadowed = replace(arm, requests=n, units=arm.units)
@@ -473,6 +483,25 @@ SCENARIOS: list[Scenario] = [
         ("<=", 0.05),
         _sh(FEW_USERS),
     ),
+    *[
+        Scenario(
+            f"equal on average, user x model spread {sigma:g}, {rate:g} users an hour",
+            "shadow false reject",
+            lambda o: o.action is Action.REJECT,
+            "<= 5 %",
+            ("<=", 0.05),
+            # the challenger's per-user factor exp(N(0, sigma)) has mean exp(sigma^2 / 2): divided out
+            _sh(
+                replace(
+                    FEW_USERS,
+                    users_per_hour=rate,
+                    user_model_sigma=sigma,
+                    effect=math.exp(-(sigma**2) / 2) - 1,
+                )
+            ),
+        )
+        for sigma, rate in ((0.1, 2.0), (0.3, 20.0))
+    ],
     Scenario(
         "10 % worse, few users",
         "shadow pass of a worse challenger",
@@ -480,6 +509,22 @@ SCENARIOS: list[Scenario] = [
         "<= 5 %",
         ("<=", 0.05),
         _sh(replace(FEW_USERS, effect=0.10)),
+    ),
+    Scenario(
+        "5 % worse (at the tolerance), few users",
+        "shadow pass of a worse challenger",
+        _rule("shadow.passed"),
+        "<= 5 %",
+        ("<=", 0.05),
+        _sh(replace(FEW_USERS, effect=0.05)),
+    ),
+    Scenario(
+        "equal, few users",
+        "shadow pass (power)",
+        _rule("shadow.passed"),
+        ">= 95 %",
+        (">=", 0.95),
+        _sh(FEW_USERS),
     ),
 ]
 

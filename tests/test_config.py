@@ -76,6 +76,12 @@ def test_yaml_durations_are_validated(tmp_path: Path) -> None:
         load_config(tmp_path / "pitstop.yaml")
 
 
+def test_shadow_test_diebold_mariano_is_refused_naming_the_replacement() -> None:
+    with pytest.raises(ConfigError, match=r"diebold_mariano is removed.*use paired_t") as raised:
+        parse_config({"shadow": {"test": "diebold_mariano"}})
+    assert "shadow" in str(raised.value)
+
+
 def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "pitstop.yaml").write_text("gate: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):

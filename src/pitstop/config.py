@@ -155,19 +155,45 @@ class ShadowPolicy(_Section):
         timedelta(days=7), description="not enough labelled pairs by then: rejected (champion stays)"
     )
     min_labeled: int = Field(1000, ge=2, description="labelled request pairs needed before a verdict")
-    error_tolerance: Ratio = Field(1.05, description="challenger error may be at most this x champion's")
+    error_tolerance: Ratio = Field(
+        1.05,
+        description=(
+            "passes when the challenger/champion error ratio is below this with confidence; "
+            "rejected when it is above with confidence"
+        ),
+    )
+    alpha: Probability = Field(
+        0.05,
+        description=(
+            "error rate of the verdict over all looks: a challenger at the tolerance passes, or one "
+            "below it is rejected on evidence, at most this often"
+        ),
+    )
+    tau: Annotated[float, Field(gt=0)] = Field(
+        0.05, description="confidence sequence mixture scale, in log error ratio (0.05: about 5 %)"
+    )
+    min_users: int = Field(
+        30, ge=2, description="no verdict on evidence before this many users with labelled pairs"
+    )
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
         0.01, description="largest share of shadow calls that may fail or time out"
     )
     max_p99_ratio: Ratio = Field(1.5, description="challenger p99 latency may be at most this x champion's")
-    test: str = Field("paired_t", description="paired test: paired_t | wilcoxon | diebold_mariano")
+    test: str = Field(
+        "paired_t", description="reported secondary paired test (does not decide): paired_t | wilcoxon"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ShadowPolicy:
         if self.max_duration < self.min_duration:
             raise ValueError("max_duration must not be shorter than min_duration")
-        if self.test not in ("paired_t", "wilcoxon", "diebold_mariano"):
-            raise ValueError("test must be one of paired_t, wilcoxon, diebold_mariano")
+        if self.test == "diebold_mariano":
+            raise ValueError(
+                "test: diebold_mariano is removed (at horizon 1 it was the paired t): use paired_t; "
+                "the verdict is the per-user error-ratio confidence sequence, this test is only reported"
+            )
+        if self.test not in ("paired_t", "wilcoxon"):
+            raise ValueError("test must be one of paired_t, wilcoxon")
         return self
 
 

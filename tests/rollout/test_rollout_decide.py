@@ -92,7 +92,22 @@ def arm(
     )
 
 
-def paired(n: int, champion: float, challenger: float, sd: float = 1.0) -> PairedSummary:
+def paired(
+    n: int,
+    champion: float,
+    challenger: float,
+    sd: float = 1.0,
+    *,
+    users: int | None = None,
+    spread: float = 0.1,
+) -> PairedSummary:
+    """n pairs from `users` users (n / 10 unless given), each user's champion error sum A_i spread 50 %
+    around its mean and the challenger's B_i = ratio x A_i + a residual of sd `spread` x mean A_i."""
+    k = max(users if users is not None else n // 10, 0)
+    if k < 2:
+        return PairedSummary(n, champion, challenger, challenger - champion, sd**2, 4.0)
+    mean_a, ratio = champion * n / k, challenger / champion
+    aa = k * mean_a**2 * 1.25
     return PairedSummary(
         n=n,
         champion_mean=champion,
@@ -100,6 +115,10 @@ def paired(n: int, champion: float, challenger: float, sd: float = 1.0) -> Paire
         diff_mean=challenger - champion,
         diff_var=sd**2,
         champion_var=4.0,
+        users=k,
+        user_champion_sq=aa,
+        user_challenger_sq=ratio**2 * aa + k * (spread * mean_a) ** 2,
+        user_cross=ratio * aa,
     )
 
 
@@ -115,12 +134,14 @@ def shadow_evidence(
     challenger: float = 4.8,
     shadow_failures: int = 0,
     shadow_p99: float = 10.0,
+    users: int | None = None,
+    spread: float = 0.1,
 ) -> Evidence:
     return Evidence(
         now=at(hours),
         champion=arm(5000, champion),
         shadow=arm(5000, challenger, failures=shadow_failures, p99=shadow_p99),
-        paired=paired(n, champion, challenger),
+        paired=paired(n, champion, challenger, users=users, spread=spread),
         window_hours=hours,
         request_rate_per_hour=15000 / max(hours, 1),
     )
@@ -153,12 +174,41 @@ def test_shadow_passes_and_plans_the_ab_test() -> None:
     assert decision.numbers["test"]["method"] == "paired_t"
 
 
-@pytest.mark.parametrize(("challenger", "action"), [(5.25, Action.ADVANCE), (5.2501, Action.REJECT)])
-def test_shadow_error_tolerance_boundary(challenger: float, action: Action) -> None:
-    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, challenger=challenger), at(25))
-    assert decision.action is action
-    if action is Action.REJECT:
-        assert decision.rule == "shadow.error_ratio"
+def test_shadow_passes_only_when_the_ratio_is_below_the_tolerance_with_confidence() -> None:
+    # 4 % worse, 5 % tolerated: tight evidence from 1,000 users passes, the same ratio from 40 noisy
+    # users is no evidence yet (the old rule passed both on the raw ratio)
+    close = shadow_evidence(25, challenger=5.2, users=1000, spread=0.05)
+    tight = decide(rollout(Phase.SHADOW), POLICY, close, at(25))
+    assert (tight.action, tight.rule) == (Action.ADVANCE, "shadow.passed"), tight.reason
+    assert tight.numbers["ratio_high"] < 1.05
+    loose = shadow_evidence(25, challenger=5.2, users=40, spread=0.5)
+    decision = decide(rollout(Phase.SHADOW), POLICY, loose, at(25))
+    assert (decision.action, decision.rule) == (Action.STAY, "shadow.error_ratio_open"), decision.reason
+    assert decision.numbers["ratio_low"] < 1.05 < decision.numbers["ratio_high"]
+
+
+def test_shadow_rejects_only_when_the_ratio_is_above_the_tolerance_with_confidence() -> None:
+    clear = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, challenger=5.75), at(25))
+    assert (clear.action, clear.rule) == (Action.REJECT, "shadow.error_ratio"), clear.reason
+    assert clear.numbers["ratio_low"] > 1.05
+    # 6 % worse from 40 noisy users: not yet evidence of anything (the old rule rejected on the raw ratio)
+    noisy = shadow_evidence(25, challenger=5.3, users=40, spread=0.5)
+    decision = decide(rollout(Phase.SHADOW), POLICY, noisy, at(25))
+    assert (decision.action, decision.rule) == (Action.STAY, "shadow.error_ratio_open")
+
+
+def test_shadow_without_evidence_either_way_by_max_duration_is_rejected() -> None:
+    noisy = shadow_evidence(24 * 7, challenger=5.2, users=40, spread=0.5)
+    decision = decide(rollout(Phase.SHADOW), POLICY, noisy, at(24 * 7))
+    assert (decision.action, decision.rule) == (Action.REJECT, "shadow.inconclusive")
+    assert "not shown below the 1.05 tolerance" in decision.reason
+
+
+def test_shadow_waits_for_min_users_before_a_verdict() -> None:
+    few = shadow_evidence(25, challenger=4.0, users=POLICY.shadow.min_users - 1, spread=0.01)
+    decision = decide(rollout(Phase.SHADOW), POLICY, few, at(25))
+    assert (decision.action, decision.rule) == (Action.STAY, "shadow.error_ratio_open")
+    assert decision.numbers["ratio_high"] is None
 
 
 def test_shadow_rejects_a_failing_challenger_early() -> None:

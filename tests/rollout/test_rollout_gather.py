@@ -154,3 +154,48 @@ def test_a_forged_duplicate_request_id_does_not_change_the_evidence_a_label_join
     assert after_paired == before_paired
     assert {key: after_arms[key] for key in before_arms} == before_arms
     assert after_arms["served", "challenger"][0] == 0  # forged into an arm: requests, but no labelled ones
+
+
+def test_paired_evidence_sums_each_users_errors_before_summing_over_users(rollout_ws: Workspace) -> None:
+    """The shadow's per-user sums: per user A_i, B_i (champion, challenger error over the user's pairs),
+    then K, sum A_i^2, sum B_i^2, sum A_i B_i over users, as computed here row by row; requests without
+    a user are their own user, and a failed or unlabelled request is no pair."""
+    model_id = rollout_ws.model("eta").id
+    time = START.timestamp() + 1
+    records, labels = [], []
+    for i in range(60):
+        user = None if i % 11 == 0 else f"u{i % 7}"
+        by = "request" if user is None else "user"
+        failed = i % 13 == 0
+        guess, problem = (None, "x") if failed else (i / 7, None)
+        records += [
+            PredictionRecord(model_id, f"p{i}", user, time, 1, "champion", "served", 1, by, i % 5, 2.0, None),
+            PredictionRecord(
+                model_id, f"p{i}", user, time, 2, "challenger", "shadow", 1, by, guess, 3.0, problem
+            ),
+        ]
+        if i % 4:
+            labels.append(Label(f"p{i}", float(i % 3)))
+    write_records(rollout_ws.engine, records)
+    with rollout_ws.writing() as conn:
+        upsert_labels(conn, model_id, labels, received_at=START)
+    label_of = {label.request_id: label.value for label in labels}
+    sums: dict[str, list[float]] = {}
+    for champion, challenger in zip(records[::2], records[1::2], strict=True):
+        if challenger.error is not None or champion.request_id not in label_of:
+            continue
+        assert champion.prediction is not None and challenger.prediction is not None
+        value = label_of[champion.request_id]
+        unit = champion.user_id or f"request:{champion.request_id}"
+        a_b = sums.setdefault(unit, [0.0, 0.0])
+        a_b[0] += abs(champion.prediction - value)
+        a_b[1] += abs(challenger.prediction - value)
+    window = Window(model_id, Task.REGRESSION, 1, START, START.replace(year=2027))
+    with rollout_ws.reading() as conn:
+        paired = paired_summary(conn, window, with_differences=False)
+    assert paired.users == len(sums)
+    assert paired.user_champion_sq == pytest.approx(sum(a * a for a, _ in sums.values()))
+    assert paired.user_challenger_sq == pytest.approx(sum(b * b for _, b in sums.values()))
+    assert paired.user_cross == pytest.approx(sum(a * b for a, b in sums.values()))
+    assert paired.champion_mean is not None and paired.n > 0
+    assert paired.champion_mean * paired.n == pytest.approx(sum(a for a, _ in sums.values()))

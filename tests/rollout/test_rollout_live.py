@@ -63,7 +63,9 @@ def live(
     ws = Workspace(rollout_ws.path)  # the real clock, like the server's
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(TOKEN_PREFIXES)}
-    env.update({"PITSTOP_DATABASE_URL": database_url, "PYTHONPATH": str(TESTS), LABELS_ENV: LABELS_TOKEN})
+    # the servers run the code under test (this checkout's src), not whichever pitstop the venv installed
+    path = os.pathsep.join((str(TESTS.parent / "src"), str(TESTS)))
+    env.update({"PITSTOP_DATABASE_URL": database_url, "PYTHONPATH": path, LABELS_ENV: LABELS_TOKEN})
     separate = request.param == "separate"
     serve = ["serve", "--port", str(port), "--log-level", "warning"]
     processes = [_pitstop(ws, env, *serve, *([] if separate else ["--controller"]))]

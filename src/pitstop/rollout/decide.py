@@ -23,7 +23,7 @@ from pitstop.rollout.comparison import (
     required_units,
     sequential_look,
 )
-from pitstop.rollout.evidence import ArmSummary, Evidence
+from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary
 from pitstop.rollout.guardrails import (
     Breach,
     arm_estimates,
@@ -40,6 +40,7 @@ from pitstop.stats import (
     sample_size_margin,
     sequential_sample_ratio_mismatch,
 )
+from pitstop.stats.ratio import paired_ratio_sequence
 from pitstop.stats.results import SRMResult, TestResult
 
 # A shadow failing too often is rejected before any labels, on evidence: at least this many calls and
@@ -115,7 +116,7 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
             f"waiting for labels: {evidence.paired.n} of {shadow.min_labeled} labelled pairs",
             base,
         )
-    return _shadow_verdict(rollout, policy, evidence, base)
+    return _shadow_verdict(rollout, policy, evidence, base, elapsed)
 
 
 def _shadow_failures(
@@ -148,12 +149,46 @@ def _shadow_failures(
     )
 
 
+def shadow_ratio_look(policy: Policy, paired: PairedSummary) -> TestResult | None:
+    """The always-valid bound on the challenger/champion error ratio from the per-user sums (None:
+    fewer than `shadow.min_users` users, no error, or no spread between users to measure)."""
+    shadow = policy.shadow
+    if (
+        paired.users < max(shadow.min_users, 2)
+        or paired.champion_mean is None
+        or paired.challenger_mean is None
+    ):
+        return None
+    champion_sum, challenger_sum = paired.champion_mean * paired.n, paired.challenger_mean * paired.n
+    if champion_sum <= 0 or challenger_sum <= 0:
+        return None
+    try:
+        return paired_ratio_sequence(
+            paired.users,
+            champion_sum,
+            challenger_sum,
+            paired.user_champion_sq,
+            paired.user_challenger_sq,
+            paired.user_cross,
+            tau=shadow.tau,
+            alpha=shadow.alpha,
+            margin=shadow.error_tolerance,
+        )
+    except ValueError:  # zero variance between users: nothing measured to bound the ratio with
+        return None
+
+
 def _shadow_verdict(
-    rollout: RolloutState, policy: Policy, evidence: Evidence, base: dict[str, Any]
+    rollout: RolloutState, policy: Policy, evidence: Evidence, base: dict[str, Any], elapsed: timedelta
 ) -> Decision:
+    """Pass on evidence the error ratio is below the tolerance, reject on evidence it is above; the
+    evidence is a confidence sequence on the per-user (clustered) log ratio, valid at every look, so
+    either verdict is wrong at most `shadow.alpha` of the time however often the controller looks.
+    Neither by `max_duration`: rejected as inconclusive (doubt favours the champion)."""
     shadow, paired = policy.shadow, evidence.paired
     assert paired.champion_mean is not None and paired.challenger_mean is not None
     test = paired_test(policy, evidence)
+    look = shadow_ratio_look(policy, paired)
     ratio = error_ratio(paired.champion_mean, paired.challenger_mean)
     assert ratio is not None
     numbers = {
@@ -161,17 +196,43 @@ def _shadow_verdict(
         "champion_error": paired.champion_mean,
         "challenger_error": paired.challenger_mean,
         "ratio": ratio,
+        "ratio_low": look.details["ratio_low"] if look else None,
+        "ratio_high": look.details["ratio_high"] if look else None,
+        "users": paired.users,
+        "min_users": shadow.min_users,
         "tolerance": shadow.error_tolerance,
+        "ratio_test": look.to_dict() if look else None,
         "test": test.to_dict() if test else None,
     }
-    if ratio > shadow.error_tolerance:
+    bounds = (
+        f"{ratio:.3f} (always-valid {1 - shadow.alpha:.0%} bounds {look.details['ratio_low']:.3f}-"
+        f"{look.details['ratio_high']:.3f}, {paired.users} users)"
+        if look
+        else f"{ratio:.3f} ({paired.users} users of the {shadow.min_users} a bound needs)"
+    )
+    if look is not None and look.ci_low > math.log(shadow.error_tolerance):
         return Decision(
             Action.REJECT,
             "shadow.error_ratio",
             f"on the same {paired.n} live requests the challenger's error {paired.challenger_mean:.4g} is "
-            f"{ratio:.3f} x the champion's {paired.champion_mean:.4g}, above the "
-            f"{shadow.error_tolerance:g} tolerance"
+            f"{bounds} x the champion's {paired.champion_mean:.4g}: above the "
+            f"{shadow.error_tolerance:g} tolerance with confidence"
             + (f" (paired test p = {test.p_value:.3g})" if test else ""),
+            numbers,
+        )
+    if look is None or look.ci_high >= math.log(shadow.error_tolerance):
+        if elapsed >= shadow.max_duration:
+            return Decision(
+                Action.REJECT,
+                "shadow.inconclusive",
+                f"after {describe_span(elapsed)} (max duration reached) the error ratio is {bounds}: "
+                f"not shown below the {shadow.error_tolerance:g} tolerance, the champion stays",
+                numbers,
+            )
+        return Decision(
+            Action.STAY,
+            "shadow.error_ratio_open",
+            f"error ratio {bounds}: not yet shown below or above the {shadow.error_tolerance:g} tolerance",
             numbers,
         )
     served, shadowed = evidence.champion, evidence.shadow
@@ -193,8 +254,8 @@ def _shadow_verdict(
         return failing
     plan = plan_ab_test(policy, evidence)
     verdict = (
-        f"challenger error {ratio:.3f} x champion's on {paired.n} live requests "
-        f"(tolerance {shadow.error_tolerance:g})"
+        f"challenger error {bounds} x champion's on {paired.n} live requests, "
+        f"below the {shadow.error_tolerance:g} tolerance with confidence"
     )
     return Decision(
         Action.ADVANCE,

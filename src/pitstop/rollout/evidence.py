@@ -105,6 +105,13 @@ class PairedSummary:
     diff_mean: float | None = None
     diff_var: float | None = None
     champion_var: float | None = None
+    # Per user i (requests without a user_id are their own user): A_i, B_i the summed champion and
+    # challenger error over the user's pairs; these are sums over users of A_i^2, B_i^2, A_i B_i, for
+    # the clustered (per-user) variance of the error ratio (`pitstop.stats.ratio`).
+    users: int = 0
+    user_champion_sq: float = 0.0
+    user_challenger_sq: float = 0.0
+    user_cross: float = 0.0
     differences: tuple[float, ...] | None = (
         None  # in time order; only loaded for Wilcoxon and Diebold-Mariano
     )

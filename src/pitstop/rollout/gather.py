@@ -297,6 +297,7 @@ def paired_requests(where: ColumnElement[bool]) -> Subquery:
         select(
             first.c.request_id,
             func.min(first.c.time).label("time"),
+            func.max(_unit(first)).label("unit"),
             func.max(case((first.c.arm == "champion", first.c.prediction))).label("a_pred"),
             func.max(case((first.c.arm == "challenger", first.c.prediction))).label("b_pred"),
             func.max(first.c.value).label("value"),
@@ -312,25 +313,46 @@ def paired_requests(where: ColumnElement[bool]) -> Subquery:
 def paired_summary(conn: Connection, window: Window, *, with_differences: bool) -> PairedSummary:
     """Champion and challenger on the same labelled requests (one served, the other in shadow).
 
-    A request counts when both arms predicted it successfully and it has a label.
+    A request counts when both arms predicted it successfully and it has a label. The SQL sums per user
+    first, then over users, so the look reads a handful of numbers: the request-level moments and the
+    per-user sums of squares and cross products the clustered error ratio needs.
     """
     both = paired_requests(_in_window(window))
     joined = select(
         both.c.time,
+        both.c.unit,
         request_error(window.task, both.c.a_pred, both.c.value).label("a"),
         request_error(window.task, both.c.b_pred, both.c.value).label("b"),
     ).subquery()
     d = joined.c.b - joined.c.a
-    n, sum_a, sum_b, sum_d, sum_d2, sum_a2 = conn.execute(
+    per_user = (
         select(
+            func.count().label("n"),
+            func.sum(joined.c.a).label("a"),
+            func.sum(joined.c.b).label("b"),
+            func.sum(d).label("d"),
+            func.sum(d * d).label("dd"),
+            func.sum(joined.c.a * joined.c.a).label("aa"),
+        )
+        .group_by(joined.c.unit)
+        .subquery()
+    )
+    u = per_user.c
+    row = conn.execute(
+        select(
+            func.sum(u.n),
+            func.sum(u.a),
+            func.sum(u.b),
+            func.sum(u.d),
+            func.sum(u.dd),
+            func.sum(u.aa),
             func.count(),
-            func.sum(joined.c.a),
-            func.sum(joined.c.b),
-            func.sum(d),
-            func.sum(d * d),
-            func.sum(joined.c.a * joined.c.a),
+            func.sum(u.a * u.a),
+            func.sum(u.b * u.b),
+            func.sum(u.a * u.b),
         )
     ).one()
+    n, sum_a, sum_b, sum_d, sum_d2, sum_a2, users, user_aa, user_bb, user_ab = row
     n = int(n or 0)
     if n == 0:
         return PairedSummary()
@@ -346,6 +368,10 @@ def paired_summary(conn: Connection, window: Window, *, with_differences: bool) 
         diff_mean=diff_mean,
         diff_var=diff_var,
         champion_var=champion_var,
+        users=int(users),
+        user_champion_sq=float(user_aa),
+        user_challenger_sq=float(user_bb),
+        user_cross=float(user_ab),
         differences=differences,
     )
 

@@ -4,7 +4,8 @@ One topic per module: `arms` (an arm's mean error and its variance, per user or 
 `twosample` (per-user delta-method, Welch, Mann-Whitney), `effect` (relative effect), `decision` (the
 A/B superiority-by-margin rule), `power` (sample sizes), `paired` (shadow: paired t, Wilcoxon,
 Diebold-Mariano), `srm` (sample-ratio mismatch), `failures` (failure rates against the champion's),
-`sequential` (mSPRT, confidence sequences), `cuped`.
+`sequential` (mSPRT, confidence sequences), `ratio` (shadow verdict: the per-user error ratio and its
+always-valid bound), `cuped`.
 Errors are losses (lower is better); every difference and relative effect is challenger minus champion.
 """
 
@@ -35,6 +36,7 @@ from pitstop.stats.power import (
     sample_size_margin,
     sample_size_paired,
 )
+from pitstop.stats.ratio import log_ratio_variance, paired_ratio_sequence
 from pitstop.stats.results import SampleSize, SRMResult, TestResult, Verdict
 from pitstop.stats.sequential import always_valid_p_values, confidence_sequence, log_likelihood_ratio, msprt
 from pitstop.stats.srm import sample_ratio_mismatch, sequential_sample_ratio_mismatch
@@ -68,9 +70,11 @@ __all__ = [
     "diebold_mariano_test",
     "failure_rate_test",
     "log_likelihood_ratio",
+    "log_ratio_variance",
     "mann_whitney_test",
     "mean_difference",
     "msprt",
+    "paired_ratio_sequence",
     "paired_relative_effect",
     "paired_t_from_summary",
     "paired_t_test",
