@@ -65,3 +65,11 @@ def test_inconsistent_sums_are_refused() -> None:
         log_ratio_variance(3, 6.0, 6.0, 14.0, 1.0, 20.0)
     with pytest.raises(ValueError, match="users"):
         log_ratio_variance(1, 6.0, 6.0, 14.0, 12.0, 12.5)
+
+
+def test_a_challenger_predicting_exactly_as_the_champion_has_its_ratio_measured_exactly() -> None:
+    """An equal retrain (identical predictions) left the shadow waiting to max_duration: zero variance
+    raised, and the verdict had no bound (seen in the live demo)."""
+    look = paired_ratio_sequence(40, 400.0, 400.0, 5000.0, 5000.0, 5000.0, tau=0.05, margin=1.05)
+    assert look.details["ratio_low"] == look.details["ratio_high"] == 1.0
+    assert look.ci_high < math.log(1.05) and look.p_value < 1e-300

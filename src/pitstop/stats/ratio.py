@@ -90,15 +90,17 @@ def paired_ratio_sequence(
     """
     alpha = check.alpha_level(alpha)
     null = math.log(check.positive("margin", margin))
-    variance = check.some_variance(
-        log_ratio_variance(users, champion_sum, challenger_sum, champion_sq, challenger_sq, cross)
-    )
+    variance = log_ratio_variance(users, champion_sum, challenger_sum, champion_sq, challenger_sq, cross)
     estimate = math.log(challenger_sum / champion_sum)
     tau2 = check.positive("tau", tau) ** 2
-    half = float(_half_width(np.array([variance]), tau2, alpha)[0])
-    log_lr = 0.5 * math.log(variance / (variance + tau2)) + tau2 * (estimate - null) ** 2 / (
-        2 * variance * (variance + tau2)
-    )
+    if variance == 0:  # every user's challenger errors are r x its champion's (e.g. equal predictions):
+        half = 0.0  # the ratio is measured exactly, and the bound is the ratio itself
+        log_lr = 0.0 if estimate == null else 700.0  # p ~ 1e-304: certain, and finite for JSON
+    else:
+        half = float(_half_width(np.array([variance]), tau2, alpha)[0])
+        log_lr = 0.5 * math.log(variance / (variance + tau2)) + tau2 * (estimate - null) ** 2 / (
+            2 * variance * (variance + tau2)
+        )
     return TestResult(
         method="paired_ratio_sequence",
         statistic=log_lr,
