@@ -211,7 +211,18 @@ def trained(cli, workspace_dir: Path, tmp_path: Path) -> list[str]:  # type: ign
     csv = write_regression_csv(tmp_path / "train.csv")
     assert cli("dataset", "add", "train", csv, "--time-column", "time", *ws).exit_code == 0
     created = cli(
-        "models", "create", "eta", "--task", "regression", "--target", "y", "--time-column", "time", *ws
+        "models",
+        "create",
+        "eta",
+        "--task",
+        "regression",
+        "--target",
+        "y",
+        "--time-column",
+        "time",
+        "--features",
+        "all",
+        *ws,
     )
     assert created.exit_code == 0, created.stderr
     return ws
@@ -235,7 +246,9 @@ def test_bad_time_columns_are_one_line(
 
 
 def test_a_duplicate_model_name_is_one_line(cli, trained: list[str]) -> None:  # type: ignore[no-untyped-def]
-    line = one_line_error(cli("models", "create", "eta", "--task", "regression", "--target", "y", *trained))
+    line = one_line_error(
+        cli("models", "create", "eta", "--task", "regression", "--target", "y", "--features", "all", *trained)
+    )
     assert "'eta' already exists" in line
 
 

@@ -23,7 +23,7 @@ def earlier_demo(folder: Path) -> None:
     (folder / "data").mkdir()
     (folder / "data" / "deliveries.csv").write_text("old\n")
     with Workspace.init(folder) as ws:
-        ws.create_model(MODEL, task="regression", target="delivery_minutes")
+        ws.create_model(MODEL, task="regression", target="delivery_minutes", features="all")
 
 
 @pytest.mark.slow  # its replay times real model calls: a latency guardrail decides one rollout

@@ -34,7 +34,9 @@ def ws(workspace_dir: Path, tmp_path: Path) -> Iterator[Workspace]:
         write_regression_csv(tmp_path / "test.csv", rows=120, seed=2, start="2026-01-10"),
         time_column="time",
     )
-    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    ws.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     yield ws
     ws.close()
 
@@ -115,7 +117,7 @@ def test_classification_gate(workspace_dir: Path, tmp_path: Path) -> None:
             write_classification_csv(tmp_path / "test.csv", seed=2, start="2026-01-10"),
             time_column="time",
         )
-        ws.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+        ws.create_model("churn", task="classification", target="y", features="all", id_columns=["user_id"])
         ws.train("churn", trainer="helpers:logistic_trainer", data="train")
         ws.set_champion("churn", 1, reason="bootstrap")
         ws.train("churn", trainer="helpers:logistic_trainer", data="train", params={"C": 0.001})
@@ -141,7 +143,9 @@ def live_ws(workspace_dir: Path, tmp_path: Path) -> Iterator[Workspace]:
         write_regression_csv(tmp_path / "test.csv", rows=72, seed=2, start=str(today - pd.Timedelta(days=5))),
         time_column="time",
     )
-    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    ws.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     yield ws
     ws.close()
 
@@ -267,7 +271,7 @@ def test_a_non_binary_target_for_a_classifier_is_exit_2(  # type: ignore[no-unty
     cli, live_ws: Workspace, tmp_path: Path
 ) -> None:
     live_ws.add_dataset("labels", write_classification_csv(tmp_path / "c.csv"), time_column="time")
-    live_ws.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    live_ws.create_model("churn", task="classification", target="y", features="all", id_columns=["user_id"])
     live_ws.train("churn", trainer="helpers:logistic_trainer", data="labels")
     result = cli("gate", "churn", "1", "--test-set", "test", "-w", live_ws.path)  # `y` is continuous there
     assert result.exit_code == 2
@@ -316,7 +320,9 @@ def leak_ws(workspace_dir: Path, tmp_path: Path, request: pytest.FixtureRequest)
     ws = Workspace(workspace_dir)
     ws.add_dataset("train", tmp_path / "train-leak.csv", time_column="time")
     ws.add_dataset("test", tmp_path / "test-leak.csv", time_column="time")
-    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    ws.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     yield ws
     ws.close()
 
@@ -442,7 +448,9 @@ def test_a_first_model_far_better_than_a_linear_fit_is_held_for_review(  # type:
     with Workspace(workspace_dir) as ws:
         ws.add_dataset("train", tmp_path / "train-ab.csv", time_column="time")
         ws.add_dataset("test", tmp_path / "test-ab.csv", time_column="time")
-        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.create_model(
+            "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+        )
         ws.train(
             "eta", trainer="pitstop.demo.trainers:gradient_boosting", data="train", params={"max_iter": 60}
         )

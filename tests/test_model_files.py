@@ -59,7 +59,9 @@ HMAC_SECRET = "4f1c0a8e9b7d6c5e3a2f1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e"
 def ws(workspace: Workspace, tmp_path: Path) -> Workspace:
     """A workspace with training data and a regression model `eta` (pickles not allowed)."""
     workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"), time_column="time")
-    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     return workspace
 
 
@@ -227,6 +229,8 @@ def test_models_create_allow_pickle_is_recorded(cli, workspace_dir: Path) -> Non
         "regression",
         "--target",
         "y",
+        "--features",
+        "all",
         "--allow-pickle",
         "-w",
         workspace_dir,
@@ -432,7 +436,9 @@ def test_a_copied_workspace_loads_its_own_artifact_files(
     csv = write_regression_csv(tmp_path / "train.csv")
     with Workspace.init(tmp_path / "original") as ws:
         ws.add_dataset("train", csv, time_column="time")
-        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.create_model(
+            "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+        )
         version = ws.register("eta", fit_regression_artifact(csv, tmp_path / "m.joblib"), train_data="train")
     assert not Path(version.artifact_uri).is_absolute() and version.artifact_uri.startswith("models/")
     shutil.copytree(tmp_path / "original", tmp_path / "copy")

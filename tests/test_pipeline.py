@@ -27,7 +27,9 @@ def ws(workspace_dir: Path, tmp_path: Path) -> Iterator[Workspace]:
     ws.add_dataset("train", train, time_column="time")
     test = write_regression_csv(tmp_path / "test.csv", rows=120, seed=2, start="2026-01-10")
     ws.add_dataset("test", test, time_column="time")
-    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    ws.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     artifact = fit_regression_artifact(train, tmp_path / "m.joblib")
     ws.register("eta", artifact, train_data="train")
     ws.register("eta", artifact, train_data="train")

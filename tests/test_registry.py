@@ -30,7 +30,9 @@ from pitstop.workspace import Workspace
 def registered(workspace: Workspace, tmp_path: Path) -> Workspace:
     csv = write_regression_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv, time_column="time")
-    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     artifact = fit_regression_artifact(csv, tmp_path / "m.joblib")
     workspace.register(
         "eta", artifact, train_data="train", params={"alpha": 0.1}, feature_pipeline_version="fp-1"
@@ -95,7 +97,9 @@ def test_a_moved_workspace_keeps_its_models_and_datasets(
     csv = write_regression_csv(tmp_path / "train.csv")
     with Workspace.init(tmp_path / "before") as ws:
         ws.add_dataset("train", csv, time_column="time")
-        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.create_model(
+            "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+        )
         ws.register("eta", fit_regression_artifact(csv, tmp_path / "m.joblib"), train_data="train")
     (tmp_path / "before").rename(tmp_path / "after")
     with Workspace(tmp_path / "after") as moved:
@@ -105,7 +109,7 @@ def test_a_moved_workspace_keeps_its_models_and_datasets(
 
 def test_duplicate_model_is_refused(registered: Workspace) -> None:
     with pytest.raises(AlreadyExistsError, match="already exists"):
-        registered.create_model("eta", task="regression", target="y")
+        registered.create_model("eta", task="regression", target="y", features="all")
 
 
 def test_unknown_model_and_version(registered: Workspace) -> None:
@@ -124,9 +128,9 @@ def test_feature_may_not_be_the_target(workspace: Workspace) -> None:
 
 def test_bad_task_and_name(workspace: Workspace) -> None:
     with pytest.raises(UsageError, match="regression or classification"):
-        workspace.create_model("m", task="ranking", target="y")
+        workspace.create_model("m", task="ranking", target="y", features="all")
     with pytest.raises(UsageError, match="invalid model name"):
-        workspace.create_model("Bad Name!", task="regression", target="y")
+        workspace.create_model("Bad Name!", task="regression", target="y", features="all")
 
 
 def test_artifact_without_predict_is_refused_and_nothing_stored(workspace: Workspace, tmp_path: Path) -> None:
@@ -134,7 +138,7 @@ def test_artifact_without_predict_is_refused_and_nothing_stored(workspace: Works
 
     csv = write_regression_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv)
-    workspace.create_model("eta", task="regression", target="y")
+    workspace.create_model("eta", task="regression", target="y", features="all")
     joblib.dump({"not": "a model"}, tmp_path / "bad.joblib")
     with pytest.raises(UsageError, match="no predict method"):
         workspace.register("eta", tmp_path / "bad.joblib", train_data="train")
@@ -147,7 +151,7 @@ def test_artifact_without_predict_is_refused_and_nothing_stored(workspace: Works
 def test_classifier_needs_predict_proba(workspace: Workspace, tmp_path: Path) -> None:
     csv = write_classification_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv)
-    workspace.create_model("churn", task="classification", target="y")
+    workspace.create_model("churn", task="classification", target="y", features="all")
     regressor = fit_regression_artifact(csv, tmp_path / "r.joblib")
     with pytest.raises(UsageError, match="predict_proba"):
         workspace.register("churn", regressor, train_data="train")
@@ -158,7 +162,7 @@ def test_classifier_needs_predict_proba(workspace: Workspace, tmp_path: Path) ->
 def test_training_data_missing_the_target_is_refused(workspace: Workspace, tmp_path: Path) -> None:
     csv = write_regression_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv)
-    workspace.create_model("eta", task="regression", target="minutes")
+    workspace.create_model("eta", task="regression", target="minutes", features="all")
     with pytest.raises(UsageError, match="missing column"):
         workspace.register("eta", fit_regression_artifact(csv, tmp_path / "m.joblib"), train_data="train")
 
@@ -241,7 +245,9 @@ def test_register_records_the_as_of_cutoff_and_trains_window_before_it(
 ) -> None:
     csv = write_regression_csv(tmp_path / "train.csv")  # hourly rows from 2026-01-01T00:00Z
     workspace.add_dataset("train", csv, time_column="time")
-    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     artifact = fit_regression_artifact(csv, tmp_path / "m.joblib")
     version = workspace.register(
         "eta", artifact, train_data="train", as_of=pd.Timestamp("2026-01-02", tz="UTC")
@@ -258,7 +264,9 @@ def test_an_fsspec_artifact_store_holds_models_and_datasets(workspace_dir: Path,
     csv = write_regression_csv(tmp_path / "train.csv")
     with Workspace(workspace_dir) as ws:
         snapshot, _ = ws.add_dataset("train", csv, time_column="time")
-        ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.create_model(
+            "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+        )
         version = ws.register("eta", fit_regression_artifact(csv, tmp_path / "m.joblib"), train_data="train")
         assert snapshot.uri.startswith("datasets/") and version.artifact_uri.startswith("models/")
         assert ws.artifacts.location(version.artifact_uri).startswith(f"file://{store}/models/")

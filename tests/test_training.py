@@ -23,7 +23,9 @@ from pitstop.workspace import Workspace
 @pytest.fixture
 def ready(workspace: Workspace, tmp_path: Path) -> Workspace:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv", rows=240), time_column="time")
-    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     return workspace
 
 
@@ -75,14 +77,14 @@ def test_bad_trainers_fail_clearly_and_register_nothing(ready: Workspace, traine
 
 def test_classification_needs_a_binary_target(workspace: Workspace, tmp_path: Path) -> None:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"))
-    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    workspace.create_model("churn", task="classification", target="y", features="all", id_columns=["user_id"])
     with pytest.raises(UsageError, match="binary target"):
         workspace.train("churn", trainer="helpers:logistic_trainer", data="train")
 
 
 def test_classification_trains_on_a_binary_target(workspace: Workspace, tmp_path: Path) -> None:
     workspace.add_dataset("train", write_classification_csv(tmp_path / "train.csv"), time_column="time")
-    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    workspace.create_model("churn", task="classification", target="y", features="all", id_columns=["user_id"])
     version = workspace.train("churn", trainer="helpers:logistic_trainer", data="train")
     assert version.lineage["features"] == ["a", "b"]
 
@@ -110,7 +112,20 @@ def test_reproduce_needs_a_recorded_trainer(ready: Workspace, tmp_path: Path) ->
 def test_train_cli(cli, workspace_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ws = ["-w", str(workspace_dir)]
     cli("dataset", "add", "train", write_regression_csv(tmp_path / "t.csv"), "--time-column", "time", *ws)
-    cli("models", "create", "eta", "--task", "regression", "--target", "y", "--id-columns", "user_id", *ws)
+    cli(
+        "models",
+        "create",
+        "eta",
+        "--task",
+        "regression",
+        "--target",
+        "y",
+        "--id-columns",
+        "user_id",
+        "--features",
+        "all",
+        *ws,
+    )
     trained = cli(
         "train",
         "eta",
@@ -290,7 +305,9 @@ def test_reproduce_of_an_unimportable_trainer_names_the_recorded_trainer(
 
 def _without_when(workspace: Workspace, tmp_path: Path) -> Workspace:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"), time_column="time")
-    workspace.create_model("eta", task="regression", target="y", time_column="when", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", features="all", time_column="when", id_columns=["user_id"]
+    )
     return workspace
 
 
@@ -323,7 +340,9 @@ def test_derived_features_leave_out_target_time_columns_and_ids(workspace: Works
     frame["when"] = frame["time"]  # the model's time column; `time` stays the dataset's own
     frame.to_csv(tmp_path / "d.csv", index=False)
     workspace.add_dataset("train", tmp_path / "d.csv", time_column="time")
-    workspace.create_model("eta", task="regression", target="y", time_column="when", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", features="all", time_column="when", id_columns=["user_id"]
+    )
     version = workspace.train("eta", trainer="helpers:spy_trainer", data="train")
     assert helpers.SPY["columns"] == ["a", "b"] and version.lineage["features"] == ["a", "b"]
     assert version.lineage["training_window"]["time_column"] == "when"
@@ -334,7 +353,7 @@ def test_missing_target_values_are_an_input_error(workspace: Workspace, tmp_path
     frame.loc[[3, 7], "y"] = None
     frame.to_csv(tmp_path / "d.csv", index=False)
     workspace.add_dataset("train", tmp_path / "d.csv", time_column="time")
-    workspace.create_model("eta", task="regression", target="y", id_columns=["user_id"])
+    workspace.create_model("eta", task="regression", target="y", features="all", id_columns=["user_id"])
     with pytest.raises(UsageError, match=r"target column 'y' has 2 missing value\(s\) in 200 rows"):
         workspace.train("eta", trainer="helpers:linear_trainer", data="train")
     assert workspace.versions("eta") == []
@@ -344,7 +363,7 @@ def test_a_misspelt_id_column_is_refused_so_the_real_one_cannot_become_a_feature
     workspace: Workspace, tmp_path: Path
 ) -> None:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "d.csv"), time_column="time")
-    workspace.create_model("eta", task="regression", target="y", id_columns=["usr_id"])
+    workspace.create_model("eta", task="regression", target="y", features="all", id_columns=["usr_id"])
     with pytest.raises(UsageError, match=r"has no column 'usr_id', an id column of model 'eta'"):
         workspace.train("eta", trainer="helpers:linear_trainer", data="train")
     assert workspace.versions("eta") == []
@@ -352,7 +371,9 @@ def test_a_misspelt_id_column_is_refused_so_the_real_one_cannot_become_a_feature
 
 def test_as_of_without_any_time_column_says_how_to_add_one(workspace: Workspace, tmp_path: Path) -> None:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "d.csv"))
-    workspace.create_model("eta", task="regression", target="y", id_columns=["user_id", "time"])
+    workspace.create_model(
+        "eta", task="regression", target="y", features="all", id_columns=["user_id", "time"]
+    )
     with pytest.raises(UsageError, match=r"--as-of needs a time column.*dataset add NAME FILE --time-column"):
         workspace.train(
             "eta", trainer="helpers:linear_trainer", data="train", as_of=pd.Timestamp("2026-01-03", tz="UTC")
@@ -396,7 +417,7 @@ def test_a_classification_trainer_result_without_predict_proba_says_it_needs_one
 ) -> None:
     module = here(RESULT_TRAINERS)
     workspace.add_dataset("train", write_classification_csv(tmp_path / "train.csv"), time_column="time")
-    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    workspace.create_model("churn", task="classification", target="y", features="all", id_columns=["user_id"])
     with pytest.raises(UsageError) as raised:
         workspace.train("churn", trainer=f"{module}:regressor", data="train")
     assert str(raised.value) == (

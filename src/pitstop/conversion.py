@@ -141,5 +141,10 @@ def _gate_test_set(version: registry.VersionInfo) -> str | None:
 
 
 def _training_data(version: registry.VersionInfo) -> str:
-    source = next(d for d in version.lineage.get("datasets", []) if d["role"] == "train")
+    source = next((d for d in version.lineage.get("datasets", []) if d["role"] == "train"), None)
+    if source is None:  # its training data is a reference (`data_refs`), not a dataset pitstop holds
+        raise UsageError(
+            f"{version.model} version {version.version} names its training data by reference and has "
+            "no gate result: give --data NAME, a dataset with its features, to compare predictions on"
+        )
     return f"{source['name']}:{source['version']}"

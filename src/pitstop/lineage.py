@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from pitstop.data_refs import DataReference, check_commit
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.registry import ModelInfo
 
@@ -46,6 +47,16 @@ def code_commit(cwd: Path | None = None) -> dict[str, str | bool]:
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": False}
     return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def given_commit(commit: str, cwd: Path | None = None) -> dict[str, Any]:
+    """The code commit the caller gives (`--code-commit`), for a model trained elsewhere; the folder's
+    own checkout, when there is one and it differs, is kept beside it."""
+    recorded: dict[str, Any] = {"commit": check_commit(commit), "dirty": False, "given": True}
+    here = code_commit(cwd)
+    if here["commit"] not in ("unknown", recorded["commit"]):
+        recorded["folder"] = here
+    return recorded
 
 
 def environment() -> dict[str, object]:
@@ -89,6 +100,30 @@ def build_lineage(
         "params": params,
         "features": features,
         "feature_types": {c: str(rows[c].dtype) for c in features},
+        "feature_pipeline_version": feature_pipeline_version,
+        "code": code_commit(),
+        "environment": environment(),
+        "trainer": None,
+    }
+
+
+def reference_lineage(
+    reference: DataReference,
+    features: list[str],
+    params: dict[str, Any],
+    feature_pipeline_version: str | None,
+    as_of: pd.Timestamp | None,
+) -> dict[str, Any]:
+    """The lineage of a version whose training data is named by reference (`data_refs`): no dataset
+    snapshot, so no training window or feature types; the reference (location, hash) instead."""
+    return {
+        "datasets": [],
+        "data_reference": reference.to_dict(),
+        "training_window": {"start": None, "end": None, "rows": None, "time_column": None},
+        "as_of": as_of.isoformat() if as_of is not None else None,
+        "params": params,
+        "features": features,
+        "feature_types": {},
         "feature_pipeline_version": feature_pipeline_version,
         "code": code_commit(),
         "environment": environment(),

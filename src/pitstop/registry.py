@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from pitstop import signing
+from pitstop import model_metadata, signing
 from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
 from pitstop.events import record_event
 from pitstop.store.tables import aliases, model_versions, models
@@ -47,6 +47,14 @@ class ModelInfo:
     created_by: str
     aliases: dict[str, int] = field(default_factory=dict)
     allow_pickle: bool = False  # its versions may be pickles (joblib), which can run any code
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    archived: Archived | None = None  # set while the model is retired
+
+    def refuse_if_archived(self, doing: str) -> None:
+        """An archived model takes no new versions, rollouts or routes: `doing` names the refused act."""
+        if self.archived is not None:
+            raise ModelArchivedError(self.name, self.archived, doing)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +68,34 @@ class ModelInfo:
             "created_by": self.created_by,
             "aliases": self.aliases,
             "allow_pickle": self.allow_pickle,
+            "description": self.description,
+            "metadata": self.metadata,
+            "archived": self.archived.to_dict() if self.archived else None,
         }
+
+
+@dataclass(frozen=True)
+class Archived:
+    """When, by whom and why a model was archived."""
+
+    at: datetime
+    by: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "by": self.by, "reason": self.reason}
+
+
+class ModelArchivedError(ConflictError):
+    """A new version, rollout or route asked of an archived model."""
+
+    def __init__(self, model: str, archived: Archived, doing: str) -> None:
+        self.model, self.archived = model, archived
+        super().__init__(
+            f"model {model!r} is archived ({archived.at:%Y-%m-%dT%H:%M:%SZ} by {archived.by}: "
+            f"{archived.reason}), so it takes no {doing}; unarchive it first with "
+            f"`pitstop models unarchive {model} --reason …`"
+        )
 
 
 @dataclass(frozen=True)
@@ -122,12 +157,16 @@ def create_model(
     now: datetime,
     actor: str,
     allow_pickle: bool = False,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> ModelInfo:
     """Record a model's schema (and whether its versions may be pickles). Feature columns may be left
     for the first version to fix."""
     validate_name("model", name)
     if features is not None:
         _check_feature_columns(features, target, time_column, id_columns)
+    description = model_metadata.check_description(description)
+    metadata = model_metadata.check(metadata or {})
     try:
         with conn.begin_nested():
             result = conn.execute(
@@ -141,6 +180,8 @@ def create_model(
                     created_at=now,
                     created_by=actor,
                     allow_pickle=allow_pickle,
+                    description=description,
+                    metadata=metadata,
                 )
             )
     except IntegrityError:
@@ -192,8 +233,12 @@ def get_model(conn: Connection, name: str, *, for_update: bool = False) -> Model
     return _model_from_row(row, current_aliases(conn, row.id))
 
 
-def list_models(conn: Connection) -> list[ModelInfo]:
-    rows = conn.execute(select(models).order_by(models.c.name)).all()
+def list_models(conn: Connection, *, include_archived: bool = True) -> list[ModelInfo]:
+    """Every model by name; archived ones unless not `include_archived` (they are still served)."""
+    query = select(models).order_by(models.c.name)
+    if not include_archived:
+        query = query.where(models.c.archived_at.is_(None))
+    rows = conn.execute(query).all()
     return [_model_from_row(row, current_aliases(conn, row.id)) for row in rows]
 
 
@@ -210,6 +255,11 @@ def _model_from_row(row: Any, alias_map: dict[str, int]) -> ModelInfo:
         created_by=row.created_by,
         aliases=alias_map,
         allow_pickle=bool(row.allow_pickle),
+        description=row.description,
+        metadata=dict(row.metadata or {}),
+        archived=None
+        if row.archived_at is None
+        else Archived(row.archived_at, row.archived_by or "unknown", row.archive_reason or ""),
     )
 
 
@@ -235,9 +285,9 @@ def add_version(
     number: int | None = None,
 ) -> VersionInfo:
     """Register the next version number of `model` (or `number`, when copying a version from another
-    store); the model row is locked so numbers never collide. `signer` signs the new version; a copied
-    version keeps its `signature` instead."""
-    get_model(conn, model.name, for_update=True)
+    store); the model row is locked so numbers never collide, and an archived model refuses it.
+    `signer` signs the new version; a copied version keeps its `signature` instead."""
+    get_model(conn, model.name, for_update=True).refuse_if_archived("new versions")
     latest = conn.execute(
         select(func.max(model_versions.c.version)).where(model_versions.c.model_id == model.id)
     ).scalar()

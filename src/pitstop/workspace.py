@@ -15,11 +15,12 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from pitstop import datasets as ds
-from pitstop import model_files, registry, signing, training
+from pitstop import feature_choice, model_files, model_lifecycle, package_drift, registry, signing, training
 from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
 from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
 from pitstop.config import database_url as resolve_database_url
+from pitstop.data_refs import DataReference
 from pitstop.errors import (
     ArtifactIntegrityError,
     ConflictError,
@@ -31,8 +32,9 @@ from pitstop.errors import (
 )
 from pitstop.events import Event, list_events
 from pitstop.gating import GateReport, run_gate
-from pitstop.lineage import build_lineage, current_actor
+from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
 from pitstop.model_files import ModelFormat, PickleRefusedError, UntrustedTypesError
+from pitstop.package_drift import PackageDrift
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
 from pitstop.scoring import check_estimator, checked_predictions
 from pitstop.store.engine import (
@@ -235,17 +237,32 @@ class Workspace:
         task: Task | str,
         target: str,
         time_column: str | None = None,
-        features: list[str] | None = None,
+        features: feature_choice.Features | None = None,
         id_columns: list[str] | None = None,
+        data: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
         allow_pickle: bool = False,
         actor: str | None = None,
     ) -> ModelInfo:
-        """Record a new model's schema; `allow_pickle` lets its versions be pickles (joblib) when skops
-        cannot store them, and lets pickled versions load (with a warning)."""
+        """Record a new model's schema, with an optional description and free metadata (strings).
+        `allow_pickle` lets its versions be pickles (joblib) when skops cannot store them, and lets
+        pickled versions load (with a warning).
+
+        `features` is a list of columns, or `"all"`: every column of dataset `data` (`NAME[:VERSION]`)
+        but the target, time and id columns, or without `data`, of the first version's training data.
+        Without `features` it refuses (`FeaturesNotChosenError`), listing the candidates of `data`, else
+        of the newest dataset holding the target: nothing is guessed."""
         try:
             task = Task(task)
         except ValueError:
             raise UsageError(f"--task: must be regression or classification, got {task!r}") from None
+        ids = list(id_columns or [])
+        snapshot = self.dataset(data) if data is not None else None
+        if features is None and snapshot is None:  # only to list the candidates in the refusal
+            snapshot = feature_choice.holding(self.datasets(), target)
+        reserved = feature_choice.Reserved(target, time_column, tuple(ids))
+        chosen = feature_choice.resolve(name, features, snapshot, reserved)
         with self.writing() as conn:
             return registry.create_model(
                 conn,
@@ -253,11 +270,13 @@ class Workspace:
                 task=task,
                 target=target,
                 time_column=time_column,
-                features=features,
-                id_columns=list(id_columns or []),
+                features=chosen,
+                id_columns=ids,
                 now=self.clock.now(),
                 actor=actor or current_actor(),
                 allow_pickle=allow_pickle,
+                description=description,
+                metadata=metadata,
             )
 
     def allow_pickle(
@@ -272,9 +291,59 @@ class Workspace:
                 conn, info, allow, now=self.clock.now(), actor=actor or current_actor(), reason=reason
             )
 
-    def models(self) -> list[ModelInfo]:
+    def update_model(
+        self,
+        model: str,
+        *,
+        description: str | None = None,
+        metadata: dict[str, str | None] | None = None,
+        actor: str | None = None,
+    ) -> ModelInfo:
+        """Change the description (`""` clears it) and metadata (a None value removes the key); an event
+        records before and after."""
+        with self.writing() as conn:
+            return model_lifecycle.update(
+                conn,
+                model,
+                description=description,
+                metadata=metadata,
+                now=self.clock.now(),
+                actor=actor or current_actor(),
+            )
+
+    def archive_model(self, model: str, *, reason: str, actor: str | None = None) -> ModelInfo:
+        """Retire a model with no active rollout: hidden from `models()`, no new versions, rollouts or
+        routes; its versions, events and predictions are kept, and it is still served. An event."""
+        from pitstop.rollout.records import active_rollout
+
+        if not reason.strip():
+            raise UsageError("--reason: say why the model is archived")
+        with self.writing() as conn:
+            info = registry.get_model(conn, model, for_update=True)
+            running = active_rollout(conn, info.id)
+            if running is not None:
+                raise ConflictError(
+                    f"rollout {running.state.id} of {model!r} is active ({running.state.phase}, challenger "
+                    f"v{running.state.challenger_version}): end it first with `pitstop rollout abort "
+                    f"{model} --reason …` (or wait for it), then archive the model"
+                )
+            return model_lifecycle.archive(
+                conn, model, reason=reason.strip(), now=self.clock.now(), actor=actor or current_actor()
+            )
+
+    def unarchive_model(self, model: str, *, reason: str, actor: str | None = None) -> ModelInfo:
+        """Undo `archive_model`: the model takes versions, rollouts and routes again. An event."""
+        if not reason.strip():
+            raise UsageError("--reason: say why the model is brought back")
+        with self.writing() as conn:
+            return model_lifecycle.unarchive(
+                conn, model, reason=reason.strip(), now=self.clock.now(), actor=actor or current_actor()
+            )
+
+    def models(self, *, include_archived: bool = False) -> list[ModelInfo]:
+        """Every model by name; archived ones only with `include_archived`."""
         with self.reading() as conn:
-            return registry.list_models(conn)
+            return registry.list_models(conn, include_archived=include_archived)
 
     def model(self, name: str) -> ModelInfo:
         with self.reading() as conn:
@@ -293,19 +362,46 @@ class Workspace:
         model: str,
         artifact: str | Path,
         *,
-        train_data: str,
+        train_data: str | None = None,
+        train_data_ref: DataReference | None = None,
         params: dict[str, Any] | None = None,
         feature_pipeline_version: str | None = None,
         as_of: pd.Timestamp | None = None,
+        code_commit: str | None = None,
         allow_pickle: bool = False,
         actor: str | None = None,
     ) -> VersionInfo:
         """Register an externally trained model file (skops, or joblib read here) as the next version of
         `model`, with its lineage. It is stored with skops; as a pickle only when skops cannot store it
-        and the model allows pickles, or `allow_pickle` allows them for it from this version on."""
+        and the model allows pickles, or `allow_pickle` allows them for it from this version on.
+
+        The training data is a registered dataset (`train_data`, NAME[:VERSION]) or a reference
+        (`train_data_ref`, from `data_refs.by_uri` or `data_refs.from_dvc`), not both. `code_commit`
+        records the commit the model was trained from (7-40 hex digits) instead of this folder's."""
+        if (train_data is None) == (train_data_ref is None):
+            raise UsageError(
+                "give the training data once: --train-data NAME (a registered dataset), or by reference "
+                "--train-data-uri URI with --train-data-sha256 HEX, or --dvc-file FILE"
+            )
+        code = given_commit(code_commit) if code_commit is not None else None
         artifact_path = Path(artifact)
         info = self.model(model)
+        info.refuse_if_archived("new versions")
         estimator = _load_artifact_file(artifact_path)
+        if train_data_ref is not None:
+            return self._register_referenced(
+                info,
+                estimator,
+                str(artifact_path),
+                train_data_ref,
+                params=params or {},
+                feature_pipeline_version=feature_pipeline_version,
+                as_of=as_of,
+                code=code,
+                allow_pickle=allow_pickle,
+                actor=actor,
+            )
+        assert train_data is not None
         snapshot = self.dataset(train_data)
         return self._register_estimator(
             info,
@@ -319,6 +415,7 @@ class Workspace:
             trainer=None,
             allow_pickle=allow_pickle,
             actor=actor,
+            code=code,
         )
 
     def train(
@@ -336,6 +433,7 @@ class Workspace:
         """Train on the rows of `data` strictly before `as_of`; register the result as the next version
         (stored with skops; as a pickle only as `register` says)."""
         info = self.model(model)
+        info.refuse_if_archived("new versions")  # before training, not after
         snapshot = self.dataset(data)
         frame = self.dataset_frame(snapshot.ref)
         time_column = training.time_column_of(info, snapshot, frame.columns)
@@ -410,9 +508,11 @@ class Workspace:
         trainer: str | None,
         allow_pickle: bool,
         actor: str | None,
+        code: dict[str, Any] | None = None,
     ) -> VersionInfo:
         """Store and record the version; a pickle only if the model allows them or `allow_pickle` does
-        (then, in the same transaction, the model allows pickles from now on: an event)."""
+        (then, in the same transaction, the model allows pickles from now on: an event). `code`
+        replaces the folder's commit (`--code-commit`)."""
         check_estimator(estimator, info.task, source)
         time_column = training.time_column_of(info, snapshot, frame.columns)
         features = training.features_for(info, snapshot, frame.columns)
@@ -422,6 +522,51 @@ class Workspace:
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
         )
         lineage["trainer"] = trainer
+        if code is not None:
+            lineage["code"] = code
+        return self._store_version(info, estimator, source, lineage, allow_pickle=allow_pickle, actor=actor)
+
+    def _register_referenced(
+        self,
+        info: ModelInfo,
+        estimator: Any,
+        source: str,
+        reference: DataReference,
+        *,
+        params: dict[str, Any],
+        feature_pipeline_version: str | None,
+        as_of: pd.Timestamp | None,
+        code: dict[str, Any] | None,
+        allow_pickle: bool,
+        actor: str | None,
+    ) -> VersionInfo:
+        """Store and record a version whose training data is named by reference: the model's declared
+        features are its features (no data here to take them from)."""
+        check_estimator(estimator, info.task, source)
+        if info.features is None:
+            raise UsageError(
+                f"model {info.name!r} has no feature list yet (created with --features all, which its "
+                "first version's training data fixes, and a reference holds no columns pitstop can "
+                "read): register its first version with --train-data NAME, or create a model with a "
+                "--features list"
+            )
+        lineage = reference_lineage(reference, info.features, params, feature_pipeline_version, as_of)
+        if code is not None:
+            lineage["code"] = code
+        return self._store_version(info, estimator, source, lineage, allow_pickle=allow_pickle, actor=actor)
+
+    def _store_version(
+        self,
+        info: ModelInfo,
+        estimator: Any,
+        source: str,
+        lineage: dict[str, Any],
+        *,
+        allow_pickle: bool,
+        actor: str | None,
+    ) -> VersionInfo:
+        """Write the model file and record the version (fixing the model's features at its first)."""
+        features = list(lineage["features"])
         with tempfile.TemporaryDirectory(prefix="pitstop-model-") as folder:
             pickle_ok = info.allow_pickle or allow_pickle
             saved = training.save(estimator, Path(folder), source, allow_pickle=pickle_ok)
@@ -472,24 +617,30 @@ class Workspace:
         `allow_pickle`, as `convert` does for the version it replaces)."""
         info = self.model(model)
         version, data = self.verified_artifact(model, ref)
+        who = f"{model} version {version.version}"
         try:
             with training.current_folder_importable():  # its classes may live in the trainer's module
-                return model_files.load(
+                loaded = model_files.load(
                     data,
                     ModelFormat(version.format),
                     version.trusted_types,
                     model=model,
                     allow_pickle=info.allow_pickle if allow_pickle is None else allow_pickle,
-                    who=f"{model} version {version.version}",
+                    who=who,
                     warn=allow_pickle is None,  # a caller that decides itself has warned already
                 )
         except (UntrustedTypesError, PickleRefusedError):
             raise
         except Exception as error:  # loading imports the classes' modules: anything may fail
             raise UsageError(
-                f"{model} version {version.version} cannot be loaded ({describe(error)})"
-                f"{training.load_hint(error)}"
+                f"{who} cannot be loaded ({describe(error)}){training.load_hint(error)}"
             ) from None
+        package_drift.check(version.lineage, who)  # every load says so; it never refuses
+        return loaded
+
+    def package_drift(self, model: str, ref: str | int) -> list[PackageDrift]:
+        """The packages in the version's lineage whose installed major.minor version differs here."""
+        return package_drift.of_lineage(self.version(model, ref).lineage)
 
     def sign(self, model: str, ref: str | int, *, actor: str | None = None) -> VersionInfo:
         """Sign a version with the configured signing key, after checking its file's sha256."""
@@ -536,6 +687,7 @@ class Workspace:
         now, actor = self.clock.now(), actor or current_actor()
         with self.writing() as conn:
             info = registry.get_model(conn, model, for_update=True)
+            info.refuse_if_archived("new champion (it changes the routing)")
             number = registry.get_version(conn, info, version).version
             if number != info.aliases.get(Alias.CHAMPION.value):
                 _refuse_during_rollout(conn, info)

@@ -51,7 +51,7 @@ PUNCTUATION_FIRST = re.compile(r"[^\w\s-]|_")  # a line may start with a minus s
 
 @pytest.fixture
 def history_ws(workspace: Workspace) -> Iterator[Workspace]:
-    workspace.create_model("eta", task="regression", target="y")
+    workspace.create_model("eta", task="regression", target="y", features="all")
     with workspace.writing() as conn:
         model_id = registry.get_model(conn, "eta").id
         for data in EVENTS:

@@ -48,7 +48,9 @@ def routed(workspace_dir: Path, tmp_path: Path) -> Iterator[Workspace]:
     train = _with_fractional_times(tmp_path / "train.csv", "2026-01-01")
     ws.add_dataset("train", train, time_column="time")
     ws.add_dataset("test", _with_fractional_times(tmp_path / "test.csv", "2026-02-20"), time_column="time")
-    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    ws.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     for version in (1, 2):
         ws.register(
             "eta", fit_regression_artifact(train, tmp_path / f"m{version}.joblib"), train_data="train"

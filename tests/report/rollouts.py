@@ -42,7 +42,9 @@ def rollout_workspace(
     ws = Workspace(folder, clock=ManualClock(START), database_url=database_url)
     csv = write_regression_csv(scratch / "train.csv", rows=300)
     ws.add_dataset("train", csv, time_column="time")
-    ws.create_model(MODEL, task="regression", target="y", time_column="time", id_columns=["user_id"])
+    ws.create_model(
+        MODEL, task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     frame = pd.read_csv(csv)
     base = LinearRegression().fit(frame[["a", "b"]], frame["y"])
     for offset in (1.0, 0.0, 3.0):

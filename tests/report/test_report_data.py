@@ -286,7 +286,7 @@ def test_report_data_is_plain_json(promoted: ReportData) -> None:
 
 
 def test_a_model_without_rollouts_is_a_clear_not_found(workspace: Workspace) -> None:
-    workspace.create_model("fresh", task="regression", target="y", id_columns=["user_id"])
+    workspace.create_model("fresh", task="regression", target="y", features="all", id_columns=["user_id"])
     with pytest.raises(NotFoundError, match="no rollout to report on yet"):
         report_data(workspace, "fresh")
     with pytest.raises(NotFoundError, match="model 'fresh' has no rollout 99; it has none yet"):

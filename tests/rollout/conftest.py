@@ -107,7 +107,9 @@ def rollout_ws(workspace_dir: Path, tmp_path: Path, policy_yaml: str) -> Iterato
     ws = Workspace(workspace_dir, clock=ManualClock(START))
     csv = write_regression_csv(tmp_path / "train.csv", rows=300)
     ws.add_dataset("train", csv, time_column="time")
-    ws.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    ws.create_model(
+        "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     base = fit_base(tmp_path)
     for offset in (1.0, 0.0, 3.0):
         register_model(ws, OffsetModel(base, offset), tmp_path / f"m{offset}.joblib")

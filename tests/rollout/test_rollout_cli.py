@@ -213,7 +213,7 @@ def test_a_missing_rollout_id_names_the_model_and_its_rollouts(cli, rollout_ws: 
     first = rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="one").state.id
     rollout_ws.abort("eta", reason="done")
     second = rollout_ws.start_rollout("eta", 3, skip_gate=True, reason="two").state.id
-    rollout_ws.create_model("churn", task="regression", target="y", id_columns=["user_id"])
+    rollout_ws.create_model("churn", task="regression", target="y", features="all", id_columns=["user_id"])
     for command in ("status", "history"):
         missing = cli("rollout", command, "eta", "--rollout", "9", *ws)
         assert missing.exit_code == 2, command

@@ -50,7 +50,9 @@ class Served:
 def served(workspace: Workspace, tmp_path: Path) -> Served:
     csv = write_regression_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv, time_column="time")
-    workspace.create_model(MODEL, task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.create_model(
+        MODEL, task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
     workspace.register(MODEL, fit_regression_artifact(csv, tmp_path / "v1.joblib"), train_data="train")
     csv2 = write_regression_csv(tmp_path / "train2.csv", seed=1)
     workspace.register(MODEL, fit_regression_artifact(csv2, tmp_path / "v2.joblib"), train_data="train")

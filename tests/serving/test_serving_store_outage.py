@@ -51,7 +51,9 @@ def split_workspace(own_postgres: OwnPostgres, tmp_path: Path, monkeypatch: pyte
     with Workspace.init(folder) as ws:
         csv = write_regression_csv(tmp_path / "train.csv")
         ws.add_dataset("train", csv, time_column="time")
-        ws.create_model(MODEL, task="regression", target="y", time_column="time", id_columns=["user_id"])
+        ws.create_model(
+            MODEL, task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+        )
         ws.register(MODEL, fit_regression_artifact(csv, tmp_path / "v1.joblib"), train_data="train")
         csv2 = write_regression_csv(tmp_path / "train2.csv", seed=1)
         ws.register(MODEL, fit_regression_artifact(csv2, tmp_path / "v2.joblib"), train_data="train")

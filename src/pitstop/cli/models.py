@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.panel import Panel
 
+from pitstop import data_refs
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
@@ -22,6 +23,9 @@ from pitstop.cli.common import (
     table,
 )
 from pitstop.cli.train import describe_format, parse_timestamp
+from pitstop.data_refs import DataReference
+from pitstop.errors import UsageError
+from pitstop.package_drift import PackageDrift
 from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
@@ -38,6 +42,23 @@ AllowPickleOption = Annotated[
 ]
 
 
+MetaOption = Annotated[
+    list[str] | None,
+    typer.Option("--meta", help="free metadata KEY=VALUE, a string (repeatable), e.g. owner=team-eta"),
+]
+
+
+def parse_meta(items: list[str] | None) -> dict[str, str]:
+    """`KEY=VALUE` pairs as strings (metadata is for people: nothing is converted)."""
+    pairs: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--meta {item!r}: write it as KEY=VALUE")
+        pairs[key.strip()] = value
+    return pairs
+
+
 @models_app.command("create")
 def create(
     model: ModelArg,
@@ -46,28 +67,54 @@ def create(
     time_column: Annotated[str | None, typer.Option(help="column holding the event time")] = None,
     features: Annotated[
         str | None,
-        typer.Option(help="feature columns, comma-separated (default: fixed by the first version)"),
+        typer.Option(
+            help="feature columns, comma-separated, or 'all': every column of --data (else of the first "
+            "version's training data) but the target, time and id columns; required",
+            show_default=False,
+        ),
     ] = None,
     id_columns: Annotated[
         str | None, typer.Option(help="id columns never used as features, e.g. user_id")
     ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="dataset (NAME or NAME:VERSION) whose columns 'all' takes, and whose columns are "
+            "listed when --features is missing"
+        ),
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="what the model is for")] = None,
+    meta: MetaOption = None,
     allow_pickle: AllowPickleOption = False,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a model's schema: task, target, time column, features and id columns."""
+    """Record a model's schema: task, target, time column, features and id columns.
+
+    --features is required: a list, or 'all', whose columns are printed (at once with --data, else
+    when the first version fixes them). Without it the command lists the candidate columns."""
+    chosen = "all" if features is not None and features.strip() == "all" else split_list(features)
     info = open_workspace(workspace).create_model(
         model,
         task=task,
         target=target,
         time_column=time_column,
-        features=split_list(features),
+        features=chosen,
         id_columns=split_list(id_columns),
+        data=data,
+        description=description,
+        metadata=parse_meta(meta),
         allow_pickle=allow_pickle,
         actor=by,
     )
-    emit(as_json, info.to_dict(), lambda: console.print(f"created model [bold]{info.name}[/] ({info.task})"))
+    listed = ", ".join(info.features) if info.features else "all but the target, time and id columns "
+    listed += "" if info.features else "of the first version's training data (fixed and shown then)"
+    emit(
+        as_json,
+        info.to_dict(),
+        lambda: console.print(f"created model [bold]{info.name}[/] ({info.task}); features: {listed}"),
+    )
 
 
 @models_app.command("list")
@@ -75,13 +122,14 @@ def list_(
     model: Annotated[
         str | None, typer.Argument(help="list this model's versions (default: all models)")
     ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="list archived models too")] = False,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List models, or the versions of one model."""
+    """List models (archived ones only with --all), or the versions of one model."""
     ws = open_workspace(workspace)
     if model is None:
-        models = ws.models()
+        models = ws.models(include_archived=all_)
         emit(as_json, [m.to_dict() for m in models], lambda: _render_models(models))
         return
     versions = ws.versions(model)
@@ -89,15 +137,77 @@ def list_(
 
 
 def _render_models(models: list[ModelInfo]) -> None:
-    out = table("models", "name", "task", "target", "features", "champion", "challenger", "previous")
+    out = table(
+        "models", "name", "task", "target", "features", "champion", "challenger", "previous", "description"
+    )
     for m in models:
         out.add_row(
-            m.name,
+            m.name + (" (archived)" if m.archived else ""),
             m.task,
             m.target,
-            ", ".join(m.features or []) or "-",
+            ", ".join(m.features or []) or "(fixed by the first version)",
             *(str(m.aliases.get(a, "-")) for a in ("champion", "challenger", "previous")),
+            m.description or "-",
         )
+    console.print(out)
+
+
+@models_app.command("update")
+def update(
+    model: ModelArg,
+    description: Annotated[
+        str | None, typer.Option(help="what the model is for ('' clears it)", show_default=False)
+    ] = None,
+    meta: MetaOption = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", help="metadata KEY to remove (repeatable)")
+    ] = None,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a model's description and metadata; an event records before and after."""
+    changes: dict[str, str | None] = {**parse_meta(meta), **dict.fromkeys(unset or [])}
+    info = open_workspace(workspace).update_model(model, description=description, metadata=changes, actor=by)
+    emit(as_json, info.to_dict(), lambda: _render_model(info, "updated"))
+
+
+@models_app.command("archive")
+def archive(
+    model: ModelArg,
+    reason: Annotated[str, typer.Option(help="why the model is retired: recorded with the event")],
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Retire a model with no active rollout: hidden from `models list` (see --all), no new versions,
+    rollouts or routes. Its versions, events and predictions are kept, and a gateway still serves its
+    champion. `models unarchive` undoes it."""
+    info = open_workspace(workspace).archive_model(model, reason=reason, actor=by)
+    emit(as_json, info.to_dict(), lambda: _render_model(info, "archived"))
+
+
+@models_app.command("unarchive")
+def unarchive(
+    model: ModelArg,
+    reason: Annotated[str, typer.Option(help="why the model is brought back: recorded with the event")],
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring an archived model back: it takes new versions, rollouts and routes again."""
+    info = open_workspace(workspace).unarchive_model(model, reason=reason, actor=by)
+    emit(as_json, info.to_dict(), lambda: _render_model(info, "unarchived"))
+
+
+def _render_model(m: ModelInfo, done: str) -> None:
+    out = table(f"{m.name}: {done}", "field", "value")
+    out.add_row("description", m.description or "-")
+    out.add_row("metadata", ", ".join(f"{k}={v}" for k, v in m.metadata.items()) or "-")
+    archived = m.archived
+    out.add_row(
+        "archived", f"{fmt_time(archived.at)} by {archived.by}: {archived.reason}" if archived else "no"
+    )
     console.print(out)
 
 
@@ -107,6 +217,7 @@ def _render_versions(model: str, versions: list[VersionInfo]) -> None:
     )
     for v in versions:
         data = ", ".join(f"{d['name']}:{d['version']}" for d in v.lineage.get("datasets", []))
+        data = data or (v.lineage.get("data_reference") or {}).get("uri", "-")
         gate = "-" if v.gate_result is None else ("passed" if v.gate_result.get("passed") else "failed")
         out.add_row(
             str(v.version),
@@ -124,12 +235,21 @@ def _render_versions(model: str, versions: list[VersionInfo]) -> None:
 def show(
     model: ModelArg, version: VersionArg, workspace: WorkspaceOption = None, as_json: JsonOption = False
 ) -> None:
-    """Show one version: artifact, lineage and the latest gate result."""
-    info = open_workspace(workspace).version(model, version)
-    emit(as_json, info.to_dict(), lambda: _render_version(info))
+    """Show one version: artifact, lineage and the latest gate result.
+
+    A package whose installed major.minor version differs from its lineage's is noted (loading the
+    version here logs the same warning)."""
+    ws = open_workspace(workspace)
+    info = ws.version(model, version)
+    drift = ws.package_drift(model, info.version)
+    emit(
+        as_json,
+        {**info.to_dict(), "package_drift": [d.to_dict() for d in drift]},
+        lambda: _render_version(info, drift),
+    )
 
 
-def _render_version(v: VersionInfo) -> None:
+def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
     lineage = v.lineage
     window = lineage.get("training_window", {})
     env = lineage.get("environment", {})
@@ -140,26 +260,19 @@ def _render_version(v: VersionInfo) -> None:
         ("format", describe_format(v)),
         ("signature", _signature(v)),
         ("created", f"{fmt_time(v.created_at)} by {v.created_by}"),
-        (
-            "datasets",
-            ", ".join(
-                f"{d['name']}:{d['version']} ({d['sha256'][:12]})" for d in lineage.get("datasets", [])
-            ),
-        ),
+        _training_data(lineage),
         (
             "training window",
-            f"{fmt_time(window.get('start'))} .. {fmt_time(window.get('end'))} ({window.get('rows')} rows)",
+            f"{fmt_time(window.get('start'))} .. {fmt_time(window.get('end'))} ({window.get('rows')} rows)"
+            if window.get("rows") is not None
+            else "unknown (training data by reference)",
         ),
         ("as-of cutoff", fmt_time(lineage.get("as_of"))),
         ("features", ", ".join(lineage.get("features", []))),
         ("parameters", ", ".join(f"{k}={val}" for k, val in lineage.get("params", {}).items()) or "-"),
         ("feature pipeline", lineage.get("feature_pipeline_version") or "-"),
         ("trainer", lineage.get("trainer") or "- (registered artifact)"),
-        (
-            "code commit",
-            f"{lineage.get('code', {}).get('commit')}"
-            + (" (dirty)" if lineage.get("code", {}).get("dirty") else ""),
-        ),
+        ("code commit", _code_commit(lineage.get("code", {}))),
         (
             "environment",
             f"python {env.get('python')}; "
@@ -174,8 +287,27 @@ def _render_version(v: VersionInfo) -> None:
     for key, value in rows:
         out.add_row(key, str(value))
     console.print(Panel(out, title=f"{v.model} version {v.version}", expand=False))
+    for d in drift:
+        console.print(f"[yellow]note:[/] {d.describe()}: loaded here, its predictions may differ")
     if v.gate_result is not None:
         _render_gate_summary(v.gate_result)
+
+
+def _training_data(lineage: dict[str, Any]) -> tuple[str, str]:
+    """The training data: dataset snapshots, or the reference a version was registered with."""
+    reference = lineage.get("data_reference")
+    if reference is not None:
+        return "training data", DataReference(**reference).describe()
+    snapshots = lineage.get("datasets", [])
+    return "datasets", ", ".join(f"{d['name']}:{d['version']} ({d['sha256'][:12]})" for d in snapshots)
+
+
+def _code_commit(code: dict[str, Any]) -> str:
+    text = f"{code.get('commit')}" + (" (dirty)" if code.get("dirty") else "")
+    if code.get("given"):
+        text += " (given with --code-commit"
+        text += f"; this folder: {code['folder']['commit']})" if code.get("folder") else ")"
+    return text
 
 
 def _signature(v: VersionInfo) -> str:
@@ -245,7 +377,30 @@ def register_version(
     model: ModelArg,
     # readable=False: the API's own one-line error speaks for an unreadable file, not Typer's usage box
     artifact: Annotated[Path, typer.Argument(help="joblib file of the trained model", readable=False)],
-    train_data: Annotated[str, typer.Option(help="dataset it was trained on, NAME or NAME:VERSION")],
+    train_data: Annotated[
+        str | None, typer.Option(help="dataset it was trained on, NAME or NAME:VERSION")
+    ] = None,
+    train_data_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="or the training data by reference, not copied: its location (a local path is hashed "
+            "and checked; s3://, https:// … are recorded as given); needs --train-data-sha256"
+        ),
+    ] = None,
+    train_data_sha256: Annotated[
+        str | None, typer.Option(help="sha256 of the file at --train-data-uri (64 hex digits)")
+    ] = None,
+    dvc_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="or the training data as a DVC .dvc file: its md5, path and size are recorded",
+            readable=False,
+        ),
+    ] = None,
+    code_commit: Annotated[
+        str | None,
+        typer.Option(help="commit the model was trained from (7-40 hex digits), instead of this folder's"),
+    ] = None,
     param: Annotated[list[str] | None, typer.Option(help="training parameter key=value (repeatable)")] = None,
     feature_pipeline_version: Annotated[str | None, typer.Option(help="version of the feature code")] = None,
     as_of: Annotated[
@@ -260,11 +415,17 @@ def register_version(
     """Register an externally trained model (a skops or joblib file) as the model's next version.
 
     It is stored with skops, loading only the types listed; as a pickle only for a model that allows
-    pickles (--allow-pickle, here or at `models create`) when skops cannot store it."""
+    pickles (--allow-pickle, here or at `models create`) when skops cannot store it.
+
+    The training data is a registered dataset (--train-data), or a reference not copied in:
+    --train-data-uri with --train-data-sha256, or --dvc-file."""
+    reference = _data_reference(train_data_uri, train_data_sha256, dvc_file)
     info = open_workspace(workspace).register(
         model,
         artifact,
         train_data=train_data,
+        train_data_ref=reference,
+        code_commit=code_commit,
         params=parse_params(param),
         feature_pipeline_version=feature_pipeline_version,
         as_of=parse_timestamp(as_of, "--as-of"),
@@ -276,9 +437,20 @@ def register_version(
         info.to_dict(),
         lambda: console.print(
             f"registered {model} version [bold]{info.version}[/] (sha256 {info.sha256[:12]}…; "
-            f"{describe_format(info)}{'; signed' if info.signature else ''})"
+            f"{describe_format(info)}{'; signed' if info.signature else ''}); "
+            f"features: {', '.join(info.lineage['features'])}"
         ),
     )
+
+
+def _data_reference(uri: str | None, sha256: str | None, dvc_file: Path | None) -> DataReference | None:
+    if uri is not None and dvc_file is not None:
+        raise UsageError("--dvc-file: give the training data one way, not with --train-data-uri too")
+    if (uri is None) != (sha256 is None):
+        raise UsageError("--train-data-uri and --train-data-sha256 go together: give both")
+    if uri is not None and sha256 is not None:
+        return data_refs.by_uri(uri, sha256)
+    return data_refs.from_dvc(dvc_file) if dvc_file is not None else None
 
 
 @models_app.command("allow-pickle")

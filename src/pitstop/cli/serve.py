@@ -91,7 +91,8 @@ def _served(ws: Workspace) -> list[str]:
     from pitstop.serving import routing_cache
 
     if ws.store_problem is None:
-        return [m.name for m in ws.models() if Alias.CHAMPION.value in m.aliases]
+        # an archived model is still served: archiving takes no traffic away
+        return [m.name for m in ws.models(include_archived=True) if Alias.CHAMPION.value in m.aliases]
     cache = routing_cache.read(routing_cache.cache_folder(ws.path, ws.config.serving))
     if cache is None:
         raise StoreUnavailableError(ws.store_problem)

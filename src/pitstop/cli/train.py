@@ -97,7 +97,8 @@ def train(
         lambda: console.print(
             f"trained {model} version [bold]{version.version}[/] on {window['rows']} rows "
             f"({window['start'] or '-'} .. {window['end'] or '-'}), sha256 {version.sha256[:12]}…; "
-            f"{describe_format(version)}{'; signed' if version.signature else ''}"
+            f"{describe_format(version)}{'; signed' if version.signature else ''}; "
+            f"features: {', '.join(version.lineage['features'])}"
         ),
     )
 

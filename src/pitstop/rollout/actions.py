@@ -86,6 +86,7 @@ def start_rollout(
     now = ws.clock.now()
     with ws.writing() as conn:
         info = registry.get_model(conn, model, for_update=True)
+        info.refuse_if_archived("new rollouts")
         champion = info.aliases.get(Alias.CHAMPION.value)
         if champion is None:
             raise NotFoundError(

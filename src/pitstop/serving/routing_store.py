@@ -210,6 +210,8 @@ def route(
         verified_version(ws, model, challenger)  # before the write transaction: it reads a whole file
     with ws.writing() as conn:
         info = registry.get_model(conn, model, for_update=True)
+        if mode != "off":  # turning a hand-made shadow or split off is still allowed
+            info.refuse_if_archived("new routes")
         champion = info.aliases.get(Alias.CHAMPION.value)
         if champion is None:
             raise NotFoundError(

@@ -39,6 +39,13 @@ models = Table(
     Column("created_by", String(200), nullable=False),
     # pickle (joblib) versions load only when this is true (migration 0005)
     Column("allow_pickle", Boolean, nullable=False),
+    # What it is for, free `key: value` strings, and while it is archived when, by whom and why
+    # (migration 0006)
+    Column("description", Text),
+    Column("metadata", JSONDocument),
+    Column("archived_at", UTCDateTime),
+    Column("archived_by", String(200)),
+    Column("archive_reason", Text),
 )
 
 datasets = Table(
