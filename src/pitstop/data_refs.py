@@ -76,7 +76,8 @@ def from_dvc(dvc_file: str | Path) -> DataReference:
     path = Path(dvc_file)
     where = f"--dvc-file {path}"
     try:
-        document = yaml.safe_load(path.read_text())
+        # every scalar as text: an md5 of digits alone must not become a number (or an octal one)
+        document = yaml.load(path.read_text(), Loader=yaml.BaseLoader)  # builds only str, list, dict
     except OSError as error:
         raise UsageError(f"{where}: cannot read: {describe_os_error(error, path)}") from None
     except yaml.YAMLError as error:
@@ -88,7 +89,7 @@ def from_dvc(dvc_file: str | Path) -> DataReference:
     md5, data_path, size = out.get("md5"), out.get("path"), out.get("size")
     if not isinstance(md5, str) or not md5 or not isinstance(data_path, str) or not data_path:
         raise UsageError(f"{where}: its first output needs `md5` and `path`")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+    if size is not None and not (isinstance(size, str) and size.isdigit()):
         raise UsageError(f"{where}: `size` must be a byte count, got {size!r}")
     data = (path.resolve().parent / data_path).resolve()
     checked = False
@@ -101,7 +102,11 @@ def from_dvc(dvc_file: str | Path) -> DataReference:
             )
         checked = True
     return DataReference(
-        uri=data.as_uri(), md5=md5, size_bytes=size, dvc_file=str(path.resolve()), checked=checked
+        uri=data.as_uri(),
+        md5=md5,
+        size_bytes=None if size is None else int(size),
+        dvc_file=str(path.resolve()),
+        checked=checked,
     )
 
 
