@@ -4,17 +4,22 @@ archived and brought back, with everything it holds kept."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import joblib
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from sklearn.linear_model import LinearRegression
 
 from helpers import fit_regression_artifact, one_line_error, write_regression_csv
+from pitstop import registry
 from pitstop.errors import ConflictError, UsageError
 from pitstop.feature_choice import FeaturesNotChosenError
 from pitstop.registry import ModelArchivedError
+from pitstop.store.engine import make_engine
+from pitstop.store.migrate import head_revision, upgrade
 from pitstop.workspace import Workspace
 
 
@@ -226,3 +231,24 @@ def test_archiving_twice_is_a_conflict(eta: Workspace) -> None:
     eta.archive_model("eta", reason="replaced")
     with pytest.raises(ConflictError, match="already archived"):
         eta.archive_model("eta", reason="again")
+
+
+# -- migration 0006 ---------------------------------------------------------------------------------
+
+
+def test_upgrading_keeps_models_active_with_no_description_or_metadata(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO models (name, task, target, id_columns, created_at, created_by, allow_pickle) "
+                "VALUES ('old', 'regression', 'y', '[]', :at, 't', :no)"
+            ),
+            {"at": datetime(2026, 1, 1), "no": False},
+        )
+    assert upgrade(engine) == ("0005", head_revision())
+    with engine.connect() as conn:
+        [old] = registry.list_models(conn, include_archived=False)
+    engine.dispose()
+    assert (old.name, old.description, old.metadata, old.archived) == ("old", None, {}, None)
