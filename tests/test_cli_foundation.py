@@ -281,7 +281,7 @@ def test_an_artifact_without_predict_is_one_line(cli, trained: list[str], tmp_pa
         ),
         (["models", "set-champion", "m", "1"], "pitstop models set-champion: missing option '--reason'"),
         (["dataset", "add", "d"], "pitstop dataset add: missing argument"),
-        (["register", "m", "a.joblib"], "pitstop register: missing option '--train-data'"),
+        (["register", "m"], "pitstop register: missing argument"),
     ],
 )
 def test_a_missing_argument_is_one_line_pointing_at_help(

@@ -282,7 +282,7 @@ def _start_replay_rollout(
         task=info.task,
         target=info.target,
         time_column=info.time_column,
-        features=info.features if info.features is not None else "all",  # a model of before --features
+        features=info.features if info.features is not None else "all",  # None: its first version fixes them
         id_columns=info.id_columns,
         allow_pickle=info.allow_pickle,
     )

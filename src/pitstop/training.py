@@ -99,7 +99,8 @@ def reserved_columns(model: ModelInfo, snapshot: DatasetSnapshot) -> dict[str, s
 
 
 def features_for(model: ModelInfo, snapshot: DatasetSnapshot, columns: Iterable[object]) -> list[str]:
-    """The model's declared features, else every column that is not reserved.
+    """The model's declared features, else (created with `--features all`, at its first version)
+    every column that is not reserved.
 
     `models create` refuses a declared feature that is the model's own target, time or id column, but
     the dataset's time column is only known here: a model without a time column of its own that
