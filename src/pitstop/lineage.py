@@ -15,8 +15,6 @@ import pandas as pd
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.registry import ModelInfo
 
-KEY_PACKAGES = ("pitstop", "numpy", "pandas", "scikit-learn", "scipy", "joblib")
-
 
 def current_actor() -> str:
     """Who is acting: `PITSTOP_ACTOR`, else the login name."""
@@ -49,14 +47,13 @@ def code_commit(cwd: Path | None = None) -> dict[str, str | bool]:
 
 
 def environment() -> dict[str, object]:
-    """Python and key package versions."""
-    packages: dict[str, str] = {}
-    for name in KEY_PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = "not installed"
-    return {"python": platform.python_version(), "packages": packages}
+    """The Python version and pitstop's (the packages the model needs are the door check's finding,
+    lineage key `packages`)."""
+    try:
+        pitstop = metadata.version("pitstop")
+    except metadata.PackageNotFoundError:
+        pitstop = "not installed"
+    return {"python": platform.python_version(), "pitstop": pitstop}
 
 
 def build_lineage(

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from pitstop import datasets as ds
-from pitstop import model_files, registry, signing, training
+from pitstop import model_files, model_input, registry, signing, training
 from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
 from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
@@ -298,11 +298,16 @@ class Workspace:
         feature_pipeline_version: str | None = None,
         as_of: pd.Timestamp | None = None,
         allow_pickle: bool = False,
+        skip_check: str | None = None,
         actor: str | None = None,
     ) -> VersionInfo:
         """Register an externally trained model file (skops, or joblib read here) as the next version of
         `model`, with its lineage. It is stored with skops; as a pickle only when skops cannot store it
-        and the model allows pickles, or `allow_pickle` allows them for it from this version on."""
+        and the model allows pickles, or `allow_pickle` allows them for it from this version on.
+
+        Before anything is stored the file is loaded in a fresh process and predicts a sample of the
+        training rows (`door_check`); a model that cannot is refused with `ArtifactRefusedError`.
+        `skip_check`, a reason recorded in the lineage, skips that for a model that cannot run here."""
         artifact_path = Path(artifact)
         info = self.model(model)
         estimator = _load_artifact_file(artifact_path)
@@ -318,6 +323,7 @@ class Workspace:
             as_of=as_of,
             trainer=None,
             allow_pickle=allow_pickle,
+            skip_check=skip_check,
             actor=actor,
         )
 
@@ -331,10 +337,11 @@ class Workspace:
         params: dict[str, Any] | None = None,
         feature_pipeline_version: str | None = None,
         allow_pickle: bool = False,
+        skip_check: str | None = None,
         actor: str | None = None,
     ) -> VersionInfo:
         """Train on the rows of `data` strictly before `as_of`; register the result as the next version
-        (stored with skops; as a pickle only as `register` says)."""
+        (stored with skops; as a pickle only as `register` says; checked at the door as it says)."""
         info = self.model(model)
         snapshot = self.dataset(data)
         frame = self.dataset_frame(snapshot.ref)
@@ -354,6 +361,7 @@ class Workspace:
             as_of=as_of,
             trainer=trainer,
             allow_pickle=allow_pickle,
+            skip_check=skip_check,
             actor=actor,
         )
 
@@ -378,8 +386,10 @@ class Workspace:
         retrained = training.fit(lineage["trainer"], X, y, lineage.get("params", {}), info.task, role)
         on = f"its training data {snapshot.ref}"
         who = f"{model} version {recorded.version}"
-        original = checked_predictions(info.task, self.load(model, recorded.version), X, who, on)
-        again = checked_predictions(info.task, retrained, X, f"{who} retrained", on)
+        loaded = self.load(model, recorded.version)
+        signature = model_input.from_lineage(lineage["features"], lineage, loaded)
+        original = checked_predictions(info.task, loaded, X, who, on, signature)
+        again = checked_predictions(info.task, retrained, X, f"{who} retrained", on, signature)
         return training.Reproduction.compare(model, recorded.version, lineage["trainer"], original, again)
 
     def gate(
@@ -409,22 +419,45 @@ class Workspace:
         as_of: pd.Timestamp | None,
         trainer: str | None,
         allow_pickle: bool,
+        skip_check: str | None,
         actor: str | None,
     ) -> VersionInfo:
-        """Store and record the version; a pickle only if the model allows them or `allow_pickle` does
-        (then, in the same transaction, the model allows pickles from now on: an event)."""
+        """Store and record the version, once checked at the door (unless `skip_check` says why not); a
+        pickle only if the model allows them or `allow_pickle` does (then, in the same transaction,
+        the model allows pickles from now on: an event)."""
+        from pitstop import door_check  # it starts processes as the gateway does: imported when used
+
+        if skip_check is not None and not skip_check.strip():
+            raise UsageError("--skip-check: say why the model cannot be tried here; it is recorded")
         check_estimator(estimator, info.task, source)
         time_column = training.time_column_of(info, snapshot, frame.columns)
         features = training.features_for(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target exist
+        X, _ = training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target
         lineage = build_lineage(
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
         )
         lineage["trainer"] = trainer
+        signature = door_check.signature_for(estimator, X, features, info.task)
+        lineage[model_input.LINEAGE_KEY] = signature.to_dict()
         with tempfile.TemporaryDirectory(prefix="pitstop-model-") as folder:
             pickle_ok = info.allow_pickle or allow_pickle
             saved = training.save(estimator, Path(folder), source, allow_pickle=pickle_ok)
+            if skip_check is None:
+                admitted = door_check.check(
+                    saved,
+                    estimator,
+                    source=source,
+                    model=info.name,
+                    task=info.task,
+                    signature=signature,
+                    rows=X,
+                    allow_pickle=pickle_ok,
+                )
+                lineage["packages"], lineage["door_check"] = admitted.packages, {"rows": admitted.rows}
+            else:  # not loaded anywhere: the packages of the classes the object is made of
+                lineage["packages"] = door_check.packages_of(door_check.modules_of(estimator))
+                lineage["door_check"] = {"skipped": skip_check.strip()}
             uri, sha256, size = self.artifacts.put(saved.path, "models", saved.format.suffix)
         now, actor = self.clock.now(), actor or current_actor()
         with self.writing() as conn:
@@ -617,10 +650,21 @@ class Workspace:
     # -- datasets ---------------------------------------------------------------------------------
 
     def add_dataset(
-        self, name: str, path: str | Path, *, time_column: str | None = None, actor: str | None = None
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        time_column: str | None = None,
+        categorical: list[str] | None = None,
+        actor: str | None = None,
     ) -> tuple[ds.DatasetSnapshot, bool]:
-        """Snapshot a CSV/Parquet file; identical content returns the existing snapshot (created=False)."""
+        """Snapshot a CSV/Parquet file; identical content returns the existing snapshot (created=False).
+
+        `categorical` columns load as pandas `category` every time (a Parquet file's own categorical
+        columns always do)."""
         registry.validate_name("dataset", name)
+        if time_column is not None and time_column in (categorical or []):
+            raise UsageError(f"--categorical: {time_column!r} is the time column; it cannot be categorical")
         source = Path(path)
         if source.is_dir():
             raise UsageError(f"{source} is a folder; give the CSV or Parquet file to register")
@@ -631,7 +675,8 @@ class Workspace:
             data = source.read_bytes()
         except OSError as error:
             raise UsageError(f"{source}: cannot read: {describe_os_error(error, source)}") from None
-        info = ds.describe_frame(ds.read_table(data, fmt, str(source)), time_column, str(source))
+        frame = ds.as_categorical(ds.read_table(data, fmt, str(source)), categorical or [], str(source))
+        info = ds.describe_frame(frame, time_column, str(source))
         uri, sha256, _ = self.artifacts.put(source, "datasets", source.suffix.lower())
         with self.writing() as conn:
             return ds.insert_snapshot(

@@ -12,6 +12,7 @@ from pitstop.cli.common import (
     ByOption,
     JsonOption,
     PitstopTyper,
+    SkipCheckOption,
     WorkspaceOption,
     console,
     emit,
@@ -129,6 +130,12 @@ def show(
     emit(as_json, info.to_dict(), lambda: _render_version(info))
 
 
+def _packages(lineage: dict[str, Any]) -> dict[str, str]:
+    """What the model needs (older versions: the registering process's fixed list)."""
+    found: dict[str, str] = lineage.get("packages") or lineage.get("environment", {}).get("packages", {})
+    return found
+
+
 def _render_version(v: VersionInfo) -> None:
     lineage = v.lineage
     window = lineage.get("training_window", {})
@@ -163,7 +170,9 @@ def _render_version(v: VersionInfo) -> None:
         (
             "environment",
             f"python {env.get('python')}; "
-            + ", ".join(f"{k} {val}" for k, val in env.get("packages", {}).items()),
+            + ", ".join(
+                f"{k} {val}" for k, val in (lineage.get("packages") or env.get("packages", {})).items()
+            ),
         ),
     ]
     if lineage.get("offline_metrics"):
@@ -253,6 +262,7 @@ def register_version(
         typer.Option(help="as-of cutoff it was trained with: only rows strictly before this time count"),
     ] = None,
     allow_pickle: AllowPickleOption = False,
+    skip_check: SkipCheckOption = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
@@ -269,6 +279,7 @@ def register_version(
         feature_pipeline_version=feature_pipeline_version,
         as_of=parse_timestamp(as_of, "--as-of"),
         allow_pickle=allow_pickle,
+        skip_check=skip_check,
         actor=by,
     )
     emit(
