@@ -75,7 +75,6 @@ class Predictor:
         self.classification = Task(task) is Task.CLASSIFICATION
         names = getattr(model, "feature_names_in_", None)
         self._named = names is not None
-        self._values = itemgetter(*self.features)
         plain = numeric and _is_plain_sklearn(model) and (names is None or list(names) == self.features)
         self.array_path: bool | None = None if plain else False  # None: decided by the first call
         self._expect_names_warning()
@@ -111,9 +110,7 @@ class Predictor:
         return bool(np.array_equal(np.asarray(fast), np.asarray(typed), equal_nan=True))
 
     def _array(self, rows: list[Row]) -> Any:
-        return np.array([self._values(row) for row in rows], dtype=float).reshape(
-            len(rows), len(self.features)
-        )
+        return self.signature.float_block(rows)
 
     def _predict(self, data: Any) -> list[float]:
         if self.classification:
