@@ -34,6 +34,7 @@ from pitstop.model_files import ModelFormat, SavedModel
 from pitstop.model_input import InputSignature, signature_of
 from pitstop.registry import Task
 from pitstop.scoring import predict_frame
+from pitstop.serving.features import kind_of
 from pitstop.serving.isolation import _context as shadow_process_context
 from pitstop.training import load_hint
 
@@ -139,11 +140,24 @@ def check(
         raise ArtifactRefusedError(source, f"it cannot be loaded in a fresh process ({outcome.error})")
     if outcome.failed == "predict":
         raise ArtifactRefusedError(
-            source, f"it failed to predict {len(sample)} of its training rows ({outcome.error})"
+            source,
+            f"it failed to predict {len(sample)} of its training rows ({outcome.error}){_text_hint(signature)}",
         )
     _check_answer(source, outcome.predictions, sample)
-    modules = [*outcome.modules, *(["pandas"] if signature.takes == "frame" else [])]
+    modules = [*outcome.modules, "pandas" if signature.takes == "frame" else "numpy"]  # what it is given
     return Admitted(packages_of(modules), len(sample))
+
+
+def _text_hint(signature: InputSignature) -> str:
+    """A model trained on pandas `category` columns gets text from a CSV snapshot unless they are
+    declared categorical: say how, when there are text columns."""
+    text = [c.name for c in signature.columns if kind_of(c.dtype) == "str" and c.categories is None]
+    if not text:
+        return ""
+    return (
+        f"; if it was trained on {', '.join(text)} as pandas `category`, declare them categorical "
+        f"(--categorical {','.join(text)}) when adding the dataset"
+    )
 
 
 def _check_fitted_names(source: str, model: str, signature: InputSignature, estimator: Any) -> None:
@@ -200,7 +214,8 @@ def _distributions() -> dict[str, list[str]]:
 
 
 def modules_of(model: Any) -> set[str]:
-    """The modules of the classes a model object is made of (its attributes, containers, arrays)."""
+    """The modules of the classes a model object is made of (its attributes, containers, arrays), and
+    of their base classes (a LightGBM estimator is a scikit-learn one)."""
     modules: set[str] = set()
     seen: set[int] = set()
     stack = [model]
@@ -209,7 +224,7 @@ def modules_of(model: Any) -> set[str]:
         if id(item) in seen:
             continue
         seen.add(id(item))
-        modules.add(type(item).__module__)
+        modules.update(kind.__module__ for kind in type(item).__mro__)
         stack.extend(_parts(item))
     return modules
 

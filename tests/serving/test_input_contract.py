@@ -9,6 +9,7 @@ here without pitstop), and their error exactly the MAE the gate recorded.
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,16 +37,17 @@ class Case:
     features: list[str]
     categorical: bool  # trained on a snapshot declaring `zone` categorical
     takes: str  # what the recorded signature says the model takes
+    needs: set[str]  # distributions the lineage must record, found by loading it in a fresh process
 
 
 CASES = [
-    Case("sklearn_named", ["a", "n"], False, "frame"),
-    Case("sklearn_unnamed", ["a", "n"], False, "array"),
-    Case("onehot_pipeline", ["a", "zone"], False, "frame"),
-    Case("lightgbm_categorical", ["a", "n", "zone"], True, "frame"),
-    Case("xgboost_categorical", ["a", "n", "zone"], True, "frame"),
-    Case("frame_class", ["a", "zone"], False, "frame"),
-    Case("array_class", ["a", "n"], False, "array"),
+    Case("sklearn_named", ["a", "n"], False, "frame", {"scikit-learn", "numpy", "pandas"}),
+    Case("sklearn_unnamed", ["a", "n"], False, "array", {"scikit-learn", "numpy"}),
+    Case("onehot_pipeline", ["a", "zone"], False, "frame", {"scikit-learn", "numpy", "pandas"}),
+    Case("lightgbm_categorical", ["a", "n", "zone"], True, "frame", {"lightgbm", "scikit-learn", "pandas"}),
+    Case("xgboost_categorical", ["a", "n", "zone"], True, "frame", {"xgboost", "scikit-learn", "pandas"}),
+    Case("frame_class", ["a", "zone"], False, "frame", {"pandas"}),
+    Case("array_class", ["a", "n"], False, "array", {"numpy"}),
 ]
 
 
@@ -133,7 +135,11 @@ def test_the_gate_and_a_served_call_give_the_model_the_same_input(  # type: igno
         ws_path,
     )
     assert trained.exit_code == 0, trained.stderr
-    assert json.loads(trained.stdout)["lineage"]["input_signature"]["takes"] == case.takes
+    lineage = json.loads(trained.stdout)["lineage"]
+    assert lineage["input_signature"]["takes"] == case.takes
+    assert {name: lineage["packages"].get(name) for name in case.needs} == {
+        name: metadata.version(name) for name in case.needs
+    }
     gated = cli("gate", "fare", "1", "--test-set", "test", "--json", "-w", ws_path)
     assert gated.exit_code in (0, 1), gated.stderr
     gate_mae = json.loads(gated.stdout)["metrics"]["challenger"]["mae"]
