@@ -26,6 +26,9 @@ def ready(workspace: Workspace, tmp_path: Path) -> Workspace:
     return workspace
 
 
+FAILED = "it failed to predict 100 of its training rows"
+
+
 def nothing_stored(ws: Workspace) -> bool:
     """No version row and no model file in the artifact store."""
     models = ws.path / ".pitstop" / "artifacts" / "models"
@@ -35,12 +38,15 @@ def nothing_stored(ws: Workspace) -> bool:
 @pytest.mark.parametrize(
     ("trainer", "reads"),
     [
-        ("broken_predict", "it failed to predict 100 of its training rows (RuntimeError: feature store unreachable)"),
-        ("words_answer", "it failed to predict 100 of its training rows (ValueError: could not convert"),
+        ("broken_predict", f"{FAILED} (RuntimeError: feature store unreachable)"),
+        ("words_answer", f"{FAILED} (ValueError: could not convert"),
         ("short_answer", "it returned 3 predictions for 100 rows; predict must return one number per row"),
-        ("nan_answer", "it returned NaN or infinite predictions for training rows 1, 6, 11, 15, 20 and 45 more"),
+        (
+            "nan_answer",
+            "it returned NaN or infinite predictions for training rows 1, 6, 11, 15, 20 and 45 more",
+        ),
     ],
-)  # fmt: skip
+)
 def test_train_refuses_a_model_that_cannot_predict_its_training_rows(  # type: ignore[no-untyped-def]
     cli, ready: Workspace, trainer: str, reads: str
 ) -> None:

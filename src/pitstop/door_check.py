@@ -139,10 +139,8 @@ def check(
     if outcome.failed == "load":
         raise ArtifactRefusedError(source, f"it cannot be loaded in a fresh process ({outcome.error})")
     if outcome.failed == "predict":
-        raise ArtifactRefusedError(
-            source,
-            f"it failed to predict {len(sample)} of its training rows ({outcome.error}){_text_hint(signature)}",
-        )
+        failed = f"it failed to predict {len(sample)} of its training rows ({outcome.error})"
+        raise ArtifactRefusedError(source, failed + _text_hint(signature))
     _check_answer(source, outcome.predictions, sample)
     modules = [*outcome.modules, "pandas" if signature.takes == "frame" else "numpy"]  # what it is given
     return Admitted(packages_of(modules), len(sample))

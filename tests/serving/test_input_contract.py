@@ -9,9 +9,9 @@ here without pitstop), and their error exactly the MAE the gate recorded.
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
