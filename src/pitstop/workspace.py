@@ -425,7 +425,7 @@ class Workspace:
         """Store and record the version, once checked at the door (unless `skip_check` says why not); a
         pickle only if the model allows them or `allow_pickle` does (then, in the same transaction,
         the model allows pickles from now on: an event)."""
-        from pitstop import door_check  # it starts processes as the gateway does: imported when used
+        from pitstop import door_check  # it uses serving's process context, and serving imports this module
 
         if skip_check is not None and not skip_check.strip():
             raise UsageError("--skip-check: say why the model cannot be tried here; it is recorded")
