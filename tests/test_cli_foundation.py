@@ -211,19 +211,9 @@ def trained(cli, workspace_dir: Path, tmp_path: Path) -> list[str]:  # type: ign
     csv = write_regression_csv(tmp_path / "train.csv")
     assert cli("dataset", "add", "train", csv, "--time-column", "time", *ws).exit_code == 0
     created = cli(
-        "models",
-        "create",
-        "eta",
-        "--task",
-        "regression",
-        "--target",
-        "y",
-        "--time-column",
-        "time",
-        "--features",
-        "all",
-        *ws,
-    )
+        "models", "create", "eta", "--task", "regression", "--target", "y", "--time-column", "time",
+        "--id-columns", "user_id", "--features", "all", *ws,
+    )  # fmt: skip
     assert created.exit_code == 0, created.stderr
     return ws
 

@@ -167,3 +167,65 @@ def test_an_artifact_folder_that_cannot_be_written_is_one_line_naming_it(
     assert len(result.stderr.strip().splitlines()) == 1
     assert f"cannot write to the artifact store {blocker / 'arts'}" in result.stderr
     assert json.loads(cli("dataset", "list", "--json", "-w", workspace_dir).stdout) == []
+
+
+# -- categorical columns ---------------------------------------------------------------------------------
+
+
+def zones_csv(path: Path) -> Path:
+    frame = pd.read_csv(write_regression_csv(path, rows=48))
+    frame["zone"] = ["north", "south", "east"] * 16
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_csv_column_declared_categorical_loads_as_category_every_time(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    snapshot, _ = workspace.add_dataset("trips", zones_csv(tmp_path / "d.csv"), categorical=["zone"])
+    assert snapshot.columns["zone"] == "category" and snapshot.categorical == ["zone"]
+    zone = workspace.dataset_frame("trips:1")["zone"]
+    assert isinstance(zone.dtype, pd.CategoricalDtype)
+    assert list(zone.cat.categories) == ["east", "north", "south"]
+
+
+def test_a_parquet_files_categorical_columns_stay_categorical(workspace: Workspace, tmp_path: Path) -> None:
+    frame = pd.read_csv(zones_csv(tmp_path / "d.csv")).astype({"zone": "category"})
+    frame.to_parquet(tmp_path / "d.parquet")
+    snapshot, _ = workspace.add_dataset("trips", tmp_path / "d.parquet")
+    assert snapshot.categorical == ["zone"]
+    assert isinstance(workspace.dataset_frame("trips:1")["zone"].dtype, pd.CategoricalDtype)
+
+
+def test_the_same_csv_declared_with_other_categorical_columns_is_refused(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    csv = zones_csv(tmp_path / "d.csv")
+    workspace.add_dataset("trips", csv, categorical=["zone"])
+    with pytest.raises(ConflictError, match="already holds this content with categorical column"):
+        workspace.add_dataset("trips", csv, categorical=["user_id"])
+
+
+@pytest.mark.parametrize(
+    ("declared", "reads"),
+    [(["zones"], "no column 'zones' to make categorical"), (["time"], "'time' is the time column")],
+)
+def test_a_categorical_declaration_naming_no_usable_column_is_exit_2(  # type: ignore[no-untyped-def]
+    cli, workspace: Workspace, tmp_path: Path, declared: list[str], reads: str
+) -> None:
+    csv = zones_csv(tmp_path / "d.csv")
+    result = cli(
+        "dataset", "add", "trips", csv, "--time-column", "time", "--categorical", ",".join(declared),
+        "-w", workspace.path,
+    )  # fmt: skip
+    assert result.exit_code == 2 and reads in result.stderr
+    assert workspace.datasets() == []
+
+
+def test_dataset_add_json_lists_the_categorical_columns(  # type: ignore[no-untyped-def]
+    cli, workspace: Workspace, tmp_path: Path
+) -> None:
+    csv = zones_csv(tmp_path / "d.csv")
+    result = cli("dataset", "add", "trips", csv, "--categorical", "zone", "--json", "-w", workspace.path)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["categorical"] == ["zone"]

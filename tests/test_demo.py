@@ -56,7 +56,8 @@ def test_demo_tells_the_whole_story(cli, tmp_path: Path, monkeypatch: pytest.Mon
     assert data["champion_version"] == promoted["version"]
     first = data["first_champion"]
     assert first["datasets"][0]["name"] == "deliveries" and first["as_of"].startswith("2026-07-01")
-    assert first["params"] == {"max_iter": 200} and set(first["environment"]) == {"python", "packages"}
+    assert first["params"] == {"max_iter": 200} and set(first["environment"]) == {"python", "pitstop"}
+    assert {"scikit-learn", "numpy"} <= set(first["packages"])
     assert all(
         set(row) >= {"challenger", "version", "outcome", "stage", "reason"} for row in data["rollouts"]
     )

@@ -4,6 +4,7 @@ import itertools
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -54,7 +55,9 @@ def test_register_records_full_lineage(registered: Workspace) -> None:
     assert lineage["feature_pipeline_version"] == "fp-1"
     assert lineage["features"] == ["a", "b"]
     assert set(lineage["code"]) == {"commit", "dirty"}
-    assert lineage["environment"]["packages"]["scikit-learn"] != "not installed"
+    assert set(lineage["environment"]) == {"python", "pitstop"}
+    assert lineage["packages"]["scikit-learn"] == metadata.version("scikit-learn")
+    assert lineage["packages"]["numpy"] == metadata.version("numpy")
     assert version.created_by
 
 
@@ -151,7 +154,7 @@ def test_artifact_without_predict_is_refused_and_nothing_stored(workspace: Works
 def test_classifier_needs_predict_proba(workspace: Workspace, tmp_path: Path) -> None:
     csv = write_classification_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv)
-    workspace.create_model("churn", task="classification", target="y", features="all")
+    workspace.create_model("churn", task="classification", target="y", features=["a", "b"])
     regressor = fit_regression_artifact(csv, tmp_path / "r.joblib")
     with pytest.raises(UsageError, match="predict_proba"):
         workspace.register("churn", regressor, train_data="train")

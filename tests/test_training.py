@@ -488,14 +488,18 @@ def test_ctrl_c_in_a_trainer_still_stops_pitstop(ready: Workspace) -> None:
 def test_reproduce_of_a_model_without_one_number_per_row_is_exit_2_naming_the_version(  # type: ignore[no-untyped-def]
     cli, ready: Workspace, trainer: str, reads: str
 ) -> None:
-    ready.train("eta", trainer=f"misbehaving_models:{trainer}", data="train")
+    ready.train(
+        "eta", trainer=f"misbehaving_models:{trainer}", data="train", skip_check=misbehaving_models.SKIP_CHECK
+    )
     result = cli("reproduce", "eta", "1", "-w", ready.path)
     assert result.exit_code == 2
     assert f"error: eta version 1 {reads}" in one_line_error(result)
 
 
 def test_reproduce_matches_nan_predictions_in_the_same_rows(ready: Workspace) -> None:
-    ready.train("eta", trainer="misbehaving_models:nan_answer", data="train")
+    ready.train(
+        "eta", trainer="misbehaving_models:nan_answer", data="train", skip_check=misbehaving_models.SKIP_CHECK
+    )
     result = ready.reproduce("eta", 1)
     assert result.matches and result.differing_rows == 0 and result.max_abs_difference == 0.0
 

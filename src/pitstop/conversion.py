@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pitstop import model_files, registry, training
+from pitstop import model_files, model_input, registry, training
 from pitstop.errors import ConflictError, UsageError, describe
 from pitstop.lineage import current_actor
 from pitstop.model_files import ModelFormat
@@ -124,8 +124,9 @@ def _check_same_predictions(
         )
     X = frame[features]
     who, on = f"{info.name} version {version.version}", f"dataset {snapshot.ref}"
-    before = checked_predictions(info.task, original, X, who, on)
-    after = checked_predictions(info.task, converted, X, f"{who} converted", on)
+    signature = model_input.from_lineage(features, version.lineage, original)
+    before = checked_predictions(info.task, original, X, who, on, signature)
+    after = checked_predictions(info.task, converted, X, f"{who} converted", on, signature)
     differ = int((~np.isclose(before, after, rtol=0, atol=0, equal_nan=True)).sum())
     if differ:
         raise UsageError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import pandas as pd
 import yaml
 
 from pitstop.errors import UsageError, describe_os_error
@@ -119,6 +120,26 @@ def check_commit(commit: str) -> str:
     if not COMMIT.match(commit.strip()):
         raise UsageError(f"--code-commit: a commit is 7 to 40 hex digits, got {commit!r}")
     return commit.strip().lower()
+
+
+def readable_rows(reference: DataReference, features: list[str]) -> pd.DataFrame | None:
+    """The feature columns of the referenced file when it is a local CSV or Parquet file holding them
+    all (what the door check tries the model on), else None."""
+    path = _local_path(reference.uri)
+    if path is None or not path.is_file():
+        return None
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            return None
+    except (OSError, ValueError):
+        return None
+    if not set(features) <= set(frame.columns):
+        return None
+    return frame[features]
 
 
 def _local_path(uri: str) -> Path | None:

@@ -18,6 +18,7 @@ from pitstop.registry import validate_name
 from pitstop.store.tables import datasets
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+CATEGORY = "category"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class DatasetSnapshot:
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
+    @property
+    def categorical(self) -> list[str]:
+        """The columns loaded as pandas `category` (declared for a CSV, as stored in a Parquet file)."""
+        return [name for name, dtype in self.columns.items() if dtype == CATEGORY]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -49,6 +55,7 @@ class DatasetSnapshot:
             "format": self.format,
             "rows": self.rows,
             "columns": self.columns,
+            "categorical": self.categorical,
             "time_column": self.time_column,
             "time_min": self.time_min.isoformat() if self.time_min else None,
             "time_max": self.time_max.isoformat() if self.time_max else None,
@@ -138,6 +145,18 @@ def parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
     return pd.Series(parsed)
 
 
+def as_categorical(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
+    """The frame with `columns` as pandas `category` (categories: the sorted distinct values), as a
+    snapshot declared with them loads every time: a CSV cannot say a column is categorical."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UsageError(
+            f"{source}: no column {missing[0]!r} to make categorical; columns are "
+            f"{', '.join(map(str, frame.columns))}"
+        )
+    return frame.astype({column: CATEGORY for column in columns}) if columns else frame
+
+
 def describe_frame(frame: pd.DataFrame, time_column: str | None, source: str) -> dict[str, Any]:
     """Row count, column types and the time range of a table."""
     if frame.empty:
@@ -184,6 +203,7 @@ def insert_snapshot(
     ).first()
     if existing is not None:
         snapshot = _snapshot(existing)
+        _refuse_other_categories(snapshot, info["columns"])
         if time_column is not None and time_column != snapshot.time_column:
             if snapshot.time_column is None:
                 recorded, same = "without a time column", "leave out --time-column"
@@ -226,6 +246,18 @@ def insert_snapshot(
         data={"sha256": sha256, "rows": snapshot.rows},
     )
     return snapshot, True
+
+
+def _refuse_other_categories(snapshot: DatasetSnapshot, columns: dict[str, str]) -> None:
+    """Identical content declared with other categorical columns is another schema: refused, as
+    another time column is."""
+    asked = sorted(name for name, dtype in columns.items() if dtype == CATEGORY)
+    if asked != sorted(snapshot.categorical):
+        recorded = ", ".join(snapshot.categorical) or "none"
+        raise ConflictError(
+            f"dataset {snapshot.ref} already holds this content with categorical column(s) {recorded}; "
+            f"declare the same to get that snapshot, or add the file under another name"
+        )
 
 
 def get_snapshot(conn: Connection, ref: str) -> DatasetSnapshot:
@@ -283,6 +315,7 @@ def frame_from_bytes(snapshot: DatasetSnapshot, data: bytes | None) -> pd.DataFr
             f"dataset {snapshot.ref}: stored copy changed (expected sha256 {snapshot.sha256}, found {actual})"
         )
     frame = read_table(data, snapshot.format, snapshot.ref)
+    frame = as_categorical(frame, snapshot.categorical, snapshot.ref)  # a CSV's declared ones
     if snapshot.time_column is not None:
         frame[snapshot.time_column] = parse_times(
             frame[snapshot.time_column], snapshot.time_column, snapshot.ref

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pitstop import leakage, registry
+from pitstop import leakage, model_input, registry
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
 from pitstop.events import record_event
@@ -72,7 +72,9 @@ def _score(
     """One model's metrics on the test set. Missing feature values go to the model as they are (some
     models handle them); when it fails on them, or returns no usable numbers, that is an input error."""
     who, on = f"{info.name} version {version}", f"test set {test_set}"
-    predictions = checked_predictions(info.task, ws.load(info.name, version), X, who, on)
+    recorded, estimator = ws.version(info.name, version), ws.load(info.name, version)
+    signature = model_input.from_lineage(list(X.columns), recorded.lineage, estimator)
+    predictions = checked_predictions(info.task, estimator, X, who, on, signature)
     if not np.isfinite(predictions).all():
         raise UsageError(f"{who} returned NaN or infinite predictions on {on}{missing_hint(X, on)}")
     return offline_metrics(info.task, y, predictions)

@@ -16,8 +16,6 @@ from pitstop.data_refs import DataReference, check_commit
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.registry import ModelInfo
 
-KEY_PACKAGES = ("pitstop", "numpy", "pandas", "scikit-learn", "scipy", "joblib")
-
 
 def current_actor() -> str:
     """Who is acting: `PITSTOP_ACTOR`, else the login name."""
@@ -60,14 +58,13 @@ def given_commit(commit: str, cwd: Path | None = None) -> dict[str, Any]:
 
 
 def environment() -> dict[str, object]:
-    """Python and key package versions."""
-    packages: dict[str, str] = {}
-    for name in KEY_PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = "not installed"
-    return {"python": platform.python_version(), "packages": packages}
+    """The Python version and pitstop's (the packages the model needs are the door check's finding,
+    lineage key `packages`)."""
+    try:
+        pitstop = metadata.version("pitstop")
+    except metadata.PackageNotFoundError:
+        pitstop = "not installed"
+    return {"python": platform.python_version(), "pitstop": pitstop}
 
 
 def build_lineage(

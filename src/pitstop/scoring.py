@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
+from pitstop.model_input import InputSignature
 from pitstop.registry import Task
 
 
@@ -72,13 +73,14 @@ def check_estimator(estimator: Any, task: Task, source: str) -> None:
 
 
 def checked_predictions(
-    task: Task, estimator: Any, X: pd.DataFrame, who: str, on: str
+    task: Task, estimator: Any, X: pd.DataFrame, who: str, on: str, signature: InputSignature
 ) -> npt.NDArray[np.float64]:
-    """`who`'s predictions for the rows of X (`on` names them), one number per row, or a one-line
-    UsageError: the model is user code and may fail, print, or return anything."""
+    """`who`'s predictions for the rows of X (`on` names them), its input built by its `signature`
+    (as served calls build it), one number per row, or a one-line UsageError: the model is user code
+    and may fail, print, or return anything."""
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries --json
-            predictions = predict_frame(task, estimator, X)
+            predictions = predict_frame(task, estimator, signature.from_frame(X))
     except UsageError:
         raise
     except USER_CODE_FAILURES as error:  # includes values that are not numbers (ValueError, TypeError)

@@ -14,8 +14,18 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
+from pitstop import (
+    data_refs,
+    feature_choice,
+    model_files,
+    model_input,
+    model_lifecycle,
+    package_drift,
+    registry,
+    signing,
+    training,
+)
 from pitstop import datasets as ds
-from pitstop import feature_choice, model_files, model_lifecycle, package_drift, registry, signing, training
 from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
 from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
@@ -369,6 +379,7 @@ class Workspace:
         as_of: pd.Timestamp | None = None,
         code_commit: str | None = None,
         allow_pickle: bool = False,
+        skip_check: str | None = None,
         actor: str | None = None,
     ) -> VersionInfo:
         """Register an externally trained model file (skops, or joblib read here) as the next version of
@@ -377,7 +388,11 @@ class Workspace:
 
         The training data is a registered dataset (`train_data`, NAME[:VERSION]) or a reference
         (`train_data_ref`, from `data_refs.by_uri` or `data_refs.from_dvc`), not both. `code_commit`
-        records the commit the model was trained from (7-40 hex digits) instead of this folder's."""
+        records the commit the model was trained from (7-40 hex digits) instead of this folder's.
+
+        Before anything is stored the file is loaded in a fresh process and predicts a sample of the
+        training rows (`door_check`); a model that cannot is refused with `ArtifactRefusedError`.
+        `skip_check`, a reason recorded in the lineage, skips that for a model that cannot run here."""
         if (train_data is None) == (train_data_ref is None):
             raise UsageError(
                 "give the training data once: --train-data NAME (a registered dataset), or by reference "
@@ -398,6 +413,7 @@ class Workspace:
                 feature_pipeline_version=feature_pipeline_version,
                 as_of=as_of,
                 code=code,
+                skip_check=skip_check,
                 allow_pickle=allow_pickle,
                 actor=actor,
             )
@@ -414,6 +430,7 @@ class Workspace:
             as_of=as_of,
             trainer=None,
             allow_pickle=allow_pickle,
+            skip_check=skip_check,
             actor=actor,
             code=code,
         )
@@ -428,10 +445,11 @@ class Workspace:
         params: dict[str, Any] | None = None,
         feature_pipeline_version: str | None = None,
         allow_pickle: bool = False,
+        skip_check: str | None = None,
         actor: str | None = None,
     ) -> VersionInfo:
         """Train on the rows of `data` strictly before `as_of`; register the result as the next version
-        (stored with skops; as a pickle only as `register` says)."""
+        (stored with skops; as a pickle only as `register` says; checked at the door as it says)."""
         info = self.model(model)
         info.refuse_if_archived("new versions")  # before training, not after
         snapshot = self.dataset(data)
@@ -452,6 +470,7 @@ class Workspace:
             as_of=as_of,
             trainer=trainer,
             allow_pickle=allow_pickle,
+            skip_check=skip_check,
             actor=actor,
         )
 
@@ -476,8 +495,10 @@ class Workspace:
         retrained = training.fit(lineage["trainer"], X, y, lineage.get("params", {}), info.task, role)
         on = f"its training data {snapshot.ref}"
         who = f"{model} version {recorded.version}"
-        original = checked_predictions(info.task, self.load(model, recorded.version), X, who, on)
-        again = checked_predictions(info.task, retrained, X, f"{who} retrained", on)
+        loaded = self.load(model, recorded.version)
+        signature = model_input.from_lineage(lineage["features"], lineage, loaded)
+        original = checked_predictions(info.task, loaded, X, who, on, signature)
+        again = checked_predictions(info.task, retrained, X, f"{who} retrained", on, signature)
         return training.Reproduction.compare(model, recorded.version, lineage["trainer"], original, again)
 
     def gate(
@@ -507,24 +528,39 @@ class Workspace:
         as_of: pd.Timestamp | None,
         trainer: str | None,
         allow_pickle: bool,
+        skip_check: str | None,
         actor: str | None,
         code: dict[str, Any] | None = None,
     ) -> VersionInfo:
-        """Store and record the version; a pickle only if the model allows them or `allow_pickle` does
-        (then, in the same transaction, the model allows pickles from now on: an event). `code`
-        replaces the folder's commit (`--code-commit`)."""
+        """Store and record the version, once checked at the door (unless `skip_check` says why not); a
+        pickle only if the model allows them or `allow_pickle` does (then, in the same transaction,
+        the model allows pickles from now on: an event). `code` replaces the folder's commit
+        (`--code-commit`)."""
+        from pitstop import door_check  # it uses serving's process context, and serving imports this module
+
         check_estimator(estimator, info.task, source)
         time_column = training.time_column_of(info, snapshot, frame.columns)
         features = training.features_for(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target exist
+        X, _ = training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target
         lineage = build_lineage(
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
         )
         lineage["trainer"] = trainer
         if code is not None:
             lineage["code"] = code
-        return self._store_version(info, estimator, source, lineage, allow_pickle=allow_pickle, actor=actor)
+        signature = door_check.signature_for(estimator, X, features, info.task)
+        return self._store_version(
+            info,
+            estimator,
+            source,
+            lineage,
+            signature,
+            X,
+            skip_check=skip_check,
+            allow_pickle=allow_pickle,
+            actor=actor,
+        )
 
     def _register_referenced(
         self,
@@ -537,11 +573,15 @@ class Workspace:
         feature_pipeline_version: str | None,
         as_of: pd.Timestamp | None,
         code: dict[str, Any] | None,
+        skip_check: str | None,
         allow_pickle: bool,
         actor: str | None,
     ) -> VersionInfo:
         """Store and record a version whose training data is named by reference: the model's declared
-        features are its features (no data here to take them from)."""
+        features are its features (no data here to take them from). The door check tries the rows of
+        the referenced file when it is a local CSV or Parquet file, else it is skipped, saying why."""
+        from pitstop import door_check
+
         check_estimator(estimator, info.task, source)
         if info.features is None:
             raise UsageError(
@@ -553,7 +593,24 @@ class Workspace:
         lineage = reference_lineage(reference, info.features, params, feature_pipeline_version, as_of)
         if code is not None:
             lineage["code"] = code
-        return self._store_version(info, estimator, source, lineage, allow_pickle=allow_pickle, actor=actor)
+        rows = data_refs.readable_rows(reference, info.features)
+        if rows is None:
+            signature = model_input.from_lineage(info.features, lineage, estimator)
+            skip_check = skip_check or "the training data is a reference whose rows cannot be read here"
+            rows = pd.DataFrame(columns=info.features)
+        else:
+            signature = door_check.signature_for(estimator, rows, info.features, info.task)
+        return self._store_version(
+            info,
+            estimator,
+            source,
+            lineage,
+            signature,
+            rows,
+            skip_check=skip_check,
+            allow_pickle=allow_pickle,
+            actor=actor,
+        )
 
     def _store_version(
         self,
@@ -561,15 +618,39 @@ class Workspace:
         estimator: Any,
         source: str,
         lineage: dict[str, Any],
+        signature: model_input.InputSignature,
+        rows: pd.DataFrame,
         *,
+        skip_check: str | None,
         allow_pickle: bool,
         actor: str | None,
     ) -> VersionInfo:
-        """Write the model file and record the version (fixing the model's features at its first)."""
+        """Check the model at the door (unless `skip_check` says why not), write its file and record the
+        version (fixing the model's features at its first)."""
+        from pitstop import door_check  # it uses serving's process context, and serving imports this module
+
+        if skip_check is not None and not skip_check.strip():
+            raise UsageError("--skip-check: say why the model cannot be tried here; it is recorded")
         features = list(lineage["features"])
+        lineage[model_input.LINEAGE_KEY] = signature.to_dict()
         with tempfile.TemporaryDirectory(prefix="pitstop-model-") as folder:
             pickle_ok = info.allow_pickle or allow_pickle
             saved = training.save(estimator, Path(folder), source, allow_pickle=pickle_ok)
+            if skip_check is None:
+                admitted = door_check.check(
+                    saved,
+                    estimator,
+                    source=source,
+                    model=info.name,
+                    task=info.task,
+                    signature=signature,
+                    rows=rows,
+                    allow_pickle=pickle_ok,
+                )
+                lineage["packages"], lineage["door_check"] = admitted.packages, {"rows": admitted.rows}
+            else:  # not loaded anywhere: the packages of the classes the object is made of
+                lineage["packages"] = door_check.packages_of(door_check.modules_of(estimator))
+                lineage["door_check"] = {"skipped": skip_check.strip()}
             uri, sha256, size = self.artifacts.put(saved.path, "models", saved.format.suffix)
         now, actor = self.clock.now(), actor or current_actor()
         with self.writing() as conn:
@@ -769,10 +850,21 @@ class Workspace:
     # -- datasets ---------------------------------------------------------------------------------
 
     def add_dataset(
-        self, name: str, path: str | Path, *, time_column: str | None = None, actor: str | None = None
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        time_column: str | None = None,
+        categorical: list[str] | None = None,
+        actor: str | None = None,
     ) -> tuple[ds.DatasetSnapshot, bool]:
-        """Snapshot a CSV/Parquet file; identical content returns the existing snapshot (created=False)."""
+        """Snapshot a CSV/Parquet file; identical content returns the existing snapshot (created=False).
+
+        `categorical` columns load as pandas `category` every time (a Parquet file's own categorical
+        columns always do)."""
         registry.validate_name("dataset", name)
+        if time_column is not None and time_column in (categorical or []):
+            raise UsageError(f"--categorical: {time_column!r} is the time column; it cannot be categorical")
         source = Path(path)
         if source.is_dir():
             raise UsageError(f"{source} is a folder; give the CSV or Parquet file to register")
@@ -783,7 +875,8 @@ class Workspace:
             data = source.read_bytes()
         except OSError as error:
             raise UsageError(f"{source}: cannot read: {describe_os_error(error, source)}") from None
-        info = ds.describe_frame(ds.read_table(data, fmt, str(source)), time_column, str(source))
+        frame = ds.as_categorical(ds.read_table(data, fmt, str(source)), categorical or [], str(source))
+        info = ds.describe_frame(frame, time_column, str(source))
         uri, sha256, _ = self.artifacts.put(source, "datasets", source.suffix.lower())
         with self.writing() as conn:
             return ds.insert_snapshot(

@@ -49,10 +49,11 @@ def fit_base(tmp_path: Path) -> LinearRegression:
     return LinearRegression().fit(frame[["a", "b"]], frame["y"])
 
 
-def register_model(ws: Workspace, model: object, path: Path) -> int:
-    """Register `model` (saved to `path`) as the next version of `eta`."""
+def register_model(ws: Workspace, model: object, path: Path, *, skip_check: str | None = None) -> int:
+    """Register `model` (saved to `path`) as the next version of `eta` (`skip_check`: a model the door
+    check would refuse, for a test of what a rollout does with it)."""
     joblib.dump(model, path)
-    return ws.register("eta", path, train_data="train").version
+    return ws.register("eta", path, train_data="train", skip_check=skip_check).version
 
 
 def traffic(ws: Workspace, hours: float, requests: int, *, seed: int = 0) -> pd.DataFrame:

@@ -98,7 +98,12 @@ def test_a_shadow_that_always_fails_is_rejected_for_its_failures_and_users_never
     rollout_ws: Workspace, tmp_path: Path
 ) -> None:
     """Its circuit breaker opens after 20 failed calls, so the log holds few: those are the evidence."""
-    broken = register_model(rollout_ws, OffsetModel(fit_base(tmp_path), math.nan), tmp_path / "nan.joblib")
+    broken = register_model(
+        rollout_ws,
+        OffsetModel(fit_base(tmp_path), math.nan),
+        tmp_path / "nan.joblib",
+        skip_check="NaN on purpose",
+    )
     rollout_ws.start_rollout("eta", broken, skip_gate=True, reason="test")
     served = send_traffic(rollout_ws, hours=1, requests=400)
     assert transitions(rollout_ws)[-1] == ("shadow", "rejected", "shadow.error_rate")

@@ -31,15 +31,17 @@ class Served:
         self.csv = folder / "train.csv"
         self.base = joblib.load(folder / "v1.joblib")
 
-    def register(self, model: Any, name: str) -> int:
+    def register(self, model: Any, name: str, *, skip_check: str | None = None) -> int:
         """Register a model object (e.g. a fake) as the next version; returns its number."""
         path = self.folder / f"{name}.joblib"
         joblib.dump(model, path)
-        return self.ws.register(MODEL, path, train_data="train").version
+        return self.ws.register(MODEL, path, train_data="train", skip_check=skip_check).version
 
     def fake(self, kind: str, **kwargs: Any) -> int:
+        """A misbehaving model (slow, raising, NaN…): registered without the door check, which would
+        refuse most of them; these tests are about what serving does with them."""
         cls = getattr(fake_models, kind)
-        return self.register(cls(self.base, **kwargs), kind)
+        return self.register(cls(self.base, **kwargs), kind, skip_check="a fake that misbehaves on purpose")
 
     def expected(self, rows: list[dict[str, float]]) -> list[float]:
         frame = pd.DataFrame(rows, columns=["a", "b"])

@@ -103,7 +103,9 @@ def test_a_remote_artifact_loads_from_its_copy_once_the_remote_store_is_gone(
     with Workspace.init(tmp_path / "ws") as ws:
         csv = write_regression_csv(tmp_path / "train.csv")
         ws.add_dataset("train", csv, time_column="time")
-        ws.create_model("eta", task="regression", target="y", features="all", time_column="time")
+        ws.create_model(
+            "eta", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+        )
         version = ws.register("eta", fit_regression_artifact(csv, tmp_path / "v1.joblib"), train_data="train")
         info = ws.model("eta")
         folder = tmp_path / "cache"

@@ -41,6 +41,15 @@ ReasonOption = Annotated[str, typer.Option("--reason", help="why: recorded with 
 ByOption = Annotated[
     str | None, typer.Option("--by", help="who is acting (default: $PITSTOP_ACTOR, else your login)")
 ]
+SkipCheckOption = Annotated[
+    str | None,
+    typer.Option(
+        "--skip-check",
+        metavar="REASON",
+        help="store the model without loading it in a fresh process and predicting training rows first "
+        "(it needs a GPU or a service this machine lacks); the reason goes into the lineage",
+    ),
+]
 
 
 # click's UsageError (a missing option, a bad value, an extra argument). Typer exports only its subclass

@@ -16,6 +16,7 @@ from pitstop.cli.common import (
     emit,
     fmt_time,
     open_workspace,
+    split_list,
     table,
 )
 from pitstop.datasets import DatasetSnapshot
@@ -31,12 +32,18 @@ def add(
     # readable=False: the API's own one-line error speaks for an unreadable file, not Typer's usage box
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file", readable=False)],
     time_column: Annotated[str | None, typer.Option(help="column holding each row's time")] = None,
+    categorical: Annotated[
+        str | None,
+        typer.Option(help="comma-separated columns to load as pandas `category` (a CSV cannot say so)"),
+    ] = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a file as a snapshot (identical content returns the existing one)."""
-    snapshot, created = open_workspace(workspace).add_dataset(name, path, time_column=time_column, actor=by)
+    snapshot, created = open_workspace(workspace).add_dataset(
+        name, path, time_column=time_column, categorical=split_list(categorical), actor=by
+    )
     data = {**snapshot.to_dict(), "created": created}
     emit(
         as_json,

@@ -13,6 +13,7 @@ from pitstop.cli.common import (
     ByOption,
     JsonOption,
     PitstopTyper,
+    SkipCheckOption,
     WorkspaceOption,
     console,
     emit,
@@ -25,7 +26,7 @@ from pitstop.cli.common import (
 from pitstop.cli.train import describe_format, parse_timestamp
 from pitstop.data_refs import DataReference
 from pitstop.errors import UsageError
-from pitstop.package_drift import PackageDrift
+from pitstop.package_drift import PackageDrift, recorded_packages
 from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
@@ -276,7 +277,7 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
         (
             "environment",
             f"python {env.get('python')}; "
-            + ", ".join(f"{k} {val}" for k, val in env.get("packages", {}).items()),
+            + ", ".join(f"{k} {val}" for k, val in recorded_packages(lineage).items()),
         ),
     ]
     if lineage.get("offline_metrics"):
@@ -408,6 +409,7 @@ def register_version(
         typer.Option(help="as-of cutoff it was trained with: only rows strictly before this time count"),
     ] = None,
     allow_pickle: AllowPickleOption = False,
+    skip_check: SkipCheckOption = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
@@ -430,6 +432,7 @@ def register_version(
         feature_pipeline_version=feature_pipeline_version,
         as_of=parse_timestamp(as_of, "--as-of"),
         allow_pickle=allow_pickle,
+        skip_check=skip_check,
         actor=by,
     )
     emit(

@@ -11,6 +11,7 @@ import typer
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
+    SkipCheckOption,
     WorkspaceOption,
     console,
     emit,
@@ -72,6 +73,7 @@ def train(
             "can run any code when loaded, so only for code you trust",
         ),
     ] = False,
+    skip_check: SkipCheckOption = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
@@ -88,6 +90,7 @@ def train(
             params=parse_params(param),
             feature_pipeline_version=feature_pipeline_version,
             allow_pickle=allow_pickle,
+            skip_check=skip_check,
             actor=by,
         )
     window = version.lineage["training_window"]

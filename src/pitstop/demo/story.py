@@ -324,6 +324,7 @@ def lineage_summary(version: VersionInfo) -> dict[str, Any]:
         "trainer": lineage.get("trainer"),
         "code": lineage.get("code"),
         "environment": lineage.get("environment"),
+        "packages": lineage.get("packages"),
     }
 
 
@@ -331,7 +332,7 @@ def lineage_panel(version: VersionInfo) -> Panel:
     """A compact panel of where a version came from (`pitstop models show` prints all of it)."""
     facts = lineage_summary(version)
     window, code, env = facts["training_window"] or {}, facts["code"] or {}, facts["environment"] or {}
-    packages = env.get("packages", {})
+    packages = facts["packages"] or env.get("packages", {})  # older versions: the registering process's
     rows = [
         (
             "data",

@@ -52,7 +52,13 @@ class FeatureSchema:
     @classmethod
     def from_lineage(cls, features: list[str], lineage: Mapping[str, Any]) -> FeatureSchema:
         types = lineage.get("feature_types") or {}
-        return cls(tuple(features), tuple(kind_of(types.get(name)) for name in features))
+        kinds = {name: kind_of(types.get(name)) for name in features}
+        for column in (lineage.get("input_signature") or {}).get("columns", []):
+            categories = column.get("categories")
+            numbers = categories is not None and not all(isinstance(c, str) for c in categories)
+            if numbers and column["name"] in kinds:
+                kinds[column["name"]] = "any"  # categories of numbers take numbers
+        return cls(tuple(features), tuple(kinds[name] for name in features))
 
     def example(self) -> dict[str, Any]:
         """A valid instance, used to warm a freshly loaded model up."""

@@ -8,15 +8,15 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from pitstop import model_input
+from pitstop.model_input import InputSignature
 from pitstop.registry import Task
 from pitstop.serving.batching import BatchedRunner, MicroBatcher, Timed
-from pitstop.serving.features import Kind
+from pitstop.serving.features import Kind, kind_of
 from pitstop.serving.isolation import MemoryUse, ModelProcess
 from pitstop.serving.priority import CpuTime, own_seconds
 
@@ -25,7 +25,7 @@ Row = dict[str, Any]
 # What scikit-learn says when a model fitted on a DataFrame gets an array: expected on the fast path.
 _NAMES_WARNING = "X does not have valid feature names"
 _COMPOSITE_MODULES = ("sklearn.pipeline", "sklearn.compose")
-_DTYPES: dict[Kind, type] = {"float": np.float64, "int": np.int64}  # the column types kinds fix
+_DTYPES: dict[Kind, str] = {"float": "float64", "int": "int64"}  # the column types kinds fix
 
 
 def limit_native_threads(threads: int) -> None:
@@ -45,12 +45,10 @@ class Predictor:
     """A loaded model turned into one float per row: `predict` for a regressor, the positive class's
     probability for a classifier. Pure computation, run on a runner's thread or in a child process.
 
-    Rows become a DataFrame with the features in model order, or an array for a model fitted without
-    feature names. `kinds` (one per feature, from the training data's types) fix the column types: a
-    float feature is float64 and an integer one int64 whatever JSON numbers a batch happens to carry
-    (`1` for a float feature would otherwise make an int64 column, and a model selecting columns by
-    type would see a different table); other kinds are left to pandas, as when the model was trained
-    from a file.
+    Rows become the model's input through its version's input signature (`model_input`), the path
+    the offline gate takes too: the features in the model's order, cast to their training dtypes, as
+    a DataFrame or an array. Without a signature one is derived from `features` and `kinds` (a float
+    feature float64, an integer one int64, others as the JSON values come).
 
     Fast path: a plain scikit-learn estimator (not a pipeline) on numeric features, fitted on exactly
     these columns in this order, converts any DataFrame to a float64 array before predicting; for it
@@ -62,21 +60,20 @@ class Predictor:
         self,
         model: Any,
         *,
-        features: Sequence[str],
+        features: Sequence[str] = (),
         task: Task | str = Task.REGRESSION,
         kinds: Sequence[Kind] | None = None,
+        signature: InputSignature | None = None,
     ) -> None:
         self.model = model
-        self.features = list(features)
-        self._kinds: list[Kind] = list(kinds) if kinds is not None else ["any"] * len(self.features)
-        if len(self._kinds) != len(self.features):
-            raise ValueError(f"{len(self._kinds)} kinds for {len(self.features)} features")
-        self._all_float = all(kind == "float" for kind in self._kinds)
-        numeric = all(kind in ("float", "int") for kind in self._kinds)
+        if signature is None:
+            signature = _signature_of_kinds(model, features, kinds)
+        self.signature = signature
+        self.features = signature.names
+        numeric = all(kind_of(column.dtype) in ("float", "int") for column in signature.columns)
         self.classification = Task(task) is Task.CLASSIFICATION
         names = getattr(model, "feature_names_in_", None)
         self._named = names is not None
-        self._values = itemgetter(*self.features)
         plain = numeric and _is_plain_sklearn(model) and (names is None or list(names) == self.features)
         self.array_path: bool | None = None if plain else False  # None: decided by the first call
         self._expect_names_warning()
@@ -94,7 +91,7 @@ class Predictor:
         """One float per row, in order."""
         if self.array_path:
             return self._predict(self._array(rows))
-        typed = self._predict(self._frame(rows))
+        typed = self._predict(self.signature.from_rows(rows))
         if self.array_path is None:
             self.array_path = self._array_agrees(rows, typed)
         return typed
@@ -111,23 +108,8 @@ class Predictor:
             return False
         return bool(np.array_equal(np.asarray(fast), np.asarray(typed), equal_nan=True))
 
-    def _frame(self, rows: list[Row]) -> Any:
-        if self._all_float:  # one float64 block, built from an array: a quarter of the dict path's cost
-            values = self._array(rows)
-            return pd.DataFrame(values, columns=self.features, copy=False) if self._named else values
-        frame = pd.DataFrame(
-            {
-                name: _column([row[name] for row in rows], kind)
-                for name, kind in zip(self.features, self._kinds, strict=True)
-            },
-            columns=self.features,
-        )
-        return frame if self._named else frame.to_numpy()
-
     def _array(self, rows: list[Row]) -> Any:
-        return np.array([self._values(row) for row in rows], dtype=float).reshape(
-            len(rows), len(self.features)
-        )
+        return self.signature.float_block(rows)
 
     def _predict(self, data: Any) -> list[float]:
         if self.classification:
@@ -155,10 +137,11 @@ class InProcessRunner(BatchedRunner):
         model: Any,
         *,
         version: int,
-        features: Sequence[str],
+        features: Sequence[str] = (),
         task: Task | str = Task.REGRESSION,
         name: str = "model",
         kinds: Sequence[Kind] | None = None,
+        signature: InputSignature | None = None,
         max_batch_size: int = 64,
         max_batch_wait: float = 0.002,
         patient_max_batch_size: int | None = None,
@@ -169,7 +152,7 @@ class InProcessRunner(BatchedRunner):
     ) -> None:
         self.version = version
         self.model_threads = model_threads
-        self.predictor = Predictor(model, features=features, task=task, kinds=kinds)
+        self.predictor = Predictor(model, features=features, task=task, kinds=kinds, signature=signature)
         self.process = (
             ModelProcess(
                 self.predictor.timed,
@@ -215,10 +198,13 @@ class InProcessRunner(BatchedRunner):
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, rows)
 
 
-def _column(values: list[Any], kind: Kind) -> Any:
-    """One feature's values, typed as the model was trained when the kind says how."""
-    dtype = _DTYPES.get(kind)
-    return values if dtype is None else np.array(values, dtype=dtype)
+def _signature_of_kinds(model: Any, features: Sequence[str], kinds: Sequence[Kind] | None) -> InputSignature:
+    """A signature for a model handed over with its features and JSON kinds only (no lineage)."""
+    kinds = list(kinds) if kinds is not None else ["any"] * len(features)
+    if len(kinds) != len(features):
+        raise ValueError(f"{len(kinds)} kinds for {len(features)} features")
+    types = {name: _DTYPES.get(kind) for name, kind in zip(features, kinds, strict=True)}
+    return model_input.from_lineage(features, {"feature_types": types}, model)
 
 
 def _is_plain_sklearn(model: Any) -> bool:

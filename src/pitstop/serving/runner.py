@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from pitstop import model_input
 from pitstop.config import ServingSettings
 from pitstop.registry import ModelInfo, VersionInfo
-from pitstop.serving.features import FeatureSchema
 from pitstop.serving.isolation import MemoryUse
 from pitstop.serving.priority import CpuTime
 from pitstop.workspace import Workspace
@@ -85,13 +85,11 @@ def make_runner(
             patient_max_batch_size=patient_size,
         )
     features = list(model.features or version.lineage.get("features") or [])
-    kinds = FeatureSchema.from_lineage(features, version.lineage).kinds
     return InProcessRunner(
         loaded,
         version=version.version,
-        features=features,
+        signature=model_input.from_lineage(features, version.lineage, loaded),
         task=model.task,
-        kinds=kinds,
         name=f"{model.name}-v{version.version}{'-shadow' if shadow else ''}",
         max_batch_size=size,
         max_batch_wait=wait,
