@@ -21,7 +21,7 @@ from pitstop.workspace import Workspace
 def recorded_under(ws: Workspace, packages: dict[str, str]) -> None:
     """Version 1 of `eta` as if registered where `packages` were installed (the lineage says so)."""
     version = ws.version("eta", 1)
-    lineage = {**version.lineage, "environment": {**version.lineage["environment"], "packages": packages}}
+    lineage = {**version.lineage, "packages": packages}
     with ws.writing() as conn:
         model_id = get_model(conn, "eta").id
         conn.execute(
