@@ -26,6 +26,7 @@ from pitstop.errors import (
     NotFoundError,
     StoreUnavailableError,
     UsageError,
+    VersionLoadError,
     describe,
     describe_os_error,
 )
@@ -486,10 +487,8 @@ class Workspace:
         except (UntrustedTypesError, PickleRefusedError):
             raise
         except Exception as error:  # loading imports the classes' modules: anything may fail
-            raise UsageError(
-                f"{model} version {version.version} cannot be loaded ({describe(error)})"
-                f"{training.load_hint(error)}"
-            ) from None
+            hint = training.load_hint(error)
+            raise VersionLoadError(model, version.version, describe(error), hint) from None
 
     def sign(self, model: str, ref: str | int, *, actor: str | None = None) -> VersionInfo:
         """Sign a version with the configured signing key, after checking its file's sha256."""
