@@ -32,7 +32,7 @@ from pitstop.rollout.records import (
 from pitstop.serving.routing import new_salt
 from pitstop.serving.routing_store import current_routing, verified_version, write_routing
 from pitstop.store.error_messages import ErrorMessages, error_messages
-from pitstop.store.load_failures import LoadFailure
+from pitstop.store.load_failures import LoadFailure, cannot_load
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -291,9 +291,7 @@ class RolloutStatus:
     @property
     def unavailable(self) -> list[str]:
         """`challenger v7 cannot be loaded: ModuleNotFoundError: …`, once per distinct error."""
-        version = self.rollout.state.challenger_version
-        errors = dict.fromkeys(failure.error for failure in self.load_failures)
-        return [f"challenger v{version} cannot be loaded: {error}" for error in errors]
+        return cannot_load(self.rollout.state.challenger_version, self.load_failures)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = json_safe(  # an infinite ratio (champion error 0) is no JSON number

@@ -55,6 +55,13 @@ class LoadFailures:
         found = [failure for (name, _, _), failure in self._current.items() if name == model]
         return sorted(found, key=lambda f: (f.first_seen, f.version, f.role))
 
+    def lines(self) -> list[str]:
+        """`eta v7 (shadow): ModuleNotFoundError: …` for each current failure, as the dashboard lists them."""
+        return [
+            f"{model} v{version} ({role}): {failure.error}"
+            for (model, version, role), failure in sorted(self._current.items())
+        ]
+
     def report_due(self, now: datetime) -> bool:
         """Whether the store should hear from this gateway: its failures changed, or still fail and the
         last report is `REPORT_EVERY` old (so readers can tell a live report from a stale one)."""

@@ -87,3 +87,9 @@ def reported(conn: Connection, model_id: int, version: int, now: datetime) -> li
         )
         for row in rows
     ]
+
+
+def cannot_load(version: int, failures: Iterable[LoadFailure]) -> list[str]:
+    """`challenger v7 cannot be loaded: ModuleNotFoundError: …`, once per distinct error."""
+    errors = dict.fromkeys(failure.error for failure in failures)
+    return [f"challenger v{version} cannot be loaded: {error}" for error in errors]
