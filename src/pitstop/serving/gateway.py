@@ -233,8 +233,7 @@ class Gateway:
             log.warning("stopping with %d shadow calls still in flight", self.shadow.inflight)
         await self.log.stop(timeout=timeout)
         if self.load_failures.to_report()[0]:  # a stopped gateway fails to load nothing
-            self.load_failures.begin()
-            self.load_failures.end()
+            self.load_failures.clear()
             await self._report_load_failures()
         for task in list(self._retiring):
             task.cancel()
@@ -537,7 +536,7 @@ class Gateway:
                 log.error("%s: %s", info.name, problem)
             self._problems[info.name] = problem
             self.metrics.routing_errors.labels(info.name).inc()
-            if current is None and table.served_versions != {table.champion}:
+            if current is None and not self.load_failures.failing_now(info.name, table.champion):
                 await self._serve_champion_alone(info, table)
             return False
         if current is not None and current.table.same_routing(table) and state.shadow_runner is None:

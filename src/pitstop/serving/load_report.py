@@ -50,6 +50,15 @@ class LoadFailures:
             model, version, role = key
             self.metrics.version_load_failed.labels(model, str(version), role).set(0)
 
+    def clear(self) -> None:
+        """Nothing fails to load here any more (the gateway stops)."""
+        self.begin()
+        self.end()
+
+    def failing_now(self, model: str, version: int) -> bool:
+        """Whether `version` of `model` failed to load in the refresh under way (in any role)."""
+        return any(name == model and v == version for name, v, _ in self._seen)
+
     def of(self, model: str) -> list[LoadFailure]:
         """The model's current failures, oldest first."""
         found = [failure for (name, _, _), failure in self._current.items() if name == model]
