@@ -93,15 +93,19 @@ def gateway(ws: Workspace, cwd: Path) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120  # a bound for a busy machine, not a timing assertion
+        deadline = time.monotonic() + 240  # a bound for a busy machine, not a timing assertion
         while not _ready(base):
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "the gateway did not become ready within 120 s"
+            assert time.monotonic() < deadline, "the gateway did not become ready within 240 s"
             time.sleep(0.1)
         yield base
     finally:
         process.terminate()
-        process.communicate(timeout=30)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a stuck gateway: stop it, and reap it
+            process.kill()
+            process.communicate()
 
 
 def _ready(base: str) -> bool:
@@ -116,7 +120,7 @@ def _shadow_part(base: str) -> dict[str, object]:
     return part
 
 
-def _wait_for(predicate, what: str, seconds: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, what: str, seconds: float = 120.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while not predicate():
         assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
