@@ -179,6 +179,13 @@ class ShadowPolicy(_Section):
         0.01, description="largest share of shadow calls that may fail or time out"
     )
     max_p99_ratio: Ratio = Field(1.5, description="challenger p99 latency may be at most this x champion's")
+    unavailable_after: PositiveDuration = Field(
+        timedelta(minutes=10),
+        description=(
+            "a challenger some gateway cannot load for this long ends the rollout: rejected in shadow "
+            "(shadow.unavailable), rolled back in the A/B test or ramp (guardrail.unavailable)"
+        ),
+    )
     test: str = Field(
         "paired_t", description="reported secondary paired test (does not decide): paired_t | wilcoxon"
     )

@@ -29,6 +29,15 @@ class ConflictError(UsageError):
     """The request contradicts the current state (a champion exists, a rollout is active)."""
 
 
+class VersionLoadError(UsageError):
+    """A version's artifact does not load here (its classes' module is missing, say): `cause` is the
+    loader's own error (`ModuleNotFoundError: No module named 'x'`), `hint` how to fix it."""
+
+    def __init__(self, model: str, version: int, cause: str, hint: str = "") -> None:
+        self.model, self.version, self.cause, self.hint = model, version, cause, hint
+        super().__init__(f"{model} version {version} cannot be loaded ({cause}){hint}")
+
+
 class ArtifactIntegrityError(PitstopError):
     """A stored artifact is missing or its sha256 no longer matches the registry."""
 

@@ -37,6 +37,7 @@ from pitstop.errors import (
     NotFoundError,
     StoreUnavailableError,
     UsageError,
+    VersionLoadError,
     describe,
     describe_os_error,
 )
@@ -713,9 +714,8 @@ class Workspace:
         except (UntrustedTypesError, PickleRefusedError):
             raise
         except Exception as error:  # loading imports the classes' modules: anything may fail
-            raise UsageError(
-                f"{who} cannot be loaded ({describe(error)}){training.load_hint(error)}"
-            ) from None
+            hint = training.load_hint(error)
+            raise VersionLoadError(model, version.version, describe(error), hint) from None
         package_drift.check(version.lineage, who)  # every load says so; it never refuses
         return loaded
 

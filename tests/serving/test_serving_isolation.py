@@ -4,6 +4,7 @@ that leave out waits for a CPU (`priority.own_seconds`)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from pitstop.serving.isolation import ModelProcess
 from pitstop.serving.priority import own_seconds
 from pitstop.serving.routing_store import route
 from pitstop.store.tables import predictions
+from pitstop.training import current_folder_importable
 from serving.conftest import MODEL, Served, running
 from serving.fake_models import ExitingModel, RaisingModel, SchedulerModel, SlowModel
 
@@ -330,3 +332,51 @@ def test_a_limit_below_the_loaded_models_size_is_said_when_the_child_starts(
         process.close()
     assert use.rss_bytes is not None and use.rss_bytes > use.limit_bytes == 2**20
     assert any("once loaded, already over its limit of 1 MiB" in r.getMessage() for r in caplog.records)
+
+
+LOCAL_MODULE = """
+class Halved:
+    def __init__(self, base):
+        self.base = base
+        self.feature_names_in_ = base.feature_names_in_
+
+    def predict(self, X):
+        return self.base.predict(X) / 2
+"""
+
+
+def local_model(folder: Path, name: str, base: Any) -> Any:
+    """A `Halved` model whose class lives in `folder/name.py`, imported from the working folder as the
+    gateway imports a model's module (`training.current_folder_importable`)."""
+    (folder / f"{name}.py").write_text(LOCAL_MODULE)
+    with current_folder_importable():
+        return importlib.import_module(name).Halved(base)
+
+
+def test_an_isolated_model_finds_its_class_in_the_gateways_working_folder(
+    base: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server kept the import path it started with, and the child unpickled the model before
+    taking any other: a class from `taxitrainers.py` beside the user failed in the shadow's process."""
+    monkeypatch.chdir(tmp_path)
+    model = local_model(tmp_path, "halvedtrainers", base)
+    try:
+        (answer,) = predict_then_close(InProcessRunner(model, version=1, isolated=True, **FEATURES), ROWS)
+    finally:
+        sys.modules.pop("halvedtrainers", None)
+    assert answer == pytest.approx(list(base.predict(pd.DataFrame(ROWS)) / 2))
+
+
+def test_an_isolated_model_whose_module_is_missing_fails_with_its_own_error(
+    base: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "trainers"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    model = local_model(folder, "gonetrainers", base)
+    monkeypatch.chdir(tmp_path)  # the module is not where the gateway runs
+    try:
+        with pytest.raises(ModuleNotFoundError, match="No module named 'gonetrainers'"):
+            InProcessRunner(model, version=1, isolated=True, **FEATURES)
+    finally:
+        sys.modules.pop("gonetrainers", None)

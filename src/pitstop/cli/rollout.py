@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from pitstop.cli.common import (
@@ -110,8 +111,12 @@ def render_status(result: RolloutStatus) -> None:
     console.print(
         Panel("\n".join(lines), title=f"{data['model']}: rollout {data['rollout_id']}", expand=False)
     )
+    for line in result.unavailable:
+        console.print(f"[bold red]{escape(line)}[/]")
     if result.evidence:
         _render_evidence(result.evidence)
+    if result.errors.messages:
+        _render_errors(result)
     if data["comparison"]:
         console.print(_comparison_line(data["comparison"], data["phase"], data["evidence"]["paired"]["n"]))
     if data["progress"]:
@@ -150,6 +155,24 @@ def _render_evidence(evidence: dict[str, Any]) -> None:
             _n(arm["latency_p99"], ".1f"),
         )
     console.print(out)
+
+
+def _render_errors(result: RolloutStatus) -> None:
+    """The failed calls' messages: most frequent first, with when each was first and last seen."""
+    errors = result.errors
+    out = table("failed calls in this phase", "version", "role", "calls", "first seen", "last seen", "error")
+    for message in errors.messages:
+        out.add_row(
+            f"v{message.version}",
+            message.role,
+            str(message.count),
+            fmt_time(message.first_seen),
+            fmt_time(message.last_seen),
+            escape(message.error),
+        )
+    console.print(out)
+    if errors.more:
+        console.print(f"and {errors.more} other error message{'s' if errors.more > 1 else ''} (see --json)")
 
 
 def _comparison_line(comparison: dict[str, Any], phase: str, pairs: int) -> str:

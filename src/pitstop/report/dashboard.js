@@ -53,7 +53,8 @@
       ["readiness", health.ready ? "ready" : "not ready: " + health.reasons.join("; ")],
       ["models served", health.models.join(", ") || "none"],
       ["prediction log", log.depth + " queued of " + log.capacity + (log.healthy ? ", writing" : ", failing: " + log.last_error)],
-      ["store", health.store_error ? "unreachable: " + health.store_error : "reachable"]
+      ["store", health.store_error ? "unreachable: " + health.store_error : "reachable"],
+      ["cannot load here", (health.cannot_load || []).join("; ") || "-"]
     ]));
     var rows = Object.keys(health.counters).map(function (name) { return [name, health.counters[name]]; });
     box.appendChild(table(["counter (since start)", "value"], rows));
@@ -71,15 +72,41 @@
     section.appendChild(head);
     var info = el("div", "info");
     section.appendChild(info);
+    var failures = el("div", "failures");
+    section.appendChild(failures);
     var charts = el("div", "grid charts");
     section.appendChild(charts);
     section.appendChild(el("h3", null, "Recent events"));
     var events = el("div", "events");
     section.appendChild(events);
     document.getElementById("models").appendChild(section);
-    entry = { section: section, phase: phase, info: info, charts: charts, events: events, plots: new Map() };
+    entry = {
+      section: section, phase: phase, info: info, failures: failures, charts: charts, events: events,
+      plots: new Map()
+    };
     cards.set(name, entry);
     return entry;
+  }
+
+  // A challenger gateways cannot load, and the failed calls' messages (most frequent first).
+  function renderFailures(box, report) {
+    box.replaceChildren();
+    if (!report) return;
+    var errors = report.errors || { messages: [], more: 0 };
+    var unavailable = report.unavailable || [];
+    if (!unavailable.length && !errors.messages.length) return;
+    box.appendChild(el("h3", null, "Failures"));
+    unavailable.forEach(function (line) { box.appendChild(el("p", "problem", line)); });
+    if (errors.messages.length) {
+      box.appendChild(table(
+        ["version", "role", "calls", "first seen (UTC)", "last seen (UTC)", "error"],
+        errors.messages.map(function (m) {
+          return ["v" + m.version, m.role, m.count, m.first_seen.replace("T", " ").slice(0, 19),
+            m.last_seen.replace("T", " ").slice(0, 19), m.error];
+        })
+      ));
+    }
+    if (errors.more) box.appendChild(el("p", "muted", "and " + errors.more + " other error messages"));
   }
 
   function renderModel(model) {
@@ -100,6 +127,7 @@
       entry.info.appendChild(el("p", "headline", model.words.headline));
       entry.info.appendChild(el("p", "because", model.words.because));
     }
+    renderFailures(entry.failures, model.report);
     var wanted = model.figures || {};
     entry.plots.forEach(function (div, key) {
       if (!(key in wanted)) { Plotly.purge(div); div.remove(); entry.plots.delete(key); }

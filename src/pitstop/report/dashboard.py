@@ -169,6 +169,7 @@ def gateway_health(gateway: Gateway) -> dict[str, Any]:
             "healthy": log.healthy,
             "last_error": log.last_error,
         },
+        "cannot_load": gateway.load_failures.lines(),
         "shadow_inflight": gateway.shadow.inflight,
         "shadow_processes": shadow_processes(gateway),
         "counters": counter_totals(gateway.metrics),

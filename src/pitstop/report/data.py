@@ -49,6 +49,8 @@ from pitstop.rollout.gather import (
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
 from pitstop.serving.routing_store import routing_history
+from pitstop.store import load_failures
+from pitstop.store.error_messages import error_messages
 from pitstop.store.tables import predictions
 
 if TYPE_CHECKING:
@@ -130,6 +132,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
     limits = _latency_limits(stored, bands, _champion_calls(conn, scope), ends, thresholds, transitions)
     rollout = {**stored.to_dict(), "last_check": stored.status}
     gate_event = next((e for e in transitions if e.from_state == "gate"), None)
+    messages = error_messages(conn, info.id, since_routing_version=scope.first_version, until=active_until)
     return ReportData(
         model=model,
         task=info.task.value,
@@ -155,7 +158,17 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
         ab=_ab(stored, transitions),
         words=narrative(rollout, transitions),
         error_unit=ERROR_UNITS[info.task],
+        errors=messages,
+        unavailable=_unavailable(conn, stored, now),
     )
+
+
+def _unavailable(conn: Connection, stored: StoredRollout, now: datetime) -> list[str]:
+    """What live gateways say about an active rollout's challenger that they cannot load."""
+    if stored.state.outcome is not None:
+        return []  # the ending's reason says it, if that is why it ended
+    version = stored.state.challenger_version
+    return load_failures.cannot_load(version, load_failures.reported(conn, stored.model_id, version, now))
 
 
 def _thresholds(stored: StoredRollout) -> Thresholds:

@@ -238,6 +238,22 @@ def _ab(data: ReportData, figure_html: str) -> str:
     )
 
 
+def _failures(data: ReportData) -> str:
+    """A challenger gateways cannot load, and the failed calls' messages, most frequent first."""
+    errors = data.errors
+    if not data.unavailable and not errors.messages:
+        return ""
+    lines = "".join(f'<p class="problem">{_e(line)}</p>' for line in data.unavailable)
+    rows = [
+        (f"v{m.version}", m.role, m.count, fmt_time(m.first_seen), fmt_time(m.last_seen), m.error)
+        for m in errors.messages
+    ]
+    headers = ["version", "role", "calls", "first seen", "last seen", "error"]
+    table = _table(headers, rows, (2,)) if rows else ""
+    more = f'<p class="muted">and {errors.more} other error messages</p>' if errors.more else ""
+    return f'<section class="card" id="failures"><h2>Failures</h2>{lines}{table}{more}</section>'
+
+
 def _events(data: ReportData) -> str:
     rows = [
         (
@@ -274,6 +290,7 @@ def render_report(data: ReportData) -> str:
     body = "".join(
         [
             _decision(data),
+            _failures(data),
             *sections,
             _summaries(data),
             _gate(data),

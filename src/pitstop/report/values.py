@@ -13,6 +13,7 @@ from typing import Any
 
 from pitstop.events import Event
 from pitstop.jsonable import json_safe
+from pitstop.store.error_messages import ErrorMessages
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ class ReportData:
     words: Narrative
     error_unit: str  # "mean absolute error (target units)" or "log loss"
     extra: dict[str, Any] = field(default_factory=dict)
+    errors: ErrorMessages = field(default_factory=ErrorMessages)  # failed calls of the rollout, by message
+    unavailable: list[str] = field(default_factory=list)  # `challenger v7 cannot be loaded: …` (live)
 
     @property
     def rollout_id(self) -> int:
@@ -225,6 +228,7 @@ class ReportData:
             if key not in ("events", "words", "arms", "thresholds")
         }
         out["events"] = [event.to_dict() for event in self.events]
+        out["errors"] = self.errors.to_dict()
         out["arms"] = {arm: json_safe(asdict(series)) for arm, series in self.arms.items()}
         out["thresholds"] = asdict(self.thresholds)
         out["words"] = {

@@ -6,7 +6,7 @@ person as actor and a `manual.*` rule, so history shows them exactly like automa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pitstop import registry
@@ -31,6 +31,8 @@ from pitstop.rollout.records import (
 )
 from pitstop.serving.routing import new_salt
 from pitstop.serving.routing_store import current_routing, verified_version, write_routing
+from pitstop.store.error_messages import ErrorMessages, error_messages
+from pitstop.store.load_failures import LoadFailure, cannot_load
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -284,6 +286,13 @@ class RolloutStatus:
     remaining_hours: float | None
     comparison: dict[str, Any] | None = None  # `comparison.live_comparison`
     progress: dict[str, Any] | None = None  # `comparison.sample_progress`
+    errors: ErrorMessages = field(default_factory=ErrorMessages)  # failed model calls of the phase
+    load_failures: tuple[LoadFailure, ...] = ()  # gateways that cannot load the challenger
+
+    @property
+    def unavailable(self) -> list[str]:
+        """`challenger v7 cannot be loaded: ModuleNotFoundError: …`, once per distinct error."""
+        return cannot_load(self.rollout.state.challenger_version, self.load_failures)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = json_safe(  # an infinite ratio (champion error 0) is no JSON number
@@ -296,6 +305,9 @@ class RolloutStatus:
                 "evidence": self.evidence,
                 "next_check": self.next_check,
                 "last_check": self.rollout.status,
+                "errors": self.errors.to_dict(),
+                "load_failures": [failure.to_dict() for failure in self.load_failures],
+                "unavailable": self.unavailable,
             }
         )
         return out
@@ -325,8 +337,12 @@ def status(ws: Workspace, model: str, rollout_id: int | None = None) -> RolloutS
     now = ws.clock.now()
     end = stored.state.ended_at or now
     elapsed = (end - stored.state.phase_started_at).total_seconds() / 3600
+    with ws.reading() as conn:
+        errors = error_messages(
+            conn, stored.model_id, since_routing_version=stored.state.phase_routing_version, until=end
+        )
     if stored.state.outcome is not None:
-        return RolloutStatus(stored, None, None, elapsed, None)
+        return RolloutStatus(stored, None, None, elapsed, None, errors=errors)
     evidence = read_evidence(ws, stored, now)
     preview = decide(stored.state, stored.policy, evidence, now)
     limit = _phase_limit_hours(stored)
@@ -346,6 +362,8 @@ def status(ws: Workspace, model: str, rollout_id: int | None = None) -> RolloutS
         None if limit is None else max(limit - elapsed, 0.0),
         comparison=live_comparison(stored.state, stored.policy, evidence),
         progress=sample_progress(stored.state, stored.policy, evidence),
+        errors=errors,
+        load_failures=evidence.load_failures,
     )
 
 

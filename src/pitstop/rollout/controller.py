@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.phases import Outcome, Phase
 from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
 from pitstop.serving.routing_store import current_routing, write_routing
+from pitstop.store import load_failures
 
 if TYPE_CHECKING:
     from pitstop.workspace import Workspace
@@ -60,13 +61,15 @@ def evidence_window(stored: StoredRollout, task: registry.Task, now: Any) -> Win
 def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
     with ws.reading() as conn:
         task = registry.get_model(conn, stored.state.model).task
-        return gather_evidence(
+        evidence = gather_evidence(
             conn,
             evidence_window(stored, task, now),
             with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
             with_request_errors=stored.state.phase is Phase.AB_TEST
             and stored.policy.ab_test.method == "mann_whitney",
         )
+        failures = load_failures.reported(conn, stored.model_id, stored.state.challenger_version, now)
+    return replace(evidence, load_failures=tuple(failures))
 
 
 class Controller:

@@ -66,6 +66,9 @@ class Decision:
 
 def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
     """What to do now with an active rollout, given what has been measured."""
+    unavailable = challenger_unavailable(rollout, policy, evidence, now)
+    if unavailable is not None:
+        return unavailable
     if rollout.phase is Phase.SHADOW:
         return decide_shadow(rollout, policy, evidence, now)
     if rollout.phase is Phase.AB_TEST:
@@ -73,6 +76,54 @@ def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datet
     if rollout.phase is Phase.RAMP:
         return decide_ramp(rollout, policy, evidence, now)
     return Decision(Action.STAY, "inactive", f"the rollout is {rollout.phase}: nothing to decide")
+
+
+# -- a challenger that cannot be loaded -------------------------------------------------------------
+
+
+def challenger_unavailable(
+    rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime
+) -> Decision | None:
+    """A challenger some gateway reports it cannot load (`Evidence.load_failures`) is measured by no
+    shadow and served to no user there: labels would never come, and the rollout would wait for its
+    `max_duration`. Once it has failed for `shadow.unavailable_after` in this phase, the rollout ends:
+    rejected in shadow (`shadow.unavailable`), rolled back in the A/B test or ramp
+    (`guardrail.unavailable`). Until then a shadow waits, saying why; an A/B test or ramp decides
+    as usual (its guardrails still watch the gateways that serve it)."""
+    failures = [f for f in evidence.load_failures if f.last_seen >= rollout.phase_started_at]
+    if not failures or rollout.phase not in (Phase.SHADOW, Phase.AB_TEST, Phase.RAMP):
+        return None
+    since = max(min(f.first_seen for f in failures), rollout.phase_started_at)
+    failing, grace = now - since, policy.shadow.unavailable_after
+    gateways = len({f.gateway for f in failures})
+    numbers = {
+        "error": failures[0].error,
+        "role": failures[0].role,
+        "gateways": gateways,
+        "attempts": sum(f.attempts for f in failures),
+        "failing_seconds": failing.total_seconds(),
+        "unavailable_after_seconds": grace.total_seconds(),
+    }
+    what = (
+        f"challenger v{rollout.challenger_version} cannot be loaded: {failures[0].error} "
+        f"(on {gateways} gateway{'s' if gateways > 1 else ''}, for {describe_span(failing)})"
+    )
+    shadow = rollout.phase is Phase.SHADOW
+    if failing < grace:
+        if not shadow:
+            return None
+        rest = describe_span(grace - failing)
+        return Decision(
+            Action.STAY, "shadow.unavailable", f"{what}; rejected in {rest} unless it loads", numbers
+        )
+    if shadow:
+        return Decision(Action.REJECT, "shadow.unavailable", f"{what}: rejected, the champion stays", numbers)
+    return Decision(
+        Action.ROLLBACK,
+        "guardrail.unavailable",
+        f"{what}: rolled back, the champion serves everyone",
+        numbers,
+    )
 
 
 # -- shadow ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 from scipy.stats import binom
 
 from pitstop.stats import ArmEstimate, arm_from_summary, arm_from_user_moments
+from pitstop.store.load_failures import LoadFailure
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ class Evidence:
     window_hours: float = 0.0
     unbucketed_requests: int = 0  # requests without a user_id (bucketed by request_id)
     request_errors: dict[str, tuple[float, ...]] | None = None  # per-arm raw errors (Mann-Whitney only)
+    # the challenger version as gateways that cannot load it report it (`store.load_failures`)
+    load_failures: tuple[LoadFailure, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,13 @@ Prediction `time` is the clock's; latencies are real (`perf_counter`).
 A live gateway keeps a local cache of what it serves (`routing_cache.py`), so that one started while
 the store is down serves each cached champion alone, reports `degraded`, queues its prediction
 records and returns to normal routing once the store answers.
+
+A version that fails to load is a failure this gateway reports, never a silent retry: with its error
+in `GET /v1/health` (and `/readyz` for a champion), as `pitstop_version_load_failed` in `/metrics`,
+and in the store (`load_report.py`), where the controller ends the rollout after a short grace. Users
+get the champion meanwhile: a shadow that cannot load is skipped, a table whose challenger cannot load
+is not applied (the previous table serves), and a gateway that has no previous table serves the
+champion alone under routing version 0, whose records count as no phase's evidence.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from pitstop import registry
 from pitstop.clock import Clock
 from pitstop.config import ServingSettings
-from pitstop.errors import StoreUnavailableError
+from pitstop.errors import StoreUnavailableError, VersionLoadError, describe
 from pitstop.registry import ModelInfo, VersionInfo
 from pitstop.serving import routing_cache
 from pitstop.serving.batching import MicroBatcher, model_seconds
@@ -42,12 +51,14 @@ from pitstop.serving.errors import InvalidInputError, ModelNotServedError, Predi
 from pitstop.serving.features import FeatureSchema
 from pitstop.serving.health import GatewayHealth, LogHealth, ModelHealth, Part
 from pitstop.serving.labels import Label, upsert_labels
+from pitstop.serving.load_report import LoadFailures
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionLog, PredictionRecord
 from pitstop.serving.routing import Arm, BucketedBy, Route, RoutingTable, bucket
 from pitstop.serving.routing_store import effective_routing
 from pitstop.serving.runner import Row, Runner, make_runner
 from pitstop.serving.shadow import ShadowRequest, ShadowScorer, ShadowTarget
+from pitstop.store.load_failures import replace_reported
 from pitstop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -171,6 +182,10 @@ class Gateway:
         )
         self._states: dict[str, ModelState] = {}
         self._problems: dict[str, str] = {}
+        self.identity = (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # in the store's reports
+        )
+        self.load_failures = LoadFailures(self.metrics, self.identity)
         self._store_error: str | None = "not started"
         self._refresh_lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
@@ -217,6 +232,9 @@ class Gateway:
         except TimeoutError:
             log.warning("stopping with %d shadow calls still in flight", self.shadow.inflight)
         await self.log.stop(timeout=timeout)
+        if self.load_failures.to_report()[0]:  # a stopped gateway fails to load nothing
+            self.load_failures.clear()
+            await self._report_load_failures()
         for task in list(self._retiring):
             task.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
@@ -307,7 +325,15 @@ class Gateway:
             )
         champion = Part(table.champion, "ok", None)
         process = None if state.shadow_runner is None else state.shadow_runner.memory()
-        return ModelHealth(table.version, champion, challenger, shadow, self._problems.get(name), process)
+        return ModelHealth(
+            table.version,
+            champion,
+            challenger,
+            shadow,
+            self._problems.get(name),
+            process,
+            tuple(self.load_failures.of(name)),
+        )
 
     def _export(self, health: GatewayHealth) -> None:
         up = self.metrics.component_up
@@ -470,6 +496,7 @@ class Gateway:
             self._store_error = None
             self.metrics.store_up.set(1)
             changed = []
+            self.load_failures.begin()
             for info, table in wanted:
                 current = self._states.get(info.name)
                 if (
@@ -480,6 +507,8 @@ class Gateway:
                     continue
                 if await self._switch(info, table, current):
                     changed.append(info.name)
+            self.load_failures.end()
+            await self._report_load_failures()
             self._from_cache &= set(self._problems)  # a cached state the store's table could not replace
             if not self._from_cache:
                 await self._save_cache()
@@ -507,6 +536,8 @@ class Gateway:
                 log.error("%s: %s", info.name, problem)
             self._problems[info.name] = problem
             self.metrics.routing_errors.labels(info.name).inc()
+            if current is None and not self.load_failures.failing_now(info.name, table.champion):
+                await self._serve_champion_alone(info, table)
             return False
         if current is not None and current.table.same_routing(table) and state.shadow_runner is None:
             return False  # its shadow failed to load again: nothing changes
@@ -521,6 +552,46 @@ class Gateway:
             if unused:
                 self._retire(unused)
         return True
+
+    async def _serve_champion_alone(self, info: ModelInfo, table: RoutingTable) -> None:
+        """Serve the champion of a table that could not be applied (another of its versions fails to
+        load) under routing version 0: users get the champion, and no phase counts its records."""
+        alone = RoutingTable.initial(info.name, table.champion, self.clock.now())
+        try:
+            self._states[info.name] = await self._prepare(info, alone, None)
+        except Exception as error:  # the champion fails too: not ready, said by `readiness`
+            log.error(
+                "%s: champion v%s not loaded either: %s: %s",
+                info.name,
+                table.champion,
+                type(error).__name__,
+                error,
+            )
+            return
+        log.warning(
+            "%s: serving champion v%s alone until routing v%s applies",
+            info.name,
+            table.champion,
+            table.version,
+        )
+
+    async def _report_load_failures(self) -> None:
+        """Tell the store what fails to load here when that changed (or is due again); best effort."""
+        now = self.clock.now()
+        if not self.load_failures.report_due(now):
+            return
+        keys, failures = self.load_failures.to_report()
+
+        def write() -> None:
+            with self.ws.writing() as conn:
+                replace_reported(conn, self.identity, failures)
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception as error:  # serving goes on; the next refresh tries again
+            log.warning("load failures not reported to the store: %s: %s", type(error).__name__, error)
+            return
+        self.load_failures.reported(keys, now)
 
     # -- the routing cache ---------------------------------------------------------------------------
 
@@ -617,7 +688,11 @@ class Gateway:
                 if version in old:
                     runners[version] = old[version]
                     continue
-                runners[version] = await asyncio.to_thread(self._load, info, version, False)
+                try:
+                    runners[version] = await asyncio.to_thread(self._load, info, version, False)
+                except Exception as error:
+                    self._load_failed(info, version, _served_role(table, version), error)
+                    raise
                 fresh.append(runners[version])
             if table.shadow is not None:
                 if current is not None and current.table.shadow == table.shadow:
@@ -640,12 +715,18 @@ class Gateway:
         try:
             return await asyncio.to_thread(self._load, info, table.shadow, True), None
         except Exception as error:
+            self._load_failed(info, table.shadow, "shadow", error)
             problem = f"shadow v{table.shadow} not loaded: {type(error).__name__}: {error}"
             if current is None or current.shadow_problem != problem:
                 log.error(
                     "%s: %s; the champion serves without it, retried at every refresh", info.name, problem
                 )
             return None, problem
+
+    def _load_failed(self, info: ModelInfo, version: int, role: str, error: Exception) -> None:
+        # the loader's own error first (`ModuleNotFoundError: No module named 'x'`), then the hint
+        said = f"{error.cause}{error.hint}" if isinstance(error, VersionLoadError) else describe(error)
+        self.load_failures.failed(info.name, info.id, version, role, said[:500], self.clock.now())
 
     def _load(self, info: ModelInfo, version: int, shadow: bool) -> Runner:
         details = self.ws.version(info.name, version)
@@ -691,6 +772,12 @@ async def _outcome(future: asyncio.Future[list[float]], n: int) -> tuple[list[fl
         return await future, None
     except Exception as error:
         return [math.nan] * n, f"{type(error).__name__}: {error}"[:500]
+
+
+def _served_role(table: RoutingTable, version: int) -> str:
+    if version == table.champion:
+        return "champion"
+    return "challenger" if version == table.challenger else "standby"
 
 
 def _finite_problem(value: float) -> str | None:

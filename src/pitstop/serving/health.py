@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from pitstop.serving.isolation import MemoryUse
+from pitstop.store.load_failures import LoadFailure
 
 PartStatus = Literal["ok", "not_loaded", "unavailable"]
 
@@ -40,10 +41,12 @@ class ModelHealth:
     shadow: Part | None
     problem: str | None  # the newest routing change that could not be applied (the old table serves)
     shadow_process: MemoryUse | None = None  # the shadow's own process: memory, limit, restarts
+    load_failures: tuple[LoadFailure, ...] = ()  # versions routing asks for that fail to load here
 
     def to_dict(self) -> dict[str, Any]:
         process = self.shadow_process
         return {
+            "load_failures": [failure.to_dict() for failure in self.load_failures],
             "routing_version": self.routing_version,
             "champion": self.champion.to_dict(),
             "challenger": None if self.challenger is None else self.challenger.to_dict(),
@@ -95,7 +98,9 @@ class GatewayHealth:
             or self.store_error is not None
             or self.degraded is not None
             or any(
-                m.problem or any(p is not None and p.status != "ok" for p in (m.challenger, m.shadow))
+                m.problem
+                or m.load_failures
+                or any(p is not None and p.status != "ok" for p in (m.challenger, m.shadow))
                 for m in self.models.values()
             )
         )
@@ -130,6 +135,16 @@ class ShadowProcessBody(BaseModel):
     restarts: dict[str, int] = Field(description="new processes by reason: memory (over the limit), exited")
 
 
+class LoadFailureBody(BaseModel):
+    version: int
+    role: str = Field(description="champion | challenger | standby | shadow")
+    error: str = Field(description="why it does not load, e.g. ModuleNotFoundError: No module named 'x'")
+    first_seen: str = Field(description="the first failed attempt of this streak (ISO 8601)")
+    last_seen: str = Field(description="the latest failed attempt (retried at every routing refresh)")
+    attempts: int
+    gateway: str = Field(description="this gateway process, as the store's reports name it")
+
+
 class ModelHealthBody(BaseModel):
     routing_version: int | None
     champion: PartBody
@@ -138,6 +153,10 @@ class ModelHealthBody(BaseModel):
     problem: str | None = Field(description="the newest routing change not applied (the old table serves)")
     shadow_process: ShadowProcessBody | None = Field(
         None, description="the shadow's own process (`serving.shadow_process`): memory, limit, restarts"
+    )
+    load_failures: list[LoadFailureBody] = Field(
+        default_factory=list,
+        description="versions the routing asks for that fail to load on this gateway, with their error",
     )
 
 

@@ -30,6 +30,14 @@ gateway seldom has). A model that allocates gigabytes within one second is beyon
 Children are forked from a fork server that has pitstop, pandas and scikit-learn imported once, so
 a new child costs tens of milliseconds, not the seconds of a fresh interpreter; the model itself is
 pickled to the child once per start.
+
+A child imports what the gateway imports: the fork server keeps the import path and working folder
+it started with, so each child takes the gateway's own (`ImportContext`, with the working folder on
+the path as the gateway has it while it loads a model: `training.current_folder_importable`) before
+it unpickles the model. A model whose class lives in `taxitrainers.py` beside the user then loads in
+the shadow's process as it loads for `gate`; and one whose module is missing fails there with its
+own error (`ModuleNotFoundError: No module named 'taxitrainers'`), sent back to the gateway, not a
+traceback on stderr and a bare exit code.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 import time
 from collections import Counter
@@ -50,6 +59,7 @@ from typing import Any, NamedTuple
 from pitstop.serving.batching import Timed
 from pitstop.serving.errors import ModelProcessError
 from pitstop.serving.priority import CpuTime, ProcessCpu, ProcFile, idle_priority, normal_priority
+from pitstop.training import current_folder_importable
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +88,31 @@ class MemoryUse(NamedTuple):
     rss_bytes: int | None
     limit_bytes: int | None
     restarts: Mapping[str, int]
+
+
+class ImportContext(NamedTuple):
+    """Where a model process finds modules: the gateway's import path and working folder."""
+
+    path: list[str]
+    folder: str | None
+
+    @classmethod
+    def here(cls) -> ImportContext:
+        """This process's, with the working folder importable as it is while a model loads here."""
+        with current_folder_importable():
+            path = list(sys.path)
+        try:
+            folder: str | None = os.getcwd()
+        except OSError:  # the working folder was deleted
+            folder = None
+        return cls(path, folder)
+
+    def enter(self) -> None:
+        """Make this (child) process import as the gateway does."""
+        sys.path[:] = self.path
+        if self.folder is not None:
+            with suppress(OSError):
+                os.chdir(self.folder)
 
 
 class ProcessMemory:
@@ -170,8 +205,10 @@ class ModelProcess:
 
     def _start(self) -> None:
         parent, child = multiprocessing.Pipe()
+        # The model travels pickled, to be unpickled once the child imports as the gateway does.
+        model = pickle.dumps((self._call, self._setup))
         process = _context().Process(
-            target=_serve, args=(child, self._call, self._setup), name=f"pitstop-{self.name}", daemon=True
+            target=_serve, args=(child, model, ImportContext.here()), name=f"pitstop-{self.name}", daemon=True
         )
         process.start()
         child.close()
@@ -248,10 +285,13 @@ def _reap(process: Any) -> None:
         process.join(_STOP_SECONDS)
 
 
-def _serve(conn: Connection, call: Call, setup: Callable[[], object] | None) -> None:
-    """The child: lower its priority, set up, then answer calls until told to stop or the parent goes."""
+def _serve(conn: Connection, model: bytes, context: ImportContext) -> None:
+    """The child: lower its priority, import as the gateway does, load the model and set up, then answer
+    calls until told to stop or the parent goes."""
     idle_priority()
     try:
+        context.enter()
+        call, setup = pickle.loads(model)
         if setup is not None:
             setup()
     except Exception as error:

@@ -188,6 +188,15 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.version_load_failed = Gauge(
+            "pitstop_version_load_failed",
+            "1 while a version the routing asks for fails to load on this gateway (role champion, "
+            "challenger, standby or shadow; its error is in GET /v1/health), 0 once it loads or is no "
+            "longer asked for",
+            ("model", "version", "role"),
+            registry=r,
+            multiprocess_mode="liveall",
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _series(self, model: str, version: int, arm: str, role: str, bucketed_by: str) -> tuple[Any, ...]:

@@ -217,3 +217,21 @@ leases = Table(
     Column("expires_at", Float, nullable=False),
     Column("acquired_at", Float, nullable=False),
 )
+
+# -- versions a gateway cannot load (issue 18) ---------------------------------------------------
+# One row per gateway process and version (and role) that the gateway's routing asks for but that
+# fails to load there, refreshed while it keeps failing and deleted once it loads or is no longer
+# asked for: what the controller ends a rollout on (`shadow.unavailable`) and `rollout status` shows.
+
+load_failures = Table(
+    "load_failures",
+    metadata,
+    Column("gateway", String(200), primary_key=True),
+    Column("model_id", Id, ForeignKey("models.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("role", String(20), primary_key=True),  # champion, challenger or shadow
+    Column("error", Text, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+)
