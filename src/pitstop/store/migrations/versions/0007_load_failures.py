@@ -2,7 +2,7 @@
 fails there, so the controller and `rollout status` see it (`shadow.unavailable`).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-07
 """
 
