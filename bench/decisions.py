@@ -136,6 +136,7 @@ class Outcome:
     minutes: float
     challenger_requests: int = 0
     challenger_users: int = 0
+    planned_minutes: float | None = None  # the A/B plan's expected duration (None: no plan)
 
 
 def rollout_state(phase: Phase, at: float, *, step: int | None = None, plan: Any = None) -> RolloutState:
@@ -161,7 +162,10 @@ def ab_plan(policy: Policy, traffic: Traffic, rng: np.random.Generator) -> dict[
     champion = Cumulative(day, ~day.challenger).at(-1, 24 * 60)
     mean = champion.error_mean or traffic.base_error
     paired = PairedSummary(n=1000, champion_mean=mean, challenger_mean=mean * (1 + traffic.effect))
-    evidence = Evidence(now=START, champion=champion, paired=paired, window_hours=24.0)
+    # every simulated user arrives once: distinct users accumulate linearly, as the fit should find
+    marks = [24.0 * (k + 1) / 8 for k in range(8)]
+    seen = tuple((h, int(np.searchsorted(day.arrival_minutes, h * 60, side="right"))) for h in marks)
+    evidence = Evidence(now=START, champion=champion, paired=paired, window_hours=24.0, users_seen=seen)
     return plan_ab_test(policy, evidence)
 
 
@@ -187,7 +191,9 @@ def run_ab_and_ramp(
     limit = horizon if horizon is not None else ab.max_duration.total_seconds() / 60
     users = simulate_users(rng, traffic, limit + every, ab.share)
     champion, challenger = Cumulative(users, ~users.challenger), Cumulative(users, users.challenger)
-    state = rollout_state(Phase.AB_TEST, 0.0, plan=ab_plan(policy, traffic, rng))
+    plan = ab_plan(policy, traffic, rng)
+    planned = None if plan.get("expected_hours") is None else plan["expected_hours"] * 60
+    state = rollout_state(Phase.AB_TEST, 0.0, plan=plan)
     ended: Outcome | None = None
     for t in looks(every, limit):
         mature = t - ab.label_maturation.total_seconds() / 60
@@ -200,10 +206,10 @@ def run_ab_and_ramp(
         decision = decide(state, policy, evidence, evidence.now)
         state = _carry(state, decision)
         if decision.changes_phase:
-            ended = _outcome(decision, Phase.AB_TEST, t, evidence.challenger)
+            ended = replace(_outcome(decision, Phase.AB_TEST, t, evidence.challenger), planned_minutes=planned)
             break
     if ended is None:
-        return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit)
+        return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit, planned_minutes=planned)
     if ended.action is not Action.ADVANCE or not ramp:
         return ended
     return run_ramp(policy, traffic, rng, every, ended.minutes)
@@ -362,6 +368,7 @@ class Scenario:
     run: Callable[[Policy, int, float], Outcome]
     ramp: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)  # changes to the default policy
 
 
 def _ab(
@@ -378,6 +385,12 @@ def _sh(traffic: Traffic) -> Callable[[Policy, int, float], Outcome]:
 
 def _rule(*names: str) -> Callable[[Outcome], bool]:
     return lambda outcome: outcome.rule in names
+
+
+def won_by_plan(outcome: Outcome) -> bool:
+    """A win by the time the plan expected its users: the power the plan promised."""
+    planned = outcome.planned_minutes
+    return outcome.rule == "ab.win" and planned is not None and outcome.minutes <= planned
 
 
 DAY = 24 * 60.0
@@ -416,21 +429,41 @@ SCENARIOS: list[Scenario] = [
         ("<=", 0.05),
         _ab(Traffic(effect=-0.02), ramp=False),
     ),
+    *[
+        row
+        for name, effect, changes in (
+            ("3 % better, share 50 %", -0.03, {"ab_test": {"share": 0.5}}),
+            ("5 % better", -0.05, {}),
+            ("5 % better, share 50 %", -0.05, {"ab_test": {"share": 0.5}}),
+        )
+        for row in (
+            Scenario(
+                name,
+                "A/B win by the planned users (power)",
+                won_by_plan,
+                ">= 78 % (plan: 80 %)",
+                (">=", 0.78),
+                _ab(Traffic(effect=effect), ramp=False),
+                policy=changes,
+            ),
+            Scenario(
+                name,
+                "A/B futile stop of a challenger better by the planned effect",
+                _rule("ab.futile"),
+                "<= 2.5 % (alpha / 2)",
+                ("<=", 0.025),
+                _ab(Traffic(effect=effect), ramp=False),
+                policy=changes,
+            ),
+        )
+    ],
     Scenario(
-        "3 % better",
-        "A/B win (power)",
-        _rule("ab.win"),
-        ">= 78 %",
-        (">=", 0.78),
-        _ab(Traffic(effect=-0.03), ramp=False),
-    ),
-    Scenario(
-        "5 % better",
-        "A/B win (power)",
-        _rule("ab.win"),
-        ">= 78 %",
-        (">=", 0.78),
-        _ab(Traffic(effect=-0.05), ramp=False),
+        "A/A, 14 days",
+        "A/B futile stop of an equal challenger",
+        _rule("ab.futile"),
+        "as early as possible",
+        (">=", 0.0),
+        _ab(Traffic(), ramp=False),
     ),
     Scenario(
         "10 % worse",
@@ -612,7 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for runs, every in ((args.runs, SIX_HOURS), (args.fast_runs, args.fast_minutes)):
             if runs > 0:
-                row = measure(scenario, policy, runs, every, args.seed, cache)
+                chosen = Policy.model_validate(scenario.policy) if scenario.policy else policy
+                row = measure(scenario, chosen, runs, every, args.seed, cache)
                 rows.append(row)
                 print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(rows))

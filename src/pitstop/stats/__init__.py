@@ -35,6 +35,7 @@ from pitstop.stats.power import (
     sample_size,
     sample_size_margin,
     sample_size_paired,
+    sample_size_sequential,
 )
 from pitstop.stats.ratio import log_ratio_variance, paired_ratio_sequence
 from pitstop.stats.results import SampleSize, SRMResult, TestResult, Verdict
@@ -87,6 +88,7 @@ __all__ = [
     "sample_size",
     "sample_size_margin",
     "sample_size_paired",
+    "sample_size_sequential",
     "sequential_sample_ratio_mismatch",
     "welch_test",
     "wilcoxon_test",
