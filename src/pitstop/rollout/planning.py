@@ -182,11 +182,11 @@ def _summary(
     limit = describe_span(ab.max_duration)
     available = supply.labelled_by(ab.max_duration.total_seconds() / 3600)
     expect = f"about {available:,.0f} labelled {supply.unit} expected within {limit} ({supply.how})"
-    if reachable and hours is not None:
-        return f"{need}, about {describe_span(timedelta(hours=hours))} at the current traffic; {expect}"
     when = (
-        f"reached only after {describe_span(timedelta(hours=hours))}"
+        f"about {describe_span(timedelta(hours=hours))} at the current traffic"
         if hours is not None
-        else "never reached: the model has fewer users"
+        else "never at the current traffic: the model has fewer users"
     )
+    if reachable:
+        return f"{need}, {when}; {expect}"
     return f"{need}: {when}, beyond the {limit} maximum; {expect}"

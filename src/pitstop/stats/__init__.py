@@ -5,7 +5,7 @@ One topic per module: `arms` (an arm's mean error and its variance, per user or 
 A/B superiority-by-margin rule), `power` (sample sizes), `paired` (shadow: paired t, Wilcoxon,
 Diebold-Mariano), `srm` (sample-ratio mismatch), `failures` (failure rates against the champion's),
 `sequential` (mSPRT, confidence sequences), `ratio` (shadow verdict: the per-user error ratio and its
-always-valid bound), `cuped`.
+always-valid bound), `population` (how many distinct users a model will see), `cuped`.
 Errors are losses (lower is better); every difference and relative effect is challenger minus champion.
 """
 
@@ -37,6 +37,7 @@ from pitstop.stats.power import (
     sample_size_paired,
     sample_size_sequential,
 )
+from pitstop.stats.population import UserCurve, fit_user_curve
 from pitstop.stats.ratio import log_ratio_variance, paired_ratio_sequence
 from pitstop.stats.results import SampleSize, SRMResult, TestResult, Verdict
 from pitstop.stats.sequential import always_valid_p_values, confidence_sequence, log_likelihood_ratio, msprt
@@ -56,6 +57,7 @@ __all__ = [
     "SRMResult",
     "SampleSize",
     "TestResult",
+    "UserCurve",
     "UserErrors",
     "Verdict",
     "ab_verdict",
@@ -70,6 +72,7 @@ __all__ = [
     "cuped",
     "diebold_mariano_test",
     "failure_rate_test",
+    "fit_user_curve",
     "log_likelihood_ratio",
     "log_ratio_variance",
     "mann_whitney_test",

@@ -84,8 +84,10 @@ def fit_user_curve(hours: list[float], users: list[int], *, alpha: float = 0.01)
     """Fit the accumulation curve to distinct users first seen by each time (hours from the window's
     start, ascending; the last is the window's end).
 
-    The new users of each interval are counted as Poisson with mean N (exp(-t_{k-1}/theta) -
-    exp(-t_k/theta)) (t_0 = 0), fitted by maximum likelihood: for a fixed theta, N = D(T) / (1 -
+    The negative exponential accumulation model of Soberón & Llorente (1993, "The use of species
+    accumulation functions for the prediction of species richness", Conservation Biology 7(3)), with
+    the new users of each interval counted as Poisson with mean
+    N (exp(-t_{k-1}/theta) - exp(-t_k/theta)) (t_0 = 0), fitted by maximum likelihood: for a fixed theta, N = D(T) / (1 -
     exp(-T/theta)), and theta by a bounded one-dimensional search (scipy). A finite population is
     believed only when the data show it: the likelihood-ratio test of this curve against new users at
     a constant rate (the straight line D = r t, r = D(T) / T) at level `alpha`, since the noise of a
