@@ -278,8 +278,12 @@ def _outcome(decision: Decision, phase: Phase, minutes: float, challenger: ArmSu
 
 
 def run_shadow(policy: Policy, traffic: Traffic, seed: int, every: float) -> Outcome:
-    """Both models on the same labelled requests; the verdict at the first look with enough time and pairs."""
+    """Both models on the same labelled requests; the verdict at the first look with enough time and pairs.
+
+    The shadow rule alone: a pass counts as one whether or not the A/B test it plans could be won (few
+    users cannot win one: `ab.unwinnable` is the A/B plan's rule, measured apart)."""
     rng = np.random.default_rng(seed)
+    policy = policy.model_copy(update={"ab_test": policy.ab_test.model_copy(update={"start_unwinnable": True})})
     shadow = policy.shadow
     limit = shadow.max_duration.total_seconds() / 60
     count = rng.poisson(traffic.users_per_hour * limit / 60)
