@@ -462,12 +462,13 @@ SCENARIOS: list[Scenario] = [
         )
     ],
     Scenario(
-        "A/A, 14 days",
+        "A/A, margin 3 %, share 50 %",
         "A/B futile stop of an equal challenger",
         _rule("ab.futile"),
-        "as early as possible",
+        "- (as early as the evidence allows)",
         (">=", 0.0),
         _ab(Traffic(), ramp=False),
+        policy={"ab_test": {"share": 0.5, "min_improvement": 0.03}},
     ),
     Scenario(
         "10 % worse",
@@ -638,14 +639,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast-runs", type=int, default=40, help="runs per scenario with frequent looks")
     parser.add_argument("--fast-minutes", type=float, default=10.0, help="minutes between frequent looks")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--only", default="", help="only rules whose name contains this")
+    parser.add_argument(
+        "--only", default="", help="only rules whose name contains this (or one of these, split by |)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the RESULTS.md block")
     args = parser.parse_args(argv)
     policy = Policy()
     rows: list[Row] = []
     cache: dict[tuple[str, float, int], list[Outcome]] = {}
     for scenario in SCENARIOS:
-        if args.only and args.only.lower() not in scenario.rule.lower():
+        if args.only and not any(part.lower() in scenario.rule.lower() for part in args.only.split("|")):
             continue
         for runs, every in ((args.runs, SIX_HOURS), (args.fast_runs, args.fast_minutes)):
             if runs > 0:
