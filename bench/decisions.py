@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from pitstop.config import Policy
-from pitstop.rollout.decide import Decision, decide, plan_ab_test
+from pitstop.rollout.decide import Decision, decide
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -206,7 +207,9 @@ def run_ab_and_ramp(
         decision = decide(state, policy, evidence, evidence.now)
         state = _carry(state, decision)
         if decision.changes_phase:
-            ended = replace(_outcome(decision, Phase.AB_TEST, t, evidence.challenger), planned_minutes=planned)
+            ended = replace(
+                _outcome(decision, Phase.AB_TEST, t, evidence.challenger), planned_minutes=planned
+            )
             break
     if ended is None:
         return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit, planned_minutes=planned)
@@ -283,7 +286,9 @@ def run_shadow(policy: Policy, traffic: Traffic, seed: int, every: float) -> Out
     The shadow rule alone: a pass counts as one whether or not the A/B test it plans could be won (few
     users cannot win one: `ab.unwinnable` is the A/B plan's rule, measured apart)."""
     rng = np.random.default_rng(seed)
-    policy = policy.model_copy(update={"ab_test": policy.ab_test.model_copy(update={"start_unwinnable": True})})
+    policy = policy.model_copy(
+        update={"ab_test": policy.ab_test.model_copy(update={"start_unwinnable": True})}
+    )
     shadow = policy.shadow
     limit = shadow.max_duration.total_seconds() / 60
     count = rng.poisson(traffic.users_per_hour * limit / 60)

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from pitstop.config import ABStopping, Policy
 from pitstop.rollout.comparison import live_comparison
-from pitstop.rollout.decide import decide, plan_ab_test
+from pitstop.rollout.decide import decide
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -271,7 +272,9 @@ def test_a_plan_says_its_duration_in_a_unit_people_read() -> None:
     """A new user's simulate printed 'about 61538.1h at the current traffic'."""
     trickle = replace(shadow_evidence(25), window_hours=2_000_000.0)  # 5000 users in 228 years
     assert re.search(r"about \d+\.\d years at the current traffic", plan_ab_test(POLICY, trickle)["summary"])
-    assert re.search(r"about \d+\.\dh at the current traffic", plan_ab_test(POLICY, shadow_evidence(25))["summary"])
+    assert re.search(
+        r"about \d+\.\dh at the current traffic", plan_ab_test(POLICY, shadow_evidence(25))["summary"]
+    )
 
 
 def riders(population: int, hours: float, *, return_hours: float = 24.0) -> tuple[tuple[float, int], ...]:

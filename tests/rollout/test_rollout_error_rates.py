@@ -118,7 +118,9 @@ def test_the_sequential_plan_delivers_its_power_by_the_planned_users() -> None:
     even = Policy.model_validate({"ab_test": {"share": 0.5}})
     better = bench.Traffic(effect=-0.05)
     runs = [bench.run_ab_and_ramp(even, better, 6000 + i, 360, ramp=False) for i in range(20)]
-    assert sum(bench.won_by_plan(run) for run in runs) >= 15, [(r.rule, r.minutes, r.planned_minutes) for r in runs]
+    assert sum(bench.won_by_plan(run) for run in runs) >= 15, [
+        (r.rule, r.minutes, r.planned_minutes) for r in runs
+    ]
     assert not any(run.rule == "ab.futile" for run in runs)
 
 

@@ -210,12 +210,24 @@ def test_users_are_counted_when_first_seen_over_the_window(rollout_ws: Workspace
     visits = [("u1", 0.5), ("u2", 2.5), ("u1", 3.5), (None, 4.5), ("u3", 7.5), ("u2", 7.9)]
     records = [
         PredictionRecord(
-            model_id, f"q{i}", user, start + hours * 3600, 1, "champion", "served", 1,
-            "request" if user is None else "user", 1.0, 2.0, None,
+            model_id,
+            f"q{i}",
+            user,
+            start + hours * 3600,
+            1,
+            "champion",
+            "served",
+            1,
+            "request" if user is None else "user",
+            1.0,
+            2.0,
+            None,
         )
         for i, (user, hours) in enumerate(visits)
     ]
-    shadow = PredictionRecord(model_id, "s", "u9", start + 1800, 2, "challenger", "shadow", 1, "user", 1.0, 2.0, None)
+    shadow = PredictionRecord(
+        model_id, "s", "u9", start + 1800, 2, "challenger", "shadow", 1, "user", 1.0, 2.0, None
+    )
     write_records(rollout_ws.engine, [*records, shadow])  # a shadow row is nobody's visit
     window = Window(model_id, Task.REGRESSION, 1, START, START + timedelta(hours=8))
     with rollout_ws.reading() as conn:

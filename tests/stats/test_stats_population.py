@@ -55,6 +55,8 @@ def test_an_unbounded_curve_extrapolates_linearly() -> None:
         ([1, 2, 3], [5, 4, 6], "non-decreasing"),
     ],
 )
-def test_counts_that_are_no_accumulation_are_refused(hours: list[float], users: list[int], message: str) -> None:
+def test_counts_that_are_no_accumulation_are_refused(
+    hours: list[float], users: list[int], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         fit_user_curve(hours, users)

@@ -67,9 +67,11 @@ def unit_supply(policy: Policy, evidence: Evidence) -> Supply:
         how = f"{champion.requests:,} requests in {hours:.3g} h of shadow, {share:.0%} labelled, at that rate"
         return Supply("requests", champion.requests, hours, share, maturation, curve, how)
     share = champion.moments.users / champion.units if champion.units else 0.0
-    curve = _fitted(evidence)
-    if curve is None:
-        curve = UserCurve(champion.units / hours if hours > 0 else 0.0, None, None, champion.units, hours)
+    fitted = _fitted(evidence)
+    curve = fitted or UserCurve(
+        champion.units / hours if hours > 0 else 0.0, None, None, champion.units, hours
+    )
+    if fitted is None:
         shape = "no accumulation curve recorded: extrapolated at that rate"
     elif curve.population is None:
         shape = f"new users keep arriving at {curve.rate_per_hour:,.4g} an hour (fitted accumulation curve)"

@@ -29,6 +29,7 @@ from pitstop.stats.paired import (
     paired_t_test,
     wilcoxon_test,
 )
+from pitstop.stats.population import UserCurve, fit_user_curve
 from pitstop.stats.power import (
     power_paired,
     power_two_sample,
@@ -37,7 +38,6 @@ from pitstop.stats.power import (
     sample_size_paired,
     sample_size_sequential,
 )
-from pitstop.stats.population import UserCurve, fit_user_curve
 from pitstop.stats.ratio import log_ratio_variance, paired_ratio_sequence
 from pitstop.stats.results import SampleSize, SRMResult, TestResult, Verdict
 from pitstop.stats.sequential import always_valid_p_values, confidence_sequence, log_likelihood_ratio, msprt

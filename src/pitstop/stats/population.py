@@ -87,12 +87,12 @@ def fit_user_curve(hours: list[float], users: list[int], *, alpha: float = 0.01)
     The negative exponential accumulation model of Soberón & Llorente (1993, "The use of species
     accumulation functions for the prediction of species richness", Conservation Biology 7(3)), with
     the new users of each interval counted as Poisson with mean
-    N (exp(-t_{k-1}/theta) - exp(-t_k/theta)) (t_0 = 0), fitted by maximum likelihood: for a fixed theta, N = D(T) / (1 -
-    exp(-T/theta)), and theta by a bounded one-dimensional search (scipy). A finite population is
-    believed only when the data show it: the likelihood-ratio test of this curve against new users at
-    a constant rate (the straight line D = r t, r = D(T) / T) at level `alpha`, since the noise of a
-    few hours of arrivals bends any line a little, and a wrongly finite population would call
-    winnable tests unwinnable.
+    N (exp(-t_{k-1}/theta) - exp(-t_k/theta)) (t_0 = 0), fitted by maximum likelihood: for a fixed
+    theta, N = D(T) / (1 - exp(-T/theta)), and theta by a bounded one-dimensional search (scipy). A
+    finite population is believed only when the data show it: the likelihood-ratio test of this curve
+    against new users at a constant rate (the straight line D = r t, r = D(T) / T) at level `alpha`,
+    since the noise of a few hours of arrivals bends any line a little, and a wrongly finite
+    population would call winnable tests unwinnable.
 
     >>> fit = fit_user_curve([1, 2, 3, 4], [100, 200, 300, 400])
     >>> fit.population is None, round(fit.rate_per_hour, 6)

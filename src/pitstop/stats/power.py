@@ -201,8 +201,6 @@ def sample_size_sequential(
             "sequential rule wins with probability below alpha whatever the sample size"
         )
     ratio = share / (1 - share)
-    z = _z(power)
-
     drift = mde - margin
 
     def shortfall(n_a: float) -> float:
