@@ -195,7 +195,7 @@ def test_the_sequential_plan_wins_with_its_power_by_its_size(mde: float, share: 
     the fixed-horizon size, which planned it before, gives it about half that."""
     plan = sample_size_sequential(1.0, 1.0, mde, margin=0.01, tau=0.05, share=share)
     power = sequential_wins_by(plan.n_champion, plan.n_challenger, mde, tau=0.05, runs=1000, looks=20)
-    assert 0.78 <= power <= 0.9
+    assert 0.78 <= power <= 0.92
     fixed = sample_size_margin(1.0, 1.0, mde, margin=0.01, share=share)
     assert sequential_wins_by(fixed.n_champion, fixed.n_challenger, mde, tau=0.05, runs=500, looks=20) < 0.6
 
