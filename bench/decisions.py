@@ -137,7 +137,7 @@ class Outcome:
     minutes: float
     challenger_requests: int = 0
     challenger_users: int = 0
-    planned_minutes: float | None = None  # the A/B plan's expected duration (None: no plan)
+    planned_minutes: float | None = None  # first look by the plan's expected duration (None: no plan)
 
 
 def rollout_state(phase: Phase, at: float, *, step: int | None = None, plan: Any = None) -> RolloutState:
@@ -193,7 +193,10 @@ def run_ab_and_ramp(
     users = simulate_users(rng, traffic, limit + every, ab.share)
     champion, challenger = Cumulative(users, ~users.challenger), Cumulative(users, users.challenger)
     plan = ab_plan(policy, traffic, rng)
-    planned = None if plan.get("expected_hours") is None else plan["expected_hours"] * 60
+    # the first look at which the plan expects its users (a look every 6 h sees them up to 6 h late)
+    planned = (
+        None if plan.get("expected_hours") is None else math.ceil(plan["expected_hours"] * 60 / every) * every
+    )
     state = rollout_state(Phase.AB_TEST, 0.0, plan=plan)
     ended: Outcome | None = None
     for t in looks(every, limit):
@@ -397,7 +400,7 @@ def _rule(*names: str) -> Callable[[Outcome], bool]:
 
 
 def won_by_plan(outcome: Outcome) -> bool:
-    """A win by the time the plan expected its users: the power the plan promised."""
+    """A win by the first look at which the plan expected its users: the power the plan promised."""
     planned = outcome.planned_minutes
     return outcome.rule == "ab.win" and planned is not None and outcome.minutes <= planned
 
