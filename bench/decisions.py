@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from pitstop.config import Policy
-from pitstop.rollout.decide import Decision, decide, plan_ab_test
+from pitstop.rollout.decide import Decision, decide
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -136,6 +137,7 @@ class Outcome:
     minutes: float
     challenger_requests: int = 0
     challenger_users: int = 0
+    planned_minutes: float | None = None  # first look by the plan's expected duration (None: no plan)
 
 
 def rollout_state(phase: Phase, at: float, *, step: int | None = None, plan: Any = None) -> RolloutState:
@@ -161,7 +163,10 @@ def ab_plan(policy: Policy, traffic: Traffic, rng: np.random.Generator) -> dict[
     champion = Cumulative(day, ~day.challenger).at(-1, 24 * 60)
     mean = champion.error_mean or traffic.base_error
     paired = PairedSummary(n=1000, champion_mean=mean, challenger_mean=mean * (1 + traffic.effect))
-    evidence = Evidence(now=START, champion=champion, paired=paired, window_hours=24.0)
+    # every simulated user arrives once: distinct users accumulate linearly, as the fit should find
+    marks = [24.0 * (k + 1) / 8 for k in range(8)]
+    seen = tuple((h, int(np.searchsorted(day.arrival_minutes, h * 60, side="right"))) for h in marks)
+    evidence = Evidence(now=START, champion=champion, paired=paired, window_hours=24.0, users_seen=seen)
     return plan_ab_test(policy, evidence)
 
 
@@ -187,7 +192,12 @@ def run_ab_and_ramp(
     limit = horizon if horizon is not None else ab.max_duration.total_seconds() / 60
     users = simulate_users(rng, traffic, limit + every, ab.share)
     champion, challenger = Cumulative(users, ~users.challenger), Cumulative(users, users.challenger)
-    state = rollout_state(Phase.AB_TEST, 0.0, plan=ab_plan(policy, traffic, rng))
+    plan = ab_plan(policy, traffic, rng)
+    # the first look at which the plan expects its users (a look every 6 h sees them up to 6 h late)
+    planned = (
+        None if plan.get("expected_hours") is None else math.ceil(plan["expected_hours"] * 60 / every) * every
+    )
+    state = rollout_state(Phase.AB_TEST, 0.0, plan=plan)
     ended: Outcome | None = None
     for t in looks(every, limit):
         mature = t - ab.label_maturation.total_seconds() / 60
@@ -200,10 +210,12 @@ def run_ab_and_ramp(
         decision = decide(state, policy, evidence, evidence.now)
         state = _carry(state, decision)
         if decision.changes_phase:
-            ended = _outcome(decision, Phase.AB_TEST, t, evidence.challenger)
+            ended = replace(
+                _outcome(decision, Phase.AB_TEST, t, evidence.challenger), planned_minutes=planned
+            )
             break
     if ended is None:
-        return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit)
+        return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit, planned_minutes=planned)
     if ended.action is not Action.ADVANCE or not ramp:
         return ended
     return run_ramp(policy, traffic, rng, every, ended.minutes)
@@ -272,8 +284,14 @@ def _outcome(decision: Decision, phase: Phase, minutes: float, challenger: ArmSu
 
 
 def run_shadow(policy: Policy, traffic: Traffic, seed: int, every: float) -> Outcome:
-    """Both models on the same labelled requests; the verdict at the first look with enough time and pairs."""
+    """Both models on the same labelled requests; the verdict at the first look with enough time and pairs.
+
+    The shadow rule alone: a pass counts as one whether or not the A/B test it plans could be won (few
+    users cannot win one: `ab.unwinnable` is the A/B plan's rule, measured apart)."""
     rng = np.random.default_rng(seed)
+    policy = policy.model_copy(
+        update={"ab_test": policy.ab_test.model_copy(update={"start_unwinnable": True})}
+    )
     shadow = policy.shadow
     limit = shadow.max_duration.total_seconds() / 60
     count = rng.poisson(traffic.users_per_hour * limit / 60)
@@ -362,6 +380,7 @@ class Scenario:
     run: Callable[[Policy, int, float], Outcome]
     ramp: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)  # changes to the default policy
 
 
 def _ab(
@@ -378,6 +397,12 @@ def _sh(traffic: Traffic) -> Callable[[Policy, int, float], Outcome]:
 
 def _rule(*names: str) -> Callable[[Outcome], bool]:
     return lambda outcome: outcome.rule in names
+
+
+def won_by_plan(outcome: Outcome) -> bool:
+    """A win by the first look at which the plan expected its users: the power the plan promised."""
+    planned = outcome.planned_minutes
+    return outcome.rule == "ab.win" and planned is not None and outcome.minutes <= planned
 
 
 DAY = 24 * 60.0
@@ -416,21 +441,42 @@ SCENARIOS: list[Scenario] = [
         ("<=", 0.05),
         _ab(Traffic(effect=-0.02), ramp=False),
     ),
+    *[
+        row
+        for name, effect, changes in (
+            ("3 % better, share 50 %", -0.03, {"ab_test": {"share": 0.5}}),
+            ("5 % better", -0.05, {}),
+            ("5 % better, share 50 %", -0.05, {"ab_test": {"share": 0.5}}),
+        )
+        for row in (
+            Scenario(
+                name,
+                "A/B win by the planned users (power)",
+                won_by_plan,
+                ">= 78 % (plan: 80 %)",
+                (">=", 0.78),
+                _ab(Traffic(effect=effect), ramp=False),
+                policy=changes,
+            ),
+            Scenario(
+                name,
+                "A/B futile stop of a challenger better by the planned effect",
+                _rule("ab.futile"),
+                "<= 2.5 % (alpha / 2)",
+                ("<=", 0.025),
+                _ab(Traffic(effect=effect), ramp=False),
+                policy=changes,
+            ),
+        )
+    ],
     Scenario(
-        "3 % better",
-        "A/B win (power)",
-        _rule("ab.win"),
-        ">= 78 %",
-        (">=", 0.78),
-        _ab(Traffic(effect=-0.03), ramp=False),
-    ),
-    Scenario(
-        "5 % better",
-        "A/B win (power)",
-        _rule("ab.win"),
-        ">= 78 %",
-        (">=", 0.78),
-        _ab(Traffic(effect=-0.05), ramp=False),
+        "A/A, margin 3 %, share 50 %",
+        "A/B futile stop of an equal challenger",
+        _rule("ab.futile"),
+        "- (as early as the evidence allows)",
+        (">=", 0.0),
+        _ab(Traffic(), ramp=False),
+        policy={"ab_test": {"share": 0.5, "min_improvement": 0.03}},
     ),
     Scenario(
         "10 % worse",
@@ -601,18 +647,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast-runs", type=int, default=40, help="runs per scenario with frequent looks")
     parser.add_argument("--fast-minutes", type=float, default=10.0, help="minutes between frequent looks")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--only", default="", help="only rules whose name contains this")
+    parser.add_argument(
+        "--only", default="", help="only rules whose name contains this (or one of these, split by |)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the RESULTS.md block")
     args = parser.parse_args(argv)
     policy = Policy()
     rows: list[Row] = []
     cache: dict[tuple[str, float, int], list[Outcome]] = {}
     for scenario in SCENARIOS:
-        if args.only and args.only.lower() not in scenario.rule.lower():
+        if args.only and not any(part.lower() in scenario.rule.lower() for part in args.only.split("|")):
             continue
         for runs, every in ((args.runs, SIX_HOURS), (args.fast_runs, args.fast_minutes)):
             if runs > 0:
-                row = measure(scenario, policy, runs, every, args.seed, cache)
+                chosen = Policy.model_validate(scenario.policy) if scenario.policy else policy
+                row = measure(scenario, chosen, runs, every, args.seed, cache)
                 rows.append(row)
                 print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(rows))

@@ -48,7 +48,7 @@ def test_demo_tells_the_whole_story(cli, tmp_path: Path, monkeypatch: pytest.Mon
         "training cut short": ("rejected", "gate", "metric_ratio"),
         "fresh retrain, stale test set": ("rejected", "gate", "test_set_age"),
         "trained without rain": ("rejected", "shadow", "shadow.error_ratio"),
-        "retrain of the old period": ("rejected", "ab_test", "ab.inconclusive"),
+        "retrain of the old period": ("rejected", "shadow", "ab.unwinnable"),
         "pooled feature lookup": ("rolled_back", "ramp", "guardrail.latency_p99"),
         "fresh retrain": ("promoted", "ramp", "ramp.completed"),
     }

@@ -243,6 +243,13 @@ class ABTestPolicy(_Section):
         timedelta(hours=1),
         description="only requests at least this old count (labels have had time to arrive)",
     )
+    start_unwinnable: bool = Field(
+        False,
+        description=(
+            "start the A/B test even when its plan cannot be reached within max_duration at the "
+            "observed traffic and users (false: the rollout ends as ab.unwinnable, nobody exposed)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ABTestPolicy:

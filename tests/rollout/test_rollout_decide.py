@@ -14,13 +14,17 @@ from hypothesis import strategies as st
 
 from pitstop.config import ABStopping, Policy
 from pitstop.rollout.comparison import live_comparison
-from pitstop.rollout.decide import decide, plan_ab_test
+from pitstop.rollout.decide import decide
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = Policy()
+# For the shadow rule alone: a challenger no better than the champion passes the shadow, and the
+# A/B test it could not win is started anyway instead of ending as ab.unwinnable.
+STARTS_ANYWAY = Policy.model_validate({"ab_test": {"start_unwinnable": True}})
 
 
 def rollout(
@@ -178,7 +182,7 @@ def test_shadow_passes_only_when_the_ratio_is_below_the_tolerance_with_confidenc
     # 4 % worse, 5 % tolerated: tight evidence from 1,000 users passes, the same ratio from 40 noisy
     # users is no evidence yet (the old rule passed both on the raw ratio)
     close = shadow_evidence(25, challenger=5.2, users=1000, spread=0.05)
-    tight = decide(rollout(Phase.SHADOW), POLICY, close, at(25))
+    tight = decide(rollout(Phase.SHADOW), STARTS_ANYWAY, close, at(25))
     assert (tight.action, tight.rule) == (Action.ADVANCE, "shadow.passed"), tight.reason
     assert tight.numbers["ratio_high"] < 1.05
     loose = shadow_evidence(25, challenger=5.2, users=40, spread=0.5)
@@ -252,7 +256,7 @@ def test_shadow_rejects_slow_challenger() -> None:
 
 
 def test_shadow_says_when_an_ab_win_is_implausible() -> None:
-    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, challenger=5.0), at(25))
+    decision = decide(rollout(Phase.SHADOW), STARTS_ANYWAY, shadow_evidence(25, challenger=5.0), at(25))
     assert decision.action is Action.ADVANCE
     assert decision.plan is not None and not decision.plan["win_plausible"]
     assert "implausible" in decision.reason
@@ -268,7 +272,67 @@ def test_a_plan_says_its_duration_in_a_unit_people_read() -> None:
     """A new user's simulate printed 'about 61538.1h at the current traffic'."""
     trickle = replace(shadow_evidence(25), window_hours=2_000_000.0)  # 5000 users in 228 years
     assert re.search(r"about \d+\.\d years at the current traffic", plan_ab_test(POLICY, trickle)["summary"])
-    assert "about 1" in plan_ab_test(POLICY, shadow_evidence(25))["summary"]
+    assert re.search(
+        r"about \d+\.\dh at the current traffic", plan_ab_test(POLICY, shadow_evidence(25))["summary"]
+    )
+
+
+def riders(population: int, hours: float, *, return_hours: float = 24.0) -> tuple[tuple[float, int], ...]:
+    """Distinct users first seen by eight times of a `hours` shadow, for `population` users who each
+    come back every `return_hours` on average: the accumulation curve `gather` records."""
+    marks = [hours * (k + 1) / 8 for k in range(8)]
+    return tuple((h, round(population * -np.expm1(-h / return_hours))) for h in marks)
+
+
+def small_city(population: int = 1500) -> Evidence:
+    """A 4 %-better challenger after a 25 h shadow of `population` riders who order about daily."""
+    seen = riders(population, 25)
+    return replace(shadow_evidence(25), champion=arm(seen[-1][1], 5.0), users_seen=seen)
+
+
+def test_an_ab_test_that_cannot_reach_its_plan_is_not_started() -> None:
+    """1,500 riders cannot supply the users a 4 % improvement needs: the rollout ends in shadow."""
+    decision = decide(rollout(Phase.SHADOW), POLICY, small_city(), at(25))
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.unwinnable"), decision.reason
+    numbers = decision.numbers
+    assert numbers["needed"]["challenger"] + numbers["needed"]["champion"] > 1500
+    assert numbers["available_by_max_duration"] == pytest.approx(1500, rel=0.02)
+    assert numbers["max_duration_hours"] == 14 * 24
+    assert "no user saw the challenger" in decision.reason
+
+
+def test_the_plan_counts_the_users_that_exist_not_requests() -> None:
+    plan = plan_ab_test(POLICY, small_city())
+    supply = plan["supply"]
+    assert supply["unit"] == "users" and supply["curve"]["population"] == pytest.approx(1500, rel=0.02)
+    assert plan["available_by_max_duration"] == pytest.approx(1500, rel=0.02)
+    assert plan["reachable"] is False and plan["expected_hours"] is None
+    assert "population of about 1,50" in plan["summary"]
+
+
+def test_a_large_population_reaches_the_plan() -> None:
+    """The same challenger with 200,000 riders: the plan is reached, the A/B test starts."""
+    decision = decide(rollout(Phase.SHADOW), POLICY, small_city(200_000), at(25))
+    assert (decision.action, decision.rule) == (Action.ADVANCE, "shadow.passed"), decision.reason
+    assert decision.plan is not None and decision.plan["reachable"] is True
+    assert decision.plan["expected_hours"] <= 14 * 24
+
+
+def test_start_unwinnable_starts_the_test_anyway() -> None:
+    anyway = decide(rollout(Phase.SHADOW), STARTS_ANYWAY, small_city(), at(25))
+    assert (anyway.action, anyway.rule) == (Action.ADVANCE, "shadow.passed")
+    assert anyway.plan is not None and anyway.plan["reachable"] is False
+
+
+def test_the_sequential_plan_needs_more_users_than_the_fixed_one() -> None:
+    """The always-valid bound is wider than a one-look test's: planning it with the fixed-horizon size
+    gave the default test about half its power."""
+    slow = replace(shadow_evidence(25), window_hours=250.0)  # both plans beyond the minimum duration
+    sequential = plan_ab_test(POLICY, slow)
+    fixed = plan_ab_test(Policy.model_validate({"ab_test": {"stopping": "fixed"}}), slow)
+    assert (sequential["stopping"], fixed["stopping"]) == ("sequential", "fixed")
+    assert sequential["n_challenger"] > 1.8 * fixed["n_challenger"]
+    assert sequential["expected_hours"] > 1.8 * fixed["expected_hours"]
 
 
 # -- A/B test -------------------------------------------------------------------------------------
@@ -311,7 +375,8 @@ def test_a_loss_needs_evidence_of_harm_not_a_p_value_an_earlier_win_earned() -> 
     earlier_win = {"p_value": 2.9e-07, "ci": [-0.8, -0.3]}
     evidence = ab_evidence(20, arm(9000, 5.0, spread=0.5), arm(1000, 5.01, spread=0.5))
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN, memory=earlier_win), POLICY, evidence, at(20))
-    assert decision.rule != "ab.loss" and decision.action is Action.STAY, decision.reason
+    # +0.2 % cannot beat the 1 % margin either: the test stops as futile, not as a loss
+    assert decision.rule == "ab.futile", decision.reason
 
 
 def test_no_sequential_conclusion_before_the_minimum_users_per_arm() -> None:
@@ -322,6 +387,22 @@ def test_no_sequential_conclusion_before_the_minimum_users_per_arm() -> None:
     assert POLICY.ab_test.min_users_per_arm == 100
     enough = ab_evidence(30, arm(900, 5.0, spread=0.1), arm(100, 5.5, spread=0.1))
     assert decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, enough, at(30)).rule == "ab.loss"
+
+
+def test_a_test_that_can_no_longer_be_won_stops_as_futile() -> None:
+    """Equal errors from 9,000 and 1,000 users: the interval excludes a 1 % improvement."""
+    evidence = ab_evidence(30, arm(9000, 5.0, spread=0.3), arm(1000, 5.0, spread=0.3))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.REJECT, "ab.futile"), decision.reason
+    low = decision.numbers["sequential"]["ci_low"] / 5.0
+    assert -POLICY.ab_test.min_improvement < low < 0  # not worse with confidence: no loss
+
+
+def test_a_test_that_may_still_win_is_not_futile() -> None:
+    """1 % better so far, the interval still reaching past the margin: it goes on."""
+    evidence = ab_evidence(30, arm(9000, 5.0, spread=0.3), arm(1000, 4.95, spread=0.3))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
+    assert (decision.action, decision.rule) == (Action.STAY, "ab.sequential"), decision.reason
 
 
 def test_ab_no_difference_keeps_going_then_is_inconclusive_at_max_duration() -> None:

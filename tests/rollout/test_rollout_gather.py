@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import statistics
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from pitstop.registry import Task
 from pitstop.rollout.evidence import PairedSummary
-from pitstop.rollout.gather import Window, arm_summaries, paired_summary
+from pitstop.rollout.gather import Window, arm_summaries, paired_summary, users_first_seen
 from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.predlog import PredictionRecord, write_records
 from pitstop.workspace import Workspace
@@ -199,3 +200,36 @@ def test_paired_evidence_sums_each_users_errors_before_summing_over_users(rollou
     assert paired.user_cross == pytest.approx(sum(a * b for a, b in sums.values()))
     assert paired.champion_mean is not None and paired.n > 0
     assert paired.champion_mean * paired.n == pytest.approx(sum(a for a, _ in sums.values()))
+
+
+def test_users_are_counted_when_first_seen_over_the_window(rollout_ws: Workspace) -> None:
+    """Three users over eight hours, one coming back, and a request without a user (its own user):
+    the distinct users first seen by each eighth of the window, as the A/B plan's curve needs them."""
+    model_id = rollout_ws.model("eta").id
+    start = START.timestamp()
+    visits = [("u1", 0.5), ("u2", 2.5), ("u1", 3.5), (None, 4.5), ("u3", 7.5), ("u2", 7.9)]
+    records = [
+        PredictionRecord(
+            model_id,
+            f"q{i}",
+            user,
+            start + hours * 3600,
+            1,
+            "champion",
+            "served",
+            1,
+            "request" if user is None else "user",
+            1.0,
+            2.0,
+            None,
+        )
+        for i, (user, hours) in enumerate(visits)
+    ]
+    shadow = PredictionRecord(
+        model_id, "s", "u9", start + 1800, 2, "challenger", "shadow", 1, "user", 1.0, 2.0, None
+    )
+    write_records(rollout_ws.engine, [*records, shadow])  # a shadow row is nobody's visit
+    window = Window(model_id, Task.REGRESSION, 1, START, START + timedelta(hours=8))
+    with rollout_ws.reading() as conn:
+        seen = users_first_seen(conn, window)
+    assert seen == ((1.0, 1), (2.0, 1), (3.0, 2), (4.0, 2), (5.0, 3), (6.0, 3), (7.0, 3), (8.0, 4))

@@ -17,6 +17,30 @@ from pitstop.report.values import ABResult, Narrative
 MAX_NUMBERS = 30
 MAX_TEXT = 160
 
+# What a rule means, for the rules whose name alone does not say it to someone who has not read the docs.
+RULE_WORDS = {
+    "ab.unwinnable": (
+        "the A/B test was not started: it could not reach the users its plan needs within its maximum "
+        "duration at the traffic and users the shadow saw"
+    ),
+    "ab.futile": (
+        "the A/B test stopped early: its always-valid interval ruled out an improvement beyond the margin"
+    ),
+    "ab.inconclusive": "the A/B test reached its maximum duration without a conclusion",
+    "ab.srm": "the experiment was invalid: users did not split between the arms as assigned",
+}
+
+
+def rule_words(rule: str | None) -> str | None:
+    """What a rule means in words, when its name needs them.
+
+    >>> rule_words("ab.futile").startswith("the A/B test stopped early")
+    True
+    >>> rule_words("ramp.step") is None
+    True
+    """
+    return RULE_WORDS.get(rule or "")
+
 
 def fmt_time(moment: datetime | None) -> str:
     """`2026-03-01 02:30:09 UTC` (times are stored in UTC).
@@ -123,7 +147,9 @@ def narrative(rollout: Mapping[str, Any], transitions: list[Event]) -> Narrative
     if outcome is not None:
         ending = next((e for e in reversed(transitions) if e.to_state == outcome), None)
         if ending is not None:
-            because = f"{ending.actor} applied rule {ending.rule} at {fmt_time(ending.time)}: {ending.reason}"
+            meaning = rule_words(ending.rule)
+            rule = ending.rule if meaning is None else f"{ending.rule} ({meaning})"
+            because = f"{ending.actor} applied rule {rule} at {fmt_time(ending.time)}: {ending.reason}"
             return Narrative(_headline(rollout), because, flatten_numbers(ending.data), path)
         return Narrative(_headline(rollout), f"recorded reason: {rollout.get('reason')}", [], path)
     check = rollout.get("last_check") or {}

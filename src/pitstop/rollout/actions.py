@@ -18,8 +18,9 @@ from pitstop.registry import Alias, ModelInfo, VersionInfo
 from pitstop.rollout.apply import ROLLOUT_EVENT, apply_decision, next_target
 from pitstop.rollout.comparison import live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
-from pitstop.rollout.decide import Decision, decide, plan_ab_test
+from pitstop.rollout.decide import Decision, decide
 from pitstop.rollout.phases import Action, Outcome, Phase
+from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.records import (
     StoredRollout,
     active_rollout,

@@ -67,6 +67,7 @@ def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
             with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
             with_request_errors=stored.state.phase is Phase.AB_TEST
             and stored.policy.ab_test.method == "mann_whitney",
+            with_user_curve=stored.state.phase is Phase.SHADOW,
         )
         failures = load_failures.reported(conn, stored.model_id, stored.state.challenger_version, now)
     return replace(evidence, load_failures=tuple(failures))

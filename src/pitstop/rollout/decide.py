@@ -33,11 +33,11 @@ from pitstop.rollout.guardrails import (
     latency_excess,
 )
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
 from pitstop.stats import (
     ab_verdict,
     mann_whitney_test,
-    sample_size_margin,
     sequential_sample_ratio_mismatch,
 )
 from pitstop.stats.ratio import paired_ratio_sequence
@@ -308,6 +308,8 @@ def _shadow_verdict(
         f"challenger error {bounds} x champion's on {paired.n} live requests, "
         f"below the {shadow.error_tolerance:g} tolerance with confidence"
     )
+    if plan["reachable"] is False and not policy.ab_test.start_unwinnable:
+        return _unwinnable(policy, plan, verdict, numbers)
     return Decision(
         Action.ADVANCE,
         "shadow.passed",
@@ -318,62 +320,25 @@ def _shadow_verdict(
     )
 
 
-def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
-    """The A/B sample size from the shadow data: the effect and spread the A/B test should expect."""
-    ab, paired = policy.ab_test, evidence.paired
-    assert paired.champion_mean is not None and paired.challenger_mean is not None
-    observed = paired.challenger_mean / paired.champion_mean - 1 if paired.champion_mean > 0 else 0.0
-    champion = evidence.champion.estimate(per_user=ab.method == "per_user")
-    # The unit's spread: per user when the analysis is per user (errors of one user are correlated).
-    unit_std = champion.unit_std if champion is not None else math.sqrt(paired.champion_var or 0.0)
-    units_per_hour = evidence.champion.units / evidence.window_hours if evidence.window_hours > 0 else 0.0
-    plausible = -observed > ab.min_improvement
-    planned_effect = -observed if plausible else 2 * ab.min_improvement
-    plan: dict[str, Any] = {
-        "shadow_effect": observed,
-        "planned_effect": planned_effect,
-        "baseline_mean": paired.champion_mean,
-        "baseline_std": unit_std,
-        "win_plausible": plausible,
-        "units_per_hour": units_per_hour,
-        # The mSPRT finds effects near its tau soonest; fixed here, before the test sees its own data.
-        "tau": max(ab.tau, planned_effect if plausible else 0.0) * paired.champion_mean,
-    }
-    if unit_std <= 0 or paired.champion_mean <= 0:
-        plan.update(
-            n_champion=None,
-            n_challenger=None,
-            expected_hours=None,
-            summary="A/B sample size unknown (no spread in the shadow data)",
-        )
-        return plan
-    size = sample_size_margin(
-        paired.champion_mean,
-        unit_std,
-        planned_effect,
-        margin=ab.min_improvement,
-        alpha=ab.alpha,
-        power=ab.power,
-        share=ab.share,
+def _unwinnable(policy: Policy, plan: dict[str, Any], verdict: str, numbers: dict[str, Any]) -> Decision:
+    """The shadow passed, but the A/B test could not reach its plan within `max_duration` at the
+    observed traffic and population: no user is exposed to a test that cannot conclude."""
+    unit = plan["supply"]["unit"]
+    return Decision(
+        Action.REJECT,
+        "ab.unwinnable",
+        f"{verdict}, but the A/B test cannot conclude within {describe_span(policy.ab_test.max_duration)}: "
+        f"{plan['summary']}. The champion stays; no user saw the challenger "
+        "(ab_test.start_unwinnable: true starts such tests anyway)",
+        {
+            **numbers,
+            "needed": {"champion": plan["n_champion"], "challenger": plan["n_challenger"], "unit": unit},
+            "available_by_max_duration": plan["available_by_max_duration"],
+            "expected_hours": plan["expected_hours"],
+            "max_duration_hours": plan["max_duration_hours"],
+            "plan": plan,
+        },
     )
-    total = size.n_champion + size.n_challenger
-    hours = total / units_per_hour if units_per_hour > 0 else None
-    plan.update(n_champion=size.n_champion, n_challenger=size.n_challenger, expected_hours=hours)
-    when = (
-        f"about {describe_span(timedelta(hours=hours))} at the current traffic"
-        if hours is not None
-        else "unknown duration"
-    )
-    summary = (
-        f"A/B plan: {size.n_challenger} challenger and {size.n_champion} champion units to detect a "
-        f"{planned_effect:.1%} improvement beyond the {ab.min_improvement:.0%} margin ({when})"
-    )
-    if not plausible:
-        summary += (
-            f"; the shadow effect ({observed:+.1%}) makes an A/B win implausible: expect an inconclusive test"
-        )
-    plan["summary"] = summary
-    return plan
 
 
 # -- A/B test -------------------------------------------------------------------------------------
@@ -519,6 +484,19 @@ def _sequential_verdict(
             f"the challenger's error is lower by more than the {ab.min_improvement:.0%} margin: always-valid "
             f"{1 - ab.alpha:.0%} interval {look.ci_low / champion_mean:+.2%} to {relative_high:+.2%} "
             f"(p = {look.p_value:.3g})",
+            base,
+            memory=memory,
+        )
+    if look.ci_low > bound:
+        # Futility: every improvement the evidence still allows is within the margin, so the test can
+        # no longer be won. A challenger truly better by the planned effect lands here only when the
+        # interval misses the truth on its low side: at most alpha / 2 of such tests.
+        return Decision(
+            Action.REJECT,
+            "ab.futile",
+            f"the challenger cannot win: always-valid {1 - ab.alpha:.0%} interval "
+            f"{look.ci_low / champion_mean:+.2%} to {relative_high:+.2%} of the champion's error excludes "
+            f"an improvement beyond the {ab.min_improvement:.0%} margin; stopped early, the champion stays",
             base,
             memory=memory,
         )

@@ -138,6 +138,9 @@ class Evidence:
     request_errors: dict[str, tuple[float, ...]] | None = None  # per-arm raw errors (Mann-Whitney only)
     # the challenger version as gateways that cannot load it report it (`store.load_failures`)
     load_failures: tuple[LoadFailure, ...] = ()
+    # (hours from the window's start, distinct served users first seen by then), ascending: how the
+    # model's users accumulate (gathered in shadow, for the A/B plan's count of available users)
+    users_seen: tuple[tuple[float, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,4 +151,5 @@ class Evidence:
             "request_rate_per_hour": self.request_rate_per_hour,
             "window_hours": self.window_hours,
             "unbucketed_requests": self.unbucketed_requests,
+            "users_seen": [list(point) for point in self.users_seen],
         }

@@ -385,8 +385,39 @@ def request_errors(conn: Connection, window: Window) -> dict[str, tuple[float, .
     return {arm: tuple(values) for arm, values in out.items()}
 
 
+# Distinct users are counted as first seen by this many evenly spaced times of the window: enough
+# points to fit an accumulation curve (`stats.population`), one SQL pass however many.
+USER_CURVE_POINTS = 8
+
+
+def users_first_seen(conn: Connection, window: Window) -> tuple[tuple[float, int], ...]:
+    """(hours from the window's start, distinct served users first seen by then) at evenly spaced times
+    up to `now`: the accumulation of distinct users over the window, in one pass (empty for an empty
+    window). A request without a user_id is a user of its own, as everywhere in the evidence."""
+    hours = (window.now - window.started_at) / timedelta(hours=1)
+    if hours <= 0:
+        return ()
+    first = (
+        select(func.min(predictions.c.time).label("first"))
+        .where(_in_window(window), predictions.c.role == "served")
+        .group_by(_unit())
+        .subquery()
+    )
+    start = _epoch(window.started_at)
+    marks = [hours * (k + 1) / USER_CURVE_POINTS for k in range(USER_CURVE_POINTS)]
+    row = conn.execute(
+        select(*(func.sum(case((first.c.first <= start + mark * 3600, 1), else_=0)) for mark in marks))
+    ).one()
+    return tuple((mark, int(count or 0)) for mark, count in zip(marks, row, strict=True))
+
+
 def gather_evidence(
-    conn: Connection, window: Window, *, with_differences: bool = False, with_request_errors: bool = False
+    conn: Connection,
+    window: Window,
+    *,
+    with_differences: bool = False,
+    with_request_errors: bool = False,
+    with_user_curve: bool = False,
 ) -> Evidence:
     """Everything the decision needs for one phase window."""
     summaries = arm_summaries(conn, window)
@@ -403,4 +434,5 @@ def gather_evidence(
         window_hours=hours,
         unbucketed_requests=summaries.unbucketed_served,
         request_errors=request_errors(conn, window) if with_request_errors else None,
+        users_seen=users_first_seen(conn, window) if with_user_curve else (),
     )

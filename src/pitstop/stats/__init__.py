@@ -5,7 +5,7 @@ One topic per module: `arms` (an arm's mean error and its variance, per user or 
 A/B superiority-by-margin rule), `power` (sample sizes), `paired` (shadow: paired t, Wilcoxon,
 Diebold-Mariano), `srm` (sample-ratio mismatch), `failures` (failure rates against the champion's),
 `sequential` (mSPRT, confidence sequences), `ratio` (shadow verdict: the per-user error ratio and its
-always-valid bound), `cuped`.
+always-valid bound), `population` (how many distinct users a model will see), `cuped`.
 Errors are losses (lower is better); every difference and relative effect is challenger minus champion.
 """
 
@@ -29,12 +29,14 @@ from pitstop.stats.paired import (
     paired_t_test,
     wilcoxon_test,
 )
+from pitstop.stats.population import UserCurve, fit_user_curve
 from pitstop.stats.power import (
     power_paired,
     power_two_sample,
     sample_size,
     sample_size_margin,
     sample_size_paired,
+    sample_size_sequential,
 )
 from pitstop.stats.ratio import log_ratio_variance, paired_ratio_sequence
 from pitstop.stats.results import SampleSize, SRMResult, TestResult, Verdict
@@ -55,6 +57,7 @@ __all__ = [
     "SRMResult",
     "SampleSize",
     "TestResult",
+    "UserCurve",
     "UserErrors",
     "Verdict",
     "ab_verdict",
@@ -69,6 +72,7 @@ __all__ = [
     "cuped",
     "diebold_mariano_test",
     "failure_rate_test",
+    "fit_user_curve",
     "log_likelihood_ratio",
     "log_ratio_variance",
     "mann_whitney_test",
@@ -87,6 +91,7 @@ __all__ = [
     "sample_size",
     "sample_size_margin",
     "sample_size_paired",
+    "sample_size_sequential",
     "sequential_sample_ratio_mismatch",
     "welch_test",
     "wilcoxon_test",
