@@ -13,7 +13,7 @@ from pitstop.rollout.evidence import ArmSummary, Evidence
 from pitstop.rollout.guardrails import error_ratio, harm_test, mixture_tau, testable_estimates
 from pitstop.rollout.phases import Phase
 from pitstop.rollout.state import RolloutState, challenger_share
-from pitstop.stats import ArmEstimate, compare_paired, msprt, paired_t_from_summary
+from pitstop.stats import ArmEstimate, msprt, paired_t_from_summary, wilcoxon_test
 from pitstop.stats.results import TestResult
 
 
@@ -37,8 +37,7 @@ def paired_test(policy: Policy, evidence: Evidence) -> TestResult | None:
     if paired.differences is None:
         return None
     zeros = [0.0] * len(paired.differences)
-    method = "wilcoxon" if policy.shadow.test == "wilcoxon" else "diebold_mariano"
-    return compare_paired(method, zeros, list(paired.differences), alpha=policy.ab_test.alpha)
+    return wilcoxon_test(zeros, list(paired.differences), alpha=policy.ab_test.alpha)
 
 
 def sequential_look(

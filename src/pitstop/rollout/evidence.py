@@ -112,9 +112,7 @@ class PairedSummary:
     user_champion_sq: float = 0.0
     user_challenger_sq: float = 0.0
     user_cross: float = 0.0
-    differences: tuple[float, ...] | None = (
-        None  # in time order; only loaded for Wilcoxon and Diebold-Mariano
-    )
+    differences: tuple[float, ...] | None = None  # in time order; only loaded for Wilcoxon
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
