@@ -234,7 +234,10 @@ class ABTestPolicy(_Section):
     )
     label_maturation: Duration = Field(
         timedelta(hours=1),
-        description="only requests at least this old count (labels have had time to arrive)",
+        description=(
+            "only requests at least this old count for errors, in the A/B test and the ramp "
+            "(labels have had time to arrive)"
+        ),
     )
 
     @model_validator(mode="after")

@@ -44,9 +44,12 @@ class StepResult:
 
 
 def evidence_window(stored: StoredRollout, task: registry.Task, now: Any) -> Window:
-    """The evidence of the rollout's current phase or step (A/B: only requests whose labels had time)."""
+    """The evidence of the rollout's current phase or step. In the A/B test and the ramp, errors come
+    only from requests whose labels had time (`ab_test.label_maturation`): early labels are the
+    short-delay ones, so counting them would judge the challenger on a biased sample."""
     state, policy = stored.state, stored.policy
-    matured = now - policy.ab_test.label_maturation if state.phase is Phase.AB_TEST else None
+    judged_on_served = state.phase in (Phase.AB_TEST, Phase.RAMP)
+    matured = now - policy.ab_test.label_maturation if judged_on_served else None
     return Window(
         model_id=stored.model_id,
         task=task,
