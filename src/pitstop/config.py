@@ -101,9 +101,10 @@ class _Section(BaseModel):
 class ABMethod(StrEnum):
     """How the A/B test compares the arms' errors."""
 
-    PER_USER = "per_user"  # ratio metric over users, delta-method variance (users are the randomised unit)
-    WELCH = "welch"  # request-level Welch t-test
-    MANN_WHITNEY = "mann_whitney"  # request-level Mann-Whitney U
+    # Users are the randomised unit, so every method analyses users (a user's requests are correlated):
+    PER_USER = "per_user"  # mean error per request (ratio over users), delta-method variance
+    WELCH = "welch"  # Welch t on each user's mean error: every user weighs the same
+    MANN_WHITNEY = "mann_whitney"  # Mann-Whitney U on each user's mean error (fixed horizon only)
 
 
 class ABStopping(StrEnum):
@@ -204,7 +205,14 @@ class ABTestPolicy(_Section):
     min_improvement: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.01, description="practical significance: relative error reduction the challenger must beat"
     )
-    method: ABMethod = Field(ABMethod.PER_USER, strict=False, description="per_user | welch | mann_whitney")
+    method: ABMethod = Field(
+        ABMethod.PER_USER,
+        strict=False,
+        description=(
+            "per_user (mean error per request) | welch (mean of each user's mean error) | "
+            "mann_whitney (ranks of each user's mean error); users are the units of all three"
+        ),
+    )
     stopping: ABStopping = Field(
         ABStopping.SEQUENTIAL,
         strict=False,
@@ -214,7 +222,7 @@ class ABTestPolicy(_Section):
         100,
         ge=2,
         description=(
-            "no sequential win or loss before this many labelled users per arm (requests for welch): "
+            "no sequential win or loss before this many labelled users per arm: "
             "plug-in variances of fewer are unreliable"
         ),
     )

@@ -70,7 +70,7 @@ def rule_limit(ws: Workspace, routing_version: int, since: datetime, now: dateti
     with ws.reading() as conn:
         info = registry.get_model(conn, MODEL)
         evidence = gather_evidence(conn, Window(info.id, info.task, routing_version, since, now))
-    baseline = latency_baseline(evidence.champion)
+    baseline = latency_baseline(evidence.champion, ws.config)
     if not baseline:
         return None
     policy = ws.config.guardrails

@@ -122,7 +122,9 @@ def test_history_numbers_put_the_rule_first_and_stay_short() -> None:
     assert key_numbers(None) == "" and key_numbers({"flag": True, "name": "x", "elapsed_hours": 3.0}) == ""
 
 
-def test_a_rollout_that_recorded_the_retired_diebold_mariano_test_is_still_readable(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+def test_a_rollout_recording_the_retired_diebold_mariano_test_stays_readable(
+    cli, rollout_ws: Workspace
+) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import update
 
     from pitstop.store.tables import rollouts

@@ -49,6 +49,7 @@ class Thresholds:
     rollback_error_ratio: float  # A/B and ramp: roll back above this x champion's error
     rollback_p99_ratio: float
     latency_slack_ms: float  # added to every p99 limit (`guardrails.latency_slack`)
+    latency_alpha: float  # level of the champion's p99 bound in one window (`guardrails.latency_alpha`)
     shadow_min_labeled: int  # labelled pairs before the shadow verdict
     ramp_min_labeled_per_arm: int
     ab_margin: float  # relative error reduction the challenger must beat

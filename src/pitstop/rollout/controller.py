@@ -67,7 +67,7 @@ def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
             conn,
             evidence_window(stored, task, now),
             with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
-            with_request_errors=stored.state.phase is Phase.AB_TEST
+            with_user_means=stored.state.phase is Phase.AB_TEST
             and stored.policy.ab_test.method == "mann_whitney",
         )
 

@@ -21,8 +21,7 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import betaln
-from scipy.stats import beta
+from scipy.special import betainc, betaincc, betaln
 
 from pitstop.stats import _checks as check
 from pitstop.stats.results import TestResult
@@ -45,8 +44,10 @@ def log_bayes_factor(
     k = np.asarray(exceeding, dtype=float)
     n, p0 = float(trials), share
     a, b = concentration * p0, concentration * (1 - p0)
-    side = beta.logsf if above else beta.logcdf
-    mixture = betaln(a + k, b + n - k) - betaln(a, b) + side(p0, a + k, b + n - k) - side(p0, a, b)
+    side = betaincc if above else betainc  # the Beta distribution's mass above / below p0
+    with np.errstate(divide="ignore"):  # a side with no mass left is log 0: no evidence that way
+        posterior, prior = np.log(side(a + k, b + n - k, p0)), math.log(side(a, b, p0))
+    mixture = betaln(a + k, b + n - k) - betaln(a, b) + posterior - prior
     result: npt.NDArray[np.float64] = mixture - k * math.log(p0) - (n - k) * math.log1p(-p0)
     return result
 
@@ -114,9 +115,17 @@ def quantile_upper_rank(
     p0 = _share(share)
     alpha = check.alpha_level(alpha)
     c = check.positive("concentration", concentration)
-    counts = np.arange(0, math.ceil(n * p0) + 1)
-    below = log_bayes_factor(counts, n, p0, above=False, concentration=c) < math.log(1 / alpha)
-    return int(counts[np.argmax(below)])  # the lower-side BF falls with the count; at n p0 it is <= 1
+    threshold = math.log(1 / alpha)
+    # the lower-side BF falls as the count rises, and is at most 1 from n p0 on: bisect for the first
+    # count below the threshold (looked up at every look, so a few evaluations, not one per count)
+    low, high = 0, math.ceil(n * p0)
+    while low < high:
+        middle = (low + high) // 2
+        if log_bayes_factor(middle, n, p0, above=False, concentration=c) < threshold:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _share(share: float) -> float:
