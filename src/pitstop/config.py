@@ -265,7 +265,12 @@ class GuardrailPolicy(_Section):
     max_error_ratio: Ratio = Field(
         1.15, description="roll back when challenger error exceeds this x champion's"
     )
-    max_p99_ratio: Ratio = Field(1.5, description="roll back when challenger p99 exceeds this x champion's")
+    max_p99_ratio: Ratio = Field(
+        1.5,
+        description=(
+            "roll back when the always-valid test finds challenger p99 above this x champion's (+ slack)"
+        ),
+    )
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
         0.02,
         description=(
@@ -276,8 +281,8 @@ class GuardrailPolicy(_Section):
     alpha: Probability = Field(
         0.01,
         description=(
-            "failure-rate and error-ratio guardrails: false rollbacks of a challenger no worse than "
-            "the champion, each over the whole rollout (A/B test and every ramp step, every look)"
+            "failure-rate, error-ratio and latency guardrails: false rollbacks of a challenger within "
+            "the limits, each over the whole rollout (A/B test and every ramp step, every look)"
         ),
     )
     min_samples: int = Field(

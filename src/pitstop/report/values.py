@@ -105,7 +105,7 @@ class LatencyLimit:
     """The p99 limit of one band as the latency rule computes it at a look at each time:
     `ratio` x the champion's baseline + `slack_ms`, in milliseconds (None: too few calls for a baseline).
 
-    The baseline is the rule's own: a lower confidence bound of the champion's p99 over its served calls
+    The baseline is the rule's own: an always-valid upper bound of the champion's p99 over its served calls
     in the band so far (at a 100 % ramp step, the one remembered from the step before). Where a decision
     recorded the limit it applied (a latency rollback or rejection), that point is the recorded one.
     """
