@@ -651,6 +651,14 @@ SCENARIOS: list[Scenario] = [
         for slowdown in (1.0, 1.3)
     ],
     Scenario(
+        "p99 1.45 x the champion's, 200 ms calls (slack negligible), A/B 2 days + ramp",
+        "latency false rollback",
+        _rule("guardrail.latency_p99"),
+        "<= 1 %",
+        ("<=", 0.01),
+        _ab(replace(TIMED, latency_ms=200.0, effect=-0.10, slowdown=1.45), horizon=2 * DAY),
+    ),
+    Scenario(
         "p99 2 x the champion's, A/B test",
         "latency rollback (harm)",
         _rule("guardrail.latency_p99"),

@@ -30,9 +30,7 @@ DELAY = 0.05  # seconds per challenger call: far above 1.5 x any champion p99 + 
 # Wide in shadow (so it passes), the default 1.5 x (and 5 ms slack) from the A/B test on. A p99 bound
 # valid at every look needs ~1,000 champion calls at the default guardrails.alpha; a lenient alpha lets
 # this short test's few hundred calls bound it.
-LATENCY_POLICY = SHORT_POLICY.replace(
-    "max_p99_ratio: 1000}\nramp", "max_p99_ratio: 1.5, alpha: 0.9}\nramp"
-)
+LATENCY_POLICY = SHORT_POLICY.replace("max_p99_ratio: 1000}\nramp", "max_p99_ratio: 1.5, alpha: 0.9}\nramp")
 
 
 @dataclass

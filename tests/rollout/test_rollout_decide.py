@@ -570,6 +570,17 @@ def test_ramp_remembers_the_champions_served_latency() -> None:
     assert decision.memory["champion_p99_ms"] == pytest.approx(7.0 * 1.02 + 0.02)  # its 7 ms bucket's top
 
 
+def test_a_ramp_step_too_short_for_its_own_latency_bound_uses_the_remembered_one() -> None:
+    """75 champion calls bound no p99 at every look; the one remembered from the A/B test still holds
+    a challenger whose calls take 40 ms to 1.5 x 10 ms + 5 ms."""
+    evidence = ramp_evidence(0.2, arm(50, 5.0, p99=7.0), arm(300, 5.0, p99=40.0, slow_share=0.5))
+    assert latency_baseline(evidence.champion, POLICY) is None
+    state = rollout(Phase.RAMP, step=0, memory={"champion_p99_ms": 10.0})
+    decision = decide(state, POLICY, evidence, at(0.2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+    assert decision.numbers["champion_p99_ms"] == 10.0
+
+
 def test_ramp_at_full_share_compares_with_the_champion_in_shadow() -> None:
     evidence = ramp_evidence(0.2, ArmSummary(), arm(1000, 6.0), shadow=arm(1000, 5.0))
     decision = decide(rollout(Phase.RAMP, step=2), POLICY, evidence, at(0.2))

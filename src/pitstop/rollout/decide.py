@@ -600,12 +600,12 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     share = shares[step]
     elapsed = now - rollout.phase_started_at
     champion, challenger = compared_arms(rollout, policy, evidence)
-    if share >= 1.0:
-        # The champion serves nobody: its errors are compared in shadow, on the same requests, and its
-        # latency against what it measured while it still served (a sampled shadow's load is no baseline).
-        baseline, memory = rollout.memory.get("champion_p99_ms"), rollout.memory
-    else:
-        baseline, memory = None, remember_served_latency(rollout.memory, champion, policy)
+    # The champion's p99 bound from this step's calls, else the one remembered from an earlier window
+    # (a bound valid at every look needs ~1,000 calls, more than a short step may have). At 100 % the
+    # champion serves nobody: its errors are compared in shadow, on the same requests, and its latency
+    # against what it measured while it still served (a sampled shadow's load is no baseline).
+    memory = rollout.memory if share >= 1.0 else remember_served_latency(rollout.memory, champion, policy)
+    baseline = memory.get("champion_p99_ms")
     base = {
         "step": step,
         "share": share,
