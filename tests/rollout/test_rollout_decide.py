@@ -570,6 +570,17 @@ def test_ramp_remembers_the_champions_served_latency() -> None:
     assert decision.memory["champion_p99_ms"] == pytest.approx(7.0 * 1.02 + 0.02)  # its 7 ms bucket's top
 
 
+def test_a_young_ab_test_holds_the_challenger_to_the_champions_p99_bound_from_the_shadow() -> None:
+    passed = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25), at(25))
+    assert passed.rule == "shadow.passed"
+    remembered = passed.memory or {}
+    assert remembered["champion_p99_ms"] == latency_baseline(shadow_evidence(25).champion, POLICY)
+    young = ab_evidence(1, arm(400, 5.0, p99=7.0), arm(45, 5.0, p99=60.0, slow_share=0.5))
+    assert latency_baseline(young.champion, POLICY) is None  # 600 champion calls bound nothing yet
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN, memory=remembered), POLICY, young, at(1))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+
+
 def test_a_ramp_step_too_short_for_its_own_latency_bound_uses_the_remembered_one() -> None:
     """75 champion calls bound no p99 at every look; the one remembered from the A/B test still holds
     a challenger whose calls take 40 ms to 1.5 x 10 ms + 5 ms."""

@@ -264,7 +264,8 @@ def _shadow_verdict(
         f"{verdict}; {plan['summary']}",
         {**numbers, "plan": plan},
         plan=plan,
-        memory={},
+        # the champion's p99 bound from the shadow, where it served everyone, for an A/B test too young
+        memory=remember_served_latency({}, evidence.champion, policy),
     )
 
 
@@ -353,7 +354,12 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
                 f"always-valid p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
                 base,
             )
-    breach = check_guardrails(champion, challenger, policy)
+    # this window's champion p99 bound, else the one the shadow remembered (a bound valid at every look
+    # needs ~1,000 champion calls, which a young A/B test may not have yet)
+    own = latency_baseline(champion, policy)
+    breach = check_guardrails(
+        champion, challenger, policy, latency_baseline_ms=own or rollout.memory.get("champion_p99_ms")
+    )
     if breach is not None:
         return _rollback(breach, base)
     arms = arm_estimates(policy, champion, challenger)
