@@ -54,7 +54,7 @@ def slow(slow_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     joblib.dump(SlowModel(ws.load(MODEL, 1), DELAY), artifact)  # as good as the champion: no early win
     version = ws.register(MODEL, artifact, train_data="train").version
     rollout = ws.start_rollout(MODEL, version, skip_gate=True, reason="a slow model on purpose").state.id
-    send_traffic(ws, hours=3, requests=1200)
+    send_traffic(ws, hours=3, requests=2000)
     moves = [e for e in ws.events(MODEL) if e.kind == "rollout_transition" and e.rollout_id == rollout]
     yield SlowRollout(ws, report_data(ws, MODEL, rollout), moves[-1])
     ws.close()
