@@ -28,10 +28,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from pitstop.config import Policy
+from pitstop.config import ABMethod, ABStopping, Policy
 from pitstop.rollout.decide import Decision, decide
-from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.rollout.gather import call_edges, log_quantiles
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
@@ -55,6 +57,9 @@ class Traffic:
     challenger_failure: float = 0.0
     assigned_share: float | None = None  # the share users really land on (None: the policy's)
     labels: bool = True  # False: no label ever arrives (rules on units and failures only, fast)
+    latency_ms: float | None = None  # champion's median model call time (None: no latency simulated)
+    latency_sigma: float = 0.3  # lognormal spread of call times (p99 = median x 2.0 at 0.3)
+    slowdown: float = 1.0  # challenger call time = champion's x this
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ class Cumulative:
         self.arrival = users.arrival_minutes[mask]
         labelled = users.labelled[mask].astype(float)
         s = users.errors[mask]
+        seen = labelled > 0
+        self.means = np.where(seen, s / np.maximum(labelled, 1), np.nan)  # each user's mean error
+        mean = np.where(seen, self.means, 0.0)
         columns = {
             "units": np.ones_like(labelled),
             "requests": users.requests[mask].astype(float),
@@ -109,6 +117,8 @@ class Cumulative:
             "ss": s * s,
             "nn": labelled * labelled,
             "sn": s * labelled,
+            "m": mean,
+            "mm": mean * mean,
         }
         self.sums = {name: np.concatenate([[0.0], np.cumsum(col)]) for name, col in columns.items()}
 
@@ -125,8 +135,70 @@ class Cumulative:
             labelled=n,
             error_mean=mean,
             error_var=max(var, 0.0) if var is not None else None,
-            moments=UserMoments(d["labelled_users"], d["s"], d["labelled"], d["ss"], d["nn"], d["sn"]),
+            moments=UserMoments(
+                d["labelled_users"], d["s"], d["labelled"], d["ss"], d["nn"], d["sn"], d["m"], d["mm"]
+            ),
         )
+
+    def user_means(self, start: float, end: float) -> tuple[float, ...]:
+        """Each labelled user's mean error, as `gather.user_mean_errors` reads them (Mann-Whitney)."""
+        i, j = np.searchsorted(self.arrival, [start, end], side="right")
+        means = self.means[i:j]
+        return tuple(means[~np.isnan(means)].tolist())
+
+
+class CallTimes:
+    """One arm's model calls (one per request) as the latency histogram `gather` builds: 2 %-wide
+    buckets of log(1 + ms), new calls at each look drawn from the arm's lognormal call time."""
+
+    WIDTH = math.log(LATENCY_BUCKET_RATIO)
+
+    def __init__(self, rng: np.random.Generator, median_ms: float, sigma: float) -> None:
+        self.rng = rng
+        top = median_ms * math.exp(8 * sigma)
+        self.index = np.arange(0, int(math.log1p(top) / self.WIDTH) + 2)
+        edges = np.exp(np.append(self.index, self.index[-1] + 1) * self.WIDTH) - 1
+        cdf = stats.lognorm.cdf(edges, sigma, scale=median_ms)
+        cdf[-1] = 1.0
+        self.probs = np.diff(np.append(0.0, cdf[1:]))
+        self.counts = np.zeros(self.index.size, int)
+        self.calls = 0
+
+    def add(self, summary: ArmSummary, calls: int) -> ArmSummary:
+        """`summary` with the latency of its first `calls` model calls."""
+        if calls > self.calls:
+            self.counts += self.rng.multinomial(calls - self.calls, self.probs)
+            self.calls = calls
+        seen = self.counts > 0
+        buckets = list(zip(self.index[seen].tolist(), self.counts[seen].tolist(), strict=True))
+        if not buckets:
+            return summary
+        p50, p99 = log_quantiles(buckets, self.WIDTH, (0.5, 0.99))
+        return replace(
+            summary,
+            latency_p50=p50,
+            latency_p99=p99,
+            latency_samples=self.calls,
+            latency_calls=call_edges(dict(buckets)),
+        )
+
+
+def call_times(rng: np.random.Generator, traffic: Traffic) -> tuple[CallTimes, CallTimes] | None:
+    """(champion, challenger) call-time logs, or None when the traffic simulates no latency."""
+    if traffic.latency_ms is None:
+        return None
+    return (
+        CallTimes(rng, traffic.latency_ms, traffic.latency_sigma),
+        CallTimes(rng, traffic.latency_ms * traffic.slowdown, traffic.latency_sigma),
+    )
+
+
+def with_latency(
+    times: tuple[CallTimes, CallTimes] | None, arms: tuple[ArmSummary, ArmSummary], calls: tuple[int, int]
+) -> tuple[ArmSummary, ArmSummary]:
+    if times is None:
+        return arms
+    return times[0].add(arms[0], calls[0]), times[1].add(arms[1], calls[1])
 
 
 @dataclass
@@ -185,27 +257,39 @@ def run_ab_and_ramp(
     *,
     ramp: bool = True,
     horizon: float | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> Outcome:
-    """One A/B test (to its end or `horizon` minutes), then the ramp if it advanced (or `ramp` forces it)."""
+    """One A/B test (to its end or `horizon` minutes), then the ramp if it advanced (or `ramp` forces it).
+    `plan` replaces the plan the shadow would have stored."""
     rng = np.random.default_rng(seed)
     ab = policy.ab_test
     limit = horizon if horizon is not None else ab.max_duration.total_seconds() / 60
     users = simulate_users(rng, traffic, limit + every, ab.share)
     champion, challenger = Cumulative(users, ~users.challenger), Cumulative(users, users.challenger)
-    plan = ab_plan(policy, traffic, rng)
+    plan = plan or ab_plan(policy, traffic, rng)
     # the first look at which the plan expects its users (a look every 6 h sees them up to 6 h late)
     planned = (
         None if plan.get("expected_hours") is None else math.ceil(plan["expected_hours"] * 60 / every) * every
     )
     state = rollout_state(Phase.AB_TEST, 0.0, plan=plan)
+    times = call_times(rng, traffic)
     ended: Outcome | None = None
     for t in looks(every, limit):
         mature = t - ab.label_maturation.total_seconds() / 60
+        ranked = ab.method is ABMethod.MANN_WHITNEY
+        calls = (champion.at(-1, t).requests, challenger.at(-1, t).requests)
+        served = with_latency(times, (champion.at(-1, mature), challenger.at(-1, mature)), calls)
         evidence = Evidence(
             now=START + timedelta(minutes=t),
-            champion=champion.at(-1, mature),
-            challenger=challenger.at(-1, mature),
+            champion=served[0],
+            challenger=served[1],
             window_hours=t / 60,
+            user_mean_errors={
+                "champion": champion.user_means(-1, mature),
+                "challenger": challenger.user_means(-1, mature),
+            }
+            if ranked
+            else None,
         )
         decision = decide(state, policy, evidence, evidence.now)
         state = _carry(state, decision)
@@ -218,36 +302,48 @@ def run_ab_and_ramp(
         return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit, planned_minutes=planned)
     if ended.action is not Action.ADVANCE or not ramp:
         return ended
-    return run_ramp(policy, traffic, rng, every, ended.minutes)
+    return run_ramp(policy, traffic, rng, every, ended.minutes, state.memory)
 
 
 def run_ramp(
-    policy: Policy, traffic: Traffic, rng: np.random.Generator, every: float, start: float
+    policy: Policy,
+    traffic: Traffic,
+    rng: np.random.Generator,
+    every: float,
+    start: float,
+    memory: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Each ramp step: its own users from the step's start, guardrails at every look, dwell, next step."""
+    """Each ramp step: its own users from the step's start, guardrails at every look, dwell, next step.
+    Errors count once their labels matured, as in the A/B test; the rollout's memory carries over."""
     dwell = policy.ramp.dwell.total_seconds() / 60
+    maturation = policy.ab_test.label_maturation.total_seconds() / 60
     shares = ramp_shares(policy)
     t = start
     for step, share in enumerate(shares):
-        state = rollout_state(Phase.RAMP, t, step=step)
+        state = replace(rollout_state(Phase.RAMP, t, step=step), memory=dict(memory or {}))
         horizon = max(dwell * 4, 24 * 60)
         users = simulate_users(rng, replace(traffic, assigned_share=share), horizon + every, share)
         on = users.challenger if share < 1 else np.ones_like(users.challenger)
         champion, challenger = Cumulative(users, ~on), Cumulative(users, on)
         old = _as_champion(users, traffic, rng) if share >= 1 else None
+        times = call_times(rng, traffic)
         for elapsed in looks(every, horizon):
+            mature = elapsed - maturation
+            calls = (champion.at(-1, elapsed).requests, challenger.at(-1, elapsed).requests)
+            served = with_latency(times, (champion.at(-1, mature), challenger.at(-1, mature)), calls)
             evidence = Evidence(
                 now=START + timedelta(minutes=t + elapsed),
-                champion=champion.at(-1, elapsed),
-                challenger=challenger.at(-1, elapsed),
+                champion=served[0],
+                challenger=served[1],
                 # at 100 % the old champion runs in shadow on the same requests
-                shadow=old.at(-1, elapsed) if old is not None else ArmSummary(),
+                shadow=old.at(-1, mature) if old is not None else ArmSummary(),
                 window_hours=elapsed / 60,
             )
             decision = decide(state, policy, evidence, evidence.now)
             state = _carry(state, decision)
             if decision.action is Action.ADVANCE:
                 t += elapsed
+                memory = state.memory
                 break
             if decision.changes_phase:
                 return _outcome(decision, Phase.RAMP, t + elapsed, evidence.challenger)
@@ -277,7 +373,9 @@ def _carry(state: RolloutState, decision: Decision) -> RolloutState:
 
 
 def _outcome(decision: Decision, phase: Phase, minutes: float, challenger: ArmSummary) -> Outcome:
-    return Outcome(decision.rule, decision.action, phase, minutes, challenger.requests, challenger.units)
+    # requests of the matured window, or every model call so far when latency is simulated
+    requests = max(challenger.requests, challenger.latency_samples)
+    return Outcome(decision.rule, decision.action, phase, minutes, requests, challenger.units)
 
 
 # -- shadow ----------------------------------------------------------------------------------------
@@ -391,6 +489,40 @@ def _ab(
     )
 
 
+def fixed_horizon(policy: Policy) -> Policy:
+    """The policy with the fixed-horizon A/B rule (decided once, at the planned sample)."""
+    ab = policy.ab_test.model_copy(update={"stopping": ABStopping.FIXED})
+    return policy.model_copy(update={"ab_test": ab})
+
+
+# ~200 users an hour with a heavy per-user spread: at the 1-day minimum duration the fixed rule
+# decides on ~4,300 champion and ~480 challenger users, whose per-user errors are strongly skewed
+SKEWED_USERS = Traffic(users_per_hour=200.0, user_sigma=1.0)
+SMALL_FIXED_PLAN = {"n_champion": 4000, "n_challenger": 400, "tau": 0.05 * SKEWED_USERS.base_error}
+
+
+def with_method(method: ABMethod, stopping: ABStopping) -> Callable[[Policy], Policy]:
+    def change(policy: Policy) -> Policy:
+        ab = policy.ab_test.model_copy(update={"method": method, "stopping": stopping})
+        return policy.model_copy(update={"ab_test": ab})
+
+    return change
+
+
+def _method(
+    traffic: Traffic, method: ABMethod, stopping: ABStopping
+) -> Callable[[Policy, int, float], Outcome]:
+    """A/B tests (no ramp) with another `ab_test.method`; a fixed horizon at the shadow's plan."""
+    change = with_method(method, stopping)
+    return lambda policy, seed, every: run_ab_and_ramp(change(policy), traffic, seed, every, ramp=False)
+
+
+def _fixed(traffic: Traffic, plan: dict[str, Any]) -> Callable[[Policy, int, float], Outcome]:
+    return lambda policy, seed, every: run_ab_and_ramp(
+        fixed_horizon(policy), traffic, seed, every, ramp=False, horizon=2 * DAY, plan=plan
+    )
+
+
 def _sh(traffic: Traffic) -> Callable[[Policy, int, float], Outcome]:
     return lambda policy, seed, every: run_shadow(policy, traffic, seed, every)
 
@@ -407,6 +539,7 @@ def won_by_plan(outcome: Outcome) -> bool:
 
 DAY = 24 * 60.0
 FEW_USERS = Traffic(users_per_hour=2.0)  # ~50 users a day: 1,000 labelled pairs from few users
+TIMED = Traffic(latency_ms=20.0)  # model calls 20 ms median, p99 40 ms (lognormal spread 0.3)
 
 SCENARIOS: list[Scenario] = [
     Scenario(
@@ -487,6 +620,45 @@ SCENARIOS: list[Scenario] = [
         _ab(Traffic(effect=0.10), ramp=False),
     ),
     Scenario(
+        "fixed horizon, at the 1 % margin, skewed users, ~480 challenger users",
+        "A/B fixed-rule false win",
+        _rule("ab.win"),
+        "<= 2.5 % (alpha / 2)",
+        ("<=", 0.025),
+        _fixed(replace(SKEWED_USERS, effect=-0.01), SMALL_FIXED_PLAN),
+    ),
+    Scenario(
+        "fixed horizon, A/A, skewed users, ~480 challenger users",
+        "A/B fixed-rule false loss",
+        _rule("ab.loss"),
+        "<= 2.5 % (alpha / 2)",
+        ("<=", 0.025),
+        _fixed(SKEWED_USERS, SMALL_FIXED_PLAN),
+    ),
+    Scenario(
+        "fixed horizon, 8 % better, skewed users, ~480 challenger users",
+        "A/B fixed-rule win (power)",
+        _rule("ab.win"),
+        "reported",
+        (">=", 0.0),
+        _fixed(replace(SKEWED_USERS, effect=-0.08), SMALL_FIXED_PLAN),
+    ),
+    *[
+        Scenario(
+            f"A/A, {method.value}, {stopping.value}, 1-50 requests per user",
+            "A/B false win or loss, other methods",
+            lambda o: o.rule in ("ab.win", "ab.loss"),
+            "<= 5 % (alpha)",
+            ("<=", 0.05),
+            _method(Traffic(), method, stopping),
+        )
+        for method, stopping in (
+            (ABMethod.WELCH, ABStopping.SEQUENTIAL),
+            (ABMethod.WELCH, ABStopping.FIXED),
+            (ABMethod.MANN_WHITNEY, ABStopping.FIXED),
+        )
+    ],
+    Scenario(
         "users 10 % short on the challenger",
         "SRM caught",
         _rule("ab.srm"),
@@ -512,6 +684,33 @@ SCENARIOS: list[Scenario] = [
         ">= 99 %",
         (">=", 0.99),
         _ab(Traffic(champion_failure=0.005, challenger_failure=0.025), ramp=False, horizon=2 * DAY),
+    ),
+    *[
+        Scenario(
+            f"p99 {slowdown:g} x the champion's (limit 1.5 x + 5 ms), A/B 2 days + ramp",
+            "latency false rollback",
+            _rule("guardrail.latency_p99"),
+            "<= 1 %",
+            ("<=", 0.01),
+            _ab(replace(TIMED, effect=-0.10, slowdown=slowdown), horizon=2 * DAY),
+        )
+        for slowdown in (1.0, 1.3)
+    ],
+    Scenario(
+        "p99 1.45 x the champion's, 200 ms calls (slack negligible), A/B 2 days + ramp",
+        "latency false rollback",
+        _rule("guardrail.latency_p99"),
+        "<= 1 %",
+        ("<=", 0.01),
+        _ab(replace(TIMED, latency_ms=200.0, effect=-0.10, slowdown=1.45), horizon=2 * DAY),
+    ),
+    Scenario(
+        "p99 2 x the champion's, A/B test",
+        "latency rollback (harm)",
+        _rule("guardrail.latency_p99"),
+        ">= 99 %",
+        (">=", 0.99),
+        _ab(replace(TIMED, slowdown=2.0), ramp=False, horizon=2 * DAY),
     ),
     Scenario(
         "10 % better, A/B 2 days + ramp",

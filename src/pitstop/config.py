@@ -101,9 +101,10 @@ class _Section(BaseModel):
 class ABMethod(StrEnum):
     """How the A/B test compares the arms' errors."""
 
-    PER_USER = "per_user"  # ratio metric over users, delta-method variance (users are the randomised unit)
-    WELCH = "welch"  # request-level Welch t-test
-    MANN_WHITNEY = "mann_whitney"  # request-level Mann-Whitney U
+    # Users are the randomised unit, so every method analyses users (a user's requests are correlated):
+    PER_USER = "per_user"  # mean error per request (ratio over users), delta-method variance
+    WELCH = "welch"  # Welch t on each user's mean error: every user weighs the same
+    MANN_WHITNEY = "mann_whitney"  # Mann-Whitney U on each user's mean error (fixed horizon only)
 
 
 class ABStopping(StrEnum):
@@ -211,7 +212,14 @@ class ABTestPolicy(_Section):
     min_improvement: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.01, description="practical significance: relative error reduction the challenger must beat"
     )
-    method: ABMethod = Field(ABMethod.PER_USER, strict=False, description="per_user | welch | mann_whitney")
+    method: ABMethod = Field(
+        ABMethod.PER_USER,
+        strict=False,
+        description=(
+            "per_user (mean error per request) | welch (mean of each user's mean error) | "
+            "mann_whitney (ranks of each user's mean error); users are the units of all three"
+        ),
+    )
     stopping: ABStopping = Field(
         ABStopping.SEQUENTIAL,
         strict=False,
@@ -221,7 +229,7 @@ class ABTestPolicy(_Section):
         100,
         ge=2,
         description=(
-            "no sequential win or loss before this many labelled users per arm (requests for welch): "
+            "no sequential win or loss before this many labelled users per arm: "
             "plug-in variances of fewer are unreliable"
         ),
     )
@@ -241,7 +249,10 @@ class ABTestPolicy(_Section):
     )
     label_maturation: Duration = Field(
         timedelta(hours=1),
-        description="only requests at least this old count (labels have had time to arrive)",
+        description=(
+            "only requests at least this old count for errors, in the A/B test and the ramp "
+            "(labels have had time to arrive)"
+        ),
     )
     start_unwinnable: bool = Field(
         False,
@@ -268,7 +279,12 @@ class GuardrailPolicy(_Section):
     max_error_ratio: Ratio = Field(
         1.15, description="roll back when challenger error exceeds this x champion's"
     )
-    max_p99_ratio: Ratio = Field(1.5, description="roll back when challenger p99 exceeds this x champion's")
+    max_p99_ratio: Ratio = Field(
+        1.5,
+        description=(
+            "roll back when the always-valid test finds challenger p99 above this x champion's (+ slack)"
+        ),
+    )
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
         0.02,
         description=(
@@ -279,8 +295,8 @@ class GuardrailPolicy(_Section):
     alpha: Probability = Field(
         0.01,
         description=(
-            "failure-rate and error-ratio guardrails: false rollbacks of a challenger no worse than "
-            "the champion, each over the whole rollout (A/B test and every ramp step, every look)"
+            "failure-rate, error-ratio and latency guardrails: false rollbacks of a challenger within "
+            "the limits, each over the whole rollout (A/B test and every ramp step, every look)"
         ),
     )
     min_samples: int = Field(

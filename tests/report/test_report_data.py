@@ -20,7 +20,7 @@ from pitstop.events import Event
 from pitstop.report import ReportData, report_data
 from pitstop.report.shaping import NICE_WIDTHS
 from pitstop.report.values import Band
-from pitstop.rollout.gather import LATENCY_BUCKET_RATIO
+from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO
 from pitstop.store.tables import labels, predictions
 from pitstop.workspace import Workspace
 from report.conftest import Story

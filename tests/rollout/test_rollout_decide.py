@@ -16,6 +16,7 @@ from pitstop.config import ABStopping, Policy
 from pitstop.rollout.comparison import live_comparison
 from pitstop.rollout.decide import decide
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.rollout.guardrails import latency_baseline
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
@@ -63,6 +64,8 @@ def users(k: int, mean: float, per_user: int = 3, spread: float = 1.0) -> UserMo
         error_sq_sum=s_sq,
         request_sq_sum=k * n * n,
         cross_sum=n * s_sum,
+        mean_sum=k * mean,
+        mean_sq_sum=k * (mean * mean + spread * spread),
     )
 
 
@@ -251,7 +254,7 @@ def test_shadow_latency_within_the_slack_is_not_rejected() -> None:
 
 
 def test_shadow_rejects_slow_challenger() -> None:
-    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=20.1), at(25))
+    decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=25.0), at(25))
     assert (decision.action, decision.rule) == (Action.REJECT, "shadow.latency_p99")
 
 
@@ -439,15 +442,20 @@ def test_one_stalled_batch_is_no_latency_breach() -> None:
     assert decide(rollout(Phase.SHADOW), POLICY, few, at(25)).rule == "shadow.passed"
 
 
-def test_the_champions_latency_baseline_shrugs_off_a_stall() -> None:
-    """100 champion calls at 6 ms, two stalled at 60 ms: its p99 is the stall, its baseline is not."""
-    stalled = replace(arm(100, 5.0), latency_p99=60.0, latency_calls=((6.0, 98), (60.0, 2)))
-    assert stalled.latency_p99_floor() == 6.0  # the 98th call of 100 bounds the p99 from below (95 %)
-    slow = arm(100, 5.0, p99=40.0, slow_share=0.5)  # half its calls at 40 ms: truly slow
-    evidence = ab_evidence(1, replace(stalled, units=900), slow)
+def test_the_champions_latency_baseline_rises_with_its_p99_but_not_with_a_few_stalls() -> None:
+    """5,000 champion calls at 6 ms: 10 stalls at 60 ms leave the baseline at 6 ms, 100 (2 %) raise it.
+
+    The baseline is an upper bound on the champion's p99 valid at every look: the d-th slowest call,
+    d from `quantile_upper_rank`, more than a few stalls."""
+    stalls = replace(arm(100, 5.0), latency_p99=60.0, latency_calls=((6.0, 4990), (60.0, 10)))
+    assert latency_baseline(stalls, POLICY) == pytest.approx(6.0 * 1.02 + 0.02)  # the 6 ms bucket's top
+    slow = replace(stalls, latency_calls=((6.0, 4900), (60.0, 100)))
+    assert latency_baseline(slow, POLICY) == pytest.approx(60.0 * 1.02 + 0.02)
+    challenger = arm(100, 5.0, p99=40.0, slow_share=0.5)  # half its calls at 40 ms: truly slow
+    evidence = ab_evidence(1, replace(stalls, units=900), challenger)
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(1))
     assert decision.rule == "guardrail.latency_p99"  # held to 1.5 x 6 ms + 5 ms, not 1.5 x 60 ms
-    assert decision.numbers["champion_p99_ms"] == 6.0
+    assert decision.numbers["champion_p99_ms"] == pytest.approx(6.14)
 
 
 def test_a_latency_breach_names_the_slow_calls() -> None:
@@ -528,7 +536,7 @@ def test_mann_whitney_is_available_for_the_fixed_horizon() -> None:
         champion=arm(900, 5.0, per_user=1),
         challenger=arm(100, 4.0, per_user=1),
         window_hours=30,
-        request_errors=errors,
+        user_mean_errors=errors,
     )
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), policy, evidence, at(30))
     assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
@@ -546,7 +554,7 @@ def test_mann_whitney_needs_the_margin_not_just_lower_errors() -> None:
             champion=arm(20_000, 5.0, per_user=1),
             challenger=arm(20_000, 5.0, per_user=1),
             window_hours=30,
-            request_errors={
+            user_mean_errors={
                 "champion": tuple(champion_errors),
                 "challenger": tuple(challenger_base * scale),
             },
@@ -639,7 +647,30 @@ def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served()
 def test_ramp_remembers_the_champions_served_latency() -> None:
     evidence = ramp_evidence(0.2, arm(700, 5.0, p99=7.0), arm(300, 4.8, p99=7.5))
     decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
-    assert decision.memory == {"champion_p99_ms": 7.0}
+    assert decision.memory == {"champion_p99_ms": latency_baseline(evidence.champion, POLICY)}
+    assert decision.memory["champion_p99_ms"] == pytest.approx(7.0 * 1.02 + 0.02)  # its 7 ms bucket's top
+
+
+def test_a_young_ab_test_holds_the_challenger_to_the_champions_p99_bound_from_the_shadow() -> None:
+    passed = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25), at(25))
+    assert passed.rule == "shadow.passed"
+    remembered = passed.memory or {}
+    assert remembered["champion_p99_ms"] == latency_baseline(shadow_evidence(25).champion, POLICY)
+    young = ab_evidence(1, arm(400, 5.0, p99=7.0), arm(45, 5.0, p99=60.0, slow_share=0.5))
+    assert latency_baseline(young.champion, POLICY) is None  # 600 champion calls bound nothing yet
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN, memory=remembered), POLICY, young, at(1))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+
+
+def test_a_ramp_step_too_short_for_its_own_latency_bound_uses_the_remembered_one() -> None:
+    """75 champion calls bound no p99 at every look; the one remembered from the A/B test still holds
+    a challenger whose calls take 40 ms to 1.5 x 10 ms + 5 ms."""
+    evidence = ramp_evidence(0.2, arm(50, 5.0, p99=7.0), arm(300, 5.0, p99=40.0, slow_share=0.5))
+    assert latency_baseline(evidence.champion, POLICY) is None
+    state = rollout(Phase.RAMP, step=0, memory={"champion_p99_ms": 10.0})
+    decision = decide(state, POLICY, evidence, at(0.2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+    assert decision.numbers["champion_p99_ms"] == 10.0
 
 
 def test_ramp_at_full_share_compares_with_the_champion_in_shadow() -> None:

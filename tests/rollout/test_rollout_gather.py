@@ -90,6 +90,14 @@ def test_every_role_and_arm_is_summarised_apart_from_one_pass_over_the_window(ro
         assert summary.error_mean == pytest.approx(statistics.fmean(errors))
         assert summary.error_var == pytest.approx(statistics.variance(errors))
         assert summary.latency_samples == len(mine)
+        by_user: dict[str, list[float]] = {}
+        for r in mine:
+            if r.error is None and r.prediction is not None and r.request_id in label_of:
+                error = abs(r.prediction - label_of[r.request_id])
+                by_user.setdefault(r.user_id or f"request:{r.request_id}", []).append(error)
+        means = [statistics.fmean(user) for user in by_user.values()]
+        assert summary.moments.mean_sum == pytest.approx(sum(means))
+        assert summary.moments.mean_sq_sum == pytest.approx(sum(m * m for m in means))
 
 
 def _labelled_view(conn: Any, window: Window) -> tuple[dict[tuple[str, str], tuple[Any, ...]], PairedSummary]:

@@ -120,3 +120,19 @@ def test_history_numbers_put_the_rule_first_and_stay_short() -> None:
     assert numbers[:2] == ["ratio=1.23", "test p=0.0123"]
     assert len(numbers) == MAX_KEY_NUMBERS
     assert key_numbers(None) == "" and key_numbers({"flag": True, "name": "x", "elapsed_hours": 3.0}) == ""
+
+
+def test_a_rollout_recording_the_retired_diebold_mariano_test_stays_readable(
+    cli, rollout_ws: Workspace
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from pitstop.store.tables import rollouts
+
+    started = rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    with rollout_ws.writing() as conn:
+        policy = conn.execute(rollouts.select()).one().policy
+        recorded = {**policy, "shadow": {**policy["shadow"], "test": "diebold_mariano"}}
+        conn.execute(update(rollouts).values(policy=recorded))
+    data = status(cli, rollout_ws)
+    assert data["rollout_id"] == started.state.id and data["phase"] == "shadow"

@@ -38,14 +38,15 @@ from pitstop.report.values import (
 )
 from pitstop.report.words import ab_result, narrative
 from pitstop.rollout.apply import ROLLOUT_EVENT
+from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO
 from pitstop.rollout.gather import (
-    LATENCY_BUCKET_RATIO,
     first_labelled,
     log_quantiles,
     paired_requests,
     request_error,
     succeeded,
 )
+from pitstop.rollout.guardrails import latency_alpha
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
 from pitstop.serving.routing_store import routing_history
@@ -182,6 +183,7 @@ def _thresholds(stored: StoredRollout) -> Thresholds:
         rollback_error_ratio=policy.guardrails.max_error_ratio,
         rollback_p99_ratio=policy.guardrails.max_p99_ratio,
         latency_slack_ms=policy.guardrails.latency_slack.total_seconds() * 1000,
+        latency_alpha=latency_alpha(policy),
         shadow_min_labeled=policy.shadow.min_labeled,
         ramp_min_labeled_per_arm=policy.ramp.min_labeled_per_arm,
         ab_margin=policy.ab_test.min_improvement,
@@ -553,7 +555,13 @@ def _latency_limits(
         remembered = _remembered_baseline(stored, out) if band.phase == "ramp" and band.share >= 1 else None
         in_band = _calls_in_band(calls, band_scope)
         limit = shaping.latency_limit(
-            band, in_band, ends, ratio, thresholds.latency_slack_ms, remembered_ms=remembered
+            band,
+            in_band,
+            ends,
+            ratio,
+            thresholds.latency_slack_ms,
+            alpha=thresholds.latency_alpha,
+            remembered_ms=remembered,
         )
         decided = next(
             (e for e in transitions if band.start < e.time <= band.end and "limit_ms" in e.data), None

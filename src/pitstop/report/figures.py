@@ -448,7 +448,7 @@ def _limit_hover(limit: LatencyLimit, baseline: float | None, value: float | Non
         return f"{_escape(limit.band)}: too few champion calls for a limit yet"
     return (
         f"{_escape(limit.band)}: limit {value:.1f} ms<br>= {limit.ratio:g} x champion p99 {baseline:.2f} ms "
-        f"(lower bound) + {limit.slack_ms:g} ms slack"
+        f"(upper bound) + {limit.slack_ms:g} ms slack"
     )
 
 

@@ -14,7 +14,7 @@ from pitstop.events import Event
 from pitstop.report.values import Band, BandCurve, LatencyLimit, SharePoint
 from pitstop.rollout.evidence import ArmSummary
 from pitstop.rollout.gather import call_edges
-from pitstop.rollout.guardrails import latency_baseline, latency_limit_ms
+from pitstop.rollout.guardrails import champion_p99_bound, latency_limit_ms
 from pitstop.serving.routing import RoutingTable
 
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -220,11 +220,13 @@ def latency_limit(
     ratio: float,
     slack_ms: float,
     *,
+    alpha: float,
     remembered_ms: float | None = None,
 ) -> LatencyLimit:
     """The p99 limit a look at each bucket end of `band` applies, from the champion's served model calls
-    per bucket (latency bucket index -> calls) accumulated from the band's start; with `remembered_ms`,
-    that baseline throughout (a 100 % ramp step: the champion no longer serves)."""
+    per bucket (latency bucket index -> calls) accumulated from the band's start and the level of its
+    p99 bound (`Thresholds.latency_alpha`); with `remembered_ms`, that baseline throughout (a 100 % ramp
+    step: the champion no longer serves)."""
     baselines: list[float | None]
     if remembered_ms is not None:
         times, baselines = [band.start, band.end], [remembered_ms, remembered_ms]
@@ -235,7 +237,7 @@ def latency_limit(
             for index, n in calls[bucket].items():
                 seen[index] = seen.get(index, 0) + n
             times.append(min(bucket_ends[bucket], band.end))
-            baselines.append(champion_baseline(seen))
+            baselines.append(champion_baseline(seen, alpha))
     return LatencyLimit(
         band=band.label,
         ratio=ratio,
@@ -247,13 +249,13 @@ def latency_limit(
     )
 
 
-def champion_baseline(calls: Mapping[int, int]) -> float | None:
-    """The controller's baseline (`guardrails.latency_baseline`) of calls per latency bucket index.
+def champion_baseline(calls: Mapping[int, int], alpha: float) -> float | None:
+    """The controller's baseline (`guardrails.champion_p99_bound`) of calls per latency bucket index.
 
-    >>> champion_baseline({0: 5}) is None  # fewer calls than the rule needs
+    >>> champion_baseline({0: 5}, 0.00125) is None  # fewer calls than the rule needs
     True
     """
-    baseline = latency_baseline(ArmSummary(latency_calls=call_edges(dict(calls))))
+    baseline = champion_p99_bound(ArmSummary(latency_calls=call_edges(dict(calls))), alpha)
     return baseline or None  # a zero baseline is none to the rule either (`guardrails.latency_breach`)
 
 

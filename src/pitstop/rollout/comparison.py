@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pitstop.config import ABMethod, Policy
+from pitstop.config import Policy
 from pitstop.rollout.evidence import ArmSummary, Evidence
 from pitstop.rollout.guardrails import error_ratio, harm_test, mixture_tau, testable_estimates
 from pitstop.rollout.phases import Phase
 from pitstop.rollout.state import RolloutState, challenger_share
-from pitstop.stats import ArmEstimate, compare_paired, msprt, paired_t_from_summary
+from pitstop.stats import ArmEstimate, msprt, paired_t_from_summary, wilcoxon_test
 from pitstop.stats.results import TestResult
 
 
@@ -37,8 +37,7 @@ def paired_test(policy: Policy, evidence: Evidence) -> TestResult | None:
     if paired.differences is None:
         return None
     zeros = [0.0] * len(paired.differences)
-    method = "wilcoxon" if policy.shadow.test == "wilcoxon" else "diebold_mariano"
-    return compare_paired(method, zeros, list(paired.differences), alpha=policy.ab_test.alpha)
+    return wilcoxon_test(zeros, list(paired.differences), alpha=policy.ab_test.alpha)
 
 
 def sequential_look(
@@ -57,9 +56,9 @@ def sequential_look(
     )
 
 
-def analysed_units(arm: ArmSummary, per_user: bool) -> int:
-    """What the A/B plan counts in an arm: labelled users (per-user analysis) or labelled requests."""
-    return int(arm.moments.users) if per_user else arm.labelled
+def analysed_units(arm: ArmSummary) -> int:
+    """What the A/B plan counts in an arm: labelled users, the units of every A/B method."""
+    return int(arm.moments.users)
 
 
 def required_units(rollout: RolloutState) -> dict[str, Any] | None:
@@ -114,13 +113,9 @@ def sample_progress(state: RolloutState, policy: Policy, evidence: Evidence) -> 
             "required": {"pairs": policy.shadow.min_labeled},
         }
     if state.phase is Phase.AB_TEST:
-        per_user = policy.ab_test.method is ABMethod.PER_USER
         return {
-            "unit": "labelled users" if per_user else "labelled requests",
-            "labelled": {
-                "champion": analysed_units(champion, per_user),
-                "challenger": analysed_units(challenger, per_user),
-            },
+            "unit": "labelled users",
+            "labelled": {"champion": analysed_units(champion), "challenger": analysed_units(challenger)},
             "required": required_units(state),
         }
     need = policy.ramp.min_labeled_per_arm

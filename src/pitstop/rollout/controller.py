@@ -45,9 +45,12 @@ class StepResult:
 
 
 def evidence_window(stored: StoredRollout, task: registry.Task, now: Any) -> Window:
-    """The evidence of the rollout's current phase or step (A/B: only requests whose labels had time)."""
+    """The evidence of the rollout's current phase or step. In the A/B test and the ramp, errors come
+    only from requests whose labels had time (`ab_test.label_maturation`): early labels are the
+    short-delay ones, so counting them would judge the challenger on a biased sample."""
     state, policy = stored.state, stored.policy
-    matured = now - policy.ab_test.label_maturation if state.phase is Phase.AB_TEST else None
+    judged_on_served = state.phase in (Phase.AB_TEST, Phase.RAMP)
+    matured = now - policy.ab_test.label_maturation if judged_on_served else None
     return Window(
         model_id=stored.model_id,
         task=task,
@@ -65,7 +68,7 @@ def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
             conn,
             evidence_window(stored, task, now),
             with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
-            with_request_errors=stored.state.phase is Phase.AB_TEST
+            with_user_means=stored.state.phase is Phase.AB_TEST
             and stored.policy.ab_test.method == "mann_whitney",
             with_user_curve=stored.state.phase is Phase.SHADOW,
         )

@@ -287,8 +287,8 @@ def _shadow_verdict(
             numbers,
         )
     served, shadowed = evidence.champion, evidence.shadow
-    baseline = latency_baseline(served)
-    slow = latency_excess(shadowed, baseline, shadow.max_p99_ratio, policy.guardrails) if baseline else None
+    baseline = latency_baseline(served, policy)
+    slow = latency_excess(shadowed, baseline, shadow.max_p99_ratio, policy) if baseline else None
     if slow is not None and baseline and shadowed.latency_p99:
         latency_ratio = shadowed.latency_p99 / baseline
         return Decision(
@@ -297,7 +297,8 @@ def _shadow_verdict(
             f"challenger p99 latency {shadowed.latency_p99:.1f} ms is {latency_ratio:.2f} x the champion's "
             f"{baseline:.1f} ms: {slow.slow} of its {slow.calls} model calls took longer than "
             f"the {slow.limit_ms:.1f} ms limit ({shadow.max_p99_ratio:g} x + "
-            f"{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack; p = {slow.p_value:.2g})",
+            f"{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack; always-valid "
+            f"p = {slow.p_value:.2g})",
             {**numbers, "latency_ratio": latency_ratio, **slow.to_dict()},
         )
     failing = _shadow_failures(shadowed, shadow.max_error_rate, numbers, at_verdict=True)
@@ -316,7 +317,8 @@ def _shadow_verdict(
         f"{verdict}; {plan['summary']}",
         {**numbers, "plan": plan},
         plan=plan,
-        memory={},
+        # the champion's p99 bound from the shadow, where it served everyone, for an A/B test too young
+        memory=remember_served_latency({}, evidence.champion, policy),
     )
 
 
@@ -368,7 +370,12 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
                 f"always-valid p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
                 base,
             )
-    breach = check_guardrails(champion, challenger, policy)
+    # this window's champion p99 bound, else the one the shadow remembered (a bound valid at every look
+    # needs ~1,000 champion calls, which a young A/B test may not have yet)
+    own = latency_baseline(champion, policy)
+    breach = check_guardrails(
+        champion, challenger, policy, latency_baseline_ms=own or rollout.memory.get("champion_p99_ms")
+    )
     if breach is not None:
         return _rollback(breach, base)
     arms = arm_estimates(policy, champion, challenger)
@@ -389,14 +396,13 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         # Plug-in variances from a handful of users are too small as often as too large: no look
         # counts (nor enters the running interval) before the policy's minimum evidence.
         if ab.stopping is ABStopping.FIXED:
-            kept = remember_served_latency(rollout.memory, champion)
+            kept = remember_served_latency(rollout.memory, champion, policy)
             return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, kept)
-        unit = "users" if arm_a.method == "per_user" else "requests"
         return _wait_or_give_up(
             elapsed,
             ab.max_duration,
             "ab.min_users",
-            f"waiting for {ab.min_users_per_arm} labelled {unit} per arm before the test counts "
+            f"waiting for {ab.min_users_per_arm} labelled users per arm before the test counts "
             f"({arm_b.n} challenger, {arm_a.n} champion)",
             base,
         )
@@ -405,6 +411,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
     memory = remember_served_latency(
         {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]},
         champion,
+        policy,
     )
     if sequential.ci_low > 0:
         # Direction from the running confidence sequence, never from a p-value an earlier win earned:
@@ -522,21 +529,16 @@ def _fixed_horizon_verdict(
 ) -> Decision:
     """One decision, once the planned sample has matured labels and the minimum duration has passed.
 
-    Counts only what the analysis uses (matured labels, per user or per request as the method says),
-    so the test has the power it was planned with. The planned sample not reached by the maximum
-    duration is an inconclusive test: the champion stays.
+    Counts only what the analysis uses (users with matured labels), so the test has the power it was
+    planned with. The planned sample not reached by the maximum duration is an inconclusive test: the
+    champion stays.
     """
     ab = policy.ab_test
     required = required_units(rollout)
-    per_user = ab.method == "per_user"
-    have = {
-        "champion": analysed_units(evidence.champion, per_user),
-        "challenger": analysed_units(evidence.challenger, per_user),
-    }
-    what = "users" if per_user else "requests"
+    have = {"champion": analysed_units(evidence.champion), "challenger": analysed_units(evidence.challenger)}
     progress = (
         f"{have['challenger']}/{required['challenger']} challenger and "
-        f"{have['champion']}/{required['champion']} champion labelled {what}"
+        f"{have['champion']}/{required['champion']} champion labelled users"
         if required
         else "no A/B plan: the shadow gave no labelled pairs to plan with"
     )
@@ -561,10 +563,14 @@ def _fixed_horizon_verdict(
         )
     if ab.method == "mann_whitney":
         return _mann_whitney_verdict(policy, evidence, base, memory)
+    per_user = ab.method == "per_user"
     champion = evidence.champion.estimate(per_user)
     challenger = evidence.challenger.estimate(per_user)
     assert champion is not None and challenger is not None
-    verdict = ab_verdict(champion, challenger, min_improvement=ab.min_improvement, alpha=ab.alpha)
+    # One convention for every A/B rule: alpha is two-sided, each direction (win, loss) spends alpha / 2.
+    verdict = ab_verdict(
+        champion, challenger, min_improvement=ab.min_improvement, alpha=ab.alpha / 2, spread_under_null=True
+    )
     numbers = {**base, "verdict": verdict.to_dict()}
     if verdict.outcome == "win":
         return Decision(Action.ADVANCE, "ab.win", verdict.reason, numbers, memory=memory)
@@ -581,14 +587,17 @@ def _fixed_horizon_verdict(
 def _mann_whitney_verdict(
     policy: Policy, evidence: Evidence, base: dict[str, Any], memory: dict[str, Any]
 ) -> Decision:
-    """Rank test with the margin: a win needs the challenger's errors below the champion's shrunk by it.
+    """Rank test of each user's mean error, with the margin: a win needs the challenger's users' errors
+    below the champion's shrunk by it.
 
-    Under a scale shift (the challenger's errors are the champion's times a factor), comparing the
-    challenger's errors with (1 - margin) x the champion's tests superiority by the margin. A loss is
-    the plain comparison going the other way.
+    Users, not requests, are ranked: a user's requests share its difficulty, so ranking requests as
+    independent made most equal challengers win or lose. Under a scale shift (the challenger's errors
+    are the champion's times a factor), comparing the challenger's with (1 - margin) x the champion's
+    tests superiority by the margin. A loss is the plain comparison going the other way. Two-sided
+    p-values with a direction: each of win and loss spends alpha / 2.
     """
     ab = policy.ab_test
-    errors = evidence.request_errors or {}
+    errors = evidence.user_mean_errors or {}
     champion, challenger = errors.get("champion", ()), errors.get("challenger", ())
     shrunk = [e * (1 - ab.min_improvement) for e in champion]
     beyond = mann_whitney_test(shrunk, challenger, alpha=ab.alpha)
@@ -626,12 +635,12 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     share = shares[step]
     elapsed = now - rollout.phase_started_at
     champion, challenger = compared_arms(rollout, policy, evidence)
-    if share >= 1.0:
-        # The champion serves nobody: its errors are compared in shadow, on the same requests, and its
-        # latency against what it measured while it still served (a sampled shadow's load is no baseline).
-        baseline, memory = rollout.memory.get("champion_p99_ms"), rollout.memory
-    else:
-        baseline, memory = None, remember_served_latency(rollout.memory, champion)
+    # The champion's p99 bound from this step's calls, else the one remembered from an earlier window
+    # (a bound valid at every look needs ~1,000 calls, more than a short step may have). At 100 % the
+    # champion serves nobody: its errors are compared in shadow, on the same requests, and its latency
+    # against what it measured while it still served (a sampled shadow's load is no baseline).
+    memory = rollout.memory if share >= 1.0 else remember_served_latency(rollout.memory, champion, policy)
+    baseline = memory.get("champion_p99_ms")
     base = {
         "step": step,
         "share": share,
@@ -668,7 +677,7 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     )
 
 
-def remember_served_latency(memory: dict[str, Any], champion: ArmSummary) -> dict[str, Any]:
+def remember_served_latency(memory: dict[str, Any], champion: ArmSummary, policy: Policy) -> dict[str, Any]:
     """Keep the champion's latest served latency baseline (enough calls behind it) for the 100 % step."""
-    baseline = latency_baseline(champion)
+    baseline = latency_baseline(champion, policy)
     return memory if baseline is None else {**memory, "champion_p99_ms": baseline}

@@ -6,15 +6,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from scipy.stats import binom
-
 from pitstop.stats import ArmEstimate, arm_from_summary, arm_from_user_moments
 from pitstop.store.load_failures import LoadFailure
+
+LATENCY_BUCKET_RATIO = 1.02  # latency histogram buckets: log(1 + ms) in steps of log(1.02), 2 % wide
 
 
 @dataclass(frozen=True)
 class UserMoments:
-    """Per-user sums over labelled requests: K users, and sums of S (error), N (requests), S², N², S·N."""
+    """Per-user sums over labelled requests: K users, and sums of S (error), N (requests), S², N², S·N,
+    and of each user's mean error S / N and its square (for the tests on per-user means)."""
 
     users: float = 0
     error_sum: float = 0.0
@@ -22,6 +23,8 @@ class UserMoments:
     error_sq_sum: float = 0.0
     request_sq_sum: float = 0.0
     cross_sum: float = 0.0
+    mean_sum: float = 0.0
+    mean_sq_sum: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -50,41 +53,40 @@ class ArmSummary:
         """Model calls that certainly took longer than `limit_ms` (their whole bucket lies above it)."""
         return sum(calls for edge, calls in self.latency_calls if edge >= limit_ms)
 
-    def latency_p99_floor(self, alpha: float = 0.05) -> float | None:
-        """A latency the arm's p99 call time is above with confidence 1 - alpha (None without calls).
-
-        The k-th fastest of n calls is at most the p99 when at least k calls are at most the p99, and
-        that count is Binomial(n, 0.99): k is the largest with P(count >= k) >= 1 - alpha. A stall or
-        two of a busy machine then cannot raise the baseline a challenger is held to (a plain p99 of
-        a hundred calls is its slowest but one). Order statistic bound, e.g. Hahn & Meeker (1991), 5.2.
-        """
-        n = self.latency_call_count
-        if n == 0:
-            return None
-        rank = max(1, int(binom.ppf(alpha, n, 0.99)))
+    def latency_from_top(self, rank: int) -> float | None:
+        """A latency the `rank`-th slowest model call took at most: the upper edge of its bucket (None
+        without that many calls). Never below the call itself, so a bound built on it stays a bound."""
         seen = 0
-        for edge, calls in self.latency_calls:
+        for edge, calls in reversed(self.latency_calls):
             seen += calls
             if seen >= rank:
-                return edge
-        return self.latency_calls[-1][0]
+                return (1 + edge) * LATENCY_BUCKET_RATIO - 1
+        return None
 
     @property
     def failure_rate(self) -> float | None:
         return self.failures / self.requests if self.requests else None
 
     def estimate(self, per_user: bool) -> ArmEstimate | None:
-        """The arm's mean error with its standard error, per user (delta method) or per request."""
+        """The arm's mean error with its standard error, users being the independent units either way.
+
+        `per_user` (the `per_user` method): the mean error per request, Σ S / Σ N over users, with its
+        delta-method variance. Otherwise (`welch`, `mann_whitney`): the mean of each user's mean error
+        S / N, every user weighing the same, with the variance of those K means over K. A user's
+        requests share its difficulty, so per-request errors are never the units: counted as
+        independent they made the request-level tests reject a true null most of the time.
+        """
+        m = self.moments
+        if m.users < 2:
+            return None
         if per_user:
-            if self.moments.users < 2:
-                return None
-            m = self.moments
             return arm_from_user_moments(
                 int(m.users), m.error_sum, m.request_sum, m.error_sq_sum, m.request_sq_sum, m.cross_sum
             )
-        if self.labelled < 2 or self.error_mean is None or self.error_var is None:
-            return None
-        return arm_from_summary(self.labelled, self.error_mean, self.error_var)
+        users = int(m.users)
+        mean = m.mean_sum / users
+        variance = max((m.mean_sq_sum - users * mean * mean) / (users - 1), 0.0)
+        return arm_from_summary(users, mean, variance)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -113,9 +115,7 @@ class PairedSummary:
     user_champion_sq: float = 0.0
     user_challenger_sq: float = 0.0
     user_cross: float = 0.0
-    differences: tuple[float, ...] | None = (
-        None  # in time order; only loaded for Wilcoxon and Diebold-Mariano
-    )
+    differences: tuple[float, ...] | None = None  # in time order; only loaded for Wilcoxon
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -135,7 +135,7 @@ class Evidence:
     request_rate_per_hour: float = 0.0  # served requests per hour over the window
     window_hours: float = 0.0
     unbucketed_requests: int = 0  # requests without a user_id (bucketed by request_id)
-    request_errors: dict[str, tuple[float, ...]] | None = None  # per-arm raw errors (Mann-Whitney only)
+    user_mean_errors: dict[str, tuple[float, ...]] | None = None  # per arm, each user's (Mann-Whitney only)
     # the challenger version as gateways that cannot load it report it (`store.load_failures`)
     load_failures: tuple[LoadFailure, ...] = ()
     # (hours from the window's start, distinct served users first seen by then), ascending: how the

@@ -21,10 +21,8 @@ from sqlalchemy.sql import Select, Subquery
 
 from pitstop.metrics import PROBABILITY_EPS
 from pitstop.registry import Task
-from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.store.tables import labels, predictions
-
-LATENCY_BUCKET_RATIO = 1.02
 
 
 @dataclass(frozen=True)
@@ -171,6 +169,7 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
             func.sum(errors.c.err).label("s"),
             func.count().label("n"),
             func.sum(errors.c.err * errors.c.err).label("squares"),
+            (func.sum(errors.c.err) / func.count()).label("mean"),  # the user's mean error
         )
         .group_by(errors.c.role, errors.c.arm, errors.c.unit)
         .subquery()
@@ -188,6 +187,8 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
                 func.sum(per_unit.c.s * per_unit.c.s),
                 func.sum(per_unit.c.n * per_unit.c.n),
                 func.sum(per_unit.c.s * per_unit.c.n),
+                func.sum(per_unit.c.mean),
+                func.sum(per_unit.c.mean * per_unit.c.mean),
             ).group_by(per_unit.c.role, per_unit.c.arm)
         )
     }
@@ -197,7 +198,7 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
         key = (role_name, arm_name)
         if role_name == "served":
             unbucketed += int(by_request or 0)
-        squares, *sums = moment_rows.get(key, (None, 0, None, 0, 0, 0, 0))
+        squares, *sums = moment_rows.get(key, (None, 0, None, 0, 0, 0, 0, 0, 0))
         moments = UserMoments(*(float(v or 0) for v in sums))
         labelled = int(moments.request_sum)
         mean, variance = _mean_var(labelled, moments.error_sum, squares)
@@ -376,12 +377,13 @@ def paired_summary(conn: Connection, window: Window, *, with_differences: bool) 
     )
 
 
-def request_errors(conn: Connection, window: Window) -> dict[str, tuple[float, ...]]:
-    """Raw per-request errors per served arm: only for the request-level Mann-Whitney test."""
+def user_mean_errors(conn: Connection, window: Window) -> dict[str, tuple[float, ...]]:
+    """Each served user's mean error, per arm: only for the Mann-Whitney test (one value per user)."""
     errors = _labelled(window, "served").subquery()
+    per_user = select(errors.c.arm, func.avg(errors.c.err)).group_by(errors.c.arm, errors.c.unit)
     out: dict[str, list[float]] = {}
-    for arm, err in conn.execute(select(errors.c.arm, errors.c.err)):
-        out.setdefault(arm, []).append(float(err))
+    for arm, mean in conn.execute(per_user):
+        out.setdefault(arm, []).append(float(mean))
     return {arm: tuple(values) for arm, values in out.items()}
 
 
@@ -416,7 +418,7 @@ def gather_evidence(
     window: Window,
     *,
     with_differences: bool = False,
-    with_request_errors: bool = False,
+    with_user_means: bool = False,
     with_user_curve: bool = False,
 ) -> Evidence:
     """Everything the decision needs for one phase window."""
@@ -433,6 +435,6 @@ def gather_evidence(
         request_rate_per_hour=total_served / hours if hours > 0 else 0.0,
         window_hours=hours,
         unbucketed_requests=summaries.unbucketed_served,
-        request_errors=request_errors(conn, window) if with_request_errors else None,
+        user_mean_errors=user_mean_errors(conn, window) if with_user_means else None,
         users_seen=users_first_seen(conn, window) if with_user_curve else (),
     )

@@ -7,13 +7,15 @@ at `guardrail_alpha` (the policy's `guardrails.alpha` split over the A/B test an
 the whole rollout keeps it), so checking after every batch does not turn noise into rollbacks (a point
 estimate checked at every look would, on heavy-tailed errors), while real harm is caught within looks.
 
-Latency is judged the same way. A p99 from a few dozen calls is the slowest call, and one stall of a
-busy machine (a collection, a descheduled thread) would roll back a good model. So the challenger's
-p99 breaches only when its model calls show it: more of them are slower than the limit than a p99
-within the limit allows (exact binomial test, k of n calls above the limit against 1 %, at
-`LATENCY_ALPHA`). Calls, not rows, are counted: the rows of one micro-batch share their call's time.
-The champion's side is made as robust: its p99 is the 95 % lower confidence bound over its calls,
-so a stall in the champion's calls cannot raise the limit a slow challenger is held to.
+Latency is judged against the champion the same way. The challenger's p99 is above the limit
+(`max_p99_ratio` x the champion's p99 + `latency_slack`) exactly when more than 1 % of its model calls
+are slower than it, so the breach is an always-valid test of that share (`stats.exceedance_test`, a
+one-sided beta-binomial mixture). The champion's p99 is itself measured, so the limit uses an upper
+bound on it valid at every look (`stats.quantile_upper_rank`: the d-th slowest of its calls); each of
+the two spends half of the window's `guardrail_alpha`, so a challenger whose p99 is within the limit
+is rolled back with probability at most `guardrails.alpha` over the whole rollout, however often
+the controller looks. Calls, not rows, are counted: the rows of one micro-batch share their call's
+time.
 """
 
 from __future__ import annotations
@@ -22,16 +24,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy.stats import binomtest
-
-from pitstop.config import ABMethod, GuardrailPolicy, Policy
+from pitstop.config import ABMethod, Policy
 from pitstop.rollout.evidence import ArmSummary
 from pitstop.rollout.state import ramp_shares
-from pitstop.stats import ArmEstimate, failure_rate_test, msprt
+from pitstop.stats import ArmEstimate, exceedance_test, failure_rate_test, msprt, quantile_upper_rank
 from pitstop.stats.results import TestResult
 
 MIN_LATENCY_SAMPLES = 20  # below this many calls a p99 is one outlier
-LATENCY_ALPHA = 0.001  # checked at every look: only strong evidence of slow calls rolls back
+SLOW_SHARE = 0.01  # the p99: at most this share of calls may be slower than it
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def check_guardrails(
     return (
         failure_rate_breach(champion, challenger, policy)
         or error_ratio_breach(champion, challenger, policy)
-        or latency_breach(champion, challenger, policy.guardrails, latency_baseline_ms)
+        or latency_breach(champion, challenger, policy, latency_baseline_ms)
     )
 
 
@@ -140,8 +140,8 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
 def arm_estimates(
     policy: Policy, champion: ArmSummary, challenger: ArmSummary
 ) -> tuple[ArmEstimate, ArmEstimate] | None:
-    """Both arms' mean error with its standard error, by the policy's analysis (per user or per
-    request); None until both have enough labelled errors."""
+    """Both arms' mean error with its standard error, by the policy's A/B method (`ArmSummary.estimate`);
+    None until both have labelled errors from at least two users."""
     per_user = policy.ab_test.method is ABMethod.PER_USER
     arm_a, arm_b = champion.estimate(per_user), challenger.estimate(per_user)
     return None if arm_a is None or arm_b is None else (arm_a, arm_b)
@@ -156,12 +156,14 @@ def testable_estimates(
 
 
 def harm_test(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> TestResult | None:
-    """The always-valid test of challenger - champion mean error on this look's evidence alone (no
-    running p-value); None until both arms have labelled errors that vary."""
-    arms = testable_estimates(policy, champion, challenger)
-    if arms is None:
+    """The always-valid test of challenger - champion mean error per request on this look's evidence
+    alone (no running p-value); None until both arms have labelled errors that vary. Always the
+    per-user (delta-method) estimate, whatever the A/B method: the guardrail's ratio is of the mean
+    error per request, and users are the independent units."""
+    arm_a, arm_b = champion.estimate(per_user=True), challenger.estimate(per_user=True)
+    if arm_a is None or arm_b is None or arm_a.variance + arm_b.variance <= 0:
         return None
-    return msprt(*arms, tau=mixture_tau(policy, *arms), alpha=policy.ab_test.alpha)
+    return msprt(arm_a, arm_b, tau=mixture_tau(policy, arm_a, arm_b), alpha=policy.ab_test.alpha)
 
 
 def mixture_tau(policy: Policy, champion: ArmEstimate, challenger: ArmEstimate) -> float:
@@ -199,52 +201,76 @@ def latency_limit_ms(max_ratio: float, champion_p99_ms: float, slack_ms: float) 
     return max_ratio * champion_p99_ms + slack_ms
 
 
+def latency_alpha(policy: Policy) -> float:
+    """The level of each half of the latency rule in one window: the champion's p99 bound and the
+    challenger's test of its slow calls each spend half of `guardrail_alpha`.
+
+    >>> round(latency_alpha(Policy()), 5)
+    0.00125
+    """
+    return guardrail_alpha(policy) / 2
+
+
 def latency_excess(
-    challenger: ArmSummary, champion_p99: float, max_ratio: float, policy: GuardrailPolicy
+    challenger: ArmSummary, champion_p99: float, max_ratio: float, policy: Policy
 ) -> SlowCalls | None:
     """Evidence that the challenger's p99 is above `max_ratio` x the champion's (plus slack), or None.
 
     The limit is `max_ratio * champion_p99 + latency_slack`. If the challenger's p99 were within it, at
-    most 1 % of its calls would be slower; the breach needs the observed share of slower calls to
-    reject that at `LATENCY_ALPHA` (one-sided exact binomial test).
+    most 1 % of its calls would be slower; the breach needs the always-valid test of the share of
+    slower calls (`exceedance_test`) to reject that at `latency_alpha`.
     """
-    limit = latency_limit_ms(max_ratio, champion_p99, policy.latency_slack.total_seconds() * 1000)
+    slack_ms = policy.guardrails.latency_slack.total_seconds() * 1000
+    limit = latency_limit_ms(max_ratio, champion_p99, slack_ms)
     calls = challenger.latency_call_count
-    if challenger.latency_p99 is None or challenger.latency_p99 <= limit or calls < MIN_LATENCY_SAMPLES:
+    if calls < MIN_LATENCY_SAMPLES:
         return None
     slow = challenger.calls_slower_than(limit)
-    p_value = float(binomtest(slow, calls, 0.01, alternative="greater").pvalue)
-    return SlowCalls(limit, slow, calls, p_value) if p_value < LATENCY_ALPHA else None
+    alpha = latency_alpha(policy)
+    test = exceedance_test(slow, calls, share=SLOW_SHARE, alpha=alpha)
+    return SlowCalls(limit, slow, calls, test.p_value) if test.p_value < alpha else None
 
 
-def latency_baseline(champion: ArmSummary) -> float | None:
-    """The champion p99 a challenger is held to: a lower confidence bound over its calls, or None."""
-    if champion.latency_call_count < MIN_LATENCY_SAMPLES:
+def latency_baseline(champion: ArmSummary, policy: Policy) -> float | None:
+    """The champion p99 a challenger is held to (`champion_p99_bound` at `latency_alpha`)."""
+    return champion_p99_bound(champion, latency_alpha(policy))
+
+
+def champion_p99_bound(champion: ArmSummary, alpha: float) -> float | None:
+    """An upper bound on the champion's p99, valid at every look of the window with probability
+    1 - alpha (the d-th slowest of its calls, `quantile_upper_rank`); None until its calls give one."""
+    calls = champion.latency_call_count
+    if calls < MIN_LATENCY_SAMPLES:
         return None
-    return champion.latency_p99_floor()
+    rank = quantile_upper_rank(calls, share=SLOW_SHARE, alpha=alpha)
+    return champion.latency_from_top(rank) if rank else None
 
 
 def latency_breach(
-    champion: ArmSummary, challenger: ArmSummary, policy: GuardrailPolicy, baseline: float | None = None
+    champion: ArmSummary, challenger: ArmSummary, policy: Policy, baseline: float | None = None
 ) -> Breach | None:
-    baseline = baseline if baseline is not None else latency_baseline(champion)
+    baseline = baseline if baseline is not None else latency_baseline(champion, policy)
     if not baseline:
         return None
-    excess = latency_excess(challenger, baseline, policy.max_p99_ratio, policy)
-    if excess is None or challenger.latency_p99 is None:
+    limits = policy.guardrails
+    excess = latency_excess(challenger, baseline, limits.max_p99_ratio, policy)
+    if excess is None:
         return None
-    ratio = challenger.latency_p99 / baseline
+    p99 = challenger.latency_p99 or excess.limit_ms
+    ratio = p99 / baseline
     return Breach(
         "guardrail.latency_p99",
-        f"challenger p99 latency {challenger.latency_p99:.1f} ms is {ratio:.2f} x champion's "
-        f"{baseline:.1f} ms: {excess.slow} of its {excess.calls} model calls took longer "
-        f"than the {excess.limit_ms:.1f} ms limit ({policy.max_p99_ratio:g} x + "
-        f"{policy.latency_slack.total_seconds() * 1000:g} ms slack; p = {excess.p_value:.2g})",
+        f"challenger p99 latency {p99:.1f} ms is {ratio:.2f} x champion's "
+        f"{baseline:.1f} ms (its upper bound): {excess.slow} of its {excess.calls} model calls took longer "
+        f"than the {excess.limit_ms:.1f} ms limit ({limits.max_p99_ratio:g} x + "
+        f"{limits.latency_slack.total_seconds() * 1000:g} ms slack; always-valid p = "
+        f"{excess.p_value:.2g} < {latency_alpha(policy):.2g})",
         {
             "challenger_p99_ms": challenger.latency_p99,
             "champion_p99_ms": baseline,
             "ratio": ratio,
-            "limit": policy.max_p99_ratio,
+            "limit": limits.max_p99_ratio,
+            "alpha": latency_alpha(policy),
             **excess.to_dict(),
         },
     )

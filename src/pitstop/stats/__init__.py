@@ -4,6 +4,7 @@ One topic per module: `arms` (an arm's mean error and its variance, per user or 
 `twosample` (per-user delta-method, Welch, Mann-Whitney), `effect` (relative effect), `decision` (the
 A/B superiority-by-margin rule), `power` (sample sizes), `paired` (shadow: paired t, Wilcoxon,
 Diebold-Mariano), `srm` (sample-ratio mismatch), `failures` (failure rates against the champion's),
+`exceedance` (a quantile against a limit, always valid: the latency guardrail),
 `sequential` (mSPRT, confidence sequences), `ratio` (shadow verdict: the per-user error ratio and its
 always-valid bound), `population` (how many distinct users a model will see), `cuped`.
 Errors are losses (lower is better); every difference and relative effect is challenger minus champion.
@@ -21,6 +22,7 @@ from pitstop.stats.arms import (
 from pitstop.stats.cuped import CupedResult, cuped
 from pitstop.stats.decision import ab_verdict
 from pitstop.stats.effect import paired_relative_effect, relative_components, relative_effect
+from pitstop.stats.exceedance import exceedance_test, quantile_upper_rank
 from pitstop.stats.failures import failure_rate_test
 from pitstop.stats.paired import (
     compare_paired,
@@ -71,6 +73,7 @@ __all__ = [
     "confidence_sequence",
     "cuped",
     "diebold_mariano_test",
+    "exceedance_test",
     "failure_rate_test",
     "fit_user_curve",
     "log_likelihood_ratio",
@@ -85,6 +88,7 @@ __all__ = [
     "per_user_test",
     "power_paired",
     "power_two_sample",
+    "quantile_upper_rank",
     "relative_components",
     "relative_effect",
     "sample_ratio_mismatch",

@@ -30,6 +30,7 @@ and Chow, Shao & Wang (2008), "Sample Size Calculations in Clinical Research", 2
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from scipy import stats
 
@@ -40,7 +41,12 @@ from pitstop.stats.twosample import satterthwaite
 
 
 def ab_verdict(
-    champion: ArmEstimate, challenger: ArmEstimate, *, min_improvement: float = 0.01, alpha: float = 0.05
+    champion: ArmEstimate,
+    challenger: ArmEstimate,
+    *,
+    min_improvement: float = 0.01,
+    alpha: float = 0.05,
+    spread_under_null: bool = False,
 ) -> Verdict:
     """`win` (better by more than the margin), `loss` (significantly worse), or `inconclusive`.
 
@@ -50,6 +56,10 @@ def ab_verdict(
     p-value of "not better by more than the margin". If the champion's mean is not itself significantly
     above zero, Fieller's interval is unbounded and the verdict is `inconclusive`. Evaluate it once, at
     the planned sample size (fixed horizon); looking repeatedly needs `pitstop.stats.sequential.msprt`.
+
+    `spread_under_null`: each arm's variance is at least what the other arm's spread per unit implies
+    under the hypothesis each end of the interval tests (`spread_floor`); the rollout uses it, since
+    on skewed per-user errors a small arm's own variance is too small exactly when its mean is.
 
     >>> from pitstop.stats.arms import arm_from_summary
     >>> verdict = ab_verdict(arm_from_summary(20_000, 10.0, 25.0), arm_from_summary(20_000, 9.7, 25.0))
@@ -67,12 +77,17 @@ def ab_verdict(
         raise ValueError(f"the champion's mean error must be positive for a ratio, got {champion.mean}")
     check.some_variance(champion.variance + challenger.variance)
     ratio = challenger.mean / champion.mean
-    df = satterthwaite((ratio**2 * champion.variance, champion.df), (challenger.variance, challenger.df))
+    # the win end tests rho = 1 - margin, the loss end rho = 1: each with its own arms' variances
+    as_given = (champion, challenger)
+    win_a, win_b = spread_floor(champion, challenger, 1 - margin) if spread_under_null else as_given
+    loss_a, loss_b = spread_floor(champion, challenger, 1.0) if spread_under_null else as_given
+    df = satterthwaite((ratio**2 * win_a.variance, win_a.df), (win_b.variance, win_b.df))
     critical = float(stats.t.ppf(1 - alpha, df))
     statistic = (challenger.mean - (1 - margin) * champion.mean) / math.sqrt(
-        challenger.variance + (1 - margin) ** 2 * champion.variance
+        win_b.variance + (1 - margin) ** 2 * win_a.variance
     )
-    low, high = _fieller(champion, challenger, critical)
+    high = _fieller(win_a, win_b, critical)[1]
+    low = _fieller(loss_a, loss_b, critical)[0]
     outcome, reason = _judge(ratio - 1, low, high, margin, alpha)
     return Verdict(
         outcome=outcome,
@@ -89,6 +104,30 @@ def ab_verdict(
         method=champion.method,
         n_champion=champion.n,
         n_challenger=challenger.n,
+    )
+
+
+def spread_floor(
+    champion: ArmEstimate, challenger: ArmEstimate, rho: float
+) -> tuple[ArmEstimate, ArmEstimate]:
+    """Both arms with variances at least what the other arm's spread implies if challenger = rho x champion.
+
+    The arms hold the same randomised population, so under the hypothesis rho the challenger's spread per
+    unit is rho times the champion's: v_b >= rho^2 v_a n_a / n_b and v_a >= v_b n_b / (rho^2 n_a). On
+    skewed per-user errors (a few heavy users) a small arm that happens to lack them has a low mean *and*
+    a low variance, so its own variance alone wins too often; the other arm's spread does not move with
+    its mean. Like the score test's variance under the null; the floor only ever widens the interval.
+
+    >>> from pitstop.stats.arms import arm_from_summary
+    >>> a, b = spread_floor(arm_from_summary(900, 10.0, 100.0), arm_from_summary(100, 9.0, 25.0), 0.99)
+    >>> round(a.variance, 5), round(b.variance, 5)
+    (0.11111, 0.9801)
+    """
+    implied_b = rho**2 * champion.variance * champion.n / challenger.n
+    implied_a = challenger.variance * challenger.n / (rho**2 * champion.n)
+    return (
+        replace(champion, variance=max(champion.variance, implied_a)),
+        replace(challenger, variance=max(challenger.variance, implied_b)),
     )
 
 
