@@ -32,9 +32,10 @@ from pitstop.errors import (
 from pitstop.events import Event, list_events
 from pitstop.gating import GateReport, run_gate
 from pitstop.lineage import build_lineage, current_actor
+from pitstop.losses import Loss, check_function
 from pitstop.model_files import ModelFormat, PickleRefusedError, UntrustedTypesError
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
-from pitstop.scoring import check_estimator, checked_predictions
+from pitstop.scoring import check_classes, check_estimator, checked_predictions, class_values
 from pitstop.store.engine import (
     describe_store_error,
     make_engine,
@@ -239,13 +240,19 @@ class Workspace:
         id_columns: list[str] | None = None,
         allow_pickle: bool = False,
         actor: str | None = None,
+        loss: str | None = None,
     ) -> ModelInfo:
         """Record a new model's schema; `allow_pickle` lets its versions be pickles (joblib) when skops
-        cannot store them, and lets pickled versions load (with a warning)."""
+        cannot store them, and lets pickled versions load (with a warning). `loss` is the per-request
+        loss's spec (`losses.Loss.parse`; default absolute error, or log loss for a classifier)."""
         try:
             task = Task(task)
         except ValueError:
-            raise UsageError(f"--task: must be regression or classification, got {task!r}") from None
+            raise UsageError(
+                f"--task: must be regression, classification or multiclass, got {task!r}"
+            ) from None
+        chosen = Loss.parse(loss, task)
+        check_function(chosen)
         with self.writing() as conn:
             return registry.create_model(
                 conn,
@@ -258,7 +265,23 @@ class Workspace:
                 now=self.clock.now(),
                 actor=actor or current_actor(),
                 allow_pickle=allow_pickle,
+                loss=str(chosen),
             )
+
+    def set_loss(self, model: str, loss: str, *, actor: str | None = None) -> ModelInfo:
+        """Change the loss of a model that has no version yet (`registry.set_loss`); recorded."""
+        with self.writing() as conn:
+            info = registry.get_model(conn, model, for_update=True)
+            chosen = Loss.parse(loss, info.task)
+            check_function(chosen)
+            return registry.set_loss(
+                conn, info, str(chosen), now=self.clock.now(), actor=actor or current_actor()
+            )
+
+    def loss(self, model: str | ModelInfo) -> Loss:
+        """The per-request loss `model` is scored by."""
+        info = self.model(model) if isinstance(model, str) else model
+        return Loss.parse(info.loss, info.task)
 
     def allow_pickle(
         self, model: str, allow: bool = True, *, reason: str, actor: str | None = None
@@ -417,7 +440,11 @@ class Workspace:
         time_column = training.time_column_of(info, snapshot, frame.columns)
         features = training.features_for(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target exist
+        _, y = training.training_frame(info, rows, features, snapshot.ref)  # every feature, the target
+        classes = info.classes
+        if info.task is Task.MULTICLASS:
+            classes = classes or class_values(y, snapshot.ref)
+            check_classes(estimator, classes, source)
         lineage = build_lineage(
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
         )
@@ -431,6 +458,8 @@ class Workspace:
             current = registry.get_model(conn, info.name, for_update=True)
             if current.features is None:
                 current = registry.set_features(conn, current, features)
+            if current.classes is None and classes is not None:
+                current = registry.set_classes(conn, current, classes)
             if saved.format is ModelFormat.JOBLIB and not current.allow_pickle:
                 if not allow_pickle:  # refused since it was read above
                     raise ConflictError(f"model {info.name!r} stopped allowing pickles; register again")

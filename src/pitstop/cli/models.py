@@ -22,6 +22,7 @@ from pitstop.cli.common import (
     table,
 )
 from pitstop.cli.train import describe_format, parse_timestamp
+from pitstop.losses import Loss
 from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
@@ -41,7 +42,7 @@ AllowPickleOption = Annotated[
 @models_app.command("create")
 def create(
     model: ModelArg,
-    task: Annotated[str, typer.Option(help="regression or classification")],
+    task: Annotated[str, typer.Option(help="regression, classification (binary) or multiclass")],
     target: Annotated[str, typer.Option(help="column holding what the model predicts")],
     time_column: Annotated[str | None, typer.Option(help="column holding the event time")] = None,
     features: Annotated[
@@ -52,11 +53,18 @@ def create(
         str | None, typer.Option(help="id columns never used as features, e.g. user_id")
     ] = None,
     allow_pickle: AllowPickleOption = False,
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="per-request loss every gate and rollout rule compares: absolute (regression default), "
+            "squared, percentage, pinball:Q, log_loss (classifier default), brier, or module:function"
+        ),
+    ] = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a model's schema: task, target, time column, features and id columns."""
+    """Record a model's schema: task, target, time column, features, id columns and loss."""
     info = open_workspace(workspace).create_model(
         model,
         task=task,
@@ -66,8 +74,10 @@ def create(
         id_columns=split_list(id_columns),
         allow_pickle=allow_pickle,
         actor=by,
+        loss=loss,
     )
-    emit(as_json, info.to_dict(), lambda: console.print(f"created model [bold]{info.name}[/] ({info.task})"))
+    said = f"created model [bold]{info.name}[/] ({info.task}, loss {Loss.parse(info.loss, info.task)})"
+    emit(as_json, info.to_dict(), lambda: console.print(said))
 
 
 @models_app.command("list")

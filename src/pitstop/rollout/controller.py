@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from pitstop import registry
 from pitstop.clock import Clock
 from pitstop.errors import StoreUnavailableError, UsageError
+from pitstop.losses import Scoring
 from pitstop.rollout import lease
 from pitstop.rollout.apply import apply_decision
 from pitstop.rollout.decide import Decision, decide
@@ -43,26 +44,28 @@ class StepResult:
     applied: bool  # False when the rollout changed under us or the lease was lost
 
 
-def evidence_window(stored: StoredRollout, task: registry.Task, now: Any) -> Window:
+def evidence_window(stored: StoredRollout, info: registry.ModelInfo, now: Any) -> Window:
     """The evidence of the rollout's current phase or step (A/B: only requests whose labels had time)."""
     state, policy = stored.state, stored.policy
     matured = now - policy.ab_test.label_maturation if state.phase is Phase.AB_TEST else None
     return Window(
         model_id=stored.model_id,
-        task=task,
+        task=info.task,
         since_routing_version=state.phase_routing_version,
         started_at=state.phase_started_at,
         now=now,
         matured_before=matured,
+        loss=Scoring.of(info).loss,
+        classes=len(info.classes or []),
     )
 
 
 def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
     with ws.reading() as conn:
-        task = registry.get_model(conn, stored.state.model).task
+        info = registry.get_model(conn, stored.state.model)
         return gather_evidence(
             conn,
-            evidence_window(stored, task, now),
+            evidence_window(stored, info, now),
             with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
             with_request_errors=stored.state.phase is Phase.AB_TEST
             and stored.policy.ab_test.method == "mann_whitney",

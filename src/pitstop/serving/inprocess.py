@@ -43,7 +43,8 @@ def limit_native_threads(threads: int) -> None:
 
 class Predictor:
     """A loaded model turned into one float per row: `predict` for a regressor, the positive class's
-    probability for a classifier. Pure computation, run on a runner's thread or in a child process.
+    probability for a binary classifier (a multiclass one: a list of every class's probability).
+    Pure computation, run on a runner's thread or in a child process.
 
     Rows become a DataFrame with the features in model order, or an array for a model fitted without
     feature names. `kinds` (one per feature, from the training data's types) fix the column types: a
@@ -73,7 +74,7 @@ class Predictor:
             raise ValueError(f"{len(self._kinds)} kinds for {len(self.features)} features")
         self._all_float = all(kind == "float" for kind in self._kinds)
         numeric = all(kind in ("float", "int") for kind in self._kinds)
-        self.classification = Task(task) is Task.CLASSIFICATION
+        self.task = Task(task)
         names = getattr(model, "feature_names_in_", None)
         self._named = names is not None
         self._values = itemgetter(*self.features)
@@ -129,8 +130,11 @@ class Predictor:
             len(rows), len(self.features)
         )
 
-    def _predict(self, data: Any) -> list[float]:
-        if self.classification:
+    def _predict(self, data: Any) -> list[Any]:
+        if self.task is Task.MULTICLASS:  # every class's probability, a list per row
+            probabilities: list[Any] = np.asarray(self.model.predict_proba(data), dtype=float).tolist()
+            return probabilities
+        if self.task is Task.CLASSIFICATION:
             out = np.asarray(self.model.predict_proba(data))[:, 1]
         else:
             out = np.asarray(self.model.predict(data), dtype=float)
