@@ -183,4 +183,3 @@ def multiclass_frame(rows: int, seed: int = 0, start: str = "2026-01-01", noise:
 def write_multiclass_csv(path: Path, rows: int = 300, seed: int = 0, start: str = "2026-01-01") -> Path:
     multiclass_frame(rows, seed, start).to_csv(path, index=False)
     return path
-

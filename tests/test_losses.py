@@ -50,7 +50,9 @@ def test_each_regression_loss_is_scikit_learns() -> None:
 
 
 def test_each_classifier_loss_is_scikit_learns() -> None:
-    assert mean("log_loss", Task.CLASSIFICATION, BINARY_Y, BINARY_P) == pytest.approx(log_loss(BINARY_Y, BINARY_P))
+    assert mean("log_loss", Task.CLASSIFICATION, BINARY_Y, BINARY_P) == pytest.approx(
+        log_loss(BINARY_Y, BINARY_P)
+    )
     assert mean("brier", Task.CLASSIFICATION, BINARY_Y, BINARY_P) == pytest.approx(
         np.mean((BINARY_P - BINARY_Y) ** 2)
     )
@@ -58,7 +60,9 @@ def test_each_classifier_loss_is_scikit_learns() -> None:
     expected = log_loss(CLASS_Y, clipped / clipped.sum(axis=1, keepdims=True), labels=[0, 1, 2])
     assert mean("log_loss", Task.MULTICLASS, CLASS_Y, CLASS_P) == pytest.approx(expected, rel=1e-6)
     onehot = np.eye(3)[CLASS_Y.astype(int)]
-    assert mean("brier", Task.MULTICLASS, CLASS_Y, CLASS_P) == pytest.approx(np.mean(((CLASS_P - onehot) ** 2).sum(1)))
+    assert mean("brier", Task.MULTICLASS, CLASS_Y, CLASS_P) == pytest.approx(
+        np.mean(((CLASS_P - onehot) ** 2).sum(1))
+    )
 
 
 def test_squared_loss_reports_rmse_next_to_the_mse_its_ratios_compare() -> None:
@@ -83,7 +87,9 @@ def test_a_bad_loss_spec_says_which_rule_broke(spec: str, task: Task, message: s
 
 
 def test_a_percentage_loss_refuses_labels_of_zero() -> None:
-    with pytest.raises(UsageError, match="1 label\\(s\\) are 0, where absolute percentage error is undefined"):
+    with pytest.raises(
+        UsageError, match="1 label\\(s\\) are 0, where absolute percentage error is undefined"
+    ):
         Loss.parse("percentage", Task.REGRESSION).per_request([0.0, 1.0], [1.0, 1.0])
 
 
@@ -92,8 +98,14 @@ def test_a_percentage_loss_refuses_labels_of_zero() -> None:
     [
         ("nosuchmodule:loss", "loss 'nosuchmodule:loss': cannot import nosuchmodule"),
         ("lossfunctions:missing", "lossfunctions has no function 'missing'"),
-        ("lossfunctions:one_number", "returned shape \\(\\) for 5 requests; it must return one number per request"),
-        ("lossfunctions:raises", "loss lossfunctions:raises raised ZeroDivisionError: the loss divided by zero"),
+        (
+            "lossfunctions:one_number",
+            "returned shape \\(\\) for 5 requests; it must return one number per request",
+        ),
+        (
+            "lossfunctions:raises",
+            "loss lossfunctions:raises raised ZeroDivisionError: the loss divided by zero",
+        ),
     ],
 )
 def test_a_user_loss_that_cannot_run_is_named(spec: str, message: str) -> None:
@@ -136,7 +148,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("task", "spec", "y", "served", "shadow"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("task", "spec", "y", "served", "shadow"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES]
+)
 def test_the_evidence_averages_the_same_losses_as_numpy(
     workspace: Workspace, task: Task, spec: str, y: Any, served: Any, shadow: Any
 ) -> None:

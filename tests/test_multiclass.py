@@ -42,7 +42,9 @@ def kinds(workspace_dir: Path, tmp_path: Path, cli) -> Iterator[Workspace]:  # t
     (workspace_dir / "pitstop.yaml").write_text(SHORT_POLICY)
     ws = ["-w", str(workspace_dir)]
     train = write_multiclass_csv(tmp_path / "train.csv", start=str(TODAY - pd.Timedelta(days=30)))
-    test = write_multiclass_csv(tmp_path / "test.csv", rows=200, seed=1, start=str(TODAY - pd.Timedelta(days=10)))
+    test = write_multiclass_csv(
+        tmp_path / "test.csv", rows=200, seed=1, start=str(TODAY - pd.Timedelta(days=10))
+    )
     for name, path in (("train", train), ("test", test)):
         assert cli("dataset", "add", name, str(path), "--time-column", "time", *ws).exit_code == 0
     created = cli("models", "create", "kinds", "--task", "multiclass", "--target", "kind",
@@ -76,7 +78,9 @@ def test_a_test_set_with_a_class_the_model_lacks_is_exit_2(kinds: Workspace, tmp
     frame.loc[0, "kind"] = "extreme"
     frame.to_csv(tmp_path / "odd.csv", index=False)
     ws = ["-w", str(kinds.path)]
-    assert cli("dataset", "add", "odd", str(tmp_path / "odd.csv"), "--time-column", "time", *ws).exit_code == 0
+    assert (
+        cli("dataset", "add", "odd", str(tmp_path / "odd.csv"), "--time-column", "time", *ws).exit_code == 0
+    )
     result = cli("gate", "kinds", "2", "--test-set", "odd", *ws)
     assert result.exit_code == 2
     assert "class(es) extreme the model was not trained on (its classes: high, low, mid)" in result.stderr
@@ -84,7 +88,12 @@ def test_a_test_set_with_a_class_the_model_lacks_is_exit_2(kinds: Workspace, tmp
 
 def _settings() -> ServingSettings:
     """The shadow on a thread (`shadow_process: false`): this checks what it logs, not its isolation."""
-    values = {"poll_interval": "50ms", "shadow_timeout": "5s", "log_flush_interval": "50ms", "shadow_process": False}
+    values = {
+        "poll_interval": "50ms",
+        "shadow_timeout": "5s",
+        "log_flush_interval": "50ms",
+        "shadow_process": False,
+    }
     return ServingSettings.model_validate(values)
 
 
@@ -99,35 +108,51 @@ def test_served_over_http_with_its_class_and_probabilities_and_judged_in_shadow_
     kinds.start_rollout("kinds", 2, skip_gate=True, reason="test: shadow evidence")
     rows = multiclass_frame(40, seed=5)
     gateway = Gateway(kinds, settings=_settings())
-    with running(create_app(gateway, api_token="s3cret")) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with (
+        running(create_app(gateway, api_token="s3cret")) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
         wait_until(lambda: client.get("/v1/models/kinds/routing").json()["shadow"] == 2)
         answers = []
         for i, row in rows.iterrows():
-            body = {"features": {"a": row["a"], "b": row["b"]}, "user_id": row["user_id"], "request_id": f"q{i}"}
+            body = {
+                "features": {"a": row["a"], "b": row["b"]},
+                "user_id": row["user_id"],
+                "request_id": f"q{i}",
+            }
             answer = client.post("/v1/models/kinds/predict", json=body)
             assert answer.status_code == 200, answer.text
             answers.append(answer.json())
         labels = [{"request_id": f"q{i}", "label": kind} for i, kind in enumerate(rows["kind"])]
         stored = client.post("/v1/models/kinds/labels", json={"labels": labels}, headers=TOKEN)
         unknown = client.post(
-            "/v1/models/kinds/labels", json={"labels": [{"request_id": "q0", "label": "extreme"}]}, headers=TOKEN
+            "/v1/models/kinds/labels",
+            json={"labels": [{"request_id": "q0", "label": "extreme"}]},
+            headers=TOKEN,
         )
         wait_until(lambda: _evidence(kinds).paired.n == len(rows))
     first = answers[0]
     assert first["classes"] == list(CLASSES)
-    assert first["class"] == CLASSES[int(np.argmax(first["probabilities"]))] == CLASSES[int(first["prediction"])]
+    assert (
+        first["class"] == CLASSES[int(np.argmax(first["probabilities"]))] == CLASSES[int(first["prediction"])]
+    )
     assert sum(first["probabilities"]) == pytest.approx(1.0)
     assert stored.status_code == 200
     assert unknown.status_code == 422
     assert unknown.json()["fields"] == [
-        {"field": "labels[0].label", "problem": "unknown class 'extreme' (the model's classes: high, low, mid)"}
+        {
+            "field": "labels[0].label",
+            "problem": "unknown class 'extreme' (the model's classes: high, low, mid)",
+        }
     ]
     truth = [CLASSES.index(kind) for kind in rows["kind"]]
     served = np.array([a["probabilities"] for a in answers])
     shadow = np.array(kinds.load("kinds", 2).predict_proba(rows[["a", "b"]]))
     evidence = _evidence(kinds)
     assert evidence.paired.champion_mean == pytest.approx(log_loss(truth, served, labels=[0, 1, 2]), rel=1e-6)
-    assert evidence.paired.challenger_mean == pytest.approx(log_loss(truth, shadow, labels=[0, 1, 2]), rel=1e-6)
+    assert evidence.paired.challenger_mean == pytest.approx(
+        log_loss(truth, shadow, labels=[0, 1, 2]), rel=1e-6
+    )
 
 
 def test_a_better_multiclass_challenger_is_promoted_by_a_replay_with_class_labels(

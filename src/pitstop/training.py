@@ -209,7 +209,9 @@ def check_trained(estimator: Any, task: Task, trainer_ref: str) -> None:
     if not callable(getattr(estimator, "predict", None)):
         raise UsageError(f"{what}, which has no predict method; a trainer returns the fitted model")
     if task is not Task.REGRESSION and not callable(getattr(estimator, "predict_proba", None)):
-        wanted = "the positive-class probability" if task is Task.CLASSIFICATION else "its class probabilities"
+        wanted = (
+            "the positive-class probability" if task is Task.CLASSIFICATION else "its class probabilities"
+        )
         raise UsageError(
             f"{what}, which has no predict_proba method; a classification model needs one to give {wanted}"
         )
@@ -258,7 +260,8 @@ class Reproduction:
         close = np.isclose(original, again, rtol=REPRODUCE_RTOL, atol=REPRODUCE_ATOL, equal_nan=True)
         finite = np.isfinite(original) & np.isfinite(again)
         largest = float(np.max(np.abs(original[finite] - again[finite]), initial=0.0))
-        return cls(model, version, bool(close.all()), largest, int((~close).sum()), len(original), trainer)
+        rows = close.reshape(len(original), -1).all(axis=1)  # a multiclass row: every class's probability
+        return cls(model, version, bool(rows.all()), largest, int((~rows).sum()), len(original), trainer)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

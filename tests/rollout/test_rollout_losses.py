@@ -23,7 +23,9 @@ def scored(request: pytest.FixtureRequest, workspace_dir: Path, tmp_path: Path, 
     (workspace_dir / "pitstop.yaml").write_text(SHORT_POLICY)
     ws = ["-w", str(workspace_dir)]
     train = write_regression_csv(tmp_path / "train.csv", rows=300, start=str(TODAY - pd.Timedelta(days=30)))
-    test = write_regression_csv(tmp_path / "test.csv", rows=100, seed=1, start=str(TODAY - pd.Timedelta(days=10)))
+    test = write_regression_csv(
+        tmp_path / "test.csv", rows=100, seed=1, start=str(TODAY - pd.Timedelta(days=10))
+    )
     for name, path in (("train", train), ("test", test)):
         assert cli("dataset", "add", name, str(path), "--time-column", "time", *ws).exit_code == 0
     created = cli("models", "create", "eta", "--task", "regression", "--target", "y", "--time-column", "time",
