@@ -214,8 +214,10 @@ def run_gate(
         late = _late_features(info, snapshot, frame, features, "test set")
         trained_on = _training_rows(ws, info, challenger.lineage, features)
         if trained_on is not None:
-            baseline = leakage.baseline_errors(info.task, loss, trained_on.X, trained_on.y, X, y)
-            scores = tuple(leakage.single_feature_errors(info.task, loss, trained_on.X, trained_on.y, X, y))
+            baseline = leakage.baseline_errors(info.task, trained_on.X, trained_on.y, X, y, loss=loss)
+            scores = tuple(
+                leakage.single_feature_errors(info.task, trained_on.X, trained_on.y, X, y, loss=loss)
+            )
             on_training = _late_features(
                 info, trained_on.snapshot, trained_on.rows, features, "training rows"
             )

@@ -102,17 +102,19 @@ def _prior(task: Task, y_train: pd.Series, rows: int, classes: int) -> np.ndarra
 
 def baseline_errors(
     task: Task,
-    loss: Loss,
     X_train: pd.DataFrame,
     y_train: pd.Series,
     X_test: pd.DataFrame,
     y_test: pd.Series,
     seed: int = 0,
+    *,
+    loss: Loss | None = None,
 ) -> dict[str, float]:
     """`mean`: predicting the training mean (a quantile for a pinball loss; class frequencies for a
     classifier); `linear`: a linear (logistic) model on the numeric features, fitted on the training
-    rows. Both scored on the test set with the model's loss."""
+    rows. Both scored on the test set with the model's loss (default: the task's)."""
     X_train, y_train = _sample(X_train, y_train, seed)
+    loss = loss or Loss.default(task)
     classes = _classes(y_train, y_test)
     prior = _prior(task, y_train, len(y_test), classes)
     if loss.kind is LossKind.PINBALL:
@@ -138,17 +140,19 @@ def _classes(y_train: pd.Series, y_test: pd.Series) -> int:
 
 def single_feature_errors(
     task: Task,
-    loss: Loss,
     X_train: pd.DataFrame,
     y_train: pd.Series,
     X_test: pd.DataFrame,
     y_test: pd.Series,
     seed: int = 0,
+    *,
+    loss: Loss | None = None,
 ) -> list[FeatureScore]:
     """For each numeric feature (the first `MAX_FEATURES`), the test error of a shallow decision tree
     fitted on that feature alone. A missing value becomes a value below every other, so the tree can
     still split on "missing"."""
     X_train, y_train = _sample(X_train, y_train, seed)
+    loss = loss or Loss.default(task)
     classes = _classes(y_train, y_test)
     scores = []
     for column in _numeric(X_train, list(X_train.columns))[:MAX_FEATURES]:

@@ -73,7 +73,7 @@ _METRIC = {
 class Loss:
     """One model's per-request loss; `str(loss)` is its spec, as stored with the model.
 
-    >>> Loss.parse("pinball:0.9", Task.REGRESSION).per_request([10.0, 10.0], [8.0, 12.0]).tolist()
+    >>> Loss.parse("pinball:0.9", Task.REGRESSION).per_request([10.0, 10.0], [8.0, 12.0]).round(6).tolist()
     [1.8, 0.2]
     >>> str(Loss.parse(None, Task.MULTICLASS))
     'log_loss'
