@@ -18,10 +18,11 @@ from sklearn.metrics import (
 )
 
 from pitstop.errors import UsageError
-from pitstop.losses import Loss
+from pitstop.losses import Loss, Scoring
 from pitstop.registry import Task
 from pitstop.rollout.gather import Window, gather_evidence
-from pitstop.serving.labels import Label, upsert_labels
+from pitstop.serving.errors import InvalidInputError
+from pitstop.serving.labels import Label, encode_labels, upsert_labels
 from pitstop.serving.predlog import PredictionRecord, write_records
 from pitstop.workspace import Workspace
 
@@ -165,3 +166,17 @@ def test_the_evidence_averages_the_same_losses_as_numpy(
     assert (evidence.paired.champion_mean, evidence.paired.challenger_mean) == pytest.approx(
         (np.mean(champion), np.mean(challenger))
     )
+
+
+def test_labels_are_checked_against_the_models_loss_and_classes() -> None:
+    percentage = Scoring(Task.REGRESSION, Loss.parse("percentage", Task.REGRESSION))
+    with pytest.raises(InvalidInputError) as zero:
+        encode_labels([Label("r1", 2.0), Label("r2", 0.0)], percentage, None)
+    assert [(p.field, p.problem) for p in zero.value.problems] == [
+        ("labels[1].label", "0 has no percentage error (the model's loss divides by the label)")
+    ]
+    multiclass = Scoring(Task.MULTICLASS, Loss.default(Task.MULTICLASS), 3)
+    encoded = encode_labels([Label("r1", "mid"), Label("r2", "high")], multiclass, ["high", "low", "mid"])
+    assert [label.value for label in encoded] == [2.0, 0.0]  # stored as the class's index
+    numbered = encode_labels([Label("r1", 2.0), Label("r2", "3")], multiclass, [1, 2, 3])
+    assert [label.value for label in numbered] == [1.0, 2.0]  # 2.0 is the class 2, "3" the class 3

@@ -32,6 +32,7 @@ from pitstop.config import Config, Policy
 from pitstop.datasets import file_format, parse_times, read_table
 from pitstop.errors import PitstopError, UsageError
 from pitstop.events import list_events
+from pitstop.losses import LossKind, check_percentage_labels
 from pitstop.registry import Task
 from pitstop.rollout.actions import start_rollout
 from pitstop.rollout.apply import ROLLOUT_EVENT
@@ -261,6 +262,8 @@ def simulate(
         raise UsageError("--champion and --challenger must be different versions")
     features = info.features or source.version(model, versions[0]).lineage.get("features", [])
     frame = prepare_traffic(traffic, features, classes=info.classes if info.task is Task.MULTICLASS else None)
+    if source.loss(info).kind is LossKind.PERCENTAGE:  # refused now, not by the gateway mid-replay
+        check_percentage_labels(frame["label"], "traffic")
     start = frame["time"].iloc[0].to_pydatetime() - timedelta(seconds=1)
     clock = ManualClock(start)
     ws = _throwaway_workspace(source, policy or source.config.policy, workdir, clock)
