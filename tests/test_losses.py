@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ from sklearn.metrics import (
     mean_squared_error,
 )
 
-from pitstop.errors import UsageError
+from helpers import write_regression_csv
+from pitstop.errors import ConflictError, UsageError
 from pitstop.losses import Loss, Scoring
 from pitstop.registry import Task
 from pitstop.rollout.gather import Window, gather_evidence
@@ -180,3 +182,14 @@ def test_labels_are_checked_against_the_models_loss_and_classes() -> None:
     assert [label.value for label in encoded] == [2.0, 0.0]  # stored as the class's index
     numbered = encode_labels([Label("r1", 2.0), Label("r2", "3")], multiclass, [1, 2, 3])
     assert [label.value for label in numbered] == [1.0, 2.0]  # 2.0 is the class 2, "3" the class 3
+
+
+def test_a_loss_changes_only_while_the_model_has_no_version(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"), time_column="time")
+    workspace.create_model("eta", task="regression", target="y", id_columns=["user_id"])
+    assert workspace.set_loss("eta", "pinball:0.25").loss == "pinball:0.25"
+    workspace.train("eta", trainer="helpers:linear_trainer", data="train")
+    with pytest.raises(ConflictError, match=r"its loss \(pinball:0\.25\) is fixed: create a new model"):
+        workspace.set_loss("eta", "squared")
+    changes = [event for event in workspace.events("eta") if event.kind == "loss_changed"]
+    assert [(event.from_state, event.to_state) for event in changes] == [("absolute", "pinball:0.25")]
