@@ -158,3 +158,28 @@ class SlottedModel:
 
 def slotted_trainer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> SlottedModel:
     return SlottedModel(LinearRegression().fit(X, y))
+
+
+CLASSES = ("high", "low", "mid")  # sorted: the order of a multiclass model's probabilities
+
+
+def multiclass_frame(rows: int, seed: int = 0, start: str = "2026-01-01", noise: float = 0.3) -> pd.DataFrame:
+    """Features a and b; class `kind` low, mid or high by a + b (with noise): three classes a linear
+    model separates well."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "time": pd.date_range(start, periods=rows, freq="h", tz="UTC"),
+            "user_id": [f"u{i % 20}" for i in range(rows)],
+            "a": rng.normal(size=rows),
+            "b": rng.normal(size=rows),
+        }
+    )
+    signal = frame["a"] + frame["b"] + rng.normal(scale=noise, size=rows)
+    frame["kind"] = np.where(signal < -0.6, "low", np.where(signal > 0.6, "high", "mid"))
+    return frame
+
+
+def write_multiclass_csv(path: Path, rows: int = 300, seed: int = 0, start: str = "2026-01-01") -> Path:
+    multiclass_frame(rows, seed, start).to_csv(path, index=False)
+    return path

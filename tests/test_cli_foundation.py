@@ -116,7 +116,10 @@ def test_the_whole_registry_flow(cli, workspace_dir: Path, tmp_path: Path) -> No
     [
         (["models", "show", "nope", "1"], "unknown model 'nope'"),
         (["dataset", "add", "d", "/no/such/file.csv"], "no such file"),
-        (["models", "create", "m", "--task", "ranking", "--target", "y"], "regression or classification"),
+        (
+            ["models", "create", "m", "--task", "ranking", "--target", "y"],
+            "regression, classification or multiclass",
+        ),
         (["register", "m", "/no/such.joblib", "--train-data", "d"], "unknown model"),
         (["dataset", "show", "d:x"], "must be a number"),
     ],

@@ -122,7 +122,7 @@ def test_classification_gate(workspace_dir: Path, tmp_path: Path) -> None:
         ws.set_champion("churn", 1, reason="bootstrap")
         ws.train("churn", trainer="helpers:logistic_trainer", data="train", params={"C": 0.001})
         report = ws.gate("churn", 2, test_set="test")
-        assert set(report.metrics["challenger"] or {}) == {"log_loss", "roc_auc"}
+        assert set(report.metrics["challenger"] or {}) == {"log_loss", "roc_auc", "accuracy"}
         assert report.decided_by == "metric_ratio"  # heavy regularisation: far worse log loss
 
 

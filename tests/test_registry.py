@@ -130,7 +130,7 @@ def test_feature_may_not_be_the_target(workspace: Workspace) -> None:
 
 
 def test_bad_task_and_name(workspace: Workspace) -> None:
-    with pytest.raises(UsageError, match="regression or classification"):
+    with pytest.raises(UsageError, match="regression, classification or multiclass"):
         workspace.create_model("m", task="ranking", target="y", features="all")
     with pytest.raises(UsageError, match="invalid model name"):
         workspace.create_model("Bad Name!", task="regression", target="y", features="all")

@@ -114,23 +114,26 @@ class ABStopping(StrEnum):
 
 class GatePolicy(_Section):
     max_metric_ratio: Ratio = Field(
-        1.05, description="challenger MAE (log loss) may be at most this x champion's"
+        1.05,
+        description="challenger mean loss (the model's: MAE, log loss …) may be at most this x champion's",
     )
-    min_r2: float = Field(0.5, le=1, description="regression: minimum R² on the test set")
+    min_r2: float = Field(
+        0.5, le=1, description="regression: minimum R² on the test set (not checked for a pinball loss)"
+    )
     min_auc: float = Field(0.6, ge=0, le=1, description="classification: minimum ROC AUC on the test set")
     leakage_ratio: Ratio = Field(
         0.5,
-        description="MAE (log loss) below this x champion's is suspiciously good: without a direct "
+        description="a mean loss below this x champion's is suspiciously good: without a direct "
         "leakage finding the version is held for review",
     )
     leakage_baseline_ratio: Ratio = Field(
         0.5,
-        description="MAE (log loss) below this x a linear (logistic) model's on the same features, "
+        description="a mean loss below this x a linear (logistic) model's on the same features, "
         "fitted on the training rows, is suspiciously good too (checks a first model)",
     )
     single_feature_ratio: Ratio = Field(
         0.2,
-        description="a feature whose one-feature model has MAE (log loss) at most this x predicting "
+        description="a feature whose one-feature model has a mean loss at most this x predicting "
         "the training mean fails the gate as leakage, named",
     )
     trusted_features: list[str] = Field(

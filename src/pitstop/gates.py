@@ -12,7 +12,8 @@ from typing import Any
 
 from pitstop.config import GatePolicy
 from pitstop.leakage import FeatureScore, LateFeature
-from pitstop.metrics import ERROR_METRIC, QUALITY_METRIC
+from pitstop.losses import Loss
+from pitstop.metrics import quality_metric
 from pitstop.registry import Task
 
 CHECK_ORDER = (
@@ -29,7 +30,7 @@ CHECK_ORDER = (
 DIRECT_LEAKAGE_CHECKS = ("temporal_overlap", "feature_time", "single_feature")
 # A suspiciously low error without a direct finding: held for a person's review, not called leakage.
 REVIEW_RULE = "leakage.review"
-METRIC_LABEL = {"mae": "MAE", "log_loss": "log loss", "r2": "R²", "roc_auc": "ROC AUC"}
+QUALITY_LABEL = {"r2": "R²", "roc_auc": "ROC AUC"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ class GateInputs:
     feature_errors: tuple[FeatureScore, ...] | None = None
     # Features recorded after their row's event time; None without an event-time column.
     late_features: tuple[LateFeature, ...] | None = None
+    loss: Loss | None = None  # what the metrics' mean loss is; None: the task's default
+
+    @property
+    def scored_by(self) -> Loss:
+        return self.loss or Loss.default(self.task)
 
 
 def evaluate_gate(inputs: GateInputs, policy: GatePolicy) -> list[Check]:
@@ -205,7 +211,7 @@ def check_single_feature(inputs: GateInputs, policy: GatePolicy) -> Check:
             "skipped: the training rows were not available to fit one-feature models",
             skipped=True,
         )
-    label = METRIC_LABEL[ERROR_METRIC[inputs.task]]
+    label = inputs.scored_by.label
     naive = baseline["mean"]
     trusted = set(policy.trusted_features)
     ratios = {s.column: s.error / naive if naive > 0 else float("inf") for s in scores}
@@ -219,7 +225,7 @@ def check_single_feature(inputs: GateInputs, policy: GatePolicy) -> Check:
             f"{ratios[best.column]:.3f} x predicting the mean ({naive:.4g}); none at or below {threshold:g}"
         )
         return Check("single_feature", True, round(ratios[best.column], 4), threshold, detail)
-    challenger = inputs.challenger[ERROR_METRIC[inputs.task]] if inputs.challenger else float("nan")
+    challenger = inputs.challenger[inputs.scored_by.metric] if inputs.challenger else float("nan")
     named = "; ".join(
         f"{s.column} alone has {label} {s.error:.4g} ({ratios[s.column]:.3f} x predicting the mean, "
         f"{naive:.4g}; the whole model {challenger:.4g})"
@@ -230,11 +236,11 @@ def check_single_feature(inputs: GateInputs, policy: GatePolicy) -> Check:
 
 
 def _ratio(inputs: GateInputs) -> tuple[str, float, float] | None:
-    metric = ERROR_METRIC[inputs.task]
+    metric = inputs.scored_by.metric
     if inputs.champion is None or inputs.challenger is None:
         return None
     challenger, champion = inputs.challenger[metric], inputs.champion[metric]
-    return metric, challenger, champion
+    return inputs.scored_by.label, challenger, champion
 
 
 def check_leakage_floor(inputs: GateInputs, policy: GatePolicy, *, direct_finding: bool = False) -> Check:
@@ -243,8 +249,8 @@ def check_leakage_floor(inputs: GateInputs, policy: GatePolicy, *, direct_findin
     direct finding fails with it; without one it holds the version for review: a genuine large
     improvement and a leak no direct check sees look the same here."""
     assert inputs.challenger is not None
-    metric = ERROR_METRIC[inputs.task]
-    label, challenger = METRIC_LABEL[metric], inputs.challenger[metric]
+    metric = inputs.scored_by.metric
+    label, challenger = inputs.scored_by.label, inputs.challenger[metric]
     references = []
     if inputs.champion is not None:
         references.append(("champion's", inputs.champion[metric], policy.leakage_ratio))
@@ -288,10 +294,9 @@ def check_metric_ratio(inputs: GateInputs, policy: GatePolicy) -> Check:
             "skipped: no champion to compare with",
             skipped=True,
         )
-    metric, challenger, champion = compared
+    label, challenger, champion = compared
     ratio = challenger / champion if champion > 0 else float("inf")
     passed = ratio <= policy.max_metric_ratio
-    label = METRIC_LABEL[metric]
     detail = (
         f"challenger {label} {challenger:.4g} vs champion {champion:.4g}: ratio {ratio:.3f} "
         + ("within" if passed else "above")
@@ -301,13 +306,18 @@ def check_metric_ratio(inputs: GateInputs, policy: GatePolicy) -> Check:
 
 
 def check_min_quality(inputs: GateInputs, policy: GatePolicy) -> Check:
+    """R² (regression) or ROC AUC (classifiers; multiclass: the macro one-vs-rest mean) at least the
+    policy's minimum; skipped for a pinball loss, whose quantile forecasts R² does not measure."""
     assert inputs.challenger is not None
-    metric = QUALITY_METRIC[inputs.task]
+    metric = quality_metric(inputs.task, inputs.scored_by)
     minimum = policy.min_r2 if inputs.task is Task.REGRESSION else policy.min_auc
+    if metric is None:
+        detail = f"skipped: R² does not measure a quantile forecast ({inputs.scored_by.label})"
+        return Check("min_quality", True, None, minimum, detail, skipped=True)
     observed = inputs.challenger[metric]
     passed = observed >= minimum
     detail = (
-        f"{METRIC_LABEL[metric]} {observed:.4f} "
+        f"{QUALITY_LABEL[metric]} {observed:.4f} "
         + (">=" if passed else "below the minimum")
         + f" {minimum:g}"
     )

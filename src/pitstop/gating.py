@@ -16,12 +16,14 @@ from pitstop.errors import UsageError
 from pitstop.events import record_event
 from pitstop.gates import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
 from pitstop.lineage import current_actor
+from pitstop.losses import LossKind, check_percentage_labels
 from pitstop.metrics import offline_metrics
 from pitstop.registry import Alias, ModelInfo, Task
 from pitstop.scoring import (
     binary_target,
     check_target_complete,
     checked_predictions,
+    class_indices,
     missing_hint,
 )
 from pitstop.training import rows_before, time_column_of, training_frame
@@ -74,10 +76,19 @@ def _score(
     who, on = f"{info.name} version {version}", f"test set {test_set}"
     recorded, estimator = ws.version(info.name, version), ws.load(info.name, version)
     signature = model_input.from_lineage(list(X.columns), recorded.lineage, estimator)
-    predictions = checked_predictions(info.task, estimator, X, who, on, signature)
+    predictions = checked_predictions(info.task, estimator, X, who, on, signature, info.classes)
     if not np.isfinite(predictions).all():
         raise UsageError(f"{who} returned NaN or infinite predictions on {on}{missing_hint(X, on)}")
-    return offline_metrics(info.task, y, predictions)
+    return offline_metrics(info.task, ws.loss(info), y, predictions)
+
+
+def _target(info: ModelInfo, values: pd.Series, source: str) -> pd.Series:
+    """The target as the loss reads it: 0/1 (binary), class indices (multiclass), or the values."""
+    if info.task is Task.CLASSIFICATION:
+        return binary_target(values, source)
+    if info.task is Task.MULTICLASS:
+        return class_indices(values, info.classes or [], source)
+    return values
 
 
 def _time_range(
@@ -113,7 +124,7 @@ def _training_rows(
         as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
         rows = rows_before(frame, time_column_of(info, snapshot, frame.columns), as_of, snapshot.ref)
         X, y = training_frame(info, rows, features, snapshot.ref)
-        return _TrainingRows(snapshot, rows, X, y)
+        return _TrainingRows(snapshot, rows, X, _target(info, y, f"the training rows of {snapshot.ref}"))
     except UsageError:  # the data's gone or changed shape: the probes are skipped and say so
         return None
 
@@ -189,7 +200,10 @@ def run_gate(
         registered_at=snapshot.created_at,
         missing_columns=[c for c in features if c not in frame.columns],
     )
-    y = binary_target(frame[info.target], source) if info.task is Task.CLASSIFICATION else frame[info.target]
+    y = _target(info, frame[info.target], source)
+    loss = ws.loss(info)
+    if loss.kind is LossKind.PERCENTAGE:
+        check_percentage_labels(y, source)
     challenger_metrics = champion_metrics = None
     baseline: dict[str, float] | None = None
     scores: tuple[leakage.FeatureScore, ...] | None = None
@@ -202,8 +216,10 @@ def run_gate(
         late = _late_features(info, snapshot, frame, features, "test set")
         trained_on = _training_rows(ws, info, challenger.lineage, features)
         if trained_on is not None:
-            baseline = leakage.baseline_errors(info.task, trained_on.X, trained_on.y, X, y)
-            scores = tuple(leakage.single_feature_errors(info.task, trained_on.X, trained_on.y, X, y))
+            baseline = leakage.baseline_errors(info.task, trained_on.X, trained_on.y, X, y, loss=loss)
+            scores = tuple(
+                leakage.single_feature_errors(info.task, trained_on.X, trained_on.y, X, y, loss=loss)
+            )
             on_training = _late_features(
                 info, trained_on.snapshot, trained_on.rows, features, "training rows"
             )
@@ -214,6 +230,7 @@ def run_gate(
     checks = evaluate_gate(
         GateInputs(
             task=info.task,
+            loss=loss,
             challenger=challenger_metrics,
             champion=champion_metrics,
             test_set=facts,

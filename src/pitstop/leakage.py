@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from pitstop.metrics import ERROR_METRIC, offline_metrics
+from pitstop.losses import Loss, LossKind
 from pitstop.registry import Task
 
 MAX_ROWS = 5000  # training rows each probe fits on (a seeded sample beyond)
@@ -73,10 +73,31 @@ def _filled(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return a.fillna(medians).to_numpy(), b.fillna(medians).to_numpy()
 
 
-def _error(task: Task, y: pd.Series, predictions: np.ndarray) -> float:
-    if task is Task.CLASSIFICATION:
+def _error(task: Task, loss: Loss, y: pd.Series, predictions: np.ndarray) -> float:
+    if task is not Task.REGRESSION:
         predictions = np.clip(predictions, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
-    return offline_metrics(task, y, predictions)[ERROR_METRIC[task]]
+    return float(np.mean(loss.per_request(y.to_numpy(dtype=float), predictions)))
+
+
+def _probabilities(task: Task, model: Any, rows: np.ndarray, classes: int) -> np.ndarray:
+    """A fitted classifier's probabilities as the loss reads them: the positive class's (binary), or
+    one column per class of the model (multiclass; a class missing from the probe's rows gets 0)."""
+    found = model.predict_proba(rows)
+    if task is Task.CLASSIFICATION:
+        return np.asarray(found[:, 1], dtype=float)
+    out = np.zeros((len(rows), classes))
+    out[:, np.asarray(model.classes_, dtype=int)] = found
+    return out
+
+
+def _prior(task: Task, y_train: pd.Series, rows: int, classes: int) -> np.ndarray:
+    """Predicting without features: the training mean (rate), the quantile a pinball loss asks for, or
+    the classes' training frequencies."""
+    values = y_train.to_numpy(dtype=float)
+    if task is Task.MULTICLASS:
+        frequencies = np.bincount(values.astype(int), minlength=classes) / len(values)
+        return np.tile(frequencies, (rows, 1))
+    return np.full(rows, float(np.mean(values)))
 
 
 def baseline_errors(
@@ -86,23 +107,35 @@ def baseline_errors(
     X_test: pd.DataFrame,
     y_test: pd.Series,
     seed: int = 0,
+    *,
+    loss: Loss | None = None,
 ) -> dict[str, float]:
-    """`mean`: predicting the training mean (rate); `linear`: a linear (logistic) model on the numeric
-    features, fitted on the training rows. Both scored on the test set with the gate's error metric."""
+    """`mean`: predicting the training mean (a quantile for a pinball loss; class frequencies for a
+    classifier); `linear`: a linear (logistic) model on the numeric features, fitted on the training
+    rows. Both scored on the test set with the model's loss (default: the task's)."""
     X_train, y_train = _sample(X_train, y_train, seed)
-    prior = float(np.mean(y_train.astype(float)))
-    errors = {"mean": _error(task, y_test, np.full(len(y_test), prior))}
+    loss = loss or Loss.default(task)
+    classes = _classes(y_train, y_test)
+    prior = _prior(task, y_train, len(y_test), classes)
+    if loss.kind is LossKind.PINBALL:
+        prior = np.full(len(y_test), float(np.quantile(y_train.to_numpy(dtype=float), loss.quantile or 0.5)))
+    errors = {"mean": _error(task, loss, y_test, prior)}
     columns = _numeric(X_train, list(X_train.columns))
-    if not columns or (task is Task.CLASSIFICATION and y_train.nunique() < 2):
+    if not columns or (task is not Task.REGRESSION and y_train.nunique() < 2):
         errors["linear"] = errors["mean"]
         return errors
     a, b = _filled(X_train[columns], X_test[columns])
-    if task is Task.CLASSIFICATION:
-        classifier = LogisticRegression(max_iter=1000).fit(a, y_train.astype(int))
-        errors["linear"] = _error(task, y_test, classifier.predict_proba(b)[:, 1])
+    if task is Task.REGRESSION:
+        errors["linear"] = _error(task, loss, y_test, LinearRegression().fit(a, y_train).predict(b))
     else:
-        errors["linear"] = _error(task, y_test, LinearRegression().fit(a, y_train).predict(b))
+        classifier = LogisticRegression(max_iter=1000).fit(a, y_train.astype(int))
+        errors["linear"] = _error(task, loss, y_test, _probabilities(task, classifier, b, classes))
     return errors
+
+
+def _classes(y_train: pd.Series, y_test: pd.Series) -> int:
+    """How many probability columns a multiclass probe gives: up to the highest class index seen."""
+    return int(max(y_train.max(), y_test.max())) + 1
 
 
 def single_feature_errors(
@@ -112,28 +145,32 @@ def single_feature_errors(
     X_test: pd.DataFrame,
     y_test: pd.Series,
     seed: int = 0,
+    *,
+    loss: Loss | None = None,
 ) -> list[FeatureScore]:
     """For each numeric feature (the first `MAX_FEATURES`), the test error of a shallow decision tree
     fitted on that feature alone. A missing value becomes a value below every other, so the tree can
     still split on "missing"."""
     X_train, y_train = _sample(X_train, y_train, seed)
+    loss = loss or Loss.default(task)
+    classes = _classes(y_train, y_test)
     scores = []
     for column in _numeric(X_train, list(X_train.columns))[:MAX_FEATURES]:
         train, test = X_train[column].astype(float), X_test[column].astype(float)
         low = float(np.nanmin([train.min(), test.min()])) if train.notna().any() else 0.0
         a = train.fillna(low - 1.0).to_numpy().reshape(-1, 1)
         b = test.fillna(low - 1.0).to_numpy().reshape(-1, 1)
-        if task is Task.CLASSIFICATION:
-            if y_train.nunique() < 2:
-                continue
-            tree = DecisionTreeClassifier(max_depth=TREE_DEPTH, min_samples_leaf=MIN_LEAF, random_state=seed)
-            predictions = tree.fit(a, y_train.astype(int)).predict_proba(b)[:, 1]
-        else:
+        if task is Task.REGRESSION:
             regressor = DecisionTreeRegressor(
                 max_depth=TREE_DEPTH, min_samples_leaf=MIN_LEAF, random_state=seed
             )
             predictions = regressor.fit(a, y_train).predict(b)
-        scores.append(FeatureScore(column, round(_error(task, y_test, predictions), 6)))
+        else:
+            if y_train.nunique() < 2:
+                continue
+            tree = DecisionTreeClassifier(max_depth=TREE_DEPTH, min_samples_leaf=MIN_LEAF, random_state=seed)
+            predictions = _probabilities(task, tree.fit(a, y_train.astype(int)), b, classes)
+        scores.append(FeatureScore(column, round(_error(task, loss, y_test, predictions), 6)))
     return scores
 
 

@@ -25,7 +25,8 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 class Task(StrEnum):
     REGRESSION = "regression"
-    CLASSIFICATION = "classification"
+    CLASSIFICATION = "classification"  # binary
+    MULTICLASS = "multiclass"
 
 
 class Alias(StrEnum):
@@ -56,6 +57,9 @@ class ModelInfo:
         if self.archived is not None:
             raise ModelArchivedError(self.name, self.archived, doing)
 
+    loss: str | None = None  # the per-request loss's spec (`losses.Loss`); None: the task's default
+    classes: list[Any] | None = None  # a classifier's classes, in probability order, fixed at version 1
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -71,6 +75,8 @@ class ModelInfo:
             "description": self.description,
             "metadata": self.metadata,
             "archived": self.archived.to_dict() if self.archived else None,
+            "loss": self.loss,
+            "classes": self.classes,
         }
 
 
@@ -159,9 +165,10 @@ def create_model(
     allow_pickle: bool = False,
     description: str | None = None,
     metadata: dict[str, str] | None = None,
+    loss: str | None = None,
 ) -> ModelInfo:
-    """Record a model's schema (and whether its versions may be pickles). Feature columns may be left
-    for the first version to fix."""
+    """Record a model's schema (whether its versions may be pickles, and its loss's spec, already
+    checked). Feature columns and a classifier's classes may be left for the first version to fix."""
     validate_name("model", name)
     if features is not None:
         _check_feature_columns(features, target, time_column, id_columns)
@@ -182,6 +189,7 @@ def create_model(
                     allow_pickle=allow_pickle,
                     description=description,
                     metadata=metadata,
+                    loss=loss,
                 )
             )
     except IntegrityError:
@@ -195,7 +203,13 @@ def create_model(
         kind="model_created",
         actor=actor,
         to_state=name,
-        data={"task": task.value, "target": target, "features": features, "allow_pickle": allow_pickle},
+        data={
+            "task": task.value,
+            "target": target,
+            "features": features,
+            "allow_pickle": allow_pickle,
+            "loss": loss,
+        },
     )
     return get_model(conn, name)
 
@@ -217,6 +231,37 @@ def set_features(conn: Connection, model: ModelInfo, features: list[str]) -> Mod
     """Fix the feature columns of a model that was created without them (at its first version)."""
     _check_feature_columns(features, model.target, model.time_column, model.id_columns)
     conn.execute(models.update().where(models.c.id == model.id).values(features=features))
+    return get_model(conn, model.name)
+
+
+def set_classes(conn: Connection, model: ModelInfo, classes: list[Any]) -> ModelInfo:
+    """Fix a classifier's classes (at its first version): labels and probabilities follow this order."""
+    conn.execute(models.update().where(models.c.id == model.id).values(classes=classes))
+    return get_model(conn, model.name)
+
+
+def set_loss(conn: Connection, model: ModelInfo, loss: str, *, now: datetime, actor: str) -> ModelInfo:
+    """Change a model's loss (already checked) while it has no version: once one is scored, its gate
+    results, and any rollout's evidence, mean the loss they were computed with."""
+    current = get_model(conn, model.name, for_update=True)
+    versions = conn.execute(
+        select(func.count()).select_from(model_versions).where(model_versions.c.model_id == model.id)
+    ).scalar()
+    if versions:
+        raise ConflictError(
+            f"model {model.name!r} has versions; its loss ({current.loss or 'the default'}) is fixed: "
+            "create a new model for another loss"
+        )
+    conn.execute(models.update().where(models.c.id == model.id).values(loss=loss))
+    record_event(
+        conn,
+        time=now,
+        model_id=model.id,
+        kind="loss_changed",
+        actor=actor,
+        from_state=current.loss,
+        to_state=loss,
+    )
     return get_model(conn, model.name)
 
 
@@ -260,6 +305,8 @@ def _model_from_row(row: Any, alias_map: dict[str, int]) -> ModelInfo:
         archived=None
         if row.archived_at is None
         else Archived(row.archived_at, row.archived_by or "unknown", row.archive_reason or ""),
+        loss=row.loss,
+        classes=row.classes,
     )
 
 

@@ -20,7 +20,7 @@ from pitstop import model_files
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
 from pitstop.registry import ModelInfo, Task
-from pitstop.scoring import binary_target, check_target_complete
+from pitstop.scoring import binary_target, check_target_complete, class_values
 
 Trainer = Callable[[pd.DataFrame, pd.Series, dict[str, Any]], Any]
 
@@ -170,6 +170,8 @@ def training_frame(
     y = frame[model.target].reset_index(drop=True)
     if model.task is Task.CLASSIFICATION:
         y = binary_target(y, source)
+    elif model.task is Task.MULTICLASS:
+        class_values(y, source)  # complete, at least two classes; the trainer sees the values themselves
     return X, y
 
 
@@ -207,10 +209,12 @@ def check_trained(estimator: Any, task: Task, trainer_ref: str) -> None:
     what = f"trainer {trainer_ref} returned {returned(estimator)}"
     if not callable(getattr(estimator, "predict", None)):
         raise UsageError(f"{what}, which has no predict method; a trainer returns the fitted model")
-    if task is Task.CLASSIFICATION and not callable(getattr(estimator, "predict_proba", None)):
+    if task is not Task.REGRESSION and not callable(getattr(estimator, "predict_proba", None)):
+        wanted = (
+            "the positive-class probability" if task is Task.CLASSIFICATION else "its class probabilities"
+        )
         raise UsageError(
-            f"{what}, which has no predict_proba method; "
-            "a classification model needs one to give the positive-class probability"
+            f"{what}, which has no predict_proba method; a classification model needs one to give {wanted}"
         )
 
 
@@ -257,7 +261,8 @@ class Reproduction:
         close = np.isclose(original, again, rtol=REPRODUCE_RTOL, atol=REPRODUCE_ATOL, equal_nan=True)
         finite = np.isfinite(original) & np.isfinite(again)
         largest = float(np.max(np.abs(original[finite] - again[finite]), initial=0.0))
-        return cls(model, version, bool(close.all()), largest, int((~close).sum()), len(original), trainer)
+        rows = close.reshape(len(original), -1).all(axis=1)  # a multiclass row: every class's probability
+        return cls(model, version, bool(rows.all()), largest, int((~rows).sum()), len(original), trainer)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -44,10 +44,11 @@ from pitstop.errors import (
 from pitstop.events import Event, list_events
 from pitstop.gating import GateReport, run_gate
 from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
+from pitstop.losses import Loss, check_function
 from pitstop.model_files import ModelFormat, PickleRefusedError, UntrustedTypesError
 from pitstop.package_drift import PackageDrift
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
-from pitstop.scoring import check_estimator, checked_predictions
+from pitstop.scoring import check_classes, check_estimator, checked_predictions, class_values
 from pitstop.store.engine import (
     describe_store_error,
     make_engine,
@@ -255,10 +256,12 @@ class Workspace:
         metadata: dict[str, str] | None = None,
         allow_pickle: bool = False,
         actor: str | None = None,
+        loss: str | None = None,
     ) -> ModelInfo:
         """Record a new model's schema, with an optional description and free metadata (strings).
         `allow_pickle` lets its versions be pickles (joblib) when skops cannot store them, and lets
-        pickled versions load (with a warning).
+        pickled versions load (with a warning). `loss` is the per-request loss's spec
+        (`losses.Loss.parse`; default absolute error, or log loss for a classifier).
 
         `features` is a list of columns, or `"all"`: every column of dataset `data` (`NAME[:VERSION]`)
         but the target, time and id columns, or without `data`, of the first version's training data.
@@ -267,7 +270,11 @@ class Workspace:
         try:
             task = Task(task)
         except ValueError:
-            raise UsageError(f"--task: must be regression or classification, got {task!r}") from None
+            raise UsageError(
+                f"--task: must be regression, classification or multiclass, got {task!r}"
+            ) from None
+        chosen_loss = Loss.parse(loss, task)
+        check_function(chosen_loss)
         ids = list(id_columns or [])
         snapshot = self.dataset(data) if data is not None else None
         if features is None and snapshot is None:  # only to list the candidates in the refusal
@@ -288,7 +295,23 @@ class Workspace:
                 allow_pickle=allow_pickle,
                 description=description,
                 metadata=metadata,
+                loss=str(chosen_loss),
             )
+
+    def set_loss(self, model: str, loss: str, *, actor: str | None = None) -> ModelInfo:
+        """Change the loss of a model that has no version yet (`registry.set_loss`); recorded."""
+        with self.writing() as conn:
+            info = registry.get_model(conn, model, for_update=True)
+            chosen = Loss.parse(loss, info.task)
+            check_function(chosen)
+            return registry.set_loss(
+                conn, info, str(chosen), now=self.clock.now(), actor=actor or current_actor()
+            )
+
+    def loss(self, model: str | ModelInfo) -> Loss:
+        """The per-request loss `model` is scored by."""
+        info = self.model(model) if isinstance(model, str) else model
+        return Loss.parse(info.loss, info.task)
 
     def allow_pickle(
         self, model: str, allow: bool = True, *, reason: str, actor: str | None = None
@@ -543,7 +566,11 @@ class Workspace:
         time_column = training.time_column_of(info, snapshot, frame.columns)
         features = training.features_for(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        X, _ = training.training_frame(info, rows, features, snapshot.ref)  # every feature and the target
+        X, y = training.training_frame(info, rows, features, snapshot.ref)  # every feature, the target
+        classes = info.classes
+        if info.task is Task.MULTICLASS:
+            classes = classes or class_values(y, snapshot.ref)
+            check_classes(estimator, classes, source)
         lineage = build_lineage(
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
         )
@@ -558,6 +585,7 @@ class Workspace:
             lineage,
             signature,
             X,
+            classes=classes,
             skip_check=skip_check,
             allow_pickle=allow_pickle,
             actor=actor,
@@ -608,6 +636,7 @@ class Workspace:
             lineage,
             signature,
             rows,
+            classes=info.classes or _fitted_classes(estimator, info.task),
             skip_check=skip_check,
             allow_pickle=allow_pickle,
             actor=actor,
@@ -622,12 +651,13 @@ class Workspace:
         signature: model_input.InputSignature,
         rows: pd.DataFrame,
         *,
+        classes: list[Any] | None,
         skip_check: str | None,
         allow_pickle: bool,
         actor: str | None,
     ) -> VersionInfo:
         """Check the model at the door (unless `skip_check` says why not), write its file and record the
-        version (fixing the model's features at its first)."""
+        version (fixing the model's features, and a classifier's classes, at its first)."""
         from pitstop import door_check  # it uses serving's process context, and serving imports this module
 
         if skip_check is not None and not skip_check.strip():
@@ -658,6 +688,8 @@ class Workspace:
             current = registry.get_model(conn, info.name, for_update=True)
             if current.features is None:
                 current = registry.set_features(conn, current, features)
+            if current.classes is None and classes is not None:
+                current = registry.set_classes(conn, current, classes)
             if saved.format is ModelFormat.JOBLIB and not current.allow_pickle:
                 if not allow_pickle:  # refused since it was read above
                     raise ConflictError(f"model {info.name!r} stopped allowing pickles; register again")
@@ -943,6 +975,12 @@ def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:
 
 def _data_source(info: ModelInfo, snapshot: ds.DatasetSnapshot) -> str:
     return f"dataset {snapshot.ref} (for model {info.name!r})"
+
+
+def _fitted_classes(estimator: Any, task: Task) -> list[Any] | None:
+    """A multiclass model's classes as it was fitted (no training rows to read them from)."""
+    fitted = getattr(estimator, "classes_", None)
+    return None if task is not Task.MULTICLASS or fitted is None else list(fitted)
 
 
 def _load_artifact_file(path: Path) -> Any:

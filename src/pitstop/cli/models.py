@@ -26,6 +26,7 @@ from pitstop.cli.common import (
 from pitstop.cli.train import describe_format, parse_timestamp
 from pitstop.data_refs import DataReference
 from pitstop.errors import UsageError
+from pitstop.losses import Loss
 from pitstop.package_drift import PackageDrift, recorded_packages
 from pitstop.registry import ModelInfo, VersionInfo
 
@@ -63,7 +64,7 @@ def parse_meta(items: list[str] | None) -> dict[str, str]:
 @models_app.command("create")
 def create(
     model: ModelArg,
-    task: Annotated[str, typer.Option(help="regression or classification")],
+    task: Annotated[str, typer.Option(help="regression, classification (binary) or multiclass")],
     target: Annotated[str, typer.Option(help="column holding what the model predicts")],
     time_column: Annotated[str | None, typer.Option(help="column holding the event time")] = None,
     features: Annotated[
@@ -87,11 +88,18 @@ def create(
     description: Annotated[str | None, typer.Option(help="what the model is for")] = None,
     meta: MetaOption = None,
     allow_pickle: AllowPickleOption = False,
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="per-request loss every gate and rollout rule compares: absolute (regression default), "
+            "squared, percentage, pinball:Q, log_loss (classifier default), brier, or module:function"
+        ),
+    ] = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a model's schema: task, target, time column, features and id columns.
+    """Record a model's schema: task, target, time column, features, id columns and loss.
 
     --features is required: a list, or 'all', whose columns are printed (at once with --data, else
     when the first version fixes them). Without it the command lists the candidate columns."""
@@ -108,14 +116,12 @@ def create(
         metadata=parse_meta(meta),
         allow_pickle=allow_pickle,
         actor=by,
+        loss=loss,
     )
     listed = ", ".join(info.features) if info.features else "all but the target, time and id columns "
     listed += "" if info.features else "of the first version's training data (fixed and shown then)"
-    emit(
-        as_json,
-        info.to_dict(),
-        lambda: console.print(f"created model [bold]{info.name}[/] ({info.task}); features: {listed}"),
-    )
+    said = f"created model [bold]{info.name}[/] ({info.task}, loss {Loss.parse(info.loss, info.task)})"
+    emit(as_json, info.to_dict(), lambda: console.print(f"{said}; features: {listed}"))
 
 
 @models_app.command("list")

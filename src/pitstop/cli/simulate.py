@@ -25,6 +25,7 @@ from pitstop.cli.rollout import key_numbers_cell
 from pitstop.config import load_config
 from pitstop.durations import parse_duration, parse_positive_duration
 from pitstop.errors import UsageError
+from pitstop.registry import Task
 
 
 def simulate(
@@ -58,7 +59,7 @@ def simulate(
     ws = open_workspace(workspace)
     info = ws.model(model)
     features = info.features or ws.version(model, champion).lineage.get("features", [])
-    frame = load_traffic(traffic, features)
+    frame = load_traffic(traffic, features, info.classes if info.task is Task.MULTICLASS else None)
     if policy is not None and not policy.is_file():
         raise UsageError(f"--policy {policy}: no such file")
     chosen = load_config(policy).policy if policy is not None else None

@@ -1,8 +1,8 @@
 """Everything a report or the dashboard shows about one rollout, read from the store by SQL aggregation.
 
 The prediction log is never loaded row by row: each series is a GROUP BY over time buckets (about
-50-100 per rollout, their width chosen from its duration), routing version and arm. Errors are computed
-per request in SQL exactly as the controller's evidence is (`gather.request_error`), joined to labels at
+50-100 per rollout, their width chosen from its duration), routing version and arm. Errors are each
+request's loss, computed exactly as the controller's evidence is (`gather.request_error`), joined to labels at
 read time; latency quantiles come from the same 2 %-wide logarithmic histogram. Bands (phases and ramp
 steps) are the rollout's routing tables, labelled by the transitions recorded with them, so every
 prediction belongs to exactly one band through the routing version that served it.
@@ -23,7 +23,7 @@ from pitstop import registry
 from pitstop.config import Policy
 from pitstop.errors import NotFoundError
 from pitstop.events import Event, list_events
-from pitstop.registry import Task
+from pitstop.losses import Scoring
 from pitstop.report import shaping
 from pitstop.report.values import (
     ABResult,
@@ -48,6 +48,7 @@ from pitstop.rollout.gather import (
 )
 from pitstop.rollout.guardrails import latency_alpha
 from pitstop.rollout.phases import Outcome
+from pitstop.rollout.python_losses import prepare_losses
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
 from pitstop.serving.routing_store import routing_history
 from pitstop.store import load_failures
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
     from pitstop.workspace import Workspace
 
 ARMS = ("champion", "challenger")
-ERROR_UNITS = {Task.REGRESSION: "abs. error (target units)", Task.CLASSIFICATION: "log loss (nats)"}
 OUTCOMES = {outcome.value for outcome in Outcome}
 
 
@@ -67,7 +67,7 @@ class Scope:
     """Which predictions a series counts: one model's two versions, routed by the rollout, in its time."""
 
     model_id: int
-    task: Task
+    scoring: Scoring
     start: float  # epoch seconds: bucket 0 begins here
     until: float  # epoch seconds: the series end here
     width: float  # bucket width, seconds
@@ -115,7 +115,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
     width = shaping.bucket_width(duration)
     scope = Scope(
         model_id=info.id,
-        task=info.task,
+        scoring=Scoring.of(info),
         start=state.started_at.timestamp(),
         until=active_until.timestamp(),
         width=width,
@@ -127,6 +127,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
     ends = [min(t + timedelta(seconds=width), active_until) for t in times]
     bands = shaping.bands(tables, transitions, active_until)
     thresholds = _thresholds(stored)
+    prepare_losses(conn, _in_scope(scope), scope.scoring)
     errors = _error_cells(conn, scope)
     latency = _latency_cells(conn, scope)
     views = _band_views(conn, scope, stored, bands, latency, ends, thresholds, transitions)
@@ -158,7 +159,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
         shadow=views.shadow,
         ab=_ab(stored, transitions),
         words=narrative(rollout, transitions),
-        error_unit=ERROR_UNITS[info.task],
+        error_unit=scope.scoring.loss.unit,
         errors=messages,
         unavailable=_unavailable(conn, stored, now),
     )
@@ -231,7 +232,7 @@ def _error_cells(conn: Connection, scope: Scope) -> ErrorCells:
     """Labelled, successful predictions per bucket, routing version and arm: count, Σ error, Σ error²
     (each request's first prediction per role only, as the controller counts them: `first_labelled`)."""
     first = first_labelled(_in_scope(scope))
-    error = request_error(scope.task, first.c.prediction, first.c.value)
+    error = request_error(scope.scoring, first)
     bucket = _bucket(conn, scope, first.c.time)
     rows = conn.execute(
         select(
@@ -311,7 +312,7 @@ def _known_at(table: Any) -> ColumnElement[float]:
 def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], shaping.Sums]:
     """Per bucket of label arrival and arm: the band's labelled errors known by the band's end."""
     first = first_labelled(_in_scope(scope, band.low, band.high))
-    error = request_error(scope.task, first.c.prediction, first.c.value)
+    error = request_error(scope.scoring, first)
     known = _known_at(first)
     bucket = _bucket(conn, scope, known)
     rows = conn.execute(
@@ -327,17 +328,9 @@ def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple
 
 def _paired(conn: Connection, scope: Scope, band: BandScope) -> Any:
     """Requests both arms predicted successfully, with a label known by the band's end (a subquery)."""
-    both = paired_requests(_in_scope(scope, band.low, band.high))
+    both = paired_requests(_in_scope(scope, band.low, band.high), scope.scoring)
     known = _known_at(both)
-    return (
-        select(
-            known.label("known"),
-            request_error(scope.task, both.c.a_pred, both.c.value).label("a"),
-            request_error(scope.task, both.c.b_pred, both.c.value).label("b"),
-        )
-        .where(known <= band.until)
-        .subquery()
-    )
+    return select(known.label("known"), both.c.a, both.c.b).where(known <= band.until).subquery()
 
 
 def _shadow(

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from pitstop import registry
 from pitstop.clock import Clock
 from pitstop.errors import StoreUnavailableError, UsageError
+from pitstop.losses import Scoring
 from pitstop.rollout import lease
 from pitstop.rollout.apply import apply_decision
 from pitstop.rollout.decide import Decision, decide
@@ -44,7 +45,7 @@ class StepResult:
     applied: bool  # False when the rollout changed under us or the lease was lost
 
 
-def evidence_window(stored: StoredRollout, task: registry.Task, now: Any) -> Window:
+def evidence_window(stored: StoredRollout, info: registry.ModelInfo, now: Any) -> Window:
     """The evidence of the rollout's current phase or step. In the A/B test and the ramp, errors come
     only from requests whose labels had time (`ab_test.label_maturation`): early labels are the
     short-delay ones, so counting them would judge the challenger on a biased sample."""
@@ -53,20 +54,22 @@ def evidence_window(stored: StoredRollout, task: registry.Task, now: Any) -> Win
     matured = now - policy.ab_test.label_maturation if judged_on_served else None
     return Window(
         model_id=stored.model_id,
-        task=task,
+        task=info.task,
         since_routing_version=state.phase_routing_version,
         started_at=state.phase_started_at,
         now=now,
         matured_before=matured,
+        loss=Scoring.of(info).loss,
+        classes=len(info.classes or []),
     )
 
 
 def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
     with ws.reading() as conn:
-        task = registry.get_model(conn, stored.state.model).task
+        info = registry.get_model(conn, stored.state.model)
         evidence = gather_evidence(
             conn,
-            evidence_window(stored, task, now),
+            evidence_window(stored, info, now),
             with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
             with_user_means=stored.state.phase is Phase.AB_TEST
             and stored.policy.ab_test.method == "mann_whitney",

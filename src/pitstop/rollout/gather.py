@@ -1,8 +1,9 @@
 """Evidence from the prediction log and labels, by SQL aggregation (never all rows into Python).
 
 Everything is keyed by routing version: a phase's (or ramp step's) evidence is what was routed from
-the routing version written when it began. Errors are computed in SQL per request (absolute error, or
-the log loss of one probability), joined to labels at read time, so labels may arrive in any order.
+the routing version written when it began. Errors are each request's loss (the model's, `losses.py`),
+computed in SQL (`loss_sql.py`) and joined to labels at read time, so labels may arrive in any order;
+a `module:function` loss runs in Python first (`python_losses`), its results looked up by SQL.
 Latency percentiles come from a logarithmic histogram (2 % wide buckets) aggregated in SQL, which
 also counts distinct model calls per bucket: every row of a micro-batch records its call's time.
 """
@@ -19,9 +20,10 @@ from sqlalchemy import ColumnElement, Connection, and_, case, cast, distinct, fu
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.sql import Select, Subquery
 
-from pitstop.metrics import PROBABILITY_EPS
+from pitstop.losses import Loss, LossKind, Scoring
 from pitstop.registry import Task
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
+from pitstop.rollout.python_losses import computed_loss, prepare_losses
 from pitstop.store.tables import labels, predictions
 
 
@@ -35,6 +37,12 @@ class Window:
     started_at: datetime
     now: datetime
     matured_before: datetime | None = None  # only requests at or before this time count for errors
+    loss: Loss | None = None  # the model's loss; None: the task's default
+    classes: int = 0  # a multiclass model's number of classes
+
+    @property
+    def scoring(self) -> Scoring:
+        return Scoring(self.task, self.loss or Loss.default(self.task), self.classes)
 
 
 def _epoch(moment: datetime) -> float:
@@ -49,18 +57,15 @@ def _in_window(window: Window, table: Any = predictions) -> ColumnElement[bool]:
     )
 
 
-def request_error(task: Task, prediction: Any, label: Any) -> ColumnElement[float]:
-    """One request's error in SQL: |prediction - label|, or the log loss of one clipped probability."""
-    if task is Task.REGRESSION:
-        absolute: ColumnElement[float] = func.abs(prediction - label)
-        return absolute
-    p = case(
-        (prediction < PROBABILITY_EPS, PROBABILITY_EPS),
-        (prediction > 1 - PROBABILITY_EPS, 1 - PROBABILITY_EPS),
-        else_=prediction,
+def request_error(scoring: Scoring, table: Any) -> ColumnElement[float]:
+    """One request's loss in SQL, from a labelled row of `table` (`first_labelled`'s columns)."""
+    from pitstop.rollout.loss_sql import request_loss
+
+    if scoring.loss.kind is LossKind.FUNCTION:
+        return computed_loss(table.c.id)
+    return request_loss(
+        scoring.loss, scoring.task, scoring.classes, table.c.prediction, table.c.probabilities, table.c.value
     )
-    loss: ColumnElement[float] = -(label * func.ln(p) + (1 - label) * func.ln(1 - p))
-    return loss
 
 
 def _unit(table: Any = predictions) -> ColumnElement[str]:
@@ -86,6 +91,7 @@ def first_labelled(where: ColumnElement[bool]) -> Subquery:
     )
     ranked = (
         select(
+            predictions.c.id,
             predictions.c.request_id,
             predictions.c.user_id,
             predictions.c.time,
@@ -93,6 +99,7 @@ def first_labelled(where: ColumnElement[bool]) -> Subquery:
             predictions.c.role,
             predictions.c.routing_version,
             predictions.c.prediction,
+            predictions.c.probabilities,
             predictions.c.error,
             labels.c.value,
             labels.c.received_at,
@@ -129,7 +136,7 @@ def _labelled(window: Window, role: str | None = None) -> Select[Any]:
         first.c.arm,
         _unit(first).label("unit"),
         first.c.time,
-        request_error(window.task, first.c.prediction, first.c.value).label("err"),
+        request_error(window.scoring, first).label("err"),
     ).where(*conditions)
 
 
@@ -288,20 +295,20 @@ def log_quantiles(buckets: Iterable[tuple[int, int]], width: float, qs: tuple[fl
     return out
 
 
-def paired_requests(where: ColumnElement[bool]) -> Subquery:
+def paired_requests(where: ColumnElement[bool], scoring: Scoring) -> Subquery:
     """Labelled requests both arms predicted successfully (of the rows `where` selects), one row each:
-    request_id, time, a_pred (champion), b_pred (challenger), value and received_at of the label. Each
-    arm's prediction is the request's first of its role (`first_labelled`). One pass grouped by
-    request, never a quadratic self-join."""
+    request_id, time, a and b (the champion's and the challenger's loss), and received_at of the
+    label. Each arm's prediction is the request's first of its role (`first_labelled`). One pass
+    grouped by request, never a quadratic self-join."""
     first = first_labelled(where)
+    error = request_error(scoring, first)
     return (
         select(
             first.c.request_id,
             func.min(first.c.time).label("time"),
             func.max(_unit(first)).label("unit"),
-            func.max(case((first.c.arm == "champion", first.c.prediction))).label("a_pred"),
-            func.max(case((first.c.arm == "challenger", first.c.prediction))).label("b_pred"),
-            func.max(first.c.value).label("value"),
+            func.max(case((first.c.arm == "champion", error))).label("a"),
+            func.max(case((first.c.arm == "challenger", error))).label("b"),
             func.max(first.c.received_at).label("received_at"),
         )
         .where(succeeded(first))
@@ -318,13 +325,8 @@ def paired_summary(conn: Connection, window: Window, *, with_differences: bool) 
     first, then over users, so the look reads a handful of numbers: the request-level moments and the
     per-user sums of squares and cross products the clustered error ratio needs.
     """
-    both = paired_requests(_in_window(window))
-    joined = select(
-        both.c.time,
-        both.c.unit,
-        request_error(window.task, both.c.a_pred, both.c.value).label("a"),
-        request_error(window.task, both.c.b_pred, both.c.value).label("b"),
-    ).subquery()
+    both = paired_requests(_in_window(window), window.scoring)
+    joined = select(both.c.time, both.c.unit, both.c.a, both.c.b).subquery()
     d = joined.c.b - joined.c.a
     per_user = (
         select(
@@ -422,6 +424,7 @@ def gather_evidence(
     with_user_curve: bool = False,
 ) -> Evidence:
     """Everything the decision needs for one phase window."""
+    prepare_losses(conn, _in_window(window), window.scoring)
     summaries = arm_summaries(conn, window)
     served, shadow = summaries.role("served"), summaries.role("shadow")
     hours = max((window.now - window.started_at) / timedelta(hours=1), 0.0)

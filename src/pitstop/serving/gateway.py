@@ -43,6 +43,7 @@ from pitstop import registry
 from pitstop.clock import Clock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError, VersionLoadError, describe
+from pitstop.losses import Scoring
 from pitstop.registry import ModelInfo, VersionInfo
 from pitstop.serving import routing_cache
 from pitstop.serving.batching import MicroBatcher, model_seconds
@@ -50,9 +51,10 @@ from pitstop.serving.deadletter import workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
 from pitstop.serving.features import FeatureSchema
 from pitstop.serving.health import GatewayHealth, LogHealth, ModelHealth, Part
-from pitstop.serving.labels import Label, upsert_labels
+from pitstop.serving.labels import Label, encode_labels, upsert_labels
 from pitstop.serving.load_report import LoadFailures
 from pitstop.serving.metrics import GatewayMetrics
+from pitstop.serving.outputs import Output, class_answer, read_output
 from pitstop.serving.predlog import PredictionLog, PredictionRecord
 from pitstop.serving.routing import Arm, BucketedBy, Route, RoutingTable, bucket
 from pitstop.serving.routing_store import effective_routing
@@ -94,6 +96,7 @@ class PredictionResult(NamedTuple):
     arm: Arm
     routing_version: int
     bucketed_by: BucketedBy
+    classified: dict[str, Any] | None = None  # a classifier's class, classes, probabilities
 
     def to_dict(self) -> dict[str, Any]:
         """The HTTP answer for one instance."""
@@ -102,6 +105,7 @@ class PredictionResult(NamedTuple):
             "model": self.model,
             "model_version": self.model_version,
             "prediction": self.prediction,
+            **(self.classified or {}),
         }
 
 
@@ -379,7 +383,8 @@ class Gateway:
             seconds = model_seconds(futures[version], perf_counter() - submitted)
             for i, value in zip(idx, values, strict=True):
                 r, inst = routes[i], instances[i]
-                error = cause if cause is not None else _finite_problem(value)
+                output = read_output(value) if cause is None else Output(None)
+                error = cause if cause is not None else output.problem
                 self.metrics.prediction(
                     model, version, r.arm, "served", r.bucketed_by, seconds, error is None
                 )
@@ -394,16 +399,26 @@ class Gateway:
                         "served",
                         table.version,
                         r.bucketed_by,
-                        None if error else value,
+                        None if error else output.prediction,
                         seconds * 1000.0,
                         error,
+                        None if error else output.logged_probabilities,
                     )
                 )
                 if error is not None:
                     failures.append((i, version, error))
                 else:
+                    assert output.prediction is not None
+                    classified = class_answer(state.info.task, state.info.classes, output)
                     results[i] = PredictionResult(
-                        request_ids[i], model, version, value, r.arm, table.version, r.bucketed_by
+                        request_ids[i],
+                        model,
+                        version,
+                        output.prediction,
+                        r.arm,
+                        table.version,
+                        r.bucketed_by,
+                        classified or None,
                     )
         self._start_shadows(state, table, rows, instances, request_ids, routes, now)
         self.metrics.request_seconds(model, perf_counter() - started)
@@ -464,6 +479,7 @@ class Gateway:
     async def add_labels(self, model: str, labels: list[Label]) -> int:
         """Store labels (upsert by request_id); returns how many were accepted. Waits for the store."""
         state = self.state(model)
+        labels = encode_labels(labels, Scoring.of(state.info), state.info.classes)
         received = self.clock.now()
 
         def write() -> int:
@@ -778,10 +794,6 @@ def _served_role(table: RoutingTable, version: int) -> str:
     if version == table.champion:
         return "champion"
     return "challenger" if version == table.challenger else "standby"
-
-
-def _finite_problem(value: float) -> str | None:
-    return None if math.isfinite(value) else f"non-finite prediction ({value})"
 
 
 def _observed(runner: Runner, metrics: GatewayMetrics, model: str) -> Runner:

@@ -43,7 +43,8 @@ def limit_native_threads(threads: int) -> None:
 
 class Predictor:
     """A loaded model turned into one float per row: `predict` for a regressor, the positive class's
-    probability for a classifier. Pure computation, run on a runner's thread or in a child process.
+    probability for a binary classifier (a multiclass one: a list of every class's probability).
+    Pure computation, run on a runner's thread or in a child process.
 
     Rows become the model's input through its version's input signature (`model_input`), the path
     the offline gate takes too: the features in the model's order, cast to their training dtypes, as
@@ -71,7 +72,7 @@ class Predictor:
         self.signature = signature
         self.features = signature.names
         numeric = all(kind_of(column.dtype) in ("float", "int") for column in signature.columns)
-        self.classification = Task(task) is Task.CLASSIFICATION
+        self.task = Task(task)
         names = getattr(model, "feature_names_in_", None)
         self._named = names is not None
         plain = numeric and _is_plain_sklearn(model) and (names is None or list(names) == self.features)
@@ -111,8 +112,11 @@ class Predictor:
     def _array(self, rows: list[Row]) -> Any:
         return self.signature.float_block(rows)
 
-    def _predict(self, data: Any) -> list[float]:
-        if self.classification:
+    def _predict(self, data: Any) -> list[Any]:
+        if self.task is Task.MULTICLASS:  # every class's probability, a list per row
+            probabilities: list[Any] = np.asarray(self.model.predict_proba(data), dtype=float).tolist()
+            return probabilities
+        if self.task is Task.CLASSIFICATION:
             out = np.asarray(self.model.predict_proba(data))[:, 1]
         else:
             out = np.asarray(self.model.predict(data), dtype=float)

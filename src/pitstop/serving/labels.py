@@ -10,12 +10,16 @@ NUL, a lone surrogate, a request_id longer than its column) is the client's erro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, String, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pitstop.losses import LossKind, Scoring
+from pitstop.registry import Task
+from pitstop.scoring import class_key
 from pitstop.serving.errors import FieldProblem, InvalidInputError
 from pitstop.serving.refusal import refused_data
 from pitstop.store.engine import describe_store_error
@@ -28,17 +32,51 @@ REQUEST_ID_LENGTH: int = _REQUEST_ID_TYPE.length  # the column's bound, 200
 
 @dataclass(frozen=True, slots=True)
 class Label:
-    """The observed outcome of one request: `value` (a number; 1/0 for a class), at event `time`."""
+    """The observed outcome of one request, at event `time`: `value`, a number (1/0 for a binary
+    classifier), or a multiclass model's class (stored as its index: `encode_labels`)."""
 
     request_id: str
-    value: float
+    value: float | str
     time: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.request_id:
             raise ValueError("request_id must not be empty")
-        if not math.isfinite(self.value):
+        if isinstance(self.value, float | int) and not math.isfinite(self.value):
             raise ValueError(f"label must be a finite number, got {self.value}")
+
+
+def encode_labels(items: list[Label], scoring: Scoring, classes: list[Any] | None) -> list[Label]:
+    """The labels as stored, each checked against the model: a multiclass label must be one of its
+    `classes` and becomes that class's index; other labels must be numbers, and not 0 for a
+    percentage loss (which divides by the label). Raises InvalidInputError naming `labels[i].label`."""
+    problems: list[FieldProblem] = []
+    index = {class_key(value): k for k, value in enumerate(classes or [])}
+    out = []
+    for i, item in enumerate(items):
+        where = f"labels[{i}].label"
+        if scoring.task is Task.MULTICLASS:
+            found = index.get(class_key(item.value))
+            if found is None:
+                known = ", ".join(map(str, classes or [])) or "none yet"
+                problems.append(
+                    FieldProblem(where, f"unknown class {item.value!r} (the model's classes: {known})")
+                )
+            else:
+                out.append(replace(item, value=float(found)))
+        elif isinstance(item.value, str):
+            problems.append(
+                FieldProblem(where, f"expected a finite number (or true/false), got {item.value!r}")
+            )
+        elif scoring.loss.kind is LossKind.PERCENTAGE and item.value == 0:
+            problems.append(
+                FieldProblem(where, "0 has no percentage error (the model's loss divides by the label)")
+            )
+        else:
+            out.append(item)
+    if problems:
+        raise InvalidInputError(problems)
+    return out
 
 
 def upsert_labels(conn: Connection, model_id: int, items: list[Label], *, received_at: datetime) -> int:

@@ -183,12 +183,18 @@ def _label(item: Any, where: str, problems: list[FieldProblem]) -> Label | None:
     return Label(request_id, value, time)
 
 
-def _label_value(value: Any, field: str, problems: list[FieldProblem]) -> float | None:
+def _label_value(value: Any, field: str, problems: list[FieldProblem]) -> float | str | None:
+    """A number, true/false, or (a multiclass model's class) a string; the model checks it later."""
     if value is None:
         problems.append(FieldProblem(field, "missing"))
         return None
     if isinstance(value, bool):
         return 1.0 if value else 0.0
+    if isinstance(value, str):
+        if problem := text_problem(value, MAX_ID_LENGTH):
+            problems.append(FieldProblem(field, problem))
+            return None
+        return value
     finite = isinstance(value, float) and math.isfinite(value)
     if finite or (isinstance(value, int) and abs(value) <= _FLOAT_MAX):
         return float(value)
@@ -287,7 +293,18 @@ class Prediction(BaseModel):
     request_id: str
     model: str
     model_version: int
-    prediction: float = Field(description="the prediction; for a classifier the positive-class probability")
+    prediction: float = Field(
+        description="the prediction; for a binary classifier the positive-class probability, for a "
+        "multiclass one the predicted class's index in `classes`"
+    )
+    # classifiers only (binary and multiclass): the predicted class and every class's probability
+    predicted_class: int | float | str | None = Field(
+        None, alias="class", description="a classifier's predicted class (the most probable)"
+    )
+    classes: list[int | float | str] | None = Field(None, description="a classifier's classes, in order")
+    probabilities: list[float] | None = Field(
+        None, description="each class's probability, in `classes` order"
+    )
 
 
 class BatchPrediction(BaseModel):
@@ -297,8 +314,13 @@ class BatchPrediction(BaseModel):
 class LabelIn(BaseModel):
     model_config = STRICT
     request_id: Identifier
-    label: Annotated[float, Field(ge=-_FLOAT_MAX, le=_FLOAT_MAX)] | bool = Field(
-        description="the observed outcome (1/0 or true/false for a class)"
+    label: (
+        Annotated[float, Field(ge=-_FLOAT_MAX, le=_FLOAT_MAX)]
+        | bool
+        | Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+    ) = Field(
+        description="the observed outcome: a number (1/0 or true/false for a binary classifier), or a "
+        "multiclass model's class"
     )
     time: (
         Annotated[

@@ -54,6 +54,7 @@ class PredictionRecord(NamedTuple):
     prediction: float | None
     latency_ms: float
     error: str | None
+    probabilities: str | None = None  # a multiclass prediction's, as a JSON array (`prediction`: the class)
 
 
 COLUMNS = PredictionRecord._fields

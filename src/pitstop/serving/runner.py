@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from pitstop import model_input
 from pitstop.config import ServingSettings
-from pitstop.registry import ModelInfo, VersionInfo
+from pitstop.errors import UsageError
+from pitstop.registry import ModelInfo, Task, VersionInfo
 from pitstop.serving.isolation import MemoryUse
 from pitstop.serving.priority import CpuTime
 from pitstop.workspace import Workspace
@@ -74,6 +75,11 @@ def make_runner(
     size, wait = settings.batch_max_size, settings.batch_max_wait.total_seconds()
     patient_size = max(size, settings.shadow_batch_max_size)
     loaded = ws.load(model.name, version.version)
+    if isinstance(loaded, RemoteModel) and model.task is Task.MULTICLASS:
+        # a remote answer is one number per row: the probabilities the loss needs would be lost
+        raise UsageError(
+            f"{model.name} version {version.version}: a multiclass model cannot be served remotely"
+        )
     if isinstance(loaded, RemoteModel):
         return RemoteRunner(
             loaded.url,

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -52,6 +51,7 @@ from typing import NamedTuple
 from pitstop.serving.batching import model_seconds
 from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
+from pitstop.serving.outputs import read_output
 from pitstop.serving.predlog import PredictionRecord
 from pitstop.serving.priority import CpuTime, own_seconds_so_far
 from pitstop.serving.runner import Row, Runner
@@ -220,6 +220,7 @@ class ShadowScorer:
         if future.cancelled():
             self.metrics.shadow_timeouts.labels(target.model, str(target.version)).inc()
             predictions, errors = [None] * n, [f"timeout after {self.timeout:g}s"] * n
+            probabilities: list[str | None] = [None] * n
         elif (error := future.exception()) is not None:
             if len(call.requests) > 1 and not self._circuit_open(target):
                 self._inflight -= 1  # one request may have failed the others: each on its own
@@ -228,25 +229,27 @@ class ShadowScorer:
                 return self._settle()
             self.metrics.shadow_errors.labels(target.model, str(target.version)).inc()
             predictions, errors = [None] * n, [f"{type(error).__name__}: {error}"[:500]] * n
+            probabilities = [None] * n
         else:
-            values = future.result()
-            predictions = [v if math.isfinite(v) else None for v in values]
-            errors = [None if math.isfinite(v) else f"non-finite prediction ({v})" for v in values]
+            outputs = [read_output(v) for v in future.result()]
+            predictions = [output.prediction for output in outputs]
+            probabilities = [output.logged_probabilities for output in outputs]
+            errors = [output.problem for output in outputs]
             if any(errors):
                 self.metrics.shadow_errors.labels(target.model, str(target.version)).inc()
         self._count_outcome(target, failed=all(problem is not None for problem in errors))
         model, model_id, version, arm, routing_version = target
         latency_ms, record = seconds * 1000.0, self._record
-        row = iter(zip(predictions, errors, strict=True))
+        row = iter(zip(predictions, errors, probabilities, strict=True))
         for request in call.requests:
             for request_id, user_id, bucketed_by in zip(
                 request.request_ids, request.user_ids, request.bucketed_by, strict=True
             ):
-                prediction, problem = next(row)
+                prediction, problem, probability_list = next(row)
                 record(
                     PredictionRecord(
                         model_id, request_id, user_id, request.time, version, arm, "shadow",
-                        routing_version, bucketed_by, prediction, latency_ms, problem,
+                        routing_version, bucketed_by, prediction, latency_ms, problem, probability_list,
                     )
                 )  # fmt: skip
         failed = sum(problem is not None for problem in errors)

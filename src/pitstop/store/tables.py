@@ -46,6 +46,9 @@ models = Table(
     Column("archived_at", UTCDateTime),
     Column("archived_by", String(200)),
     Column("archive_reason", Text),
+    # the per-request loss's spec, null for the task's default; a classifier's classes (migration 0008)
+    Column("loss", String(200)),
+    Column("classes", JSONDocument),
 )
 
 datasets = Table(
@@ -155,6 +158,8 @@ predictions = Table(
     Column("prediction", Float),
     Column("latency_ms", Float, nullable=False),
     Column("error", Text),
+    # a multiclass prediction's probabilities, in the model's class order (migration 0008)
+    Column("probabilities", JSONDocument),
     Index("ix_predictions_model_routing", "model_id", "routing_version"),
     Index("ix_predictions_model_time", "model_id", "time"),
     # No index by request_id: ids are random, so it made every record dirty a page of its own once the
