@@ -6,6 +6,7 @@ at module level with plain attributes, so skops stores them (each on its version
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -35,6 +36,19 @@ class WordsAnswer:
 class BrokenPredict:
     def predict(self, X: pd.DataFrame) -> list[float]:
         raise RuntimeError("feature store unreachable")
+
+
+class DiesPredicting:
+    """Ends its process while predicting anywhere but where it was trained, as a crash in native code
+    on another machine would."""
+
+    def __init__(self) -> None:
+        self.trained_in = os.getpid()
+
+    def predict(self, X: pd.DataFrame) -> list[float]:
+        if os.getpid() != self.trained_in:
+            os._exit(3)
+        return [0.0] * len(X)
 
 
 class NaNAnswer:
@@ -76,6 +90,10 @@ def interrupted(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> Non
 
 def short_answer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> ShortAnswer:
     return ShortAnswer()
+
+
+def dies_predicting(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> DiesPredicting:
+    return DiesPredicting()
 
 
 def words_answer(X: pd.DataFrame, y: pd.Series, params: dict[str, object]) -> WordsAnswer:

@@ -45,6 +45,7 @@ def nothing_stored(ws: Workspace) -> bool:
             "nan_answer",
             "it returned NaN or infinite predictions for training rows 1, 6, 11, 15, 20 and 45 more",
         ),
+        ("dies_predicting", "its process died while loading or predicting (its error is on stderr)"),
     ],
 )
 def test_train_refuses_a_model_that_cannot_predict_its_training_rows(  # type: ignore[no-untyped-def]

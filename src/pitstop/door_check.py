@@ -38,6 +38,11 @@ from pitstop.serving.features import kind_of
 from pitstop.serving.isolation import _context as shadow_process_context
 from pitstop.training import load_hint
 
+_DIED = (
+    "its process died while loading or predicting (its error is on stderr): a crash in native code, "
+    "out of memory, or, from a Python script, a script without `if __name__ == '__main__':`, which "
+    "multiprocessing runs again in every new process"
+)
 SAMPLE_ROWS = 100  # training rows tried: spread over the whole table
 _GRAPH_LIMIT = 20_000  # objects visited to find the classes a model is made of
 
@@ -132,10 +137,7 @@ def check(
         try:
             outcome = pool.submit(_try, trial).result()
         except BrokenProcessPool:
-            raise ArtifactRefusedError(
-                source,
-                "its process died while loading or predicting (a crash in native code, or out of memory)",
-            ) from None
+            raise ArtifactRefusedError(source, _DIED) from None
     if outcome.failed == "load":
         raise ArtifactRefusedError(source, f"it cannot be loaded in a fresh process ({outcome.error})")
     if outcome.failed == "predict":
