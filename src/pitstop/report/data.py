@@ -48,6 +48,7 @@ from pitstop.rollout.gather import (
 )
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
+from pitstop.serving.routing import TIMING
 from pitstop.serving.routing_store import routing_history
 from pitstop.store.tables import predictions
 
@@ -194,9 +195,12 @@ def _bucket(conn: Connection, scope: Scope, time: Any) -> ColumnElement[int]:
 
 
 def _in_scope(scope: Scope, low: int | None = None, high: int | None = None) -> ColumnElement[bool]:
-    """Predictions of the rollout's versions and time; optionally only routing versions [low, high)."""
+    """Predictions of the rollout's versions and time; optionally only routing versions [low, high).
+    Timing records (a sample of shadow requests timed as served, `serving/timing.py`) repeat shadow
+    predictions: the report counts each prediction once."""
     conditions = [
         predictions.c.model_id == scope.model_id,
+        predictions.c.role != TIMING,
         predictions.c.routing_version >= (scope.first_version if low is None else low),
         predictions.c.time >= scope.start,
         predictions.c.time <= scope.until,
