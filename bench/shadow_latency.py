@@ -1,6 +1,7 @@
 """Does a model's shadow p99 predict the p99 it shows when served? Both measured in one run.
 
-    .venv/bin/python bench/shadow_latency.py [--rate 100] [--seconds 10] [--rounds 4] [--models gbr,hgb,lgbm,fixed]
+    .venv/bin/python bench/shadow_latency.py [--rate 150] [--seconds 10] [--rounds 6]
+                                             [--models gbr,hgb,lgbm,fixed]
 
 For each challenger model two real gateways (uvicorn on 127.0.0.1, one worker each, as
 bench/gateway.py starts them) serve copies of one workspace: in one the model runs in shadow (the
@@ -139,52 +140,54 @@ def copy_routed(source: Path, target: Path, version: int, *, shadow: bool) -> Pa
 
 @dataclass
 class Window:
-    """The p99 (ms) of one gateway's challenger over one window, as the rules read it, and its counts."""
+    """One window of steady load on one gateway: the challenger's latencies (ms) per role."""
 
-    p99: float
-    records: int  # the challenger's records in the window
-    calls: int  # distinct model calls among them (the rows of a batch share their call's time)
+    latencies: dict[str, list[float]]
     skipped: dict[str, float] = field(default_factory=dict)  # shadow requests skipped, by reason
 
+    def p99(self, role: str) -> float:
+        return p99(self.latencies.get(role, []))
 
-def challenger_p99(path: Path, role: str, since: float, until: float) -> Window:
-    """The row-weighted p99 of the challenger's latency_ms in `role` between two event times, as
-    `gather.latency_quantiles` weighs it (rows; a batch's rows share its call's duration)."""
+
+def p99(values: list[float]) -> float:
+    """Row-weighted, as `gather.latency_quantiles` weighs them (a batch's rows share its call's time)."""
+    return float(np.percentile(values, 99)) if values else float("nan")
+
+
+def challenger_latencies(path: Path, since: float, until: float) -> dict[str, list[float]]:
+    """The challenger's successful predictions' latency_ms per role between two event times."""
     import sqlalchemy as sa
 
     from pitstop.store.tables import predictions
     from pitstop.workspace import Workspace
 
     with Workspace(path) as ws, ws.reading() as conn:
-        values = (
-            conn.execute(
-                sa.select(predictions.c.latency_ms).where(
-                    predictions.c.role == role,
-                    predictions.c.arm == "challenger",
-                    predictions.c.error.is_(None),
-                    predictions.c.time >= since,
-                    predictions.c.time < until,
-                )
+        rows = conn.execute(
+            sa.select(predictions.c.role, predictions.c.latency_ms).where(
+                predictions.c.arm == "challenger",
+                predictions.c.error.is_(None),
+                predictions.c.time >= since,
+                predictions.c.time < until,
             )
-            .scalars()
-            .all()
-        )
-    if not values:
-        return Window(float("nan"), 0, 0)
-    return Window(float(np.percentile(values, 99)), len(values), len(set(values)))
+        ).all()
+    out: dict[str, list[float]] = {}
+    for role, latency in rows:
+        out.setdefault(role, []).append(float(latency))
+    return out
 
 
-def measure(server: http.Server, path: Path, role: str, args: argparse.Namespace) -> Window:
-    """One window of steady load on one gateway; the challenger's p99 in `role` over it."""
+def measure(server: http.Server, path: Path, args: argparse.Namespace) -> Window:
+    """One window of steady load on one gateway."""
     bodies = http.request_bodies(seed=int(time.time()))
     since, skipped = time.time() + args.warmup, shadow_skipped(server.port)
     asyncio.run(http.generate(server, args.connections, args.seconds, args.warmup, bodies, rate=args.rate))
     until = time.time()
     time.sleep(1.5)  # the prediction log flushes every 0.5 s; shadow calls end within their timeout
-    window = challenger_p99(path, role, since, until)
     after = shadow_skipped(server.port)
-    window.skipped = {reason: n - skipped.get(reason, 0) for reason, n in after.items() if n > skipped.get(reason, 0)}
-    return window
+    return Window(
+        challenger_latencies(path, since, until),
+        {reason: n - skipped.get(reason, 0) for reason, n in after.items() if n > skipped.get(reason, 0)},
+    )
 
 
 def shadow_skipped(port: int) -> dict[str, float]:
@@ -194,24 +197,43 @@ def shadow_skipped(port: int) -> dict[str, float]:
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     out: dict[str, float] = {}
-    for reason, value in re.findall(r'pitstop_shadow_skipped_total\{[^}]*reason="(\w+)"[^}]*\} ([0-9.e+]+)', text):
+    pattern = r'pitstop_shadow_skipped_total\{[^}]*reason="(\w+)"[^}]*\} ([0-9.e+]+)'
+    for reason, value in re.findall(pattern, text):
         out[reason] = out.get(reason, 0.0) + float(value)
     return out
+
+
+@dataclass
+class Round:
+    """One round of one challenger: a window on the shadow gateway and one on the split gateway."""
+
+    shadow: Window
+    split: Window
+
+    @property
+    def timed(self) -> float:
+        """The p99 the shadow verdict now reads (role timing) over the served challenger's p99."""
+        return self.shadow.p99("timing") / self.split.p99("served")
+
+    @property
+    def batched(self) -> float:
+        """The p99 it read before (the shadow's own calls) over the served challenger's p99."""
+        return self.shadow.p99("shadow") / self.split.p99("served")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="gbr,hgb,lgbm,fixed", help="challengers to measure, in order")
-    parser.add_argument("--rate", type=float, default=100.0, help="steady requests per second")
+    parser.add_argument("--rate", type=float, default=150.0, help="steady requests per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per window")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each window")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds per model (one window per gateway)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per model (one window per gateway)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
-    parser.add_argument("--serving", default="", help="more serving settings, YAML lines indented by two spaces")
+    parser.add_argument("--serving", default="", help="more serving settings (YAML, 2-space indent)")
     args = parser.parse_args()
     models = args.models.split(",")
-    results: dict[str, list[tuple[Window, Window]]] = {}
-    load = os.getloadavg()
+    results: dict[str, list[Round]] = {}
+    loads = [os.getloadavg()[0]]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="pitstop-shadow-latency-") as folder:
         setup = build_workspace(Path(folder), models, args.serving)
@@ -221,55 +243,64 @@ def main() -> None:
             split_path = copy_routed(setup["path"], Path(folder) / f"{name}-split", version, shadow=False)
             results[name] = []
             with ExitStack() as servers:
-                shadow = servers.enter_context(http.Server(http.PITSTOP, str(shadow_path), _env(), None))
-                split = servers.enter_context(http.Server(http.PITSTOP, str(split_path), _env(), None))
+                gateways = {
+                    "shadow": (servers.enter_context(_server(shadow_path)), shadow_path),
+                    "split": (servers.enter_context(_server(split_path)), split_path),
+                }
                 for round_ in range(args.rounds):
-                    order = [("shadow", shadow, shadow_path), ("served", split, split_path)]
-                    windows = {
-                        role: measure(server, path, role, args)
-                        for role, server, path in (order if round_ % 2 == 0 else order[::-1])
-                    }
-                    results[name].append((windows["shadow"], windows["served"]))
-                    print(f"{name} round {round_ + 1}: {_describe(windows)}", file=sys.stderr, flush=True)
-    report(results, args, started, load)
+                    order = ["shadow", "split"] if round_ % 2 == 0 else ["split", "shadow"]
+                    windows = {key: measure(*gateways[key], args) for key in order}
+                    results[name].append(Round(windows["shadow"], windows["split"]))
+                    loads.append(os.getloadavg()[0])
+                    print(f"{name} round {round_ + 1}: {_describe(results[name][-1])}", file=sys.stderr)
+    report(results, args, started, loads)
 
 
-def _env() -> dict[str, str]:
-    return {"PITSTOP_DATABASE_URL": ""}
+def _server(path: Path) -> http.Server:
+    # a busy machine starves the shadow's idle-priority process while it loads the model
+    return http.Server(http.PITSTOP, str(path), {"PITSTOP_DATABASE_URL": ""}, None, start_timeout=600)
 
 
-def _describe(windows: dict[str, Window]) -> str:
-    shadow, served = windows["shadow"], windows["served"]
+def _describe(round_: Round) -> str:
+    shadow, split = round_.shadow, round_.split
     return (
-        f"shadow p99 {shadow.p99:.2f} ms ({shadow.records} records, {shadow.calls} calls, "
-        f"skipped {shadow.skipped}), "
-        f"served p99 {served.p99:.2f} ms ({served.records} records, {served.calls} calls), "
-        f"ratio {shadow.p99 / served.p99:.2f}"
+        f"timed p99 {shadow.p99('timing'):.2f} ms ({len(shadow.latencies.get('timing', []))} calls), "
+        f"shadow batches p99 {shadow.p99('shadow'):.2f} ms (skipped {shadow.skipped or 0}), "
+        f"served p99 {split.p99('served'):.2f} ms ({len(split.latencies.get('served', []))} records); "
+        f"timed / served {round_.timed:.2f}, batched / served {round_.batched:.2f}"
     )
+
+
+def _pooled(rounds: list[Round], window: str, role: str) -> float:
+    return p99([v for r in rounds for v in getattr(r, window).latencies.get(role, [])])
 
 
 def report(
-    results: dict[str, list[tuple[Window, Window]]], args: argparse.Namespace, started: str, load: tuple[float, ...]
+    results: dict[str, list[Round]], args: argparse.Namespace, started: str, loads: list[float]
 ) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(
-        f"\n{started}; {machine}; load average at the start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-        f"(1/5/15 min); {args.rate:g} req/s steady, {args.rounds} rounds of {args.seconds:g} s per gateway, "
-        f"challenger served to {SHARE:.0%} of users in the split\n"
+        f"\n{started}; {machine}; 1-minute load average {min(loads):.1f}-{max(loads):.1f} over the run; "
+        f"{args.rate:g} req/s steady; per challenger {args.rounds} rounds of one {args.seconds:g} s window "
+        f"per gateway (order alternating); challenger served to {SHARE:.0%} of users in the split\n"
     )
     print(
-        "| challenger | shadow p99 ms | served p99 ms | shadow / served, median (range) | "
-        "within ±25 % |\n|---|---:|---:|---:|---:|"
+        "| challenger | served p99 ms | timed p99 ms (role timing) | timed / served: pooled, median "
+        "(range over rounds) | rounds within ±25 % | shadow batches p99 ms | batched / served: pooled, "
+        "median (range) |\n|---|---:|---:|---:|---:|---:|---:|"
     )
     for name, rounds in results.items():
-        ratios = [shadow.p99 / served.p99 for shadow, served in rounds]
-        shadow_p99 = statistics.median(shadow.p99 for shadow, _ in rounds)
-        served_p99 = statistics.median(served.p99 for _, served in rounds)
-        ratio = statistics.median(ratios)
-        inside = sum(0.75 <= r <= 1.25 for r in ratios)
+        served, timed, batched = (
+            _pooled(rounds, "split", "served"),
+            _pooled(rounds, "shadow", "timing"),
+            _pooled(rounds, "shadow", "shadow"),
+        )
+        new, old = [r.timed for r in rounds], [r.batched for r in rounds]
+        inside = sum(0.75 <= ratio <= 1.25 for ratio in new)
         print(
-            f"| {name} | {shadow_p99:.2f} | {served_p99:.2f} | {ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
-            f"| {inside} of {len(ratios)} rounds |"
+            f"| {name} | {served:.2f} | {timed:.2f} | {timed / served:.2f}, {statistics.median(new):.2f} "
+            f"({min(new):.2f}-{max(new):.2f}) | {inside} of {len(new)} | {batched:.2f} | "
+            f"{batched / served:.2f}, {statistics.median(old):.2f} ({min(old):.2f}-{max(old):.2f}) |"
         )
 
 
