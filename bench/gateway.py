@@ -156,6 +156,7 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.1)
+        self.__exit__()
         raise RuntimeError("server did not start")
 
     def cpu_seconds(self) -> float:

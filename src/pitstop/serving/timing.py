@@ -39,7 +39,7 @@ from pitstop.serving.runner import Runner
 from pitstop.serving.shadow import ShadowRequest, ShadowTarget
 
 BUDGET_SHARE = 0.05  # of wall time a model version's timing calls may take, on average
-BUDGET_BURST = 0.5  # seconds of calls the budget may save up while little is timed
+BUDGET_BURST = 5.0  # seconds of calls the budget may save up: a slow spell is sampled as a quiet one
 
 
 @dataclass(slots=True)
