@@ -19,6 +19,7 @@ Challengers (the champion is a small GradientBoostingRegressor):
     hgb    HistGradientBoostingRegressor, 300 iterations (OpenMP, scikit-learn's runtime)
     lgbm   lightgbm.LGBMRegressor, 500 trees, default n_jobs (OpenMP, LightGBM's own thread count)
     fixed  a fixed CPU cost per call whatever its rows (spins on the thread's CPU clock)
+    lgbm1  (not by default) lgbm with n_jobs=1: LightGBM's thread count apart from the rest
 
 The model classes below are pickled under this module's name (`shadow_latency`), so the gateways get
 this folder on their PYTHONPATH.
@@ -100,7 +101,7 @@ def build_workspace(folder: Path, models: list[str], serving: str) -> dict[str, 
     from pitstop.workspace import Workspace
 
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame(rng.normal(size=(5000, len(FEATURES))), columns=FEATURES)
+    frame = pd.DataFrame(rng.normal(size=(2000, len(FEATURES))), columns=FEATURES)
     frame["y"] = frame @ np.linspace(1, 2, len(FEATURES)) + rng.normal(scale=0.1, size=len(frame))
     frame["time"] = pd.date_range("2026-01-01", periods=len(frame), freq="min", tz="UTC")
     frame.to_csv(folder / "train.csv", index=False)

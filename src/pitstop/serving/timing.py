@@ -16,8 +16,9 @@ for). Its record has role `timing` and its duration measured as a served call's;
 latency rule reads these records (`Evidence.shadow_timing`). The errors stay the shadow's own.
 
 Guarantee 1 holds because the sample is bounded, per model version: one timing call in flight at a
-time (samples arriving meanwhile are not timed), and at most `BUDGET_SHARE` of wall time spent in them
-(a token bucket holding at most `BUDGET_BURST` seconds, so a slow spell is still sampled). A call
+time (samples arriving meanwhile are not timed), and their own time (as recorded: without waits for
+a CPU) at most `BUDGET_SHARE` of wall time (a token bucket holding at most `BUDGET_BURST` seconds, so
+a slow spell is still sampled). A call
 still running at the shadow timeout is recorded as a timeout then; no other starts until it ends.
 """
 
@@ -109,12 +110,11 @@ class ShadowTimer:
     def _finished(self, call: _Call, future: asyncio.Future[list[float]]) -> None:
         if call.timer is not None:
             call.timer.cancel()
-        elapsed = perf_counter() - call.started
+        seconds = model_seconds(future, perf_counter() - call.started)
         call.budget.busy = False
-        call.budget.seconds -= elapsed
+        call.budget.seconds -= seconds  # its own time, as recorded: what it took from the served path
         if call.recorded:
             return
-        seconds = model_seconds(future, elapsed)
         if future.cancelled():
             return self._write(call, None, "cancelled: the runner was closed", seconds)
         if (error := future.exception()) is not None:
