@@ -18,8 +18,8 @@ latency rule reads these records (`Evidence.shadow_timing`). The errors stay the
 Guarantee 1 holds because the sample is bounded, per model version: one timing call in flight at a
 time (samples arriving meanwhile are not timed), and their own time (as recorded: without waits for
 a CPU) at most `BUDGET_SHARE` of wall time (a token bucket holding at most `BUDGET_BURST` seconds, so
-a slow spell is still sampled). A call
-still running at the shadow timeout is recorded as a timeout then; no other starts until it ends.
+a slow spell is still sampled). A call still running at the shadow timeout is recorded as a timeout
+then; no other starts until it ends.
 """
 
 from __future__ import annotations
