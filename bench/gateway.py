@@ -128,8 +128,10 @@ def free_port() -> int:
 class Server:
     """A server process on a free port; waits until it answers, stops it with SIGTERM."""
 
-    def __init__(self, code: str, arg: str, env: dict[str, str], cpus: set[int] | None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, code: str, arg: str, env: dict[str, str], cpus: set[int] | None, start_timeout: float = 60.0
+    ) -> None:
+        self.port, self.start_timeout = free_port(), start_timeout
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, arg, str(self.port)],
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
@@ -141,7 +143,7 @@ class Server:
 
     def __enter__(self) -> Server:
         body = json.dumps({"features": dict.fromkeys(FEATURES, 0.0)}).encode()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -154,6 +156,7 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.1)
+        self.__exit__()
         raise RuntimeError("server did not start")
 
     def cpu_seconds(self) -> float:

@@ -337,6 +337,13 @@ class ServingSettings(_Section):
         timedelta(seconds=1), description="how often a gateway re-reads routing"
     )
     shadow_sample: Share = Field(1.0, description="share of requests also scored by the shadow model")
+    shadow_timing_sample: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.05,
+        description=(
+            "share of shadow requests also timed as a served call is (in the gateway's process, one row): "
+            "the shadow's latency evidence; 0: the shadow phase judges no latency"
+        ),
+    )
     shadow_timeout: PositiveDuration = Field(
         timedelta(seconds=1),
         description="a shadow call slower than this (its own time, without waits for a CPU) is dropped",

@@ -147,7 +147,8 @@ def shadow_evidence(
     return Evidence(
         now=at(hours),
         champion=arm(5000, champion),
-        shadow=arm(5000, challenger, failures=shadow_failures, p99=shadow_p99),
+        shadow=arm(5000, challenger, failures=shadow_failures),
+        shadow_timing=arm(5000, challenger, p99=shadow_p99),  # the latency judged: timed as served
         paired=paired(n, champion, challenger, users=users, spread=spread),
         window_hours=hours,
         request_rate_per_hour=15000 / max(hours, 1),
@@ -256,6 +257,17 @@ def test_shadow_latency_within_the_slack_is_not_rejected() -> None:
 def test_shadow_rejects_slow_challenger() -> None:
     decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=25.0), at(25))
     assert (decision.action, decision.rule) == (Action.REJECT, "shadow.latency_p99")
+
+
+def test_shadow_latency_is_judged_on_the_calls_timed_as_served_not_on_the_shadows_batches() -> None:
+    """Shadow batches in an idle process under-measured a challenger that was slow when served (issue 18)."""
+    slow_when_served = replace(shadow_evidence(25), shadow=arm(5000, 4.8, p99=8.0))
+    slow_when_served = replace(slow_when_served, shadow_timing=arm(5000, 4.8, p99=60.0))
+    decision = decide(rollout(Phase.SHADOW), POLICY, slow_when_served, at(25))
+    assert (decision.action, decision.rule) == (Action.REJECT, "shadow.latency_p99")
+    assert "60.0 ms (timed as served calls)" in decision.reason
+    slow_batches = replace(shadow_evidence(25), shadow=arm(5000, 4.8, p99=60.0))
+    assert decide(rollout(Phase.SHADOW), POLICY, slow_batches, at(25)).rule == "shadow.passed"
 
 
 def test_shadow_says_when_an_ab_win_is_implausible() -> None:
@@ -438,7 +450,7 @@ def test_one_stalled_batch_is_no_latency_breach() -> None:
     assert decision.rule != "guardrail.latency_p99"
     shadow = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25, shadow_p99=40.0), at(25))
     assert shadow.rule == "shadow.latency_p99"  # 10 % of 7,500 calls slow: evidence
-    few = replace(shadow_evidence(25), shadow=arm(30, 4.8, p99=40.0, slow_share=0.05))
+    few = replace(shadow_evidence(25), shadow_timing=arm(30, 4.8, p99=40.0, slow_share=0.05))
     assert decide(rollout(Phase.SHADOW), POLICY, few, at(25)).rule == "shadow.passed"
 
 

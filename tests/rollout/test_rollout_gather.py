@@ -10,7 +10,7 @@ import pytest
 
 from pitstop.registry import Task
 from pitstop.rollout.evidence import PairedSummary
-from pitstop.rollout.gather import Window, arm_summaries, paired_summary, users_first_seen
+from pitstop.rollout.gather import Window, arm_summaries, gather_evidence, paired_summary, users_first_seen
 from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.predlog import PredictionRecord, write_records
 from pitstop.workspace import Workspace
@@ -241,3 +241,33 @@ def test_users_are_counted_when_first_seen_over_the_window(rollout_ws: Workspace
     with rollout_ws.reading() as conn:
         seen = users_first_seen(conn, window)
     assert seen == ((1.0, 1), (2.0, 1), (3.0, 2), (4.0, 2), (5.0, 3), (6.0, 3), (7.0, 3), (8.0, 4))
+
+
+def test_timing_records_give_the_shadows_latency_and_nothing_else(rollout_ws: Workspace) -> None:
+    """A sampled shadow request timed as served (role `timing`) repeats the shadow's prediction: the
+    evidence takes its latency, and its pairs, errors and counts stay those of the shadow's records."""
+    model_id = rollout_ws.model("eta").id
+
+    def record(i: int, role: str, prediction: float, latency_ms: float) -> PredictionRecord:
+        version, arm = (1, "champion") if role == "served" else (2, "challenger")
+        at = START.timestamp() + 1
+        return PredictionRecord(
+            model_id, f"t{i}", f"u{i}", at, version, arm, role, 1, "user", prediction, latency_ms, None
+        )
+
+    write_records(
+        rollout_ws.engine, [record(i, role, 1.0, 2.0) for i in range(40) for role in ("served", "shadow")]
+    )
+    with rollout_ws.writing() as conn:
+        upsert_labels(conn, model_id, [Label(f"t{i}", 0.0) for i in range(40)], received_at=START)
+    window = Window(model_id, Task.REGRESSION, 1, START, START.replace(year=2027))
+    with rollout_ws.reading() as conn:
+        before = gather_evidence(conn, window)
+    # a different prediction, so a pair or error taken from them would show
+    write_records(rollout_ws.engine, [record(i, "timing", 9.0, 40.0 + i) for i in range(0, 40, 2)])
+    with rollout_ws.reading() as conn:
+        after = gather_evidence(conn, window)
+    assert after.paired == before.paired and after.shadow == before.shadow
+    assert before.shadow_timing.latency_call_count == 0
+    assert after.shadow_timing.latency_call_count == 20
+    assert after.shadow_timing.latency_p99 == pytest.approx(78.0, rel=0.021)

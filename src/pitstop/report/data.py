@@ -50,6 +50,7 @@ from pitstop.rollout.guardrails import latency_alpha
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.python_losses import prepare_losses
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
+from pitstop.serving.routing import TIMING
 from pitstop.serving.routing_store import routing_history
 from pitstop.store import load_failures
 from pitstop.store.error_messages import error_messages
@@ -210,9 +211,12 @@ def _bucket(conn: Connection, scope: Scope, time: Any) -> ColumnElement[int]:
 
 
 def _in_scope(scope: Scope, low: int | None = None, high: int | None = None) -> ColumnElement[bool]:
-    """Predictions of the rollout's versions and time; optionally only routing versions [low, high)."""
+    """Predictions of the rollout's versions and time; optionally only routing versions [low, high).
+    Timing records (a sample of shadow requests timed as served, `serving/timing.py`) repeat shadow
+    predictions: the report counts each prediction once."""
     conditions = [
         predictions.c.model_id == scope.model_id,
+        predictions.c.role != TIMING,
         predictions.c.routing_version >= (scope.first_version if low is None else low),
         predictions.c.time >= scope.start,
         predictions.c.time <= scope.until,

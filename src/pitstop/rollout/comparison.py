@@ -91,6 +91,8 @@ def live_comparison(state: RolloutState, policy: Policy, evidence: Evidence) -> 
         errors = (champion.error_mean, challenger.error_mean)
     test = current_test(state, policy, evidence, champion, challenger)
     sides = {"champion": champion, "challenger": challenger}
+    # in shadow the latency judged is the sample timed as served calls are made (`serving/timing.py`)
+    timed = {**sides, "challenger": evidence.shadow_timing} if state.phase is Phase.SHADOW else sides
     return {
         "champion_error": errors[0],
         "challenger_error": errors[1],
@@ -98,8 +100,8 @@ def live_comparison(state: RolloutState, policy: Policy, evidence: Evidence) -> 
         "test": None if test is None else test.method,
         "p_value": None if test is None else test.p_value,
         "failure_rate": {name: arm.failure_rate for name, arm in sides.items()},
-        "latency_p50_ms": {name: arm.latency_p50 for name, arm in sides.items()},
-        "latency_p99_ms": {name: arm.latency_p99 for name, arm in sides.items()},
+        "latency_p50_ms": {name: arm.latency_p50 for name, arm in timed.items()},
+        "latency_p99_ms": {name: arm.latency_p99 for name, arm in timed.items()},
     }
 
 

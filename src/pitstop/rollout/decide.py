@@ -286,15 +286,18 @@ def _shadow_verdict(
             f"error ratio {bounds}: not yet shown below or above the {shadow.error_tolerance:g} tolerance",
             numbers,
         )
-    served, shadowed = evidence.champion, evidence.shadow
+    # Latency from the shadow's calls timed as served calls are made (role timing: one row, in the
+    # gateway's process), not from its own batches in an idle process, which under-measured it.
+    served, shadowed, timed = evidence.champion, evidence.shadow, evidence.shadow_timing
     baseline = latency_baseline(served, policy)
-    slow = latency_excess(shadowed, baseline, shadow.max_p99_ratio, policy) if baseline else None
-    if slow is not None and baseline and shadowed.latency_p99:
-        latency_ratio = shadowed.latency_p99 / baseline
+    slow = latency_excess(timed, baseline, shadow.max_p99_ratio, policy) if baseline else None
+    if slow is not None and baseline and timed.latency_p99:
+        latency_ratio = timed.latency_p99 / baseline
         return Decision(
             Action.REJECT,
             "shadow.latency_p99",
-            f"challenger p99 latency {shadowed.latency_p99:.1f} ms is {latency_ratio:.2f} x the champion's "
+            f"challenger p99 latency {timed.latency_p99:.1f} ms (timed as served calls) is "
+            f"{latency_ratio:.2f} x the champion's "
             f"{baseline:.1f} ms: {slow.slow} of its {slow.calls} model calls took longer than "
             f"the {slow.limit_ms:.1f} ms limit ({shadow.max_p99_ratio:g} x + "
             f"{policy.guardrails.latency_slack.total_seconds() * 1000:g} ms slack; always-valid "

@@ -131,6 +131,8 @@ class Evidence:
     champion: ArmSummary = field(default_factory=ArmSummary)  # role served
     challenger: ArmSummary = field(default_factory=ArmSummary)  # role served
     shadow: ArmSummary = field(default_factory=ArmSummary)  # whichever version runs in shadow
+    # the same version timed the way served calls are made, on a sample (role timing): its latency
+    shadow_timing: ArmSummary = field(default_factory=ArmSummary)
     paired: PairedSummary = field(default_factory=PairedSummary)  # served vs shadow, same requests
     request_rate_per_hour: float = 0.0  # served requests per hour over the window
     window_hours: float = 0.0
@@ -147,6 +149,7 @@ class Evidence:
             "champion": self.champion.to_dict(),
             "challenger": self.challenger.to_dict(),
             "shadow": self.shadow.to_dict(),
+            "shadow_timing": self.shadow_timing.to_dict(),
             "paired": self.paired.to_dict(),
             "request_rate_per_hour": self.request_rate_per_hour,
             "window_hours": self.window_hours,

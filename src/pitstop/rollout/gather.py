@@ -24,6 +24,7 @@ from pitstop.losses import Loss, LossKind, Scoring
 from pitstop.registry import Task
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.python_losses import computed_loss, prepare_losses
+from pitstop.serving.routing import TIMING
 from pitstop.store.tables import labels, predictions
 
 
@@ -82,7 +83,8 @@ def first_labelled(where: ColumnElement[bool]) -> Subquery:
     labelled rows only (every prediction of an id joins the same label), and before the success filter
     (a duplicate must not stand in for a first prediction that failed). The first is the first within
     `where` (a window or a report's scope): the log has no index by request id (migration 0004), so
-    looking further back would read the whole log.
+    looking further back would read the whole log. Timing records (role `timing`) repeat a shadow
+    prediction to measure its latency: no error is read from them.
     """
     nth = (
         func.row_number()
@@ -111,7 +113,7 @@ def first_labelled(where: ColumnElement[bool]) -> Subquery:
                 labels.c.model_id == predictions.c.model_id, labels.c.request_id == predictions.c.request_id
             ),
         )
-        .where(where)
+        .where(where, predictions.c.role != TIMING)
         .subquery()
     )
     return select(*(c for c in ranked.c if c.name != "nth")).where(ranked.c.nth == 1).subquery()
@@ -426,7 +428,7 @@ def gather_evidence(
     """Everything the decision needs for one phase window."""
     prepare_losses(conn, _in_window(window), window.scoring)
     summaries = arm_summaries(conn, window)
-    served, shadow = summaries.role("served"), summaries.role("shadow")
+    served, shadow, timing = summaries.role("served"), summaries.role("shadow"), summaries.role(TIMING)
     hours = max((window.now - window.started_at) / timedelta(hours=1), 0.0)
     total_served = sum(arm.requests for arm in served.values())
     return Evidence(
@@ -434,6 +436,7 @@ def gather_evidence(
         champion=served.get("champion", ArmSummary()),
         challenger=served.get("challenger", ArmSummary()),
         shadow=next(iter(shadow.values()), ArmSummary()),
+        shadow_timing=next(iter(timing.values()), ArmSummary()),
         paired=paired_summary(conn, window, with_differences=with_differences),
         request_rate_per_hour=total_served / hours if hours > 0 else 0.0,
         window_hours=hours,

@@ -60,6 +60,7 @@ from pitstop.serving.routing import Arm, BucketedBy, Route, RoutingTable, bucket
 from pitstop.serving.routing_store import effective_routing
 from pitstop.serving.runner import Row, Runner, make_runner
 from pitstop.serving.shadow import ShadowRequest, ShadowScorer, ShadowTarget
+from pitstop.serving.timing import ShadowTimer
 from pitstop.store.load_failures import replace_reported
 from pitstop.workspace import Workspace
 
@@ -119,11 +120,14 @@ class ModelState:
     schema: FeatureSchema
     shadow_runner: Runner | None = None  # the shadow version's own runner (isolated: `isolation.py`)
     shadow_problem: str | None = None  # why the table's shadow could not be loaded (it is retried)
+    timing_runner: Runner | None = (
+        None  # the shadow version as a served runner, timing a sample (`timing.py`)
+    )
 
     def all_runners(self) -> list[Runner]:
         """Every runner this state holds, each once."""
-        extra = [self.shadow_runner] if self.shadow_runner is not None else []
-        return [*self.runners.values(), *extra]
+        extra = [r for r in (self.shadow_runner, self.timing_runner) if r is not None]
+        return list({id(r): r for r in (*self.runners.values(), *extra)}.values())
 
     @cached_property
     def shadow_target(self) -> ShadowTarget | None:
@@ -184,6 +188,7 @@ class Gateway:
             concurrency=s.shadow_concurrency,
             batch_wait=shadow_batch_wait if shadow_batch_wait is not None else min(0.02, timeout / 4),
         )
+        self.timing = ShadowTimer(self.metrics, self.log.append, timeout=timeout)
         self._states: dict[str, ModelState] = {}
         self._problems: dict[str, str] = {}
         self.identity = (
@@ -222,7 +227,7 @@ class Gateway:
 
     async def drain(self) -> None:
         """Wait for all shadow work in flight, then write every queued prediction record."""
-        await self.shadow.drain()
+        await asyncio.gather(self.shadow.drain(), self.timing.drain())
         await self.log.flush()
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -232,7 +237,8 @@ class Gateway:
             await asyncio.gather(self._poll_task, return_exceptions=True)
             self._poll_task = None
         try:
-            await asyncio.wait_for(self.shadow.drain(), timeout=self.shadow.longest_call + 1.0)
+            drained = asyncio.gather(self.shadow.drain(), self.timing.drain())
+            await asyncio.wait_for(drained, timeout=self.shadow.longest_call + 1.0)
         except TimeoutError:
             log.warning("stopping with %d shadow calls still in flight", self.shadow.inflight)
         await self.log.stop(timeout=timeout)
@@ -473,6 +479,12 @@ class Gateway:
             [routes[i].bucketed_by for i in chosen],
         )
         self.shadow.score(state.shadow_runner, target, request)
+        timing = self.settings.shadow_timing_sample
+        if (
+            state.timing_runner is not None
+            and bucket(f"timing:{table.salt}", request.request_ids[0]) < timing
+        ):
+            self.timing.time(state.timing_runner, target, request)
 
     # -- labels -------------------------------------------------------------------------------------
 
@@ -698,6 +710,7 @@ class Gateway:
         runners: dict[int, Runner] = {}
         shadow_runner: Runner | None = None
         shadow_problem: str | None = None
+        timing_runner: Runner | None = None
         fresh: list[Runner] = []
         try:
             for version in sorted(table.served_versions):
@@ -717,11 +730,43 @@ class Gateway:
                     shadow_runner, shadow_problem = await self._load_shadow(info, table, current)
                     if shadow_runner is not None:
                         fresh.append(shadow_runner)
+                if shadow_runner is not None and self.settings.shadow_timing_sample > 0:
+                    timing_runner = await self._timing_runner(info, table, current, runners)
+                    known = {id(r) for r in (*runners.values(), *(current.all_runners() if current else ()))}
+                    if timing_runner is not None and id(timing_runner) not in known:
+                        fresh.append(timing_runner)
         except BaseException:
             await asyncio.gather(*(r.close() for r in fresh), return_exceptions=True)
             raise
         await asyncio.gather(*(self._warm(info.name, r, schema) for r in fresh))
-        return ModelState(info, table, runners, schema, shadow_runner, shadow_problem)
+        return ModelState(info, table, runners, schema, shadow_runner, shadow_problem, timing_runner)
+
+    async def _timing_runner(
+        self, info: ModelInfo, table: RoutingTable, current: ModelState | None, runners: Mapping[int, Runner]
+    ) -> Runner | None:
+        """The shadow version as a served runner, to time a sample of shadow requests (`timing.py`): the
+        one serving it when it also serves, else one of its own (kept while the shadow stays). None when
+        it cannot be loaded in this process: then the shadow's latency is not judged (logged)."""
+        assert table.shadow is not None
+        if table.shadow in runners:
+            return runners[table.shadow]
+        if current is not None and current.table.shadow == table.shadow and current.timing_runner is not None:
+            return current.timing_runner
+        try:  # not `_observed`: its batches of one are no shadow batches (`pitstop_batch_rows`)
+            details = await asyncio.to_thread(self.ws.version, info.name, table.shadow)
+            return await asyncio.to_thread(
+                self._runner_factory, self.ws, info, details, self.settings, shadow=False
+            )
+        except Exception as error:
+            log.error(
+                "%s: shadow v%s not loaded in the gateway's process to time it as served calls are "
+                "(its latency goes unjudged): %s: %s",
+                info.name,
+                table.shadow,
+                type(error).__name__,
+                error,
+            )
+            return None
 
     async def _load_shadow(
         self, info: ModelInfo, table: RoutingTable, current: ModelState | None

@@ -21,7 +21,10 @@ from datetime import datetime
 from typing import Literal, NamedTuple
 
 Arm = Literal["champion", "challenger"]
-Role = Literal["served", "shadow"]
+Role = Literal["served", "shadow", "timing"]
+# A `timing` record times a sampled shadow request the way a served call is made (`timing.py`): latency
+# evidence only; its prediction repeats the shadow's, so errors and counts leave it out.
+TIMING: Role = "timing"
 BucketedBy = Literal["user", "request"]
 Mode = Literal["off", "shadow", "split"]
 
