@@ -162,7 +162,8 @@ def _sample_size(policy: Policy, mean: float, std: float, effect: float, tau: fl
     common = {"margin": ab.min_improvement, "alpha": ab.alpha, "power": ab.power, "share": ab.share}
     if ab.stopping is ABStopping.SEQUENTIAL:
         return sample_size_sequential(mean, std, effect, tau=tau, **common)
-    return sample_size_margin(mean, std, effect, **common)
+    # the fixed rule spends alpha / 2 on a win (one convention: alpha is two-sided), so its plan does too
+    return sample_size_margin(mean, std, effect, **{**common, "alpha": ab.alpha / 2})
 
 
 def _summary(
