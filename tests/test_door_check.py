@@ -22,7 +22,9 @@ from pitstop.workspace import Workspace
 @pytest.fixture
 def ready(workspace: Workspace, tmp_path: Path) -> Workspace:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv", rows=240), time_column="time")
-    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", time_column="time", id_columns=["user_id"], features="all"
+    )
     return workspace
 
 

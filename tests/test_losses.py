@@ -186,7 +186,7 @@ def test_labels_are_checked_against_the_models_loss_and_classes() -> None:
 
 def test_a_loss_changes_only_while_the_model_has_no_version(workspace: Workspace, tmp_path: Path) -> None:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"), time_column="time")
-    workspace.create_model("eta", task="regression", target="y", id_columns=["user_id"])
+    workspace.create_model("eta", task="regression", target="y", id_columns=["user_id"], features="all")
     assert workspace.set_loss("eta", "pinball:0.25").loss == "pinball:0.25"
     workspace.train("eta", trainer="helpers:linear_trainer", data="train")
     with pytest.raises(ConflictError, match=r"its loss \(pinball:0\.25\) is fixed: create a new model"):

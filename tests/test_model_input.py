@@ -79,7 +79,9 @@ def test_an_old_version_without_a_signature_gets_one_as_pitstop_fed_it_then() ->
 def test_an_old_version_without_a_signature_still_gates(workspace: Workspace, tmp_path: Path) -> None:
     workspace.add_dataset("train", write_regression_csv(tmp_path / "train.csv"), time_column="time")
     workspace.add_dataset("test", write_regression_csv(tmp_path / "t.csv", seed=3, start="2026-02-01"))
-    workspace.create_model("eta", task="regression", target="y", time_column="time", id_columns=["user_id"])
+    workspace.create_model(
+        "eta", task="regression", target="y", time_column="time", id_columns=["user_id"], features="all"
+    )
     version = workspace.train("eta", trainer="helpers:linear_trainer", data="train")
     old = {k: v for k, v in version.lineage.items() if k != "input_signature"}
     with workspace.writing() as conn:

@@ -48,7 +48,7 @@ def kinds(workspace_dir: Path, tmp_path: Path, cli) -> Iterator[Workspace]:  # t
     for name, path in (("train", train), ("test", test)):
         assert cli("dataset", "add", name, str(path), "--time-column", "time", *ws).exit_code == 0
     created = cli("models", "create", "kinds", "--task", "multiclass", "--target", "kind",
-                  "--time-column", "time", "--id-columns", "user_id", "--json", *ws)  # fmt: skip
+                  "--time-column", "time", "--id-columns", "user_id", "--features", "all", "--json", *ws)  # fmt: skip
     assert created.exit_code == 0, created.stderr
     assert json.loads(created.stdout)["loss"] == "log_loss"
     for strength in ("0.05", "1.0"):
@@ -175,7 +175,7 @@ def test_a_better_multiclass_challenger_is_promoted_by_a_replay_with_class_label
 def test_a_binary_answer_adds_its_class_and_both_probabilities(workspace: Workspace, tmp_path: Path) -> None:
     csv = write_classification_csv(tmp_path / "train.csv")
     workspace.add_dataset("train", csv, time_column="time")
-    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"])
+    workspace.create_model("churn", task="classification", target="y", id_columns=["user_id"], features="all")
     workspace.train("churn", trainer="helpers:logistic_trainer", data="train")
     workspace.set_champion("churn", 1, reason="bootstrap")
     with running(create_app(Gateway(workspace, settings=_settings()))) as url:

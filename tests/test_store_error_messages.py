@@ -16,7 +16,7 @@ T0 = 1_770_000_000.0
 
 def log(ws: Workspace, *rows: tuple[int, str, int, float, str | None]) -> int:
     """Write (version, role, routing version, time, error) records of a new model; returns its id."""
-    model_id = ws.create_model("m", task="regression", target="y").id
+    model_id = ws.create_model("m", task="regression", target="y", features=["a"]).id
     with ws.writing() as conn:
         conn.execute(
             insert(predictions),

@@ -179,14 +179,15 @@ def sample_rows(rows: pd.DataFrame, size: int = SAMPLE_ROWS) -> pd.DataFrame:
     return rows.iloc[picked]
 
 
-def _check_answer(source: str, predictions: list[float], sample: pd.DataFrame) -> None:
+def _check_answer(source: str, predictions: list[Any], sample: pd.DataFrame) -> None:
     if len(predictions) != len(sample):
         raise ArtifactRefusedError(
             source,
             f"it returned {len(predictions)} predictions for {len(sample)} rows; predict must return "
             "one number per row",
         )
-    bad = np.flatnonzero(~np.isfinite(np.asarray(predictions, dtype=float)))
+    finite = np.isfinite(np.asarray(predictions, dtype=float))
+    bad = np.flatnonzero(~finite.reshape(len(predictions), -1).all(axis=1))
     if len(bad):
         positions = [str(int(sample.index[i]) + 1) for i in bad[:5]]
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
@@ -264,4 +265,5 @@ def _try(trial: _Trial) -> _Outcome:
     except USER_CODE_FAILURES as error:
         return _Outcome("predict", describe(error), [], [])
     modules = [*(set(sys.modules) - before), *modules_of(model)]
-    return _Outcome(None, "", [float(p) for p in predictions], modules)
+    # a multiclass model answers a row of probabilities per row: kept as lists, checked the same way
+    return _Outcome(None, "", np.asarray(predictions, dtype=float).tolist(), modules)

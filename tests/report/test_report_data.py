@@ -68,6 +68,7 @@ def log_of(ws: Workspace, data: ReportData) -> pd.DataFrame:
             )
         ).all()
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = frame[frame.role != "timing"]  # shadow calls timed as served repeat a shadow record
     start, until = data.start.timestamp(), data.active_until.timestamp()
     first = data.bands[0].routing_version
     frame = frame[(frame.time >= start) & (frame.time <= until) & (frame.routing_version >= first)].copy()

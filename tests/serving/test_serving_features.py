@@ -120,7 +120,7 @@ def test_labels_parse_numbers_booleans_and_times() -> None:
 def test_bad_labels_name_each_field() -> None:
     with pytest.raises(InvalidInputError) as caught:
         parse_labels(
-            b'{"labels": [{"label": 1}, {"request_id": "r", "label": "high"},'
+            b'{"labels": [{"label": 1}, {"request_id": "r", "label": {"class": "high"}},'
             b' {"request_id": "r", "label": 1, "time": "yesterday", "x": 1}]}'
         )
     assert [p.field for p in caught.value.problems] == [

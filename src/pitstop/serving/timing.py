@@ -120,6 +120,8 @@ class ShadowTimer:
         if (error := future.exception()) is not None:
             return self._write(call, None, f"{type(error).__name__}: {error}"[:500], seconds)
         (value,) = future.result()
+        if isinstance(value, list):  # a multiclass row of probabilities: a timing record needs only its time
+            return self._write(call, None, None, seconds)
         finite = math.isfinite(value)
         self._write(call, value if finite else None, None if finite else f"non-finite prediction ({value})",
                     seconds)  # fmt: skip
