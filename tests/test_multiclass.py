@@ -48,7 +48,8 @@ def kinds(workspace_dir: Path, tmp_path: Path, cli) -> Iterator[Workspace]:  # t
     for name, path in (("train", train), ("test", test)):
         assert cli("dataset", "add", name, str(path), "--time-column", "time", *ws).exit_code == 0
     created = cli("models", "create", "kinds", "--task", "multiclass", "--target", "kind",
-                  "--time-column", "time", "--id-columns", "user_id", "--features", "all", "--json", *ws)  # fmt: skip
+                  "--time-column", "time", "--id-columns", "user_id", "--features", "all",
+                  "--json", *ws)  # fmt: skip
     assert created.exit_code == 0, created.stderr
     assert json.loads(created.stdout)["loss"] == "log_loss"
     for strength in ("0.05", "1.0"):

@@ -29,7 +29,8 @@ def scored(request: pytest.FixtureRequest, workspace_dir: Path, tmp_path: Path, 
     for name, path in (("train", train), ("test", test)):
         assert cli("dataset", "add", name, str(path), "--time-column", "time", *ws).exit_code == 0
     created = cli("models", "create", "eta", "--task", "regression", "--target", "y", "--time-column", "time",
-                  "--id-columns", "user_id", "--features", "all", "--loss", request.param, "--json", *ws)  # fmt: skip
+                  "--id-columns", "user_id", "--features", "all", "--loss", request.param,
+                  "--json", *ws)  # fmt: skip
     assert created.exit_code == 0, created.stderr
     assert json.loads(created.stdout)["loss"] == request.param
     workspace = Workspace(workspace_dir)
@@ -79,7 +80,7 @@ def test_the_rollout_rules_judge_by_the_models_loss(scored: Workspace, tmp_path:
     ],
 )
 def test_a_bad_loss_is_exit_2_naming_it(cli, workspace_dir: Path, loss: str, message: str) -> None:  # type: ignore[no-untyped-def]
-    result = cli("models", "create", "eta", "--task", "regression", "--target", "y", "--features", "all", "--loss", loss,
-                 "-w", str(workspace_dir))  # fmt: skip
+    result = cli("models", "create", "eta", "--task", "regression", "--target", "y", "--features", "all",
+                 "--loss", loss, "-w", str(workspace_dir))  # fmt: skip
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

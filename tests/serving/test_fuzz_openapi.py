@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
 
 from pitstop.config import ServingSettings
@@ -56,7 +56,12 @@ def test_every_operation_answers_as_documented(served: Served) -> None:
                     suppress_health_check=list(HealthCheck),
                 )
                 def check(case: Any) -> None:
-                    response = case.call_and_validate(headers=AUTH, excluded_checks=[not_a_server_error])
+                    excluded = [not_a_server_error]
+                    if label.endswith("/labels"):  # noqa: B023 (called in this iteration)
+                        # a text label is a class value: valid for the schema, which cannot know the
+                        # model's task, and refused (422 naming the field) by this regression model
+                        excluded.append(positive_data_acceptance)
+                    response = case.call_and_validate(headers=AUTH, excluded_checks=excluded)
                     error = response.json().get("error", "") if response.status_code >= 400 else ""
                     seen[label, response.status_code, error] += 1  # noqa: B023 (called in this iteration)
                     # No 5xx but the documented 500 `prediction_failed`: the linear champion overflows

@@ -150,4 +150,6 @@ def test_the_gate_and_a_served_call_give_the_model_the_same_input(  # type: igno
         served = np.asarray(served_predictions(ws, "fare", test, case.features))
         expected = reference(ws, "fare", case, test, train)
     assert np.array_equal(served, expected)
-    assert offline_metrics(Task.REGRESSION, Loss.default(Task.REGRESSION), test["y"], served)["mae"] == gate_mae
+    assert (
+        offline_metrics(Task.REGRESSION, Loss.default(Task.REGRESSION), test["y"], served)["mae"] == gate_mae
+    )
