@@ -302,7 +302,7 @@ def run_ab_and_ramp(
         return Outcome("ab.open", Action.STAY, Phase.AB_TEST, limit, planned_minutes=planned)
     if ended.action is not Action.ADVANCE or not ramp:
         return ended
-    return run_ramp(policy, traffic, rng, every, ended.minutes, state.memory)
+    return run_ramp(policy, traffic, rng, every, ended.minutes, state.memory, times[0] if times else None)
 
 
 def run_ramp(
@@ -312,13 +312,19 @@ def run_ramp(
     every: float,
     start: float,
     memory: dict[str, Any] | None = None,
+    served_calls: CallTimes | None = None,
 ) -> Outcome:
     """Each ramp step: its own users from the step's start, guardrails at every look, dwell, next step.
-    Errors count once their labels matured, as in the A/B test; the rollout's memory carries over."""
+    Errors count once their labels matured, as in the A/B test; the rollout's memory carries over, and
+    so do the champion's served calls (`served_calls`, from the A/B test on), its latency baseline's
+    sample (`Evidence.champion_history`)."""
     dwell = policy.ramp.dwell.total_seconds() / 60
     maturation = policy.ab_test.label_maturation.total_seconds() / 60
     shares = ramp_shares(policy)
     t = start
+    history = served_calls
+    if history is None and traffic.latency_ms is not None:
+        history = CallTimes(rng, traffic.latency_ms, traffic.latency_sigma)
     for step, share in enumerate(shares):
         state = replace(rollout_state(Phase.RAMP, t, step=step), memory=dict(memory or {}))
         horizon = max(dwell * 4, 24 * 60)
@@ -327,6 +333,7 @@ def run_ramp(
         champion, challenger = Cumulative(users, ~on), Cumulative(users, on)
         old = _as_champion(users, traffic, rng) if share >= 1 else None
         times = call_times(rng, traffic)
+        before = history.calls if history else 0
         for elapsed in looks(every, horizon):
             mature = elapsed - maturation
             calls = (champion.at(-1, elapsed).requests, challenger.at(-1, elapsed).requests)
@@ -338,6 +345,7 @@ def run_ramp(
                 # at 100 % the old champion runs in shadow on the same requests
                 shadow=old.at(-1, mature) if old is not None else ArmSummary(),
                 window_hours=elapsed / 60,
+                champion_history=history.add(ArmSummary(), before + calls[0]) if history else None,
             )
             decision = decide(state, policy, evidence, evidence.now)
             state = _carry(state, decision)

@@ -1,5 +1,6 @@
 """The report's p99 limit is the limit the latency rule applies: ratio x the champion's baseline (an
-always-valid upper bound of its p99 over the phase) + slack, and at a latency decision the limit it recorded.
+always-valid upper bound of its p99 over the calls it served since the rollout began) + slack, and at a
+latency decision the limit it recorded.
 
 A challenger that sleeps on every call passes shadow (its latency limit there is wide) and is rolled back
 by the latency guardrail in its A/B test, on SQLite and PostgreSQL.
@@ -7,6 +8,7 @@ by the latency guardrail in its A/B test, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +21,7 @@ from pitstop.events import Event
 from pitstop.report import ReportData, report_data, shaping
 from pitstop.report.figures import build_figures
 from pitstop.report.values import LatencyLimit
+from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.guardrails import latency_baseline
 from pitstop.workspace import Workspace
@@ -28,8 +31,8 @@ from serving.fake_models import SlowModel
 
 DELAY = 0.05  # seconds per challenger call: far above 1.5 x any champion p99 + 5 ms on a busy machine
 # Wide in shadow (so it passes), the default 1.5 x (and 5 ms slack) from the A/B test on. A p99 bound
-# valid at every look needs ~1,000 champion calls at the default guardrails.alpha; a lenient alpha lets
-# this short test's few hundred calls bound it.
+# valid at every look needs ~550 champion calls at the default guardrails.alpha; a lenient alpha lets
+# this short test's fewer calls bound it.
 LATENCY_POLICY = SHORT_POLICY.replace(
     "max_p99_ratio: 1000}\nramp", "max_p99_ratio: 1.5, alpha: 0.9}\nramp"
 ).replace(
@@ -71,12 +74,15 @@ def band_limit(data: ReportData, decision: Event) -> LatencyLimit:
     return limit
 
 
-def rule_limit(ws: Workspace, routing_version: int, since: datetime, now: datetime) -> float | None:
+def rule_limit(
+    ws: Workspace, routing_version: int, since: datetime, now: datetime, began: datetime
+) -> float | None:
     """The limit the A/B test's latency rule would apply at `now`: from the controller's own evidence."""
     with ws.reading() as conn:
         info = registry.get_model(conn, MODEL)
-        evidence = gather_evidence(conn, Window(info.id, info.task, routing_version, since, now))
-    baseline = latency_baseline(evidence.champion, ws.config)
+        window = Window(info.id, info.task, routing_version, since, now, rollout_started_at=began)
+        evidence = gather_evidence(conn, window)
+    baseline = latency_baseline(evidence.champion_calls, ws.config)
     if not baseline:
         return None
     policy = ws.config.guardrails
@@ -105,10 +111,11 @@ def test_limit_before_the_rollback_is_the_rules_limit_at_each_look(slow: SlowRol
     points = zip(limit.time, limit.limit_ms, limit.recorded, strict=True)
     looks = [(time, value) for time, value, recorded in points if not recorded]
     # Each look before the rollback draws the limit the rule would have applied then (none while the
-    # phase's champion calls are too few for a bound valid at every look and nothing was remembered).
+    # rollout's champion calls are too few for a bound valid at every look).
     assert looks
+    began = slow.data.bands[0].start
     for time, value in looks:
-        expected = rule_limit(slow.ws, band.routing_version, band.start, time)
+        expected = rule_limit(slow.ws, band.routing_version, band.start, time, began)
         assert value == (None if expected is None else pytest.approx(expected)), time
 
 
@@ -120,14 +127,20 @@ def test_latency_chart_draws_the_limit_and_marks_the_decisions(slow: SlowRollout
     assert list(marked.y) == [slow.decision.data["limit_ms"]]
 
 
-def test_limit_at_a_full_ramp_is_the_baseline_the_controller_remembered(story: Story) -> None:
-    """The champion serves nobody at 100 %: the limit is the baseline the controller remembered. In this
-    short story the champion never served the ~1,000 calls a p99 bound valid at every look needs at the
-    default `guardrails.alpha`, so nothing was remembered and no limit is drawn, as the rule applies none."""
+def test_limit_at_a_full_ramp_is_the_baseline_of_the_calls_before_it(story: Story) -> None:
+    """The champion serves nobody at 100 %: the limit there is the bound of the calls it served before."""
     data = report_data(story.ws, MODEL, story.promoted)
     (full,) = [limit for limit in data.latency_limits if limit.band == "ramp 100%"]
-    remembered = story.ws.rollout(MODEL, story.promoted).state.memory.get("champion_p99_ms")
-    assert remembered is None and set(full.limit_ms) == {None}
+    before = [b for limit in data.latency_limits if limit.band != "ramp 100%" for b in limit.baseline_ms]
+    assert set(full.baseline_ms) == {before[-1]}
     (band,) = [b for b in data.bands if b.label == "ramp 100%"]
-    drawn = shaping.latency_limit(band, {}, [], 1000, 5.0, alpha=0.00125, remembered_ms=7.5)
-    assert drawn.baseline_ms == [7.5, 7.5] and drawn.limit_ms == [pytest.approx(1000 * 7.5 + 5.0)] * 2
+    index = shaping_index(7.0)
+    top = math.expm1((index + 1) * math.log(LATENCY_BUCKET_RATIO))  # the 7 ms bucket's upper edge
+    drawn = shaping.latency_limit(band, {}, [], 1000, 5.0, alpha=0.005, earlier={index: 5000})
+    assert drawn.baseline_ms == [pytest.approx(top)] * 2
+    assert drawn.limit_ms == [pytest.approx(1000 * top + 5.0)] * 2
+
+
+def shaping_index(ms: float) -> int:
+    """The latency bucket index of a call of `ms` milliseconds (2 %-wide buckets of log(1 + ms))."""
+    return math.floor(math.log1p(ms) / math.log(LATENCY_BUCKET_RATIO))

@@ -647,42 +647,39 @@ def test_ramp_rolls_back_a_challenger_that_fails_too_often() -> None:
 
 
 def test_ramp_at_full_share_compares_latency_with_the_champion_while_it_served() -> None:
-    memory = {"champion_p99_ms": 10.0}
-    evidence = ramp_evidence(0.2, ArmSummary(), arm(1000, 4.8, p99=19.0), shadow=arm(1000, 5.0, p99=2.0))
-    stays = decide(rollout(Phase.RAMP, step=2, memory=memory), POLICY, evidence, at(0.2))
+    served = arm(2000, 5.0, p99=10.0)  # the champion's calls while it still served, earlier in the rollout
+    evidence = replace(
+        ramp_evidence(0.2, ArmSummary(), arm(1000, 4.8, p99=19.0), shadow=arm(1000, 5.0, p99=2.0)),
+        champion_history=served,
+    )
+    stays = decide(rollout(Phase.RAMP, step=2), POLICY, evidence, at(0.2))
     assert stays.action is Action.STAY  # vs 10 ms served, not the lightly loaded shadow's 2 ms
-    slow = ramp_evidence(0.2, ArmSummary(), arm(1000, 4.8, p99=21.0), shadow=arm(1000, 5.0, p99=2.0))
-    decision = decide(rollout(Phase.RAMP, step=2, memory=memory), POLICY, slow, at(0.2))
+    slow = replace(evidence, challenger=arm(1000, 4.8, p99=22.0))
+    decision = decide(rollout(Phase.RAMP, step=2), POLICY, slow, at(0.2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
+    assert decision.numbers["champion_p99_ms"] == pytest.approx(10.0 * 1.02 + 0.02)  # its 10 ms bucket's top
+
+
+def test_a_young_ab_test_holds_the_challenger_to_the_champions_p99_bound_over_the_rollout() -> None:
+    """270 champion calls in the A/B window bound no p99 at every look; with the 7,875 it served since
+    the rollout began, the bound holds a challenger whose calls take 60 ms."""
+    young = ab_evidence(1, arm(180, 5.0, p99=7.0), arm(20, 5.0, p99=60.0, slow_share=0.5))
+    assert latency_baseline(young.champion, POLICY) is None
+    assert decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, young, at(1)).rule != "guardrail.latency_p99"
+    rollout_so_far = replace(young, champion_history=arm(5250, 5.0, p99=7.0))
+    decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, rollout_so_far, at(1))
     assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
 
 
-def test_ramp_remembers_the_champions_served_latency() -> None:
-    evidence = ramp_evidence(0.2, arm(700, 5.0, p99=7.0), arm(300, 4.8, p99=7.5))
-    decision = decide(rollout(Phase.RAMP, step=1), POLICY, evidence, at(0.2))
-    assert decision.memory == {"champion_p99_ms": latency_baseline(evidence.champion, POLICY)}
-    assert decision.memory["champion_p99_ms"] == pytest.approx(7.0 * 1.02 + 0.02)  # its 7 ms bucket's top
-
-
-def test_a_young_ab_test_holds_the_challenger_to_the_champions_p99_bound_from_the_shadow() -> None:
-    passed = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25), at(25))
-    assert passed.rule == "shadow.passed"
-    remembered = passed.memory or {}
-    assert remembered["champion_p99_ms"] == latency_baseline(shadow_evidence(25).champion, POLICY)
-    young = ab_evidence(1, arm(400, 5.0, p99=7.0), arm(45, 5.0, p99=60.0, slow_share=0.5))
-    assert latency_baseline(young.champion, POLICY) is None  # 600 champion calls bound nothing yet
-    decision = decide(rollout(Phase.AB_TEST, plan=PLAN, memory=remembered), POLICY, young, at(1))
-    assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
-
-
-def test_a_ramp_step_too_short_for_its_own_latency_bound_uses_the_remembered_one() -> None:
-    """75 champion calls bound no p99 at every look; the one remembered from the A/B test still holds
+def test_a_ramp_step_too_short_for_its_own_latency_bound_uses_the_rollouts_champion_calls() -> None:
+    """75 champion calls bound no p99 at every look; the 3,000 it served since the rollout began hold
     a challenger whose calls take 40 ms to 1.5 x 10 ms + 5 ms."""
     evidence = ramp_evidence(0.2, arm(50, 5.0, p99=7.0), arm(300, 5.0, p99=40.0, slow_share=0.5))
-    assert latency_baseline(evidence.champion, POLICY) is None
-    state = rollout(Phase.RAMP, step=0, memory={"champion_p99_ms": 10.0})
-    decision = decide(state, POLICY, evidence, at(0.2))
+    assert latency_baseline(evidence.champion_calls, POLICY) is None
+    history = replace(evidence, champion_history=arm(2000, 5.0, p99=10.0))
+    decision = decide(rollout(Phase.RAMP, step=0), POLICY, history, at(0.2))
     assert (decision.action, decision.rule) == (Action.ROLLBACK, "guardrail.latency_p99")
-    assert decision.numbers["champion_p99_ms"] == 10.0
+    assert decision.numbers["champion_p99_ms"] == pytest.approx(10.0 * 1.02 + 0.02)
 
 
 def test_ramp_at_full_share_compares_with_the_champion_in_shadow() -> None:

@@ -44,6 +44,33 @@ def test_latency_counts_model_calls_not_rows(rollout_ws: Workspace) -> None:
     assert challenger.calls_slower_than(1.0) == 31
 
 
+def test_the_champions_latency_history_spans_the_rollout_not_the_window(rollout_ws: Workspace) -> None:
+    """The latency baseline's sample: every call the champion served since the rollout began, whatever
+    routing version (phase, step) it came from; its shadow calls and the challenger's are no part of it."""
+    model_id = rollout_ws.model("eta").id
+
+    def call(i: int, routing: int, arm: str, role: str, latency_ms: float) -> PredictionRecord:
+        at = START.timestamp() + 60 * i
+        return PredictionRecord(
+            model_id, f"r{i}", f"u{i}", at, 1, arm, role, routing, "user", 1.0, latency_ms, None
+        )
+
+    before = [call(i, 1, "champion", "served", 1.0 + i / 100) for i in range(5)]  # before the rollout
+    earlier = [call(i, 2, "champion", "served", 2.0 + i / 100) for i in range(10, 40)]
+    now = [call(i, 3, "champion", "served", 3.0 + i / 100) for i in range(40, 50)]
+    others = [call(i, 3, "challenger", "served", 9.0 + i / 100) for i in range(50, 60)]
+    others += [call(i, 3, "champion", "shadow", 9.0 + i / 100) for i in range(60, 70)]
+    write_records(rollout_ws.engine, before + earlier + now + others)
+    began = START + timedelta(minutes=10)
+    window = Window(model_id, Task.REGRESSION, 3, began, START + timedelta(hours=5), rollout_started_at=began)
+    with rollout_ws.reading() as conn:
+        evidence = gather_evidence(conn, window)
+    assert evidence.champion.latency_call_count == 10  # this window's
+    assert evidence.champion_calls.latency_call_count == 40  # the rollout's
+    assert evidence.champion_calls.latency_p99 == pytest.approx(3.49, rel=0.021)
+    assert evidence.champion_calls.calls_slower_than(8.0) == 0
+
+
 def test_every_role_and_arm_is_summarised_apart_from_one_pass_over_the_window(rollout_ws: Workspace) -> None:
     """Served and shadow rows of both arms share the window; each (role, arm) gets its own numbers,
     the same as computed row by row here, and only served requests without a user count as unbucketed."""

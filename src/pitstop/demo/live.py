@@ -43,7 +43,10 @@ from pitstop.workspace import Workspace
 LIVE_POLICY = """\
 # pitstop demo --live: the shipped thresholds, durations in seconds.
 shadow: {min_duration: 15s, max_duration: 3m, min_labeled: 200}
-ab_test: {share: 0.25, min_duration: 15s, max_duration: 3m, label_maturation: 3s}
+# start_unwinnable: the rate-limited challenger predicts exactly as the fresh retrain it follows, so no
+# A/B test could show it better (ab.unwinnable would keep it from users); the demo starts it anyway to
+# show what only users' traffic reveals: its feature service cannot keep up, and the guardrail acts.
+ab_test: {share: 0.25, min_duration: 15s, max_duration: 3m, label_maturation: 3s, start_unwinnable: true}
 guardrails: {min_samples: 100, latency_slack: 20ms}  # one machine serves and loads itself: noisy timings
 ramp: {dwell: 15s, min_labeled_per_arm: 100, standby: 10m}
 controller: {interval: 1s, lease_ttl: 10s}

@@ -79,7 +79,7 @@ ramp: {dwell: 6h, min_labeled_per_arm: 150, standby: 12h}
 serving: {shadow_sample: 0.2}
 """
 CONTROLLER_INTERVAL = timedelta(minutes=15)
-CONCURRENCY_WINDOW = timedelta(minutes=5)
+CONCURRENCY_WINDOW = timedelta(minutes=3)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ CHALLENGERS = [
     ),
     Challenger(
         "pooled feature lookup",
-        {"max_iter": 200, "lookup_pool": 10, "lookup_wave_ms": 30.0},
+        {"max_iter": 200, "lookup_pool": 5, "lookup_wave_ms": 30.0},
         expect="slow only when batches outgrow its connection pool",
     ),
     Challenger("fresh retrain", {"max_iter": 200}, expect="better on recent data"),

@@ -46,7 +46,7 @@ from pitstop.rollout.gather import (
     request_error,
     succeeded,
 )
-from pitstop.rollout.guardrails import latency_alpha
+from pitstop.rollout.guardrails import baseline_alpha
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.python_losses import prepare_losses
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
@@ -132,7 +132,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
     errors = _error_cells(conn, scope)
     latency = _latency_cells(conn, scope)
     views = _band_views(conn, scope, stored, bands, latency, ends, thresholds, transitions)
-    limits = _latency_limits(stored, bands, _champion_calls(conn, scope), ends, thresholds, transitions)
+    limits = _latency_limits(bands, _champion_calls(conn, scope), ends, thresholds, transitions)
     rollout = {**stored.to_dict(), "last_check": stored.status}
     gate_event = next((e for e in transitions if e.from_state == "gate"), None)
     messages = error_messages(conn, info.id, since_routing_version=scope.first_version, until=active_until)
@@ -185,7 +185,7 @@ def _thresholds(stored: StoredRollout) -> Thresholds:
         rollback_error_ratio=policy.guardrails.max_error_ratio,
         rollback_p99_ratio=policy.guardrails.max_p99_ratio,
         latency_slack_ms=policy.guardrails.latency_slack.total_seconds() * 1000,
-        latency_alpha=latency_alpha(policy),
+        baseline_alpha=baseline_alpha(policy),
         shadow_min_labeled=policy.shadow.min_labeled,
         ramp_min_labeled_per_arm=policy.ramp.min_labeled_per_arm,
         ab_margin=policy.ab_test.min_improvement,
@@ -534,38 +534,40 @@ def _band_views(
 
 
 def _latency_limits(
-    stored: StoredRollout,
     bands: list[Band],
     calls: CallCells,
     ends: list[datetime],
     thresholds: Thresholds,
     transitions: list[Event],
 ) -> list[LatencyLimit]:
-    """Per band, the p99 limit the latency rule applies: from the champion's served calls in the band,
-    at a 100 % ramp step the baseline the controller remembered, and at a decision the limit it recorded."""
+    """Per band, the p99 limit the latency rule applies: from the champion's served calls since the
+    rollout began (every band before this one, and this one's so far; at a 100 % ramp step the champion
+    serves nobody, so the calls before it), and at a decision the limit it recorded."""
     out: list[LatencyLimit] = []
+    earlier: dict[int, int] = {}
     for band_scope in _band_scopes(bands):
         band = band_scope.band
-        ratio = thresholds.p99_ratio_limit(band.phase)
-        if ratio is None:
-            continue
-        remembered = _remembered_baseline(stored, out) if band.phase == "ramp" and band.share >= 1 else None
         in_band = _calls_in_band(calls, band_scope)
-        limit = shaping.latency_limit(
-            band,
-            in_band,
-            ends,
-            ratio,
-            thresholds.latency_slack_ms,
-            alpha=thresholds.latency_alpha,
-            remembered_ms=remembered,
-        )
-        decided = next(
-            (e for e in transitions if band.start < e.time <= band.end and "limit_ms" in e.data), None
-        )
-        if decided is not None:
-            limit = shaping.with_decision(limit, decided.time, float(decided.data["limit_ms"]))
-        out.append(limit)
+        ratio = thresholds.p99_ratio_limit(band.phase)
+        if ratio is not None:
+            limit = shaping.latency_limit(
+                band,
+                in_band,
+                ends,
+                ratio,
+                thresholds.latency_slack_ms,
+                alpha=thresholds.baseline_alpha,
+                earlier=earlier,
+            )
+            decided = next(
+                (e for e in transitions if band.start < e.time <= band.end and "limit_ms" in e.data), None
+            )
+            if decided is not None:
+                limit = shaping.with_decision(limit, decided.time, float(decided.data["limit_ms"]))
+            out.append(limit)
+        for cell in in_band.values():
+            for index, n in cell.items():
+                earlier[index] = earlier.get(index, 0) + n
     return out
 
 
@@ -577,17 +579,6 @@ def _calls_in_band(calls: CallCells, band_scope: BandScope) -> dict[int, dict[in
             for index, n in cell.items():
                 out[b][index] = out[b].get(index, 0) + n
     return out
-
-
-def _remembered_baseline(stored: StoredRollout, before: list[LatencyLimit]) -> float | None:
-    """The baseline of a 100 % ramp step. The champion serves nobody there: the rule holds the challenger
-    to the baseline kept from the last look at which the champion still served (the rollout's memory,
-    `decide.remember_served_latency`); failing that, the previous band's last baseline."""
-    kept = stored.state.memory.get("champion_p99_ms")
-    if kept:
-        return float(kept)
-    earlier = [b for limit in before for b in limit.baseline_ms if b is not None]
-    return earlier[-1] if earlier else None
 
 
 def _summaries(

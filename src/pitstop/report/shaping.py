@@ -221,23 +221,22 @@ def latency_limit(
     slack_ms: float,
     *,
     alpha: float,
-    remembered_ms: float | None = None,
+    earlier: Mapping[int, int],
 ) -> LatencyLimit:
     """The p99 limit a look at each bucket end of `band` applies, from the champion's served model calls
-    per bucket (latency bucket index -> calls) accumulated from the band's start and the level of its
-    p99 bound (`Thresholds.latency_alpha`); with `remembered_ms`, that baseline throughout (a 100 % ramp
-    step: the champion no longer serves)."""
-    baselines: list[float | None]
-    if remembered_ms is not None:
-        times, baselines = [band.start, band.end], [remembered_ms, remembered_ms]
-    else:
-        times, baselines = [band.start], [None]
-        seen: dict[int, int] = {}
-        for bucket in sorted(calls):
-            for index, n in calls[bucket].items():
-                seen[index] = seen.get(index, 0) + n
-            times.append(min(bucket_ends[bucket], band.end))
-            baselines.append(champion_baseline(seen, alpha))
+    per bucket (latency bucket index -> calls) accumulated over the rollout: `earlier` (the bands before
+    this one) and the band's own from its start, at the level of its p99 bound
+    (`Thresholds.baseline_alpha`)."""
+    seen = dict(earlier)
+    times, baselines = [band.start], [champion_baseline(seen, alpha)]
+    for bucket in sorted(calls):
+        for index, n in calls[bucket].items():
+            seen[index] = seen.get(index, 0) + n
+        times.append(min(bucket_ends[bucket], band.end))
+        baselines.append(champion_baseline(seen, alpha))
+    if not calls:
+        times.append(band.end)  # a band where the champion serves nobody (a 100 % ramp step)
+        baselines.append(baselines[0])
     return LatencyLimit(
         band=band.label,
         ratio=ratio,
@@ -252,7 +251,7 @@ def latency_limit(
 def champion_baseline(calls: Mapping[int, int], alpha: float) -> float | None:
     """The controller's baseline (`guardrails.champion_p99_bound`) of calls per latency bucket index.
 
-    >>> champion_baseline({0: 5}, 0.00125) is None  # fewer calls than the rule needs
+    >>> champion_baseline({0: 5}, 0.005) is None  # fewer calls than the rule needs
     True
     """
     baseline = champion_p99_bound(ArmSummary(latency_calls=call_edges(dict(calls))), alpha)

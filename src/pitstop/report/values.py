@@ -50,7 +50,7 @@ class Thresholds:
     rollback_error_ratio: float  # A/B and ramp: roll back above this x champion's error
     rollback_p99_ratio: float
     latency_slack_ms: float  # added to every p99 limit (`guardrails.latency_slack`)
-    latency_alpha: float  # level of the champion's p99 bound in one window (`guardrails.latency_alpha`)
+    baseline_alpha: float  # level of the champion's p99 bound over the rollout (`guardrails.baseline_alpha`)
     shadow_min_labeled: int  # labelled pairs before the shadow verdict
     ramp_min_labeled_per_arm: int
     ab_margin: float  # relative error reduction the challenger must beat
@@ -106,9 +106,10 @@ class LatencyLimit:
     """The p99 limit of one band as the latency rule computes it at a look at each time:
     `ratio` x the champion's baseline + `slack_ms`, in milliseconds (None: too few calls for a baseline).
 
-    The baseline is the rule's own: an always-valid upper bound of the champion's p99 over its served calls
-    in the band so far (at a 100 % ramp step, the one remembered from the step before). Where a decision
-    recorded the limit it applied (a latency rollback or rejection), that point is the recorded one.
+    The baseline is the rule's own: an always-valid upper bound of the champion's p99 over the calls it
+    served since the rollout began (at a 100 % ramp step, where it serves nobody, those before the step).
+    Where a decision recorded the limit it applied (a latency rollback or rejection), that point is the
+    recorded one.
     """
 
     band: str

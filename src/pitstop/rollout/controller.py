@@ -61,6 +61,7 @@ def evidence_window(stored: StoredRollout, info: registry.ModelInfo, now: Any) -
         matured_before=matured,
         loss=Scoring.of(info).loss,
         classes=len(info.classes or []),
+        rollout_started_at=state.started_at,
     )
 
 

@@ -288,8 +288,8 @@ def _shadow_verdict(
         )
     # Latency from the shadow's calls timed as served calls are made (role timing: one row, in the
     # gateway's process), not from its own batches in an idle process, which under-measured it.
-    served, shadowed, timed = evidence.champion, evidence.shadow, evidence.shadow_timing
-    baseline = latency_baseline(served, policy)
+    shadowed, timed = evidence.shadow, evidence.shadow_timing
+    baseline = latency_baseline(evidence.champion_calls, policy)
     slow = latency_excess(timed, baseline, shadow.max_p99_ratio, policy) if baseline else None
     if slow is not None and baseline and timed.latency_p99:
         latency_ratio = timed.latency_p99 / baseline
@@ -320,8 +320,6 @@ def _shadow_verdict(
         f"{verdict}; {plan['summary']}",
         {**numbers, "plan": plan},
         plan=plan,
-        # the champion's p99 bound from the shadow, where it served everyone, for an A/B test too young
-        memory=remember_served_latency({}, evidence.champion, policy),
     )
 
 
@@ -373,11 +371,8 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
                 f"always-valid p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
                 base,
             )
-    # this window's champion p99 bound, else the one the shadow remembered (a bound valid at every look
-    # needs ~1,000 champion calls, which a young A/B test may not have yet)
-    own = latency_baseline(champion, policy)
     breach = check_guardrails(
-        champion, challenger, policy, latency_baseline_ms=own or rollout.memory.get("champion_p99_ms")
+        champion, challenger, policy, latency_baseline_ms=latency_baseline(evidence.champion_calls, policy)
     )
     if breach is not None:
         return _rollback(breach, base)
@@ -399,8 +394,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         # Plug-in variances from a handful of users are too small as often as too large: no look
         # counts (nor enters the running interval) before the policy's minimum evidence.
         if ab.stopping is ABStopping.FIXED:
-            kept = remember_served_latency(rollout.memory, champion, policy)
-            return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, kept)
+            return _fixed_horizon_verdict(rollout, policy, evidence, elapsed, base, rollout.memory)
         return _wait_or_give_up(
             elapsed,
             ab.max_duration,
@@ -411,11 +405,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         )
     sequential = sequential_look(rollout, policy, arm_a, arm_b)
     base["sequential"] = sequential.to_dict()
-    memory = remember_served_latency(
-        {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]},
-        champion,
-        policy,
-    )
+    memory = {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]}
     if sequential.ci_low > 0:
         # Direction from the running confidence sequence, never from a p-value an earlier win earned:
         # worse only when every error difference the evidence allows is above zero.
@@ -638,12 +628,11 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
     share = shares[step]
     elapsed = now - rollout.phase_started_at
     champion, challenger = compared_arms(rollout, policy, evidence)
-    # The champion's p99 bound from this step's calls, else the one remembered from an earlier window
-    # (a bound valid at every look needs ~1,000 calls, more than a short step may have). At 100 % the
-    # champion serves nobody: its errors are compared in shadow, on the same requests, and its latency
-    # against what it measured while it still served (a sampled shadow's load is no baseline).
-    memory = rollout.memory if share >= 1.0 else remember_served_latency(rollout.memory, champion, policy)
-    baseline = memory.get("champion_p99_ms")
+    # The champion's p99 bound from every call it served since the rollout began: a step is too short
+    # for one. At 100 % the champion serves nobody: its errors are compared in shadow, on the same
+    # requests, and its latency is what it measured while it still served (a sampled shadow's load is
+    # no baseline).
+    baseline = latency_baseline(evidence.champion_calls, policy)
     base = {
         "step": step,
         "share": share,
@@ -657,7 +646,7 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
         return _rollback(breach, base)
     if elapsed < ramp.dwell:
         reason = f"at {share:.0%} for {describe_span(elapsed)} of {describe_span(ramp.dwell)}"
-        return Decision(Action.STAY, "ramp.dwell", reason, base, memory=memory)
+        return Decision(Action.STAY, "ramp.dwell", reason, base)
     if min(champion.labelled, challenger.labelled) < ramp.min_labeled_per_arm:
         return Decision(
             Action.STAY,
@@ -665,22 +654,14 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
             f"at {share:.0%}: waiting for {ramp.min_labeled_per_arm} labelled requests per arm "
             f"({challenger.labelled} challenger, {champion.labelled} champion)",
             base,
-            memory=memory,
         )
     if step + 1 >= len(shares):
         reason = f"held 100 % for {describe_span(elapsed)} within every guardrail: promoted"
-        return Decision(Action.PROMOTE, "ramp.completed", reason, base, memory=memory)
+        return Decision(Action.PROMOTE, "ramp.completed", reason, base)
     return Decision(
         Action.ADVANCE,
         "ramp.step",
         f"{share:.0%} held for {describe_span(elapsed)} within every guardrail: "
         f"next step {shares[step + 1]:.0%}",
         base,
-        memory=memory,
     )
-
-
-def remember_served_latency(memory: dict[str, Any], champion: ArmSummary, policy: Policy) -> dict[str, Any]:
-    """Keep the champion's latest served latency baseline (enough calls behind it) for the 100 % step."""
-    baseline = latency_baseline(champion, policy)
-    return memory if baseline is None else {**memory, "champion_p99_ms": baseline}

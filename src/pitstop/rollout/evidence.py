@@ -143,6 +143,14 @@ class Evidence:
     # (hours from the window's start, distinct served users first seen by then), ascending: how the
     # model's users accumulate (gathered in shadow, for the A/B plan's count of available users)
     users_seen: tuple[tuple[float, int], ...] = ()
+    # the champion's served model calls since the rollout began, the latency baseline's sample (None:
+    # the window's, as when the rollout began with it)
+    champion_history: ArmSummary | None = None
+
+    @property
+    def champion_calls(self) -> ArmSummary:
+        """The champion's served calls its p99 bound is taken from (`guardrails.latency_baseline`)."""
+        return self.champion if self.champion_history is None else self.champion_history
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,4 +163,5 @@ class Evidence:
             "window_hours": self.window_hours,
             "unbucketed_requests": self.unbucketed_requests,
             "users_seen": [list(point) for point in self.users_seen],
+            "champion_calls": self.champion_calls.latency_call_count,
         }

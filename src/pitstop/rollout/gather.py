@@ -40,6 +40,7 @@ class Window:
     matured_before: datetime | None = None  # only requests at or before this time count for errors
     loss: Loss | None = None  # the model's loss; None: the task's default
     classes: int = 0  # a multiclass model's number of classes
+    rollout_started_at: datetime | None = None  # the champion's served calls count for latency from here
 
     @property
     def scoring(self) -> Scoring:
@@ -201,7 +202,7 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
             ).group_by(per_unit.c.role, per_unit.c.arm)
         )
     }
-    latencies = latency_quantiles(conn, window)
+    latencies = latency_quantiles(conn, _in_window(window))
     summaries, unbucketed = {}, 0
     for role_name, arm_name, requests, failures, units, by_request in counts:
         key = (role_name, arm_name)
@@ -240,8 +241,9 @@ def _mean_var(n: int, total: float | None, squares: float | None) -> tuple[float
 LatencyStats = tuple[float, float, int, tuple[tuple[float, int], ...]]
 
 
-def latency_quantiles(conn: Connection, window: Window) -> dict[tuple[str, str], LatencyStats]:
-    """Per role and arm (p50, p99, rows, calls per bucket) in milliseconds, from 2 %-wide log buckets.
+def latency_quantiles(conn: Connection, where: ColumnElement[bool]) -> dict[tuple[str, str], LatencyStats]:
+    """Per role and arm (p50, p99, rows, calls per bucket) in milliseconds, from 2 %-wide log buckets,
+    of the predictions `where` selects.
 
     A model call's rows share one latency value, so distinct values within a bucket are its calls.
     """
@@ -251,13 +253,30 @@ def latency_quantiles(conn: Connection, window: Window) -> dict[tuple[str, str],
     role, arm = predictions.c.role, predictions.c.arm
     rows = conn.execute(
         select(role, arm, bucket, func.count(), func.count(distinct(predictions.c.latency_ms)))
-        .where(_in_window(window))
+        .where(where)
         .group_by(role, arm, bucket)
     ).all()
     histograms: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
     for role_name, arm_name, index, count, calls in rows:
         histograms.setdefault((role_name, arm_name), []).append((int(index), int(count), int(calls)))
     return {key: _quantiles(sorted(buckets), width) for key, buckets in histograms.items()}
+
+
+def champion_history(conn: Connection, window: Window, since: datetime) -> ArmSummary:
+    """The champion's served model calls from `since` (the rollout's start) to the window's end: the
+    sample its latency baseline is bounded from, across every phase and step in which it served."""
+    served = and_(
+        predictions.c.model_id == window.model_id,
+        predictions.c.role == "served",
+        predictions.c.arm == "champion",
+        predictions.c.time >= _epoch(since),
+        predictions.c.time <= _epoch(window.now),
+    )
+    stats = latency_quantiles(conn, served).get(("served", "champion"))
+    if stats is None:
+        return ArmSummary()
+    p50, p99, samples, calls = stats
+    return ArmSummary(latency_p50=p50, latency_p99=p99, latency_samples=samples, latency_calls=calls)
 
 
 def _quantiles(buckets: list[tuple[int, int, int]], width: float) -> LatencyStats:
@@ -443,4 +462,7 @@ def gather_evidence(
         unbucketed_requests=summaries.unbucketed_served,
         user_mean_errors=user_mean_errors(conn, window) if with_user_means else None,
         users_seen=users_first_seen(conn, window) if with_user_curve else (),
+        champion_history=(
+            champion_history(conn, window, window.rollout_started_at) if window.rollout_started_at else None
+        ),
     )

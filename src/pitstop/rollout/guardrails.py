@@ -10,12 +10,16 @@ estimate checked at every look would, on heavy-tailed errors), while real harm i
 Latency is judged against the champion the same way. The challenger's p99 is above the limit
 (`max_p99_ratio` x the champion's p99 + `latency_slack`) exactly when more than 1 % of its model calls
 are slower than it, so the breach is an always-valid test of that share (`stats.exceedance_test`, a
-one-sided beta-binomial mixture). The champion's p99 is itself measured, so the limit uses an upper
-bound on it valid at every look (`stats.quantile_upper_rank`: the d-th slowest of its calls); each of
-the two spends half of the window's `guardrail_alpha`, so a challenger whose p99 is within the limit
-is rolled back with probability at most `guardrails.alpha` over the whole rollout, however often
-the controller looks. Calls, not rows, are counted: the rows of one micro-batch share their call's
-time.
+one-sided beta-binomial mixture) at half of the window's `guardrail_alpha`. The champion's p99 is itself
+measured, so the limit uses an upper bound on it valid at every look (`stats.quantile_upper_rank`: the
+d-th slowest of its calls) from every call the champion served since the rollout began: one sequence
+of calls, so the bound spends half of `guardrails.alpha` once for the whole rollout, and a window too
+short for a p99 (a ramp step, a young A/B test) is still judged against the calls before it. A
+challenger whose p99 is within the limit is thus rolled back with probability at most
+`guardrails.alpha` over the whole rollout, however often the controller looks. Calls, not rows, are
+counted: the rows of one micro-batch share their call's time. A bound on a p99 needs about 550 calls
+at the default level (none of 550 calls above the p99 happens with probability 0.99^550 < 0.5 %), so
+a rollout whose champion served fewer has no latency rule yet.
 """
 
 from __future__ import annotations
@@ -42,14 +46,14 @@ class Breach:
 
 
 def check_guardrails(
-    champion: ArmSummary, challenger: ArmSummary, policy: Policy, *, latency_baseline_ms: float | None = None
+    champion: ArmSummary, challenger: ArmSummary, policy: Policy, *, latency_baseline_ms: float | None
 ) -> Breach | None:
-    """The first breached guardrail, or None. `latency_baseline_ms` replaces the champion's own
-    latency baseline (at a 100 % ramp: what it measured while it still served)."""
+    """The first breached guardrail, or None. `latency_baseline_ms` is the champion's p99 bound
+    (`latency_baseline`; None: no latency rule yet)."""
     return (
         failure_rate_breach(champion, challenger, policy)
         or error_ratio_breach(champion, challenger, policy)
-        or latency_breach(champion, challenger, policy, latency_baseline_ms)
+        or latency_breach(challenger, policy, latency_baseline_ms)
     )
 
 
@@ -202,13 +206,23 @@ def latency_limit_ms(max_ratio: float, champion_p99_ms: float, slack_ms: float) 
 
 
 def latency_alpha(policy: Policy) -> float:
-    """The level of each half of the latency rule in one window: the champion's p99 bound and the
-    challenger's test of its slow calls each spend half of `guardrail_alpha`.
+    """The level of the challenger's test of its slow calls in one window: half of `guardrail_alpha`
+    (the champion's p99 bound spends the other half of `guardrails.alpha`, once, `baseline_alpha`).
 
     >>> round(latency_alpha(Policy()), 5)
     0.00125
     """
     return guardrail_alpha(policy) / 2
+
+
+def baseline_alpha(policy: Policy) -> float:
+    """The level of the champion's p99 bound: half of `guardrails.alpha`, for the whole rollout (one
+    sequence of champion calls, bounded at every look at once).
+
+    >>> baseline_alpha(Policy())
+    0.005
+    """
+    return policy.guardrails.alpha / 2
 
 
 def latency_excess(
@@ -231,9 +245,10 @@ def latency_excess(
     return SlowCalls(limit, slow, calls, test.p_value) if test.p_value < alpha else None
 
 
-def latency_baseline(champion: ArmSummary, policy: Policy) -> float | None:
-    """The champion p99 a challenger is held to (`champion_p99_bound` at `latency_alpha`)."""
-    return champion_p99_bound(champion, latency_alpha(policy))
+def latency_baseline(champion_calls: ArmSummary, policy: Policy) -> float | None:
+    """The champion p99 a challenger is held to: `champion_p99_bound` at `baseline_alpha` of the calls
+    the champion served since the rollout began (`Evidence.champion_calls`)."""
+    return champion_p99_bound(champion_calls, baseline_alpha(policy))
 
 
 def champion_p99_bound(champion: ArmSummary, alpha: float) -> float | None:
@@ -246,10 +261,7 @@ def champion_p99_bound(champion: ArmSummary, alpha: float) -> float | None:
     return champion.latency_from_top(rank) if rank else None
 
 
-def latency_breach(
-    champion: ArmSummary, challenger: ArmSummary, policy: Policy, baseline: float | None = None
-) -> Breach | None:
-    baseline = baseline if baseline is not None else latency_baseline(champion, policy)
+def latency_breach(challenger: ArmSummary, policy: Policy, baseline: float | None) -> Breach | None:
     if not baseline:
         return None
     limits = policy.guardrails
