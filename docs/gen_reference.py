@@ -40,10 +40,11 @@ PHASES = {
 
 def cell(text: object) -> str:
     """A value that fits in one Markdown table cell."""
-    parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
-    # Outside code spans, `<workspace>` would be read as an HTML tag and vanish.
+    parts = " ".join(str(text).split()).split("`")
+    # Outside code spans, `|` would end the cell and `<workspace>` would be read as an HTML tag; inside
+    # them the table extension leaves `|` alone and an escape would show.
     for index in range(0, len(parts), 2):
-        parts[index] = parts[index].replace("<", "&lt;").replace(">", "&gt;")
+        parts[index] = parts[index].replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
     return "`".join(parts)
 
 
@@ -284,6 +285,9 @@ def _schema_type(schema: dict[str, Any]) -> str:
 
 
 def _schema_limits(schema: dict[str, Any]) -> str:
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if branches:  # `string or null`: the limits are the string's
+        return "; ".join(filter(None, (_schema_limits(branch) for branch in branches)))
     names = {
         "minLength": "length ≥",
         "maxLength": "length ≤",
@@ -345,7 +349,8 @@ def http_page() -> str:
             for status, response in operation.get("responses", {}).items():
                 content: dict[str, dict[str, Any]] = response.get("content", {})
                 schema = next(iter(content.values())).get("schema") if content else None
-                shown = _schema_type(schema) if schema else next(iter(content), "")
+                media = {"application/json": "JSON", "text/plain": "text"}
+                shown = _schema_type(schema) if schema else media.get(next(iter(content), ""), "")
                 out.append(f"| {status} | {cell(shown)} | {cell(response.get('description', ''))} |")
             out.append("")
     out += ["## Bodies", ""]
