@@ -171,6 +171,11 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         return " or ".join("none" if member is type(None) else _type_name(member) for member in members)
     if typing.get_origin(annotation) is typing.Annotated:
+        validators = {
+            getattr(getattr(item, "func", None), "__name__", "") for item in annotation.__metadata__
+        }
+        if "parse_memory_limit" in validators:
+            return "memory size (`512MiB`, `2GiB`)"
         return _type_name(members[0])
     if typing.get_origin(annotation) is list:
         return f"list of {_type_name(members[0])}"
@@ -193,8 +198,9 @@ def config_page() -> str:
         "",
         "Every key of `pitstop.yaml`, with its default and what it does, generated from the pydantic models",
         "in `pitstop.config` (`docs/gen_reference.py`). `pitstop init` writes the same keys and defaults",
-        "into a new workspace's `pitstop.yaml`, commented. How the file is read and validated (types,",
-        "durations, errors) is in [Set up a workspace](../how-to/workspace.md).",
+        "into a new workspace's `pitstop.yaml`, commented. A duration is a number and a unit (`ms`, `s`,",
+        "`m`, `h`, `d`, `w`: `500ms`, `1.5h`, `14d`). How the file is read and validated (types, durations,",
+        "errors) is in [Set up a workspace](../how-to/workspace.md).",
         "",
     ]
     defaults = Config().model_dump(mode="json")
@@ -214,6 +220,11 @@ def config_page() -> str:
                 else "none"
             )
             kind = _type_name(annotation)
+            if any(
+                getattr(getattr(item, "func", None), "__name__", "") == "parse_positive_duration"
+                for item in field.metadata
+            ):
+                kind = "duration, longer than zero"
             if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
                 kind = "one of " + ", ".join(f"`{member.value}`" for member in annotation)
             limits = _constraints(field)
