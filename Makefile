@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-postgres lint bench clean install
+.PHONY: demo test test-postgres lint bench clean install docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+# The documentation site into site/; --strict turns every warning (a broken link, a missing page) into
+# a failure. Reference pages are generated from the code at build time (docs/gen_reference.py). The
+# test extra holds the docs extra's packages (tests/test_docs.py builds the site too).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python bench/gateway.py --seconds 2 --warmup 0.5 --rounds 12 --pin
