@@ -27,8 +27,8 @@ test: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs/gen_reference.py
+	$(BIN)/ruff format --check src tests bench docs/gen_reference.py
 	$(BIN)/mypy
 
 # The documentation site into site/; --strict turns every warning (a broken link, a missing page) into

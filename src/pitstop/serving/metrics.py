@@ -51,7 +51,8 @@ class GatewayMetrics:
         )
         self.latency = Histogram(
             "pitstop_prediction_latency_seconds",
-            "Time from queueing a prediction to its result (includes micro-batching wait)",
+            "Duration of the model call that answered the prediction (its micro-batch's own time; "
+            "a failed or timed-out call: the time waited)",
             PREDICTION_LABELS,
             buckets=LATENCY_BUCKETS,
             registry=r,
