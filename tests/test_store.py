@@ -6,11 +6,12 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from pitstop.config import default_database_url
 from pitstop.errors import ConfigError, StoreUnavailableError
 from pitstop.store.engine import make_engine
-from pitstop.store.migrate import current_revision, head_revision, upgrade
+from pitstop.store.migrate import _alembic_config, current_revision, head_revision, upgrade
 from pitstop.store.tables import metadata
 from pitstop.workspace import Workspace
 
@@ -29,6 +30,23 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     assert upgrade(engine) == (None, head_revision())
     assert upgrade(engine) == (head_revision(), head_revision())
     assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_the_schema_check_reads_the_revisions_alembic_reads(database_url: str) -> None:
+    """Opening a workspace reads the head and the store's revision without Alembic (a quick command
+    would otherwise spend a third of its start importing it): both agree with Alembic's own."""
+    assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    engine = make_engine(database_url)
+
+    def alembic_revision() -> str | None:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    assert current_revision(engine) is None and alembic_revision() is None
+    for revision in ("0001", "0003", head_revision()):
+        upgrade(engine, revision)
+        assert current_revision(engine) == alembic_revision() == revision
     engine.dispose()
 
 

@@ -13,13 +13,15 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import pandas as pd
 import yaml
 
 from pitstop.errors import UsageError, describe_os_error
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
@@ -128,6 +130,8 @@ def readable_rows(reference: DataReference, features: list[str]) -> pd.DataFrame
     path = _local_path(reference.uri)
     if path is None or not path.is_file():
         return None
+    import pandas as pd  # loads only when there is a file to read
+
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)

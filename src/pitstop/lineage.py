@@ -8,13 +8,16 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from pitstop.data_refs import check_commit
 
-from pitstop.data_refs import DataReference, check_commit
-from pitstop.datasets import DatasetSnapshot, parse_times
-from pitstop.registry import ModelInfo
+if TYPE_CHECKING:  # `current_actor` is used by every write; pandas loads only to build a lineage
+    import pandas as pd
+
+    from pitstop.data_refs import DataReference
+    from pitstop.datasets import DatasetSnapshot
+    from pitstop.registry import ModelInfo
 
 
 def current_actor() -> str:
@@ -78,6 +81,8 @@ def build_lineage(
     as_of: pd.Timestamp | None,
 ) -> dict[str, Any]:
     """Everything needed to know, and later reproduce, where a version came from."""
+    from pitstop.datasets import parse_times
+
     window: dict[str, Any] = {"start": None, "end": None, "rows": len(rows), "time_column": time_column}
     if time_column is not None and time_column in rows.columns:
         times = parse_times(rows[time_column], time_column, snapshot.ref)

@@ -21,18 +21,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-    load_pem_public_key,
-)
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pitstop.errors import ConfigError, PitstopError
+
+if TYPE_CHECKING:  # cryptography loads only for an Ed25519 key: opening a store needs no key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 SIGNING_KEY = "PITSTOP_SIGNING_KEY"
 VERIFY_KEY = "PITSTOP_VERIFY_KEY"
@@ -97,6 +91,8 @@ class HmacKey:
 
 
 def _ed25519_key_id(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     return hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
 
 
@@ -122,6 +118,8 @@ class Ed25519Verifier:
         self.key_id = _ed25519_key_id(key)
 
     def verify(self, message: bytes, value: str) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
         try:
             self._key.verify(base64.b64decode(value, validate=True), message)
         except (InvalidSignature, ValueError):
@@ -205,6 +203,9 @@ def signer_from(material: bytes, source: str) -> Signer:
     """An Ed25519 private key (PEM) or an HMAC secret; ConfigError naming `source` otherwise."""
     if b"-----BEGIN" not in material:
         return _secret(material, source)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     try:
         key = load_pem_private_key(material, password=None)
     except (ValueError, TypeError) as error:
@@ -220,6 +221,9 @@ def verifier_from(material: bytes, source: str) -> Verifier:
         return _secret(material, source)
     if b"PRIVATE KEY" in material:
         raise ConfigError(f"{source}: holds a private key; give verifiers the public key only")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     try:
         key = load_pem_public_key(material)
     except (ValueError, TypeError) as error:

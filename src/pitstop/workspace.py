@@ -11,26 +11,13 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from pitstop import (
-    data_refs,
-    feature_choice,
-    model_files,
-    model_input,
-    model_lifecycle,
-    package_drift,
-    registry,
-    signing,
-    training,
-)
-from pitstop import datasets as ds
+from pitstop import model_lifecycle, registry, signing
 from pitstop.artifacts import ArtifactStore
 from pitstop.clock import Clock, SystemClock
 from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
 from pitstop.config import database_url as resolve_database_url
-from pitstop.data_refs import DataReference
 from pitstop.errors import (
     ArtifactIntegrityError,
     ConflictError,
@@ -42,13 +29,8 @@ from pitstop.errors import (
     describe_os_error,
 )
 from pitstop.events import Event, list_events
-from pitstop.gating import GateReport, run_gate
 from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
-from pitstop.losses import Loss, check_function
-from pitstop.model_files import ModelFormat, PickleRefusedError, UntrustedTypesError
-from pitstop.package_drift import PackageDrift
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
-from pitstop.scoring import check_classes, check_estimator, checked_predictions, class_values
 from pitstop.store.engine import (
     describe_store_error,
     make_engine,
@@ -61,7 +43,15 @@ from pitstop.store.engine import (
 from pitstop.store.migrate import current_revision, head_revision, upgrade
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from pitstop import datasets as ds
+    from pitstop import feature_choice, model_input, training
     from pitstop.conversion import Conversion
+    from pitstop.data_refs import DataReference
+    from pitstop.gating import GateReport
+    from pitstop.losses import Loss
+    from pitstop.package_drift import PackageDrift
     from pitstop.rollout.actions import RolloutStatus
     from pitstop.rollout.records import StoredRollout
 
@@ -267,6 +257,9 @@ class Workspace:
         but the target, time and id columns, or without `data`, of the first version's training data.
         Without `features` it refuses (`FeaturesNotChosenError`), listing the candidates of `data`, else
         of the newest dataset holding the target: nothing is guessed."""
+        from pitstop import feature_choice
+        from pitstop.losses import Loss, check_function
+
         try:
             task = Task(task)
         except ValueError:
@@ -300,6 +293,8 @@ class Workspace:
 
     def set_loss(self, model: str, loss: str, *, actor: str | None = None) -> ModelInfo:
         """Change the loss of a model that has no version yet (`registry.set_loss`); recorded."""
+        from pitstop.losses import Loss, check_function
+
         with self.writing() as conn:
             info = registry.get_model(conn, model, for_update=True)
             chosen = Loss.parse(loss, info.task)
@@ -310,6 +305,8 @@ class Workspace:
 
     def loss(self, model: str | ModelInfo) -> Loss:
         """The per-request loss `model` is scored by."""
+        from pitstop.losses import Loss
+
         info = self.model(model) if isinstance(model, str) else model
         return Loss.parse(info.loss, info.task)
 
@@ -474,6 +471,8 @@ class Workspace:
     ) -> VersionInfo:
         """Train on the rows of `data` strictly before `as_of`; register the result as the next version
         (stored with skops; as a pickle only as `register` says; checked at the door as it says)."""
+        from pitstop import training
+
         info = self.model(model)
         info.refuse_if_archived("new versions")  # before training, not after
         snapshot = self.dataset(data)
@@ -500,6 +499,11 @@ class Workspace:
 
     def reproduce(self, model: str, version: str | int) -> training.Reproduction:
         """Retrain from the recorded snapshot, cutoff, parameters, trainer; compare training predictions."""
+        import pandas as pd
+
+        from pitstop import model_input, training
+        from pitstop.scoring import checked_predictions
+
         info = self.model(model)
         recorded = self.version(model, version)
         lineage = recorded.lineage
@@ -537,6 +541,8 @@ class Workspace:
         """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded).
 
         `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded."""
+        from pitstop.gating import run_gate
+
         return run_gate(self, model, version, test_set, actor=actor, accept_review=accept_review)
 
     def _register_estimator(
@@ -560,7 +566,9 @@ class Workspace:
         pickle only if the model allows them or `allow_pickle` does (then, in the same transaction,
         the model allows pickles from now on: an event). `code` replaces the folder's commit
         (`--code-commit`)."""
-        from pitstop import door_check  # it uses serving's process context, and serving imports this module
+        # door_check uses serving's process context, and serving imports this module
+        from pitstop import door_check, training
+        from pitstop.scoring import check_classes, check_estimator, class_values
 
         check_estimator(estimator, info.task, source)
         time_column = training.time_column_of(info, snapshot, frame.columns)
@@ -609,7 +617,10 @@ class Workspace:
         """Store and record a version whose training data is named by reference: the model's declared
         features are its features (no data here to take them from). The door check tries the rows of
         the referenced file when it is a local CSV or Parquet file, else it is skipped, saying why."""
-        from pitstop import door_check
+        import pandas as pd
+
+        from pitstop import data_refs, door_check, model_input
+        from pitstop.scoring import check_estimator
 
         check_estimator(estimator, info.task, source)
         if info.features is None:
@@ -658,7 +669,9 @@ class Workspace:
     ) -> VersionInfo:
         """Check the model at the door (unless `skip_check` says why not), write its file and record the
         version (fixing the model's features, and a classifier's classes, at its first)."""
-        from pitstop import door_check  # it uses serving's process context, and serving imports this module
+        # door_check uses serving's process context, and serving imports this module
+        from pitstop import door_check, model_input, training
+        from pitstop.model_files import ModelFormat
 
         if skip_check is not None and not skip_check.strip():
             raise UsageError("--skip-check: say why the model cannot be tried here; it is recorded")
@@ -729,6 +742,9 @@ class Workspace:
         """The version's model object, verified (`verified_artifact`). A skops file loads only with the
         types its version was registered with; a pickle only when the model allows pickles (or
         `allow_pickle`, as `convert` does for the version it replaces)."""
+        from pitstop import model_files, package_drift, training
+        from pitstop.model_files import ModelFormat, PickleRefusedError, UntrustedTypesError
+
         info = self.model(model)
         version, data = self.verified_artifact(model, ref)
         who = f"{model} version {version.version}"
@@ -753,6 +769,8 @@ class Workspace:
 
     def package_drift(self, model: str, ref: str | int) -> list[PackageDrift]:
         """The packages in the version's lineage whose installed major.minor version differs here."""
+        from pitstop import package_drift
+
         return package_drift.of_lineage(self.version(model, ref).lineage)
 
     def sign(self, model: str, ref: str | int, *, actor: str | None = None) -> VersionInfo:
@@ -894,6 +912,8 @@ class Workspace:
 
         `categorical` columns load as pandas `category` every time (a Parquet file's own categorical
         columns always do)."""
+        from pitstop import datasets as ds
+
         registry.validate_name("dataset", name)
         if time_column is not None and time_column in (categorical or []):
             raise UsageError(f"--categorical: {time_column!r} is the time column; it cannot be categorical")
@@ -925,15 +945,21 @@ class Workspace:
             )
 
     def datasets(self, name: str | None = None) -> list[ds.DatasetSnapshot]:
+        from pitstop import datasets as ds
+
         with self.reading() as conn:
             return ds.list_snapshots(conn, name)
 
     def dataset(self, ref: str) -> ds.DatasetSnapshot:
+        from pitstop import datasets as ds
+
         with self.reading() as conn:
             return ds.get_snapshot(conn, ref)
 
     def dataset_frame(self, ref: str) -> pd.DataFrame:
         """The snapshot's rows (verified against its sha256), time column parsed to UTC."""
+        from pitstop import datasets as ds
+
         snapshot = self.dataset(ref)
         return ds.frame_from_bytes(snapshot, self.artifacts.read(snapshot.uri))
 
@@ -984,6 +1010,8 @@ def _fitted_classes(estimator: Any, task: Task) -> list[Any] | None:
 
 
 def _load_artifact_file(path: Path) -> Any:
+    from pitstop import model_files, training
+
     if not path.is_file():
         raise UsageError(f"{path}: no such artifact file")
     try:

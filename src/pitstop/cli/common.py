@@ -18,10 +18,11 @@ from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
 from pitstop.errors import UsageError
-from pitstop.workspace import Workspace
 
 if TYPE_CHECKING:
     from typer._click.core import Context
+
+    from pitstop.workspace import Workspace
 
 PIPED_WIDTH = 160  # output to a file or a pipe has no terminal width; leave tables room to stay whole
 console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
@@ -129,6 +130,8 @@ _opened: list[Workspace] = []
 
 def open_workspace(path: Path | None) -> Workspace:
     """The workspace a command works on; closed when the command ends (`close_workspaces`)."""
+    from pitstop.workspace import Workspace  # the store loads only for commands that use it
+
     workspace = Workspace(path)
     _opened.append(workspace)
     return workspace

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,7 +19,9 @@ from pitstop.cli.common import (
     split_list,
     table,
 )
-from pitstop.datasets import DatasetSnapshot
+
+if TYPE_CHECKING:
+    from pitstop.datasets import DatasetSnapshot
 
 dataset_app = PitstopTyper(
     help="Dataset snapshots: content-hashed copies of CSV/Parquet files.", no_args_is_help=True

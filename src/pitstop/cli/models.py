@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.panel import Panel
 
-from pitstop import data_refs
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
@@ -24,11 +23,12 @@ from pitstop.cli.common import (
     table,
 )
 from pitstop.cli.train import describe_format, parse_timestamp
-from pitstop.data_refs import DataReference
 from pitstop.errors import UsageError
-from pitstop.losses import Loss
-from pitstop.package_drift import PackageDrift, recorded_packages
-from pitstop.registry import ModelInfo, VersionInfo
+
+if TYPE_CHECKING:  # pandas, numpy and the store load only in the commands that use them
+    from pitstop.data_refs import DataReference
+    from pitstop.package_drift import PackageDrift
+    from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
 
@@ -103,6 +103,8 @@ def create(
 
     --features is required: a list, or 'all', whose columns are printed (at once with --data, else
     when the first version fixes them). Without it the command lists the candidate columns."""
+    from pitstop.losses import Loss
+
     chosen = "all" if features is not None and features.strip() == "all" else split_list(features)
     info = open_workspace(workspace).create_model(
         model,
@@ -257,6 +259,8 @@ def show(
 
 
 def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
+    from pitstop.package_drift import recorded_packages
+
     lineage = v.lineage
     window = lineage.get("training_window", {})
     env = lineage.get("environment", {})
@@ -304,6 +308,8 @@ def _training_data(lineage: dict[str, Any]) -> tuple[str, str]:
     """The training data: dataset snapshots, or the reference a version was registered with."""
     reference = lineage.get("data_reference")
     if reference is not None:
+        from pitstop.data_refs import DataReference
+
         return "training data", DataReference(**reference).describe()
     snapshots = lineage.get("datasets", [])
     return "datasets", ", ".join(f"{d['name']}:{d['version']} ({d['sha256'][:12]})" for d in snapshots)
@@ -453,6 +459,8 @@ def register_version(
 
 
 def _data_reference(uri: str | None, sha256: str | None, dvc_file: Path | None) -> DataReference | None:
+    from pitstop import data_refs
+
     if uri is not None and dvc_file is not None:
         raise UsageError("--dvc-file: give the training data one way, not with --train-data-uri too")
     if (uri is None) != (sha256 is None):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from pitstop.cli.common import JsonOption, console, emit, table
 from pitstop.errors import UsageError
-from pitstop.stats import SampleSize, sample_size, sample_size_margin, sample_size_paired
+
+if TYPE_CHECKING:  # scipy loads only when a plan is computed
+    from pitstop.stats import SampleSize
 
 T = TypeVar("T")
 
@@ -59,6 +61,8 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Required units per arm: classic two-sided t-test, the A/B rule's own requirement, optionally shadow."""
+    from pitstop.stats import sample_size, sample_size_paired
+
     classic = _usage(
         lambda: sample_size(baseline_mean, baseline_std, mde, alpha=alpha, power=power, share=share)
     )
@@ -101,6 +105,8 @@ def _rule(
     classic: SampleSize, baseline_mean: float, baseline_std: float, margin: float
 ) -> tuple[SampleSize | None, SampleSize | None]:
     """The rule's requirement at the planned effect, or None and the requirement at twice the margin."""
+
+    from pitstop.stats import sample_size_margin
 
     def at(effect: float) -> SampleSize:
         return sample_size_margin(

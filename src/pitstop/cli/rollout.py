@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -28,11 +28,11 @@ from pitstop.cli.common import (
 from pitstop.cli.number_list import NumberList
 from pitstop.durations import describe_span, parse_positive_duration
 from pitstop.errors import UsageError
-from pitstop.events import Event
-from pitstop.rollout.actions import RolloutStatus
-from pitstop.rollout.apply import describe
-from pitstop.rollout.records import StoredRollout
-from pitstop.rollout.state import challenger_share
+
+if TYPE_CHECKING:  # the store, scipy and the rollout machinery load only in the commands that use them
+    from pitstop.events import Event
+    from pitstop.rollout.actions import RolloutStatus
+    from pitstop.rollout.records import StoredRollout
 
 rollout_app = PitstopTyper(
     help="Rollouts: shadow, A/B test, ramp, promotion — and the manual overrides.", no_args_is_help=True
@@ -310,6 +310,9 @@ def _short(value: Any) -> str:
 
 
 def _render_changed(stored: StoredRollout) -> None:
+    from pitstop.rollout.apply import describe
+    from pitstop.rollout.state import challenger_share
+
     s = stored.state
     where = describe(s, challenger_share(s, stored.policy))  # as the history's `to` column says it
     console.print(f"rollout {s.id} of {s.model}: now {where}")

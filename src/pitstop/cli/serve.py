@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pitstop.cli.common import WorkspaceOption, err_console
 from pitstop.errors import StoreUnavailableError, UsageError
-from pitstop.registry import Alias
-from pitstop.workspace import Workspace
+
+if TYPE_CHECKING:  # the store, pandas and scikit-learn load only when the gateway starts
+    from pitstop.workspace import Workspace
 
 
 class LogLevel(StrEnum):
@@ -61,6 +62,7 @@ def serve(
         is_loopback,
     )
     from pitstop.serving.server import run
+    from pitstop.workspace import Workspace
 
     if insecure_local_writes:
         os.environ[ALLOW_ENV] = "1"  # read by every worker's app_from_env
@@ -88,6 +90,7 @@ def serve(
 
 def _served(ws: Workspace) -> list[str]:
     """The models with a champion; from the routing cache (with a warning) while the store is down."""
+    from pitstop.registry import Alias
     from pitstop.serving import routing_cache
 
     if ws.store_problem is None:

@@ -22,10 +22,8 @@ from pitstop.cli.common import (
     table,
 )
 from pitstop.cli.rollout import key_numbers_cell
-from pitstop.config import load_config
 from pitstop.durations import parse_duration, parse_positive_duration
 from pitstop.errors import UsageError
-from pitstop.registry import Task
 
 
 def simulate(
@@ -53,6 +51,8 @@ def simulate(
     as_json: JsonOption = False,
 ) -> None:
     """Replay a traffic table through shadow, A/B test and ramp with a simulated clock. Exit 0 if promoted."""
+    from pitstop.config import load_config
+    from pitstop.registry import Task
     from pitstop.simulate import load_traffic
     from pitstop.simulate import simulate as run_simulation
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 from pitstop.cli.common import (
@@ -22,10 +21,13 @@ from pitstop.cli.common import (
     table,
 )
 from pitstop.errors import UsageError
-from pitstop.gating import GateReport
-from pitstop.pipeline import RetrainResult
-from pitstop.pipeline import retrain as run_retrain
-from pitstop.registry import VersionInfo
+
+if TYPE_CHECKING:  # pandas, scikit-learn and the store load only in the commands that use them
+    import pandas as pd
+
+    from pitstop.gating import GateReport
+    from pitstop.pipeline import RetrainResult
+    from pitstop.registry import VersionInfo
 
 ModelArg = Annotated[str, typer.Argument(help="model name")]
 ParamOption = Annotated[
@@ -41,6 +43,8 @@ def parse_timestamp(text: str | None, option: str) -> pd.Timestamp | None:
     """
     if text is None:
         return None
+    import pandas as pd
+
     try:
         stamp = pd.Timestamp(text)
         valid = not pd.isna(stamp)  # NaT is what pandas makes of "", "NaT" and "nan": no time at all
@@ -222,6 +226,8 @@ def retrain(
     as_json: JsonOption = False,
 ) -> None:
     """Train → offline gate → rollout start in one command (for cron or Airflow). Exit 1 if it stops."""
+    from pitstop.pipeline import retrain as run_retrain
+
     result = run_retrain(
         open_workspace(workspace),
         model,

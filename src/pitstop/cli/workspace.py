@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from pitstop.cli.common import JsonOption, PitstopTyper, WorkspaceOption, console, emit
-from pitstop.config import CONFIG_FILE
-from pitstop.workspace import Workspace, resolve_workspace_path
 
 
 def init(
@@ -19,6 +17,9 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Write a commented pitstop.yaml holding every default, and create the store."""
+    from pitstop.config import CONFIG_FILE  # the store and its migrations load only when run
+    from pitstop.workspace import Workspace, resolve_workspace_path
+
     folder = resolve_workspace_path(directory)
     existed = (folder / CONFIG_FILE).exists()
     workspace = Workspace.init(folder)
@@ -43,6 +44,8 @@ db_app = PitstopTyper(help="Manage the store's schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Apply pending schema migrations to the store."""
+    from pitstop.workspace import Workspace
+
     before, after = Workspace(workspace, check_schema=False).upgrade()
     change = "already at" if before == after else f"{before or 'empty'} ->"
     emit(as_json, {"from": before, "to": after}, lambda: console.print(f"store schema {change} {after}"))
