@@ -19,14 +19,11 @@ demo: $(STAMP)
 
 # The suite on TEST_PROCESSES processes (pytest-xdist), then the tests marked slow on their own: their
 # outcome rests on real time (latency guardrails, real clocks), which a busy neighbour would distort.
-# Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test). `--dist loadgroup`
-# keeps the tests marked `xdist_group` (those sharing a rollout built once per worker) on one worker;
-# the groups go out first. More processes than cores starve the idle-priority shadow processes that
-# some tests wait for (measured: -n 3 and -n 4 were slower on 2 cores, and timed out).
+# Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test).
 TEST_PROCESSES ?= 2
 
 test: $(STAMP)
-	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)

@@ -11,8 +11,7 @@ from pitstop.report import write_report
 from report.conftest import CHART_MARKS, PageWatch, Story
 from report.rollouts import MODEL
 
-# on the worker that builds the session's `story` rollouts for every module reading them (`make test`)
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("report-story")]
+pytestmark = pytest.mark.browser
 
 CHARTS = {"timeline", "share", "errors", "latency", "progress", "shadow", "ab"}
 

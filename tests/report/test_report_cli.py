@@ -10,10 +10,6 @@ import pytest
 from report.conftest import Story
 from report.rollouts import MODEL
 
-# The session's `story` rollouts are built by each worker that runs a test reading them: `make test`
-# (`--dist loadgroup`) sends every such module to one worker.
-pytestmark = pytest.mark.xdist_group("report-story")
-
 
 @pytest.fixture(autouse=True)
 def story_store(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:

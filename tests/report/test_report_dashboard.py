@@ -22,9 +22,6 @@ from report.conftest import CHART_MARKS, PageWatch
 from report.rollouts import MODEL, rollout_workspace, send_traffic
 from serving.conftest import running
 
-# Its module-scoped rollout is built once: `make test` keeps the module on one worker (`--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("report-dashboard")
-
 LIVE_CHARTS = {"timeline", "share", "errors", "latency", "progress", "shadow", "ab"}
 EVERY = 0.5  # seconds between the page's polls: live updates show within the tests' patience
 WAIT_MS = 30_000  # longest wait for the page to show a change (a loaded machine is slow, never this slow)

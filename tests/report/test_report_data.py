@@ -26,10 +26,6 @@ from pitstop.workspace import Workspace
 from report.conftest import Story
 from report.rollouts import MODEL
 
-# The session's `story` rollouts are built by each worker that runs a test reading them: `make test`
-# (`--dist loadgroup`) sends every such module to one worker.
-pytestmark = pytest.mark.xdist_group("report-story")
-
 COLUMNS = [
     "request_id",
     "user_id",

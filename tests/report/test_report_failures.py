@@ -24,9 +24,6 @@ from report.rollouts import MODEL, rollout_workspace, send_traffic
 from rollout.conftest import FailsAfter
 from serving.conftest import running
 
-# Its module-scoped rollout is built once: `make test` keeps the module on one worker (`--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("report-failures")
-
 OUT_OF_MEMORY = "MemoryError: out of memory after serving a while"
 MISSING = "ModuleNotFoundError: No module named 'taxitrainers'"
 CANNOT_LOAD = f"challenger v4 cannot be loaded: {MISSING}"

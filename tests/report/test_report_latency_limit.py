@@ -26,10 +26,6 @@ from report.conftest import Story, fresh_store
 from report.rollouts import MODEL, SHORT_POLICY, rollout_workspace, send_traffic
 from serving.fake_models import SlowModel
 
-# The session's `story` rollouts (and this module's own) are built by each worker that runs a test
-# reading them: `make test` (`--dist loadgroup`) sends every such module to one worker.
-pytestmark = pytest.mark.xdist_group("report-story")
-
 DELAY = 0.05  # seconds per challenger call: far above 1.5 x any champion p99 + 5 ms on a busy machine
 # Wide in shadow (so it passes), the default 1.5 x (and 5 ms slack) from the A/B test on. A p99 bound
 # valid at every look needs ~1,000 champion calls at the default guardrails.alpha; a lenient alpha lets
