@@ -4,8 +4,11 @@ id), so the ids a replay gives its requests must not repeat those of an earlier 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from helpers import make_traffic
@@ -14,6 +17,9 @@ from pitstop.report.data import report_data
 from pitstop.simulate import Replay, prepare_traffic
 from pitstop.store.tables import labels, predictions
 from pitstop.workspace import Workspace
+from report.conftest import fresh_store
+from report.rollouts import rollout_workspace
+from rollout.conftest import SHORT_POLICY
 
 
 def replay(ws: Workspace, hours: float, requests: int, seed: int) -> Replay:
@@ -35,23 +41,44 @@ def two_rollouts(ws: Workspace) -> list[tuple[int, Replay]]:
     return runs
 
 
-def test_two_replays_in_one_store_keep_every_label(rollout_ws: Workspace) -> None:
-    runs = two_rollouts(rollout_ws)
-    with rollout_ws.reading() as conn:
+@dataclass
+class TwoRollouts:
+    ws: Workspace
+    runs: list[tuple[int, Replay]]
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two_rollouts_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    yield from fresh_store(request, tmp_path_factory, "two-rollouts-store", prefix="ids")
+
+
+@pytest.fixture(scope="module")
+def replayed(two_rollouts_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRollouts]:
+    """`two_rollouts` on `rollout_ws`'s workspace, replayed once per store (~2,500 requests) and only
+    read by the tests below (they must not change it)."""
+    scratch = tmp_path_factory.mktemp("two-rollouts")
+    ws = rollout_workspace(scratch / "ws", scratch, two_rollouts_store, policy=SHORT_POLICY)
+    yield TwoRollouts(ws, two_rollouts(ws))
+    ws.close()
+
+
+def test_two_replays_in_one_store_keep_every_label(replayed: TwoRollouts) -> None:
+    with replayed.ws.reading() as conn:
         stored = conn.execute(select(func.count()).select_from(labels)).scalar_one()
-    assert all(run.delivered > 0 for _, run in runs)
-    assert stored == sum(run.delivered for _, run in runs)
+    assert all(run.delivered > 0 for _, run in replayed.runs)
+    assert stored == sum(run.delivered for _, run in replayed.runs)
 
 
-def test_each_rollout_keeps_the_labelled_pairs_its_shadow_verdict_counted(rollout_ws: Workspace) -> None:
-    runs = two_rollouts(rollout_ws)
-    for rollout, _ in runs:
+def test_each_rollout_keeps_the_labelled_pairs_its_shadow_verdict_counted(replayed: TwoRollouts) -> None:
+    for rollout, _ in replayed.runs:
         verdict = next(
             e
-            for e in rollout_ws.events("eta")
+            for e in replayed.ws.events("eta")
             if e.kind == "rollout_transition" and e.rollout_id == rollout and e.from_state == "shadow"
         )
-        shadow = report_data(rollout_ws, "eta", rollout).shadow
+        shadow = report_data(replayed.ws, "eta", rollout).shadow
         assert shadow is not None and verdict.data["labelled_pairs"] > 0
         # Regenerated afterwards, the report sees exactly the pairs the controller decided on.
         assert shadow.n == verdict.data["labelled_pairs"], rollout
