@@ -212,6 +212,22 @@ def test_shadow_without_evidence_either_way_by_max_duration_is_rejected() -> Non
     assert "not shown below the 1.05 tolerance" in decision.reason
 
 
+def test_shadow_passes_at_max_duration_on_its_one_fixed_sample_look() -> None:
+    """An equal challenger from 600 noisy users: the always-valid bound (1.07) never gets below the
+    1.05 tolerance, so before the max duration it waits; at it, the one fixed-sample look (a single
+    look needs no allowance for the others: bound 1.04) passes it instead of rejecting it as
+    inconclusive (issue 17: 10 % of equal challengers of a low-traffic model were)."""
+    equal = shadow_evidence(24 * 7, challenger=5.0, users=600, spread=0.5)
+    waiting = decide(rollout(Phase.SHADOW), STARTS_ANYWAY, equal, at(24 * 6))
+    assert (waiting.action, waiting.rule) == (Action.STAY, "shadow.error_ratio_open")
+    decision = decide(rollout(Phase.SHADOW), STARTS_ANYWAY, equal, at(24 * 7))
+    assert (decision.action, decision.rule) == (Action.ADVANCE, "shadow.passed"), decision.reason
+    assert decision.numbers["ratio_high"] > 1.05 > decision.numbers["final_test"]["details"]["ratio_high"]
+    assert "at the max duration, fixed-sample 97.5% upper bound 1.041" in decision.reason
+    fewer = shadow_evidence(24 * 7, challenger=5.0, users=300, spread=0.5)  # too few even for that look
+    assert decide(rollout(Phase.SHADOW), STARTS_ANYWAY, fewer, at(24 * 7)).rule == "shadow.inconclusive"
+
+
 def test_shadow_waits_for_min_users_before_a_verdict() -> None:
     few = shadow_evidence(25, challenger=4.0, users=POLICY.shadow.min_users - 1, spread=0.01)
     decision = decide(rollout(Phase.SHADOW), POLICY, few, at(25))

@@ -40,7 +40,7 @@ from pitstop.stats import (
     mann_whitney_test,
     sequential_sample_ratio_mismatch,
 )
-from pitstop.stats.ratio import paired_ratio_sequence
+from pitstop.stats.ratio import paired_ratio_final, paired_ratio_sequence
 from pitstop.stats.results import SRMResult, TestResult
 
 # A shadow failing too often is rejected before any labels, on evidence: at least this many calls and
@@ -200,9 +200,11 @@ def _shadow_failures(
     )
 
 
-def shadow_ratio_look(policy: Policy, paired: PairedSummary) -> TestResult | None:
-    """The always-valid bound on the challenger/champion error ratio from the per-user sums (None:
-    fewer than `shadow.min_users` users, no error, or no spread between users to measure)."""
+def shadow_ratio_look(policy: Policy, paired: PairedSummary, *, final: bool = False) -> TestResult | None:
+    """The bound on the challenger/champion error ratio from the per-user sums (None: fewer than
+    `shadow.min_users` users, no error, or no spread between users to measure): the always-valid
+    confidence sequence at every look, spending half of `shadow.alpha`; with `final`, the one
+    fixed-sample look at `max_duration`, spending the other half."""
     shadow = policy.shadow
     if (
         paired.users < max(shadow.min_users, 2)
@@ -213,17 +215,19 @@ def shadow_ratio_look(policy: Policy, paired: PairedSummary) -> TestResult | Non
     champion_sum, challenger_sum = paired.champion_mean * paired.n, paired.challenger_mean * paired.n
     if champion_sum <= 0 or challenger_sum <= 0:
         return None
+    sums = (
+        paired.users,
+        champion_sum,
+        challenger_sum,
+        paired.user_champion_sq,
+        paired.user_challenger_sq,
+        paired.user_cross,
+    )
     try:
+        if final:
+            return paired_ratio_final(*sums, alpha=shadow.alpha / 2, margin=shadow.error_tolerance)
         return paired_ratio_sequence(
-            paired.users,
-            champion_sum,
-            challenger_sum,
-            paired.user_champion_sq,
-            paired.user_challenger_sq,
-            paired.user_cross,
-            tau=shadow.tau,
-            alpha=shadow.alpha,
-            margin=shadow.error_tolerance,
+            *sums, tau=shadow.tau, alpha=shadow.alpha / 2, margin=shadow.error_tolerance
         )
     except ValueError:  # zero variance between users: nothing measured to bound the ratio with
         return None
@@ -233,9 +237,12 @@ def _shadow_verdict(
     rollout: RolloutState, policy: Policy, evidence: Evidence, base: dict[str, Any], elapsed: timedelta
 ) -> Decision:
     """Pass on evidence the error ratio is below the tolerance, reject on evidence it is above; the
-    evidence is a confidence sequence on the per-user (clustered) log ratio, valid at every look, so
-    either verdict is wrong at most `shadow.alpha` of the time however often the controller looks.
-    Neither by `max_duration`: rejected as inconclusive (doubt favours the champion)."""
+    evidence is a confidence sequence on the per-user (clustered) log ratio, valid at every look, at
+    half of `shadow.alpha`. Neither by `max_duration`: one fixed-sample look there, at the other half
+    (a single look needs no allowance for the others, so its bound is about 40 % narrower), passes on
+    evidence below the tolerance; else rejected as inconclusive (doubt favours the champion). A pass
+    of a challenger at the tolerance is thus wrong at most `shadow.alpha` of the time, however often
+    the controller looks."""
     shadow, paired = policy.shadow, evidence.paired
     assert paired.champion_mean is not None and paired.challenger_mean is not None
     test = paired_test(policy, evidence)
@@ -256,7 +263,7 @@ def _shadow_verdict(
         "test": test.to_dict() if test else None,
     }
     bounds = (
-        f"{ratio:.3f} (always-valid {1 - shadow.alpha:.0%} bounds {look.details['ratio_low']:.3f}-"
+        f"{ratio:.3f} (always-valid {1 - shadow.alpha / 2:.1%} bounds {look.details['ratio_low']:.3f}-"
         f"{look.details['ratio_high']:.3f}, {paired.users} users)"
         if look
         else f"{ratio:.3f} ({paired.users} users of the {shadow.min_users} a bound needs)"
@@ -272,7 +279,15 @@ def _shadow_verdict(
             numbers,
         )
     if look is None or look.ci_high >= math.log(shadow.error_tolerance):
-        if elapsed >= shadow.max_duration:
+        # at max_duration, one fixed-sample look with the half of shadow.alpha the sequence left
+        final = shadow_ratio_look(policy, paired, final=True) if elapsed >= shadow.max_duration else None
+        if final is not None and final.ci_high < math.log(shadow.error_tolerance):
+            numbers["final_test"] = final.to_dict()
+            bounds = (
+                f"{ratio:.3f} (at the max duration, fixed-sample {1 - shadow.alpha / 2:.1%} upper bound "
+                f"{final.details['ratio_high']:.3f}, {paired.users} users)"
+            )
+        elif elapsed >= shadow.max_duration:
             return Decision(
                 Action.REJECT,
                 "shadow.inconclusive",
@@ -280,12 +295,14 @@ def _shadow_verdict(
                 f"not shown below the {shadow.error_tolerance:g} tolerance, the champion stays",
                 numbers,
             )
-        return Decision(
-            Action.STAY,
-            "shadow.error_ratio_open",
-            f"error ratio {bounds}: not yet shown below or above the {shadow.error_tolerance:g} tolerance",
-            numbers,
-        )
+        else:
+            return Decision(
+                Action.STAY,
+                "shadow.error_ratio_open",
+                f"error ratio {bounds}: not yet shown below or above the "
+                f"{shadow.error_tolerance:g} tolerance",
+                numbers,
+            )
     # Latency from the shadow's calls timed as served calls are made (role timing: one row, in the
     # gateway's process), not from its own batches in an idle process, which under-measured it.
     shadowed, timed = evidence.shadow, evidence.shadow_timing

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import norm
 
 from pitstop.stats import _checks as check
 from pitstop.stats.results import TestResult
@@ -116,6 +117,51 @@ def paired_ratio_sequence(
             "ratio_high": math.exp(estimate + half),
             "margin": margin,
             "tau": tau,
+            "variance": variance,
+        },
+    )
+
+
+def paired_ratio_final(
+    users: int,
+    champion_sum: float,
+    challenger_sum: float,
+    champion_sq: float,
+    challenger_sq: float,
+    cross: float,
+    *,
+    alpha: float = 0.025,
+    margin: float = 1.0,
+) -> TestResult:
+    """The one fixed-sample look at the end of a sequence: log r -+ z(1 - alpha) sqrt(V), each side a
+    one-sided 1 - alpha bound (V = `log_ratio_variance`). Valid for a single look only: the shadow
+    takes it once, when `max_duration` is reached, with the share of alpha the confidence sequence
+    did not spend. `p_value` is the one-sided p-value of log r >= log `margin` (non-inferiority).
+
+    >>> final = paired_ratio_final(200, 1000.0, 1000.0, 7000.0, 7000.0, 6990.0, alpha=0.025, margin=1.05)
+    >>> round(final.details["ratio_high"], 4), final.ci_high < math.log(1.05)
+    (1.0088, True)
+    """
+    alpha = check.alpha_level(alpha)
+    null = math.log(check.positive("margin", margin))
+    variance = log_ratio_variance(users, champion_sum, challenger_sum, champion_sq, challenger_sq, cross)
+    estimate = math.log(challenger_sum / champion_sum)
+    half = float(norm.ppf(1 - alpha)) * math.sqrt(variance)
+    z = (estimate - null) / math.sqrt(variance) if variance > 0 else (0.0 if estimate == null else -math.inf)
+    return TestResult(
+        method="paired_ratio_final",
+        statistic=z,
+        p_value=float(norm.cdf(z)),
+        estimate=estimate,
+        ci_low=estimate - half,
+        ci_high=estimate + half,
+        n=users,
+        alpha=alpha,
+        details={
+            "ratio": math.exp(estimate),
+            "ratio_low": math.exp(estimate - half),
+            "ratio_high": math.exp(estimate + half),
+            "margin": margin,
             "variance": variance,
         },
     )
