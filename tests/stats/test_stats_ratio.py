@@ -91,3 +91,12 @@ def test_a_challenger_predicting_exactly_as_the_champion_has_its_ratio_measured_
     look = paired_ratio_sequence(40, 400.0, 400.0, 5000.0, 5000.0, 5000.0, tau=0.05, margin=1.05)
     assert look.details["ratio_low"] == look.details["ratio_high"] == 1.0
     assert look.ci_high < math.log(1.05) and look.p_value < 1e-300
+
+
+def test_an_exactly_measured_ratio_gives_the_final_look_its_direction() -> None:
+    """With no spread between users the ratio is exact: one 10 % worse is certainly not within the
+    5 % margin (p = 1; the first version said p = 0), one equal certainly is."""
+    worse = paired_ratio_final(40, 400.0, 440.0, 5000.0, 6050.0, 5500.0, alpha=0.025, margin=1.05)
+    assert worse.p_value == 1.0 and worse.ci_high > math.log(1.05)
+    equal = paired_ratio_final(40, 400.0, 400.0, 5000.0, 5000.0, 5000.0, alpha=0.025, margin=1.05)
+    assert equal.p_value == 0.0 and equal.details["ratio_high"] == 1.0

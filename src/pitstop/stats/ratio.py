@@ -102,23 +102,9 @@ def paired_ratio_sequence(
         log_lr = 0.5 * math.log(variance / (variance + tau2)) + tau2 * (estimate - null) ** 2 / (
             2 * variance * (variance + tau2)
         )
-    return TestResult(
-        method="paired_ratio_sequence",
-        statistic=log_lr,
-        p_value=min(1.0, math.exp(-log_lr)) if log_lr > -700 else 1.0,
-        estimate=estimate,
-        ci_low=estimate - half,
-        ci_high=estimate + half,
-        n=users,
-        alpha=alpha,
-        details={
-            "ratio": math.exp(estimate),
-            "ratio_low": math.exp(estimate - half),
-            "ratio_high": math.exp(estimate + half),
-            "margin": margin,
-            "tau": tau,
-            "variance": variance,
-        },
+    p_value = min(1.0, math.exp(-log_lr)) if log_lr > -700 else 1.0
+    return _log_ratio_result(
+        "paired_ratio_sequence", log_lr, p_value, estimate, half, users, alpha, margin, variance, tau=tau
     )
 
 
@@ -147,11 +133,32 @@ def paired_ratio_final(
     variance = log_ratio_variance(users, champion_sum, challenger_sum, champion_sq, challenger_sq, cross)
     estimate = math.log(challenger_sum / champion_sum)
     half = float(norm.ppf(1 - alpha)) * math.sqrt(variance)
-    z = (estimate - null) / math.sqrt(variance) if variance > 0 else (0.0 if estimate == null else -math.inf)
+    # with no spread the ratio is exact: certainly on one side of the margin, or at it
+    z = (estimate - null) / math.sqrt(variance) if variance > 0 else math.copysign(math.inf, estimate - null)
+    if variance == 0 and estimate == null:
+        z = 0.0
+    return _log_ratio_result(
+        "paired_ratio_final", z, float(norm.cdf(z)), estimate, half, users, alpha, margin, variance
+    )
+
+
+def _log_ratio_result(
+    method: str,
+    statistic: float,
+    p_value: float,
+    estimate: float,
+    half: float,
+    users: int,
+    alpha: float,
+    margin: float,
+    variance: float,
+    **extra: float,
+) -> TestResult:
+    """A look at the log error ratio: its bounds estimate -+ `half`, and the ratio scale in `details`."""
     return TestResult(
-        method="paired_ratio_final",
-        statistic=z,
-        p_value=float(norm.cdf(z)),
+        method=method,
+        statistic=statistic,
+        p_value=p_value,
         estimate=estimate,
         ci_low=estimate - half,
         ci_high=estimate + half,
@@ -162,6 +169,7 @@ def paired_ratio_final(
             "ratio_low": math.exp(estimate - half),
             "ratio_high": math.exp(estimate + half),
             "margin": margin,
+            **extra,
             "variance": variance,
         },
     )
