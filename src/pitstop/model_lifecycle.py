@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -63,22 +64,8 @@ def archive(conn: Connection, name: str, *, reason: str, now: datetime, actor: s
             f"model {name!r} is already archived ({current.archived.at:%Y-%m-%dT%H:%M:%SZ} by "
             f"{current.archived.by}: {current.archived.reason})"
         )
-    conn.execute(
-        models.update()
-        .where(models.c.id == current.id)
-        .values(archived_at=now, archived_by=actor, archive_reason=reason)
-    )
-    record_event(
-        conn,
-        time=now,
-        model_id=current.id,
-        kind="model_archived",
-        actor=actor,
-        from_state="active",
-        to_state="archived",
-        reason=reason,
-    )
-    return registry.get_model(conn, name)
+    marks = {"archived_at": now, "archived_by": actor, "archive_reason": reason}
+    return _move(conn, current, marks, "model_archived", ("active", "archived"), reason, now, actor)
 
 
 def unarchive(conn: Connection, name: str, *, reason: str, now: datetime, actor: str) -> ModelInfo:
@@ -86,20 +73,33 @@ def unarchive(conn: Connection, name: str, *, reason: str, now: datetime, actor:
     current = registry.get_model(conn, name, for_update=True)
     if current.archived is None:
         raise ConflictError(f"model {name!r} is not archived")
-    conn.execute(
-        models.update()
-        .where(models.c.id == current.id)
-        .values(archived_at=None, archived_by=None, archive_reason=None)
-    )
+    marks = {"archived_at": None, "archived_by": None, "archive_reason": None}
+    was = {"archived": current.archived.to_dict()}
+    return _move(conn, current, marks, "model_unarchived", ("archived", "active"), reason, now, actor, was)
+
+
+def _move(
+    conn: Connection,
+    current: ModelInfo,
+    marks: dict[str, Any],
+    kind: str,
+    states: tuple[str, str],
+    reason: str,
+    now: datetime,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> ModelInfo:
+    """Set the model's archive columns to `marks` and record the move between `states` as `kind`."""
+    conn.execute(models.update().where(models.c.id == current.id).values(**marks))
     record_event(
         conn,
         time=now,
         model_id=current.id,
-        kind="model_unarchived",
+        kind=kind,
         actor=actor,
-        from_state="archived",
-        to_state="active",
+        from_state=states[0],
+        to_state=states[1],
         reason=reason,
-        data={"archived": current.archived.to_dict()},
+        data=data,
     )
-    return registry.get_model(conn, name)
+    return registry.get_model(conn, current.name)
