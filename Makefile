@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench docs/gen_reference.py
 	$(BIN)/ruff format --check src tests bench docs/gen_reference.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The documentation site into site/; --strict turns every warning (a broken link, a missing page) into
 # a failure. Reference pages are generated from the code at build time (docs/gen_reference.py). The

@@ -263,8 +263,8 @@ def openapi_document() -> dict[str, Any]:
     """The gateway's OpenAPI document, from an app over an empty workspace (no model is served)."""
     from pitstop import Workspace
     from pitstop.config import default_database_url
+    from pitstop.http.app import create_app
     from pitstop.serving import Gateway
-    from pitstop.serving.app import create_app
 
     with tempfile.TemporaryDirectory() as folder:
         ws = Workspace.init(Path(folder), database_url=default_database_url(Path(folder)))

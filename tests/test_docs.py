@@ -160,8 +160,8 @@ def test_configuration_reference_has_every_key_with_its_default(site: Path) -> N
 def test_http_reference_has_every_endpoint_and_body(site: Path, tmp_path: Path) -> None:
     from pitstop import Workspace
     from pitstop.config import default_database_url
+    from pitstop.http.app import create_app
     from pitstop.serving import Gateway
-    from pitstop.serving.app import create_app
 
     ws = Workspace.init(tmp_path, database_url=default_database_url(tmp_path))
     try:

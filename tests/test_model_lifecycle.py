@@ -198,13 +198,13 @@ def test_an_archived_model_refuses_new_versions(cli, eta: Workspace, tmp_path: P
 
 
 def test_an_archived_model_refuses_rollouts_routes_and_champions(eta: Workspace) -> None:
-    from pitstop.serving import routing_store
+    from pitstop.rollout import routes
 
     eta.archive_model("eta", reason="replaced")
     with pytest.raises(ModelArchivedError, match="takes no new rollouts"):
         eta.start_rollout("eta", 2, skip_gate=True, reason="try")
     with pytest.raises(ModelArchivedError, match="takes no new routes"):
-        routing_store.route(eta, "eta", mode="shadow", challenger=2, reason="look")
+        routes.route(eta, "eta", mode="shadow", challenger=2, reason="look")
     with pytest.raises(ModelArchivedError, match="takes no new champion"):
         eta.set_champion("eta", 2, reason="swap", force=True)
     assert eta.rollouts("eta") == []

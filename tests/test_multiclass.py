@@ -17,10 +17,10 @@ from sklearn.metrics import log_loss
 from helpers import CLASSES, multiclass_frame, write_classification_csv, write_multiclass_csv
 from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
+from pitstop.http.app import create_app
 from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.evidence import Evidence
 from pitstop.serving import Gateway
-from pitstop.serving.app import create_app
 from pitstop.workspace import Workspace
 from serving.conftest import running, wait_until
 

@@ -162,7 +162,7 @@ def test_the_sqlite_busy_timeout_is_a_setting(tmp_path: Path, monkeypatch: pytes
 def test_the_gateway_factory_opens_its_workspace_as_a_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pitstop.serving import server
+    from pitstop.http import server
 
     monkeypatch.setenv("PITSTOP_DATABASE_URL", f"sqlite:///{tmp_path / 'store' / 'pitstop.db'}")
     Workspace.init(tmp_path / "ws").close()

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pitstop import model_files, model_input, registry, training
+from pitstop import loading, model_files, model_input, registry, training, user_code
 from pitstop.errors import ConflictError, UsageError, describe
 from pitstop.lineage import current_actor
 from pitstop.model_files import ModelFormat
 from pitstop.scoring import checked_predictions
 
 if TYPE_CHECKING:
-    from pitstop.workspace import Workspace
+    from pitstop.context import Context
 
 
 @dataclass(frozen=True)
@@ -43,19 +43,19 @@ class Conversion:
 
 
 def convert(
-    ws: Workspace, model: str, ref: str | int, *, data: str | None = None, actor: str | None = None
+    ws: Context, model: str, ref: str | int, *, data: str | None = None, actor: str | None = None
 ) -> Conversion:
-    info = ws.model(model)
-    version = ws.version(model, ref)
+    info = loading.model_info(ws, model)
+    version = loading.version_info(ws, model, ref)
     who = f"{model} version {version.version}"
     if version.format != ModelFormat.JOBLIB:
         raise UsageError(f"{who} is already stored with {version.format}: nothing to convert")
     if version.signature is not None and ws.keys.signer is None:
         raise UsageError(f"{who} is signed: converting it needs the signing key to sign the new file")
-    original = ws.load(model, version.version, allow_pickle=True)
+    original = loading.load_version(ws, info, version, allow_pickle=True)
     with tempfile.TemporaryDirectory(prefix="pitstop-convert-") as folder:
         try:
-            with training.current_folder_importable():
+            with user_code.current_folder_importable():
                 saved = model_files.save_skops(original, Path(folder))
                 converted = model_files.load(
                     saved.path.read_bytes(),
@@ -105,7 +105,7 @@ def convert(
 
 
 def _check_same_predictions(
-    ws: Workspace,
+    ws: Context,
     info: registry.ModelInfo,
     version: registry.VersionInfo,
     original: Any,
@@ -114,8 +114,8 @@ def _check_same_predictions(
 ) -> tuple[str, int]:
     """Both objects predict on the chosen dataset: identical, or a UsageError. Returns its ref and rows."""
     ref = data or _gate_test_set(version) or _training_data(version)
-    snapshot = ws.dataset(ref)
-    frame = ws.dataset_frame(snapshot.ref)
+    snapshot = loading.snapshot(ws, ref)
+    frame = loading.dataset_frame(ws, snapshot.ref)
     features = info.features or version.lineage.get("features") or []
     missing = [c for c in features if c not in frame.columns]
     if missing:

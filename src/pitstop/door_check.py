@@ -36,7 +36,7 @@ from pitstop.registry import Task
 from pitstop.scoring import predict_frame
 from pitstop.serving.features import kind_of
 from pitstop.serving.isolation import _context as shadow_process_context
-from pitstop.training import load_hint
+from pitstop.user_code import load_hint
 
 _DIED = (
     "its process died while loading or predicting (its error is on stderr): a crash in native code, "
@@ -131,7 +131,7 @@ def check(
         signature=signature,
         rows=sample,
         folder=os.getcwd(),
-        path=[*sys.path, os.getcwd()],  # as `training.current_folder_importable` lets this process import
+        path=[*sys.path, os.getcwd()],  # as `user_code.current_folder_importable` lets this process import
     )
     with ProcessPoolExecutor(max_workers=1, mp_context=shadow_process_context()) as pool:
         try:

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pitstop import leakage, model_input, registry
+from pitstop import leakage, loading, model_input, registry
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
 from pitstop.events import record_event
 from pitstop.gates import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
 from pitstop.lineage import current_actor
-from pitstop.losses import LossKind, check_percentage_labels
+from pitstop.losses import Loss, LossKind, check_percentage_labels
 from pitstop.metrics import offline_metrics
 from pitstop.registry import Alias, ModelInfo, Task
 from pitstop.scoring import (
@@ -29,7 +29,7 @@ from pitstop.scoring import (
 from pitstop.training import rows_before, time_column_of, training_frame
 
 if TYPE_CHECKING:
-    from pitstop.workspace import Workspace
+    from pitstop.context import Context
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,18 @@ class GateReport:
 
 
 def _score(
-    ws: Workspace, info: ModelInfo, version: int, X: pd.DataFrame, y: pd.Series, test_set: str
+    ws: Context, info: ModelInfo, version: int, X: pd.DataFrame, y: pd.Series, test_set: str
 ) -> dict[str, float]:
     """One model's metrics on the test set. Missing feature values go to the model as they are (some
     models handle them); when it fails on them, or returns no usable numbers, that is an input error."""
     who, on = f"{info.name} version {version}", f"test set {test_set}"
-    recorded, estimator = ws.version(info.name, version), ws.load(info.name, version)
+    recorded = loading.version_info(ws, info.name, version)
+    estimator = loading.load_version(ws, info, recorded)
     signature = model_input.from_lineage(list(X.columns), recorded.lineage, estimator)
     predictions = checked_predictions(info.task, estimator, X, who, on, signature, info.classes)
     if not np.isfinite(predictions).all():
         raise UsageError(f"{who} returned NaN or infinite predictions on {on}{missing_hint(X, on)}")
-    return offline_metrics(info.task, ws.loss(info), y, predictions)
+    return offline_metrics(info.task, Loss.parse(info.loss, info.task), y, predictions)
 
 
 def _target(info: ModelInfo, values: pd.Series, source: str) -> pd.Series:
@@ -111,7 +112,7 @@ class _TrainingRows:
 
 
 def _training_rows(
-    ws: Workspace, info: ModelInfo, lineage: dict[str, Any], features: list[str]
+    ws: Context, info: ModelInfo, lineage: dict[str, Any], features: list[str]
 ) -> _TrainingRows | None:
     """The version's training rows as its lineage records them (snapshot and as-of cutoff); None when
     the lineage names no training data or it cannot be read back any more."""
@@ -119,8 +120,8 @@ def _training_rows(
     if source is None:
         return None
     try:
-        snapshot = ws.dataset(f"{source['name']}:{source['version']}")
-        frame = ws.dataset_frame(snapshot.ref)
+        snapshot = loading.snapshot(ws, f"{source['name']}:{source['version']}")
+        frame = loading.dataset_frame(ws, snapshot.ref)
         as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
         rows = rows_before(frame, time_column_of(info, snapshot, frame.columns), as_of, snapshot.ref)
         X, y = training_frame(info, rows, features, snapshot.ref)
@@ -159,7 +160,7 @@ def _accept(report: GateReport, actor: str, reason: str) -> GateReport:
 
 
 def run_gate(
-    ws: Workspace,
+    ws: Context,
     model: str,
     version: str | int,
     test_set: str,
@@ -175,11 +176,11 @@ def run_gate(
     if accept_review is not None and not accept_review.strip():
         raise UsageError("accepting a review hold needs a reason; it is recorded with the event")
     actor = actor or current_actor()
-    info = ws.model(model)
-    challenger = ws.version(model, version)
+    info = loading.model_info(ws, model)
+    challenger = loading.version_info(ws, model, version)
     champion_version = info.aliases.get(Alias.CHAMPION.value)
-    snapshot = ws.dataset(test_set)
-    frame = ws.dataset_frame(snapshot.ref)
+    snapshot = loading.snapshot(ws, test_set)
+    frame = loading.dataset_frame(ws, snapshot.ref)
     features = info.features or challenger.lineage.get("features", [])
     if info.target not in frame.columns:
         raise UsageError(
@@ -201,7 +202,7 @@ def run_gate(
         missing_columns=[c for c in features if c not in frame.columns],
     )
     y = _target(info, frame[info.target], source)
-    loss = ws.loss(info)
+    loss = Loss.parse(info.loss, info.task)
     if loss.kind is LossKind.PERCENTAGE:
         check_percentage_labels(y, source)
     challenger_metrics = champion_metrics = None

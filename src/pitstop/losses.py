@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,6 +35,7 @@ import numpy.typing as npt
 
 from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
 from pitstop.registry import ModelInfo, Task
+from pitstop.user_code import import_function
 
 # Probabilities are clipped away from 0 and 1 so one confident mistake costs a large, finite loss.
 PROBABILITY_EPS = 1e-15
@@ -170,9 +170,7 @@ class Loss:
         return out
 
     def _call_function(self, truth: Floats, predicted: Floats) -> Floats:
-        from pitstop.training import import_trainer  # the same import rules as a trainer's
-
-        function: Callable[..., Any] = import_trainer(str(self.function), f"loss {self.function!r}")
+        function = import_function(str(self.function), f"loss {self.function!r}")
         try:
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries --json
                 out = function(predicted, truth)
@@ -192,9 +190,7 @@ class Loss:
 def check_function(loss: Loss) -> None:
     """A FUNCTION loss must import now (it is imported again at every use)."""
     if loss.kind is LossKind.FUNCTION:
-        from pitstop.training import import_trainer
-
-        import_trainer(str(loss.function), f"--loss {loss.function!r}")
+        import_function(str(loss.function), f"--loss {loss.function!r}")
 
 
 def _quantile(text: str) -> float:

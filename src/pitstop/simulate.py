@@ -38,10 +38,10 @@ from pitstop.rollout.actions import start_rollout
 from pitstop.rollout.apply import ROLLOUT_EVENT
 from pitstop.rollout.controller import Controller
 from pitstop.rollout.records import active_rollout, get_rollout
+from pitstop.routing.store import current_routing
 from pitstop.scoring import class_indices
 from pitstop.serving.gateway import Gateway, Instance
 from pitstop.serving.labels import Label
-from pitstop.serving.routing_store import current_routing
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 

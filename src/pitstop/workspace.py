@@ -3,44 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from pitstop import model_lifecycle, registry, signing
-from pitstop.artifacts import ArtifactStore
-from pitstop.clock import Clock, SystemClock
-from pitstop.config import CONFIG_FILE, STATE_DIR, Config, load_config, render_default_config
-from pitstop.config import database_url as resolve_database_url
+from pitstop import loading, model_lifecycle, registry, signing, user_code
+from pitstop.clock import Clock
+from pitstop.config import CONFIG_FILE, render_default_config
+from pitstop.context import Context, resolve_workspace_path
 from pitstop.errors import (
     ArtifactIntegrityError,
     ConflictError,
-    NotFoundError,
-    StoreUnavailableError,
     UsageError,
-    VersionLoadError,
     describe,
     describe_os_error,
 )
 from pitstop.events import Event, list_events
 from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
-from pitstop.store.engine import (
-    describe_store_error,
-    make_engine,
-    read_transaction,
-    safe_url,
-    sqlite_file,
-    store_hint,
-    write_transaction,
-)
-from pitstop.store.migrate import current_revision, head_revision, upgrade
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,100 +38,11 @@ if TYPE_CHECKING:
     from pitstop.rollout.records import StoredRollout
 
 
-# Set while a gateway process builds its app (`serving.server.app_from_env`), so the workspace that
-# uvicorn's factory opens is a service's without every factory having to say so.
-_SERVICE: ContextVar[bool] = ContextVar("pitstop_service_workspace", default=False)
+class Workspace(Context):
+    """A workspace folder with its store and artifacts, and every operation on them: the Python API.
 
-
-@contextmanager
-def service_workspaces() -> Iterator[None]:
-    """Workspaces opened inside default to `service=True` (see `Workspace`)."""
-    token = _SERVICE.set(True)
-    try:
-        yield
-    finally:
-        _SERVICE.reset(token)
-
-
-def resolve_workspace_path(path: str | Path | None) -> Path:
-    """The workspace folder: the argument, else `PITSTOP_WORKSPACE`, else the current folder."""
-    chosen = path if path is not None else os.environ.get("PITSTOP_WORKSPACE") or "."
-    return Path(chosen).expanduser().resolve()
-
-
-class Workspace:
-    """A folder holding `pitstop.yaml`, and the store and artifacts it points to."""
-
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        *,
-        clock: Clock | None = None,
-        check_schema: bool = True,
-        database_url: str | None = None,
-        service: bool | None = None,
-        keys: signing.Keys | None = None,
-    ):
-        """Open the workspace at `path` and its store, which must exist at pitstop's schema.
-
-        `check_schema=False` opens it to create or upgrade the store (`init`, `db upgrade`). `keys`
-        sign new versions and verify every load (default: from the environment, `signing.py`).
-
-        `service=True` opens it for a long-running service (a gateway, its controller): its statements
-        are cancelled after `store.statement_timeout`, and a store that cannot be reached does not stop
-        it opening: `store_problem` says why, and `check_store()` retries (a gateway then starts from
-        its routing cache). Commands are not services: a report or a migration on a big store may
-        legitimately take long. Default: inside `service_workspaces()`, else False."""
-        self.path = resolve_workspace_path(path)
-        config_file = self.path / CONFIG_FILE
-        if not config_file.exists():
-            raise NotFoundError(
-                f"{self.path} is not a pitstop workspace (no {CONFIG_FILE}); run `pitstop init {path or '.'}`"
-            )
-        self.config: Config = load_config(config_file)
-        self.clock: Clock = clock or SystemClock()
-        self.keys = keys if keys is not None else signing.Keys.from_environment()
-        self.database_url = database_url or resolve_database_url(self.config, self.path)
-        self.service = _SERVICE.get() if service is None else service
-        self.store_problem: str | None = None
-        if check_schema:  # without the check the caller creates the store (`init`, `db upgrade`)
-            self._check_store_exists()
-        try:  # creates a SQLite store's folder
-            self.engine: Engine = self._make_engine()
-        except OSError as error:
-            raise StoreUnavailableError(f"cannot create the store: {describe_os_error(error)}") from None
-        self.artifacts = ArtifactStore(self.config.artifact_store or str(self.path / STATE_DIR / "artifacts"))
-        if check_schema:
-            try:
-                self._check_schema()
-            except _Unreachable as error:
-                if not self.service:
-                    self.engine.dispose()
-                    raise StoreUnavailableError(str(error)) from None
-                self.store_problem = str(error)
-            except BaseException:
-                self.engine.dispose()
-                raise
-
-    def _make_engine(self) -> Engine:
-        settings = self.config.store
-        statement = settings.statement_timeout.total_seconds() if self.service else 0.0
-        return make_engine(
-            self.database_url,
-            connect_timeout=settings.connect_timeout.total_seconds(),
-            statement_timeout=statement or None,  # 0: no limit
-            busy_timeout=settings.busy_timeout.total_seconds(),
-        )
-
-    def check_store(self) -> None:
-        """Raise StoreUnavailableError unless the store answers at pitstop's schema; clears
-        `store_problem` when it does (a service opened while the store was down)."""
-        try:
-            self._check_schema()
-        except _Unreachable as error:
-            self.store_problem = str(error)
-            raise StoreUnavailableError(str(error)) from None
-        self.store_problem = None
+    `Workspace(path)` opens an existing workspace (see `Context` for its arguments); `Workspace.init`
+    creates one."""
 
     @classmethod
     def init(
@@ -171,64 +64,6 @@ class Workspace:
         workspace = cls(folder, clock=clock, check_schema=False, database_url=database_url)
         workspace.upgrade()
         return workspace
-
-    def upgrade(self) -> tuple[str | None, str]:
-        """Apply pending migrations; returns the schema revision before and after."""
-        try:
-            return upgrade(self.engine)
-        except StoreUnavailableError:
-            raise
-        except Exception as error:
-            if "connect" in str(error).lower():
-                raise self._unreachable(error) from None
-            raise
-
-    def _check_store_exists(self) -> None:
-        """A missing SQLite file is refused, not created: opening a store to use it leaves nothing behind."""
-        store = sqlite_file(self.database_url)
-        if store is not None and not store.exists():
-            raise StoreUnavailableError(
-                f"there is no store at {store}: create it with `pitstop init {self.path}` "
-                f"or `pitstop db upgrade -w {self.path}`"
-            )
-
-    def _check_schema(self) -> None:
-        try:
-            revision = current_revision(self.engine)
-        except Exception as error:
-            raise _Unreachable(str(self._unreachable(error))) from None
-        if revision != head_revision():
-            state = "empty" if revision is None else f"at schema {revision}"
-            raise StoreUnavailableError(
-                f"the store at {safe_url(self.engine)} is {state}, pitstop needs {head_revision()}: "
-                "run `pitstop db upgrade`"
-            )
-
-    def _unreachable(self, error: Exception) -> StoreUnavailableError:
-        return StoreUnavailableError(
-            f"cannot reach the store at {safe_url(self.engine)}: {describe_store_error(error)}; "
-            f"{store_hint(self.engine)}"
-        )
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """One write transaction: everything inside commits together or not at all."""
-        with write_transaction(self.engine) as conn:
-            yield conn
-
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        with read_transaction(self.engine) as conn:
-            yield conn
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -377,16 +212,14 @@ class Workspace:
             return registry.list_models(conn, include_archived=include_archived)
 
     def model(self, name: str) -> ModelInfo:
-        with self.reading() as conn:
-            return registry.get_model(conn, name)
+        return loading.model_info(self, name)
 
     def versions(self, model: str) -> list[VersionInfo]:
         with self.reading() as conn:
             return registry.list_versions(conn, registry.get_model(conn, model))
 
     def version(self, model: str, ref: str | int) -> VersionInfo:
-        with self.reading() as conn:
-            return registry.get_version(conn, registry.get_model(conn, model), ref)
+        return loading.version_info(self, model, ref)
 
     def register(
         self,
@@ -726,46 +559,15 @@ class Workspace:
         """The version and its file's bytes, after checking the sha256 and, when a verify key is
         configured, the signature over the sha256, format and type allow-list."""
         version = self.version(model, ref)
-        data = self.artifacts.read(version.artifact_uri)
-        where = self.artifacts.location(version.artifact_uri)
-        if data is None:
-            raise ArtifactIntegrityError(model, version.version, version.sha256, None, where)
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != version.sha256:
-            raise ArtifactIntegrityError(model, version.version, version.sha256, actual, where)
-        if self.keys.verifier is not None:
-            who = f"{model} version {version.version}"
-            signing.check(self.keys.verifier, version.signed_payload(), version.signature, who)
-        return version, data
+        return version, loading.verified_artifact(self, version)
 
     def load(self, model: str, ref: str | int, *, allow_pickle: bool | None = None) -> Any:
         """The version's model object, verified (`verified_artifact`). A skops file loads only with the
         types its version was registered with; a pickle only when the model allows pickles (or
         `allow_pickle`, as `convert` does for the version it replaces)."""
-        from pitstop import model_files, package_drift, training
-        from pitstop.model_files import ModelFormat, PickleRefusedError, UntrustedTypesError
-
-        info = self.model(model)
-        version, data = self.verified_artifact(model, ref)
-        who = f"{model} version {version.version}"
-        try:
-            with training.current_folder_importable():  # its classes may live in the trainer's module
-                loaded = model_files.load(
-                    data,
-                    ModelFormat(version.format),
-                    version.trusted_types,
-                    model=model,
-                    allow_pickle=info.allow_pickle if allow_pickle is None else allow_pickle,
-                    who=who,
-                    warn=allow_pickle is None,  # a caller that decides itself has warned already
-                )
-        except (UntrustedTypesError, PickleRefusedError):
-            raise
-        except Exception as error:  # loading imports the classes' modules: anything may fail
-            hint = training.load_hint(error)
-            raise VersionLoadError(model, version.version, describe(error), hint) from None
-        package_drift.check(version.lineage, who)  # every load says so; it never refuses
-        return loaded
+        return loading.load_version(
+            self, self.model(model), self.version(model, ref), allow_pickle=allow_pickle
+        )
 
     def package_drift(self, model: str, ref: str | int) -> list[PackageDrift]:
         """The packages in the version's lineage whose installed major.minor version differs here."""
@@ -811,7 +613,7 @@ class Workspace:
         the same transaction and with the same reason, so running gateways serve it within their poll
         interval. Refused while a rollout is active: the rollout owns the champion and the routing.
         """
-        from pitstop.serving.routing_store import follow_champion
+        from pitstop.routing.store import follow_champion
 
         if not reason.strip():
             raise UsageError("--reason: say why the champion is set by hand")
@@ -951,17 +753,11 @@ class Workspace:
             return ds.list_snapshots(conn, name)
 
     def dataset(self, ref: str) -> ds.DatasetSnapshot:
-        from pitstop import datasets as ds
-
-        with self.reading() as conn:
-            return ds.get_snapshot(conn, ref)
+        return loading.snapshot(self, ref)
 
     def dataset_frame(self, ref: str) -> pd.DataFrame:
         """The snapshot's rows (verified against its sha256), time column parsed to UTC."""
-        from pitstop import datasets as ds
-
-        snapshot = self.dataset(ref)
-        return ds.frame_from_bytes(snapshot, self.artifacts.read(snapshot.uri))
+        return loading.dataset_frame(self, ref)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -976,10 +772,6 @@ class Workspace:
             if info is not None and rollout_id is not None:
                 rollout_of(conn, info.id, info.name, rollout_id)  # missing: named with the model's rollouts
             return list_events(conn, info.id if info else None, rollout_id=rollout_id, limit=limit)
-
-
-class _Unreachable(Exception):
-    """The store did not answer (as opposed to answering at the wrong schema)."""
 
 
 def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:
@@ -1010,15 +802,15 @@ def _fitted_classes(estimator: Any, task: Task) -> list[Any] | None:
 
 
 def _load_artifact_file(path: Path) -> Any:
-    from pitstop import model_files, training
+    from pitstop import model_files
 
     if not path.is_file():
         raise UsageError(f"{path}: no such artifact file")
     try:
-        with training.current_folder_importable():
+        with user_code.current_folder_importable():
             return model_files.read_file(path)[0]
     except Exception as error:  # any unpickling failure means the same thing to the user
         how = "skops" if model_files.is_skops_file(path) else "joblib"
         raise UsageError(
-            f"{path}: cannot load with {how} ({describe(error)}){training.load_hint(error)}"
+            f"{path}: cannot load with {how} ({describe(error)}){user_code.load_hint(error)}"
         ) from None

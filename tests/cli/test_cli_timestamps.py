@@ -14,7 +14,7 @@ import pytest
 from helpers import fit_regression_artifact, write_regression_csv
 from pitstop.cli.common import fmt_time
 from pitstop.clock import ManualClock
-from pitstop.serving import routing_store
+from pitstop.rollout import routes
 from pitstop.workspace import Workspace
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)  # a whole second: isoformat() has no fraction
@@ -58,9 +58,9 @@ def routed(workspace_dir: Path, tmp_path: Path) -> Iterator[Workspace]:
     ws.set_champion("eta", 1, reason="bootstrap")
     ws.gate("eta", 2, test_set="test")
     clock.advance(timedelta(seconds=2.25))
-    routing_store.route(ws, "eta", mode="shadow", challenger=2, reason="shadow v2 by hand")
+    routes.route(ws, "eta", mode="shadow", challenger=2, reason="shadow v2 by hand")
     clock.advance(timedelta(seconds=1.5))
-    routing_store.route(ws, "eta", mode="off", reason="done looking")
+    routes.route(ws, "eta", mode="off", reason="done looking")
     clock.advance(timedelta(seconds=0.125))
     ws.start_rollout("eta", 2, skip_gate=True, reason="test")
     yield ws

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from pitstop.clock import ManualClock
+from pitstop.http.app import create_app
 from pitstop.report.dashboard import plotly_js_path
-from pitstop.serving.app import create_app
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
 from report.conftest import CHART_MARKS, PageWatch

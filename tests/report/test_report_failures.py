@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
+from pitstop.http.app import create_app
 from pitstop.report.html import write_report
-from pitstop.serving.app import create_app
 from pitstop.serving.gateway import Gateway
 from pitstop.store.load_failures import LoadFailure, replace_reported
 from pitstop.workspace import Workspace

@@ -16,7 +16,7 @@ from pitstop.rollout.controller import Controller
 from pitstop.rollout.decide import Decision
 from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.records import StaleRolloutError, active_rollout
-from pitstop.serving.routing_store import routing_of
+from pitstop.routing.store import routing_of
 from pitstop.workspace import Workspace
 from rollout.conftest import SHORT_POLICY, FailsAfter, fit_base, register_model, replay, send_traffic, traffic
 

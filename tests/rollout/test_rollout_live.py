@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pitstop.serving.auth import ALLOW_ENV, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
+from pitstop.http.auth import ALLOW_ENV, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.workspace import Workspace
 
 pytestmark = pytest.mark.slow

@@ -11,12 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import joblib
 import pandas as pd
 import pytest
 import uvicorn
 
 from helpers import fit_regression_artifact, write_regression_csv
+from pitstop.config import ServingSettings
+from pitstop.http.app import create_app
+from pitstop.http.auth import Access
+from pitstop.serving import Gateway
 from pitstop.workspace import Workspace
 from serving import fake_models
 
@@ -114,3 +119,28 @@ async def async_wait_until(predicate: Any, timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+ROW = {"a": 0.5, "b": -1.0}  # one row of the served model's features
+
+
+def settings(**changes: Any) -> ServingSettings:
+    base = {
+        "poll_interval": "50ms",
+        "shadow_timeout": "300ms",
+        "log_flush_interval": "50ms",
+        "batch_max_wait": "1ms",
+    }
+    return ServingSettings.model_validate({**base, **changes})
+
+
+@contextmanager
+def serving(
+    served: Served, *, api_token: str | None = None, access: Access | None = None, **changes: Any
+) -> Iterator[httpx.Client]:
+    gateway = Gateway(served.ws, settings=settings(**changes))
+    with (
+        running(create_app(gateway, api_token=api_token, access=access)) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        yield client

@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 
 from pitstop.config import ServingSettings
+from pitstop.http.app import create_app
 from pitstop.losses import Loss
 from pitstop.metrics import offline_metrics
 from pitstop.registry import Task
 from pitstop.serving import Gateway
-from pitstop.serving.app import create_app
 from pitstop.workspace import Workspace
 from serving.conftest import running
 

@@ -10,7 +10,8 @@ import pytest
 
 from helpers import one_line_error
 from pitstop.errors import ArtifactIntegrityError
-from pitstop.serving.routing_store import route, routing_history
+from pitstop.rollout.routes import route
+from pitstop.routing.store import routing_history
 from serving.conftest import MODEL, Served
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from pitstop.http.payloads import parse_labels, parse_predict
 from pitstop.serving.errors import InvalidInputError, InvalidJSONError
 from pitstop.serving.features import FeatureSchema
-from pitstop.serving.payloads import parse_labels, parse_predict
 
 SCHEMA = FeatureSchema.from_lineage(
     ["speed", "stops", "rush", "zone", "extra"],

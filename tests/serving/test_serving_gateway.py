@@ -21,6 +21,9 @@ import sqlalchemy as sa
 from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
+from pitstop.rollout.routes import route
+from pitstop.routing.store import routing_history
+from pitstop.routing.table import RoutingTable
 from pitstop.serving import Gateway, Instance, Label
 from pitstop.serving.errors import (
     InvalidInputError,
@@ -29,8 +32,6 @@ from pitstop.serving.errors import (
     PredictionFailedError,
 )
 from pitstop.serving.labels import get_labels
-from pitstop.serving.routing import RoutingTable
-from pitstop.serving.routing_store import route, routing_history
 from pitstop.serving.runner import Runner, make_runner
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served

@@ -24,15 +24,15 @@ import sqlalchemy as sa
 from helpers import fit_regression_artifact, write_regression_csv
 from misbehaving_models import LeakingModel
 from pitstop.config import ServingSettings
+from pitstop.http.app import create_app
+from pitstop.rollout.routes import route
 from pitstop.serving import Gateway, Instance
-from pitstop.serving.app import create_app
 from pitstop.serving.errors import ModelProcessError
 from pitstop.serving.inprocess import InProcessRunner, Predictor
 from pitstop.serving.isolation import ModelProcess
 from pitstop.serving.priority import own_seconds
-from pitstop.serving.routing_store import route
 from pitstop.store.tables import predictions
-from pitstop.training import current_folder_importable
+from pitstop.user_code import current_folder_importable
 from serving.conftest import MODEL, Served, running
 from serving.fake_models import ExitingModel, RaisingModel, SchedulerModel, SlowModel
 
@@ -347,7 +347,7 @@ class Halved:
 
 def local_model(folder: Path, name: str, base: Any) -> Any:
     """A `Halved` model whose class lives in `folder/name.py`, imported from the working folder as the
-    gateway imports a model's module (`training.current_folder_importable`)."""
+    gateway imports a model's module (`user_code.current_folder_importable`)."""
     (folder / f"{name}.py").write_text(LOCAL_MODULE)
     with current_folder_importable():
         return importlib.import_module(name).Halved(base)

@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from pitstop.config import ServingSettings
+from pitstop.rollout.routes import route
 from pitstop.serving import Gateway, Instance
-from pitstop.serving.routing_store import route
 from pitstop.serving.runner import Runner, make_runner
 from pitstop.store.load_failures import LoadFailure, reported
 from serving.conftest import MODEL, Served

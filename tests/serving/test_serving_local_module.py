@@ -18,9 +18,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from pitstop.http.auth import ALLOW_ENV, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.rollout.controller import Controller
 from pitstop.rollout.phases import Outcome
-from pitstop.serving.auth import ALLOW_ENV, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 from serving.conftest import MODEL, Served, free_port

@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
+from pitstop.http.app import create_app
+from pitstop.http.auth import Access
 from pitstop.report.dashboard import gateway_health
 from pitstop.serving import Gateway, Instance, Label
-from pitstop.serving.app import create_app
-from pitstop.serving.auth import Access
 from pitstop.serving.deadletter import DeadLetter, DeadLetterFile, workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError
 from pitstop.serving.labels import get_labels

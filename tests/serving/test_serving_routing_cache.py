@@ -12,12 +12,13 @@ import fsspec
 import pytest
 
 from helpers import fit_regression_artifact, write_regression_csv
+from pitstop import loading
 from pitstop.artifacts import ArtifactStore
 from pitstop.config import ServingSettings
 from pitstop.errors import ArtifactIntegrityError
 from pitstop.registry import ModelInfo, Task, VersionInfo
+from pitstop.routing.table import RoutingTable
 from pitstop.serving import routing_cache
-from pitstop.serving.routing import RoutingTable
 from pitstop.workspace import Workspace
 
 WHEN = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -113,8 +114,9 @@ def test_a_remote_artifact_loads_from_its_copy_once_the_remote_store_is_gone(
         table = RoutingTable.initial("eta", 1, WHEN)
         cache = routing_cache.RoutingCache(WHEN, (routing_cache.CachedModel(info, table, kept),))
         fsspec.filesystem("memory").rm(remote.removeprefix("memory://"), recursive=True)
-        model = routing_cache.CachedVersions(ws, cache).load("eta", 1)
+        (cached,) = cache.models
+        model = loading.load_version(ws, cached.info, cached.champion)
         assert hasattr(model, "predict")
         Path(kept.artifact_uri).write_bytes(b"tampered")
         with pytest.raises(ArtifactIntegrityError):
-            routing_cache.CachedVersions(ws, cache).load("eta", 1)
+            loading.load_version(ws, cached.info, cached.champion)

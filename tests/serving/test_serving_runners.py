@@ -18,11 +18,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from helpers import fit_classifier_artifact, fit_regression_artifact, write_regression_csv
+from pitstop.rollout.routes import route
 from pitstop.serving import Gateway, Instance
 from pitstop.serving.errors import RemoteModelError
 from pitstop.serving.inprocess import InProcessRunner
 from pitstop.serving.remote import RemoteModel, RemoteRunner
-from pitstop.serving.routing_store import route
 from pitstop.serving.runner import make_runner
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, running

@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from helpers import fit_regression_artifact, one_line_error, write_regression_csv
 from pitstop.config import ServingSettings
 from pitstop.errors import StoreUnavailableError
-from pitstop.serving import routing_cache, routing_store
-from pitstop.serving.app import create_app
+from pitstop.http.app import create_app
+from pitstop.rollout import routes
+from pitstop.serving import routing_cache
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
 from serving.conftest import MODEL, free_port, running, wait_until
@@ -58,7 +59,7 @@ def split_workspace(own_postgres: OwnPostgres, tmp_path: Path, monkeypatch: pyte
         csv2 = write_regression_csv(tmp_path / "train2.csv", seed=1)
         ws.register(MODEL, fit_regression_artifact(csv2, tmp_path / "v2.joblib"), train_data="train")
         ws.set_champion(MODEL, 1, reason="bootstrap")
-        routing_store.route(ws, MODEL, mode="split", challenger=2, share=0.5, reason="a test split")
+        routes.route(ws, MODEL, mode="split", challenger=2, share=0.5, reason="a test split")
     return folder
 
 

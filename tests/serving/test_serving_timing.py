@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pitstop.config import ServingSettings
+from pitstop.rollout.routes import route
 from pitstop.serving import Gateway, Instance
-from pitstop.serving.routing_store import route
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served
 

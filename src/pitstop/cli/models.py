@@ -370,7 +370,7 @@ def set_champion(
     Once the model has a routing table, the new champion gets one serving only it (no challenger, no
     shadow), so running gateways switch to it within their poll interval. Refused during a rollout.
     """
-    from pitstop.serving.routing_store import routing_of
+    from pitstop.routing.store import routing_of
 
     ws = open_workspace(workspace)
     aliases = ws.set_champion(model, version, reason=reason, force=force, actor=by)

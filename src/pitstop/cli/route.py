@@ -45,11 +45,12 @@ def route(
 
     Running gateways pick a change up within their poll interval, on every worker.
     """
-    from pitstop.serving import routing_store
+    from pitstop.rollout import routes
+    from pitstop.routing.store import routing_of
 
     with open_workspace(workspace) as ws:
         if not off and challenger is None and mode is None and share is None:
-            current = routing_store.routing_of(ws, model)
+            current = routing_of(ws, model)
             emit(as_json, current.to_dict() if current else None, lambda: _render(model, current, None))
             return
         if off and mode not in (None, "off"):
@@ -61,8 +62,8 @@ def route(
             raise UsageError(f"--mode: must be shadow or split, got {chosen!r}")
         if reason is None:
             raise UsageError("--reason: say why the routing is changed by hand")
-        before = routing_store.routing_of(ws, model)
-        result = routing_store.route(
+        before = routing_of(ws, model)
+        result = routes.route(
             ws,
             model,
             mode=MODES[chosen],
@@ -76,7 +77,7 @@ def route(
 
 
 def _render(model: str, current: object, note: str | None) -> None:
-    from pitstop.serving.routing import RoutingTable
+    from pitstop.routing.table import RoutingTable
 
     if not isinstance(current, RoutingTable):
         console.print(f"{model}: no champion, nothing is served")

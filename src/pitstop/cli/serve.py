@@ -53,15 +53,15 @@ def serve(
     Writes need a token: PITSTOP_OPERATOR_TOKEN (overrides and labels), PITSTOP_LABELS_TOKEN (labels
     only), each also from a file (`…_FILE`); PITSTOP_PREDICT_TOKEN makes predict need one too.
     """
-    from pitstop.serving.app import CONTROLLER_ENV
-    from pitstop.serving.auth import (
+    from pitstop.http.app import CONTROLLER_ENV
+    from pitstop.http.auth import (
         ALLOW_ENV,
         access_from_env,
         describe_access,
         exposure_warnings,
         is_loopback,
     )
-    from pitstop.serving.server import run
+    from pitstop.http.server import run
     from pitstop.workspace import Workspace
 
     if insecure_local_writes:

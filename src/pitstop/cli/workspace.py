@@ -18,7 +18,8 @@ def init(
 ) -> None:
     """Write a commented pitstop.yaml holding every default, and create the store."""
     from pitstop.config import CONFIG_FILE  # the store and its migrations load only when run
-    from pitstop.workspace import Workspace, resolve_workspace_path
+    from pitstop.context import resolve_workspace_path
+    from pitstop.workspace import Workspace
 
     folder = resolve_workspace_path(directory)
     existed = (folder / CONFIG_FILE).exists()

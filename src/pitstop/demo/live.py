@@ -36,8 +36,8 @@ from pitstop.demo.story import MODEL, Challenger, World, build_world, train_and_
 from pitstop.demo.traffic import live_traffic
 from pitstop.demo.workspace import DATABASE_ENV, demo_workspace, show_workspace
 from pitstop.errors import PitstopError
+from pitstop.http.auth import ALLOW_ENV, FILE_SUFFIX, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.rollout.state import challenger_share
-from pitstop.serving.auth import ALLOW_ENV, FILE_SUFFIX, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.workspace import Workspace
 
 LIVE_POLICY = """\

@@ -50,14 +50,14 @@ from pitstop.rollout.guardrails import baseline_alpha
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.python_losses import prepare_losses
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
-from pitstop.serving.routing import TIMING
-from pitstop.serving.routing_store import routing_history
+from pitstop.routing.store import routing_history
+from pitstop.routing.table import TIMING
 from pitstop.store import load_failures
 from pitstop.store.error_messages import error_messages
 from pitstop.store.tables import predictions
 
 if TYPE_CHECKING:
-    from pitstop.workspace import Workspace
+    from pitstop.context import Context
 
 ARMS = ("champion", "challenger")
 OUTCOMES = {outcome.value for outcome in Outcome}
@@ -77,7 +77,7 @@ class Scope:
     versions: tuple[int, int]  # champion and challenger model versions
 
 
-def report_data(ws: Workspace, model: str, rollout_id: int | None = None) -> ReportData:
+def report_data(ws: Context, model: str, rollout_id: int | None = None) -> ReportData:
     """The report of rollout `rollout_id` of `model` (default: its latest rollout), as of the clock's now."""
     now = ws.clock.now()
     with ws.reading() as conn:

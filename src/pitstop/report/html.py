@@ -21,13 +21,13 @@ from pitstop.report.values import ReportData
 from pitstop.report.words import fmt_time, fmt_value
 
 if TYPE_CHECKING:
-    from pitstop.workspace import Workspace
+    from pitstop.context import Context
 
 PLOT_CONFIG = {"responsive": True, "displaylogo": False}
 CHARTS = ("timeline", "share", "errors", "latency", "progress")  # each in a section of its own
 
 
-def write_report(ws: Workspace, model: str, out: Path, rollout_id: int | None = None) -> Path:
+def write_report(ws: Context, model: str, out: Path, rollout_id: int | None = None) -> Path:
     """Write the HTML report of a rollout of `model` (default: the latest) to `out`; returns its path.
 
     Raises NotFoundError when the model has no rollout (or `rollout_id` is not one of its rollouts).

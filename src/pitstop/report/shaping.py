@@ -15,7 +15,7 @@ from pitstop.report.values import Band, BandCurve, LatencyLimit, SharePoint
 from pitstop.rollout.evidence import ArmSummary
 from pitstop.rollout.gather import call_edges
 from pitstop.rollout.guardrails import champion_p99_bound, latency_limit_ms
-from pitstop.serving.routing import RoutingTable
+from pitstop.routing.table import RoutingTable
 
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_BUCKETS = 100

@@ -30,13 +30,15 @@ from pitstop.rollout.records import (
     list_rollouts,
     update_rollout,
 )
-from pitstop.serving.routing import new_salt
-from pitstop.serving.routing_store import current_routing, verified_version, write_routing
+from pitstop.rollout.routes import verified_version
+from pitstop.routing.provider import provider
+from pitstop.routing.store import Change, current_routing
+from pitstop.routing.table import Routes, new_salt
 from pitstop.store.error_messages import ErrorMessages, error_messages
 from pitstop.store.load_failures import LoadFailure, cannot_load
 
 if TYPE_CHECKING:
-    from pitstop.workspace import Workspace
+    from pitstop.context import Context
 
 
 def _require_reason(reason: str, what: str) -> str:
@@ -64,7 +66,7 @@ def check_gate(info: ModelInfo, version: VersionInfo, champion: int) -> None:
 
 
 def start_rollout(
-    ws: Workspace,
+    ws: Context,
     model: str,
     version: str | int,
     *,
@@ -120,20 +122,9 @@ def start_rollout(
             actor=actor,
             phase_routing_version=0,
         )
-        routing = write_routing(
-            conn,
-            info,
-            champion=champion,
-            challenger=challenger.version,
-            challenger_share=0.0,
-            shadow=challenger.version,
-            salt=salt,
-            rollout_id=stored.state.id,
-            now=now,
-            actor=actor,
-            reason=f"rollout {stored.state.id}: shadow",
-            rule="rollout.start",
-        )
+        routes = Routes.shadowing(champion, challenger.version, salt, rollout_id=stored.state.id)
+        change = Change(now, actor, f"rollout {stored.state.id}: shadow", "rollout.start")
+        routing = provider().set_routes(conn, info, routes, change)
         stored = update_rollout(conn, stored, now=now, phase_routing_version=routing.version)
         registry.move_aliases(
             conn,
@@ -162,7 +153,7 @@ def start_rollout(
         return stored
 
 
-def _manual(ws: Workspace, model: str, decision: Decision, actor: str | None) -> StoredRollout:
+def _manual(ws: Context, model: str, decision: Decision, actor: str | None) -> StoredRollout:
     now = ws.clock.now()
     with ws.writing() as conn:
         info = registry.get_model(conn, model, for_update=True)
@@ -173,7 +164,7 @@ def _manual(ws: Workspace, model: str, decision: Decision, actor: str | None) ->
 
 
 def promote(
-    ws: Workspace, model: str, *, reason: str, to_end: bool = False, actor: str | None = None
+    ws: Context, model: str, *, reason: str, to_end: bool = False, actor: str | None = None
 ) -> StoredRollout:
     """Advance one phase or step by hand (`to_end`: straight to promotion)."""
     reason = _require_reason(reason, "promote by hand")
@@ -185,7 +176,7 @@ def promote(
     return _manual(ws, model, Decision(action, "manual.promote", reason, numbers, plan=plan), actor)
 
 
-def _plan_from_shadow(ws: Workspace, model: str) -> dict[str, Any] | None:
+def _plan_from_shadow(ws: Context, model: str) -> dict[str, Any] | None:
     """The A/B plan a shadow promoted by hand would have made, from its labelled pairs so far."""
     with ws.reading() as conn:
         stored = active_rollout(conn, registry.get_model(conn, model).id)
@@ -197,13 +188,13 @@ def _plan_from_shadow(ws: Workspace, model: str) -> dict[str, Any] | None:
     return plan_ab_test(stored.policy, evidence)
 
 
-def abort(ws: Workspace, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+def abort(ws: Context, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
     """End the rollout keeping the champion."""
     reason = _require_reason(reason, "abort")
     return _manual(ws, model, Decision(Action.ABORT, "manual.abort", reason), actor)
 
 
-def rollback(ws: Workspace, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+def rollback(ws: Context, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
     """All traffic back to the champion at once; after a completed promotion, restore the previous one."""
     reason = _require_reason(reason, "roll back")
     with ws.reading() as conn:
@@ -214,7 +205,7 @@ def rollback(ws: Workspace, model: str, *, reason: str, actor: str | None = None
     return _restore_previous(ws, model, reason, actor or current_actor())
 
 
-def _restore_previous(ws: Workspace, model: str, reason: str, actor: str) -> StoredRollout:
+def _restore_previous(ws: Context, model: str, reason: str, actor: str) -> StoredRollout:
     now = ws.clock.now()
     with ws.writing() as conn:
         info = registry.get_model(conn, model, for_update=True)
@@ -228,20 +219,9 @@ def _restore_previous(ws: Workspace, model: str, reason: str, actor: str) -> Sto
                 f"(v{last.state.challenger_version}); move aliases by hand with `pitstop models set-champion`"
             )
         routing = current_routing(conn, info.id)
-        write_routing(
-            conn,
-            info,
-            champion=previous,
-            challenger=None,
-            challenger_share=0.0,
-            shadow=None,
-            salt=routing.salt if routing else new_salt(),
-            rollout_id=last.state.id,
-            now=now,
-            actor=actor,
-            reason=reason,
-            rule="manual.rollback",
-        )
+        salt = routing.salt if routing else new_salt()
+        routes = Routes.champion_only(previous, salt, rollout_id=last.state.id)
+        provider().finalize(conn, info, routes, Change(now, actor, reason, "manual.rollback"))
         registry.move_aliases(
             conn,
             info,
@@ -324,7 +304,7 @@ def _phase_limit_hours(stored: StoredRollout) -> float | None:
     return None if limit is None else limit.total_seconds() / 3600
 
 
-def status(ws: Workspace, model: str, rollout_id: int | None = None) -> RolloutStatus:
+def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutStatus:
     """The active (or latest, or given) rollout with live evidence and what the next check would do."""
     with ws.reading() as conn:
         info = registry.get_model(conn, model)
@@ -368,13 +348,13 @@ def status(ws: Workspace, model: str, rollout_id: int | None = None) -> RolloutS
     )
 
 
-def history(ws: Workspace, model: str) -> list[Event]:
+def history(ws: Context, model: str) -> list[Event]:
     """Every event of the model: rollout transitions, routing changes, alias moves, gate results."""
     with ws.reading() as conn:
         info = registry.get_model(conn, model)
         return list_events(conn, info.id)
 
 
-def rollouts(ws: Workspace, model: str) -> list[StoredRollout]:
+def rollouts(ws: Context, model: str) -> list[StoredRollout]:
     with ws.reading() as conn:
         return list_rollouts(conn, registry.get_model(conn, model).id)

@@ -20,7 +20,9 @@ from pitstop.rollout.decide import Decision
 from pitstop.rollout.phases import ENDING, Action, Phase
 from pitstop.rollout.records import StoredRollout, update_rollout
 from pitstop.rollout.state import RolloutState, challenger_share, ramp_shares
-from pitstop.serving.routing_store import write_routing
+from pitstop.routing.provider import provider
+from pitstop.routing.store import Change
+from pitstop.routing.table import Routes
 
 ROLLOUT_EVENT = "rollout_transition"
 
@@ -76,20 +78,12 @@ def apply_decision(
     if decision.action is Action.ADVANCE and target is not None:
         after_state = replace(state, phase=target.phase, step=target.step)
         share = challenger_share(after_state, policy)
-        routing = write_routing(
-            conn,
-            model,
-            champion=state.champion_version,
-            challenger=state.challenger_version,
-            challenger_share=share,
-            shadow=state.champion_version if share >= 1.0 else None,
-            salt=state.salt,
-            rollout_id=state.id,
-            step=target.step,
-            now=now,
-            actor=actor,
-            reason=decision.reason,
-            rule=decision.rule,
+        champion, challenger = state.champion_version, state.challenger_version
+        routes = Routes.at_share(
+            champion, challenger, share, state.salt, rollout_id=state.id, step=target.step
+        )
+        routing = provider().set_routes(
+            conn, model, routes, Change(now, actor, decision.reason, decision.rule)
         )
         updated = update_rollout(
             conn,
@@ -141,21 +135,9 @@ def _end(
     state = stored.state
     promoted = action is Action.PROMOTE
     champion = state.challenger_version if promoted else state.champion_version
-    write_routing(
-        conn,
-        model,
-        champion=champion,
-        challenger=None,
-        challenger_share=0.0,
-        shadow=None,
-        salt=state.salt,
-        rollout_id=state.id,
-        standby=state.champion_version if promoted else None,
-        now=now,
-        actor=actor,
-        reason=decision.reason,
-        rule=decision.rule,
-    )
+    standby = state.champion_version if promoted else None
+    routes = Routes.champion_only(champion, state.salt, rollout_id=state.id, standby=standby)
+    provider().finalize(conn, model, routes, Change(now, actor, decision.reason, decision.rule))
     moves: dict[Alias, int | None] = {Alias.CHALLENGER: None}
     if promoted:
         moves.update({Alias.CHAMPION: state.challenger_version, Alias.PREVIOUS: state.champion_version})

@@ -27,11 +27,12 @@ from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.phases import Outcome, Phase
 from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
-from pitstop.serving.routing_store import current_routing, write_routing
+from pitstop.routing.provider import provider
+from pitstop.routing.store import Change, current_routing
 from pitstop.store import load_failures
 
 if TYPE_CHECKING:
-    from pitstop.workspace import Workspace
+    from pitstop.context import Context
 
 log = logging.getLogger("pitstop.controller")
 CONTROLLER_ACTOR = "controller"
@@ -65,7 +66,7 @@ def evidence_window(stored: StoredRollout, info: registry.ModelInfo, now: Any) -
     )
 
 
-def read_evidence(ws: Workspace, stored: StoredRollout, now: Any) -> Evidence:
+def read_evidence(ws: Context, stored: StoredRollout, now: Any) -> Evidence:
     with ws.reading() as conn:
         info = registry.get_model(conn, stored.state.model)
         evidence = gather_evidence(
@@ -85,7 +86,7 @@ class Controller:
 
     def __init__(
         self,
-        ws: Workspace,
+        ws: Context,
         *,
         clock: Clock | None = None,
         interval: timedelta | None = None,
@@ -161,22 +162,10 @@ class Controller:
                     or now < last.state.ended_at + last.policy.ramp.standby
                 ):
                     continue
-                write_routing(
-                    conn,
-                    model,
-                    champion=routing.champion,
-                    challenger=routing.challenger,
-                    challenger_share=routing.challenger_share,
-                    shadow=routing.shadow,
-                    salt=routing.salt,
-                    rollout_id=routing.rollout_id,
-                    standby=None,
-                    now=now,
-                    actor=CONTROLLER_ACTOR,
-                    reason=f"standby of version {routing.standby} is over ({last.policy.ramp.standby} after "
-                    "promotion)",
-                    rule="standby.expired",
-                )
+                standby = last.policy.ramp.standby
+                over = f"standby of version {routing.standby} is over ({standby} after promotion)"
+                change = Change(now, CONTROLLER_ACTOR, over, "standby.expired")
+                provider().set_routes(conn, model, routing.routes.without_standby(), change)
 
     def release(self) -> None:
         try:

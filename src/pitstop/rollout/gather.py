@@ -24,7 +24,7 @@ from pitstop.losses import Loss, LossKind, Scoring
 from pitstop.registry import Task
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.python_losses import computed_loss, prepare_losses
-from pitstop.serving.routing import TIMING
+from pitstop.routing.table import TIMING
 from pitstop.store.tables import labels, predictions
 
 

@@ -39,12 +39,15 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.exc import DBAPIError
 
-from pitstop import registry
+from pitstop import loading, registry
 from pitstop.clock import Clock
 from pitstop.config import ServingSettings
+from pitstop.context import Context
 from pitstop.errors import StoreUnavailableError, VersionLoadError, describe
 from pitstop.losses import Scoring
 from pitstop.registry import ModelInfo, VersionInfo
+from pitstop.routing.store import effective_routing
+from pitstop.routing.table import Arm, BucketedBy, Route, RoutingTable, bucket
 from pitstop.serving import routing_cache
 from pitstop.serving.batching import MicroBatcher, model_seconds
 from pitstop.serving.deadletter import workspace_dead_letters
@@ -56,13 +59,10 @@ from pitstop.serving.load_report import LoadFailures
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.outputs import Output, class_answer, read_output
 from pitstop.serving.predlog import PredictionLog, PredictionRecord
-from pitstop.serving.routing import Arm, BucketedBy, Route, RoutingTable, bucket
-from pitstop.serving.routing_store import effective_routing
 from pitstop.serving.runner import Row, Runner, make_runner
 from pitstop.serving.shadow import ShadowRequest, ShadowScorer, ShadowTarget
 from pitstop.serving.timing import ShadowTimer
 from pitstop.store.load_failures import replace_reported
-from pitstop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class RunnerFactory(Protocol):
 
     def __call__(
         self,
-        ws: Workspace,
+        ws: Context,
         model: ModelInfo,
         version: VersionInfo,
         settings: ServingSettings,
@@ -151,7 +151,7 @@ class Gateway:
 
     def __init__(
         self,
-        ws: Workspace,
+        ws: Context,
         *,
         clock: Clock | None = None,
         settings: ServingSettings | None = None,
@@ -635,7 +635,7 @@ class Gateway:
         def write() -> None:
             models = []
             for table in tables:
-                champion = self.ws.version(table.model, table.champion)
+                champion = loading.version_info(self.ws, table.model, table.champion)
                 kept = routing_cache.keep_artifact(folder, self.ws.artifacts, champion)
                 models.append(routing_cache.CachedModel(infos[table.model], table, kept))
             routing_cache.write(folder, routing_cache.RoutingCache(self.clock.now(), tuple(models)))
@@ -657,12 +657,11 @@ class Gateway:
         cache = await asyncio.to_thread(routing_cache.read, folder) if folder is not None else None
         if cache is None:
             raise StoreUnavailableError(f"{problem} (and no routing cache to start from in {folder})")
-        versions = routing_cache.CachedVersions(self.ws, cache)
         for cached in cache.models:
             if self._only is not None and cached.info.name not in self._only:
                 continue
             try:
-                self._states[cached.info.name] = await self._cached_state(versions, cached, cache.written_at)
+                self._states[cached.info.name] = await self._cached_state(cached, cache.written_at)
             except Exception as error:
                 log.error(
                     "%s: cached champion not loaded: %s: %s", cached.info.name, type(error).__name__, error
@@ -674,15 +673,13 @@ class Gateway:
         self._cache_written_at = cache.written_at
         log.warning("%s", self.degraded)
 
-    async def _cached_state(
-        self, versions: Workspace, cached: routing_cache.CachedModel, written_at: datetime
-    ) -> ModelState:
+    async def _cached_state(self, cached: routing_cache.CachedModel, written_at: datetime) -> ModelState:
         """The champion alone under table version 0: its records never count as a rollout phase's
         evidence, since the split or shadow the cached table had cannot be honoured faithfully."""
         info, champion = cached.info, cached.champion
         table = RoutingTable.initial(info.name, champion.version, written_at)
         factory = self._runner_factory
-        runner = await asyncio.to_thread(factory, versions, info, champion, self.settings, shadow=False)
+        runner = await asyncio.to_thread(factory, self.ws, info, champion, self.settings, shadow=False)
         runner = _observed(runner, self.metrics, info.name)
         schema = FeatureSchema.from_lineage(
             info.features or champion.lineage.get("features") or [], champion.lineage
@@ -703,7 +700,7 @@ class Gateway:
         loaded fails the whole table.
         """
         old = dict(current.runners) if current is not None else {}
-        champion = await asyncio.to_thread(self.ws.version, info.name, table.champion)
+        champion = await asyncio.to_thread(loading.version_info, self.ws, info.name, table.champion)
         schema = FeatureSchema.from_lineage(
             info.features or champion.lineage.get("features") or [], champion.lineage
         )
@@ -753,7 +750,7 @@ class Gateway:
         if current is not None and current.table.shadow == table.shadow and current.timing_runner is not None:
             return current.timing_runner
         try:  # not `_observed`: its batches of one are no shadow batches (`pitstop_batch_rows`)
-            details = await asyncio.to_thread(self.ws.version, info.name, table.shadow)
+            details = await asyncio.to_thread(loading.version_info, self.ws, info.name, table.shadow)
             return await asyncio.to_thread(
                 self._runner_factory, self.ws, info, details, self.settings, shadow=False
             )
@@ -790,7 +787,7 @@ class Gateway:
         self.load_failures.failed(info.name, info.id, version, role, said[:500], self.clock.now())
 
     def _load(self, info: ModelInfo, version: int, shadow: bool) -> Runner:
-        details = self.ws.version(info.name, version)
+        details = loading.version_info(self.ws, info.name, version)
         runner = self._runner_factory(self.ws, info, details, self.settings, shadow=shadow)
         return _observed(runner, self.metrics, info.name)
 

@@ -33,7 +33,7 @@ pickled to the child once per start.
 
 A child imports what the gateway imports: the fork server keeps the import path and working folder
 it started with, so each child takes the gateway's own (`ImportContext`, with the working folder on
-the path as the gateway has it while it loads a model: `training.current_folder_importable`) before
+the path as the gateway has it while it loads a model: `user_code.current_folder_importable`) before
 it unpickles the model. A model whose class lives in `taxitrainers.py` beside the user then loads in
 the shadow's process as it loads for `gate`; and one whose module is missing fails there with its
 own error (`ModuleNotFoundError: No module named 'taxitrainers'`), sent back to the gateway, not a
@@ -59,7 +59,7 @@ from typing import Any, NamedTuple
 from pitstop.serving.batching import Timed
 from pitstop.serving.errors import ModelProcessError
 from pitstop.serving.priority import CpuTime, ProcessCpu, ProcFile, idle_priority, normal_priority
-from pitstop.training import current_folder_importable
+from pitstop.user_code import current_folder_importable
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ remote fsspec artifact store) is copied into the folder and checked against its 
 artifact store already keeps every file under its hash and is used as it is.
 
 A gateway that cannot read the store at start serves each cached champion alone (see
-`Gateway.start`). Loading goes through `Workspace.load` with the cached version details, so the
+`Gateway.start`). Loading goes through `loading.load_version` with the cached details, so the
 artifact is checked against the cached sha256 exactly as it is against the store's.
 """
 
@@ -31,8 +31,7 @@ from pitstop.artifacts import ArtifactStore
 from pitstop.config import STATE_DIR, ServingSettings
 from pitstop.errors import ArtifactIntegrityError
 from pitstop.registry import ModelInfo, Task, VersionInfo
-from pitstop.serving.routing import RoutingTable
-from pitstop.workspace import Workspace
+from pitstop.routing.table import RoutingTable
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +119,6 @@ def keep_artifact(folder: Path, artifacts: ArtifactStore, version: VersionInfo) 
         copy.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(copy, data)
     return replace(version, artifact_uri=str(copy))
-
-
-class CachedVersions(Workspace):
-    """`ws` whose `model()` and `version()` answer from a routing cache, so `load()` (and a runner
-    factory calling it) works while the store is down; everything else is `ws`'s own."""
-
-    def __init__(self, ws: Workspace, cache: RoutingCache) -> None:  # not Workspace's: nothing to open
-        vars(self).update(vars(ws))
-        self._cached = {(m.info.name, m.champion.version): m.champion for m in cache.models}
-        self._cached_models = {m.info.name: m.info for m in cache.models}
-
-    def model(self, name: str) -> ModelInfo:
-        cached = self._cached_models.get(name)
-        return cached if cached is not None else super().model(name)
-
-    def version(self, model: str, ref: str | int) -> VersionInfo:
-        cached = self._cached.get((model, int(ref))) if str(ref).isdigit() else None
-        return cached if cached is not None else super().version(model, ref)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from pitstop import model_input
+from pitstop import loading, model_input
 from pitstop.config import ServingSettings
+from pitstop.context import Context
 from pitstop.errors import UsageError
 from pitstop.registry import ModelInfo, Task, VersionInfo
 from pitstop.serving.isolation import MemoryUse
 from pitstop.serving.priority import CpuTime
-from pitstop.workspace import Workspace
 
 Row = dict[str, Any]
 
@@ -61,7 +61,7 @@ class Runner(Protocol):
 
 
 def make_runner(
-    ws: Workspace, model: ModelInfo, version: VersionInfo, settings: ServingSettings, *, shadow: bool = False
+    ws: Context, model: ModelInfo, version: VersionInfo, settings: ServingSettings, *, shadow: bool = False
 ) -> Runner:
     """The runner for one version: a `RemoteRunner` when its artifact is a `RemoteModel`, else in-process.
 
@@ -74,7 +74,7 @@ def make_runner(
 
     size, wait = settings.batch_max_size, settings.batch_max_wait.total_seconds()
     patient_size = max(size, settings.shadow_batch_max_size)
-    loaded = ws.load(model.name, version.version)
+    loaded = loading.load_version(ws, model, version)
     if isinstance(loaded, RemoteModel) and model.task is Task.MULTICLASS:
         # a remote answer is one number per row: the probabilities the loss needs would be lost
         raise UsageError(

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
 
+from pitstop.routing.table import TIMING
 from pitstop.serving.batching import model_seconds
 from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionRecord
-from pitstop.serving.routing import TIMING
 from pitstop.serving.runner import Runner
 from pitstop.serving.shadow import ShadowRequest, ShadowTarget
 

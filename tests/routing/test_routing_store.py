@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from pitstop.errors import ConflictError, NotFoundError, UsageError
-from pitstop.serving.routing_store import current_routing, route, routing_of, write_routing
+from pitstop.rollout.routes import route
+from pitstop.routing.provider import GatewayRouting, provider
+from pitstop.routing.store import Change, current_routing, routing_of, save
+from pitstop.routing.table import Routes
 from serving.conftest import MODEL, Served
 
 
@@ -57,43 +60,16 @@ def test_asking_for_the_routing_already_in_use_writes_nothing(served: Served, cl
         assert current_routing(conn, served.ws.model(MODEL).id).version == 2  # type: ignore[union-attr]
 
 
-def test_write_routing_runs_in_the_callers_transaction(served: Served) -> None:
+def test_save_runs_in_the_callers_transaction(served: Served) -> None:
     model = served.ws.model(MODEL)
+    routes = Routes.at_share(1, 2, 1.0, "s", rollout_id=7, step=4)
     with pytest.raises(RuntimeError), served.ws.writing() as conn:
-        write_routing(
-            conn,
-            model,
-            champion=1,
-            challenger=2,
-            challenger_share=1.0,
-            shadow=1,
-            salt="s",
-            standby=None,
-            rollout_id=7,
-            step=4,
-            now=served.ws.clock.now(),
-            actor="controller",
-            reason="ramp 100%",
-        )
+        save(conn, model, routes, Change(served.ws.clock.now(), "controller", "ramp 100%"))
         raise RuntimeError("the controller's own write failed")
     assert routing_of(served.ws, MODEL).version == 0  # type: ignore[union-attr]
     with served.ws.writing() as conn:
-        table = write_routing(
-            conn,
-            model,
-            champion=1,
-            challenger=2,
-            challenger_share=1.0,
-            shadow=1,
-            salt="s",
-            rollout_id=7,
-            step=4,
-            now=served.ws.clock.now(),
-            actor="controller",
-            reason="ramp 100%",
-            rule="ramp_step",
-            data={"p99": 0.01},
-        )
+        change = Change(served.ws.clock.now(), "controller", "ramp 100%", "ramp_step", {"p99": 0.01})
+        table = save(conn, model, routes, change)
     assert (table.mode, table.shadow_for(2), table.rollout_id, table.step) == ("split", 1, 7, 4)
     (event,) = [e for e in served.ws.events(MODEL) if e.kind == "routing_changed"]
     assert (event.rollout_id, event.rule, event.data["p99"]) == (7, "ramp_step", 0.01)
@@ -255,3 +231,22 @@ def test_set_champion_command_says_which_routing_serves_the_new_champion(served:
     refused = cli("models", "set-champion", MODEL, "2", "--force", "--reason", "incident 8", *ws)
     assert refused.exit_code == 2 and "is active" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_gateway_provider_sets_gets_and_finalizes_through_the_store(served: Served) -> None:
+    gateways = provider()
+    assert isinstance(gateways, GatewayRouting)
+    model, now = served.ws.model(MODEL), served.ws.clock.now()
+    with served.ws.writing() as conn:
+        assert gateways.get_routes(conn, model, now).version == 0  # type: ignore[union-attr]
+        shadow = gateways.set_routes(
+            conn, model, Routes.shadowing(1, 2, "s", rollout_id=3), Change(now, "c", "go")
+        )
+        assert gateways.get_routes(conn, model, now) == shadow
+        with pytest.raises(ValueError, match="champion only"):
+            gateways.finalize(conn, model, shadow.routes, Change(now, "c", "end"))
+        done = gateways.finalize(
+            conn, model, Routes.champion_only(2, "s", standby=1), Change(now, "c", "end")
+        )
+    assert (done.version, done.mode, done.champion, done.standby) == (2, "off", 2, 1)
+    assert routing_of(served.ws, MODEL) == done

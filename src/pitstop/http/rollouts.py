@@ -31,9 +31,10 @@ from pydantic import BaseModel, Field
 
 from pitstop import registry
 from pitstop.events import list_events
+from pitstop.http.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, ErrorBody, Identifier, Reason
+from pitstop.rollout import actions
 from pitstop.rollout.records import StoredRollout
 from pitstop.serving.cached import Cached
-from pitstop.serving.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, ErrorBody, Identifier, Reason
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
@@ -66,7 +67,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     ws = gateway.ws
     admin = [Security(require_token)]
     statuses: Cached[tuple[str, int | None], dict[str, Any]] = Cached(
-        lambda key: json.loads(json.dumps(ws.rollout_status(*key).to_dict(), default=str)), STATUS_SECONDS
+        lambda key: json.loads(json.dumps(actions.status(ws, *key).to_dict(), default=str)), STATUS_SECONDS
     )
     versions: Cached[str, tuple[int | None, int | None]] = Cached(
         partial(status_version, gateway), gateway.settings.poll_interval.total_seconds()
@@ -98,7 +99,7 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
     )
     async def promote(model: ModelName, body: Promotion) -> Response:
         stored = await asyncio.to_thread(
-            ws.promote, model, reason=body.reason, to_end=body.to_end, actor=body.by or HTTP_ACTOR
+            actions.promote, ws, model, reason=body.reason, to_end=body.to_end, actor=body.by or HTTP_ACTOR
         )
         return changed(stored)
 
@@ -109,7 +110,9 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         dependencies=admin,
     )
     async def rollback(model: ModelName, body: Override) -> Response:
-        stored = await asyncio.to_thread(ws.rollback, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
+        stored = await asyncio.to_thread(
+            actions.rollback, ws, model, reason=body.reason, actor=body.by or HTTP_ACTOR
+        )
         return changed(stored)
 
     @router.post(
@@ -119,7 +122,9 @@ def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIR
         dependencies=admin,
     )
     async def abort(model: ModelName, body: Override) -> Response:
-        stored = await asyncio.to_thread(ws.abort, model, reason=body.reason, actor=body.by or HTTP_ACTOR)
+        stored = await asyncio.to_thread(
+            actions.abort, ws, model, reason=body.reason, actor=body.by or HTTP_ACTOR
+        )
         return changed(stored)
 
     return router

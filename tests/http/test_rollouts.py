@@ -12,13 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from pitstop.config import ServingSettings
-from pitstop.serving import rollout_api
-from pitstop.serving.app import create_app
+from pitstop.http import rollouts as rollout_api
+from pitstop.http.app import create_app
 from pitstop.serving.errors import ModelProcessError
 from pitstop.serving.gateway import Gateway
 from pitstop.serving.runner import Runner, make_runner
-from serving.conftest import MODEL, Served, running, wait_until
-from serving.test_serving_app import serving, settings
+from serving.conftest import MODEL, Served, running, serving, settings, wait_until
 
 ROLLOUT = f"/v1/models/{MODEL}/rollout"
 TOKEN = {"Authorization": "Bearer s3cret"}

@@ -6,8 +6,6 @@ import asyncio
 import socket
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
@@ -15,39 +13,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from pitstop.config import ServingSettings
-from pitstop.serving import Gateway
-from pitstop.serving.app import create_app
-from pitstop.serving.auth import Access
-from pitstop.serving.routing_store import route, routing_history
+from pitstop.http.auth import Access
+from pitstop.rollout.routes import route
+from pitstop.routing.store import routing_history
 from pitstop.store.tables import predictions
-from serving.conftest import MODEL, Served, running, wait_until
+from serving.conftest import MODEL, ROW, Served, serving, wait_until
 
-ROW = {"a": 0.5, "b": -1.0}
 PREDICT = f"/v1/models/{MODEL}/predict"
 LABELS = f"/v1/models/{MODEL}/labels"
-
-
-def settings(**changes: Any) -> ServingSettings:
-    base = {
-        "poll_interval": "50ms",
-        "shadow_timeout": "300ms",
-        "log_flush_interval": "50ms",
-        "batch_max_wait": "1ms",
-    }
-    return ServingSettings.model_validate({**base, **changes})
-
-
-@contextmanager
-def serving(
-    served: Served, *, api_token: str | None = None, access: Access | None = None, **changes: Any
-) -> Iterator[httpx.Client]:
-    gateway = Gateway(served.ws, settings=settings(**changes))
-    with (
-        running(create_app(gateway, api_token=api_token, access=access)) as url,
-        httpx.Client(base_url=url, timeout=10) as client,
-    ):
-        yield client
 
 
 def stored(served: Served) -> list[Any]:

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from pitstop.config import ServingSettings
+from pitstop.http.app import create_app
 from pitstop.serving import Gateway
-from pitstop.serving.app import create_app
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, running, wait_until
 

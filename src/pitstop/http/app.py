@@ -39,10 +39,12 @@ from starlette.types import Scope as ASGIScope
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
+from pitstop.http import payloads, server
+from pitstop.http.auth import LEGACY_ENV, Access, Scope, access_from_env
+from pitstop.http.rollouts import rollout_router
 from pitstop.report.dashboard import POLL_SECONDS, dashboard_router
 from pitstop.rollout.controller import Controller
-from pitstop.serving import payloads, server
-from pitstop.serving.auth import LEGACY_ENV, Access, Scope, access_from_env
+from pitstop.routing.table import RoutingTable
 from pitstop.serving.errors import (
     ForbiddenError,
     IncompleteBodyError,
@@ -56,8 +58,6 @@ from pitstop.serving.errors import (
 from pitstop.serving.gateway import Gateway
 from pitstop.serving.health import HealthBody
 from pitstop.serving.metrics import process_exiting
-from pitstop.serving.rollout_api import rollout_router
-from pitstop.serving.routing import RoutingTable
 from pitstop.workspace import Workspace
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import yaml
 
 from conftest import PG_ENV  # type: ignore[attr-defined]
 from helpers import fresh_postgres_schema
-from pitstop.serving.auth import Access, describe_access, exposure_warnings
-from pitstop.serving.routing_store import route
+from pitstop.http.auth import Access, describe_access, exposure_warnings
+from pitstop.rollout.routes import route
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, free_port, wait_until
 
@@ -41,7 +41,7 @@ main(sys.argv[1:])
 RUN = """
 import sys
 from pathlib import Path
-from pitstop.serving.server import run
+from pitstop.http.server import run
 run(Path(sys.argv[1]), port=int(sys.argv[2]), workers=int(sys.argv[3]), log_level="warning")
 """
 

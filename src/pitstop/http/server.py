@@ -13,7 +13,7 @@ from typing import Any
 
 from pitstop.serving.metrics import MULTIPROC_ENV
 
-FACTORY = "pitstop.serving.server:app_from_env"
+FACTORY = "pitstop.http.server:app_from_env"
 
 
 def app_from_env() -> Any:
@@ -22,8 +22,8 @@ def app_from_env() -> Any:
     A service's statements are bounded by `store.statement_timeout`, and its workspace opens while
     the store is down, so the gateway can start from its routing cache (`Gateway.start`).
     """
-    from pitstop.serving import app
-    from pitstop.workspace import service_workspaces
+    from pitstop.context import service_workspaces
+    from pitstop.http import app
 
     with service_workspaces():
         return app.app_from_env()

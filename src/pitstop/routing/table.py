@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -57,6 +57,61 @@ class Route(NamedTuple):
     version: int
     bucketed_by: BucketedBy
     bucket: float
+
+
+@dataclass(frozen=True)
+class Routes:
+    """What a routing table serves, without its number and time: the value a change asks for.
+
+    Build one with a transition (`shadowing`, `at_share`, `champion_only`, `RoutingTable.routes`,
+    `with_champion`, `without_standby`); `store.save` (through a `provider`) numbers and stores it.
+    """
+
+    champion: int
+    challenger: int | None = None
+    challenger_share: float = 0.0
+    shadow: int | None = None
+    salt: str = ""
+    rollout_id: int | None = None
+    step: int | None = None
+    standby: int | None = None
+
+    @classmethod
+    def champion_only(
+        cls, champion: int, salt: str, *, rollout_id: int | None = None, standby: int | None = None
+    ) -> Routes:
+        """Only `champion` serves: no challenger, no shadow (a rollout's end, a route turned off).
+        `standby` keeps a version loaded for an instant rollback, unscored."""
+        return cls(champion, salt=salt, rollout_id=rollout_id, standby=standby)
+
+    @classmethod
+    def shadowing(cls, champion: int, challenger: int, salt: str, *, rollout_id: int | None = None) -> Routes:
+        """`champion` serves every user; `challenger` is scored on the same requests, off the path."""
+        return cls(champion, challenger, 0.0, challenger, salt, rollout_id)
+
+    @classmethod
+    def at_share(
+        cls,
+        champion: int,
+        challenger: int,
+        share: float,
+        salt: str,
+        *,
+        rollout_id: int | None = None,
+        step: int | None = None,
+    ) -> Routes:
+        """`challenger` serves the users whose bucket is below `share`, the champion the rest. At 100 %
+        the champion shadows the challenger, so every request still pairs both models' errors."""
+        shadow = champion if share >= 1.0 else None
+        return cls(champion, challenger, float(share), shadow, salt, rollout_id, step)
+
+    def with_champion(self, champion: int) -> Routes:
+        """Only `champion` serves, under the same salt (a champion set by hand)."""
+        return Routes.champion_only(champion, self.salt)
+
+    def without_standby(self) -> Routes:
+        """The same routes with the standby version unloaded (its time after a promotion is over)."""
+        return replace(self, standby=None)
 
 
 @dataclass(frozen=True)
@@ -107,6 +162,20 @@ class RoutingTable:
             step=None,
             standby=None,
             created_at=created_at,
+        )
+
+    @property
+    def routes(self) -> Routes:
+        """What this table serves, to build the next one from."""
+        return Routes(
+            self.champion,
+            self.challenger,
+            self.challenger_share,
+            self.shadow,
+            self.salt,
+            self.rollout_id,
+            self.step,
+            self.standby,
         )
 
     @property

@@ -21,8 +21,8 @@ from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
 
 from pitstop.config import ServingSettings
+from pitstop.http.app import create_app
 from pitstop.serving import Gateway
-from pitstop.serving.app import create_app
 from serving.conftest import MODEL, Served, running
 
 TOKEN = "fuzz-token"

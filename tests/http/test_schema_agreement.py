@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import jsonschema_rs
 
+from pitstop.http.app import create_app
 from pitstop.serving import Gateway
-from pitstop.serving.app import create_app
 from serving.conftest import MODEL, Served, running
 
 TOKEN = "agreement"

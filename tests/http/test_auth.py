@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import ConfigError
-from pitstop.serving.auth import Access, Scope, access_from_env, describe_access, exposure_warnings
+from pitstop.http.auth import Access, Scope, access_from_env, describe_access, exposure_warnings
 from pitstop.serving.labels import get_labels
-from serving.conftest import MODEL, Served, wait_until
-from serving.test_serving_app import ROW, serving
+from serving.conftest import MODEL, ROW, Served, serving, wait_until
 
 ROLLOUT = f"/v1/models/{MODEL}/rollout"
 LABELS = f"/v1/models/{MODEL}/labels"

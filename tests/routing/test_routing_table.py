@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pitstop.serving.routing import RoutingTable, bucket
+from pitstop.routing.table import RoutingTable, bucket
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 keys = st.text(min_size=1, max_size=40)
@@ -131,3 +131,19 @@ def test_describe_names_version_mode_and_share() -> None:
     assert table(0.1).describe() == "#3 split 10%"
     assert table(0.0, shadow=2).describe() == "#3 shadow"
     assert RoutingTable.initial("eta", 1, NOW).describe() == "#0 off"
+
+
+def test_transitions_build_the_routes_a_change_asks_for() -> None:
+    from pitstop.routing.table import Routes
+
+    shadow = Routes.shadowing(1, 2, "s", rollout_id=7)
+    assert (shadow.champion, shadow.challenger, shadow.challenger_share, shadow.shadow) == (1, 2, 0.0, 2)
+    step = Routes.at_share(1, 2, 0.25, "s", rollout_id=7, step=1)
+    assert (step.challenger_share, step.shadow, step.step) == (0.25, None, 1)
+    assert Routes.at_share(1, 2, 1.0, "s").shadow == 1  # at 100 % the champion shadows the challenger
+    ended = Routes.champion_only(2, "s", rollout_id=7, standby=1)
+    assert (ended.challenger, ended.shadow, ended.standby) == (None, None, 1)
+    assert ended.without_standby() == Routes.champion_only(2, "s", rollout_id=7)
+    assert step.with_champion(3) == Routes(3, salt="s")
+    table = RoutingTable(model="m", version=4, created_at=datetime(2026, 1, 1, tzinfo=UTC), **vars(step))
+    assert table.routes == step
