@@ -114,7 +114,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="h
 PITSTOP = """
 import sys
 from pathlib import Path
-from pitstop.serving.server import run
+from pitstop.http.server import run
 run(Path(sys.argv[1]), port=int(sys.argv[2]), workers=1, log_level="warning")
 """
 
@@ -360,7 +360,7 @@ def build_workspace(folder: Path, shadow_concurrency: int = 1024, extra: str = "
 
 
 def set_shadow(path: Path, version: int | None) -> None:
-    from pitstop.serving.routing_store import route
+    from pitstop.rollout.routes import route
     from pitstop.workspace import Workspace
 
     with Workspace(path) as ws:

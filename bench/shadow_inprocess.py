@@ -32,9 +32,9 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gateway as bench  # the challengers are pickled under this name
 
+from pitstop.http.payloads import Instance
+from pitstop.http.server import tune_runtime
 from pitstop.serving.gateway import Gateway
-from pitstop.serving.payloads import Instance
-from pitstop.serving.server import tune_runtime
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 

@@ -127,7 +127,7 @@ def build_workspace(folder: Path, models: list[str], serving: str) -> dict[str, 
 
 
 def copy_routed(source: Path, target: Path, version: int, *, shadow: bool) -> Path:
-    from pitstop.serving.routing_store import route
+    from pitstop.rollout.routes import route
     from pitstop.workspace import Workspace
 
     shutil.copytree(source, target)

@@ -42,8 +42,8 @@ def fill_log(path: Path, challenger: int, records: int) -> None:
     import sqlalchemy as sa
 
     from pitstop import registry
+    from pitstop.routing.store import current_routing
     from pitstop.serving.predlog import PredictionRecord, write_records
-    from pitstop.serving.routing_store import current_routing
     from pitstop.store.tables import labels
     from pitstop.workspace import Workspace
 
