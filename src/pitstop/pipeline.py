@@ -9,7 +9,7 @@ import pandas as pd
 
 from pitstop import registry
 from pitstop.errors import ConflictError, UsageError
-from pitstop.gating import GateReport
+from pitstop.gate.run import GateReport
 from pitstop.registry import VersionInfo
 
 if TYPE_CHECKING:

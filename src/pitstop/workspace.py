@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pitstop import feature_choice, model_input, training
     from pitstop.conversion import Conversion
     from pitstop.data_refs import DataReference
-    from pitstop.gating import GateReport
+    from pitstop.gate.run import GateReport
     from pitstop.losses import Loss
     from pitstop.package_drift import PackageDrift
     from pitstop.rollout.actions import RolloutStatus
@@ -374,7 +374,7 @@ class Workspace(Context):
         """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded).
 
         `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded."""
-        from pitstop.gating import run_gate
+        from pitstop.gate.run import run_gate
 
         return run_gate(self, model, version, test_set, actor=actor, accept_review=accept_review)
 

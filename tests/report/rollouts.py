@@ -16,7 +16,7 @@ from sklearn.linear_model import LinearRegression
 
 from helpers import OffsetModel, make_traffic, write_regression_csv
 from pitstop.clock import ManualClock
-from pitstop.simulate import Replay, prepare_traffic
+from pitstop.replay import Replay, prepare_traffic
 from pitstop.workspace import Workspace
 
 T = TypeVar("T")

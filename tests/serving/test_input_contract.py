@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 
 from pitstop.config import ServingSettings
+from pitstop.gate.metrics import offline_metrics
 from pitstop.http.app import create_app
 from pitstop.losses import Loss
-from pitstop.metrics import offline_metrics
 from pitstop.registry import Task
 from pitstop.serving import Gateway
 from pitstop.workspace import Workspace

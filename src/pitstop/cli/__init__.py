@@ -7,6 +7,7 @@ import sys
 from pitstop.cli import (
     datasets,
     demo,
+    init,
     models,
     plan,
     report,
@@ -15,7 +16,6 @@ from pitstop.cli import (
     serve,
     simulate,
     train,
-    workspace,
 )
 from pitstop.cli.common import PitstopTyper, close_workspaces, err_console
 from pitstop.errors import NegativeVerdict, PitstopError
@@ -28,7 +28,7 @@ app = PitstopTyper(
     add_completion=False,
     rich_markup_mode=None,
 )
-for module in (workspace, datasets, models, train, plan, serve, route, rollout, simulate, report, demo):
+for module in (init, datasets, models, train, plan, serve, route, rollout, simulate, report, demo):
     module.register(app)
 
 EXIT_VERDICT = 1

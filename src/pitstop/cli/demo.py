@@ -1,4 +1,4 @@
-"""`pitstop demo`: the whole story on generated data, in a demo workspace (`pitstop.demo.workspace`)."""
+"""`pitstop demo`: the whole story on generated data, in a demo workspace (`pitstop.demo.folder`)."""
 
 from __future__ import annotations
 

@@ -53,8 +53,8 @@ def simulate(
     """Replay a traffic table through shadow, A/B test and ramp with a simulated clock. Exit 0 if promoted."""
     from pitstop.config import load_config
     from pitstop.registry import Task
-    from pitstop.simulate import load_traffic
-    from pitstop.simulate import simulate as run_simulation
+    from pitstop.replay import load_traffic
+    from pitstop.replay import simulate as run_simulation
 
     ws = open_workspace(workspace)
     info = ws.model(model)
@@ -128,8 +128,8 @@ def _check_keep(keep: Path | None) -> None:
 
 
 def _write_report(folder: Path, model: str, rollout_id: int, out: Path) -> Path:
+    from pitstop.replay import replay_store_url
     from pitstop.report import write_report
-    from pitstop.simulate import replay_store_url
     from pitstop.workspace import Workspace
 
     with Workspace(folder, database_url=replay_store_url(folder)) as replay_ws:

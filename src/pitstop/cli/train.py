@@ -25,7 +25,7 @@ from pitstop.errors import UsageError
 if TYPE_CHECKING:  # pandas, scikit-learn and the store load only in the commands that use them
     import pandas as pd
 
-    from pitstop.gating import GateReport
+    from pitstop.gate.run import GateReport
     from pitstop.pipeline import RetrainResult
     from pitstop.registry import VersionInfo
 

@@ -5,7 +5,7 @@ durations are seconds. A bounded load generator sends predictions and, a few sec
 a progress bar per challenger shows its phase, its share of users and the requests sent. One challenger
 goes through shadow, A/B test and ramp to promotion; then one whose feature service cannot keep up with
 more than a sliver of traffic is rolled back automatically. Every process started here is stopped; the
-reports are written. The workspace is a normal one (see `pitstop.demo.workspace`): `pitstop … -w DIR`
+reports are written. The workspace is a normal one (see `pitstop.demo.folder`): `pitstop … -w DIR`
 opens it afterwards.
 """
 
@@ -32,9 +32,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from pitstop.demo.data import FEATURES
+from pitstop.demo.folder import DATABASE_ENV, demo_workspace, show_workspace
 from pitstop.demo.story import MODEL, Challenger, World, build_world, train_and_gate
 from pitstop.demo.traffic import live_traffic
-from pitstop.demo.workspace import DATABASE_ENV, demo_workspace, show_workspace
 from pitstop.errors import PitstopError
 from pitstop.http.auth import ALLOW_ENV, FILE_SUFFIX, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.rollout.state import challenger_share

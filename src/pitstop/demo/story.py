@@ -21,11 +21,11 @@ from rich.table import Table
 
 from pitstop.clock import ManualClock
 from pitstop.demo.data import FEATURES, TARGET, TIME, USER, Scenario, generate_deliveries
+from pitstop.demo.folder import DEMO_MARK, demo_workspace, show_workspace
 from pitstop.demo.traffic import live_traffic
-from pitstop.demo.workspace import DEMO_MARK, demo_workspace, show_workspace
-from pitstop.gating import GateReport
+from pitstop.gate.run import GateReport
 from pitstop.registry import VersionInfo
-from pitstop.simulate import Replay, prepare_traffic, replay_salt
+from pitstop.replay import Replay, prepare_traffic, replay_salt
 from pitstop.workspace import Workspace
 
 MODEL = "delivery-eta"

@@ -15,7 +15,7 @@ unequal variances. Inverting it gives Fieller's interval for r; the rule wins ex
 of its two-sided (1 - 2 alpha) interval lies below -m. Testing the ratio by its delta-method standard
 error instead (`pitstop.stats.effect`) is anti-conservative in small samples: with 38 units per arm and
 a coefficient of variation of 0.5, a true effect exactly at the margin won 6.7 % of 4000 simulated
-experiments at alpha 0.05, Fieller's form 5 % (tests/stats/test_stats_decision.py).
+experiments at alpha 0.05, Fieller's form 5 % (tests/stats/test_decision.py).
 
 The practical significance is inside the hypothesis, not a second condition on the point estimate: the
 rule "p < alpha against zero *and* r_hat < -m" wins only about half the time when the true effect is

@@ -12,7 +12,7 @@ from pitstop.serving import Gateway, Instance
 from pitstop.serving.runner import Runner, make_runner
 from pitstop.store.load_failures import LoadFailure, reported
 from serving.conftest import MODEL, Served
-from serving.test_serving_gateway import ROW, START, run
+from serving.test_gateway import ROW, START, run
 
 MISSING = "ModuleNotFoundError: No module named 'taxitrainers'"
 GAUGE = 'pitstop_version_load_failed{{model="eta",role="challenger",version="2"}} {}'

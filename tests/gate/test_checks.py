@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pitstop.config import GatePolicy
-from pitstop.gates import (
+from pitstop.gate.checks import (
     CHECK_ORDER,
     Check,
     GateInputs,

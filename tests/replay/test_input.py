@@ -1,4 +1,4 @@
-"""Bad input to `pitstop simulate` and `pitstop.simulate`: one line naming what is wrong, exit 2, no
+"""Bad input to `pitstop simulate` and `pitstop.replay`: one line naming what is wrong, exit 2, no
 traceback, and no replay folder left behind."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from helpers import make_traffic, one_line_error
 from pitstop.errors import UsageError
-from pitstop.simulate import prepare_traffic, simulate
+from pitstop.replay import prepare_traffic, simulate
 from pitstop.workspace import Workspace
 
 

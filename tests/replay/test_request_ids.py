@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from helpers import make_traffic
 from pitstop.clock import ManualClock
+from pitstop.replay import Replay, prepare_traffic
 from pitstop.report.data import report_data
-from pitstop.simulate import Replay, prepare_traffic
 from pitstop.store.tables import labels, predictions
 from pitstop.workspace import Workspace
 from report.conftest import fresh_store

@@ -101,8 +101,8 @@ def test_demo_refuses_a_folder_holding_another_workspace(
 def test_a_demo_run_again_in_its_folder_starts_afresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pitstop.demo.folder import demo_workspace
     from pitstop.demo.story import DEMO_POLICY
-    from pitstop.demo.workspace import demo_workspace
 
     monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)
     earlier_demo(tmp_path / "demo")
@@ -116,9 +116,9 @@ def test_a_demo_run_again_in_its_folder_starts_afresh(
 def test_either_demo_replaces_a_workspace_any_demo_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier: str
 ) -> None:
+    from pitstop.demo.folder import demo_workspace
     from pitstop.demo.live import LIVE_POLICY
     from pitstop.demo.story import DEMO_POLICY
-    from pitstop.demo.workspace import demo_workspace
 
     monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)
     written = {
@@ -138,8 +138,8 @@ def test_either_demo_replaces_a_workspace_any_demo_left(
 def test_a_demo_store_is_in_its_folder_whatever_the_environment_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pitstop.demo.folder import demo_workspace, show_workspace
     from pitstop.demo.story import DEMO_POLICY
-    from pitstop.demo.workspace import demo_workspace, show_workspace
 
     monkeypatch.setenv("PITSTOP_DATABASE_URL", f"sqlite:///{tmp_path / 'shared.db'}")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # without a folder: a new temporary one

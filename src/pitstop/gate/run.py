@@ -14,10 +14,10 @@ from pitstop import leakage, loading, model_input, registry
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
 from pitstop.events import record_event
-from pitstop.gates import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
+from pitstop.gate.checks import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
+from pitstop.gate.metrics import offline_metrics
 from pitstop.lineage import current_actor
 from pitstop.losses import Loss, LossKind, check_percentage_labels
-from pitstop.metrics import offline_metrics
 from pitstop.registry import Alias, ModelInfo, Task
 from pitstop.scoring import (
     binary_target,

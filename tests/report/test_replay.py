@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from helpers import make_traffic
+from pitstop.replay import replay_store_url, simulate
 from pitstop.report import write_report
-from pitstop.simulate import replay_store_url, simulate
 from pitstop.workspace import Workspace
 from report.rollouts import MODEL, in_own_thread, rollout_workspace
 

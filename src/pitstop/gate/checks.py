@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from pitstop.config import GatePolicy
+from pitstop.gate.metrics import quality_metric
 from pitstop.leakage import FeatureScore, LateFeature
 from pitstop.losses import Loss
-from pitstop.metrics import quality_metric
 from pitstop.registry import Task
 
 CHECK_ORDER = (
