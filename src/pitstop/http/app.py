@@ -377,7 +377,8 @@ def _body_doc(*models: str) -> dict[str, Any]:
 
 
 def _openapi(app: FastAPI, gateway: Gateway, *, token_required: bool) -> Callable[[], dict[str, Any]]:
-    """FastAPI's schema plus the request bodies, which are parsed by hand and so not declared.
+    """FastAPI's schema plus the predict and labels bodies, which are read by `read_body` (to limit
+    their size as they arrive) and validated by `payloads`, so FastAPI does not declare them.
 
     Without a configured token the write endpoints take requests without one too: their `security`
     then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional"). Every

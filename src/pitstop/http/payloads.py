@@ -1,9 +1,15 @@
 """HTTP bodies: parsing requests into the gateway's values, and their schemas for `/openapi.json`.
 
-Parsing is by hand rather than through FastAPI's body validation: invalid JSON must be a 400 (not
-a 422), every bad field must be named, and the predict path is hot. The pydantic models below
-document the bodies; the limits both use are the constants here (`TEXT_PATTERN`, `MAX_ID_LENGTH`,
-the label time range), so the schema states what the parser accepts, and a test checks they agree.
+The pydantic models below are the one definition of every body: `/openapi.json` publishes their
+schema and the same models validate each request; `tests/http/test_schema_agreement.py` checks that
+what each endpoint accepts is exactly what the published schema allows. Predict and labels bodies are
+read with `load_json` first (invalid JSON is a 400, not a 422, and the body's size is limited as it
+is read), and pydantic's errors are worded here, one problem per field (`_problems`). A predict
+body's `features` values are each served model's to check (`FeatureSchema.problems`), and its
+published schema is narrowed to the served models' features (`features_schema`).
+
+There is no hand parser: `bench/body_parsing.py` measured the one this replaced against pydantic on
+the predict path, and pydantic was as fast for one instance and faster for a batch.
 
 Every text that can reach the store is refused at the edge when the store could not hold it: control
 characters (NUL above all: PostgreSQL refuses it in text), lone surrogates (not encodable as UTF-8),
@@ -13,13 +19,23 @@ or more characters than its column.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from pitstop.serving.errors import FieldProblem, InvalidInputError, InvalidJSONError
 from pitstop.serving.features import FeatureSchema, Kind
@@ -30,7 +46,7 @@ MAX_ID_LENGTH = 200  # predictions.request_id, predictions.user_id, labels.reque
 # No C0 or C1 control character (NUL, escape sequences, line breaks): one pattern for the schema and
 # the parser, written so Python's `re`, ECMA and pydantic's Rust engine read it alike. A lone
 # surrogate (not encodable as UTF-8) is refused too, though no pattern can say so in every engine:
-# pydantic refuses it as an invalid string, the hand parser by encoding.
+# `Identifier` refuses it by encoding (`_encodable`), and a key holding one is an unknown field.
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 TEXT_PATTERN = f"^[^{_CONTROL}]*$"
 _TEXT = re.compile(TEXT_PATTERN)
@@ -48,7 +64,6 @@ MAX_TIME = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
 TIME_PATTERN = "^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 _TIME = re.compile(TIME_PATTERN)
 _FLOAT_MAX = sys.float_info.max
-_INSTANCE_KEYS = frozenset({"features", "user_id", "request_id"})
 
 
 def load_json(body: bytes) -> Any:
@@ -74,27 +89,24 @@ def text_problem(value: str, max_length: int) -> str | None:
 
 
 def parse_predict(body: bytes) -> tuple[list[Instance], bool]:
-    """The instances of a predict body, and whether it was a batch (`{"instances": […]}`)."""
+    """The instances of a predict body, and whether it was a batch (`{"instances": […]}`), validated by
+    `PredictRequest` or `BatchPredictRequest`; every bad field named. The features' values are each
+    served model's to check (`FeatureSchema.problems`), as its published schema says."""
     data = load_json(body)
     if not isinstance(data, dict):
         raise InvalidInputError([FieldProblem("body", "must be an object with features (or instances)")])
-    problems: list[FieldProblem] = []
-    if "instances" not in data:
-        instance = _instance(data, "", problems)
-        if problems:
-            raise InvalidInputError(problems)
-        return [instance], False
-    problems.extend(
-        FieldProblem(key, "unknown field next to instances") for key in data if key != "instances"
-    )
-    items = data["instances"]
-    if not isinstance(items, list) or not items:
-        raise InvalidInputError([*problems, FieldProblem("instances", "must be a non-empty list")])
-    instances = [_instance(item, f"instances[{i}].", problems) for i, item in enumerate(items)]
-    problems.extend(_repeated_request_ids(instances))
-    if problems:
+    batch = "instances" in data
+    try:
+        if batch:
+            items = BatchPredictRequest.model_validate(data).instances
+        else:
+            items = [PredictRequest.model_validate(data)]
+    except ValidationError as error:
+        raise InvalidInputError(_problems(error, _BATCH_WORDS if batch else _PREDICT_WORDS)) from None
+    instances = [Instance(item.features, item.user_id, item.request_id) for item in items]
+    if problems := _repeated_request_ids(instances):
         raise InvalidInputError(problems)
-    return instances, True
+    return instances, batch
 
 
 def _repeated_request_ids(instances: list[Instance]) -> list[FieldProblem]:
@@ -112,123 +124,99 @@ def _repeated_request_ids(instances: list[Instance]) -> list[FieldProblem]:
     return problems
 
 
-def _instance(item: Any, prefix: str, problems: list[FieldProblem]) -> Instance:
-    if not isinstance(item, dict):
-        problems.append(FieldProblem(prefix.rstrip(".") or "body", "must be an object with features"))
-        return Instance({})
-    unknown = item.keys() - _INSTANCE_KEYS
-    problems.extend(
-        FieldProblem(f"{prefix}{key}", "unknown field (expected features, user_id, request_id)")
-        for key in sorted(unknown)
-    )
-    features = item.get("features")
-    if features is None:
-        problems.append(FieldProblem(f"{prefix}features", "missing"))
-    elif not isinstance(features, dict):
-        problems.append(
-            FieldProblem(f"{prefix}features", "must be an object mapping feature names to values")
-        )
-    return Instance(
-        features if isinstance(features, dict) else {},
-        _identifier(item.get("user_id"), f"{prefix}user_id", problems),
-        _identifier(item.get("request_id"), f"{prefix}request_id", problems),
-    )
-
-
-def _identifier(value: Any, field: str, problems: list[FieldProblem]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        problems.append(FieldProblem(field, "must be a non-empty string"))
-        return None
-    if problem := text_problem(value, MAX_ID_LENGTH):
-        problems.append(FieldProblem(field, problem))
-        return None
-    return value
-
-
 def parse_labels(body: bytes) -> list[Label]:
-    """The labels of `{"labels": [{"request_id", "label", "time"?}, …]}`; every bad field named."""
+    """The labels of `{"labels": [{"request_id", "label", "time"?}, …]}`, validated by `LabelsRequest`
+    (the schema `/openapi.json` publishes); every bad field named."""
     data = load_json(body)
-    if not isinstance(data, dict) or not isinstance(data.get("labels"), list) or not data["labels"]:
-        raise InvalidInputError(
-            [FieldProblem("labels", "must be a non-empty list of {request_id, label, time?}")]
-        )
-    problems: list[FieldProblem] = []
-    problems.extend(FieldProblem(key, "unknown field next to labels") for key in data if key != "labels")
-    found = [_label(item, f"labels[{i}]", problems) for i, item in enumerate(data["labels"])]
-    if problems:
-        raise InvalidInputError(problems)
-    return [label for label in found if label is not None]
-
-
-def _label(item: Any, where: str, problems: list[FieldProblem]) -> Label | None:
-    if not isinstance(item, dict):
-        problems.append(FieldProblem(where, "must be an object {request_id, label, time?}"))
-        return None
-    before = len(problems)
-    problems.extend(
-        FieldProblem(f"{where}.{key}", "unknown field (expected request_id, label, time)")
-        for key in sorted(item.keys() - {"request_id", "label", "time"})
-    )
-    request_id = item.get("request_id")
-    if request_id is None:
-        problems.append(FieldProblem(f"{where}.request_id", "missing"))
-    else:
-        request_id = _identifier(request_id, f"{where}.request_id", problems)
-    value = _label_value(item.get("label"), f"{where}.label", problems)
-    time = _label_time(item.get("time"), f"{where}.time", problems)
-    if len(problems) > before or request_id is None or value is None:
-        return None
-    return Label(request_id, value, time)
-
-
-def _label_value(value: Any, field: str, problems: list[FieldProblem]) -> float | str | None:
-    """A number, true/false, or (a multiclass model's class) a string; the model checks it later."""
-    if value is None:
-        problems.append(FieldProblem(field, "missing"))
-        return None
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, str):
-        if problem := text_problem(value, MAX_ID_LENGTH):
-            problems.append(FieldProblem(field, problem))
-            return None
-        return value
-    finite = isinstance(value, float) and math.isfinite(value)
-    if finite or (isinstance(value, int) and abs(value) <= _FLOAT_MAX):
-        return float(value)
-    problems.append(FieldProblem(field, f"expected a finite number (or true/false), got {_shown(value)}"))
-    return None
-
-
-def _label_time(value: Any, field: str, problems: list[FieldProblem]) -> datetime | None:
-    if value is None:
-        return None
-    moment = _moment(value)
-    if moment is not None:
-        return moment
-    problems.append(
-        FieldProblem(
-            field, f"expected an ISO 8601 time or epoch seconds from 1970 to 9998, got {_shown(value)}"
-        )
-    )
-    return None
-
-
-def _moment(value: Any) -> datetime | None:
-    """`value` as a UTC time, or None when it is none or beyond what a datetime holds."""
     try:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not MIN_TIME <= value < MAX_TIME:  # also NaN; and fromtimestamp(1e20) overflows
-                return None
-            return datetime.fromtimestamp(value, UTC)
-        if isinstance(value, str) and _TIME.match(value):
-            moment = datetime.fromisoformat(value)
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError, OSError):  # year 1 at +01:00 is year 0 in UTC: OverflowError
-        pass
-    return None
+        request = LabelsRequest.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInputError(_problems(error, _LABEL_WORDS)) from None
+    return [
+        Label(item.request_id, _label_value(item.label), _label_time(item.time)) for item in request.labels
+    ]
+
+
+def _label_value(value: float | bool | str) -> float | str:
+    """true/false is a binary classifier's 1/0; a number or a multiclass model's class as it is."""
+    return (1.0 if value else 0.0) if isinstance(value, bool) else value
+
+
+def _label_time(value: datetime | float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, float) else value
+
+
+@dataclass(frozen=True)
+class _Words:
+    """How one body's problems are worded: its list (`labels`, `instances`), an item's fields, and
+    what a refused value of each non-text field should have been."""
+
+    items: str
+    fields: tuple[str, ...]
+    expected: dict[str, str]
+    top: tuple[str, ...] = ()  # the fields of a lone (not batched) item at the top level
+
+
+_LABEL_WORDS = _Words(
+    "labels",
+    ("request_id", "label", "time"),
+    {
+        "label": "expected a finite number (or true/false)",
+        "time": "expected an ISO 8601 time or epoch seconds from 1970 to 9998",
+    },
+)
+_BATCH_WORDS = _Words(
+    "instances",
+    ("features", "user_id", "request_id"),
+    {"features": "must be an object mapping feature names to values"},
+)
+_PREDICT_WORDS = replace(_BATCH_WORDS, top=_BATCH_WORDS.fields)
+
+
+def _problems(error: ValidationError, words: _Words) -> list[FieldProblem]:
+    """pydantic's errors as the gateway words them: one problem per field (a union's branches all
+    fail on one value), named as `labels[0].time`; unknown fields first, then in the body's order."""
+    problems: dict[tuple[int, int, int, str], str] = {}
+    listed = f"{{{', '.join(words.fields)}?}}"
+    for item in error.errors():
+        loc, kind = item["loc"], item["type"]
+        if kind == "string_unicode" and len(loc) in (0, 2):  # a key no UTF-8 can hold: no field's name
+            loc, kind = (*loc, item["input"]), "extra_forbidden"
+        if words.top and loc and loc[0] in words.top:  # a lone item's own field
+            name = str(loc[0])
+            rank = 0 if kind == "extra_forbidden" else 1 + words.fields.index(name)
+            problems.setdefault((0, 0, rank, name), _problem(words, name, kind, item["input"]))
+        elif len(loc) == 1 and kind == "extra_forbidden":
+            unknown = _problem(words, "", kind, None) if words.top else f"unknown field next to {words.items}"
+            problems.setdefault((0, 0, 0, str(loc[0])), unknown)
+        elif len(loc) < 2 or loc[0] != words.items:
+            problems.setdefault((0, 0, 9, words.items), f"must be a non-empty list of {listed}")
+        elif len(loc) == 2:
+            where = f"{words.items}[{loc[1]}]"
+            problems.setdefault((1, int(loc[1]), 0, where), f"must be an object {listed}")
+        else:
+            name, field = str(loc[2]), f"{words.items}[{loc[1]}].{loc[2]}"
+            rank = 0 if kind == "extra_forbidden" else 1 + words.fields.index(name)
+            problems.setdefault((1, int(loc[1]), rank, field), _problem(words, name, kind, item["input"]))
+    return [FieldProblem(key[3], problems[key]) for key in sorted(problems)]
+
+
+def _problem(words: _Words, name: str, kind: str, value: Any) -> str:
+    if kind == "extra_forbidden":
+        return f"unknown field (expected {', '.join(words.fields)})"
+    if kind == "missing":
+        return "missing"
+    if name not in words.expected or (name == "label" and isinstance(value, str)):
+        return _text_problem(value)
+    shown = "" if name == "features" else f", got {_shown(value)}"
+    return f"{words.expected[name]}{shown}"
+
+
+def _text_problem(value: Any) -> str:
+    """What is wrong with a text field, in the words `text_problem` uses."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    return text_problem(value, MAX_ID_LENGTH) or TEXT_PROBLEM
 
 
 def _shown(value: Any, limit: int = 40) -> str:
@@ -241,18 +229,37 @@ def _shown(value: Any, limit: int = 40) -> str:
 
 # -- schemas for /openapi.json --------------------------------------------------------------------
 
-Scalar = float | int | str | bool
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=TEXT_PATTERN)]
+
+def _encodable(value: str) -> str:
+    """A lone surrogate passes every pattern; the store could not hold it."""
+    value.encode()  # UnicodeEncodeError is a ValueError: pydantic reports it as the field's problem
+    return value
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=TEXT_PATTERN),
+    AfterValidator(_encodable),
+]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON_LENGTH, pattern=REASON_PATTERN)]
 STRICT = ConfigDict(extra="forbid")
+
+
+_ANY_FEATURES = {
+    "type": "object",
+    "additionalProperties": {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]},
+    "minProperties": 1,
+}
 
 
 class PredictRequest(BaseModel):
     """One instance. Without user_id the request is bucketed by request_id (not sticky)."""
 
     model_config = STRICT
-    features: dict[str, Scalar] = Field(
-        min_length=1, description="every feature of the model, by name; no others"
+    # Its values are each served model's to check (`FeatureSchema.problems`); `/openapi.json` states
+    # them per served model (`features_schema`), narrowing this generic form.
+    features: Annotated[dict[str, Any], WithJsonSchema(_ANY_FEATURES)] = Field(
+        description="every feature of the model, by name; no others"
     )
     user_id: Identifier | None = Field(
         None, description="sticky routing key: the same user always sees the same arm"
@@ -311,22 +318,37 @@ class BatchPrediction(BaseModel):
     predictions: list[Prediction]
 
 
+def _iso_time(value: Any) -> Any:
+    """Only a text is a time here (a number is epoch seconds, the other branch), and only from 1970
+    to 9998, the years the schema's pattern states."""
+    if not isinstance(value, str) or not _TIME.match(value):
+        raise ValueError("expected an ISO 8601 time")
+    return value
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """The time in UTC (a naive one is UTC); year 1 at +01:00 is year 0 in UTC, which cannot be."""
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("beyond the years a time can have") from None
+
+
 class LabelIn(BaseModel):
     model_config = STRICT
     request_id: Identifier
-    label: (
-        Annotated[float, Field(ge=-_FLOAT_MAX, le=_FLOAT_MAX)]
-        | bool
-        | Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-    ) = Field(
+    label: Annotated[float, Strict(), Field(ge=-_FLOAT_MAX, le=_FLOAT_MAX)] | bool | Identifier = Field(
         description="the observed outcome: a number (1/0 or true/false for a binary classifier), or a "
         "multiclass model's class"
     )
     time: (
         Annotated[
-            datetime, WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIME_PATTERN})
+            datetime,
+            BeforeValidator(_iso_time),
+            AfterValidator(_in_utc),
+            WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIME_PATTERN}),
         ]
-        | Annotated[float, Field(ge=MIN_TIME, lt=MAX_TIME)]
+        | Annotated[float, Strict(), Field(ge=MIN_TIME, lt=MAX_TIME)]
         | None
     ) = Field(None, description="event time, ISO 8601 or epoch seconds, from 1970 to 9998; default now")
 
