@@ -4,8 +4,8 @@ One build per session (`mkdocs build --strict` into a temporary folder, in a sub
 command as `make docs`), shared by the pytest-xdist workers. The reference checks take their names
 from the code, not from `docs/gen_reference.py`, so a page the generator stops writing, a command it
 skips or a key it drops fails here. Every ```` ```python ```` block of `docs/` runs, page by page in
-order, in a temporary folder holding the demo's data files; one preceded by `<!-- docs: no-run -->`
-does not.
+order, in a temporary folder holding the demo's data files, and so does the README's; one preceded
+by `<!-- docs: no-run -->` does not.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def python_blocks(page: Path) -> list[tuple[int, str]]:
 
 PAGES = sorted(
     page
-    for page in DOCS.rglob("*.md")
+    for page in [ROOT / "README.md", *DOCS.rglob("*.md")]
     if re.search(r"^\s*```python\s*$", page.read_text(encoding="utf-8"), re.M)
 )
 
@@ -278,7 +278,8 @@ def example_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_page_with_python_has_a_runnable_block() -> None:
     assert PAGES, "no page has a python block"
-    runnable = {page.relative_to(DOCS): python_blocks(page) for page in PAGES}
+    runnable = {page.relative_to(ROOT): python_blocks(page) for page in PAGES}
+    assert runnable[Path("README.md")], "the README's Python example must run"
     assert any(runnable.values())
     for page in DOCS.rglob("*.md"):
         lines = page.read_text(encoding="utf-8").splitlines()
@@ -289,7 +290,7 @@ def test_every_page_with_python_has_a_runnable_block() -> None:
                 )
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(page.relative_to(DOCS)) for page in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[str(page.relative_to(ROOT)) for page in PAGES])
 def test_python_examples_run(page: Path, example_data: Path, tmp_path: Path) -> None:
     blocks = python_blocks(page)
     if not blocks:
