@@ -25,11 +25,10 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request, Security
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
@@ -39,10 +38,10 @@ from starlette.types import Scope as ASGIScope
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
-from pitstop.http import payloads, server
+from pitstop.http import dashboard, payloads, rollouts, server
 from pitstop.http.auth import LEGACY_ENV, Access, Scope, access_from_env
-from pitstop.http.rollouts import rollout_router
-from pitstop.report.dashboard import POLL_SECONDS, dashboard_router
+from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge
+from pitstop.report.dashboard import POLL_SECONDS
 from pitstop.rollout.controller import Controller
 from pitstop.routing.table import RoutingTable
 from pitstop.serving.errors import (
@@ -64,7 +63,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_ENV = LEGACY_ENV  # kept for callers that named it; see auth.py for every token variable
 CONTROLLER_ENV = "PITSTOP_CONTROLLER"  # "1": run the rollout controller inside the gateway process
-BEARER_SCHEME = "bearerToken"  # the security scheme's name in /openapi.json
 
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
@@ -84,6 +82,110 @@ _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (Exception, 500, "internal_error"),  # anything unexpected: `CatchAll` brings it here
 )
 REQUEST_ID_HEADER = "X-Request-ID"  # on an internal error: the id in its body and in the log
+
+
+def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": payloads.ErrorBody} for status in statuses}
+
+
+def _body_doc(*models: str) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in models]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/models/{model}/predict",
+    summary="Predict one instance, or a batch with {instances: [...]}",
+    responses={
+        200: {"model": payloads.Prediction | payloads.BatchPrediction},
+        **_error_docs(400, 404, 413, 422, 500),
+    },
+    openapi_extra=_body_doc("PredictRequest", "BatchPredictRequest"),
+)
+async def predict(model: str, request: Request) -> Response:
+    shared = edge(request)
+    check_token(request, Scope.PREDICT)  # open unless a predict token is set (`_openapi` says which)
+    shared.gateway.state(model)  # 404 before reading a body for nothing, as for labels
+    instances, batch = payloads.parse_predict(await read_body(request, shared.max_body_bytes))
+    results = await shared.gateway.predict(model, instances, batch=batch)
+    if batch:
+        return JSONResponse({"predictions": [r.to_dict() for r in results]})
+    return JSONResponse(results[0].to_dict())
+
+
+@router.post(
+    "/v1/models/{model}/labels",
+    summary="Store ground truth, upserted by request_id (the labels or the operator token)",
+    responses={200: {"model": payloads.LabelsAccepted}, **_error_docs(400, 401, 403, 404, 413, 422, 503)},
+    openapi_extra=_body_doc("LabelsRequest"),
+    dependencies=[LABELS],
+)
+async def labels(model: str, request: Request) -> Response:
+    shared = edge(request)
+    shared.gateway.state(model)  # 404 before reading a body for nothing
+    items = payloads.parse_labels(await read_body(request, shared.max_body_bytes))
+    return JSONResponse({"accepted": await shared.gateway.add_labels(model, items)})
+
+
+def _shown(table: RoutingTable, request: Request) -> dict[str, object]:
+    """The table as JSON; its salt only for the operator (with it, anyone could pick user ids that
+    land in the arm they want, and add evidence to it)."""
+    data = table.to_dict()
+    if not edge(request).access.is_operator(request.headers.get("authorization")):
+        data.pop("salt")
+    return data
+
+
+@router.get(
+    "/v1/models/{model}/routing",
+    summary="The routing table in use (its salt only with the operator token)",
+    responses={200: {"model": payloads.Routing}, **_error_docs(404)},
+)
+async def routing(model: str, request: Request) -> Response:
+    return JSONResponse(_shown(edge(request).gateway.routing(model), request))
+
+
+@router.get("/v1/models", summary="Every served model and its routing table (salts only for the operator)")
+async def served_models(request: Request) -> Response:
+    gateway = edge(request).gateway
+    return JSONResponse({"models": [_shown(gateway.routing(m), request) for m in gateway.models]})
+
+
+@router.get("/healthz", summary="The process is alive", response_model=payloads.Health)
+async def healthz() -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    summary="Every model's champion can be served (503 with the reasons otherwise); see /v1/health",
+    responses={200: {"model": payloads.Readiness}, 503: {"model": payloads.Readiness}},
+)
+async def readyz(request: Request) -> Response:
+    gateway = edge(request).gateway
+    reasons = gateway.readiness()
+    body = {"ready": not reasons, "models": gateway.models, "reasons": reasons}
+    return JSONResponse(body, status_code=503 if reasons else 200)
+
+
+@router.get(
+    "/v1/health",
+    summary="Every part: per model champion, challenger and shadow; the prediction log; the store",
+    response_model=HealthBody,
+)
+async def health(request: Request) -> Response:
+    return JSONResponse(edge(request).gateway.health().to_dict())
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    gateway = edge(request).gateway
+    gateway.health()  # brings the pitstop_ready and pitstop_component_up gauges up to date
+    return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(
@@ -107,7 +209,6 @@ def create_app(
     `server.tune_runtime`); `pitstop serve` turns it on, since it owns the process. The dashboard at
     `GET /` polls every `dashboard_every` seconds (its JSON is rebuilt at most that often).
     """
-    limit = max_body_bytes or gateway.settings.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -136,104 +237,21 @@ def create_app(
         description="Serves champions, shadows or splits users to a challenger, logs every prediction.",
         lifespan=lifespan,
     )
-    app.state.gateway = gateway
-    app.include_router(dashboard_router(gateway, every=dashboard_every))
-
     tokens = access or Access(operator=api_token or None)
+    app.state.gateway = gateway
     app.state.access = tokens
-    # Declared as a security scheme so /openapi.json shows which endpoints take the token; checked by
-    # `Access.check` (401 without a token, 403 with a wrong one or none configured), not by FastAPI.
-    bearer = HTTPBearer(
-        scheme_name=BEARER_SCHEME,
-        description="the operator token (overrides, labels) or the labels token (labels only); see auth.py",
-        auto_error=False,
+    app.state.edge = Edge(
+        gateway,
+        tokens,
+        max_body_bytes or gateway.settings.max_body_bytes,
+        rollouts.status_cache(gateway),
+        rollouts.status_versions(gateway),
+        dashboard.dashboard_cache(gateway, dashboard_every),
+        dashboard_every,
     )
-
-    def require_token(scope: Scope) -> Callable[..., None]:
-        def check(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
-            peer = request.client.host if request.client is not None else None
-            tokens.check(scope, request.headers.get("authorization"), peer)
-
-        return check
-
-    app.include_router(rollout_router(gateway, require_token(Scope.OPERATOR)))
-
-    @app.post(
-        "/v1/models/{model}/predict",
-        summary="Predict one instance, or a batch with {instances: [...]}",
-        responses={
-            200: {"model": payloads.Prediction | payloads.BatchPrediction},
-            **_error_docs(400, 404, 413, 422, 500),
-        },
-        openapi_extra=_body_doc("PredictRequest", "BatchPredictRequest"),
-        dependencies=[Security(require_token(Scope.PREDICT))] if tokens.guarded(Scope.PREDICT) else [],
-    )
-    async def predict(model: str, request: Request) -> Response:
-        gateway.state(model)  # 404 before reading a body for nothing, as for labels
-        instances, batch = payloads.parse_predict(await read_body(request, limit))
-        results = await gateway.predict(model, instances, batch=batch)
-        if batch:
-            return JSONResponse({"predictions": [r.to_dict() for r in results]})
-        return JSONResponse(results[0].to_dict())
-
-    @app.post(
-        "/v1/models/{model}/labels",
-        summary="Store ground truth, upserted by request_id (the labels or the operator token)",
-        responses={200: {"model": payloads.LabelsAccepted}, **_error_docs(400, 401, 403, 404, 413, 422, 503)},
-        openapi_extra=_body_doc("LabelsRequest"),
-        dependencies=[Security(require_token(Scope.LABELS))],
-    )
-    async def labels(model: str, request: Request) -> Response:
-        gateway.state(model)  # 404 before reading a body for nothing
-        items = payloads.parse_labels(await read_body(request, limit))
-        return JSONResponse({"accepted": await gateway.add_labels(model, items)})
-
-    def shown(table: RoutingTable, request: Request) -> dict[str, object]:
-        """The table as JSON; its salt only for the operator (with it, anyone could pick user ids
-        that land in the arm they want, and add evidence to it)."""
-        data = table.to_dict()
-        if not tokens.is_operator(request.headers.get("authorization")):
-            data.pop("salt")
-        return data
-
-    @app.get(
-        "/v1/models/{model}/routing",
-        summary="The routing table in use (its salt only with the operator token)",
-        responses={200: {"model": payloads.Routing}, **_error_docs(404)},
-    )
-    async def routing(model: str, request: Request) -> Response:
-        return JSONResponse(shown(gateway.routing(model), request))
-
-    @app.get("/v1/models", summary="Every served model and its routing table (salts only for the operator)")
-    async def served_models(request: Request) -> Response:
-        return JSONResponse({"models": [shown(gateway.routing(m), request) for m in gateway.models]})
-
-    @app.get("/healthz", summary="The process is alive", response_model=payloads.Health)
-    async def healthz() -> Response:
-        return JSONResponse({"status": "ok"})
-
-    @app.get(
-        "/readyz",
-        summary="Every model's champion can be served (503 with the reasons otherwise); see /v1/health",
-        responses={200: {"model": payloads.Readiness}, 503: {"model": payloads.Readiness}},
-    )
-    async def readyz() -> Response:
-        reasons = gateway.readiness()
-        body = {"ready": not reasons, "models": gateway.models, "reasons": reasons}
-        return JSONResponse(body, status_code=503 if reasons else 200)
-
-    @app.get(
-        "/v1/health",
-        summary="Every part: per model champion, challenger and shadow; the prediction log; the store",
-        response_model=HealthBody,
-    )
-    async def health() -> Response:
-        return JSONResponse(gateway.health().to_dict())
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
-        gateway.health()  # brings the pitstop_ready and pitstop_component_up gauges up to date
-        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    app.include_router(dashboard.router)
+    app.include_router(rollouts.router)
+    app.include_router(router)
 
     async def on_pitstop_error(request: Request, error: Exception) -> Response:
         return _error_response(gateway, request, error)
@@ -242,7 +260,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, on_pitstop_error)
     app.add_exception_handler(HTTPException, on_pitstop_error)  # the router's 404 and 405
     app.add_middleware(CatchAll, gateway=gateway)
-    app.openapi = _openapi(app, gateway, token_required=not tokens.open_scopes())  # type: ignore[method-assign]
+    app.openapi = _openapi(app, gateway, tokens)  # type: ignore[method-assign]
     return app
 
 
@@ -366,22 +384,13 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
     return _ErrorJSON({"error": code, **body}, status_code=status, headers=headers)
 
 
-def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": payloads.ErrorBody} for status in statuses}
-
-
-def _body_doc(*models: str) -> dict[str, Any]:
-    refs = [{"$ref": f"#/components/schemas/{name}"} for name in models]
-    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-def _openapi(app: FastAPI, gateway: Gateway, *, token_required: bool) -> Callable[[], dict[str, Any]]:
+def _openapi(app: FastAPI, gateway: Gateway, access: Access) -> Callable[[], dict[str, Any]]:
     """FastAPI's schema plus the predict and labels bodies, which are read by `read_body` (to limit
     their size as they arrive) and validated by `payloads`, so FastAPI does not declare them.
 
     Without a configured token the write endpoints take requests without one too: their `security`
-    then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional"). Every
+    then lists the empty requirement `{}` beside the bearer scheme (OpenAPI's "optional"). Predict
+    takes the bearer scheme only when a predict token is set. Every
     error status is an `ErrorBody`, FastAPI's own 422 included, and every operation may answer 500.
     The `features` of a predict body are those of the models served now (their champions'), so the
     document is rebuilt from the cached rest on each call.
@@ -401,6 +410,9 @@ def _openapi(app: FastAPI, gateway: Gateway, *, token_required: bool) -> Callabl
                 components.setdefault(name, definition)
             for name in ("HTTPValidationError", "ValidationError"):
                 components.pop(name, None)
+            if access.guarded(Scope.PREDICT):
+                schema["paths"]["/v1/models/{model}/predict"]["post"]["security"] = [{BEARER_SCHEME: []}]
+            token_required = not access.open_scopes()
             for operation in _operations(schema):
                 if not token_required and operation.get("security"):
                     operation["security"].append({})

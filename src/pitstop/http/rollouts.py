@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Security
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from pitstop import registry
 from pitstop.events import list_events
+from pitstop.http.edge import OPERATOR, edge
 from pitstop.http.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, ErrorBody, Identifier, Reason
 from pitstop.rollout import actions
-from pitstop.rollout.records import StoredRollout
 from pitstop.serving.cached import Cached
 
 if TYPE_CHECKING:
@@ -61,73 +60,84 @@ class Promotion(Override):
     to_end: bool = Field(False, description="complete the promotion now instead of advancing one step")
 
 
-def rollout_router(gateway: Gateway, require_token: Callable[..., None]) -> APIRouter:
-    """The rollout routes of `gateway`'s workspace; `require_token` guards the overrides."""
-    router = APIRouter(tags=["rollouts"])
-    ws = gateway.ws
-    admin = [Security(require_token)]
-    statuses: Cached[tuple[str, int | None], dict[str, Any]] = Cached(
-        lambda key: json.loads(json.dumps(actions.status(ws, *key).to_dict(), default=str)), STATUS_SECONDS
+def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+router = APIRouter(tags=["rollouts"])
+
+
+def status_cache(gateway: Gateway) -> Cached[tuple[str, int | None], dict[str, Any]]:
+    """Statuses of `gateway`'s workspace, each built once and shared for `STATUS_SECONDS`."""
+
+    def build(key: tuple[str, int | None]) -> dict[str, Any]:
+        status = actions.status(gateway.ws, *key).to_dict()
+        loaded: dict[str, Any] = json.loads(json.dumps(status, default=str))
+        return loaded
+
+    return Cached(build, STATUS_SECONDS)
+
+
+def status_versions(gateway: Gateway) -> Cached[str, tuple[int | None, int | None]]:
+    """What a cached status of a model depends on, read at most once per `poll_interval`."""
+    return Cached(partial(status_version, gateway), gateway.settings.poll_interval.total_seconds())
+
+
+def _answer(data: dict[str, Any]) -> Response:
+    return Response(json.dumps(data, default=str), media_type="application/json")
+
+
+@router.get(
+    "/v1/models/{model}/rollout",
+    summary="The active (or latest, or given) rollout: phase, share, live evidence, next check",
+    responses=_error_docs(404, 422, 503),
+)
+async def status(
+    request: Request,
+    model: ModelName,
+    rollout: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="a past rollout's id")] = None,
+) -> Response:
+    shared = edge(request)
+    found = await shared.statuses.get((model, rollout), await shared.status_versions.get(model))
+    return _answer({**found, "gateway": gateway_view(shared.gateway, model)})
+
+
+@router.post(
+    "/v1/models/{model}/rollout/promote",
+    summary="Advance the active rollout one phase or step by hand (to_end: promote now)",
+    responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
+    dependencies=[OPERATOR],
+)
+async def promote(request: Request, model: ModelName, body: Promotion) -> Response:
+    ws, actor = edge(request).gateway.ws, body.by or HTTP_ACTOR
+    stored = await asyncio.to_thread(
+        actions.promote, ws, model, reason=body.reason, to_end=body.to_end, actor=actor
     )
-    versions: Cached[str, tuple[int | None, int | None]] = Cached(
-        partial(status_version, gateway), gateway.settings.poll_interval.total_seconds()
-    )
+    return _answer(stored.to_dict())
 
-    def answer(data: dict[str, Any]) -> Response:
-        return Response(json.dumps(data, default=str), media_type="application/json")
 
-    @router.get(
-        "/v1/models/{model}/rollout",
-        summary="The active (or latest, or given) rollout: phase, share, live evidence, next check",
-        responses=_error_docs(404, 422, 503),
-    )
-    async def status(
-        model: ModelName,
-        rollout: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="a past rollout's id")] = None,
-    ) -> Response:
-        status = await statuses.get((model, rollout), await versions.get(model))
-        return answer({**status, "gateway": gateway_view(gateway, model)})
+@router.post(
+    "/v1/models/{model}/rollout/rollback",
+    summary="All traffic back to the champion at once (after a promotion: the previous champion)",
+    responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
+    dependencies=[OPERATOR],
+)
+async def rollback(request: Request, model: ModelName, body: Override) -> Response:
+    ws, actor = edge(request).gateway.ws, body.by or HTTP_ACTOR
+    stored = await asyncio.to_thread(actions.rollback, ws, model, reason=body.reason, actor=actor)
+    return _answer(stored.to_dict())
 
-    def changed(stored: StoredRollout) -> Response:
-        return answer(stored.to_dict())
 
-    @router.post(
-        "/v1/models/{model}/rollout/promote",
-        summary="Advance the active rollout one phase or step by hand (to_end: promote now)",
-        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
-        dependencies=admin,
-    )
-    async def promote(model: ModelName, body: Promotion) -> Response:
-        stored = await asyncio.to_thread(
-            actions.promote, ws, model, reason=body.reason, to_end=body.to_end, actor=body.by or HTTP_ACTOR
-        )
-        return changed(stored)
-
-    @router.post(
-        "/v1/models/{model}/rollout/rollback",
-        summary="All traffic back to the champion at once (after a promotion: the previous champion)",
-        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
-        dependencies=admin,
-    )
-    async def rollback(model: ModelName, body: Override) -> Response:
-        stored = await asyncio.to_thread(
-            actions.rollback, ws, model, reason=body.reason, actor=body.by or HTTP_ACTOR
-        )
-        return changed(stored)
-
-    @router.post(
-        "/v1/models/{model}/rollout/abort",
-        summary="End the active rollout, keeping the champion",
-        responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
-        dependencies=admin,
-    )
-    async def abort(model: ModelName, body: Override) -> Response:
-        stored = await asyncio.to_thread(
-            actions.abort, ws, model, reason=body.reason, actor=body.by or HTTP_ACTOR
-        )
-        return changed(stored)
-
-    return router
+@router.post(
+    "/v1/models/{model}/rollout/abort",
+    summary="End the active rollout, keeping the champion",
+    responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
+    dependencies=[OPERATOR],
+)
+async def abort(request: Request, model: ModelName, body: Override) -> Response:
+    ws, actor = edge(request).gateway.ws, body.by or HTTP_ACTOR
+    stored = await asyncio.to_thread(actions.abort, ws, model, reason=body.reason, actor=actor)
+    return _answer(stored.to_dict())
 
 
 def gateway_view(gateway: Gateway, model: str) -> dict[str, Any]:
@@ -151,7 +161,3 @@ def status_version(gateway: Gateway, model: str) -> tuple[int | None, int | None
     with gateway.ws.reading() as conn:
         latest = list_events(conn, registry.get_model(conn, model).id, limit=1)
     return routing, latest[-1].id if latest else None
-
-
-def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody} for status in statuses}

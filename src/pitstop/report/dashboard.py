@@ -1,12 +1,5 @@
-"""The gateway's live dashboard: `GET /` (a page that polls), `GET /v1/dashboard` (its JSON) and plotly.js
-served from the installed plotly package (`GET /static/plotly.min.js`): read-only, no external network.
-
-`serving.app.create_app` mounts it on every gateway (`create_app(gateway, dashboard_every=…)` sets how
-often the page polls); mount it once per app: with two, the first route of a path wins.
-
-The JSON is rebuilt at most once per `cache_seconds` (or nine times its build time, if longer) whatever
-the number of viewers, on a low-priority worker thread (SQL aggregation and figure building never run
-on the event loop that serves predictions): `serving.cached.Cached`, which the rollout status shares.
+"""The gateway's live dashboard's data: what `GET /v1/dashboard` answers (`http.dashboard` serves it,
+with the page and plotly.js from the installed plotly package: read-only, no external network).
 """
 
 from __future__ import annotations
@@ -16,8 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy import Connection
 
 from pitstop import registry
@@ -26,12 +17,10 @@ from pitstop.events import list_events
 from pitstop.registry import Alias, ModelInfo
 from pitstop.report.data import gather_report
 from pitstop.report.figures import build_figures, figure_json
-from pitstop.report.html import render_dashboard
 from pitstop.report.values import ReportData
 from pitstop.rollout.apply import describe
 from pitstop.rollout.records import StoredRollout, active_rollout, latest_rollout
 from pitstop.rollout.state import challenger_share
-from pitstop.serving.cached import Cached
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
@@ -59,36 +48,6 @@ COUNTERS = {
 def plotly_js_path() -> Path:
     """plotly.min.js as shipped inside the installed plotly package (the same file the report inlines)."""
     return Path(str(resources.files("plotly").joinpath("package_data", "plotly.min.js")))
-
-
-def dashboard_router(
-    gateway: Gateway, *, every: float = POLL_SECONDS, cache_seconds: float | None = None
-) -> APIRouter:
-    """The dashboard's routes for `gateway`; the page polls every `every` seconds."""
-    router = APIRouter()
-    cache: Cached[None, dict[str, Any]] = Cached(
-        lambda _: dashboard_data(gateway), every if cache_seconds is None else cache_seconds
-    )
-    script = plotly_js_path()
-
-    @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-    async def page() -> Response:
-        return HTMLResponse(render_dashboard(every))
-
-    @router.get(
-        "/v1/dashboard",
-        summary="Every model: versions, phase, share, rollout series and charts, events; gateway health",
-    )
-    async def data() -> Response:
-        return JSONResponse(await cache.get(None))
-
-    @router.get("/static/plotly.min.js", include_in_schema=False)
-    async def plotly_js() -> Response:
-        return FileResponse(
-            script, media_type="text/javascript", headers={"cache-control": "public, max-age=86400"}
-        )
-
-    return router
 
 
 def dashboard_data(gateway: Gateway, *, recent: int = RECENT_EVENTS) -> dict[str, Any]:
