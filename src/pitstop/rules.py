@@ -86,7 +86,11 @@ class Rule(StrEnum):
         SHADOW,
         "a gateway cannot load the challenger: wait, then rejected after `shadow.unavailable_after`",
     )
-    SHADOW_MIN_DURATION = "shadow.min_duration", SHADOW, "wait: the shadow runs at least `shadow.min_duration`"
+    SHADOW_MIN_DURATION = (
+        "shadow.min_duration",
+        SHADOW,
+        "wait: the shadow runs at least `shadow.min_duration`",
+    )
     SHADOW_MIN_LABELED = "shadow.min_labeled", SHADOW, "wait: fewer labelled pairs than `shadow.min_labeled`"
     SHADOW_INCONCLUSIVE = (
         "shadow.inconclusive",
@@ -128,7 +132,11 @@ class Rule(StrEnum):
         "`ab_test.max_duration`: rejected, no user saw the challenger",
     )
 
-    AB_SRM = "ab.srm", AB, "users did not split between the arms as assigned (sample-ratio mismatch): rejected"
+    AB_SRM = (
+        "ab.srm",
+        AB,
+        "users did not split between the arms as assigned (sample-ratio mismatch): rejected",
+    )
     AB_MIN_LABELED = "ab.min_labeled", AB, "wait: no matured labels in both arms yet"
     AB_NO_VARIANCE = "ab.no_variance", AB, "wait: every labelled error is identical so far"
     AB_MIN_USERS = "ab.min_users", AB, "wait: fewer labelled users per arm than `ab_test.min_users_per_arm`"
