@@ -13,7 +13,7 @@ import pandas as pd
 from pitstop import leakage, loading, model_input, registry
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
 from pitstop.gate.checks import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
 from pitstop.gate.metrics import offline_metrics
 from pitstop.lineage import current_actor
@@ -275,7 +275,7 @@ def run_gate(
             conn,
             time=now,
             model_id=locked.id,
-            kind="gate_evaluated",
+            kind=EventKind.GATE_EVALUATED,
             actor=actor,
             from_state=str(challenger.version),
             to_state="passed" if report.verdict == "passed" else report.verdict,
@@ -288,7 +288,7 @@ def run_gate(
                 conn,
                 time=now,
                 model_id=locked.id,
-                kind="gate_review_accepted",
+                kind=EventKind.GATE_REVIEW_ACCEPTED,
                 actor=actor,
                 from_state="review",
                 to_state="accepted",

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from pitstop import registry
 from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError
-from pitstop.events import Event, list_events, record_event
+from pitstop.events import Event, EventKind, list_events, record_event
 from pitstop.jsonable import json_safe
 from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo, VersionInfo
-from pitstop.rollout.apply import ROLLOUT_EVENT, apply_decision, next_target
+from pitstop.rollout.apply import apply_decision, next_target
 from pitstop.rollout.comparison import live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.decide import Decision, decide
@@ -141,7 +141,7 @@ def start_rollout(
             conn,
             time=now,
             model_id=info.id,
-            kind=ROLLOUT_EVENT,
+            kind=EventKind.ROLLOUT_TRANSITION,
             actor=actor,
             from_state=Phase.GATE.value,
             to_state=Phase.SHADOW.value,
@@ -244,7 +244,7 @@ def _restore_previous(ws: Context, model: str, reason: str, actor: str) -> Store
             conn,
             time=now,
             model_id=info.id,
-            kind=ROLLOUT_EVENT,
+            kind=EventKind.ROLLOUT_TRANSITION,
             actor=actor,
             from_state=Outcome.PROMOTED.value,
             to_state=Outcome.ROLLED_BACK.value,

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from pitstop import registry
 from pitstop.errors import NotFoundError, UsageError
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
 from pitstop.registry import Alias, ModelInfo
 from pitstop.routing.table import Routes, RoutingTable
 from pitstop.store.tables import models, routing_tables
@@ -101,7 +101,7 @@ def save(conn: Connection, model: ModelInfo, routes: Routes, change: Change) -> 
         conn,
         time=change.now,
         model_id=model.id,
-        kind="routing_changed",
+        kind=EventKind.ROUTING_CHANGED,
         actor=change.actor,
         from_state=None if before is None else before.describe(),
         to_state=table.describe(),
