@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from pitstop.rules import Rule
 from pitstop.store.tables import events, models
 
 
@@ -61,7 +62,7 @@ def record_event(
     actor: str,
     from_state: str | None = None,
     to_state: str | None = None,
-    rule: str | None = None,
+    rule: Rule | None = None,
     reason: str | None = None,
     rollout_id: int | None = None,
     data: dict[str, Any] | None = None,

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from pitstop import model_metadata, signing
 from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
 from pitstop.events import EventKind, record_event
+from pitstop.rules import Rule
 from pitstop.store.tables import aliases, model_versions, models
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -33,6 +34,14 @@ class Alias(StrEnum):
     CHAMPION = "champion"
     CHALLENGER = "challenger"
     PREVIOUS = "previous"
+
+
+# An alias move's event names the alias that moved as its rule.
+MOVE_RULES = {
+    Alias.CHAMPION: Rule.ALIAS_CHAMPION,
+    Alias.CHALLENGER: Rule.ALIAS_CHALLENGER,
+    Alias.PREVIOUS: Rule.ALIAS_PREVIOUS,
+}
 
 
 @dataclass(frozen=True)
@@ -563,7 +572,7 @@ def move_aliases(
             actor=actor,
             from_state=None if old is None else str(old),
             to_state=None if version is None else str(version),
-            rule=alias.value,
+            rule=MOVE_RULES[alias],
             reason=reason,
             rollout_id=rollout_id,
             data=data or {},

@@ -19,6 +19,7 @@ from pitstop.gate.metrics import offline_metrics
 from pitstop.lineage import current_actor
 from pitstop.losses import Loss, LossKind, check_percentage_labels
 from pitstop.registry import Alias, ModelInfo, Task
+from pitstop.rules import Rule
 from pitstop.scoring import (
     binary_target,
     check_target_complete,
@@ -42,7 +43,7 @@ class GateReport:
     checks: list[Check]
     metrics: dict[str, dict[str, float] | None]
     evaluated_at: datetime
-    decided_by: str | None = field(default=None)
+    decided_by: Rule | None = field(default=None)
     # passed | failed | review (held: only a review hold failed) | accepted (a review accepted by a person)
     verdict: str = "passed"
     accepted: dict[str, str] | None = None  # {"actor", "reason"} when a person accepted a review hold

@@ -17,6 +17,7 @@ from pitstop.errors import NotFoundError, UsageError
 from pitstop.events import EventKind, record_event
 from pitstop.registry import Alias, ModelInfo
 from pitstop.routing.table import Routes, RoutingTable
+from pitstop.rules import Rule
 from pitstop.store.tables import models, routing_tables
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Change:
     now: datetime
     actor: str
     reason: str
-    rule: str | None = None
+    rule: Rule | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -125,7 +126,7 @@ def follow_champion(
     before = current_routing(conn, model.id)
     if before is None or before.champion == champion:
         return None
-    change = Change(now, actor, reason, "manual.set_champion")
+    change = Change(now, actor, reason, Rule.MANUAL_SET_CHAMPION)
     return save(conn, model, before.routes.with_champion(champion), change)
 
 
