@@ -2,7 +2,7 @@
 
 Nothing here is typed by hand: the CLI page walks the Typer app's command tree, the configuration page
 the pydantic models of `pitstop.config`, the HTTP page the gateway's OpenAPI document, the rules page the
-rule names in the source, the metrics page the gateway's Prometheus registry. `tests/test_docs.py`
+`Rule` enum, the metrics page the gateway's Prometheus registry. `tests/test_docs.py`
 builds the site and fails when a command, option, key, rule or metric is missing from these pages.
 
 Run it alone (`python docs/gen_reference.py OUT_DIR`) to write the pages into a folder instead.
@@ -10,10 +10,8 @@ Run it alone (`python docs/gen_reference.py OUT_DIR`) to write the pages into a 
 
 from __future__ import annotations
 
-import ast
 import enum
 import json
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,18 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src"
 # Document this checkout's code, whatever an installed pitstop points at.
 sys.path.insert(0, str(SOURCE))
-
-RULE_PATTERN = re.compile(r"^(ab|shadow|guardrail|manual|gate|ramp|leakage|rollout)\.[a-z][a-z0-9_]*$")
-PHASES = {
-    "gate": "offline gate",
-    "leakage": "offline gate",
-    "rollout": "rollout start",
-    "shadow": "shadow",
-    "ab": "A/B test",
-    "ramp": "ramp",
-    "guardrail": "A/B test and ramp",
-    "manual": "a person (override)",
-}
 
 
 def cell(text: object) -> str:
@@ -387,43 +373,25 @@ def http_page() -> str:
 # --- rules -------------------------------------------------------------------------------------------
 
 
-def rule_names() -> dict[str, list[str]]:
-    """Every rule name written in the source (`ab.win`, `guardrail.latency_p99`, …), with the modules."""
-    found: dict[str, list[str]] = {}
-    for path in sorted((SOURCE / "pitstop").rglob("*.py")):
-        module = ".".join(path.relative_to(SOURCE).with_suffix("").parts).removesuffix(".__init__")
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Constant)
-                and isinstance(node.value, str)
-                and RULE_PATTERN.match(node.value)
-            ):
-                modules = found.setdefault(node.value, [])
-                if module not in modules:
-                    modules.append(module)
-    return dict(sorted(found.items()))
-
-
 def rules_page() -> str:
     from pitstop.report.words import RULE_WORDS
+    from pitstop.rules import Rule
 
     out = [
         "# Rules",
         "",
         "Every decision pitstop records (an event, a rollout's end, a gate's verdict) names the rule that",
-        "made it. This list is generated from the rule names in the source (`docs/gen_reference.py`), with",
+        "made it. This list is generated from the `pitstop.rules.Rule` enum (`docs/gen_reference.py`), with",
         "the words the report and the dashboard add for the rules whose name alone does not say it",
         "(`pitstop.report.words.RULE_WORDS`). What each rule checks, and its error rate, is explained in",
         "[Lifecycle and rules](../explanation/lifecycle.md) and [Statistics](../explanation/statistics.md).",
         "",
-        "| rule | decided in | in words | defined in |",
+        "| rule | decided in | when it fires | in words |",
         "|---|---|---|---|",
     ]
-    for rule, modules in rule_names().items():
-        phase = PHASES.get(rule.split(".", 1)[0], "")
+    for rule in Rule:
         words = RULE_WORDS.get(rule, "")
-        where = ", ".join(f"`{module}`" for module in modules)
-        out.append(f"| `{rule}` | {phase} | {cell(words)} | {where} |")
+        out.append(f"| `{rule}` | {rule.stage} | {cell(rule.description)} | {cell(words)} |")
     out.append("")
     return "\n".join(out)
 

@@ -10,6 +10,7 @@ by `<!-- docs: no-run -->` does not.
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import html
 import json
@@ -28,9 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NO_RUN = "<!-- docs: no-run -->"
 QUIET = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
-RULE_IN_SOURCE = re.compile(
-    r"""["']((?:ab|shadow|guardrail|manual|gate|ramp|leakage|rollout)\.[a-z][a-z0-9_]*)["']"""
-)
+RULE_NAME = re.compile(r"(?:ab|shadow|guardrail|manual|gate|ramp|leakage|rollout|standby)\.[a-z][a-z0-9_]*")
 
 
 def _environment() -> dict[str, str]:
@@ -178,16 +177,38 @@ def test_http_reference_has_every_endpoint_and_body(site: Path, tmp_path: Path) 
 
 def test_rules_reference_has_every_rule(site: Path) -> None:
     from pitstop.report.words import RULE_WORDS
+    from pitstop.rules import Rule
 
-    rules = set(RULE_WORDS)
-    for path in (ROOT / "src" / "pitstop").rglob("*.py"):
-        rules.update(RULE_IN_SOURCE.findall(path.read_text(encoding="utf-8")))
-    assert {"ab.win", "shadow.passed", "guardrail.latency_p99"} <= rules
+    assert {"ab.win", "shadow.passed", "guardrail.latency_p99"} <= set(Rule)
     rows = {row.split()[0]: row for row in _rows(_page(site, "reference/rules")) if row}
-    missing = sorted(rule for rule in rules if rule not in rows)
+    missing = sorted(rule for rule in Rule if rule not in rows)
+    undescribed = sorted(rule for rule in Rule if rule in rows and _plain(rule.description) not in rows[rule])
     wordless = sorted(rule for rule, words in RULE_WORDS.items() if rule in rows and words not in rows[rule])
     assert not missing, f"rules not in the rules reference: {missing}"
+    assert not undescribed, f"rules whose description is not in the rules reference: {undescribed}"
     assert not wordless, f"rules whose words are not in the rules reference: {wordless}"
+
+
+def _plain(markdown: str) -> str:
+    """Markdown as the page's text shows it: code spans without their backticks, spaces collapsed."""
+    return " ".join(markdown.replace("`", "").split())
+
+
+def test_rule_names_are_written_only_in_the_rule_enum() -> None:
+    """A rule name as a string literal outside `pitstop.rules` would be a rule the reference may miss."""
+    from pitstop.rules import Rule
+
+    dotted = {rule.value for rule in Rule if "." in rule.value}
+    enum_module = ROOT / "src" / "pitstop" / "rules.py"
+    found = []
+    for path in sorted((ROOT / "src" / "pitstop").rglob("*.py")):
+        if path == enum_module:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and (text in dotted or RULE_NAME.fullmatch(text)):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
+    assert not found, f"rule names written outside pitstop.rules (use the Rule enum): {found}"
 
 
 def test_metrics_reference_has_every_metric(site: Path) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from pitstop.errors import ConflictError, NotFoundError, UsageError
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
 from pitstop.registry import validate_name
 from pitstop.store.tables import datasets
 
@@ -240,7 +240,7 @@ def insert_snapshot(
         conn,
         time=now,
         model_id=None,
-        kind="dataset_added",
+        kind=EventKind.DATASET_ADDED,
         actor=actor,
         to_state=snapshot.ref,
         data={"sha256": sha256, "rows": snapshot.rows},

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from pitstop.rules import Rule
 from pitstop.store.tables import events, models
+
+
+class EventKind(StrEnum):
+    """What an event records; stored as its value."""
+
+    MODEL_CREATED = "model_created"
+    MODEL_UPDATED = "model_updated"  # its description or metadata changed
+    MODEL_ARCHIVED = "model_archived"
+    MODEL_UNARCHIVED = "model_unarchived"
+    LOSS_CHANGED = "loss_changed"
+    PICKLE_POLICY = "pickle_policy"  # pickled artifacts allowed or refused
+    DATASET_ADDED = "dataset_added"
+    VERSION_REGISTERED = "version_registered"
+    VERSION_SIGNED = "version_signed"
+    VERSION_CONVERTED = "version_converted"  # its artifact replaced by another format
+    GATE_EVALUATED = "gate_evaluated"
+    GATE_REVIEW_ACCEPTED = "gate_review_accepted"  # a person accepted a version held for review
+    ALIAS_MOVED = "alias_moved"  # the rule names the alias
+    ROUTING_CHANGED = "routing_changed"
+    ROLLOUT_TRANSITION = "rollout_transition"  # a rollout changed phase, step or ended
 
 
 @dataclass(frozen=True)
@@ -16,7 +38,7 @@ class Event:
     id: int
     time: datetime
     model: str | None
-    kind: str
+    kind: EventKind
     actor: str
     from_state: str | None
     to_state: str | None
@@ -36,11 +58,11 @@ def record_event(
     *,
     time: datetime,
     model_id: int | None,
-    kind: str,
+    kind: EventKind,
     actor: str,
     from_state: str | None = None,
     to_state: str | None = None,
-    rule: str | None = None,
+    rule: Rule | None = None,
     reason: str | None = None,
     rollout_id: int | None = None,
     data: dict[str, Any] | None = None,
@@ -50,11 +72,11 @@ def record_event(
         events.insert().values(
             time=time,
             model_id=model_id,
-            kind=kind,
+            kind=str(kind),  # the store keeps plain strings (a driver may dump an enum by its name)
             actor=actor,
             from_state=from_state,
             to_state=to_state,
-            rule=rule,
+            rule=None if rule is None else str(rule),
             reason=reason,
             rollout_id=rollout_id,
             data=data or {},
@@ -68,7 +90,7 @@ def list_events(
     conn: Connection,
     model_id: int | None = None,
     *,
-    kinds: tuple[str, ...] | None = None,
+    kinds: tuple[EventKind, ...] | None = None,
     rollout_id: int | None = None,
     limit: int | None = None,
 ) -> list[Event]:
@@ -79,7 +101,7 @@ def list_events(
     if model_id is not None:
         query = query.where(events.c.model_id == model_id)
     if kinds:
-        query = query.where(events.c.kind.in_(kinds))
+        query = query.where(events.c.kind.in_([str(kind) for kind in kinds]))
     if rollout_id is not None:
         query = query.where(events.c.rollout_id == rollout_id)
     query = query.order_by(events.c.id.desc())
@@ -91,7 +113,7 @@ def list_events(
             id=row.id,
             time=row.time,
             model=row.name,
-            kind=row.kind,
+            kind=EventKind(row.kind),
             actor=row.actor,
             from_state=row.from_state,
             to_state=row.to_state,

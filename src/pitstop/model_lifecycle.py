@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from pitstop import model_metadata, registry
 from pitstop.errors import ConflictError, UsageError
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
 from pitstop.registry import ModelInfo
 from pitstop.store.tables import models
 
@@ -49,7 +49,7 @@ def update(
         conn,
         time=now,
         model_id=current.id,
-        kind="model_updated",
+        kind=EventKind.MODEL_UPDATED,
         actor=actor,
         data={"before": before, "after": after},
     )
@@ -65,7 +65,7 @@ def archive(conn: Connection, name: str, *, reason: str, now: datetime, actor: s
             f"{current.archived.by}: {current.archived.reason})"
         )
     marks = {"archived_at": now, "archived_by": actor, "archive_reason": reason}
-    return _move(conn, current, marks, "model_archived", ("active", "archived"), reason, now, actor)
+    return _move(conn, current, marks, EventKind.MODEL_ARCHIVED, ("active", "archived"), reason, now, actor)
 
 
 def unarchive(conn: Connection, name: str, *, reason: str, now: datetime, actor: str) -> ModelInfo:
@@ -75,14 +75,16 @@ def unarchive(conn: Connection, name: str, *, reason: str, now: datetime, actor:
         raise ConflictError(f"model {name!r} is not archived")
     marks = {"archived_at": None, "archived_by": None, "archive_reason": None}
     was = {"archived": current.archived.to_dict()}
-    return _move(conn, current, marks, "model_unarchived", ("archived", "active"), reason, now, actor, was)
+    return _move(
+        conn, current, marks, EventKind.MODEL_UNARCHIVED, ("archived", "active"), reason, now, actor, was
+    )
 
 
 def _move(
     conn: Connection,
     current: ModelInfo,
     marks: dict[str, Any],
-    kind: str,
+    kind: EventKind,
     states: tuple[str, str],
     reason: str,
     now: datetime,

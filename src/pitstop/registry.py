@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from pitstop import model_metadata, signing
 from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
+from pitstop.rules import Rule
 from pitstop.store.tables import aliases, model_versions, models
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -33,6 +34,14 @@ class Alias(StrEnum):
     CHAMPION = "champion"
     CHALLENGER = "challenger"
     PREVIOUS = "previous"
+
+
+# An alias move's event names the alias that moved as its rule.
+MOVE_RULES = {
+    Alias.CHAMPION: Rule.ALIAS_CHAMPION,
+    Alias.CHALLENGER: Rule.ALIAS_CHALLENGER,
+    Alias.PREVIOUS: Rule.ALIAS_PREVIOUS,
+}
 
 
 @dataclass(frozen=True)
@@ -200,7 +209,7 @@ def create_model(
         conn,
         time=now,
         model_id=model_id,
-        kind="model_created",
+        kind=EventKind.MODEL_CREATED,
         actor=actor,
         to_state=name,
         data={
@@ -257,7 +266,7 @@ def set_loss(conn: Connection, model: ModelInfo, loss: str, *, now: datetime, ac
         conn,
         time=now,
         model_id=model.id,
-        kind="loss_changed",
+        kind=EventKind.LOSS_CHANGED,
         actor=actor,
         from_state=current.loss,
         to_state=loss,
@@ -361,7 +370,7 @@ def add_version(
         conn,
         time=now,
         model_id=model.id,
-        kind="version_registered",
+        kind=EventKind.VERSION_REGISTERED,
         actor=actor,
         to_state=str(number),
         data={
@@ -387,7 +396,7 @@ def sign_version(
         conn,
         time=now,
         model_id=model.id,
-        kind="version_signed",
+        kind=EventKind.VERSION_SIGNED,
         actor=actor,
         to_state=str(version.version),
         data={"scheme": signer.scheme, "key_id": signer.key_id, "sha256": version.sha256},
@@ -426,7 +435,7 @@ def replace_artifact(
         conn,
         time=now,
         model_id=model.id,
-        kind="version_converted",
+        kind=EventKind.VERSION_CONVERTED,
         actor=actor,
         from_state=version.format,
         to_state=fmt,
@@ -455,7 +464,7 @@ def set_allow_pickle(
         conn,
         time=now,
         model_id=model.id,
-        kind="pickle_policy",
+        kind=EventKind.PICKLE_POLICY,
         actor=actor,
         from_state="allowed" if current.allow_pickle else "refused",
         to_state="allowed" if allow else "refused",
@@ -559,11 +568,11 @@ def move_aliases(
             conn,
             time=now,
             model_id=model.id,
-            kind="alias_moved",
+            kind=EventKind.ALIAS_MOVED,
             actor=actor,
             from_state=None if old is None else str(old),
             to_state=None if version is None else str(version),
-            rule=alias.value,
+            rule=MOVE_RULES[alias],
             reason=reason,
             rollout_id=rollout_id,
             data=data or {},

@@ -31,11 +31,10 @@ from pitstop.clock import ManualClock
 from pitstop.config import Config, Policy
 from pitstop.datasets import file_format, parse_times, read_table
 from pitstop.errors import PitstopError, UsageError
-from pitstop.events import list_events
+from pitstop.events import EventKind, list_events
 from pitstop.losses import LossKind, check_percentage_labels
 from pitstop.registry import Task
 from pitstop.rollout.actions import start_rollout
-from pitstop.rollout.apply import ROLLOUT_EVENT
 from pitstop.rollout.controller import Controller
 from pitstop.rollout.records import active_rollout, get_rollout
 from pitstop.routing.store import current_routing
@@ -474,7 +473,11 @@ def _result(
     with ws.reading() as conn:
         info = registry.get_model(conn, model)
         stored = get_rollout(conn, rollout_id)
-        events = [e for e in list_events(conn, info.id, rollout_id=rollout_id) if e.kind == ROLLOUT_EVENT]
+        events = [
+            e
+            for e in list_events(conn, info.id, rollout_id=rollout_id)
+            if e.kind is EventKind.ROLLOUT_TRANSITION
+        ]
         served: dict[str, int] = dict(
             conn.execute(
                 select(predictions.c.arm, func.count())

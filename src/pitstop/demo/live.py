@@ -36,6 +36,7 @@ from pitstop.demo.folder import DATABASE_ENV, demo_workspace, show_workspace
 from pitstop.demo.story import MODEL, Challenger, World, build_world, train_and_gate
 from pitstop.demo.traffic import live_traffic
 from pitstop.errors import PitstopError
+from pitstop.events import EventKind
 from pitstop.http.auth import ALLOW_ENV, FILE_SUFFIX, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.rollout.state import challenger_share
 from pitstop.workspace import Workspace
@@ -233,7 +234,9 @@ def _live_rollout(
         ws.abort(MODEL, reason="demo --live: time limit reached before a decision", actor="demo")
         final = ws.rollouts(MODEL)[-1].state
     last = [
-        e for e in ws.events(MODEL) if e.kind == "rollout_transition" and e.rollout_id == stored.state.id
+        e
+        for e in ws.events(MODEL)
+        if e.kind is EventKind.ROLLOUT_TRANSITION and e.rollout_id == stored.state.id
     ][-1]
     outcome = final.outcome.value if final.outcome else "undecided"
     style = "green" if outcome == "promoted" else "red"

@@ -23,6 +23,7 @@ from pitstop.clock import ManualClock
 from pitstop.demo.data import FEATURES, TARGET, TIME, USER, Scenario, generate_deliveries
 from pitstop.demo.folder import DEMO_MARK, demo_workspace, show_workspace
 from pitstop.demo.traffic import live_traffic
+from pitstop.events import EventKind
 from pitstop.gate.run import GateReport
 from pitstop.registry import VersionInfo
 from pitstop.replay import Replay, prepare_traffic, replay_salt
@@ -249,7 +250,9 @@ def _roll_out(
         ws.abort(MODEL, reason="demo: the replayed traffic ended before a decision", actor="demo")
         final = ws.rollouts(MODEL)[-1].state
     last = [
-        e for e in ws.events(MODEL) if e.kind == "rollout_transition" and e.rollout_id == stored.state.id
+        e
+        for e in ws.events(MODEL)
+        if e.kind is EventKind.ROLLOUT_TRANSITION and e.rollout_id == stored.state.id
     ][-1]
     style = "green" if final.outcome and final.outcome.value == "promoted" else "red"
     console.print(

@@ -15,27 +15,26 @@ from pitstop.gate.metrics import quality_metric
 from pitstop.leakage import FeatureScore, LateFeature
 from pitstop.losses import Loss
 from pitstop.registry import Task
+from pitstop.rules import Rule
 
 CHECK_ORDER = (
-    "schema",
-    "test_set_age",
-    "temporal_overlap",
-    "feature_time",
-    "single_feature",
-    "leakage_floor",
-    "metric_ratio",
-    "min_quality",
+    Rule.SCHEMA,
+    Rule.TEST_SET_AGE,
+    Rule.TEMPORAL_OVERLAP,
+    Rule.FEATURE_TIME,
+    Rule.SINGLE_FEATURE,
+    Rule.LEAKAGE_FLOOR,
+    Rule.METRIC_RATIO,
+    Rule.MIN_QUALITY,
 )
 # The checks that find leakage directly, each naming the column (or the overlap) it found.
-DIRECT_LEAKAGE_CHECKS = ("temporal_overlap", "feature_time", "single_feature")
-# A suspiciously low error without a direct finding: held for a person's review, not called leakage.
-REVIEW_RULE = "leakage.review"
+DIRECT_LEAKAGE_CHECKS = (Rule.TEMPORAL_OVERLAP, Rule.FEATURE_TIME, Rule.SINGLE_FEATURE)
 QUALITY_LABEL = {"r2": "R²", "roc_auc": "ROC AUC"}
 
 
 @dataclass(frozen=True)
 class Check:
-    name: str
+    name: Rule  # the check's rule: a failed check names the gate's verdict by it
     passed: bool
     observed: Any
     threshold: Any
@@ -98,12 +97,13 @@ def evaluate_gate(inputs: GateInputs, policy: GatePolicy) -> list[Check]:
     return [*checks, *compared, check_min_quality(inputs, policy)]
 
 
-def decided_by(checks: list[Check]) -> str | None:
+def decided_by(checks: list[Check]) -> Rule | None:
     """The first failed check, in gate order; `leakage.review` when the only failures are held for
     review; None when all passed."""
     failed = [check for check in checks if not check.passed]
     decisive = next((check.name for check in failed if not check.review), None)
-    return decisive or (REVIEW_RULE if failed else None)
+    # A suspiciously low error without a direct finding: held for a person's review, not called leakage.
+    return decisive or (Rule.LEAKAGE_REVIEW if failed else None)
 
 
 def verdict(checks: list[Check]) -> str:
@@ -118,14 +118,14 @@ def check_schema(test_set: TestSetFacts) -> Check:
     if test_set.missing_columns:
         missing = ", ".join(test_set.missing_columns)
         return Check(
-            "schema",
+            Rule.SCHEMA,
             False,
             f"missing {missing}",
             "every feature and the target",
             f"the test set lacks {missing}",
         )
     return Check(
-        "schema",
+        Rule.SCHEMA,
         True,
         "all present",
         "every feature and the target",
@@ -143,14 +143,14 @@ def check_test_set_age(inputs: GateInputs, policy: GatePolicy) -> Check:
     detail = f"{source} is {days:.1f} days old (limit {limit:g}); " + (
         "fresh enough" if passed else "stale: register a test set from recent data"
     )
-    return Check("test_set_age", passed, round(days, 2), limit, detail)
+    return Check(Rule.TEST_SET_AGE, passed, round(days, 2), limit, detail)
 
 
 def check_temporal_overlap(inputs: GateInputs) -> Check:
     start, end = inputs.test_set.time_min, inputs.training_end
     if start is None or end is None:
         return Check(
-            "temporal_overlap",
+            Rule.TEMPORAL_OVERLAP,
             True,
             None,
             None,
@@ -161,7 +161,7 @@ def check_temporal_overlap(inputs: GateInputs) -> Check:
     detail = f"test set starts {start:%Y-%m-%d %H:%M}, training ended {end:%Y-%m-%d %H:%M}: " + (
         "no overlap" if passed else f"{_overlap(inputs)}; use --as-of before the test set"
     )
-    return Check("temporal_overlap", passed, start.isoformat(), end.isoformat(), detail)
+    return Check(Rule.TEMPORAL_OVERLAP, passed, start.isoformat(), end.isoformat(), detail)
 
 
 def _overlap(inputs: GateInputs) -> str:
@@ -182,11 +182,11 @@ def check_feature_time(inputs: GateInputs) -> Check:
     late = inputs.late_features
     if late is None:
         return Check(
-            "feature_time", True, None, 0, "skipped: no event-time column to compare with", skipped=True
+            Rule.FEATURE_TIME, True, None, 0, "skipped: no event-time column to compare with", skipped=True
         )
     if not late:
         detail = "no feature is recorded after its row's event time"
-        return Check("feature_time", True, 0, 0, detail)
+        return Check(Rule.FEATURE_TIME, True, 0, 0, detail)
     described = "; ".join(
         f"{f.column} ({'its ' + f.source if f.source != f.column else 'its value'} is later than the "
         f"event time on {f.rows} of {f.checked} rows of the {f.dataset}, e.g. {f.example_recorded} "
@@ -194,7 +194,7 @@ def check_feature_time(inputs: GateInputs) -> Check:
         for f in late
     )
     detail = f"leakage: feature {described}; it cannot be known when the prediction is made"
-    return Check("feature_time", False, ", ".join(f.column for f in late), 0, detail)
+    return Check(Rule.FEATURE_TIME, False, ", ".join(f.column for f in late), 0, detail)
 
 
 def check_single_feature(inputs: GateInputs, policy: GatePolicy) -> Check:
@@ -204,7 +204,7 @@ def check_single_feature(inputs: GateInputs, policy: GatePolicy) -> Check:
     threshold = policy.single_feature_ratio
     if scores is None or baseline is None:
         return Check(
-            "single_feature",
+            Rule.SINGLE_FEATURE,
             True,
             None,
             threshold,
@@ -217,14 +217,14 @@ def check_single_feature(inputs: GateInputs, policy: GatePolicy) -> Check:
     ratios = {s.column: s.error / naive if naive > 0 else float("inf") for s in scores}
     leaking = [s for s in scores if ratios[s.column] <= threshold and s.column not in trusted]
     if not scores:
-        return Check("single_feature", True, None, threshold, "no numeric feature to probe", skipped=True)
+        return Check(Rule.SINGLE_FEATURE, True, None, threshold, "no numeric feature to probe", skipped=True)
     best = min(scores, key=lambda s: s.error)
     if not leaking:
         detail = (
             f"best single feature {best.column}: {label} {best.error:.4g} alone, "
             f"{ratios[best.column]:.3f} x predicting the mean ({naive:.4g}); none at or below {threshold:g}"
         )
-        return Check("single_feature", True, round(ratios[best.column], 4), threshold, detail)
+        return Check(Rule.SINGLE_FEATURE, True, round(ratios[best.column], 4), threshold, detail)
     challenger = inputs.challenger[inputs.scored_by.metric] if inputs.challenger else float("nan")
     named = "; ".join(
         f"{s.column} alone has {label} {s.error:.4g} ({ratios[s.column]:.3f} x predicting the mean, "
@@ -232,7 +232,7 @@ def check_single_feature(inputs: GateInputs, policy: GatePolicy) -> Check:
         for s in leaking
     )
     detail = f"leakage: feature {named}; a value derived from the target?"
-    return Check("single_feature", False, ", ".join(s.column for s in leaking), threshold, detail)
+    return Check(Rule.SINGLE_FEATURE, False, ", ".join(s.column for s in leaking), threshold, detail)
 
 
 def _ratio(inputs: GateInputs) -> tuple[str, float, float] | None:
@@ -258,7 +258,7 @@ def check_leakage_floor(inputs: GateInputs, policy: GatePolicy, *, direct_findin
         references.append(("a linear model's", inputs.baseline["linear"], policy.leakage_baseline_ratio))
     if not references:
         detail = "skipped: no champion and no baseline to compare with"
-        return Check("leakage_floor", True, None, policy.leakage_ratio, detail, skipped=True)
+        return Check(Rule.LEAKAGE_FLOOR, True, None, policy.leakage_ratio, detail, skipped=True)
     compared = [
         (name, reference, floor, challenger / reference if reference > 0 else float("inf"))
         for name, reference, floor in references
@@ -271,23 +271,23 @@ def check_leakage_floor(inputs: GateInputs, policy: GatePolicy, *, direct_findin
     observed = round(min(ratio for *_, ratio in compared), 4)
     first_floor = compared[0][2]
     if not breached:
-        return Check("leakage_floor", True, observed, first_floor, f"{said}: plausible")
+        return Check(Rule.LEAKAGE_FLOOR, True, observed, first_floor, f"{said}: plausible")
     ratio, floor = breached[0]
     if direct_finding:
         detail = f"{said}: suspiciously good, explained by the leakage found above"
-        return Check("leakage_floor", False, round(ratio, 4), floor, detail)
+        return Check(Rule.LEAKAGE_FLOOR, False, round(ratio, 4), floor, detail)
     detail = (
         f"{said}: suspiciously good and no direct check found leakage; held for review "
-        f"({REVIEW_RULE}): a person may accept it, with a reason, or look for a leak"
+        f"({Rule.LEAKAGE_REVIEW}): a person may accept it, with a reason, or look for a leak"
     )
-    return Check("leakage_floor", False, round(ratio, 4), floor, detail, review=True)
+    return Check(Rule.LEAKAGE_FLOOR, False, round(ratio, 4), floor, detail, review=True)
 
 
 def check_metric_ratio(inputs: GateInputs, policy: GatePolicy) -> Check:
     compared = _ratio(inputs)
     if compared is None:
         return Check(
-            "metric_ratio",
+            Rule.METRIC_RATIO,
             True,
             None,
             policy.max_metric_ratio,
@@ -302,7 +302,7 @@ def check_metric_ratio(inputs: GateInputs, policy: GatePolicy) -> Check:
         + ("within" if passed else "above")
         + f" the {policy.max_metric_ratio:g} limit"
     )
-    return Check("metric_ratio", passed, round(ratio, 4), policy.max_metric_ratio, detail)
+    return Check(Rule.METRIC_RATIO, passed, round(ratio, 4), policy.max_metric_ratio, detail)
 
 
 def check_min_quality(inputs: GateInputs, policy: GatePolicy) -> Check:
@@ -313,7 +313,7 @@ def check_min_quality(inputs: GateInputs, policy: GatePolicy) -> Check:
     minimum = policy.min_r2 if inputs.task is Task.REGRESSION else policy.min_auc
     if metric is None:
         detail = f"skipped: R² does not measure a quantile forecast ({inputs.scored_by.label})"
-        return Check("min_quality", True, None, minimum, detail, skipped=True)
+        return Check(Rule.MIN_QUALITY, True, None, minimum, detail, skipped=True)
     observed = inputs.challenger[metric]
     passed = observed >= minimum
     detail = (
@@ -321,4 +321,4 @@ def check_min_quality(inputs: GateInputs, policy: GatePolicy) -> Check:
         + (">=" if passed else "below the minimum")
         + f" {minimum:g}"
     )
-    return Check("min_quality", passed, round(observed, 4), minimum, detail)
+    return Check(Rule.MIN_QUALITY, passed, round(observed, 4), minimum, detail)

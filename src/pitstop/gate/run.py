@@ -13,12 +13,13 @@ import pandas as pd
 from pitstop import leakage, loading, model_input, registry
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
 from pitstop.gate.checks import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
 from pitstop.gate.metrics import offline_metrics
 from pitstop.lineage import current_actor
 from pitstop.losses import Loss, LossKind, check_percentage_labels
 from pitstop.registry import Alias, ModelInfo, Task
+from pitstop.rules import Rule
 from pitstop.scoring import (
     binary_target,
     check_target_complete,
@@ -42,7 +43,7 @@ class GateReport:
     checks: list[Check]
     metrics: dict[str, dict[str, float] | None]
     evaluated_at: datetime
-    decided_by: str | None = field(default=None)
+    decided_by: Rule | None = field(default=None)
     # passed | failed | review (held: only a review hold failed) | accepted (a review accepted by a person)
     verdict: str = "passed"
     accepted: dict[str, str] | None = None  # {"actor", "reason"} when a person accepted a review hold
@@ -275,7 +276,7 @@ def run_gate(
             conn,
             time=now,
             model_id=locked.id,
-            kind="gate_evaluated",
+            kind=EventKind.GATE_EVALUATED,
             actor=actor,
             from_state=str(challenger.version),
             to_state="passed" if report.verdict == "passed" else report.verdict,
@@ -288,7 +289,7 @@ def run_gate(
                 conn,
                 time=now,
                 model_id=locked.id,
-                kind="gate_review_accepted",
+                kind=EventKind.GATE_REVIEW_ACCEPTED,
                 actor=actor,
                 from_state="review",
                 to_state="accepted",

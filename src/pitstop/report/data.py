@@ -22,7 +22,7 @@ from sqlalchemy import Integer as SqlInteger
 from pitstop import registry
 from pitstop.config import Policy
 from pitstop.errors import NotFoundError
-from pitstop.events import Event, list_events
+from pitstop.events import Event, EventKind, list_events
 from pitstop.losses import Scoring
 from pitstop.report import shaping
 from pitstop.report.values import (
@@ -37,7 +37,6 @@ from pitstop.report.values import (
     Thresholds,
 )
 from pitstop.report.words import ab_result, narrative
-from pitstop.rollout.apply import ROLLOUT_EVENT
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO
 from pitstop.rollout.gather import (
     first_labelled,
@@ -109,7 +108,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
         for e in list_events(conn, info.id)
         if e.rollout_id == state.id or (e.rollout_id is None and state.started_at <= e.time <= end)
     ]
-    transitions = [e for e in events if e.kind == ROLLOUT_EVENT]
+    transitions = [e for e in events if e.kind is EventKind.ROLLOUT_TRANSITION]
     terminal = next((e.time for e in transitions if e.to_state in OUTCOMES), None)
     active_until = min(terminal or end, end)
     duration = max((active_until - state.started_at).total_seconds(), 0.0)

@@ -15,7 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pitstop.events import Event
+from pitstop.events import Event, EventKind
 from pitstop.report.values import ArmSeries, Band, LatencyLimit, ReportData
 from pitstop.report.words import flatten_numbers, fmt_time, fmt_value
 
@@ -29,7 +29,11 @@ OUTCOME_COLORS = {
     "rolled_back": "#b91c1c",
     "aborted": "#6b7280",
 }
-EVENT_ROWS = {"rollout_transition": "decisions", "routing_changed": "routing", "alias_moved": "aliases"}
+EVENT_ROWS = {
+    EventKind.ROLLOUT_TRANSITION: "decisions",
+    EventKind.ROUTING_CHANGED: "routing",
+    EventKind.ALIAS_MOVED: "aliases",
+}
 HEIGHT = 380
 LEGEND_GAP = 86  # pixels from the bottom of the plot area to the legend: tick labels and axis title
 GRID = "#e5e7eb"
@@ -225,7 +229,9 @@ def timeline(data: ReportData) -> go.Figure:
         rows.setdefault(EVENT_ROWS.get(event.kind, "other"), []).append(event)
     for row, events in rows.items():
         colors = [
-            OUTCOME_COLORS.get(e.to_state or "", "#111827") if e.kind == "rollout_transition" else "#4b5563"
+            OUTCOME_COLORS.get(e.to_state or "", "#111827")
+            if e.kind is EventKind.ROLLOUT_TRANSITION
+            else "#4b5563"
             for e in events
         ]
         figure.add_trace(

@@ -13,30 +13,31 @@ from typing import Any
 
 from pitstop.events import Event
 from pitstop.report.values import ABResult, Narrative
+from pitstop.rules import Rule
 
 MAX_NUMBERS = 30
 MAX_TEXT = 160
 
 # What a rule means, for the rules whose name alone does not say it to someone who has not read the docs.
-RULE_WORDS = {
-    "ab.unwinnable": (
+RULE_WORDS: dict[str, str] = {  # keyed by `Rule`, looked up by a stored rule name
+    Rule.AB_UNWINNABLE: (
         "the A/B test was not started: it could not reach the users its plan needs within its maximum "
         "duration at the traffic and users the shadow saw"
     ),
-    "ab.futile": (
+    Rule.AB_FUTILE: (
         "the A/B test stopped early: its always-valid interval ruled out an improvement beyond the margin"
     ),
-    "ab.inconclusive": "the A/B test reached its maximum duration without a conclusion",
-    "ab.srm": "the experiment was invalid: users did not split between the arms as assigned",
+    Rule.AB_INCONCLUSIVE: "the A/B test reached its maximum duration without a conclusion",
+    Rule.AB_SRM: "the experiment was invalid: users did not split between the arms as assigned",
 }
 
 
 def rule_words(rule: str | None) -> str | None:
     """What a rule means in words, when its name needs them.
 
-    >>> rule_words("ab.futile").startswith("the A/B test stopped early")
+    >>> rule_words(Rule.AB_FUTILE).startswith("the A/B test stopped early")
     True
-    >>> rule_words("ramp.step") is None
+    >>> rule_words(Rule.RAMP_STEP) is None
     True
     """
     return RULE_WORDS.get(rule or "")

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from pitstop import registry
 from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError
-from pitstop.events import Event, list_events, record_event
+from pitstop.events import Event, EventKind, list_events, record_event
 from pitstop.jsonable import json_safe
 from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo, VersionInfo
-from pitstop.rollout.apply import ROLLOUT_EVENT, apply_decision, next_target
+from pitstop.rollout.apply import apply_decision, next_target
 from pitstop.rollout.comparison import live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.decide import Decision, decide
@@ -34,6 +34,7 @@ from pitstop.rollout.routes import verified_version
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.routing.table import Routes, new_salt
+from pitstop.rules import Rule
 from pitstop.store.error_messages import ErrorMessages, error_messages
 from pitstop.store.load_failures import LoadFailure, cannot_load
 
@@ -123,7 +124,7 @@ def start_rollout(
             phase_routing_version=0,
         )
         routes = Routes.shadowing(champion, challenger.version, salt, rollout_id=stored.state.id)
-        change = Change(now, actor, f"rollout {stored.state.id}: shadow", "rollout.start")
+        change = Change(now, actor, f"rollout {stored.state.id}: shadow", Rule.ROLLOUT_START)
         routing = provider().set_routes(conn, info, routes, change)
         stored = update_rollout(conn, stored, now=now, phase_routing_version=routing.version)
         registry.move_aliases(
@@ -135,13 +136,13 @@ def start_rollout(
             reason=f"rollout {stored.state.id} started",
             rollout_id=stored.state.id,
         )
-        rule = "gate.skipped" if skip_gate else "gate.passed"
+        rule = Rule.GATE_SKIPPED if skip_gate else Rule.GATE_PASSED
         why = "offline gate passed against the current champion" + (f": {reason}" if reason else "")
         record_event(
             conn,
             time=now,
             model_id=info.id,
-            kind=ROLLOUT_EVENT,
+            kind=EventKind.ROLLOUT_TRANSITION,
             actor=actor,
             from_state=Phase.GATE.value,
             to_state=Phase.SHADOW.value,
@@ -173,7 +174,7 @@ def promote(
     plan = None if to_end else _plan_from_shadow(ws, model)
     if plan is not None:
         numbers["plan"] = plan
-    return _manual(ws, model, Decision(action, "manual.promote", reason, numbers, plan=plan), actor)
+    return _manual(ws, model, Decision(action, Rule.MANUAL_PROMOTE, reason, numbers, plan=plan), actor)
 
 
 def _plan_from_shadow(ws: Context, model: str) -> dict[str, Any] | None:
@@ -191,7 +192,7 @@ def _plan_from_shadow(ws: Context, model: str) -> dict[str, Any] | None:
 def abort(ws: Context, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
     """End the rollout keeping the champion."""
     reason = _require_reason(reason, "abort")
-    return _manual(ws, model, Decision(Action.ABORT, "manual.abort", reason), actor)
+    return _manual(ws, model, Decision(Action.ABORT, Rule.MANUAL_ABORT, reason), actor)
 
 
 def rollback(ws: Context, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
@@ -201,7 +202,7 @@ def rollback(ws: Context, model: str, *, reason: str, actor: str | None = None) 
         info = registry.get_model(conn, model)
         running = active_rollout(conn, info.id) is not None
     if running:
-        return _manual(ws, model, Decision(Action.ROLLBACK, "manual.rollback", reason), actor)
+        return _manual(ws, model, Decision(Action.ROLLBACK, Rule.MANUAL_ROLLBACK, reason), actor)
     return _restore_previous(ws, model, reason, actor or current_actor())
 
 
@@ -221,7 +222,7 @@ def _restore_previous(ws: Context, model: str, reason: str, actor: str) -> Store
         routing = current_routing(conn, info.id)
         salt = routing.salt if routing else new_salt()
         routes = Routes.champion_only(previous, salt, rollout_id=last.state.id)
-        provider().finalize(conn, info, routes, Change(now, actor, reason, "manual.rollback"))
+        provider().finalize(conn, info, routes, Change(now, actor, reason, Rule.MANUAL_ROLLBACK))
         registry.move_aliases(
             conn,
             info,
@@ -244,11 +245,11 @@ def _restore_previous(ws: Context, model: str, reason: str, actor: str) -> Store
             conn,
             time=now,
             model_id=info.id,
-            kind=ROLLOUT_EVENT,
+            kind=EventKind.ROLLOUT_TRANSITION,
             actor=actor,
             from_state=Outcome.PROMOTED.value,
             to_state=Outcome.ROLLED_BACK.value,
-            rule="manual.rollback",
+            rule=Rule.MANUAL_ROLLBACK,
             reason=reason,
             rollout_id=last.state.id,
             data={"restored_champion": previous, "demoted": champion},

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pitstop import registry
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
 from pitstop.jsonable import json_safe
 from pitstop.registry import Alias
 from pitstop.rollout.decide import Decision
@@ -23,8 +23,6 @@ from pitstop.rollout.state import RolloutState, challenger_share, ramp_shares
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change
 from pitstop.routing.table import Routes
-
-ROLLOUT_EVENT = "rollout_transition"
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ def apply_decision(
         conn,
         time=now,
         model_id=model.id,
-        kind=ROLLOUT_EVENT,
+        kind=EventKind.ROLLOUT_TRANSITION,
         actor=actor,
         from_state=describe(state, share_before),
         to_state=to_state,

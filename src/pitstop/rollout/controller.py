@@ -29,6 +29,7 @@ from pitstop.rollout.phases import Outcome, Phase
 from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
+from pitstop.rules import Rule
 from pitstop.store import load_failures
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ class Controller:
                     continue
                 standby = last.policy.ramp.standby
                 over = f"standby of version {routing.standby} is over ({standby} after promotion)"
-                change = Change(now, CONTROLLER_ACTOR, over, "standby.expired")
+                change = Change(now, CONTROLLER_ACTOR, over, Rule.STANDBY_EXPIRED)
                 provider().set_routes(conn, model, routing.routes.without_standby(), change)
 
     def release(self) -> None:

@@ -35,6 +35,7 @@ from pitstop.rollout.guardrails import (
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.state import RolloutState, ramp_shares
+from pitstop.rules import Rule
 from pitstop.stats import (
     ab_verdict,
     mann_whitney_test,
@@ -53,7 +54,7 @@ SHADOW_FAILURE_ALPHA = 0.001
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    rule: str  # the rule that fired, e.g. "shadow.passed", "guardrail.error_ratio", "ab.win"
+    rule: Rule  # the rule that fired
     reason: str  # one sentence a person can act on
     numbers: dict[str, Any] = field(default_factory=dict)  # what the rule saw
     plan: dict[str, Any] | None = None  # a new A/B plan to store (set when entering the A/B test)
@@ -75,7 +76,7 @@ def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datet
         return decide_ab_test(rollout, policy, evidence, now)
     if rollout.phase is Phase.RAMP:
         return decide_ramp(rollout, policy, evidence, now)
-    return Decision(Action.STAY, "inactive", f"the rollout is {rollout.phase}: nothing to decide")
+    return Decision(Action.STAY, Rule.INACTIVE, f"the rollout is {rollout.phase}: nothing to decide")
 
 
 # -- a challenger that cannot be loaded -------------------------------------------------------------
@@ -114,13 +115,15 @@ def challenger_unavailable(
             return None
         rest = describe_span(grace - failing)
         return Decision(
-            Action.STAY, "shadow.unavailable", f"{what}; rejected in {rest} unless it loads", numbers
+            Action.STAY, Rule.SHADOW_UNAVAILABLE, f"{what}; rejected in {rest} unless it loads", numbers
         )
     if shadow:
-        return Decision(Action.REJECT, "shadow.unavailable", f"{what}: rejected, the champion stays", numbers)
+        return Decision(
+            Action.REJECT, Rule.SHADOW_UNAVAILABLE, f"{what}: rejected, the champion stays", numbers
+        )
     return Decision(
         Action.ROLLBACK,
-        "guardrail.unavailable",
+        Rule.GUARDRAIL_UNAVAILABLE,
         f"{what}: rolled back, the champion serves everyone",
         numbers,
     )
@@ -147,7 +150,7 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
     if elapsed < shadow.min_duration:
         return Decision(
             Action.STAY,
-            "shadow.min_duration",
+            Rule.SHADOW_MIN_DURATION,
             f"shadowing for {describe_span(elapsed)} of at least {describe_span(shadow.min_duration)}; "
             f"{evidence.paired.n} of {shadow.min_labeled} labelled pairs",
             base,
@@ -156,14 +159,14 @@ def decide_shadow(rollout: RolloutState, policy: Policy, evidence: Evidence, now
         if elapsed >= shadow.max_duration:
             return Decision(
                 Action.REJECT,
-                "shadow.inconclusive",
+                Rule.SHADOW_INCONCLUSIVE,
                 f"only {evidence.paired.n} of {shadow.min_labeled} labelled pairs after "
                 f"{describe_span(elapsed)} (max duration reached): inconclusive, the champion stays",
                 base,
             )
         return Decision(
             Action.STAY,
-            "shadow.min_labeled",
+            Rule.SHADOW_MIN_LABELED,
             f"waiting for labels: {evidence.paired.n} of {shadow.min_labeled} labelled pairs",
             base,
         )
@@ -193,7 +196,7 @@ def _shadow_failures(
     found = {"failure_rate": rate, "limit": limit} | ({} if p_value is None else {"p_value": p_value})
     return Decision(
         Action.REJECT,
-        "shadow.error_rate",
+        Rule.SHADOW_ERROR_RATE,
         f"the challenger failed or timed out on {calls.failures} of {calls.requests} shadow calls "
         f"({rate:.1%}), above the {limit:.1%} limit{why}",
         {**numbers, **found},
@@ -271,7 +274,7 @@ def _shadow_verdict(
     if look is not None and look.ci_low > math.log(shadow.error_tolerance):
         return Decision(
             Action.REJECT,
-            "shadow.error_ratio",
+            Rule.SHADOW_ERROR_RATIO,
             f"on the same {paired.n} live requests the challenger's error {paired.challenger_mean:.4g} is "
             f"{bounds} x the champion's {paired.champion_mean:.4g}: above the "
             f"{shadow.error_tolerance:g} tolerance with confidence"
@@ -290,7 +293,7 @@ def _shadow_verdict(
         elif elapsed >= shadow.max_duration:
             return Decision(
                 Action.REJECT,
-                "shadow.inconclusive",
+                Rule.SHADOW_INCONCLUSIVE,
                 f"after {describe_span(elapsed)} (max duration reached) the error ratio is {bounds}: "
                 f"not shown below the {shadow.error_tolerance:g} tolerance, the champion stays",
                 numbers,
@@ -298,7 +301,7 @@ def _shadow_verdict(
         else:
             return Decision(
                 Action.STAY,
-                "shadow.error_ratio_open",
+                Rule.SHADOW_ERROR_RATIO_OPEN,
                 f"error ratio {bounds}: not yet shown below or above the "
                 f"{shadow.error_tolerance:g} tolerance",
                 numbers,
@@ -312,7 +315,7 @@ def _shadow_verdict(
         latency_ratio = timed.latency_p99 / baseline
         return Decision(
             Action.REJECT,
-            "shadow.latency_p99",
+            Rule.SHADOW_LATENCY_P99,
             f"challenger p99 latency {timed.latency_p99:.1f} ms (timed as served calls) is "
             f"{latency_ratio:.2f} x the champion's "
             f"{baseline:.1f} ms: {slow.slow} of its {slow.calls} model calls took longer than "
@@ -333,7 +336,7 @@ def _shadow_verdict(
         return _unwinnable(policy, plan, verdict, numbers)
     return Decision(
         Action.ADVANCE,
-        "shadow.passed",
+        Rule.SHADOW_PASSED,
         f"{verdict}; {plan['summary']}",
         {**numbers, "plan": plan},
         plan=plan,
@@ -346,7 +349,7 @@ def _unwinnable(policy: Policy, plan: dict[str, Any], verdict: str, numbers: dic
     unit = plan["supply"]["unit"]
     return Decision(
         Action.REJECT,
-        "ab.unwinnable",
+        Rule.AB_UNWINNABLE,
         f"{verdict}, but the A/B test cannot conclude within {describe_span(policy.ab_test.max_duration)}: "
         f"{plan['summary']}. The champion stays; no user saw the challenger "
         "(ab_test.start_unwinnable: true starts such tests anyway)",
@@ -382,7 +385,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         if srm.mismatch:
             return Decision(
                 Action.REJECT,
-                "ab.srm",
+                Rule.AB_SRM,
                 f"experiment invalid: sample-ratio mismatch ({challenger.units} challenger vs "
                 f"{champion.units} champion users for a {ab.share:.0%} share, "
                 f"always-valid p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
@@ -396,14 +399,14 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
     arms = arm_estimates(policy, champion, challenger)
     if arms is None:
         return _wait_or_give_up(
-            elapsed, ab.max_duration, "ab.min_labeled", "waiting for matured labels in both arms", base
+            elapsed, ab.max_duration, Rule.AB_MIN_LABELED, "waiting for matured labels in both arms", base
         )
     arm_a, arm_b = arms
     if arm_a.variance + arm_b.variance <= 0:
         return _wait_or_give_up(
             elapsed,
             ab.max_duration,
-            "ab.no_variance",
+            Rule.AB_NO_VARIANCE,
             "every labelled error is identical so far: nothing to test yet",
             base,
         )
@@ -415,7 +418,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         return _wait_or_give_up(
             elapsed,
             ab.max_duration,
-            "ab.min_users",
+            Rule.AB_MIN_USERS,
             f"waiting for {ab.min_users_per_arm} labelled users per arm before the test counts "
             f"({arm_b.n} challenger, {arm_a.n} champion)",
             base,
@@ -428,7 +431,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         # worse only when every error difference the evidence allows is above zero.
         return Decision(
             Action.REJECT,
-            "ab.loss",
+            Rule.AB_LOSS,
             f"the challenger is worse: error {arm_b.mean:.4g} vs {arm_a.mean:.4g}, always-valid "
             f"{1 - ab.alpha:.0%} interval {sequential.ci_low / arm_a.mean:+.2%} to "
             f"{sequential.ci_high / arm_a.mean:+.2%} of the champion's error, above zero",
@@ -456,7 +459,7 @@ def _rollback(breach: Breach, base: dict[str, Any]) -> Decision:
 def _wait_or_give_up(
     elapsed: timedelta,
     limit: timedelta,
-    rule: str,
+    rule: Rule,
     waiting: str,
     base: dict[str, Any],
     memory: dict[str, Any] | None = None,
@@ -464,7 +467,7 @@ def _wait_or_give_up(
     if elapsed >= limit:
         return Decision(
             Action.REJECT,
-            "ab.inconclusive",
+            Rule.AB_INCONCLUSIVE,
             f"max duration {describe_span(limit)} reached without a conclusive result ({waiting}): "
             "the champion stays",
             base,
@@ -489,7 +492,7 @@ def _sequential_verdict(
         if elapsed < ab.min_duration:
             return Decision(
                 Action.STAY,
-                "ab.min_duration",
+                Rule.AB_MIN_DURATION,
                 f"a win is showing (error {relative_high:+.2%} or better at worst) but the test must run "
                 f"{describe_span(ab.min_duration)}; {describe_span(elapsed)} so far",
                 base,
@@ -497,7 +500,7 @@ def _sequential_verdict(
             )
         return Decision(
             Action.ADVANCE,
-            "ab.win",
+            Rule.AB_WIN,
             f"the challenger's error is lower by more than the {ab.min_improvement:.0%} margin: always-valid "
             f"{1 - ab.alpha:.0%} interval {look.ci_low / champion_mean:+.2%} to {relative_high:+.2%} "
             f"(p = {look.p_value:.3g})",
@@ -510,7 +513,7 @@ def _sequential_verdict(
         # interval misses the truth on its low side: at most alpha / 2 of such tests.
         return Decision(
             Action.REJECT,
-            "ab.futile",
+            Rule.AB_FUTILE,
             f"the challenger cannot win: always-valid {1 - ab.alpha:.0%} interval "
             f"{look.ci_low / champion_mean:+.2%} to {relative_high:+.2%} of the champion's error excludes "
             f"an improvement beyond the {ab.min_improvement:.0%} margin; stopped early, the champion stays",
@@ -520,7 +523,7 @@ def _sequential_verdict(
     return _wait_or_give_up(
         elapsed,
         ab.max_duration,
-        "ab.sequential",
+        Rule.AB_SEQUENTIAL,
         f"no conclusion yet: challenger error {look.estimate / champion_mean:+.2%}, always-valid interval "
         f"{look.ci_low / champion_mean:+.2%} to {relative_high:+.2%} "
         f"(needs to end below {-ab.min_improvement:.0%})",
@@ -557,7 +560,7 @@ def _fixed_horizon_verdict(
         return _wait_or_give_up(
             elapsed,
             ab.max_duration,
-            "ab.fixed_horizon",
+            Rule.AB_FIXED_HORIZON,
             f"fixed horizon: evaluated once the planned sample is reached ({progress})",
             base,
             memory,
@@ -565,7 +568,7 @@ def _fixed_horizon_verdict(
     if elapsed < ab.min_duration:
         return Decision(
             Action.STAY,
-            "ab.min_duration",
+            Rule.AB_MIN_DURATION,
             f"the planned sample is reached ({progress}); the test runs at least "
             f"{describe_span(ab.min_duration)}, {describe_span(elapsed)} so far",
             base,
@@ -583,8 +586,8 @@ def _fixed_horizon_verdict(
     )
     numbers = {**base, "verdict": verdict.to_dict()}
     if verdict.outcome == "win":
-        return Decision(Action.ADVANCE, "ab.win", verdict.reason, numbers, memory=memory)
-    rule = "ab.loss" if verdict.outcome == "loss" else "ab.inconclusive"
+        return Decision(Action.ADVANCE, Rule.AB_WIN, verdict.reason, numbers, memory=memory)
+    rule = Rule.AB_LOSS if verdict.outcome == "loss" else Rule.AB_INCONCLUSIVE
     return Decision(
         Action.REJECT,
         rule,
@@ -617,7 +620,7 @@ def _mann_whitney_verdict(
     if beyond.p_value < ab.alpha and beyond.estimate < 0.5:
         return Decision(
             Action.ADVANCE,
-            "ab.win",
+            Rule.AB_WIN,
             f"Mann-Whitney: challenger errors lower than the champion's less the {ab.min_improvement:.0%} "
             f"margin (p = {beyond.p_value:.3g})",
             numbers,
@@ -626,7 +629,7 @@ def _mann_whitney_verdict(
     lost = plain.p_value < ab.alpha and plain.estimate > 0.5
     return Decision(
         Action.REJECT,
-        "ab.loss" if lost else "ab.inconclusive",
+        Rule.AB_LOSS if lost else Rule.AB_INCONCLUSIVE,
         f"Mann-Whitney: challenger errors {'higher' if lost else 'not lower by the margin'} "
         f"(p = {(plain if lost else beyond).p_value:.3g}): the champion stays",
         numbers,
@@ -663,21 +666,21 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
         return _rollback(breach, base)
     if elapsed < ramp.dwell:
         reason = f"at {share:.0%} for {describe_span(elapsed)} of {describe_span(ramp.dwell)}"
-        return Decision(Action.STAY, "ramp.dwell", reason, base)
+        return Decision(Action.STAY, Rule.RAMP_DWELL, reason, base)
     if min(champion.labelled, challenger.labelled) < ramp.min_labeled_per_arm:
         return Decision(
             Action.STAY,
-            "ramp.min_labeled",
+            Rule.RAMP_MIN_LABELED,
             f"at {share:.0%}: waiting for {ramp.min_labeled_per_arm} labelled requests per arm "
             f"({challenger.labelled} challenger, {champion.labelled} champion)",
             base,
         )
     if step + 1 >= len(shares):
         reason = f"held 100 % for {describe_span(elapsed)} within every guardrail: promoted"
-        return Decision(Action.PROMOTE, "ramp.completed", reason, base)
+        return Decision(Action.PROMOTE, Rule.RAMP_COMPLETED, reason, base)
     return Decision(
         Action.ADVANCE,
-        "ramp.step",
+        Rule.RAMP_STEP,
         f"{share:.0%} held for {describe_span(elapsed)} within every guardrail: "
         f"next step {shares[step + 1]:.0%}",
         base,

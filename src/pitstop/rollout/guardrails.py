@@ -31,6 +31,7 @@ from typing import Any
 from pitstop.config import ABMethod, Policy
 from pitstop.rollout.evidence import ArmSummary
 from pitstop.rollout.state import ramp_shares
+from pitstop.rules import Rule
 from pitstop.stats import ArmEstimate, exceedance_test, failure_rate_test, msprt, quantile_upper_rank
 from pitstop.stats.results import TestResult
 
@@ -40,7 +41,7 @@ SLOW_SHARE = 0.01  # the p99: at most this share of calls may be slower than it
 
 @dataclass(frozen=True)
 class Breach:
-    rule: str
+    rule: Rule
     reason: str
     numbers: dict[str, Any] = field(default_factory=dict)
 
@@ -75,7 +76,7 @@ def failure_rate_breach(champion: ArmSummary, challenger: ArmSummary, policy: Po
     if test.p_value >= alpha or test.estimate <= 0:
         return None
     return Breach(
-        "guardrail.error_rate",
+        Rule.GUARDRAIL_ERROR_RATE,
         f"challenger failed {challenger.failures} of {challenger.requests} requests ({rate:.1%}), "
         f"above the {limits.max_error_rate:.1%} limit and more often than the champion's "
         f"{champion.failures} of {champion.requests} ({champion.failure_rate or 0:.1%}; "
@@ -124,7 +125,7 @@ def error_ratio_breach(champion: ArmSummary, challenger: ArmSummary, policy: Pol
     if harm is None or harm.p_value >= alpha or harm.estimate <= 0:
         return None
     return Breach(
-        "guardrail.error_ratio",
+        Rule.GUARDRAIL_ERROR_RATIO,
         f"challenger error {challenger.error_mean:.4g} is {ratio:.3f} x champion's "
         f"{champion.error_mean:.4g}, above the {limits.max_error_ratio:g} limit "
         f"(always-valid p = {harm.p_value:.2g} < {alpha:.2g})",
@@ -271,7 +272,7 @@ def latency_breach(challenger: ArmSummary, policy: Policy, baseline: float | Non
     p99 = challenger.latency_p99 or excess.limit_ms
     ratio = p99 / baseline
     return Breach(
-        "guardrail.latency_p99",
+        Rule.GUARDRAIL_LATENCY_P99,
         f"challenger p99 latency {p99:.1f} ms is {ratio:.2f} x champion's "
         f"{baseline:.1f} ms (its upper bound): {excess.slow} of its {excess.calls} model calls took longer "
         f"than the {excess.limit_ms:.1f} ms limit ({limits.max_p99_ratio:g} x + "

@@ -19,6 +19,7 @@ from pitstop.rollout.records import active_rollout
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.routing.table import Routes, RoutingTable, new_salt
+from pitstop.rules import Rule
 
 if TYPE_CHECKING:
     from pitstop.context import Context
@@ -87,7 +88,7 @@ def route(
         routes = replace(
             target, salt=_salt_for(before, target), standby=None if before is None else before.standby
         )
-        change = Change(ctx.clock.now(), actor or current_actor(), reason, "manual")
+        change = Change(ctx.clock.now(), actor or current_actor(), reason, Rule.MANUAL)
         return provider().set_routes(conn, info, routes, change)
 
 

@@ -14,9 +14,10 @@ from sqlalchemy import Connection, func, select
 
 from pitstop import registry
 from pitstop.errors import NotFoundError, UsageError
-from pitstop.events import record_event
+from pitstop.events import EventKind, record_event
 from pitstop.registry import Alias, ModelInfo
 from pitstop.routing.table import Routes, RoutingTable
+from pitstop.rules import Rule
 from pitstop.store.tables import models, routing_tables
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Change:
     now: datetime
     actor: str
     reason: str
-    rule: str | None = None
+    rule: Rule | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,7 +102,7 @@ def save(conn: Connection, model: ModelInfo, routes: Routes, change: Change) -> 
         conn,
         time=change.now,
         model_id=model.id,
-        kind="routing_changed",
+        kind=EventKind.ROUTING_CHANGED,
         actor=change.actor,
         from_state=None if before is None else before.describe(),
         to_state=table.describe(),
@@ -125,7 +126,7 @@ def follow_champion(
     before = current_routing(conn, model.id)
     if before is None or before.champion == champion:
         return None
-    change = Change(now, actor, reason, "manual.set_champion")
+    change = Change(now, actor, reason, Rule.MANUAL_SET_CHAMPION)
     return save(conn, model, before.routes.with_champion(champion), change)
 
 
