@@ -12,6 +12,7 @@ from pitstop.rollout.routes import route
 from pitstop.routing.provider import GatewayRouting, provider
 from pitstop.routing.store import Change, current_routing, routing_of, save
 from pitstop.routing.table import Routes
+from pitstop.rules import Rule
 from serving.conftest import MODEL, Served
 
 
@@ -68,11 +69,11 @@ def test_save_runs_in_the_callers_transaction(served: Served) -> None:
         raise RuntimeError("the controller's own write failed")
     assert routing_of(served.ws, MODEL).version == 0  # type: ignore[union-attr]
     with served.ws.writing() as conn:
-        change = Change(served.ws.clock.now(), "controller", "ramp 100%", "ramp_step", {"p99": 0.01})
+        change = Change(served.ws.clock.now(), "controller", "ramp 100%", Rule.RAMP_STEP, {"p99": 0.01})
         table = save(conn, model, routes, change)
     assert (table.mode, table.shadow_for(2), table.rollout_id, table.step) == ("split", 1, 7, 4)
     (event,) = [e for e in served.ws.events(MODEL) if e.kind == "routing_changed"]
-    assert (event.rollout_id, event.rule, event.data["p99"]) == (7, "ramp_step", 0.01)
+    assert (event.rollout_id, event.rule, event.data["p99"]) == (7, "ramp.step", 0.01)
 
 
 IMPOSSIBLE: list[tuple[dict[str, Any], type[Exception], str]] = [
