@@ -133,7 +133,7 @@ def test_a_dvc_file_that_disagrees_with_its_data_is_refused(outside, tmp_path: P
 def test_a_malformed_dvc_file_is_refused(tmp_path: Path, content: str) -> None:
     dvc = tmp_path / "bad.dvc"
     dvc.write_text(content)
-    with pytest.raises(UsageError, match=r"--dvc-file .*bad\.dvc"):
+    with pytest.raises(UsageError, match=r"^dvc_file .*bad\.dvc"):
         data_refs.from_dvc(dvc)
 
 

@@ -374,7 +374,7 @@ def test_as_of_without_any_time_column_says_how_to_add_one(workspace: Workspace,
     workspace.create_model(
         "eta", task="regression", target="y", features="all", id_columns=["user_id", "time"]
     )
-    with pytest.raises(UsageError, match=r"--as-of needs a time column.*dataset add NAME FILE --time-column"):
+    with pytest.raises(UsageError, match=r"^as_of: needs a time column.*dataset add NAME FILE --time-column"):
         workspace.train(
             "eta", trainer="helpers:linear_trainer", data="train", as_of=pd.Timestamp("2026-01-03", tz="UTC")
         )

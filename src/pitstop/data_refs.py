@@ -53,22 +53,23 @@ class DataReference:
 def by_uri(uri: str, sha256: str) -> DataReference:
     """A reference to `uri` with its sha256; a local path (no scheme, or `file:`) must exist and match."""
     if not uri.strip():
-        raise UsageError("--train-data-uri: give the location of the training data")
+        raise UsageError("give the location of the training data", field="uri")
     if not SHA256.match(sha256.strip()):
-        raise UsageError(f"--train-data-sha256: a sha256 is 64 hex digits, got {sha256!r}")
+        raise UsageError(f"a sha256 is 64 hex digits, got {sha256!r}", field="sha256")
     given = sha256.strip().lower()
     local = _local_path(uri)
     if local is None:
         return DataReference(uri=uri, sha256=given)
     if not local.is_file():
         raise UsageError(
-            f"--train-data-uri: {local}: no such file (a remote location names its scheme, e.g. s3://…)"
+            f"{local}: no such file (a remote location names its scheme, e.g. s3://…)", field="uri"
         )
-    actual, size = _digest(local, hashlib.sha256(), "--train-data-uri")
+    actual, size = _digest(local, hashlib.sha256(), "uri", None)
     if actual != given:
         raise UsageError(
-            f"--train-data-sha256: {local} has sha256 {actual}, not the {given} given; "
-            "check the file and the hash"
+            f"{local} has sha256 {actual}, not the {given} given",
+            field="sha256",
+            hint="check the file and the hash",
         )
     return DataReference(uri=local.as_uri(), sha256=given, size_bytes=size, checked=True)
 
@@ -77,31 +78,32 @@ def from_dvc(dvc_file: str | Path) -> DataReference:
     """The first output of a DVC `.dvc` file: its md5, path (relative to the file) and size. When the
     data file is present, its md5 must match."""
     path = Path(dvc_file)
-    where = f"--dvc-file {path}"
+    where = {"field": "dvc_file", "given": str(path)}
     try:
         # every scalar as text: an md5 of digits alone must not become a number (or an octal one)
         document = yaml.load(path.read_text(), Loader=yaml.BaseLoader)  # builds only str, list, dict
     except OSError as error:
-        raise UsageError(f"{where}: cannot read: {describe_os_error(error, path)}") from None
+        raise UsageError(f"cannot read: {describe_os_error(error, path)}", **where) from None
     except yaml.YAMLError as error:
-        raise UsageError(f"{where}: not YAML ({str(error).splitlines()[0]})") from None
+        raise UsageError(f"not YAML ({str(error).splitlines()[0]})", **where) from None
     outs = document.get("outs") if isinstance(document, dict) else None
     out = outs[0] if isinstance(outs, list) and outs else None
     if not isinstance(out, dict):
-        raise UsageError(f"{where}: no `outs` list: is it a .dvc file written by `dvc add`?")
+        raise UsageError("no `outs` list: is it a .dvc file written by `dvc add`?", **where)
     md5, data_path, size = out.get("md5"), out.get("path"), out.get("size")
     if not isinstance(md5, str) or not md5 or not isinstance(data_path, str) or not data_path:
-        raise UsageError(f"{where}: its first output needs `md5` and `path`")
+        raise UsageError("its first output needs `md5` and `path`", **where)
     if size is not None and not (isinstance(size, str) and size.isdigit()):
-        raise UsageError(f"{where}: `size` must be a byte count, got {size!r}")
+        raise UsageError(f"`size` must be a byte count, got {size!r}", **where)
     data = (path.resolve().parent / data_path).resolve()
     checked = False
     if data.is_file() and not md5.endswith(".dir"):  # a tracked folder's md5 is of DVC's listing
-        actual, _ = _digest(data, hashlib.md5(usedforsecurity=False), where)
+        actual, _ = _digest(data, hashlib.md5(usedforsecurity=False), "dvc_file", str(path))
         if actual != md5:
             raise UsageError(
-                f"{where}: {data} has md5 {actual}, not the {md5} the .dvc file records; "
-                "run `dvc checkout` or `dvc add` again"
+                f"{data} has md5 {actual}, not the {md5} the .dvc file records",
+                **where,
+                hint="run `dvc checkout` or `dvc add` again",
             )
         checked = True
     return DataReference(
@@ -120,7 +122,7 @@ def check_commit(commit: str) -> str:
     '1a2b3c4'
     """
     if not COMMIT.match(commit.strip()):
-        raise UsageError(f"--code-commit: a commit is 7 to 40 hex digits, got {commit!r}")
+        raise UsageError(f"a commit is 7 to 40 hex digits, got {commit!r}", field="code_commit")
     return commit.strip().lower()
 
 
@@ -156,7 +158,7 @@ def _local_path(uri: str) -> Path | None:
     return Path(uri).expanduser().resolve()
 
 
-def _digest(path: Path, digest: Any, where: str) -> tuple[str, int]:
+def _digest(path: Path, digest: Any, field: str, given: str | None) -> tuple[str, int]:
     """The file's hex digest and size, read in chunks (training data can be large)."""
     size = 0
     try:
@@ -165,5 +167,7 @@ def _digest(path: Path, digest: Any, where: str) -> tuple[str, int]:
                 digest.update(chunk)
                 size += len(chunk)
     except OSError as error:
-        raise UsageError(f"{where}: cannot read {path}: {describe_os_error(error, path)}") from None
+        raise UsageError(
+            f"cannot read {path}: {describe_os_error(error, path)}", field=field, given=given
+        ) from None
     return digest.hexdigest(), size

@@ -36,7 +36,7 @@ from pitstop.registry import Task
 from pitstop.scoring import predict_frame
 from pitstop.serving.features import kind_of
 from pitstop.serving.isolation import _context as shadow_process_context
-from pitstop.user_code import load_hint
+from pitstop.user_code import load_hint, with_hint
 
 _DIED = (
     "its process died while loading or predicting (its error is on stderr): a crash in native code, "
@@ -259,7 +259,7 @@ def _try(trial: _Trial) -> _Outcome:
             warn=False,
         )
     except USER_CODE_FAILURES as error:  # loading imports the classes' modules: anything may fail
-        return _Outcome("load", f"{describe(error)}{load_hint(error)}", [], [])
+        return _Outcome("load", with_hint(describe(error), load_hint(error)), [], [])
     try:
         predictions = predict_frame(trial.task, model, trial.signature.from_frame(trial.rows))
     except USER_CODE_FAILURES as error:

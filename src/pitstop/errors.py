@@ -6,7 +6,39 @@ from pathlib import Path
 
 
 class PitstopError(Exception):
-    """Base of every error pitstop raises on purpose; its message is meant for the user."""
+    """Base of every error pitstop raises on purpose; its message is meant for the user.
+
+    `field` is the input it is about, by its Python name (`reason`, `share`): each edge names it as its
+    caller knows it (the CLI a flag, `--reason`; HTTP a JSON pointer, `/reason`). `given` is the part
+    of that input at fault, as written after the field's name (a path, a metadata key); `hint` says
+    how to fix it.
+
+    >>> str(UsageError("say why the model is archived", field="reason"))
+    'reason: say why the model is archived'
+    >>> UsageError("no such file", field="traffic", given="t.csv", hint="check the path").worded("--traffic")
+    '--traffic t.csv: no such file; check the path'
+    """
+
+    def __init__(
+        self, *args: object, field: str | None = None, given: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(*args)
+        self.field, self.given, self.hint = field, given, hint
+
+    @property
+    def message(self) -> str:
+        """The message alone, without the field, the part given or the hint."""
+        return super().__str__()
+
+    def worded(self, field: str | None) -> str:
+        """The message after `field` (the input as the caller knows it) and the part given, before
+        the hint."""
+        named = " ".join(part for part in (field, self.given) if part)
+        text = f"{named}: {self.message}" if named else self.message
+        return f"{text}; {self.hint}" if self.hint else text
+
+    def __str__(self) -> str:
+        return self.worded(self.field)
 
 
 class UsageError(PitstopError):
@@ -33,9 +65,9 @@ class VersionLoadError(UsageError):
     """A version's artifact does not load here (its classes' module is missing, say): `cause` is the
     loader's own error (`ModuleNotFoundError: No module named 'x'`), `hint` how to fix it."""
 
-    def __init__(self, model: str, version: int, cause: str, hint: str = "") -> None:
-        self.model, self.version, self.cause, self.hint = model, version, cause, hint
-        super().__init__(f"{model} version {version} cannot be loaded ({cause}){hint}")
+    def __init__(self, model: str, version: int, cause: str, hint: str | None = None) -> None:
+        self.model, self.version, self.cause = model, version, cause
+        super().__init__(f"{model} version {version} cannot be loaded ({cause})", hint=hint)
 
 
 class ArtifactIntegrityError(PitstopError):

@@ -25,18 +25,19 @@ class FeaturesNotChosenError(UsageError):
 
     def __init__(self, model: str, candidates: list[str] | None, source: str | None) -> None:
         self.model, self.candidates, self.source = model, candidates, source
-        ask = f"--features: say which columns model {model!r} reads"
+        ask = f"say which columns model {model!r} reads"
         if candidates:
-            super().__init__(
-                f"{ask}; the candidates in dataset {source} are {', '.join(candidates)}: take them all "
+            hint = (
+                f"the candidates in dataset {source} are {', '.join(candidates)}: take them all "
                 f"with --features all, or list the ones to keep, e.g. --features {','.join(candidates)}"
             )
         else:
-            super().__init__(
-                f"{ask}: --features all (every column of its first version's training data but the "
+            hint = (
+                "--features all (every column of its first version's training data but the "
                 "target, time and id columns) or a list, e.g. --features a,b; add --data NAME with a "
                 "registered dataset to see the candidates"
             )
+        super().__init__(ask, field="features", hint=hint)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def resolve(
         found = candidates(snapshot, reserved) if snapshot is not None else None
         raise FeaturesNotChosenError(model, found, snapshot.ref if snapshot is not None else None)
     if isinstance(features, str) and features != ALL:
-        raise UsageError(f"--features: give a list of columns or {ALL!r}, got {features!r}")
+        raise UsageError(f"give a list of columns or {ALL!r}, got {features!r}", field="features")
     if features == ALL:
         return candidates(snapshot, reserved) if snapshot is not None else None
     chosen = list(features)
@@ -73,8 +74,9 @@ def resolve(
         missing = [column for column in chosen if column not in snapshot.columns]
         if missing:
             raise UsageError(
-                f"--features: dataset {snapshot.ref} has no column {', '.join(map(repr, missing))} "
-                f"(its columns: {', '.join(snapshot.columns)})"
+                f"dataset {snapshot.ref} has no column {', '.join(map(repr, missing))} "
+                f"(its columns: {', '.join(snapshot.columns)})",
+                field="features",
             )
     return chosen
 

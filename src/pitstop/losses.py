@@ -170,7 +170,7 @@ class Loss:
         return out
 
     def _call_function(self, truth: Floats, predicted: Floats) -> Floats:
-        function = import_function(str(self.function), f"loss {self.function!r}")
+        function = import_function(str(self.function), "loss", f"loss {self.function!r}")
         try:
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries --json
                 out = function(predicted, truth)
@@ -190,7 +190,7 @@ class Loss:
 def check_function(loss: Loss) -> None:
     """A FUNCTION loss must import now (it is imported again at every use)."""
     if loss.kind is LossKind.FUNCTION:
-        import_function(str(loss.function), f"--loss {loss.function!r}")
+        import_function(str(loss.function), "loss")
 
 
 def _quantile(text: str) -> float:

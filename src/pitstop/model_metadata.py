@@ -27,20 +27,23 @@ def check(metadata: Mapping[str, object]) -> dict[str, str]:
     >>> check({"2nd": "x"})
     Traceback (most recent call last):
     ...
-    pitstop.errors.UsageError: --meta '2nd': a key starts with a letter and holds up to 64 letters, ...
+    pitstop.errors.UsageError: metadata '2nd': a key starts with a letter and holds up to 64 letters, ...
     """
     for key, value in metadata.items():
         if not isinstance(key, str) or not KEY_PATTERN.match(key):
             raise UsageError(
-                f"--meta {key!r}: a key starts with a letter and holds up to 64 letters, digits, "
-                "'_', '.' or '-'"
+                "a key starts with a letter and holds up to 64 letters, digits, '_', '.' or '-'",
+                field="metadata",
+                given=repr(key),
             )
         if not isinstance(value, str):
-            raise UsageError(f"--meta {key}: a value is a string, got {type(value).__name__}")
+            raise UsageError(f"a value is a string, got {type(value).__name__}", field="metadata", given=key)
         if len(value) > MAX_VALUE:
-            raise UsageError(f"--meta {key}: a value holds at most {MAX_VALUE} characters, got {len(value)}")
+            raise UsageError(
+                f"a value holds at most {MAX_VALUE} characters, got {len(value)}", field="metadata", given=key
+            )
     if len(metadata) > MAX_KEYS:
-        raise UsageError(f"--meta: a model holds at most {MAX_KEYS} keys, got {len(metadata)}")
+        raise UsageError(f"a model holds at most {MAX_KEYS} keys, got {len(metadata)}", field="metadata")
     return {key: str(metadata[key]) for key in sorted(metadata)}
 
 
@@ -55,7 +58,9 @@ def merge(current: Mapping[str, str], changes: Mapping[str, str | None]) -> dict
         if value is None:
             if key not in merged:
                 have = ", ".join(sorted(merged)) or "none"
-                raise UsageError(f"--unset {key}: the model has no such metadata key (it has: {have})")
+                raise UsageError(
+                    f"the model has no such metadata key (it has: {have})", field="unset", given=key
+                )
             del merged[key]
         else:
             merged[key] = value
@@ -67,5 +72,5 @@ def check_description(description: str | None) -> str | None:
     if description is None or not description.strip():
         return None
     if len(description) > MAX_DESCRIPTION:
-        raise UsageError(f"--description: at most {MAX_DESCRIPTION} characters, got {len(description)}")
+        raise UsageError(f"at most {MAX_DESCRIPTION} characters, got {len(description)}", field="description")
     return description.strip()

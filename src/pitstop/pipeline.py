@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -47,6 +47,7 @@ class RetrainResult:
     rollout_id: int | None
     active_rollout: ActiveRollout | None = None
     train_error: str | None = None
+    train_failure: UsageError | None = field(default=None, compare=False, repr=False)  # for an edge to word
 
     @property
     def stage(self) -> str:
@@ -124,7 +125,7 @@ def retrain(
     try:
         version = ws.train(model, trainer=trainer, data=data, as_of=as_of, params=params, actor=actor)
     except UsageError as error:
-        return RetrainResult(model, None, None, None, train_error=str(error))
+        return RetrainResult(model, None, None, None, train_error=str(error), train_failure=error)
     report = ws.gate(model, version.version, test_set=test_set, actor=actor)
     if not report.passed or report.champion_version is None:
         return RetrainResult(model, version, report, None)

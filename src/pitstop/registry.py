@@ -225,14 +225,15 @@ def create_model(
 
 def _check_feature_columns(features: list[str], target: str, time_column: str | None, ids: list[str]) -> None:
     if not features:
-        raise UsageError("--features: give at least one feature column")
+        raise UsageError("give at least one feature column", field="features")
     if len(set(features)) != len(features):
-        raise UsageError(f"--features: a column is listed twice in {features}")
+        raise UsageError(f"a column is listed twice in {features}", field="features")
     reserved = {target, time_column, *ids} - {None}
     leaking = sorted(set(features) & reserved)
     if leaking:
         raise UsageError(
-            f"--features: {', '.join(leaking)} is the target, time or an id column and must not be a feature"
+            f"{', '.join(leaking)} is the target, time or an id column and must not be a feature",
+            field="features",
         )
 
 

@@ -96,7 +96,7 @@ def load_traffic(path: str | Path, features: list[str], classes: list[Any] | Non
     """A traffic table: `time`, `user_id`, the features, `label`; optional `request_id`, `label_time`."""
     source = Path(path)
     if not source.is_file():
-        raise UsageError(f"--traffic {source}: no such file")
+        raise UsageError("no such file", field="traffic", given=str(source))
     frame = read_table(source, file_format(source), str(source))
     return prepare_traffic(frame, features, str(source), classes=classes)
 
@@ -258,7 +258,7 @@ def simulate(
     info = source.model(model)
     versions = (source.version(model, champion).version, source.version(model, challenger).version)
     if versions[0] == versions[1]:
-        raise UsageError("--champion and --challenger must be different versions")
+        raise UsageError("must be another version than the champion", field="challenger")
     features = info.features or source.version(model, versions[0]).lineage.get("features", [])
     frame = prepare_traffic(traffic, features, classes=info.classes if info.task is Task.MULTICLASS else None)
     if source.loss(info).kind is LossKind.PERCENTAGE:  # refused now, not by the gateway mid-replay

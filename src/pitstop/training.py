@@ -25,8 +25,8 @@ Trainer = Callable[[pd.DataFrame, pd.Series, dict[str, Any]], Any]
 
 def import_trainer(reference: str, role: str | None = None) -> Trainer:
     """`package.module:function` → the trainer. `role` names where the reference came from in errors
-    (default `--trainer 'REF'`)."""
-    trainer: Trainer = import_function(reference, role or f"--trainer {reference!r}")
+    (default: the `trainer` parameter)."""
+    trainer: Trainer = import_function(reference, "trainer", role)
     return trainer
 
 
@@ -89,13 +89,14 @@ def rows_before(
         return frame
     if time_column is None:
         raise UsageError(
-            f"--as-of needs a time column, and {source} has none: register the data with "
-            "`pitstop dataset add NAME FILE --time-column COL`"
+            f"needs a time column, and {source} has none",
+            field="as_of",
+            hint="register the data with `pitstop dataset add NAME FILE --time-column COL`",
         )
     times = parse_times(frame[time_column], time_column, source)
     subset = frame[times < as_of]
     if subset.empty:
-        raise UsageError(f"--as-of {as_of.isoformat()}: no rows of {source} before the cutoff")
+        raise UsageError(f"no rows of {source} before the cutoff", field="as_of", given=as_of.isoformat())
     return subset
 
 

@@ -99,7 +99,7 @@ class Workspace(Context):
             task = Task(task)
         except ValueError:
             raise UsageError(
-                f"--task: must be regression, classification or multiclass, got {task!r}"
+                f"must be regression, classification or multiclass, got {task!r}", field="task"
             ) from None
         chosen_loss = Loss.parse(loss, task)
         check_function(chosen_loss)
@@ -150,7 +150,7 @@ class Workspace(Context):
     ) -> ModelInfo:
         """Allow (or, `allow=False`, refuse) pickled versions of `model`; recorded as an event."""
         if not reason.strip():
-            raise UsageError("--reason: say why pickles are allowed or refused")
+            raise UsageError("say why pickles are allowed or refused", field="reason")
         with self.writing() as conn:
             info = registry.get_model(conn, model, for_update=True)
             return registry.set_allow_pickle(
@@ -183,7 +183,7 @@ class Workspace(Context):
         from pitstop.rollout.records import active_rollout
 
         if not reason.strip():
-            raise UsageError("--reason: say why the model is archived")
+            raise UsageError("say why the model is archived", field="reason")
         with self.writing() as conn:
             info = registry.get_model(conn, model, for_update=True)
             running = active_rollout(conn, info.id)
@@ -200,7 +200,7 @@ class Workspace(Context):
     def unarchive_model(self, model: str, *, reason: str, actor: str | None = None) -> ModelInfo:
         """Undo `archive_model`: the model takes versions, rollouts and routes again. An event."""
         if not reason.strip():
-            raise UsageError("--reason: say why the model is brought back")
+            raise UsageError("say why the model is brought back", field="reason")
         with self.writing() as conn:
             return model_lifecycle.unarchive(
                 conn, model, reason=reason.strip(), now=self.clock.now(), actor=actor or current_actor()
@@ -507,7 +507,7 @@ class Workspace(Context):
         from pitstop.model_files import ModelFormat
 
         if skip_check is not None and not skip_check.strip():
-            raise UsageError("--skip-check: say why the model cannot be tried here; it is recorded")
+            raise UsageError("say why the model cannot be tried here; it is recorded", field="skip_check")
         features = list(lineage["features"])
         lineage[model_input.LINEAGE_KEY] = signature.to_dict()
         with tempfile.TemporaryDirectory(prefix="pitstop-model-") as folder:
@@ -616,7 +616,7 @@ class Workspace(Context):
         from pitstop.routing.store import follow_champion
 
         if not reason.strip():
-            raise UsageError("--reason: say why the champion is set by hand")
+            raise UsageError("say why the champion is set by hand", field="reason")
         now, actor = self.clock.now(), actor or current_actor()
         with self.writing() as conn:
             info = registry.get_model(conn, model, for_update=True)
@@ -718,7 +718,9 @@ class Workspace(Context):
 
         registry.validate_name("dataset", name)
         if time_column is not None and time_column in (categorical or []):
-            raise UsageError(f"--categorical: {time_column!r} is the time column; it cannot be categorical")
+            raise UsageError(
+                f"{time_column!r} is the time column; it cannot be categorical", field="categorical"
+            )
         source = Path(path)
         if source.is_dir():
             raise UsageError(f"{source} is a folder; give the CSV or Parquet file to register")
@@ -812,5 +814,5 @@ def _load_artifact_file(path: Path) -> Any:
     except Exception as error:  # any unpickling failure means the same thing to the user
         how = "skops" if model_files.is_skops_file(path) else "joblib"
         raise UsageError(
-            f"{path}: cannot load with {how} ({describe(error)}){user_code.load_hint(error)}"
+            f"{path}: cannot load with {how} ({describe(error)})", hint=user_code.load_hint(error)
         ) from None

@@ -157,3 +157,22 @@ def test_the_status_carries_this_gateways_view_a_shadow_that_cannot_load_among_i
     }
     assert "process exited" in view["model"]["shadow"]["problem"]
     assert view["prediction_log"]["status"] == "ok" and view["store"]["status"] == "ok"
+
+
+def test_a_library_error_names_its_field_as_a_json_pointer(served: Served) -> None:
+    """An error raised by the Python API reaches an HTTP client with its field and no CLI flag."""
+    gateway = Gateway(served.ws, settings=settings())
+    app = create_app(gateway)
+
+    def archive_without_reason() -> None:
+        served.ws.archive_model(MODEL, reason=" ")
+
+    app.add_api_route("/test/archive", archive_without_reason, methods=["POST"])
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        answer = client.post("/test/archive")
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {
+        "error": "bad_request",
+        "message": "reason: say why the model is archived",
+        "field": "/reason",
+    }

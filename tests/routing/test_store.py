@@ -82,9 +82,9 @@ IMPOSSIBLE: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"mode": "split", "challenger": 2, "share": 0.0}, UsageError, "share in \\(0, 1\\]"),
     ({"mode": "split", "challenger": 2, "share": 1.5}, UsageError, "share in \\(0, 1\\]"),
     ({"mode": "shadow", "challenger": 2, "share": 0.1}, UsageError, "split only"),
-    ({"mode": "shadow"}, UsageError, "name the --challenger"),
+    ({"mode": "shadow"}, UsageError, "mode shadow needs a version"),
     ({"mode": "off", "challenger": 2}, UsageError, "takes neither"),
-    ({"mode": "shadow", "challenger": 2, "reason": " "}, UsageError, "--reason"),
+    ({"mode": "shadow", "challenger": 2, "reason": " "}, UsageError, "^reason: say why"),
 ]
 
 

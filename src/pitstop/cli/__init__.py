@@ -17,7 +17,7 @@ from pitstop.cli import (
     simulate,
     train,
 )
-from pitstop.cli.common import PitstopTyper, close_workspaces, err_console
+from pitstop.cli.common import PitstopTyper, close_workspaces, err_console, error_line
 from pitstop.errors import NegativeVerdict, PitstopError
 
 app = PitstopTyper(
@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)  # Typer handles its own usage errors (exit 2) and --help (exit 0)
     except NegativeVerdict as verdict:
-        err_console.print(f"[bold red]rejected:[/] {verdict}")
+        err_console.print(f"[bold red]rejected:[/] {error_line(verdict)}")
         sys.exit(EXIT_VERDICT)
     except PitstopError as error:
-        err_console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {error_line(error)}", soft_wrap=True)
         sys.exit(EXIT_USAGE)
     finally:
         close_workspaces()

@@ -17,7 +17,7 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
-from pitstop.errors import UsageError
+from pitstop.errors import PitstopError, UsageError
 
 if TYPE_CHECKING:
     from typer._click.core import Context
@@ -123,6 +123,24 @@ def usage_line(command: str, message: str) -> str:
     """
     text = " ".join(message.split()).rstrip(".")
     return f"{command}: {text[:1].lower()}{text[1:]}; see `{command} --help`"
+
+
+# A Python parameter whose flag is not `--` and its name with dashes.
+FLAGS = {"metadata": "--meta", "uri": "--train-data-uri", "sha256": "--train-data-sha256"}
+
+
+def flag(field: str) -> str:
+    """The option a Python parameter is given with: `skip_check` → `--skip-check`."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def error_line(error: PitstopError) -> str:
+    """An error as the CLI says it: its field named by the flag.
+
+    >>> error_line(UsageError("say why the model is archived", field="reason"))
+    '--reason: say why the model is archived'
+    """
+    return error.worded(flag(error.field) if error.field else None)
 
 
 _opened: list[Workspace] = []

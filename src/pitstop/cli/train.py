@@ -14,6 +14,7 @@ from pitstop.cli.common import (
     WorkspaceOption,
     console,
     emit,
+    error_line,
     fmt_time,
     open_workspace,
     parse_params,
@@ -241,7 +242,8 @@ def retrain(
     if as_json:
         print_json(result.to_dict())
     if result.train_error is not None:  # an input error (exit 2), said in one line, after the JSON
-        raise UsageError(f"retrain stopped at the train stage: {result.train_error}")
+        said = error_line(result.train_failure) if result.train_failure else result.train_error
+        raise UsageError(f"retrain stopped at the train stage: {said}")
     if not as_json:
         _render_retrain(result)
     if result.active_rollout is not None or (result.gate is not None and not result.gate.passed):

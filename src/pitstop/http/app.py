@@ -354,6 +354,8 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
     else:
         status, code = next((s, c) for kind, s, c in _STATUS if isinstance(error, kind))
         body = {"message": str(error)}
+    if isinstance(error, PitstopError) and status < 500:
+        body.update(_field_and_hint(error))
     if isinstance(error, InvalidInputError):
         body["fields"] = [p.to_dict() for p in error.problems]
     if isinstance(error, PredictionFailedError):
@@ -382,6 +384,18 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return _ErrorJSON({"error": code, **body}, status_code=status, headers=headers)
+
+
+def _field_and_hint(error: PitstopError) -> dict[str, str]:
+    """The input a client error is about, as a JSON pointer into the request (`/reason`), and how to
+    fix it: each only when the error says."""
+    said = {"field": json_pointer(error.field), "hint": error.hint}
+    return {key: value for key, value in said.items() if value}
+
+
+def json_pointer(field: str | None) -> str | None:
+    """A top-level body field as a JSON pointer (RFC 6901): `to_end` → `/to_end`, `a/b` → `/a~1b`."""
+    return None if field is None else "/" + field.replace("~", "~0").replace("/", "~1")
 
 
 def _openapi(app: FastAPI, gateway: Gateway, access: Access) -> Callable[[], dict[str, Any]]:

@@ -392,6 +392,10 @@ class ErrorBody(BaseModel):
         "also in the X-Request-ID header, under which the gateway logged the traceback",
     )
     request_ids: list[str] | None = None
+    field: str | None = Field(
+        None, description="the request field a 4xx error is about, as a JSON pointer (RFC 6901), e.g. /reason"
+    )
+    hint: str | None = Field(None, description="how to fix it, when the error says")
 
 
 class Health(BaseModel):

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 def _require_reason(reason: str, what: str) -> str:
     if not reason or not reason.strip():
-        raise UsageError(f"--reason: say why you {what}; it is recorded with the event")
+        raise UsageError(f"say why you {what}; it is recorded with the event", field="reason")
     return reason.strip()
 
 

@@ -59,9 +59,9 @@ def route(
     recorded.
     """
     if not reason.strip():
-        raise UsageError("--reason: say why the routing is changed by hand")
+        raise UsageError("say why the routing is changed by hand", field="reason")
     if mode not in ("shadow", "split", "off"):
-        raise UsageError(f"--mode: must be shadow or split, got {mode!r}")
+        raise UsageError(f"must be shadow or split, got {mode!r}", field="mode")
     if mode != "off" and challenger is not None:
         verified_version(ctx, model, challenger)  # before the write transaction: it reads a whole file
     with ctx.writing() as conn:
@@ -102,20 +102,21 @@ def _manual_target(
 ) -> Routes:
     if mode == "off":
         if challenger is not None or share is not None:
-            raise UsageError("--off takes neither --challenger nor --share")
+            given = "challenger" if challenger is not None else "share"
+            raise UsageError("mode off takes neither a challenger nor a share", field=given)
         return Routes(champion)
     if challenger is None:
-        raise UsageError(f"--mode {mode}: name the --challenger version")
+        raise UsageError(f"mode {mode} needs a version to serve", field="challenger")
     number = registry.get_version(conn, info, challenger).version
     if number == champion:
-        raise UsageError(f"--challenger: version {number} is the champion; pick another version")
+        raise UsageError(f"version {number} is the champion; pick another version", field="challenger")
     if mode == "shadow":
         if share is not None:
-            raise UsageError("--share applies to --mode split only (shadow serves no users)")
+            raise UsageError("applies to mode split only (shadow serves no users)", field="share")
         return Routes(champion, number, 0.0, number)
     if share is None or not 0.0 < share <= 1.0:
         given = "none" if share is None else f"{share:g}"
-        raise UsageError(f"--share: a split needs a share in (0, 1], got {given}")
+        raise UsageError(f"a split needs a share in (0, 1], got {given}", field="share")
     return Routes(champion, number, float(share))
 
 

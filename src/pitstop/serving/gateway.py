@@ -783,7 +783,9 @@ class Gateway:
 
     def _load_failed(self, info: ModelInfo, version: int, role: str, error: Exception) -> None:
         # the loader's own error first (`ModuleNotFoundError: No module named 'x'`), then the hint
-        said = f"{error.cause}{error.hint}" if isinstance(error, VersionLoadError) else describe(error)
+        said = describe(error)
+        if isinstance(error, VersionLoadError):
+            said = f"{error.cause}; {error.hint}" if error.hint else error.cause
         self.load_failures.failed(info.name, info.id, version, role, said[:500], self.clock.now())
 
     def _load(self, info: ModelInfo, version: int, shadow: bool) -> Runner:
