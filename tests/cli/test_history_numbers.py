@@ -16,8 +16,8 @@ import pitstop.cli.rollout
 import pitstop.cli.simulate
 from pitstop import registry
 from pitstop.cli.number_list import wrap
-from pitstop.cli.rollout import key_numbers
 from pitstop.events import record_event
+from pitstop.formats import key_numbers
 from pitstop.workspace import Workspace
 
 # The data of events `pitstop demo` records: an offline gate, a ramp step, a routing change.

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from helpers import fit_regression_artifact, write_regression_csv
-from pitstop.cli.common import fmt_time
 from pitstop.clock import ManualClock
+from pitstop.formats import fmt_time
 from pitstop.rollout import routes
 from pitstop.workspace import Workspace
 

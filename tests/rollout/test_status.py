@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pitstop.cli.rollout import MAX_KEY_NUMBERS, key_numbers
+from pitstop.formats import MAX_KEY_NUMBERS, key_numbers
 from pitstop.workspace import Workspace
 from rollout.conftest import send_traffic
 

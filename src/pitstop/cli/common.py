@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -207,41 +205,4 @@ def split_list(text: str | None) -> list[str] | None:
     items = [item.strip() for item in text.split(",") if item.strip()]
     return items
 
-
-# ISO 8601 text as JSON documents (lineage, gate checks, replay timelines) hold their moments.
-_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-
-
-def fmt_time(value: Any) -> str:
-    """A moment as every table shows it: UTC to the second, `2026-03-01T12:00:00Z`.
-
-    The store's datetimes and the ISO text of a JSON document read alike (a table column would
-    otherwise mix `…:18Z`, `…:21.996971Z` and `…+00:00`); a datetime without a zone is UTC, as the
-    store keeps it. Anything else is shown as it is.
-
-    >>> fmt_time(datetime(2026, 3, 1, 12, 0, 5, 996971, tzinfo=UTC))
-    '2026-03-01T12:00:05Z'
-    >>> fmt_time("2026-03-01T13:00:05.750000+01:00"), fmt_time(datetime(2026, 3, 1, 12))
-    ('2026-03-01T12:00:05Z', '2026-03-01T12:00:00Z')
-    >>> fmt_time(None), fmt_time("all present"), fmt_time(30.0)
-    ('-', 'all present', '30.0')
-    """
-    if value is None:
-        return "-"
-    moment = _moment(value)
-    if moment is None:
-        return str(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, datetime):  # pandas' Timestamp too
-        return value
-    if isinstance(value, str) and _ISO_MOMENT.match(value.strip()):
-        try:
-            return datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
     return None

@@ -14,11 +14,11 @@ from pitstop.cli.common import (
     WorkspaceOption,
     console,
     emit,
-    fmt_time,
     open_workspace,
     split_list,
     table,
 )
+from pitstop.formats import fmt_time
 
 if TYPE_CHECKING:
     from pitstop.datasets import DatasetSnapshot

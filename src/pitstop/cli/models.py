@@ -16,7 +16,6 @@ from pitstop.cli.common import (
     WorkspaceOption,
     console,
     emit,
-    fmt_time,
     open_workspace,
     parse_params,
     split_list,
@@ -24,6 +23,7 @@ from pitstop.cli.common import (
 )
 from pitstop.cli.train import describe_format, parse_timestamp
 from pitstop.errors import UsageError
+from pitstop.formats import fmt_time
 
 if TYPE_CHECKING:  # pandas, numpy and the store load only in the commands that use them
     from pitstop.data_refs import DataReference

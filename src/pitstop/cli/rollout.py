@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,7 +19,6 @@ from pitstop.cli.common import (
     WorkspaceOption,
     console,
     emit,
-    fmt_time,
     open_workspace,
     print_json,
     table,
@@ -28,6 +26,7 @@ from pitstop.cli.common import (
 from pitstop.cli.number_list import NumberList
 from pitstop.durations import describe_span, parse_positive_duration
 from pitstop.errors import UsageError
+from pitstop.formats import fmt_time, key_number_items
 
 if TYPE_CHECKING:  # the store, scipy and the rollout machinery load only in the commands that use them
     from pitstop.events import Event
@@ -223,90 +222,9 @@ def render_history(model: str, events: list[Event]) -> None:
     console.print(out)
 
 
-# What a history row shows first: the rule's ratio and p-values, then rates, counts and thresholds.
-KEY_NUMBER_ORDER = (
-    "ratio",
-    "error_ratio",
-    "p_value",
-    "test.p_value",
-    "sequential.p_value",
-    "verdict.p_value",
-    "srm.p_value",
-    "failure_rate",
-    "rate",
-    "limit",
-    "tolerance",
-    "slow_calls",
-    "calls",
-    "failures",
-    "requests",
-    "labelled_pairs",
-    "min_labeled",
-    "units",
-    "required",
-    "labelled",
-    "min_labeled_per_arm",
-    "shadow_failures",
-    "shadow_calls",
-    "plan.n_challenger",
-    "plan.n_champion",
-)
-MAX_KEY_NUMBERS = 8
-
-
-def key_numbers(data: dict[str, Any] | None) -> str:
-    """The numbers a rule saw, most telling first and at most `MAX_KEY_NUMBERS` (`--json` has all).
-
-    Nested values go by dotted name, a nested p-value by its test's name (`srm p`); a per-arm pair
-    reads challenger/champion, like the ratio.
-
-    >>> key_numbers({"elapsed_hours": 2.0, "units": {"champion": 900, "challenger": 310},
-    ...              "srm": {"p_value": 0.00012, "mismatch": True}})
-    'srm p=0.00012, units=310/900'
-    """
-    return ", ".join(_key_number_items(data))
-
-
 def key_numbers_cell(data: dict[str, Any] | None) -> NumberList:
     """`key_numbers` for a table cell: a narrow column wraps between numbers, never leaving a lone `,`."""
-    return NumberList(_key_number_items(data))
-
-
-def _key_number_items(data: dict[str, Any] | None) -> list[str]:
-    found = dict(_numbers(data or {}))
-    rank = {name: i for i, name in enumerate(KEY_NUMBER_ORDER)}
-    # Known names in their order; then the rest as recorded, top-level before nested (sort is stable).
-    names = sorted(found, key=lambda name: (rank.get(name, len(rank)), name.count(".")))
-    return [f"{_label(name)}={found[name]}" for name in names[:MAX_KEY_NUMBERS]]
-
-
-def _label(name: str) -> str:
-    """`sequential.p_value` reads `sequential p`, a rule's own `p_value` just `p`."""
-    test, dot, leaf = name.rpartition(".")
-    return f"{test}{' ' if dot else ''}p" if leaf == "p_value" else name
-
-
-def _numbers(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
-    for key, value in data.items():
-        name = prefix + str(key)
-        if key == "elapsed_hours":  # the event's own time says it
-            continue
-        if _is_number(value):
-            yield name, _short(value)
-        elif isinstance(value, dict):
-            pair = (value.get("challenger"), value.get("champion"))
-            if set(value) == {"champion", "challenger"} and all(_is_number(v) for v in pair):
-                yield name, "/".join(_short(v) for v in pair)
-            else:
-                yield from _numbers(value, name + ".")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    return NumberList(key_number_items(data))
 
 
 def _render_changed(stored: StoredRollout) -> None:

@@ -6,17 +6,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from pitstop.cli.common import (
-    ByOption,
-    JsonOption,
-    WorkspaceOption,
-    console,
-    emit,
-    fmt_time,
-    open_workspace,
-    table,
-)
+from pitstop.cli.common import ByOption, JsonOption, WorkspaceOption, console, emit, open_workspace, table
 from pitstop.errors import UsageError
+from pitstop.formats import fmt_time
 
 MODES: dict[str, Literal["shadow", "split", "off"]] = {"shadow": "shadow", "split": "split", "off": "off"}
 

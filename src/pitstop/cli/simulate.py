@@ -12,18 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pitstop.cli.common import (
-    JsonOption,
-    WorkspaceOption,
-    console,
-    fmt_time,
-    open_workspace,
-    print_json,
-    table,
-)
+from pitstop.cli.common import JsonOption, WorkspaceOption, console, open_workspace, print_json, table
 from pitstop.cli.rollout import key_numbers_cell
 from pitstop.durations import parse_duration, parse_positive_duration
 from pitstop.errors import UsageError
+from pitstop.formats import fmt_time
 
 
 def simulate(

@@ -15,13 +15,13 @@ from pitstop.cli.common import (
     console,
     emit,
     error_line,
-    fmt_time,
     open_workspace,
     parse_params,
     print_json,
     table,
 )
 from pitstop.errors import UsageError
+from pitstop.formats import fmt_time
 
 if TYPE_CHECKING:  # pandas, scikit-learn and the store load only in the commands that use them
     import pandas as pd

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pitstop.events import Event, EventKind
+from pitstop.formats import decision_numbers, fmt_time, fmt_value
 from pitstop.report.values import ArmSeries, Band, LatencyLimit, ReportData
-from pitstop.report.words import flatten_numbers, fmt_time, fmt_value
 
 ARM_COLORS = {"champion": "#2563eb", "challenger": "#dc2626"}
 ARM_FILLS = {"champion": "rgba(37,99,235,0.16)", "challenger": "rgba(220,38,38,0.16)"}
@@ -123,7 +123,7 @@ def _escape(text: Any) -> str:
 
 
 def _numbers_hover(numbers: dict[str, Any]) -> str:
-    lines = [f"{_escape(key)}: {_escape(value)}" for key, value in flatten_numbers(numbers, limit=24)]
+    lines = [f"{_escape(key)}: {_escape(value)}" for key, value in decision_numbers(numbers, limit=24)]
     return "<br>".join(lines)
 
 

@@ -15,10 +15,10 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from pitstop import __version__
+from pitstop.formats import fmt_time, fmt_value
 from pitstop.report.data import report_data
 from pitstop.report.figures import build_figures
 from pitstop.report.values import ReportData
-from pitstop.report.words import fmt_time, fmt_value
 
 if TYPE_CHECKING:
     from pitstop.context import Context

@@ -6,17 +6,14 @@ rollout's last check): the report says exactly what the evidence log says.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from pitstop.events import Event
+from pitstop.formats import decision_numbers, fmt_time
 from pitstop.report.values import ABResult, Narrative
 from pitstop.rules import Rule
-
-MAX_NUMBERS = 30
-MAX_TEXT = 160
 
 # What a rule means, for the rules whose name alone does not say it to someone who has not read the docs.
 RULE_WORDS: dict[str, str] = {  # keyed by `Rule`, looked up by a stored rule name
@@ -41,66 +38,6 @@ def rule_words(rule: str | None) -> str | None:
     True
     """
     return RULE_WORDS.get(rule or "")
-
-
-def fmt_time(moment: datetime | None) -> str:
-    """`2026-03-01 02:30:09 UTC` (times are stored in UTC).
-
-    >>> from datetime import UTC
-    >>> fmt_time(datetime(2026, 3, 1, 2, 30, 9, 208069, tzinfo=UTC))
-    '2026-03-01 02:30:09 UTC'
-    """
-    if moment is None:
-        return "-"
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
-
-
-def fmt_value(value: Any) -> str:
-    """A recorded value as text: numbers to four significant digits, lists of scalars inline.
-
-    >>> fmt_value(0.123456), fmt_value(3), fmt_value(True), fmt_value([1, 2.5]), fmt_value(None)
-    ('0.1235', '3', 'yes', '[1, 2.5]', '-')
-    """
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
-    text = str(value)
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
-def flatten_numbers(data: Mapping[str, Any] | None, limit: int = MAX_NUMBERS) -> list[tuple[str, str]]:
-    """Recorded numbers as (`key.sub`, text) pairs, two levels deep; long lists and deeper detail are left
-    out (they stay in the JSON).
-
-    >>> flatten_numbers({"ratio": 0.5, "test": {"p_value": 0.01, "details": {"se": 1}}, "xs": [1] * 9})
-    [('ratio', '0.5'), ('test.p_value', '0.01')]
-    """
-    out: list[tuple[str, str]] = []
-
-    def walk(prefix: str, value: Any, depth: int) -> None:
-        if len(out) >= limit:
-            return
-        if isinstance(value, Mapping):
-            if depth >= 2:
-                return
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item, depth + 1)
-            return
-        if isinstance(value, list | tuple) and (
-            len(value) > 4 or any(isinstance(v, Mapping | list) for v in value)
-        ):
-            return
-        out.append((prefix, fmt_value(value)))
-
-    walk("", dict(data or {}), 0)
-    return out
 
 
 def _headline(rollout: Mapping[str, Any]) -> str:
@@ -151,7 +88,7 @@ def narrative(rollout: Mapping[str, Any], transitions: list[Event]) -> Narrative
             meaning = rule_words(ending.rule)
             rule = ending.rule if meaning is None else f"{ending.rule} ({meaning})"
             because = f"{ending.actor} applied rule {rule} at {fmt_time(ending.time)}: {ending.reason}"
-            return Narrative(_headline(rollout), because, flatten_numbers(ending.data), path)
+            return Narrative(_headline(rollout), because, decision_numbers(ending.data), path)
         return Narrative(_headline(rollout), f"recorded reason: {rollout.get('reason')}", [], path)
     check = rollout.get("last_check") or {}
     if not check:
@@ -161,7 +98,7 @@ def narrative(rollout: Mapping[str, Any], transitions: list[Event]) -> Narrative
         when = fmt_time(datetime.fromisoformat(checked)) if checked else "-"
         rule, action = check.get("rule"), check.get("action")
         because = f"last check at {when}: rule {rule} says {action}: {check.get('reason')}"
-    return Narrative(_headline(rollout), because, flatten_numbers(check.get("numbers")), path)
+    return Narrative(_headline(rollout), because, decision_numbers(check.get("numbers")), path)
 
 
 def ab_result(
