@@ -39,20 +39,18 @@ from starlette.types import Scope as ASGIScope
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
 from pitstop.http import dashboard, payloads, rollouts, server
-from pitstop.http.auth import LEGACY_ENV, Access, Scope, access_from_env
+from pitstop.http.auth import LEGACY_ENV, Access, ForbiddenError, Scope, UnauthorizedError, access_from_env
 from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge
 from pitstop.report.dashboard import POLL_SECONDS
 from pitstop.rollout.controller import Controller
 from pitstop.routing.table import RoutingTable
 from pitstop.serving.errors import (
-    ForbiddenError,
     IncompleteBodyError,
     InvalidInputError,
     InvalidJSONError,
     ModelNotServedError,
     PayloadTooLargeError,
     PredictionFailedError,
-    UnauthorizedError,
 )
 from pitstop.serving.gateway import Gateway
 from pitstop.serving.health import HealthBody

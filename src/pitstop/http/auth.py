@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from pitstop.errors import ConfigError, describe_os_error
-from pitstop.serving.errors import ForbiddenError, UnauthorizedError
+from pitstop.errors import ConfigError, PitstopError, describe_os_error
 
 OPERATOR_ENV = "PITSTOP_OPERATOR_TOKEN"
 LABELS_ENV = "PITSTOP_LABELS_TOKEN"
@@ -34,6 +33,14 @@ LEGACY_ENV = "PITSTOP_API_TOKEN"  # the operator token, as before scopes existed
 ALLOW_ENV = "PITSTOP_ALLOW_UNAUTHENTICATED"  # "1": unauthenticated writes from loopback callers
 FILE_SUFFIX = "_FILE"
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+class UnauthorizedError(PitstopError):
+    """A call needs `Authorization: Bearer <token>` of its scope and none was given (HTTP 401)."""
+
+
+class ForbiddenError(PitstopError):
+    """The bearer token given is not the configured one (HTTP 403)."""
 
 
 class Scope(StrEnum):

@@ -65,14 +65,6 @@ class PredictionFailedError(PitstopError):
         super().__init__(f"{model} version {version} failed: {cause}")
 
 
-class UnauthorizedError(PitstopError):
-    """A call needs `Authorization: Bearer <token>` of its scope and none was given (HTTP 401)."""
-
-
-class ForbiddenError(PitstopError):
-    """The bearer token given is not the configured one (HTTP 403)."""
-
-
 class RunnerClosedError(PitstopError):
     """A model runner was used after it was closed (a retired version)."""
 
