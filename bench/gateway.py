@@ -395,9 +395,10 @@ def log_throughput(url: str, records: int = 500_000, batch: int = 1000) -> tuple
     Request ids are random, as a gateway's are, so an index keyed by them would show here as a rate
     that falls as the table grows.
     """
-    from pitstop.serving.predlog import PredictionRecord, write_records
+    from pitstop.serving.predlog import write_records
     from pitstop.store.engine import make_engine
     from pitstop.store.migrate import upgrade
+    from pitstop.store.predictions.write import PredictionRecord
 
     engine = make_engine(url)
     upgrade(engine)

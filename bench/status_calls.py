@@ -43,7 +43,8 @@ def fill_log(path: Path, challenger: int, records: int) -> None:
 
     from pitstop import registry
     from pitstop.routing.store import current_routing
-    from pitstop.serving.predlog import PredictionRecord, write_records
+    from pitstop.serving.predlog import write_records
+    from pitstop.store.predictions.write import PredictionRecord
     from pitstop.store.tables import labels
     from pitstop.workspace import Workspace
 

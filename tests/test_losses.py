@@ -25,7 +25,8 @@ from pitstop.registry import Task
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.serving.errors import InvalidInputError
 from pitstop.serving.labels import Label, encode_labels, upsert_labels
-from pitstop.serving.predlog import PredictionRecord, write_records
+from pitstop.serving.predlog import write_records
+from pitstop.store.predictions.write import PredictionRecord
 from pitstop.workspace import Workspace
 
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from sqlalchemy import distinct, func, select
 
 from pitstop import registry
 from pitstop.clock import ManualClock
@@ -41,7 +40,7 @@ from pitstop.routing.store import current_routing
 from pitstop.scoring import class_indices
 from pitstop.serving.gateway import Gateway, Instance
 from pitstop.serving.labels import Label
-from pitstop.store.tables import predictions
+from pitstop.store.predictions import summaries
 from pitstop.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -340,12 +339,8 @@ def _replay_request_ids(ws: Workspace, model: str, count: int) -> list[str]:
         stored = active_rollout(conn, info.id)
         table = current_routing(conn, info.id)
         prefix = f"r{stored.state.id}-" if stored else f"t{table.version if table else 0}-"
-        used = conn.execute(
-            select(func.count(distinct(predictions.c.request_id))).where(
-                predictions.c.model_id == info.id, predictions.c.request_id.startswith(prefix)
-            )
-        ).scalar_one()
-    return [f"{prefix}{i}" for i in range(int(used), int(used) + count)]
+        used = summaries.request_ids_used(conn, info.id, prefix)
+    return [f"{prefix}{i}" for i in range(used, used + count)]
 
 
 class Replay:
@@ -478,13 +473,7 @@ def _result(
             for e in list_events(conn, info.id, rollout_id=rollout_id)
             if e.kind is EventKind.ROLLOUT_TRANSITION
         ]
-        served: dict[str, int] = dict(
-            conn.execute(
-                select(predictions.c.arm, func.count())
-                .where(predictions.c.model_id == info.id, predictions.c.role == "served")
-                .group_by(predictions.c.arm)
-            ).all()
-        )
+        served = summaries.served_per_arm(conn, info.id)
     ws.close()
     state = stored.state
     last = events[-1] if events else None

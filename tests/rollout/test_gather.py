@@ -12,7 +12,8 @@ from pitstop.registry import Task
 from pitstop.rollout.evidence import PairedSummary
 from pitstop.rollout.gather import Window, arm_summaries, gather_evidence, paired_summary, users_first_seen
 from pitstop.serving.labels import Label, upsert_labels
-from pitstop.serving.predlog import PredictionRecord, write_records
+from pitstop.serving.predlog import write_records
+from pitstop.store.predictions.write import PredictionRecord
 from pitstop.workspace import Workspace
 from rollout.conftest import START
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.phases import Phase
 from pitstop.serving.labels import Label, upsert_labels
-from pitstop.serving.predlog import PredictionRecord, write_records
+from pitstop.serving.predlog import write_records
+from pitstop.store.predictions.write import PredictionRecord
 from pitstop.workspace import Workspace
 
 

@@ -32,9 +32,10 @@ from pitstop.serving.deadletter import DeadLetter, DeadLetterFile, workspace_dea
 from pitstop.serving.errors import InvalidInputError
 from pitstop.serving.labels import get_labels
 from pitstop.serving.metrics import GatewayMetrics
-from pitstop.serving.predlog import PredictionLog, PredictionRecord, write_isolating
+from pitstop.serving.predlog import PredictionLog, write_isolating
 from pitstop.serving.refusal import refused_data
 from pitstop.store.engine import make_engine
+from pitstop.store.predictions.write import PredictionRecord
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 from serving.conftest import MODEL, Served, async_wait_until, free_port, running

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from pitstop.serving.metrics import GatewayMetrics
-from pitstop.serving.predlog import SQLITE_ROWS_PER_INSERT, PredictionLog, PredictionRecord, write_records
+from pitstop.serving.predlog import PredictionLog, write_records
 from pitstop.serving.priority import WRITER_NICENESS
+from pitstop.store.predictions.write import SQLITE_ROWS_PER_INSERT, PredictionRecord
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 

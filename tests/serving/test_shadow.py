@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from pitstop.serving.metrics import GatewayMetrics
-from pitstop.serving.predlog import PredictionRecord
 from pitstop.serving.priority import CpuTime
 from pitstop.serving.shadow import STARVED_LIMIT, ShadowRequest, ShadowScorer, ShadowTarget
+from pitstop.store.predictions.write import PredictionRecord
 
 TIMEOUT = 0.1
 TARGET = ShadowTarget("eta", 1, 2, "challenger", 7)

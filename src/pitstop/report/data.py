@@ -2,8 +2,9 @@
 
 The prediction log is never loaded row by row: each series is a GROUP BY over time buckets (about
 50-100 per rollout, their width chosen from its duration), routing version and arm. Errors are each
-request's loss, computed exactly as the controller's evidence is (`gather.request_error`), joined to labels at
-read time; latency quantiles come from the same 2 %-wide logarithmic histogram. Bands (phases and ramp
+request's loss, computed exactly as the controller's evidence is (`loss_sql.request_error`), joined to
+labels at read time by the same queries (`store.predictions`); latency quantiles come from the same 2 %-wide
+logarithmic histogram. Bands (phases and ramp
 steps) are the rollout's routing tables, labelled by the transitions recorded with them, so every
 prediction belongs to exactly one band through the routing version that served it.
 """
@@ -16,8 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, cast, distinct, func, literal, select
-from sqlalchemy import Integer as SqlInteger
+from sqlalchemy import Connection
 
 from pitstop import registry
 from pitstop.config import Policy
@@ -38,14 +38,9 @@ from pitstop.report.values import (
 )
 from pitstop.report.words import ab_result, narrative
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO
-from pitstop.rollout.gather import (
-    first_labelled,
-    log_quantiles,
-    paired_requests,
-    request_error,
-    succeeded,
-)
+from pitstop.rollout.gather import log_quantiles
 from pitstop.rollout.guardrails import baseline_alpha
+from pitstop.rollout.loss_sql import request_error
 from pitstop.rollout.phases import Outcome
 from pitstop.rollout.python_losses import prepare_losses
 from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
@@ -53,7 +48,9 @@ from pitstop.routing.store import routing_history
 from pitstop.routing.table import TIMING
 from pitstop.store import load_failures
 from pitstop.store.error_messages import error_messages
-from pitstop.store.tables import predictions
+from pitstop.store.predictions import series
+from pitstop.store.predictions.rows import LogRange
+from pitstop.store.predictions.series import TimeBuckets
 
 if TYPE_CHECKING:
     from pitstop.context import Context
@@ -74,6 +71,10 @@ class Scope:
     count: int  # number of buckets
     first_version: int  # the rollout's first routing version
     versions: tuple[int, int]  # champion and challenger model versions
+
+    @property
+    def buckets(self) -> TimeBuckets:
+        return TimeBuckets(self.start, self.width)
 
 
 def report_data(ws: Context, model: str, rollout_id: int | None = None) -> ReportData:
@@ -194,36 +195,25 @@ def _thresholds(stored: StoredRollout) -> Thresholds:
     )
 
 
-# -- SQL ------------------------------------------------------------------------------------------
+# -- reading the log (`store.predictions.series`) ---------------------------------------------------
 
 
-def _floor(conn: Connection, value: ColumnElement[Any]) -> ColumnElement[int]:
-    """floor() as an integer. SQLite's CAST truncates toward zero (the floor of the non-negative offsets
-    used here); PostgreSQL's CAST rounds, so it gets an explicit floor."""
-    if conn.dialect.name == "postgresql":
-        return cast(func.floor(value), SqlInteger)
-    return cast(value, SqlInteger)
-
-
-def _bucket(conn: Connection, scope: Scope, time: Any) -> ColumnElement[int]:
-    return _floor(conn, (time - scope.start) / scope.width).label("bucket")
-
-
-def _in_scope(scope: Scope, low: int | None = None, high: int | None = None) -> ColumnElement[bool]:
+def _in_scope(
+    scope: Scope, low: int | None = None, high: int | None = None, role: str | None = None
+) -> LogRange:
     """Predictions of the rollout's versions and time; optionally only routing versions [low, high).
     Timing records (a sample of shadow requests timed as served, `serving/timing.py`) repeat shadow
     predictions: the report counts each prediction once."""
-    conditions = [
-        predictions.c.model_id == scope.model_id,
-        predictions.c.role != TIMING,
-        predictions.c.routing_version >= (scope.first_version if low is None else low),
-        predictions.c.time >= scope.start,
-        predictions.c.time <= scope.until,
-        predictions.c.version.in_(scope.versions),
-    ]
-    if high is not None:
-        conditions.append(predictions.c.routing_version < high)
-    return and_(*conditions)
+    return LogRange(
+        scope.model_id,
+        role=role,
+        skip_role=TIMING,
+        routing_from=scope.first_version if low is None else low,
+        time_from=scope.start,
+        time_to=scope.until,
+        versions=scope.versions,
+        routing_before=high,
+    )
 
 
 ErrorCells = dict[tuple[int, int, str], shaping.Sums]  # (bucket, routing version, arm) -> n, sum, squares
@@ -234,50 +224,19 @@ CallCells = dict[tuple[int, int], dict[int, int]]  # (bucket, routing version) -
 def _error_cells(conn: Connection, scope: Scope) -> ErrorCells:
     """Labelled, successful predictions per bucket, routing version and arm: count, Σ error, Σ error²
     (each request's first prediction per role only, as the controller counts them: `first_labelled`)."""
-    first = first_labelled(_in_scope(scope))
-    error = request_error(scope.scoring, first)
-    bucket = _bucket(conn, scope, first.c.time)
-    rows = conn.execute(
-        select(
-            bucket,
-            first.c.routing_version,
-            first.c.arm,
-            func.count(),
-            func.sum(error),
-            func.sum(error * error),
-        )
-        .where(succeeded(first))
-        .group_by(bucket, first.c.routing_version, first.c.arm)
-    ).all()
-    return {
-        (_clip(scope, b), int(v), str(arm)): (int(n), float(total or 0.0), float(squares or 0.0))
-        for b, v, arm, n, total, squares in rows
-    }
+    cells = series.error_cells(conn, _in_scope(scope), request_error(scope.scoring), scope.buckets)
+    return {(_clip(scope, c.bucket), c.routing_version, c.arm): (c.n, c.total, c.squares) for c in cells}
 
 
 def _latency_cells(conn: Connection, scope: Scope) -> LatencyCells:
     """Every prediction per bucket, routing version and arm: count, failures, latency log-histogram."""
     width = math.log(LATENCY_BUCKET_RATIO)
-    bucket = _bucket(conn, scope, predictions.c.time)
-    latency = _floor(conn, func.ln(1 + predictions.c.latency_ms) / width).label("latency_bucket")
-    rows = conn.execute(
-        select(
-            bucket,
-            predictions.c.routing_version,
-            predictions.c.arm,
-            latency,
-            func.count(),
-            func.sum(case((predictions.c.error.is_not(None), 1), else_=0)),
-        )
-        .where(_in_scope(scope))
-        .group_by(bucket, predictions.c.routing_version, predictions.c.arm, latency)
-    ).all()
     cells: LatencyCells = {}
-    for b, v, arm, index, n, failures in rows:
-        key = (_clip(scope, b), int(v), str(arm))
+    for c in series.latency_cells(conn, _in_scope(scope), width, scope.buckets):
+        key = (_clip(scope, c.bucket), c.routing_version, c.arm)
         count, failed, histogram = cells.get(key, (0, 0, []))
-        histogram.append((int(index), int(n)))
-        cells[key] = (count + int(n), failed + int(failures or 0), histogram)
+        histogram.append((c.latency_bucket, c.rows))
+        cells[key] = (count + c.rows, failed + c.failures, histogram)
     return cells
 
 
@@ -287,17 +246,11 @@ def _champion_calls(conn: Connection, scope: Scope) -> CallCells:
     latency, so distinct latencies are calls (per time bucket here: two calls of exactly equal latency
     in different buckets count twice, where the controller's window counts them once)."""
     width = math.log(LATENCY_BUCKET_RATIO)
-    bucket = _bucket(conn, scope, predictions.c.time)
-    latency = _floor(conn, func.ln(1 + predictions.c.latency_ms) / width).label("latency_bucket")
-    rows = conn.execute(
-        select(bucket, predictions.c.routing_version, latency, func.count(distinct(predictions.c.latency_ms)))
-        .where(_in_scope(scope), predictions.c.arm == "champion", predictions.c.role == "served")
-        .group_by(bucket, predictions.c.routing_version, latency)
-    ).all()
+    served = replace(_in_scope(scope), role="served", arm="champion")
     cells: CallCells = defaultdict(dict)
-    for b, v, index, calls in rows:
-        cell = cells[_clip(scope, b), int(v)]
-        cell[int(index)] = cell.get(int(index), 0) + int(calls)
+    for c in series.call_cells(conn, served, width, scope.buckets):
+        cell = cells[_clip(scope, c.bucket), c.routing_version]
+        cell[c.latency_bucket] = cell.get(c.latency_bucket, 0) + c.calls
     return cells
 
 
@@ -306,34 +259,13 @@ def _clip(scope: Scope, bucket: Any) -> int:
     return min(max(int(bucket), 0), scope.count - 1)
 
 
-def _known_at(table: Any) -> ColumnElement[float]:
-    """When a labelled prediction (a row of `table`) became evidence: its label's arrival (never before
-    the request)."""
-    return case((table.c.received_at > table.c.time, table.c.received_at), else_=table.c.time)
-
-
 def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], shaping.Sums]:
     """Per bucket of label arrival and arm: the band's labelled errors known by the band's end."""
-    first = first_labelled(_in_scope(scope, band.low, band.high))
-    error = request_error(scope.scoring, first)
-    known = _known_at(first)
-    bucket = _bucket(conn, scope, known)
-    rows = conn.execute(
-        select(bucket, first.c.arm, func.count(), func.sum(error), func.sum(error * error))
-        .where(succeeded(first), known <= band.until)
-        .group_by(bucket, first.c.arm)
-    ).all()
+    rows, loss = _in_scope(scope, band.low, band.high), request_error(scope.scoring)
     return {
-        (_clip(scope, b), str(arm)): (int(n), float(total or 0.0), float(squares or 0.0))
-        for b, arm, n, total, squares in rows
+        (_clip(scope, k.bucket), k.arm): (k.n, k.total, k.squares)
+        for k in series.known_errors(conn, rows, loss, scope.buckets, band.until)
     }
-
-
-def _paired(conn: Connection, scope: Scope, band: BandScope) -> Any:
-    """Requests both arms predicted successfully, with a label known by the band's end (a subquery)."""
-    both = paired_requests(_in_scope(scope, band.low, band.high), scope.scoring)
-    known = _known_at(both)
-    return select(known.label("known"), both.c.a, both.c.b).where(known <= band.until).subquery()
 
 
 def _shadow(
@@ -345,25 +277,12 @@ def _shadow(
     verdict: Event | None,
 ) -> tuple[ShadowComparison, dict[int, int]]:
     """The paired comparison of the shadow band (pairs known by its end), and new pairs per bucket."""
-    joined = _paired(conn, scope, band)
-    d = joined.c.b - joined.c.a
-    n, sum_a, sum_b, sum_d, sum_d2, low, high = conn.execute(
-        select(
-            func.count(),
-            func.sum(joined.c.a),
-            func.sum(joined.c.b),
-            func.sum(d),
-            func.sum(d * d),
-            func.min(d),
-            func.max(d),
-        )
-    ).one()
-    n = int(n or 0)
-    bucket = _bucket(conn, scope, joined.c.known)
-    pairs = {
-        _clip(scope, b): int(count)
-        for b, count in conn.execute(select(bucket, func.count()).group_by(bucket)).all()
-    }
+    rows, loss = _in_scope(scope, band.low, band.high), request_error(scope.scoring)
+    sums = series.paired_known(conn, rows, loss, band.until)
+    n, sum_a, sum_b = sums.n, sums.sum_a, sums.sum_b
+    pairs: dict[int, int] = {}
+    for b, count in series.pairs_per_bucket(conn, rows, loss, band.until, scope.buckets).items():
+        pairs[_clip(scope, b)] = count
     comparison = ShadowComparison(
         n=n,
         champion_mean=float(sum_a) / n if n else None,
@@ -380,12 +299,11 @@ def _shadow(
     )
     if n == 0:
         return comparison, pairs
-    mean, se = shaping.mean_se(n, float(sum_d), float(sum_d2))
+    mean, se = shaping.mean_se(n, sums.sum_d, sums.sum_d2)
     sd = (se or 0.0) * math.sqrt(n)
-    lo, hi = shaping.histogram_range(mean or 0.0, sd, float(low), float(high))
+    lo, hi = shaping.histogram_range(mean or 0.0, sd, sums.low, sums.high)
     step = (hi - lo) / shaping.HISTOGRAM_BINS
-    index = _floor(conn, (d - lo) / step).label("bin")
-    raw = {int(i): int(c) for i, c in conn.execute(select(index, func.count()).group_by(index)).all()}
+    raw = series.difference_bins(conn, rows, loss, band.until, lo, step)
     return replace(
         comparison,
         diff_mean=mean,
@@ -395,25 +313,12 @@ def _shadow(
     ), pairs
 
 
-def _unit(table: Any = predictions) -> ColumnElement[str]:
-    """The randomised unit: the user, or the request when it came without a user_id (as `gather`)."""
-    return func.coalesce(table.c.user_id, literal("request:") + table.c.request_id)
-
-
 def _new_users(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], int]:
     """Per bucket and served arm: users whose first label (known by the band's end) arrived in it."""
-    labelled = first_labelled(and_(_in_scope(scope, band.low, band.high), predictions.c.role == "served"))
-    known = _known_at(labelled)
-    unit = _unit(labelled)  # one expression object: PostgreSQL must see the same parameters in GROUP BY
-    first = (
-        select(labelled.c.arm, unit.label("unit"), func.min(known).label("first"))
-        .where(succeeded(labelled), known <= band.until)
-        .group_by(labelled.c.arm, unit)
-        .subquery()
-    )
-    bucket = _bucket(conn, scope, first.c.first)
-    rows = conn.execute(select(bucket, first.c.arm, func.count()).group_by(bucket, first.c.arm)).all()
-    return {(_clip(scope, b), str(arm)): int(n) for b, arm, n in rows}
+    rows = _in_scope(scope, band.low, band.high, role="served")
+    return {
+        (_clip(scope, b), arm): n for b, arm, n in series.new_units(conn, rows, scope.buckets, band.until)
+    }
 
 
 # -- shaping the cells ----------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from pitstop.losses import PROBABILITY_EPS, Loss, LossKind
+from pitstop.losses import PROBABILITY_EPS, Loss, LossKind, Scoring
 from pitstop.registry import Task
+from pitstop.store.predictions.losses import computed_loss
+from pitstop.store.predictions.rows import LossInputs, RequestLoss
 
 
 class probability_at(FunctionElement[float]):
@@ -41,6 +43,20 @@ def _clipped(p: Any) -> ColumnElement[float]:
     return case(
         (p < PROBABILITY_EPS, PROBABILITY_EPS), (p > 1 - PROBABILITY_EPS, 1 - PROBABILITY_EPS), else_=p
     )
+
+
+def request_error(scoring: Scoring) -> RequestLoss:
+    """The model's loss as the store's readers compute it from a labelled row: a built-in loss's
+    formula (`request_loss`), or a `module:function`'s result looked up (`python_losses`)."""
+
+    def error(row: LossInputs) -> ColumnElement[float]:
+        if scoring.loss.kind is LossKind.FUNCTION:
+            return computed_loss(row.id)
+        return request_loss(
+            scoring.loss, scoring.task, scoring.classes, row.prediction, row.probabilities, row.label
+        )
+
+    return error
 
 
 def request_loss(

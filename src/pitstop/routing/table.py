@@ -20,11 +20,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, NamedTuple
 
+from pitstop.store.predictions import rows
+
 Arm = Literal["champion", "challenger"]
 Role = Literal["served", "shadow", "timing"]
 # A `timing` record times a sampled shadow request the way a served call is made (`timing.py`): latency
 # evidence only; its prediction repeats the shadow's, so errors and counts leave it out.
-TIMING: Role = "timing"
+TIMING: Role = rows.TIMING
 BucketedBy = Literal["user", "request"]
 Mode = Literal["off", "shadow", "split"]
 

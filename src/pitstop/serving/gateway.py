@@ -58,11 +58,12 @@ from pitstop.serving.labels import Label, encode_labels, upsert_labels
 from pitstop.serving.load_report import LoadFailures
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.outputs import Output, class_answer, read_output
-from pitstop.serving.predlog import PredictionLog, PredictionRecord
+from pitstop.serving.predlog import PredictionLog
 from pitstop.serving.runner import Row, Runner, make_runner
 from pitstop.serving.shadow import ShadowRequest, ShadowScorer, ShadowTarget
 from pitstop.serving.timing import ShadowTimer
 from pitstop.store.load_failures import replace_reported
+from pitstop.store.predictions.write import PredictionRecord
 
 log = logging.getLogger(__name__)
 

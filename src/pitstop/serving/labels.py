@@ -14,8 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 
 from pitstop.losses import LossKind, Scoring
 from pitstop.registry import Task
@@ -23,11 +22,8 @@ from pitstop.scoring import class_key
 from pitstop.serving.errors import FieldProblem, InvalidInputError
 from pitstop.serving.refusal import refused_data
 from pitstop.store.engine import describe_store_error
-from pitstop.store.tables import labels
-
-_REQUEST_ID_TYPE = labels.c.request_id.type
-assert isinstance(_REQUEST_ID_TYPE, String) and _REQUEST_ID_TYPE.length is not None
-REQUEST_ID_LENGTH: int = _REQUEST_ID_TYPE.length  # the column's bound, 200
+from pitstop.store.predictions import labels as stored_labels
+from pitstop.store.predictions.labels import REQUEST_ID_LENGTH, LabelRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +83,7 @@ def upsert_labels(conn: Connection, model_id: int, items: list[Label], *, receiv
     """
     received = received_at.timestamp()
     problems: list[FieldProblem] = []
-    latest: dict[str, dict[str, object]] = {}
+    latest: dict[str, LabelRow] = {}
     for i, item in enumerate(items):
         row = _row(item, f"labels[{i}]", problems, model_id=model_id, received=received)
         if row is not None:
@@ -97,18 +93,8 @@ def upsert_labels(conn: Connection, model_id: int, items: list[Label], *, receiv
     rows = list(latest.values())
     if not rows:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(labels)
-    statement = statement.on_conflict_do_update(
-        index_elements=[labels.c.model_id, labels.c.request_id],
-        set_={
-            "value": statement.excluded.value,
-            "time": statement.excluded.time,
-            "received_at": statement.excluded.received_at,
-        },
-    )
     try:
-        conn.execute(statement, rows)
+        stored_labels.upsert_labels(conn, rows)
     except Exception as error:
         if not refused_data(error):
             raise
@@ -119,7 +105,7 @@ def upsert_labels(conn: Connection, model_id: int, items: list[Label], *, receiv
 
 def _row(
     item: Label, where: str, problems: list[FieldProblem], *, model_id: int, received: float
-) -> dict[str, object] | None:
+) -> LabelRow | None:
     """The row of one label, or None with its problems noted: text both stores can hold (UTF-8
     without NUL, no longer than the column) and a time that converts to epoch seconds."""
     before = len(problems)
@@ -140,21 +126,12 @@ def _row(
             problems.append(FieldProblem(f"{where}.time", f"out of range: {item.time!r}"))
     if len(problems) > before:
         return None
-    return {
-        "model_id": model_id,
-        "request_id": request_id,
-        "value": float(item.value),
-        "time": time,
-        "received_at": received,
-    }
+    return LabelRow(model_id, request_id, float(item.value), time, received)
 
 
 def get_labels(conn: Connection, model_id: int) -> dict[str, tuple[float, float]]:
     """request_id → (value, time) for every label of the model (tests and small tools)."""
-    rows = conn.execute(
-        select(labels.c.request_id, labels.c.value, labels.c.time).where(labels.c.model_id == model_id)
-    )
-    return {row.request_id: (row.value, row.time) for row in rows}
+    return stored_labels.get_labels(conn, model_id)
 
 
 def _encodable(text: str) -> bool:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from functools import lru_cache, partial
+from functools import partial
 from itertools import islice
 from typing import NamedTuple, TypeVar
 
@@ -32,6 +31,7 @@ from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.priority import WRITER_NICENESS, lower_thread_priority
 from pitstop.serving.refusal import refused_data
 from pitstop.store.engine import write_transaction
+from pitstop.store.predictions.write import PredictionRecord, insert_predictions
 
 log = logging.getLogger(__name__)
 
@@ -39,62 +39,10 @@ MAX_BACKOFF = 5.0
 T = TypeVar("T")
 
 
-class PredictionRecord(NamedTuple):
-    """One prediction as stored; a tuple, because the gateway makes thousands a second."""
-
-    model_id: int
-    request_id: str
-    user_id: str | None
-    time: float
-    version: int
-    arm: str
-    role: str
-    routing_version: int
-    bucketed_by: str
-    prediction: float | None
-    latency_ms: float
-    error: str | None
-    probabilities: str | None = None  # a multiclass prediction's, as a JSON array (`prediction`: the class)
-
-
-COLUMNS = PredictionRecord._fields
-SQLITE_ROWS_PER_INSERT = 500  # 6,000 parameters, within any SQLite's limit since 3.32
-
-
 def write_records(engine: Engine, records: list[PredictionRecord]) -> None:
-    """Insert records in one transaction: COPY on PostgreSQL, multi-row INSERTs on SQLite.
-
-    Both bypass SQLAlchemy's per-row parameter processing, which would otherwise cost more of the
-    gateway's CPU (and GIL) than the serving itself. On SQLite, each statement inserts up to
-    `SQLITE_ROWS_PER_INSERT` rows: the sqlite3 module releases the interpreter lock around every
-    statement it runs, so an `executemany` of one row per statement hands the lock back and forth
-    with the event loop once per record, which under load costs the writer several times its own work
-    (bench/RESULTS.md) and the event loop a forced switch each time.
-    """
-    columns = ", ".join(COLUMNS)
+    """Insert records in one transaction (`store.predictions.write`: COPY or multi-row INSERTs)."""
     with write_transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            with raw.cursor() as cursor, cursor.copy(f"COPY predictions ({columns}) FROM STDIN") as copy:
-                for row in records:
-                    copy.write_row(row)
-        else:  # SQLite, the only other store pitstop accepts (store.engine.parse_database_url)
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            step = min(
-                SQLITE_ROWS_PER_INSERT, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)
-            )
-            for start in range(0, len(records), step):
-                chunk = records[start : start + step]
-                raw.execute(_sqlite_insert(len(chunk)), [value for row in chunk for value in row])
-
-
-@lru_cache(maxsize=16)
-def _sqlite_insert(rows: int) -> str:
-    """`INSERT INTO predictions (...) VALUES (?, ...), ...` for `rows` rows."""
-    one = f"({', '.join('?' * len(COLUMNS))})"
-    return f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES {', '.join([one] * rows)}"
+        insert_predictions(conn, records)
 
 
 class WriteOutcome(NamedTuple):

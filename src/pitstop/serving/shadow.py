@@ -52,9 +52,9 @@ from pitstop.serving.batching import model_seconds
 from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.outputs import read_output
-from pitstop.serving.predlog import PredictionRecord
 from pitstop.serving.priority import CpuTime, own_seconds_so_far
 from pitstop.serving.runner import Row, Runner
+from pitstop.store.predictions.write import PredictionRecord
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ from pitstop.routing.table import TIMING
 from pitstop.serving.batching import model_seconds
 from pitstop.serving.errors import RunnerClosedError
 from pitstop.serving.metrics import GatewayMetrics
-from pitstop.serving.predlog import PredictionRecord
 from pitstop.serving.runner import Runner
 from pitstop.serving.shadow import ShadowRequest, ShadowTarget
+from pitstop.store.predictions.write import PredictionRecord
 
 BUDGET_SHARE = 0.05  # of wall time a model version's timing calls may take, on average
 BUDGET_BURST = 5.0  # seconds of calls the budget may save up: a slow spell is sampled as a quiet one
