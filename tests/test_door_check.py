@@ -109,11 +109,11 @@ def test_skip_check_stores_the_model_untried_with_the_reason_in_its_lineage(  # 
         "--skip-check", "needs the feature store", "-w", ready.path,
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert ready.version("eta", 1).lineage["door_check"] == {"skipped": "needs the feature store"}
+    assert ready.version("eta", 1).lineage.to_json()["door_check"] == {"skipped": "needs the feature store"}
 
 
 def test_a_passing_model_records_the_packages_it_needs_with_their_versions(ready: Workspace) -> None:
-    lineage = ready.train("eta", trainer="helpers:linear_trainer", data="train").lineage
+    lineage = ready.train("eta", trainer="helpers:linear_trainer", data="train").lineage.to_json()
     assert lineage["door_check"] == {"rows": 100}
     packages: dict[str, Any] = lineage["packages"]
     assert packages["scikit-learn"] == metadata.version("scikit-learn")
@@ -150,4 +150,5 @@ def test_register_refuses_lightgbm_on_a_category_column_a_csv_snapshot_holds_as_
     )
     registered = cli("register", "eta", artifact, "--train-data", "zones", "-w", workspace.path)
     assert registered.exit_code == 0, registered.stderr
-    assert workspace.version("eta", 1).lineage["packages"]["lightgbm"] == metadata.version("lightgbm")
+    packages = workspace.version("eta", 1).lineage.to_json()["packages"]
+    assert packages["lightgbm"] == metadata.version("lightgbm")

@@ -13,6 +13,7 @@ from sklearn.linear_model import LinearRegression
 
 from contract_models import ArrayWeights, ZoneMeans
 from helpers import write_regression_csv
+from pitstop.lineage_record import Lineage
 from pitstop.model_input import InputSignature, from_lineage, signature_of
 from pitstop.store.tables import model_versions
 from pitstop.workspace import Workspace
@@ -66,7 +67,7 @@ def test_a_signature_survives_json() -> None:
 
 
 def test_an_old_version_without_a_signature_gets_one_as_pitstop_fed_it_then() -> None:
-    lineage = {"features": ["a", "n"], "feature_types": {"a": "float64", "n": "int64"}}
+    lineage = Lineage.from_json({"features": ["a", "n"], "feature_types": {"a": "float64", "n": "int64"}})
     named = LinearRegression().fit(TRAIN[["a", "n"]], [1.0, 2.0, 3.0, 5.0])
     unnamed = LinearRegression().fit(TRAIN[["a", "n"]].to_numpy(), [1.0, 2.0, 3.0, 5.0])
     derived = from_lineage(["a", "n"], lineage, named)
@@ -83,7 +84,7 @@ def test_an_old_version_without_a_signature_still_gates(workspace: Workspace, tm
         "eta", task="regression", target="y", time_column="time", id_columns=["user_id"], features="all"
     )
     version = workspace.train("eta", trainer="helpers:linear_trainer", data="train")
-    old = {k: v for k, v in version.lineage.items() if k != "input_signature"}
+    old = {k: v for k, v in version.lineage.to_json().items() if k != "input_signature"}
     with workspace.writing() as conn:
         conn.execute(sa.update(model_versions).values(lineage=old))
     report = workspace.gate("eta", 1, test_set="test")

@@ -21,7 +21,7 @@ from pitstop.workspace import Workspace
 def recorded_under(ws: Workspace, packages: dict[str, str]) -> None:
     """Version 1 of `eta` as if registered where `packages` were installed (the lineage says so)."""
     version = ws.version("eta", 1)
-    lineage = {**version.lineage, "packages": packages}
+    lineage = {**version.lineage.to_json(), "packages": packages}
     with ws.writing() as conn:
         model_id = get_model(conn, "eta").id
         conn.execute(
@@ -103,7 +103,8 @@ def test_only_major_and_minor_count(recorded: str, installed: str | None, differ
 
 
 def test_a_top_level_packages_record_is_read_too() -> None:
+    from pitstop.lineage_record import Lineage
     from pitstop.package_drift import recorded_packages
 
     lineage = {"packages": {"lightgbm": "4.3.0"}, "environment": {"packages": {"numpy": "1.0"}}}
-    assert recorded_packages(lineage) == {"lightgbm": "4.3.0"}
+    assert recorded_packages(Lineage.from_json(lineage)) == {"lightgbm": "4.3.0"}

@@ -43,7 +43,7 @@ def registered(workspace: Workspace, tmp_path: Path) -> Workspace:
 
 def test_register_records_full_lineage(registered: Workspace) -> None:
     version = registered.version("eta", 1)
-    lineage = version.lineage
+    lineage = version.lineage.to_json()
     snapshot = registered.dataset("train:1")
     assert lineage["datasets"] == [
         {"role": "train", "name": "train", "version": 1, "sha256": snapshot.sha256, "rows": 200}
@@ -255,9 +255,9 @@ def test_register_records_the_as_of_cutoff_and_trains_window_before_it(
     version = workspace.register(
         "eta", artifact, train_data="train", as_of=pd.Timestamp("2026-01-02", tz="UTC")
     )
-    assert version.lineage["as_of"] == "2026-01-02T00:00:00+00:00"
-    assert version.lineage["training_window"]["rows"] == 24
-    assert version.lineage["training_window"]["end"].startswith("2026-01-01T23:00:00")
+    assert version.lineage.to_json()["as_of"] == "2026-01-02T00:00:00+00:00"
+    assert version.lineage.to_json()["training_window"]["rows"] == 24
+    assert version.lineage.to_json()["training_window"]["end"].startswith("2026-01-01T23:00:00")
 
 
 def test_an_fsspec_artifact_store_holds_models_and_datasets(workspace_dir: Path, tmp_path: Path) -> None:
@@ -308,10 +308,10 @@ def test_code_commit_is_the_head_of_the_repository_registered_from(
 ) -> None:
     artifact = fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m2.joblib")
     (repository / "notes.txt").write_text("untracked files do not count")
-    code = registered.register("eta", artifact, train_data="train").lineage["code"]
+    code = registered.register("eta", artifact, train_data="train").lineage.to_json()["code"]
     assert code == {"commit": _git(repository, "rev-parse", "HEAD"), "dirty": False}
     (repository / "features.py").write_text("VERSION = 2\n")
-    assert registered.register("eta", artifact, train_data="train").lineage["code"]["dirty"] is True
+    assert registered.register("eta", artifact, train_data="train").lineage.to_json()["code"]["dirty"] is True
 
 
 def test_code_commit_is_unknown_outside_a_repository(
@@ -322,5 +322,5 @@ def test_code_commit_is_unknown_outside_a_repository(
     monkeypatch.chdir(elsewhere)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # git must not find a repository above
     artifact = fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m2.joblib")
-    code = registered.register("eta", artifact, train_data="train").lineage["code"]
+    code = registered.register("eta", artifact, train_data="train").lineage.to_json()["code"]
     assert code == {"commit": "unknown", "dirty": False}

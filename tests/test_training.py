@@ -32,9 +32,9 @@ def ready(workspace: Workspace, tmp_path: Path) -> Workspace:
 def test_train_registers_a_version_with_trainer_lineage(ready: Workspace) -> None:
     version = ready.train("eta", trainer="helpers:linear_trainer", data="train", params={"intercept": False})
     assert version.version == 1
-    assert version.lineage["trainer"] == "helpers:linear_trainer"
-    assert version.lineage["params"] == {"intercept": False}
-    assert version.lineage["training_window"]["rows"] == 240
+    assert version.lineage.to_json()["trainer"] == "helpers:linear_trainer"
+    assert version.lineage.to_json()["params"] == {"intercept": False}
+    assert version.lineage.to_json()["training_window"]["rows"] == 240
     assert hasattr(ready.load("eta", 1), "predict")
 
 
@@ -47,9 +47,9 @@ def test_as_of_uses_only_rows_strictly_before_the_cutoff(ready: Workspace) -> No
     cutoff = pd.Timestamp("2026-01-03T00:00", tz="UTC")  # hourly rows from 2026-01-01: 48 rows before
     version = ready.train("eta", trainer="helpers:spy_trainer", data="train", as_of=cutoff)
     assert helpers.SPY["rows"] == 48
-    window = version.lineage["training_window"]
+    window = version.lineage.to_json()["training_window"]
     assert window["end"] == "2026-01-02T23:00:00+00:00" and window["rows"] == 48
-    assert version.lineage["as_of"] == cutoff.isoformat()
+    assert version.lineage.to_json()["as_of"] == cutoff.isoformat()
 
 
 def test_a_feature_missing_from_the_dataset_is_named(workspace: Workspace, tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_classification_trains_on_a_binary_target(workspace: Workspace, tmp_path
     workspace.add_dataset("train", write_classification_csv(tmp_path / "train.csv"), time_column="time")
     workspace.create_model("churn", task="classification", target="y", features="all", id_columns=["user_id"])
     version = workspace.train("churn", trainer="helpers:logistic_trainer", data="train")
-    assert version.lineage["features"] == ["a", "b"]
+    assert version.lineage.to_json()["features"] == ["a", "b"]
 
 
 def test_reproduce_matches_for_a_deterministic_trainer(ready: Workspace) -> None:
@@ -267,7 +267,7 @@ def test_a_trainer_module_in_the_current_folder_is_importable(  # type: ignore[n
     module = here(LINEAR_TRAINER)
     result = cli("train", "eta", "--trainer", f"{module}:fit", "--data", "train", "-w", ready.path)
     assert result.exit_code == 0, result.stderr
-    assert ready.version("eta", 1).lineage["trainer"] == f"{module}:fit"
+    assert ready.version("eta", 1).lineage.to_json()["trainer"] == f"{module}:fit"
     assert str(Path.cwd()) not in sys.path  # importable while needed, not left on sys.path
 
 
@@ -344,8 +344,8 @@ def test_derived_features_leave_out_target_time_columns_and_ids(workspace: Works
         "eta", task="regression", target="y", features="all", time_column="when", id_columns=["user_id"]
     )
     version = workspace.train("eta", trainer="helpers:spy_trainer", data="train")
-    assert helpers.SPY["columns"] == ["a", "b"] and version.lineage["features"] == ["a", "b"]
-    assert version.lineage["training_window"]["time_column"] == "when"
+    assert helpers.SPY["columns"] == ["a", "b"] and version.lineage.to_json()["features"] == ["a", "b"]
+    assert version.lineage.to_json()["training_window"]["time_column"] == "when"
 
 
 def test_missing_target_values_are_an_input_error(workspace: Workspace, tmp_path: Path) -> None:

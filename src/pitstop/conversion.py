@@ -116,7 +116,7 @@ def _check_same_predictions(
     ref = data or _gate_test_set(version) or _training_data(version)
     snapshot = loading.snapshot(ws, ref)
     frame = loading.dataset_frame(ws, snapshot.ref)
-    features = info.features or version.lineage.get("features") or []
+    features = info.features or version.lineage.features
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise UsageError(
@@ -137,15 +137,14 @@ def _check_same_predictions(
 
 
 def _gate_test_set(version: registry.VersionInfo) -> str | None:
-    test_set = (version.gate_result or {}).get("test_set")
-    return f"{test_set['name']}:{test_set['version']}" if test_set else None
+    return None if version.gate_result is None else version.gate_result.test_set.ref
 
 
 def _training_data(version: registry.VersionInfo) -> str:
-    source = next((d for d in version.lineage.get("datasets", []) if d["role"] == "train"), None)
+    source = version.lineage.training_dataset
     if source is None:  # its training data is a reference (`data_refs`), not a dataset pitstop holds
         raise UsageError(
             f"{version.model} version {version.version} names its training data by reference and has "
             "no gate result: give --data NAME, a dataset with its features, to compare predictions on"
         )
-    return f"{source['name']}:{source['version']}"
+    return source.ref

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pitstop.data_refs import check_commit
+from pitstop.lineage_record import CodeCommit, DatasetUse, Environment, Lineage, TrainingWindow
 
 if TYPE_CHECKING:  # `current_actor` is used by every write; pandas loads only to build a lineage
     import pandas as pd
@@ -28,7 +29,7 @@ def current_actor() -> str:
         return "unknown"
 
 
-def code_commit(cwd: Path | None = None) -> dict[str, str | bool]:
+def code_commit(cwd: Path | None = None) -> CodeCommit:
     """The git commit of the working directory and whether tracked files differ from it, or unknown.
 
     Untracked files do not make it dirty: data files and a workspace's `.pitstop` folder inside the
@@ -46,28 +47,25 @@ def code_commit(cwd: Path | None = None) -> dict[str, str | bool]:
             check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": False}
-    return {"commit": commit, "dirty": bool(status.strip())}
+        return CodeCommit()
+    return CodeCommit(commit, dirty=bool(status.strip()))
 
 
-def given_commit(commit: str, cwd: Path | None = None) -> dict[str, Any]:
+def given_commit(commit: str, cwd: Path | None = None) -> CodeCommit:
     """The code commit the caller gives (`--code-commit`), for a model trained elsewhere; the folder's
     own checkout, when there is one and it differs, is kept beside it."""
-    recorded: dict[str, Any] = {"commit": check_commit(commit), "dirty": False, "given": True}
-    here = code_commit(cwd)
-    if here["commit"] not in ("unknown", recorded["commit"]):
-        recorded["folder"] = here
-    return recorded
+    given, here = check_commit(commit), code_commit(cwd)
+    return CodeCommit(given, given=True, folder=None if here.commit in ("unknown", given) else here)
 
 
-def environment() -> dict[str, object]:
+def environment() -> Environment:
     """The Python version and pitstop's (the packages the model needs are the door check's finding,
     lineage key `packages`)."""
     try:
         pitstop = metadata.version("pitstop")
     except metadata.PackageNotFoundError:
         pitstop = "not installed"
-    return {"python": platform.python_version(), "pitstop": pitstop}
+    return Environment(platform.python_version(), pitstop)
 
 
 def build_lineage(
@@ -79,34 +77,25 @@ def build_lineage(
     params: dict[str, Any],
     feature_pipeline_version: str | None,
     as_of: pd.Timestamp | None,
-) -> dict[str, Any]:
+) -> Lineage:
     """Everything needed to know, and later reproduce, where a version came from."""
     from pitstop.datasets import parse_times
 
-    window: dict[str, Any] = {"start": None, "end": None, "rows": len(rows), "time_column": time_column}
+    window = TrainingWindow(rows=len(rows), time_column=time_column)
     if time_column is not None and time_column in rows.columns:
         times = parse_times(rows[time_column], time_column, snapshot.ref)
-        window["start"], window["end"] = times.min().isoformat(), times.max().isoformat()
-    return {
-        "datasets": [
-            {
-                "role": "train",
-                "name": snapshot.name,
-                "version": snapshot.version,
-                "sha256": snapshot.sha256,
-                "rows": snapshot.rows,
-            }
-        ],
-        "training_window": window,
-        "as_of": as_of.isoformat() if as_of is not None else None,
-        "params": params,
-        "features": features,
-        "feature_types": {c: str(rows[c].dtype) for c in features},
-        "feature_pipeline_version": feature_pipeline_version,
-        "code": code_commit(),
-        "environment": environment(),
-        "trainer": None,
-    }
+        window = TrainingWindow(times.min().isoformat(), times.max().isoformat(), len(rows), time_column)
+    return Lineage(
+        features=features,
+        datasets=[DatasetUse("train", snapshot.name, snapshot.version, snapshot.sha256, snapshot.rows)],
+        training_window=window,
+        as_of=as_of.isoformat() if as_of is not None else None,
+        params=params,
+        feature_types={c: str(rows[c].dtype) for c in features},
+        feature_pipeline_version=feature_pipeline_version,
+        code=code_commit(),
+        environment=environment(),
+    )
 
 
 def reference_lineage(
@@ -115,19 +104,15 @@ def reference_lineage(
     params: dict[str, Any],
     feature_pipeline_version: str | None,
     as_of: pd.Timestamp | None,
-) -> dict[str, Any]:
+) -> Lineage:
     """The lineage of a version whose training data is named by reference (`data_refs`): no dataset
     snapshot, so no training window or feature types; the reference (location, hash) instead."""
-    return {
-        "datasets": [],
-        "data_reference": reference.to_dict(),
-        "training_window": {"start": None, "end": None, "rows": None, "time_column": None},
-        "as_of": as_of.isoformat() if as_of is not None else None,
-        "params": params,
-        "features": features,
-        "feature_types": {},
-        "feature_pipeline_version": feature_pipeline_version,
-        "code": code_commit(),
-        "environment": environment(),
-        "trainer": None,
-    }
+    return Lineage(
+        features=features,
+        data_reference=reference,
+        as_of=as_of.isoformat() if as_of is not None else None,
+        params=params,
+        feature_pipeline_version=feature_pipeline_version,
+        code=code_commit(),
+        environment=environment(),
+    )

@@ -24,9 +24,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from pitstop.lineage_record import Lineage
+
 Row = Mapping[str, Any]
 Takes = Literal["frame", "array"]
-LINEAGE_KEY = "input_signature"
 ANY = "any"  # an old version's feature without a recorded dtype
 
 
@@ -193,13 +194,12 @@ def signature_of(
     return InputSignature(columns, takes)
 
 
-def from_lineage(features: Sequence[str], lineage: Mapping[str, Any], model: Any = None) -> InputSignature:
+def from_lineage(features: Sequence[str], lineage: Lineage, model: Any = None) -> InputSignature:
     """The version's recorded signature; for a version registered before signatures, one derived as
     pitstop fed it then (dtypes from `feature_types`, the frame or array by the model's attributes)."""
-    recorded = lineage.get(LINEAGE_KEY)
-    if recorded:
-        return InputSignature.from_dict(recorded)
-    types = lineage.get("feature_types") or {}
+    if lineage.input_signature:
+        return InputSignature.from_dict(lineage.input_signature)
+    types = lineage.feature_types
     names = model_order(model, features)
     columns = tuple(Column(name, _legacy_dtype(types.get(name))) for name in names)
     return InputSignature(columns, takes_by_its_attributes(model) or "frame")

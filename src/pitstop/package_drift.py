@@ -17,6 +17,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from pitstop.lineage_record import Lineage
+
 log = logging.getLogger(__name__)
 
 
@@ -36,14 +38,9 @@ class PackageDrift:
         return {"package": self.package, "recorded": self.recorded, "installed": self.installed}
 
 
-def recorded_packages(lineage: Mapping[str, Any]) -> dict[str, str]:
+def recorded_packages(lineage: Lineage) -> dict[str, str]:
     """Package → version as the lineage records it: a top-level `packages`, else `environment.packages`."""
-    packages = lineage.get("packages")
-    if not isinstance(packages, Mapping):
-        packages = (lineage.get("environment") or {}).get("packages")
-    if not isinstance(packages, Mapping):
-        return {}
-    return {str(name): str(version) for name, version in packages.items()}
+    return lineage.recorded_packages()
 
 
 def major_minor(version: str) -> tuple[int, int] | None:
@@ -86,12 +83,12 @@ def installed_version(package: str) -> str | None:
         return None
 
 
-def of_lineage(lineage: Mapping[str, Any]) -> list[PackageDrift]:
+def of_lineage(lineage: Lineage) -> list[PackageDrift]:
     """The drifts between a version's recorded packages and this environment."""
     return drifts(recorded_packages(lineage), installed_version)
 
 
-def check(lineage: Mapping[str, Any], who: str) -> list[PackageDrift]:
+def check(lineage: Lineage, who: str) -> list[PackageDrift]:
     """The drifts of a version loaded here, each logged as a warning naming `who`."""
     found = of_lineage(lineage)
     for drift in found:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pitstop import registry
 from pitstop.errors import ConflictError, UsageError
-from pitstop.gate.run import GateReport
+from pitstop.gate_result import GateResult
 from pitstop.registry import VersionInfo
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class RetrainResult:
 
     model: str
     version: VersionInfo | None
-    gate: GateReport | None
+    gate: GateResult | None
     rollout_id: int | None
     active_rollout: ActiveRollout | None = None
     train_error: str | None = None

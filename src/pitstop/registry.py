@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from pitstop import model_metadata, signing
 from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
 from pitstop.events import EventKind, record_event
+from pitstop.gate_result import GateResult
+from pitstop.lineage_record import Lineage
 from pitstop.rules import Rule
 from pitstop.store.tables import aliases, model_versions, models
 
@@ -120,8 +122,8 @@ class VersionInfo:
     artifact_uri: str
     sha256: str
     size_bytes: int
-    lineage: dict[str, Any]
-    gate_result: dict[str, Any] | None
+    lineage: Lineage
+    gate_result: GateResult | None
     created_at: datetime
     created_by: str
     aliases: list[str] = field(default_factory=list)
@@ -146,8 +148,8 @@ class VersionInfo:
             "signature": self.signature,
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
-            "lineage": self.lineage,
-            "gate_result": self.gate_result,
+            "lineage": self.lineage.to_json(),
+            "gate_result": None if self.gate_result is None else self.gate_result.to_json(),
         }
 
 
@@ -332,7 +334,7 @@ def add_version(
     artifact_uri: str,
     sha256: str,
     size_bytes: int,
-    lineage: dict[str, Any],
+    lineage: Lineage,
     now: datetime,
     actor: str,
     fmt: str,
@@ -359,7 +361,7 @@ def add_version(
             artifact_uri=artifact_uri,
             sha256=sha256,
             size_bytes=size_bytes,
-            lineage=lineage,
+            lineage=lineage.to_json(),
             created_at=now,
             created_by=actor,
             format=fmt,
@@ -376,7 +378,7 @@ def add_version(
         to_state=str(number),
         data={
             "sha256": sha256,
-            "datasets": lineage.get("datasets", []),
+            "datasets": [d.to_json() for d in lineage.datasets],
             "format": fmt,
             "trusted_types": trusted_types,
         },
@@ -518,8 +520,8 @@ def _version_from_row(model: ModelInfo, row: Any, alias_map: dict[str, int]) -> 
         artifact_uri=row.artifact_uri,
         sha256=row.sha256,
         size_bytes=row.size_bytes,
-        lineage=row.lineage,
-        gate_result=row.gate_result,
+        lineage=Lineage.from_json(row.lineage),
+        gate_result=None if row.gate_result is None else GateResult.from_json(row.gate_result),
         created_at=row.created_at,
         created_by=row.created_by,
         aliases=sorted(alias for alias, version in alias_map.items() if version == row.version),
@@ -529,8 +531,8 @@ def _version_from_row(model: ModelInfo, row: Any, alias_map: dict[str, int]) -> 
     )
 
 
-def store_gate_result(conn: Connection, model: ModelInfo, version: int, result: dict[str, Any]) -> None:
-    _update_version(conn, model, version, gate_result=result)
+def store_gate_result(conn: Connection, model: ModelInfo, version: int, result: GateResult) -> None:
+    _update_version(conn, model, version, gate_result=result.to_json())
 
 
 def move_aliases(

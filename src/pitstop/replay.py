@@ -258,7 +258,7 @@ def simulate(
     versions = (source.version(model, champion).version, source.version(model, challenger).version)
     if versions[0] == versions[1]:
         raise UsageError("must be another version than the champion", field="challenger")
-    features = info.features or source.version(model, versions[0]).lineage.get("features", [])
+    features = info.features or source.version(model, versions[0]).lineage.features
     frame = prepare_traffic(traffic, features, classes=info.classes if info.task is Task.MULTICLASS else None)
     if source.loss(info).kind is LossKind.PERCENTAGE:  # refused now, not by the gateway mid-replay
         check_percentage_labels(frame["label"], "traffic")

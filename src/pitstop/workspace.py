@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from pitstop.errors import (
 )
 from pitstop.events import Event, list_events
 from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
+from pitstop.lineage_record import CodeCommit, DoorCheckRecord, Lineage
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from pitstop import feature_choice, model_input, training
     from pitstop.conversion import Conversion
     from pitstop.data_refs import DataReference
-    from pitstop.gate.run import GateReport
+    from pitstop.gate_result import GateResult
     from pitstop.losses import Loss
     from pitstop.package_drift import PackageDrift
     from pitstop.rollout.actions import RolloutStatus
@@ -340,27 +342,28 @@ class Workspace(Context):
         info = self.model(model)
         recorded = self.version(model, version)
         lineage = recorded.lineage
-        if not lineage.get("trainer"):
+        trainer = lineage.trainer
+        source = lineage.training_dataset
+        if not trainer or source is None:
             raise UsageError(
                 f"{model} version {recorded.version} was registered from an artifact, not trained by "
                 "pitstop: there is no recorded trainer to rerun"
             )
-        source = next(d for d in lineage["datasets"] if d["role"] == "train")
-        snapshot = self.dataset(f"{source['name']}:{source['version']}")
-        as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
+        snapshot = self.dataset(source.ref)
+        as_of = pd.Timestamp(lineage.as_of) if lineage.as_of else None
         frame = self.dataset_frame(snapshot.ref)
         time_column = training.time_column_of(info, snapshot, frame.columns)
         rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        X, y = training.training_frame(info, rows, lineage["features"], snapshot.ref)
-        role = f"the trainer {lineage['trainer']!r} recorded for {model} version {recorded.version}"
-        retrained = training.fit(lineage["trainer"], X, y, lineage.get("params", {}), info.task, role)
+        X, y = training.training_frame(info, rows, lineage.features, snapshot.ref)
+        role = f"the trainer {trainer!r} recorded for {model} version {recorded.version}"
+        retrained = training.fit(trainer, X, y, lineage.params, info.task, role)
         on = f"its training data {snapshot.ref}"
         who = f"{model} version {recorded.version}"
         loaded = self.load(model, recorded.version)
-        signature = model_input.from_lineage(lineage["features"], lineage, loaded)
+        signature = model_input.from_lineage(lineage.features, lineage, loaded)
         original = checked_predictions(info.task, loaded, X, who, on, signature)
         again = checked_predictions(info.task, retrained, X, f"{who} retrained", on, signature)
-        return training.Reproduction.compare(model, recorded.version, lineage["trainer"], original, again)
+        return training.Reproduction.compare(model, recorded.version, trainer, original, again)
 
     def gate(
         self,
@@ -370,7 +373,7 @@ class Workspace(Context):
         test_set: str,
         actor: str | None = None,
         accept_review: str | None = None,
-    ) -> GateReport:
+    ) -> GateResult:
         """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded).
 
         `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded."""
@@ -393,7 +396,7 @@ class Workspace(Context):
         allow_pickle: bool,
         skip_check: str | None,
         actor: str | None,
-        code: dict[str, Any] | None = None,
+        code: CodeCommit | None = None,
     ) -> VersionInfo:
         """Store and record the version, once checked at the door (unless `skip_check` says why not); a
         pickle only if the model allows them or `allow_pickle` does (then, in the same transaction,
@@ -415,9 +418,7 @@ class Workspace(Context):
         lineage = build_lineage(
             info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
         )
-        lineage["trainer"] = trainer
-        if code is not None:
-            lineage["code"] = code
+        lineage = dataclasses.replace(lineage, trainer=trainer, code=code or lineage.code)
         signature = door_check.signature_for(estimator, X, features, info.task)
         return self._store_version(
             info,
@@ -442,7 +443,7 @@ class Workspace(Context):
         params: dict[str, Any],
         feature_pipeline_version: str | None,
         as_of: pd.Timestamp | None,
-        code: dict[str, Any] | None,
+        code: CodeCommit | None,
         skip_check: str | None,
         allow_pickle: bool,
         actor: str | None,
@@ -464,8 +465,7 @@ class Workspace(Context):
                 "--features list"
             )
         lineage = reference_lineage(reference, info.features, params, feature_pipeline_version, as_of)
-        if code is not None:
-            lineage["code"] = code
+        lineage = dataclasses.replace(lineage, code=code or lineage.code)
         rows = data_refs.readable_rows(reference, info.features)
         if rows is None:
             signature = model_input.from_lineage(info.features, lineage, estimator)
@@ -491,7 +491,7 @@ class Workspace(Context):
         info: ModelInfo,
         estimator: Any,
         source: str,
-        lineage: dict[str, Any],
+        lineage: Lineage,
         signature: model_input.InputSignature,
         rows: pd.DataFrame,
         *,
@@ -503,13 +503,13 @@ class Workspace(Context):
         """Check the model at the door (unless `skip_check` says why not), write its file and record the
         version (fixing the model's features, and a classifier's classes, at its first)."""
         # door_check uses serving's process context, and serving imports this module
-        from pitstop import door_check, model_input, training
+        from pitstop import door_check, training
         from pitstop.model_files import ModelFormat
 
         if skip_check is not None and not skip_check.strip():
             raise UsageError("say why the model cannot be tried here; it is recorded", field="skip_check")
-        features = list(lineage["features"])
-        lineage[model_input.LINEAGE_KEY] = signature.to_dict()
+        features = list(lineage.features)
+        lineage = dataclasses.replace(lineage, input_signature=signature.to_dict())
         with tempfile.TemporaryDirectory(prefix="pitstop-model-") as folder:
             pickle_ok = info.allow_pickle or allow_pickle
             saved = training.save(estimator, Path(folder), source, allow_pickle=pickle_ok)
@@ -524,10 +524,12 @@ class Workspace(Context):
                     rows=rows,
                     allow_pickle=pickle_ok,
                 )
-                lineage["packages"], lineage["door_check"] = admitted.packages, {"rows": admitted.rows}
+                tried = DoorCheckRecord(rows=admitted.rows)
+                lineage = dataclasses.replace(lineage, packages=admitted.packages, door_check=tried)
             else:  # not loaded anywhere: the packages of the classes the object is made of
-                lineage["packages"] = door_check.packages_of(door_check.modules_of(estimator))
-                lineage["door_check"] = {"skipped": skip_check.strip()}
+                packages = door_check.packages_of(door_check.modules_of(estimator))
+                skipped = DoorCheckRecord(skipped=skip_check.strip())
+                lineage = dataclasses.replace(lineage, packages=packages, door_check=skipped)
             uri, sha256, size = self.artifacts.put(saved.path, "models", saved.format.suffix)
         now, actor = self.clock.now(), actor or current_actor()
         with self.writing() as conn:

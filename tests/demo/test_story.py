@@ -164,7 +164,7 @@ def test_demo_shows_the_champions_lineage(tmp_path: Path, monkeypatch: pytest.Mo
         champion = build_world(ws, World(DEMO_NOW), console)
         version = ws.version(MODEL, champion)
     shown = console.export_text()
-    snapshot = version.lineage["datasets"][0]
+    snapshot = version.lineage.to_json()["datasets"][0]
     assert f"champion v{champion}: lineage" in shown
     assert f"{snapshot['name']}:{snapshot['version']} sha256 {snapshot['sha256'][:12]}" in shown
     assert "training window  2026-03-01" in shown and "as-of cutoff     2026-07-01 00:00" in shown

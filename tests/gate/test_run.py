@@ -64,7 +64,8 @@ def test_champion_is_rescored_on_the_same_test_set(ws: Workspace) -> None:
 def test_result_is_stored_on_the_version_and_recorded_as_event(ws: Workspace) -> None:
     ws.train("eta", trainer="helpers:linear_trainer", data="train")
     report = ws.gate("eta", 1, test_set="test")
-    stored = ws.version("eta", 1).gate_result
+    result = ws.version("eta", 1).gate_result
+    stored = None if result is None else result.to_json()
     assert (
         stored is not None and stored["passed"] and stored["test_set"]["sha256"] == ws.dataset("test").sha256
     )

@@ -28,7 +28,7 @@ def transitions(ws: Workspace) -> list[tuple[str | None, str | None, str | None]
 def test_start_needs_a_passed_gate_against_the_current_champion(rollout_ws: Workspace) -> None:
     with pytest.raises(NegativeVerdict, match="no offline gate result"):
         rollout_ws.start_rollout("eta", 2)
-    with pytest.raises(UsageError, match="^reason: say why you skip the offline gate") as refused:
+    with pytest.raises(UsageError, match=r"^reason: say why you skip the offline gate") as refused:
         rollout_ws.start_rollout("eta", 2, skip_gate=True)
     assert refused.value.field == "reason"  # the Python API names its parameter, not the CLI's flag
     assert rollout_ws.rollouts("eta") == []

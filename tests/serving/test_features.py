@@ -7,12 +7,15 @@ from typing import Any
 import pytest
 
 from pitstop.http.payloads import parse_labels, parse_predict
+from pitstop.lineage_record import Lineage
 from pitstop.serving.errors import InvalidInputError, InvalidJSONError
 from pitstop.serving.features import FeatureSchema
 
 SCHEMA = FeatureSchema.from_lineage(
     ["speed", "stops", "rush", "zone", "extra"],
-    {"feature_types": {"speed": "float64", "stops": "int64", "rush": "bool", "zone": "str"}},
+    Lineage.from_json(
+        {"feature_types": {"speed": "float64", "stops": "int64", "rush": "bool", "zone": "str"}}
+    ),
 )
 VALID = {"speed": 3.5, "stops": 2, "rush": False, "zone": "north", "extra": "anything"}
 

@@ -27,6 +27,8 @@ from pitstop.formats import fmt_time
 
 if TYPE_CHECKING:  # pandas, numpy and the store load only in the commands that use them
     from pitstop.data_refs import DataReference
+    from pitstop.gate_result import GateResult
+    from pitstop.lineage_record import CodeCommit, Lineage
     from pitstop.package_drift import PackageDrift
     from pitstop.registry import ModelInfo, VersionInfo
 
@@ -225,16 +227,16 @@ def _render_versions(model: str, versions: list[VersionInfo]) -> None:
         f"{model}: versions", "version", "aliases", "created", "by", "train data", "window end", "gate"
     )
     for v in versions:
-        data = ", ".join(f"{d['name']}:{d['version']}" for d in v.lineage.get("datasets", []))
-        data = data or (v.lineage.get("data_reference") or {}).get("uri", "-")
-        gate = "-" if v.gate_result is None else ("passed" if v.gate_result.get("passed") else "failed")
+        reference = v.lineage.data_reference
+        data = ", ".join(d.ref for d in v.lineage.datasets) or (reference.uri if reference else "-")
+        gate = "-" if v.gate_result is None else ("passed" if v.gate_result.passed else "failed")
         out.add_row(
             str(v.version),
             ", ".join(v.aliases) or "-",
             fmt_time(v.created_at),
             v.created_by,
             data,
-            fmt_time(v.lineage.get("training_window", {}).get("end")),
+            fmt_time(v.lineage.training_window.end),
             gate,
         )
     console.print(out)
@@ -262,8 +264,7 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
     from pitstop.package_drift import recorded_packages
 
     lineage = v.lineage
-    window = lineage.get("training_window", {})
-    env = lineage.get("environment", {})
+    window = lineage.training_window
     rows: list[tuple[str, Any]] = [
         ("aliases", ", ".join(v.aliases) or "-"),
         ("artifact", f"{v.artifact_uri} (in the artifact store)"),
@@ -274,26 +275,25 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
         _training_data(lineage),
         (
             "training window",
-            f"{fmt_time(window.get('start'))} .. {fmt_time(window.get('end'))} ({window.get('rows')} rows)"
-            if window.get("rows") is not None
+            f"{fmt_time(window.start)} .. {fmt_time(window.end)} ({window.rows} rows)"
+            if window.rows is not None
             else "unknown (training data by reference)",
         ),
-        ("as-of cutoff", fmt_time(lineage.get("as_of"))),
-        ("features", ", ".join(lineage.get("features", []))),
-        ("parameters", ", ".join(f"{k}={val}" for k, val in lineage.get("params", {}).items()) or "-"),
-        ("feature pipeline", lineage.get("feature_pipeline_version") or "-"),
-        ("trainer", lineage.get("trainer") or "- (registered artifact)"),
-        ("code commit", _code_commit(lineage.get("code", {}))),
+        ("as-of cutoff", fmt_time(lineage.as_of)),
+        ("features", ", ".join(lineage.features)),
+        ("parameters", ", ".join(f"{k}={val}" for k, val in lineage.params.items()) or "-"),
+        ("feature pipeline", lineage.feature_pipeline_version or "-"),
+        ("trainer", lineage.trainer or "- (registered artifact)"),
+        ("code commit", _code_commit(lineage.code)),
         (
             "environment",
-            f"python {env.get('python')}; "
+            f"python {lineage.environment.python}; "
             + ", ".join(f"{k} {val}" for k, val in recorded_packages(lineage).items()),
         ),
     ]
-    if lineage.get("offline_metrics"):
-        rows.append(
-            ("offline metrics", ", ".join(f"{k}={val:.4g}" for k, val in lineage["offline_metrics"].items()))
-        )
+    offline = lineage.extra.get("offline_metrics")  # a key earlier versions let a caller add
+    if offline:
+        rows.append(("offline metrics", ", ".join(f"{k}={val:.4g}" for k, val in offline.items())))
     out = table(None, "field", "value")
     for key, value in rows:
         out.add_row(key, str(value))
@@ -304,22 +304,18 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
         _render_gate_summary(v.gate_result)
 
 
-def _training_data(lineage: dict[str, Any]) -> tuple[str, str]:
+def _training_data(lineage: Lineage) -> tuple[str, str]:
     """The training data: dataset snapshots, or the reference a version was registered with."""
-    reference = lineage.get("data_reference")
-    if reference is not None:
-        from pitstop.data_refs import DataReference
-
-        return "training data", DataReference(**reference).describe()
-    snapshots = lineage.get("datasets", [])
-    return "datasets", ", ".join(f"{d['name']}:{d['version']} ({d['sha256'][:12]})" for d in snapshots)
+    if lineage.data_reference is not None:
+        return "training data", lineage.data_reference.describe()
+    return "datasets", ", ".join(f"{d.ref} ({d.sha256[:12]})" for d in lineage.datasets)
 
 
-def _code_commit(code: dict[str, Any]) -> str:
-    text = f"{code.get('commit')}" + (" (dirty)" if code.get("dirty") else "")
-    if code.get("given"):
+def _code_commit(code: CodeCommit) -> str:
+    text = code.commit + (" (dirty)" if code.dirty else "")
+    if code.given:
         text += " (given with --code-commit"
-        text += f"; this folder: {code['folder']['commit']})" if code.get("folder") else ")"
+        text += f"; this folder: {code.folder.commit})" if code.folder else ")"
     return text
 
 
@@ -327,23 +323,22 @@ def _signature(v: VersionInfo) -> str:
     return "-" if not v.signature else f"{v.signature['scheme']} key {v.signature['key_id']}"
 
 
-def _render_gate_summary(result: dict[str, Any]) -> None:
-    test_set = result.get("test_set", {})
-    verdict = "[green]passed[/]" if result.get("passed") else "[red]failed[/]"
+def _render_gate_summary(result: GateResult) -> None:
+    verdict = "[green]passed[/]" if result.passed else "[red]failed[/]"
     out = table(
-        f"latest offline gate: {verdict} on {test_set.get('name')}:{test_set.get('version')} "
-        f"vs champion {result.get('champion_version') or '-'}",
+        f"latest offline gate: {verdict} on {result.test_set.ref} "
+        f"vs champion {result.champion_version or '-'}",
         "check",
         "result",
         "observed",
         "threshold",
     )
-    for check in result.get("checks", []):
+    for check in result.checks:
         out.add_row(
-            check["name"],
-            "pass" if check["passed"] else "FAIL",
-            _check_value(check.get("observed")),
-            _check_value(check.get("threshold")),
+            check.name,
+            "pass" if check.passed else "FAIL",
+            _check_value(check.observed),
+            _check_value(check.threshold),
         )
     console.print(out)
 
@@ -453,7 +448,7 @@ def register_version(
         lambda: console.print(
             f"registered {model} version [bold]{info.version}[/] (sha256 {info.sha256[:12]}…; "
             f"{describe_format(info)}{'; signed' if info.signature else ''}); "
-            f"features: {', '.join(info.lineage['features'])}"
+            f"features: {', '.join(info.lineage.features)}"
         ),
     )
 

@@ -51,7 +51,7 @@ def simulate(
 
     ws = open_workspace(workspace)
     info = ws.model(model)
-    features = info.features or ws.version(model, champion).lineage.get("features", [])
+    features = info.features or ws.version(model, champion).lineage.features
     frame = load_traffic(traffic, features, info.classes if info.task is Task.MULTICLASS else None)
     if policy is not None and not policy.is_file():
         raise UsageError(f"--policy {policy}: no such file")

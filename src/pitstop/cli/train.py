@@ -26,7 +26,7 @@ from pitstop.formats import fmt_time
 if TYPE_CHECKING:  # pandas, scikit-learn and the store load only in the commands that use them
     import pandas as pd
 
-    from pitstop.gate.run import GateReport
+    from pitstop.gate_result import GateResult
     from pitstop.pipeline import RetrainResult
     from pitstop.registry import VersionInfo
 
@@ -98,15 +98,15 @@ def train(
             skip_check=skip_check,
             actor=by,
         )
-    window = version.lineage["training_window"]
+    window = version.lineage.training_window
     emit(
         as_json,
         version.to_dict(),
         lambda: console.print(
-            f"trained {model} version [bold]{version.version}[/] on {window['rows']} rows "
-            f"({window['start'] or '-'} .. {window['end'] or '-'}), sha256 {version.sha256[:12]}…; "
+            f"trained {model} version [bold]{version.version}[/] on {window.rows} rows "
+            f"({window.start or '-'} .. {window.end or '-'}), sha256 {version.sha256[:12]}…; "
             f"{describe_format(version)}{'; signed' if version.signature else ''}; "
-            f"features: {', '.join(version.lineage['features'])}"
+            f"features: {', '.join(version.lineage.features)}"
         ),
     )
 
@@ -169,10 +169,10 @@ def gate(
         raise typer.Exit(1)
 
 
-def render_gate(report: GateReport) -> None:
+def render_gate(report: GateResult) -> None:
     test_set = report.test_set
     against = f"champion v{report.champion_version}" if report.champion_version else "no champion"
-    on = f"{test_set['name']}:{test_set['version']}"
+    on = test_set.ref
     out = table(
         f"offline gate: {report.model} v{report.version} vs {against} on {on}",
         "check",
@@ -192,8 +192,8 @@ def render_gate(report: GateReport) -> None:
     console.print(out)
     if report.verdict == "accepted" and report.accepted is not None:
         console.print(
-            f"[bold green]verdict: passed[/] (held for review, accepted by {report.accepted['actor']}: "
-            f"{report.accepted['reason']})"
+            f"[bold green]verdict: passed[/] (held for review, accepted by {report.accepted.actor}: "
+            f"{report.accepted.reason})"
         )
     elif report.passed:
         console.print("[bold green]verdict: passed[/]")

@@ -24,7 +24,7 @@ from pitstop.demo.data import FEATURES, TARGET, TIME, USER, Scenario, generate_d
 from pitstop.demo.folder import DEMO_MARK, demo_workspace, show_workspace
 from pitstop.demo.traffic import live_traffic
 from pitstop.events import EventKind
-from pitstop.gate.run import GateReport
+from pitstop.gate_result import GateResult
 from pitstop.registry import VersionInfo
 from pitstop.replay import Replay, prepare_traffic, replay_salt
 from pitstop.workspace import Workspace
@@ -316,17 +316,17 @@ def build_world(ws: Workspace, world: World, console: Console) -> int:
 
 def lineage_summary(version: VersionInfo) -> dict[str, Any]:
     """The lineage a reader checks first: data, window, cutoff, parameters, trainer, code, environment."""
-    lineage = version.lineage
+    lineage = version.lineage.to_json()  # the demo's output is JSON: the lineage as the store holds it
     return {
         "version": version.version,
         "sha256": version.sha256,
-        "datasets": lineage.get("datasets", []),
-        "training_window": lineage.get("training_window"),
-        "as_of": lineage.get("as_of"),
-        "params": lineage.get("params", {}),
-        "trainer": lineage.get("trainer"),
-        "code": lineage.get("code"),
-        "environment": lineage.get("environment"),
+        "datasets": lineage["datasets"],
+        "training_window": lineage["training_window"],
+        "as_of": lineage["as_of"],
+        "params": lineage["params"],
+        "trainer": lineage["trainer"],
+        "code": lineage["code"],
+        "environment": lineage["environment"],
         "packages": lineage.get("packages"),
     }
 
@@ -371,7 +371,7 @@ def _day(value: str | None) -> str:
     return "-" if not value else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
 
 
-def train_and_gate(ws: Workspace, world: World, challenger: Challenger) -> tuple[Any, GateReport]:
+def train_and_gate(ws: Workspace, world: World, challenger: Challenger) -> tuple[Any, GateResult]:
     """Stage 1 and 2 for one challenger: its version and its offline gate report."""
     version = ws.train(
         MODEL,
@@ -423,12 +423,12 @@ def _row(title: str, version: int, outcome: str, stage: str, rule: str, reason: 
     }
 
 
-def _gate_reason(report: GateReport) -> str:
+def _gate_reason(report: GateResult) -> str:
     decisive = next((c for c in report.checks if c.name == report.decided_by), None)
     return decisive.detail if decisive else ""
 
 
-def _gate_row(title: str, report: GateReport) -> dict[str, Any]:
+def _gate_row(title: str, report: GateResult) -> dict[str, Any]:
     decisive = next((c for c in report.checks if c.name == report.decided_by), None)
     return {
         "challenger": title,

@@ -6,12 +6,12 @@ first failure is the one that decided. Nothing here reads files, the store or th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from pitstop.config import GatePolicy
 from pitstop.gate.metrics import quality_metric
+from pitstop.gate_result import Check as Check  # re-exported: the checks made here
 from pitstop.leakage import FeatureScore, LateFeature
 from pitstop.losses import Loss
 from pitstop.registry import Task
@@ -30,20 +30,6 @@ CHECK_ORDER = (
 # The checks that find leakage directly, each naming the column (or the overlap) it found.
 DIRECT_LEAKAGE_CHECKS = (Rule.TEMPORAL_OVERLAP, Rule.FEATURE_TIME, Rule.SINGLE_FEATURE)
 QUALITY_LABEL = {"r2": "R²", "roc_auc": "ROC AUC"}
-
-
-@dataclass(frozen=True)
-class Check:
-    name: Rule  # the check's rule: a failed check names the gate's verdict by it
-    passed: bool
-    observed: Any
-    threshold: Any
-    detail: str
-    skipped: bool = False
-    review: bool = False  # failed, but only held for review: a person may accept it (`accept_review`)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

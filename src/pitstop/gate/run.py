@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,12 +14,13 @@ from pitstop import leakage, loading, model_input, registry
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
 from pitstop.events import EventKind, record_event
-from pitstop.gate.checks import Check, GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
+from pitstop.gate.checks import GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
 from pitstop.gate.metrics import offline_metrics
+from pitstop.gate_result import Acceptance, GateResult, Probes, TestSetRef
 from pitstop.lineage import current_actor
+from pitstop.lineage_record import Lineage
 from pitstop.losses import Loss, LossKind, check_percentage_labels
 from pitstop.registry import Alias, ModelInfo, Task
-from pitstop.rules import Rule
 from pitstop.scoring import (
     binary_target,
     check_target_complete,
@@ -31,42 +32,6 @@ from pitstop.training import rows_before, time_column_of, training_frame
 
 if TYPE_CHECKING:
     from pitstop.context import Context
-
-
-@dataclass(frozen=True)
-class GateReport:
-    model: str
-    version: int
-    champion_version: int | None
-    test_set: dict[str, Any]
-    passed: bool
-    checks: list[Check]
-    metrics: dict[str, dict[str, float] | None]
-    evaluated_at: datetime
-    decided_by: Rule | None = field(default=None)
-    # passed | failed | review (held: only a review hold failed) | accepted (a review accepted by a person)
-    verdict: str = "passed"
-    accepted: dict[str, str] | None = None  # {"actor", "reason"} when a person accepted a review hold
-    probes: dict[str, Any] | None = None  # what the leakage checks measured (baselines, one-feature errors)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "champion_version": self.champion_version,
-            "test_set": self.test_set,
-            "passed": self.passed,
-            "verdict": self.verdict,
-            "decided_by": self.decided_by,
-            "accepted": self.accepted,
-            "probes": self.probes,
-            "checks": [
-                {k: v for k, v in check.to_dict().items() if k != "skipped"} | {"skipped": check.skipped}
-                for check in self.checks
-            ],
-            "metrics": self.metrics,
-            "evaluated_at": self.evaluated_at.isoformat(),
-        }
 
 
 def _score(
@@ -113,17 +78,17 @@ class _TrainingRows:
 
 
 def _training_rows(
-    ws: Context, info: ModelInfo, lineage: dict[str, Any], features: list[str]
+    ws: Context, info: ModelInfo, lineage: Lineage, features: list[str]
 ) -> _TrainingRows | None:
     """The version's training rows as its lineage records them (snapshot and as-of cutoff); None when
     the lineage names no training data or it cannot be read back any more."""
-    source = next((d for d in lineage.get("datasets", []) if d.get("role") == "train"), None)
+    source = lineage.training_dataset
     if source is None:
         return None
     try:
-        snapshot = loading.snapshot(ws, f"{source['name']}:{source['version']}")
+        snapshot = loading.snapshot(ws, source.ref)
         frame = loading.dataset_frame(ws, snapshot.ref)
-        as_of = pd.Timestamp(lineage["as_of"]) if lineage.get("as_of") else None
+        as_of = pd.Timestamp(lineage.as_of) if lineage.as_of else None
         rows = rows_before(frame, time_column_of(info, snapshot, frame.columns), as_of, snapshot.ref)
         X, y = training_frame(info, rows, features, snapshot.ref)
         return _TrainingRows(snapshot, rows, X, _target(info, y, f"the training rows of {snapshot.ref}"))
@@ -152,11 +117,11 @@ def _late_anywhere(
     return on_test + tuple(f for f in on_training if f.column not in seen)
 
 
-def _accept(report: GateReport, actor: str, reason: str) -> GateReport:
+def _accept(report: GateResult, actor: str, reason: str) -> GateResult:
     if report.verdict != "review":
         return report  # nothing held: a failed gate cannot be accepted, a passed one needs nothing
     return dataclasses.replace(
-        report, passed=True, verdict="accepted", accepted={"actor": actor, "reason": reason.strip()}
+        report, passed=True, verdict="accepted", accepted=Acceptance(actor, reason.strip())
     )
 
 
@@ -168,7 +133,7 @@ def run_gate(
     *,
     actor: str | None = None,
     accept_review: str | None = None,
-) -> GateReport:
+) -> GateResult:
     """Evaluate `version` and the current champion on the same test set; store and record the result.
 
     `accept_review` (a reason) lets a version held for review (`leakage.review`: suspiciously good, no
@@ -182,7 +147,7 @@ def run_gate(
     champion_version = info.aliases.get(Alias.CHAMPION.value)
     snapshot = loading.snapshot(ws, test_set)
     frame = loading.dataset_frame(ws, snapshot.ref)
-    features = info.features or challenger.lineage.get("features", [])
+    features = info.features or challenger.lineage.features
     if info.target not in frame.columns:
         raise UsageError(
             f"test set {snapshot.ref} has no target column {info.target!r}; it cannot score models"
@@ -226,8 +191,8 @@ def run_gate(
                 info, trained_on.snapshot, trained_on.rows, features, "training rows"
             )
             late = _late_anywhere(late, on_training)
-    window = challenger.lineage.get("training_window", {})
-    window_start, window_end = window.get("start"), window.get("end")
+    window = challenger.lineage.training_window
+    window_start, window_end = window.start, window.end
     now = ws.clock.now()
     checks = evaluate_gate(
         GateInputs(
@@ -245,33 +210,28 @@ def run_gate(
         ),
         ws.config.gate,
     )
-    report = GateReport(
+    report = GateResult(
         model=model,
         version=challenger.version,
         champion_version=champion_version,
-        test_set={
-            "name": snapshot.name,
-            "version": snapshot.version,
-            "sha256": snapshot.sha256,
-            "rows": snapshot.rows,
-        },
+        test_set=TestSetRef(snapshot.name, snapshot.version, snapshot.sha256, snapshot.rows),
         passed=all(check.passed for check in checks),
         checks=checks,
         metrics={"challenger": challenger_metrics, "champion": champion_metrics},
         evaluated_at=now,
         decided_by=decided_by(checks),
         verdict=verdict(checks),
-        probes={
-            "baseline": baseline,
-            "single_feature": None if scores is None else [score.to_dict() for score in scores],
-            "late_features": None if late is None else [found.to_dict() for found in late],
-        },
+        probes=Probes(
+            baseline,
+            None if scores is None else [score.to_dict() for score in scores],
+            None if late is None else [found.to_dict() for found in late],
+        ),
     )
     if accept_review is not None:
         report = _accept(report, actor, accept_review)
     with ws.writing() as conn:
         locked = registry.get_model(conn, model, for_update=True)
-        registry.store_gate_result(conn, locked, challenger.version, report.to_dict())
+        registry.store_gate_result(conn, locked, challenger.version, report)
         record_event(
             conn,
             time=now,
@@ -282,7 +242,7 @@ def run_gate(
             to_state="passed" if report.verdict == "passed" else report.verdict,
             rule=report.decided_by,
             reason=f"offline gate on {snapshot.ref}",
-            data=report.to_dict(),
+            data=report.to_json(),
         )
         if report.accepted is not None:
             record_event(
@@ -294,7 +254,7 @@ def run_gate(
                 from_state="review",
                 to_state="accepted",
                 rule=report.decided_by,
-                reason=report.accepted["reason"],
-                data={"version": challenger.version, "checks": report.to_dict()["checks"]},
+                reason=report.accepted.reason,
+                data={"version": challenger.version, "checks": report.to_json()["checks"]},
             )
     return report

@@ -22,6 +22,7 @@ from pitstop.report.values import ReportData
 
 if TYPE_CHECKING:
     from pitstop.context import Context
+    from pitstop.gate_result import Check
 
 PLOT_CONFIG = {"responsive": True, "displaylogo": False}
 CHARTS = ("timeline", "share", "errors", "latency", "progress")  # each in a section of its own
@@ -112,37 +113,31 @@ def _summaries(data: ReportData) -> str:
     return f'<section class="card" id="phases"><h2>Per phase</h2>{table}{note}</section>'
 
 
-def _gate_check_result(check: dict[str, Any]) -> str:
-    if check.get("skipped"):
+def _gate_check_result(check: Check) -> str:
+    if check.skipped:
         return "skipped"
-    if check.get("passed"):
+    if check.passed:
         return "passed"
-    return "held for review" if check.get("review") else "failed"
+    return "held for review" if check.review else "failed"
 
 
 def _gate(data: ReportData) -> str:
     gate = data.gate
-    if not gate:
+    if gate is None:
         note = data.gate_note or "no offline gate result is stored for this version"
         return (
             '<section class="card" id="gate"><h2>Offline gate</h2>'
             f'<p class="because">{_e(note)}</p></section>'
         )
-    verdict = "passed" if gate.get("passed") else "failed"
+    verdict = "passed" if gate.passed else "failed"
     checks = _table(
         ["check", "result", "observed", "threshold", "detail"],
         [
-            (
-                c.get("name"),
-                _gate_check_result(c),
-                fmt_value(c.get("observed")),
-                fmt_value(c.get("threshold")),
-                c.get("detail", ""),
-            )
-            for c in gate.get("checks", [])
+            (c.name, _gate_check_result(c), fmt_value(c.observed), fmt_value(c.threshold), c.detail)
+            for c in gate.checks
         ],
     )
-    metrics = gate.get("metrics") or {}
+    metrics = gate.metrics
     names = sorted({key for side in metrics.values() if side for key in side})
     metric_rows = [
         (
@@ -152,17 +147,15 @@ def _gate(data: ReportData) -> str:
         )
         for name in names
     ]
-    test_set = gate.get("test_set") or {}
     facts = [
-        f"test set {test_set.get('name', '-')} v{test_set.get('version', '-')}",
-        f"{test_set.get('rows', '-')} rows",
-        f"evaluated {gate.get('evaluated_at', '-')}",
+        f"test set {gate.test_set.name} v{gate.test_set.version}",
+        f"{gate.test_set.rows} rows",
+        f"evaluated {gate.evaluated_at.isoformat()}",
     ]
-    if gate.get("decided_by"):
-        facts.append(f"decided by {gate['decided_by']}")
-    accepted = gate.get("accepted")
-    if accepted:
-        facts.append(f"held for review, accepted by {accepted.get('actor')}: {accepted.get('reason')}")
+    if gate.decided_by:
+        facts.append(f"decided by {gate.decided_by}")
+    if gate.accepted:
+        facts.append(f"held for review, accepted by {gate.accepted.actor}: {gate.accepted.reason}")
     if data.gate_note:
         facts.append(data.gate_note)
     sides = [

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pitstop.events import Event
+from pitstop.gate_result import GateResult
 from pitstop.jsonable import json_safe
 from pitstop.store.error_messages import ErrorMessages
 
@@ -204,7 +205,7 @@ class ReportData:
     latency_limits: list[LatencyLimit]  # the p99 limit of each band, as the latency rule applies it
     summaries: list[BandSummary]
     thresholds: Thresholds
-    gate: dict[str, Any] | None
+    gate: GateResult | None
     gate_note: str | None
     shadow: ShadowComparison | None
     ab: ABResult | None
@@ -227,8 +228,9 @@ class ReportData:
         out = {
             key: json_safe(value)
             for key, value in asdict(self).items()
-            if key not in ("events", "words", "arms", "thresholds")
+            if key not in ("events", "words", "arms", "thresholds", "gate")
         }
+        out["gate"] = None if self.gate is None else json_safe(self.gate.to_json())
         out["events"] = [event.to_dict() for event in self.events]
         out["errors"] = self.errors.to_dict()
         out["arms"] = {arm: json_safe(asdict(series)) for arm, series in self.arms.items()}

@@ -56,13 +56,13 @@ def check_gate(info: ModelInfo, version: VersionInfo, champion: int) -> None:
             f"{info.name} version {version.version} has no offline gate result: run "
             f"`pitstop gate {info.name} {version.version} --test-set …` first (or --skip-gate --reason …)"
         )
-    if not result.get("passed"):
-        failed = ", ".join(c["name"] for c in result.get("checks", []) if not c["passed"])
+    if not result.passed:
+        failed = ", ".join(check.name for check in result.failed_checks())
         raise NegativeVerdict(f"{info.name} version {version.version} failed the offline gate: {failed}")
-    if result.get("champion_version") != champion:
+    if result.champion_version != champion:
         raise NegativeVerdict(
             f"{info.name} version {version.version} was gated against champion version "
-            f"{result.get('champion_version')}, but the champion is now version {champion}: gate it again"
+            f"{result.champion_version}, but the champion is now version {champion}: gate it again"
         )
 
 
@@ -149,7 +149,11 @@ def start_rollout(
             rule=rule,
             reason=reason if skip_gate else why,
             rollout_id=stored.state.id,
-            data={"gate": challenger.gate_result, "champion": champion, "challenger": challenger.version},
+            data={
+                "gate": None if challenger.gate_result is None else challenger.gate_result.to_json(),
+                "champion": champion,
+                "challenger": challenger.version,
+            },
         )
         return stored
 

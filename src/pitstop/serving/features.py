@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pitstop.lineage_record import Lineage
 from pitstop.serving.errors import FieldProblem
 
 Kind = Literal["float", "int", "bool", "str", "any"]
@@ -50,10 +50,10 @@ class FeatureSchema:
     kinds: tuple[Kind, ...]
 
     @classmethod
-    def from_lineage(cls, features: list[str], lineage: Mapping[str, Any]) -> FeatureSchema:
-        types = lineage.get("feature_types") or {}
+    def from_lineage(cls, features: list[str], lineage: Lineage) -> FeatureSchema:
+        types = lineage.feature_types
         kinds = {name: kind_of(types.get(name)) for name in features}
-        for column in (lineage.get("input_signature") or {}).get("columns", []):
+        for column in (lineage.input_signature or {}).get("columns", []):
             categories = column.get("categories")
             numbers = categories is not None and not all(isinstance(c, str) for c in categories)
             if numbers and column["name"] in kinds:

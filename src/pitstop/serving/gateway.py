@@ -682,9 +682,7 @@ class Gateway:
         factory = self._runner_factory
         runner = await asyncio.to_thread(factory, self.ws, info, champion, self.settings, shadow=False)
         runner = _observed(runner, self.metrics, info.name)
-        schema = FeatureSchema.from_lineage(
-            info.features or champion.lineage.get("features") or [], champion.lineage
-        )
+        schema = FeatureSchema.from_lineage(info.features or champion.lineage.features, champion.lineage)
         await self._warm(info.name, runner, schema)
         self.metrics.routing_version.labels(info.name).set(table.version)
         self.metrics.challenger_share.labels(info.name).set(0)
@@ -702,9 +700,7 @@ class Gateway:
         """
         old = dict(current.runners) if current is not None else {}
         champion = await asyncio.to_thread(loading.version_info, self.ws, info.name, table.champion)
-        schema = FeatureSchema.from_lineage(
-            info.features or champion.lineage.get("features") or [], champion.lineage
-        )
+        schema = FeatureSchema.from_lineage(info.features or champion.lineage.features, champion.lineage)
         runners: dict[int, Runner] = {}
         shadow_runner: Runner | None = None
         shadow_problem: str | None = None

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from pitstop import model_input
+from pitstop.lineage_record import Lineage
 from pitstop.model_input import InputSignature
 from pitstop.registry import Task
 from pitstop.serving.batching import BatchedRunner, MicroBatcher, Timed
@@ -207,8 +208,9 @@ def _signature_of_kinds(model: Any, features: Sequence[str], kinds: Sequence[Kin
     kinds = list(kinds) if kinds is not None else ["any"] * len(features)
     if len(kinds) != len(features):
         raise ValueError(f"{len(kinds)} kinds for {len(features)} features")
-    types = {name: _DTYPES.get(kind) for name, kind in zip(features, kinds, strict=True)}
-    return model_input.from_lineage(features, {"feature_types": types}, model)
+    # a kind with no dtype is taken as the values come
+    types = {name: _DTYPES[kind] for name, kind in zip(features, kinds, strict=True) if kind in _DTYPES}
+    return model_input.from_lineage(features, Lineage(feature_types=types), model)
 
 
 def _is_plain_sklearn(model: Any) -> bool:

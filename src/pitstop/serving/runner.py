@@ -90,7 +90,7 @@ def make_runner(
             max_batch_wait=wait,
             patient_max_batch_size=patient_size,
         )
-    features = list(model.features or version.lineage.get("features") or [])
+    features = list(model.features or version.lineage.features)
     return InProcessRunner(
         loaded,
         version=version.version,
