@@ -35,8 +35,9 @@ from pitstop.rollout.decide import Decision, decide
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.gather import call_edges, log_quantiles
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.planning import plan_ab_test
-from pitstop.rollout.state import RolloutState, ramp_shares
+from pitstop.rollout.state import RolloutState, SequentialMemory, ramp_shares
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SIX_HOURS = 360.0  # minutes
@@ -212,7 +213,9 @@ class Outcome:
     planned_minutes: float | None = None  # first look by the plan's expected duration (None: no plan)
 
 
-def rollout_state(phase: Phase, at: float, *, step: int | None = None, plan: Any = None) -> RolloutState:
+def rollout_state(
+    phase: Phase, at: float, *, step: int | None = None, plan: AbPlan | None = None
+) -> RolloutState:
     moment = START + timedelta(minutes=at)
     return RolloutState(
         id=1,
@@ -229,7 +232,7 @@ def rollout_state(phase: Phase, at: float, *, step: int | None = None, plan: Any
     )
 
 
-def ab_plan(policy: Policy, traffic: Traffic, rng: np.random.Generator) -> dict[str, Any]:
+def ab_plan(policy: Policy, traffic: Traffic, rng: np.random.Generator) -> AbPlan:
     """The plan the shadow would have stored: a day of champion traffic and an ideal paired estimate."""
     day = simulate_users(rng, replace(traffic, effect=0.0, assigned_share=1e-12), 24 * 60, 0.0)
     champion = Cumulative(day, ~day.challenger).at(-1, 24 * 60)
@@ -257,7 +260,7 @@ def run_ab_and_ramp(
     *,
     ramp: bool = True,
     horizon: float | None = None,
-    plan: dict[str, Any] | None = None,
+    plan: AbPlan | None = None,
 ) -> Outcome:
     """One A/B test (to its end or `horizon` minutes), then the ramp if it advanced (or `ramp` forces it).
     `plan` replaces the plan the shadow would have stored."""
@@ -268,9 +271,7 @@ def run_ab_and_ramp(
     champion, challenger = Cumulative(users, ~users.challenger), Cumulative(users, users.challenger)
     plan = plan or ab_plan(policy, traffic, rng)
     # the first look at which the plan expects its users (a look every 6 h sees them up to 6 h late)
-    planned = (
-        None if plan.get("expected_hours") is None else math.ceil(plan["expected_hours"] * 60 / every) * every
-    )
+    planned = None if plan.expected_hours is None else math.ceil(plan.expected_hours * 60 / every) * every
     state = rollout_state(Phase.AB_TEST, 0.0, plan=plan)
     times = call_times(rng, traffic)
     ended: Outcome | None = None
@@ -311,7 +312,7 @@ def run_ramp(
     rng: np.random.Generator,
     every: float,
     start: float,
-    memory: dict[str, Any] | None = None,
+    memory: SequentialMemory | None = None,
     served_calls: CallTimes | None = None,
 ) -> Outcome:
     """Each ramp step: its own users from the step's start, guardrails at every look, dwell, next step.
@@ -326,7 +327,7 @@ def run_ramp(
     if history is None and traffic.latency_ms is not None:
         history = CallTimes(rng, traffic.latency_ms, traffic.latency_sigma)
     for step, share in enumerate(shares):
-        state = replace(rollout_state(Phase.RAMP, t, step=step), memory=dict(memory or {}))
+        state = replace(rollout_state(Phase.RAMP, t, step=step), memory=memory or SequentialMemory())
         horizon = max(dwell * 4, 24 * 60)
         users = simulate_users(rng, replace(traffic, assigned_share=share), horizon + every, share)
         on = users.challenger if share < 1 else np.ones_like(users.challenger)
@@ -506,7 +507,18 @@ def fixed_horizon(policy: Policy) -> Policy:
 # ~200 users an hour with a heavy per-user spread: at the 1-day minimum duration the fixed rule
 # decides on ~4,300 champion and ~480 challenger users, whose per-user errors are strongly skewed
 SKEWED_USERS = Traffic(users_per_hour=200.0, user_sigma=1.0)
-SMALL_FIXED_PLAN = {"n_champion": 4000, "n_challenger": 400, "tau": 0.05 * SKEWED_USERS.base_error}
+SMALL_FIXED_PLAN = AbPlan(
+    shadow_effect=0.0,
+    planned_effect=0.02,
+    baseline_mean=SKEWED_USERS.base_error,
+    baseline_std=SKEWED_USERS.base_error,
+    win_plausible=False,
+    units_per_hour=SKEWED_USERS.users_per_hour,
+    tau=0.05 * SKEWED_USERS.base_error,
+    n_champion=4000,
+    n_challenger=400,
+    summary="a small fixed-horizon plan: 4,000 champion and 400 challenger users",
+)
 
 
 def with_method(method: ABMethod, stopping: ABStopping) -> Callable[[Policy], Policy]:
@@ -525,7 +537,7 @@ def _method(
     return lambda policy, seed, every: run_ab_and_ramp(change(policy), traffic, seed, every, ramp=False)
 
 
-def _fixed(traffic: Traffic, plan: dict[str, Any]) -> Callable[[Policy, int, float], Outcome]:
+def _fixed(traffic: Traffic, plan: AbPlan) -> Callable[[Policy, int, float], Outcome]:
     return lambda policy, seed, every: run_ab_and_ramp(
         fixed_horizon(policy), traffic, seed, every, ramp=False, horizon=2 * DAY, plan=plan
     )

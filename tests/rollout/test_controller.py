@@ -194,8 +194,8 @@ def test_promoting_a_shadow_by_hand_plans_the_ab_test_from_its_pairs(rollout_ws:
     stored = rollout_ws.promote("eta", reason="enough seen")
     assert stored.state.phase is Phase.AB_TEST
     plan = stored.state.plan
-    assert plan is not None and plan["n_challenger"] > 0 and plan["n_champion"] > 0
-    assert rollout_ws.rollout_status("eta").to_dict()["plan"] == plan
+    assert plan is not None and plan.n_challenger and plan.n_champion
+    assert rollout_ws.rollout_status("eta").to_dict()["plan"] == plan.to_json()
 
 
 def test_abort_keeps_the_champion(rollout_ws: Workspace) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,8 +17,9 @@ from pitstop.rollout.decide import decide
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.guardrails import latency_baseline
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.planning import plan_ab_test
-from pitstop.rollout.state import RolloutState, ramp_shares
+from pitstop.rollout.state import RolloutState, SequentialMemory, ramp_shares
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = Policy()
@@ -32,8 +32,8 @@ def rollout(
     phase: Phase,
     *,
     step: int | None = None,
-    plan: dict[str, Any] | None = None,
-    memory: dict[str, Any] | None = None,
+    plan: AbPlan | None = None,
+    memory: SequentialMemory | None = None,
 ) -> RolloutState:
     return RolloutState(
         id=1,
@@ -47,7 +47,7 @@ def rollout(
         phase_routing_version=1,
         salt="s",
         plan=plan,
-        memory=memory or {},
+        memory=memory or SequentialMemory(),
     )
 
 
@@ -177,8 +177,8 @@ def test_shadow_without_enough_labels_by_max_duration_is_rejected() -> None:
 def test_shadow_passes_and_plans_the_ab_test() -> None:
     decision = decide(rollout(Phase.SHADOW), POLICY, shadow_evidence(25), at(25))
     assert (decision.action, decision.rule) == (Action.ADVANCE, "shadow.passed")
-    assert decision.plan is not None and decision.plan["n_challenger"] > 0
-    assert decision.plan["win_plausible"] and decision.plan["shadow_effect"] == pytest.approx(-0.04)
+    assert decision.plan is not None and decision.plan.n_challenger > 0
+    assert decision.plan.win_plausible and decision.plan.shadow_effect == pytest.approx(-0.04)
     assert decision.numbers["test"]["method"] == "paired_t"
 
 
@@ -289,22 +289,22 @@ def test_shadow_latency_is_judged_on_the_calls_timed_as_served_not_on_the_shadow
 def test_shadow_says_when_an_ab_win_is_implausible() -> None:
     decision = decide(rollout(Phase.SHADOW), STARTS_ANYWAY, shadow_evidence(25, challenger=5.0), at(25))
     assert decision.action is Action.ADVANCE
-    assert decision.plan is not None and not decision.plan["win_plausible"]
+    assert decision.plan is not None and not decision.plan.win_plausible
     assert "implausible" in decision.reason
 
 
 def test_paired_plan_uses_the_policy_share_and_margin() -> None:
     plan = plan_ab_test(POLICY, shadow_evidence(25))
     wider = plan_ab_test(Policy.model_validate({"ab_test": {"share": 0.5}}), shadow_evidence(25))
-    assert wider["n_champion"] + wider["n_challenger"] < plan["n_champion"] + plan["n_challenger"]
+    assert wider.n_champion + wider.n_challenger < plan.n_champion + plan.n_challenger
 
 
 def test_a_plan_says_its_duration_in_a_unit_people_read() -> None:
     """A new user's simulate printed 'about 61538.1h at the current traffic'."""
     trickle = replace(shadow_evidence(25), window_hours=2_000_000.0)  # 5000 users in 228 years
-    assert re.search(r"about \d+\.\d years at the current traffic", plan_ab_test(POLICY, trickle)["summary"])
+    assert re.search(r"about \d+\.\d years at the current traffic", plan_ab_test(POLICY, trickle).summary)
     assert re.search(
-        r"about \d+\.\dh at the current traffic", plan_ab_test(POLICY, shadow_evidence(25))["summary"]
+        r"about \d+\.\dh at the current traffic", plan_ab_test(POLICY, shadow_evidence(25)).summary
     )
 
 
@@ -334,25 +334,26 @@ def test_an_ab_test_that_cannot_reach_its_plan_is_not_started() -> None:
 
 def test_the_plan_counts_the_users_that_exist_not_requests() -> None:
     plan = plan_ab_test(POLICY, small_city())
-    supply = plan["supply"]
-    assert supply["unit"] == "users" and supply["curve"]["population"] == pytest.approx(1500, rel=0.02)
-    assert plan["available_by_max_duration"] == pytest.approx(1500, rel=0.02)
-    assert plan["reachable"] is False and plan["expected_hours"] is None
-    assert "population of about 1,50" in plan["summary"]
+    supply = plan.supply
+    assert supply is not None and supply.unit == "users"
+    assert supply.curve.population == pytest.approx(1500, rel=0.02)
+    assert plan.available_by_max_duration == pytest.approx(1500, rel=0.02)
+    assert plan.reachable is False and plan.expected_hours is None
+    assert "population of about 1,50" in plan.summary
 
 
 def test_a_large_population_reaches_the_plan() -> None:
     """The same challenger with 200,000 riders: the plan is reached, the A/B test starts."""
     decision = decide(rollout(Phase.SHADOW), POLICY, small_city(200_000), at(25))
     assert (decision.action, decision.rule) == (Action.ADVANCE, "shadow.passed"), decision.reason
-    assert decision.plan is not None and decision.plan["reachable"] is True
-    assert decision.plan["expected_hours"] <= 14 * 24
+    assert decision.plan is not None and decision.plan.reachable is True
+    assert decision.plan.expected_hours <= 14 * 24
 
 
 def test_start_unwinnable_starts_the_test_anyway() -> None:
     anyway = decide(rollout(Phase.SHADOW), STARTS_ANYWAY, small_city(), at(25))
     assert (anyway.action, anyway.rule) == (Action.ADVANCE, "shadow.passed")
-    assert anyway.plan is not None and anyway.plan["reachable"] is False
+    assert anyway.plan is not None and anyway.plan.reachable is False
 
 
 def test_the_sequential_plan_needs_more_users_than_the_fixed_one() -> None:
@@ -361,14 +362,30 @@ def test_the_sequential_plan_needs_more_users_than_the_fixed_one() -> None:
     slow = replace(shadow_evidence(25), window_hours=250.0)  # both plans beyond the minimum duration
     sequential = plan_ab_test(POLICY, slow)
     fixed = plan_ab_test(Policy.model_validate({"ab_test": {"stopping": "fixed"}}), slow)
-    assert (sequential["stopping"], fixed["stopping"]) == ("sequential", "fixed")
-    assert sequential["n_challenger"] > 1.8 * fixed["n_challenger"]
-    assert sequential["expected_hours"] > 1.8 * fixed["expected_hours"]
+    assert (sequential.stopping, fixed.stopping) == (ABStopping.SEQUENTIAL, ABStopping.FIXED)
+    assert sequential.n_challenger > 1.8 * fixed.n_challenger
+    assert sequential.expected_hours > 1.8 * fixed.expected_hours
 
 
 # -- A/B test -------------------------------------------------------------------------------------
 
-PLAN = {"n_champion": 900, "n_challenger": 100}
+
+def planned(n_champion: int, n_challenger: int) -> AbPlan:
+    """A plan that sizes the test and leaves its mSPRT scale to the test (as plans before `tau`)."""
+    return AbPlan(
+        shadow_effect=-0.1,
+        planned_effect=0.1,
+        baseline_mean=5.0,
+        baseline_std=1.0,
+        win_plausible=True,
+        units_per_hour=100.0,
+        n_champion=n_champion,
+        n_challenger=n_challenger,
+        summary="a hand-made plan",
+    )
+
+
+PLAN = planned(900, 100)
 
 
 def ab_evidence(hours: float, champion: ArmSummary, challenger: ArmSummary) -> Evidence:
@@ -386,7 +403,7 @@ def test_ab_clear_win_ends_early_with_the_sequential_test() -> None:
     evidence = ab_evidence(30, arm(9000, 5.0, spread=0.5), arm(1000, 4.0, spread=0.5))
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN), POLICY, evidence, at(30))
     assert (decision.action, decision.rule) == (Action.ADVANCE, "ab.win")
-    assert decision.memory is not None and decision.memory["p_value"] < 0.05
+    assert decision.memory is not None and decision.memory.p_value < 0.05
 
 
 def test_ab_win_waits_for_min_duration() -> None:
@@ -403,7 +420,7 @@ def test_ab_significant_loss_is_rejected() -> None:
 
 def test_a_loss_needs_evidence_of_harm_not_a_p_value_an_earlier_win_earned() -> None:
     """Clearly better at 6 h (running p = 2.9e-07, interval below zero), +0.2 % at 20 h: no loss."""
-    earlier_win = {"p_value": 2.9e-07, "ci": [-0.8, -0.3]}
+    earlier_win = SequentialMemory(p_value=2.9e-07, ci=(-0.8, -0.3))
     evidence = ab_evidence(20, arm(9000, 5.0, spread=0.5), arm(1000, 5.01, spread=0.5))
     decision = decide(rollout(Phase.AB_TEST, plan=PLAN, memory=earlier_win), POLICY, evidence, at(20))
     # +0.2 % cannot beat the 1 % margin either: the test stops as futile, not as a loss
@@ -574,7 +591,7 @@ def test_mann_whitney_needs_the_margin_not_just_lower_errors() -> None:
     policy = Policy.model_validate({"ab_test": {"stopping": "fixed", "method": "mann_whitney", "share": 0.5}})
     rng = np.random.default_rng(7)
     champion_errors, challenger_base = rng.exponential(5.0, 20_000), rng.exponential(5.0, 20_000)
-    plan = {"n_champion": 20_000, "n_challenger": 20_000}
+    plan = planned(20_000, 20_000)
 
     def decide_at(scale: float) -> tuple[Action, str]:
         evidence = Evidence(

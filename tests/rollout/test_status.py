@@ -57,7 +57,7 @@ def test_ab_status_counts_labelled_users_against_the_planned_sample(cli, rollout
     data = status(cli, rollout_ws)
     progress, evidence, comparison = data["progress"], data["evidence"], data["comparison"]
     assert progress["unit"] == "labelled users"
-    assert progress["required"] == {"champion": plan["n_champion"], "challenger": plan["n_challenger"]}
+    assert progress["required"] == {"champion": plan.n_champion, "challenger": plan.n_challenger}
     users = progress["labelled"]["challenger"]
     assert users == evidence["challenger"]["labelled_users"]
     assert 0 < users < evidence["challenger"]["labelled"]  # users, not their requests
@@ -67,8 +67,8 @@ def test_ab_status_counts_labelled_users_against_the_planned_sample(cli, rollout
     assert comparison["error_ratio"] == pytest.approx(ratio)
     text = shown(cli, rollout_ws)
     assert (
-        f"labelled users: challenger {users} of {plan['n_challenger']}, "
-        f"champion {progress['labelled']['champion']} of {plan['n_champion']}"
+        f"labelled users: challenger {users} of {plan.n_challenger}, "
+        f"champion {progress['labelled']['champion']} of {plan.n_champion}"
     ) in text
     assert f"challenger/champion error {ratio:.3f}:" in text and "msprt p = " in text
 

@@ -11,7 +11,7 @@ from pitstop.config import Policy
 from pitstop.rollout.decide import decide
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.phases import Action, Phase
-from pitstop.rollout.state import RolloutState
+from pitstop.rollout.state import RolloutState, SequentialMemory
 from pitstop.store.load_failures import LoadFailure
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,7 +32,7 @@ def rollout(phase: Phase, step: int | None = None) -> RolloutState:
         phase_routing_version=1,
         salt="s",
         plan=None,
-        memory={},
+        memory=SequentialMemory(),
     )
 
 

@@ -175,10 +175,8 @@ def _unavailable(conn: Connection, stored: StoredRollout, now: datetime) -> list
 
 
 def _thresholds(stored: StoredRollout) -> Thresholds:
-    policy, plan = stored.policy, stored.state.plan or {}
-    required = None
-    if plan.get("n_champion") is not None and plan.get("n_challenger") is not None:
-        required = {"champion": int(plan["n_champion"]), "challenger": int(plan["n_challenger"])}
+    policy, plan = stored.policy, stored.state.plan
+    required = None if plan is None else plan.required
     return Thresholds(
         shadow_tolerance=policy.shadow.error_tolerance,
         shadow_p99_ratio=policy.shadow.max_p99_ratio,

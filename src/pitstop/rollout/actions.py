@@ -20,6 +20,7 @@ from pitstop.rollout.comparison import live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.decide import Decision, decide
 from pitstop.rollout.phases import Action, Outcome, Phase
+from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.planning import plan_ab_test
 from pitstop.rollout.records import (
     StoredRollout,
@@ -177,11 +178,11 @@ def promote(
     numbers: dict[str, Any] = {"to_end": to_end}
     plan = None if to_end else _plan_from_shadow(ws, model)
     if plan is not None:
-        numbers["plan"] = plan
+        numbers["plan"] = plan.to_json()
     return _manual(ws, model, Decision(action, Rule.MANUAL_PROMOTE, reason, numbers, plan=plan), actor)
 
 
-def _plan_from_shadow(ws: Context, model: str) -> dict[str, Any] | None:
+def _plan_from_shadow(ws: Context, model: str) -> AbPlan | None:
     """The A/B plan a shadow promoted by hand would have made, from its labelled pairs so far."""
     with ws.reading() as conn:
         stored = active_rollout(conn, registry.get_model(conn, model).id)

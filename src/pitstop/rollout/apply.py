@@ -19,7 +19,7 @@ from pitstop.registry import Alias
 from pitstop.rollout.decide import Decision
 from pitstop.rollout.phases import ENDING, Action, Phase
 from pitstop.rollout.records import StoredRollout, update_rollout
-from pitstop.rollout.state import RolloutState, challenger_share, ramp_shares
+from pitstop.rollout.state import RolloutState, SequentialMemory, challenger_share, ramp_shares
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change
 from pitstop.routing.table import Routes
@@ -128,7 +128,7 @@ def _end(
     now: datetime,
     actor: str,
     status: dict[str, Any],
-    memory: dict[str, Any],
+    memory: SequentialMemory,
 ) -> StoredRollout:
     state = stored.state
     promoted = action is Action.PROMOTE

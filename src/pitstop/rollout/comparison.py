@@ -44,15 +44,14 @@ def sequential_look(
     rollout: RolloutState, policy: Policy, champion: ArmEstimate, challenger: ArmEstimate
 ) -> TestResult:
     """This look of the A/B test's always-valid test, continuing the running p-value and interval."""
-    memory = rollout.memory or {}
-    previous_ci = (float(memory["ci"][0]), float(memory["ci"][1])) if memory.get("ci") else None
+    memory, planned_tau = rollout.memory, rollout.plan.tau if rollout.plan else None
     return msprt(
         champion,
         challenger,
-        tau=float((rollout.plan or {}).get("tau") or mixture_tau(policy, champion, challenger)),
+        tau=float(planned_tau or mixture_tau(policy, champion, challenger)),
         alpha=policy.ab_test.alpha,
-        previous_p_value=float(memory.get("p_value", 1.0)),
-        previous_ci=previous_ci,
+        previous_p_value=1.0 if memory.p_value is None else float(memory.p_value),
+        previous_ci=memory.ci,
     )
 
 
@@ -61,12 +60,9 @@ def analysed_units(arm: ArmSummary) -> int:
     return int(arm.moments.users)
 
 
-def required_units(rollout: RolloutState) -> dict[str, Any] | None:
+def required_units(rollout: RolloutState) -> dict[str, int] | None:
     """The A/B plan's units per arm, stored when the test began (None without a plan)."""
-    plan = rollout.plan or {}
-    if plan.get("n_champion") is None:
-        return None
-    return {"champion": plan["n_champion"], "challenger": plan["n_challenger"]}
+    return None if rollout.plan is None else rollout.plan.required
 
 
 def current_test(

@@ -33,8 +33,9 @@ from pitstop.rollout.guardrails import (
     latency_excess,
 )
 from pitstop.rollout.phases import Action, Phase
+from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.planning import plan_ab_test
-from pitstop.rollout.state import RolloutState, ramp_shares
+from pitstop.rollout.state import RolloutState, SequentialMemory, ramp_shares
 from pitstop.rules import Rule
 from pitstop.stats import (
     ab_verdict,
@@ -57,8 +58,8 @@ class Decision:
     rule: Rule  # the rule that fired
     reason: str  # one sentence a person can act on
     numbers: dict[str, Any] = field(default_factory=dict)  # what the rule saw
-    plan: dict[str, Any] | None = None  # a new A/B plan to store (set when entering the A/B test)
-    memory: dict[str, Any] | None = None  # running sequential-test state to store (None: keep)
+    plan: AbPlan | None = None  # a new A/B plan to store (set when entering the A/B test)
+    memory: SequentialMemory | None = None  # running sequential-test state to store (None: keep)
 
     @property
     def changes_phase(self) -> bool:
@@ -332,34 +333,35 @@ def _shadow_verdict(
         f"challenger error {bounds} x champion's on {paired.n} live requests, "
         f"below the {shadow.error_tolerance:g} tolerance with confidence"
     )
-    if plan["reachable"] is False and not policy.ab_test.start_unwinnable:
+    if plan.reachable is False and not policy.ab_test.start_unwinnable:
         return _unwinnable(policy, plan, verdict, numbers)
     return Decision(
         Action.ADVANCE,
         Rule.SHADOW_PASSED,
-        f"{verdict}; {plan['summary']}",
-        {**numbers, "plan": plan},
+        f"{verdict}; {plan.summary}",
+        {**numbers, "plan": plan.to_json()},
         plan=plan,
     )
 
 
-def _unwinnable(policy: Policy, plan: dict[str, Any], verdict: str, numbers: dict[str, Any]) -> Decision:
+def _unwinnable(policy: Policy, plan: AbPlan, verdict: str, numbers: dict[str, Any]) -> Decision:
     """The shadow passed, but the A/B test could not reach its plan within `max_duration` at the
     observed traffic and population: no user is exposed to a test that cannot conclude."""
-    unit = plan["supply"]["unit"]
+    assert plan.supply is not None  # a plan made now has its supply
+    unit = plan.supply.unit
     return Decision(
         Action.REJECT,
         Rule.AB_UNWINNABLE,
         f"{verdict}, but the A/B test cannot conclude within {describe_span(policy.ab_test.max_duration)}: "
-        f"{plan['summary']}. The champion stays; no user saw the challenger "
+        f"{plan.summary}. The champion stays; no user saw the challenger "
         "(ab_test.start_unwinnable: true starts such tests anyway)",
         {
             **numbers,
-            "needed": {"champion": plan["n_champion"], "challenger": plan["n_challenger"], "unit": unit},
-            "available_by_max_duration": plan["available_by_max_duration"],
-            "expected_hours": plan["expected_hours"],
-            "max_duration_hours": plan["max_duration_hours"],
-            "plan": plan,
+            "needed": {"champion": plan.n_champion, "challenger": plan.n_challenger, "unit": unit},
+            "available_by_max_duration": plan.available_by_max_duration,
+            "expected_hours": plan.expected_hours,
+            "max_duration_hours": plan.max_duration_hours,
+            "plan": plan.to_json(),
         },
     )
 
@@ -425,7 +427,7 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
         )
     sequential = sequential_look(rollout, policy, arm_a, arm_b)
     base["sequential"] = sequential.to_dict()
-    memory = {**rollout.memory, "p_value": sequential.p_value, "ci": [sequential.ci_low, sequential.ci_high]}
+    memory = SequentialMemory(sequential.p_value, (sequential.ci_low, sequential.ci_high))
     if sequential.ci_low > 0:
         # Direction from the running confidence sequence, never from a p-value an earlier win earned:
         # worse only when every error difference the evidence allows is above zero.
@@ -462,7 +464,7 @@ def _wait_or_give_up(
     rule: Rule,
     waiting: str,
     base: dict[str, Any],
-    memory: dict[str, Any] | None = None,
+    memory: SequentialMemory | None = None,
 ) -> Decision:
     if elapsed >= limit:
         return Decision(
@@ -483,7 +485,7 @@ def _sequential_verdict(
     look: TestResult,
     champion_mean: float,
     base: dict[str, Any],
-    memory: dict[str, Any],
+    memory: SequentialMemory,
 ) -> Decision:
     ab = policy.ab_test
     bound = -ab.min_improvement * champion_mean
@@ -538,7 +540,7 @@ def _fixed_horizon_verdict(
     evidence: Evidence,
     elapsed: timedelta,
     base: dict[str, Any],
-    memory: dict[str, Any],
+    memory: SequentialMemory,
 ) -> Decision:
     """One decision, once the planned sample has matured labels and the minimum duration has passed.
 
@@ -598,7 +600,7 @@ def _fixed_horizon_verdict(
 
 
 def _mann_whitney_verdict(
-    policy: Policy, evidence: Evidence, base: dict[str, Any], memory: dict[str, Any]
+    policy: Policy, evidence: Evidence, base: dict[str, Any], memory: SequentialMemory
 ) -> Decision:
     """Rank test of each user's mean error, with the margin: a win needs the challenger's users' errors
     below the champion's shrunk by it.

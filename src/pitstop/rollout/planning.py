@@ -8,50 +8,17 @@ the same requests, and how distinct users accumulated over the shadow window).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from pitstop.config import ABMethod, ABStopping, Policy
 from pitstop.durations import describe_span
 from pitstop.rollout.evidence import Evidence
+from pitstop.rollout.plan import AbPlan, Supply
 from pitstop.stats import sample_size_margin
 from pitstop.stats.population import UserCurve, fit_user_curve
 from pitstop.stats.power import sample_size_sequential
 from pitstop.stats.results import SampleSize
-
-
-@dataclass(frozen=True)
-class Supply:
-    """The units (users, or requests for a request-level method) the A/B test can expect to analyse.
-
-    From the shadow window: `seen` distinct units in `window_hours`, of which `labelled_share` had a
-    label; the curve extrapolates the distinct units to any duration. A unit counts in the A/B test once
-    its label has matured, so `labelled_by(hours)` is labelled_share x D(hours - maturation).
-    """
-
-    unit: str  # "users" or "requests"
-    seen: int
-    window_hours: float
-    labelled_share: float
-    maturation_hours: float
-    curve: UserCurve
-    how: str  # how the count was made, in words
-
-    def labelled_by(self, hours: float) -> float:
-        return self.labelled_share * self.curve.users_by(hours - self.maturation_hours)
-
-    def hours_to(self, labelled: float) -> float | None:
-        """Hours until `labelled` units have matured labels (None: the population has fewer)."""
-        if self.labelled_share <= 0:
-            return None
-        hours = self.curve.hours_to(labelled / self.labelled_share)
-        return None if hours is None else hours + self.maturation_hours
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["curve"] = self.curve.to_dict()
-        return out
 
 
 def unit_supply(policy: Policy, evidence: Evidence) -> Supply:
@@ -94,7 +61,7 @@ def _fitted(evidence: Evidence) -> UserCurve | None:
         return None
 
 
-def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
+def plan_ab_test(policy: Policy, evidence: Evidence) -> AbPlan:
     """The A/B plan from the shadow data: the effect and spread to expect, the units per arm the
     configured stopping rule needs to win with `ab_test.power`, the units the model will have, and
     whether the test can reach its plan within `ab_test.max_duration` (`reachable`)."""
@@ -110,27 +77,21 @@ def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
     tau = max(ab.tau, planned_effect if plausible else 0.0)
     supply = unit_supply(policy, evidence)
     max_hours = ab.max_duration.total_seconds() / 3600
-    plan: dict[str, Any] = {
-        "shadow_effect": observed,
-        "planned_effect": planned_effect,
-        "baseline_mean": paired.champion_mean,
-        "baseline_std": unit_std,
-        "win_plausible": plausible,
-        "stopping": ab.stopping.value,
-        "units_per_hour": supply.curve.rate_per_hour,
-        "tau": tau * paired.champion_mean,
-        "supply": supply.to_dict(),
-        "available_by_max_duration": supply.labelled_by(max_hours),
-        "max_duration_hours": max_hours,
-    }
+    plan = AbPlan(
+        shadow_effect=observed,
+        planned_effect=planned_effect,
+        baseline_mean=paired.champion_mean,
+        baseline_std=unit_std,
+        win_plausible=plausible,
+        stopping=ab.stopping,
+        units_per_hour=supply.curve.rate_per_hour,
+        tau=tau * paired.champion_mean,
+        supply=supply,
+        available_by_max_duration=supply.labelled_by(max_hours),
+        max_duration_hours=max_hours,
+        summary="A/B sample size unknown (no spread in the shadow data)",
+    )
     if unit_std <= 0 or paired.champion_mean <= 0:
-        plan.update(
-            n_champion=None,
-            n_challenger=None,
-            expected_hours=None,
-            reachable=None,
-            summary="A/B sample size unknown (no spread in the shadow data)",
-        )
         return plan
     size = _sample_size(policy, paired.champion_mean, unit_std, planned_effect, tau)
     floor = ab.min_users_per_arm if ab.stopping is ABStopping.SEQUENTIAL else 2
@@ -141,19 +102,20 @@ def plan_ab_test(policy: Policy, evidence: Evidence) -> dict[str, Any]:
     if hours is not None:
         hours = max(hours, ab.min_duration.total_seconds() / 3600)
     reachable = hours is not None and hours <= max_hours
-    plan.update(
+    summary = _summary(policy, supply, n_champion, n_challenger, planned_effect, hours, reachable)
+    if not plausible:
+        summary += (
+            f"; the shadow effect ({observed:+.1%}) makes an A/B win implausible: expect an inconclusive test"
+        )
+    return replace(
+        plan,
         n_champion=n_champion,
         n_challenger=n_challenger,
         needed_total=math.ceil(needed),
         expected_hours=hours,
         reachable=reachable,
-        summary=_summary(policy, supply, n_champion, n_challenger, planned_effect, hours, reachable),
+        summary=summary,
     )
-    if not plausible:
-        plan["summary"] += (
-            f"; the shadow effect ({observed:+.1%}) makes an A/B win implausible: expect an inconclusive test"
-        )
-    return plan
 
 
 def _sample_size(policy: Policy, mean: float, std: float, effect: float, tau: float) -> SampleSize:

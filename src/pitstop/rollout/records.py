@@ -11,7 +11,8 @@ from sqlalchemy import Connection, select
 from pitstop.config import Policy
 from pitstop.errors import ConflictError, NotFoundError
 from pitstop.rollout.phases import Outcome, Phase
-from pitstop.rollout.state import RolloutState, challenger_share
+from pitstop.rollout.plan import AbPlan
+from pitstop.rollout.state import RolloutState, SequentialMemory, challenger_share
 from pitstop.store.tables import models, rollouts
 
 
@@ -47,7 +48,7 @@ class StoredRollout:
             "started_by": self.started_by,
             "phase_started_at": s.phase_started_at.isoformat(),
             "ended_at": s.ended_at.isoformat() if s.ended_at else None,
-            "plan": s.plan,
+            "plan": None if s.plan is None else s.plan.to_json(),
         }
 
 
@@ -63,8 +64,8 @@ def _from_row(row: Any, model: str) -> StoredRollout:
         started_at=row.started_at,
         phase_routing_version=row.phase_routing_version,
         salt=row.salt,
-        plan=row.plan,
-        memory=dict(row.memory or {}),
+        plan=None if row.plan is None else AbPlan.from_json(row.plan),
+        memory=SequentialMemory.from_json(row.memory),
         outcome=Outcome(row.outcome) if row.outcome else None,
         stage=row.stage,
         reason=row.reason,
@@ -173,7 +174,7 @@ def insert_rollout(
             step=None,
             salt=salt,
             policy=policy.model_dump(mode="json"),
-            memory={},
+            memory=SequentialMemory().to_json(),
             status=None,
             phase_routing_version=phase_routing_version,
             phase_started_at=now,
@@ -190,11 +191,15 @@ def insert_rollout(
 def update_rollout(
     conn: Connection, before: StoredRollout, *, now: datetime, **changes: Any
 ) -> StoredRollout:
-    """Write `changes` only if nobody changed the row since `before` was read; bump the revision."""
+    """Write `changes` only if nobody changed the row since `before` was read; bump the revision.
+    Enums are written as their values, the A/B plan and the sequential memory as their JSON."""
     values = {**changes, "updated_at": now, "revision": before.state.revision + 1}
     for key in ("phase", "outcome"):
         if hasattr(values.get(key), "value"):
             values[key] = values[key].value
+    for key in ("plan", "memory"):
+        if isinstance(values.get(key), AbPlan | SequentialMemory):
+            values[key] = values[key].to_json()
     result = conn.execute(
         rollouts.update()
         .where(rollouts.c.id == before.state.id, rollouts.c.revision == before.state.revision)

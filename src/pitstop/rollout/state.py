@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pitstop.config import Policy
 from pitstop.rollout.phases import Outcome, Phase
+from pitstop.rollout.plan import AbPlan
+
+
+@dataclass(frozen=True)
+class SequentialMemory:
+    """What the A/B test's always-valid test carries from one look to the next: its running p-value
+    and confidence interval on the error difference (None before the first look that counts)."""
+
+    p_value: float | None = None
+    ci: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored shape: `{}` before the first look, then `p_value` and `ci` as a list."""
+        out: dict[str, Any] = {}
+        if self.p_value is not None:
+            out["p_value"] = self.p_value
+        if self.ci is not None:
+            out["ci"] = list(self.ci)
+        return out
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any] | None) -> SequentialMemory:
+        """A memory as any version stored it. Rollouts from before the latency baseline was taken from
+        every champion call also remembered the champion's p99 (`champion_p99_ms` and its counts):
+        nothing reads those now, so they are dropped."""
+        stored = stored or {}
+        ci = stored.get("ci")
+        return cls(p_value=stored.get("p_value"), ci=(float(ci[0]), float(ci[1])) if ci else None)
 
 
 @dataclass(frozen=True)
@@ -22,8 +51,8 @@ class RolloutState:
     started_at: datetime
     phase_routing_version: int  # evidence of this phase/step is what was routed from this version on
     salt: str
-    plan: dict[str, Any] | None = None  # the A/B plan, computed and stored when the A/B test starts
-    memory: dict[str, Any] = field(default_factory=dict)  # running sequential-test state between looks
+    plan: AbPlan | None = None  # the A/B plan, computed and stored when the A/B test starts
+    memory: SequentialMemory = field(default_factory=SequentialMemory)
     outcome: Outcome | None = None
     stage: str | None = None
     reason: str | None = None
