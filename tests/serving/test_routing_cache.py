@@ -16,6 +16,7 @@ from pitstop import loading
 from pitstop.artifacts import ArtifactStore
 from pitstop.config import ServingSettings
 from pitstop.errors import ArtifactIntegrityError
+from pitstop.lineage_record import Lineage
 from pitstop.registry import ModelInfo, Task, VersionInfo
 from pitstop.routing.table import RoutingTable
 from pitstop.serving import routing_cache
@@ -29,7 +30,8 @@ def cached_model(uri: str, sha256: str = "0" * 64) -> routing_cache.CachedModel:
         7, "eta", Task.REGRESSION, "y", "time", ["a", "b"], ["user_id"], WHEN, "me", {"champion": 1}
     )
     table = RoutingTable("eta", 4, 1, 2, 0.25, None, "salt", 3, 1, None, WHEN)
-    version = VersionInfo("eta", 1, uri, sha256, 10, {"features": ["a", "b"]}, None, WHEN, "me", ["champion"])
+    lineage = Lineage.from_json({"features": ["a", "b"]})
+    version = VersionInfo("eta", 1, uri, sha256, 10, lineage, None, WHEN, "me", ["champion"])
     return routing_cache.CachedModel(info, table, version)
 
 

@@ -30,6 +30,8 @@ from fsspec.implementations.local import LocalFileSystem
 from pitstop.artifacts import ArtifactStore
 from pitstop.config import STATE_DIR, ServingSettings
 from pitstop.errors import ArtifactIntegrityError
+from pitstop.gate_result import GateResult
+from pitstop.lineage_record import Lineage
 from pitstop.registry import ModelInfo, Task, VersionInfo
 from pitstop.routing.table import RoutingTable
 
@@ -152,4 +154,7 @@ def _model_from_dict(data: dict[str, Any]) -> CachedModel:
     table["created_at"] = datetime.fromisoformat(table["created_at"])
     champion = dict(data["champion"])
     champion["created_at"] = datetime.fromisoformat(champion["created_at"])
+    champion["lineage"] = Lineage.from_json(champion["lineage"])
+    if champion["gate_result"] is not None:
+        champion["gate_result"] = GateResult.from_json(champion["gate_result"])
     return CachedModel(ModelInfo(**info), RoutingTable(**table), VersionInfo(**champion))
