@@ -13,8 +13,8 @@ from sklearn.linear_model import LinearRegression
 
 from contract_models import ArrayWeights, ZoneMeans
 from helpers import write_regression_csv
-from pitstop.lineage_record import Lineage
 from pitstop.model_input import InputSignature, from_lineage, signature_of
+from pitstop.records.lineage import Lineage
 from pitstop.store.tables import model_versions
 from pitstop.workspace import Workspace
 

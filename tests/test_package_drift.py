@@ -103,8 +103,8 @@ def test_only_major_and_minor_count(recorded: str, installed: str | None, differ
 
 
 def test_a_top_level_packages_record_is_read_too() -> None:
-    from pitstop.lineage_record import Lineage
     from pitstop.package_drift import recorded_packages
+    from pitstop.records.lineage import Lineage
 
     lineage = {"packages": {"lightgbm": "4.3.0"}, "environment": {"packages": {"numpy": "1.0"}}}
     assert recorded_packages(Lineage.from_json(lineage)) == {"lightgbm": "4.3.0"}

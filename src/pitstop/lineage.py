@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pitstop.data_refs import check_commit
-from pitstop.lineage_record import CodeCommit, DatasetUse, Environment, Lineage, TrainingWindow
+from pitstop.records.lineage import CodeCommit, DatasetUse, Environment, Lineage, TrainingWindow
 
 if TYPE_CHECKING:  # `current_actor` is used by every write; pandas loads only to build a lineage
     import pandas as pd

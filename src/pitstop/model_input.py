@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from pitstop.lineage_record import Lineage
+from pitstop.records.lineage import Lineage
 
 Row = Mapping[str, Any]
 Takes = Literal["frame", "array"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from pitstop.lineage_record import Lineage
+from pitstop.records.lineage import Lineage
 
 log = logging.getLogger(__name__)
 

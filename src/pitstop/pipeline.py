@@ -9,7 +9,7 @@ import pandas as pd
 
 from pitstop import registry
 from pitstop.errors import ConflictError, UsageError
-from pitstop.gate_result import GateResult
+from pitstop.records.gate_result import GateResult
 from pitstop.registry import VersionInfo
 
 if TYPE_CHECKING:

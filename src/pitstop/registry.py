@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from pitstop import model_metadata, signing
 from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
 from pitstop.events import EventKind, record_event
-from pitstop.gate_result import GateResult
-from pitstop.lineage_record import Lineage
+from pitstop.records.gate_result import GateResult
+from pitstop.records.lineage import Lineage
 from pitstop.rules import Rule
 from pitstop.store.tables import aliases, model_versions, models
 

@@ -23,7 +23,7 @@ from pitstop.errors import (
 )
 from pitstop.events import Event, list_events
 from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
-from pitstop.lineage_record import CodeCommit, DoorCheckRecord, Lineage
+from pitstop.records.lineage import CodeCommit, DoorCheckRecord, Lineage
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
 
 if TYPE_CHECKING:
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from pitstop import feature_choice, model_input, training
     from pitstop.conversion import Conversion
     from pitstop.data_refs import DataReference
-    from pitstop.gate_result import GateResult
     from pitstop.losses import Loss
     from pitstop.package_drift import PackageDrift
+    from pitstop.records.gate_result import GateResult
     from pitstop.rollout.actions import RolloutStatus
     from pitstop.rollout.records import StoredRollout
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pitstop.http.payloads import parse_labels, parse_predict
-from pitstop.lineage_record import Lineage
+from pitstop.records.lineage import Lineage
 from pitstop.serving.errors import InvalidInputError, InvalidJSONError
 from pitstop.serving.features import FeatureSchema
 

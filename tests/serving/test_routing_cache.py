@@ -16,7 +16,7 @@ from pitstop import loading
 from pitstop.artifacts import ArtifactStore
 from pitstop.config import ServingSettings
 from pitstop.errors import ArtifactIntegrityError
-from pitstop.lineage_record import Lineage
+from pitstop.records.lineage import Lineage
 from pitstop.registry import ModelInfo, Task, VersionInfo
 from pitstop.routing.table import RoutingTable
 from pitstop.serving import routing_cache

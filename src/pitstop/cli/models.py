@@ -27,9 +27,9 @@ from pitstop.formats import fmt_time
 
 if TYPE_CHECKING:  # pandas, numpy and the store load only in the commands that use them
     from pitstop.data_refs import DataReference
-    from pitstop.gate_result import GateResult
-    from pitstop.lineage_record import CodeCommit, Lineage
     from pitstop.package_drift import PackageDrift
+    from pitstop.records.gate_result import GateResult
+    from pitstop.records.lineage import CodeCommit, Lineage
     from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)

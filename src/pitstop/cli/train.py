@@ -26,8 +26,8 @@ from pitstop.formats import fmt_time
 if TYPE_CHECKING:  # pandas, scikit-learn and the store load only in the commands that use them
     import pandas as pd
 
-    from pitstop.gate_result import GateResult
     from pitstop.pipeline import RetrainResult
+    from pitstop.records.gate_result import GateResult
     from pitstop.registry import VersionInfo
 
 ModelArg = Annotated[str, typer.Argument(help="model name")]

@@ -24,7 +24,7 @@ from pitstop.demo.data import FEATURES, TARGET, TIME, USER, Scenario, generate_d
 from pitstop.demo.folder import DEMO_MARK, demo_workspace, show_workspace
 from pitstop.demo.traffic import live_traffic
 from pitstop.events import EventKind
-from pitstop.gate_result import GateResult
+from pitstop.records.gate_result import GateResult
 from pitstop.registry import VersionInfo
 from pitstop.replay import Replay, prepare_traffic, replay_salt
 from pitstop.workspace import Workspace

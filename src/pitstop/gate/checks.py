@@ -11,9 +11,9 @@ from datetime import datetime
 
 from pitstop.config import GatePolicy
 from pitstop.gate.metrics import quality_metric
-from pitstop.gate_result import Check as Check  # re-exported: the checks made here
 from pitstop.leakage import FeatureScore, LateFeature
 from pitstop.losses import Loss
+from pitstop.records.gate_result import Check as Check  # re-exported: the checks made here
 from pitstop.registry import Task
 from pitstop.rules import Rule
 

@@ -16,10 +16,10 @@ from pitstop.errors import UsageError
 from pitstop.events import EventKind, record_event
 from pitstop.gate.checks import GateInputs, TestSetFacts, decided_by, evaluate_gate, verdict
 from pitstop.gate.metrics import offline_metrics
-from pitstop.gate_result import Acceptance, GateResult, Probes, TestSetRef
 from pitstop.lineage import current_actor
-from pitstop.lineage_record import Lineage
 from pitstop.losses import Loss, LossKind, check_percentage_labels
+from pitstop.records.gate_result import Acceptance, GateResult, Probes, TestSetRef
+from pitstop.records.lineage import Lineage
 from pitstop.registry import Alias, ModelInfo, Task
 from pitstop.scoring import (
     binary_target,

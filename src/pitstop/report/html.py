@@ -22,7 +22,7 @@ from pitstop.report.values import ReportData
 
 if TYPE_CHECKING:
     from pitstop.context import Context
-    from pitstop.gate_result import Check
+    from pitstop.records.gate_result import Check
 
 PLOT_CONFIG = {"responsive": True, "displaylogo": False}
 CHARTS = ("timeline", "share", "errors", "latency", "progress")  # each in a section of its own

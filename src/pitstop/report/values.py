@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from pitstop.events import Event
-from pitstop.gate_result import GateResult
 from pitstop.jsonable import json_safe
+from pitstop.records.gate_result import GateResult
 from pitstop.store.error_messages import ErrorMessages
 
 

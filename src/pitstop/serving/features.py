@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pitstop.lineage_record import Lineage
+from pitstop.records.lineage import Lineage
 from pitstop.serving.errors import FieldProblem
 
 Kind = Literal["float", "int", "bool", "str", "any"]

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from pitstop import model_input
-from pitstop.lineage_record import Lineage
 from pitstop.model_input import InputSignature
+from pitstop.records.lineage import Lineage
 from pitstop.registry import Task
 from pitstop.serving.batching import BatchedRunner, MicroBatcher, Timed
 from pitstop.serving.features import Kind, kind_of

@@ -30,8 +30,8 @@ from fsspec.implementations.local import LocalFileSystem
 from pitstop.artifacts import ArtifactStore
 from pitstop.config import STATE_DIR, ServingSettings
 from pitstop.errors import ArtifactIntegrityError
-from pitstop.gate_result import GateResult
-from pitstop.lineage_record import Lineage
+from pitstop.records.gate_result import GateResult
+from pitstop.records.lineage import Lineage
 from pitstop.registry import ModelInfo, Task, VersionInfo
 from pitstop.routing.table import RoutingTable
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pitstop.gate_result import GateResult, TestSetRef
+from pitstop.records.gate_result import GateResult, TestSetRef
 from pitstop.rules import Rule
 
 # Before review holds: no verdict, acceptance, probes, or a check's `review`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pitstop.data_refs import DataReference
-from pitstop.lineage_record import CodeCommit, DatasetUse, DoorCheckRecord, Lineage, TrainingWindow
+from pitstop.records.lineage import CodeCommit, DatasetUse, DoorCheckRecord, Lineage, TrainingWindow
 
 # As the first releases stored it: the environment held the registering process's packages; no input
 # signature, door check or top-level packages yet, and a key a caller added (`extra_lineage`).
