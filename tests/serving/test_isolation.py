@@ -380,3 +380,15 @@ def test_an_isolated_model_whose_module_is_missing_fails_with_its_own_error(
             InProcessRunner(model, version=1, isolated=True, **FEATURES)
     finally:
         sys.modules.pop("gonetrainers", None)
+
+
+def test_model_children_start_with_the_model_file_readers_already_imported() -> None:
+    """Each door check and shadow child loads a model file; skops (~0.7 s of imports) must come from the
+    fork server, not from every child. The layering change stopped `pitstop.serving.inprocess` from
+    importing it on the way, and every registration paid for it until the server preloaded it."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pitstop.serving.isolation import _context
+
+    with ProcessPoolExecutor(1, mp_context=_context()) as pool:
+        assert pool.submit(eval, "'skops.io' in __import__('sys').modules").result(timeout=60)

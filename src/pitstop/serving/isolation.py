@@ -65,7 +65,10 @@ log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 Call = Callable[[list[Row]], Timed]
-_PRELOAD = ["pitstop.serving.inprocess", "sklearn.base"]  # imported once, in the fork server
+# Imported once, in the fork server, so no child pays for them: every child loads a model file, and
+# `model_files` brings skops, whose trusted-type tables import every scikit-learn estimator (~0.7 s;
+# the door check's child took that on each registration once serving stopped importing it already).
+_PRELOAD = ["pitstop.serving.inprocess", "pitstop.model_files", "sklearn.base"]
 _STOP_SECONDS = 2.0
 MEMORY_EVERY = 1.0  # seconds between two readings of a child's resident memory
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
