@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +34,7 @@ from pitstop.events import list_events
 from pitstop.http.edge import OPERATOR, edge
 from pitstop.http.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, ErrorBody, Identifier, Reason
 from pitstop.rollout import actions
+from pitstop.rollout.records import StoredRollout
 from pitstop.serving.cached import Cached
 
 if TYPE_CHECKING:
@@ -102,42 +104,46 @@ async def status(
     return _answer({**found, "gateway": gateway_view(shared.gateway, model)})
 
 
+async def _override(
+    request: Request, act: Callable[..., StoredRollout], model: str, body: Override, **more: Any
+) -> Response:
+    """Run a manual override on a worker thread, as `body.by` (default `HTTP_ACTOR`); the rollout after it."""
+    ws, actor = edge(request).gateway.ws, body.by or HTTP_ACTOR
+    stored = await asyncio.to_thread(act, ws, model, reason=body.reason, actor=actor, **more)
+    return _answer(stored.to_dict())
+
+
+_OVERRIDE_ERRORS = _error_docs(400, 401, 403, 404, 409, 422, 503)
+
+
 @router.post(
     "/v1/models/{model}/rollout/promote",
     summary="Advance the active rollout one phase or step by hand (to_end: promote now)",
-    responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
+    responses=_OVERRIDE_ERRORS,
     dependencies=[OPERATOR],
 )
 async def promote(request: Request, model: ModelName, body: Promotion) -> Response:
-    ws, actor = edge(request).gateway.ws, body.by or HTTP_ACTOR
-    stored = await asyncio.to_thread(
-        actions.promote, ws, model, reason=body.reason, to_end=body.to_end, actor=actor
-    )
-    return _answer(stored.to_dict())
+    return await _override(request, actions.promote, model, body, to_end=body.to_end)
 
 
 @router.post(
     "/v1/models/{model}/rollout/rollback",
     summary="All traffic back to the champion at once (after a promotion: the previous champion)",
-    responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
+    responses=_OVERRIDE_ERRORS,
     dependencies=[OPERATOR],
 )
 async def rollback(request: Request, model: ModelName, body: Override) -> Response:
-    ws, actor = edge(request).gateway.ws, body.by or HTTP_ACTOR
-    stored = await asyncio.to_thread(actions.rollback, ws, model, reason=body.reason, actor=actor)
-    return _answer(stored.to_dict())
+    return await _override(request, actions.rollback, model, body)
 
 
 @router.post(
     "/v1/models/{model}/rollout/abort",
     summary="End the active rollout, keeping the champion",
-    responses=_error_docs(400, 401, 403, 404, 409, 422, 503),
+    responses=_OVERRIDE_ERRORS,
     dependencies=[OPERATOR],
 )
 async def abort(request: Request, model: ModelName, body: Override) -> Response:
-    ws, actor = edge(request).gateway.ws, body.by or HTTP_ACTOR
-    stored = await asyncio.to_thread(actions.abort, ws, model, reason=body.reason, actor=actor)
-    return _answer(stored.to_dict())
+    return await _override(request, actions.abort, model, body)
 
 
 def gateway_view(gateway: Gateway, model: str) -> dict[str, Any]:
