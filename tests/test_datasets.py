@@ -107,7 +107,7 @@ def test_same_content_with_a_time_column_it_was_added_without_is_refused(
 ) -> None:
     csv = write_regression_csv(tmp_path / "d.csv")
     workspace.add_dataset("orders", csv)
-    with pytest.raises(ConflictError, match="without a time column; leave out --time-column"):
+    with pytest.raises(ConflictError, match="without a time column; leave out time_column"):
         workspace.add_dataset("orders", csv, time_column="time")
     assert workspace.dataset("orders").time_column is None
 

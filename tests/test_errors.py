@@ -4,12 +4,14 @@ flag, only HTTP a JSON pointer."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 from helpers import one_line_error
-from pitstop.errors import UsageError
+from pitstop.cli.common import error_line
+from pitstop.errors import ConflictError, UsageError, mention
 from pitstop.workspace import Workspace
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "pitstop"
@@ -40,27 +42,66 @@ def test_positional_messages_still_work() -> None:
     assert (str(error), error.field, error.hint) == ("plain", None, None)
 
 
-def _messages(tree: ast.AST) -> list[tuple[int, str]]:
-    """The leading text of every message given to an `…Error(...)` raised in `tree`."""
+def test_a_mentioned_input_is_a_parameter_in_python_and_a_flag_on_the_cli() -> None:
+    error = ConflictError(
+        f"champions change through rollouts, or pass {mention('force', True)}",
+        hint=f"or give {mention('time_column', 'ts')}, leaving out {mention('features')}",
+    )
+    assert str(error) == (
+        "champions change through rollouts, or pass force=True; "
+        "or give time_column='ts', leaving out features"
+    )
+    assert error.hint == "or give time_column='ts', leaving out features"
+    assert error_line(error) == (
+        "champions change through rollouts, or pass --force; or give --time-column ts, leaving out --features"
+    )
+
+
+def test_the_cli_names_the_flag_a_library_message_mentions(cli, workspace: Workspace) -> None:  # type: ignore[no-untyped-def]
+    line = one_line_error(cli("models", "update", "eta", "-w", workspace.path))
+    assert line == "error: give --description, --meta KEY=VALUE or --unset KEY: there is nothing to change"
+    with pytest.raises(UsageError, match="give a description or metadata to set or remove"):
+        workspace.update_model("eta")
+
+
+# A flag inside a library's words: `--name` after a space or a bracket, outside a `quoted command`.
+_FLAG = re.compile(r"(?:^|[\s(])--[a-z][a-z-]+")
+
+
+def _words(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every string the module says (f-strings whole, their values as …), but docstrings and
+    argument lists of other programs (a string that is one flag, `--porcelain`)."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    parts = {id(value) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for value in node.values}
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
-            first = node.exc.args[0]
-            if isinstance(first, ast.JoinedStr) and first.values:
-                first = first.values[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                found.append((node.lineno, first.value))
+        if id(node) in docstrings or id(node) in parts:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        if not re.fullmatch(r"--[a-z][a-z-]*(=\S*)?", text):
+            found.append((node.lineno, text))
     return found
 
 
-def test_no_message_raised_outside_the_cli_starts_with_a_flag() -> None:
+def test_no_library_message_names_a_flag() -> None:
     offenders = [
-        f"{path.relative_to(SRC)}:{line}: {text[:40]}"
+        f"{path.relative_to(SRC)}:{line}: {text[:60]!r}"
         for path in sorted(SRC.rglob("*.py"))
-        if "cli" not in path.relative_to(SRC).parts
-        for line, text in _messages(ast.parse(path.read_text()))
-        if text.lstrip().startswith("--")
+        if not {"cli", "demo"} & set(path.relative_to(SRC).parts)
+        for line, text in _words(ast.parse(path.read_text()))
+        if _FLAG.search(re.sub(r"`[^`]*`", "", text))
     ]
-    assert offenders == [], "name the field (field=...), the CLI turns it into a flag:\n" + "\n".join(
+    assert offenders == [], "mention the input (errors.mention), the CLI names its flag:\n" + "\n".join(
         offenders
     )

@@ -196,7 +196,9 @@ def test_a_pickle_is_refused_unless_the_model_allows_pickles(ws: Workspace, tmp_
 
 
 def test_a_model_skops_cannot_store_needs_the_pickle_opt_in(ws: Workspace, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"holds a SlottedModel, which skops cannot store .*--allow-pickle"):
+    with pytest.raises(
+        UsageError, match=r"holds a SlottedModel, which skops cannot store .*allow_pickle=True"
+    ):
         _register(ws, SlottedModel(_fitted(tmp_path)), tmp_path / "s.joblib")
     assert ws.versions("eta") == []
 

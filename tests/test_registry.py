@@ -175,7 +175,7 @@ def test_set_champion_refuses_to_replace_without_force(registered: Workspace, tm
         "eta", fit_regression_artifact(tmp_path / "train.csv", tmp_path / "m2.joblib"), train_data="train"
     )
     assert registered.set_champion("eta", 1, reason="bootstrap") == {"champion": 1}
-    with pytest.raises(ConflictError, match="--force"):
+    with pytest.raises(ConflictError, match="pass force=True"):
         registered.set_champion("eta", 2, reason="try")
     assert registered.set_champion("eta", 2, reason="incident 42", force=True, actor="alice") == {
         "champion": 2,

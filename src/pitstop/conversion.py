@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pitstop import loading, model_files, model_input, registry, training, user_code
-from pitstop.errors import ConflictError, UsageError, describe
+from pitstop.errors import ConflictError, UsageError, describe, mention
 from pitstop.lineage import current_actor
 from pitstop.model_files import ModelFormat
 from pitstop.scoring import checked_predictions
@@ -120,7 +120,7 @@ def _check_same_predictions(
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise UsageError(
-            f"dataset {snapshot.ref} lacks feature(s) {', '.join(missing)}: give --data with them"
+            f"dataset {snapshot.ref} lacks feature(s) {', '.join(missing)}: give {mention('data')} with them"
         )
     X = frame[features]
     who, on = f"{info.name} version {version.version}", f"dataset {snapshot.ref}"
@@ -145,6 +145,7 @@ def _training_data(version: registry.VersionInfo) -> str:
     if source is None:  # its training data is a reference (`data_refs`), not a dataset pitstop holds
         raise UsageError(
             f"{version.model} version {version.version} names its training data by reference and has "
-            "no gate result: give --data NAME, a dataset with its features, to compare predictions on"
+            f"no gate result: give {mention('data', 'NAME')}, a dataset with its features, to compare "
+            "predictions on"
         )
     return source.ref

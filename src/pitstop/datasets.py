@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
-from pitstop.errors import ConflictError, NotFoundError, UsageError
+from pitstop.errors import ConflictError, NotFoundError, UsageError, mention
 from pitstop.events import EventKind, record_event
 from pitstop.registry import validate_name
 from pitstop.store.tables import datasets
@@ -206,10 +206,10 @@ def insert_snapshot(
         _refuse_other_categories(snapshot, info["columns"])
         if time_column is not None and time_column != snapshot.time_column:
             if snapshot.time_column is None:
-                recorded, same = "without a time column", "leave out --time-column"
+                recorded, same = "without a time column", f"leave out {mention('time_column')}"
             else:
                 recorded = f"with time column {snapshot.time_column!r}"
-                same = f"give --time-column {snapshot.time_column}"
+                same = f"give {mention('time_column', snapshot.time_column)}"
             raise ConflictError(
                 f"dataset {snapshot.ref} already holds this content {recorded}; {same} to get that "
                 f"snapshot, or add the file under another name to use time column {time_column!r}"

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pitstop import model_files
-from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
+from pitstop.errors import USER_CODE_FAILURES, UsageError, describe, mention
 from pitstop.model_files import ModelFormat, SavedModel
 from pitstop.model_input import InputSignature, signature_of
 from pitstop.registry import Task
@@ -57,7 +57,8 @@ class ArtifactRefusedError(UsageError):
         self.source, self.problem = source, problem
         super().__init__(
             f"{source} refused, nothing stored: {problem}; fix the model, or register it with "
-            "--skip-check REASON if it cannot run here (it needs a GPU or a service this machine lacks)"
+            f"{mention('skip_check', 'REASON')} if it cannot run here (it needs a GPU or a service this "
+            "machine lacks)"
         )
 
 
@@ -156,7 +157,7 @@ def _text_hint(signature: InputSignature) -> str:
         return ""
     return (
         f"; if it was trained on {', '.join(text)} as pandas `category`, declare them categorical "
-        f"(--categorical {','.join(text)}) when adding the dataset"
+        f"({mention('categorical', ','.join(text))}) when adding the dataset"
     )
 
 

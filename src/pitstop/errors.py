@@ -2,7 +2,37 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
+
+# An input named inside a message or hint (`mention`), worded by each edge as its caller knows it.
+_MENTION = re.compile(r"\{\{([a-z][a-z0-9_]*)(?:=([^{}]*))?\}\}")
+
+
+def mention(field: str, value: str | bool | None = None) -> str:
+    """An input (and a value for it, or `True` for a switch) named inside a message or hint, by its
+    Python name: the CLI words it as the flag (`--features all`, `--force`), Python and HTTP as the
+    parameter (`features='all'`, `force=True`).
+
+    >>> str(UsageError(f"say which columns it reads, e.g. {mention('features', 'a,b')}"))
+    "say which columns it reads, e.g. features='a,b'"
+    """
+    said = "" if value is None else "=" + ("" if value is True else str(value))
+    return "{{" + field + said + "}}"
+
+
+def as_parameter(field: str, value: str | None) -> str:
+    """A mentioned input as a Python caller passes it: `features='all'`, `force=True` (a switch,
+    mentioned with the empty value), or the bare name."""
+    if value is None:
+        return field
+    return f"{field}=True" if value == "" else f"{field}={value!r}"
+
+
+def name_inputs(text: str, name: Callable[[str, str | None], str] = as_parameter) -> str:
+    """`text` with every `mention` worded by `name`."""
+    return _MENTION.sub(lambda found: name(found[1], found[2]), text)
 
 
 class PitstopError(Exception):
@@ -23,19 +53,25 @@ class PitstopError(Exception):
         self, *args: object, field: str | None = None, given: str | None = None, hint: str | None = None
     ) -> None:
         super().__init__(*args)
-        self.field, self.given, self.hint = field, given, hint
+        self.field, self.given, self.said_hint = field, given, hint
 
     @property
     def message(self) -> str:
         """The message alone, without the field, the part given or the hint."""
-        return super().__str__()
+        return name_inputs(super().__str__())
 
-    def worded(self, field: str | None) -> str:
+    @property
+    def hint(self) -> str | None:
+        """How to fix it, with the inputs it mentions named as Python parameters."""
+        return None if self.said_hint is None else name_inputs(self.said_hint)
+
+    def worded(self, field: str | None, name: Callable[[str, str | None], str] = as_parameter) -> str:
         """The message after `field` (the input as the caller knows it) and the part given, before
-        the hint."""
+        the hint; the inputs they mention worded by `name`."""
         named = " ".join(part for part in (field, self.given) if part)
-        text = f"{named}: {self.message}" if named else self.message
-        return f"{text}; {self.hint}" if self.hint else text
+        message = super().__str__()
+        text = f"{named}: {message}" if named else message
+        return name_inputs(f"{text}; {self.said_hint}" if self.said_hint else text, name)
 
     def __str__(self) -> str:
         return self.worded(self.field)

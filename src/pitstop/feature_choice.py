@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pitstop.datasets import DatasetSnapshot
-from pitstop.errors import UsageError
+from pitstop.errors import UsageError, mention
 
 ALL = "all"
 Features = Sequence[str] | Literal["all"]
@@ -29,13 +29,14 @@ class FeaturesNotChosenError(UsageError):
         if candidates:
             hint = (
                 f"the candidates in dataset {source} are {', '.join(candidates)}: take them all "
-                f"with --features all, or list the ones to keep, e.g. --features {','.join(candidates)}"
+                f"with {mention('features', 'all')}, or list the ones to keep, e.g. "
+                f"{mention('features', ','.join(candidates))}"
             )
         else:
             hint = (
-                "--features all (every column of its first version's training data but the "
-                "target, time and id columns) or a list, e.g. --features a,b; add --data NAME with a "
-                "registered dataset to see the candidates"
+                f"{mention('features', 'all')} (every column of its first version's training data but "
+                f"the target, time and id columns) or a list, e.g. {mention('features', 'a,b')}; add "
+                f"{mention('data', 'NAME')} with a registered dataset to see the candidates"
             )
         super().__init__(ask, field="features", hint=hint)
 

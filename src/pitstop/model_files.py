@@ -21,7 +21,7 @@ import joblib
 import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
-from pitstop.errors import PitstopError, UsageError, describe
+from pitstop.errors import PitstopError, UsageError, describe, mention
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def save(estimator: Any, folder: Path, *, allow_pickle: bool, what: str) -> Save
             raise UsageError(
                 f"{what}, which skops cannot store ({describe(error)}); define the model's classes at "
                 "module level, not inside the trainer, with their state in plain attributes; or, if "
-                "you trust the code it holds, allow pickles for this model (--allow-pickle)"
+                f"you trust the code it holds, allow pickles for this model ({mention('allow_pickle', True)})"
             ) from None
     path = folder / f"model{ModelFormat.JOBLIB.suffix}"
     try:

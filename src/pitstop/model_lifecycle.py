@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pitstop import model_metadata, registry
-from pitstop.errors import ConflictError, UsageError
+from pitstop.errors import ConflictError, UsageError, mention
 from pitstop.events import EventKind, record_event
 from pitstop.registry import ModelInfo
 from pitstop.store.tables import models
@@ -33,7 +33,10 @@ def update(
     """Set the description (`""` clears it) and apply metadata changes (None removes a key); an event
     records before and after. Nothing to change is an error."""
     if description is None and not metadata:
-        raise UsageError("give --description, --meta KEY=VALUE or --unset KEY: there is nothing to change")
+        raise UsageError(
+            f"there is nothing to change: give a {mention('description')} or {mention('metadata')} to "
+            "set or remove"
+        )
     current = registry.get_model(conn, name, for_update=True)
     values: dict[str, object] = {}
     if description is not None:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
 from pitstop import model_metadata, signing
-from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
+from pitstop.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError, mention
 from pitstop.events import EventKind, record_event
 from pitstop.records.gate_result import GateResult
 from pitstop.records.lineage import Lineage
@@ -591,7 +591,7 @@ def set_champion(
     if current is not None and current != version and not force:
         raise ConflictError(
             f"model {model.name!r} already has champion version {current}; champions change through rollouts "
-            "(`pitstop rollout start`), or pass --force to override in an emergency"
+            f"(`pitstop rollout start`), or pass {mention('force', True)} to override in an emergency"
         )
     moves: dict[Alias, int | None] = {Alias.CHAMPION: version}
     if current is not None and current != version:

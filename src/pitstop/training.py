@@ -15,7 +15,7 @@ import pandas as pd
 
 from pitstop import model_files
 from pitstop.datasets import DatasetSnapshot, parse_times
-from pitstop.errors import USER_CODE_FAILURES, UsageError, describe
+from pitstop.errors import USER_CODE_FAILURES, UsageError, describe, mention
 from pitstop.registry import ModelInfo, Task
 from pitstop.scoring import binary_target, check_target_complete, class_values
 from pitstop.user_code import current_folder_importable, import_function
@@ -55,7 +55,8 @@ def features_for(model: ModelInfo, snapshot: DatasetSnapshot, columns: Iterable[
     if missing_ids:  # a misspelt id column would otherwise let the real one in as a feature
         raise UsageError(
             f"dataset {snapshot.ref} has no column {missing_ids[0]!r}, an id column of model "
-            f"{model.name!r}; register a dataset that has it, or create the model with the right --id-columns"
+            f"{model.name!r}; register a dataset that has it, or create the model with the right "
+            f"{mention('id_columns')}"
         )
     reserved = reserved_columns(model, snapshot)
     if model.features is None:
@@ -64,7 +65,7 @@ def features_for(model: ModelInfo, snapshot: DatasetSnapshot, columns: Iterable[
     if leaking:
         raise UsageError(
             f"model {model.name!r} declares feature {leaking[0]!r}, which is {reserved[leaking[0]]}: "
-            "it must not be a feature; create a model whose --features leave it out"
+            f"it must not be a feature; create a model whose {mention('features')} leave it out"
         )
     return model.features
 

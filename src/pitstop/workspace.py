@@ -20,6 +20,7 @@ from pitstop.errors import (
     UsageError,
     describe,
     describe_os_error,
+    mention,
 )
 from pitstop.events import Event, list_events
 from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
@@ -251,8 +252,8 @@ class Workspace(Context):
         `skip_check`, a reason recorded in the lineage, skips that for a model that cannot run here."""
         if (train_data is None) == (train_data_ref is None):
             raise UsageError(
-                "give the training data once: --train-data NAME (a registered dataset), or by reference "
-                "--train-data-uri URI with --train-data-sha256 HEX, or --dvc-file FILE"
+                "give the training data once: a registered dataset (`train_data`) or a reference "
+                "(`train_data_ref`, from `data_refs.by_uri` or `data_refs.from_dvc`)"
             )
         code = given_commit(code_commit) if code_commit is not None else None
         artifact_path = Path(artifact)
@@ -459,10 +460,10 @@ class Workspace(Context):
         check_estimator(estimator, info.task, source)
         if info.features is None:
             raise UsageError(
-                f"model {info.name!r} has no feature list yet (created with --features all, which its "
-                "first version's training data fixes, and a reference holds no columns pitstop can "
-                "read): register its first version with --train-data NAME, or create a model with a "
-                "--features list"
+                f"model {info.name!r} has no feature list yet (created with "
+                f"{mention('features', 'all')}, which its first version's training data fixes, and a "
+                "reference holds no columns pitstop can read): register its first version with "
+                f"{mention('train_data', 'NAME')}, or create a model with a list of features"
             )
         lineage = reference_lineage(reference, info.features, params, feature_pipeline_version, as_of)
         lineage = dataclasses.replace(lineage, code=code or lineage.code)
@@ -541,7 +542,7 @@ class Workspace(Context):
             if saved.format is ModelFormat.JOBLIB and not current.allow_pickle:
                 if not allow_pickle:  # refused since it was read above
                     raise ConflictError(f"model {info.name!r} stopped allowing pickles; register again")
-                reason = "--allow-pickle at registration: skops cannot store this version"
+                reason = "pickles allowed at registration: skops cannot store this version"
                 current = registry.set_allow_pickle(conn, current, True, now=now, actor=actor, reason=reason)
             return registry.add_version(
                 conn,

@@ -138,7 +138,12 @@ def error_line(error: PitstopError) -> str:
     >>> error_line(UsageError("say why the model is archived", field="reason"))
     '--reason: say why the model is archived'
     """
-    return error.worded(flag(error.field) if error.field else None)
+    return error.worded(flag(error.field) if error.field else None, as_flag)
+
+
+def as_flag(field: str, value: str | None) -> str:
+    """An input a message mentions as the CLI takes it: `--features all`, `--force`."""
+    return f"{flag(field)} {value}" if value else flag(field)
 
 
 _opened: list[Workspace] = []

@@ -179,6 +179,8 @@ def update(
 ) -> None:
     """Change a model's description and metadata; an event records before and after."""
     changes: dict[str, str | None] = {**parse_meta(meta), **dict.fromkeys(unset or [])}
+    if description is None and not changes:
+        raise UsageError("give --description, --meta KEY=VALUE or --unset KEY: there is nothing to change")
     info = open_workspace(workspace).update_model(model, description=description, metadata=changes, actor=by)
     emit(as_json, info.to_dict(), lambda: _render_model(info, "updated"))
 
@@ -429,6 +431,11 @@ def register_version(
     The training data is a registered dataset (--train-data), or a reference not copied in:
     --train-data-uri with --train-data-sha256, or --dvc-file."""
     reference = _data_reference(train_data_uri, train_data_sha256, dvc_file)
+    if (train_data is None) == (reference is None):
+        raise UsageError(
+            "give the training data once: --train-data NAME (a registered dataset), or by reference "
+            "--train-data-uri URI with --train-data-sha256 HEX, or --dvc-file FILE"
+        )
     info = open_workspace(workspace).register(
         model,
         artifact,

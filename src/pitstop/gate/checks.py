@@ -145,7 +145,7 @@ def check_temporal_overlap(inputs: GateInputs) -> Check:
         )
     passed = start > end
     detail = f"test set starts {start:%Y-%m-%d %H:%M}, training ended {end:%Y-%m-%d %H:%M}: " + (
-        "no overlap" if passed else f"{_overlap(inputs)}; use --as-of before the test set"
+        "no overlap" if passed else f"{_overlap(inputs)}; train with an as-of cutoff before the test set"
     )
     return Check(Rule.TEMPORAL_OVERLAP, passed, start.isoformat(), end.isoformat(), detail)
 

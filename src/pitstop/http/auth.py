@@ -143,7 +143,7 @@ def unconfigured_reason(scope: Scope, opted_in: bool) -> str:
         )
     return (
         f"no {scope.value} token is configured, so this gateway refuses {scope.value} writes: set "
-        f"{_names(scope)} (or, on a laptop only, start it with --insecure-local-writes)"
+        f"{_names(scope)} (or, on a laptop only, start it with `pitstop serve --insecure-local-writes`)"
     )
 
 
@@ -201,7 +201,7 @@ def describe_access(access: Access) -> str:
         elif access.tokens(scope):
             state = "token"
         elif access.insecure_local_writes:
-            state = "open to this machine only (no token: --insecure-local-writes)"
+            state = "open to this machine only (no token: `pitstop serve --insecure-local-writes`)"
         else:
             state = f"refused (no token: set {_names(scope)})"
         parts.append(f"{what}: {state}")
@@ -214,8 +214,9 @@ def exposure_warnings(access: Access, host: str) -> list[str]:
     if opened := access.open_scopes():
         names = " and ".join("rollout overrides" if s is Scope.OPERATOR else "labels" for s in opened)
         warnings.append(
-            f"{names} accept calls without a token from this machine (--insecure-local-writes): any local "
-            "process can move production or write evidence"
+            f"{names} accept calls without a token from this machine "
+            "(`pitstop serve --insecure-local-writes`): any local process can move production or write "
+            "evidence"
         )
     if not access.guarded(Scope.PREDICT) and not is_loopback(host):
         warnings.append(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pitstop import registry
-from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError
+from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError, mention
 from pitstop.events import Event, EventKind, list_events, record_event
 from pitstop.jsonable import json_safe
 from pitstop.lineage import current_actor
@@ -55,7 +55,8 @@ def check_gate(info: ModelInfo, version: VersionInfo, champion: int) -> None:
     if result is None:
         raise NegativeVerdict(
             f"{info.name} version {version.version} has no offline gate result: run "
-            f"`pitstop gate {info.name} {version.version} --test-set …` first (or --skip-gate --reason …)"
+            f"`pitstop gate {info.name} {version.version} --test-set …` first (or start with "
+            f"{mention('skip_gate', True)} and a {mention('reason')})"
         )
     if not result.passed:
         failed = ", ".join(check.name for check in result.failed_checks())
