@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     from pitstop.package_drift import PackageDrift
     from pitstop.records.gate_result import GateResult
     from pitstop.rollout.actions import RolloutStatus
+    from pitstop.rollout.manual_shadow import ShadowComparison
     from pitstop.rollout.records import StoredRollout
+    from pitstop.rollout.routes import ManualMode
+    from pitstop.routing.table import RoutingTable
 
 
 class Workspace(Context):
@@ -701,6 +704,39 @@ class Workspace(Context):
         from pitstop.rollout import actions
 
         return actions.abort(self, model, reason=reason, actor=actor)
+
+    # -- routing by hand --------------------------------------------------------------------------
+
+    def route(
+        self,
+        model: str,
+        *,
+        mode: ManualMode,
+        challenger: str | int | None = None,
+        share: float | None = None,
+        reason: str,
+        actor: str | None = None,
+    ) -> RoutingTable:
+        """Set a model's routing by hand: shadow a challenger, split users, or turn both off (`"off"`).
+        See `pitstop.rollout.routes.route`."""
+        from pitstop.rollout import routes
+
+        return routes.route(
+            self, model, mode=mode, challenger=challenger, share=share, reason=reason, actor=actor
+        )
+
+    def routing(self, model: str) -> RoutingTable | None:
+        """The model's current routing table (None before any)."""
+        from pitstop.routing.store import routing_of
+
+        return routing_of(self, model)
+
+    def compare(self, model: str) -> ShadowComparison:
+        """The live comparison of a shadow set by hand with the champion, judged by the workspace
+        policy's shadow rules: the evidence, the test and what a rollout's shadow phase would decide."""
+        from pitstop.rollout import manual_shadow
+
+        return manual_shadow.compare(self, model)
 
     # -- datasets ---------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from pitstop.cli import (
+    compare,
     datasets,
     demo,
     init,
@@ -28,7 +29,7 @@ app = PitstopTyper(
     add_completion=False,
     rich_markup_mode=None,
 )
-for module in (init, datasets, models, train, plan, serve, route, rollout, simulate, report, demo):
+for module in (init, datasets, models, train, plan, serve, route, compare, rollout, simulate, report, demo):
     module.register(app)
 
 EXIT_VERDICT = 1

@@ -113,13 +113,13 @@ def render_status(result: RolloutStatus) -> None:
     for line in result.unavailable:
         console.print(f"[bold red]{escape(line)}[/]")
     if result.evidence:
-        _render_evidence(result.evidence)
+        render_evidence(result.evidence)
     if result.errors.messages:
         _render_errors(result)
     if data["comparison"]:
-        console.print(_comparison_line(data["comparison"], data["phase"], data["evidence"]["paired"]["n"]))
+        console.print(comparison_line(data["comparison"], data["phase"], data["evidence"]["paired"]["n"]))
     if data["progress"]:
-        console.print(_progress_line(data["progress"]))
+        console.print(progress_line(data["progress"]))
     if data["phase"] == "ab_test" and data["plan"]:  # the expected duration; whether a win is plausible
         console.print(data["plan"]["summary"])
     if result.next_check:
@@ -127,7 +127,7 @@ def render_status(result: RolloutStatus) -> None:
         console.print(f"next check: [bold]{check['action']}[/] ({check['rule']}): {check['reason']}")
 
 
-def _render_evidence(evidence: dict[str, Any]) -> None:
+def render_evidence(evidence: dict[str, Any]) -> None:
     out = table(
         "live comparison",
         "side",
@@ -174,7 +174,7 @@ def _render_errors(result: RolloutStatus) -> None:
         console.print(f"and {errors.more} other error message{'s' if errors.more > 1 else ''} (see --json)")
 
 
-def _comparison_line(comparison: dict[str, Any], phase: str, pairs: int) -> str:
+def comparison_line(comparison: dict[str, Any], phase: str, pairs: int) -> str:
     """`challenger/champion error 0.962 (same 523 requests); paired_t p = 0.031; failure rate …`."""
     where = f" (same {pairs} requests)" if phase == "shadow" else ""
     test = (
@@ -190,7 +190,7 @@ def _comparison_line(comparison: dict[str, Any], phase: str, pairs: int) -> str:
     )
 
 
-def _progress_line(progress: dict[str, Any]) -> str:
+def progress_line(progress: dict[str, Any]) -> str:
     """`labelled users: challenger 120 of 438, champion 400 of 1314` (what the phase counts and needs)."""
     have, required = progress["labelled"], progress["required"]
     if "pairs" in have:

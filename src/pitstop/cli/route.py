@@ -37,12 +37,9 @@ def route(
 
     Running gateways pick a change up within their poll interval, on every worker.
     """
-    from pitstop.rollout import routes
-    from pitstop.routing.store import routing_of
-
     with open_workspace(workspace) as ws:
         if not off and challenger is None and mode is None and share is None:
-            current = routing_of(ws, model)
+            current = ws.routing(model)
             emit(as_json, current.to_dict() if current else None, lambda: _render(model, current, None))
             return
         if off and mode not in (None, "off"):
@@ -54,9 +51,8 @@ def route(
             raise UsageError(f"--mode: must be shadow or split, got {chosen!r}")
         if reason is None:
             raise UsageError("--reason: say why the routing is changed by hand")
-        before = routing_of(ws, model)
-        result = routes.route(
-            ws,
+        before = ws.routing(model)
+        result = ws.route(
             model,
             mode=MODES[chosen],
             challenger=challenger,

@@ -1,0 +1,111 @@
+"""`pitstop compare`: a shadow set by hand, judged live by the tests and words of a rollout's shadow
+phase, on the evidence gathered since that shadow began; nothing decided or written."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from helpers import one_line_error
+from pitstop.events import EventKind
+from pitstop.rollout.manual_shadow import shadow_start
+from pitstop.routing.table import RoutingTable
+from pitstop.workspace import Workspace
+from rollout.conftest import START, send_traffic
+
+
+def compared(cli, ws: Workspace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    result = cli("compare", "eta", "--json", "-w", ws.path)
+    assert result.exit_code == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def shadow_by_hand(ws: Workspace, version: int) -> None:
+    ws.route("eta", mode="shadow", challenger=version, reason="try it on live traffic")
+
+
+def test_a_good_shadow_set_by_hand_passes_the_shadow_rules(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    shadow_by_hand(rollout_ws, 2)
+    send_traffic(rollout_ws, 2, 400, decide=False)
+    data = compared(cli, rollout_ws)
+    assert (data["champion_version"], data["shadow_version"]) == (1, 2)
+    paired = data["evidence"]["paired"]
+    assert paired["n"] >= 60 and data["progress"]["labelled"] == {"pairs": paired["n"]}
+    assert data["comparison"]["error_ratio"] < 0.8  # an exact fit against an offset of 1
+    text = cli("compare", "eta", "-w", rollout_ws.path).stdout
+    assert (
+        f"challenger/champion error {data['comparison']['error_ratio']:.3f} (same {paired['n']} requests)"
+        in text
+    )
+    verdict = data["verdict"]
+    assert f"a rollout's shadow phase would now: {verdict['action']} ({verdict['rule']})" in text
+    result = rollout_ws.compare("eta")  # on the workspace's clock (the CLI's is the real one)
+    assert (result.verdict.action, result.verdict.rule) == ("advance", "shadow.passed")
+
+
+def test_a_worse_shadow_would_be_rejected_and_nothing_is_written(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    shadow_by_hand(rollout_ws, 3)
+    send_traffic(rollout_ws, 2, 400, decide=False)
+    events_before = len(rollout_ws.events("eta"))
+    data = compared(cli, rollout_ws)
+    assert data["verdict"]["action"] == "reject" and data["verdict"]["rule"] == "shadow.error_ratio"
+    assert data["comparison"]["error_ratio"] > 1
+    assert len(rollout_ws.events("eta")) == events_before  # a comparison decides nothing
+    assert rollout_ws.routing("eta").shadow == 3  # type: ignore[union-attr]
+
+
+def test_only_the_evidence_since_the_shadow_began_counts(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    shadow_by_hand(rollout_ws, 3)
+    send_traffic(rollout_ws, 1, 200, decide=False, seed=1)
+    shadow_by_hand(rollout_ws, 2)
+    began = rollout_ws.routing("eta")
+    assert began is not None
+    rollout_ws.route("eta", mode="shadow", challenger=2, reason="the same again: nothing changes")
+    send_traffic(rollout_ws, 0.5, 100, decide=False, seed=2)
+    result = rollout_ws.compare("eta")  # on the workspace's clock (the CLI's is the real one)
+    assert result.shadow_version == 2 and result.since_routing_version == began.version
+    assert result.since == began.created_at
+    assert result.evidence.shadow.requests <= 100  # none of the first shadow's calls
+    assert result.verdict.rule == "shadow.min_duration"  # half an hour of the hour it needs
+
+
+def test_without_a_hand_made_shadow_compare_says_how_to_set_one(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    line = one_line_error(cli("compare", "eta", "-w", rollout_ws.path))
+    assert "has no shadow set by hand" in line and "`pitstop route eta --mode shadow" in line
+
+
+def test_a_rollout_s_shadow_is_compared_by_rollout_status(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    line = one_line_error(cli("compare", "eta", "-w", rollout_ws.path))
+    assert "rollout 1 of 'eta' is active" in line and "`pitstop rollout status eta`" in line
+    assert EventKind.ROLLOUT_TRANSITION in {e.kind for e in rollout_ws.events("eta")}
+
+
+def _table(
+    version: int, *, shadow: int | None, champion: int = 1, rollout_id: int | None = None
+) -> RoutingTable:
+    return RoutingTable(
+        model="eta",
+        version=version,
+        champion=champion,
+        challenger=shadow,
+        challenger_share=0.0,
+        shadow=shadow,
+        salt="s",
+        rollout_id=rollout_id,
+        step=None,
+        standby=None,
+        created_at=START + timedelta(minutes=version),
+    )
+
+
+def test_the_shadow_began_at_the_oldest_table_of_its_unbroken_run() -> None:
+    history = [_table(1, shadow=None), _table(2, shadow=3), _table(3, shadow=2), _table(4, shadow=2)]
+    assert shadow_start(history) == history[2]
+    assert shadow_start([*history, _table(5, shadow=2, champion=4)]) is not None
+    assert shadow_start([*history, _table(5, shadow=2, champion=4)]).version == 5  # type: ignore[union-attr]
+    assert shadow_start([*history, _table(5, shadow=None)]) is None
+    assert shadow_start([*history, _table(5, shadow=2, rollout_id=7)]) is None
+    assert shadow_start([]) is None
