@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from pitstop import loading, model_lifecycle, registry, signing, user_code
+from pitstop import loading, model_lifecycle, registry, signing
 from pitstop.clock import Clock
 from pitstop.config import CONFIG_FILE, render_default_config
 from pitstop.context import Context, resolve_workspace_path
@@ -18,20 +16,17 @@ from pitstop.errors import (
     ArtifactIntegrityError,
     ConflictError,
     UsageError,
-    describe,
     describe_os_error,
-    mention,
 )
 from pitstop.events import Event, list_events
-from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
-from pitstop.records.lineage import CodeCommit, DoorCheckRecord, Lineage
+from pitstop.lineage import current_actor
 from pitstop.registry import Alias, ModelInfo, Task, VersionInfo
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pitstop import datasets as ds
-    from pitstop import feature_choice, model_input, training
+    from pitstop import feature_choice, training
     from pitstop.conversion import Conversion
     from pitstop.data_refs import DataReference
     from pitstop.losses import Loss
@@ -242,57 +237,23 @@ class Workspace(Context):
         skip_check: str | None = None,
         actor: str | None = None,
     ) -> VersionInfo:
-        """Register an externally trained model file (skops, or joblib read here) as the next version of
-        `model`, with its lineage. It is stored with skops; as a pickle only when skops cannot store it
-        and the model allows pickles, or `allow_pickle` allows them for it from this version on.
+        """Register an externally trained model file as the next version of `model`, with its lineage;
+        see `pitstop.registration.register`."""
+        from pitstop import registration
 
-        The training data is a registered dataset (`train_data`, NAME[:VERSION]) or a reference
-        (`train_data_ref`, from `data_refs.by_uri` or `data_refs.from_dvc`), not both. `code_commit`
-        records the commit the model was trained from (7-40 hex digits) instead of this folder's.
-
-        Before anything is stored the file is loaded in a fresh process and predicts a sample of the
-        training rows (`door_check`); a model that cannot is refused with `ArtifactRefusedError`.
-        `skip_check`, a reason recorded in the lineage, skips that for a model that cannot run here."""
-        if (train_data is None) == (train_data_ref is None):
-            raise UsageError(
-                "give the training data once: a registered dataset (`train_data`) or a reference "
-                "(`train_data_ref`, from `data_refs.by_uri` or `data_refs.from_dvc`)"
-            )
-        code = given_commit(code_commit) if code_commit is not None else None
-        artifact_path = Path(artifact)
-        info = self.model(model)
-        info.refuse_if_archived("new versions")
-        estimator = _load_artifact_file(artifact_path)
-        if train_data_ref is not None:
-            return self._register_referenced(
-                info,
-                estimator,
-                str(artifact_path),
-                train_data_ref,
-                params=params or {},
-                feature_pipeline_version=feature_pipeline_version,
-                as_of=as_of,
-                code=code,
-                skip_check=skip_check,
-                allow_pickle=allow_pickle,
-                actor=actor,
-            )
-        assert train_data is not None
-        snapshot = self.dataset(train_data)
-        return self._register_estimator(
-            info,
-            estimator,
-            str(artifact_path),
-            snapshot=snapshot,
-            frame=self.dataset_frame(snapshot.ref),
-            params=params or {},
+        return registration.register(
+            self,
+            model,
+            artifact,
+            train_data=train_data,
+            train_data_ref=train_data_ref,
+            params=params,
             feature_pipeline_version=feature_pipeline_version,
             as_of=as_of,
-            trainer=None,
+            code_commit=code_commit,
             allow_pickle=allow_pickle,
             skip_check=skip_check,
             actor=actor,
-            code=code,
         )
 
     def train(
@@ -308,29 +269,18 @@ class Workspace(Context):
         skip_check: str | None = None,
         actor: str | None = None,
     ) -> VersionInfo:
-        """Train on the rows of `data` strictly before `as_of`; register the result as the next version
-        (stored with skops; as a pickle only as `register` says; checked at the door as it says)."""
-        from pitstop import training
+        """Train on the rows of `data` strictly before `as_of` and register the result as the next
+        version; see `pitstop.registration.train`."""
+        from pitstop import registration
 
-        info = self.model(model)
-        info.refuse_if_archived("new versions")  # before training, not after
-        snapshot = self.dataset(data)
-        frame = self.dataset_frame(snapshot.ref)
-        time_column = training.time_column_of(info, snapshot, frame.columns)
-        features = training.features_for(info, snapshot, frame.columns)
-        rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        X, y = training.training_frame(info, rows, features, snapshot.ref)
-        estimator = training.fit(trainer, X, y, params or {}, info.task)
-        return self._register_estimator(
-            info,
-            estimator,
-            f"trainer {trainer}",
-            snapshot=snapshot,
-            frame=frame,
-            params=params or {},
-            feature_pipeline_version=feature_pipeline_version,
-            as_of=as_of,
+        return registration.train(
+            self,
+            model,
             trainer=trainer,
+            data=data,
+            as_of=as_of,
+            params=params,
+            feature_pipeline_version=feature_pipeline_version,
             allow_pickle=allow_pickle,
             skip_check=skip_check,
             actor=actor,
@@ -338,36 +288,9 @@ class Workspace(Context):
 
     def reproduce(self, model: str, version: str | int) -> training.Reproduction:
         """Retrain from the recorded snapshot, cutoff, parameters, trainer; compare training predictions."""
-        import pandas as pd
+        from pitstop import registration
 
-        from pitstop import model_input, training
-        from pitstop.scoring import checked_predictions
-
-        info = self.model(model)
-        recorded = self.version(model, version)
-        lineage = recorded.lineage
-        trainer = lineage.trainer
-        source = lineage.training_dataset
-        if not trainer or source is None:
-            raise UsageError(
-                f"{model} version {recorded.version} was registered from an artifact, not trained by "
-                "pitstop: there is no recorded trainer to rerun"
-            )
-        snapshot = self.dataset(source.ref)
-        as_of = pd.Timestamp(lineage.as_of) if lineage.as_of else None
-        frame = self.dataset_frame(snapshot.ref)
-        time_column = training.time_column_of(info, snapshot, frame.columns)
-        rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        X, y = training.training_frame(info, rows, lineage.features, snapshot.ref)
-        role = f"the trainer {trainer!r} recorded for {model} version {recorded.version}"
-        retrained = training.fit(trainer, X, y, lineage.params, info.task, role)
-        on = f"its training data {snapshot.ref}"
-        who = f"{model} version {recorded.version}"
-        loaded = self.load(model, recorded.version)
-        signature = model_input.from_lineage(lineage.features, lineage, loaded)
-        original = checked_predictions(info.task, loaded, X, who, on, signature)
-        again = checked_predictions(info.task, retrained, X, f"{who} retrained", on, signature)
-        return training.Reproduction.compare(model, recorded.version, trainer, original, again)
+        return registration.reproduce(self, model, version)
 
     def gate(
         self,
@@ -384,182 +307,6 @@ class Workspace(Context):
         from pitstop.gate.run import run_gate
 
         return run_gate(self, model, version, test_set, actor=actor, accept_review=accept_review)
-
-    def _register_estimator(
-        self,
-        info: ModelInfo,
-        estimator: Any,
-        source: str,
-        *,
-        snapshot: ds.DatasetSnapshot,
-        frame: pd.DataFrame,
-        params: dict[str, Any],
-        feature_pipeline_version: str | None,
-        as_of: pd.Timestamp | None,
-        trainer: str | None,
-        allow_pickle: bool,
-        skip_check: str | None,
-        actor: str | None,
-        code: CodeCommit | None = None,
-    ) -> VersionInfo:
-        """Store and record the version, once checked at the door (unless `skip_check` says why not); a
-        pickle only if the model allows them or `allow_pickle` does (then, in the same transaction,
-        the model allows pickles from now on: an event). `code` replaces the folder's commit
-        (`--code-commit`)."""
-        # door_check uses serving's process context, and serving imports this module
-        from pitstop import door_check, training
-        from pitstop.scoring import check_classes, check_estimator, class_values
-
-        check_estimator(estimator, info.task, source)
-        time_column = training.time_column_of(info, snapshot, frame.columns)
-        features = training.features_for(info, snapshot, frame.columns)
-        rows = training.rows_before(frame, time_column, as_of, _data_source(info, snapshot))
-        X, y = training.training_frame(info, rows, features, snapshot.ref)  # every feature, the target
-        classes = info.classes
-        if info.task is Task.MULTICLASS:
-            classes = classes or class_values(y, snapshot.ref)
-            check_classes(estimator, classes, source)
-        lineage = build_lineage(
-            info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
-        )
-        lineage = dataclasses.replace(lineage, trainer=trainer, code=code or lineage.code)
-        signature = door_check.signature_for(estimator, X, features, info.task)
-        return self._store_version(
-            info,
-            estimator,
-            source,
-            lineage,
-            signature,
-            X,
-            classes=classes,
-            skip_check=skip_check,
-            allow_pickle=allow_pickle,
-            actor=actor,
-        )
-
-    def _register_referenced(
-        self,
-        info: ModelInfo,
-        estimator: Any,
-        source: str,
-        reference: DataReference,
-        *,
-        params: dict[str, Any],
-        feature_pipeline_version: str | None,
-        as_of: pd.Timestamp | None,
-        code: CodeCommit | None,
-        skip_check: str | None,
-        allow_pickle: bool,
-        actor: str | None,
-    ) -> VersionInfo:
-        """Store and record a version whose training data is named by reference: the model's declared
-        features are its features (no data here to take them from). The door check tries the rows of
-        the referenced file when it is a local CSV or Parquet file, else it is skipped, saying why."""
-        import pandas as pd
-
-        from pitstop import data_refs, door_check, model_input
-        from pitstop.scoring import check_estimator
-
-        check_estimator(estimator, info.task, source)
-        if info.features is None:
-            raise UsageError(
-                f"model {info.name!r} has no feature list yet (created with "
-                f"{mention('features', 'all')}, which its first version's training data fixes, and a "
-                "reference holds no columns pitstop can read): register its first version with "
-                f"{mention('train_data', 'NAME')}, or create a model with a list of features"
-            )
-        lineage = reference_lineage(reference, info.features, params, feature_pipeline_version, as_of)
-        lineage = dataclasses.replace(lineage, code=code or lineage.code)
-        rows = data_refs.readable_rows(reference, info.features)
-        if rows is None:
-            signature = model_input.from_lineage(info.features, lineage, estimator)
-            skip_check = skip_check or "the training data is a reference whose rows cannot be read here"
-            rows = pd.DataFrame(columns=info.features)
-        else:
-            signature = door_check.signature_for(estimator, rows, info.features, info.task)
-        return self._store_version(
-            info,
-            estimator,
-            source,
-            lineage,
-            signature,
-            rows,
-            classes=info.classes or _fitted_classes(estimator, info.task),
-            skip_check=skip_check,
-            allow_pickle=allow_pickle,
-            actor=actor,
-        )
-
-    def _store_version(
-        self,
-        info: ModelInfo,
-        estimator: Any,
-        source: str,
-        lineage: Lineage,
-        signature: model_input.InputSignature,
-        rows: pd.DataFrame,
-        *,
-        classes: list[Any] | None,
-        skip_check: str | None,
-        allow_pickle: bool,
-        actor: str | None,
-    ) -> VersionInfo:
-        """Check the model at the door (unless `skip_check` says why not), write its file and record the
-        version (fixing the model's features, and a classifier's classes, at its first)."""
-        # door_check uses serving's process context, and serving imports this module
-        from pitstop import door_check, training
-        from pitstop.model_files import ModelFormat
-
-        if skip_check is not None and not skip_check.strip():
-            raise UsageError("say why the model cannot be tried here; it is recorded", field="skip_check")
-        features = list(lineage.features)
-        lineage = dataclasses.replace(lineage, input_signature=signature.to_dict())
-        with tempfile.TemporaryDirectory(prefix="pitstop-model-") as folder:
-            pickle_ok = info.allow_pickle or allow_pickle
-            saved = training.save(estimator, Path(folder), source, allow_pickle=pickle_ok)
-            if skip_check is None:
-                admitted = door_check.check(
-                    saved,
-                    estimator,
-                    source=source,
-                    model=info.name,
-                    task=info.task,
-                    signature=signature,
-                    rows=rows,
-                    allow_pickle=pickle_ok,
-                )
-                tried = DoorCheckRecord(rows=admitted.rows)
-                lineage = dataclasses.replace(lineage, packages=admitted.packages, door_check=tried)
-            else:  # not loaded anywhere: the packages of the classes the object is made of
-                packages = door_check.packages_of(door_check.modules_of(estimator))
-                skipped = DoorCheckRecord(skipped=skip_check.strip())
-                lineage = dataclasses.replace(lineage, packages=packages, door_check=skipped)
-            uri, sha256, size = self.artifacts.put(saved.path, "models", saved.format.suffix)
-        now, actor = self.clock.now(), actor or current_actor()
-        with self.writing() as conn:
-            current = registry.get_model(conn, info.name, for_update=True)
-            if current.features is None:
-                current = registry.set_features(conn, current, features)
-            if current.classes is None and classes is not None:
-                current = registry.set_classes(conn, current, classes)
-            if saved.format is ModelFormat.JOBLIB and not current.allow_pickle:
-                if not allow_pickle:  # refused since it was read above
-                    raise ConflictError(f"model {info.name!r} stopped allowing pickles; register again")
-                reason = "pickles allowed at registration: skops cannot store this version"
-                current = registry.set_allow_pickle(conn, current, True, now=now, actor=actor, reason=reason)
-            return registry.add_version(
-                conn,
-                current,
-                artifact_uri=uri,
-                sha256=sha256,
-                size_bytes=size,
-                lineage=lineage,
-                now=now,
-                actor=actor,
-                fmt=saved.format.value,
-                trusted_types=saved.trusted_types,
-                signer=self.keys.signer,
-            )
 
     def verified_artifact(self, model: str, ref: str | int) -> tuple[VersionInfo, bytes]:
         """The version and its file's bytes, after checking the sha256 and, when a verify key is
@@ -830,28 +577,3 @@ def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:
         f"challenger v{s.challenger_version}) and owns the champion and the routing; end it first with "
         f"`pitstop rollout rollback {info.name} --reason …` (or `abort`), then set the champion"
     )
-
-
-def _data_source(info: ModelInfo, snapshot: ds.DatasetSnapshot) -> str:
-    return f"dataset {snapshot.ref} (for model {info.name!r})"
-
-
-def _fitted_classes(estimator: Any, task: Task) -> list[Any] | None:
-    """A multiclass model's classes as it was fitted (no training rows to read them from)."""
-    fitted = getattr(estimator, "classes_", None)
-    return None if task is not Task.MULTICLASS or fitted is None else list(fitted)
-
-
-def _load_artifact_file(path: Path) -> Any:
-    from pitstop import model_files
-
-    if not path.is_file():
-        raise UsageError(f"{path}: no such artifact file")
-    try:
-        with user_code.current_folder_importable():
-            return model_files.read_file(path)[0]
-    except Exception as error:  # any unpickling failure means the same thing to the user
-        how = "skops" if model_files.is_skops_file(path) else "joblib"
-        raise UsageError(
-            f"{path}: cannot load with {how} ({describe(error)})", hint=user_code.load_hint(error)
-        ) from None
