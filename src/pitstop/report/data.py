@@ -47,8 +47,8 @@ from pitstop.rollout.records import StoredRollout, latest_rollout, rollout_of
 from pitstop.routing.store import routing_history
 from pitstop.routing.table import TIMING
 from pitstop.store import load_failures
-from pitstop.store.error_messages import error_messages
 from pitstop.store.predictions import series
+from pitstop.store.predictions.error_messages import error_messages
 from pitstop.store.predictions.rows import LogRange
 from pitstop.store.predictions.series import TimeBuckets
 

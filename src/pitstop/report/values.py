@@ -14,7 +14,7 @@ from typing import Any
 from pitstop.events import Event
 from pitstop.jsonable import json_safe
 from pitstop.records.gate_result import GateResult
-from pitstop.store.error_messages import ErrorMessages
+from pitstop.store.predictions.error_messages import ErrorMessages
 
 
 @dataclass(frozen=True)

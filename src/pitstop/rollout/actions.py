@@ -36,8 +36,8 @@ from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.routing.table import Routes, new_salt
 from pitstop.rules import Rule
-from pitstop.store.error_messages import ErrorMessages, error_messages
 from pitstop.store.load_failures import LoadFailure, cannot_load
+from pitstop.store.predictions.error_messages import ErrorMessages, error_messages
 
 if TYPE_CHECKING:
     from pitstop.context import Context

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert
 
-from pitstop.store.error_messages import TEXT_LIMIT, error_messages
+from pitstop.store.predictions.error_messages import TEXT_LIMIT, error_messages
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
 
