@@ -38,7 +38,7 @@ from starlette.types import Scope as ASGIScope
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
-from pitstop.http import dashboard, payloads, rollouts, server
+from pitstop.http import comparison, dashboard, payloads, rollouts, server
 from pitstop.http.auth import LEGACY_ENV, Access, ForbiddenError, Scope, UnauthorizedError, access_from_env
 from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge
 from pitstop.report.dashboard import POLL_SECONDS
@@ -82,10 +82,6 @@ _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
 REQUEST_ID_HEADER = "X-Request-ID"  # on an internal error: the id in its body and in the log
 
 
-def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": payloads.ErrorBody} for status in statuses}
-
-
 def _body_doc(*models: str) -> dict[str, Any]:
     refs = [{"$ref": f"#/components/schemas/{name}"} for name in models]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
@@ -100,7 +96,7 @@ router = APIRouter()
     summary="Predict one instance, or a batch with {instances: [...]}",
     responses={
         200: {"model": payloads.Prediction | payloads.BatchPrediction},
-        **_error_docs(400, 404, 413, 422, 500),
+        **payloads.error_docs(400, 404, 413, 422, 500),
     },
     openapi_extra=_body_doc("PredictRequest", "BatchPredictRequest"),
 )
@@ -118,7 +114,10 @@ async def predict(model: str, request: Request) -> Response:
 @router.post(
     "/v1/models/{model}/labels",
     summary="Store ground truth, upserted by request_id (the labels or the operator token)",
-    responses={200: {"model": payloads.LabelsAccepted}, **_error_docs(400, 401, 403, 404, 413, 422, 503)},
+    responses={
+        200: {"model": payloads.LabelsAccepted},
+        **payloads.error_docs(400, 401, 403, 404, 413, 422, 503),
+    },
     openapi_extra=_body_doc("LabelsRequest"),
     dependencies=[LABELS],
 )
@@ -141,7 +140,7 @@ def _shown(table: RoutingTable, request: Request) -> dict[str, object]:
 @router.get(
     "/v1/models/{model}/routing",
     summary="The routing table in use (its salt only with the operator token)",
-    responses={200: {"model": payloads.Routing}, **_error_docs(404)},
+    responses={200: {"model": payloads.Routing}, **payloads.error_docs(404)},
 )
 async def routing(model: str, request: Request) -> Response:
     return JSONResponse(_shown(edge(request).gateway.routing(model), request))
@@ -249,6 +248,7 @@ def create_app(
     )
     app.include_router(dashboard.router)
     app.include_router(rollouts.router)
+    app.include_router(comparison.router)
     app.include_router(router)
 
     async def on_pitstop_error(request: Request, error: Exception) -> Response:

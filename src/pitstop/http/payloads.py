@@ -398,6 +398,11 @@ class ErrorBody(BaseModel):
     hint: str | None = Field(None, description="how to fix it, when the error says")
 
 
+def error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses: each answers an `ErrorBody`."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
 class Health(BaseModel):
     status: str
 

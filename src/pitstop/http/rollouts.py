@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from pitstop import registry
 from pitstop.events import list_events
 from pitstop.http.edge import OPERATOR, edge
-from pitstop.http.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, ErrorBody, Identifier, Reason
+from pitstop.http.payloads import MAX_ID_LENGTH, STRICT, TEXT_PATTERN, Identifier, Reason, error_docs
 from pitstop.rollout import actions
 from pitstop.rollout.records import StoredRollout
 from pitstop.serving.cached import Cached
@@ -62,10 +62,6 @@ class Promotion(Override):
     to_end: bool = Field(False, description="complete the promotion now instead of advancing one step")
 
 
-def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody} for status in statuses}
-
-
 router = APIRouter(tags=["rollouts"])
 
 
@@ -92,7 +88,7 @@ def _answer(data: dict[str, Any]) -> Response:
 @router.get(
     "/v1/models/{model}/rollout",
     summary="The active (or latest, or given) rollout: phase, share, live evidence, next check",
-    responses=_error_docs(404, 422, 503),
+    responses=error_docs(404, 422, 503),
 )
 async def status(
     request: Request,
@@ -113,7 +109,7 @@ async def _override(
     return _answer(stored.to_dict())
 
 
-_OVERRIDE_ERRORS = _error_docs(400, 401, 403, 404, 409, 422, 503)
+_OVERRIDE_ERRORS = error_docs(400, 401, 403, 404, 409, 422, 503)
 
 
 @router.post(
