@@ -10,6 +10,7 @@ from pitstop.cli import (
     init,
     models,
     plan,
+    policy,
     report,
     rollout,
     route,
@@ -28,7 +29,7 @@ app = PitstopTyper(
     add_completion=False,
     rich_markup_mode=None,
 )
-for module in (init, datasets, models, train, plan, serve, route, rollout, simulate, report, demo):
+for module in (init, datasets, models, train, plan, serve, route, rollout, policy, simulate, report, demo):
     module.register(app)
 
 EXIT_VERDICT = 1
