@@ -121,7 +121,8 @@ def retrain(
     stage `train`, with the error. Without a champion there is nothing to roll out against: the first
     version passes the gate and the result says so (stage `gate`); make it champion with `set-champion`.
     An unknown test set, or a `policy` that is not a valid file or a named policy, is refused before
-    training, so a typo trains nothing; the rollout starts with that policy (`Workspace.start_rollout`).
+    training, so a typo trains nothing; its `gate` section judges the gate, and the rollout starts with
+    it (`Workspace.start_rollout`).
     """
     running = active_rollout(ws, model)
     if running is not None:
@@ -132,7 +133,8 @@ def retrain(
         version = ws.train(model, trainer=trainer, data=data, as_of=as_of, params=params, actor=actor)
     except UsageError as error:
         return RetrainResult(model, None, None, None, train_error=str(error), train_failure=error)
-    report = ws.gate(model, version.version, test_set=test_set, actor=actor)
+    gate_policy = None if chosen is None else chosen.policy.gate  # the policy given decides the gate too
+    report = ws.gate(model, version.version, test_set=test_set, actor=actor, policy=gate_policy)
     if not report.passed or report.champion_version is None:
         return RetrainResult(model, version, report, None)
     try:

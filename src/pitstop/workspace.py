@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from pitstop import loading, model_lifecycle, policies, registry, signing, user_code
 from pitstop.clock import Clock
-from pitstop.config import CONFIG_FILE, Policy, render_default_config
+from pitstop.config import CONFIG_FILE, GatePolicy, Policy, render_default_config
 from pitstop.context import Context, resolve_workspace_path
 from pitstop.errors import (
     ArtifactIntegrityError,
@@ -374,13 +374,17 @@ class Workspace(Context):
         test_set: str,
         actor: str | None = None,
         accept_review: str | None = None,
+        policy: GatePolicy | None = None,
     ) -> GateResult:
         """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded).
 
-        `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded."""
+        `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded.
+        `policy` is the gate's thresholds (default: `pitstop.yaml`'s `gate` section)."""
         from pitstop.gate.run import run_gate
 
-        return run_gate(self, model, version, test_set, actor=actor, accept_review=accept_review)
+        return run_gate(
+            self, model, version, test_set, actor=actor, accept_review=accept_review, policy=policy
+        )
 
     def _register_estimator(
         self,
@@ -735,6 +739,7 @@ class Workspace(Context):
         from a policy file (its keys over `pitstop.yaml`'s as it is now, validated as `pitstop.yaml`
         is), or a `Policy`. The same policy, text and description as the latest revision add nothing
         (created=False)."""
+        policies.validate_name(name)  # before the file: a typo in the name is the cheaper thing to fix
         if isinstance(source, Policy):
             policy, text = source, policies.policy_yaml(source)
         else:
