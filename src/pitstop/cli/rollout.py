@@ -28,7 +28,7 @@ from pitstop.cli.common import (
 from pitstop.cli.number_list import NumberList
 from pitstop.durations import describe_span, parse_positive_duration
 from pitstop.errors import UsageError
-from pitstop.formats import fmt_time, key_number_items
+from pitstop.formats import fmt_time, key_number_items, short_sha256
 
 if TYPE_CHECKING:  # the store, scipy and the rollout machinery load only in the commands that use them
     from pitstop.events import Event
@@ -64,8 +64,8 @@ def start(
         stored.to_dict(),
         lambda: console.print(
             f"rollout {stored.state.id} started: {model} v{stored.state.challenger_version} shadows champion "
-            f"v{stored.state.champion_version}, policy from {escape(stored.policy_source)}; the controller "
-            "decides from here (`pitstop controller`)"
+            f"v{stored.state.champion_version}, policy from {escape(short_sha256(stored.policy_source))}; "
+            "the controller decides from here (`pitstop controller`)"
         ),
     )
 
@@ -102,7 +102,7 @@ def render_status(result: RolloutStatus) -> None:
         f"phase {data['phase']}"
         + (step if data["outcome"] is None else "")
         + (f", challenger share {share:.0%}" if share is not None else ""),
-        f"policy from {escape(data['policy_source'])}",
+        f"policy from {escape(short_sha256(data['policy_source']))}",
         f"{describe_span(timedelta(hours=result.elapsed_hours))} in this phase"
         + (
             f", at most {describe_span(timedelta(hours=result.remaining_hours))} left"

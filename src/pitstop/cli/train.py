@@ -23,7 +23,7 @@ from pitstop.cli.common import (
     table,
 )
 from pitstop.errors import UsageError
-from pitstop.formats import fmt_time
+from pitstop.formats import fmt_time, short_sha256
 
 if TYPE_CHECKING:  # pandas, scikit-learn and the store load only in the commands that use them
     import pandas as pd
@@ -262,8 +262,9 @@ def _render_retrain(result: RetrainResult) -> None:
     assert result.gate is not None
     render_gate(result.gate)
     if result.started:
+        source = short_sha256(result.policy_source or "")
         console.print(
-            f"rollout {result.rollout_id} started: shadow, policy from {escape(result.policy_source or '')} "
+            f"rollout {result.rollout_id} started: shadow, policy from {escape(source)} "
             "(the controller takes it from here)"
         )
     elif result.active_rollout is not None:
