@@ -93,6 +93,8 @@ def test_rollout_start_with_a_file_shows_its_source_in_status_and_policy(  # typ
 
     status = json.loads(cli("rollout", "status", "eta", "--json", *w).stdout)
     assert status["policy_source"] == source and status["policy"]["ab_test"]["alpha"] == 0.01
+    assert status["policy"]["ab_test"]["share"] == 0.5  # not in the file: pitstop.yaml's (SHORT_POLICY)
+    assert status["policy"]["gate"]["min_r2"] == 0.5  # in neither: the default
     human = cli("rollout", "status", "eta", *w)
     assert f"policy from {source[: -64 + 12]}…" in " ".join(human.stdout.split())
 

@@ -79,7 +79,8 @@ def status(
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Phase, share, time, samples vs required, the live comparison and what the next check would do."""
+    """Phase, share, the policy's source, time, samples vs required, the live comparison and what the
+    next check would do."""
     result = open_workspace(workspace).rollout_status(model, rollout)
     emit(as_json, result.to_dict(), lambda: render_status(result))
 
