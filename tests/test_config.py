@@ -7,7 +7,15 @@ import pytest
 import yaml
 
 from helpers import one_line_error
-from pitstop.config import Config, database_url, load_config, parse_config, render_default_config
+from pitstop.config import (
+    Config,
+    Policy,
+    database_url,
+    load_config,
+    parse_config,
+    parse_policy,
+    render_default_config,
+)
 from pitstop.durations import format_duration, parse_duration
 from pitstop.errors import ConfigError
 
@@ -210,3 +218,47 @@ def test_a_bad_database_url_in_the_environment_is_named_as_such(
     monkeypatch.setenv("PITSTOP_DATABASE_URL", url)
     line = one_line_error(cli("models", "list", "-w", workspace_dir))
     assert line.startswith(f"error: PITSTOP_DATABASE_URL: {fragment}")
+
+
+# -- a policy file over pitstop.yaml (`parse_policy`) -----------------------------------------------
+
+BASE = Policy.model_validate(
+    {"ab_test": {"share": 0.3, "alpha": 0.02}, "shadow": {"min_duration": "2h", "max_duration": "1d"}}
+)
+
+
+def test_a_policy_file_overrides_the_base_key_by_key() -> None:
+    policy = parse_policy({"ab_test": {"alpha": 0.01}, "ramp": {"steps": [5, 100]}}, BASE, "p.yaml")
+    assert policy.ab_test.alpha == 0.01  # named by the file
+    assert policy.ab_test.share == 0.3  # the same section, not named: the base's
+    assert policy.shadow == BASE.shadow  # a section the file leaves out: the base's
+    assert policy.ramp.steps == [5, 100]  # a list is replaced whole
+    assert policy.ramp.dwell == BASE.ramp.dwell
+    assert parse_policy(None, BASE, "empty.yaml") == BASE  # an empty file changes nothing
+
+
+def test_a_policy_file_is_checked_together_with_the_base() -> None:
+    """A file shortening shadow.max_duration below the base's min_duration is refused; the same key
+    over a base that allows it is not, though the defaults alone would refuse it (1d minimum)."""
+    with pytest.raises(ConfigError, match=r"p.yaml: shadow: max_duration must not be shorter"):
+        parse_policy({"shadow": {"max_duration": "1h"}}, BASE, "p.yaml")
+    assert parse_policy({"shadow": {"max_duration": "3h"}}, BASE, "p.yaml").shadow.max_duration == timedelta(
+        hours=3
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"ab_test": {"shar": 0.2}}, "p.yaml: ab_test.shar: unknown key"),
+        ({"serving": {"poll_interval": "2s"}}, "p.yaml: serving: unknown key (a policy holds only gate, "),
+        ({"database_url": "sqlite://"}, "p.yaml: database_url: unknown key"),
+        ({"ab_test": {"alpha": "0.1"}}, "p.yaml: ab_test.alpha: Input should be a valid number, got '0.1'"),
+        ({"ab_test": 0.1}, "p.yaml: ab_test: Input should be a valid dictionary or instance of ABTestPolicy"),
+        ([1, 2], "p.yaml: must be a mapping of policy sections"),
+    ],
+)
+def test_a_bad_policy_file_names_the_file_and_the_key(data: object, fragment: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_policy(data, BASE, "p.yaml")
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import fit_regression_artifact, write_regression_csv
+from helpers import fit_regression_artifact, one_line_error, write_regression_csv
 from pitstop.clock import ManualClock
 from pitstop.pipeline import retrain
 from pitstop.workspace import Workspace
@@ -129,3 +129,36 @@ def test_an_unknown_test_set_stops_retrain_before_training(cli, ws: Workspace) -
     result = cli("retrain", "eta", *args)
     assert result.exit_code == 2 and "tset" in result.stderr
     assert [v.version for v in ws.versions("eta")] == [1, 2]
+
+
+def test_retrain_starts_its_rollout_with_the_policy_given(  # type: ignore[no-untyped-def]
+    cli, ws: Workspace, tmp_path: Path
+) -> None:
+    """The policy's gate section judges the gate too: the CLI runs on the real clock, months after the
+    test set, which pitstop.yaml's 30-day `max_test_set_age` would call stale."""
+    policy_file = tmp_path / "strict.yaml"
+    policy_file.write_text("gate:\n  max_test_set_age: 3650d\nab_test:\n  alpha: 0.01\n")
+    ws.add_policy("strict", policy_file)
+    args = ["--trainer", "helpers:linear_trainer", "--data", "train", "--test-set", "test", "-w", ws.path]
+    result = cli("retrain", "eta", *args, "--policy", "strict", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["started"] and data["policy_source"] == "policy:strict@1"
+    stored = ws.rollouts("eta")[-1]
+    assert stored.policy_source == "policy:strict@1" and stored.policy.ab_test.alpha == 0.01
+    ws.abort("eta", reason="next")
+    human = cli("retrain", "eta", *args, "--policy", policy_file)
+    assert human.exit_code == 0, human.stderr
+    assert f"policy from file:{policy_file.resolve()} sha256:" in " ".join(human.stdout.split())
+
+
+def test_a_bad_policy_stops_retrain_before_training(cli, ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ramp:\n  stepz: [50, 100]\n")
+    args = ["--trainer", "helpers:linear_trainer", "--data", "train", "--test-set", "test", "-w", ws.path]
+    line = one_line_error(cli("retrain", "eta", *args, "--policy", bad))
+    assert f"{bad}: ramp.stepz: unknown key" in line
+    assert "is neither a file nor a named policy" in one_line_error(
+        cli("retrain", "eta", *args, "--policy", "x")
+    )
+    assert [v.version for v in ws.versions("eta")] == [1, 2]  # nothing trained

@@ -474,13 +474,16 @@ def _yaml_type(value: object) -> str:
     return names.get(type(value), "a section" if isinstance(value, dict) else type(value).__name__)
 
 
-def describe_validation_error(error: ValidationError, source: str) -> str:
-    """One line per problem, each naming the key and the rule it broke."""
+def describe_validation_error(error: ValidationError, source: str, unknown_section: str | None = None) -> str:
+    """One line per problem, each naming the key and the rule it broke (`unknown_section`: what to say
+    of an unknown key at the top level instead)."""
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
+        if item["type"] == "extra_forbidden" and unknown_section and len(item["loc"]) == 1:
+            message = unknown_section
+        elif item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; `pitstop init` writes every known key)"
         elif item["type"] in _TYPE_ERRORS:
             given = item["input"]
@@ -503,8 +506,42 @@ def load_config(path: Path) -> Config:
     """Read and validate a config file; a missing file gives every default."""
     if not path.exists():
         return Config()
+    return parse_config(parse_yaml(read_yaml_text(path), str(path)), str(path))
+
+
+POLICY_SECTIONS = tuple(Policy.model_fields)  # gate, shadow, ab_test, guardrails, ramp
+
+
+def parse_policy(data: Any, base: Policy, source: str) -> Policy:
+    """A policy document (a mapping of some of `POLICY_SECTIONS`) over `base`, section by section and
+    key by key: a key the document does not name keeps `base`'s value; a list (`ramp.steps`) is
+    replaced whole. Validated as `pitstop.yaml` is, each problem named by its key and `source`.
+
+    >>> strict = parse_policy({"ab_test": {"alpha": 0.01}}, Policy(ab_test={"share": 0.2}), "p.yaml")
+    >>> strict.ab_test.alpha, strict.ab_test.share, strict.shadow == Policy().shadow
+    (0.01, 0.2, True)
+    >>> parse_policy({"serving": {}}, Policy(), "p.yaml")
+    Traceback (most recent call last):
+    pitstop.errors.ConfigError: p.yaml: serving: unknown key (a policy holds only gate, shadow, ab_test,
+    guardrails, ramp)
+    """
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{source}: must be a mapping of policy sections ({', '.join(POLICY_SECTIONS)})")
+    merged: dict[str, Any] = base.model_dump(mode="json")
+    for key, value in (data or {}).items():
+        below = merged.get(key)
+        merged[key] = {**below, **value} if isinstance(below, dict) and isinstance(value, dict) else value
     try:
-        text = path.read_text(encoding="utf-8")
+        return Policy.model_validate(merged)
+    except ValidationError as error:
+        only = f"unknown key (a policy holds only {', '.join(POLICY_SECTIONS)})"
+        raise ConfigError(describe_validation_error(error, source, unknown_section=only)) from None
+
+
+def read_yaml_text(path: Path) -> str:
+    """A YAML file's text; a file that cannot be read or is not UTF-8 is a ConfigError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {error.start + 1} is {error.object[error.start]:#04x}); "
@@ -514,11 +551,14 @@ def load_config(path: Path) -> Config:
         raise ConfigError(
             f"{path}: cannot read it ({describe_os_error(error, path)}); it must be a readable YAML file"
         ) from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text as data; a syntax error is a ConfigError naming `source`, the line and the column."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(error)}; fix the syntax there") from None
-    return parse_config(data, str(path))
+        raise ConfigError(f"{source}: not valid YAML{_yaml_problem(error)}; fix the syntax there") from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

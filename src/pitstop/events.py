@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     ALIAS_MOVED = "alias_moved"  # the rule names the alias
     ROUTING_CHANGED = "routing_changed"
     ROLLOUT_TRANSITION = "rollout_transition"  # a rollout changed phase, step or ended
+    POLICY_ADDED = "policy_added"  # a named policy's new revision (no model)
 
 
 @dataclass(frozen=True)

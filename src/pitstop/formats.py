@@ -168,3 +168,17 @@ def _is_number(value: Any) -> bool:
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+_SHA256 = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
+
+
+def short_sha256(text: str) -> str:
+    """`sha256:<64 hex digits>` cut to 12 digits, as a terminal line shows a policy's source.
+
+    >>> short_sha256("file:/srv/p.yaml sha256:" + "ab" * 32)
+    'file:/srv/p.yaml sha256:abababababab…'
+    >>> short_sha256("policy:strict@2")
+    'policy:strict@2'
+    """
+    return _SHA256.sub(r"sha256:\1…", text)

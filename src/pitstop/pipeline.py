@@ -9,6 +9,7 @@ import pandas as pd
 
 from pitstop import registry
 from pitstop.errors import ConflictError, UsageError
+from pitstop.policies import PolicyChoice, choose
 from pitstop.records.gate_result import GateResult
 from pitstop.registry import VersionInfo
 
@@ -48,6 +49,7 @@ class RetrainResult:
     active_rollout: ActiveRollout | None = None
     train_error: str | None = None
     train_failure: UsageError | None = field(default=None, compare=False, repr=False)  # for an edge to word
+    policy_source: str | None = None  # where the started rollout's policy came from
 
     @property
     def stage(self) -> str:
@@ -83,6 +85,7 @@ class RetrainResult:
             "rollout_id": self.rollout_id,
             "active_rollout_id": self.active_rollout.id if self.active_rollout else None,
             "reason": self.reason,
+            "policy_source": self.policy_source,
             "train_error": self.train_error,
             "gate": self.gate.to_dict() if self.gate else None,
         }
@@ -109,6 +112,7 @@ def retrain(
     as_of: pd.Timestamp | None = None,
     params: dict[str, Any] | None = None,
     actor: str | None = None,
+    policy: PolicyChoice = None,
 ) -> RetrainResult:
     """Train a challenger, gate it against the champion, and start its rollout when the gate passes.
 
@@ -116,26 +120,34 @@ def retrain(
     registered. So does a training that fails (bad data, a trainer that will not import or raises):
     stage `train`, with the error. Without a champion there is nothing to roll out against: the first
     version passes the gate and the result says so (stage `gate`); make it champion with `set-champion`.
-    An unknown test set is refused before training, so a typo trains nothing.
+    An unknown test set, or a `policy` that is not a valid file or a named policy, is refused before
+    training, so a typo trains nothing; its `gate` section judges the gate, and the rollout starts with
+    it (`Workspace.start_rollout`).
     """
     running = active_rollout(ws, model)
     if running is not None:
         return RetrainResult(model, None, None, None, running)
     ws.dataset(test_set)
+    chosen = None if policy is None else choose(ws, policy)
     try:
         version = ws.train(model, trainer=trainer, data=data, as_of=as_of, params=params, actor=actor)
     except UsageError as error:
         return RetrainResult(model, None, None, None, train_error=str(error), train_failure=error)
-    report = ws.gate(model, version.version, test_set=test_set, actor=actor)
+    gate_policy = None if chosen is None else chosen.policy.gate  # the policy given decides the gate too
+    report = ws.gate(model, version.version, test_set=test_set, actor=actor, policy=gate_policy)
     if not report.passed or report.champion_version is None:
         return RetrainResult(model, version, report, None)
     try:
         stored = ws.start_rollout(
-            model, version.version, actor=actor, reason=f"retrain: gate passed on {test_set}"
+            model,
+            version.version,
+            actor=actor,
+            reason=f"retrain: gate passed on {test_set}",
+            policy=chosen,
         )
     except ConflictError:
         running = active_rollout(ws, model)  # one began while this version trained
         if running is None:
             raise
         return RetrainResult(model, version, report, None, running)
-    return RetrainResult(model, version, report, stored.state.id)
+    return RetrainResult(model, version, report, stored.state.id, policy_source=stored.policy_source)

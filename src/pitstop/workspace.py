@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from pitstop import loading, model_lifecycle, registry, signing
+from pitstop import loading, model_lifecycle, policies, registry, signing
 from pitstop.clock import Clock
-from pitstop.config import CONFIG_FILE, render_default_config
+from pitstop.config import CONFIG_FILE, GatePolicy, Policy, render_default_config
 from pitstop.context import Context, resolve_workspace_path
 from pitstop.errors import (
     ArtifactIntegrityError,
     ConflictError,
+    NotFoundError,
     UsageError,
     describe_os_error,
 )
@@ -300,13 +301,17 @@ class Workspace(Context):
         test_set: str,
         actor: str | None = None,
         accept_review: str | None = None,
+        policy: GatePolicy | None = None,
     ) -> GateResult:
         """Stage 2: evaluate the version and the current champion on the same test set (stored, recorded).
 
-        `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded."""
+        `accept_review`, a reason, passes a version held only for review (`leakage.review`); recorded.
+        `policy` is the gate's thresholds (default: `pitstop.yaml`'s `gate` section)."""
         from pitstop.gate.run import run_gate
 
-        return run_gate(self, model, version, test_set, actor=actor, accept_review=accept_review)
+        return run_gate(
+            self, model, version, test_set, actor=actor, accept_review=accept_review, policy=policy
+        )
 
     def verified_artifact(self, model: str, ref: str | int) -> tuple[VersionInfo, bytes]:
         """The version and its file's bytes, after checking the sha256 and, when a verify key is
@@ -404,12 +409,18 @@ class Workspace(Context):
         skip_gate: bool = False,
         actor: str | None = None,
         salt: str | None = None,
+        policy: policies.PolicyChoice = None,
     ) -> StoredRollout:
-        """Take a gated challenger into shadow; the controller carries it through A/B test and ramp."""
+        """Take a gated challenger into shadow; the controller carries it through A/B test and ramp.
+
+        `policy` is what the rollout decides by, to its end: default `pitstop.yaml`'s; a `Policy`; a
+        policy file (a `Path`, or a string naming an existing file), whose keys override
+        `pitstop.yaml`'s one by one; or a named policy (`add_policy`), `NAME` or `NAME@REVISION`. The
+        rollout records where it came from (`policy_source`)."""
         from pitstop.rollout import actions
 
         return actions.start_rollout(
-            self, model, version, reason=reason, skip_gate=skip_gate, actor=actor, salt=salt
+            self, model, version, reason=reason, skip_gate=skip_gate, actor=actor, salt=salt, policy=policy
         )
 
     def rollout_status(self, model: str, rollout_id: int | None = None) -> RolloutStatus:
@@ -426,6 +437,19 @@ class Workspace(Context):
 
         with self.reading() as conn:
             return rollout_of(conn, registry.get_model(conn, model).id, model, rollout_id)
+
+    def rollout_policy(self, model: str, rollout_id: int | None = None) -> StoredRollout:
+        """The rollout (default: the active or latest one) whose `policy` and `policy_source` say what it
+        decides by and where that came from."""
+        from pitstop.rollout.records import latest_rollout
+
+        if rollout_id is not None:
+            return self.rollout(model, rollout_id)
+        with self.reading() as conn:
+            stored = latest_rollout(conn, registry.get_model(conn, model).id)
+        if stored is None:
+            raise NotFoundError(f"model {model!r} has no rollout yet; start one with `pitstop rollout start`")
+        return stored
 
     def rollouts(self, model: str) -> list[StoredRollout]:
         from pitstop.rollout import actions
@@ -484,6 +508,47 @@ class Workspace(Context):
         from pitstop.rollout import manual_shadow
 
         return manual_shadow.compare(self, model)
+
+    # -- named policies ---------------------------------------------------------------------------
+
+    def add_policy(
+        self,
+        name: str,
+        source: str | Path | Policy,
+        *,
+        description: str | None = None,
+        actor: str | None = None,
+    ) -> tuple[policies.NamedPolicy, bool]:
+        """Keep a rollout policy in the store as the next revision of `name` (recorded as an event):
+        from a policy file (its keys over `pitstop.yaml`'s as it is now, validated as `pitstop.yaml`
+        is), or a `Policy`. The same policy, text and description as the latest revision add nothing
+        (created=False)."""
+        policies.validate_name(name)  # before the file: a typo in the name is the cheaper thing to fix
+        if isinstance(source, Policy):
+            policy, text = source, policies.policy_yaml(source)
+        else:
+            read = policies.read_file(Path(source), self.config.policy)
+            policy, text = read.policy, read.text
+        with self.writing() as conn:
+            return policies.add_policy(
+                conn,
+                name,
+                policy=policy,
+                text=text,
+                description=description,
+                now=self.clock.now(),
+                actor=actor or current_actor(),
+            )
+
+    def list_policies(self) -> list[policies.NamedPolicy]:
+        """The latest revision of every named policy, by name."""
+        with self.reading() as conn:
+            return policies.list_policies(conn)
+
+    def get_policy(self, name: str, revision: int | None = None) -> policies.NamedPolicy:
+        """Revision `revision` of a named policy (default: its latest)."""
+        with self.reading() as conn:
+            return policies.get_policy(conn, name, revision)
 
     # -- datasets ---------------------------------------------------------------------------------
 

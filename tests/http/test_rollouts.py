@@ -176,3 +176,17 @@ def test_a_library_error_names_its_field_as_a_json_pointer(served: Served) -> No
         "message": "reason: say why the model is archived",
         "field": "/reason",
     }
+
+
+def test_the_rollout_status_says_which_policy_is_in_force_and_where_it_came_from(
+    served: Served, tmp_path: Any
+) -> None:
+    policy_file = tmp_path / "strict.yaml"
+    policy_file.write_text("ab_test:\n  alpha: 0.01\n")
+    served.ws.add_policy("strict", policy_file)
+    served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test", policy="strict")
+    with serving(served) as client:
+        status = client.get(ROLLOUT).json()
+    assert status["policy_source"] == "policy:strict@1"
+    assert status["policy"] == served.ws.get_policy("strict").policy.model_dump(mode="json")
+    assert status["policy"]["ab_test"]["alpha"] == 0.01

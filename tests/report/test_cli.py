@@ -33,6 +33,7 @@ def test_report_command_writes_the_file_and_says_where(cli, story: Story, tmp_pa
     assert json.loads(result.stdout) == {"path": str(out), "rollout_id": story.promoted}
     page = out.read_text()
     assert page.startswith("<!doctype html>") and "Promoted: version 2 replaced version 1" in page
+    assert "policy from pitstop.yaml" in page  # which policy decided, and where it came from
     assert '<script src="' not in page and '<link rel="stylesheet"' not in page  # all inline: opens offline
 
 

@@ -113,3 +113,33 @@ def test_unreachable_postgres_is_reported(
     (tmp_path / "pitstop.yaml").write_text("")
     with pytest.raises(StoreUnavailableError, match="cannot reach the store"):
         Workspace(tmp_path)
+
+
+def test_upgrading_to_named_policies_marks_every_earlier_rollout_as_from_pitstop_yaml(
+    database_url: str,
+) -> None:
+    """Before migration 0010 a rollout's policy always came from pitstop.yaml; the upgrade says so."""
+    engine = make_engine(database_url)
+    upgrade(engine, "0008")
+    now = "2026-03-01 00:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO models (name, task, target, id_columns, created_at, created_by, allow_pickle) "
+                "VALUES ('eta', 'regression', 'y', '[]', :now, 'test', false)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO rollouts (model_id, champion_version, challenger_version, phase, salt, policy, "
+                "memory, phase_routing_version, phase_started_at, started_at, started_by, updated_at, "
+                "revision) VALUES (1, 1, 2, 'shadow', 's', '{}', '{}', 1, :now, :now, 'test', :now, 1)"
+            ),
+            {"now": now},
+        )
+    assert upgrade(engine) == ("0008", head_revision())
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT policy_source FROM rollouts")).scalars().all() == ["pitstop.yaml"]
+        assert conn.execute(sa.text("SELECT count(*) FROM policies")).scalar() == 0
+    engine.dispose()

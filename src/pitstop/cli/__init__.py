@@ -11,6 +11,7 @@ from pitstop.cli import (
     init,
     models,
     plan,
+    policy,
     report,
     rollout,
     route,
@@ -29,7 +30,21 @@ app = PitstopTyper(
     add_completion=False,
     rich_markup_mode=None,
 )
-for module in (init, datasets, models, train, plan, serve, route, compare, rollout, simulate, report, demo):
+for module in (
+    init,
+    datasets,
+    models,
+    train,
+    plan,
+    serve,
+    route,
+    compare,
+    rollout,
+    policy,
+    simulate,
+    report,
+    demo,
+):
     module.register(app)
 
 EXIT_VERDICT = 1

@@ -40,6 +40,16 @@ ReasonOption = Annotated[str, typer.Option("--reason", help="why: recorded with 
 ByOption = Annotated[
     str | None, typer.Option("--by", help="who is acting (default: $PITSTOP_ACTOR, else your login)")
 ]
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--policy",
+        metavar="FILE|NAME",
+        help="decide the rollout by this policy instead of pitstop.yaml's: a YAML file of policy sections "
+        "(its keys override pitstop.yaml's one by one) or a named policy, NAME or NAME@REVISION "
+        "(`pitstop policy list`); a name that is also a file here is refused",
+    ),
+]
 SkipCheckOption = Annotated[
     str | None,
     typer.Option(
@@ -166,6 +176,11 @@ def close_workspaces() -> None:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_text(text: str) -> None:
+    """Text as it is (YAML, say), without the console's markup: `[10, 25]` is no style."""
+    sys.stdout.write(text)
 
 
 def emit(as_json: bool, data: Any, render: Callable[[], None]) -> None:

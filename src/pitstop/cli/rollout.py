@@ -16,17 +16,19 @@ from pitstop.cli.common import (
     ByOption,
     JsonOption,
     PitstopTyper,
+    PolicyOption,
     WorkspaceOption,
     console,
     emit,
     open_workspace,
     print_json,
     table,
+    write_text,
 )
 from pitstop.cli.number_list import NumberList
 from pitstop.durations import describe_span, parse_positive_duration
 from pitstop.errors import UsageError
-from pitstop.formats import fmt_time, key_number_items
+from pitstop.formats import fmt_time, key_number_items, short_sha256
 
 if TYPE_CHECKING:  # the store, scipy and the rollout machinery load only in the commands that use them
     from pitstop.events import Event
@@ -48,20 +50,22 @@ def start(
     skip_gate: Annotated[
         bool, typer.Option("--skip-gate", help="start without a passed offline gate (recorded)")
     ] = False,
+    policy: PolicyOption = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a rollout: needs a passed offline gate against the current champion; begins in shadow."""
     stored = open_workspace(workspace).start_rollout(
-        model, version, reason=reason, skip_gate=skip_gate, actor=by
+        model, version, reason=reason, skip_gate=skip_gate, actor=by, policy=policy
     )
     emit(
         as_json,
         stored.to_dict(),
         lambda: console.print(
             f"rollout {stored.state.id} started: {model} v{stored.state.challenger_version} shadows champion "
-            f"v{stored.state.champion_version}; the controller decides from here (`pitstop controller`)"
+            f"v{stored.state.champion_version}, policy from {escape(short_sha256(stored.policy_source))}; "
+            "the controller decides from here (`pitstop controller`)"
         ),
     )
 
@@ -75,7 +79,8 @@ def status(
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Phase, share, time, samples vs required, the live comparison and what the next check would do."""
+    """Phase, share, the policy's source, time, samples vs required, the live comparison and what the
+    next check would do."""
     result = open_workspace(workspace).rollout_status(model, rollout)
     emit(as_json, result.to_dict(), lambda: render_status(result))
 
@@ -98,6 +103,7 @@ def render_status(result: RolloutStatus) -> None:
         f"phase {data['phase']}"
         + (step if data["outcome"] is None else "")
         + (f", challenger share {share:.0%}" if share is not None else ""),
+        f"policy from {escape(short_sha256(data['policy_source']))}",
         f"{describe_span(timedelta(hours=result.elapsed_hours))} in this phase"
         + (
             f", at most {describe_span(timedelta(hours=result.remaining_hours))} left"
@@ -198,6 +204,30 @@ def progress_line(progress: dict[str, Any]) -> str:
     need = required or {}
     counts = ", ".join(f"{side} {have[side]} of {need.get(side, '?')}" for side in ("challenger", "champion"))
     return f"{progress['unit']}: {counts}" + ("" if required else " (no A/B plan to count toward)")
+
+
+@rollout_app.command("policy")
+def policy(
+    model: ModelArg,
+    rollout: Annotated[
+        int | None, typer.Option("--rollout", help="a past rollout's id (default: latest)")
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The policy the rollout decides by, as YAML, after a comment saying where it came from."""
+    from pitstop.policies import policy_yaml
+
+    stored = open_workspace(workspace).rollout_policy(model, rollout)
+    s = stored.state
+    data = {
+        "model": s.model,
+        "rollout_id": s.id,
+        "policy_source": stored.policy_source,
+        "policy": stored.policy.model_dump(mode="json"),
+    }
+    header = f"# policy of {s.model} rollout {s.id}, from {stored.policy_source}\n"
+    emit(as_json, data, lambda: write_text(header + policy_yaml(stored.policy)))
 
 
 @rollout_app.command("history")

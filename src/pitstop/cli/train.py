@@ -6,10 +6,12 @@ import contextlib
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from pitstop.cli.common import (
     ByOption,
     JsonOption,
+    PolicyOption,
     SkipCheckOption,
     WorkspaceOption,
     console,
@@ -21,7 +23,7 @@ from pitstop.cli.common import (
     table,
 )
 from pitstop.errors import UsageError
-from pitstop.formats import fmt_time
+from pitstop.formats import fmt_time, short_sha256
 
 if TYPE_CHECKING:  # pandas, scikit-learn and the store load only in the commands that use them
     import pandas as pd
@@ -222,6 +224,7 @@ def retrain(
     test_set: Annotated[str, typer.Option(help="held-out test set for the offline gate")],
     as_of: Annotated[str | None, typer.Option(help="use only rows strictly before this time")] = None,
     param: ParamOption = None,
+    policy: PolicyOption = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
@@ -238,6 +241,7 @@ def retrain(
         as_of=parse_timestamp(as_of, "--as-of"),
         params=parse_params(param),
         actor=by,
+        policy=policy,
     )
     if as_json:
         print_json(result.to_dict())
@@ -258,7 +262,11 @@ def _render_retrain(result: RetrainResult) -> None:
     assert result.gate is not None
     render_gate(result.gate)
     if result.started:
-        console.print(f"rollout {result.rollout_id} started: shadow (the controller takes it from here)")
+        source = short_sha256(result.policy_source or "")
+        console.print(
+            f"rollout {result.rollout_id} started: shadow, policy from {escape(source)} "
+            "(the controller takes it from here)"
+        )
     elif result.active_rollout is not None:
         console.print(
             f"[bold red]stopped at rollout start[/]: {result.reason}; then "

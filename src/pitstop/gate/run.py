@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pitstop import leakage, loading, model_input, registry
+from pitstop.config import GatePolicy
 from pitstop.datasets import DatasetSnapshot, parse_times
 from pitstop.errors import UsageError
 from pitstop.events import EventKind, record_event
@@ -133,12 +134,14 @@ def run_gate(
     *,
     actor: str | None = None,
     accept_review: str | None = None,
+    policy: GatePolicy | None = None,
 ) -> GateResult:
     """Evaluate `version` and the current champion on the same test set; store and record the result.
 
     `accept_review` (a reason) lets a version held for review (`leakage.review`: suspiciously good, no
     direct leakage finding) pass; the acceptance is stored with the result and recorded with the actor.
-    It never passes a gate that failed for any other reason."""
+    It never passes a gate that failed for any other reason. `policy` replaces `pitstop.yaml`'s `gate`
+    section (the gate section of the policy a rollout is about to start with, in `retrain`)."""
     if accept_review is not None and not accept_review.strip():
         raise UsageError("accepting a review hold needs a reason; it is recorded with the event")
     actor = actor or current_actor()
@@ -208,7 +211,7 @@ def run_gate(
             feature_errors=scores,
             late_features=late,
         ),
-        ws.config.gate,
+        policy or ws.config.gate,
     )
     report = GateResult(
         model=model,

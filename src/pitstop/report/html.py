@@ -275,6 +275,7 @@ def render_report(data: ReportData) -> str:
     meta = (
         f"champion v{rollout['champion_version']} · challenger v{rollout['challenger_version']} · "
         f"started {fmt_time(data.start)} by {rollout.get('started_by')} · "
+        f"policy from {rollout.get('policy_source')} · "
         + (f"ended {fmt_time(data.end)}" if data.outcome else f"as of {fmt_time(data.end)}")
     )
     sections = [

@@ -14,6 +14,7 @@ from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageE
 from pitstop.events import Event, EventKind, list_events, record_event
 from pitstop.jsonable import json_safe
 from pitstop.lineage import current_actor
+from pitstop.policies import PolicyChoice, choose
 from pitstop.registry import Alias, ModelInfo, VersionInfo
 from pitstop.rollout.apply import apply_decision, next_target
 from pitstop.rollout.comparison import live_comparison, sample_progress
@@ -77,10 +78,14 @@ def start_rollout(
     skip_gate: bool = False,
     actor: str | None = None,
     salt: str | None = None,
+    policy: PolicyChoice = None,
 ) -> StoredRollout:
     """Start taking a challenger through shadow, A/B and ramp (stage 3 begins at once).
 
     Raises ArtifactIntegrityError when the version's artifact fails its sha256 check.
+
+    `policy` is the policy the rollout keeps to its end (`policies.choose`): default `pitstop.yaml`'s;
+    a `Policy`; a file (over `pitstop.yaml`, key by key); a named policy, `NAME` or `NAME@REVISION`.
 
     `salt` fixes the routing salt (which users the split sends to the challenger); live rollouts get a
     fresh random one, replays a seeded one so that the same replay splits the same users.
@@ -88,6 +93,7 @@ def start_rollout(
     actor = actor or current_actor()
     if skip_gate:
         reason = _require_reason(reason or "", "skip the offline gate")
+    chosen = choose(ws, policy)  # a bad file or an unknown name is refused before anything is written
     # With or without the gate: a version whose artifact is missing or changed is refused here, before
     # any gateway tries to load it (before the write transaction: it reads a whole file).
     verified_version(ws, model, version)
@@ -120,10 +126,11 @@ def start_rollout(
             champion=champion,
             challenger=challenger.version,
             salt=salt,
-            policy=ws.config.policy,
+            policy=chosen.policy,
             now=now,
             actor=actor,
             phase_routing_version=0,
+            policy_source=chosen.source,
         )
         routes = Routes.shadowing(champion, challenger.version, salt, rollout_id=stored.state.id)
         change = Change(now, actor, f"rollout {stored.state.id}: shadow", Rule.ROLLOUT_START)
@@ -155,6 +162,7 @@ def start_rollout(
                 "gate": None if challenger.gate_result is None else challenger.gate_result.to_json(),
                 "champion": champion,
                 "challenger": challenger.version,
+                "policy_source": chosen.source,
             },
         )
         return stored
@@ -293,6 +301,7 @@ class RolloutStatus:
                 "evidence": self.evidence,
                 "next_check": self.next_check,
                 "last_check": self.rollout.status,
+                "policy": self.rollout.policy.model_dump(mode="json"),
                 "errors": self.errors.to_dict(),
                 "load_failures": [failure.to_dict() for failure in self.load_failures],
                 "unavailable": self.unavailable,

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 
 from pitstop.config import Policy
 from pitstop.errors import ConflictError, NotFoundError
+from pitstop.policies import CONFIG_SOURCE
 from pitstop.rollout.phases import Outcome, Phase
 from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.state import RolloutState, SequentialMemory, challenger_share
@@ -30,6 +31,9 @@ class StoredRollout:
     status: dict[str, Any] | None
     started_by: str
     updated_at: datetime
+    # where `policy` came from (`policies.choose`): `pitstop.yaml`, `file:<path> sha256:<hex>`,
+    # `policy:<name>@<revision>` or `python sha256:<hex>`
+    policy_source: str = CONFIG_SOURCE
 
     def to_dict(self) -> dict[str, Any]:
         s = self.state
@@ -49,6 +53,7 @@ class StoredRollout:
             "phase_started_at": s.phase_started_at.isoformat(),
             "ended_at": s.ended_at.isoformat() if s.ended_at else None,
             "plan": None if s.plan is None else s.plan.to_json(),
+            "policy_source": self.policy_source,
         }
 
 
@@ -79,6 +84,7 @@ def _from_row(row: Any, model: str) -> StoredRollout:
         status=row.status,
         started_by=row.started_by,
         updated_at=row.updated_at,
+        policy_source=row.policy_source or CONFIG_SOURCE,
     )
 
 
@@ -164,6 +170,7 @@ def insert_rollout(
     now: datetime,
     actor: str,
     phase_routing_version: int,
+    policy_source: str = CONFIG_SOURCE,
 ) -> StoredRollout:
     result = conn.execute(
         rollouts.insert().values(
@@ -174,6 +181,7 @@ def insert_rollout(
             step=None,
             salt=salt,
             policy=policy.model_dump(mode="json"),
+            policy_source=policy_source,
             memory=SequentialMemory().to_json(),
             status=None,
             phase_routing_version=phase_routing_version,

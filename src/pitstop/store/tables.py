@@ -205,6 +205,9 @@ rollouts = Table(
     Column("ended_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("revision", Integer, nullable=False),
+    # where `policy` came from: `pitstop.yaml`, `file:<path> sha256:<hex>`, `policy:<name>@<revision>`
+    # or `python sha256:<hex>` (migration 0010; rows from before say `pitstop.yaml`, as they all were)
+    Column("policy_source", Text),
     Index(
         "uq_rollouts_one_active_per_model",
         "model_id",
@@ -239,4 +242,23 @@ load_failures = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False),
+)
+
+# -- named policies (issue 20) -------------------------------------------------------------------
+# A rollout policy kept in the store under a name, in revisions: each holds the full validated policy
+# (what a rollout started with it stores), the text it was made from and that text's sha256.
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("description", Text),
+    Column("policy", JSONDocument, nullable=False),
+    Column("source_text", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("name", "revision", name="uq_policies_name_revision"),
 )
