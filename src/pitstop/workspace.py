@@ -502,12 +502,13 @@ class Workspace(Context):
 
         return routing_of(self, model)
 
-    def compare(self, model: str) -> ShadowComparison:
-        """The live comparison of a shadow set by hand with the champion, judged by the workspace
-        policy's shadow rules: the evidence, the test and what a rollout's shadow phase would decide."""
+    def compare(self, model: str, *, policy: policies.PolicyChoice = None) -> ShadowComparison:
+        """The live comparison of a shadow set by hand with the champion, judged by the shadow rules of
+        `policy` (as `start_rollout` takes it; default `pitstop.yaml`'s): the evidence, the test and
+        what a rollout's shadow phase would decide."""
         from pitstop.rollout import manual_shadow
 
-        return manual_shadow.compare(self, model)
+        return manual_shadow.compare(self, model, policies.choose(self, policy))
 
     # -- named policies ---------------------------------------------------------------------------
 

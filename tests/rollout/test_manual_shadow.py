@@ -109,3 +109,14 @@ def test_the_shadow_began_at_the_oldest_table_of_its_unbroken_run() -> None:
     assert shadow_start([*history, _table(5, shadow=None)]) is None
     assert shadow_start([*history, _table(5, shadow=2, rollout_id=7)]) is None
     assert shadow_start([]) is None
+
+
+def test_a_stricter_policy_judges_the_same_shadow_otherwise(rollout_ws: Workspace) -> None:
+    shadow_by_hand(rollout_ws, 2)
+    send_traffic(rollout_ws, 2, 400, decide=False)
+    strict = rollout_ws.path / "strict.yaml"
+    strict.write_text("shadow: {min_labeled: 100000}\n")
+    by_yaml, by_file = rollout_ws.compare("eta"), rollout_ws.compare("eta", policy=strict)
+    assert by_yaml.verdict.rule == "shadow.passed" and by_yaml.policy_source == "pitstop.yaml"
+    assert by_file.verdict.rule == "shadow.min_labeled" and by_file.policy_source.startswith("file:")
+    assert by_file.progress["required"] == {"pairs": 100000}

@@ -2,7 +2,8 @@
 rollout's shadow phase: the same evidence, the same comparison, and what that phase would decide.
 
 Nothing is decided or written: a hand-made shadow has no rollout to advance. The verdict says what a
-rollout's shadow phase, under the workspace's policy, would do with this evidence now, so a person can
+rollout's shadow phase, under the chosen policy (`pitstop.yaml`'s by default), would do with this
+evidence now, so a person can
 judge a shadow they set up themselves by the rules a rollout would apply.
 """
 
@@ -13,10 +14,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pitstop import registry
-from pitstop.config import Policy
 from pitstop.errors import ConflictError, NotFoundError
 from pitstop.jsonable import json_safe
 from pitstop.losses import Scoring
+from pitstop.policies import ChosenPolicy, choose
 from pitstop.rollout.comparison import live_comparison, sample_progress
 from pitstop.rollout.decide import Decision, decide_shadow
 from pitstop.rollout.evidence import Evidence
@@ -45,6 +46,7 @@ class ShadowComparison:
     comparison: dict[str, Any]  # `comparison.live_comparison`, as `rollout status` shows it
     progress: dict[str, Any]  # `comparison.sample_progress`
     verdict: Decision  # what a rollout's shadow phase would decide now
+    policy_source: str  # where the policy judging it came from (`policies.ChosenPolicy.source`)
 
     @property
     def elapsed_hours(self) -> float:
@@ -58,6 +60,7 @@ class ShadowComparison:
                 "shadow_version": self.shadow_version,
                 "since": self.since.isoformat(),
                 "since_routing_version": self.since_routing_version,
+                "policy_source": self.policy_source,
                 "elapsed_hours": self.elapsed_hours,
                 "evidence": self.evidence.to_dict(),
                 "comparison": self.comparison,
@@ -88,10 +91,11 @@ def shadow_start(history: list[RoutingTable]) -> RoutingTable | None:
     return start
 
 
-def compare(ctx: Context, model: str, policy: Policy | None = None) -> ShadowComparison:
-    """The live comparison of the model's hand-made shadow with its champion, judged by `policy`'s
-    shadow rules (the workspace's policy by default)."""
-    policy = policy or ctx.config.policy
+def compare(ctx: Context, model: str, chosen: ChosenPolicy | None = None) -> ShadowComparison:
+    """The live comparison of the model's hand-made shadow with its champion, judged by the chosen
+    policy's shadow rules (the workspace's `pitstop.yaml` by default)."""
+    chosen = chosen or choose(ctx, None)
+    policy = chosen.policy
     now = ctx.clock.now()
     with ctx.reading() as conn:
         info = registry.get_model(conn, model)
@@ -143,4 +147,5 @@ def compare(ctx: Context, model: str, policy: Policy | None = None) -> ShadowCom
         comparison=live_comparison(state, policy, evidence),
         progress=sample_progress(state, policy, evidence),
         verdict=decide_shadow(state, policy, evidence, now),
+        policy_source=chosen.source,
     )
