@@ -9,8 +9,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
+from rich.text import Text
 
 from pitstop.cli.common import (
     ByOption,
@@ -22,6 +24,8 @@ from pitstop.cli.common import (
     open_workspace,
     print_json,
     table,
+    whole,
+    wrapped,
 )
 from pitstop.cli.number_list import NumberList
 from pitstop.durations import describe_span, parse_positive_duration
@@ -130,14 +134,11 @@ def render_status(result: RolloutStatus) -> None:
 def _render_evidence(evidence: dict[str, Any]) -> None:
     out = table(
         "live comparison",
-        "side",
-        "requests",
-        "failures",
-        "failure rate",
-        "labelled requests",
-        "error",
-        "p50 ms",
-        "p99 ms",
+        whole("side"),
+        *(
+            whole(header, justify="right")
+            for header in ("requests", "failures", "failure\nrate", "labelled", "error", "p50\nms", "p99\nms")
+        ),
     )
     for name in ("champion", "challenger", "shadow"):
         arm = evidence[name]
@@ -159,14 +160,18 @@ def _render_evidence(evidence: dict[str, Any]) -> None:
 def _render_errors(result: RolloutStatus) -> None:
     """The failed calls' messages: most frequent first, with when each was first and last seen."""
     errors = result.errors
-    out = table("failed calls in this phase", "version", "role", "calls", "first seen", "last seen", "error")
+    out = table(
+        "failed calls in this phase",
+        whole("version\nrole"),
+        whole("calls", justify="right"),
+        whole("first seen\nlast seen"),
+        wrapped("error"),
+    )
     for message in errors.messages:
         out.add_row(
-            f"v{message.version}",
-            message.role,
+            f"v{message.version}\n{message.role}",
             str(message.count),
-            fmt_time(message.first_seen),
-            fmt_time(message.last_seen),
+            f"{fmt_time(message.first_seen)}\n{fmt_time(message.last_seen)}",
             escape(message.error),
         )
     console.print(out)
@@ -213,13 +218,40 @@ def history(
 
 
 def render_history(model: str, events: list[Event]) -> None:
-    out = table(f"{model}: history", "time", "event", "actor", "from → to", "rule", "reason", "numbers")
+    """One row per event, wrapped by field so it reads at 80 columns: when and who; what changed and by
+    which rule; why, with the numbers the rule saw under it."""
+    out = table(
+        f"{model}: history",
+        whole("time\nactor"),
+        wrapped("event\nfrom → to\nrule"),
+        wrapped("reason\nnumbers"),
+    )
+    out.show_lines = True  # rows of several lines each: a rule between them says where one ends
     for e in events:
-        change = f"{e.from_state or '-'} → {e.to_state or '-'}"
         out.add_row(
-            fmt_time(e.time), e.kind, e.actor, change, e.rule or "-", e.reason or "", key_numbers_cell(e.data)
+            f"{fmt_time(e.time)}\nby {escape(e.actor)}",
+            escape(_event_lines(e.kind, e.from_state, e.to_state, e.rule)),
+            reason_cell(e.reason, e.data),
         )
     console.print(out)
+
+
+def _event_lines(kind: str, from_state: str | None, to_state: str | None, rule: str | None) -> str:
+    """`rollout_transition` / `shadow → ab_test 50%` / `shadow.passed`: the fields each on a line."""
+    lines = [kind]
+    if from_state or to_state:
+        lines.append(f"{from_state or '-'} → {to_state or '-'}")
+    if rule:
+        lines.append(rule)
+    return "\n".join(lines)
+
+
+def reason_cell(reason: str | None, data: dict[str, Any] | None) -> Group:
+    """A reason wrapped between its words, and under it the key numbers (wrapped between numbers)."""
+    parts: list[Any] = [Text(reason or "-")]
+    if data and key_number_items(data):
+        parts.append(key_numbers_cell(data))
+    return Group(*parts)
 
 
 def key_numbers_cell(data: dict[str, Any] | None) -> NumberList:
@@ -283,17 +315,20 @@ def list_(model: ModelArg, workspace: WorkspaceOption = None, as_json: JsonOptio
 
     def render() -> None:
         out = table(
-            f"{model}: rollouts", "id", "challenger", "champion", "started", "phase", "outcome", "reason"
+            f"{model}: rollouts",
+            whole("id"),
+            whole("challenger\nvs champion"),
+            whole("started"),
+            whole("outcome\nor phase"),
+            wrapped("reason"),
         )
         for r in items:
             s = r.state
             out.add_row(
                 str(s.id),
-                f"v{s.challenger_version}",
-                f"v{s.champion_version}",
+                f"v{s.challenger_version} vs v{s.champion_version}",
                 fmt_time(s.started_at),
-                s.phase.value,
-                s.outcome.value if s.outcome else "active",
+                s.outcome.value if s.outcome else f"active\n{s.phase.value}",
                 s.reason or "",
             )
         console.print(out)
