@@ -114,6 +114,11 @@ def render_status(result: RolloutStatus) -> None:
     console.print(
         Panel("\n".join(lines), title=f"{data['model']}: rollout {data['rollout_id']}", expand=False)
     )
+    from pitstop.report.words import status_words  # the dashboard's words (no plotly)
+
+    words = status_words(result)
+    if words is not None:
+        console.print(f"[bold]{escape(words.verdict)}[/]")
     for line in result.unavailable:
         console.print(f"[bold red]{escape(line)}[/]")
     if result.evidence:
@@ -122,13 +127,15 @@ def render_status(result: RolloutStatus) -> None:
         _render_errors(result)
     if data["comparison"]:
         console.print(_comparison_line(data["comparison"], data["phase"], data["evidence"]["paired"]["n"]))
-    if data["progress"]:
-        console.print(_progress_line(data["progress"]))
+    if words is None:
+        return
+    if words.progress:
+        console.print(words.progress)
+    if words.latency:
+        console.print(f"latency: {escape(words.latency)}")
     if data["phase"] == "ab_test" and data["plan"]:  # the expected duration; whether a win is plausible
         console.print(data["plan"]["summary"])
-    if result.next_check:
-        check = result.next_check
-        console.print(f"next check: [bold]{check['action']}[/] ({check['rule']}): {check['reason']}")
+    console.print(f"next check: [bold]{escape(words.next_check)}[/]: {escape(words.next_reason)}")
 
 
 def _render_evidence(evidence: dict[str, Any]) -> None:
@@ -193,16 +200,6 @@ def _comparison_line(comparison: dict[str, Any], phase: str, pairs: int) -> str:
         f"{_n(comparison['challenger_error'])} vs {_n(comparison['champion_error'])}; {test}; "
         f"failure rate {_pct(rates['challenger'])} vs {_pct(rates['champion'])}"
     )
-
-
-def _progress_line(progress: dict[str, Any]) -> str:
-    """`labelled users: challenger 120 of 438, champion 400 of 1314` (what the phase counts and needs)."""
-    have, required = progress["labelled"], progress["required"]
-    if "pairs" in have:
-        return f"{progress['unit']}: {have['pairs']} of {required['pairs']}"
-    need = required or {}
-    counts = ", ".join(f"{side} {have[side]} of {need.get(side, '?')}" for side in ("challenger", "champion"))
-    return f"{progress['unit']}: {counts}" + ("" if required else " (no A/B plan to count toward)")
 
 
 @rollout_app.command("history")
