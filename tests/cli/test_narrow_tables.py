@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pitstop.cli import app
+from pitstop.report.words import status_words
 from pitstop.workspace import Workspace
 from report.rollouts import MODEL, rollout_workspace, send_traffic
 
@@ -96,6 +97,18 @@ def test_rollout_list_and_models_list_keep_their_words_whole(story: Workspace) -
     assert_whole(rollout.state.reason or "", run(story, "rollout", "list", MODEL))
     (model,) = story.models()
     assert_whole(model.description or "", run(story, "models", "list"))
+
+
+def test_rollout_status_says_the_dashboards_words_at_80_columns(story: Workspace) -> None:
+    words = status_words(story.rollout_status(MODEL))
+    assert words is not None and words.latency is not None
+    output = run(story, "rollout", "status", MODEL)
+    assert too_wide(output) == []
+    flat = " ".join(output.split())
+    for sentence in (words.verdict, words.latency):  # the CLI's clock is real: the data are the same
+        assert " ".join(sentence.split()) in flat
+    preview = json.loads(run(story, "rollout", "status", MODEL, "--json"))["next_check"]
+    assert f"next check: {preview['action']} ({preview['rule']})" in flat  # nothing left to wait for
 
 
 def test_a_wide_pipe_keeps_long_lines_and_json_ignores_the_width(story: Workspace) -> None:

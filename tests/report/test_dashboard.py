@@ -159,6 +159,8 @@ def test_dashboard_reads_at_a_glance_on_a_laptop_and_a_phone(
     check_glance(page, glance)
     page.screenshot(path=str(tmp_path / "dashboard-1400.png"), full_page=True)
     page.screenshot(path=str(tmp_path / "dashboard-1400-top.png"))  # what shows without scrolling
+    for chart in ("latency", "progress"):  # the charts the glance points at, at their drawn size
+        page.locator(f'[data-model] [data-chart="{chart}"]').screenshot(path=str(tmp_path / f"{chart}.png"))
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     polls = int(page.evaluate("document.body.dataset.polls"))
     page.wait_for_function(f"Number(document.body.dataset.polls) >= {polls + 1}")
@@ -166,6 +168,7 @@ def test_dashboard_reads_at_a_glance_on_a_laptop_and_a_phone(
     check_page(page, live, 390)
     check_glance(page, glance)
     page.screenshot(path=str(tmp_path / "dashboard-390.png"), full_page=True)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(tmp_path / "dashboard-390-top.png"))
     page.close()
     assert watch.errors == [] and watch.outside == []

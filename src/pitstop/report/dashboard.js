@@ -13,10 +13,6 @@
     return node;
   }
 
-  function pct(value) {
-    return value === null || value === undefined ? "-" : Math.round(value * 1000) / 10 + " %";
-  }
-
   function table(headers, rows) {
     var wrap = el("div", "scroll");
     var t = el("table");
@@ -171,10 +167,7 @@
     entry.phase.className = "badge phase " + (model.phase_class || "");
     renderGlance(entry.glance, model.glance);
     entry.info.replaceChildren();
-    entry.info.appendChild(facts([
-      ["champion", model.champion === null ? "-" : "v" + model.champion],
-      ["challenger", model.challenger === null ? "-" : "v" + model.challenger],
-      ["challenger share", pct(model.share)],
+    entry.info.appendChild(facts([  // who serves whom is the glance's first line
       ["routing", model.routing ? "v" + model.routing.version + " " + model.routing.mode : "not served here"],
       ["rollout", rollout ? "#" + rollout.rollout_id + " started " + model.started + " by " + rollout.started_by : "none yet"]
     ]));

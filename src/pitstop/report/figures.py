@@ -41,6 +41,8 @@ GRID = "#e5e7eb"
 HOVER_TIME = "%Y-%m-%dT%H:%M:%SZ"  # as `formats.fmt_time` writes a moment everywhere else
 NICE_MANTISSAS = ((1, 2, 5), (1,))  # log-axis ticks: 1, 2, 5, 10 …; or one per decade when too many
 MAX_LOG_TICKS = 9
+SUBTITLE_WIDTH = 60  # characters of 11 px text on a 390 px phone's chart
+SUBTITLE_LINE = 16  # pixels more of top margin for each subtitle line after the first
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 
@@ -98,14 +100,25 @@ def _width_text(seconds: float) -> str:
 
 
 def _style(figure: go.Figure, title: str, subtitle: str = "", *, height: int = HEIGHT) -> go.Figure:
-    """Shared look: a short title (it must fit a phone's width) and a smaller line under it."""
+    """Shared look: a short title (it must fit a phone's width) and smaller lines under it, broken
+    between words to fit a phone too (plotly does not wrap a title)."""
     top, bottom = 64, 40
     if subtitle:
-        top = 80
-        title = f"{title}<br><span style='font-size:11px;color:#4b5563'>{subtitle}</span>"
+        lines = _subtitle_lines(subtitle)
+        top = 80 + SUBTITLE_LINE * (len(lines) - 1)
+        small = "<br>".join(f"<span style='font-size:11px;color:#4b5563'>{line}</span>" for line in lines)
+        title = f"{title}<br>{small}"
     below_axis = -LEGEND_GAP / (height - top - bottom)  # the legend starts under the x axis and its title
     figure.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        title={
+            "text": title,
+            "x": 0.0,
+            "xanchor": "left",
+            "y": 1 - 12 / height,  # from the top down: more subtitle lines push nothing into the plot
+            "yref": "container",
+            "yanchor": "top",
+            "font": {"size": 15},
+        },
         template="none",  # the few styles below, instead of a template copied into every figure
         paper_bgcolor="white",
         plot_bgcolor="white",
@@ -120,6 +133,21 @@ def _style(figure: go.Figure, title: str, subtitle: str = "", *, height: int = H
     figure.update_xaxes(**axes)
     figure.update_yaxes(**axes)
     return figure
+
+
+def _subtitle_lines(text: str, width: int = SUBTITLE_WIDTH) -> list[str]:
+    """`text` in lines of at most `width` characters, broken between words.
+
+    >>> _subtitle_lines("now: challenger p99 7.3 ms (cumulative in phase); no limit yet", 40)
+    ['now: challenger p99 7.3 ms (cumulative', 'in phase); no limit yet']
+    """
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
 
 
 def _escape(text: Any) -> str:
