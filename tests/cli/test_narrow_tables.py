@@ -67,6 +67,7 @@ def assert_whole(words: str, output: str) -> None:
         ("rollout", "status", MODEL),
         ("models", "list"),
         ("models", "list", MODEL),
+        ("models", "show", MODEL, "2"),
         ("dataset", "list"),
     ],
     ids=" ".join,
@@ -76,6 +77,13 @@ def test_tables_fit_80_columns_when_piped_with_columns_set(
 ) -> None:
     output = run(story, *command)
     assert output.strip() and too_wide(output) == []
+
+
+def test_the_sample_size_plan_keeps_its_counts_whole_at_80_columns() -> None:
+    args = ["plan", "--baseline-mean", "3", "--baseline-std", "2", "--mde", "0.02", "--correlation", "0.5"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": str(WIDTH)})
+    assert result.exit_code == 0 and too_wide(result.stdout) == []
+    assert {"17,443", "108,820", "8,723"} <= cell_words(result.stdout)
 
 
 def test_history_wraps_each_reason_between_words_at_80_columns(story: Workspace) -> None:
