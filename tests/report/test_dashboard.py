@@ -4,6 +4,7 @@ moves to its next phase)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +17,7 @@ import pytest
 from pitstop.clock import ManualClock
 from pitstop.http.app import create_app
 from pitstop.report.dashboard import plotly_js_path
+from pitstop.report.words import status_words
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
 from report.conftest import CHART_MARKS, PageWatch
@@ -66,6 +68,37 @@ def test_dashboard_json_has_every_model_with_its_phase_series_and_health(live: L
     assert model["events"] and model["words"]["headline"].startswith("In progress (ab_test 50%)")
 
 
+def test_the_glance_says_what_rollout_status_says(live: Live) -> None:
+    (model,) = httpx.get(f"{live.url}/v1/dashboard").json()["models"]
+    glance, words = model["glance"], status_words(live.ws.rollout_status(MODEL))
+    assert words is not None  # the rollout is in progress
+    assert (glance["verdict"], glance["next_check"], glance["latency"]) == (
+        words.verdict,
+        words.next_check,
+        words.latency,
+    )
+    assert glance["phase"] == "ab_test 50%" and glance["since"] == "2026-03-01T00:00:00Z"
+    arms = model["report"]["arms"]
+    predictions = next(c for c in glance["counters"] if c["name"] == "predictions")
+    assert (predictions["champion"], predictions["challenger"]) == tuple(
+        f"{sum(arms[arm]['requests']):,}" for arm in ("champion", "challenger")
+    )
+
+
+def test_the_latency_chart_shows_the_cumulative_p99_and_the_rules_look_on_round_ticks(live: Live) -> None:
+    (model,) = httpx.get(f"{live.url}/v1/dashboard").json()["models"]
+    chart = model["figures"]["latency"]
+    names = {trace.get("name") for trace in chart["data"]}
+    assert {"challenger p99, cumulative in phase", "the rule's look now"} <= names
+    check = model["report"]["latency_check"]
+    assert (
+        check["calls"] > 0 and f"challenger p99 {check['p99_ms']:.1f} ms" in chart["layout"]["title"]["text"]
+    )
+    ticks = chart["layout"]["yaxis"]["tickvals"]
+    mantissas = {round(tick / 10 ** math.floor(math.log10(tick)), 6) for tick in ticks}
+    assert ticks and mantissas <= {1, 2, 5}  # 1, 2, 5, 10 …: never 3.16
+
+
 def test_dashboard_page_and_plotly_are_served_by_the_gateway_itself(live: Live) -> None:
     page = httpx.get(f"{live.url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -91,25 +124,52 @@ def check_page(page: Any, live: Live, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing runs off the screen
 
 
+def check_glance(page: Any, glance: dict[str, Any]) -> None:
+    """The facts an on-call engineer reads first are on the page as the JSON has them."""
+    card = page.locator(f'[data-model="{MODEL}"]')
+    assert "challenger v2 serves 50% of users" in card.locator(".share").inner_text()
+    verdict = card.locator('[data-fact="verdict"]').inner_text()
+    assert verdict == glance["verdict"] and verdict.startswith(("Better so far", "Worse so far", "Not yet"))
+    assert "interval" in verdict  # the A/B test has run: its interval is in the sentence
+    assert glance["next_check"] in card.locator('[data-fact="next"]').inner_text()
+    decision = card.locator('[data-fact="decision"]').inner_text()
+    last = glance["last_decision"]
+    assert last["rule"] == "shadow.passed" and f"rule {last['rule']}" in decision
+    assert last["numbers"] and all(f"{name} = {value}" in decision for name, value in last["numbers"])
+    health = card.locator('[data-fact="rollout-health"]').inner_text()
+    assert glance["since"] in health and "failed predictions" in health
+    below = "document.getElementById('models').compareDocumentPosition(document.getElementById('health'))"
+    assert page.evaluate(f"{below} & Node.DOCUMENT_POSITION_FOLLOWING")  # gateway health after the models
+
+
 @pytest.mark.browser
-def test_dashboard_in_a_browser_draws_the_charts_and_shows_the_phase(
-    live: Live, chromium: Any, artifacts: Path
+def test_dashboard_reads_at_a_glance_on_a_laptop_and_a_phone(
+    live: Live, chromium: Any, tmp_path: Path
 ) -> None:
-    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    glance = httpx.get(f"{live.url}/v1/dashboard").json()["models"][0]["glance"]
+    assert glance["next_check"] and glance["latency"] and glance["counters"]
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
     watch = PageWatch(page, allowed=(live.url,))
     page.goto(f"{live.url}/")
     page.wait_for_function(
         f"document.querySelectorAll('[data-model] .js-plotly-plot .main-svg').length >= {len(LIVE_CHARTS)}"
         " && Number(document.body.dataset.polls) >= 2"  # drawn, then redrawn by a later poll
     )
-    check_page(page, live, 1280)
-    page.screenshot(path=str(artifacts / "dashboard-1280.png"), full_page=True)
-    page.set_viewport_size({"width": 375, "height": 800})  # a phone
+    check_page(page, live, 1400)
+    check_glance(page, glance)
+    page.screenshot(path=str(tmp_path / "dashboard-1400.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "dashboard-1400-top.png"))  # what shows without scrolling
+    for chart in ("latency", "progress"):  # the charts the glance points at, at their drawn size
+        page.locator(f'[data-model] [data-chart="{chart}"]').screenshot(path=str(tmp_path / f"{chart}.png"))
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
     polls = int(page.evaluate("document.body.dataset.polls"))
     page.wait_for_function(f"Number(document.body.dataset.polls) >= {polls + 1}")
-    page.wait_for_function("document.querySelector('.js-plotly-plot .main-svg').clientWidth <= 375")
-    check_page(page, live, 375)
-    page.screenshot(path=str(artifacts / "dashboard-375.png"), full_page=True)
+    page.wait_for_function("document.querySelector('.js-plotly-plot .main-svg').clientWidth <= 390")
+    check_page(page, live, 390)
+    check_glance(page, glance)
+    page.screenshot(path=str(tmp_path / "dashboard-390.png"), full_page=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(tmp_path / "dashboard-390-top.png"))
     page.close()
     assert watch.errors == [] and watch.outside == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, ConsoleDimensions
+from rich.table import Column, Table
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
@@ -22,8 +23,27 @@ if TYPE_CHECKING:
 
     from pitstop.workspace import Workspace
 
-PIPED_WIDTH = 160  # output to a file or a pipe has no terminal width; leave tables room to stay whole
-console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
+PIPED_WIDTH = 160  # output to a pipe without `COLUMNS` has no width: leave tables room to stay whole
+
+
+class PipedConsole(Console):
+    """rich's Console whose width is looked up at each print: the terminal's, else `COLUMNS` (set by a
+    shell script, `COLUMNS=80 pitstop … | less`, or a test), else `PIPED_WIDTH` (rich's own fallback is
+    80). Looked up late because the output stream and environment may change after import."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = PipedConsole(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 WorkspaceOption = Annotated[
@@ -191,13 +211,28 @@ def emit(as_json: bool, data: Any, render: Callable[[], None]) -> None:
         render()
 
 
-def table(title: str | None, *columns: str) -> Table:
-    out = Table(title=title, title_justify="left", header_style="bold")
-    for index, column in enumerate(columns):
-        # The row's name stays whole and greppable; a value too wide for a narrow terminal folds onto
-        # the next line rather than being cut to "…" (a truncated number is a wrong number).
-        out.add_column(column, no_wrap=index == 0, overflow="fold")
-    return out
+def table(title: str | None, *columns: str | Column) -> Table:
+    """A table of `columns`: a name is a `whole` column first, a `wrapped` column after; give
+    `whole` or `wrapped` columns to say how each wraps in a narrow terminal (80 columns)."""
+    specs = [
+        (whole(c) if index == 0 else wrapped(c)) if isinstance(c, str) else c
+        for index, c in enumerate(columns)
+    ]
+    return Table(*specs, title=title, title_justify="left", header_style="bold")
+
+
+def whole(header: str, **options: Any) -> Column:
+    """A short value kept whole on its line (a name, id, version, time, number): the column is as wide
+    as its widest line, and the wrapping columns share what is left. A cell may hold several fields on
+    lines of their own (`2026-03-01T00:00:00Z` / `by controller`): the table wraps by field."""
+    return Column(header, no_wrap=True, **options)
+
+
+def wrapped(header: str) -> Column:
+    """Words (a reason, a description) wrapped between words; only a word wider than the whole column
+    folds (a truncated number or path is a wrong one). The wrapping columns share the width the
+    `whole` ones leave, the widest narrowed first."""
+    return Column(header, overflow="fold")
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from pitstop.cli.common import JsonOption, WorkspaceOption, console, emit, open_workspace
-from pitstop.cli.rollout import comparison_line, progress_line, render_evidence
+from pitstop.cli.rollout import comparison_line, render_evidence
 from pitstop.durations import describe_span
 from pitstop.formats import fmt_time, short_sha256
 
@@ -47,14 +47,17 @@ def _render(result: ShadowComparison) -> None:
         f"judged by the policy from {escape(short_sha256(result.policy_source))}",
     ]
     console.print(Panel("\n".join(lines), title=f"{result.model}: shadow comparison", expand=False))
+    from pitstop.report.words import progress_words, verdict  # the dashboard's words (no plotly)
+
+    console.print(f"[bold]{escape(verdict(result.comparison, result.progress))}[/]")
     evidence = result.evidence.to_dict()
     render_evidence(evidence)
     console.print(comparison_line(result.comparison, "shadow", evidence["paired"]["n"]))
-    console.print(progress_line(result.progress))
-    verdict = result.verdict
+    console.print(progress_words(result.progress))
+    would = result.verdict
     console.print(
-        f"a rollout's shadow phase would now: [bold]{verdict.action.value}[/] ({verdict.rule}): "
-        f"{verdict.reason}"
+        f"a rollout's shadow phase would now: [bold]{would.action.value}[/] ({would.rule}): "
+        f"{escape(would.reason)}"
     )
 
 

@@ -17,6 +17,7 @@ from pitstop.cli.common import (
     open_workspace,
     split_list,
     table,
+    whole,
 )
 from pitstop.formats import fmt_time
 
@@ -69,15 +70,18 @@ def list_(
 
 
 def _render(snapshots: list[DatasetSnapshot]) -> None:
-    out = table("datasets", "name", "version", "rows", "time from", "time to", "sha256", "added")
+    out = table(
+        "datasets",
+        whole("snapshot\nsha256"),
+        whole("rows", justify="right"),
+        whole("time from\ntime to"),
+        whole("added"),
+    )
     for s in snapshots:
         out.add_row(
-            s.name,
-            str(s.version),
+            f"{s.ref}\n{s.sha256[:12]}",
             str(s.rows),
-            fmt_time(s.time_min),
-            fmt_time(s.time_max),
-            s.sha256[:12],
+            f"{fmt_time(s.time_min)}\n{fmt_time(s.time_max)}",
             fmt_time(s.created_at),
         )
     console.print(out)

@@ -20,6 +20,8 @@ from pitstop.cli.common import (
     parse_params,
     split_list,
     table,
+    whole,
+    wrapped,
 )
 from pitstop.cli.train import describe_format, parse_timestamp
 from pitstop.errors import UsageError
@@ -149,15 +151,19 @@ def list_(
 
 def _render_models(models: list[ModelInfo]) -> None:
     out = table(
-        "models", "name", "task", "target", "features", "champion", "challenger", "previous", "description"
+        "models",
+        whole("name\ntask"),
+        whole("target"),
+        whole("versions"),
+        wrapped("features"),
+        wrapped("description"),
     )
     for m in models:
         out.add_row(
-            m.name + (" (archived)" if m.archived else ""),
-            m.task,
+            m.name + (" (archived)" if m.archived else "") + f"\n{m.task}",
             m.target,
+            "\n".join(f"{a} {m.aliases.get(a, '-')}" for a in ("champion", "challenger", "previous")),
             ", ".join(m.features or []) or "(fixed by the first version)",
-            *(str(m.aliases.get(a, "-")) for a in ("champion", "challenger", "previous")),
             m.description or "-",
         )
     console.print(out)
@@ -226,7 +232,12 @@ def _render_model(m: ModelInfo, done: str) -> None:
 
 def _render_versions(model: str, versions: list[VersionInfo]) -> None:
     out = table(
-        f"{model}: versions", "version", "aliases", "created", "by", "train data", "window end", "gate"
+        f"{model}: versions",
+        whole("version", justify="right"),
+        whole("aliases"),
+        whole("created\nby"),
+        wrapped("train data\nwindow end"),
+        whole("gate"),
     )
     for v in versions:
         reference = v.lineage.data_reference
@@ -234,11 +245,9 @@ def _render_versions(model: str, versions: list[VersionInfo]) -> None:
         gate = "-" if v.gate_result is None else ("passed" if v.gate_result.passed else "failed")
         out.add_row(
             str(v.version),
-            ", ".join(v.aliases) or "-",
-            fmt_time(v.created_at),
-            v.created_by,
-            data,
-            fmt_time(v.lineage.training_window.end),
+            "\n".join(v.aliases) or "-",
+            f"{fmt_time(v.created_at)}\n{v.created_by}",
+            f"{data}\n{fmt_time(v.lineage.training_window.end)}",
             gate,
         )
     console.print(out)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from pitstop.cli.common import JsonOption, console, emit, table
+from pitstop.cli.common import JsonOption, console, emit, table, whole, wrapped
 from pitstop.errors import UsageError
 
 if TYPE_CHECKING:  # scipy loads only when a plan is computed
@@ -138,7 +138,9 @@ def _render(
     correlation: float | None,
 ) -> None:
     out = table(
-        f"units to detect a {classic.mde:.2%} lower mean error", "test", "champion", "challenger", "total"
+        f"units to detect a {classic.mde:.2%} lower mean error",
+        wrapped("test"),
+        *(whole(header, justify="right") for header in ("champion", "challenger", "total")),
     )
     out.caption = f"alpha {classic.alpha:g}, power {classic.power:g}, challenger share {classic.share:g}"
     out.add_row("two-sided two-sample t-test", *_counts(classic))

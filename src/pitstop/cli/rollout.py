@@ -9,8 +9,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
+from rich.text import Text
 
 from pitstop.cli.common import (
     ByOption,
@@ -23,6 +25,8 @@ from pitstop.cli.common import (
     open_workspace,
     print_json,
     table,
+    whole,
+    wrapped,
     write_text,
 )
 from pitstop.cli.number_list import NumberList
@@ -116,6 +120,11 @@ def render_status(result: RolloutStatus) -> None:
     console.print(
         Panel("\n".join(lines), title=f"{data['model']}: rollout {data['rollout_id']}", expand=False)
     )
+    from pitstop.report.words import status_words  # the dashboard's words (no plotly)
+
+    words = status_words(result)
+    if words is not None:
+        console.print(f"[bold]{escape(words.verdict)}[/]")
     for line in result.unavailable:
         console.print(f"[bold red]{escape(line)}[/]")
     if result.evidence:
@@ -124,26 +133,25 @@ def render_status(result: RolloutStatus) -> None:
         _render_errors(result)
     if data["comparison"]:
         console.print(comparison_line(data["comparison"], data["phase"], data["evidence"]["paired"]["n"]))
-    if data["progress"]:
-        console.print(progress_line(data["progress"]))
+    if words is None:
+        return
+    if words.progress:
+        console.print(words.progress)
+    if words.latency:
+        console.print(f"latency: {escape(words.latency)}")
     if data["phase"] == "ab_test" and data["plan"]:  # the expected duration; whether a win is plausible
         console.print(data["plan"]["summary"])
-    if result.next_check:
-        check = result.next_check
-        console.print(f"next check: [bold]{check['action']}[/] ({check['rule']}): {check['reason']}")
+    console.print(f"next check: [bold]{escape(words.next_check)}[/]: {escape(words.next_reason)}")
 
 
 def render_evidence(evidence: dict[str, Any]) -> None:
     out = table(
         "live comparison",
-        "side",
-        "requests",
-        "failures",
-        "failure rate",
-        "labelled requests",
-        "error",
-        "p50 ms",
-        "p99 ms",
+        whole("side"),
+        *(
+            whole(header, justify="right")
+            for header in ("requests", "failures", "failure\nrate", "labelled", "error", "p50\nms", "p99\nms")
+        ),
     )
     for name in ("champion", "challenger", "shadow"):
         arm = evidence[name]
@@ -165,14 +173,18 @@ def render_evidence(evidence: dict[str, Any]) -> None:
 def _render_errors(result: RolloutStatus) -> None:
     """The failed calls' messages: most frequent first, with when each was first and last seen."""
     errors = result.errors
-    out = table("failed calls in this phase", "version", "role", "calls", "first seen", "last seen", "error")
+    out = table(
+        "failed calls in this phase",
+        whole("version\nrole"),
+        whole("calls", justify="right"),
+        whole("first seen\nlast seen"),
+        wrapped("error"),
+    )
     for message in errors.messages:
         out.add_row(
-            f"v{message.version}",
-            message.role,
+            f"v{message.version}\n{message.role}",
             str(message.count),
-            fmt_time(message.first_seen),
-            fmt_time(message.last_seen),
+            f"{fmt_time(message.first_seen)}\n{fmt_time(message.last_seen)}",
             escape(message.error),
         )
     console.print(out)
@@ -194,16 +206,6 @@ def comparison_line(comparison: dict[str, Any], phase: str, pairs: int) -> str:
         f"{_n(comparison['challenger_error'])} vs {_n(comparison['champion_error'])}; {test}; "
         f"failure rate {_pct(rates['challenger'])} vs {_pct(rates['champion'])}"
     )
-
-
-def progress_line(progress: dict[str, Any]) -> str:
-    """`labelled users: challenger 120 of 438, champion 400 of 1314` (what the phase counts and needs)."""
-    have, required = progress["labelled"], progress["required"]
-    if "pairs" in have:
-        return f"{progress['unit']}: {have['pairs']} of {required['pairs']}"
-    need = required or {}
-    counts = ", ".join(f"{side} {have[side]} of {need.get(side, '?')}" for side in ("challenger", "champion"))
-    return f"{progress['unit']}: {counts}" + ("" if required else " (no A/B plan to count toward)")
 
 
 @rollout_app.command("policy")
@@ -243,13 +245,40 @@ def history(
 
 
 def render_history(model: str, events: list[Event]) -> None:
-    out = table(f"{model}: history", "time", "event", "actor", "from → to", "rule", "reason", "numbers")
+    """One row per event, wrapped by field so it reads at 80 columns: when and who; what changed and by
+    which rule; why, with the numbers the rule saw under it."""
+    out = table(
+        f"{model}: history",
+        whole("time\nactor"),
+        wrapped("event\nfrom → to\nrule"),
+        wrapped("reason\nnumbers"),
+    )
+    out.show_lines = True  # rows of several lines each: a rule between them says where one ends
     for e in events:
-        change = f"{e.from_state or '-'} → {e.to_state or '-'}"
         out.add_row(
-            fmt_time(e.time), e.kind, e.actor, change, e.rule or "-", e.reason or "", key_numbers_cell(e.data)
+            f"{fmt_time(e.time)}\nby {escape(e.actor)}",
+            escape(_event_lines(e.kind, e.from_state, e.to_state, e.rule)),
+            reason_cell(e.reason, e.data),
         )
     console.print(out)
+
+
+def _event_lines(kind: str, from_state: str | None, to_state: str | None, rule: str | None) -> str:
+    """`rollout_transition` / `shadow → ab_test 50%` / `shadow.passed`: the fields each on a line."""
+    lines = [kind]
+    if from_state or to_state:
+        lines.append(f"{from_state or '-'} → {to_state or '-'}")
+    if rule:
+        lines.append(rule)
+    return "\n".join(lines)
+
+
+def reason_cell(reason: str | None, data: dict[str, Any] | None) -> Group:
+    """A reason wrapped between its words, and under it the key numbers (wrapped between numbers)."""
+    parts: list[Any] = [Text(reason or "-")]
+    if data and key_number_items(data):
+        parts.append(key_numbers_cell(data))
+    return Group(*parts)
 
 
 def key_numbers_cell(data: dict[str, Any] | None) -> NumberList:
@@ -313,17 +342,20 @@ def list_(model: ModelArg, workspace: WorkspaceOption = None, as_json: JsonOptio
 
     def render() -> None:
         out = table(
-            f"{model}: rollouts", "id", "challenger", "champion", "started", "phase", "outcome", "reason"
+            f"{model}: rollouts",
+            whole("id"),
+            whole("challenger\nvs champion"),
+            whole("started"),
+            whole("outcome\nor phase"),
+            wrapped("reason"),
         )
         for r in items:
             s = r.state
             out.add_row(
                 str(s.id),
-                f"v{s.challenger_version}",
-                f"v{s.champion_version}",
+                f"v{s.challenger_version} vs v{s.champion_version}",
                 fmt_time(s.started_at),
-                s.phase.value,
-                s.outcome.value if s.outcome else "active",
+                s.outcome.value if s.outcome else f"active\n{s.phase.value}",
                 s.reason or "",
             )
         console.print(out)

@@ -12,8 +12,17 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pitstop.cli.common import JsonOption, WorkspaceOption, console, open_workspace, print_json, table
-from pitstop.cli.rollout import key_numbers_cell
+from pitstop.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    console,
+    open_workspace,
+    print_json,
+    table,
+    whole,
+    wrapped,
+)
+from pitstop.cli.rollout import reason_cell
 from pitstop.durations import parse_duration, parse_positive_duration
 from pitstop.errors import UsageError
 from pitstop.formats import fmt_time
@@ -133,19 +142,16 @@ def _write_report(folder: Path, model: str, rollout_id: int, out: Path) -> Path:
 def _render(data: dict[str, Any]) -> None:
     out = table(
         f"replay: {data['model']} v{data['challenger']} vs champion v{data['champion']}",
-        "time",
-        "from → to",
-        "rule",
-        "reason",
-        "numbers",
+        whole("time"),
+        wrapped("from → to\nrule"),
+        wrapped("reason\nnumbers"),
     )
+    out.show_lines = True
     for item in data["timeline"]:
         out.add_row(
             fmt_time(item["time"]),
-            f"{item['from']} → {item['to']}",
-            item["rule"] or "-",
-            item["reason"] or "",
-            key_numbers_cell(item["numbers"]),
+            f"{item['from']} → {item['to']}\n{item['rule'] or '-'}",
+            reason_cell(item["reason"], item["numbers"]),
         )
     console.print(out)
     console.print(

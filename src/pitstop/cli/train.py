@@ -21,6 +21,8 @@ from pitstop.cli.common import (
     parse_params,
     print_json,
     table,
+    whole,
+    wrapped,
 )
 from pitstop.errors import UsageError
 from pitstop.formats import fmt_time, short_sha256
@@ -177,11 +179,9 @@ def render_gate(report: GateResult) -> None:
     on = test_set.ref
     out = table(
         f"offline gate: {report.model} v{report.version} vs {against} on {on}",
-        "check",
-        "result",
-        "observed",
-        "threshold",
-        "explanation",
+        whole("check\nresult"),
+        wrapped("observed\nthreshold"),
+        wrapped("explanation"),
     )
     for check in report.checks:
         if check.skipped:
@@ -190,7 +190,8 @@ def render_gate(report: GateResult) -> None:
             result = "[green]pass[/]"
         else:
             result = "[bold yellow]REVIEW[/]" if check.review else "[bold red]FAIL[/]"
-        out.add_row(check.name, result, _fmt(check.observed), _fmt(check.threshold), check.detail)
+        observed = f"{_fmt(check.observed)}\n{_fmt(check.threshold)}"
+        out.add_row(f"{check.name}\n{result}", observed, check.detail)
     console.print(out)
     if report.verdict == "accepted" and report.accepted is not None:
         console.print(

@@ -13,10 +13,6 @@
     return node;
   }
 
-  function pct(value) {
-    return value === null || value === undefined ? "-" : Math.round(value * 1000) / 10 + " %";
-  }
-
   function table(headers, rows) {
     var wrap = el("div", "scroll");
     var t = el("table");
@@ -44,7 +40,7 @@
   function renderHealth(health) {
     var box = document.getElementById("health");
     box.replaceChildren();
-    box.appendChild(el("h2", null, "Gateway health"));
+    box.appendChild(el("h2", null, "Gateway health (this process)"));
     var ready = document.getElementById("ready");
     ready.textContent = health.ready ? "ready" : "not ready";
     ready.className = "badge " + (health.ready ? "ready" : "unready");
@@ -57,7 +53,7 @@
       ["cannot load here", (health.cannot_load || []).join("; ") || "-"]
     ]));
     var rows = Object.keys(health.counters).map(function (name) { return [name, health.counters[name]]; });
-    box.appendChild(table(["counter (since start)", "value"], rows));
+    box.appendChild(table(["counter (since this gateway started)", "value"], rows));
   }
 
   function card(name) {
@@ -70,6 +66,8 @@
     var phase = el("span", "badge phase");
     head.appendChild(phase);
     section.appendChild(head);
+    var glance = el("div", "glance");
+    section.appendChild(glance);
     var info = el("div", "info");
     section.appendChild(info);
     var failures = el("div", "failures");
@@ -81,7 +79,8 @@
     section.appendChild(events);
     document.getElementById("models").appendChild(section);
     entry = {
-      section: section, phase: phase, info: info, failures: failures, charts: charts, events: events,
+      section: section, phase: phase, glance: glance, info: info, failures: failures, charts: charts,
+      events: events,
       plots: new Map()
     };
     cards.set(name, entry);
@@ -99,14 +98,65 @@
     unavailable.forEach(function (line) { box.appendChild(el("p", "problem", line)); });
     if (errors.messages.length) {
       box.appendChild(table(
-        ["version", "role", "calls", "first seen (UTC)", "last seen (UTC)", "error"],
+        ["version", "role", "calls", "first to last seen", "error"],
         errors.messages.map(function (m) {
-          return ["v" + m.version, m.role, m.count, m.first_seen.replace("T", " ").slice(0, 19),
-            m.last_seen.replace("T", " ").slice(0, 19), m.error];
+          return ["v" + m.version, m.role, m.count, m.seen, m.error];
         })
       ));
     }
     if (errors.more) box.appendChild(el("p", "muted", "and " + errors.more + " other error messages"));
+  }
+
+  function numberList(pairs) {
+    var list = el("ul", "numbers");
+    pairs.forEach(function (pair) { list.appendChild(el("li", null, pair[0] + " = " + pair[1])); });
+    return list;
+  }
+
+  // What an on-call engineer reads first: who serves whom, the verdict so far, what the next check
+  // needs, the last decision with its numbers, and this rollout's own health counters.
+  function renderGlance(box, g) {
+    box.replaceChildren();
+    box.appendChild(el("p", "share", g.share));
+    var verdict = el("p", "verdict", g.verdict);
+    verdict.dataset.fact = "verdict";
+    box.appendChild(verdict);
+    var pairs = [];
+    if (g.next_check) pairs.push(["next check", g.next_check + (g.next_reason ? " — " + g.next_reason : "")]);
+    if (g.progress) pairs.push(["labelled so far", g.progress]);
+    if (g.latency) pairs.push(["latency rule", g.latency]);
+    if (pairs.length) {
+      var dl = facts(pairs);
+      dl.dataset.fact = "next";
+      box.appendChild(dl);
+    }
+    var d = g.last_decision;
+    if (d) {
+      var decision = el("div", "decision");
+      decision.dataset.fact = "decision";
+      decision.appendChild(el("h3", null, "Last decision"));
+      decision.appendChild(el("p", "decided",
+        d.time + " · " + d.change + " · rule " + d.rule + " · by " + d.actor));
+      if (d.meaning) decision.appendChild(el("p", "muted", d.meaning));
+      if (d.reason) decision.appendChild(el("p", "because", d.reason));
+      if (d.numbers.length) decision.appendChild(numberList(d.numbers));
+      if (d.more_numbers.length) {
+        var more = el("details", "more");
+        more.appendChild(el("summary", null, d.more_numbers.length + " more numbers the rule recorded"));
+        more.appendChild(numberList(d.more_numbers));
+        decision.appendChild(more);
+      }
+      box.appendChild(decision);
+    }
+    if (g.counters.length) {
+      var health = el("div", "rollout-health");
+      health.dataset.fact = "rollout-health";
+      health.appendChild(el("h3", null, "This rollout's health (since " + g.since + ")"));
+      health.appendChild(table(["", "champion", "challenger"], g.counters.map(function (c) {
+        return [c.name, c.champion, c.challenger];
+      })));
+      box.appendChild(health);
+    }
   }
 
   function renderModel(model) {
@@ -115,18 +165,12 @@
     entry.phase.textContent = model.phase_label;
     entry.phase.dataset.phase = model.phase || "none";
     entry.phase.className = "badge phase " + (model.phase_class || "");
+    renderGlance(entry.glance, model.glance);
     entry.info.replaceChildren();
-    entry.info.appendChild(facts([
-      ["champion", model.champion === null ? "-" : "v" + model.champion],
-      ["challenger", model.challenger === null ? "-" : "v" + model.challenger],
-      ["challenger share", pct(model.share)],
+    entry.info.appendChild(facts([  // who serves whom is the glance's first line
       ["routing", model.routing ? "v" + model.routing.version + " " + model.routing.mode : "not served here"],
-      ["rollout", rollout ? "#" + rollout.rollout_id + " started " + rollout.started_at + " by " + rollout.started_by : "none yet"]
+      ["rollout", rollout ? "#" + rollout.rollout_id + " started " + model.started + " by " + rollout.started_by : "none yet"]
     ]));
-    if (model.words) {
-      entry.info.appendChild(el("p", "headline", model.words.headline));
-      entry.info.appendChild(el("p", "because", model.words.because));
-    }
     renderFailures(entry.failures, model.report);
     var wanted = model.figures || {};
     entry.plots.forEach(function (div, key) {
@@ -145,9 +189,9 @@
       Plotly.react(entry.plots.get(key), wanted[key].data, wanted[key].layout, plotConfig);
     });
     entry.events.replaceChildren(table(
-      ["time (UTC)", "event", "actor", "from → to", "rule", "reason"],
+      ["time", "event", "actor", "from → to", "rule", "reason"],
       (model.events || []).slice().reverse().map(function (e) {
-        return [e.time.replace("T", " ").slice(0, 19), e.kind, e.actor,
+        return [e.when, e.kind, e.actor,
           (e.from_state || "-") + " → " + (e.to_state || "-"), e.rule || "-", e.reason || ""];
       })
     ));
@@ -179,7 +223,7 @@
         render(data);
         polls += 1;
         document.body.dataset.polls = String(polls);
-        document.getElementById("updated").textContent = "updated " + data.generated_at.replace("T", " ").slice(0, 19) + " UTC";
+        document.getElementById("updated").textContent = "updated " + data.generated;
       })
       .catch(function (error) {
         document.getElementById("updated").textContent = "update failed (" + error.message + "); retrying";

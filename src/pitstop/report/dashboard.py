@@ -4,6 +4,7 @@ with the page and plotly.js from the installed plotly package: read-only, no ext
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -14,10 +15,15 @@ from sqlalchemy import Connection
 from pitstop import registry
 from pitstop.errors import StoreUnavailableError
 from pitstop.events import list_events
+from pitstop.formats import fmt_time
+from pitstop.jsonable import json_safe
 from pitstop.registry import Alias, ModelInfo
 from pitstop.report.data import gather_report
 from pitstop.report.figures import build_figures, figure_json
-from pitstop.report.values import ReportData
+from pitstop.report.glance import glance
+from pitstop.report.values import LatencyCheck, ReportData
+from pitstop.report.words import status_words
+from pitstop.rollout.actions import RolloutStatus, status
 from pitstop.rollout.apply import describe
 from pitstop.rollout.records import StoredRollout, active_rollout, latest_rollout
 from pitstop.rollout.state import challenger_share
@@ -51,24 +57,46 @@ def plotly_js_path() -> Path:
 
 
 def dashboard_data(gateway: Gateway, *, recent: int = RECENT_EVENTS) -> dict[str, Any]:
-    """What the dashboard shows, as JSON: gateway health, and per model its versions, phase, share, the
-    report series of its active (or latest) rollout with the charts built from them, and recent events."""
+    """What the dashboard shows, as JSON: per model its glance (phase, share, verdict, next check, last
+    decision, the rollout's health), versions, the report series of its active (or latest) rollout with
+    the charts built from them, and recent events; then the gateway's health."""
     now = gateway.clock.now()
     health = gateway_health(gateway)
     views: list[tuple[dict[str, Any], ReportData | None]] = []
     try:
         with gateway.ws.reading() as conn:
             views = [_model_view(conn, gateway, info, now, recent) for info in registry.list_models(conn)]
+        models = [_with_report(view, report, _live_status(gateway, view)) for view, report in views]
     except StoreUnavailableError as error:
         health["store_error"] = str(error)
-    models = []
-    for view, report in views:
-        if report is not None:
-            view["report"] = report.to_dict()
-            view["words"] = view["report"]["words"]
-            view["figures"] = {name: figure_json(fig) for name, fig in build_figures(report).items()}
-        models.append(view)
-    return {"generated_at": now.isoformat(), "health": health, "models": models}
+        models = []
+    return {"generated_at": now.isoformat(), "generated": fmt_time(now), "health": health, "models": models}
+
+
+def _live_status(gateway: Gateway, view: dict[str, Any]) -> RolloutStatus | None:
+    """`rollout status` of an active rollout: its live evidence and the next check's preview."""
+    rollout = view["rollout"]
+    if rollout is None or rollout["outcome"] is not None:
+        return None
+    return status(gateway.ws, view["name"], rollout["rollout_id"])
+
+
+def _with_report(
+    view: dict[str, Any], report: ReportData | None, live: RolloutStatus | None
+) -> dict[str, Any]:
+    """The view with its glance, and the report series and charts of its rollout."""
+    words = None if live is None else status_words(live)
+    if report is not None and live is not None and live.latency is not None:
+        report = replace(report, latency_check=LatencyCheck.of(live.latency))
+    versions = (view["champion"], view["challenger"])
+    view["glance"] = json_safe(asdict(glance(view["phase_label"], versions, view["share"], report, words)))
+    if report is not None:
+        view["report"] = report.to_dict()
+        for message in view["report"]["errors"]["messages"]:
+            message["seen"] = f"{fmt_time(message['first_seen'])} to {fmt_time(message['last_seen'])}"
+        view["words"] = view["report"]["words"]
+        view["figures"] = {name: figure_json(fig) for name, fig in build_figures(report).items()}
+    return view
 
 
 def _model_view(
@@ -85,6 +113,7 @@ def _model_view(
         "share": routing.challenger_share if routing else None,
         "routing": _unsalted(routing.to_dict()) if routing else None,
         "rollout": stored.to_dict() if stored else None,
+        "started": fmt_time(stored.state.started_at) if stored else None,
         **_phase(stored),
         "events": [_unsalted_event(event.to_dict()) for event in list_events(conn, info.id, limit=recent)],
         "figures": {},
@@ -101,7 +130,8 @@ def _unsalted(data: dict[str, Any]) -> dict[str, Any]:
 
 def _unsalted_event(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("data")
-    return {**event, "data": _unsalted(data)} if isinstance(data, dict) else event
+    shown = {**event, "when": fmt_time(event.get("time"))}
+    return {**shown, "data": _unsalted(data)} if isinstance(data, dict) else shown
 
 
 def _phase(stored: StoredRollout | None) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
         ratios=views.ratios,
         progress=views.progress,
         latency_limits=limits,
+        challenger_p99=_challenger_p99(bands, latency, ends),
         summaries=views.summaries,
         thresholds=thresholds,
         gate=registry.get_version(conn, info, state.challenger_version).gate_result,
@@ -471,6 +472,24 @@ def _latency_limits(
             for index, n in cell.items():
                 earlier[index] = earlier.get(index, 0) + n
     return out
+
+
+def _challenger_p99(bands: list[Band], latency: LatencyCells, ends: list[datetime]) -> list[BandCurve]:
+    """Per band, the challenger's p99 latency cumulative from the band's start (its routing versions)."""
+    width = math.log(LATENCY_BUCKET_RATIO)
+    curves = []
+    for band_scope in _band_scopes(bands):
+        histograms: dict[int, dict[int, int]] = defaultdict(dict)
+        for (b, version, arm), (_, _, histogram) in latency.items():
+            if arm == "challenger" and _in_band(version, band_scope):
+                for index, n in histogram:
+                    histograms[b][index] = histograms[b].get(index, 0) + n
+        curves.append(shaping.cumulative_p99(band_scope.band, histograms, ends, width))
+    return curves
+
+
+def _in_band(version: int, band_scope: BandScope) -> bool:
+    return version >= band_scope.low and (band_scope.high is None or version < band_scope.high)
 
 
 def _calls_in_band(calls: CallCells, band_scope: BandScope) -> dict[int, dict[int, int]]:

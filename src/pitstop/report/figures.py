@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -17,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from pitstop.events import Event, EventKind
 from pitstop.formats import decision_numbers, fmt_time, fmt_value
-from pitstop.report.values import ArmSeries, Band, LatencyLimit, ReportData
+from pitstop.report.values import ArmSeries, Band, BandCurve, LatencyCheck, LatencyLimit, ReportData
 
 ARM_COLORS = {"champion": "#2563eb", "challenger": "#dc2626"}
 ARM_FILLS = {"champion": "rgba(37,99,235,0.16)", "challenger": "rgba(220,38,38,0.16)"}
@@ -37,6 +38,11 @@ EVENT_ROWS = {
 HEIGHT = 380
 LEGEND_GAP = 86  # pixels from the bottom of the plot area to the legend: tick labels and axis title
 GRID = "#e5e7eb"
+HOVER_TIME = "%Y-%m-%dT%H:%M:%SZ"  # as `formats.fmt_time` writes a moment everywhere else
+NICE_MANTISSAS = ((1, 2, 5), (1,))  # log-axis ticks: 1, 2, 5, 10 …; or one per decade when too many
+MAX_LOG_TICKS = 9
+SUBTITLE_WIDTH = 60  # characters of 11 px text on a 390 px phone's chart
+SUBTITLE_LINE = 16  # pixels more of top margin for each subtitle line after the first
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 
@@ -94,14 +100,25 @@ def _width_text(seconds: float) -> str:
 
 
 def _style(figure: go.Figure, title: str, subtitle: str = "", *, height: int = HEIGHT) -> go.Figure:
-    """Shared look: a short title (it must fit a phone's width) and a smaller line under it."""
+    """Shared look: a short title (it must fit a phone's width) and smaller lines under it, broken
+    between words to fit a phone too (plotly does not wrap a title)."""
     top, bottom = 64, 40
     if subtitle:
-        top = 80
-        title = f"{title}<br><span style='font-size:11px;color:#4b5563'>{subtitle}</span>"
+        lines = _subtitle_lines(subtitle)
+        top = 80 + SUBTITLE_LINE * (len(lines) - 1)
+        small = "<br>".join(f"<span style='font-size:11px;color:#4b5563'>{line}</span>" for line in lines)
+        title = f"{title}<br>{small}"
     below_axis = -LEGEND_GAP / (height - top - bottom)  # the legend starts under the x axis and its title
     figure.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        title={
+            "text": title,
+            "x": 0.0,
+            "xanchor": "left",
+            "y": 1 - 12 / height,  # from the top down: more subtitle lines push nothing into the plot
+            "yref": "container",
+            "yanchor": "top",
+            "font": {"size": 15},
+        },
         template="none",  # the few styles below, instead of a template copied into every figure
         paper_bgcolor="white",
         plot_bgcolor="white",
@@ -116,6 +133,21 @@ def _style(figure: go.Figure, title: str, subtitle: str = "", *, height: int = H
     figure.update_xaxes(**axes)
     figure.update_yaxes(**axes)
     return figure
+
+
+def _subtitle_lines(text: str, width: int = SUBTITLE_WIDTH) -> list[str]:
+    """`text` in lines of at most `width` characters, broken between words.
+
+    >>> _subtitle_lines("now: challenger p99 7.3 ms (cumulative in phase); no limit yet", 40)
+    ['now: challenger p99 7.3 ms (cumulative', 'in phase); no limit yet']
+    """
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
 
 
 def _escape(text: Any) -> str:
@@ -252,7 +284,9 @@ def timeline(data: ReportData) -> go.Figure:
         )
     order = ["phases", "decisions", "routing", "aliases", "other"]
     present = [row for row in order if row == "phases" or row in rows]
-    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.end))
+    figure.update_xaxes(
+        type="date", title_text="time (UTC)", range=_span(data.start, data.end), hoverformat=HOVER_TIME
+    )
     figure.update_yaxes(
         type="category", categoryorder="array", categoryarray=list(reversed(present)), title_text=""
     )
@@ -283,7 +317,9 @@ def share(data: ReportData) -> go.Figure:
         )
     )
     _backdrop(figure, data)
-    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.end))
+    figure.update_xaxes(
+        type="date", title_text="time (UTC)", range=_span(data.start, data.end), hoverformat=HOVER_TIME
+    )
     figure.update_yaxes(title_text="share of users (%)", range=[-3, 105], ticksuffix=" %")
     figure.update_layout(showlegend=True)
     subtitle = f"users served by version {data.rollout['challenger_version']}, by routing table"
@@ -377,7 +413,7 @@ def errors(data: ReportData) -> go.Figure:
             )
             shown.add(curve.limit_name)
     _backdrop(figure, data)
-    figure.update_xaxes(type="date", range=_span(data.start, data.active_until))
+    figure.update_xaxes(type="date", range=_span(data.start, data.active_until), hoverformat=HOVER_TIME)
     figure.update_xaxes(title_text="time (UTC)", row=2, col=1)
     figure.update_yaxes(title_text=data.error_unit, row=1, col=1)
     figure.update_yaxes(title_text="ratio (x)", row=2, col=1, rangemode="tozero")
@@ -405,16 +441,123 @@ def latency(data: ReportData) -> go.Figure:
                     hovertemplate=f"{arm} {name}<br>%{{x}}<br>%{{y:.1f}} ms<extra></extra>",
                 )
             )
+    shown = False
+    for curve in data.challenger_p99:
+        figure.add_trace(
+            go.Scatter(
+                x=[_t(t) for t in curve.time],
+                y=curve.value,
+                mode="lines",
+                line={"color": "#7f1d1d", "width": 3},
+                name="challenger p99, cumulative in phase",
+                legendgroup="cumulative",
+                showlegend=not shown,
+                hovertemplate=f"{_escape(curve.band)}: challenger p99 so far<br>%{{x}}<br>%{{y:.1f}} ms"
+                "<extra></extra>",
+            )
+        )
+        shown = True
     if data.latency_limits:
         figure.add_trace(_limit_trace(data.latency_limits))
     decided = [(limit, i) for limit in data.latency_limits for i, r in enumerate(limit.recorded) if r]
     if decided:
         figure.add_trace(_decided_trace(decided))
+    check = data.latency_check
+    if check is not None and check.p99_ms is not None:
+        figure.add_trace(_check_trace(check, data.active_until))
     _backdrop(figure, data)
-    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.active_until))
-    figure.update_yaxes(title_text="latency (ms, log scale)", type="log")
+    figure.update_xaxes(
+        type="date",
+        title_text="time (UTC)",
+        range=_span(data.start, data.active_until),
+        hoverformat=HOVER_TIME,
+    )
+    figure.update_yaxes(title_text="latency (ms, log scale)", **log_axis(_latency_values(data)))
     subtitle = f"per {_width_text(data.bucket_seconds)}; dotted p50, solid p99, dashed the rule's limit"
+    if check is not None:
+        subtitle = _check_text(check)
     return _style(figure, "Latency p50 / p99", subtitle)
+
+
+def _check_text(check: LatencyCheck) -> str:
+    """`now: challenger p99 2.0 ms, limit 40.1 ms; 0 of 523 calls slower (the rule's count)`."""
+    p99 = "-" if check.p99_ms is None else f"{check.p99_ms:.1f} ms"
+    if check.limit_ms is None:
+        return f"now: challenger p99 {p99} (cumulative in phase); no limit yet (too few champion calls)"
+    return (
+        f"now: challenger p99 {p99}, limit {check.limit_ms:.1f} ms; "
+        f"{check.slow_calls} of {check.calls} calls slower (the rule's count)"
+    )
+
+
+def _check_trace(check: LatencyCheck, now: datetime) -> go.Scatter:
+    """The latency rule's look now: the challenger's p99 over the phase's calls, with its slow calls."""
+    limit = "no limit yet" if check.limit_ms is None else f"limit {check.limit_ms:.1f} ms"
+    slow = (
+        ""
+        if check.slow_calls is None
+        else f"<br>{check.slow_calls} of {check.calls} calls slower than the limit"
+    )
+    return go.Scatter(
+        x=[_t(now)],
+        y=[check.p99_ms],
+        mode="markers",
+        marker={"color": "#7f1d1d", "size": 12, "symbol": "star"},
+        name="the rule's look now",
+        hovertext=[f"latency rule now: challenger p99 {check.p99_ms:.1f} ms, {limit}{slow}"],
+        hovertemplate="%{hovertext}<extra></extra>",
+    )
+
+
+def _latency_values(data: ReportData) -> list[float]:
+    values: list[float | None] = []
+    for series in data.arms.values():
+        values += series.latency_p50 + series.latency_p99
+    for limit in data.latency_limits:
+        values += limit.limit_ms
+    for curve in data.challenger_p99:
+        values += curve.value
+    if data.latency_check is not None:
+        values += [data.latency_check.p99_ms]
+    return [v for v in values if v is not None and math.isfinite(v) and v > 0]
+
+
+def log_axis(values: list[float]) -> dict[str, Any]:
+    """A log axis over `values` with round ticks (1, 2, 5, 10 …), never plotly's 3.16 (10^0.5).
+
+    >>> axis = log_axis([1.3, 47.0])
+    >>> axis["tickvals"], axis["ticktext"]
+    ([1, 2, 5, 10, 20, 50], ['1', '2', '5', '10', '20', '50'])
+    >>> log_axis([0.2, 3000.0])["ticktext"]
+    ['0.1', '1', '10', '100', '1000', '10000']
+    >>> log_axis([])["type"]
+    'log'
+    """
+    if not values:
+        return {"type": "log"}
+    ticks = log_ticks(min(values), max(values))
+    return {
+        "type": "log",
+        "range": [math.log10(ticks[0]), math.log10(ticks[-1])],
+        "tickvals": ticks,
+        "ticktext": [f"{tick:g}" for tick in ticks],
+    }
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Round values from the largest at or below `low` to the smallest at or above `high`."""
+    for mantissas in NICE_MANTISSAS:
+        nice = [
+            m * 10**k if k >= 0 else m / 10**-k
+            for k in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+            for m in mantissas
+        ]
+        start = max(n for n in nice if n <= low * (1 + 1e-9))
+        end = min(n for n in nice if n >= high * (1 - 1e-9))
+        ticks = [n for n in nice if start <= n <= end]
+        if len(ticks) <= MAX_LOG_TICKS:
+            break
+    return ticks
 
 
 def _limit_text(limits: list[LatencyLimit]) -> str:
@@ -492,7 +635,10 @@ def progress(data: ReportData) -> go.Figure:
             go.Scatter(
                 x=[_t(t) for t in curve.time],
                 y=curve.value,
-                mode="lines",
+                mode="lines+text",
+                text=_end_label(curve),
+                textposition="top left",
+                textfont={"color": color, "size": 11},
                 line={"shape": "hv", "color": color, "width": 2},
                 name=legend_names[group],
                 legendgroup=group,
@@ -524,10 +670,29 @@ def progress(data: ReportData) -> go.Figure:
         )
         shown.add("needed")
     _backdrop(figure, data)
-    figure.update_xaxes(type="date", title_text="time (UTC)", range=_span(data.start, data.active_until))
-    figure.update_yaxes(title_text="labelled samples (count)", rangemode="tozero")
-    subtitle = "per phase, as labels arrived; dashed: what the phase needs"
+    figure.update_xaxes(
+        type="date",
+        title_text="time (UTC)",
+        range=_span(data.start, data.active_until),
+        hoverformat=HOVER_TIME,
+    )
+    counts = [v for curve in data.progress for v in curve.value if v]
+    needs = [curve.limit for curve in data.progress if curve.limit]
+    if counts and needs and max(needs) > 10 * max(counts):  # a plan far above the counts: log, both read
+        figure.update_yaxes(title_text="labelled samples (count, log scale)", **log_axis(counts + needs))
+    else:
+        figure.update_yaxes(title_text="labelled samples (count)", rangemode="tozero")
+    subtitle = "per phase, as labels arrived, with the count reached; dashed: what the phase needs"
     return _style(figure, "Labelled samples vs required", subtitle, height=400)
+
+
+def _end_label(curve: BandCurve) -> list[str]:
+    """The count a curve reached, at its last point, beside what its phase needs: `66 of 438`."""
+    last = next((v for v in reversed(curve.value) if v is not None), None)
+    labels = [""] * len(curve.value)
+    if labels and last is not None:
+        labels[-1] = f"{last:,.0f}" + (f" of {curve.limit:,.0f}" if curve.limit else "")
+    return labels
 
 
 def shadow_differences(data: ReportData) -> go.Figure:

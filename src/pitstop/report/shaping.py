@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pitstop.events import Event
 from pitstop.report.values import Band, BandCurve, LatencyLimit, SharePoint
 from pitstop.rollout.evidence import ArmSummary
-from pitstop.rollout.gather import call_edges
+from pitstop.rollout.gather import call_edges, log_quantiles
 from pitstop.rollout.guardrails import champion_p99_bound, latency_limit_ms
 from pitstop.routing.table import RoutingTable
 
@@ -274,3 +274,28 @@ def with_decision(limit: LatencyLimit, time: datetime, limit_ms: float) -> Laten
         limit_ms=[p[2] for p in points],
         recorded=[p[3] for p in points],
     )
+
+
+def cumulative_p99(
+    band: Band, histograms: Mapping[int, Mapping[int, int]], bucket_ends: list[datetime], width: float
+) -> BandCurve:
+    """The p99 latency of the band's predictions so far (latency histograms per time bucket, merged from
+    the band's start), at each bucket end that added to it: the p99 the latency rule compares, cumulative
+    in the phase (the rule counts model calls; a micro-batch's rows share one call's latency).
+
+    >>> from datetime import UTC
+    >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> band = Band("ramp 50%", "ramp", t0, t0 + timedelta(hours=1), 0.5, 3)
+    >>> ends = [t0 + timedelta(minutes=30), t0 + timedelta(hours=1)]
+    >>> [round(v, 2) for v in cumulative_p99(band, {0: {5: 100}, 1: {20: 100}}, ends, 0.1).value]
+    [0.82, 7.17]
+    """
+    merged: dict[int, int] = {}
+    times: list[datetime] = []
+    values: list[float | None] = []
+    for bucket in sorted(histograms):
+        for index, n in histograms[bucket].items():
+            merged[index] = merged.get(index, 0) + n
+        times.append(min(bucket_ends[bucket], band.end))
+        values.append(log_quantiles(merged.items(), width, (0.99,))[0])
+    return BandCurve(band.label, "challenger p99, cumulative in phase", times, values)

@@ -7,6 +7,7 @@ ramp step (`BandCurve`) carry their own times.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -123,6 +124,24 @@ class LatencyLimit:
 
 
 @dataclass(frozen=True)
+class LatencyCheck:
+    """What the phase's p99 latency rule sees at a look (`comparison.latency_check`): the challenger's
+    p99 over the phase's calls, the limit, and its calls slower than the limit."""
+
+    p99_ms: float | None
+    limit_ms: float | None  # None: the champion has not served enough calls for a baseline yet
+    baseline_ms: float | None
+    ratio: float
+    slack_ms: float
+    calls: int
+    slow_calls: int | None
+
+    @classmethod
+    def of(cls, check: Mapping[str, Any]) -> LatencyCheck:
+        return cls(**{name: check[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class BandSummary:
     """One arm over one whole band: what the controller's evidence of that phase is made of."""
 
@@ -186,6 +205,17 @@ class Narrative:
 
 
 @dataclass(frozen=True)
+class StatusWords:
+    """A rollout in progress as `rollout status` and the dashboard say it (`words.status_words`)."""
+
+    verdict: str  # better / worse / not yet, with the interval
+    next_check: str  # what the next check needs, and what it would do now
+    next_reason: str  # the reason the next check would give now
+    progress: str | None  # labelled samples against what the phase needs
+    latency: str | None  # what the p99 latency rule sees now
+
+
+@dataclass(frozen=True)
 class ReportData:
     model: str
     task: str
@@ -203,6 +233,7 @@ class ReportData:
     ratios: list[BandCurve]  # challenger / champion error, cumulative within each band
     progress: list[BandCurve]  # labelled samples toward what each band needs
     latency_limits: list[LatencyLimit]  # the p99 limit of each band, as the latency rule applies it
+    challenger_p99: list[BandCurve]  # the challenger's p99, cumulative within each band
     summaries: list[BandSummary]
     thresholds: Thresholds
     gate: GateResult | None
@@ -214,6 +245,7 @@ class ReportData:
     extra: dict[str, Any] = field(default_factory=dict)
     errors: ErrorMessages = field(default_factory=ErrorMessages)  # failed calls of the rollout, by message
     unavailable: list[str] = field(default_factory=list)  # `challenger v7 cannot be loaded: …` (live)
+    latency_check: LatencyCheck | None = None  # what the latency rule sees now (a rollout in progress)
 
     @property
     def rollout_id(self) -> int:
@@ -228,13 +260,14 @@ class ReportData:
         out = {
             key: json_safe(value)
             for key, value in asdict(self).items()
-            if key not in ("events", "words", "arms", "thresholds", "gate")
+            if key not in ("events", "words", "arms", "thresholds", "gate", "latency_check")
         }
         out["gate"] = None if self.gate is None else json_safe(self.gate.to_json())
         out["events"] = [event.to_dict() for event in self.events]
         out["errors"] = self.errors.to_dict()
         out["arms"] = {arm: json_safe(asdict(series)) for arm, series in self.arms.items()}
         out["thresholds"] = asdict(self.thresholds)
+        out["latency_check"] = None if self.latency_check is None else json_safe(asdict(self.latency_check))
         out["words"] = {
             "headline": self.words.headline,
             "because": self.words.because,

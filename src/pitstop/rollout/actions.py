@@ -17,7 +17,7 @@ from pitstop.lineage import current_actor
 from pitstop.policies import PolicyChoice, choose
 from pitstop.registry import Alias, ModelInfo, VersionInfo
 from pitstop.rollout.apply import apply_decision, next_target
-from pitstop.rollout.comparison import live_comparison, sample_progress
+from pitstop.rollout.comparison import latency_check, live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.decide import Decision, decide
 from pitstop.rollout.phases import Action, Outcome, Phase
@@ -282,6 +282,7 @@ class RolloutStatus:
     remaining_hours: float | None
     comparison: dict[str, Any] | None = None  # `comparison.live_comparison`
     progress: dict[str, Any] | None = None  # `comparison.sample_progress`
+    latency: dict[str, Any] | None = None  # `comparison.latency_check`
     errors: ErrorMessages = field(default_factory=ErrorMessages)  # failed model calls of the phase
     load_failures: tuple[LoadFailure, ...] = ()  # gateways that cannot load the challenger
 
@@ -298,6 +299,7 @@ class RolloutStatus:
                 "remaining_hours": self.remaining_hours,
                 "comparison": self.comparison,
                 "progress": self.progress,
+                "latency": self.latency,
                 "evidence": self.evidence,
                 "next_check": self.next_check,
                 "last_check": self.rollout.status,
@@ -359,6 +361,7 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
         None if limit is None else max(limit - elapsed, 0.0),
         comparison=live_comparison(stored.state, stored.policy, evidence),
         progress=sample_progress(stored.state, stored.policy, evidence),
+        latency=latency_check(stored.state, stored.policy, evidence),
         errors=errors,
         load_failures=evidence.load_failures,
     )

@@ -10,7 +10,14 @@ from typing import Any
 
 from pitstop.config import Policy
 from pitstop.rollout.evidence import ArmSummary, Evidence
-from pitstop.rollout.guardrails import error_ratio, harm_test, mixture_tau, testable_estimates
+from pitstop.rollout.guardrails import (
+    error_ratio,
+    harm_test,
+    latency_baseline,
+    latency_limit_ms,
+    mixture_tau,
+    testable_estimates,
+)
 from pitstop.rollout.phases import Phase
 from pitstop.rollout.state import RolloutState, challenger_share
 from pitstop.stats import ArmEstimate, msprt, paired_t_from_summary, wilcoxon_test
@@ -95,6 +102,7 @@ def live_comparison(state: RolloutState, policy: Policy, evidence: Evidence) -> 
         "error_ratio": error_ratio(*errors),
         "test": None if test is None else test.method,
         "p_value": None if test is None else test.p_value,
+        **_interval(test, errors[0]),
         "failure_rate": {name: arm.failure_rate for name, arm in sides.items()},
         "latency_p50_ms": {name: arm.latency_p50 for name, arm in timed.items()},
         "latency_p99_ms": {name: arm.latency_p99 for name, arm in timed.items()},
@@ -121,4 +129,45 @@ def sample_progress(state: RolloutState, policy: Policy, evidence: Evidence) -> 
         "unit": "labelled requests",
         "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
         "required": {"champion": need, "challenger": need},
+    }
+
+
+def _interval(test: TestResult | None, champion_error: float | None) -> dict[str, Any]:
+    """The test's estimate of challenger - champion error with its `1 - alpha` interval, and each as a
+    share of the champion's error (negative: the challenger's error is lower)."""
+    if test is None:
+        return {"estimate": None, "ci_low": None, "ci_high": None, "level": None, "relative": None}
+    base = test.details.get("mean_champion") or champion_error
+    relative = None
+    if base:
+        relative = {"estimate": test.estimate / base, "low": test.ci_low / base, "high": test.ci_high / base}
+    return {
+        "estimate": test.estimate,
+        "ci_low": test.ci_low,
+        "ci_high": test.ci_high,
+        "level": 1 - test.alpha,
+        "relative": relative,
+    }
+
+
+def latency_check(state: RolloutState, policy: Policy, evidence: Evidence) -> dict[str, Any]:
+    """What the phase's p99 latency rule sees at this look: the challenger's p99 over the phase's calls
+    (in shadow, the calls timed as served), the limit (`ratio` x the champion's p99 bound + slack), and
+    how many of its calls were slower than the limit. The rule acts only when the slow calls are too
+    many for a p99 within the limit (`guardrails.latency_excess`)."""
+    if state.phase is Phase.SHADOW:
+        arm, ratio = evidence.shadow_timing, policy.shadow.max_p99_ratio
+    else:
+        arm, ratio = compared_arms(state, policy, evidence)[1], policy.guardrails.max_p99_ratio
+    slack_ms = policy.guardrails.latency_slack.total_seconds() * 1000
+    baseline = latency_baseline(evidence.champion_calls, policy)
+    limit = latency_limit_ms(ratio, baseline, slack_ms) if baseline else None
+    return {
+        "p99_ms": arm.latency_p99,
+        "limit_ms": limit,
+        "baseline_ms": baseline,
+        "ratio": ratio,
+        "slack_ms": slack_ms,
+        "calls": arm.latency_call_count,
+        "slow_calls": None if limit is None else arm.calls_slower_than(limit),
     }
