@@ -25,6 +25,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(PG_HINT, yellow=True)
 
 
+@pytest.fixture(autouse=True)
+def no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's output is as piped without `COLUMNS` (160 wide) unless a test sets a width: the shell
+    that runs the tests does not change what they read."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The configured PostgreSQL server; skipped when unset, an error when set but unreachable."""

@@ -139,3 +139,17 @@ def test_piped_output_without_columns_is_wide_enough_to_keep_rows_whole(
     assert max(len(line) for line in result.stdout.splitlines()) <= 160
     (rollout,) = story.rollouts(MODEL)
     assert (rollout.state.reason or "") in result.stdout  # one line: no wrapping needed at 160
+
+
+def test_the_width_follows_columns_set_after_the_console_was_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich reads `COLUMNS` once, when a console is made: a CLI imported under `COLUMNS=80` (by an
+    earlier command in the same process) printed 80 wide ever after."""
+    from pitstop.cli.common import PIPED_WIDTH, piped_console
+
+    monkeypatch.setenv("COLUMNS", "80")
+    made_narrow = piped_console()
+    assert made_narrow.width == 80
+    monkeypatch.delenv("COLUMNS")
+    assert made_narrow.width == PIPED_WIDTH
+    monkeypatch.setenv("COLUMNS", "100")
+    assert made_narrow.width == 100

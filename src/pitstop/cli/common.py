@@ -27,14 +27,19 @@ PIPED_WIDTH = 160  # output to a pipe without `COLUMNS` has no width: leave tabl
 
 
 class PipedConsole(Console):
-    """rich's Console whose width is looked up at each print: the terminal's, else `COLUMNS` (set by a
-    shell script, `COLUMNS=80 pitstop … | less`, or a test), else `PIPED_WIDTH` (rich's own fallback is
-    80). Looked up late because the output stream and environment may change after import."""
+    """rich's Console whose width is looked up at each print: `COLUMNS` (set by a shell script,
+    `COLUMNS=80 pitstop … | less`, or a test), else the terminal's, else `PIPED_WIDTH` (rich's own
+    fallback is 80). Looked up late because the output stream and environment may change after import:
+    rich itself reads `COLUMNS` once, when the console is made (so it is made with an empty
+    environment)."""
 
     @property
     def size(self) -> ConsoleDimensions:
         size = super().size
-        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        columns = os.environ.get("COLUMNS", "")
+        if self._width is None and columns.isdigit():
+            return ConsoleDimensions(int(columns), size.height)
+        if self._width is None and not self.is_terminal:
             return ConsoleDimensions(PIPED_WIDTH, size.height)
         return size
 
@@ -43,7 +48,13 @@ class PipedConsole(Console):
         self._width, self._height = new_size
 
 
-console = PipedConsole(highlight=False)
+def piped_console() -> PipedConsole:
+    """The console the CLI prints on: rich is given an empty environment, so that it does not fix the
+    width from `COLUMNS` as it is when the console is made."""
+    return PipedConsole(highlight=False, _environ={})
+
+
+console = piped_console()
 err_console = Console(stderr=True, highlight=False)
 
 WorkspaceOption = Annotated[
