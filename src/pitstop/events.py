@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from pitstop.rules import Rule
-from pitstop.store.tables import events, models
+from pitstop.store.tables import events, models, notification_outbox
 
 
 class EventKind(StrEnum):
@@ -31,6 +31,28 @@ class EventKind(StrEnum):
     ALIAS_MOVED = "alias_moved"  # the rule names the alias
     ROUTING_CHANGED = "routing_changed"
     ROLLOUT_TRANSITION = "rollout_transition"  # a rollout changed phase, step or ended
+
+
+# The kinds of event sent to notification receivers (`pitstop.notify`): the one place to add a kind.
+NOTIFIED_KINDS: frozenset[EventKind] = frozenset({EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED})
+
+# A routing change is notified only when a person made it outside a rollout (`pitstop route`, a champion
+# set by hand): a rollout's own routing changes come with its transition, which is notified.
+_ROUTING_BY_HAND = frozenset({Rule.MANUAL, Rule.MANUAL_SET_CHAMPION})
+
+
+def is_notified(kind: EventKind, rule: Rule | str | None) -> bool:
+    """Whether an event of `kind` decided by `rule` goes to the notification outbox.
+
+    >>> is_notified(EventKind.ROLLOUT_TRANSITION, Rule.AB_WIN), is_notified(EventKind.DATASET_ADDED, None)
+    (True, False)
+    >>> routing = EventKind.ROUTING_CHANGED
+    >>> is_notified(routing, Rule.MANUAL), is_notified(routing, Rule.AB_WIN)
+    (True, False)
+    """
+    if kind not in NOTIFIED_KINDS:
+        return False
+    return kind is not EventKind.ROUTING_CHANGED or rule in _ROUTING_BY_HAND
 
 
 @dataclass(frozen=True)
@@ -67,7 +89,8 @@ def record_event(
     rollout_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> int:
-    """Append one event inside the caller's transaction; returns its id."""
+    """Append one event inside the caller's transaction; returns its id. A notified one (`is_notified`)
+    also gets its notification outbox row there, so it is sent exactly when the decision commits."""
     result = conn.execute(
         events.insert().values(
             time=time,
@@ -83,7 +106,10 @@ def record_event(
         )
     )
     assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
+    event_id = int(result.inserted_primary_key[0])
+    if is_notified(kind, rule):
+        conn.execute(notification_outbox.insert().values(event_id=event_id, created_at=time))
+    return event_id
 
 
 def list_events(
@@ -108,19 +134,31 @@ def list_events(
     if limit is not None:
         query = query.limit(limit)
     rows = list(conn.execute(query))
-    return [
-        Event(
-            id=row.id,
-            time=row.time,
-            model=row.name,
-            kind=EventKind(row.kind),
-            actor=row.actor,
-            from_state=row.from_state,
-            to_state=row.to_state,
-            rule=row.rule,
-            reason=row.reason,
-            rollout_id=row.rollout_id,
-            data=row.data or {},
-        )
-        for row in reversed(rows)
-    ]
+    return [_event(row) for row in reversed(rows)]
+
+
+def events_by_id(conn: Connection, ids: list[int]) -> dict[int, Event]:
+    """The events with these ids (a missing id is left out)."""
+    if not ids:
+        return {}
+    query = select(events, models.c.name).select_from(
+        events.outerjoin(models, events.c.model_id == models.c.id)
+    )
+    rows = conn.execute(query.where(events.c.id.in_(ids)))
+    return {row.id: _event(row) for row in rows}
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        id=row.id,
+        time=row.time,
+        model=row.name,
+        kind=EventKind(row.kind),
+        actor=row.actor,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        rule=row.rule,
+        reason=row.reason,
+        rollout_id=row.rollout_id,
+        data=row.data or {},
+    )
