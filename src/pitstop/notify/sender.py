@@ -1,0 +1,197 @@
+"""Delivering notifications: sign and POST each due delivery, retry with exponential backoff and
+jitter, give up after `notifications.max_attempts` (visible in the delivery log).
+
+No store transaction is open while a receiver is called, so a slow receiver holds no lock a decision
+needs; each attempt is claimed before and recorded after, in transactions of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+
+from pitstop import __version__
+from pitstop.errors import NotFoundError, UsageError, describe
+from pitstop.notify import outbox
+from pitstop.notify.message import Message, from_event, test_message
+from pitstop.notify.outbox import Answer, ReceiverFilter, Status
+from pitstop.notify.receivers import Receiver, configured
+from pitstop.notify.signing import signature_headers
+
+if TYPE_CHECKING:
+    from pitstop.config import NotificationSettings
+    from pitstop.context import Context
+
+EVENT_ID_HEADER = "X-Pitstop-Event-Id"  # the CloudEvents id: the same on every delivery of one event
+ATTEMPT_HEADER = "X-Pitstop-Attempt"  # 1 on the first attempt of a delivery, 2 on its first retry …
+CLAIM_MARGIN = timedelta(seconds=30)  # beyond the receiver's timeout, before another sender may retry
+MAX_ANSWER = 200  # characters of a failing answer's body kept in the log
+
+
+def backoff(attempts: int, base: timedelta, longest: timedelta, rng: random.Random) -> timedelta:
+    """The wait after `attempts` failed attempts: `base` doubled per attempt, at most `longest`, then
+    between half and all of it at random (jitter, so receivers coming back are not hit in step).
+
+    >>> rng, base, longest = random.Random(0), timedelta(seconds=10), timedelta(minutes=1)
+    >>> [round(backoff(n, base, longest, rng).total_seconds()) for n in (1, 2, 5)]
+    [9, 18, 43]
+    """
+    delay = min(longest.total_seconds(), base.total_seconds() * 2 ** (attempts - 1))
+    return timedelta(seconds=delay * (0.5 + rng.random() / 2))
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One attempt to one receiver, as `pitstop notify test` reports it."""
+
+    receiver: str
+    url: str
+    answer: Answer
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "receiver": self.receiver,
+            "url": self.url,
+            "ok": self.answer.ok,
+            "status_code": self.answer.status_code,
+            "error": self.answer.error,
+        }
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """What one delivery pass did (`pitstop notify send`)."""
+
+    dispatched: int  # deliveries made from new outbox rows
+    delivered: int
+    retrying: int  # failed this time, tried again later
+    failed: int  # given up
+    skipped: int  # due, but left for the next pass: receiver no longer configured, or down this pass
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "dispatched": self.dispatched,
+            "delivered": self.delivered,
+            "retrying": self.retrying,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        }
+
+
+def source_of(ctx: Context) -> str:
+    """The CloudEvents `source`: `notifications.source`, else `/pitstop/<workspace folder name>`."""
+    return ctx.config.notifications.source or f"/pitstop/{ctx.path.name}"
+
+
+def post(receiver: Receiver, message: Message, now: datetime, client: httpx.Client, attempt: int) -> Answer:
+    """One POST of `message` to `receiver`, signed when it has a secret; never raises for the network."""
+    settings = receiver.settings
+    payload = receiver.render(message)
+    headers = {
+        "Content-Type": payload.content_type,
+        "User-Agent": f"pitstop/{__version__}",
+        EVENT_ID_HEADER: message.id,
+        ATTEMPT_HEADER: str(attempt),
+    }
+    if settings.secret_env is not None:
+        secret = os.environ.get(settings.secret_env)
+        if not secret:
+            return Answer(None, f"environment variable {settings.secret_env} (secret_env) is not set")
+        headers.update(signature_headers(secret.encode(), int(now.timestamp()), payload.body))
+    timeout = settings.timeout.total_seconds()
+    try:
+        response = client.post(settings.url, content=payload.body, headers=headers, timeout=timeout)
+    except httpx.TimeoutException:
+        return Answer(None, f"no answer within {timeout:g}s")
+    except httpx.HTTPError as error:
+        return Answer(None, describe(error))
+    if 200 <= response.status_code < 300:
+        return Answer(response.status_code, None)
+    said = " ".join(response.text.split())[:MAX_ANSWER]
+    return Answer(response.status_code, f"HTTP {response.status_code}" + (f": {said}" if said else ""))
+
+
+class Sender:
+    """Sends what is due for one workspace: `send_due()` is one pass (`pitstop notify send`, and each
+    round of the background thread). `rng` draws the backoff jitter (seed it in tests)."""
+
+    def __init__(self, ctx: Context, *, rng: random.Random | None = None) -> None:
+        self.ctx = ctx
+        self.settings: NotificationSettings = ctx.config.notifications
+        self.receivers = {r.settings.name: r for r in configured(self.settings, source_of(ctx))}
+        self.rng = rng or random.Random()
+
+    def send_due(self, client: httpx.Client | None = None) -> PassReport:
+        """Dispatch new outbox rows, then try every due delivery once. A receiver that fails is not
+        tried again in this pass (its other deliveries wait for the next), so a receiver that is down
+        costs one timeout per pass, not one per event."""
+        filters = [ReceiverFilter(name, r.settings.events) for name, r in self.receivers.items()]
+        with self.ctx.writing() as conn:
+            dispatched = outbox.dispatch(conn, filters, self.ctx.clock.now())
+        with self.ctx.reading() as conn:
+            due = outbox.due(conn, self.ctx.clock.now())
+        counts = {status: 0 for status in Status}
+        skipped = 0
+        down: set[str] = set()
+        with nullcontext(client) if client is not None else _client() as http:
+            for delivery, event in due:
+                receiver = self.receivers.get(delivery.receiver)
+                if receiver is None or delivery.receiver in down:
+                    skipped += 1
+                    continue
+                status = self._attempt(receiver, delivery, from_event(event, self.settings.report_url), http)
+                if status is None:
+                    skipped += 1  # another sender claimed it
+                    continue
+                counts[status] += 1
+                if status is not Status.DELIVERED:
+                    down.add(delivery.receiver)
+        return PassReport(
+            dispatched, counts[Status.DELIVERED], counts[Status.PENDING], counts[Status.FAILED], skipped
+        )
+
+    def _attempt(
+        self, receiver: Receiver, delivery: outbox.Delivery, message: Message, http: httpx.Client
+    ) -> Status | None:
+        now = self.ctx.clock.now()
+        hold = now + receiver.settings.timeout + CLAIM_MARGIN
+        with self.ctx.writing() as conn:
+            if not outbox.claim(conn, delivery, now, hold):
+                return None
+        attempts = delivery.attempts + 1
+        answer = post(receiver, message, now, http, attempts)
+        done = self.ctx.clock.now()
+        retry_at = None
+        if not answer.ok and answer.retryable and attempts < self.settings.max_attempts:
+            wait = backoff(attempts, self.settings.backoff_base, self.settings.backoff_max, self.rng)
+            retry_at = done + wait
+        with self.ctx.writing() as conn:
+            return outbox.finish(conn, delivery.id, answer, done, retry_at)
+
+    def test(self, name: str | None, actor: str) -> list[Sent]:
+        """Send a test message to every receiver (or the one named), once each, now; nothing is stored."""
+        if not self.receivers:
+            raise UsageError(
+                "no receivers are configured: add one under notifications.receivers in pitstop.yaml"
+            )
+        if name is not None and name not in self.receivers:
+            raise NotFoundError(
+                f"no receiver named {name!r}; configured: {', '.join(self.receivers)}", field="receiver"
+            )
+        chosen = [r for n, r in self.receivers.items() if name is None or n == name]
+        now = self.ctx.clock.now()
+        message = test_message(now, actor, self.settings.report_url, uuid.uuid4().hex)
+        with _client() as http:
+            return [Sent(r.settings.name, r.settings.url, post(r, message, now, http, 1)) for r in chosen]
+
+
+def _client() -> httpx.Client:
+    # A webhook is answered where it is sent: a redirect is an answer to fix, not to follow.
+    return httpx.Client(follow_redirects=False)

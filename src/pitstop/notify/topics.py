@@ -1,0 +1,72 @@
+"""Topics: what a notified event is about, as receivers filter on it (`rollout.promoted`, `rollout.*`)
+and as the CloudEvents type names it (`io.pitstop.rollout.promoted`)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from pitstop.config import CONFIG_FILE
+from pitstop.errors import ConfigError
+from pitstop.events import NOTIFIED_KINDS, Event, EventKind
+
+TYPE_PREFIX = "io.pitstop."
+STARTED = "rollout.started"
+PHASE_CHANGED = "rollout.phase_changed"
+STEP_CHANGED = "rollout.step_changed"
+ROUTING_BY_HAND = "routing.manual"
+TEST = "test"  # `pitstop notify test`
+
+# How a rollout ends (`rollout.phases.Outcome`, a layer above): the transition's `to_state`.
+_ENDINGS = ("promoted", "rejected", "rolled_back", "aborted")
+_STARTED_FROM = "gate"  # `Phase.GATE`: a rollout starts with the gate behind it
+
+
+def _kind_topic(kind: EventKind) -> str:
+    """A notified kind without a topic of its own: `rollout_held` → `rollout.held`."""
+    return kind.value.replace("_", ".", 1)
+
+
+def known_topics() -> tuple[str, ...]:
+    """Every topic an event can have (a receiver's `events` filter is checked against these)."""
+    transitions = (STARTED, PHASE_CHANGED, STEP_CHANGED, *(f"rollout.{end}" for end in _ENDINGS))
+    own = {EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED}
+    others = sorted(_kind_topic(kind) for kind in NOTIFIED_KINDS - own)
+    return (*transitions, ROUTING_BY_HAND, *others)
+
+
+def topic_of(event: Event) -> str:
+    """The topic of a notified event.
+
+    A transition is a start (from the gate), an ending, a new phase, or a new step of the same phase
+    (`ramp 25%` → `ramp 50%`)."""
+    if event.kind is EventKind.ROUTING_CHANGED:
+        return ROUTING_BY_HAND
+    if event.kind is not EventKind.ROLLOUT_TRANSITION:
+        return _kind_topic(event.kind)
+    before, after = event.from_state or "", event.to_state or ""
+    if after in _ENDINGS:
+        return f"rollout.{after}"
+    if before == _STARTED_FROM:
+        return STARTED
+    same_phase = before.split(" ")[0] == after.split(" ")[0]
+    return STEP_CHANGED if same_phase else PHASE_CHANGED
+
+
+def wanted(filters: list[str] | None, topic: str) -> bool:
+    """Whether a receiver with these `events` filters gets `topic` (None: every topic).
+
+    >>> wanted(["rollout.*"], "rollout.promoted"), wanted(["rollout.promoted"], "routing.manual")
+    (True, False)
+    """
+    return filters is None or topic == TEST or any(fnmatchcase(topic, pattern) for pattern in filters)
+
+
+def check_filters(name: str, index: int, filters: list[str] | None) -> None:
+    """A filter that matches no topic is a typo: refused, naming the key."""
+    topics = known_topics()
+    for pattern in filters or []:
+        if not any(fnmatchcase(topic, pattern) for topic in topics):
+            raise ConfigError(
+                f"{CONFIG_FILE}: notifications.receivers.{index}.events: {pattern!r} matches no topic "
+                f"(receiver {name!r}); topics: {', '.join(topics)}"
+            )
