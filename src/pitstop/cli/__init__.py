@@ -9,6 +9,7 @@ from pitstop.cli import (
     demo,
     init,
     models,
+    notify,
     plan,
     report,
     rollout,
@@ -28,7 +29,7 @@ app = PitstopTyper(
     add_completion=False,
     rich_markup_mode=None,
 )
-for module in (init, datasets, models, train, plan, serve, route, rollout, simulate, report, demo):
+for module in (init, datasets, models, train, plan, serve, route, rollout, notify, simulate, report, demo):
     module.register(app)
 
 EXIT_VERDICT = 1
