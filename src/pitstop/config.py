@@ -429,7 +429,7 @@ class ReceiverFormat(StrEnum):
 
 _RECEIVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TOPIC = re.compile(r"^[a-z_*]+(\.[a-z_*]+)*$")
+_TOPIC = re.compile(r"^[a-z_*?]+$")
 _LINK_FIELDS = ("{model}", "{rollout}")
 
 
@@ -460,7 +460,8 @@ class ReceiverSettings(_Section):
     events: list[str] | None = Field(
         None,
         description=(
-            "topics sent to this receiver (rollout.promoted, rollout.*, routing.manual …); null: every one"
+            "topics sent to this receiver: started, phase_changed, step_changed, promoted, rejected, "
+            "rolled_back, aborted, manual_routing (* matches any text: rolled_*); null: every one"
         ),
     )
     timeout: PositiveDuration = Field(
@@ -494,7 +495,7 @@ class ReceiverSettings(_Section):
     def _events(cls, topics: list[str] | None) -> list[str] | None:
         for topic in topics or []:
             if not _TOPIC.match(topic):
-                raise ValueError(f"{topic!r} is not a topic such as rollout.promoted or rollout.*")
+                raise ValueError(f"{topic!r} is not a topic such as promoted or rolled_*")
         return topics
 
 

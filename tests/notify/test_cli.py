@@ -25,7 +25,7 @@ def test_notify_send_then_log_as_json(notify_ws: NotifyWorkspace, receiver: Rece
     [row] = json.loads(logged.stdout)
     assert (row["model"], row["topic"], row["receiver"], row["status"]) == (
         "eta",
-        "rollout.started",
+        "started",
         "hooks",
         "delivered",
     )
@@ -38,7 +38,7 @@ def test_notify_log_shows_a_table(notify_ws: NotifyWorkspace, down_receiver: Rec
     assert cli("notify", "send", "-w", ws.path).exit_code == 0
     shown = cli("notify", "log", "-w", ws.path)
     assert shown.exit_code == 0, shown.stderr
-    for word in ("rollout.started", "hooks", "pending", "ConnectError", "next 2026-"):
+    for word in ("started", "hooks", "pending", "ConnectError", "next 2026-"):
         assert word in shown.stdout
 
 

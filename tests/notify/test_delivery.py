@@ -232,7 +232,7 @@ def test_a_missing_secret_is_retried_and_named(
 
 
 def test_a_receiver_gets_only_the_topics_it_asks_for(notify_ws: NotifyWorkspace, receiver: Receiver) -> None:
-    ws = notify_ws([cloudevents_receiver(receiver, events=["rollout.aborted", "rollout.rolled_*"])])
+    ws = notify_ws([cloudevents_receiver(receiver, events=["aborted", "rolled_*"])])
     start(ws)
     ws.abort("eta", reason="stop", actor="bob")
     ws.send_notifications()
@@ -258,10 +258,10 @@ def test_the_log_is_newest_first_and_filtered_by_model(
     ws.send_notifications()
     log = ws.notification_log("eta")
     assert [(d.topic, d.receiver) for d in log] == [
-        ("rollout.aborted", "team"),
-        ("rollout.aborted", "hooks"),
-        ("rollout.started", "team"),
-        ("rollout.started", "hooks"),
+        ("aborted", "team"),
+        ("aborted", "hooks"),
+        ("started", "team"),
+        ("started", "hooks"),
     ]
     assert len(ws.notification_log(limit=1)) == 1
     assert json.loads(json.dumps([d.to_dict() for d in log]))[0]["status"] == "delivered"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from pitstop.events import Event
 from pitstop.jsonable import json_safe
-from pitstop.notify.topics import TEST, TYPE_PREFIX, topic_of
+from pitstop.notify.topics import TEST, cloudevents_type, topic_of
 
 ID_PREFIX = "pitstop-event-"
 
@@ -36,7 +36,7 @@ class Message:
     @property
     def type(self) -> str:
         """The CloudEvents type: `io.pitstop.rollout.promoted`."""
-        return TYPE_PREFIX + self.topic
+        return cloudevents_type(self.topic)
 
     def data(self) -> dict[str, Any]:
         """The event as receivers get it (CloudEvents `data`); the link only when one is configured."""

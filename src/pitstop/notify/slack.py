@@ -16,10 +16,10 @@ _WORDS = {
     topics.STARTED: (":rocket:", "started"),
     topics.PHASE_CHANGED: (":arrow_forward:", "moved on"),
     topics.STEP_CHANGED: (":arrow_forward:", "stepped up"),
-    "rollout.promoted": (":white_check_mark:", "promoted"),
-    "rollout.rejected": (":no_entry:", "rejected"),
-    "rollout.rolled_back": (":rotating_light:", "rolled back"),
-    "rollout.aborted": (":stop_sign:", "aborted"),
+    "promoted": (":white_check_mark:", "promoted"),
+    "rejected": (":no_entry:", "rejected"),
+    "rolled_back": (":rotating_light:", "rolled back"),
+    "aborted": (":stop_sign:", "aborted"),
 }
 
 
@@ -37,7 +37,7 @@ def summary(message: Message) -> str:
     """What happened, in one line, without the link.
 
     >>> from datetime import UTC, datetime
-    >>> summary(Message(id="e", topic="rollout.promoted", time=datetime(2026, 3, 1, tzinfo=UTC),
+    >>> summary(Message(id="e", topic="promoted", time=datetime(2026, 3, 1, tzinfo=UTC),
     ...     actor="controller", model="eta", rollout_id=3, from_state="ramp 100%", to_state="promoted",
     ...     rule="ramp.complete", reason="every step <passed>"))
     ':white_check_mark: eta: rollout 3 promoted (ramp 100% → promoted) by controller,
@@ -48,7 +48,7 @@ def summary(message: Message) -> str:
         return f":wave: pitstop test notification by {_escaped(message.actor)}: {reason}"
     model = _escaped(message.model or "?")
     change = f"{_escaped(message.from_state or '-')} → {_escaped(message.to_state or '-')}"
-    if message.topic == topics.ROUTING_BY_HAND:
+    if message.topic == topics.MANUAL_ROUTING:
         return f":wrench: {model}: routing set by hand ({change}) by {_escaped(message.actor)}: {reason}"
     icon, verb = _WORDS.get(message.topic, (":information_source:", message.topic))
     rule = f", {_escaped(message.rule)}" if message.rule else ""

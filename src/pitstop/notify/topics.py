@@ -1,5 +1,5 @@
-"""Topics: what a notified event is about, as receivers filter on it (`rollout.promoted`, `rollout.*`)
-and as the CloudEvents type names it (`io.pitstop.rollout.promoted`)."""
+"""Topics: what a notified event is about, one word (`promoted`, `rolled_back`, `manual_routing`), as a
+receiver's `events` filter names it, and its CloudEvents type (`io.pitstop.rollout.promoted`)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,39 @@ from pitstop.config import CONFIG_FILE
 from pitstop.errors import ConfigError
 from pitstop.events import NOTIFIED_KINDS, Event, EventKind
 
-TYPE_PREFIX = "io.pitstop."
-STARTED = "rollout.started"
-PHASE_CHANGED = "rollout.phase_changed"
-STEP_CHANGED = "rollout.step_changed"
-ROUTING_BY_HAND = "routing.manual"
+STARTED = "started"
+PHASE_CHANGED = "phase_changed"
+STEP_CHANGED = "step_changed"
+MANUAL_ROUTING = "manual_routing"
 TEST = "test"  # `pitstop notify test`
 
 # How a rollout ends (`rollout.phases.Outcome`, a layer above): the transition's `to_state`.
-_ENDINGS = ("promoted", "rejected", "rolled_back", "aborted")
+ENDINGS = ("promoted", "rejected", "rolled_back", "aborted")
 _STARTED_FROM = "gate"  # `Phase.GATE`: a rollout starts with the gate behind it
+
+_TYPES = {MANUAL_ROUTING: "io.pitstop.routing.manual", TEST: "io.pitstop.test"}
+_ROLLOUT_TYPE = "io.pitstop.rollout."
 
 
 def _kind_topic(kind: EventKind) -> str:
-    """A notified kind without a topic of its own: `rollout_held` → `rollout.held`."""
-    return kind.value.replace("_", ".", 1)
+    """A notified kind without a topic of its own: `rollout_held` → `held`."""
+    return kind.value.removeprefix("rollout_")
+
+
+def cloudevents_type(topic: str) -> str:
+    """`io.pitstop.rollout.promoted`, `io.pitstop.routing.manual`.
+
+    >>> cloudevents_type("rolled_back"), cloudevents_type(MANUAL_ROUTING)
+    ('io.pitstop.rollout.rolled_back', 'io.pitstop.routing.manual')
+    """
+    return _TYPES.get(topic, _ROLLOUT_TYPE + topic)
 
 
 def known_topics() -> tuple[str, ...]:
     """Every topic an event can have (a receiver's `events` filter is checked against these)."""
-    transitions = (STARTED, PHASE_CHANGED, STEP_CHANGED, *(f"rollout.{end}" for end in _ENDINGS))
     own = {EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED}
     others = sorted(_kind_topic(kind) for kind in NOTIFIED_KINDS - own)
-    return (*transitions, ROUTING_BY_HAND, *others)
+    return (STARTED, PHASE_CHANGED, STEP_CHANGED, *ENDINGS, MANUAL_ROUTING, *others)
 
 
 def topic_of(event: Event) -> str:
@@ -40,12 +50,12 @@ def topic_of(event: Event) -> str:
     A transition is a start (from the gate), an ending, a new phase, or a new step of the same phase
     (`ramp 25%` → `ramp 50%`)."""
     if event.kind is EventKind.ROUTING_CHANGED:
-        return ROUTING_BY_HAND
+        return MANUAL_ROUTING
     if event.kind is not EventKind.ROLLOUT_TRANSITION:
         return _kind_topic(event.kind)
     before, after = event.from_state or "", event.to_state or ""
-    if after in _ENDINGS:
-        return f"rollout.{after}"
+    if after in ENDINGS:
+        return after
     if before == _STARTED_FROM:
         return STARTED
     same_phase = before.split(" ")[0] == after.split(" ")[0]
@@ -53,9 +63,9 @@ def topic_of(event: Event) -> str:
 
 
 def wanted(filters: list[str] | None, topic: str) -> bool:
-    """Whether a receiver with these `events` filters gets `topic` (None: every topic).
+    """Whether a receiver with these `events` filters gets `topic` (None: every topic; a test always).
 
-    >>> wanted(["rollout.*"], "rollout.promoted"), wanted(["rollout.promoted"], "routing.manual")
+    >>> wanted(["promoted", "rolled_*"], "rolled_back"), wanted(["promoted"], "manual_routing")
     (True, False)
     """
     return filters is None or topic == TEST or any(fnmatchcase(topic, pattern) for pattern in filters)
