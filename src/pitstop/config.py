@@ -443,7 +443,7 @@ def _checked_url(url: str) -> str:
 class ReceiverSettings(_Section):
     """One receiver of notifications (a list item of `notifications.receivers`)."""
 
-    name: str = Field(description="how the delivery log and `pitstop notify test --receiver` name it")
+    name: str = Field(description="how the delivery log and pitstop notify test --receiver name it")
     url: str = Field(description="where each notification is POSTed (http or https)")
     format: ReceiverFormat = Field(
         ReceiverFormat.CLOUDEVENTS,
@@ -502,8 +502,8 @@ class ReceiverSettings(_Section):
 class NotificationSettings(_Section):
     receivers: list[ReceiverSettings] = Field(
         default_factory=list,
-        description="receivers of every rollout event and manual override: a list of {name, url, format, "
-        "secret_env, events, timeout}",
+        description="receivers of every rollout event and manual override, each with a name, url, format, "
+        "secret_env, events and timeout (keys below)",
     )
     report_url: str | None = Field(
         None,
@@ -513,7 +513,8 @@ class NotificationSettings(_Section):
         ),
     )
     source: str | None = Field(
-        None, description="CloudEvents `source` of every event; default /pitstop/<workspace folder name>"
+        None,
+        description="CloudEvents source of every event; default /pitstop/ and the workspace folder's name",
     )
     max_attempts: int = Field(
         12, ge=1, description="deliveries of one event to one receiver tried at most this often, then failed"
@@ -525,7 +526,7 @@ class NotificationSettings(_Section):
     backoff_max: PositiveDuration = Field(timedelta(hours=1), description="longest wait between attempts")
     interval: PositiveDuration = Field(
         timedelta(seconds=5),
-        description="how often `pitstop serve` and `pitstop controller` send what is due, in the background",
+        description="how often pitstop serve and pitstop controller send what is due, in the background",
     )
 
     @field_validator("report_url")
