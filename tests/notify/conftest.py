@@ -18,7 +18,7 @@ import pytest
 import yaml
 from sklearn.linear_model import LinearRegression
 
-from helpers import OffsetModel, write_regression_csv
+from helpers import write_regression_csv
 from pitstop.clock import ManualClock
 from pitstop.workspace import Workspace
 
@@ -135,11 +135,10 @@ def notify_ws(
         ws.add_dataset("train", csv, time_column="time")
         ws.create_model("eta", task="regression", target="y", features="all", time_column="time")
         frame = pd.read_csv(csv)
-        base = LinearRegression().fit(frame[["a", "b"]], frame["y"])
-        for offset in (1.0, 0.0):
-            path = tmp_path / f"m{offset}.joblib"
-            joblib.dump(OffsetModel(base, offset), path)
-            ws.register("eta", path, train_data="train", skip_check="notification tests never load it")
+        for version, intercept in ((1, False), (2, True)):
+            path = tmp_path / f"v{version}.joblib"
+            joblib.dump(LinearRegression(fit_intercept=intercept).fit(frame[["a", "b"]], frame["y"]), path)
+            ws.register("eta", path, train_data="train", skip_check="no need to load it in a fresh process")
         ws.set_champion("eta", 1, reason="bootstrap")
         return ws
 
