@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
 from notify.conftest import NotifyWorkspace, Receiver, cloudevents_receiver
 from pitstop.notify import outbox
 from pitstop.notify.background import BackgroundSender
-from pitstop.notify.outbox import ReceiverFilter
-from pitstop.notify.sender import backoff
+from pitstop.notify.outbox import ReceiverFilter, Status
+from pitstop.notify.sender import PassReport, backoff
+from pitstop.workspace import Workspace
 
 
 def test_a_delivery_claimed_by_one_sender_is_not_claimed_by_another(
@@ -24,13 +27,13 @@ def test_a_delivery_claimed_by_one_sender_is_not_claimed_by_another(
         assert outbox.dispatch(conn, [ReceiverFilter("hooks", None)], now) == 1
         assert outbox.dispatch(conn, [ReceiverFilter("hooks", None)], now) == 0  # once only
     with ws.reading() as conn:
-        [(delivery, _)] = outbox.due(conn, now)
+        [(delivery, _)] = outbox.due(conn, "hooks", now)
     hold = now + timedelta(minutes=1)
     with ws.writing() as conn:
         assert outbox.claim(conn, delivery, now, hold)
         assert not outbox.claim(conn, delivery, now, hold)  # the second sender read the same row
     with ws.reading() as conn:
-        assert outbox.due(conn, now) == []  # held while the first sender's attempt runs
+        assert outbox.due(conn, "hooks", now) == []  # held while the first sender's attempt runs
 
 
 def test_the_background_sender_delivers_without_being_asked(
@@ -70,3 +73,42 @@ def test_backoff_doubles_up_to_the_longest_wait_with_jitter() -> None:
         waits = [backoff(attempts, base, longest, rng).total_seconds() for _ in range(50)]
         assert all(ceiling / 2 <= wait <= ceiling for wait in waits)
         assert len(set(waits)) > 1
+
+
+def test_a_receiver_that_is_down_does_not_hold_up_another(
+    notify_ws: NotifyWorkspace, receiver: Receiver, down_receiver: Receiver
+) -> None:
+    ws = notify_ws([{"name": "gone", "url": down_receiver.url}, {"name": "up", "url": receiver.url}])
+    ws.start_rollout("eta", 2, skip_gate=True, reason="tested offline elsewhere")
+    ws.abort("eta", reason="stop")
+    report = ws.send_notifications()
+    assert (report.delivered, report.retrying, report.skipped) == (2, 1, 1)
+    assert len(receiver.requests) == 2
+
+
+def test_deliveries_to_a_receiver_no_longer_configured_stay_pending(
+    notify_ws: NotifyWorkspace, receiver: Receiver, workspace_dir: Path
+) -> None:
+    ws = notify_ws([{"name": "old", "url": receiver.url}])
+    ws.start_rollout("eta", 2, skip_gate=True, reason="tested offline elsewhere")
+    with ws.writing() as conn:
+        outbox.dispatch(conn, [ReceiverFilter("old", None)], ws.clock.now())
+    config = {"notifications": {"receivers": [{"name": "new", "url": receiver.url}]}}
+    (workspace_dir / "pitstop.yaml").write_text(yaml.safe_dump(config))
+    with Workspace(workspace_dir) as reopened:
+        assert reopened.send_notifications() == PassReport(0, 0, 0, 0, 0)
+        [left] = reopened.notification_log()
+    assert (left.receiver, left.status, left.attempts) == ("old", Status.PENDING, 0)
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_idle_pass_takes_no_write_lock(
+    notify_ws: NotifyWorkspace, receiver: Receiver, workspace_dir: Path
+) -> None:
+    """The sender runs beside decisions and the prediction log: with nothing to send it only reads."""
+    ws = notify_ws([cloudevents_receiver(receiver)], interval="1s")
+    config = yaml.safe_load((workspace_dir / "pitstop.yaml").read_text())
+    (workspace_dir / "pitstop.yaml").write_text(yaml.safe_dump({**config, "store": {"busy_timeout": "1s"}}))
+    with Workspace(workspace_dir) as sender_ws, ws.writing():  # another writer holds the lock throughout
+        assert sender_ws.send_notifications() == PassReport(0, 0, 0, 0, 0)

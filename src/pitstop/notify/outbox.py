@@ -81,6 +81,13 @@ class ReceiverFilter:
     events: list[str] | None
 
 
+def waiting(conn: Connection) -> bool:
+    """Whether an outbox row waits to be dispatched (read first, so an idle sender never takes
+    SQLite's write lock)."""
+    query = select(notification_outbox.c.id).where(notification_outbox.c.dispatched_at.is_(None))
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def dispatch(conn: Connection, receivers: Sequence[ReceiverFilter], now: datetime, limit: int = 500) -> int:
     """Make the deliveries of outbox rows not yet dispatched; returns how many deliveries were made."""
     pending = conn.execute(
@@ -120,11 +127,14 @@ def _new_delivery(event: Event, receiver: str, topic: str, now: datetime) -> Any
     )
 
 
-def due(conn: Connection, now: datetime, limit: int = 100) -> list[tuple[Delivery, Event]]:
-    """Pending deliveries whose next attempt is due, oldest first, with their events."""
+def due(conn: Connection, receiver: str, now: datetime, limit: int = 100) -> list[tuple[Delivery, Event]]:
+    """The receiver's pending deliveries whose next attempt is due, oldest first, with their events.
+
+    Read per receiver, so a backlog for one that is down never crowds out the others' deliveries."""
     rows = conn.execute(
         _log_query()
         .where(
+            notification_deliveries.c.receiver == receiver,
             notification_deliveries.c.status == Status.PENDING.value,
             notification_deliveries.c.next_attempt_at <= now,
         )

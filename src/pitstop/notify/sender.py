@@ -73,7 +73,7 @@ class PassReport:
     delivered: int
     retrying: int  # failed this time, tried again later
     failed: int  # given up
-    skipped: int  # due, but left for the next pass: receiver no longer configured, or down this pass
+    skipped: int  # due, but left for the next pass: its receiver failed this pass, or another sender has it
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -129,30 +129,33 @@ class Sender:
         self.rng = rng or random.Random()
 
     def send_due(self, client: httpx.Client | None = None) -> PassReport:
-        """Dispatch new outbox rows, then try every due delivery once. A receiver that fails is not
-        tried again in this pass (its other deliveries wait for the next), so a receiver that is down
-        costs one timeout per pass, not one per event."""
+        """Dispatch new outbox rows, then try each receiver's due deliveries once. A receiver that fails
+        is not tried again in this pass (its other deliveries wait for the next), so a receiver that is
+        down costs one timeout per pass, not one per event. Deliveries to a receiver no longer
+        configured stay pending, untried (the log shows them)."""
         filters = [ReceiverFilter(name, r.settings.events) for name, r in self.receivers.items()]
-        with self.ctx.writing() as conn:
-            dispatched = outbox.dispatch(conn, filters, self.ctx.clock.now())
+        dispatched = 0
         with self.ctx.reading() as conn:
-            due = outbox.due(conn, self.ctx.clock.now())
-        counts = {status: 0 for status in Status}
+            new = outbox.waiting(conn)
+        if new:
+            with self.ctx.writing() as conn:
+                dispatched = outbox.dispatch(conn, filters, self.ctx.clock.now())
+        counts = dict.fromkeys(Status, 0)
         skipped = 0
-        down: set[str] = set()
         with nullcontext(client) if client is not None else _client() as http:
-            for delivery, event in due:
-                receiver = self.receivers.get(delivery.receiver)
-                if receiver is None or delivery.receiver in down:
-                    skipped += 1
-                    continue
-                status = self._attempt(receiver, delivery, from_event(event, self.settings.report_url), http)
-                if status is None:
-                    skipped += 1  # another sender claimed it
-                    continue
-                counts[status] += 1
-                if status is not Status.DELIVERED:
-                    down.add(delivery.receiver)
+            for name, receiver in self.receivers.items():
+                with self.ctx.reading() as conn:
+                    due = outbox.due(conn, name, self.ctx.clock.now())
+                for index, (delivery, event) in enumerate(due):
+                    message = from_event(event, self.settings.report_url)
+                    status = self._attempt(receiver, delivery, message, http)
+                    if status is None:
+                        skipped += 1  # another sender claimed it
+                        continue
+                    counts[status] += 1
+                    if status is not Status.DELIVERED:
+                        skipped += len(due) - index - 1
+                        break
         return PassReport(
             dispatched, counts[Status.DELIVERED], counts[Status.PENDING], counts[Status.FAILED], skipped
         )
