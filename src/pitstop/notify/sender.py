@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from pitstop.notify.signing import signature_headers
 if TYPE_CHECKING:
     from pitstop.config import NotificationSettings
     from pitstop.context import Context
+    from pitstop.events import Event
 
 EVENT_ID_HEADER = "X-Pitstop-Event-Id"  # the CloudEvents id: the same on every delivery of one event
 ATTEMPT_HEADER = "X-Pitstop-Attempt"  # 1 on the first attempt of a delivery, 2 on its first retry …
@@ -133,32 +135,45 @@ class Sender:
         is not tried again in this pass (its other deliveries wait for the next), so a receiver that is
         down costs one timeout per pass, not one per event. Deliveries to a receiver no longer
         configured stay pending, untried (the log shows them)."""
-        filters = [ReceiverFilter(name, r.settings.events) for name, r in self.receivers.items()]
-        dispatched = 0
-        with self.ctx.reading() as conn:
-            new = outbox.waiting(conn)
-        if new:
-            with self.ctx.writing() as conn:
-                dispatched = outbox.dispatch(conn, filters, self.ctx.clock.now())
-        counts = dict.fromkeys(Status, 0)
-        skipped = 0
+        dispatched = self._dispatch()
+        tally: Counter[Status | None] = Counter()
         with nullcontext(client) if client is not None else _client() as http:
             for name, receiver in self.receivers.items():
                 with self.ctx.reading() as conn:
                     due = outbox.due(conn, name, self.ctx.clock.now())
-                for index, (delivery, event) in enumerate(due):
-                    message = from_event(event, self.settings.report_url)
-                    status = self._attempt(receiver, delivery, message, http)
-                    if status is None:
-                        skipped += 1  # another sender claimed it
-                        continue
-                    counts[status] += 1
-                    if status is not Status.DELIVERED:
-                        skipped += len(due) - index - 1
-                        break
+                self._send_to(receiver, due, http, tally)
         return PassReport(
-            dispatched, counts[Status.DELIVERED], counts[Status.PENDING], counts[Status.FAILED], skipped
+            dispatched,
+            tally[Status.DELIVERED],
+            tally[Status.PENDING],
+            tally[Status.FAILED],
+            tally[None],
         )
+
+    def _dispatch(self) -> int:
+        """Deliveries for new outbox rows; the write lock only when there are some."""
+        with self.ctx.reading() as conn:
+            if not outbox.waiting(conn):
+                return 0
+        filters = [ReceiverFilter(name, r.settings.events) for name, r in self.receivers.items()]
+        with self.ctx.writing() as conn:
+            return outbox.dispatch(conn, filters, self.ctx.clock.now())
+
+    def _send_to(
+        self,
+        receiver: Receiver,
+        due: list[tuple[outbox.Delivery, Event]],
+        http: httpx.Client,
+        tally: Counter[Status | None],
+    ) -> None:
+        """Each due delivery in turn, until one fails; what is left (and what another sender claimed)
+        counts as skipped, under None."""
+        for index, (delivery, event) in enumerate(due):
+            status = self._attempt(receiver, delivery, from_event(event, self.settings.report_url), http)
+            tally[status] += 1
+            if status not in (Status.DELIVERED, None):
+                tally[None] += len(due) - index - 1
+                return
 
     def _attempt(
         self, receiver: Receiver, delivery: outbox.Delivery, message: Message, http: httpx.Client
