@@ -265,3 +265,19 @@ def test_the_log_is_newest_first_and_filtered_by_model(
     ]
     assert len(ws.notification_log(limit=1)) == 1
     assert json.loads(json.dumps([d.to_dict() for d in log]))[0]["status"] == "delivered"
+
+
+def test_a_retry_after_is_honoured_up_to_the_longest_wait(
+    notify_ws: NotifyWorkspace, receiver: Receiver
+) -> None:
+    ws = notify_ws([cloudevents_receiver(receiver)], backoff_base="10s", backoff_max="10m")
+    receiver.statuses, receiver.headers = [429, 429], {"Retry-After": "300"}
+    start(ws)
+    ws.send_notifications()
+    [first] = ws.notification_log()
+    assert first.next_attempt_at == ws.clock.now() + timedelta(seconds=300)
+    receiver.headers = {"Retry-After": "86400"}
+    advance(ws, timedelta(seconds=300))
+    ws.send_notifications()
+    [second] = ws.notification_log()
+    assert second.next_attempt_at == ws.clock.now() + timedelta(minutes=10)

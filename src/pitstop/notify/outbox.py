@@ -62,6 +62,7 @@ class Answer:
 
     status_code: int | None
     error: str | None
+    retry_after: float | None = None  # seconds a 429 or 503 asked to wait (its Retry-After header)
 
     @property
     def ok(self) -> bool:

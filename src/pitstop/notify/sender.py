@@ -117,7 +117,20 @@ def post(receiver: Receiver, message: Message, now: datetime, client: httpx.Clie
     if 200 <= response.status_code < 300:
         return Answer(response.status_code, None)
     said = " ".join(response.text.split())[:MAX_ANSWER]
-    return Answer(response.status_code, f"HTTP {response.status_code}" + (f": {said}" if said else ""))
+    refused = f"HTTP {response.status_code}" + (f": {said}" if said else "")
+    return Answer(response.status_code, refused, _seconds(response.headers.get("Retry-After")))
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A Retry-After header given in seconds (an HTTP date is ignored: the backoff applies).
+
+    >>> _seconds("120"), _seconds("Wed, 21 Oct 2026 07:28:00 GMT"), _seconds(None)
+    (120.0, None, None)
+    """
+    try:
+        return max(0.0, float(retry_after)) if retry_after is not None else None
+    except ValueError:
+        return None
 
 
 class Sender:
@@ -189,6 +202,8 @@ class Sender:
         retry_at = None
         if not answer.ok and answer.retryable and attempts < self.settings.max_attempts:
             wait = backoff(attempts, self.settings.backoff_base, self.settings.backoff_max, self.rng)
+            if answer.retry_after is not None:  # the receiver said how long; never beyond backoff_max
+                wait = max(wait, min(timedelta(seconds=answer.retry_after), self.settings.backoff_max))
             retry_at = done + wait
         with self.ctx.writing() as conn:
             return outbox.finish(conn, delivery.id, answer, done, retry_at)
