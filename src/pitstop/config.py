@@ -461,7 +461,8 @@ class ReceiverSettings(_Section):
         None,
         description=(
             "topics sent to this receiver: started, phase_changed, step_changed, promoted, rejected, "
-            "rolled_back, aborted, manual_routing (* matches any text: rolled_*); null: every one"
+            "rolled_back, aborted, manual_routing, manual_champion (* matches any text: rolled_*); "
+            "null: every one"
         ),
     )
     timeout: PositiveDuration = Field(

@@ -34,25 +34,39 @@ class EventKind(StrEnum):
 
 
 # The kinds of event sent to notification receivers (`pitstop.notify`): the one place to add a kind.
-NOTIFIED_KINDS: frozenset[EventKind] = frozenset({EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED})
-
-# A routing change is notified only when a person made it outside a rollout (`pitstop route`, a champion
-# set by hand): a rollout's own routing changes come with its transition, which is notified.
-_ROUTING_BY_HAND = frozenset({Rule.MANUAL, Rule.MANUAL_SET_CHAMPION})
+NOTIFIED_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED, EventKind.ALIAS_MOVED}
+)
 
 
-def is_notified(kind: EventKind, rule: Rule | str | None) -> bool:
-    """Whether an event of `kind` decided by `rule` goes to the notification outbox.
+def is_notified(
+    kind: EventKind, rule: Rule | str | None, rollout_id: int | None = None, from_state: str | None = None
+) -> bool:
+    """Whether an event goes to the notification outbox: a notified kind, except the routing changes and
+    alias moves that a rollout makes (its transition, which is notified, says what they do). Of those
+    made by hand, routing set with `pitstop route` and a champion replaced by hand are notified (not
+    the first champion a model gets: that is set-up, not an override).
 
-    >>> is_notified(EventKind.ROLLOUT_TRANSITION, Rule.AB_WIN), is_notified(EventKind.DATASET_ADDED, None)
-    (True, False)
+    >>> is_notified(EventKind.ROLLOUT_TRANSITION, Rule.AB_WIN, 3)
+    True
+    >>> is_notified(EventKind.DATASET_ADDED, None)
+    False
     >>> routing = EventKind.ROUTING_CHANGED
-    >>> is_notified(routing, Rule.MANUAL), is_notified(routing, Rule.AB_WIN)
+    >>> is_notified(routing, Rule.MANUAL), is_notified(routing, Rule.ROLLOUT_START, 3)
     (True, False)
+    >>> alias = EventKind.ALIAS_MOVED
+    >>> is_notified(alias, Rule.ALIAS_CHAMPION, None, "1"), is_notified(alias, Rule.ALIAS_CHAMPION, 3, "1")
+    (True, False)
+    >>> is_notified(alias, Rule.ALIAS_CHAMPION, None, None)  # the first champion
+    False
     """
     if kind not in NOTIFIED_KINDS:
         return False
-    return kind is not EventKind.ROUTING_CHANGED or rule in _ROUTING_BY_HAND
+    if kind is EventKind.ROUTING_CHANGED:  # a champion set by hand is notified as its alias move
+        return rule == Rule.MANUAL
+    if kind is EventKind.ALIAS_MOVED:
+        return rule == Rule.ALIAS_CHAMPION and rollout_id is None and from_state is not None
+    return True
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,7 @@ def record_event(
     )
     assert result.inserted_primary_key is not None
     event_id = int(result.inserted_primary_key[0])
-    if is_notified(kind, rule):
+    if is_notified(kind, rule, rollout_id, from_state):
         conn.execute(notification_outbox.insert().values(event_id=event_id, created_at=time))
     return event_id
 

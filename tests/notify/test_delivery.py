@@ -281,3 +281,19 @@ def test_a_retry_after_is_honoured_up_to_the_longest_wait(
     ws.send_notifications()
     [second] = ws.notification_log()
     assert second.next_attempt_at == ws.clock.now() + timedelta(minutes=10)
+
+
+def test_a_champion_replaced_by_hand_is_notified_once(notify_ws: NotifyWorkspace, receiver: Receiver) -> None:
+    """Its routing follows in the same transaction; the alias move alone says what happened."""
+    ws = notify_ws([cloudevents_receiver(receiver), {"name": "team", "url": receiver.url, "format": "slack"}])
+    routes.route(ws, "eta", mode="off", reason="pin the routing", actor="carol")
+    ws.set_champion("eta", 2, force=True, reason="v1 corrupts orders", actor="dana")
+    ws.send_notifications()
+    cloud = [r.json() for r in receiver.requests if "specversion" in r.json()]
+    assert [(e["type"], e["data"]["actor"]) for e in cloud] == [
+        ("io.pitstop.routing.manual", "carol"),
+        ("io.pitstop.champion.manual", "dana"),
+    ]
+    assert (cloud[1]["data"]["from"], cloud[1]["data"]["to"]) == ("1", "2")
+    slack = [r.json()["text"] for r in receiver.requests if "text" in r.json()]
+    assert slack[1] == ":wrench: eta: champion set by hand (v1 → v2) by dana: v1 corrupts orders"

@@ -50,6 +50,11 @@ def summary(message: Message) -> str:
     change = f"{_escaped(message.from_state or '-')} → {_escaped(message.to_state or '-')}"
     if message.topic == topics.MANUAL_ROUTING:
         return f":wrench: {model}: routing set by hand ({change}) by {_escaped(message.actor)}: {reason}"
+    if message.topic == topics.MANUAL_CHAMPION:
+        versions = " → ".join(
+            f"v{_escaped(v)}" if v else "none" for v in (message.from_state, message.to_state)
+        )
+        return f":wrench: {model}: champion set by hand ({versions}) by {_escaped(message.actor)}: {reason}"
     icon, verb = _WORDS.get(message.topic, (":information_source:", message.topic))
     rule = f", {_escaped(message.rule)}" if message.rule else ""
     return (

@@ -13,13 +13,18 @@ STARTED = "started"
 PHASE_CHANGED = "phase_changed"
 STEP_CHANGED = "step_changed"
 MANUAL_ROUTING = "manual_routing"
+MANUAL_CHAMPION = "manual_champion"
 TEST = "test"  # `pitstop notify test`
 
 # How a rollout ends (`rollout.phases.Outcome`, a layer above): the transition's `to_state`.
 ENDINGS = ("promoted", "rejected", "rolled_back", "aborted")
 _STARTED_FROM = "gate"  # `Phase.GATE`: a rollout starts with the gate behind it
 
-_TYPES = {MANUAL_ROUTING: "io.pitstop.routing.manual", TEST: "io.pitstop.test"}
+_TYPES = {
+    MANUAL_ROUTING: "io.pitstop.routing.manual",
+    MANUAL_CHAMPION: "io.pitstop.champion.manual",
+    TEST: "io.pitstop.test",
+}
 _ROLLOUT_TYPE = "io.pitstop.rollout."
 
 
@@ -39,9 +44,9 @@ def cloudevents_type(topic: str) -> str:
 
 def known_topics() -> tuple[str, ...]:
     """Every topic an event can have (a receiver's `events` filter is checked against these)."""
-    own = {EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED}
+    own = {EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED, EventKind.ALIAS_MOVED}
     others = sorted(_kind_topic(kind) for kind in NOTIFIED_KINDS - own)
-    return (STARTED, PHASE_CHANGED, STEP_CHANGED, *ENDINGS, MANUAL_ROUTING, *others)
+    return (STARTED, PHASE_CHANGED, STEP_CHANGED, *ENDINGS, MANUAL_ROUTING, MANUAL_CHAMPION, *others)
 
 
 def topic_of(event: Event) -> str:
@@ -51,6 +56,8 @@ def topic_of(event: Event) -> str:
     (`ramp 25%` → `ramp 50%`)."""
     if event.kind is EventKind.ROUTING_CHANGED:
         return MANUAL_ROUTING
+    if event.kind is EventKind.ALIAS_MOVED:
+        return MANUAL_CHAMPION
     if event.kind is not EventKind.ROLLOUT_TRANSITION:
         return _kind_topic(event.kind)
     before, after = event.from_state or "", event.to_state or ""
