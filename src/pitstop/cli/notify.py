@@ -48,23 +48,21 @@ def _render_log(deliveries: list[Delivery]) -> None:
     if not deliveries:
         console.print("no notifications yet")
         return
-    out = table(None, "event", "time", "model", "topic", "receiver", "status", "tries", "last answer", "when")
+    out = table(None, "event", "model", "topic", "receiver", "status", "last answer")
     for d in deliveries:
-        when = d.delivered_at if d.delivered_at else d.next_attempt_at or d.last_attempt_at
         answer = d.last_error or ("-" if d.last_status_code is None else f"HTTP {d.last_status_code}")
-        status = {"delivered": "[green]delivered[/]", "failed": "[bold red]failed[/]"}.get(d.status, d.status)
-        out.add_row(
-            str(d.event_id),
-            fmt_time(d.created_at),
-            d.model or "-",
-            d.topic,
-            d.receiver,
-            status,
-            str(d.attempts),
-            escape(answer),
-            ("next " if d.status == "pending" else "") + fmt_time(when),
-        )
+        out.add_row(str(d.event_id), d.model or "-", d.topic, d.receiver, _status(d), escape(answer))
     console.print(out)
+
+
+def _status(d: Delivery) -> str:
+    """`delivered` and when; `pending`, its tries and the next; `failed` and its tries, on two lines."""
+    tries = f"{d.attempts} {'try' if d.attempts == 1 else 'tries'}"
+    if d.status == "delivered":
+        return f"[green]delivered[/] ({tries})\n{fmt_time(d.delivered_at)}"
+    if d.status == "failed":
+        return f"[bold red]failed[/] ({tries})\nlast {fmt_time(d.last_attempt_at)}"
+    return f"pending ({tries})\nnext {fmt_time(d.next_attempt_at)}"
 
 
 @notify_app.command("test")
