@@ -444,7 +444,17 @@ class ReceiverSettings(_Section):
     """One receiver of notifications (a list item of `notifications.receivers`)."""
 
     name: str = Field(description="how the delivery log and pitstop notify test --receiver name it")
-    url: str = Field(description="where each notification is POSTed (http or https)")
+    url: str | None = Field(
+        None,
+        description="where each notification is POSTed (http or https); give it or url_env (one is required)",
+    )
+    url_env: str | None = Field(
+        None,
+        description=(
+            "name of the environment variable holding the URL instead, for a URL that is itself a "
+            "secret (a Slack incoming webhook's)"
+        ),
+    )
     format: ReceiverFormat = Field(
         ReceiverFormat.CLOUDEVENTS,
         strict=False,
@@ -478,8 +488,23 @@ class ReceiverSettings(_Section):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, url: str) -> str:
-        return _checked_url(url)
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else _checked_url(url)
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, name: str | None) -> str | None:
+        if name is not None and not _ENV_NAME.match(name):
+            raise ValueError("names an environment variable (letters, digits, '_'); put the URL in it")
+        return name
+
+    @model_validator(mode="after")
+    def _one_url(self) -> ReceiverSettings:
+        if self.url is None and self.url_env is None:
+            raise ValueError(f"url: receiver {self.name!r} needs one (or url_env, a variable holding it)")
+        if self.url is not None and self.url_env is not None:
+            raise ValueError(f"url: receiver {self.name!r} has both url and url_env; keep one")
+        return self
 
     @field_validator("secret_env")
     @classmethod

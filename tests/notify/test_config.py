@@ -20,7 +20,8 @@ def settings(receivers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("receivers", "key", "message"),
     [
-        ([{"name": "a"}], "notifications.receivers.0.url", "Field required"),
+        ([{"name": "a"}], "notifications.receivers.0: url", "needs one (or url_env"),
+        ([{"name": "a", "url": "http://x", "url_env": "A_URL"}], "receivers.0: url", "keep one"),
         ([{"name": "a", "url": "http://x", "format": "teams"}], "notifications.receivers.0.format", "slack"),
         ([{"name": "a", "url": "hooks.example.com"}], "notifications.receivers.0.url", "http(s) URL"),
         (
@@ -66,4 +67,4 @@ def test_the_cli_names_the_key_of_a_receiver_without_url(workspace_dir: Path, cl
     (workspace_dir / "pitstop.yaml").write_text(yaml.safe_dump(settings([{"name": "hooks"}])))
     result = cli("notify", "log", "-w", workspace_dir)
     assert result.exit_code == 2
-    assert "notifications.receivers.0.url: Field required" in result.stderr
+    assert "notifications.receivers.0: url: receiver 'hooks' needs one" in result.stderr

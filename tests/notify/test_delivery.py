@@ -297,3 +297,19 @@ def test_a_champion_replaced_by_hand_is_notified_once(notify_ws: NotifyWorkspace
     assert (cloud[1]["data"]["from"], cloud[1]["data"]["to"]) == ("1", "2")
     slack = [r.json()["text"] for r in receiver.requests if "text" in r.json()]
     assert slack[1] == ":wrench: eta: champion set by hand (v1 → v2) by dana: v1 corrupts orders"
+
+
+def test_a_url_kept_in_the_environment_is_used_and_never_shown(
+    notify_ws: NotifyWorkspace, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Slack incoming webhook's URL is itself a secret: `url_env` keeps it out of pitstop.yaml."""
+    monkeypatch.setenv("TEAM_WEBHOOK_URL", receiver.url)
+    ws = notify_ws([{"name": "team", "url_env": "TEAM_WEBHOOK_URL", "format": "slack"}])
+    [sent] = ws.notify_test()
+    assert (sent.answer.ok, sent.url) == (True, "$TEAM_WEBHOOK_URL")
+    monkeypatch.delenv("TEAM_WEBHOOK_URL")
+    start(ws)
+    ws.send_notifications()
+    [pending] = ws.notification_log()
+    assert pending.last_error == "environment variable TEAM_WEBHOOK_URL (url_env) is not set"
+    assert len(receiver.requests) == 1  # the test only

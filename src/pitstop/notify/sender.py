@@ -27,7 +27,7 @@ from pitstop.notify.receivers import Receiver, configured
 from pitstop.notify.signing import signature_headers
 
 if TYPE_CHECKING:
-    from pitstop.config import NotificationSettings
+    from pitstop.config import NotificationSettings, ReceiverSettings
     from pitstop.context import Context
     from pitstop.events import Event
 
@@ -102,6 +102,9 @@ def post(receiver: Receiver, message: Message, now: datetime, client: httpx.Clie
         EVENT_ID_HEADER: message.id,
         ATTEMPT_HEADER: str(attempt),
     }
+    url = settings.url or os.environ.get(settings.url_env or "")
+    if not url:
+        return Answer(None, f"environment variable {settings.url_env} (url_env) is not set")
     if settings.secret_env is not None:
         secret = os.environ.get(settings.secret_env)
         if not secret:
@@ -109,7 +112,7 @@ def post(receiver: Receiver, message: Message, now: datetime, client: httpx.Clie
         headers.update(signature_headers(secret.encode(), int(now.timestamp()), payload.body))
     timeout = settings.timeout.total_seconds()
     try:
-        response = client.post(settings.url, content=payload.body, headers=headers, timeout=timeout)
+        response = client.post(url, content=payload.body, headers=headers, timeout=timeout)
     except httpx.TimeoutException:
         return Answer(None, f"no answer within {timeout:g}s")
     except httpx.HTTPError as error:
@@ -131,6 +134,16 @@ def _seconds(retry_after: str | None) -> float | None:
         return max(0.0, float(retry_after)) if retry_after is not None else None
     except ValueError:
         return None
+
+
+def shown_url(settings: ReceiverSettings) -> str:
+    """Where a receiver is, fit to print: a URL from `url_env` is a secret, shown by its variable.
+
+    >>> from pitstop.config import ReceiverSettings
+    >>> shown_url(ReceiverSettings(name="team", url_env="SLACK_URL"))
+    '$SLACK_URL'
+    """
+    return settings.url or f"${settings.url_env}"
 
 
 class Sender:
@@ -222,7 +235,9 @@ class Sender:
         now = self.ctx.clock.now()
         message = test_message(now, actor, self.settings.report_url, uuid.uuid4().hex)
         with _client() as http:
-            return [Sent(r.settings.name, r.settings.url, post(r, message, now, http, 1)) for r in chosen]
+            return [
+                Sent(r.settings.name, shown_url(r.settings), post(r, message, now, http, 1)) for r in chosen
+            ]
 
 
 def _client() -> httpx.Client:
