@@ -9,10 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from notify.conftest import NotifyWorkspace, Receiver, cloudevents_receiver, free_port
 from pitstop.rollout import routes
+from serving.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +49,21 @@ def test_pitstop_serve_sends_a_routing_set_by_hand(
     notify_ws: NotifyWorkspace, receiver: Receiver, processes: list[subprocess.Popen[str]]
 ) -> None:
     ws = notify_ws([cloudevents_receiver(receiver)], interval="100ms")
-    server = launch(processes, "serve", "-w", str(ws.path), "--port", str(free_port()))
+    port = free_port()
+    server = launch(processes, "serve", "-w", str(ws.path), "--port", str(port))
     routes.route(ws, "eta", mode="shadow", challenger=2, reason="a look at v2", actor="carol")
     [request] = receiver.wait_for(1, timeout=60)
     assert server.poll() is None
     assert request.json()["type"] == "io.pitstop.routing.manual"
+    counted = 'pitstop_notifications_total{outcome="delivered",receiver="hooks"} 1.0'
+    wait_until(lambda: counted in _metrics(port), timeout=30, interval=0.1)
+
+
+def _metrics(port: int) -> str:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return ""
 
 
 def test_pitstop_controller_sends_a_rollout_started_by_a_person(

@@ -13,7 +13,7 @@ from notify.conftest import NotifyWorkspace, Receiver, cloudevents_receiver
 from pitstop.notify import outbox
 from pitstop.notify.background import BackgroundSender
 from pitstop.notify.outbox import ReceiverFilter, Status
-from pitstop.notify.sender import PassReport, backoff
+from pitstop.notify.sender import PassReport, Sender, backoff
 from pitstop.workspace import Workspace
 
 
@@ -112,3 +112,14 @@ def test_an_idle_pass_takes_no_write_lock(
     (workspace_dir / "pitstop.yaml").write_text(yaml.safe_dump({**config, "store": {"busy_timeout": "1s"}}))
     with Workspace(workspace_dir) as sender_ws, ws.writing():  # another writer holds the lock throughout
         assert sender_ws.send_notifications() == PassReport(0, 0, 0, 0, 0)
+
+
+def test_every_attempt_is_told_to_the_caller(
+    notify_ws: NotifyWorkspace, receiver: Receiver, down_receiver: Receiver
+) -> None:
+    """How a gateway counts them in /metrics (pitstop_notifications_total)."""
+    ws = notify_ws([{"name": "gone", "url": down_receiver.url}, {"name": "up", "url": receiver.url}])
+    heard: list[tuple[str, Status]] = []
+    ws.start_rollout("eta", 2, skip_gate=True, reason="tested offline elsewhere")
+    Sender(ws, on_attempt=lambda name, status: heard.append((name, status))).send_due()
+    assert heard == [("gone", Status.PENDING), ("up", Status.DELIVERED)]

@@ -479,11 +479,12 @@ def app_from_env() -> FastAPI:
     gateway = Gateway(ws)
     # With several workers each runs a controller; the lease lets exactly one of them act.
     controller = Controller(ws) if os.environ.get(CONTROLLER_ENV) == "1" else None
+    # With several workers each sends (deliveries are claimed first) and counts its attempts.
     return create_app(
         gateway,
         access=access,
         on_shutdown=ws.close,
         tune_runtime=True,
         controller=controller,
-        notifications=BackgroundSender(ws),  # with several workers each sends; deliveries are claimed
+        notifications=BackgroundSender(ws, on_attempt=gateway.metrics.count_notification),
     )

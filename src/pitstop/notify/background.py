@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pitstop.errors import StoreUnavailableError
+from pitstop.notify.outbox import Status
 from pitstop.notify.sender import Sender
 
 if TYPE_CHECKING:
@@ -24,8 +26,8 @@ class BackgroundSender:
 
     Built in the process's start, so a bad receiver filter stops the process there (ConfigError)."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.sender = Sender(ctx)
+    def __init__(self, ctx: Context, *, on_attempt: Callable[[str, Status], None] | None = None) -> None:
+        self.sender = Sender(ctx, on_attempt=on_attempt)
         self.interval = ctx.config.notifications.interval.total_seconds()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

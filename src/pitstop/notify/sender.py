@@ -11,6 +11,7 @@ import os
 import random
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -148,13 +149,21 @@ def shown_url(settings: ReceiverSettings) -> str:
 
 class Sender:
     """Sends what is due for one workspace: `send_due()` is one pass (`pitstop notify send`, and each
-    round of the background thread). `rng` draws the backoff jitter (seed it in tests)."""
+    round of the background thread). `rng` draws the backoff jitter (seed it in tests); `on_attempt`
+    hears of every attempt's outcome."""
 
-    def __init__(self, ctx: Context, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        rng: random.Random | None = None,
+        on_attempt: Callable[[str, Status], None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.settings: NotificationSettings = ctx.config.notifications
         self.receivers = {r.settings.name: r for r in configured(self.settings, source_of(ctx))}
         self.rng = rng or random.Random()
+        self.on_attempt = on_attempt  # told each attempt's receiver and outcome (a gateway counts them)
 
     def send_due(self, client: httpx.Client | None = None) -> PassReport:
         """Dispatch new outbox rows, then try each receiver's due deliveries once. A receiver that fails
@@ -197,6 +206,8 @@ class Sender:
         for index, (delivery, event) in enumerate(due):
             status = self._attempt(receiver, delivery, from_event(event, self.settings.report_url), http)
             tally[status] += 1
+            if status is not None and self.on_attempt is not None:
+                self.on_attempt(delivery.receiver, status)
             if status not in (Status.DELIVERED, None):
                 tally[None] += len(due) - index - 1
                 return
