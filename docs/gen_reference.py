@@ -164,6 +164,8 @@ def _type_name(annotation: Any) -> str:
             return "memory size (`512MiB`, `2GiB`)"
         return _type_name(members[0])
     if typing.get_origin(annotation) is list:
+        if _list_item_model(annotation) is not None:
+            return "list of sections (their keys below)"
         return f"list of {_type_name(members[0])}"
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
@@ -172,6 +174,28 @@ def timedelta_type() -> type:
     from datetime import timedelta
 
     return timedelta
+
+
+def _list_item_model(annotation: Any) -> Any:
+    """The section type of a `list[Section]` key, else None."""
+    import typing
+
+    from pydantic import BaseModel
+
+    members = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list and isinstance(members[0], type):
+        return members[0] if issubclass(members[0], BaseModel) else None
+    return None
+
+
+def _item_defaults(model: Any) -> dict[str, Any]:
+    """Each key's default as the file writes it, or REQUIRED for a key every item must give."""
+    required = [name for name, field in model.model_fields.items() if field.is_required()]
+    dumped = model.model_construct(**{name: "" for name in required}).model_dump(mode="json")
+    return {name: REQUIRED if name in required else value for name, value in dumped.items()}
+
+
+REQUIRED = object()  # a key without a default
 
 
 def config_page() -> str:
@@ -197,11 +221,16 @@ def config_page() -> str:
         for name, field in model.model_fields.items():
             annotation = field.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                nested.append((name, annotation))
+                nested.append((name, annotation, values[name]))
                 continue
+            item = _list_item_model(annotation)
+            if item is not None:  # a list of sections (notifications.receivers): its keys get a table
+                nested.append((f"{name}[]", item, _item_defaults(item)))
             value = values[name]
             shown = (
-                code(json.dumps(value) if not isinstance(value, str) else value)
+                "required"
+                if value is REQUIRED
+                else code(json.dumps(value) if not isinstance(value, str) else value)
                 if value is not None
                 else "none"
             )
@@ -227,8 +256,8 @@ def config_page() -> str:
             out.extend(
                 ["| key | type | default | limits | what it does |", "|---|---|---|---|---|", *rows, ""]
             )
-        for name, sub in nested:
-            section(sub, f"{prefix}{name}.", values[name])
+        for name, sub, sub_values in nested:
+            section(sub, f"{prefix}{name}.", sub_values)
 
     section(Config, "", defaults)
     out += [

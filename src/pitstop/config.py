@@ -12,6 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -418,6 +420,165 @@ class ControllerSettings(_Section):
     )
 
 
+class ReceiverFormat(StrEnum):
+    """What a notification receiver is sent."""
+
+    CLOUDEVENTS = "cloudevents"  # CloudEvents 1.0 structured JSON, for webhooks
+    SLACK = "slack"  # a Slack incoming webhook's `{"text": …}`: a one-line summary and a link
+
+
+_RECEIVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOPIC = re.compile(r"^[a-z_*?]+$")
+_LINK_FIELDS = ("{model}", "{rollout}")
+
+
+def _checked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, got {url!r}")
+    return url
+
+
+class ReceiverSettings(_Section):
+    """One receiver of notifications (a list item of `notifications.receivers`)."""
+
+    name: str = Field(description="how the delivery log and pitstop notify test --receiver name it")
+    url: str | None = Field(
+        None,
+        description="where each notification is POSTed (http or https); give it or url_env (one is required)",
+    )
+    url_env: str | None = Field(
+        None,
+        description=(
+            "name of the environment variable holding the URL instead, for a URL that is itself a "
+            "secret (a Slack incoming webhook's)"
+        ),
+    )
+    format: ReceiverFormat = Field(
+        ReceiverFormat.CLOUDEVENTS,
+        strict=False,
+        description="cloudevents (CloudEvents 1.0 JSON) | slack (an incoming webhook's one-line text)",
+    )
+    secret_env: str | None = Field(
+        None,
+        description=(
+            "name of the environment variable holding the HMAC-SHA256 secret that signs each body "
+            "(X-Pitstop-Signature); never the secret itself. null: unsigned"
+        ),
+    )
+    events: list[str] | None = Field(
+        None,
+        description=(
+            "topics sent to this receiver: started, phase_changed, step_changed, promoted, rejected, "
+            "rolled_back, aborted, manual_routing, manual_champion (* matches any text: rolled_*); "
+            "null: every one"
+        ),
+    )
+    timeout: PositiveDuration = Field(
+        timedelta(seconds=5), description="a delivery not answered within this fails (and is retried)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _RECEIVER_NAME.match(name):
+            raise ValueError(f"must be letters, digits, '.', '_' or '-' (at most 63), got {name!r}")
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else _checked_url(url)
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, name: str | None) -> str | None:
+        if name is not None and not _ENV_NAME.match(name):
+            raise ValueError("names an environment variable (letters, digits, '_'); put the URL in it")
+        return name
+
+    @model_validator(mode="after")
+    def _one_url(self) -> ReceiverSettings:
+        if self.url is None and self.url_env is None:
+            raise ValueError(f"url: receiver {self.name!r} needs one (or url_env, a variable holding it)")
+        if self.url is not None and self.url_env is not None:
+            raise ValueError(f"url: receiver {self.name!r} has both url and url_env; keep one")
+        return self
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, name: str | None) -> str | None:
+        if name is not None and not _ENV_NAME.match(name):
+            raise ValueError(
+                "names an environment variable (letters, digits, '_'), it does not hold the secret: "
+                "put the secret in that variable"
+            )
+        return name
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, topics: list[str] | None) -> list[str] | None:
+        for topic in topics or []:
+            if not _TOPIC.match(topic):
+                raise ValueError(f"{topic!r} is not a topic such as promoted or rolled_*")
+        return topics
+
+
+class NotificationSettings(_Section):
+    receivers: list[ReceiverSettings] = Field(
+        default_factory=list,
+        description="receivers of every rollout event and manual override, each with a name, url, format, "
+        "secret_env, events and timeout (keys below)",
+    )
+    report_url: str | None = Field(
+        None,
+        description=(
+            "a link sent with each notification (the dashboard, a published report); {model} and "
+            "{rollout} in it are filled in. null: no link"
+        ),
+    )
+    source: str | None = Field(
+        None,
+        description="CloudEvents source of every event; default /pitstop/ and the workspace folder's name",
+    )
+    max_attempts: int = Field(
+        12, ge=1, description="deliveries of one event to one receiver tried at most this often, then failed"
+    )
+    backoff_base: PositiveDuration = Field(
+        timedelta(seconds=10),
+        description="wait before the second attempt; doubled each time after (with jitter)",
+    )
+    backoff_max: PositiveDuration = Field(timedelta(hours=1), description="longest wait between attempts")
+    interval: PositiveDuration = Field(
+        timedelta(seconds=5),
+        description="how often pitstop serve and pitstop controller send what is due, in the background",
+    )
+
+    @field_validator("report_url")
+    @classmethod
+    def _report_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        leftover = url
+        for field in _LINK_FIELDS:
+            leftover = leftover.replace(field, "")
+        if "{" in leftover or "}" in leftover:
+            raise ValueError("may hold only {model} and {rollout} in braces")
+        _checked_url(url.replace("{model}", "m").replace("{rollout}", "1"))
+        return url
+
+    @model_validator(mode="after")
+    def _check(self) -> NotificationSettings:
+        names = [receiver.name for receiver in self.receivers]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"receivers: each needs its own name, {', '.join(twice)} is used twice")
+        if self.backoff_max < self.backoff_base:
+            raise ValueError("backoff_max must not be shorter than backoff_base")
+        return self
+
+
 class Policy(_Section):
     """The thresholds and durations every decision uses."""
 
@@ -440,6 +601,7 @@ class Config(Policy):
     store: StoreSettings = StoreSettings()
     serving: ServingSettings = ServingSettings()
     controller: ControllerSettings = ControllerSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     @property
     def policy(self) -> Policy:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from pitstop.rules import Rule
-from pitstop.store.tables import events, models
+from pitstop.store.tables import events, models, notification_outbox
 
 
 class EventKind(StrEnum):
@@ -32,6 +32,42 @@ class EventKind(StrEnum):
     ROUTING_CHANGED = "routing_changed"
     ROLLOUT_TRANSITION = "rollout_transition"  # a rollout changed phase, step or ended
     POLICY_ADDED = "policy_added"  # a named policy's new revision (no model)
+
+
+# The kinds of event sent to notification receivers (`pitstop.notify`): the one place to add a kind.
+NOTIFIED_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED, EventKind.ALIAS_MOVED}
+)
+
+
+def is_notified(
+    kind: EventKind, rule: Rule | str | None, rollout_id: int | None = None, from_state: str | None = None
+) -> bool:
+    """Whether an event goes to the notification outbox: a notified kind, except the routing changes and
+    alias moves that a rollout makes (its transition, which is notified, says what they do). Of those
+    made by hand, routing set with `pitstop route` and a champion replaced by hand are notified (not
+    the first champion a model gets: that is set-up, not an override).
+
+    >>> is_notified(EventKind.ROLLOUT_TRANSITION, Rule.AB_WIN, 3)
+    True
+    >>> is_notified(EventKind.DATASET_ADDED, None)
+    False
+    >>> routing = EventKind.ROUTING_CHANGED
+    >>> is_notified(routing, Rule.MANUAL), is_notified(routing, Rule.ROLLOUT_START, 3)
+    (True, False)
+    >>> alias = EventKind.ALIAS_MOVED
+    >>> is_notified(alias, Rule.ALIAS_CHAMPION, None, "1"), is_notified(alias, Rule.ALIAS_CHAMPION, 3, "1")
+    (True, False)
+    >>> is_notified(alias, Rule.ALIAS_CHAMPION, None, None)  # the first champion
+    False
+    """
+    if kind not in NOTIFIED_KINDS:
+        return False
+    if kind is EventKind.ROUTING_CHANGED:  # a champion set by hand is notified as its alias move
+        return rule == Rule.MANUAL
+    if kind is EventKind.ALIAS_MOVED:
+        return rule == Rule.ALIAS_CHAMPION and rollout_id is None and from_state is not None
+    return True
 
 
 @dataclass(frozen=True)
@@ -68,7 +104,8 @@ def record_event(
     rollout_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> int:
-    """Append one event inside the caller's transaction; returns its id."""
+    """Append one event inside the caller's transaction; returns its id. A notified one (`is_notified`)
+    also gets its notification outbox row there, so it is sent exactly when the decision commits."""
     result = conn.execute(
         events.insert().values(
             time=time,
@@ -84,7 +121,10 @@ def record_event(
         )
     )
     assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
+    event_id = int(result.inserted_primary_key[0])
+    if is_notified(kind, rule, rollout_id, from_state):
+        conn.execute(notification_outbox.insert().values(event_id=event_id, created_at=time))
+    return event_id
 
 
 def list_events(
@@ -109,19 +149,31 @@ def list_events(
     if limit is not None:
         query = query.limit(limit)
     rows = list(conn.execute(query))
-    return [
-        Event(
-            id=row.id,
-            time=row.time,
-            model=row.name,
-            kind=EventKind(row.kind),
-            actor=row.actor,
-            from_state=row.from_state,
-            to_state=row.to_state,
-            rule=row.rule,
-            reason=row.reason,
-            rollout_id=row.rollout_id,
-            data=row.data or {},
-        )
-        for row in reversed(rows)
-    ]
+    return [_event(row) for row in reversed(rows)]
+
+
+def events_by_id(conn: Connection, ids: list[int]) -> dict[int, Event]:
+    """The events with these ids (a missing id is left out)."""
+    if not ids:
+        return {}
+    query = select(events, models.c.name).select_from(
+        events.outerjoin(models, events.c.model_id == models.c.id)
+    )
+    rows = conn.execute(query.where(events.c.id.in_(ids)))
+    return {row.id: _event(row) for row in rows}
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        id=row.id,
+        time=row.time,
+        model=row.name,
+        kind=EventKind(row.kind),
+        actor=row.actor,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        rule=row.rule,
+        reason=row.reason,
+        rollout_id=row.rollout_id,
+        data=row.data or {},
+    )

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from pitstop.conversion import Conversion
     from pitstop.data_refs import DataReference
     from pitstop.losses import Loss
+    from pitstop.notify.outbox import Delivery
+    from pitstop.notify.sender import PassReport, Sent
     from pitstop.package_drift import PackageDrift
     from pitstop.records.gate_result import GateResult
     from pitstop.rollout.actions import RolloutStatus
@@ -626,6 +628,33 @@ class Workspace(Context):
             if info is not None and rollout_id is not None:
                 rollout_of(conn, info.id, info.name, rollout_id)  # missing: named with the model's rollouts
             return list_events(conn, info.id if info else None, rollout_id=rollout_id, limit=limit)
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    def send_notifications(self) -> PassReport:
+        """One delivery pass: new notified events become deliveries to the configured receivers, and
+        every due delivery is tried once (`pitstop notify send`; `serve` and `controller` do this in
+        the background)."""
+        from pitstop.notify.sender import Sender
+
+        return Sender(self).send_due()
+
+    def notification_log(self, model: str | None = None, *, limit: int = 50) -> list[Delivery]:
+        """The delivery log, newest first: each event and receiver, its attempts, last answer and status."""
+        from pitstop.notify.outbox import delivery_log
+
+        if limit < 1:
+            raise UsageError(f"must be at least 1, got {limit}", field="limit")
+        with self.reading() as conn:
+            info = registry.get_model(conn, model) if model else None
+            return delivery_log(conn, info.id if info else None, limit)
+
+    def notify_test(self, receiver: str | None = None, *, actor: str | None = None) -> list[Sent]:
+        """Send a test notification to every configured receiver (or the one named) now, once each,
+        and return each answer; nothing is stored."""
+        from pitstop.notify.sender import Sender
+
+        return Sender(self).test(receiver, actor or current_actor())
 
 
 def _refuse_during_rollout(conn: Connection, info: ModelInfo) -> None:

@@ -372,6 +372,7 @@ def controller(
     as_json: JsonOption = False,
 ) -> None:
     """Run the decision loop; only one controller acts at a time (a lease in the store)."""
+    from pitstop.notify.background import BackgroundSender
     from pitstop.rollout.controller import Controller
 
     ws = open_workspace(workspace)
@@ -409,6 +410,7 @@ def controller(
         if not results and leader:
             console.print("no active rollouts")
         return
+    notifications = BackgroundSender(ws)  # rollout events reach the receivers while it decides
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -416,7 +418,11 @@ def controller(
     console.print(
         f"controller {ctl.holder} deciding every {ctl.interval.total_seconds():g}s (Ctrl-C to stop)"
     )
-    ctl.run(stop)
+    notifications.start()
+    try:
+        ctl.run(stop)
+    finally:
+        notifications.stop(timeout=5.0)
 
 
 def register(app: typer.Typer) -> None:

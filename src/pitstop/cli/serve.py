@@ -62,6 +62,7 @@ def serve(
         is_loopback,
     )
     from pitstop.http.server import run
+    from pitstop.notify.sender import Sender
     from pitstop.workspace import Workspace
 
     if insecure_local_writes:
@@ -75,6 +76,7 @@ def serve(
     with Workspace(workspace, service=True) as ws:
         served = _served(ws)
         path = ws.path
+        Sender(ws)  # a receiver filter that matches no topic stops here, in one line, not in a worker
     if not served:
         raise UsageError("no model has a champion yet: set one with `pitstop models set-champion`")
     err_console.print(f"access: {describe_access(access)}", soft_wrap=True)

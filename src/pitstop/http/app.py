@@ -41,6 +41,7 @@ from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnav
 from pitstop.http import comparison, dashboard, payloads, rollouts, server
 from pitstop.http.auth import LEGACY_ENV, Access, ForbiddenError, Scope, UnauthorizedError, access_from_env
 from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge
+from pitstop.notify.background import BackgroundSender
 from pitstop.report.dashboard import POLL_SECONDS
 from pitstop.rollout.controller import Controller
 from pitstop.routing.table import RoutingTable
@@ -60,6 +61,9 @@ from pitstop.workspace import Workspace
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = LEGACY_ENV  # kept for callers that named it; see auth.py for every token variable
+# A notification attempt in flight when the server stops may take this long (it is a daemon thread: an
+# attempt cut short is claimed, not lost, and retried by the next sender).
+NOTIFY_STOP_SECONDS = 5.0
 CONTROLLER_ENV = "PITSTOP_CONTROLLER"  # "1": run the rollout controller inside the gateway process
 
 # Most specific first: the first matching class decides the status.
@@ -194,10 +198,12 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
     tune_runtime: bool = False,
     controller: Controller | None = None,
+    notifications: BackgroundSender | None = None,
     dashboard_every: float = POLL_SECONDS,
 ) -> FastAPI:
     """An ASGI app serving `gateway`; its lifespan starts and stops the gateway (and `controller`,
-    the rollout decision loop, on a thread of its own, when given: `pitstop serve --controller`).
+    the rollout decision loop, on a thread of its own, when given: `pitstop serve --controller`), and
+    `notifications`, the notification sender's thread, when given (`pitstop serve` always).
 
     `access` holds the tokens by scope (`auth.Access`); `api_token` alone is the operator token, as
     before scopes existed. With neither, every write is refused (403).
@@ -217,10 +223,14 @@ def create_app(
         if controller is not None:
             loop_thread = threading.Thread(target=controller.run, args=(stop,), name="pitstop-controller")
             loop_thread.start()
+        if notifications is not None:
+            notifications.start()
         try:
             yield
         finally:
             stop.set()
+            if notifications is not None:
+                await asyncio.to_thread(notifications.stop, NOTIFY_STOP_SECONDS)
             if loop_thread is not None:
                 await asyncio.to_thread(loop_thread.join)
             await gateway.stop()
@@ -469,10 +479,12 @@ def app_from_env() -> FastAPI:
     gateway = Gateway(ws)
     # With several workers each runs a controller; the lease lets exactly one of them act.
     controller = Controller(ws) if os.environ.get(CONTROLLER_ENV) == "1" else None
+    # With several workers each sends (deliveries are claimed first) and counts its attempts.
     return create_app(
         gateway,
         access=access,
         on_shutdown=ws.close,
         tune_runtime=True,
         controller=controller,
+        notifications=BackgroundSender(ws, on_attempt=gateway.metrics.count_notification),
     )

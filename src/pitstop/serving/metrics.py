@@ -198,6 +198,13 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.notifications = Counter(
+            "pitstop_notifications",
+            "Notification delivery attempts made by this process's sender, by receiver and outcome: "
+            "delivered, pending (retried later) or failed (given up; see pitstop notify log)",
+            ("receiver", "outcome"),
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _series(self, model: str, version: int, arm: str, role: str, bucketed_by: str) -> tuple[Any, ...]:
@@ -247,6 +254,10 @@ class GatewayMetrics:
         if child is None:
             child = self._children[(model,)] = self.request_latency.labels(model)
         child.observe(seconds)
+
+    def count_notification(self, receiver: str, outcome: str) -> None:
+        """One notification attempt by this process's sender (`notify.sender.Sender`'s `on_attempt`)."""
+        self.notifications.labels(receiver, str(outcome)).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition: this gateway's, or every worker's in multiprocess mode."""

@@ -262,3 +262,38 @@ policies = Table(
     Column("created_by", String(200), nullable=False),
     UniqueConstraint("name", "revision", name="uq_policies_name_revision"),
 )
+
+# -- notifications (issue 20) --------------------------------------------------------------------
+# The outbox: one row per notified event, inserted by `events.record_event` in the transaction that
+# records the decision, so a decision and its notification commit together or not at all. A sender
+# later matches it against the receivers configured then (`dispatched_at`) and makes one delivery row
+# per receiver: attempts, the last answer, and when it was delivered or is tried next.
+
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", Id, ForeignKey("events.id"), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("dispatched_at", UTCDateTime),
+    Index("ix_notification_outbox_dispatched", "dispatched_at"),
+)
+
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", Id, ForeignKey("events.id"), nullable=False),
+    Column("receiver", String(100), nullable=False),
+    Column("topic", String(100), nullable=False),
+    Column("status", String(20), nullable=False),  # pending, delivered or failed
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime),  # null once delivered or failed
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("event_id", "receiver", name="uq_notification_deliveries_event_receiver"),
+    Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+)
