@@ -34,16 +34,28 @@ serving: {batch_max_wait: 0ms}
 
 
 def rollout_workspace(
-    folder: Path, scratch: Path, database_url: str | None = None, *, policy: str = SHORT_POLICY
+    folder: Path,
+    scratch: Path,
+    database_url: str | None = None,
+    *,
+    policy: str = SHORT_POLICY,
+    loss: str | None = None,
 ) -> Workspace:
-    """Model `eta`: v1 champion (offset 1.0, stale), v2 good challenger (exact fit), v3 bad (offset 3)."""
+    """Model `eta`: v1 champion (offset 1.0, stale), v2 good challenger (exact fit), v3 bad (offset 3);
+    `loss` its per-request loss (default absolute error)."""
     Workspace.init(folder, database_url=database_url).close()
     (folder / "pitstop.yaml").write_text(policy)
     ws = Workspace(folder, clock=ManualClock(START), database_url=database_url)
     csv = write_regression_csv(scratch / "train.csv", rows=300)
     ws.add_dataset("train", csv, time_column="time")
     ws.create_model(
-        MODEL, task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+        MODEL,
+        task="regression",
+        target="y",
+        features="all",
+        time_column="time",
+        id_columns=["user_id"],
+        loss=loss,
     )
     frame = pd.read_csv(csv)
     base = LinearRegression().fit(frame[["a", "b"]], frame["y"])

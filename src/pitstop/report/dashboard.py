@@ -4,6 +4,7 @@ with the page and plotly.js from the installed plotly package: read-only, no ext
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, replace
 from datetime import datetime
 from importlib import resources
@@ -13,24 +14,27 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from pitstop import registry
-from pitstop.errors import StoreUnavailableError
+from pitstop.errors import PitstopError, StoreUnavailableError
 from pitstop.events import list_events
 from pitstop.formats import fmt_time
 from pitstop.jsonable import json_safe
 from pitstop.registry import Alias, ModelInfo
 from pitstop.report.data import gather_report
 from pitstop.report.figures import build_figures, figure_json
-from pitstop.report.glance import glance
-from pitstop.report.values import LatencyCheck, ReportData
-from pitstop.report.words import status_words
+from pitstop.report.glance import glance, unreadable
+from pitstop.report.values import LatencyCheck, ReportData, StatusWords
+from pitstop.report.words import shadow_comparison_words, status_words
 from pitstop.rollout.actions import RolloutStatus, status
 from pitstop.rollout.apply import describe
+from pitstop.rollout.manual_shadow import ShadowComparison, compare
 from pitstop.rollout.records import StoredRollout, active_rollout, latest_rollout
 from pitstop.rollout.state import challenger_share
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
     from pitstop.serving.metrics import GatewayMetrics
+
+log = logging.getLogger("pitstop.dashboard")
 
 RECENT_EVENTS = 15
 POLL_SECONDS = 5.0  # how often the page polls by default: live enough, and cheap for the gateway
@@ -62,11 +66,10 @@ def dashboard_data(gateway: Gateway, *, recent: int = RECENT_EVENTS) -> dict[str
     the charts built from them, and recent events; then the gateway's health."""
     now = gateway.clock.now()
     health = gateway_health(gateway)
-    views: list[tuple[dict[str, Any], ReportData | None]] = []
     try:
         with gateway.ws.reading() as conn:
-            views = [_model_view(conn, gateway, info, now, recent) for info in registry.list_models(conn)]
-        models = [_with_report(view, report, _live_status(gateway, view)) for view, report in views]
+            infos = registry.list_models(conn)
+        models = [_card(gateway, info, now, recent) for info in infos]
     except StoreUnavailableError as error:
         health["store_error"] = str(error)
         models = []
@@ -81,15 +84,57 @@ def _live_status(gateway: Gateway, view: dict[str, Any]) -> RolloutStatus | None
     return status(gateway.ws, view["name"], rollout["rollout_id"])
 
 
-def _with_report(
-    view: dict[str, Any], report: ReportData | None, live: RolloutStatus | None
-) -> dict[str, Any]:
+def _hand_made_shadow(gateway: Gateway, view: dict[str, Any]) -> ShadowComparison | None:
+    """`pitstop compare` of a shadow set by hand (none while a rollout is active)."""
+    routing, rollout = view["routing"], view["rollout"]
+    if routing is None or routing["shadow"] is None or routing["rollout_id"] is not None:
+        return None
+    if rollout is not None and rollout["outcome"] is None:
+        return None
+    return compare(gateway.ws, view["name"])
+
+
+def _live_words(gateway: Gateway, view: dict[str, Any]) -> tuple[RolloutStatus | None, StatusWords | None]:
+    """The live status of the model's active rollout and its words, else the words of a shadow set by
+    hand (and its phase label), else nothing."""
+    live = _live_status(gateway, view)
+    if live is not None:
+        return live, status_words(live)
+    manual = _hand_made_shadow(gateway, view)
+    if manual is None:
+        return None, None
+    view["phase_label"], view["phase_class"] = "shadow (set by hand)", "shadow"
+    return None, shadow_comparison_words(manual)
+
+
+def _card(gateway: Gateway, info: ModelInfo, now: datetime, recent: int) -> dict[str, Any]:
+    """One model's card. A model whose report or live status cannot be read (its loss function
+    raises, say) gets its card with the reason instead, and the other models theirs; an unreachable
+    store is the whole dashboard's."""
+    with gateway.ws.reading() as conn:
+        stored = active_rollout(conn, info.id) or latest_rollout(conn, info.id)
+        view = _model_view(conn, gateway, info, stored, recent)
+    try:
+        with gateway.ws.reading() as conn:
+            report = gather_report(conn, info.name, stored.state.id, now) if stored is not None else None
+        return _with_report(gateway, dict(view), report)
+    except StoreUnavailableError:
+        raise
+    except PitstopError as error:
+        log.warning("dashboard: cannot read the status of %s: %s", info.name, error)
+        versions = (view["champion"], view["challenger"])
+        said = unreadable(view["phase_label"], versions, view["share"], str(error))
+        return {**view, "status_error": str(error), "glance": json_safe(asdict(said))}
+
+
+def _with_report(gateway: Gateway, view: dict[str, Any], report: ReportData | None) -> dict[str, Any]:
     """The view with its glance, and the report series and charts of its rollout."""
-    words = None if live is None else status_words(live)
+    live, words = _live_words(gateway, view)
     if report is not None and live is not None and live.latency is not None:
         report = replace(report, latency_check=LatencyCheck.of(live.latency))
     versions = (view["champion"], view["challenger"])
-    view["glance"] = json_safe(asdict(glance(view["phase_label"], versions, view["share"], report, words)))
+    glanced = None if live is None and words is not None else report  # a hand-made shadow's own words
+    view["glance"] = json_safe(asdict(glance(view["phase_label"], versions, view["share"], glanced, words)))
     if report is not None:
         view["report"] = report.to_dict()
         for message in view["report"]["errors"]["messages"]:
@@ -100,12 +145,10 @@ def _with_report(
 
 
 def _model_view(
-    conn: Connection, gateway: Gateway, info: ModelInfo, now: datetime, recent: int
-) -> tuple[dict[str, Any], ReportData | None]:
+    conn: Connection, gateway: Gateway, info: ModelInfo, stored: StoredRollout | None, recent: int
+) -> dict[str, Any]:
     routing = gateway.routing(info.name) if info.name in gateway.models else None
-    stored = active_rollout(conn, info.id) or latest_rollout(conn, info.id)
-    report = gather_report(conn, info.name, stored.state.id, now) if stored is not None else None
-    view: dict[str, Any] = {
+    return {
         "name": info.name,
         "task": info.task.value,
         "champion": routing.champion if routing else info.aliases.get(Alias.CHAMPION.value),
@@ -119,7 +162,6 @@ def _model_view(
         "figures": {},
         "words": None,
     }
-    return view, report
 
 
 def _unsalted(data: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,14 @@ class Glance:
     since: str | None  # when the counters begin: the rollout's start
 
 
+def unreadable(
+    phase: str, versions: tuple[int | None, int | None], share: float | None, error: str
+) -> Glance:
+    """The glance of a model whose report or live status cannot be read: who serves whom, and why."""
+    who = _share_text(phase, versions, share)
+    return Glance(phase, who, f"Status unavailable: {error}", None, None, None, None, None, [], None)
+
+
 def glance(
     phase: str,
     versions: tuple[int | None, int | None],
@@ -61,12 +69,15 @@ def glance(
     report: ReportData | None,
     words: StatusWords | None,
 ) -> Glance:
-    """The glance of a model whose rollout (active or latest) is `report`; `words` while it is active.
-    `versions` are the champion and challenger the gateway routes to (None: none)."""
-    if report is None:
-        no_rollout = "No rollout yet."
+    """The glance of a model whose rollout (active or latest) is `report`; `words` while it is active
+    (or, with no `report`, of a shadow set by hand). `versions` are the champion and challenger the
+    gateway routes to (None: none)."""
+    if report is None:  # no rollout, or a shadow set by hand (its words say how it compares)
         who = _share_text(phase, versions, share)
-        return Glance(phase, who, no_rollout, None, None, None, None, None, [], None)
+        if words is None:
+            return Glance(phase, who, "No rollout yet.", None, None, None, None, None, [], None)
+        said = (words.verdict, words.next_check, words.next_reason, words.latency, words.progress)
+        return Glance(phase, who, *said, None, [], None)
     return Glance(
         phase=phase,
         share=_share_text(phase, versions, share),

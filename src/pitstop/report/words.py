@@ -19,6 +19,7 @@ from pitstop.rules import Rule
 if TYPE_CHECKING:
     from pitstop.config import Policy
     from pitstop.rollout.actions import RolloutStatus
+    from pitstop.rollout.manual_shadow import ShadowComparison
 
 # What a rule means, for the rules whose name alone does not say it to someone who has not read the docs.
 RULE_WORDS: dict[str, str] = {  # keyed by `Rule`, looked up by a stored rule name
@@ -178,6 +179,27 @@ def status_words(status: RolloutStatus) -> StatusWords | None:
         next_reason=str(status.next_check.get("reason") or ""),
         progress=progress_words(status.progress) if status.progress else None,
         latency=latency_words(status.latency),
+    )
+
+
+def shadow_comparison_words(result: ShadowComparison) -> StatusWords:
+    """A shadow set by hand (`pitstop compare`) in the words of a rollout's shadow phase; what the next
+    check needs and would do are what a rollout's shadow phase would need and do."""
+    would = result.verdict
+    preview = {"action": would.action.value, "rule": would.rule}
+    needs = next_check(
+        "shadow",
+        result.progress,
+        timedelta(hours=result.elapsed_hours),
+        result.policy.shadow.min_duration,
+        preview,
+    )
+    return StatusWords(
+        verdict=verdict(result.comparison, result.progress),
+        next_check=f"as a rollout's shadow phase, {needs}",
+        next_reason=would.reason,
+        progress=progress_words(result.progress),
+        latency=None,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pitstop import registry
+from pitstop.config import Policy
 from pitstop.errors import ConflictError, NotFoundError
 from pitstop.jsonable import json_safe
 from pitstop.losses import Scoring
@@ -46,7 +47,8 @@ class ShadowComparison:
     comparison: dict[str, Any]  # `comparison.live_comparison`, as `rollout status` shows it
     progress: dict[str, Any]  # `comparison.sample_progress`
     verdict: Decision  # what a rollout's shadow phase would decide now
-    policy_source: str  # where the policy judging it came from (`policies.ChosenPolicy.source`)
+    policy: Policy  # the policy whose shadow rules judge it
+    policy_source: str  # where it came from (`policies.ChosenPolicy.source`)
 
     @property
     def elapsed_hours(self) -> float:
@@ -147,5 +149,6 @@ def compare(ctx: Context, model: str, chosen: ChosenPolicy | None = None) -> Sha
         comparison=live_comparison(state, policy, evidence),
         progress=sample_progress(state, policy, evidence),
         verdict=decide_shadow(state, policy, evidence, now),
+        policy=policy,
         policy_source=chosen.source,
     )
