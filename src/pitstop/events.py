@@ -31,6 +31,10 @@ class EventKind(StrEnum):
     ALIAS_MOVED = "alias_moved"  # the rule names the alias
     ROUTING_CHANGED = "routing_changed"
     ROLLOUT_TRANSITION = "rollout_transition"  # a rollout changed phase, step or ended
+    ROLLOUT_HELD = "rollout_held"  # a health trigger whose action is hold froze the rollout's share
+    ROLLOUT_RESUMED = "rollout_resumed"  # a person resumed a held rollout
+    ROLLOUT_WARNING = "rollout_warning"  # a health trigger whose action is warn fired (once per phase/step)
+    ROLLOUT_APPROVED = "rollout_approved"  # a person approved leaving the current ramp step
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from pitstop.errors import StoreUnavailableError, UsageError
 from pitstop.losses import Scoring
 from pitstop.rollout import lease
 from pitstop.rollout.apply import apply_decision
-from pitstop.rollout.decide import Decision, decide
+from pitstop.rollout.decide import decide
+from pitstop.rollout.decision import Decision
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.phases import Outcome, Phase
@@ -64,6 +65,7 @@ def evidence_window(stored: StoredRollout, info: registry.ModelInfo, now: Any) -
         loss=Scoring.of(info).loss,
         classes=len(info.classes or []),
         rollout_started_at=state.started_at,
+        coverage_before=now - policy.ab_test.label_maturation,
     )
 
 

@@ -205,6 +205,12 @@ rollouts = Table(
     Column("ended_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("revision", Integer, nullable=False),
+    # a hold (migration 0011): since when, the rule that held it and why; null when not held
+    Column("held_at", UTCDateTime),
+    Column("held_rule", String(50)),
+    Column("held_reason", Text),
+    Column("warned", JSONDocument),  # rules warned about in the current phase or step (a list)
+    Column("approvals", JSONDocument),  # ramp steps a person approved leaving (a list of records)
     Index(
         "uq_rollouts_one_active_per_model",
         "model_id",
