@@ -315,13 +315,13 @@ class StepGate(_Section):
     """What one ramp step needs before the rollout leaves it (for the next step, or promotion at 100 %)."""
 
     min_duration: Duration | None = Field(
-        None, description="time at this step before it may be left (default: `ramp.dwell`)"
+        None, description="time at this step before it may be left (default: ramp.dwell)"
     )
     min_labelled_users: int = Field(
         0, ge=0, description="labelled users per arm at this step before it may be left"
     )
     approval: bool = Field(
-        False, description="a person must approve leaving this step (`pitstop rollout approve`)"
+        False, description="a person must approve leaving this step (pitstop rollout approve)"
     )
 
 
@@ -350,8 +350,8 @@ class RampPolicy(_Section):
     gates: Annotated[dict[float, StepGate], BeforeValidator(_step_keys)] = Field(
         {},
         description=(
-            "per step (its percent), what it needs before it is left: `{50: {approval: true, "
-            "min_labelled_users: 500, min_duration: 2h}}`"
+            "per step (its percent), what it needs before it is left: {50: {approval: true, "
+            "min_labelled_users: 500, min_duration: 2h}}"
         ),
     )
 
@@ -391,47 +391,47 @@ class HealthPolicy(_Section):
     error_ratio: HealthAction = Field(
         HealthAction.ROLLBACK,
         strict=False,
-        description="the error-ratio guardrail fires (`guardrail.error_ratio`)",
+        description="the error-ratio guardrail fires (guardrail.error_ratio)",
     )
     latency_p99: HealthAction = Field(
         HealthAction.ROLLBACK,
         strict=False,
-        description="the p99-latency guardrail fires (`guardrail.latency_p99`)",
+        description="the p99-latency guardrail fires (guardrail.latency_p99)",
     )
     error_rate: HealthAction = Field(
         HealthAction.ROLLBACK,
         strict=False,
-        description="the failure-rate guardrail fires (`guardrail.error_rate`)",
+        description="the failure-rate guardrail fires (guardrail.error_rate)",
     )
     srm: HealthAction = Field(
         HealthAction.ROLLBACK,
         strict=False,
-        description="sample-ratio mismatch in the A/B test (`ab.srm`); rollback ends it as rejected",
+        description="sample-ratio mismatch in the A/B test (ab.srm); rollback ends it as rejected",
     )
     unavailable: HealthAction = Field(
         HealthAction.ROLLBACK,
         strict=False,
-        description="a gateway cannot load the challenger for `shadow.unavailable_after`; in shadow "
+        description="a gateway cannot load the challenger for shadow.unavailable_after; in shadow "
         "rollback means rejected",
     )
     both_arms: HealthAction = Field(
         HealthAction.HOLD,
         strict=False,
-        description="more than `max_both_arms_share` of a step's users were served by both arms",
+        description="more than max_both_arms_share of a step's users were served by both arms",
     )
     no_traffic: HealthAction = Field(
         HealthAction.WARN,
         strict=False,
-        description="no request served in the phase or step for `no_traffic_after`",
+        description="no request served in the phase or step for no_traffic_after",
     )
     labels: HealthAction = Field(
         HealthAction.WARN,
         strict=False,
-        description="labels cover less than `min_label_coverage` of the served requests older than "
-        "`ab_test.label_maturation`",
+        description="labels cover less than min_label_coverage of the served requests older than "
+        "ab_test.label_maturation",
     )
     max_both_arms_share: Annotated[float, Field(ge=0, lt=1)] = Field(
-        0.0, description="share of a step's users allowed in both arms before `both_arms` fires"
+        0.0, description="share of a step's users allowed in both arms before both_arms fires"
     )
     no_traffic_after: PositiveDuration = Field(
         timedelta(hours=24), description="grace before a phase or step without served requests fires"
