@@ -28,6 +28,7 @@ def test_status_shows_a_hold_and_resume_clears_it(rollout_ws: Workspace, cli) ->
     assert shown.exit_code == 0 and "held since 2026-03-01T00:05:00Z by health.both_arms" in shown.stdout
     data = json.loads(cli("rollout", "status", "eta", "--json", *ws).stdout)
     assert data["held"]["rule"] == "health.both_arms"
+    assert "ramp (held)" in cli("rollout", "list", "eta", *ws).stdout
     assert cli("rollout", "resume", "eta", *ws).exit_code == 2  # --reason is required
     said = cli("rollout", "resume", "eta", "--reason", "client fixed", "--by", "ana", *ws)
     assert (said.exit_code, said.stdout.strip()) == (0, "rollout 1 of eta: now ramp 75%")

@@ -352,7 +352,7 @@ def list_(model: ModelArg, workspace: WorkspaceOption = None, as_json: JsonOptio
                 f"v{s.challenger_version}",
                 f"v{s.champion_version}",
                 fmt_time(s.started_at),
-                s.phase.value,
+                s.phase.value + (" (held)" if s.hold is not None and s.outcome is None else ""),
                 s.outcome.value if s.outcome else "active",
                 s.reason or "",
             )
