@@ -26,7 +26,7 @@ from pitstop.rollout.decide import decide
 from pitstop.rollout.decision import Decision
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.gather import Window, gather_evidence
-from pitstop.rollout.phases import Outcome, Phase
+from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
@@ -138,7 +138,7 @@ class Controller:
         except StaleRolloutError as stale:
             log.info("%s", stale)
             return StepResult(stored.state.model, stored.state.id, decision, applied=False)
-        if decision.changes_phase:
+        if decision.action is not Action.STAY or decision.warnings:  # transitions, holds, warnings
             log.info(
                 "%s rollout %s: %s (%s) %s",
                 stored.state.model,
