@@ -138,7 +138,7 @@ class Controller:
         except StaleRolloutError as stale:
             log.info("%s", stale)
             return StepResult(stored.state.model, stored.state.id, decision, applied=False)
-        if decision.action is not Action.STAY or decision.warnings:  # transitions, holds, warnings
+        if decision.action is not Action.STAY:  # a transition or a hold
             log.info(
                 "%s rollout %s: %s (%s) %s",
                 stored.state.model,
@@ -146,6 +146,14 @@ class Controller:
                 decision.action.value,
                 decision.rule,
                 decision.reason,
+            )
+        for warning in decision.warnings:
+            log.warning(
+                "%s rollout %s: warning (%s) %s",
+                stored.state.model,
+                stored.state.id,
+                warning.rule,
+                warning.reason,
             )
         return StepResult(stored.state.model, stored.state.id, decision, applied=True)
 
