@@ -195,7 +195,7 @@ def test_approve_records_who_and_when_for_the_current_step(rollout_ws: Workspace
     with pytest.raises(ConflictError, match="needs no approval"):
         rollout_ws.approve("eta", reason="no gate at 100")
     gate = rollout_ws.rollout_status("eta").gate
-    assert gate is not None and gate["approval"] is False and gate["share"] == 1.0
+    assert gate is not None and gate.approval is False and gate.share == 1.0
 
 
 def test_resume_and_approve_need_an_active_rollout(rollout_ws: Workspace) -> None:

@@ -7,7 +7,6 @@ person as actor and a `manual.*` rule, so history shows them exactly like automa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -22,9 +21,10 @@ from pitstop.registry import Alias, ModelInfo, VersionInfo
 from pitstop.rollout.apply import apply_decision, describe, next_target
 from pitstop.rollout.comparison import compared_arms, live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
-from pitstop.rollout.decide import decide, gate_progress
+from pitstop.rollout.decide import decide
 from pitstop.rollout.decision import Decision
-from pitstop.rollout.evidence import Evidence
+from pitstop.rollout.evidence import ArmSummary, Evidence
+from pitstop.rollout.gates import GateProgress
 from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.planning import plan_ab_test
@@ -396,7 +396,7 @@ class RolloutStatus:
     progress: dict[str, Any] | None = None  # `comparison.sample_progress`
     errors: ErrorMessages = field(default_factory=ErrorMessages)  # failed model calls of the phase
     load_failures: tuple[LoadFailure, ...] = ()  # gateways that cannot load the challenger
-    gate: dict[str, Any] | None = None  # the current ramp step's gate and what it has so far
+    gate: GateProgress | None = None  # the current ramp step's gate and what it has so far
 
     @property
     def unavailable(self) -> list[str]:
@@ -417,7 +417,7 @@ class RolloutStatus:
                 "errors": self.errors.to_dict(),
                 "load_failures": [failure.to_dict() for failure in self.load_failures],
                 "unavailable": self.unavailable,
-                "gate": self.gate,
+                "gate": None if self.gate is None else self.gate.to_json(),
             }
         )
         return out
@@ -428,16 +428,9 @@ def _phase_limit_hours(stored: StoredRollout) -> float | None:
     limit = {
         Phase.SHADOW: policy.shadow.max_duration,
         Phase.AB_TEST: policy.ab_test.max_duration,
-        Phase.RAMP: _step_duration(stored),
+        Phase.RAMP: GateProgress.of(state, policy, ArmSummary(), ArmSummary()).min_duration,
     }.get(state.phase)
     return None if limit is None else limit.total_seconds() / 3600
-
-
-def _step_duration(stored: StoredRollout) -> timedelta:
-    """The current ramp step's minimum duration: its gate's, else `ramp.dwell`."""
-    ramp, step = stored.policy.ramp, stored.state.step or 0
-    gate = ramp.gate(ramp_shares(stored.policy)[step])
-    return ramp.dwell if gate.min_duration is None else gate.min_duration
 
 
 def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutStatus:
@@ -485,12 +478,12 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
     )
 
 
-def _gate(stored: StoredRollout, evidence: Evidence) -> dict[str, Any] | None:
+def _gate(stored: StoredRollout, evidence: Evidence) -> GateProgress | None:
     """In the ramp, what the current step's gate needs and has so far (None in other phases)."""
     if stored.state.phase is not Phase.RAMP:
         return None
     champion, challenger = compared_arms(stored.state, stored.policy, evidence)
-    return gate_progress(stored.state, stored.policy, champion, challenger)
+    return GateProgress.of(stored.state, stored.policy, champion, challenger)
 
 
 def history(ws: Context, model: str) -> list[Event]:

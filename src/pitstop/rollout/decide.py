@@ -24,6 +24,7 @@ from pitstop.rollout.comparison import (
 )
 from pitstop.rollout.decision import Decision as Decision  # re-exported: where decisions are made
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary
+from pitstop.rollout.gates import GateProgress
 from pitstop.rollout.guardrails import (
     arm_estimates,
     error_ratio,
@@ -679,12 +680,11 @@ def decide_ramp(
     ended = _guardrails(champion, challenger, policy, baseline, base, look)
     if ended is not None:
         return ended
-    gate = ramp.gate(share)
-    dwell = ramp.dwell if gate.min_duration is None else gate.min_duration
-    if gate != StepGate():
-        base["gate"] = gate_progress(rollout, policy, champion, challenger)
-    if elapsed < dwell:
-        reason = f"at {share:.0%} for {describe_span(elapsed)} of {describe_span(dwell)}"
+    gate = GateProgress.of(rollout, policy, champion, challenger)
+    if ramp.gate(share) != StepGate():
+        base["gate"] = gate.to_json()
+    if elapsed < gate.min_duration:
+        reason = f"at {share:.0%} for {describe_span(elapsed)} of {describe_span(gate.min_duration)}"
         return Decision(Action.STAY, Rule.RAMP_DWELL, reason, base)
     if min(champion.labelled, challenger.labelled) < ramp.min_labeled_per_arm:
         return Decision(
@@ -694,16 +694,15 @@ def decide_ramp(
             f"({challenger.labelled} challenger, {champion.labelled} champion)",
             base,
         )
-    labelled_users = min(int(champion.moments.users), int(challenger.moments.users))
-    if labelled_users < gate.min_labelled_users:
+    if gate.labelled_users < gate.min_labelled_users:
         return Decision(
             Action.STAY,
             Rule.RAMP_MIN_USERS,
             f"at {share:.0%}: waiting for {gate.min_labelled_users} labelled users per arm "
-            f"({int(challenger.moments.users)} challenger, {int(champion.moments.users)} champion)",
+            f"({gate.labelled_users_challenger} challenger, {gate.labelled_users_champion} champion)",
             base,
         )
-    if gate.approval and rollout.approval(step) is None:
+    if gate.approval and gate.approved is None:
         return Decision(
             Action.STAY,
             Rule.RAMP_APPROVAL,
@@ -720,26 +719,3 @@ def decide_ramp(
         f"next step {shares[step + 1]:.0%}",
         base,
     )
-
-
-def gate_progress(
-    rollout: RolloutState, policy: Policy, champion: ArmSummary, challenger: ArmSummary
-) -> dict[str, Any]:
-    """What the current ramp step's gate needs and has: duration, labelled users per arm, approval."""
-    step = rollout.step or 0
-    share = ramp_shares(policy)[step]
-    gate = policy.ramp.gate(share)
-    approval = rollout.approval(step)
-    return {
-        "step": step,
-        "share": share,
-        "min_duration_hours": (gate.min_duration or policy.ramp.dwell).total_seconds() / 3600,
-        "min_labelled_users": gate.min_labelled_users,
-        "labelled_users": {
-            "champion": int(champion.moments.users),
-            "challenger": int(challenger.moments.users),
-        },
-        "approval": gate.approval,
-        "approved_by": None if approval is None else approval.by,
-        "approved_at": None if approval is None else approval.at.isoformat(),
-    }
