@@ -390,6 +390,7 @@ def controller(
                 "rule": r.decision.rule,
                 "reason": r.decision.reason,
                 "applied": r.applied,
+                "warnings": [{"rule": w.rule, "reason": w.reason} for w in r.decision.warnings],
             }
             for r in results
         ]
