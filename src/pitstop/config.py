@@ -313,6 +313,33 @@ class GuardrailPolicy(_Section):
     )
 
 
+class StepGate(_Section):
+    """What one ramp step needs before the rollout leaves it (for the next step, or promotion at 100 %)."""
+
+    min_duration: Duration | None = Field(
+        None, description="time at this step before it may be left (default: ramp.dwell)"
+    )
+    min_labelled_users: int = Field(
+        0, ge=0, description="labelled users per arm at this step before it may be left"
+    )
+    approval: bool = Field(
+        False, description="a person must approve leaving this step (pitstop rollout approve)"
+    )
+
+
+def _step_keys(value: Any) -> Any:
+    """Gate keys as step percentages: `50` in YAML, `"50.0"` in a stored policy's JSON."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, gate in value.items():
+        try:
+            out[float(str(key).removesuffix("%"))] = gate
+        except ValueError:
+            raise ValueError(f"{key!r} is not a step (write the step's percent, e.g. 50)") from None
+    return out
+
+
 class RampPolicy(_Section):
     steps: list[Annotated[float, Field(gt=0, le=100)]] = Field(
         [10.0, 25.0, 50.0, 100.0], description="challenger share in percent at each step; must end at 100"
@@ -322,6 +349,20 @@ class RampPolicy(_Section):
     standby: Duration = Field(
         timedelta(hours=24), description="the old champion stays loaded this long after promotion"
     )
+    gates: Annotated[dict[float, StepGate], BeforeValidator(_step_keys)] = Field(
+        {},
+        description=(
+            "per step (its percent), what it needs before it is left: {50: {approval: true, "
+            "min_labelled_users: 500, min_duration: 2h}}"
+        ),
+    )
+
+    def gate(self, share: float) -> StepGate:
+        """The gate of the step at `share` (0-1): the configured one, or none beyond `dwell`."""
+        for step, gate in self.gates.items():
+            if abs(step / 100 - share) < 1e-9:
+                return gate
+        return StepGate()
 
     @model_validator(mode="after")
     def _check_steps(self) -> RampPolicy:
@@ -331,7 +372,83 @@ class RampPolicy(_Section):
             raise ValueError(f"steps must be strictly increasing, got {self.steps}")
         if self.steps[-1] != 100:
             raise ValueError(f"steps must end at 100, got {self.steps[-1]:g}")
+        unknown = [f"{key:g}" for key in self.gates if key not in self.steps]
+        if unknown:
+            steps = ", ".join(f"{step:g}" for step in self.steps)
+            raise ValueError(f"gates.{unknown[0]}: no such step (the steps are {steps})")
         return self
+
+
+class HealthAction(StrEnum):
+    """What a health trigger does when it fires."""
+
+    ROLLBACK = "rollback"  # end the rollout: rolled back (rejected in shadow), the champion serves all
+    HOLD = "hold"  # freeze the share; no step or promotion until a person resumes (or rolls back)
+    WARN = "warn"  # one warning event per phase or step; the rollout goes on
+
+
+class HealthPolicy(_Section):
+    """Each health trigger's action (`rollback`, `hold` or `warn`), and the new triggers' thresholds."""
+
+    error_ratio: HealthAction = Field(
+        HealthAction.ROLLBACK,
+        strict=False,
+        description="the error-ratio guardrail fires (guardrail.error_ratio)",
+    )
+    latency_p99: HealthAction = Field(
+        HealthAction.ROLLBACK,
+        strict=False,
+        description="the p99-latency guardrail fires (guardrail.latency_p99)",
+    )
+    error_rate: HealthAction = Field(
+        HealthAction.ROLLBACK,
+        strict=False,
+        description="the failure-rate guardrail fires (guardrail.error_rate)",
+    )
+    srm: HealthAction = Field(
+        HealthAction.ROLLBACK,
+        strict=False,
+        description="sample-ratio mismatch in the A/B test (ab.srm); rollback ends it as rejected",
+    )
+    unavailable: HealthAction = Field(
+        HealthAction.ROLLBACK,
+        strict=False,
+        description="a gateway cannot load the challenger for shadow.unavailable_after; in shadow "
+        "rollback means rejected",
+    )
+    both_arms: HealthAction = Field(
+        HealthAction.HOLD,
+        strict=False,
+        description="more than max_both_arms_share of a step's users were served by both arms",
+    )
+    no_traffic: HealthAction = Field(
+        HealthAction.WARN,
+        strict=False,
+        description="no request served in the phase or step for no_traffic_after",
+    )
+    labels: HealthAction = Field(
+        HealthAction.WARN,
+        strict=False,
+        description="labels cover less than min_label_coverage of the served requests older than "
+        "ab_test.label_maturation",
+    )
+    max_both_arms_share: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="share of a step's users allowed in both arms before both_arms fires"
+    )
+    no_traffic_after: PositiveDuration = Field(
+        timedelta(hours=24), description="grace before a phase or step without served requests fires"
+    )
+    min_label_coverage: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.5, description="share of matured served requests that must have a label"
+    )
+    min_matured_requests: int = Field(
+        100, ge=1, description="matured served requests before label coverage is judged"
+    )
+
+    def action(self, trigger: str) -> HealthAction:
+        """The action of a trigger, by its key (`error_ratio`, `srm`, …)."""
+        action: HealthAction = getattr(self, trigger)
+        return action
 
 
 class ServingSettings(_Section):
@@ -587,6 +704,17 @@ class Policy(_Section):
     ab_test: ABTestPolicy = ABTestPolicy()
     guardrails: GuardrailPolicy = GuardrailPolicy()
     ramp: RampPolicy = RampPolicy()
+    health: HealthPolicy = HealthPolicy()
+
+    @model_validator(mode="after")
+    def _check_gates(self) -> Policy:
+        passed = [f"{step:g}" for step in self.ramp.gates if step / 100 <= self.ab_test.share + 1e-12]
+        if passed:
+            raise ValueError(
+                f"ramp.gates.{passed[0]}: not a ramp step, the A/B test's share "
+                f"({self.ab_test.share:.0%}) covers it"
+            )
+        return self
 
 
 class Config(Policy):
@@ -611,6 +739,7 @@ class Config(Policy):
             ab_test=self.ab_test,
             guardrails=self.guardrails,
             ramp=self.ramp,
+            health=self.health,
         )
 
 

@@ -32,11 +32,23 @@ class EventKind(StrEnum):
     ROUTING_CHANGED = "routing_changed"
     ROLLOUT_TRANSITION = "rollout_transition"  # a rollout changed phase, step or ended
     POLICY_ADDED = "policy_added"  # a named policy's new revision (no model)
+    ROLLOUT_HELD = "rollout_held"  # a health trigger whose action is hold froze the rollout's share
+    ROLLOUT_RESUMED = "rollout_resumed"  # a person resumed a held rollout
+    ROLLOUT_WARNING = "rollout_warning"  # a health trigger whose action is warn fired (once per phase/step)
+    ROLLOUT_APPROVED = "rollout_approved"  # a person approved leaving the current ramp step
 
 
 # The kinds of event sent to notification receivers (`pitstop.notify`): the one place to add a kind.
 NOTIFIED_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.ROLLOUT_TRANSITION, EventKind.ROUTING_CHANGED, EventKind.ALIAS_MOVED}
+    {
+        EventKind.ROLLOUT_TRANSITION,
+        EventKind.ROLLOUT_HELD,
+        EventKind.ROLLOUT_RESUMED,
+        EventKind.ROLLOUT_WARNING,
+        EventKind.ROLLOUT_APPROVED,
+        EventKind.ROUTING_CHANGED,
+        EventKind.ALIAS_MOVED,
+    }
 )
 
 

@@ -18,6 +18,7 @@ SHADOW = "shadow"
 AB = "A/B test"
 GUARDRAIL = "A/B test and ramp"
 RAMP = "ramp"
+HEALTH = "shadow, A/B test and ramp (health)"
 PERSON = "a person (override)"
 AFTER = "after promotion"
 ALIAS = "alias move"
@@ -135,7 +136,7 @@ class Rule(StrEnum):
     AB_SRM = (
         "ab.srm",
         AB,
-        "users did not split between the arms as assigned (sample-ratio mismatch): rejected",
+        "users did not split between the arms as assigned (sample-ratio mismatch): rejected (`health.srm`)",
     )
     AB_MIN_LABELED = "ab.min_labeled", AB, "wait: no matured labels in both arms yet"
     AB_NO_VARIANCE = "ab.no_variance", AB, "wait: every labelled error is identical so far"
@@ -168,36 +169,82 @@ class Rule(StrEnum):
     GUARDRAIL_UNAVAILABLE = (
         "guardrail.unavailable",
         GUARDRAIL,
-        "a gateway cannot load the challenger for `shadow.unavailable_after`: rolled back",
+        "a gateway cannot load the challenger for `shadow.unavailable_after`: rolled back "
+        "(`health.unavailable`)",
     )
     GUARDRAIL_ERROR_RATE = (
         "guardrail.error_rate",
         GUARDRAIL,
         "the challenger fails more than `guardrails.max_error_rate` of its requests and more often than "
-        "the champion (always-valid test): rolled back",
+        "the champion (always-valid test): rolled back (`health.error_rate`)",
     )
     GUARDRAIL_ERROR_RATIO = (
         "guardrail.error_ratio",
         GUARDRAIL,
         "the challenger's error is above `guardrails.max_error_ratio` x the champion's (always-valid "
-        "test): rolled back",
+        "test): rolled back (`health.error_ratio`)",
     )
     GUARDRAIL_LATENCY_P99 = (
         "guardrail.latency_p99",
         GUARDRAIL,
         "the challenger's p99 latency is above `guardrails.max_p99_ratio` x the champion's plus slack "
-        "(always-valid test): rolled back",
+        "(always-valid test): rolled back (`health.latency_p99`)",
     )
 
     RAMP_DWELL = "ramp.dwell", RAMP, "wait: the step has not been held for `ramp.dwell`"
     RAMP_MIN_LABELED = "ramp.min_labeled", RAMP, "wait: fewer labelled requests per arm than the step needs"
+    RAMP_MIN_USERS = (
+        "ramp.min_users",
+        RAMP,
+        "wait: fewer labelled users per arm than the step's gate (`ramp.gates`) needs",
+    )
+    RAMP_APPROVAL = (
+        "ramp.approval",
+        RAMP,
+        "wait: the step's gate (`ramp.gates`) needs a person's approval (`pitstop rollout approve`)",
+    )
     RAMP_STEP = "ramp.step", RAMP, "the step held within every guardrail: the next, larger share"
     RAMP_COMPLETED = "ramp.completed", RAMP, "100 % held within every guardrail: promoted"
+
+    HEALTH_BOTH_ARMS = (
+        "health.both_arms",
+        HEALTH,
+        "more than `health.max_both_arms_share` of the step's users were served by both arms: "
+        "held (`health.both_arms`)",
+    )
+    HEALTH_NO_TRAFFIC = (
+        "health.no_traffic",
+        HEALTH,
+        "no request was served in the phase or step for `health.no_traffic_after`: a warning "
+        "(`health.no_traffic`)",
+    )
+    HEALTH_LABEL_COVERAGE = (
+        "health.label_coverage",
+        HEALTH,
+        "labels cover less than `health.min_label_coverage` of the served requests older than "
+        "`ab_test.label_maturation`: a warning (`health.labels`)",
+    )
+    HEALTH_HELD = (
+        "health.held",
+        HEALTH,
+        "wait: the rollout is held by a trigger whose action is hold; only harm ends it until a person "
+        "resumes or rolls it back",
+    )
 
     MANUAL = "manual", PERSON, "a person set the routing by hand, outside any rollout"
     MANUAL_PROMOTE = "manual.promote", PERSON, "a person promoted the challenger (or advanced its rollout)"
     MANUAL_ROLLBACK = "manual.rollback", PERSON, "a person rolled the rollout back, or undid its promotion"
     MANUAL_ABORT = "manual.abort", PERSON, "a person aborted the rollout: the champion keeps serving"
+    MANUAL_RESUME = (
+        "manual.resume",
+        PERSON,
+        "a person resumed a held rollout: its phase or step starts a fresh evidence window",
+    )
+    MANUAL_APPROVE = (
+        "manual.approve",
+        PERSON,
+        "a person approved leaving the current ramp step (its gate's `approval`)",
+    )
     MANUAL_SET_CHAMPION = (
         "manual.set_champion",
         PERSON,

@@ -478,6 +478,18 @@ class Workspace(Context):
 
         return actions.abort(self, model, reason=reason, actor=actor)
 
+    def resume(self, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+        """Clear the active rollout's hold; its phase or step starts a fresh evidence window."""
+        from pitstop.rollout import actions
+
+        return actions.resume(self, model, reason=reason, actor=actor)
+
+    def approve(self, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+        """Approve leaving the current ramp step (its gate asks for a person's approval)."""
+        from pitstop.rollout import actions
+
+        return actions.approve(self, model, reason=reason, actor=actor)
+
     # -- routing by hand --------------------------------------------------------------------------
 
     def route(

@@ -14,9 +14,12 @@ import sqlalchemy as sa
 from pitstop.config import ServingSettings
 from pitstop.http import rollouts as rollout_api
 from pitstop.http.app import create_app
+from pitstop.rollout.controller import Controller
 from pitstop.serving.errors import ModelProcessError
 from pitstop.serving.gateway import Gateway
+from pitstop.serving.predlog import write_records
 from pitstop.serving.runner import Runner, make_runner
+from pitstop.store.predictions.write import PredictionRecord
 from serving.conftest import MODEL, Served, running, serving, settings, wait_until
 
 ROLLOUT = f"/v1/models/{MODEL}/rollout"
@@ -190,3 +193,53 @@ def test_the_rollout_status_says_which_policy_is_in_force_and_where_it_came_from
     assert status["policy_source"] == "policy:strict@1"
     assert status["policy"] == served.ws.get_policy("strict").policy.model_dump(mode="json")
     assert status["policy"]["ab_test"]["alpha"] == 0.01
+
+
+def _hold(served: Served) -> None:
+    """Move a rollout of v2 to its first ramp step by hand and hold it: a user served by both arms."""
+    served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
+    for why in ("to the A/B test", "to the ramp"):
+        served.ws.promote(MODEL, reason=why)
+    state = served.ws.rollouts(MODEL)[-1].state
+    model_id, now = served.ws.model(MODEL).id, time.time() - 1
+    write_records(
+        served.ws.engine,
+        [
+            PredictionRecord(
+                model_id,
+                f"q{v}",
+                "a",
+                now,
+                v,
+                arm,
+                "served",
+                state.phase_routing_version,
+                "user",
+                1.0,
+                2.0,
+                None,
+            )
+            for v, arm in ((1, "champion"), (2, "challenger"))
+        ],
+    )
+    Controller(served.ws).tick()
+    assert served.ws.rollouts(MODEL)[-1].state.hold is not None
+
+
+def test_resume_and_approve_over_http_need_the_operator_token(served: Served) -> None:
+    with serving(served, api_token="s3cret") as client:
+        _hold(served)
+        assert client.get(ROLLOUT).json()["held"]["rule"] == "health.both_arms"
+        assert client.post(f"{ROLLOUT}/resume", json={"reason": "fixed"}).status_code == 401
+        assert client.post(f"{ROLLOUT}/approve", json={"reason": "ok"}).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert client.post(f"{ROLLOUT}/resume", json={"reason": "fixed"}, headers=wrong).status_code == 403
+        assert served.ws.rollouts(MODEL)[-1].state.hold is not None  # refused: nothing changed
+        resumed = client.post(f"{ROLLOUT}/resume", json={"reason": "fixed", "by": "dana"}, headers=TOKEN)
+        assert resumed.status_code == 200 and resumed.json()["held"] is None
+        again = client.post(f"{ROLLOUT}/resume", json={"reason": "twice"}, headers=TOKEN)
+        assert again.status_code == 409 and "not held" in again.json()["message"]
+        ungated = client.post(f"{ROLLOUT}/approve", json={"reason": "ok"}, headers=TOKEN)
+        assert ungated.status_code == 409 and "needs no approval" in ungated.json()["message"]
+    resumed_by = [(e.actor, e.rule) for e in served.ws.events(MODEL) if e.kind == "rollout_resumed"]
+    assert resumed_by == [("dana", "manual.resume")]

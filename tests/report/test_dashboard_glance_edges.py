@@ -45,6 +45,8 @@ def test_a_model_whose_status_fails_keeps_its_card_and_the_others(tmp_path: Path
     assert set(cards) == {MODEL, "other"}
     assert "raised" in cards[MODEL]["status_error"]
     assert cards[MODEL]["phase"] == "shadow"
-    assert cards[MODEL]["glance"]["verdict"].startswith("Status unavailable: loss lossfunctions:raises raised")
+    assert cards[MODEL]["glance"]["verdict"].startswith(
+        "Status unavailable: loss lossfunctions:raises raised"
+    )
     assert cards["other"]["glance"]["verdict"] == "No rollout yet."
     ws.close()

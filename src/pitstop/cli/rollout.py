@@ -117,6 +117,13 @@ def render_status(result: RolloutStatus) -> None:
     ]
     if data["outcome"]:
         lines.append(f"[bold]{data['outcome']}[/] at {data['stage']}{step}: {data['reason']}")
+    elif data["held"]:
+        held = data["held"]
+        lines.append(
+            f"[bold red]held[/] since {fmt_time(held['since'])} by {held['rule']}: {escape(held['reason'])}"
+        )
+    if data["outcome"] is None and data["gate"]:
+        lines.append(_gate_line(data["gate"]))
     console.print(
         Panel("\n".join(lines), title=f"{data['model']}: rollout {data['rollout_id']}", expand=False)
     )
@@ -142,6 +149,25 @@ def render_status(result: RolloutStatus) -> None:
     if data["phase"] == "ab_test" and data["plan"]:  # the expected duration; whether a win is plausible
         console.print(data["plan"]["summary"])
     console.print(f"next check: [bold]{escape(words.next_check)}[/]: {escape(words.next_reason)}")
+
+
+def _gate_line(gate: dict[str, Any]) -> str:
+    """`step gate: 2h at least; labelled users 120 of 500 challenger, 300 of 500 champion; approval
+    pending` (what leaving the current step still needs)."""
+    parts = [f"{describe_span(timedelta(hours=gate['min_duration_hours']))} at least"]
+    if gate["min_labelled_users"]:
+        have, need = gate["labelled_users"], gate["min_labelled_users"]
+        parts.append(
+            f"labelled users {have['challenger']} of {need} challenger, {have['champion']} of {need} champion"
+        )
+    if gate["approval"]:
+        approved = gate["approved_by"]
+        parts.append(
+            f"approved by {escape(approved)} at {fmt_time(gate['approved_at'])}"
+            if approved
+            else "approval pending (`pitstop rollout approve`)"
+        )
+    return "step gate: " + "; ".join(parts)
 
 
 def render_evidence(evidence: dict[str, Any]) -> None:
@@ -335,6 +361,40 @@ def abort(
     emit(as_json, stored.to_dict(), lambda: _render_changed(stored))
 
 
+@rollout_app.command("resume")
+def resume(
+    model: ModelArg,
+    reason: RequiredReason,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Clear a hold: the phase or step goes on, with a fresh evidence window from now."""
+    stored = open_workspace(workspace).resume(model, reason=reason, actor=by)
+    emit(as_json, stored.to_dict(), lambda: _render_changed(stored))
+
+
+@rollout_app.command("approve")
+def approve(
+    model: ModelArg,
+    reason: RequiredReason,
+    workspace: WorkspaceOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve leaving the current ramp step; the next look advances once its other checks are met."""
+    stored = open_workspace(workspace).approve(model, reason=reason, actor=by)
+
+    def render() -> None:
+        approval = stored.state.approvals[-1]
+        console.print(
+            f"rollout {stored.state.id} of {stored.state.model}: leaving {approval.share:.0%} approved by "
+            f"{escape(approval.by)} at {fmt_time(approval.at)}"
+        )
+
+    emit(as_json, stored.to_dict(), render)
+
+
 @rollout_app.command("list")
 def list_(model: ModelArg, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Every rollout of the model, newest last."""
@@ -355,7 +415,7 @@ def list_(model: ModelArg, workspace: WorkspaceOption = None, as_json: JsonOptio
                 str(s.id),
                 f"v{s.challenger_version} vs v{s.champion_version}",
                 fmt_time(s.started_at),
-                s.outcome.value if s.outcome else f"active\n{s.phase.value}",
+                s.outcome.value if s.outcome else f"active\n{s.phase.value}" + (" (held)" if s.hold else ""),
                 s.reason or "",
             )
         console.print(out)
@@ -393,6 +453,7 @@ def controller(
                 "rule": r.decision.rule,
                 "reason": r.decision.reason,
                 "applied": r.applied,
+                "warnings": [{"rule": w.rule, "reason": w.reason} for w in r.decision.warnings],
             }
             for r in results
         ]

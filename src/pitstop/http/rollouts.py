@@ -1,10 +1,10 @@
 """Rollouts over HTTP: the status a person or a pipeline polls, and the manual overrides.
 
 `GET /v1/models/{model}/rollout` answers what `pitstop rollout status --json` prints; the overrides
-`POST /v1/models/{model}/rollout/{promote|rollback|abort}` are admin actions (the operator token,
-refused when none is configured: `auth.py`) and go through the same code as the CLI's, so history
-records them alike. Store work runs on a worker thread, never on the event loop that serves
-predictions.
+`POST /v1/models/{model}/rollout/{promote|rollback|abort|resume|approve}` are admin actions (the
+operator token, refused when none is configured: `auth.py`) and go through the same code as the
+CLI's, so history records them alike. Store work runs on a worker thread, never on the event loop
+that serves predictions.
 
 A status aggregates the phase's evidence (seconds on a large window), so it is built once and shared
 (`cached.Cached`): concurrent callers wait for one build, and callers within `STATUS_SECONDS` get it
@@ -140,6 +140,26 @@ async def rollback(request: Request, model: ModelName, body: Override) -> Respon
 )
 async def abort(request: Request, model: ModelName, body: Override) -> Response:
     return await _override(request, actions.abort, model, body)
+
+
+@router.post(
+    "/v1/models/{model}/rollout/resume",
+    summary="Clear the active rollout's hold; its phase or step restarts its evidence window",
+    responses=_OVERRIDE_ERRORS,
+    dependencies=[OPERATOR],
+)
+async def resume(request: Request, model: ModelName, body: Override) -> Response:
+    return await _override(request, actions.resume, model, body)
+
+
+@router.post(
+    "/v1/models/{model}/rollout/approve",
+    summary="Approve leaving the current ramp step (its gate asks for a person's approval)",
+    responses=_OVERRIDE_ERRORS,
+    dependencies=[OPERATOR],
+)
+async def approve(request: Request, model: ModelName, body: Override) -> Response:
+    return await _override(request, actions.approve, model, body)
 
 
 def gateway_view(gateway: Gateway, model: str) -> dict[str, Any]:

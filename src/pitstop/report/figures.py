@@ -32,6 +32,10 @@ OUTCOME_COLORS = {
 }
 EVENT_ROWS = {
     EventKind.ROLLOUT_TRANSITION: "decisions",
+    EventKind.ROLLOUT_HELD: "decisions",
+    EventKind.ROLLOUT_RESUMED: "decisions",
+    EventKind.ROLLOUT_APPROVED: "decisions",
+    EventKind.ROLLOUT_WARNING: "warnings",
     EventKind.ROUTING_CHANGED: "routing",
     EventKind.ALIAS_MOVED: "aliases",
 }

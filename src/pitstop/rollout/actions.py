@@ -9,17 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection
+
 from pitstop import registry
 from pitstop.errors import ConflictError, NegativeVerdict, NotFoundError, UsageError, mention
 from pitstop.events import Event, EventKind, list_events, record_event
+from pitstop.formats import fmt_time
 from pitstop.jsonable import json_safe
 from pitstop.lineage import current_actor
 from pitstop.policies import PolicyChoice, choose
 from pitstop.registry import Alias, ModelInfo, VersionInfo
-from pitstop.rollout.apply import apply_decision, next_target
-from pitstop.rollout.comparison import latency_check, live_comparison, sample_progress
+from pitstop.rollout.apply import apply_decision, describe, next_target
+from pitstop.rollout.comparison import compared_arms, latency_check, live_comparison, sample_progress
 from pitstop.rollout.controller import read_evidence
-from pitstop.rollout.decide import Decision, decide
+from pitstop.rollout.decide import decide
+from pitstop.rollout.decision import Decision
+from pitstop.rollout.evidence import ArmSummary, Evidence
+from pitstop.rollout.gates import GateProgress
 from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.planning import plan_ab_test
@@ -33,6 +39,7 @@ from pitstop.rollout.records import (
     update_rollout,
 )
 from pitstop.rollout.routes import verified_version
+from pitstop.rollout.state import SequentialMemory, StepApproval, challenger_share, ramp_shares
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.routing.table import Routes, new_salt
@@ -181,8 +188,17 @@ def _manual(ws: Context, model: str, decision: Decision, actor: str | None) -> S
 def promote(
     ws: Context, model: str, *, reason: str, to_end: bool = False, actor: str | None = None
 ) -> StoredRollout:
-    """Advance one phase or step by hand (`to_end`: straight to promotion)."""
+    """Advance one phase or step by hand (`to_end`: straight to promotion). A held rollout is refused:
+    resume it first, so the hold's cause is looked at and recorded before anything moves."""
     reason = _require_reason(reason, "promote by hand")
+    with ws.reading() as conn:
+        running = active_rollout(conn, registry.get_model(conn, model).id)
+    if running is not None and running.state.hold is not None:
+        hold = running.state.hold
+        raise ConflictError(
+            f"rollout {running.state.id} of {model!r} is held since {fmt_time(hold.since)} by {hold.rule}: "
+            "resume it (or roll it back) before promoting"
+        )
     action = Action.PROMOTE if to_end else Action.ADVANCE
     numbers: dict[str, Any] = {"to_end": to_end}
     plan = None if to_end else _plan_from_shadow(ws, model)
@@ -218,6 +234,111 @@ def rollback(ws: Context, model: str, *, reason: str, actor: str | None = None) 
     if running:
         return _manual(ws, model, Decision(Action.ROLLBACK, Rule.MANUAL_ROLLBACK, reason), actor)
     return _restore_previous(ws, model, reason, actor or current_actor())
+
+
+def _active(conn: Connection, model: str) -> tuple[ModelInfo, StoredRollout]:
+    info = registry.get_model(conn, model, for_update=True)
+    stored = active_rollout(conn, info.id)
+    if stored is None:
+        raise NotFoundError(f"model {model!r} has no active rollout")
+    return info, stored
+
+
+def resume(ws: Context, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+    """Clear a hold. The phase or step starts a fresh evidence window: the same routes are written again
+    as a new routing version (same salt and share: no user changes arm), its clock restarts (dwell,
+    minimum and maximum durations, the no-traffic grace) and the A/B test's running interval with it.
+    What held it (a broken split, missing labels, a gateway) made the evidence before unfit to decide
+    on, and would hold it again at the next look."""
+    reason = _require_reason(reason, "resume")
+    actor = actor or current_actor()
+    now = ws.clock.now()
+    with ws.writing() as conn:
+        info, stored = _active(conn, model)
+        state, hold = stored.state, stored.state.hold
+        if hold is None:
+            raise ConflictError(f"rollout {state.id} of {model!r} is not held; nothing to resume")
+        share = challenger_share(state, stored.policy)
+        routing = current_routing(conn, info.id)
+        assert routing is not None  # a rollout has written routing since it started
+        written = provider().set_routes(
+            conn,
+            info,
+            routing.routes,
+            Change(now, actor, f"rollout {state.id} resumed: {reason}", Rule.MANUAL_RESUME),
+        )
+        updated = update_rollout(
+            conn,
+            stored,
+            now=now,
+            hold=None,
+            phase_started_at=now,
+            phase_routing_version=written.version,
+            memory=SequentialMemory(),
+            warned=frozenset(),
+        )
+        record_event(
+            conn,
+            time=now,
+            model_id=info.id,
+            kind=EventKind.ROLLOUT_RESUMED,
+            actor=actor,
+            from_state=describe(state, share),
+            to_state=describe(updated.state, share),
+            rule=Rule.MANUAL_RESUME,
+            reason=reason,
+            rollout_id=state.id,
+            data={
+                **hold.to_json(),
+                "held_hours": (now - hold.since).total_seconds() / 3600,
+                "routing_version": written.version,
+            },
+        )
+        return updated
+
+
+def approve(ws: Context, model: str, *, reason: str, actor: str | None = None) -> StoredRollout:
+    """Approve leaving the current ramp step (its gate's `approval`); the next look advances once every
+    other check of the step is met. Recorded on the rollout and as an event, with who and when."""
+    reason = _require_reason(reason, "approve")
+    actor = actor or current_actor()
+    now = ws.clock.now()
+    with ws.writing() as conn:
+        info, stored = _active(conn, model)
+        state = stored.state
+        if state.phase is not Phase.RAMP or state.step is None:
+            raise ConflictError(
+                f"rollout {state.id} of {model!r} is in {state.phase.value}: only a ramp step is approved"
+            )
+        share = ramp_shares(stored.policy)[state.step]
+        if not stored.policy.ramp.gate(share).approval:
+            raise ConflictError(
+                f"the {share:.0%} step of rollout {state.id} of {model!r} needs no approval "
+                "(its policy's ramp.gates asks none)"
+            )
+        given = state.approval(state.step)
+        if given is not None:
+            raise ConflictError(
+                f"the {share:.0%} step of rollout {state.id} of {model!r} was approved by {given.by} at "
+                f"{fmt_time(given.at)}"
+            )
+        approval = StepApproval(state.step, share, actor, now, reason)
+        updated = update_rollout(conn, stored, now=now, approvals=(*state.approvals, approval))
+        where = describe(state, share)
+        record_event(
+            conn,
+            time=now,
+            model_id=info.id,
+            kind=EventKind.ROLLOUT_APPROVED,
+            actor=actor,
+            from_state=where,
+            to_state=where,
+            rule=Rule.MANUAL_APPROVE,
+            reason=reason,
+            rollout_id=state.id,
+            data=approval.to_json(),
+        )
+        return updated
 
 
 def _restore_previous(ws: Context, model: str, reason: str, actor: str) -> StoredRollout:
@@ -285,6 +406,7 @@ class RolloutStatus:
     latency: dict[str, Any] | None = None  # `comparison.latency_check`
     errors: ErrorMessages = field(default_factory=ErrorMessages)  # failed model calls of the phase
     load_failures: tuple[LoadFailure, ...] = ()  # gateways that cannot load the challenger
+    gate: GateProgress | None = None  # the current ramp step's gate and what it has so far
 
     @property
     def unavailable(self) -> list[str]:
@@ -307,6 +429,7 @@ class RolloutStatus:
                 "errors": self.errors.to_dict(),
                 "load_failures": [failure.to_dict() for failure in self.load_failures],
                 "unavailable": self.unavailable,
+                "gate": None if self.gate is None else self.gate.to_json(),
             }
         )
         return out
@@ -317,7 +440,7 @@ def _phase_limit_hours(stored: StoredRollout) -> float | None:
     limit = {
         Phase.SHADOW: policy.shadow.max_duration,
         Phase.AB_TEST: policy.ab_test.max_duration,
-        Phase.RAMP: policy.ramp.dwell,
+        Phase.RAMP: GateProgress.of(state, policy, ArmSummary(), ArmSummary()).min_duration,
     }.get(state.phase)
     return None if limit is None else limit.total_seconds() / 3600
 
@@ -364,7 +487,16 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
         latency=latency_check(stored.state, stored.policy, evidence),
         errors=errors,
         load_failures=evidence.load_failures,
+        gate=_gate(stored, evidence),
     )
+
+
+def _gate(stored: StoredRollout, evidence: Evidence) -> GateProgress | None:
+    """In the ramp, what the current step's gate needs and has so far (None in other phases)."""
+    if stored.state.phase is not Phase.RAMP:
+        return None
+    champion, challenger = compared_arms(stored.state, stored.policy, evidence)
+    return GateProgress.of(stored.state, stored.policy, champion, challenger)
 
 
 def history(ws: Context, model: str) -> list[Event]:

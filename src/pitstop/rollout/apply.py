@@ -16,10 +16,10 @@ from pitstop import registry
 from pitstop.events import EventKind, record_event
 from pitstop.jsonable import json_safe
 from pitstop.registry import Alias
-from pitstop.rollout.decide import Decision
+from pitstop.rollout.decision import Decision
 from pitstop.rollout.phases import ENDING, Action, Phase
 from pitstop.rollout.records import StoredRollout, update_rollout
-from pitstop.rollout.state import RolloutState, SequentialMemory, challenger_share, ramp_shares
+from pitstop.rollout.state import Hold, RolloutState, SequentialMemory, challenger_share, ramp_shares
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change
 from pitstop.routing.table import Routes
@@ -32,12 +32,13 @@ class Target:
 
 
 def describe(state: RolloutState, share: float) -> str:
-    """A phase as people say it: `shadow`, `ab_test 10%`, `ramp 50%`, `promoted`."""
+    """A phase as people say it: `shadow`, `ab_test 10%`, `ramp 50%`, `ramp 50% held`, `promoted`."""
     if state.outcome is not None:
         return state.outcome.value
+    where = state.phase.value
     if state.phase in (Phase.AB_TEST, Phase.RAMP):
-        return f"{state.phase.value} {share:.0%}"
-    return state.phase.value
+        where = f"{where} {share:.0%}"
+    return f"{where} held" if state.hold is not None else where
 
 
 def next_target(stored: StoredRollout) -> Target | None:
@@ -68,10 +69,17 @@ def apply_decision(
         }
     )
     memory = state.memory if decision.memory is None else decision.memory
-    if decision.action is Action.STAY:
-        return update_rollout(conn, stored, now=now, status=status, memory=memory)
-    model = registry.get_model(conn, state.model, for_update=True)
     share_before = challenger_share(state, policy)
+    if decision.warnings:
+        _record_warnings(conn, stored, decision, now=now, actor=actor, where=describe(state, share_before))
+    warned = state.warned | {str(warning.rule) for warning in decision.warnings}
+    if decision.action is Action.STAY:
+        return update_rollout(conn, stored, now=now, status=status, memory=memory, warned=warned)
+    if decision.action is Action.HOLD:
+        return _hold(
+            conn, stored, decision, now=now, actor=actor, status=status, memory=memory, warned=warned
+        )
+    model = registry.get_model(conn, state.model, for_update=True)
     target = next_target(stored) if decision.action is Action.ADVANCE else None
     if decision.action is Action.ADVANCE and target is not None:
         after_state = replace(state, phase=target.phase, step=target.step)
@@ -94,6 +102,7 @@ def apply_decision(
             plan=decision.plan or state.plan,
             memory=memory,
             status=status,
+            warned=frozenset(),  # warnings are once per phase or step
         )
         to_state = describe(updated.state, share)
     else:
@@ -154,3 +163,55 @@ def _end(
         memory=memory,
         status=status,
     )
+
+
+def _hold(
+    conn: Connection,
+    stored: StoredRollout,
+    decision: Decision,
+    *,
+    now: datetime,
+    actor: str,
+    status: dict[str, Any],
+    memory: SequentialMemory,
+    warned: frozenset[str],
+) -> StoredRollout:
+    """Freeze the rollout where it is (no routing change) and record the hold: its rule, why, since."""
+    state = stored.state
+    hold = Hold(now, str(decision.rule), decision.reason)
+    updated = update_rollout(conn, stored, now=now, status=status, memory=memory, warned=warned, hold=hold)
+    share = challenger_share(state, stored.policy)
+    record_event(
+        conn,
+        time=now,
+        model_id=stored.model_id,
+        kind=EventKind.ROLLOUT_HELD,
+        actor=actor,
+        from_state=describe(state, share),
+        to_state=describe(updated.state, share),
+        rule=decision.rule,
+        reason=decision.reason,
+        rollout_id=state.id,
+        data=json_safe(decision.numbers),
+    )
+    return updated
+
+
+def _record_warnings(
+    conn: Connection, stored: StoredRollout, decision: Decision, *, now: datetime, actor: str, where: str
+) -> None:
+    """One `rollout_warning` event per new warning (`decide` leaves out those of this phase or step)."""
+    for warning in decision.warnings:
+        record_event(
+            conn,
+            time=now,
+            model_id=stored.model_id,
+            kind=EventKind.ROLLOUT_WARNING,
+            actor=actor,
+            from_state=where,
+            to_state=where,
+            rule=warning.rule,
+            reason=warning.reason,
+            rollout_id=stored.state.id,
+            data=json_safe(warning.numbers),
+        )

@@ -22,10 +22,11 @@ from pitstop.errors import StoreUnavailableError, UsageError
 from pitstop.losses import Scoring
 from pitstop.rollout import lease
 from pitstop.rollout.apply import apply_decision
-from pitstop.rollout.decide import Decision, decide
+from pitstop.rollout.decide import decide
+from pitstop.rollout.decision import Decision
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.gather import Window, gather_evidence
-from pitstop.rollout.phases import Outcome, Phase
+from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
@@ -64,6 +65,7 @@ def evidence_window(stored: StoredRollout, info: registry.ModelInfo, now: Any) -
         loss=Scoring.of(info).loss,
         classes=len(info.classes or []),
         rollout_started_at=state.started_at,
+        coverage_before=now - policy.ab_test.label_maturation,
     )
 
 
@@ -136,7 +138,7 @@ class Controller:
         except StaleRolloutError as stale:
             log.info("%s", stale)
             return StepResult(stored.state.model, stored.state.id, decision, applied=False)
-        if decision.changes_phase:
+        if decision.action is not Action.STAY:  # a transition or a hold
             log.info(
                 "%s rollout %s: %s (%s) %s",
                 stored.state.model,
@@ -144,6 +146,14 @@ class Controller:
                 decision.action.value,
                 decision.rule,
                 decision.reason,
+            )
+        for warning in decision.warnings:
+            log.warning(
+                "%s rollout %s: warning (%s) %s",
+                stored.state.model,
+                stored.state.id,
+                warning.rule,
+                warning.reason,
             )
         return StepResult(stored.state.model, stored.state.id, decision, applied=True)
 

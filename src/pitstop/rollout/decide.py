@@ -8,13 +8,12 @@ never advance the challenger.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from scipy.stats import binomtest
 
-from pitstop.config import ABStopping, Policy
+from pitstop.config import ABStopping, HealthAction, Policy, StepGate
 from pitstop.durations import describe_span
 from pitstop.rollout.comparison import (
     analysed_units,
@@ -23,15 +22,17 @@ from pitstop.rollout.comparison import (
     required_units,
     sequential_look,
 )
+from pitstop.rollout.decision import Decision as Decision  # re-exported: where decisions are made
 from pitstop.rollout.evidence import ArmSummary, Evidence, PairedSummary
+from pitstop.rollout.gates import GateProgress
 from pitstop.rollout.guardrails import (
-    Breach,
     arm_estimates,
-    check_guardrails,
     error_ratio,
+    guardrail_breaches,
     latency_baseline,
     latency_excess,
 )
+from pitstop.rollout.health import HealthLook, check_health
 from pitstop.rollout.phases import Action, Phase
 from pitstop.rollout.plan import AbPlan
 from pitstop.rollout.planning import plan_ab_test
@@ -52,31 +53,21 @@ MIN_SHADOW_CALLS_FOR_RATE = 20
 SHADOW_FAILURE_ALPHA = 0.001
 
 
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    rule: Rule  # the rule that fired
-    reason: str  # one sentence a person can act on
-    numbers: dict[str, Any] = field(default_factory=dict)  # what the rule saw
-    plan: AbPlan | None = None  # a new A/B plan to store (set when entering the A/B test)
-    memory: SequentialMemory | None = None  # running sequential-test state to store (None: keep)
-
-    @property
-    def changes_phase(self) -> bool:
-        return self.action is not Action.STAY
-
-
 def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
-    """What to do now with an active rollout, given what has been measured."""
-    unavailable = challenger_unavailable(rollout, policy, evidence, now)
-    if unavailable is not None:
-        return unavailable
+    """What to do now with an active rollout, given what has been measured. Health findings act by the
+    policy's `health` section (`rollout.health`): a held rollout never advances, but still rolls back."""
+    look = HealthLook(rollout, policy)
+    early = challenger_unavailable(rollout, policy, evidence, now, look) or check_health(
+        rollout, policy, evidence, now, look
+    )
+    if early is not None:
+        return look.finish(early)
     if rollout.phase is Phase.SHADOW:
-        return decide_shadow(rollout, policy, evidence, now)
+        return look.finish(decide_shadow(rollout, policy, evidence, now))
     if rollout.phase is Phase.AB_TEST:
-        return decide_ab_test(rollout, policy, evidence, now)
+        return look.finish(decide_ab_test(rollout, policy, evidence, now, look))
     if rollout.phase is Phase.RAMP:
-        return decide_ramp(rollout, policy, evidence, now)
+        return look.finish(decide_ramp(rollout, policy, evidence, now, look))
     return Decision(Action.STAY, Rule.INACTIVE, f"the rollout is {rollout.phase}: nothing to decide")
 
 
@@ -84,7 +75,7 @@ def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datet
 
 
 def challenger_unavailable(
-    rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime
+    rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime, look: HealthLook | None = None
 ) -> Decision | None:
     """A challenger some gateway reports it cannot load (`Evidence.load_failures`) is measured by no
     shadow and served to no user there: labels would never come, and the rollout would wait for its
@@ -111,23 +102,17 @@ def challenger_unavailable(
         f"(on {gateways} gateway{'s' if gateways > 1 else ''}, for {describe_span(failing)})"
     )
     shadow = rollout.phase is Phase.SHADOW
+    look = look or HealthLook(rollout, policy)
+    rule = Rule.SHADOW_UNAVAILABLE if shadow else Rule.GUARDRAIL_UNAVAILABLE
+    action = look.action(rule)
     if failing < grace:
-        if not shadow:
+        if not shadow or action is HealthAction.WARN:
             return None
         rest = describe_span(grace - failing)
-        return Decision(
-            Action.STAY, Rule.SHADOW_UNAVAILABLE, f"{what}; rejected in {rest} unless it loads", numbers
-        )
-    if shadow:
-        return Decision(
-            Action.REJECT, Rule.SHADOW_UNAVAILABLE, f"{what}: rejected, the champion stays", numbers
-        )
-    return Decision(
-        Action.ROLLBACK,
-        Rule.GUARDRAIL_UNAVAILABLE,
-        f"{what}: rolled back, the champion serves everyone",
-        numbers,
-    )
+        then = "rejected" if action is HealthAction.ROLLBACK else "held"
+        return Decision(Action.STAY, rule, f"{what}; {then} in {rest} unless it loads", numbers)
+    ended = "rejected, the champion stays" if shadow else "rolled back, the champion serves everyone"
+    return look.act(rule, what, numbers, ended=f"{what}: {ended}")
 
 
 # -- shadow ---------------------------------------------------------------------------------------
@@ -369,8 +354,16 @@ def _unwinnable(policy: Policy, plan: AbPlan, verdict: str, numbers: dict[str, A
 # -- A/B test -------------------------------------------------------------------------------------
 
 
-def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
-    """SRM → guardrails → (sequential or fixed-horizon) win/loss → max duration."""
+def decide_ab_test(
+    rollout: RolloutState,
+    policy: Policy,
+    evidence: Evidence,
+    now: datetime,
+    look: HealthLook | None = None,
+) -> Decision:
+    """SRM → guardrails → (sequential or fixed-horizon) win/loss → max duration. SRM and guardrails act
+    by their `health` action (`look`): by default a mismatch rejects and a breach rolls back."""
+    look = look or HealthLook(rollout, policy)
     ab = policy.ab_test
     elapsed = now - rollout.phase_started_at
     champion, challenger = evidence.champion, evidence.challenger
@@ -385,19 +378,19 @@ def decide_ab_test(rollout: RolloutState, policy: Policy, evidence: Evidence, no
     if srm is not None:
         base["srm"] = srm.to_dict()
         if srm.mismatch:
-            return Decision(
-                Action.REJECT,
+            ended = look.act(
                 Rule.AB_SRM,
                 f"experiment invalid: sample-ratio mismatch ({challenger.units} challenger vs "
                 f"{champion.units} champion users for a {ab.share:.0%} share, "
                 f"always-valid p = {srm.p_value:.2g} < {ab.srm_p_value:g})",
                 base,
             )
-    breach = check_guardrails(
-        champion, challenger, policy, latency_baseline_ms=latency_baseline(evidence.champion_calls, policy)
-    )
-    if breach is not None:
-        return _rollback(breach, base)
+            if ended is not None:
+                return ended
+    baseline = latency_baseline(evidence.champion_calls, policy)
+    ended = _guardrails(champion, challenger, policy, baseline, base, look)
+    if ended is not None:
+        return ended
     arms = arm_estimates(policy, champion, challenger)
     if arms is None:
         return _wait_or_give_up(
@@ -454,8 +447,21 @@ def _srm(champion: ArmSummary, challenger: ArmSummary, share: float, threshold: 
     return sequential_sample_ratio_mismatch(counts, [1 - share, share], threshold=threshold)
 
 
-def _rollback(breach: Breach, base: dict[str, Any]) -> Decision:
-    return Decision(Action.ROLLBACK, breach.rule, breach.reason, {**base, **breach.numbers})
+def _guardrails(
+    champion: ArmSummary,
+    challenger: ArmSummary,
+    policy: Policy,
+    baseline: float | None,
+    base: dict[str, Any],
+    look: HealthLook,
+) -> Decision | None:
+    """Each breached guardrail acted on by its `health` action: the first whose action is rollback
+    ends the rollout; holds and warnings are kept in `look`."""
+    for breach in guardrail_breaches(champion, challenger, policy, latency_baseline_ms=baseline):
+        ended = look.act(breach.rule, breach.reason, {**base, **breach.numbers})
+        if ended is not None:
+            return ended
+    return None
 
 
 def _wait_or_give_up(
@@ -642,8 +648,16 @@ def _mann_whitney_verdict(
 # -- ramp -----------------------------------------------------------------------------------------
 
 
-def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
-    """Guardrails at every look; after the dwell and enough labels per arm, the next step or promotion."""
+def decide_ramp(
+    rollout: RolloutState,
+    policy: Policy,
+    evidence: Evidence,
+    now: datetime,
+    look: HealthLook | None = None,
+) -> Decision:
+    """Guardrails at every look; after the dwell (or the step gate's `min_duration`), enough labels per
+    arm and the step gate's labelled users and approval, the next step or promotion."""
+    look = look or HealthLook(rollout, policy)
     ramp = policy.ramp
     shares = ramp_shares(policy)
     step = rollout.step or 0
@@ -663,11 +677,14 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
         "labelled": {"champion": champion.labelled, "challenger": challenger.labelled},
         "min_labeled_per_arm": ramp.min_labeled_per_arm,
     }
-    breach = check_guardrails(champion, challenger, policy, latency_baseline_ms=baseline)
-    if breach is not None:
-        return _rollback(breach, base)
-    if elapsed < ramp.dwell:
-        reason = f"at {share:.0%} for {describe_span(elapsed)} of {describe_span(ramp.dwell)}"
+    ended = _guardrails(champion, challenger, policy, baseline, base, look)
+    if ended is not None:
+        return ended
+    gate = GateProgress.of(rollout, policy, champion, challenger)
+    if ramp.gate(share) != StepGate():
+        base["gate"] = gate.to_json()
+    if elapsed < gate.min_duration:
+        reason = f"at {share:.0%} for {describe_span(elapsed)} of {describe_span(gate.min_duration)}"
         return Decision(Action.STAY, Rule.RAMP_DWELL, reason, base)
     if min(champion.labelled, challenger.labelled) < ramp.min_labeled_per_arm:
         return Decision(
@@ -675,6 +692,21 @@ def decide_ramp(rollout: RolloutState, policy: Policy, evidence: Evidence, now: 
             Rule.RAMP_MIN_LABELED,
             f"at {share:.0%}: waiting for {ramp.min_labeled_per_arm} labelled requests per arm "
             f"({challenger.labelled} challenger, {champion.labelled} champion)",
+            base,
+        )
+    if gate.labelled_users < gate.min_labelled_users:
+        return Decision(
+            Action.STAY,
+            Rule.RAMP_MIN_USERS,
+            f"at {share:.0%}: waiting for {gate.min_labelled_users} labelled users per arm "
+            f"({gate.labelled_users_challenger} challenger, {gate.labelled_users_champion} champion)",
+            base,
+        )
+    if gate.approval and gate.approved is None:
+        return Decision(
+            Action.STAY,
+            Rule.RAMP_APPROVAL,
+            f"at {share:.0%}: every other check is met; leaving this step needs a person's approval",
             base,
         )
     if step + 1 >= len(shares):

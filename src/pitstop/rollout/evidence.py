@@ -146,6 +146,19 @@ class Evidence:
     # the champion's served model calls since the rollout began, the latency baseline's sample (None:
     # the window's, as when the rollout began with it)
     champion_history: ArmSummary | None = None
+    both_arms_users: int = 0  # served users (with a user_id) whose requests went to both arms
+    # served requests older than `ab_test.label_maturation`, and how many of them have a label
+    matured_requests: int = 0
+    matured_labelled: int = 0
+
+    @property
+    def served_requests(self) -> int:
+        return self.champion.requests + self.challenger.requests
+
+    @property
+    def label_coverage(self) -> float | None:
+        """The share of matured served requests with a label (None: none matured yet)."""
+        return self.matured_labelled / self.matured_requests if self.matured_requests else None
 
     @property
     def champion_calls(self) -> ArmSummary:
@@ -164,4 +177,8 @@ class Evidence:
             "unbucketed_requests": self.unbucketed_requests,
             "users_seen": [list(point) for point in self.users_seen],
             "champion_calls": self.champion_calls.latency_call_count,
+            "both_arms_users": self.both_arms_users,
+            "matured_requests": self.matured_requests,
+            "matured_labelled": self.matured_labelled,
+            "label_coverage": self.label_coverage,
         }

@@ -23,7 +23,7 @@ from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence,
 from pitstop.rollout.loss_sql import request_error
 from pitstop.rollout.python_losses import prepare_losses
 from pitstop.routing.table import TIMING
-from pitstop.store.predictions import latency, summaries
+from pitstop.store.predictions import health, latency, summaries
 from pitstop.store.predictions.rows import LogRange
 
 
@@ -40,6 +40,7 @@ class Window:
     loss: Loss | None = None  # the model's loss; None: the task's default
     classes: int = 0  # a multiclass model's number of classes
     rollout_started_at: datetime | None = None  # the champion's served calls count for latency from here
+    coverage_before: datetime | None = None  # served requests up to here should have labels by now
 
     @property
     def scoring(self) -> Scoring:
@@ -253,6 +254,11 @@ def gather_evidence(
     served, shadow, timing = summaries.role("served"), summaries.role("shadow"), summaries.role(TIMING)
     hours = max((window.now - window.started_at) / timedelta(hours=1), 0.0)
     total_served = sum(arm.requests for arm in served.values())
+    coverage = (
+        health.label_coverage(conn, _in_window(window), _epoch(window.coverage_before))
+        if window.coverage_before is not None
+        else health.LabelCoverage(0, 0)
+    )
     return Evidence(
         now=window.now,
         champion=served.get("champion", ArmSummary()),
@@ -268,4 +274,7 @@ def gather_evidence(
         champion_history=(
             champion_history(conn, window, window.rollout_started_at) if window.rollout_started_at else None
         ),
+        both_arms_users=health.users_in_both_arms(conn, _in_window(window)) if "challenger" in served else 0,
+        matured_requests=coverage.requests,
+        matured_labelled=coverage.labelled,
     )

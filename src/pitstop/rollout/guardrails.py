@@ -51,11 +51,21 @@ def check_guardrails(
 ) -> Breach | None:
     """The first breached guardrail, or None. `latency_baseline_ms` is the champion's p99 bound
     (`latency_baseline`; None: no latency rule yet)."""
-    return (
-        failure_rate_breach(champion, challenger, policy)
-        or error_ratio_breach(champion, challenger, policy)
-        or latency_breach(challenger, policy, latency_baseline_ms)
+    breaches = guardrail_breaches(champion, challenger, policy, latency_baseline_ms=latency_baseline_ms)
+    return breaches[0] if breaches else None
+
+
+def guardrail_breaches(
+    champion: ArmSummary, challenger: ArmSummary, policy: Policy, *, latency_baseline_ms: float | None
+) -> list[Breach]:
+    """Every breached guardrail, in the order `check_guardrails` ranks them: failure rate, error
+    ratio, latency (each acts by its own `health` action, so a warned one must not hide the next)."""
+    found = (
+        failure_rate_breach(champion, challenger, policy),
+        error_ratio_breach(champion, challenger, policy),
+        latency_breach(challenger, policy, latency_baseline_ms),
     )
+    return [breach for breach in found if breach is not None]
 
 
 def failure_rate_breach(champion: ArmSummary, challenger: ArmSummary, policy: Policy) -> Breach | None:

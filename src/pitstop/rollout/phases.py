@@ -33,6 +33,7 @@ class Action(StrEnum):
     REJECT = "reject"  # end: rejected, champion stays
     ROLLBACK = "rollback"  # end: rolled back, champion serves everyone at once
     ABORT = "abort"  # end: aborted by a person
+    HOLD = "hold"  # freeze the share until a person resumes or rolls back (a health trigger's action)
 
 
 ENDING = {

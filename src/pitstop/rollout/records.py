@@ -13,7 +13,7 @@ from pitstop.errors import ConflictError, NotFoundError
 from pitstop.policies import CONFIG_SOURCE
 from pitstop.rollout.phases import Outcome, Phase
 from pitstop.rollout.plan import AbPlan
-from pitstop.rollout.state import RolloutState, SequentialMemory, challenger_share
+from pitstop.rollout.state import Hold, RolloutState, SequentialMemory, StepApproval, challenger_share
 from pitstop.store.tables import models, rollouts
 
 
@@ -54,6 +54,8 @@ class StoredRollout:
             "ended_at": s.ended_at.isoformat() if s.ended_at else None,
             "plan": None if s.plan is None else s.plan.to_json(),
             "policy_source": self.policy_source,
+            "held": None if s.hold is None else s.hold.to_json(),
+            "approvals": [approval.to_json() for approval in s.approvals],
         }
 
 
@@ -76,6 +78,9 @@ def _from_row(row: Any, model: str) -> StoredRollout:
         reason=row.reason,
         ended_at=row.ended_at,
         revision=row.revision,
+        hold=None if row.held_at is None else Hold(row.held_at, row.held_rule or "", row.held_reason or ""),
+        warned=frozenset(row.warned or ()),
+        approvals=tuple(StepApproval.from_json(item) for item in row.approvals or ()),
     )
     return StoredRollout(
         state=state,
@@ -208,6 +213,17 @@ def update_rollout(
     for key in ("plan", "memory"):
         if isinstance(values.get(key), AbPlan | SequentialMemory):
             values[key] = values[key].to_json()
+    if "hold" in values:  # a Hold (or None: not held) is three columns
+        hold = values.pop("hold")
+        values.update(
+            held_at=None if hold is None else hold.since,
+            held_rule=None if hold is None else hold.rule,
+            held_reason=None if hold is None else hold.reason,
+        )
+    if "warned" in values:
+        values["warned"] = sorted(values["warned"])
+    if "approvals" in values:
+        values["approvals"] = [approval.to_json() for approval in values["approvals"]]
     result = conn.execute(
         rollouts.update()
         .where(rollouts.c.id == before.state.id, rollouts.c.revision == before.state.revision)

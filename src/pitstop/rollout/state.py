@@ -40,6 +40,48 @@ class SequentialMemory:
 
 
 @dataclass(frozen=True)
+class StepApproval:
+    """A person's approval to leave ramp step `step` (an index into `ramp_shares`)."""
+
+    step: int
+    share: float
+    by: str
+    at: datetime
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "share": self.share,
+            "by": self.by,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any]) -> StepApproval:
+        return cls(
+            int(stored["step"]),
+            float(stored["share"]),
+            str(stored["by"]),
+            datetime.fromisoformat(stored["at"]),
+            str(stored["reason"]),
+        )
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why and since when a rollout is held (a health trigger whose action is `hold`)."""
+
+    since: datetime
+    rule: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"since": self.since.isoformat(), "rule": self.rule, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class RolloutState:
     id: int
     model: str
@@ -58,6 +100,13 @@ class RolloutState:
     reason: str | None = None
     ended_at: datetime | None = None
     revision: int = 0
+    hold: Hold | None = None  # set while held: no step or promotion until a person resumes
+    warned: frozenset[str] = frozenset()  # rules already warned about in this phase or step
+    approvals: tuple[StepApproval, ...] = ()  # ramp steps a person approved leaving
+
+    def approval(self, step: int | None) -> StepApproval | None:
+        """The approval to leave ramp step `step`, if a person gave it."""
+        return next((a for a in self.approvals if a.step == step), None)
 
 
 def ramp_shares(policy: Policy) -> list[float]:

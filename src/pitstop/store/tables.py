@@ -208,6 +208,12 @@ rollouts = Table(
     # where `policy` came from: `pitstop.yaml`, `file:<path> sha256:<hex>`, `policy:<name>@<revision>`
     # or `python sha256:<hex>` (migration 0010; rows from before say `pitstop.yaml`, as they all were)
     Column("policy_source", Text),
+    # a hold (migration 0011): since when, the rule that held it and why; null when not held
+    Column("held_at", UTCDateTime),
+    Column("held_rule", String(50)),
+    Column("held_reason", Text),
+    Column("warned", JSONDocument),  # rules warned about in the current phase or step (a list)
+    Column("approvals", JSONDocument),  # ramp steps a person approved leaving (a list of records)
     Index(
         "uq_rollouts_one_active_per_model",
         "model_id",
