@@ -560,7 +560,7 @@ def _checked_url(url: str) -> str:
 class ReceiverSettings(_Section):
     """One receiver of notifications (a list item of `notifications.receivers`)."""
 
-    name: str = Field(description="how the delivery log and pitstop notify test --receiver name it")
+    name: str = Field(description="how the delivery log and `pitstop notify test --receiver` name it")
     url: str | None = Field(
         None,
         description="where each notification is POSTed (http or https); give it or url_env (one is required)",
@@ -800,7 +800,7 @@ def load_config(path: Path) -> Config:
     return parse_config(parse_yaml(read_yaml_text(path), str(path)), str(path))
 
 
-POLICY_SECTIONS = tuple(Policy.model_fields)  # gate, shadow, ab_test, guardrails, ramp
+POLICY_SECTIONS = tuple(Policy.model_fields)  # gate, shadow, ab_test, guardrails, ramp, health
 
 
 def parse_policy(data: Any, base: Policy, source: str) -> Policy:
@@ -814,7 +814,7 @@ def parse_policy(data: Any, base: Policy, source: str) -> Policy:
     >>> parse_policy({"serving": {}}, Policy(), "p.yaml")
     Traceback (most recent call last):
     pitstop.errors.ConfigError: p.yaml: serving: unknown key (a policy holds only gate, shadow, ab_test,
-    guardrails, ramp)
+    guardrails, ramp, health)
     """
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{source}: must be a mapping of policy sections ({', '.join(POLICY_SECTIONS)})")

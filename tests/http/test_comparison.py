@@ -35,7 +35,8 @@ def test_a_hand_made_shadow_is_compared_over_http(served: Served) -> None:
             same.since_routing_version,
             same.since.isoformat(),
         )
-        assert data["evidence"]["shadow"]["requests"] == same.evidence.shadow.requests
+        # shadow calls still being logged may land between the two reads, never leave
+        assert 0 < data["evidence"]["shadow"]["requests"] <= same.evidence.shadow.requests
 
 
 def test_a_rollout_s_shadow_is_not_compared_as_one_set_by_hand(served: Served) -> None:

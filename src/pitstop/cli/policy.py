@@ -38,7 +38,8 @@ def add(
     file: Annotated[
         Path,
         typer.Argument(
-            help="policy YAML: some of gate, shadow, ab_test, guardrails, ramp (the rest from pitstop.yaml)",
+            help="policy YAML: some of gate, shadow, ab_test, guardrails, ramp, health "
+            "(the rest from pitstop.yaml)",
             readable=False,
         ),
     ],
