@@ -208,12 +208,12 @@ def test_resume_and_approve_need_an_active_rollout(rollout_ws: Workspace) -> Non
 @pytest.mark.parametrize("policy_yaml", [GATED_POLICY], ids=["approval-at-75"])
 def test_a_step_waiting_for_approval_advances_at_the_next_look_once_approved(rollout_ws: Workspace) -> None:
     rollout_ws.start_rollout("eta", 2, skip_gate=True, reason="test")
-    send_traffic(rollout_ws, hours=12, requests=3000)
+    send_traffic(rollout_ws, hours=5, requests=1250)
     stored = rollout_ws.rollouts("eta")[-1]
     assert (stored.state.phase, stored.state.step, stored.state.outcome) == (Phase.RAMP, 0, None)
     assert stored.status is not None and stored.status["rule"] == Rule.RAMP_APPROVAL
     rollout_ws.approve("eta", reason="looks good", actor="ana")
-    send_traffic(rollout_ws, hours=4, requests=1000, seed=1)
+    send_traffic(rollout_ws, hours=2, requests=500, seed=1)
     assert rollout_ws.rollouts("eta")[-1].state.outcome is Outcome.PROMOTED
     steps = [
         e.to_state for e in rollout_ws.events("eta") if e.kind in ("rollout_transition", "rollout_approved")
