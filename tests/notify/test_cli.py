@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import pytest
 
 from notify.conftest import NotifyWorkspace, Receiver, cloudevents_receiver
 
@@ -40,6 +43,20 @@ def test_notify_log_shows_a_table(notify_ws: NotifyWorkspace, down_receiver: Rec
     assert shown.exit_code == 0, shown.stderr
     for word in ("started", "hooks", "pending", "ConnectError", "next 2026-"):
         assert word in shown.stdout
+
+
+def test_notify_log_fits_80_columns_without_splitting_a_word(
+    notify_ws: NotifyWorkspace, down_receiver: Receiver, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = notify_ws([cloudevents_receiver(down_receiver)])
+    ws.start_rollout("eta", 2, skip_gate=True, reason="tested offline elsewhere", actor="alice")
+    assert cli("notify", "send", "-w", ws.path).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "80")
+    shown = cli("notify", "log", "-w", ws.path).stdout
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    for whole in ("started", "pending", "ConnectError"):
+        assert whole in shown  # not folded across lines
+    assert re.search(r"next \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", shown)  # the time whole too
 
 
 def test_notify_log_of_an_unknown_model_is_a_usage_error(notify_ws: NotifyWorkspace, cli: Any) -> None:

@@ -17,6 +17,8 @@ from pitstop.cli.common import (
     emit,
     open_workspace,
     table,
+    whole,
+    wrapped,
 )
 from pitstop.formats import fmt_time
 
@@ -48,10 +50,18 @@ def _render_log(deliveries: list[Delivery]) -> None:
     if not deliveries:
         console.print("no notifications yet")
         return
-    out = table(None, "event", "model", "topic", "receiver", "status", "last answer")
+    # short fields stay whole, two to a cell at 80 columns; only the answer wraps (between words)
+    out = table(
+        None, whole("event\nmodel"), whole("topic\nreceiver"), whole("status"), wrapped("last answer")
+    )
     for d in deliveries:
         answer = d.last_error or ("-" if d.last_status_code is None else f"HTTP {d.last_status_code}")
-        out.add_row(str(d.event_id), d.model or "-", d.topic, d.receiver, _status(d), escape(answer))
+        out.add_row(
+            f"{d.event_id}\n{escape(d.model or '-')}",
+            f"{d.topic}\n{escape(d.receiver)}",
+            _status(d),
+            escape(answer),
+        )
     console.print(out)
 
 
