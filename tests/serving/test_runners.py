@@ -252,3 +252,57 @@ def test_columns_have_the_training_types_whatever_json_numbers_a_batch_carries()
     runner = InProcessRunner(FloatColumnsSum(), version=1, features=["a", "n"], kinds=["float", "int"])
     assert runner.predictor.predict([{"a": 1, "n": 2.0}, {"a": 3, "n": 5.0}]) == [1.0, 3.0]
     assert runner.predictor.predict([{"a": 1.5, "n": 2}]) == [1.5]
+
+
+async def _hangs_up_on_stale_connections(idle_limit: float) -> tuple[asyncio.Server, list[str]]:
+    """An HTTP/1.1 server whose keep-alive timeout is `idle_limit`: a request arriving on a connection
+    idle for longer is met by the server closing it, as a real server does when its timeout and the
+    client's next request cross. Returns the server and what each request got ("answered"/"dropped")."""
+    seen: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        idle_since = None
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                sizes = [
+                    line.split(b":")[1] for line in head.lower().split(b"\r\n") if b"content-length" in line
+                ]
+                await reader.readexactly(int(sizes[0]))
+                now = asyncio.get_running_loop().time()
+                if idle_since is not None and now - idle_since > idle_limit:
+                    seen.append("dropped")
+                    return
+                seen.append("answered")
+                body = b'{"predictions": [1.0]}'
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+                writer.write(b"content-length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+                idle_since = asyncio.get_running_loop().time()
+        except (asyncio.IncompleteReadError, ConnectionError):  # the client closed the connection
+            return
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0), seen
+
+
+def test_remote_runner_never_reuses_a_connection_the_server_may_be_closing() -> None:
+    # httpx keeps idle connections 5 s by default, as long as uvicorn keeps them open: a call made just
+    # as the server's timeout ran out went out on a connection being closed and failed with
+    # RemoteProtocolError. Idle connections are now closed by the runner first.
+    async def main() -> list[str]:
+        server, seen = await _hangs_up_on_stale_connections(idle_limit=1.2)
+        port = server.sockets[0].getsockname()[1]
+        runner = RemoteRunner(f"http://127.0.0.1:{port}/predict", version=1, max_batch_wait=0)
+        try:
+            assert await runner.predict([{"a": 1}]) == [1.0]
+            await asyncio.sleep(1.5)  # idle past the server's keep-alive
+            assert await runner.predict([{"a": 2}]) == [1.0]  # before: RemoteModelError (disconnected)
+        finally:
+            await runner.close()
+            server.close()
+            await server.wait_closed()
+        return seen
+
+    assert asyncio.run(main()) == ["answered", "answered"]

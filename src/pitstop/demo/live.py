@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ from pitstop.errors import PitstopError
 from pitstop.events import EventKind
 from pitstop.http.auth import ALLOW_ENV, FILE_SUFFIX, LABELS_ENV, LEGACY_ENV, OPERATOR_ENV, PREDICT_ENV
 from pitstop.rollout.state import challenger_share
+from pitstop.serving.remote import KEEPALIVE_SECONDS
 from pitstop.workspace import Workspace
 
 LIVE_POLICY = """\
@@ -87,6 +88,7 @@ class LiveResult:
     reports: list[str] = field(default_factory=list)
     requests: int = 0
     failed: int = 0
+    failures: Counter[str] = field(default_factory=Counter)  # why: "HTTP 500 prediction_failed", …
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +98,7 @@ class LiveResult:
             "reports": self.reports,
             "requests": self.requests,
             "failed_requests": self.failed,
+            "failures": dict(self.failures),
         }
 
 
@@ -136,7 +139,7 @@ def run_live_demo(workspace_dir: Path | None, console: Console, out: Path) -> Li
     for row in result.rollouts:
         path = out / f"live-rollout-{row['rollout_id']}-v{row['version']}.html"
         result.reports.append(str(write_report(ws, MODEL, path, rollout_id=row["rollout_id"])))
-    console.print(f"\n{result.requests} requests over HTTP, {result.failed} failed")
+    console.print(f"\n{result.requests} requests over HTTP, {result.failed} failed{_why(result.failures)}")
     for written in result.reports:
         console.print(f"report: {written}")
     show_workspace(console, ws, MODEL)
@@ -229,6 +232,7 @@ def _live_rollout(
         asyncio.run(load.run())
     result.requests += load.sent
     result.failed += load.failed
+    result.failures.update(load.failures)
     final = ws.rollouts(MODEL)[-1].state
     if final.outcome is None:
         ws.abort(MODEL, reason="demo --live: time limit reached before a decision", actor="demo")
@@ -335,13 +339,16 @@ class _Load:
         self.rng = random.Random(rollout_id)
         self.pending: deque[tuple[float, dict[str, Any]]] = deque()
         self.sent = self.failed = 0
+        self.failures: Counter[str] = Counter()
         self.due = time.monotonic()  # when the next request is to be sent
         self.done = False
         self.elapsed = 0.0  # seconds the load ran
 
     async def run(self) -> None:
         deadline = time.monotonic() + ROLLOUT_TIME_LIMIT
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+        # idle connections closed before the gateway's keep-alive timeout can race a request on one
+        limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
+        async with httpx.AsyncClient(base_url=self.url, timeout=10, limits=limits) as client:
             workers = [asyncio.create_task(self._client(client, deadline)) for _ in range(CLIENTS)]
             labels = asyncio.create_task(self._labels(client))
             await self._watch(deadline)
@@ -361,14 +368,18 @@ class _Load:
                 reply = await client.post(
                     f"/v1/models/{MODEL}/predict", json={"features": features, "user_id": user}
                 )
-            except httpx.HTTPError:
-                self.failed += 1
+            except httpx.HTTPError as error:
+                self._fail(type(error).__name__)
                 continue
             if reply.status_code != 200:
-                self.failed += 1
+                self._fail(f"HTTP {reply.status_code} {_error_code(reply)}")
                 continue
             due = time.monotonic() + self.rng.uniform(*LABEL_DELAY_SECONDS)
             self.pending.append((due, {"request_id": reply.json()["request_id"], "label": float(label)}))
+
+    def _fail(self, why: str) -> None:
+        self.failed += 1
+        self.failures[why] += 1
 
     def _wait(self) -> float:
         """Seconds until this client's next request: one every 1/`REQUEST_RATE` s over all clients."""
@@ -400,3 +411,18 @@ class _Load:
             self.show(_Status(time.monotonic() - began, where, share, decided, self.sent, self.failed))
             if decided:
                 return
+
+
+def _error_code(reply: httpx.Response) -> str:
+    """The `error` code of a pitstop error body, or the start of whatever else came back."""
+    try:
+        return str(reply.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return reply.text[:80]
+
+
+def _why(failures: Counter[str]) -> str:
+    """` (HTTP 500 prediction_failed: 1, ReadTimeout: 2)`, or nothing when no request failed."""
+    if not failures:
+        return ""
+    return " (" + ", ".join(f"{why}: {count}" for why, count in failures.most_common()) + ")"

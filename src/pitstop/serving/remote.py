@@ -11,6 +11,10 @@ from pitstop.serving.batching import BatchedRunner, MicroBatcher
 from pitstop.serving.errors import RemoteModelError
 
 Row = dict[str, Any]
+# Idle pooled connections are closed by us after this long, before a server's own keep-alive timeout
+# (uvicorn 5 s, gunicorn 2 s) closes one just as we send on it: httpx's default is the same 5 s as
+# uvicorn's, and that race fails the call with RemoteProtocolError ("Server disconnected").
+KEEPALIVE_SECONDS = 1.0
 
 
 class RemoteRunner(BatchedRunner):
@@ -39,7 +43,11 @@ class RemoteRunner(BatchedRunner):
         self._client = client or httpx.AsyncClient(
             timeout=timeout,
             headers=headers,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            limits=httpx.Limits(
+                max_connections=concurrency,
+                max_keepalive_connections=concurrency,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
         )
         self.batcher = MicroBatcher(
             self._run_batch,
