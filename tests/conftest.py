@@ -6,10 +6,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from browser import ARTIFACTS, headless_chromium
 from helpers import fresh_postgres_schema
 from pitstop.cli import main
 from pitstop.workspace import Workspace
@@ -97,3 +99,19 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
         return CliResult(code, out.out, out.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (gitignored), for people and CI to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (`browser.headless_chromium`) per module: Playwright's sync API keeps an event
+    loop running on the test thread while it is open, and tests elsewhere need that thread's
+    `asyncio.run`."""
+    with headless_chromium() as browser:
+        yield browser

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from browser import CHART_MARKS, PageWatch
 from pitstop.report import write_report
-from report.conftest import CHART_MARKS, PageWatch, Story
+from report.conftest import Story
 from report.rollouts import MODEL
 
 pytestmark = pytest.mark.browser

@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
+from browser import CHART_MARKS, PageWatch
 from pitstop.clock import ManualClock
 from pitstop.http.app import create_app
 from pitstop.report.dashboard import plotly_js_path
 from pitstop.report.words import status_words
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
-from report.conftest import CHART_MARKS, PageWatch
 from report.rollouts import MODEL, rollout_workspace, send_traffic
 from serving.conftest import running
 

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
+from browser import PageWatch
 from pitstop.http.app import create_app
 from pitstop.report.html import write_report
 from pitstop.serving.gateway import Gateway
 from pitstop.store.load_failures import LoadFailure, replace_reported
 from pitstop.workspace import Workspace
-from report.conftest import PageWatch
 from report.rollouts import MODEL, rollout_workspace, send_traffic
 from rollout.conftest import FailsAfter
 from serving.conftest import running

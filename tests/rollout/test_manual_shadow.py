@@ -3,12 +3,16 @@ phase, on the evidence gathered since that shadow began; nothing decided or writ
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from browser import CHART_MARKS, PageWatch, headless_chromium
 from helpers import one_line_error
 from pitstop.events import EventKind
+from pitstop.report.words import verdict
 from pitstop.rollout.manual_shadow import shadow_start
 from pitstop.routing.table import RoutingTable
 from pitstop.workspace import Workspace
@@ -120,3 +124,47 @@ def test_a_stricter_policy_judges_the_same_shadow_otherwise(rollout_ws: Workspac
     assert by_yaml.verdict.rule == "shadow.passed" and by_yaml.policy_source == "pitstop.yaml"
     assert by_file.verdict.rule == "shadow.min_labeled" and by_file.policy_source.startswith("file:")
     assert by_file.progress["required"] == {"pairs": 100000}
+
+
+def test_report_shadow_writes_what_compare_says_as_a_page_a_browser_draws(  # type: ignore[no-untyped-def]
+    cli, rollout_ws: Workspace, tmp_path: Path, artifacts: Path
+) -> None:
+    shadow_by_hand(rollout_ws, 2)
+    send_traffic(rollout_ws, 2, 400, decide=False)
+    out = tmp_path / "pages" / "shadow.html"
+    result = cli("report", "eta", "--shadow", "--out", out, "-w", rollout_ws.path, "--json")
+    assert result.exit_code == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert written["path"] == str(out) and written["shadow"]["shadow_version"] == 2
+    said = compared(cli, rollout_ws)
+    page_text = html.unescape(out.read_text())
+    assert verdict(said["comparison"], said["progress"]) in page_text  # the words `compare` prints
+    assert f"would now: {said['verdict']['action']} ({said['verdict']['rule']})" in page_text
+    assert f"{said['evidence']['paired']['n']} labelled pairs" in page_text
+
+    with headless_chromium() as chromium:  # after the traffic: its replay runs its own event loop
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        watch = PageWatch(page, allowed=("file:", "data:"))
+        page.goto(out.as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2")
+        charts = page.evaluate(CHART_MARKS)
+        assert {c["chart"] for c in charts} == {"progress", "shadow"}
+        assert all(c["traces"] > 0 and c["marks"] > 0 for c in charts), charts
+        assert "set by hand" in page.inner_text("header")
+        page.screenshot(path=str(artifacts / "report-hand-made-shadow.png"), full_page=True)
+        page.close()
+    assert watch.errors == [] and watch.outside == []
+
+
+def test_report_shadow_without_one_says_how_to_set_one_and_keeps_flags_apart(  # type: ignore[no-untyped-def]
+    cli, rollout_ws: Workspace, tmp_path: Path
+) -> None:
+    out = tmp_path / "shadow.html"
+    line = one_line_error(cli("report", "eta", "--shadow", "--out", out, "-w", rollout_ws.path))
+    assert "has no shadow set by hand" in line and not out.exists()
+    both = one_line_error(
+        cli("report", "eta", "--shadow", "--rollout", "1", "--out", out, "-w", rollout_ws.path)
+    )
+    assert "--rollout" in both and "--shadow" in both
+    alone = one_line_error(cli("report", "eta", "--policy", "strict", "--out", out, "-w", rollout_ws.path))
+    assert "--policy" in alone and "add --shadow" in alone

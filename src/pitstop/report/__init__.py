@@ -11,13 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pitstop.report.data import report_data
+    from pitstop.report.hand_made import hand_made_shadow_report, write_hand_made_shadow_report
     from pitstop.report.html import write_html, write_report
     from pitstop.report.values import ReportData
 
-__all__ = ["ReportData", "report_data", "write_html", "write_report"]
+__all__ = [
+    "ReportData",
+    "hand_made_shadow_report",
+    "report_data",
+    "write_hand_made_shadow_report",
+    "write_html",
+    "write_report",
+]
 _HOMES = {
     "ReportData": "pitstop.report.values",
     "report_data": "pitstop.report.data",
+    "hand_made_shadow_report": "pitstop.report.hand_made",
+    "write_hand_made_shadow_report": "pitstop.report.hand_made",
     "write_html": "pitstop.report.html",
     "write_report": "pitstop.report.html",
 }

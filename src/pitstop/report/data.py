@@ -128,7 +128,7 @@ def gather_report(conn: Connection, model: str, rollout_id: int | None, now: dat
     ends = [min(t + timedelta(seconds=width), active_until) for t in times]
     bands = shaping.bands(tables, transitions, active_until)
     thresholds = _thresholds(stored)
-    prepare_losses(conn, _in_scope(scope), scope.scoring)
+    prepare_losses(conn, scope_rows(scope), scope.scoring)
     errors = _error_cells(conn, scope)
     latency = _latency_cells(conn, scope)
     views = _band_views(conn, scope, stored, bands, latency, ends, thresholds, transitions)
@@ -197,7 +197,7 @@ def _thresholds(stored: StoredRollout) -> Thresholds:
 # -- reading the log (`store.predictions.series`) ---------------------------------------------------
 
 
-def _in_scope(
+def scope_rows(
     scope: Scope, low: int | None = None, high: int | None = None, role: str | None = None
 ) -> LogRange:
     """Predictions of the rollout's versions and time; optionally only routing versions [low, high).
@@ -223,7 +223,7 @@ CallCells = dict[tuple[int, int], dict[int, int]]  # (bucket, routing version) -
 def _error_cells(conn: Connection, scope: Scope) -> ErrorCells:
     """Labelled, successful predictions per bucket, routing version and arm: count, Σ error, Σ error²
     (each request's first prediction per role only, as the controller counts them: `first_labelled`)."""
-    cells = series.error_cells(conn, _in_scope(scope), request_error(scope.scoring), scope.buckets)
+    cells = series.error_cells(conn, scope_rows(scope), request_error(scope.scoring), scope.buckets)
     return {(_clip(scope, c.bucket), c.routing_version, c.arm): (c.n, c.total, c.squares) for c in cells}
 
 
@@ -231,7 +231,7 @@ def _latency_cells(conn: Connection, scope: Scope) -> LatencyCells:
     """Every prediction per bucket, routing version and arm: count, failures, latency log-histogram."""
     width = math.log(LATENCY_BUCKET_RATIO)
     cells: LatencyCells = {}
-    for c in series.latency_cells(conn, _in_scope(scope), width, scope.buckets):
+    for c in series.latency_cells(conn, scope_rows(scope), width, scope.buckets):
         key = (_clip(scope, c.bucket), c.routing_version, c.arm)
         count, failed, histogram = cells.get(key, (0, 0, []))
         histogram.append((c.latency_bucket, c.rows))
@@ -245,7 +245,7 @@ def _champion_calls(conn: Connection, scope: Scope) -> CallCells:
     latency, so distinct latencies are calls (per time bucket here: two calls of exactly equal latency
     in different buckets count twice, where the controller's window counts them once)."""
     width = math.log(LATENCY_BUCKET_RATIO)
-    served = replace(_in_scope(scope), role="served", arm="champion")
+    served = replace(scope_rows(scope), role="served", arm="champion")
     cells: CallCells = defaultdict(dict)
     for c in series.call_cells(conn, served, width, scope.buckets):
         cell = cells[_clip(scope, c.bucket), c.routing_version]
@@ -260,14 +260,14 @@ def _clip(scope: Scope, bucket: Any) -> int:
 
 def _known_errors(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], shaping.Sums]:
     """Per bucket of label arrival and arm: the band's labelled errors known by the band's end."""
-    rows, loss = _in_scope(scope, band.low, band.high), request_error(scope.scoring)
+    rows, loss = scope_rows(scope, band.low, band.high), request_error(scope.scoring)
     return {
         (_clip(scope, k.bucket), k.arm): (k.n, k.total, k.squares)
         for k in series.known_errors(conn, rows, loss, scope.buckets, band.until)
     }
 
 
-def _shadow(
+def paired_comparison(
     conn: Connection,
     scope: Scope,
     band: BandScope,
@@ -275,8 +275,9 @@ def _shadow(
     numbers: dict[str, Any],
     verdict: Event | None,
 ) -> tuple[ShadowComparison, dict[int, int]]:
-    """The paired comparison of the shadow band (pairs known by its end), and new pairs per bucket."""
-    rows, loss = _in_scope(scope, band.low, band.high), request_error(scope.scoring)
+    """The paired comparison of a shadow band (pairs known by its end), and new pairs per bucket: a
+    rollout's shadow phase, or a shadow set by hand (`report.hand_made`)."""
+    rows, loss = scope_rows(scope, band.low, band.high), request_error(scope.scoring)
     sums = series.paired_known(conn, rows, loss, band.until)
     n, sum_a, sum_b = sums.n, sums.sum_a, sums.sum_b
     pairs: dict[int, int] = {}
@@ -314,7 +315,7 @@ def _shadow(
 
 def _new_users(conn: Connection, scope: Scope, band: BandScope) -> dict[tuple[int, str], int]:
     """Per bucket and served arm: users whose first label (known by the band's end) arrived in it."""
-    rows = _in_scope(scope, band.low, band.high, role="served")
+    rows = scope_rows(scope, band.low, band.high, role="served")
     return {
         (_clip(scope, b), arm): n for b, arm, n in series.new_units(conn, rows, scope.buckets, band.until)
     }
@@ -410,7 +411,7 @@ def _band_views(
         if band.phase == "shadow" and views.shadow is None:
             verdict = next((e for e in transitions if e.from_state == "shadow"), None)
             numbers = verdict.data if verdict else ((stored.status or {}).get("numbers") or {})
-            views.shadow, pairs = _shadow(conn, scope, band_scope, stored.policy, numbers, verdict)
+            views.shadow, pairs = paired_comparison(conn, scope, band_scope, stored.policy, numbers, verdict)
             required = thresholds.shadow_min_labeled
             views.progress.append(
                 shaping.cumulative_count(band, "labelled pairs", pairs, ends, required, "required pairs")

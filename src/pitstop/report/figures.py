@@ -18,7 +18,15 @@ from plotly.subplots import make_subplots
 
 from pitstop.events import Event, EventKind
 from pitstop.formats import decision_numbers, fmt_time, fmt_value
-from pitstop.report.values import ArmSeries, Band, BandCurve, LatencyCheck, LatencyLimit, ReportData
+from pitstop.report.values import (
+    ArmSeries,
+    Band,
+    BandCurve,
+    LatencyCheck,
+    LatencyLimit,
+    ReportData,
+    ShadowComparison,
+)
 
 ARM_COLORS = {"champion": "#2563eb", "challenger": "#dc2626"}
 ARM_FILLS = {"champion": "rgba(37,99,235,0.16)", "challenger": "rgba(220,38,38,0.16)"}
@@ -701,8 +709,13 @@ def _end_label(curve: BandCurve) -> list[str]:
 
 def shadow_differences(data: ReportData) -> go.Figure:
     """The distribution of per-request error differences on the same live requests during shadow."""
-    comparison = data.shadow
-    assert comparison is not None
+    assert data.shadow is not None
+    return difference_histogram(data.shadow, data.error_unit)
+
+
+def difference_histogram(comparison: ShadowComparison, error_unit: str) -> go.Figure:
+    """Per-request error differences, challenger - champion, on the same labelled live requests (a
+    rollout's shadow phase or a shadow set by hand), with zero and the mean marked."""
     edges = comparison.edges
     centres = [(a + b) / 2 for a, b in pairwise(edges)]
     widths = [b - a for a, b in pairwise(edges)]
@@ -728,7 +741,7 @@ def shadow_differences(data: ReportData) -> go.Figure:
         )
     ratio = f"{comparison.ratio:.3f}" if comparison.ratio is not None else "-"
     subtitle = f"{comparison.n} labelled pairs; ratio {ratio} (tolerance {comparison.tolerance:g})"
-    figure.update_xaxes(title_text=f"error difference, challenger - champion ({data.error_unit})")
+    figure.update_xaxes(title_text=f"error difference, challenger - champion ({error_unit})")
     figure.update_yaxes(title_text="requests (count)")
     figure.update_layout(showlegend=False, bargap=0)
     return _style(figure, "Shadow: error difference per request", subtitle, height=340)
@@ -787,3 +800,41 @@ def ab_effect(data: ReportData) -> go.Figure:
     figure.update_yaxes(showticklabels=False)
     figure.update_layout(showlegend=False)
     return _style(figure, "A/B test: change in error", subtitle, height=280)
+
+
+def labelled_pairs(points: list[tuple[datetime, int]], since: datetime, needed: int) -> go.Figure:
+    """Labelled pairs (both models on the same labelled request) as they became known, at the end of
+    each time bucket, against what a rollout's shadow phase needs before it may decide (a shadow set by
+    hand: `report.hand_made`)."""
+    times = [_t(moment) for moment, _ in points]
+    counts = [count for _, count in points]
+    color = PHASE_COLORS["shadow"]
+    last = counts[-1] if counts else 0
+    figure = go.Figure(
+        go.Scatter(
+            x=times,
+            y=counts,
+            mode="lines+text",
+            text=[""] * (len(counts) - 1) + [f"{last:,} of {needed:,}"],
+            textposition="top left",
+            textfont={"color": color, "size": 11},
+            line={"shape": "hv", "color": color, "width": 2},
+            name="labelled pairs",
+            hovertemplate="%{x}<br>%{y:.0f} labelled pairs<extra></extra>",
+        )
+    )
+    if times:
+        figure.add_trace(
+            go.Scatter(
+                x=[_t(since), times[-1]],
+                y=[needed, needed],
+                mode="lines",
+                line={"color": color, "dash": "dash", "width": 1.5},
+                name="needed (shadow.min_labeled)",
+                hovertemplate=f"needed: {needed:,}<extra></extra>",
+            )
+        )
+    figure.update_xaxes(type="date", title_text="time (UTC)", hoverformat=HOVER_TIME)
+    figure.update_yaxes(title_text="labelled pairs (count)", rangemode="tozero")
+    subtitle = "both models on the same labelled requests, as labels arrived; dashed: what shadow needs"
+    return _style(figure, "Labelled pairs vs required", subtitle, height=360)

@@ -5,6 +5,7 @@ the dashboard's page shell (which loads plotly.js from the gateway itself).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import cache
 from html import escape
 from importlib import resources
@@ -18,7 +19,7 @@ from pitstop import __version__
 from pitstop.formats import fmt_time, fmt_value
 from pitstop.report.data import report_data
 from pitstop.report.figures import build_figures
-from pitstop.report.values import ReportData
+from pitstop.report.values import ReportData, ShadowComparison
 
 if TYPE_CHECKING:
     from pitstop.context import Context
@@ -54,7 +55,7 @@ def _e(value: Any) -> str:
     return escape(str(value))
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
+def table_html(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
     for row in rows:
@@ -70,7 +71,7 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value * 100:+.{digits}f} %"
 
 
-def _figure_html(name: str, figure: Any) -> str:
+def chart_html(name: str, figure: Any) -> str:
     div = pio.to_html(
         figure, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}", config=PLOT_CONFIG
     )
@@ -79,7 +80,7 @@ def _figure_html(name: str, figure: Any) -> str:
 
 def _decision(data: ReportData) -> str:
     words = data.words
-    numbers = _table(["number", "value"], words.numbers) if words.numbers else ""
+    numbers = table_html(["number", "value"], words.numbers) if words.numbers else ""
     path = "".join(f"<li>{_e(line)}</li>" for line in words.path)
     return (
         '<section class="card" id="decision"><h2>Decision</h2>'
@@ -109,7 +110,7 @@ def _summaries(data: ReportData) -> str:
         '<p class="muted">Labelled requests count as they were known by the end of each phase (label '
         "arrival), as the controller saw them; latency quantiles from a 2 %-wide log histogram.</p>"
     )
-    table = _table(headers, rows, range(2, 9))
+    table = table_html(headers, rows, range(2, 9))
     return f'<section class="card" id="phases"><h2>Per phase</h2>{table}{note}</section>'
 
 
@@ -130,7 +131,7 @@ def _gate(data: ReportData) -> str:
             f'<p class="because">{_e(note)}</p></section>'
         )
     verdict = "passed" if gate.passed else "failed"
-    checks = _table(
+    checks = table_html(
         ["check", "result", "observed", "threshold", "detail"],
         [
             (c.name, _gate_check_result(c), fmt_value(c.observed), fmt_value(c.threshold), c.detail)
@@ -167,12 +168,13 @@ def _gate(data: ReportData) -> str:
     return (
         f'<section class="card" id="gate"><h2>Offline gate: <span class="badge {badge}">{verdict}</span></h2>'
         f'<p class="because">{_e("; ".join(facts))}</p>{checks}'
-        f"<h3>Metrics on the test set</h3>{_table(sides, metric_rows, (1, 2))}</section>"
+        f"<h3>Metrics on the test set</h3>{table_html(sides, metric_rows, (1, 2))}</section>"
     )
 
 
-def _shadow(data: ReportData, figure_html: str) -> str:
-    shadow = data.shadow
+def shadow_section(shadow: ShadowComparison | None, figure_html: str, running: str) -> str:
+    """The paired comparison of a shadow: its verdict (or `running` while there is none), the
+    differences' histogram and the numbers the rule used."""
     if shadow is None:
         return ""
     test = shadow.test or {}
@@ -192,11 +194,11 @@ def _shadow(data: ReportData, figure_html: str) -> str:
     verdict = (
         f'<p class="because">verdict: rule {_e(shadow.rule)}: {_e(shadow.reason)}</p>'
         if shadow.rule
-        else '<p class="because">shadow is still running</p>'
+        else f'<p class="because">{_e(running)}</p>'
     )
     return (
         '<section class="card" id="shadow"><h2>Shadow: paired comparison</h2>'
-        f"{verdict}{figure_html}{_table(['', 'value'], rows, (1,))}</section>"
+        f"{verdict}{figure_html}{table_html(['', 'value'], rows, (1,))}</section>"
     )
 
 
@@ -227,7 +229,7 @@ def _ab(data: ReportData, figure_html: str) -> str:
     return (
         '<section class="card" id="ab"><h2>A/B test</h2>'
         f'<p class="because">{_e(state)} at {_e(fmt_time(ab.time))}: rule {_e(ab.rule)}: {_e(ab.reason)}</p>'
-        f"{planned}{figure_html}{_table(['', 'value'], rows, (1,))}</section>"
+        f"{planned}{figure_html}{table_html(['', 'value'], rows, (1,))}</section>"
     )
 
 
@@ -242,7 +244,7 @@ def _failures(data: ReportData) -> str:
         for m in errors.messages
     ]
     headers = ["version", "role", "calls", "first seen", "last seen", "error"]
-    table = _table(headers, rows, (2,)) if rows else ""
+    table = table_html(headers, rows, (2,)) if rows else ""
     more = f'<p class="muted">and {errors.more} other error messages</p>' if errors.more else ""
     return f'<section class="card" id="failures"><h2>Failures</h2>{lines}{table}{more}</section>'
 
@@ -261,14 +263,14 @@ def _events(data: ReportData) -> str:
     ]
     return (
         '<section class="card" id="events"><h2>Events</h2>'
-        f"{_table(['time', 'event', 'actor', 'from → to', 'rule', 'reason'], rows)}</section>"
+        f"{table_html(['time', 'event', 'actor', 'from → to', 'rule', 'reason'], rows)}</section>"
     )
 
 
 def render_report(data: ReportData) -> str:
     """The whole report page: header, decision, charts, tables; plotly.js inline once."""
     figures = build_figures(data)
-    charts = {name: _figure_html(name, figure) for name, figure in figures.items()}
+    charts = {name: chart_html(name, figure) for name, figure in figures.items()}
     rollout = data.rollout
     outcome = data.outcome or "in progress"
     badge = data.outcome or str(rollout.get("phase"))
@@ -288,24 +290,39 @@ def render_report(data: ReportData) -> str:
             *sections,
             _summaries(data),
             _gate(data),
-            _shadow(data, charts.get("shadow", "")),
+            shadow_section(data.shadow, charts.get("shadow", ""), "shadow is still running"),
             _ab(data, charts.get("ab", "")),
             _events(data),
         ]
     )
-    title = f"{data.model}: rollout {data.rollout_id} ({outcome})"
+    heading = f"{data.model}: rollout {data.rollout_id}"
+    footer = f"time buckets of {data.bucket_seconds:g} s"
+    return page(f"{heading} ({outcome})", heading, (badge, outcome), meta, body, data.generated_at, footer)
+
+
+def page(
+    title: str,
+    heading: str,
+    badge: tuple[str, str],
+    meta: str,
+    body: str,
+    generated_at: datetime,
+    footer: str,
+) -> str:
+    """A self-contained report page: styles and plotly.js inline, so it opens offline. `badge` is (its
+    style class, its text); the text is also the body's `data-outcome`, which the browser tests read."""
+    style, text = badge
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>pitstop · {_e(title)}</title><link rel="icon" href="data:,">'
         f"<style>{asset('style.css')}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
-        f'<body data-outcome="{_e(outcome)}"><header class="top">'
-        f"<h1>{_e(data.model)}: rollout {data.rollout_id}</h1>"
-        f'<span class="badge {_e(badge)}" id="outcome">{_e(outcome)}</span>'
+        f'<body data-outcome="{_e(text)}"><header class="top"><h1>{_e(heading)}</h1>'
+        f'<span class="badge {_e(style)}" id="outcome">{_e(text)}</span>'
         f'<span class="meta">{_e(meta)}</span></header><main>{body}</main>'
-        f"<footer>pitstop {__version__} · generated {_e(fmt_time(data.generated_at))} · "
-        f"time buckets of {data.bucket_seconds:g} s · self-contained: opens offline</footer></body></html>"
+        f"<footer>pitstop {__version__} · generated {_e(fmt_time(generated_at))} · {_e(footer)} · "
+        "self-contained: opens offline</footer></body></html>"
     )
 
 
