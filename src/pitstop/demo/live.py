@@ -48,7 +48,9 @@ shadow: {min_duration: 15s, max_duration: 3m, min_labeled: 200}
 # start_unwinnable: the rate-limited challenger predicts exactly as the fresh retrain it follows, so no
 # A/B test could show it better (ab.unwinnable would keep it from users); the demo starts it anyway to
 # show what only users' traffic reveals: its feature service cannot keep up, and the guardrail acts.
-ab_test: {share: 0.25, min_duration: 15s, max_duration: 3m, label_maturation: 3s, start_unwinnable: true}
+# label_maturation: each label arrives 2-4 s after its answer and is posted within 0.5 s, so at 5 s every
+# label is in (at 3 s the label-coverage health check warned at the start of every rollout).
+ab_test: {share: 0.25, min_duration: 15s, max_duration: 3m, label_maturation: 5s, start_unwinnable: true}
 guardrails: {min_samples: 100, latency_slack: 20ms}  # one machine serves and loads itself: noisy timings
 ramp: {dwell: 15s, min_labeled_per_arm: 100, standby: 10m}
 controller: {interval: 1s, lease_ttl: 10s}
