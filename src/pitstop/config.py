@@ -504,6 +504,14 @@ class ServingSettings(_Section):
         timedelta(milliseconds=500), description="longest wait before a write"
     )
     max_body_bytes: int = Field(1_048_576, ge=1, description="requests larger than this get 413")
+    user_id_header: str = Field(
+        "X-User-ID",
+        min_length=1,
+        description=(
+            "the header naming the user of an Open Inference Protocol request (/v2/models/M/infer) for "
+            "the sticky split, when its parameters carry no user_id"
+        ),
+    )
     cache_dir: str | None = Field(
         None,
         description=(

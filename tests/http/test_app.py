@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from pitstop.http import oip
 from pitstop.http.auth import Access
 from pitstop.rollout.routes import route
 from pitstop.routing.store import routing_history
@@ -204,10 +205,11 @@ def test_openapi_declares_the_bearer_token_on_every_write_endpoint(served: Serve
     assert spec["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
     paths = spec["paths"]
     assert paths["/v1/models/{model}/labels"]["post"]["security"] == [{"bearerToken": []}]
-    assert "security" not in paths["/v1/models/{model}/predict"]["post"]  # serving users takes no token
+    predicting = ("/v1/models/{model}/predict", *oip.INFER_PATHS)
+    assert not any("security" in paths[p]["post"] for p in predicting)  # serving users takes no token
     for path, operations in paths.items():
         for method, operation in operations.items():
-            if method in WRITES and path != "/v1/models/{model}/predict":
+            if method in WRITES and path not in predicting:
                 assert operation.get("security") == [{"bearerToken": []}], (method, path)
             if method == "get":
                 assert "security" not in operation, path
@@ -338,7 +340,7 @@ def test_every_error_has_the_same_shape_even_from_the_router_or_the_json_parser(
     """A new user got `{"detail": "Not Found"}` for an unknown path, and 422 "invalid request" for an
     override whose body was not JSON, where predict and labels answer 400 invalid_json."""
     cases = [
-        ("GET", "/v2/nothing", {}, 404, "not_found"),
+        ("GET", "/v3/nothing", {}, 404, "not_found"),
         ("GET", PREDICT, {}, 405, "method_not_allowed"),
         (
             "POST",

@@ -78,9 +78,12 @@ def test_predict_needs_a_token_only_when_a_predict_token_is_set(served: Served) 
     with serving(served, access=Access(operator="op-secret", predict="p-secret")) as client:
         missing = client.post(PREDICT, json={"features": ROW})
         signed = client.post(PREDICT, json={"features": ROW}, headers={"Authorization": "Bearer p-secret"})
+        oip_missing = client.post(f"/v2/models/{MODEL}/infer", json={"inputs": []})
         spec = client.get("/openapi.json").json()
     assert missing.status_code == 401 and signed.status_code == 200
-    assert spec["paths"]["/v1/models/{model}/predict"]["post"]["security"] == [{"bearerToken": []}]
+    assert oip_missing.status_code == 401 and oip_missing.json()["error"].startswith("unauthorized")
+    for path in ("/v1/models/{model}/predict", "/v2/models/{model}/infer"):
+        assert spec["paths"][path]["post"]["security"] == [{"bearerToken": []}]
     with serving(served, access=SCOPED) as client:
         assert client.post(PREDICT, json={"features": ROW}).status_code == 200
 

@@ -32,15 +32,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as ASGIScope
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
-from pitstop.http import comparison, dashboard, payloads, rollouts, server
+from pitstop.http import comparison, dashboard, oip, payloads, rollouts, server
 from pitstop.http.auth import LEGACY_ENV, Access, ForbiddenError, Scope, UnauthorizedError, access_from_env
-from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge
+from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge, read_body
 from pitstop.notify.background import BackgroundSender
 from pitstop.report.dashboard import POLL_SECONDS
 from pitstop.rollout.controller import Controller
@@ -83,6 +82,7 @@ _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (PitstopError, 500, "internal_error"),
     (Exception, 500, "internal_error"),  # anything unexpected: `CatchAll` brings it here
 )
+OIP_PREFIX = "/v2"  # the Open Inference Protocol's endpoints (`oip.py`), whose errors have its shape
 REQUEST_ID_HEADER = "X-Request-ID"  # on an internal error: the id in its body and in the log
 
 
@@ -259,6 +259,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(rollouts.router)
     app.include_router(comparison.router)
+    app.include_router(oip.router)
     app.include_router(router)
 
     async def on_pitstop_error(request: Request, error: Exception) -> Response:
@@ -275,28 +276,6 @@ def create_app(
 def check_bearer(header: str | None, token: str) -> None:
     """Raise UnauthorizedError without a bearer token, ForbiddenError with a wrong one."""
     Access(operator=token).check(Scope.OPERATOR, header, None)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with PayloadTooLargeError as soon as it exceeds `limit` bytes.
-
-    A client that hangs up mid-body (a load generator stopping, a client timeout) is a bad request
-    like any other, counted as a 400: unhandled, it made uvicorn log a traceback for nothing wrong.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(limit)
-    chunks = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(limit)
-            chunks.append(chunk)
-    except ClientDisconnect as gone:
-        raise IncompleteBodyError(size) from gone
-    return b"".join(chunks)
 
 
 class CatchAll:
@@ -391,7 +370,19 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, error)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if request.url.path.startswith(OIP_PREFIX):  # the Open Inference Protocol's shape: {"error": "…"}
+        return _ErrorJSON(
+            {"error": _oip_message(code, body)}, status_code=400 if status == 422 else status, headers=headers
+        )
     return _ErrorJSON({"error": code, **body}, status_code=status, headers=headers)
+
+
+def _oip_message(code: str, body: dict[str, Any]) -> str:
+    """The code, message, each bad field and the hint, in the one string the protocol's error has:
+    `invalid_input: invalid input: inputs[0].shape: …`."""
+    fields = "; ".join(f"{f['field']}: {f['problem']}" for f in body.get("fields", []))
+    parts = [f"{code}: {body['message']}", fields, str(body.get("hint") or "")]
+    return " ".join(part for part in parts if part)
 
 
 def _field_and_hint(error: PitstopError) -> dict[str, str]:
@@ -433,22 +424,25 @@ def _openapi(app: FastAPI, gateway: Gateway, access: Access) -> Callable[[], dic
             for name in ("HTTPValidationError", "ValidationError"):
                 components.pop(name, None)
             if access.guarded(Scope.PREDICT):
-                schema["paths"]["/v1/models/{model}/predict"]["post"]["security"] = [{BEARER_SCHEME: []}]
+                for path in ("/v1/models/{model}/predict", *oip.INFER_PATHS):
+                    schema["paths"][path]["post"]["security"] = [{BEARER_SCHEME: []}]
             token_required = not access.open_scopes()
-            for operation in _operations(schema):
+            for path, operation in _operations(schema):
                 if not token_required and operation.get("security"):
                     operation["security"].append({})
-                _document_errors(operation.setdefault("responses", {}))
+                shape = "OipError" if path.startswith(OIP_PREFIX) else "ErrorBody"
+                _document_errors(operation.setdefault("responses", {}), shape)
             app.openapi_schema = schema
         return _with_served_features(app.openapi_schema, gateway)
 
     return build
 
 
-def _document_errors(responses: dict[str, Any]) -> None:
-    """Every error of an operation is an ErrorBody (FastAPI's 422 too), and any may answer 500."""
+def _document_errors(responses: dict[str, Any], shape: str) -> None:
+    """Every error of an operation is an ErrorBody (FastAPI's 422 too; `OipError` under /v2), and any
+    may answer 500."""
     responses.setdefault("500", {"description": "Internal Server Error"})
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}}
     fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
     for status, response in responses.items():
         declared = response.get("content", {}).get("application/json", {}).get("schema")
@@ -468,8 +462,9 @@ def _with_served_features(schema: dict[str, Any], gateway: Gateway) -> dict[str,
     return schema
 
 
-def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    return [operation for path in schema.get("paths", {}).values() for operation in path.values()]
+def _operations(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every operation of the document, with its path."""
+    return [(path, op) for path, methods in schema.get("paths", {}).items() for op in methods.values()]
 
 
 def app_from_env() -> FastAPI:

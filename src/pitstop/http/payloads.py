@@ -403,6 +403,45 @@ def error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
 
+class OipError(BaseModel):
+    """An Open Inference Protocol error: one string, as the protocol says (`/v2/…`)."""
+
+    error: str = Field(description="what is wrong, with each bad field (inputs[1].shape: …) and a hint")
+
+
+def oip_error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses of an Open Inference Protocol endpoint (and 500)."""
+    return {status: {"model": OipError} for status in (*statuses, 500)}
+
+
+class OipReadiness(BaseModel):
+    """`GET /v2/health/ready`: 200 when every model's champion can be served, 503 with the reasons."""
+
+    ready: bool
+    reasons: list[str]
+
+
+class InferInputTensor(BaseModel):
+    """One input of an Open Inference Protocol request: a feature's column, or every feature."""
+
+    name: str = Field(description="a feature's name, or any other name for one tensor of all features")
+    shape: list[Annotated[int, Field(ge=0)]] = Field(description="[rows] or [rows, 1]; [rows, features]")
+    datatype: str = Field(description="FP64, FP32, INT64 … for numbers, BOOL, BYTES for strings")
+    data: list[Any] = Field(description="the values, row-major, flat or nested")
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    """`POST /v2/models/{m}/infer`: the Open Inference Protocol's request."""
+
+    id: str | None = Field(None, description="the request id (row i of a batch: {id}-{i}); labels join on it")
+    parameters: dict[str, Any] | None = Field(
+        None, description="user_id: who asks, for the sticky split (else the serving.user_id_header header)"
+    )
+    inputs: list[InferInputTensor] = Field(min_length=1)
+    outputs: list[dict[str, Any]] | None = Field(None, description="ignored: the one output is prediction")
+
+
 class Health(BaseModel):
     status: str
 
@@ -413,4 +452,9 @@ class Readiness(BaseModel):
     reasons: list[str]
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (PredictRequest, BatchPredictRequest, LabelsRequest)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    PredictRequest,
+    BatchPredictRequest,
+    LabelsRequest,
+    InferenceRequest,
+)
