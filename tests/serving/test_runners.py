@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from helpers import fit_classifier_artifact, fit_regression_artifact, write_regression_csv
+from pitstop.errors import UsageError
 from pitstop.rollout.routes import route
 from pitstop.serving import Gateway, Instance
 from pitstop.serving.errors import RemoteModelError
@@ -118,10 +119,13 @@ def test_native_math_uses_the_configured_threads_on_the_runners_threads(
     assert isinstance(from_settings, InProcessRunner) and from_settings.model_threads == model_threads
 
 
-def remote_app(calls: list[int], *, status: int = 200) -> Starlette:
-    """A tiny real service speaking pitstop's predict protocol: prediction = a + 10 * b."""
+def remote_app(calls: list[int], *, status: int = 200, keys: list[str] | None = None) -> Starlette:
+    """A tiny real service speaking pitstop's predict protocol: prediction = a + 10 * b. Each call's
+    Authorization header goes to `keys`."""
 
     async def predict(request: Request) -> JSONResponse:
+        if keys is not None:
+            keys.append(request.headers.get("authorization", ""))
         body = await request.json()
         calls.append(len(body["instances"]))
         answers = [{"prediction": i["features"]["a"] + 10 * i["features"]["b"]} for i in body["instances"]]
@@ -212,6 +216,41 @@ def test_a_registered_remote_model_is_served_remotely_as_a_shadow(served: Served
     with served.ws.reading() as conn:
         shadow = conn.execute(sa.select(predictions).where(predictions.c.role == "shadow")).one()
     assert (shadow.request_id, shadow.version, shadow.prediction) == ("r1", remote, 12.0)
+
+
+def test_a_remote_model_s_credential_is_read_from_the_environment_never_saved_in_its_artifact(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API key of a remote model was pickled into its artifact in plain text (issue 22)
+    with pytest.raises(UsageError, match=r"plain text: .*header_env="):
+        RemoteModel("http://127.0.0.1:1/predict", headers={"Authorization": "Bearer s3cret"})
+    keys: list[str] = []
+    monkeypatch.setenv("ETA_REMOTE_KEY", "Bearer s3cret")
+    with running(remote_app([], keys=keys)) as url:
+        remote = RemoteModel(f"{url}/v1/models/eta/predict", header_env={"Authorization": "ETA_REMOTE_KEY"})
+        # the door check's fresh process comes from a server started before this test set the key
+        version = served.register(remote, "remote", skip_check="its key is set after the test started")
+        route(served.ws, MODEL, mode="shadow", challenger=version, reason="remote shadow")
+
+        async def main() -> None:
+            gateway = Gateway(served.ws, poll=False)
+            await gateway.start()
+            try:
+                await gateway.predict(MODEL, [Instance({"a": 2.0, "b": 1.0}, request_id="r1")])
+                await gateway.drain()
+            finally:
+                await gateway.stop()
+
+        asyncio.run(main())
+        offline = served.ws.load(MODEL, version)
+        offline.predict(pd.DataFrame([{"a": 1.0, "b": 2.0}]))
+        monkeypatch.delenv("ETA_REMOTE_KEY")
+        with pytest.raises(RemoteModelError, match="ETA_REMOTE_KEY"):
+            offline.predict(pd.DataFrame([{"a": 1.0, "b": 2.0}]))
+    assert len(keys) >= 2 and set(keys) == {"Bearer s3cret"}  # the gateway's calls, the offline one
+    # nowhere on disk: not in the registered file, its stored copy, the store or any cache
+    files = [path for folder in (served.folder, Path(served.ws.path)) for path in folder.rglob("*")]
+    assert all(b"s3cret" not in path.read_bytes() for path in files if path.is_file())
 
 
 def test_plain_estimators_on_numeric_features_take_the_array_path_with_equal_answers(base: Any) -> None:

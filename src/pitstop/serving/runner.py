@@ -85,7 +85,7 @@ def make_runner(
             loaded.url,
             version=version.version,
             timeout=loaded.timeout,
-            headers=loaded.headers,
+            headers=loaded.call_headers(),
             max_batch_size=size,
             max_batch_wait=wait,
             patient_max_batch_size=patient_size,
