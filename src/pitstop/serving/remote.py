@@ -1,8 +1,12 @@
-"""A model served elsewhere, behind a pitstop-compatible `POST …/predict` endpoint, called with httpx."""
+"""A model served elsewhere, called with httpx in the protocol its server speaks (`remote_protocols`):
+another pitstop gateway, an Open Inference Protocol server (KServe, MLServer, Triton, Seldon), KServe
+V1 or an MLflow scoring server."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ import numpy as np
 from pitstop.errors import UsageError, mention
 from pitstop.serving.batching import BatchedRunner, MicroBatcher
 from pitstop.serving.errors import RemoteModelError
+from pitstop.serving.remote_protocols import Endpoint, Protocol, RemoteAnswerError
 
 Row = dict[str, Any]
 # Idle pooled connections are closed by us after this long, before a server's own keep-alive timeout
@@ -21,10 +26,10 @@ KEEPALIVE_SECONDS = 1.0
 
 
 class RemoteRunner(BatchedRunner):
-    """Posts micro-batches as `{"instances": [{"features": …}, …]}` and reads `{"predictions": […]}`.
-
-    Each prediction may be a number or an object with a `prediction` field (a pitstop gateway's
-    answer). Up to `concurrency` batches are in flight at once over one pooled client.
+    """Posts micro-batches to `url` in its endpoint's protocol (default: a pitstop gateway's predict,
+    `{"instances": [{"features": …}, …]}`) and reads one number per row, after checking the answer is
+    this call's (`Endpoint.read_answer`). Each call carries a fresh id (the protocol's `id`, and the
+    `X-Request-ID` header). Up to `concurrency` batches are in flight at once over one pooled client.
     """
 
     def __init__(
@@ -32,6 +37,8 @@ class RemoteRunner(BatchedRunner):
         url: str,
         *,
         version: int,
+        endpoint: Endpoint | None = None,
+        features: Sequence[str] = (),
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
         max_batch_size: int = 64,
@@ -40,8 +47,10 @@ class RemoteRunner(BatchedRunner):
         concurrency: int = 8,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.url = url
+        self.endpoint = endpoint or Endpoint("pitstop", url)
+        self.url = self.endpoint.predict_url()
         self.version = version
+        self.features = list(features)
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=timeout,
@@ -74,23 +83,23 @@ class RemoteRunner(BatchedRunner):
             await self._client.aclose()
 
     async def _run_batch(self, rows: list[Row]) -> list[float]:
+        call_id = uuid.uuid4().hex
+        body = self.endpoint.request(rows, self.features, call_id)
         try:
-            response = await self._client.post(self.url, json={"instances": [{"features": r} for r in rows]})
+            response = await self._client.post(self.url, json=body, headers={"X-Request-ID": call_id})
         except httpx.HTTPError as error:
             raise RemoteModelError(f"{self.url}: {type(error).__name__}: {error}") from error
-        if response.status_code != 200:
-            raise RemoteModelError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
-        try:
-            return [_number(item) for item in response.json()["predictions"]]
-        except (ValueError, KeyError, TypeError) as error:
-            raise RemoteModelError(f"{self.url}: unexpected answer ({error})") from error
+        return _predictions(self.endpoint, response, len(rows), call_id)
 
 
-def _number(item: Any) -> float:
-    value = item["prediction"] if isinstance(item, dict) else item
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"prediction is not a number: {value!r}")
-    return float(value)
+def _predictions(endpoint: Endpoint, response: httpx.Response, rows: int, call_id: str) -> list[float]:
+    url = endpoint.predict_url()
+    if response.status_code != 200:
+        raise RemoteModelError(f"{url} answered {response.status_code}: {response.text[:200]}")
+    try:
+        return endpoint.read_answer(response.json(), rows, call_id)
+    except (ValueError, RemoteAnswerError) as error:
+        raise RemoteModelError(f"{url}: unexpected answer ({error})") from error
 
 
 class RemoteModel:
@@ -110,11 +119,18 @@ class RemoteModel:
         self,
         url: str,
         *,
+        protocol: Protocol = "pitstop",
+        model_name: str | None = None,
+        model_version: str | None = None,
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
         header_env: dict[str, str] | None = None,
         header_files: dict[str, str] | None = None,
     ) -> None:
+        try:
+            Endpoint(protocol, url, model_name, model_version)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         secret = [name for name in headers or {} if is_credential(name)]
         if secret:
             name = secret[0]
@@ -124,6 +140,7 @@ class RemoteModel:
                 f"environment variable that holds it, e.g. {example}, or a file, {mention('header_files')}"
             )
         self.url, self.timeout, self.headers = url, timeout, dict(headers or {})
+        self.protocol, self.model_name, self.model_version = protocol, model_name, model_version
         self.header_env, self.header_files = dict(header_env or {}), dict(header_files or {})
 
     def call_headers(self) -> dict[str, str]:
@@ -145,16 +162,43 @@ class RemoteModel:
                 ) from error
         return out
 
+    def endpoint(self) -> Endpoint:
+        """Where and how it is called (artifacts older than `protocol` speak pitstop's predict)."""
+        return Endpoint(
+            getattr(self, "protocol", "pitstop"),
+            self.url,
+            getattr(self, "model_name", None),
+            getattr(self, "model_version", None),
+        )
+
+    def check_ready(self, features: Sequence[str]) -> None:
+        """Before the version is routed to: its server says the model is ready and (OIP) its metadata
+        agrees with the version's features. RemoteModelError says what is wrong."""
+        endpoint = self.endpoint()
+        for url in endpoint.readiness_urls():
+            try:
+                response = httpx.get(url, timeout=self.timeout, headers=self.call_headers())
+            except httpx.HTTPError as error:
+                raise RemoteModelError(f"{url}: {type(error).__name__}: {error}") from error
+            if response.status_code != 200:
+                raise RemoteModelError(f"{url} answered {response.status_code}: not ready")
+        if endpoint.protocol == "oip":
+            problems = endpoint.metadata_problems(response.json(), features)
+            if problems:
+                raise RemoteModelError(
+                    f"{url}: its metadata disagrees with this version: {'; '.join(problems)}"
+                )
+
     def predict(self, frame: Any) -> Any:
         rows = frame.to_dict("records") if hasattr(frame, "to_dict") else [dict(r) for r in frame]
-        body = {"instances": [{"features": row} for row in rows]}
+        endpoint, call_id = self.endpoint(), uuid.uuid4().hex
+        body = endpoint.request(rows, list(rows[0]) if rows else [], call_id)
+        headers = {**self.call_headers(), "X-Request-ID": call_id}
         try:
-            response = httpx.post(self.url, json=body, timeout=self.timeout, headers=self.call_headers())
+            response = httpx.post(endpoint.predict_url(), json=body, timeout=self.timeout, headers=headers)
         except httpx.HTTPError as error:
             raise RemoteModelError(f"{self.url}: {type(error).__name__}: {error}") from error
-        if response.status_code != 200:
-            raise RemoteModelError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
-        return np.asarray([_number(item) for item in response.json()["predictions"]], dtype=float)
+        return np.asarray(_predictions(endpoint, response, len(rows), call_id), dtype=float)
 
     def predict_proba(self, frame: Any) -> Any:
         positive = self.predict(frame)

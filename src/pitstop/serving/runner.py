@@ -81,9 +81,13 @@ def make_runner(
             f"{model.name} version {version.version}: a multiclass model cannot be served remotely"
         )
     if isinstance(loaded, RemoteModel):
+        features = list(model.features or version.lineage.features)
+        loaded.check_ready(features)  # not routed to before its server says it is ready
         return RemoteRunner(
             loaded.url,
             version=version.version,
+            endpoint=loaded.endpoint(),
+            features=features,
             timeout=loaded.timeout,
             headers=loaded.call_headers(),
             max_batch_size=size,
