@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.predlog import PredictionLog, write_new_records, write_records
 from pitstop.serving.spool import PredictionSpool, decode, encode, workspace_spool
+from pitstop.store import spool_backlog
 from pitstop.store.predictions.write import PredictionRecord
 from pitstop.store.tables import predictions
 from pitstop.workspace import Workspace
@@ -169,3 +171,33 @@ def test_records_a_stopped_log_spooled_are_written_by_the_next_one(workspace: Wo
     asyncio.run(back())
     assert spool.pending() == []
     assert stored(workspace) == [record(i) for i in range(12)]
+
+
+def test_a_log_draining_a_spool_announces_it_until_the_spool_is_empty(workspace: Workspace) -> None:
+    spool = workspace_spool(workspace.path, 2**20)
+    assert spool.save([record(1)])
+    [path] = spool.pending()
+
+    def spooling() -> list[str]:
+        with workspace.reading() as conn:
+            return spool_backlog.spooling_gateways(conn, datetime.now(UTC))
+
+    async def main() -> None:
+        log = PredictionLog(
+            workspace.engine,
+            GatewayMetrics(),
+            queue_size=10,
+            batch_size=10,
+            flush_interval=0.02,
+            spool=spool,
+            identity="gw-a",
+        )
+        with spool.claim(path):  # another gateway drains this file: it stays, and so does the backlog
+            await log.flush()
+            assert spooling() == ["gw-a"]
+        await log.flush()
+        assert spooling() == []
+        await log.stop()
+
+    asyncio.run(main())
+    assert stored(workspace) == [record(1)]

@@ -176,6 +176,9 @@ class Gateway:
         self._only = set(models) if models is not None else None
         s = self.settings
         self._warm_timeout = warm_timeout if warm_timeout is not None else s.shadow_timeout.total_seconds()
+        self.identity = (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # in the store's reports
+        )
         self.log = PredictionLog(
             ws.engine,
             self.metrics,
@@ -184,6 +187,7 @@ class Gateway:
             flush_interval=s.log_flush_interval.total_seconds(),
             dead_letters=workspace_dead_letters(ws.path),
             spool=workspace_spool(ws.path, s.spool_max_bytes) if s.spool and poll else None,
+            identity=self.identity,
         )
         timeout = s.shadow_timeout.total_seconds()
         self.shadow = ShadowScorer(
@@ -196,9 +200,6 @@ class Gateway:
         self.timing = ShadowTimer(self.metrics, self.log.append, timeout=timeout)
         self._states: dict[str, ModelState] = {}
         self._problems: dict[str, str] = {}
-        self.identity = (
-            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # in the store's reports
-        )
         self.load_failures = LoadFailures(self.metrics, self.identity)
         self._store_error: str | None = "not started"
         self._refresh_lock = asyncio.Lock()

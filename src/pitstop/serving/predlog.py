@@ -4,16 +4,20 @@ Requests append to a bounded in-memory queue and never wait for the store. A bac
 up to `batch_size` records whenever that many are queued or `flush_interval` has passed, and writes
 them in one transaction on a thread of its own, at a lower OS priority than the event loop
 (`priority.py`). A write that fails because of the store (down, unreachable, locked) is counted and
-retried with backoff; the records stay queued meanwhile. A write the store refuses for its data is
-split in halves until the refused records are found (`write_isolating`): the others are written, the
-refused ones set aside as dead letters (`deadletter.py`, counted), so no record can block the ones
-behind it. Only a full queue drops records, and each drop is counted.
+retried with backoff; the records stay queued (or spooled, below) meanwhile. A write the store
+refuses for its data is split in halves until the refused records are found (`write_isolating`):
+the others are written, the refused ones set aside as dead letters (`deadletter.py`, counted), so no
+record can block the ones behind it. Only a full queue (or a full spool) drops records, and each
+drop is counted.
 
 With a spool (`spool.py`, `serving.spool`), a write that fails because of the store moves the
 unwritten records to local disk at once, and so does every record queued while the store stays down;
-each pass of the writer first drains the spool (oldest first; the first file written is the probe
-that finds the store back), then writes the queue. Beyond the spool's bound the newest records are
-dropped (counted as `spool_full`). Without a spool, the records wait in the queue.
+each pass of the writer first drains the spool (oldest first), then writes the queue. Before it
+writes a spooled batch, the gateway announces its backlog in the store (`store.spool_backlog`; the
+first store access of a pass, the probe that finds the store back) so that the controller judges no
+window still missing records; the announcement is withdrawn once the spool is empty. Beyond the
+spool's bound the newest records are dropped (counted as `spool_full`). Without a spool, the records
+wait in the queue.
 `flush()` writes everything queued and spooled (replay calls it between steps); shutdown spools what it
 could not write.
 """
@@ -22,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -39,6 +45,7 @@ from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.priority import WRITER_NICENESS, lower_thread_priority
 from pitstop.serving.refusal import refused_data
 from pitstop.serving.spool import PredictionSpool, SpoolSize
+from pitstop.store import spool_backlog
 from pitstop.store.engine import write_transaction
 from pitstop.store.predictions.write import PredictionRecord, insert_new_predictions, insert_predictions
 
@@ -119,8 +126,12 @@ class PredictionLog:
         flush_interval: float,
         dead_letters: DeadLetterFile | None = None,
         spool: PredictionSpool | None = None,
+        identity: str = "",
     ) -> None:
         self.engine, self.metrics, self.dead_letters, self.spool = engine, metrics, dead_letters, spool
+        self.identity = identity  # the gateway's, in the store's backlog announcements
+        self._backlog_name = uuid.uuid4().hex  # announced while this log drains a spool
+        self._announced = False
         self.queue_size, self.batch_size, self.flush_interval = queue_size, batch_size, flush_interval
         self._queue: deque[PredictionRecord] = deque()
         self._executor = ThreadPoolExecutor(
@@ -234,14 +245,39 @@ class PredictionLog:
         if self.spool is None:
             return True
         loop = asyncio.get_running_loop()
-        for path in await loop.run_in_executor(self._executor, self.spool.pending):
+        paths = await loop.run_in_executor(self._executor, self.spool.pending)
+        if paths and not await self._store_call(self._announce):
+            return False
+        for path in paths:
             async with self._lock:
                 result = await loop.run_in_executor(self._executor, self._drain_file, path)
             if result is not None and not self._account(*result):
                 return False
             if len(self._queue) >= self.batch_size and not await self._write_one_batch():
                 return False
+        if self._announced and not await loop.run_in_executor(self._executor, self.spool.pending):
+            await self._store_call(self._withdraw)
         return True
+
+    async def _store_call(self, call: Callable[[], None]) -> bool:
+        """Run `call` on the writer's thread; False (counted as the store's failure) when it raises."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except Exception as error:
+            return self._account(WriteOutcome(0, [], error), [], None)
+        return True
+
+    def _announce(self) -> None:
+        """Tell the controller, before any spooled record is written, that some are still to come
+        (`store.spool_backlog`); renewed at every pass while the spool holds files."""
+        with write_transaction(self.engine) as conn:
+            spool_backlog.announce(conn, self._backlog_name, self.identity, datetime.now(UTC))
+        self._announced = True
+
+    def _withdraw(self) -> None:
+        with write_transaction(self.engine) as conn:
+            spool_backlog.withdraw(conn, self._backlog_name)
+        self._announced = False
 
     def _drain_file(self, path: Path) -> tuple[WriteOutcome, list[DeadLetter], Exception | None] | None:
         """On the writer's thread: write one spooled batch and delete it once committed; None when
