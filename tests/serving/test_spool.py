@@ -201,3 +201,26 @@ def test_a_log_draining_a_spool_announces_it_until_the_spool_is_empty(workspace:
 
     asyncio.run(main())
     assert stored(workspace) == [record(1)]
+
+
+def test_records_beyond_a_full_spool_are_dropped_and_counted(workspace: Workspace, tmp_path: Path) -> None:
+    metrics = GatewayMetrics()
+    first = "".join(encode(record(i)) for i in range(10)).encode()
+    spool = PredictionSpool(tmp_path / "spool", max_bytes=len(first) + 10)  # room for one batch
+
+    async def main() -> PredictionLog:
+        log = PredictionLog(
+            workspace.engine, metrics, queue_size=1000, batch_size=10, flush_interval=0.02, spool=spool
+        )
+        for i in range(30):
+            log.append(record(i))
+        await log.stop(timeout=0.5)
+        return log
+
+    rename(workspace, "predictions", "predictions_away")
+    log = asyncio.run(main())
+    assert (log.spooled, log.spool_dropped) == (10, 20)
+    assert metrics.registry.get_sample_value("pitstop_predlog_dropped_total", {"reason": "spool_full"}) == 20
+    [path] = spool.pending()
+    with spool.claim(path) as kept:
+        assert kept == [record(i) for i in range(10)]  # the oldest

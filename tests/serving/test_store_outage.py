@@ -280,3 +280,24 @@ def test_an_outage_under_load_loses_no_prediction_record(
     assert not list((split_workspace / ".pitstop" / "spool" / "predictions").glob("*.jsonl"))
     spooled = next(line for line in metrics.splitlines() if line.startswith("pitstop_predlog_spooled_total"))
     assert float(spooled.split()[-1]) > 0
+
+
+def test_records_a_gateway_spooled_before_it_stopped_are_written_by_the_next_one(
+    own_postgres: OwnPostgres, split_workspace: Path
+) -> None:
+    spool = split_workspace / ".pitstop" / "spool" / "predictions"
+    with Workspace(split_workspace, service=True) as ws:
+        gateway = Gateway(ws, settings=quick(ws))
+        with running(create_app(gateway)) as base:
+            own_postgres.stop()
+            answers = [predict(base, f"u{i}", f"spooled-{i}") for i in range(30)]
+        # stopped while the store is down: what it could not write is on disk
+    assert [a.status_code for a in answers] == [200] * 30
+    assert list(spool.glob("*.jsonl"))
+    own_postgres.start()
+    with Workspace(split_workspace, service=True) as ws:
+        gateway = Gateway(ws, settings=quick(ws))
+        with running(create_app(gateway)):
+            wait_until(lambda: len(logged(own_postgres.url, "spooled-")) >= 30, timeout=60)
+            wait_until(lambda: not list(spool.glob("*.jsonl")), timeout=30)
+    assert len(logged(own_postgres.url, "spooled-")) == 30  # each once
