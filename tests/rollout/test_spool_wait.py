@@ -33,9 +33,11 @@ def test_no_rollout_is_looked_at_while_a_gateway_announces_spooled_records(rollo
     announce(rollout_ws, "gw-1")
     assert controller.tick() == []
     assert controller.waiting is not None and "spooled by 1 gateway(s): gw-1" in controller.waiting
+    assert rollout_ws.rollout_status("eta").to_dict()["spooling"] == ["gw-1"]  # `rollout status` says so
     with rollout_ws.writing() as conn:
         spool_backlog.withdraw(conn, "gw-1")
     assert len(controller.tick()) == 1 and controller.waiting is None
+    assert rollout_ws.rollout_status("eta").spooling == ()
 
 
 def test_an_announcement_never_withdrawn_expires(rollout_ws: Workspace) -> None:
