@@ -95,13 +95,27 @@ def test_a_batch_is_drained_by_one_process_at_a_time(tmp_path: Path) -> None:
         assert gone is None
 
 
-def test_an_unreadable_batch_is_set_aside_not_retried(tmp_path: Path) -> None:
+def test_an_unreadable_batch_is_set_aside_and_counted_not_retried(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    metrics = GatewayMetrics()
     spool = PredictionSpool(tmp_path, max_bytes=2**20)
-    (tmp_path / "00000000000000000001-1-000000.jsonl").write_text('["not", "a record"]\n')
-    [path] = spool.pending()
-    with spool.claim(path) as records:
-        assert records is None
+    path = tmp_path / "00000000000000000001-1-000000.jsonl"
+    path.write_text('["not", "a record"]\n' + encode(record(1)))
+
+    async def main() -> None:
+        log = PredictionLog(
+            workspace.engine, metrics, queue_size=10, batch_size=10, flush_interval=1, spool=spool
+        )
+        await log.flush()
+        await log.stop()
+
+    asyncio.run(main())
     assert spool.pending() == [] and (tmp_path / f"{path.name}.unreadable").exists()
+    assert (
+        metrics.registry.get_sample_value("pitstop_predlog_dropped_total", {"reason": "spool_unreadable"})
+        == 2
+    )
 
 
 def test_a_spooled_batch_written_twice_is_stored_once(workspace: Workspace) -> None:

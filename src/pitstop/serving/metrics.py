@@ -136,7 +136,8 @@ class GatewayMetrics:
         )
         self.log_dropped = Counter(
             "pitstop_predlog_dropped",
-            "Prediction records not written: queue_full, spool_full, or unwritten at shutdown",
+            "Prediction records not written: queue_full, spool_full, spool_unreadable (a spooled file "
+            "that does not decode, set aside), or unwritten at shutdown",
             ("reason",),
             registry=r,
         )

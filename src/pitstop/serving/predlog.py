@@ -150,6 +150,7 @@ class PredictionLog:
         self.spooled = 0  # records this process moved to the spool
         self.spool_dropped = 0  # records the full spool could not take
         self.spool_size = SpoolSize(0, 0)  # at the writer's last pass, over every process's files
+        self._unreadable_counted = 0
 
     @property
     def depth(self) -> int:
@@ -329,6 +330,10 @@ class PredictionLog:
         if self.spool is not None:
             size = await asyncio.get_running_loop().run_in_executor(self._executor, self.spool.size)
             self.spool_size = size
+            unread = self.spool.unreadable - self._unreadable_counted
+            if unread:  # lines of files set aside as unreadable: lost to the store, so counted
+                self._unreadable_counted += unread
+                self.metrics.log_dropped.labels("spool_unreadable").inc(unread)
             self.metrics.log_spool_bytes.set(size.bytes)
             self.metrics.log_spool_files.set(size.files)
 

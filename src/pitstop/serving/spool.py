@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = "spool/predictions"  # in the workspace's `.pitstop/`
 SUFFIX = ".jsonl"
-UNREADABLE = ".unreadable"  # a file that does not decode is renamed so, kept for a person to look at
+UNREADABLE = ".unreadable"  # a file that does not decode is renamed so (its lines counted as dropped)
 
 
 def encode(record: PredictionRecord) -> str:
@@ -75,6 +75,7 @@ class PredictionSpool:
             raise ValueError(f"spool max_bytes must be positive, got {max_bytes}")
         self.folder, self.max_bytes = folder, max_bytes
         self._names = count()
+        self.unreadable = 0  # records in files this process set aside as unreadable
 
     def size(self) -> SpoolSize:
         files = self.pending()
@@ -129,10 +130,12 @@ class PredictionSpool:
             if os.fstat(file.fileno()).st_nlink == 0:  # drained and deleted before the lock was ours
                 yield None
                 return
+            lines = file.read().splitlines()
             try:
-                records = [decode(line) for line in file.read().decode("ascii").splitlines()]
+                records = [decode(line.decode("ascii")) for line in lines]
             except (ValueError, UnicodeDecodeError) as error:
                 os.replace(path, path.with_name(path.name + UNREADABLE))
+                self.unreadable += len(lines)
                 log.error(
                     "spooled prediction records unreadable, set aside as %s%s: %s", path, UNREADABLE, error
                 )
