@@ -299,19 +299,29 @@ class PredictionLog:
         while self.spool is not None and self._queue:
             async with self._lock:
                 batch = list(islice(self._queue, self.batch_size))
+                save = loop.run_in_executor(self._executor, self.spool.save, batch)
                 try:
-                    kept = await loop.run_in_executor(self._executor, self.spool.save, batch)
+                    kept = await asyncio.shield(save)
+                except asyncio.CancelledError:  # the file may be written: settle as a write does
+                    await asyncio.wait([save])
+                    if not save.cancelled() and save.exception() is None:
+                        self._spooled(batch, save.result())
+                    raise
                 except Exception as error:  # a full disk or a read-only folder: keep them in memory
                     log.error("prediction log: spool not written (%s: %s)", type(error).__name__, error)
                     return
-                for _ in batch:
-                    self._queue.popleft()
-                if kept:
-                    self.spooled += len(batch)
-                    self.metrics.log_spooled.inc(len(batch))
-                else:
-                    self._spool_full(len(batch))
-            self.metrics.log_queue.set(len(self._queue))
+                self._spooled(batch, kept)
+
+    def _spooled(self, batch: list[PredictionRecord], kept: bool) -> None:
+        """The batch (the queue's head) leaves the queue: kept in the spool, or dropped (it was full)."""
+        for _ in batch:
+            self._queue.popleft()
+        if kept:
+            self.spooled += len(batch)
+            self.metrics.log_spooled.inc(len(batch))
+        else:
+            self._spool_full(len(batch))
+        self.metrics.log_queue.set(len(self._queue))
 
     def _spool_full(self, records: int) -> None:
         before = self.spool_dropped
