@@ -519,6 +519,21 @@ class ServingSettings(_Section):
             "is down; default <workspace>/.pitstop/serving-cache"
         ),
     )
+    spool: bool = Field(
+        True,
+        description=(
+            "while the store cannot be written, keep prediction records in a local spool on disk "
+            "(<workspace>/.pitstop/spool/predictions/) and write them once it answers; false: they wait "
+            "in the in-memory queue (serving.log_queue_size), lost if the gateway stops"
+        ),
+    )
+    spool_max_bytes: MemoryLimit = Field(
+        256 * 2**20,
+        description=(
+            "most bytes the spool holds over all gateway processes of the workspace (at least 64MiB); "
+            "beyond it the newest records are dropped, counted as pitstop_predlog_dropped{reason=spool_full}"
+        ),
+    )
 
 
 class StoreSettings(_Section):

@@ -162,7 +162,8 @@ def test_health_readiness_metrics_and_openapi(served: Served) -> None:
         metrics = client.get("/metrics")
         spec = client.get("/openapi.json").json()
     assert health.json() == {"status": "ok"}
-    assert ready.status_code == 200 and ready.json() == {"ready": True, "models": [MODEL], "reasons": []}
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "status": "ok", "models": [MODEL], "reasons": [], "degraded": []}
     assert "pitstop_ready 1.0" in metrics.text
     assert detail.status_code == 200 and detail.json()["status"] == "ok"
     assert detail.json()["models"][MODEL]["champion"] == {"version": 1, "status": "ok", "problem": None}

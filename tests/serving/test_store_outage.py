@@ -6,10 +6,13 @@ These tests stop and start a PostgreSQL server of their own (`own_postgres.py`),
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -184,3 +187,117 @@ def test_pitstop_serve_starts_from_the_cache_while_the_store_is_down(
         _, stderr = process.communicate(timeout=60)
     assert "starting from the routing cache" in stderr
     assert json.loads((split_workspace / ".pitstop" / "serving-cache" / "routing.json").read_text())["models"]
+
+
+class Traffic:
+    """A steady stream of predictions on its own thread, each with a request id of its own."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.answers: list[tuple[str, int]] = []  # (request_id, HTTP status)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        body: dict[str, Any] = {"features": {"a": 0.5, "b": -1.0}}
+        with httpx.Client(base_url=self.base, timeout=30) as client:
+            for n in itertools.count():
+                if self._stop.is_set():
+                    return
+                request_id = f"steady-{n}"
+                answer = client.post(
+                    f"/v1/models/{MODEL}/predict",
+                    json={**body, "user_id": f"u{n % 50}", "request_id": request_id},
+                )
+                self.answers.append((request_id, answer.status_code))
+
+    def stop(self) -> list[tuple[str, int]]:
+        self._stop.set()
+        self._thread.join(60)
+        return list(self.answers)
+
+
+def served_counts(url: str) -> dict[str, int]:
+    """How many served records the store holds per request id of the steady stream."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT request_id, count(*) FROM predictions"
+                    " WHERE request_id LIKE 'steady-%' AND role = 'served' GROUP BY request_id"
+                )
+            )
+            return {str(request_id): int(n) for request_id, n in rows}
+    finally:
+        engine.dispose()
+
+
+def test_an_outage_under_load_loses_no_prediction_record(
+    own_postgres: OwnPostgres, split_workspace: Path
+) -> None:
+    """The store stops for ~10 s under a steady stream: every request is answered, the records wait in
+    the spool, and once the store is back each answered request is stored exactly once."""
+    with Workspace(split_workspace, service=True) as ws:
+        gateway = Gateway(ws, settings=quick(ws).model_copy(update={"log_batch_size": 100}))
+        with running(create_app(gateway, api_token="s3cret")) as base:
+            traffic = Traffic(base)
+            wait_until(lambda: len(traffic.answers) >= 50, timeout=30)
+            own_postgres.stop()
+            stopped = time.monotonic()
+            wait_until(lambda: gateway.log.spool_size.files >= 2, timeout=30)
+
+            ready = httpx.get(f"{base}/readyz", timeout=10)
+            assert ready.status_code == 200  # the champion serves: stays in rotation
+            assert ready.json()["status"] == "degraded"
+            assert any("spooled on disk" in reason for reason in ready.json()["degraded"])
+            health = httpx.get(f"{base}/v1/health", timeout=10).json()
+            assert (
+                health["store"]["status"] == "unreachable" or health["prediction_log"]["status"] == "failing"
+            )
+            assert health["prediction_log"]["spool"]["files"] >= 2
+            labels = httpx.post(
+                f"{base}/v1/models/{MODEL}/labels",
+                json={"labels": [{"request_id": "steady-1", "label": 1.0}]},
+                headers={"Authorization": "Bearer s3cret"},
+                timeout=30,
+            )
+            assert labels.status_code == 503 and labels.headers["Retry-After"] == "5"
+            assert labels.json()["error"] == "store_unavailable"
+
+            time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))  # an outage of about ten seconds
+            own_postgres.start()
+            wait_until(lambda: gateway.log.healthy and gateway.log.spool_size.files == 0, timeout=60)
+            answers = traffic.stop()
+            wait_until(lambda: len(served_counts(own_postgres.url)) >= len(answers), timeout=60)
+            metrics = httpx.get(f"{base}/metrics", timeout=10).text
+
+    assert [status for _, status in answers] == [200] * len(answers)
+    counts = served_counts(own_postgres.url)
+    assert set(counts) == {request_id for request_id, _ in answers}
+    assert set(counts.values()) == {1}  # exactly once: nothing lost, nothing written twice
+    assert not list((split_workspace / ".pitstop" / "spool" / "predictions").glob("*.jsonl"))
+    spooled = next(line for line in metrics.splitlines() if line.startswith("pitstop_predlog_spooled_total"))
+    assert float(spooled.split()[-1]) > 0
+
+
+def test_records_a_gateway_spooled_before_it_stopped_are_written_by_the_next_one(
+    own_postgres: OwnPostgres, split_workspace: Path
+) -> None:
+    spool = split_workspace / ".pitstop" / "spool" / "predictions"
+    with Workspace(split_workspace, service=True) as ws:
+        gateway = Gateway(ws, settings=quick(ws))
+        with running(create_app(gateway)) as base:
+            own_postgres.stop()
+            answers = [predict(base, f"u{i}", f"spooled-{i}") for i in range(30)]
+        # stopped while the store is down: what it could not write is on disk
+    assert [a.status_code for a in answers] == [200] * 30
+    assert list(spool.glob("*.jsonl"))
+    own_postgres.start()
+    with Workspace(split_workspace, service=True) as ws:
+        gateway = Gateway(ws, settings=quick(ws))
+        with running(create_app(gateway)):
+            wait_until(lambda: len(logged(own_postgres.url, "spooled-")) >= 30, timeout=60)
+            wait_until(lambda: not list(spool.glob("*.jsonl")), timeout=30)
+    assert len(logged(own_postgres.url, "spooled-")) == 30  # each once

@@ -134,6 +134,9 @@ def render_status(result: RolloutStatus) -> None:
         console.print(f"[bold]{escape(words.verdict)}[/]")
     for line in result.unavailable:
         console.print(f"[bold red]{escape(line)}[/]")
+    if result.spooling:  # after a store outage: the controller judges nothing until these are written
+        gateways = ", ".join(result.spooling)
+        console.print(f"[bold]waiting: prediction records still spooled by {escape(gateways)}[/]")
     if result.evidence:
         render_evidence(result.evidence)
     if result.errors.messages:

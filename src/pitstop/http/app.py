@@ -83,6 +83,7 @@ _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (Exception, 500, "internal_error"),  # anything unexpected: `CatchAll` brings it here
 )
 OIP_PREFIX = "/v2"  # the Open Inference Protocol's endpoints (`oip.py`), whose errors have its shape
+STORE_RETRY_AFTER = 5  # seconds, in Retry-After when the store cannot be reached
 REQUEST_ID_HEADER = "X-Request-ID"  # on an internal error: the id in its body and in the log
 
 
@@ -167,10 +168,18 @@ async def healthz() -> Response:
     responses={200: {"model": payloads.Readiness}, 503: {"model": payloads.Readiness}},
 )
 async def readyz(request: Request) -> Response:
+    """503 only when a champion cannot be served: a store outage leaves the gateway serving its last
+    routing (`degraded`, 200), and taking every replica out of rotation for it would stop the service."""
     gateway = edge(request).gateway
-    reasons = gateway.readiness()
-    body = {"ready": not reasons, "models": gateway.models, "reasons": reasons}
-    return JSONResponse(body, status_code=503 if reasons else 200)
+    health = gateway.health()
+    body = {
+        "ready": not health.reasons,
+        "status": health.status,
+        "models": gateway.models,
+        "reasons": health.reasons,
+        "degraded": health.degradations() if not health.reasons else [],
+    }
+    return JSONResponse(body, status_code=503 if health.reasons else 200)
 
 
 @router.get(
@@ -345,6 +354,9 @@ def _error_response(gateway: Gateway, request: Request, error: Exception) -> Res
         body.update(_field_and_hint(error))
     if isinstance(error, InvalidInputError):
         body["fields"] = [p.to_dict() for p in error.problems]
+    if code == "store_unavailable":  # e.g. labels during an outage: nothing was stored, send again
+        headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        body["hint"] = f"nothing was stored; send it again (in {STORE_RETRY_AFTER}s or later)"
     if isinstance(error, PredictionFailedError):
         body["request_id"] = error.request_ids[0]
         body["request_ids"] = error.request_ids

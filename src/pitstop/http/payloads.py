@@ -448,8 +448,12 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
+    status: str = Field(description="ok | degraded (serving; see `degraded`) | unavailable (503)")
     models: list[str]
-    reasons: list[str]
+    reasons: list[str] = Field(description="why a champion cannot be served (503)")
+    degraded: list[str] = Field(
+        description="what is wrong while every champion serves, e.g. the store unreachable, records spooled"
+    )
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (

@@ -44,6 +44,7 @@ from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.routing.table import Routes, new_salt
 from pitstop.rules import Rule
+from pitstop.store import spool_backlog
 from pitstop.store.load_failures import LoadFailure, cannot_load
 from pitstop.store.predictions.error_messages import ErrorMessages, error_messages
 
@@ -407,6 +408,7 @@ class RolloutStatus:
     errors: ErrorMessages = field(default_factory=ErrorMessages)  # failed model calls of the phase
     load_failures: tuple[LoadFailure, ...] = ()  # gateways that cannot load the challenger
     gate: GateProgress | None = None  # the current ramp step's gate and what it has so far
+    spooling: tuple[str, ...] = ()  # gateways still writing spooled records: the controller waits
 
     @property
     def unavailable(self) -> list[str]:
@@ -430,6 +432,7 @@ class RolloutStatus:
                 "load_failures": [failure.to_dict() for failure in self.load_failures],
                 "unavailable": self.unavailable,
                 "gate": None if self.gate is None else self.gate.to_json(),
+                "spooling": list(self.spooling),
             }
         )
         return out
@@ -466,6 +469,8 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
     if stored.state.outcome is not None:
         return RolloutStatus(stored, None, None, elapsed, None, errors=errors)
     evidence = read_evidence(ws, stored, now)
+    with ws.reading() as conn:
+        spooling = spool_backlog.spooling_gateways(conn, now)
     preview = decide(stored.state, stored.policy, evidence, now)
     limit = _phase_limit_hours(stored)
     target = next_target(stored)
@@ -488,6 +493,7 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
         errors=errors,
         load_failures=evidence.load_failures,
         gate=_gate(stored, evidence),
+        spooling=tuple(spooling),
     )
 
 

@@ -4,6 +4,12 @@ Only the lease holder acts. Evidence is read in its own read transaction (so the
 not held during aggregation); the transition's transaction re-checks the lease and the rollout's
 revision, so a controller killed at any point, or racing another one, neither duplicates nor loses a
 transition: either the whole transition committed, or nothing did and the next look decides again.
+
+After a store outage the evidence arrives late: gateways spooled their prediction records on disk
+and write them once the store answers. The controller looks at no rollout while a gateway announces
+spooled records (`store.spool_backlog`), nor for `OUTAGE_SETTLE` after its own store access fails
+and then works again, which gives every gateway's writer (retrying at most every
+`predlog.MAX_BACKOFF`) time to find the store back and announce its backlog first.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -31,13 +37,15 @@ from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rol
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.rules import Rule
-from pitstop.store import load_failures
+from pitstop.serving.predlog import MAX_BACKOFF
+from pitstop.store import load_failures, spool_backlog
 
 if TYPE_CHECKING:
     from pitstop.context import Context
 
 log = logging.getLogger("pitstop.controller")
 CONTROLLER_ACTOR = "controller"
+OUTAGE_SETTLE = timedelta(seconds=2 * MAX_BACKOFF)
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,9 @@ class Controller:
         self.lease_ttl = lease_ttl or ws.config.controller.lease_ttl
         self.holder = holder or lease.new_holder_id()
         self.is_leader = False
+        self._store_failed = False  # the last round could not reach the store
+        self._store_back_at: datetime | None = None  # when it answered again (settling until + OUTAGE_SETTLE)
+        self.waiting: str | None = None  # why the last round looked at no rollout
 
     def acquire(self) -> bool:
         """Take or renew the lease; False while another controller holds it."""
@@ -115,14 +126,38 @@ class Controller:
         return self.is_leader
 
     def tick(self) -> list[StepResult]:
-        """One round: every active rollout gets one look (only when this controller leads)."""
+        """One round: every active rollout gets one look (only when this controller leads), unless
+        evidence is still on its way from gateways' spools after a store outage."""
+        try:
+            return self._round()
+        except StoreUnavailableError:
+            self._store_failed, self._store_back_at = True, None
+            raise
+
+    def _round(self) -> list[StepResult]:
         if not self.acquire():
             return []
+        now = self.clock.now()
         with self.ws.reading() as conn:
             active = active_rollouts(conn)
-        results = [self.step(stored) for stored in active]
+            spooling = spool_backlog.spooling_gateways(conn, now)
+        if self._store_failed:
+            self._store_failed, self._store_back_at = False, now
+        waiting = self._waiting(now, spooling) if active else None
+        if waiting != self.waiting and waiting is not None:
+            log.info("no rollout looked at: %s", waiting)
+        self.waiting = waiting
+        results = [] if waiting else [self.step(stored) for stored in active]
         self.expire_standby()
         return [result for result in results if result is not None]
+
+    def _waiting(self, now: datetime, spooling: list[str]) -> str | None:
+        """Why no rollout may be judged now (None: they may)."""
+        if spooling:
+            return f"prediction records still spooled by {len(spooling)} gateway(s): {', '.join(spooling)}"
+        if self._store_back_at is not None and now < self._store_back_at + OUTAGE_SETTLE:
+            return f"the store answers again since {self._store_back_at.isoformat()}; gateways' spools settle"
+        return None
 
     def step(self, stored: StoredRollout) -> StepResult | None:
         """Look at one rollout and act on it."""

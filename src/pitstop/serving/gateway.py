@@ -11,7 +11,9 @@ Prediction `time` is the clock's; latencies are real (`perf_counter`).
 
 A live gateway keeps a local cache of what it serves (`routing_cache.py`), so that one started while
 the store is down serves each cached champion alone, reports `degraded`, queues its prediction
-records and returns to normal routing once the store answers.
+records and returns to normal routing once the store answers. One running when the store goes away
+keeps serving its last tables, and its prediction log spools records to disk (`spool.py`) until the
+store answers: the gateway is then degraded (`/readyz` and `/v1/health` say why), not unready.
 
 A version that fails to load is a failure this gateway reports, never a silent retry: with its error
 in `GET /v1/health` (and `/readyz` for a champion), as `pitstop_version_load_failed` in `/metrics`,
@@ -53,7 +55,7 @@ from pitstop.serving.batching import MicroBatcher, model_seconds
 from pitstop.serving.deadletter import workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
 from pitstop.serving.features import FeatureSchema
-from pitstop.serving.health import GatewayHealth, LogHealth, ModelHealth, Part
+from pitstop.serving.health import GatewayHealth, LogHealth, ModelHealth, Part, SpoolHealth
 from pitstop.serving.labels import Label, encode_labels, upsert_labels
 from pitstop.serving.load_report import LoadFailures
 from pitstop.serving.metrics import GatewayMetrics
@@ -61,6 +63,7 @@ from pitstop.serving.outputs import Output, class_answer, read_output
 from pitstop.serving.predlog import PredictionLog
 from pitstop.serving.runner import Row, Runner, make_runner
 from pitstop.serving.shadow import ShadowRequest, ShadowScorer, ShadowTarget
+from pitstop.serving.spool import workspace_spool
 from pitstop.serving.timing import ShadowTimer
 from pitstop.store.load_failures import replace_reported
 from pitstop.store.predictions.write import PredictionRecord
@@ -173,6 +176,9 @@ class Gateway:
         self._only = set(models) if models is not None else None
         s = self.settings
         self._warm_timeout = warm_timeout if warm_timeout is not None else s.shadow_timeout.total_seconds()
+        self.identity = (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # in the store's reports
+        )
         self.log = PredictionLog(
             ws.engine,
             self.metrics,
@@ -180,6 +186,8 @@ class Gateway:
             batch_size=s.log_batch_size,
             flush_interval=s.log_flush_interval.total_seconds(),
             dead_letters=workspace_dead_letters(ws.path),
+            spool=workspace_spool(ws.path, s.spool_max_bytes) if s.spool and poll else None,
+            identity=self.identity,
         )
         timeout = s.shadow_timeout.total_seconds()
         self.shadow = ShadowScorer(
@@ -192,9 +200,6 @@ class Gateway:
         self.timing = ShadowTimer(self.metrics, self.log.append, timeout=timeout)
         self._states: dict[str, ModelState] = {}
         self._problems: dict[str, str] = {}
-        self.identity = (
-            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # in the store's reports
-        )
         self.load_failures = LoadFailures(self.metrics, self.identity)
         self._store_error: str | None = "not started"
         self._refresh_lock = asyncio.Lock()
@@ -316,12 +321,20 @@ class Gateway:
                 self.log.last_error,
                 self.log.dead_lettered,
                 self.log.last_dead_letter,
+                self._spool_health(),
             ),
             self._store_error,
             self.degraded,
         )
         self._export(health)
         return health
+
+    def _spool_health(self) -> SpoolHealth | None:
+        spool = self.log.spool
+        if spool is None:
+            return None
+        size = self.log.spool_size
+        return SpoolHealth(size.files, size.bytes, spool.max_bytes, self.log.spooled, self.log.spool_dropped)
 
     def _model_health(self, name: str, state: ModelState) -> ModelHealth:
         table = state.table

@@ -59,6 +59,26 @@ class ModelHealth:
 
 
 @dataclass(frozen=True)
+class SpoolHealth:
+    """The prediction log's spool on disk (`spool.py`): what waits there for the store, and drops."""
+
+    files: int  # every process's batches, at the writer's last pass
+    bytes: int
+    capacity: int  # serving.spool_max_bytes
+    spooled: int  # records this process moved there
+    dropped: int  # records this process dropped because the spool was full
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "capacity": self.capacity,
+            "spooled": self.spooled,
+            "dropped": self.dropped,
+        }
+
+
+@dataclass(frozen=True)
 class LogHealth:
     """The prediction-log writer: whether its last write worked, and its queue."""
 
@@ -68,6 +88,7 @@ class LogHealth:
     last_error: str | None
     dead_letters: int  # records the store refused for their data, set aside (`predlog.py`)
     last_dead_letter: str | None
+    spool: SpoolHealth | None = None  # None: `serving.spool` is off
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +98,7 @@ class LogHealth:
             "last_error": self.last_error,
             "dead_letters": self.dead_letters,
             "last_dead_letter": self.last_dead_letter,
+            "spool": None if self.spool is None else self.spool.to_dict(),
         }
 
 
@@ -93,18 +115,33 @@ class GatewayHealth:
         """`unavailable` (not ready), `degraded` (ready, something else is wrong) or `ok`."""
         if self.reasons:
             return "unavailable"
-        degraded = (
-            not self.log.healthy
-            or self.store_error is not None
-            or self.degraded is not None
-            or any(
-                m.problem
-                or m.load_failures
-                or any(p is not None and p.status != "ok" for p in (m.challenger, m.shadow))
-                for m in self.models.values()
+        return "degraded" if self.degradations() else "ok"
+
+    def degradations(self) -> list[str]:
+        """What is wrong while every champion serves (`/readyz` lists it with a 200)."""
+        found = []
+        if self.store_error is not None:
+            found.append(f"store unreachable (serving the last routing read): {self.store_error}")
+        if not self.log.healthy:
+            found.append(f"prediction log not written: {self.log.last_error}")
+        spool = self.log.spool
+        if spool is not None and spool.files:
+            found.append(
+                f"prediction log: {spool.files} batches ({spool.bytes} bytes) spooled on disk, "
+                "written once the store answers"
             )
-        )
-        return "degraded" if degraded else "ok"
+        if self.degraded is not None:
+            found.append(self.degraded)
+        for name, model in self.models.items():
+            if model.problem:
+                found.append(f"{name}: {model.problem}")
+            found.extend(
+                f"{name}: v{f.version} ({f.role}) does not load: {f.error}" for f in model.load_failures
+            )
+            for role, part in (("challenger", model.challenger), ("shadow", model.shadow)):
+                if part is not None and part.status != "ok":
+                    found.append(f"{name}: {role} v{part.version} {part.status}")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +204,17 @@ class LogHealthBody(BaseModel):
     last_error: str | None
     dead_letters: int = Field(description="records the store refused for their data, set aside")
     last_dead_letter: str | None
+    spool: SpoolHealthBody | None = Field(
+        None, description="records kept on disk while the store cannot be written; null: serving.spool off"
+    )
+
+
+class SpoolHealthBody(BaseModel):
+    files: int = Field(description="batches waiting in the spool (every gateway process of the workspace)")
+    bytes: int
+    capacity: int = Field(description="serving.spool_max_bytes")
+    spooled: int = Field(description="records this process moved to the spool")
+    dropped: int = Field(description="records this process dropped because the spool was full")
 
 
 class StoreHealthBody(BaseModel):

@@ -136,9 +136,29 @@ class GatewayMetrics:
         )
         self.log_dropped = Counter(
             "pitstop_predlog_dropped",
-            "Prediction records not written: queue_full, or unwritten at shutdown",
+            "Prediction records not written: queue_full, spool_full, spool_unreadable (a spooled file "
+            "that does not decode, set aside), or unwritten at shutdown",
             ("reason",),
             registry=r,
+        )
+        self.log_spooled = Counter(
+            "pitstop_predlog_spooled",
+            "Prediction records moved to the local spool while the store could not be written "
+            "(<workspace>/.pitstop/spool/predictions/; written to the store once it answers)",
+            registry=r,
+        )
+        self.log_spool_bytes = Gauge(
+            "pitstop_predlog_spool_bytes",
+            "Bytes of prediction records in the local spool, waiting for the store (every process's "
+            "files; at most serving.spool_max_bytes)",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.log_spool_files = Gauge(
+            "pitstop_predlog_spool_files",
+            "Batches of prediction records in the local spool, waiting for the store",
+            registry=r,
+            multiprocess_mode="max",
         )
         self.log_dead_letters = Counter(
             "pitstop_predlog_dead_letters",

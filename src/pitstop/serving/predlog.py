@@ -4,23 +4,37 @@ Requests append to a bounded in-memory queue and never wait for the store. A bac
 up to `batch_size` records whenever that many are queued or `flush_interval` has passed, and writes
 them in one transaction on a thread of its own, at a lower OS priority than the event loop
 (`priority.py`). A write that fails because of the store (down, unreachable, locked) is counted and
-retried with backoff; the records stay queued meanwhile. A write the store refuses for its data is
-split in halves until the refused records are found (`write_isolating`): the others are written, the
-refused ones set aside as dead letters (`deadletter.py`, counted), so no record can block the ones
-behind it. Only a full queue drops records, and each drop is counted.
-`flush()` writes everything queued (replay calls it between steps; shutdown calls it before exit).
+retried with backoff; the records stay queued (or spooled, below) meanwhile. A write the store
+refuses for its data is split in halves until the refused records are found (`write_isolating`):
+the others are written, the refused ones set aside as dead letters (`deadletter.py`, counted), so no
+record can block the ones behind it. Only a full queue (or a full spool) drops records, and each
+drop is counted.
+
+With a spool (`spool.py`, `serving.spool`), a write that fails because of the store moves the
+unwritten records to local disk at once, and so does every record queued while the store stays down;
+each pass of the writer first drains the spool (oldest first), then writes the queue. Before it
+writes a spooled batch, the gateway announces its backlog in the store (`store.spool_backlog`; the
+first store access of a pass, the probe that finds the store back) so that the controller judges no
+window still missing records; the announcement is withdrawn once the spool is empty. Beyond the
+spool's bound the newest records are dropped (counted as `spool_full`). Without a spool, the records
+wait in the queue.
+`flush()` writes everything queued and spooled (replay calls it between steps); shutdown spools what it
+could not write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
+from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from sqlalchemy import Engine
@@ -30,8 +44,10 @@ from pitstop.serving.deadletter import DeadLetter, DeadLetterFile
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.priority import WRITER_NICENESS, lower_thread_priority
 from pitstop.serving.refusal import refused_data
+from pitstop.serving.spool import PredictionSpool, SpoolSize
+from pitstop.store import spool_backlog
 from pitstop.store.engine import write_transaction
-from pitstop.store.predictions.write import PredictionRecord, insert_predictions
+from pitstop.store.predictions.write import PredictionRecord, insert_new_predictions, insert_predictions
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,12 @@ def write_records(engine: Engine, records: list[PredictionRecord]) -> None:
     """Insert records in one transaction (`store.predictions.write`: COPY or multi-row INSERTs)."""
     with write_transaction(engine) as conn:
         insert_predictions(conn, records)
+
+
+def write_new_records(engine: Engine, records: list[PredictionRecord]) -> None:
+    """Insert, in one transaction, the records the store does not hold yet (spooled ones)."""
+    with write_transaction(engine) as conn:
+        insert_new_predictions(conn, records)
 
 
 class WriteOutcome(NamedTuple):
@@ -90,7 +112,8 @@ class PredictionLog:
     """A bounded queue of prediction records and the background task that writes them.
 
     Records the store refuses for their data go to `dead_letters` (a `DeadLetterFile`; without one
-    they are only counted and logged), and are counted in `dead_lettered` and in `/metrics`.
+    they are only counted and logged), and are counted in `dead_lettered` and in `/metrics`. Records
+    the store cannot take while it is down go to `spool` (without one, they wait in the queue).
     """
 
     def __init__(
@@ -102,8 +125,13 @@ class PredictionLog:
         batch_size: int,
         flush_interval: float,
         dead_letters: DeadLetterFile | None = None,
+        spool: PredictionSpool | None = None,
+        identity: str = "",
     ) -> None:
-        self.engine, self.metrics, self.dead_letters = engine, metrics, dead_letters
+        self.engine, self.metrics, self.dead_letters, self.spool = engine, metrics, dead_letters, spool
+        self.identity = identity  # the gateway's, in the store's backlog announcements
+        self._backlog_name = uuid.uuid4().hex  # announced while this log drains a spool
+        self._announced = False
         self.queue_size, self.batch_size, self.flush_interval = queue_size, batch_size, flush_interval
         self._queue: deque[PredictionRecord] = deque()
         self._executor = ThreadPoolExecutor(
@@ -119,6 +147,10 @@ class PredictionLog:
         self.last_error: str | None = None
         self.dead_lettered = 0
         self.last_dead_letter: str | None = None
+        self.spooled = 0  # records this process moved to the spool
+        self.spool_dropped = 0  # records the full spool could not take
+        self.spool_size = SpoolSize(0, 0)  # at the writer's last pass, over every process's files
+        self._unreadable_counted = 0
 
     @property
     def depth(self) -> int:
@@ -145,13 +177,14 @@ class PredictionLog:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="pitstop-predlog")
 
     async def flush(self) -> None:
-        """Write every queued record; raises StoreUnavailableError (records kept) when a write fails."""
-        while self._queue:
-            if not await self._write_one_batch():
-                raise StoreUnavailableError(f"prediction log: {self.last_error}")
+        """Write every spooled and queued record; raises StoreUnavailableError when a write fails
+        (the records are spooled, or kept queued without a spool)."""
+        if not await self._write_pending(until_empty=True):
+            raise StoreUnavailableError(f"prediction log: {self.last_error}")
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop the writer after trying, for up to `timeout` seconds, to write what is queued."""
+        """Stop the writer after trying, for up to `timeout` seconds, to write what is queued; what
+        is still queued then goes to the spool (dropped and counted without one)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -159,7 +192,9 @@ class PredictionLog:
         deadline = asyncio.get_running_loop().time() + timeout
         while self._queue and asyncio.get_running_loop().time() < deadline:
             if not await self._write_one_batch():
+                await self._spool_queue()
                 await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
+        await self._spool_queue()
         if self._queue:
             log.error("prediction log: %d records could not be written before exit", len(self._queue))
             self.metrics.log_dropped.labels("shutdown").inc(len(self._queue))
@@ -175,18 +210,142 @@ class PredictionLog:
                     await asyncio.wait_for(self._batch_ready.wait(), self.flush_interval)
             self._batch_ready.clear()
             self.metrics.log_queue.set(len(self._queue))
+            try:
+                written = await self._write_pending(until_empty=False)
+            except Exception:  # a fault of ours: the writer must outlive it, or the log stops
+                log.exception("prediction log writer failed; retrying")
+                self._failures += 1
+                written = False
+            if not written:
+                await asyncio.sleep(min(MAX_BACKOFF, self.flush_interval * 2 ** min(self._failures, 10)))
+
+    async def _write_pending(self, *, until_empty: bool) -> bool:
+        """One pass: drain the spool, then write the queue (down to less than a batch, or all of it).
+
+        False when the store failed; with a spool, every record still queued then goes to it.
+        """
+        try:
+            if not await self._drain_spool():
+                await self._spool_queue()
+                return False
             while self._queue:
+                if not await self._write_one_batch():
+                    await self._spool_queue()
+                    return False
+                if not until_empty and len(self._queue) < self.batch_size:
+                    break
+            return True
+        finally:
+            await self._measure_spool()
+
+    async def _drain_spool(self) -> bool:
+        """Write the spooled batches, oldest first; False when the store failed (the rest stay).
+
+        Between files a full batch of the queue is written too, so a long drain does not fill it.
+        """
+        if self.spool is None:
+            return True
+        loop = asyncio.get_running_loop()
+        paths = await loop.run_in_executor(self._executor, self.spool.pending)
+        if paths and not await self._store_call(self._announce):
+            return False
+        for path in paths:
+            async with self._lock:
+                result = await loop.run_in_executor(self._executor, self._drain_file, path)
+            if result is not None and not self._account(*result):
+                return False
+            if len(self._queue) >= self.batch_size and not await self._write_one_batch():
+                return False
+        if self._announced and not await loop.run_in_executor(self._executor, self.spool.pending):
+            await self._store_call(self._withdraw)
+        return True
+
+    async def _store_call(self, call: Callable[[], None]) -> bool:
+        """Run `call` on the writer's thread; False (counted as the store's failure) when it raises."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except Exception as error:
+            return self._account(WriteOutcome(0, [], error), [], None)
+        return True
+
+    def _announce(self) -> None:
+        """Tell the controller, before any spooled record is written, that some are still to come
+        (`store.spool_backlog`); renewed at every pass while the spool holds files."""
+        with write_transaction(self.engine) as conn:
+            spool_backlog.announce(conn, self._backlog_name, self.identity, datetime.now(UTC))
+        self._announced = True
+
+    def _withdraw(self) -> None:
+        with write_transaction(self.engine) as conn:
+            spool_backlog.withdraw(conn, self._backlog_name)
+        self._announced = False
+
+    def _drain_file(self, path: Path) -> tuple[WriteOutcome, list[DeadLetter], Exception | None] | None:
+        """On the writer's thread: write one spooled batch and delete it once committed; None when
+        another process drains it."""
+        assert self.spool is not None
+        with self.spool.claim(path) as records:
+            if records is None:
+                return None
+            result = self._write_batch(records, write_new_records)
+            if result[0].outage is None:
+                self.spool.done(path)
+            return result
+
+    async def _spool_queue(self) -> None:
+        """Move every queued record to the spool, a batch per file; nothing without a spool, or when
+        the spool cannot be written (the records then wait in the queue)."""
+        loop = asyncio.get_running_loop()
+        while self.spool is not None and self._queue:
+            async with self._lock:
+                batch = list(islice(self._queue, self.batch_size))
+                save = loop.run_in_executor(self._executor, self.spool.save, batch)
                 try:
-                    written = await self._write_one_batch()
-                except Exception:  # a fault of ours: the writer must outlive it, or the log stops
-                    log.exception("prediction log writer failed; retrying")
-                    self._failures += 1
-                    written = False
-                if not written:
-                    await asyncio.sleep(min(MAX_BACKOFF, self.flush_interval * 2 ** min(self._failures, 10)))
-                    break
-                if len(self._queue) < self.batch_size:
-                    break
+                    kept = await asyncio.shield(save)
+                except asyncio.CancelledError:  # the file may be written: settle as a write does
+                    await asyncio.wait([save])
+                    if not save.cancelled() and save.exception() is None:
+                        self._spooled(batch, save.result())
+                    raise
+                except Exception as error:  # a full disk or a read-only folder: keep them in memory
+                    log.error("prediction log: spool not written (%s: %s)", type(error).__name__, error)
+                    return
+                self._spooled(batch, kept)
+
+    def _spooled(self, batch: list[PredictionRecord], kept: bool) -> None:
+        """The batch (the queue's head) leaves the queue: kept in the spool, or dropped (it was full)."""
+        for _ in batch:
+            self._queue.popleft()
+        if kept:
+            self.spooled += len(batch)
+            self.metrics.log_spooled.inc(len(batch))
+        else:
+            self._spool_full(len(batch))
+        self.metrics.log_queue.set(len(self._queue))
+
+    def _spool_full(self, records: int) -> None:
+        before = self.spool_dropped
+        self.spool_dropped += records
+        self.metrics.log_dropped.labels("spool_full").inc(records)
+        if before == 0 or before // 10_000 != self.spool_dropped // 10_000:
+            assert self.spool is not None
+            log.error(
+                "prediction log: spool full (%d bytes in %s), %d records dropped so far",
+                self.spool.max_bytes,
+                self.spool.folder,
+                self.spool_dropped,
+            )
+
+    async def _measure_spool(self) -> None:
+        if self.spool is not None:
+            size = await asyncio.get_running_loop().run_in_executor(self._executor, self.spool.size)
+            self.spool_size = size
+            unread = self.spool.unreadable - self._unreadable_counted
+            if unread:  # lines of files set aside as unreadable: lost to the store, so counted
+                self._unreadable_counted += unread
+                self.metrics.log_dropped.labels("spool_unreadable").inc(unread)
+            self.metrics.log_spool_bytes.set(size.bytes)
+            self.metrics.log_spool_files.set(size.files)
 
     async def _write_one_batch(self) -> bool:
         """Write the oldest batch; True unless the store failed. Records leave the queue only once
@@ -195,7 +354,9 @@ class PredictionLog:
             batch = list(islice(self._queue, self.batch_size))
             if not batch:
                 return True
-            write = asyncio.get_running_loop().run_in_executor(self._executor, self._write_batch, batch)
+            write = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._write_batch, batch, write_records
+            )
             try:
                 result = await asyncio.shield(write)
             except asyncio.CancelledError:
@@ -210,13 +371,13 @@ class PredictionLog:
             return self._settle(*result)
 
     def _write_batch(
-        self, batch: list[PredictionRecord]
+        self, batch: list[PredictionRecord], write: Callable[[Engine, list[PredictionRecord]], None]
     ) -> tuple[WriteOutcome, list[DeadLetter], Exception | None]:
         """On the writer's thread: write, isolate what the store refuses, save it as dead letters.
 
         Returns the outcome, the dead letters, and why they could not be saved (None when they were).
         """
-        outcome = write_isolating(partial(write_records, self.engine), batch)
+        outcome = write_isolating(partial(write, self.engine), batch)
         letters = [DeadLetter.of(batch[i]._asdict(), error) for i, error in outcome.refused]
         unsaved: Exception | None = None
         if letters and self.dead_letters is not None:
@@ -230,10 +391,14 @@ class PredictionLog:
         """The batch's settled records (the queue's head) leave the queue and are counted."""
         for _ in range(outcome.settled):
             self._queue.popleft()
+        self.metrics.log_queue.set(len(self._queue))
+        return self._account(outcome, letters, unsaved)
+
+    def _account(self, outcome: WriteOutcome, letters: list[DeadLetter], unsaved: Exception | None) -> bool:
+        """Count a write's outcome; True unless the store failed."""
         self.metrics.log_written.inc(outcome.written)
         if letters:
             self._set_aside(letters, unsaved)
-        self.metrics.log_queue.set(len(self._queue))
         if outcome.outage is None:
             self._failures = 0
             self.last_error = None

@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
+import sqlalchemy as sa
 from sqlalchemy import Connection
+
+from pitstop.store.tables import predictions
 
 
 class PredictionRecord(NamedTuple):
@@ -39,6 +42,7 @@ class PredictionRecord(NamedTuple):
 
 COLUMNS = PredictionRecord._fields
 SQLITE_ROWS_PER_INSERT = 500  # 6,000 parameters, within any SQLite's limit since 3.32
+LOOKUP_CHUNK = 500  # request ids per look-up of records already written
 
 
 def insert_predictions(conn: Connection, records: Sequence[PredictionRecord]) -> None:
@@ -65,3 +69,31 @@ def _sqlite_insert(rows: int) -> str:
     """`INSERT INTO predictions (...) VALUES (?, ...), ...` for `rows` rows."""
     one = f"({', '.join('?' * len(COLUMNS))})"
     return f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES {', '.join([one] * rows)}"
+
+
+def insert_new_predictions(conn: Connection, records: Sequence[PredictionRecord]) -> int:
+    """Insert the records the store does not hold yet; returns how many were inserted.
+
+    For records written a second time (the prediction-log spool is drained at least once: a batch
+    whose commit was lost with the connection is written again). The predictions table has no unique
+    key (an index by random request ids cost every insert a page: migration 0004), so the records
+    already there are looked up by (model, request_id, role, version, time) within the batch's time
+    span, which the `(model_id, time)` index bounds.
+    """
+    c = predictions.c
+    held: set[tuple[object, ...]] = set()
+    for model_id in {r.model_id for r in records}:
+        own = [r for r in records if r.model_id == model_id]
+        ids = sorted({r.request_id for r in own})
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            query = (
+                sa.select(c.request_id, c.role, c.version, c.time)
+                .where(c.model_id == model_id)
+                .where(c.time.between(min(r.time for r in own), max(r.time for r in own)))
+                .where(c.request_id.in_(ids[start : start + LOOKUP_CHUNK]))
+            )
+            held.update((model_id, *row) for row in conn.execute(query))
+    fresh = [r for r in records if (r.model_id, r.request_id, r.role, r.version, r.time) not in held]
+    if fresh:
+        insert_predictions(conn, fresh)
+    return len(fresh)
