@@ -52,11 +52,22 @@ def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
 
+# A window's rows are those logged under its routing version or a later one; their request times are
+# bounded too, so each query reads one range of the (model_id, time) index, whatever the model's older
+# history holds (issue 21: without the lower bound SQLite walked the whole history at every look). A
+# gateway stamps requests with its own clock, which may lag the controller's that started the phase:
+# the lower bound allows this much skew (NTP keeps clocks within milliseconds; a minute means a broken
+# clock, whose first minute of rows a look would miss). The routing version still decides which rows
+# count: the slack only widens the range read, by a minute of traffic (bench/look_cost.py).
+CLOCK_SKEW = timedelta(minutes=1)
+
+
 def _in_window(window: Window, role: str | None = None) -> LogRange:
     return LogRange(
         window.model_id,
         role=role,
         routing_from=window.since_routing_version,
+        time_from=_epoch(window.started_at - CLOCK_SKEW),
         time_to=_epoch(window.now),
     )
 
