@@ -30,7 +30,8 @@ from pitstop.store.predictions.rows import LogRange
 
 @dataclass(frozen=True)
 class Window:
-    """Which predictions count: one model, from a routing version on, up to `now` (event time)."""
+    """Which predictions count: one model's, from a routing version on, made from `started_at` (less
+    `CLOCK_SKEW`) up to `now` (event time)."""
 
     model_id: int
     task: Task
@@ -257,7 +258,8 @@ def users_first_seen(conn: Connection, window: Window) -> tuple[tuple[float, int
 
 def gather_evidence(conn: Connection, window: Window, reads: Reads) -> Evidence:
     """What the decision needs for one phase window: the arms' summaries, and the queries `reads` asks
-    for (`reads.phase_reads`: those the phase's rules read); a query not run leaves its field empty."""
+    for (`rollout.reads.phase_reads`: those the phase's rules read); a query not run leaves its
+    field empty."""
     prepare_losses(conn, _in_window(window), window.scoring)
     summaries = arm_summaries(conn, window)
     served, shadow, timing = summaries.role("served"), summaries.role("shadow"), summaries.role(TIMING)
