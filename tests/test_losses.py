@@ -23,6 +23,7 @@ from pitstop.errors import ConflictError, UsageError
 from pitstop.losses import Loss, Scoring
 from pitstop.registry import Task
 from pitstop.rollout.gather import Window, gather_evidence
+from pitstop.rollout.reads import EVERYTHING
 from pitstop.serving.errors import InvalidInputError
 from pitstop.serving.labels import Label, encode_labels, upsert_labels
 from pitstop.serving.predlog import write_records
@@ -162,7 +163,7 @@ def test_the_evidence_averages_the_same_losses_as_numpy(
     _log(workspace, task, y, served, shadow)
     window = Window(1, task, 1, START, START + timedelta(days=1), loss=loss, classes=3)
     with workspace.reading() as conn:
-        evidence = gather_evidence(conn, window)
+        evidence = gather_evidence(conn, window, EVERYTHING)
     champion, challenger = loss.per_request(y, served), loss.per_request(y, shadow)
     assert evidence.champion.error_mean == pytest.approx(np.mean(champion))
     assert evidence.shadow.error_mean == pytest.approx(np.mean(challenger))

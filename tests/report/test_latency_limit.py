@@ -24,6 +24,7 @@ from pitstop.report.values import LatencyLimit
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.guardrails import latency_baseline
+from pitstop.rollout.reads import EVERYTHING
 from pitstop.workspace import Workspace
 from report.conftest import Story, fresh_store
 from report.rollouts import MODEL, SHORT_POLICY, rollout_workspace, send_traffic
@@ -82,7 +83,7 @@ def rule_limit(
     with ws.reading() as conn:
         info = registry.get_model(conn, MODEL)
         window = Window(info.id, info.task, routing_version, since, now, rollout_started_at=began)
-        evidence = gather_evidence(conn, window)
+        evidence = gather_evidence(conn, window, EVERYTHING)
     baseline = latency_baseline(evidence.champion_calls, ws.config)
     if not baseline:
         return None

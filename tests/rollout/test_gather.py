@@ -11,6 +11,7 @@ import pytest
 from pitstop.registry import Task
 from pitstop.rollout.evidence import PairedSummary
 from pitstop.rollout.gather import Window, arm_summaries, gather_evidence, paired_summary, users_first_seen
+from pitstop.rollout.reads import EVERYTHING
 from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.predlog import write_records
 from pitstop.store.predictions.write import PredictionRecord
@@ -65,7 +66,7 @@ def test_the_champions_latency_history_spans_the_rollout_not_the_window(rollout_
     began = START + timedelta(minutes=10)
     window = Window(model_id, Task.REGRESSION, 3, began, START + timedelta(hours=5), rollout_started_at=began)
     with rollout_ws.reading() as conn:
-        evidence = gather_evidence(conn, window)
+        evidence = gather_evidence(conn, window, EVERYTHING)
     assert evidence.champion.latency_call_count == 10  # this window's
     assert evidence.champion_calls.latency_call_count == 40  # the rollout's
     assert evidence.champion_calls.latency_p99 == pytest.approx(3.49, rel=0.021)
@@ -290,11 +291,11 @@ def test_timing_records_give_the_shadows_latency_and_nothing_else(rollout_ws: Wo
         upsert_labels(conn, model_id, [Label(f"t{i}", 0.0) for i in range(40)], received_at=START)
     window = Window(model_id, Task.REGRESSION, 1, START, START.replace(year=2027))
     with rollout_ws.reading() as conn:
-        before = gather_evidence(conn, window)
+        before = gather_evidence(conn, window, EVERYTHING)
     # a different prediction, so a pair or error taken from them would show
     write_records(rollout_ws.engine, [record(i, "timing", 9.0, 40.0 + i) for i in range(0, 40, 2)])
     with rollout_ws.reading() as conn:
-        after = gather_evidence(conn, window)
+        after = gather_evidence(conn, window, EVERYTHING)
     assert after.paired == before.paired and after.shadow == before.shadow
     assert before.shadow_timing.latency_call_count == 0
     assert after.shadow_timing.latency_call_count == 20

@@ -15,6 +15,7 @@ from pitstop.registry import Task
 from pitstop.rollout.controller import Controller
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.phases import Outcome, Phase
+from pitstop.rollout.reads import EVERYTHING
 from pitstop.routing.store import routing_of
 from pitstop.rules import Rule
 from pitstop.serving.labels import Label, upsert_labels
@@ -92,7 +93,7 @@ def test_users_in_both_arms_and_label_coverage_come_from_the_window(rollout_ws: 
     now = START + timedelta(hours=1)
     window = Window(model_id, Task.REGRESSION, 5, START, now, coverage_before=now - timedelta(minutes=15))
     with rollout_ws.reading() as conn:
-        evidence = gather_evidence(conn, window)
+        evidence = gather_evidence(conn, window, EVERYTHING)
     assert evidence.both_arms_users == 1
     assert (evidence.matured_requests, evidence.matured_labelled) == (4, 1)
     assert evidence.label_coverage == pytest.approx(0.25)

@@ -33,6 +33,7 @@ from pitstop.rollout.decision import Decision
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.phases import Action, Outcome, Phase
+from pitstop.rollout.reads import phase_reads
 from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
@@ -80,14 +81,8 @@ def evidence_window(stored: StoredRollout, info: registry.ModelInfo, now: Any) -
 def read_evidence(ws: Context, stored: StoredRollout, now: Any) -> Evidence:
     with ws.reading() as conn:
         info = registry.get_model(conn, stored.state.model)
-        evidence = gather_evidence(
-            conn,
-            evidence_window(stored, info, now),
-            with_differences=stored.state.phase is Phase.SHADOW and stored.policy.shadow.test != "paired_t",
-            with_user_means=stored.state.phase is Phase.AB_TEST
-            and stored.policy.ab_test.method == "mann_whitney",
-            with_user_curve=stored.state.phase is Phase.SHADOW,
-        )
+        reads = phase_reads(stored.state.phase, stored.policy)
+        evidence = gather_evidence(conn, evidence_window(stored, info, now), reads)
         failures = load_failures.reported(conn, stored.model_id, stored.state.challenger_version, now)
     return replace(evidence, load_failures=tuple(failures))
 

@@ -22,6 +22,7 @@ from pitstop.registry import Task
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.loss_sql import request_error
 from pitstop.rollout.python_losses import prepare_losses
+from pitstop.rollout.reads import Reads
 from pitstop.routing.table import TIMING
 from pitstop.store.predictions import health, latency, summaries
 from pitstop.store.predictions.rows import LogRange
@@ -29,7 +30,8 @@ from pitstop.store.predictions.rows import LogRange
 
 @dataclass(frozen=True)
 class Window:
-    """Which predictions count: one model, from a routing version on, up to `now` (event time)."""
+    """Which predictions count: one model's, from a routing version on, made from `started_at` (less
+    `CLOCK_SKEW`) up to `now` (event time)."""
 
     model_id: int
     task: Task
@@ -51,9 +53,23 @@ def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
 
+# A window's rows are those logged under its routing version or a later one; their request times are
+# bounded too, so each query reads one range of the (model_id, time) index, whatever the model's older
+# history holds (issue 21: without the lower bound SQLite walked the whole history at every look). A
+# gateway stamps requests with its own clock, which may lag the controller's that started the phase:
+# the lower bound allows this much skew (NTP keeps clocks within milliseconds; a minute means a broken
+# clock, whose first minute of rows a look would miss). The routing version still decides which rows
+# count: the slack only widens the range read, by a minute of traffic (bench/look_cost.py).
+CLOCK_SKEW = timedelta(minutes=1)
+
+
 def _in_window(window: Window, role: str | None = None) -> LogRange:
     return LogRange(
-        window.model_id, role=role, routing_from=window.since_routing_version, time_to=_epoch(window.now)
+        window.model_id,
+        role=role,
+        routing_from=window.since_routing_version,
+        time_from=_epoch(window.started_at - CLOCK_SKEW),
+        time_to=_epoch(window.now),
     )
 
 
@@ -240,15 +256,10 @@ def users_first_seen(conn: Connection, window: Window) -> tuple[tuple[float, int
     return tuple(zip(marks, counts, strict=True))
 
 
-def gather_evidence(
-    conn: Connection,
-    window: Window,
-    *,
-    with_differences: bool = False,
-    with_user_means: bool = False,
-    with_user_curve: bool = False,
-) -> Evidence:
-    """Everything the decision needs for one phase window."""
+def gather_evidence(conn: Connection, window: Window, reads: Reads) -> Evidence:
+    """What the decision needs for one phase window: the arms' summaries, and the queries `reads` asks
+    for (`rollout.reads.phase_reads`: those the phase's rules read); a query not run leaves its
+    field empty."""
     prepare_losses(conn, _in_window(window), window.scoring)
     summaries = arm_summaries(conn, window)
     served, shadow, timing = summaries.role("served"), summaries.role("shadow"), summaries.role(TIMING)
@@ -256,7 +267,7 @@ def gather_evidence(
     total_served = sum(arm.requests for arm in served.values())
     coverage = (
         health.label_coverage(conn, _in_window(window), _epoch(window.coverage_before))
-        if window.coverage_before is not None
+        if reads.label_coverage and window.coverage_before is not None
         else health.LabelCoverage(0, 0)
     )
     return Evidence(
@@ -265,16 +276,24 @@ def gather_evidence(
         challenger=served.get("challenger", ArmSummary()),
         shadow=next(iter(shadow.values()), ArmSummary()),
         shadow_timing=next(iter(timing.values()), ArmSummary()),
-        paired=paired_summary(conn, window, with_differences=with_differences),
+        paired=(
+            paired_summary(conn, window, with_differences=reads.differences)
+            if reads.paired
+            else PairedSummary()
+        ),
         request_rate_per_hour=total_served / hours if hours > 0 else 0.0,
         window_hours=hours,
         unbucketed_requests=summaries.unbucketed_served,
-        user_mean_errors=user_mean_errors(conn, window) if with_user_means else None,
-        users_seen=users_first_seen(conn, window) if with_user_curve else (),
+        user_mean_errors=user_mean_errors(conn, window) if reads.user_means else None,
+        users_seen=users_first_seen(conn, window) if reads.user_curve else (),
         champion_history=(
             champion_history(conn, window, window.rollout_started_at) if window.rollout_started_at else None
         ),
-        both_arms_users=health.users_in_both_arms(conn, _in_window(window)) if "challenger" in served else 0,
+        both_arms_users=(
+            health.users_in_both_arms(conn, _in_window(window))
+            if reads.both_arms and "challenger" in served
+            else 0
+        ),
         matured_requests=coverage.requests,
         matured_labelled=coverage.labelled,
     )

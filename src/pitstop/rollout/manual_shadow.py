@@ -24,6 +24,7 @@ from pitstop.rollout.decide import Decision, decide_shadow
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.gather import Window, gather_evidence
 from pitstop.rollout.phases import Phase
+from pitstop.rollout.reads import phase_reads
 from pitstop.rollout.records import active_rollout
 from pitstop.rollout.state import RolloutState
 from pitstop.routing.store import routing_history
@@ -123,9 +124,7 @@ def compare(ctx: Context, model: str, chosen: ChosenPolicy | None = None) -> Sha
             classes=len(info.classes or []),
             rollout_started_at=start.created_at,
         )
-        evidence = gather_evidence(
-            conn, window, with_differences=policy.shadow.test != "paired_t", with_user_curve=True
-        )
+        evidence = gather_evidence(conn, window, phase_reads(Phase.SHADOW, policy))
     state = RolloutState(
         id=0,  # no rollout: nothing is stored under this id
         model=model,
