@@ -182,6 +182,10 @@ def _as_times(values: pd.Series) -> pd.Series | None:
         present = values.dropna()
         if present.empty:
             return None
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            # pandas maps a categorical's categories through its cache, and with pyarrow's strings
+            # that path warns of a coming change (Pandas4Warning): parse the values themselves
+            values = values.astype(object)
         times = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
         if times.notna().sum() < 0.95 * len(present):
             return None
