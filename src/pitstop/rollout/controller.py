@@ -31,7 +31,7 @@ from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rol
 from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.rules import Rule
-from pitstop.store import load_failures
+from pitstop.store import gateways, load_failures
 
 if TYPE_CHECKING:
     from pitstop.context import Context
@@ -81,7 +81,8 @@ def read_evidence(ws: Context, stored: StoredRollout, now: Any) -> Evidence:
             with_user_curve=stored.state.phase is Phase.SHADOW,
         )
         failures = load_failures.reported(conn, stored.model_id, stored.state.challenger_version, now)
-    return replace(evidence, load_failures=tuple(failures))
+        acks = gateways.acknowledgements(conn, stored.state.model, now, ws.config.serving.gateway_timeout)
+    return replace(evidence, load_failures=tuple(failures), gateways=tuple(acks))
 
 
 class Controller:
