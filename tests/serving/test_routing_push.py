@@ -22,7 +22,7 @@ from serving.test_gateway import settings
 
 pytestmark = pytest.mark.postgres
 
-REACH = 5.0  # seconds: a bound on the wait, far above what a push takes, far below the 30 s poll
+REACH = 10.0  # seconds: a bound on the wait, far above what a push takes, well below the 30 s poll
 
 
 @pytest.fixture
@@ -96,8 +96,13 @@ def test_a_killed_listen_connection_is_reconnected_and_pushes_again(served: Serv
         killed = first._listener.backend_pid
         assert killed is not None
         await asyncio.to_thread(terminate, killed)
-        await async_wait_until(lambda: first._listener.backend_pid not in (None, killed), REACH)  # type: ignore[union-attr]
-        assert "pitstop_routing_push_up 1.0" in first.metrics.render().decode()
+        listener = first._listener
+
+        def reconnected() -> bool:
+            up = "pitstop_routing_push_up 1.0" in first.metrics.render().decode()
+            return up and listener.backend_pid not in (None, killed)
+
+        await async_wait_until(reconnected, REACH)
         version = await routed(served, mode="shadow", challenger=2)
         await async_wait_until(
             lambda: first.routing(MODEL).version == version == second.routing(MODEL).version, REACH

@@ -218,6 +218,7 @@ class Gateway:
         self._store_error: str | None = "not started"
         self._refresh_lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
+        self._stopping = False  # the poll ends at its next turn (a cancel alone can be lost in wait_for)
         self._wake = asyncio.Event()  # a pushed routing change: refresh now, not at the next poll
         self._listener: RoutingListener | None = None
         self._warmed: set[int] = set()  # id() of runners whose warm-up prediction succeeded
@@ -258,10 +259,12 @@ class Gateway:
         loop = asyncio.get_running_loop()
 
         def up(listening: bool) -> None:
-            loop.call_soon_threadsafe(self.metrics.routing_push_up.set, 1 if listening else 0)
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
+                loop.call_soon_threadsafe(self.metrics.routing_push_up.set, 1 if listening else 0)
 
         def changed() -> None:
-            loop.call_soon_threadsafe(self._wake.set)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
 
         self._listener = RoutingListener(url, changed, up)
         self._listener.start()
@@ -277,6 +280,8 @@ class Gateway:
             await asyncio.to_thread(self._listener.stop)
             self._listener = None
         if self._poll_task is not None:
+            self._stopping = True
+            self._wake.set()
             self._poll_task.cancel()
             await asyncio.gather(self._poll_task, return_exceptions=True)
             self._poll_task = None
@@ -879,10 +884,12 @@ class Gateway:
     async def _poll(self) -> None:
         """Refresh every `poll_interval`, or at once when a pushed change wakes it."""
         interval = self.settings.poll_interval.total_seconds()
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.refresh_routing()
             except Exception:  # the poll must never die

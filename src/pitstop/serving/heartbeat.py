@@ -43,10 +43,12 @@ class HeartbeatWriter:
         self.started_at: datetime = clock.now()
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._problem: str | None = None  # the last failure, logged once
 
     def start(self) -> None:
         self.started_at = self.clock.now()
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pitstop-heartbeat")
 
     def beat_now(self) -> None:
@@ -56,7 +58,9 @@ class HeartbeatWriter:
         """Stop beating and remove this gateway's row, so it leaves the live set at once."""
         if self._task is None:
             return
-        self._task.cancel()
+        # Not cancelled: a write already on its thread would land after the removal below.
+        self._stopping = True
+        self._due.set()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
         try:
@@ -81,7 +85,7 @@ class HeartbeatWriter:
         return True
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self.beat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._due.wait(), self.interval.total_seconds())
