@@ -453,7 +453,26 @@ class HealthPolicy(_Section):
 
 class ServingSettings(_Section):
     poll_interval: PositiveDuration = Field(
-        timedelta(seconds=1), description="how often a gateway re-reads routing"
+        timedelta(seconds=1),
+        description="how often a gateway re-reads routing (the fallback to push, and the only way on SQLite)",
+    )
+    push: bool = Field(
+        True,
+        description=(
+            "PostgreSQL: each gateway listens for routing changes (LISTEN/NOTIFY) and applies them at "
+            "once; false: polling only"
+        ),
+    )
+    heartbeat_interval: PositiveDuration = Field(
+        timedelta(seconds=2),
+        description="how often a gateway records what it serves (also right after every routing switch)",
+    )
+    gateway_timeout: PositiveDuration = Field(
+        timedelta(seconds=15),
+        description=(
+            "a gateway not heard from for this long is no longer live: the controller stops waiting for "
+            "it to acknowledge routing"
+        ),
     )
     shadow_sample: Share = Field(1.0, description="share of requests also scored by the shadow model")
     shadow_timing_sample: Annotated[float, Field(ge=0, le=1)] = Field(

@@ -231,6 +231,13 @@ class Rule(StrEnum):
         "resumes or rolls it back",
     )
 
+    HEALTH_UNACKNOWLEDGED = (
+        "health.unacknowledged",
+        HEALTH,
+        "wait: a live gateway (`pitstop gateways`) still serves an older routing table of the model; "
+        "nothing advances until every live gateway acknowledges the current one",
+    )
+
     MANUAL = "manual", PERSON, "a person set the routing by hand, outside any rollout"
     MANUAL_PROMOTE = "manual.promote", PERSON, "a person promoted the challenger (or advanced its rollout)"
     MANUAL_ROLLBACK = "manual.rollback", PERSON, "a person rolled the rollout back, or undid its promotion"

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pitstop.rollout.records import StoredRollout
     from pitstop.rollout.routes import ManualMode
     from pitstop.routing.table import RoutingTable
+    from pitstop.store.gateways import Heartbeat
 
 
 class Workspace(Context):
@@ -515,6 +516,14 @@ class Workspace(Context):
         from pitstop.routing.store import routing_of
 
         return routing_of(self, model)
+
+    def gateways(self) -> list[Heartbeat]:
+        """Every gateway's last heartbeat (what it serves per model), most recently seen first; live
+        ones are those seen within `serving.gateway_timeout` (`Heartbeat.is_live`)."""
+        from pitstop.store.gateways import heartbeats
+
+        with self.reading() as conn:
+            return heartbeats(conn)
 
     def compare(self, model: str, *, policy: policies.PolicyChoice = None) -> ShadowComparison:
         """The live comparison of a shadow set by hand with the champion, judged by the shadow rules of

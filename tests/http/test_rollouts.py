@@ -243,3 +243,22 @@ def test_resume_and_approve_over_http_need_the_operator_token(served: Served) ->
         assert ungated.status_code == 409 and "needs no approval" in ungated.json()["message"]
     resumed_by = [(e.actor, e.rule) for e in served.ws.events(MODEL) if e.kind == "rollout_resumed"]
     assert resumed_by == [("dana", "manual.resume")]
+
+
+def test_rollout_status_lists_the_live_gateways_and_what_each_serves(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollout_api, "STATUS_SECONDS", 0.05)  # each look sees the latest heartbeat
+    stored = served.ws.start_rollout(MODEL, 2, skip_gate=True, reason="test")
+    version = stored.state.phase_routing_version
+
+    def lines() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = client.get(ROLLOUT).json()["gateways"]
+        return found
+
+    with serving(served, heartbeat_interval="100ms") as client:
+        wait_until(lambda: [line["acknowledged"] for line in lines()] == [True])
+        (line,) = lines()
+    assert (line["model"], line["routing_version"]) == (MODEL, version)
+    assert line["loaded"] == [1, 2] and line["warmed"] == [1, 2]  # the champion, and v2 in shadow
+    assert served.ws.gateways() == []  # the gateway stopped with its server and removed its row

@@ -137,6 +137,8 @@ def render_status(result: RolloutStatus) -> None:
     if result.spooling:  # after a store outage: the controller judges nothing until these are written
         gateways = ", ".join(result.spooling)
         console.print(f"[bold]waiting: prediction records still spooled by {escape(gateways)}[/]")
+    if data["gateways"]:
+        render_gateways(data["gateways"], result.rollout.state.phase_routing_version)
     if result.evidence:
         render_evidence(result.evidence)
     if result.errors.messages:
@@ -171,6 +173,27 @@ def _gate_line(gate: dict[str, Any]) -> str:
             else "approval pending (`pitstop rollout approve`)"
         )
     return "step gate: " + "; ".join(parts)
+
+
+def render_gateways(lines: list[dict[str, Any]], routing_version: int) -> None:
+    """The live gateways serving the model and whether each serves the current phase's routing."""
+    out = table(
+        f"live gateways (this phase: routing v{routing_version})",
+        whole("gateway"),
+        whole("routing", justify="right"),
+        whole("loaded"),
+        whole("warmed"),
+        whole("acknowledged"),
+    )
+    for line in lines:
+        out.add_row(
+            escape(line["gateway"]),
+            f"v{line['routing_version']}",
+            ", ".join(f"v{v}" for v in line["loaded"]) or "-",
+            ", ".join(f"v{v}" for v in line["warmed"]) or "-",
+            "yes" if line["acknowledged"] else "[bold red]no[/]",
+        )
+    console.print(out)
 
 
 def render_evidence(evidence: dict[str, Any]) -> None:

@@ -44,7 +44,8 @@ from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.routing.table import Routes, new_salt
 from pitstop.rules import Rule
-from pitstop.store import spool_backlog
+from pitstop.store import gateways, spool_backlog
+from pitstop.store.gateways import Heartbeat
 from pitstop.store.load_failures import LoadFailure, cannot_load
 from pitstop.store.predictions.error_messages import ErrorMessages, error_messages
 
@@ -409,6 +410,25 @@ class RolloutStatus:
     load_failures: tuple[LoadFailure, ...] = ()  # gateways that cannot load the challenger
     gate: GateProgress | None = None  # the current ramp step's gate and what it has so far
     spooling: tuple[str, ...] = ()  # gateways still writing spooled records: the controller waits
+    gateways: tuple[Heartbeat, ...] = ()  # the live gateways, whatever they serve
+
+    def gateway_lines(self) -> list[dict[str, Any]]:
+        """Each live gateway serving the model: its routing version, the versions it has loaded and
+        warmed, and whether it serves the current phase's table (`acknowledged`)."""
+        state, out = self.rollout.state, []
+        for heartbeat in self.gateways:
+            served = heartbeat.serves(state.model)
+            if served is None:
+                continue
+            out.append(
+                {
+                    "gateway": heartbeat.gateway,
+                    "last_seen": heartbeat.last_seen.isoformat(),
+                    **served.to_dict(),
+                    "acknowledged": served.routing_version >= state.phase_routing_version,
+                }
+            )
+        return out
 
     @property
     def unavailable(self) -> list[str]:
@@ -433,6 +453,7 @@ class RolloutStatus:
                 "unavailable": self.unavailable,
                 "gate": None if self.gate is None else self.gate.to_json(),
                 "spooling": list(self.spooling),
+                "gateways": self.gateway_lines(),
             }
         )
         return out
@@ -466,8 +487,9 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
         errors = error_messages(
             conn, stored.model_id, since_routing_version=stored.state.phase_routing_version, until=end
         )
+        live = tuple(gateways.live_heartbeats(conn, now, ws.config.serving.gateway_timeout))
     if stored.state.outcome is not None:
-        return RolloutStatus(stored, None, None, elapsed, None, errors=errors)
+        return RolloutStatus(stored, None, None, elapsed, None, errors=errors, gateways=live)
     evidence = read_evidence(ws, stored, now)
     with ws.reading() as conn:
         spooling = spool_backlog.spooling_gateways(conn, now)
@@ -494,6 +516,7 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
         load_failures=evidence.load_failures,
         gate=_gate(stored, evidence),
         spooling=tuple(spooling),
+        gateways=live,
     )
 
 

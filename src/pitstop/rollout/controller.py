@@ -39,7 +39,7 @@ from pitstop.routing.provider import provider
 from pitstop.routing.store import Change, current_routing
 from pitstop.rules import Rule
 from pitstop.serving.predlog import MAX_BACKOFF
-from pitstop.store import load_failures, spool_backlog
+from pitstop.store import gateways, load_failures, spool_backlog
 
 if TYPE_CHECKING:
     from pitstop.context import Context
@@ -84,7 +84,8 @@ def read_evidence(ws: Context, stored: StoredRollout, now: Any) -> Evidence:
         reads = phase_reads(stored.state.phase, stored.policy)
         evidence = gather_evidence(conn, evidence_window(stored, info, now), reads)
         failures = load_failures.reported(conn, stored.model_id, stored.state.challenger_version, now)
-    return replace(evidence, load_failures=tuple(failures))
+        acks = gateways.acknowledgements(conn, stored.state.model, now, ws.config.serving.gateway_timeout)
+    return replace(evidence, load_failures=tuple(failures), gateways=tuple(acks))
 
 
 class Controller:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pitstop.stats import ArmEstimate, arm_from_summary, arm_from_user_moments
+from pitstop.store.gateways import Acknowledgement
 from pitstop.store.load_failures import LoadFailure
 
 LATENCY_BUCKET_RATIO = 1.02  # latency histogram buckets: log(1 + ms) in steps of log(1.02), 2 % wide
@@ -140,6 +141,9 @@ class Evidence:
     user_mean_errors: dict[str, tuple[float, ...]] | None = None  # per arm, each user's (Mann-Whitney only)
     # the challenger version as gateways that cannot load it report it (`store.load_failures`)
     load_failures: tuple[LoadFailure, ...] = ()
+    # the routing version each live gateway serving the model serves (`store.gateways`); none: no
+    # gateway reports (a replay, a controller without gateways), and nothing waits on them
+    gateways: tuple[Acknowledgement, ...] = ()
     # (hours from the window's start, distinct served users first seen by then), ascending: how the
     # model's users accumulate (gathered in shadow, for the A/B plan's count of available users)
     users_seen: tuple[tuple[float, int], ...] = ()

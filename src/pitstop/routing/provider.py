@@ -7,7 +7,8 @@ commit together; a provider for another routing layer (a Kubernetes Service sele
 by implementing it, without touching the controller.
 
 `GatewayRouting` is the provider of pitstop's own gateways: the next table is saved in the store and
-every gateway, polling it, serves it within its poll interval (`serving.poll_interval`).
+every gateway serves it at once when it is pushed (PostgreSQL NOTIFY, `serving.push`), else within
+its poll interval (`serving.poll_interval`).
 """
 
 from __future__ import annotations

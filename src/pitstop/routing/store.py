@@ -1,7 +1,9 @@
 """Routing tables in the store: read the current one, save the next one with its event.
 
 `save` and `current_routing` work on the caller's connection, so the rollout controller can change
-routing and record its own decision in one transaction.
+routing and record its own decision in one transaction. On PostgreSQL `save` also announces the new
+table on the `pitstop_routing` channel (NOTIFY, delivered at commit), which live gateways listen to
+(`serving.routing_push`); on SQLite gateways only poll.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 
 from pitstop import registry
 from pitstop.errors import NotFoundError, UsageError
@@ -22,6 +24,8 @@ from pitstop.store.tables import models, routing_tables
 
 if TYPE_CHECKING:
     from pitstop.context import Context
+
+CHANNEL = "pitstop_routing"  # PostgreSQL NOTIFY channel; the payload is the model's name
 
 
 def current_routing(conn: Connection, model_id: int) -> RoutingTable | None:
@@ -111,7 +115,15 @@ def save(conn: Connection, model: ModelInfo, routes: Routes, change: Change) -> 
         rollout_id=routes.rollout_id,
         data={**numbers, "previous_version": None if before is None else before.version, **change.data},
     )
+    announce(conn, model.name)
     return table
+
+
+def announce(conn: Connection, model: str) -> None:
+    """Tell listening gateways the model's routing changed, when the caller's transaction commits
+    (PostgreSQL only: NOTIFY is transactional, so a rolled-back change is never announced)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify(:channel, :model)"), {"channel": CHANNEL, "model": model})
 
 
 def follow_champion(

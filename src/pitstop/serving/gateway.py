@@ -9,6 +9,12 @@ The same class runs live (`app.py`, with a poll loop and the wall clock) and in 
 (`pitstop simulate`: a `ManualClock`, `poll=False`, explicit `refresh_routing()` and `drain()`).
 Prediction `time` is the clock's; latencies are real (`perf_counter`).
 
+A live gateway (one that polls) also listens for pushed routing changes on PostgreSQL
+(`routing_push.py`): a notification wakes the poll at once, so a change reaches every gateway without
+waiting for `serving.poll_interval`, which stays the fallback. It records what it serves every
+`serving.heartbeat_interval` and right after every switch (`heartbeat.py`), which the controller
+waits on before it counts a step in force.
+
 A live gateway keeps a local cache of what it serves (`routing_cache.py`), so that one started while
 the store is down serves each cached champion alone, reports `degraded`, queues its prediction
 records and returns to normal routing once the store answers. One running when the store goes away
@@ -26,6 +32,7 @@ champion alone under routing version 0, whose records count as no phase's eviden
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -56,15 +63,18 @@ from pitstop.serving.deadletter import workspace_dead_letters
 from pitstop.serving.errors import InvalidInputError, ModelNotServedError, PredictionFailedError
 from pitstop.serving.features import FeatureSchema
 from pitstop.serving.health import GatewayHealth, LogHealth, ModelHealth, Part, SpoolHealth
+from pitstop.serving.heartbeat import HeartbeatWriter
 from pitstop.serving.labels import Label, encode_labels, upsert_labels
 from pitstop.serving.load_report import LoadFailures
 from pitstop.serving.metrics import GatewayMetrics
 from pitstop.serving.outputs import Output, class_answer, read_output
 from pitstop.serving.predlog import PredictionLog
+from pitstop.serving.routing_push import RoutingListener
 from pitstop.serving.runner import Row, Runner, make_runner
 from pitstop.serving.shadow import ShadowRequest, ShadowScorer, ShadowTarget
 from pitstop.serving.spool import workspace_spool
 from pitstop.serving.timing import ShadowTimer
+from pitstop.store.gateways import ServedModel
 from pitstop.store.load_failures import replace_reported
 from pitstop.store.predictions.write import PredictionRecord
 
@@ -201,9 +211,22 @@ class Gateway:
         self._states: dict[str, ModelState] = {}
         self._problems: dict[str, str] = {}
         self.load_failures = LoadFailures(self.metrics, self.identity)
+        self.heartbeat = HeartbeatWriter(
+            ws,
+            self.identity,
+            self.served,
+            self.metrics,
+            clock=self.clock,
+            interval=s.heartbeat_interval,
+            timeout=s.gateway_timeout,
+        )
         self._store_error: str | None = "not started"
         self._refresh_lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
+        self._stopping = False  # the poll ends at its next turn (a cancel alone can be lost in wait_for)
+        self._wake = asyncio.Event()  # a pushed routing change: refresh now, not at the next poll
+        self._listener: RoutingListener | None = None
+        self._warmed: set[int] = set()  # id() of runners whose warm-up prediction succeeded
         self._retiring: set[asyncio.Task[None]] = set()
         if cache_dir is None and poll:
             cache_dir = routing_cache.cache_folder(ws.path, self.settings)
@@ -230,6 +253,26 @@ class Gateway:
             self._poll_task = asyncio.get_running_loop().create_task(
                 self._poll(), name="pitstop-routing-poll"
             )
+            self._start_listener()
+            self.heartbeat.start()
+
+    def _start_listener(self) -> None:
+        """Listen for pushed routing changes (PostgreSQL with `serving.push`; else polling only)."""
+        url = self.ws.engine.url
+        if not self.settings.push or url.get_backend_name() != "postgresql":
+            return
+        loop = asyncio.get_running_loop()
+
+        def up(listening: bool) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
+                loop.call_soon_threadsafe(self.metrics.routing_push_up.set, 1 if listening else 0)
+
+        def changed() -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
+
+        self._listener = RoutingListener(url, changed, up)
+        self._listener.start()
 
     async def drain(self) -> None:
         """Wait for all shadow work in flight, then write every queued prediction record."""
@@ -238,10 +281,16 @@ class Gateway:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop polling, let shadow calls end (each is bounded), flush the log, release the models."""
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         if self._poll_task is not None:
+            self._stopping = True
+            self._wake.set()
             self._poll_task.cancel()
             await asyncio.gather(self._poll_task, return_exceptions=True)
             self._poll_task = None
+        await self.heartbeat.stop()
         try:
             drained = asyncio.gather(self.shadow.drain(), self.timing.drain())
             await asyncio.wait_for(drained, timeout=self.shadow.longest_call + 1.0)
@@ -257,6 +306,20 @@ class Gateway:
         runners = {id(r): r for state in self._states.values() for r in state.all_runners()}
         await asyncio.gather(*(r.close() for r in runners.values()), return_exceptions=True)
         self._states.clear()
+        self._warmed.clear()
+
+    def served(self) -> tuple[ServedModel, ...]:
+        """What this gateway serves, per model, for its heartbeat."""
+        out = []
+        for name, state in sorted(self._states.items()):
+            loaded = {id(r): r.version for r in state.all_runners()}
+            warmed = {version for key, version in loaded.items() if key in self._warmed}
+            out.append(
+                ServedModel(
+                    name, state.table.version, tuple(sorted(set(loaded.values()))), tuple(sorted(warmed))
+                )
+            )
+        return tuple(out)
 
     # -- what is served -----------------------------------------------------------------------------
 
@@ -584,6 +647,7 @@ class Gateway:
         if current is not None and current.table.same_routing(table) and state.shadow_runner is None:
             return False  # its shadow failed to load again: nothing changes
         self._states[info.name] = state  # the switch: one assignment
+        self.heartbeat.beat_now()  # acknowledge it at once
         self._problems.pop(info.name, None)
         self.metrics.routing_version.labels(info.name).set(table.version)
         self.metrics.challenger_share.labels(info.name).set(table.challenger_share)
@@ -813,6 +877,8 @@ class Gateway:
             await asyncio.wait_for(runner.predict([schema.example()]), self._warm_timeout)
         except Exception as error:
             log.info("%s v%s: warm-up failed (%s: %s)", model, runner.version, type(error).__name__, error)
+            return
+        self._warmed.add(id(runner))
 
     def _retire(self, runners: list[Runner]) -> None:
         """Close runners no longer routed to, once requests that picked them up have finished."""
@@ -821,6 +887,7 @@ class Gateway:
             try:
                 await asyncio.sleep(self.shadow.timeout + 1.0)
             finally:  # also when the gateway stops first
+                self._warmed.difference_update(id(r) for r in runners)
                 await asyncio.gather(*(r.close() for r in runners), return_exceptions=True)
 
         task = asyncio.get_running_loop().create_task(close_later())
@@ -828,9 +895,14 @@ class Gateway:
         task.add_done_callback(self._retiring.discard)
 
     async def _poll(self) -> None:
+        """Refresh every `poll_interval`, or at once when a pushed change wakes it."""
         interval = self.settings.poll_interval.total_seconds()
-        while True:
-            await asyncio.sleep(interval)
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.refresh_routing()
             except Exception:  # the poll must never die

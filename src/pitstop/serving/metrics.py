@@ -218,6 +218,25 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.gateways_live = Gauge(
+            "pitstop_gateways_live",
+            "Live gateways (heartbeat within serving.gateway_timeout, this one included) serving the model "
+            "under each routing version, as this gateway last read their heartbeats",
+            ("model", "routing_version"),
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.heartbeat_errors = Counter(
+            "pitstop_heartbeat_errors",
+            "Gateway heartbeats that could not be written to the store (serving goes on)",
+            registry=r,
+        )
+        self.routing_push_up = Gauge(
+            "pitstop_routing_push_up",
+            "1 while the gateway listens for pushed routing changes (PostgreSQL LISTEN); 0: polling only",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
         self.notifications = Counter(
             "pitstop_notifications",
             "Notification delivery attempts made by this process's sender, by receiver and outcome: "

@@ -250,6 +250,20 @@ load_failures = Table(
     Column("attempts", Integer, nullable=False),
 )
 
+# -- gateway heartbeats (issue 21) ---------------------------------------------------------------
+# One row per gateway process, upserted every `serving.heartbeat_interval` and after every routing
+# switch: what it serves per model (routing version, versions loaded and warmed), so the controller
+# counts a step in force only once every live gateway acknowledges it (`store.gateways`).
+
+gateway_heartbeats = Table(
+    "gateway_heartbeats",
+    metadata,
+    Column("gateway", String(200), primary_key=True),  # host:pid:token
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("serving", JSONDocument, nullable=False),  # [{model, routing_version, loaded, warmed}]
+)
+
 # -- named policies (issue 20) -------------------------------------------------------------------
 # A rollout policy kept in the store under a name, in revisions: each holds the full validated policy
 # (what a rollout started with it stores), the text it was made from and that text's sha256.
