@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import typer
 
 from pitstop.cli.common import JsonOption, WorkspaceOption, console, emit, open_workspace, table
 from pitstop.formats import fmt_time
-from pitstop.store.gateways import Heartbeat
+
+if TYPE_CHECKING:  # the store loads when the command runs, not for `pitstop --help`
+    from pitstop.store.gateways import Heartbeat
 
 
 def gateways(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
