@@ -22,7 +22,7 @@ from pitstop.report.words import status_words
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
 from report.rollouts import MODEL, rollout_workspace, send_traffic
-from serving.conftest import running
+from serving.conftest import running, wait_until
 
 LIVE_CHARTS = {"timeline", "share", "errors", "latency", "progress", "shadow", "ab"}
 EVERY = 0.5  # seconds between the page's polls: live updates show within the tests' patience
@@ -66,6 +66,18 @@ def test_dashboard_json_has_every_model_with_its_phase_series_and_health(live: L
     assert model["report"]["ab"]["final"] is False  # the A/B test is running: its last look
     assert len(model["report"]["times"]) == len(model["report"]["arms"]["champion"]["error_mean"])
     assert model["events"] and model["words"]["headline"].startswith("In progress (ab_test 50%)")
+
+    # every gateway of the store, from its heartbeat: this one, live, serving the current routing
+    def gateways() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = httpx.get(f"{live.url}/v1/dashboard").json()["gateways"]
+        return found
+
+    wait_until(lambda: len(gateways()) == 1)
+    (gateway,) = gateways()
+    (served,) = gateway["serving"]
+    routing = live.ws.routing(MODEL)
+    assert gateway["live"] and routing is not None
+    assert (served["model"], served["routing_version"], served["loaded"]) == (MODEL, routing.version, [1, 2])
 
 
 def test_the_glance_says_what_rollout_status_says(live: Live) -> None:
@@ -157,6 +169,8 @@ def test_dashboard_reads_at_a_glance_on_a_laptop_and_a_phone(
     )
     check_page(page, live, 1400)
     check_glance(page, glance)
+    page.wait_for_function("document.querySelector('#gateways td')?.textContent.length > 0")
+    assert "live, seen" in page.inner_text("#gateways")
     page.screenshot(path=str(tmp_path / "dashboard-1400.png"), full_page=True)
     page.screenshot(path=str(tmp_path / "dashboard-1400-top.png"))  # what shows without scrolling
     for chart in ("latency", "progress"):  # the charts the glance points at, at their drawn size

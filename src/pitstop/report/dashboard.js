@@ -56,6 +56,28 @@
     box.appendChild(table(["counter (since this gateway started)", "value"], rows));
   }
 
+  // Every gateway process of the store, from its heartbeat: live or stale, and per model the routing
+  // version it serves and the versions it has loaded and warmed (a step is in force once every live
+  // gateway serves its routing version).
+  function renderGateways(gateways) {
+    var box = document.getElementById("gateways");
+    box.replaceChildren();
+    box.appendChild(el("h2", null, "Gateways"));
+    if (!gateways.length) {
+      box.appendChild(el("p", "muted", "no gateway has reported to this store yet"));
+      return;
+    }
+    var rows = [];
+    gateways.forEach(function (g) {
+      var state = (g.live ? "live" : "stale") + ", seen " + g.seconds_since_seen.toFixed(1) + " s ago";
+      var served = g.serving.length ? g.serving : [{ model: "-", routing_version: "-", loaded: [], warmed: [] }];
+      served.forEach(function (s) {
+        rows.push([g.gateway, state, s.model, s.routing_version, s.loaded.join(", ") || "-", s.warmed.join(", ") || "-"]);
+      });
+    });
+    box.appendChild(table(["gateway", "state", "model", "routing version", "loaded", "warmed"], rows));
+  }
+
   function card(name) {
     var entry = cards.get(name);
     if (entry) return entry;
@@ -198,6 +220,7 @@
   }
 
   function render(data) {
+    renderGateways(data.gateways || []);
     renderHealth(data.health);
     var seen = new Set();
     data.models.forEach(function (model) { seen.add(model.name); renderModel(model); });

@@ -29,6 +29,7 @@ from pitstop.rollout.apply import describe
 from pitstop.rollout.manual_shadow import ShadowComparison, compare
 from pitstop.rollout.records import StoredRollout, active_rollout, latest_rollout
 from pitstop.rollout.state import challenger_share
+from pitstop.store.gateways import heartbeats
 
 if TYPE_CHECKING:
     from pitstop.serving.gateway import Gateway
@@ -62,18 +63,28 @@ def plotly_js_path() -> Path:
 
 def dashboard_data(gateway: Gateway, *, recent: int = RECENT_EVENTS) -> dict[str, Any]:
     """What the dashboard shows, as JSON: per model its glance (phase, share, verdict, next check, last
-    decision, the rollout's health), versions, the report series of its active (or latest) rollout with
-    the charts built from them, and recent events; then the gateway's health."""
+        decision, the rollout's health), versions, the report series of its active (or latest) rollout with
+        the charts built from them, and recent events; then every gateway of the store (its heartbeat: live
+    or stale, what it serves) and this gateway's health."""
     now = gateway.clock.now()
     health = gateway_health(gateway)
+    timeout = gateway.settings.gateway_timeout
+    gateways: list[dict[str, Any]] = []
     try:
         with gateway.ws.reading() as conn:
             infos = registry.list_models(conn)
+            gateways = [beat.to_dict(now, timeout) for beat in heartbeats(conn)]
         models = [_card(gateway, info, now, recent) for info in infos]
     except StoreUnavailableError as error:
         health["store_error"] = str(error)
         models = []
-    return {"generated_at": now.isoformat(), "generated": fmt_time(now), "health": health, "models": models}
+    return {
+        "generated_at": now.isoformat(),
+        "generated": fmt_time(now),
+        "health": health,
+        "gateways": gateways,  # every gateway process of the store, live or stale (`store.gateways`)
+        "models": models,
+    }
 
 
 def _live_status(gateway: Gateway, view: dict[str, Any]) -> RolloutStatus | None:

@@ -337,6 +337,7 @@ def render_dashboard(every_seconds: float) -> str:
         f'<body data-every="{every_seconds:g}"><header class="top"><h1>pitstop</h1>'
         '<span class="badge" id="ready">…</span><span class="meta" id="updated">loading…</span></header>'
         '<main><p class="muted" id="empty"></p><div id="models" class="models"></div>'
+        '<section class="card" id="gateways"><h2>Gateways</h2></section>'
         '<section class="card" id="health"><h2>Gateway health (this process)</h2></section></main>'
         "<footer>read-only view of this gateway and its store; refreshes every "
         f"{every_seconds:g} s</footer><script>{asset('dashboard.js')}</script></body></html>"
