@@ -57,8 +57,13 @@ def apply_decision(
     conn: Connection, stored: StoredRollout, decision: Decision, *, now: datetime, actor: str
 ) -> StoredRollout:
     """Persist a decision; a phase change also writes routing, aliases and an event. Raises
-    `StaleRolloutError` (nothing written) when the rollout changed since it was read."""
+    `StaleRolloutError` (nothing written) when the rollout changed since it was read.
+
+    Every write, a look's `stay` too, first locks the model's row, as a person's override does
+    (`actions._manual`): a look's write landing between an override's read and its write made the
+    override fail as stale; now one waits for the other, and only a look is ever decided again."""
     state, policy = stored.state, stored.policy
+    model = registry.get_model(conn, state.model, for_update=True)
     status = json_safe(
         {
             "rule": decision.rule,
@@ -79,7 +84,6 @@ def apply_decision(
         return _hold(
             conn, stored, decision, now=now, actor=actor, status=status, memory=memory, warned=warned
         )
-    model = registry.get_model(conn, state.model, for_update=True)
     target = next_target(stored) if decision.action is Action.ADVANCE else None
     if decision.action is Action.ADVANCE and target is not None:
         after_state = replace(state, phase=target.phase, step=target.step)
