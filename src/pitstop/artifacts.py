@@ -1,15 +1,30 @@
-"""Content-addressed artifact storage: a local folder by default, any fsspec URL when configured."""
+"""Content-addressed artifact storage: a local folder by default, any fsspec URL when configured.
+
+fsspec loads at the first file operation: commands that read only the store (`pitstop models list`)
+never pay for it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from pathlib import Path, PurePosixPath
-
-import fsspec
+from typing import TYPE_CHECKING
 
 from pitstop.errors import StoreUnavailableError, describe_os_error
 
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
 _CHUNK = 1 << 20
+
+
+def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem of `url` and the path within it."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
 
 
 def sha256_of_file(path: Path) -> str:
@@ -25,19 +40,23 @@ class ArtifactStore:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
-        self._fs, self._root = fsspec.core.url_to_fs(self.base_url)
+
+    @cached_property
+    def _filesystem(self) -> tuple[AbstractFileSystem, str]:
+        return filesystem(self.base_url)
 
     def put(self, source: Path, kind: str, suffix: str) -> tuple[str, str, int]:
         """Copy `source` in; returns (uri relative to this store, sha256, size in bytes)."""
         sha256 = sha256_of_file(source)
         relative = f"{kind}/{sha256[:2]}/{sha256}{suffix}"
-        target = f"{self._root}/{relative}"
-        if not self._fs.exists(target):
+        fs, root = self._filesystem
+        target = f"{root}/{relative}"
+        if not fs.exists(target):
             try:
-                self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
                 partial = f"{target}.partial"
-                self._fs.put_file(str(source), partial)
-                self._fs.mv(partial, target)
+                fs.put_file(str(source), partial)
+                fs.mv(partial, target)
             except OSError as error:
                 reason = (
                     describe_os_error(error) if error.filename else f"{describe_os_error(error)}: {target}"
@@ -58,7 +77,7 @@ class ArtifactStore:
     def read(self, uri: str) -> bytes | None:
         """The bytes stored at `uri`, or None when the file is gone."""
         location = self.location(uri)
-        fs, path = fsspec.core.url_to_fs(location)
+        fs, path = filesystem(location)
         if not fs.exists(path):
             return None
         try:
