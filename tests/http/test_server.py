@@ -178,9 +178,3 @@ def test_serve_refuses_the_local_opt_in_beyond_loopback(
     result = cli("serve", "-w", str(served.ws.path), "--host", "0.0.0.0", "--port", str(free_port()))
     assert result.exit_code == 2
     assert "loopback" in result.stderr
-
-
-def test_serve_refuses_a_workspace_without_any_champion(workspace, cli) -> None:  # type: ignore[no-untyped-def]
-    result = cli("serve", "-w", str(workspace.path), "--port", str(free_port()))
-    assert result.exit_code == 2
-    assert "no model has a champion" in result.stderr

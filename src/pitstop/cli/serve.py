@@ -77,15 +77,21 @@ def serve(
         served = _served(ws)
         path = ws.path
         Sender(ws)  # a receiver filter that matches no topic stops here, in one line, not in a worker
-    if not served:
-        raise UsageError("no model has a champion yet: set one with `pitstop models set-champion`")
+    if not served:  # a Deployment may well start before its first model: it serves each as it comes
+        err_console.print(
+            "[bold yellow]warning:[/] no model has a champion yet: each is served once one is set "
+            "(`pitstop models set-champion`)",
+            soft_wrap=True,
+        )
     err_console.print(f"access: {describe_access(access)}", soft_wrap=True)
     for warning in exposure_warnings(access, host):
         err_console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
     if controller:
         os.environ[CONTROLLER_ENV] = "1"
     extra = " with the rollout controller" if controller else ""
-    err_console.print(f"serving {', '.join(served)} on http://{host}:{port} ({workers} worker(s)){extra}")
+    err_console.print(
+        f"serving {', '.join(served) or 'no model yet'} on http://{host}:{port} ({workers} worker(s)){extra}"
+    )
     err_console.print(f"dashboard: http://{host}:{port}/")
     run(path, host=host, port=port, workers=workers, log_level=log_level.value, access_log=access_log)
 
