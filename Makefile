@@ -12,7 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The image's environment without the image (no container runtime here): the package's dependencies
+# as the Dockerfile installs them, with no test extras. tests/deploy/test_image.py installs the current
+# source into it (no download) and runs the image's own commands there.
+IMAGE_VENV  := .venv-image
+IMAGE_STAMP := $(IMAGE_VENV)/.installed
+
+$(IMAGE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(IMAGE_VENV)
+	$(IMAGE_VENV)/bin/pip install --quiet --upgrade pip setuptools
+	$(IMAGE_VENV)/bin/pip install --quiet '.[postgres]'
+	touch $(IMAGE_STAMP)
+
+install: $(STAMP) $(IMAGE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pitstop demo
@@ -22,7 +34,7 @@ demo: $(STAMP)
 # Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test).
 TEST_PROCESSES ?= 2
 
-test: $(STAMP)
+test: $(STAMP) $(IMAGE_STAMP)
 	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
@@ -43,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/shadow_inprocess.py --seconds 8 --rounds 4
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) $(IMAGE_VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
