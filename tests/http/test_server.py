@@ -27,8 +27,6 @@ from pitstop.rollout.routes import route
 from pitstop.store.tables import predictions
 from serving.conftest import MODEL, Served, free_port, wait_until
 
-pytestmark = pytest.mark.slow
-
 # The real CLI with `serve` registered (a no-op once pitstop.cli wires it in itself).
 CLI = """
 import sys, typer.main

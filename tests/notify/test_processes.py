@@ -16,8 +16,6 @@ from notify.conftest import NotifyWorkspace, Receiver, cloudevents_receiver, fre
 from pitstop.rollout import routes
 from serving.conftest import wait_until
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen[str]]]:
