@@ -17,7 +17,7 @@ import pytest
 from browser import CHART_MARKS, PageWatch
 from pitstop.clock import ManualClock
 from pitstop.http.app import create_app
-from pitstop.report.dashboard import plotly_js_path
+from pitstop.report.html import plotly_js_path
 from pitstop.report.words import status_words
 from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace

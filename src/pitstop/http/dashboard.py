@@ -1,5 +1,5 @@
 """The gateway's live dashboard: `GET /` (a page that polls), `GET /v1/dashboard` (its JSON) and
-plotly.js served from the installed plotly package (`GET /static/plotly.min.js`).
+plotly.js served from pitstop's own copy (`GET /static/plotly.min.js`).
 
 The JSON is rebuilt at most once per poll interval (or nine times its build time, if longer) whatever
 the number of viewers, on a low-priority worker thread (SQL aggregation and figure building never run
@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from pitstop.http.edge import edge
-from pitstop.report.dashboard import dashboard_data, plotly_js_path
-from pitstop.report.html import render_dashboard
+from pitstop.report.dashboard import dashboard_data
+from pitstop.report.html import plotly_js_path, render_dashboard
 from pitstop.serving.cached import Cached
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """The gateway's live dashboard's data: what `GET /v1/dashboard` answers (`http.dashboard` serves it,
-with the page and plotly.js from the installed plotly package: read-only, no external network).
+with the page and plotly.js shipped with pitstop: read-only, no external network).
 """
 
 from __future__ import annotations
@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, replace
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -54,11 +52,6 @@ COUNTERS = {
     "pitstop_labels_accepted": "labels accepted",
     "pitstop_routing_errors": "routing changes not applied",
 }
-
-
-def plotly_js_path() -> Path:
-    """plotly.min.js as shipped inside the installed plotly package (the same file the report inlines)."""
-    return Path(str(resources.files("plotly").joinpath("package_data", "plotly.min.js")))
 
 
 def dashboard_data(gateway: Gateway, *, recent: int = RECENT_EVENTS) -> dict[str, Any]:
