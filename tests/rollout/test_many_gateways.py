@@ -315,7 +315,7 @@ def test_a_rollout_survives_a_killed_leader_and_a_store_restart_across_four_gate
         ).to_dict()
         answered = [request_id for request_id, status in traffic.predictions if status == 200]
         assert [status for _, status in traffic.predictions] == [200] * len(traffic.predictions)
-        # labels are refused only while the store is down (503: sent again), and every one was taken
+        # labels are refused only while the store is down (503), and each refused batch is sent again
         assert set(traffic.label_statuses) <= {200, 503}
         wait_for(
             "every answered request logged",
