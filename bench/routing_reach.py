@@ -4,8 +4,8 @@ with push (PostgreSQL LISTEN/NOTIFY) and with the poll fallback.
     PITSTOP_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
         .venv/bin/python bench/routing_reach.py [--gateways 4] [--changes 10] [--poll-interval 1s]
 
-The gateways are in-process `Gateway` objects on one event loop (not separate processes, as issue
-21's benchmark asks for): a lower bound on what separate processes see, without their scheduling.
+The gateways are in-process `Gateway` objects on one event loop: a lower bound on what separate
+processes see, without their scheduling (`bench/fleet_reach.py` runs gateway processes under load).
 Each change toggles a shadow on and off by `route`; the clock starts when the writing transaction
 has committed (`route` returned) and stops when every gateway's table has the new version, checked
 every millisecond. With push the gateways poll every 30 s, so only a push can move them in time.

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from psycopg.conninfo import conninfo_to_dict
 
 from helpers import fresh_postgres_schema
 from pitstop.rollout.routes import route
 from pitstop.serving import Gateway
+from pitstop.serving.routing_push import conninfo
+from pitstop.store.engine import postgres_timeouts
 from pitstop.store.gateways import Heartbeat
 from serving.conftest import MODEL, Served, async_wait_until
 from serving.test_gateway import settings
@@ -54,6 +57,22 @@ async def two_gateways(served: Served, tmp_path: Path, body: Any, **changes: Any
 async def routed(served: Served, **how: Any) -> int:
     table = await asyncio.to_thread(route, served.ws, MODEL, reason="push test", **how)
     return table.version
+
+
+def test_the_listen_connection_gets_the_stores_options_as_the_server_reads_them() -> None:
+    """`pitstop serve` adds `-c statement_timeout=…` to libpq's `options`: a value with spaces, which
+    a URI must percent-encode (a `+` stays a `+` there, and the server refused `+statement_timeout`)."""
+    stored = sa.make_url("postgresql+psycopg://u:p@db:5433/x?options=-csearch_path%3Ds")
+    url = postgres_timeouts(stored, 5, 30)
+    assert conninfo_to_dict(conninfo(url)) == {
+        "host": "db",
+        "port": "5433",
+        "user": "u",
+        "password": "p",
+        "dbname": "x",
+        "connect_timeout": "5",
+        "options": "-csearch_path=s -c statement_timeout=30000",
+    }
 
 
 def test_a_routing_change_reaches_every_gateway_by_push(served: Served, tmp_path: Path) -> None:

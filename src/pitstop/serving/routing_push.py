@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 
 from pitstop.routing.store import CHANNEL
@@ -27,13 +28,19 @@ log = logging.getLogger(__name__)
 
 
 def conninfo(url: URL) -> str:
-    """libpq's URI for a SQLAlchemy PostgreSQL URL (its query, such as `options`, kept).
+    """libpq's connection string for a SQLAlchemy PostgreSQL URL, its query (such as `options`) kept.
+
+    Keywords, not a URI: a URI's query is percent-decoded only, so the `+` that stands for a space in
+    a rendered URL (`options=-c+statement_timeout%3D…`) would reach the server as a `+`.
 
     >>> from sqlalchemy import make_url
-    >>> conninfo(make_url("postgresql+psycopg://u:p@db:5432/x?options=-csearch_path%3Ds"))
-    'postgresql://u:p@db:5432/x?options=-csearch_path%3Ds'
+    >>> conninfo(make_url("postgresql+psycopg://u:p@db:5432/x?options=-csearch_path%3Ds+-c+a%3D1"))
+    "host=db port=5432 user=u password=p dbname=x options='-csearch_path=s -c a=1'"
     """
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    fields = {"host": url.host, "port": url.port, "user": url.username, "password": url.password}
+    query = {key: " ".join(value) if isinstance(value, tuple) else value for key, value in url.query.items()}
+    chosen = {key: value for key, value in {**fields, "dbname": url.database, **query}.items() if value}
+    return make_conninfo("", **chosen)
 
 
 class RoutingListener:
