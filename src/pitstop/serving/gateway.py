@@ -13,7 +13,9 @@ A live gateway (one that polls) also listens for pushed routing changes on Postg
 (`routing_push.py`): a notification wakes the poll at once, so a change reaches every gateway without
 waiting for `serving.poll_interval`, which stays the fallback. It records what it serves every
 `serving.heartbeat_interval` and right after every switch (`heartbeat.py`), which the controller
-waits on before it counts a step in force.
+waits on before it counts a step in force, and the versions it has warmed: the controller routes no
+user to a version some live gateway has not warmed, so a warm-up that failed is tried again at every
+poll (`warm_again`).
 
 A live gateway keeps a local cache of what it serves (`routing_cache.py`), so that one started while
 the store is down serves each cached champion alone, reports `degraded`, queues its prediction
@@ -227,6 +229,7 @@ class Gateway:
         self._wake = asyncio.Event()  # a pushed routing change: refresh now, not at the next poll
         self._listener: RoutingListener | None = None
         self._warmed: set[int] = set()  # id() of runners whose warm-up prediction succeeded
+        self._cold: set[int] = set()  # id() of runners whose last warm-up failed (logged once)
         self._retiring: set[asyncio.Task[None]] = set()
         if cache_dir is None and poll:
             cache_dir = routing_cache.cache_folder(ws.path, self.settings)
@@ -307,6 +310,7 @@ class Gateway:
         await asyncio.gather(*(r.close() for r in runners.values()), return_exceptions=True)
         self._states.clear()
         self._warmed.clear()
+        self._cold.clear()
 
     def served(self) -> tuple[ServedModel, ...]:
         """What this gateway serves, per model, for its heartbeat."""
@@ -871,14 +875,35 @@ class Gateway:
         """One prediction on a made-up row, so the first real request pays no first-call costs.
 
         Best effort: a model that fails or is slow here still goes live (a broken shadow is
-        measured, not hidden).
+        measured, not hidden), but is not reported as warmed, so the controller routes no users to it
+        (`health.not_warm`) until a later try (`warm_again`) succeeds.
         """
         try:
             await asyncio.wait_for(runner.predict([schema.example()]), self._warm_timeout)
         except Exception as error:
-            log.info("%s v%s: warm-up failed (%s: %s)", model, runner.version, type(error).__name__, error)
+            if id(runner) not in self._cold:  # logged once, not at every retry
+                log.info(
+                    "%s v%s: warm-up failed (%s: %s)", model, runner.version, type(error).__name__, error
+                )
+            self._cold.add(id(runner))
             return
+        self._cold.discard(id(runner))
         self._warmed.add(id(runner))
+
+    async def warm_again(self) -> None:
+        """Try the warm-up again of every runner whose warm-up failed (a live gateway does at every poll)
+        and report at once when one succeeded: until every live gateway has warmed a version, the
+        controller routes no users to it. A try waits in the runner's queue like any call, so one still
+        queued when its time is up is dropped, never run: a slow model's tries do not pile up."""
+        cold = [
+            (name, state, runner)
+            for name, state in self._states.items()
+            for runner in state.all_runners()
+            if id(runner) not in self._warmed
+        ]
+        await asyncio.gather(*(self._warm(name, runner, state.schema) for name, state, runner in cold))
+        if any(id(runner) in self._warmed for _, _, runner in cold):
+            self.heartbeat.beat_now()
 
     def _retire(self, runners: list[Runner]) -> None:
         """Close runners no longer routed to, once requests that picked them up have finished."""
@@ -888,6 +913,7 @@ class Gateway:
                 await asyncio.sleep(self.shadow.timeout + 1.0)
             finally:  # also when the gateway stops first
                 self._warmed.difference_update(id(r) for r in runners)
+                self._cold.difference_update(id(r) for r in runners)
                 await asyncio.gather(*(r.close() for r in runners), return_exceptions=True)
 
         task = asyncio.get_running_loop().create_task(close_later())
@@ -895,7 +921,8 @@ class Gateway:
         task.add_done_callback(self._retiring.discard)
 
     async def _poll(self) -> None:
-        """Refresh every `poll_interval`, or at once when a pushed change wakes it."""
+        """Refresh every `poll_interval`, or at once when a pushed change wakes it; then warm what is
+        still cold."""
         interval = self.settings.poll_interval.total_seconds()
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
@@ -905,6 +932,7 @@ class Gateway:
                 return
             try:
                 await self.refresh_routing()
+                await self.warm_again()
             except Exception:  # the poll must never die
                 log.exception("routing refresh crashed")
 
