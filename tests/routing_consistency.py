@@ -10,6 +10,7 @@ champion of the model's first stored table.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import select
@@ -21,8 +22,9 @@ from pitstop.routing.table import RoutingTable
 from pitstop.store.tables import predictions
 
 
-def assert_served_as_routed(ws: Context, model: str, *, champion_alone: int | None = None) -> int:
-    """How many records were checked; AssertionError naming the first records its routing disagrees with."""
+def assert_served_as_routed(ws: Context, model: str, *, champion_alone: int | None = None) -> Counter[str]:
+    """How many records of each role were checked; AssertionError naming the first records their
+    routing disagrees with."""
     with ws.reading() as conn:
         info = registry.get_model(conn, model)
         tables = {table.version: table for table in routing_history(conn, info.id)}
@@ -38,7 +40,7 @@ def assert_served_as_routed(ws: Context, model: str, *, champion_alone: int | No
         tables.setdefault(0, RoutingTable.initial(model, champion_alone, ws.clock.now()))
     wrong = [f"{_said(row)}, but {_assigned(tables, row)}" for row in rows if _disagrees(tables, row)]
     assert not wrong, f"{len(wrong)} of {len(rows)} predictions not served as routed: " + "; ".join(wrong[:5])
-    return len(rows)
+    return Counter(str(row.role) for row in rows)
 
 
 def _expected(table: RoutingTable, row: Any) -> tuple[int | None, str]:

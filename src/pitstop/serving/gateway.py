@@ -230,6 +230,7 @@ class Gateway:
         self._listener: RoutingListener | None = None
         self._warmed: set[int] = set()  # id() of runners whose warm-up prediction succeeded
         self._cold: set[int] = set()  # id() of runners whose last warm-up failed (logged once)
+        self._warming: dict[int, asyncio.Future[list[float]]] = {}  # warm-ups in flight, by runner id()
         self._retiring: set[asyncio.Task[None]] = set()
         if cache_dir is None and poll:
             cache_dir = routing_cache.cache_folder(ws.path, self.settings)
@@ -311,6 +312,7 @@ class Gateway:
         self._states.clear()
         self._warmed.clear()
         self._cold.clear()
+        self._warming.clear()
 
     def served(self) -> tuple[ServedModel, ...]:
         """What this gateway serves, per model, for its heartbeat."""
@@ -874,35 +876,48 @@ class Gateway:
     async def _warm(self, model: str, runner: Runner, schema: FeatureSchema) -> None:
         """One prediction on a made-up row, so the first real request pays no first-call costs.
 
-        Best effort: a model that fails or is slow here still goes live (a broken shadow is
-        measured, not hidden), but is not reported as warmed, so the controller routes no users to it
-        (`health.not_warm`) until a later try (`warm_again`) succeeds.
+        Best effort, waited for at most the warm-up timeout: a model that fails or is slow here still
+        goes live (a broken shadow is measured, not hidden). A warm-up still running then is left to
+        finish, since a shadow's idle-priority process may wait long for a CPU: the runner counts as
+        warmed (in the heartbeat; the controller routes no users to a version some live gateway has
+        not warmed, `health.not_warm`) once a warm-up succeeds, and one that failed is tried again at
+        every poll (`warm_again`).
         """
-        try:
-            await asyncio.wait_for(runner.predict([schema.example()]), self._warm_timeout)
-        except Exception as error:
-            if id(runner) not in self._cold:  # logged once, not at every retry
+        with contextlib.suppress(Exception):  # the outcome is `_warm_ended`'s
+            await asyncio.wait_for(
+                asyncio.shield(self._start_warm(model, runner, schema)), self._warm_timeout
+            )
+
+    def warm_again(self) -> None:
+        """Start a warm-up of every served runner not warmed and not warming now (a live gateway does at
+        every poll), without waiting for it: at most one warm-up per runner is in flight."""
+        for name, state in self._states.items():
+            for runner in state.all_runners():
+                if id(runner) not in self._warmed and id(runner) not in self._warming:
+                    self._start_warm(name, runner, state.schema)
+
+    def _start_warm(self, model: str, runner: Runner, schema: FeatureSchema) -> asyncio.Future[list[float]]:
+        future = runner.submit([schema.example()])
+        self._warming[id(runner)] = future
+        future.add_done_callback(lambda done: self._warm_ended(model, runner, done))
+        return future
+
+    def _warm_ended(self, model: str, runner: Runner, future: asyncio.Future[list[float]]) -> None:
+        """Record a warm-up's outcome: warmed (and said in a heartbeat at once), or failed (logged once)."""
+        key = id(runner)
+        if self._warming.get(key) is future:
+            del self._warming[key]
+        error = asyncio.CancelledError("cancelled") if future.cancelled() else future.exception()
+        if error is not None:
+            if key not in self._cold:
                 log.info(
                     "%s v%s: warm-up failed (%s: %s)", model, runner.version, type(error).__name__, error
                 )
-            self._cold.add(id(runner))
+            self._cold.add(key)
             return
-        self._cold.discard(id(runner))
-        self._warmed.add(id(runner))
-
-    async def warm_again(self) -> None:
-        """Try the warm-up again of every runner whose warm-up failed (a live gateway does at every poll)
-        and report at once when one succeeded: until every live gateway has warmed a version, the
-        controller routes no users to it. A try waits in the runner's queue like any call, so one still
-        queued when its time is up is dropped, never run: a slow model's tries do not pile up."""
-        cold = [
-            (name, state, runner)
-            for name, state in self._states.items()
-            for runner in state.all_runners()
-            if id(runner) not in self._warmed
-        ]
-        await asyncio.gather(*(self._warm(name, runner, state.schema) for name, state, runner in cold))
-        if any(id(runner) in self._warmed for _, _, runner in cold):
+        self._cold.discard(key)
+        if key not in self._warmed:
+            self._warmed.add(key)
             self.heartbeat.beat_now()
 
     def _retire(self, runners: list[Runner]) -> None:
@@ -932,7 +947,7 @@ class Gateway:
                 return
             try:
                 await self.refresh_routing()
-                await self.warm_again()
+                self.warm_again()
             except Exception:  # the poll must never die
                 log.exception("routing refresh crashed")
 
