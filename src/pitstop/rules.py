@@ -237,6 +237,12 @@ class Rule(StrEnum):
         "wait: a live gateway (`pitstop gateways`) still serves an older routing table of the model; "
         "nothing advances until every live gateway acknowledges the current one",
     )
+    HEALTH_NOT_WARM = (
+        "health.not_warm",
+        HEALTH,
+        "wait: a live gateway (`pitstop gateways`) has not loaded and warmed the challenger; no look routes "
+        "users to it (A/B test, ramp step, promotion) until every live gateway has",
+    )
 
     MANUAL = "manual", PERSON, "a person set the routing by hand, outside any rollout"
     MANUAL_PROMOTE = "manual.promote", PERSON, "a person promoted the challenger (or advanced its rollout)"

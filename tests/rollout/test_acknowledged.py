@@ -1,5 +1,6 @@
-"""In force only when acknowledged (issue 21): a look advances nothing while a live gateway still
-serves an older routing table of the model; harm still rolls back; without heartbeats nothing changes."""
+"""In force only when acknowledged, no mixed state (issue 21): a look advances nothing while a live
+gateway still serves an older routing table of the model, or has not warmed the challenger it would
+route users to; harm still rolls back; without heartbeats nothing changes."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ GOOD_RAMP = ramp_evidence(2, arm(700, 5.0), arm(300, 4.8))  # steps at the next 
 HARMFUL_RAMP = ramp_evidence(2, arm(700, 5.0), arm(300, 6.0))  # the error ratio rolls back
 
 
-def acks(*versions: int) -> tuple[Acknowledgement, ...]:
-    return tuple(Acknowledgement(f"gw-{i}", version) for i, version in enumerate(versions))
+def acks(*versions: int, warmed: tuple[int, ...] = (1, 2)) -> tuple[Acknowledgement, ...]:
+    return tuple(Acknowledgement(f"gw-{i}", version, warmed) for i, version in enumerate(versions))
 
 
 def test_a_step_waits_while_a_live_gateway_serves_an_older_table() -> None:
@@ -46,6 +47,35 @@ def test_a_step_goes_on_once_every_live_gateway_acknowledges_it() -> None:
 def test_without_heartbeats_decisions_are_as_before() -> None:
     state = rollout(Phase.RAMP, step=0)
     assert decide(state, Policy(), GOOD_RAMP, at(2)).action is Action.ADVANCE
+
+
+def test_a_step_waits_while_a_live_gateway_has_not_warmed_the_challenger() -> None:
+    state = rollout(Phase.RAMP, step=0)  # challenger v2
+    cold = acks(1, warmed=(1,))[0]
+    gateways = (*acks(1, 1), replace(cold, gateway="gw-cold"))
+    decision = decide(state, Policy(), replace(GOOD_RAMP, gateways=gateways), at(2))
+    assert (decision.action, decision.rule) == (Action.STAY, Rule.HEALTH_NOT_WARM)
+    assert decision.reason.startswith("waiting for 1 of 3 gateways to load and warm challenger v2")
+    assert decision.numbers["gateways_not_warm"] == {"gw-cold": [1]}
+    assert (decision.numbers["would_action"], decision.numbers["would_rule"]) == ("advance", "ramp.step")
+
+
+def test_a_look_that_stays_anyway_keeps_its_own_rule() -> None:
+    state = rollout(Phase.RAMP, step=0)
+    decision = decide(state, Policy(), replace(GOOD_RAMP, gateways=acks(1, warmed=(1,))), at(0.1))
+    assert (decision.action, decision.rule) == (Action.STAY, Rule.RAMP_DWELL)
+
+
+def test_a_gateway_behind_is_named_before_one_not_warm() -> None:
+    state = rollout(Phase.RAMP, step=0)
+    decision = decide(state, Policy(), replace(GOOD_RAMP, gateways=acks(0, warmed=(1,))), at(2))
+    assert decision.rule == Rule.HEALTH_UNACKNOWLEDGED
+
+
+def test_harm_rolls_back_even_while_a_gateway_has_not_warmed_the_challenger() -> None:
+    state = rollout(Phase.RAMP, step=0)
+    decision = decide(state, Policy(), replace(HARMFUL_RAMP, gateways=acks(1, warmed=(1,))), at(2))
+    assert (decision.action, decision.rule) == (Action.ROLLBACK, Rule.GUARDRAIL_ERROR_RATIO)
 
 
 def test_harm_rolls_back_even_while_a_gateway_is_behind() -> None:

@@ -15,7 +15,7 @@ from scipy.stats import binomtest
 
 from pitstop.config import ABStopping, HealthAction, Policy, StepGate
 from pitstop.durations import describe_span
-from pitstop.rollout.acknowledged import when_acknowledged
+from pitstop.rollout.acknowledged import when_gateways_ready
 from pitstop.rollout.comparison import (
     analysed_units,
     compared_arms,
@@ -57,8 +57,9 @@ SHADOW_FAILURE_ALPHA = 0.001
 def decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:
     """What to do now with an active rollout, given what has been measured. Health findings act by the
     policy's `health` section (`rollout.health`): a held rollout never advances, but still rolls back;
-    nor does one whose current routing some live gateway does not serve yet (`acknowledged`)."""
-    return when_acknowledged(rollout, evidence, _decide(rollout, policy, evidence, now))
+    nor does one whose current routing some live gateway does not serve yet, or whose challenger some
+    live gateway has not warmed (`acknowledged`)."""
+    return when_gateways_ready(rollout, evidence, _decide(rollout, policy, evidence, now))
 
 
 def _decide(rollout: RolloutState, policy: Policy, evidence: Evidence, now: datetime) -> Decision:

@@ -13,7 +13,9 @@ A live gateway (one that polls) also listens for pushed routing changes on Postg
 (`routing_push.py`): a notification wakes the poll at once, so a change reaches every gateway without
 waiting for `serving.poll_interval`, which stays the fallback. It records what it serves every
 `serving.heartbeat_interval` and right after every switch (`heartbeat.py`), which the controller
-waits on before it counts a step in force.
+waits on before it counts a step in force, and the versions it has warmed: the controller routes no
+user to a version some live gateway has not warmed, so a warm-up that failed is tried again at every
+poll (`warm_again`).
 
 A live gateway keeps a local cache of what it serves (`routing_cache.py`), so that one started while
 the store is down serves each cached champion alone, reports `degraded`, queues its prediction
@@ -227,6 +229,8 @@ class Gateway:
         self._wake = asyncio.Event()  # a pushed routing change: refresh now, not at the next poll
         self._listener: RoutingListener | None = None
         self._warmed: set[int] = set()  # id() of runners whose warm-up prediction succeeded
+        self._cold: set[int] = set()  # id() of runners whose last warm-up failed (logged once)
+        self._warming: dict[int, asyncio.Future[list[float]]] = {}  # warm-ups in flight, by runner id()
         self._retiring: set[asyncio.Task[None]] = set()
         if cache_dir is None and poll:
             cache_dir = routing_cache.cache_folder(ws.path, self.settings)
@@ -307,6 +311,8 @@ class Gateway:
         await asyncio.gather(*(r.close() for r in runners.values()), return_exceptions=True)
         self._states.clear()
         self._warmed.clear()
+        self._cold.clear()
+        self._warming.clear()
 
     def served(self) -> tuple[ServedModel, ...]:
         """What this gateway serves, per model, for its heartbeat."""
@@ -870,15 +876,49 @@ class Gateway:
     async def _warm(self, model: str, runner: Runner, schema: FeatureSchema) -> None:
         """One prediction on a made-up row, so the first real request pays no first-call costs.
 
-        Best effort: a model that fails or is slow here still goes live (a broken shadow is
-        measured, not hidden).
+        Best effort, waited for at most the warm-up timeout: a model that fails or is slow here still
+        goes live (a broken shadow is measured, not hidden). A warm-up still running then is left to
+        finish, since a shadow's idle-priority process may wait long for a CPU: the runner counts as
+        warmed (in the heartbeat; the controller routes no users to a version some live gateway has
+        not warmed, `health.not_warm`) once a warm-up succeeds, and one that failed is tried again at
+        every poll (`warm_again`).
         """
-        try:
-            await asyncio.wait_for(runner.predict([schema.example()]), self._warm_timeout)
-        except Exception as error:
-            log.info("%s v%s: warm-up failed (%s: %s)", model, runner.version, type(error).__name__, error)
+        with contextlib.suppress(Exception):  # the outcome is `_warm_ended`'s
+            await asyncio.wait_for(
+                asyncio.shield(self._start_warm(model, runner, schema)), self._warm_timeout
+            )
+
+    def warm_again(self) -> None:
+        """Start a warm-up of every served runner not warmed and not warming now (a live gateway does at
+        every poll), without waiting for it: at most one warm-up per runner is in flight."""
+        for name, state in self._states.items():
+            for runner in state.all_runners():
+                if id(runner) not in self._warmed and id(runner) not in self._warming:
+                    self._start_warm(name, runner, state.schema)
+
+    def _start_warm(self, model: str, runner: Runner, schema: FeatureSchema) -> asyncio.Future[list[float]]:
+        future = runner.submit([schema.example()])
+        self._warming[id(runner)] = future
+        future.add_done_callback(lambda done: self._warm_ended(model, runner, done))
+        return future
+
+    def _warm_ended(self, model: str, runner: Runner, future: asyncio.Future[list[float]]) -> None:
+        """Record a warm-up's outcome: warmed (and said in a heartbeat at once), or failed (logged once)."""
+        key = id(runner)
+        if self._warming.get(key) is future:
+            del self._warming[key]
+        error = asyncio.CancelledError("cancelled") if future.cancelled() else future.exception()
+        if error is not None:
+            if key not in self._cold:
+                log.info(
+                    "%s v%s: warm-up failed (%s: %s)", model, runner.version, type(error).__name__, error
+                )
+            self._cold.add(key)
             return
-        self._warmed.add(id(runner))
+        self._cold.discard(key)
+        if key not in self._warmed:
+            self._warmed.add(key)
+            self.heartbeat.beat_now()
 
     def _retire(self, runners: list[Runner]) -> None:
         """Close runners no longer routed to, once requests that picked them up have finished."""
@@ -888,6 +928,7 @@ class Gateway:
                 await asyncio.sleep(self.shadow.timeout + 1.0)
             finally:  # also when the gateway stops first
                 self._warmed.difference_update(id(r) for r in runners)
+                self._cold.difference_update(id(r) for r in runners)
                 await asyncio.gather(*(r.close() for r in runners), return_exceptions=True)
 
         task = asyncio.get_running_loop().create_task(close_later())
@@ -895,7 +936,8 @@ class Gateway:
         task.add_done_callback(self._retiring.discard)
 
     async def _poll(self) -> None:
-        """Refresh every `poll_interval`, or at once when a pushed change wakes it."""
+        """Refresh every `poll_interval`, or at once when a pushed change wakes it; then warm what is
+        still cold."""
         interval = self.settings.poll_interval.total_seconds()
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
@@ -905,6 +947,7 @@ class Gateway:
                 return
             try:
                 await self.refresh_routing()
+                self.warm_again()
             except Exception:  # the poll must never die
                 log.exception("routing refresh crashed")
 

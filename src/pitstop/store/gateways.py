@@ -72,10 +72,12 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class Acknowledgement:
-    """The routing version of one model that one live gateway serves (what the controller checks)."""
+    """What one live gateway reports of one model that the controller checks: the routing version it
+    serves and the model versions it has warmed (loaded, and a warm-up prediction succeeded)."""
 
     gateway: str
     routing_version: int
+    warmed: tuple[int, ...] = ()
 
 
 def beat(conn: Connection, heartbeat: Heartbeat) -> None:
@@ -119,11 +121,11 @@ def live_heartbeats(conn: Connection, now: datetime, timeout: timedelta) -> list
 def acknowledgements(
     conn: Connection, model: str, now: datetime, timeout: timedelta
 ) -> list[Acknowledgement]:
-    """For each live gateway that serves `model`, the routing version it serves (none: no gateway
-    reports, as in a replay or a controller run without gateways)."""
+    """For each live gateway that serves `model`, the routing version it serves and the versions it has
+    warmed (none: no gateway reports, as in a replay or a controller run without gateways)."""
     found = []
     for heartbeat in live_heartbeats(conn, now, timeout):
         served = heartbeat.serves(model)
         if served is not None:
-            found.append(Acknowledgement(heartbeat.gateway, served.routing_version))
+            found.append(Acknowledgement(heartbeat.gateway, served.routing_version, served.warmed))
     return found
