@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Real model servers the tests call as remote peers, each in a virtualenv of its own: MLServer and
+# KServe pin web-framework versions that clash with ours and with each other (tests/peers/*.txt).
+PEERS       := .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: demo test test-postgres lint bench clean install docs
+.PHONY: demo test test-postgres lint bench clean install install-peers docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(PEERS_STAMP)
+
+# Each peer gets this environment's scikit-learn, so the model a test saves with joblib loads there.
+$(PEERS_STAMP): tests/peers/mlserver.txt tests/peers/kserve.txt | $(STAMP)
+	rm -rf $(PEERS)
+	$(PYTHON) -m venv $(PEERS)/mlserver
+	$(PYTHON) -m venv $(PEERS)/kserve
+	sklearn="scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')" && \
+	$(PEERS)/mlserver/bin/pip install --quiet -r tests/peers/mlserver.txt "$$sklearn" && \
+	$(PEERS)/kserve/bin/pip install --quiet -r tests/peers/kserve.txt "$$sklearn"
+	touch $(PEERS_STAMP)
+
+install-peers: $(PEERS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pitstop demo
@@ -22,7 +38,7 @@ demo: $(STAMP)
 # Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test).
 TEST_PROCESSES ?= 2
 
-test: $(STAMP)
+test: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
@@ -43,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/shadow_inprocess.py --seconds 8 --rounds 4
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
