@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / ".venv-peers"
 KSERVE_MODEL = ROOT / "tests" / "peers" / "kserve_model.py"
+HOW_TO = ROOT / "docs" / "how-to" / "remote-models.md"
 START_TIMEOUT = 90.0  # seconds for a peer to answer ready: MLServer imports much, on a busy machine
 
 
@@ -35,15 +37,15 @@ def peer_program(venv: str, program: str) -> Path:
     return path
 
 
-def model_settings(name: str, version: str, **extra: Any) -> dict[str, Any]:
-    """An MLServer model-settings.json for `model.joblib` beside it: scikit-learn runtime, features a, b."""
-    return {
-        "name": name,
-        "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": version},
-        "inputs": [{"name": f, "datatype": "FP64", "shape": [-1]} for f in ("a", "b")],
-        **extra,
-    }
+def documented_json(name: str) -> dict[str, Any]:
+    """The JSON block after `<!-- tested: {name} -->` in docs/how-to/remote-models.md: the tests serve
+    what the page tells a reader to write."""
+    marker = f"<!-- tested: {name} -->"
+    text = HOW_TO.read_text(encoding="utf-8")
+    assert marker in text, f"{HOW_TO} lost its {marker}"
+    block = re.search(r"```json\n(.*?)\n```", text.split(marker, 1)[1], re.S)
+    assert block is not None, f"{HOW_TO}: no JSON block after {marker}"
+    return dict(json.loads(block.group(1)))
 
 
 @contextmanager
