@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from pitstop.serving.errors import FieldProblem, InvalidInputError
 from pitstop.serving.features import FeatureSchema, Kind
@@ -98,7 +98,7 @@ def _row_ids(parameters: Any, rows: int) -> list[str] | None:
     return ids
 
 
-def _valid_id(value: Any) -> bool:
+def _valid_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
 
 
