@@ -38,11 +38,13 @@ def peer_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mlserver(tmp_path_factory: pytest.TempPathFactory, peer_model: Path) -> Iterator[str]:
-    """MLServer serving the model as the how-to's `fare` version 3, and as `fare-slow`, whose adaptive
-    batching holds every request for a second, waiting for company (a slow model, by its own settings)."""
+    """MLServer serving the model as the how-to's `fare` version 3; as `fare-slow`, whose adaptive
+    batching holds every request for a second, waiting for company (a slow model, by its own settings);
+    and as `fare-tensor`, taking one tensor `x` of shape [rows, 2] (its `np` content type)."""
     fare = model_servers.documented_json("mlserver model-settings.json")  # `fare` version 3
     slow = {**fare, "name": "fare-slow", "max_batch_size": 1000, "max_batch_time": 1.0}
-    models = [fare, {**slow, "parameters": {**fare["parameters"], "version": "1"}}]
+    tensor = {**fare, "name": "fare-tensor", "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1, 2]}]}
+    models = [fare, {**slow, "parameters": {**fare["parameters"], "version": "1"}}, tensor]
     folder = tmp_path_factory.mktemp("mlserver")
     with model_servers.mlserver(folder, peer_model, models, free_port(), free_port()) as url:
         yield url
@@ -102,6 +104,18 @@ def test_an_mlserver_version_passes_its_checks_and_shadows_as_the_in_process_mod
     )
     offline = served.ws.load(MODEL, version).predict(pd.DataFrame(ROWS))
     assert list(offline) == pytest.approx(served.expected(ROWS))
+
+
+def test_mlserver_takes_the_rows_as_one_tensor_too(served: Served, mlserver: str) -> None:
+    remote = RemoteModel(mlserver, protocol="oip", model_name="fare-tensor", tensor_input="x")
+    version = served.register(remote, "tensor")
+    records = shadow_records(served, version)
+    assert [(r[0], r[2]) for r in records] == [("r0", None), ("r1", None)]
+    assert [r[1] for r in records] == pytest.approx(served.expected(ROWS))
+    with pytest.raises(RemoteModelError, match="it has no input 'features' \\(it has x\\)"):
+        RemoteModel(mlserver, protocol="oip", model_name="fare-tensor", tensor_input="features").check_ready(
+            FEATURES
+        )
 
 
 def test_mlserver_s_metadata_is_checked_against_the_version_s_features(mlserver: str) -> None:

@@ -63,8 +63,7 @@ def test_an_oip_remote_is_checked_then_called_with_its_id_name_and_version(
         records = shadow_records(served, good)
         assert [r[0] for r in records] == ["r0", "r1"]
         assert [r[1] for r in records] == pytest.approx(expected) and all(r[2] is None for r in records)
-        # the remote logged them under the same ids (both gateways share this store), and echoed them
-        wait_until(lambda: served_ids(served) == ["r0", "r0", "r1", "r1"])
+        remote_logged(served)  # and echoed them: read_answer checks parameters.request_ids
         offline = served.ws.load(MODEL, good).predict(pd.DataFrame(ROWS))
         assert list(offline) == pytest.approx(expected)
 
@@ -86,6 +85,15 @@ def test_an_oip_remote_is_checked_then_called_with_its_id_name_and_version(
         )
 
 
+def remote_logged(served: Served) -> None:
+    """Wait until the remote gateway, which shares the store, has logged the requests it was sent
+    under their ids: this gateway's served records and the remote's, the same ids twice."""
+    try:
+        wait_until(lambda: served_ids(served) == ["r0", "r0", "r1", "r1"], timeout=20)
+    except AssertionError:
+        raise AssertionError(f"served records: {served_ids(served)}") from None
+
+
 def served_ids(served: Served) -> list[str]:
     """The ids of served records of the test's requests (r0, r1…), not of warm-up calls (hex ids)."""
     with served.ws.reading() as conn:
@@ -100,7 +108,7 @@ def test_a_pitstop_remote_gets_each_request_s_id(served: Served) -> None:
         records = shadow_records(served, version)
         assert [r[0] for r in records] == ["r0", "r1"]
         assert [r[1] for r in records] == pytest.approx(served.expected(ROWS))
-        wait_until(lambda: served_ids(served) == ["r0", "r0", "r1", "r1"])
+        remote_logged(served)
 
 
 def test_answers_that_are_not_this_call_s_are_refused() -> None:
@@ -144,6 +152,12 @@ def test_answers_that_are_not_this_call_s_are_refused() -> None:
     }
     with pytest.raises(UsageError, match="needs the remote's model_name"):
         RemoteModel("http://h", protocol="oip")
+    with pytest.raises(UsageError, match="tensor_input names an oip model's one input"):
+        RemoteModel("http://h", protocol="kserve-v1", model_name="eta", tensor_input="x")
+    tensor = Endpoint("oip", "http://h", model_name="eta", tensor_input="x")
+    assert tensor.request([ROW, ROW], ["b", "a"], ids)["inputs"] == [
+        {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[ROW["b"], ROW["a"]]] * 2}
+    ]
     kserve = Endpoint("kserve-v1", "http://h/", model_name="eta")
     assert kserve.predict_url() == "http://h/v1/models/eta:predict"
     assert kserve.request([ROW], ["b", "a"], ["c"])["instances"] == [[ROW["b"], ROW["a"]]]

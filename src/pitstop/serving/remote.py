@@ -109,6 +109,9 @@ class RemoteModel:
     The gateway serves such a version with a `RemoteRunner` (async, micro-batched). Offline tools that
     call `predict` / `predict_proba` directly (the offline gate) reach the same URL synchronously.
 
+    An `oip` model is sent one input per feature (MLServer's `pd` content type), or with
+    `tensor_input` one tensor `[rows, features]` of that name (a Triton model's input).
+
     The artifact keeps the URL and plain headers, never a credential: a header that carries one
     (`Authorization`, an API key, a token, a cookie) is named with the environment variable
     (`header_env`) or the file (`header_files`) that holds its value, read when a gateway loads the
@@ -123,13 +126,14 @@ class RemoteModel:
         protocol: Protocol = "pitstop",
         model_name: str | None = None,
         model_version: str | None = None,
+        tensor_input: str | None = None,
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
         header_env: dict[str, str] | None = None,
         header_files: dict[str, str] | None = None,
     ) -> None:
         try:
-            Endpoint(protocol, url, model_name, model_version)
+            Endpoint(protocol, url, model_name, model_version, tensor_input)
         except ValueError as error:
             raise UsageError(str(error)) from None
         secret = [name for name in headers or {} if is_credential(name)]
@@ -142,6 +146,7 @@ class RemoteModel:
             )
         self.url, self.timeout, self.headers = url, timeout, dict(headers or {})
         self.protocol, self.model_name, self.model_version = protocol, model_name, model_version
+        self.tensor_input = tensor_input
         self.header_env, self.header_files = dict(header_env or {}), dict(header_files or {})
 
     def call_headers(self) -> dict[str, str]:
@@ -170,6 +175,7 @@ class RemoteModel:
             self.url,
             getattr(self, "model_name", None),
             getattr(self, "model_version", None),
+            getattr(self, "tensor_input", None),  # artifacts older than tensor_input
         )
 
     def check_ready(self, features: Sequence[str]) -> None:

@@ -7,7 +7,8 @@ protocol. Pure: the runner (`remote.py`) does the I/O.
   own `/v2`): `POST {url}/v2/models/{name}[/versions/{v}]/infer`, one input per feature (MLServer's
   `pd` content type); the protocol's one `id` is the first row's request id, required back, and every
   row's id goes in `parameters.request_ids` (checked when the answer echoes them, as pitstop's does);
-  the model name and version checked;
+  the model name and version checked; with `tensor_input`, the rows go as one tensor
+  `[rows, features]` of that name instead (a Triton model's input, MLServer's `np` content type);
 - `kserve-v1`: `POST {url}/v1/models/{name}:predict` with `{"instances": [[…], …]}`, features in order;
 - `mlflow`: an MLflow scoring server's `POST {url}/invocations` with `dataframe_split`.
 
@@ -42,12 +43,15 @@ class Endpoint:
     url: str  # pitstop: the predict URL; the others: the server's base URL
     model_name: str | None = None  # oip, kserve-v1: the remote's name for the model (required)
     model_version: str | None = None  # oip: the version to call, and to require in every answer
+    tensor_input: str | None = None  # oip: send one tensor [rows, features] of this name instead
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol {self.protocol!r}: one of {', '.join(PROTOCOLS)}")
         if self.protocol in ("oip", "kserve-v1") and not self.model_name:
             raise ValueError(f"a {self.protocol} endpoint needs the remote's model_name")
+        if self.tensor_input is not None and (self.protocol != "oip" or not self.tensor_input):
+            raise ValueError("tensor_input names an oip model's one input: a non-empty name, with oip")
 
     @property
     def _base(self) -> str:
@@ -88,12 +92,19 @@ class Endpoint:
             return {"instances": [[row[name] for name in names] for row in rows]}
         if self.protocol == "mlflow":
             return {"dataframe_split": {"columns": names, "data": [[row[n] for n in names] for row in rows]}}
+        parameters: dict[str, Any] = {"request_ids": list(ids)}
+        if self.tensor_input is not None:
+            data = [[row[name] for name in names] for row in rows]
+            kind = _datatype([value for row in data for value in row])
+            inputs = [
+                {"name": self.tensor_input, "shape": [len(rows), len(names)], "datatype": kind, "data": data}
+            ]
+            return {"id": ids[0], "parameters": parameters, "inputs": inputs}
         inputs = []
         for name in names:
             column = [row[name] for row in rows]
             inputs.append({"name": name, "shape": [len(rows)], "datatype": _datatype(column), "data": column})
-        parameters = {"content_type": "pd", "request_ids": list(ids)}
-        return {"id": ids[0], "parameters": parameters, "inputs": inputs}
+        return {"id": ids[0], "parameters": {"content_type": "pd", **parameters}, "inputs": inputs}
 
     def headers(self, ids: Sequence[str]) -> dict[str, str]:
         """The headers of one call: a single row's request id in `X-Request-ID`."""
@@ -159,6 +170,12 @@ class Endpoint:
             problems.append(f"it serves versions {versions}, not {self.model_version!r}")
         inputs = metadata.get("inputs") or []
         names = {i.get("name") for i in inputs if isinstance(i, dict)}
+        if self.tensor_input is not None:
+            if names and self.tensor_input not in names:
+                problems.append(
+                    f"it has no input {self.tensor_input!r} (it has {', '.join(map(str, names))})"
+                )
+            return problems
         one_tensor = (
             len(inputs) == 1 and isinstance(inputs[0], dict) and inputs[0].get("name") not in features
         )
