@@ -35,11 +35,12 @@ demo: $(STAMP)
 
 # The suite on TEST_PROCESSES processes (pytest-xdist), then the tests marked slow on their own: their
 # outcome rests on real time (latency guardrails, real clocks), which a busy neighbour would distort.
-# Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test).
+# Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test). Tests marked with
+# one xdist_group run on one process, so an expensive session fixture (a model server) starts once.
 TEST_PROCESSES ?= 2
 
 test: $(STAMP) $(PEERS_STAMP)
-	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)

@@ -27,6 +27,7 @@ from serving.test_gateway import records, run_with_metrics
 from serving.test_remote_protocols import ROWS, shadow_records
 
 FEATURES = ["a", "b"]
+pytestmark = pytest.mark.xdist_group("model-servers")  # one process: each server starts once (make test)
 
 
 @pytest.fixture(scope="session")
