@@ -27,6 +27,7 @@ from serving.test_gateway import records, run_with_metrics
 from serving.test_remote_protocols import ROWS, shadow_records
 
 FEATURES = ["a", "b"]
+PATIENT = "10s"  # the shadow timeout where a server on a busy machine must answer, not be timed out
 pytestmark = pytest.mark.xdist_group("model-servers")  # one process: each server starts once (make test)
 
 
@@ -98,7 +99,7 @@ def test_an_mlserver_version_passes_its_checks_and_shadows_as_the_in_process_mod
 ) -> None:
     remote = RemoteModel(mlserver, protocol="oip", model_name="fare", model_version="3")
     version = served.register(remote, "fare")  # the door check calls it too
-    records = shadow_records(served, version)
+    records = shadow_records(served, version, PATIENT)
     assert [r[0] for r in records] == ["r0", "r1"]
     assert [r[1] for r in records] == pytest.approx(served.expected(ROWS)) and all(
         r[2] is None for r in records
@@ -110,7 +111,7 @@ def test_an_mlserver_version_passes_its_checks_and_shadows_as_the_in_process_mod
 def test_mlserver_takes_the_rows_as_one_tensor_too(served: Served, mlserver: str) -> None:
     remote = RemoteModel(mlserver, protocol="oip", model_name="fare-tensor", tensor_input="x")
     version = served.register(remote, "tensor")
-    records = shadow_records(served, version)
+    records = shadow_records(served, version, PATIENT)
     assert [(r[0], r[2]) for r in records] == [("r0", None), ("r1", None)]
     assert [r[1] for r in records] == pytest.approx(served.expected(ROWS))
     with pytest.raises(RemoteModelError, match="it has no input 'features' \\(it has x\\)"):
@@ -187,7 +188,7 @@ def test_a_slow_mlserver_shadow_times_out_then_its_circuit_opens(served: Served,
 
 def test_a_kserve_v1_version_shadows_as_the_in_process_model(served: Served, kserve: str) -> None:
     version = served.register(RemoteModel(kserve, protocol="kserve-v1", model_name="fare"), "kserve")
-    records = shadow_records(served, version)
+    records = shadow_records(served, version, PATIENT)
     assert [r[0] for r in records] == ["r0", "r1"]
     assert [r[1] for r in records] == pytest.approx(served.expected(ROWS)) and all(
         r[2] is None for r in records

@@ -29,11 +29,13 @@ from serving.conftest import MODEL, ROW, Served, free_port, running, settings, w
 ROWS = [{"a": 2.0, "b": 1.0}, {"a": -1.0, "b": 0.5}]
 
 
-def shadow_records(served: Served, remote: int) -> list[tuple[str, float | None, str | None]]:
+def shadow_records(
+    served: Served, remote: int, shadow_timeout: str = "300ms"
+) -> list[tuple[str, float | None, str | None]]:
     """Serve ROWS through a gateway whose shadow is the remote version; its shadow records."""
 
     async def main() -> None:
-        gateway = Gateway(served.ws, poll=False, settings=settings())
+        gateway = Gateway(served.ws, poll=False, settings=settings(shadow_timeout=shadow_timeout))
         await gateway.start()
         try:
             await gateway.predict(MODEL, [Instance(row, request_id=f"r{i}") for i, row in enumerate(ROWS)])
@@ -105,7 +107,7 @@ def test_a_pitstop_remote_gets_each_request_s_id(served: Served) -> None:
     with running(create_app(Gateway(served.ws, poll=False, settings=settings()))) as url:
         remote = RemoteModel(f"{url}/v1/models/{MODEL}/predict")
         version = served.register(remote, "pitstop", skip_check="remote: the same workspace")
-        records = shadow_records(served, version)
+        records = shadow_records(served, version, shadow_timeout="10s")
         assert [r[0] for r in records] == ["r0", "r1"]
         assert [r[1] for r in records] == pytest.approx(served.expected(ROWS))
         remote_logged(served)
