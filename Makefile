@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Real model servers the tests call as remote peers, each in a virtualenv of its own: MLServer and
+# KServe pin web-framework versions that clash with ours and with each other (tests/peers/*.txt).
+PEERS       := .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: demo test test-postgres lint bench clean install docs
+.PHONY: demo test test-postgres lint bench clean install install-peers docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,18 +28,31 @@ $(IMAGE_STAMP): pyproject.toml
 	$(IMAGE_VENV)/bin/pip install --quiet '.[postgres]'
 	touch $(IMAGE_STAMP)
 
-install: $(STAMP) $(IMAGE_STAMP)
+install: $(STAMP) $(IMAGE_STAMP) $(PEERS_STAMP)
+
+# Each peer gets this environment's scikit-learn, so the model a test saves with joblib loads there.
+$(PEERS_STAMP): tests/peers/mlserver.txt tests/peers/kserve.txt | $(STAMP)
+	rm -rf $(PEERS)
+	$(PYTHON) -m venv $(PEERS)/mlserver
+	$(PYTHON) -m venv $(PEERS)/kserve
+	sklearn="scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')" && \
+	$(PEERS)/mlserver/bin/pip install --quiet -r tests/peers/mlserver.txt "$$sklearn" && \
+	$(PEERS)/kserve/bin/pip install --quiet -r tests/peers/kserve.txt "$$sklearn"
+	touch $(PEERS_STAMP)
+
+install-peers: $(PEERS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pitstop demo
 
 # The suite on TEST_PROCESSES processes (pytest-xdist), then the tests marked slow on their own: their
 # outcome rests on real time (latency guardrails, real clocks), which a busy neighbour would distort.
-# Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test).
+# Exit status 5 is pytest's "nothing selected" (PYTEST_ARGS naming no slow test). Tests marked with
+# one xdist_group run on one process, so an expensive session fixture (a model server) starts once.
 TEST_PROCESSES ?= 2
 
-test: $(STAMP) $(IMAGE_STAMP)
-	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+test: $(STAMP) $(IMAGE_STAMP) $(PEERS_STAMP)
+	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
@@ -55,4 +72,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/shadow_inprocess.py --seconds 8 --rounds 4
 
 clean:
-	rm -rf $(VENV) $(IMAGE_VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) $(IMAGE_VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

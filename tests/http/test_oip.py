@@ -103,6 +103,16 @@ def test_bad_requests_get_the_protocol_s_error_naming_the_field(served: Served) 
         assert status == 400 and "b" in body["error"] and list(body) == ["error"]  # the schema's check
         status, body = post(client, infer, {"inputs": []})
         assert status == 400 and "inputs" in body["error"]
+        two = [
+            {**one, "shape": [2], "data": [1.0, 2.0]},
+            {**one, "name": "b", "shape": [2], "data": [1.0, 2.0]},
+        ]
+        for ids, why in (
+            (["r1"], "must be a list of 2 strings (one per row)"),
+            (["r1", "r1"], "must not repeat"),
+        ):
+            status, body = post(client, infer, {"inputs": two, "parameters": {"request_ids": ids}})
+            assert status == 400 and f"parameters.request_ids: {why}" in body["error"]
         status, body = post(client, "/v2/models/nope/infer", {"inputs": [one]})
         assert status == 404 and "'nope' is not served here" in body["error"]
         assert client.get(f"/v2/models/{MODEL}/versions/9/ready").status_code == 404

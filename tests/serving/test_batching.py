@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pitstop.serving.batching import MicroBatcher
+from pitstop.serving.batching import MicroBatcher, RowIds
 from pitstop.serving.errors import RunnerClosedError
 
 Row = dict[str, Any]
@@ -18,11 +18,13 @@ class Doubler:
 
     def __init__(self, fail_on: float | None = None) -> None:
         self.batches: list[list[float]] = []
+        self.ids: list[RowIds] = []
         self.fail_on = fail_on
 
-    async def __call__(self, rows: list[Row]) -> list[float]:
+    async def __call__(self, rows: list[Row], ids: RowIds) -> list[float]:
         values = [row["x"] for row in rows]
         self.batches.append(values)
+        self.ids.append(ids)
         await asyncio.sleep(0.001)
         if self.fail_on in values:
             raise ValueError(f"cannot take {self.fail_on}")
@@ -46,6 +48,31 @@ def test_concurrent_calls_share_one_batch_and_get_their_own_results_in_order() -
     results = asyncio.run(main())
     assert results == [[2 * i, 2 * i + 1] for i in range(10)]
     assert len(doubler.batches) == 1
+
+
+def test_each_batch_carries_its_rows_request_ids_and_so_does_each_retry() -> None:
+    doubler = Doubler(fail_on=3.0)
+
+    async def main() -> list[Any]:
+        batcher = MicroBatcher(doubler, max_size=100, max_wait=0.05)
+        calls = [
+            batcher.submit(rows(1, 2), request_ids=["a", "b"]),
+            batcher.submit(rows(3), request_ids=["c"]),
+            batcher.submit(rows(4)),  # a warm-up call: rows without ids
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        await batcher.close()
+        return results
+
+    results = asyncio.run(main())
+    assert results[0] == [2, 4] and isinstance(results[1], ValueError) and results[2] == [8]
+    assert doubler.ids == [["a", "b", "c", None], ["a", "b"], ["c"], [None]]
+    with pytest.raises(ValueError, match="1 request_ids for 2 rows"):
+        asyncio.run(_submit_mismatched())
+
+
+async def _submit_mismatched() -> None:
+    MicroBatcher(Doubler(), max_size=10, max_wait=0.01).submit(rows(1, 2), request_ids=["a"])
 
 
 def test_batches_never_exceed_max_size_and_a_large_call_goes_alone() -> None:
@@ -174,7 +201,7 @@ def test_work_nobody_waits_for_fills_bigger_batches_until_someone_waits() -> Non
 
 def test_a_model_failing_every_request_is_not_retried_one_by_one_again() -> None:
     class Broken(Doubler):
-        async def __call__(self, rows: list[Row]) -> list[float]:
+        async def __call__(self, rows: list[Row], ids: RowIds) -> list[float]:
             self.batches.append([row["x"] for row in rows])
             raise RuntimeError("broken")
 
@@ -194,7 +221,7 @@ def test_a_model_failing_every_request_is_not_retried_one_by_one_again() -> None
 
 
 def test_the_backlog_is_estimated_from_the_measured_speed() -> None:
-    async def slow(rows_: list[Row]) -> list[float]:
+    async def slow(rows_: list[Row], ids: RowIds) -> list[float]:
         await asyncio.sleep(0.02 * len(rows_))  # at least 20 ms per row
         return [0.0] * len(rows_)
 
@@ -218,7 +245,7 @@ def test_a_model_whose_calls_cost_the_same_at_any_size_is_not_judged_by_its_one_
     """A fixed 50 ms per call: after a one-row warm-up and one 50-row batch, 50 queued rows are about
     one call away, not 50 one-row calls (which skipped a slow-but-batching shadow's first calls)."""
 
-    async def fixed(rows_: list[Row]) -> list[float]:
+    async def fixed(rows_: list[Row], ids: RowIds) -> list[float]:
         await asyncio.sleep(0.05)
         return [0.0] * len(rows_)
 

@@ -29,11 +29,13 @@ from serving.conftest import MODEL, ROW, Served, free_port, running, settings, w
 ROWS = [{"a": 2.0, "b": 1.0}, {"a": -1.0, "b": 0.5}]
 
 
-def shadow_records(served: Served, remote: int) -> list[tuple[str, float | None, str | None]]:
+def shadow_records(
+    served: Served, remote: int, shadow_timeout: str = "300ms"
+) -> list[tuple[str, float | None, str | None]]:
     """Serve ROWS through a gateway whose shadow is the remote version; its shadow records."""
 
     async def main() -> None:
-        gateway = Gateway(served.ws, poll=False, settings=settings())
+        gateway = Gateway(served.ws, poll=False, settings=settings(shadow_timeout=shadow_timeout))
         await gateway.start()
         try:
             await gateway.predict(MODEL, [Instance(row, request_id=f"r{i}") for i, row in enumerate(ROWS)])
@@ -63,6 +65,7 @@ def test_an_oip_remote_is_checked_then_called_with_its_id_name_and_version(
         records = shadow_records(served, good)
         assert [r[0] for r in records] == ["r0", "r1"]
         assert [r[1] for r in records] == pytest.approx(expected) and all(r[2] is None for r in records)
+        remote_logged(served)  # and echoed them: read_answer checks parameters.request_ids
         offline = served.ws.load(MODEL, good).predict(pd.DataFrame(ROWS))
         assert list(offline) == pytest.approx(expected)
 
@@ -84,6 +87,32 @@ def test_an_oip_remote_is_checked_then_called_with_its_id_name_and_version(
         )
 
 
+def remote_logged(served: Served) -> None:
+    """Wait until the remote gateway, which shares the store, has logged the requests it was sent
+    under their ids: this gateway's served records and the remote's, the same ids twice."""
+    try:
+        wait_until(lambda: served_ids(served) == ["r0", "r0", "r1", "r1"], timeout=20)
+    except AssertionError:
+        raise AssertionError(f"served records: {served_ids(served)}") from None
+
+
+def served_ids(served: Served) -> list[str]:
+    """The ids of served records of the test's requests (r0, r1…), not of warm-up calls (hex ids)."""
+    with served.ws.reading() as conn:
+        query = sa.select(predictions.c.request_id).where(predictions.c.role == "served")
+        return sorted(rid for rid in conn.scalars(query) if rid.startswith("r"))
+
+
+def test_a_pitstop_remote_gets_each_request_s_id(served: Served) -> None:
+    with running(create_app(Gateway(served.ws, poll=False, settings=settings()))) as url:
+        remote = RemoteModel(f"{url}/v1/models/{MODEL}/predict")
+        version = served.register(remote, "pitstop", skip_check="remote: the same workspace")
+        records = shadow_records(served, version, shadow_timeout="10s")
+        assert [r[0] for r in records] == ["r0", "r1"]
+        assert [r[1] for r in records] == pytest.approx(served.expected(ROWS))
+        remote_logged(served)
+
+
 def test_answers_that_are_not_this_call_s_are_refused() -> None:
     endpoint = Endpoint("oip", "http://h", model_name="eta", model_version="3")
     answer = {
@@ -92,17 +121,32 @@ def test_answers_that_are_not_this_call_s_are_refused() -> None:
         "model_version": "3",
         "outputs": [{"name": "predict", "data": [1, 2]}],
     }
-    assert endpoint.read_answer(answer, 2, "c1") == [1.0, 2.0]
+    ids = ["c1", "c2"]
+    assert endpoint.read_answer(answer, ids) == [1.0, 2.0]
+    echoed = {**answer, "parameters": {"request_ids": ids}}  # as a pitstop gateway answers
+    assert endpoint.read_answer(echoed, ids) == [1.0, 2.0]
     for wrong, why in (
         ({**answer, "id": "c0"}, "not this call"),
         ({**answer, "model_name": "eta2"}, "answered by model"),
         ({**answer, "model_version": "4"}, "answered by version"),
         ({**answer, "outputs": [{"name": "predict", "data": [1]}]}, "1 predictions for 2 rows"),
         ({**answer, "outputs": [{"name": "predict", "data": ["x", 2]}]}, "not a number"),
+        ({**answer, "parameters": {"request_ids": ["c1", "c3"]}}, "row 1 answers request 'c3', not 'c2'"),
+        ({**answer, "parameters": {"request_ids": ["c1"]}}, "not one per row"),
     ):
         with pytest.raises(RemoteAnswerError, match=why):
-            endpoint.read_answer(wrong, 2, "c1")
-    assert endpoint.request([ROW], ["a", "b"], "c1")["inputs"][1] == {
+            endpoint.read_answer(wrong, ids)
+    pitstop = Endpoint("pitstop", "http://h/v1/models/eta/predict")
+    assert pitstop.request([ROW], ["a", "b"], ["c1"]) == {
+        "instances": [{"features": ROW, "request_id": "c1"}]
+    }
+    mixed = {
+        "predictions": [{"request_id": "c2", "prediction": 1.0}, {"request_id": "c1", "prediction": 2.0}]
+    }
+    with pytest.raises(RemoteAnswerError, match="row 0 answers request 'c2', not 'c1'"):
+        pitstop.read_answer(mixed, ids)
+    assert endpoint.headers(["c1"]) == {"X-Request-ID": "c1"} and endpoint.headers(ids) == {}
+    assert endpoint.request([ROW], ["a", "b"], ["c1"])["inputs"][1] == {
         "name": "b",
         "shape": [1],
         "datatype": "FP64",
@@ -110,9 +154,20 @@ def test_answers_that_are_not_this_call_s_are_refused() -> None:
     }
     with pytest.raises(UsageError, match="needs the remote's model_name"):
         RemoteModel("http://h", protocol="oip")
+    with pytest.raises(UsageError, match="tensor_input names an oip model's one input"):
+        RemoteModel("http://h", protocol="kserve-v1", model_name="eta", tensor_input="x")
+    tensor = Endpoint("oip", "http://h", model_name="eta", tensor_input="x")
+    assert tensor.request([ROW, ROW], ["b", "a"], ids)["inputs"] == [
+        {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[ROW["b"], ROW["a"]]] * 2}
+    ]
     kserve = Endpoint("kserve-v1", "http://h/", model_name="eta")
     assert kserve.predict_url() == "http://h/v1/models/eta:predict"
-    assert kserve.request([ROW], ["b", "a"], "c")["instances"] == [[ROW["b"], ROW["a"]]]
+    assert kserve.request([ROW], ["b", "a"], ["c"])["instances"] == [[ROW["b"], ROW["a"]]]
+    # MLServer lists no versions in its metadata, whichever it serves: that says nothing
+    assert endpoint.metadata_problems({"name": "eta", "versions": [], "inputs": []}, ["a"]) == []
+    assert endpoint.metadata_problems({"name": "eta", "versions": ["2"]}, ["a"]) == [
+        "it serves versions ['2'], not '3'"
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ test_serving_isolation.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -32,7 +33,11 @@ class ScriptedRunner:
         self.futures: list[asyncio.Future[list[float]]] = []
 
     def submit(
-        self, rows: list[dict[str, Any]], *, max_wait: float | None = None
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        max_wait: float | None = None,
+        request_ids: Sequence[str] | None = None,
     ) -> asyncio.Future[list[float]]:
         future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
         self.futures.append(future)

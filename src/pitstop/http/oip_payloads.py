@@ -9,7 +9,8 @@ Two shapes of request are read (what MLServer's `pd` content type and a tensor s
   model's feature order (`GET /v2/models/{m}` lists them).
 
 `data` may be flat (row-major) or nested. The request's `id` is the request id (row `i` of a batch of
-`n > 1` gets `{id}-{i}`), so labels join on it; the user for the sticky split comes from
+`n > 1` gets `{id}-{i}`), so labels join on it, unless `parameters.request_ids` gives one per row (as
+pitstop's remote runner sends a micro-batch of several requests); the user for the sticky split comes from
 `parameters.user_id` or a header (`serving.user_id_header`). Pure: no I/O.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from pitstop.serving.errors import FieldProblem, InvalidInputError
 from pitstop.serving.features import FeatureSchema, Kind
@@ -64,8 +65,11 @@ def read_inference(data: Any, schema: FeatureSchema, header_user: str | None) ->
     )
     if rows is None:
         rows = _column_rows(inputs, schema)
-    if request_id is None:
-        ids: list[str | None] = [None] * len(rows)
+    given = _row_ids(data.get("parameters"), len(rows))
+    if given is not None:
+        ids: list[str | None] = list(given)
+    elif request_id is None:
+        ids = [None] * len(rows)
     elif len(rows) == 1:
         ids = [request_id]
     else:
@@ -76,9 +80,26 @@ def read_inference(data: Any, schema: FeatureSchema, header_user: str | None) ->
 def _request_id(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+    if not _valid_id(value):
         raise InvalidInputError([FieldProblem("id", f"must be a string of 1 to {MAX_ID_CHARS} characters")])
     return value
+
+
+def _row_ids(parameters: Any, rows: int) -> list[str] | None:
+    """`parameters.request_ids`, one per row, when given (`_user` has checked `parameters`)."""
+    if not isinstance(parameters, dict) or parameters.get("request_ids") is None:
+        return None
+    ids = parameters["request_ids"]
+    if not (isinstance(ids, list) and len(ids) == rows and all(_valid_id(i) for i in ids)):
+        problem = f"must be a list of {rows} strings (one per row) of 1 to {MAX_ID_CHARS} characters"
+        raise InvalidInputError([FieldProblem("parameters.request_ids", problem)])
+    if len(set(ids)) != rows:
+        raise InvalidInputError([FieldProblem("parameters.request_ids", "must not repeat an id")])
+    return ids
+
+
+def _valid_id(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
 
 
 def _user(parameters: Any, header_user: str | None) -> str | None:

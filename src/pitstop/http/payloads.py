@@ -434,9 +434,15 @@ class InferInputTensor(BaseModel):
 class InferenceRequest(BaseModel):
     """`POST /v2/models/{m}/infer`: the Open Inference Protocol's request."""
 
-    id: str | None = Field(None, description="the request id (row i of a batch: {id}-{i}); labels join on it")
+    id: str | None = Field(
+        None,
+        description="the request id (row i of a batch: {id}-{i}, unless parameters.request_ids); labels "
+        "join on it",
+    )
     parameters: dict[str, Any] | None = Field(
-        None, description="user_id: who asks, for the sticky split (else the serving.user_id_header header)"
+        None,
+        description="user_id: who asks, for the sticky split (else the serving.user_id_header header); "
+        "request_ids: each row's request id, one per row, none repeated",
     )
     inputs: list[InferInputTensor] = Field(min_length=1)
     outputs: list[dict[str, Any]] | None = Field(None, description="ignored: the one output is prediction")

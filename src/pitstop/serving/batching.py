@@ -15,6 +15,10 @@ a shadow that falls behind catches up in bigger, cheaper batches instead of grow
 A failing batch is retried one request at a time, so one bad request cannot fail its neighbours;
 a model that fails every request is not retried until it succeeds again (a broken shadow must not
 cost the served path a predict call per request).
+
+Each request may bring its rows' request ids; the run function gets the batch's ids beside its rows
+(None for a row submitted without one, as warm-up calls are), so a remote model is called with the
+ids of the requests it serves.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -39,7 +43,8 @@ class Timed(NamedTuple):
     seconds: float
 
 
-RunBatch = Callable[[list[Row]], Awaitable["list[float] | Timed"]]
+RowIds = list[str | None]  # the request id of each row of a batch; None where none was given
+RunBatch = Callable[[list[Row], RowIds], Awaitable["list[float] | Timed"]]
 _TURNS = 3  # event-loop turns a request needs from its bytes arriving to reaching the queue
 
 
@@ -58,6 +63,7 @@ class TimedFuture(asyncio.Future[list[float]]):
 @dataclass(slots=True, eq=False)
 class _Item:
     rows: list[Row]
+    ids: RowIds
     future: TimedFuture
     due: float  # loop time by which it should be running
     patient: bool  # submitted with a longer wait than the batcher's: nobody waits for it
@@ -119,19 +125,29 @@ class MicroBatcher:
         seconds, rows = self._recent
         return self._pending_rows * seconds / rows / self.concurrency
 
-    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
+    def submit(
+        self,
+        rows: list[Row],
+        *,
+        max_wait: float | None = None,
+        request_ids: Sequence[str] | None = None,
+    ) -> asyncio.Future[list[float]]:
         """Queue `rows`; the future resolves to their predictions, in order. Never blocks.
 
         `max_wait` overrides the batcher's for this request: work nobody waits for (shadow scoring)
         may wait longer, for bigger and so cheaper batches, without delaying anyone else.
+        `request_ids` (one per row) reach the run function with the rows.
         """
+        if request_ids is not None and len(request_ids) != len(rows):
+            raise ValueError(f"{len(request_ids)} request_ids for {len(rows)} rows")
         if self._closed:
             raise RunnerClosedError("this model runner is closed")
         loop = asyncio.get_running_loop()
         future = TimedFuture(loop=loop)
         patient = max_wait is not None and max_wait > self.max_wait
         due = loop.time() + (max_wait if max_wait is not None else self.max_wait)
-        self._pending.append(_Item(rows, future, due, patient))
+        ids: RowIds = [None] * len(rows) if request_ids is None else list(request_ids)
+        self._pending.append(_Item(rows, ids, future, due, patient))
         self._pending_rows += len(rows)
         self._urgent += not patient
         self._submitted += 1
@@ -271,11 +287,12 @@ class MicroBatcher:
 
     async def _execute_batch(self, batch: list[_Item]) -> None:
         rows = [row for item in batch for row in item.rows]
+        ids = [rid for item in batch for rid in item.ids]
         if self.on_batch is not None:
             self.on_batch(len(rows))
         started = time.perf_counter()
         try:
-            results, seconds = _timed(await self._run(rows), started)
+            results, seconds = _timed(await self._run(rows, ids), started)
             if len(results) != len(rows):
                 raise ValueError(f"model returned {len(results)} predictions for {len(rows)} rows")
         except asyncio.CancelledError:
@@ -307,7 +324,7 @@ class MicroBatcher:
                 continue
             started = time.perf_counter()
             try:
-                results, seconds = _timed(await self._run(item.rows), started)
+                results, seconds = _timed(await self._run(item.rows, item.ids), started)
                 if len(results) != len(item.rows):
                     raise ValueError(f"model returned {len(results)} predictions for {len(item.rows)} rows")
             except Exception as error:
@@ -325,8 +342,14 @@ class BatchedRunner:
 
     batcher: MicroBatcher
 
-    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
-        return self.batcher.submit(rows, max_wait=max_wait)
+    def submit(
+        self,
+        rows: list[Row],
+        *,
+        max_wait: float | None = None,
+        request_ids: Sequence[str] | None = None,
+    ) -> asyncio.Future[list[float]]:
+        return self.batcher.submit(rows, max_wait=max_wait, request_ids=request_ids)
 
     async def predict(self, rows: list[Row]) -> list[float]:
         return await self.submit(rows)

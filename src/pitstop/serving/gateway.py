@@ -464,7 +464,10 @@ class Gateway:
         for i, r in enumerate(routes):
             groups.setdefault(r.version, []).append(i)
         submitted = perf_counter()
-        futures = {v: state.runners[v].submit([rows[i] for i in idx]) for v, idx in groups.items()}
+        futures = {
+            v: state.runners[v].submit([rows[i] for i in idx], request_ids=[request_ids[i] for i in idx])
+            for v, idx in groups.items()
+        }
         results: list[PredictionResult | None] = [None] * len(instances)
         failures: list[tuple[int, int, str]] = []
         for version, idx in groups.items():

@@ -16,7 +16,7 @@ from pitstop import model_input
 from pitstop.model_input import InputSignature
 from pitstop.records.lineage import Lineage
 from pitstop.registry import Task
-from pitstop.serving.batching import BatchedRunner, MicroBatcher, Timed
+from pitstop.serving.batching import BatchedRunner, MicroBatcher, RowIds, Timed
 from pitstop.serving.features import Kind, kind_of
 from pitstop.serving.isolation import MemoryUse, ModelProcess
 from pitstop.serving.priority import CpuTime, own_seconds
@@ -198,7 +198,8 @@ class InProcessRunner(BatchedRunner):
         if self.process is not None:
             await asyncio.to_thread(self.process.close)
 
-    async def _run_batch(self, rows: list[Row]) -> Timed:
+    async def _run_batch(self, rows: list[Row], ids: RowIds) -> Timed:
+        """Predicts the rows; their request ids matter only to a remote model."""
         call = self.predictor.timed if self.process is None else self.process.call
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, rows)
 

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 
 from pitstop.errors import UsageError, mention
-from pitstop.serving.batching import BatchedRunner, MicroBatcher
+from pitstop.serving.batching import BatchedRunner, MicroBatcher, RowIds
 from pitstop.serving.errors import RemoteModelError
 from pitstop.serving.remote_protocols import Endpoint, Protocol, RemoteAnswerError
 
@@ -28,8 +28,9 @@ KEEPALIVE_SECONDS = 1.0
 class RemoteRunner(BatchedRunner):
     """Posts micro-batches to `url` in its endpoint's protocol (default: a pitstop gateway's predict,
     `{"instances": [{"features": …}, …]}`) and reads one number per row, after checking the answer is
-    this call's (`Endpoint.read_answer`). Each call carries a fresh id (the protocol's `id`, and the
-    `X-Request-ID` header). Up to `concurrency` batches are in flight at once over one pooled client.
+    this call's (`Endpoint.read_answer`). Each call carries its rows' request ids as its protocol
+    allows (`remote_protocols`); a row submitted without one (a warm-up call) gets a fresh id. Up to
+    `concurrency` batches are in flight at once over one pooled client.
     """
 
     def __init__(
@@ -82,22 +83,22 @@ class RemoteRunner(BatchedRunner):
         if self._owns_client:
             await self._client.aclose()
 
-    async def _run_batch(self, rows: list[Row]) -> list[float]:
-        call_id = uuid.uuid4().hex
-        body = self.endpoint.request(rows, self.features, call_id)
+    async def _run_batch(self, rows: list[Row], ids: RowIds) -> list[float]:
+        call_ids = [rid or uuid.uuid4().hex for rid in ids]
+        body = self.endpoint.request(rows, self.features, call_ids)
         try:
-            response = await self._client.post(self.url, json=body, headers={"X-Request-ID": call_id})
+            response = await self._client.post(self.url, json=body, headers=self.endpoint.headers(call_ids))
         except httpx.HTTPError as error:
             raise RemoteModelError(f"{self.url}: {type(error).__name__}: {error}") from error
-        return _predictions(self.endpoint, response, len(rows), call_id)
+        return _predictions(self.endpoint, response, call_ids)
 
 
-def _predictions(endpoint: Endpoint, response: httpx.Response, rows: int, call_id: str) -> list[float]:
+def _predictions(endpoint: Endpoint, response: httpx.Response, ids: list[str]) -> list[float]:
     url = endpoint.predict_url()
     if response.status_code != 200:
         raise RemoteModelError(f"{url} answered {response.status_code}: {response.text[:200]}")
     try:
-        return endpoint.read_answer(response.json(), rows, call_id)
+        return endpoint.read_answer(response.json(), ids)
     except (ValueError, RemoteAnswerError) as error:
         raise RemoteModelError(f"{url}: unexpected answer ({error})") from error
 
@@ -107,6 +108,9 @@ class RemoteModel:
 
     The gateway serves such a version with a `RemoteRunner` (async, micro-batched). Offline tools that
     call `predict` / `predict_proba` directly (the offline gate) reach the same URL synchronously.
+
+    An `oip` model is sent one input per feature (MLServer's `pd` content type), or with
+    `tensor_input` one tensor `[rows, features]` of that name (a Triton model's input).
 
     The artifact keeps the URL and plain headers, never a credential: a header that carries one
     (`Authorization`, an API key, a token, a cookie) is named with the environment variable
@@ -122,13 +126,14 @@ class RemoteModel:
         protocol: Protocol = "pitstop",
         model_name: str | None = None,
         model_version: str | None = None,
+        tensor_input: str | None = None,
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
         header_env: dict[str, str] | None = None,
         header_files: dict[str, str] | None = None,
     ) -> None:
         try:
-            Endpoint(protocol, url, model_name, model_version)
+            Endpoint(protocol, url, model_name, model_version, tensor_input)
         except ValueError as error:
             raise UsageError(str(error)) from None
         secret = [name for name in headers or {} if is_credential(name)]
@@ -141,6 +146,7 @@ class RemoteModel:
             )
         self.url, self.timeout, self.headers = url, timeout, dict(headers or {})
         self.protocol, self.model_name, self.model_version = protocol, model_name, model_version
+        self.tensor_input = tensor_input
         self.header_env, self.header_files = dict(header_env or {}), dict(header_files or {})
 
     def call_headers(self) -> dict[str, str]:
@@ -169,6 +175,7 @@ class RemoteModel:
             self.url,
             getattr(self, "model_name", None),
             getattr(self, "model_version", None),
+            getattr(self, "tensor_input", None),  # artifacts older than tensor_input
         )
 
     def check_ready(self, features: Sequence[str]) -> None:
@@ -190,15 +197,18 @@ class RemoteModel:
                 )
 
     def predict(self, frame: Any) -> Any:
+        """Offline calls (the gate's): rows without request ids, so each gets a fresh one."""
         rows = frame.to_dict("records") if hasattr(frame, "to_dict") else [dict(r) for r in frame]
-        endpoint, call_id = self.endpoint(), uuid.uuid4().hex
-        body = endpoint.request(rows, list(rows[0]) if rows else [], call_id)
-        headers = {**self.call_headers(), "X-Request-ID": call_id}
+        if not rows:
+            return np.empty(0, dtype=float)
+        endpoint, ids = self.endpoint(), [uuid.uuid4().hex for _ in rows]
+        body = endpoint.request(rows, list(rows[0]), ids)
+        headers = {**self.call_headers(), **endpoint.headers(ids)}
         try:
             response = httpx.post(endpoint.predict_url(), json=body, timeout=self.timeout, headers=headers)
         except httpx.HTTPError as error:
             raise RemoteModelError(f"{self.url}: {type(error).__name__}: {error}") from error
-        return np.asarray(_predictions(endpoint, response, len(rows), call_id), dtype=float)
+        return np.asarray(_predictions(endpoint, response, ids), dtype=float)
 
     def predict_proba(self, frame: Any) -> Any:
         positive = self.predict(frame)

@@ -12,6 +12,7 @@ artifact is a `remote.RemoteModel(url)` is served remotely; every other version 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pitstop import loading, model_input
@@ -30,10 +31,17 @@ class Runner(Protocol):
 
     version: int
 
-    def submit(self, rows: list[Row], *, max_wait: float | None = None) -> asyncio.Future[list[float]]:
+    def submit(
+        self,
+        rows: list[Row],
+        *,
+        max_wait: float | None = None,
+        request_ids: Sequence[str] | None = None,
+    ) -> asyncio.Future[list[float]]:
         """Queue `rows` without blocking; the future resolves to one float per row.
 
         `max_wait` lets work nobody waits for (shadow scoring) wait longer for a bigger batch.
+        `request_ids`, one per row, are the requests' ids: a remote model's call carries them.
         """
         ...
 

@@ -103,6 +103,9 @@ class ShadowCall:
     def rows(self) -> list[Row]:
         return [row for request in self.requests for row in request.rows]
 
+    def request_ids(self) -> list[str]:
+        return [rid for request in self.requests for rid in request.request_ids]
+
     def split(self) -> list[ShadowCall]:
         """One call per request."""
         return [ShadowCall(self.target, self.runner, [request]) for request in self.requests]
@@ -175,7 +178,11 @@ class ShadowScorer:
             breaker.skips, breaker.probing = 0, True  # this call is the probe
         try:
             last_slot = self._inflight + 1 >= self.concurrency
-            future = call.runner.submit(call.rows(), max_wait=0.0 if last_slot else self.batch_wait)
+            future = call.runner.submit(
+                call.rows(),
+                max_wait=0.0 if last_slot else self.batch_wait,
+                request_ids=call.request_ids(),
+            )
         except RunnerClosedError:
             return self._skip(call, "closed")
         self._inflight += 1

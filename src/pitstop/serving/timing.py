@@ -89,7 +89,8 @@ class ShadowTimer:
         one = ShadowRequest(request.time, request.rows[:1], request.request_ids[:1], request.user_ids[:1],
                             request.bucketed_by[:1])  # fmt: skip
         try:
-            future = runner.submit(one.rows)  # as a served request: due at the runner's own batch wait
+            # as a served request: due at the runner's own batch wait
+            future = runner.submit(one.rows, request_ids=one.request_ids)
         except RunnerClosedError:
             return
         budget.busy = True
