@@ -757,6 +757,13 @@ class MlflowSettings(_Section):
         strict=False,
         description="when MLflow's @challenger moves: register (import only), gate or rollout",
     )
+    test_set: str | None = Field(
+        None, description="dataset (NAME or NAME:VERSION) the gate scores an imported challenger on"
+    )
+    write_back: bool = Field(
+        True,
+        description="sync moves MLflow's @champion and @previous as pitstop's and tags decided versions",
+    )
     models: dict[str, str] = Field(
         {},
         description="pitstop model -> MLflow registered model name, for webhooks: {delivery-eta: eta}",

@@ -153,6 +153,7 @@ def register_mlflow(
     allow_pickle: bool = False,
     skip_check: str | None = None,
     actor: str | None = None,
+    alias: str | None = None,
 ) -> VersionInfo:
     """Import the MLflow model `uri` names (`models:/NAME@ALIAS`, `models:/NAME/VERSION`,
     `runs:/RUN_ID/PATH`) from the server at `tracking_uri` as the next version of `model`, with
@@ -161,7 +162,8 @@ def register_mlflow(
 
     With `train_data` (a registered dataset) the version is trained-on-that-data as for `register`;
     without, its features are the model's (or, for a first version, the MLflow signature's columns)
-    and the door check tries the MLflow input example, or is skipped saying there is none."""
+    and the door check tries the MLflow input example, or is skipped saying there is none. `alias`
+    records the alias that named `models:/NAME/VERSION` when the caller resolved it (`mlflow_sync`)."""
     from pitstop import mlflow_source
 
     info = loading.model_info(ctx, model)
@@ -169,6 +171,8 @@ def register_mlflow(
     with tempfile.TemporaryDirectory(prefix="pitstop-mlflow-") as folder:
         pickle_ok = info.allow_pickle or allow_pickle
         fetched = mlflow_source.fetch(uri, tracking_uri, Path(folder), allow_pickle=pickle_ok)
+    if alias is not None:
+        fetched = dataclasses.replace(fetched, origin=dataclasses.replace(fetched.origin, alias=alias))
     commit = fetched.origin.git_commit
     code = given_commit(commit) if commit and data_refs.COMMIT.match(commit) else None
     if train_data is None:

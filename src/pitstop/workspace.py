@@ -300,6 +300,7 @@ class Workspace(Context):
         allow_pickle: bool = False,
         skip_check: str | None = None,
         actor: str | None = None,
+        alias: str | None = None,
     ) -> VersionInfo:
         """Import an MLflow model (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/RUN/PATH`) as
         the next version of `model`, with MLflow's lineage; the server is `tracking_uri`, else
@@ -315,6 +316,7 @@ class Workspace(Context):
             allow_pickle=allow_pickle,
             skip_check=skip_check,
             actor=actor,
+            alias=alias,
         )
 
     def reproduce(self, model: str, version: str | int) -> training.Reproduction:

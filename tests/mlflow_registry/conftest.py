@@ -42,10 +42,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     env = {  # it runs `uvicorn` by name: this environment's, as an activated venv would find it
         **os.environ,
         "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",  # its webhooks may call pitstop on loopback
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",  # its webhooks may call pitstop on loopback,
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "https,http",  # which serves plain HTTP
+        "MLFLOW_WEBHOOK_CACHE_TTL": "1",  # a webhook created by a test is called at once, not in a minute
     }
     url = f"http://127.0.0.1:{port}"
-    with process_answering(command, env=env, log=folder / "server.log", ready_url=f"{url}/health"):
+    log = folder / "server.log"  # its start migrates a fresh database: a minute on a busy machine
+    with process_answering(command, env=env, log=log, ready_url=f"{url}/health", timeout=300):
         runs = [log_version(url, coefficient) for coefficient in (1.0, 2.0)]
         yield MlflowServer(url, runs, folder)
 
