@@ -222,16 +222,18 @@ def mirror(ctx: Context, model: str, *, name: str, tracking_uri: str | None = No
     current = {
         str(alias): str(version) for alias, version in mlflow.get_registered_model(name).aliases.items()
     }
-    done = Mirror(model, name)
+    moved: dict[str, str] = {}
+    outside = None
     for alias, version in wanted.items():
         if version is None or current.get(alias) == version:
             continue
         if alias == "champion" and active and alias in current:
-            done = dataclasses.replace(done, outside_champion=current[alias])
-            log.warning("%s", done.lines()[-1])
+            outside = current[alias]
+            log.warning("MLflow %s @champion moved outside pitstop during a rollout: not followed", name)
             continue
         mlflow.set_registered_model_alias(name, alias, version)
-        done.moved[alias] = version
+        moved[alias] = version
+    tagged: list[str] = []
     report_url = ctx.config.notifications.report_url
     for rollout in rollouts:
         state = rollout.state
@@ -253,5 +255,5 @@ def mirror(ctx: Context, model: str, *, name: str, tracking_uri: str | None = No
             if value:
                 mlflow.set_model_version_tag(name, version, f"{TAG}{key}", value)
         mlflow.set_model_version_tag(name, version, f"{TAG}rollout", str(state.id))  # last: marks it done
-        done.tagged.append(version)
-    return done
+        tagged.append(version)
+    return Mirror(model, name, moved, tagged, outside)

@@ -24,6 +24,8 @@ def test_promotion_moves_champion_and_previous_and_tags_the_version(
     mlflow = client(url)
     for alias in ("champion", "previous"):  # the server is shared: start from no pitstop aliases
         mlflow.delete_registered_model_alias(NAME, alias)
+    for key in mlflow.get_model_version(NAME, "2").tags:  # nor tags (another store's rollout 1)
+        mlflow.delete_model_version_tag(NAME, "2", key)
     ws.create_model(MODEL, task="regression", target="y", features=["a", "b"])
     ws.register_mlflow(MODEL, f"models:/{NAME}/1", tracking_uri=url)
     ws.register_mlflow(MODEL, f"models:/{NAME}/2", tracking_uri=url)
