@@ -766,7 +766,7 @@ class MlflowSettings(_Section):
     )
     models: dict[str, str] = Field(
         {},
-        description="pitstop model -> MLflow registered model name, for webhooks: {delivery-eta: eta}",
+        description="pitstop model: MLflow registered model name, for webhooks (e.g. delivery-eta: eta)",
     )
     webhook_secret_env: str | None = Field(
         None, description="environment variable holding the MLflow webhook secret (none: webhooks refused)"

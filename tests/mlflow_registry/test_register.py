@@ -55,6 +55,8 @@ def test_a_version_named_by_number_is_imported_from_the_command_line(
     assert done.exit_code == 0, done.stderr
     lineage = json.loads(done.stdout)["lineage"]["mlflow"]
     assert (lineage["version"], lineage["alias"], lineage["run_id"]) == ("1", None, mlflow_server.runs[0])
+    shown = cli("models", "show", MODEL, "1", "-w", workspace_dir)
+    assert "from MLflow" in shown.stdout and f"{NAME} version 1" in shown.stdout
 
 
 def test_a_run_s_model_is_imported_without_a_registry_version(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pandas, numpy and the store load only in the commands that 
     from pitstop.package_drift import PackageDrift
     from pitstop.records.gate_result import GateResult
     from pitstop.records.lineage import CodeCommit, Lineage
+    from pitstop.records.mlflow_origin import MlflowOrigin
     from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
@@ -302,6 +303,8 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
             + ", ".join(f"{k} {val}" for k, val in recorded_packages(lineage).items()),
         ),
     ]
+    if lineage.mlflow is not None:
+        rows.append(("from MLflow", _mlflow_origin(lineage.mlflow)))
     offline = lineage.extra.get("offline_metrics")  # a key earlier versions let a caller add
     if offline:
         rows.append(("offline metrics", ", ".join(f"{k}={val:.4g}" for k, val in offline.items())))
@@ -313,6 +316,18 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
         console.print(f"[yellow]note:[/] {d.describe()}: loaded here, its predictions may differ")
     if v.gate_result is not None:
         _render_gate_summary(v.gate_result)
+
+
+def _mlflow_origin(origin: MlflowOrigin) -> str:
+    """`eta version 2 (@challenger), run 3f2a…, sklearn/skops; data train (digest 786d72e6, s3://…)`."""
+    named = f"{origin.name} version {origin.version}" if origin.name else origin.uri
+    alias = f" (@{origin.alias})" if origin.alias else ""
+    data = "; ".join(f"{d.name} (digest {d.digest}, {d.source})" for d in origin.datasets) or "-"
+    metrics = ", ".join(f"{k}={val:.4g}" for k, val in origin.metrics.items()) or "-"
+    return (
+        f"{named}{alias} at {origin.tracking_uri}, run {origin.run_id or '-'}, "
+        f"{origin.flavor}/{origin.serialization_format}; metrics {metrics}; data {data}"
+    )
 
 
 def _training_data(lineage: Lineage) -> tuple[str, str]:
