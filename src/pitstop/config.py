@@ -738,6 +738,41 @@ class NotificationSettings(_Section):
         return self
 
 
+class ChallengerAction(StrEnum):
+    """What `pitstop mlflow sync` does with a version MLflow's `@challenger` alias moved to."""
+
+    REGISTER = "register"  # import it as the next version
+    GATE = "gate"  # import it and run the offline gate on it
+    ROLLOUT = "rollout"  # import it and start a rollout, whose first phase is the gate
+
+
+class MlflowSettings(_Section):
+    """An MLflow tracking server and Model Registry that pitstop imports from and writes back to."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow server URL; default the MLFLOW_TRACKING_URI environment variable"
+    )
+    on_challenger: ChallengerAction = Field(
+        ChallengerAction.REGISTER,
+        strict=False,
+        description="when MLflow's @challenger moves: register (import only), gate or rollout",
+    )
+    test_set: str | None = Field(
+        None, description="dataset (NAME or NAME:VERSION) the gate scores an imported challenger on"
+    )
+    write_back: bool = Field(
+        True,
+        description="sync moves MLflow's @champion and @previous as pitstop's and tags decided versions",
+    )
+    models: dict[str, str] = Field(
+        {},
+        description="pitstop model: MLflow registered model name, for webhooks (e.g. delivery-eta: eta)",
+    )
+    webhook_secret_env: str | None = Field(
+        None, description="environment variable holding the MLflow webhook secret (none: webhooks refused)"
+    )
+
+
 class Policy(_Section):
     """The thresholds and durations every decision uses."""
 
@@ -772,6 +807,7 @@ class Config(Policy):
     serving: ServingSettings = ServingSettings()
     controller: ControllerSettings = ControllerSettings()
     notifications: NotificationSettings = NotificationSettings()
+    mlflow: MlflowSettings = MlflowSettings()
 
     @property
     def policy(self) -> Policy:

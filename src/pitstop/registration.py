@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pitstop import loading, registry, user_code
+from pitstop import data_refs, loading, registry, user_code
 from pitstop.errors import ConflictError, UsageError, describe, mention
-from pitstop.lineage import build_lineage, current_actor, given_commit, reference_lineage
+from pitstop.lineage import build_lineage, current_actor, environment, given_commit, reference_lineage
 from pitstop.records.lineage import CodeCommit, DoorCheckRecord, Lineage
+from pitstop.records.mlflow_origin import MlflowOrigin
 from pitstop.registry import ModelInfo, Task, VersionInfo
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pitstop import model_input, training
     from pitstop.context import Context
     from pitstop.data_refs import DataReference
+    from pitstop.mlflow_source import FetchedModel
 
 
 def register(
@@ -141,6 +143,60 @@ def train(
     )
 
 
+def register_mlflow(
+    ctx: Context,
+    model: str,
+    uri: str,
+    *,
+    tracking_uri: str,
+    train_data: str | None = None,
+    allow_pickle: bool = False,
+    skip_check: str | None = None,
+    actor: str | None = None,
+    alias: str | None = None,
+) -> VersionInfo:
+    """Import the MLflow model `uri` names (`models:/NAME@ALIAS`, `models:/NAME/VERSION`,
+    `runs:/RUN_ID/PATH`) from the server at `tracking_uri` as the next version of `model`, with
+    MLflow's lineage (`MlflowOrigin`): the run's parameters become the version's, its git commit tag
+    the version's commit. Stored with skops, as `register` stores a file.
+
+    With `train_data` (a registered dataset) the version is trained-on-that-data as for `register`;
+    without, its features are the model's (or, for a first version, the MLflow signature's columns)
+    and the door check tries the MLflow input example, or is skipped saying there is none. `alias`
+    records the alias that named `models:/NAME/VERSION` when the caller resolved it (`mlflow_sync`)."""
+    from pitstop import mlflow_source
+
+    info = loading.model_info(ctx, model)
+    info.refuse_if_archived("new versions")
+    with tempfile.TemporaryDirectory(prefix="pitstop-mlflow-") as folder:
+        pickle_ok = info.allow_pickle or allow_pickle
+        fetched = mlflow_source.fetch(uri, tracking_uri, Path(folder), allow_pickle=pickle_ok)
+    if alias is not None:
+        fetched = dataclasses.replace(fetched, origin=dataclasses.replace(fetched.origin, alias=alias))
+    commit = fetched.origin.git_commit
+    code = given_commit(commit) if commit and data_refs.COMMIT.match(commit) else None
+    if train_data is None:
+        return _register_fetched(ctx, info, fetched, code, skip_check, allow_pickle, actor)
+    snapshot = loading.snapshot(ctx, train_data)
+    return _register_estimator(
+        ctx,
+        info,
+        fetched.estimator,
+        uri,
+        snapshot=snapshot,
+        frame=loading.dataset_frame(ctx, snapshot.ref),
+        params=dict(fetched.origin.params),
+        feature_pipeline_version=None,
+        as_of=None,
+        trainer=None,
+        allow_pickle=allow_pickle,
+        skip_check=skip_check,
+        actor=actor,
+        code=code,
+        mlflow=fetched.origin,
+    )
+
+
 def reproduce(ctx: Context, model: str, version: str | int) -> training.Reproduction:
     """Retrain from the recorded snapshot, cutoff, parameters, trainer; compare training predictions."""
     import pandas as pd
@@ -191,11 +247,12 @@ def _register_estimator(
     skip_check: str | None,
     actor: str | None,
     code: CodeCommit | None = None,
+    mlflow: MlflowOrigin | None = None,
 ) -> VersionInfo:
     """Store and record the version, once checked at the door (unless `skip_check` says why not); a
     pickle only if the model allows them or `allow_pickle` does (then, in the same transaction,
     the model allows pickles from now on: an event). `code` replaces the folder's commit
-    (`--code-commit`)."""
+    (`--code-commit`); `mlflow` is the MLflow model it was imported from."""
     from pitstop import door_check, training
     from pitstop.scoring import check_classes, check_estimator, class_values
 
@@ -211,7 +268,7 @@ def _register_estimator(
     lineage = build_lineage(
         info, snapshot, rows, time_column, features, params, feature_pipeline_version, as_of
     )
-    lineage = dataclasses.replace(lineage, trainer=trainer, code=code or lineage.code)
+    lineage = dataclasses.replace(lineage, trainer=trainer, code=code or lineage.code, mlflow=mlflow)
     signature = door_check.signature_for(estimator, X, features, info.task)
     return _store_version(
         ctx,
@@ -277,6 +334,63 @@ def _register_referenced(
         signature,
         rows,
         classes=info.classes or _fitted_classes(estimator, info.task),
+        skip_check=skip_check,
+        allow_pickle=allow_pickle,
+        actor=actor,
+    )
+
+
+def _register_fetched(
+    ctx: Context,
+    info: ModelInfo,
+    fetched: FetchedModel,
+    code: CodeCommit | None,
+    skip_check: str | None,
+    allow_pickle: bool,
+    actor: str | None,
+) -> VersionInfo:
+    """Store and record an MLflow model imported without a registered dataset: the MLflow run names
+    its data (`MlflowOrigin.datasets`); the door check tries the logged input example."""
+    import pandas as pd
+
+    from pitstop import door_check, model_input
+    from pitstop.scoring import check_estimator
+
+    uri = fetched.origin.uri
+    check_estimator(fetched.estimator, info.task, uri)
+    features = info.features or fetched.features
+    if features is None:
+        raise UsageError(
+            f"{uri}: the MLflow model has no column signature and model {info.name!r} no feature list "
+            "yet: log the model with a signature (or an input example), or create the model with a "
+            "list of features",
+            field="uri",
+        )
+    features = list(features)
+    lineage = Lineage(
+        features=features,
+        params=dict(fetched.origin.params),
+        code=code or CodeCommit(),
+        environment=environment(),
+        mlflow=fetched.origin,
+    )
+    example = fetched.example
+    if example is not None and not example.empty and set(features) <= set(example.columns):
+        rows = example[features]
+        signature = door_check.signature_for(fetched.estimator, rows, features, info.task)
+    else:
+        rows = pd.DataFrame(columns=features)
+        signature = model_input.from_lineage(features, lineage, fetched.estimator)
+        skip_check = skip_check or "the MLflow model has no input example holding its features"
+    return _store_version(
+        ctx,
+        info,
+        fetched.estimator,
+        uri,
+        lineage,
+        signature,
+        rows,
+        classes=info.classes or _fitted_classes(fetched.estimator, info.task),
         skip_check=skip_check,
         allow_pickle=allow_pickle,
         actor=actor,

@@ -290,6 +290,35 @@ class Workspace(Context):
             actor=actor,
         )
 
+    def register_mlflow(
+        self,
+        model: str,
+        uri: str,
+        *,
+        tracking_uri: str | None = None,
+        train_data: str | None = None,
+        allow_pickle: bool = False,
+        skip_check: str | None = None,
+        actor: str | None = None,
+        alias: str | None = None,
+    ) -> VersionInfo:
+        """Import an MLflow model (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/RUN/PATH`) as
+        the next version of `model`, with MLflow's lineage; the server is `tracking_uri`, else
+        `MLFLOW_TRACKING_URI`, else `mlflow.tracking_uri`. See `pitstop.registration.register_mlflow`."""
+        from pitstop import mlflow_source, registration
+
+        return registration.register_mlflow(
+            self,
+            model,
+            uri,
+            tracking_uri=mlflow_source.tracking_uri(tracking_uri, self.config.mlflow.tracking_uri),
+            train_data=train_data,
+            allow_pickle=allow_pickle,
+            skip_check=skip_check,
+            actor=actor,
+            alias=alias,
+        )
+
     def reproduce(self, model: str, version: str | int) -> training.Reproduction:
         """Retrain from the recorded snapshot, cutoff, parameters, trainer; compare training predictions."""
         from pitstop import registration

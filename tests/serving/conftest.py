@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -102,6 +103,33 @@ def running(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+@contextmanager
+def process_answering(
+    command: list[str], *, env: dict[str, str], log: Path, ready_url: str, timeout: float = 90.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `command` (output to `log`) and wait until `ready_url` answers 200; always stops it."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_until(lambda: answers(ready_url) or process.poll() is not None, timeout=timeout, interval=0.25)
+        assert process.poll() is None, log.read_text()[-2000:]
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:

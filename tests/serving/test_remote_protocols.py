@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -24,7 +22,7 @@ from pitstop.serving.errors import RemoteModelError
 from pitstop.serving.remote import RemoteModel
 from pitstop.serving.remote_protocols import Endpoint, RemoteAnswerError
 from pitstop.store.tables import predictions
-from serving.conftest import MODEL, ROW, Served, free_port, running, settings, wait_until
+from serving.conftest import MODEL, ROW, Served, free_port, process_answering, running, settings
 
 ROWS = [{"a": 2.0, "b": 1.0}, {"a": -1.0, "b": 0.5}]
 
@@ -198,30 +196,10 @@ def mlflow_server(mlflow_model: Path) -> Iterator[str]:
         "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": f"file://{mlflow_model.parent / 'runs'}",
     }
-    log = mlflow_model.parent / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--env-manager", "local"], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(f"{url}/ping") or process.poll() is not None, timeout=90, interval=0.25)
-        assert process.poll() is None, log.read_text()[-2000:]
+    log = mlflow_model.parent / "serve.log"
+    with process_answering([*command, "--env-manager", "local"], env=env, log=log, ready_url=f"{url}/ping"):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_an_mlflow_scoring_server_serves_a_shadow(served: Served, mlflow_server: str) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pandas, numpy and the store load only in the commands that 
     from pitstop.package_drift import PackageDrift
     from pitstop.records.gate_result import GateResult
     from pitstop.records.lineage import CodeCommit, Lineage
+    from pitstop.records.mlflow_origin import MlflowOrigin
     from pitstop.registry import ModelInfo, VersionInfo
 
 models_app = PitstopTyper(help="Models, their versions and aliases.", no_args_is_help=True)
@@ -302,6 +303,8 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
             + ", ".join(f"{k} {val}" for k, val in recorded_packages(lineage).items()),
         ),
     ]
+    if lineage.mlflow is not None:
+        rows.append(("from MLflow", _mlflow_origin(lineage.mlflow)))
     offline = lineage.extra.get("offline_metrics")  # a key earlier versions let a caller add
     if offline:
         rows.append(("offline metrics", ", ".join(f"{k}={val:.4g}" for k, val in offline.items())))
@@ -313,6 +316,18 @@ def _render_version(v: VersionInfo, drift: list[PackageDrift]) -> None:
         console.print(f"[yellow]note:[/] {d.describe()}: loaded here, its predictions may differ")
     if v.gate_result is not None:
         _render_gate_summary(v.gate_result)
+
+
+def _mlflow_origin(origin: MlflowOrigin) -> str:
+    """`eta version 2 (@challenger), run 3f2a…, sklearn/skops; data train (digest 786d72e6, s3://…)`."""
+    named = f"{origin.name} version {origin.version}" if origin.name else origin.uri
+    alias = f" (@{origin.alias})" if origin.alias else ""
+    data = "; ".join(f"{d.name} (digest {d.digest}, {d.source})" for d in origin.datasets) or "-"
+    metrics = ", ".join(f"{k}={val:.4g}" for k, val in origin.metrics.items()) or "-"
+    return (
+        f"{named}{alias} at {origin.tracking_uri}, run {origin.run_id or '-'}, "
+        f"{origin.flavor}/{origin.serialization_format}; metrics {metrics}; data {data}"
+    )
 
 
 def _training_data(lineage: Lineage) -> tuple[str, str]:
@@ -395,7 +410,13 @@ def set_champion(
 def register_version(
     model: ModelArg,
     # readable=False: the API's own one-line error speaks for an unreadable file, not Typer's usage box
-    artifact: Annotated[Path, typer.Argument(help="joblib file of the trained model", readable=False)],
+    artifact: Annotated[
+        str,
+        typer.Argument(
+            help="skops or joblib file of the trained model, or an MLflow model: models:/NAME@ALIAS, "
+            "models:/NAME/VERSION or runs:/RUN_ID/PATH"
+        ),
+    ],
     train_data: Annotated[
         str | None, typer.Option(help="dataset it was trained on, NAME or NAME:VERSION")
     ] = None,
@@ -426,19 +447,49 @@ def register_version(
         str | None,
         typer.Option(help="as-of cutoff it was trained with: only rows strictly before this time count"),
     ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow server of a models:/ or runs:/ model; default MLFLOW_TRACKING_URI, then "
+            "mlflow.tracking_uri in pitstop.yaml"
+        ),
+    ] = None,
     allow_pickle: AllowPickleOption = False,
     skip_check: SkipCheckOption = None,
     workspace: WorkspaceOption = None,
     by: ByOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register an externally trained model (a skops or joblib file) as the model's next version.
+    """Register an externally trained model (a skops or joblib file, or an MLflow model) as the
+    model's next version.
 
     It is stored with skops, loading only the types listed; as a pickle only for a model that allows
     pickles (--allow-pickle, here or at `models create`) when skops cannot store it.
 
     The training data is a registered dataset (--train-data), or a reference not copied in:
-    --train-data-uri with --train-data-sha256, or --dvc-file."""
+    --train-data-uri with --train-data-sha256, or --dvc-file. An MLflow model brings MLflow's
+    lineage (run, parameters, metrics, dataset inputs, git commit); --train-data is then optional."""
+    from pitstop.mlflow_source import is_mlflow_uri
+
+    if is_mlflow_uri(artifact):
+        if any(v is not None for v in (train_data_uri, train_data_sha256, dvc_file, code_commit, as_of)):
+            raise UsageError(
+                "an MLflow model brings its own data references, commit and cutoff: give no "
+                "--train-data-uri, --train-data-sha256, --dvc-file, --code-commit or --as-of"
+            )
+        info = open_workspace(workspace).register_mlflow(
+            model,
+            artifact,
+            tracking_uri=tracking_uri,
+            train_data=train_data,
+            allow_pickle=allow_pickle,
+            skip_check=skip_check,
+            actor=by,
+        )
+        _registered(model, info, as_json)
+        return
+    if tracking_uri is not None:
+        raise UsageError("--tracking-uri is for an MLflow model (models:/… or runs:/…), not a file")
     reference = _data_reference(train_data_uri, train_data_sha256, dvc_file)
     if (train_data is None) == (reference is None):
         raise UsageError(
@@ -458,12 +509,18 @@ def register_version(
         skip_check=skip_check,
         actor=by,
     )
+    _registered(model, info, as_json)
+
+
+def _registered(model: str, info: VersionInfo, as_json: bool) -> None:
+    origin = info.lineage.mlflow
+    came = f"; from MLflow {origin.name or origin.uri} version {origin.version}" if origin else ""
     emit(
         as_json,
         info.to_dict(),
         lambda: console.print(
             f"registered {model} version [bold]{info.version}[/] (sha256 {info.sha256[:12]}…; "
-            f"{describe_format(info)}{'; signed' if info.signature else ''}); "
+            f"{describe_format(info)}{'; signed' if info.signature else ''}){came}; "
             f"features: {', '.join(info.lineage.features)}"
         ),
     )

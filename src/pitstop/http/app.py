@@ -37,7 +37,7 @@ from starlette.types import Scope as ASGIScope
 
 from pitstop import __version__
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
-from pitstop.http import comparison, dashboard, oip, payloads, rollouts, server
+from pitstop.http import comparison, dashboard, mlflow_webhook, oip, payloads, rollouts, server
 from pitstop.http.auth import LEGACY_ENV, Access, ForbiddenError, Scope, UnauthorizedError, access_from_env
 from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge, read_body
 from pitstop.notify.background import BackgroundSender
@@ -269,6 +269,7 @@ def create_app(
     app.include_router(rollouts.router)
     app.include_router(comparison.router)
     app.include_router(oip.router)
+    app.include_router(mlflow_webhook.router)
     app.include_router(router)
 
     async def on_pitstop_error(request: Request, error: Exception) -> Response:

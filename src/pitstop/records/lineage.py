@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pitstop.data_refs import DataReference
+from pitstop.records.mlflow_origin import MlflowOrigin
 
 # The keys this record knows; a stored lineage's other keys (earlier versions let a caller add its own,
 # `extra_lineage`) are kept unchanged in `Lineage.extra`.
@@ -29,6 +30,7 @@ KNOWN_KEYS = frozenset(
         "input_signature",
         "packages",
         "door_check",
+        "mlflow",
     }
 )
 
@@ -163,6 +165,7 @@ class Lineage:
     input_signature: dict[str, Any] | None = None
     packages: dict[str, str] | None = None  # what the model needs (the door check's finding)
     door_check: DoorCheckRecord | None = None
+    mlflow: MlflowOrigin | None = None  # the MLflow model it was imported from
     extra: dict[str, Any] = field(default_factory=dict)  # keys a caller added in earlier versions
 
     @property
@@ -196,13 +199,15 @@ class Lineage:
             out["packages"] = self.packages
         if self.door_check is not None:
             out["door_check"] = self.door_check.to_json()
+        if self.mlflow is not None:
+            out["mlflow"] = self.mlflow.to_json()
         return out | self.extra
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Lineage:
         """A stored lineage, of any shape pitstop has written."""
         reference, door = data.get("data_reference"), data.get("door_check")
-        packages = data.get("packages")
+        packages, mlflow = data.get("packages"), data.get("mlflow")
         return cls(
             features=list(data.get("features") or []),
             datasets=[DatasetUse.from_json(d) for d in data.get("datasets") or []],
@@ -218,5 +223,6 @@ class Lineage:
             input_signature=data.get("input_signature"),
             packages=None if packages is None else dict(packages),
             door_check=None if door is None else DoorCheckRecord.from_json(door),
+            mlflow=None if mlflow is None else MlflowOrigin.from_json(mlflow),
             extra={k: v for k, v in data.items() if k not in KNOWN_KEYS},
         )

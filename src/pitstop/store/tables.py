@@ -317,3 +317,12 @@ notification_deliveries = Table(
     UniqueConstraint("event_id", "receiver", name="uq_notification_deliveries_event_receiver"),
     Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
 )
+
+mlflow_deliveries = Table(
+    "mlflow_deliveries",
+    metadata,
+    Column("delivery_id", String(200), primary_key=True),  # MLflow's X-MLflow-Delivery-Id
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("event", String(100), nullable=False),  # `model_version_alias.created`
+    Column("outcome", JSONDocument, nullable=False),  # what pitstop did with it
+)

@@ -1,0 +1,49 @@
+"""`mirror`: pitstop's champion and previous written back to MLflow's `@champion` and `@previous`,
+the promoted version tagged with the decision; an outside move of `@champion` during a rollout is
+reported and not followed. Against the real `mlflow server`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlflow_registry.conftest import NAME, MlflowServer
+from pitstop.mlflow_source import client
+from pitstop.mlflow_sync import mirror
+from pitstop.workspace import Workspace
+
+MODEL = "delivery-eta"
+
+
+def test_promotion_moves_champion_and_previous_and_tags_the_version(
+    workspace: Workspace, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ws, url = workspace, mlflow_server.url
+    mlflow = client(url)
+    for alias in ("champion", "previous"):  # the server is shared: start from no pitstop aliases
+        mlflow.delete_registered_model_alias(NAME, alias)
+    for key in mlflow.get_model_version(NAME, "2").tags:  # nor tags (another store's rollout 1)
+        mlflow.delete_model_version_tag(NAME, "2", key)
+    ws.create_model(MODEL, task="regression", target="y", features=["a", "b"])
+    ws.register_mlflow(MODEL, f"models:/{NAME}/1", tracking_uri=url)
+    ws.register_mlflow(MODEL, f"models:/{NAME}/2", tracking_uri=url)
+    ws.set_champion(MODEL, 1, reason="first import")
+    assert mirror(ws, MODEL, name=NAME, tracking_uri=url).moved == {"champion": "1"}
+
+    ws.start_rollout(MODEL, 2, reason="MLflow challenger", skip_gate=True)
+    mlflow.set_registered_model_alias(NAME, "champion", "2")  # someone jumps the gun in MLflow
+    during = mirror(ws, MODEL, name=NAME, tracking_uri=url)
+    assert during.outside_champion == "2" and during.moved == {}
+    assert ws.model(MODEL).aliases["champion"] == 1  # not followed
+
+    ws.promote(MODEL, reason="looks good", to_end=True)
+    after = mirror(ws, MODEL, name=NAME, tracking_uri=url)
+    assert after.moved == {"previous": "1"} and after.tagged == ["2"]  # @champion already said 2
+    aliases = mlflow.get_registered_model(NAME).aliases
+    assert (aliases["champion"], aliases["previous"]) == ("2", "1")
+    tags = mlflow.get_model_version(NAME, "2").tags
+    assert tags["pitstop.decision"] == "promoted" and tags["pitstop.version"] == "2"
+    assert tags["pitstop.rule"] and isinstance(json.loads(tags["pitstop.numbers"]), dict)
+    assert mirror(ws, MODEL, name=NAME, tracking_uri=url).lines() == []  # converged: nothing to do
