@@ -22,7 +22,7 @@ from pitstop.serving.errors import RemoteModelError
 from pitstop.serving.remote import RemoteModel
 from pitstop.serving.remote_protocols import Endpoint, RemoteAnswerError
 from pitstop.store.tables import predictions
-from serving.conftest import MODEL, ROW, Served, free_port, process_answering, running, settings
+from serving.conftest import MODEL, ROW, Served, free_port, process_answering, running, settings, wait_until
 
 ROWS = [{"a": 2.0, "b": 1.0}, {"a": -1.0, "b": 0.5}]
 
