@@ -97,6 +97,14 @@ class ConflictError(UsageError):
     """The request contradicts the current state (a champion exists, a rollout is active)."""
 
 
+class AlreadyImportedError(ConflictError):
+    """An MLflow model version that is already a version of the model: `version` is that version."""
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message)
+        self.version = version
+
+
 class VersionLoadError(UsageError):
     """A version's artifact does not load here (its classes' module is missing, say): `cause` is the
     loader's own error (`ModuleNotFoundError: No module named 'x'`), `hint` how to fix it."""

@@ -36,6 +36,9 @@ class EventKind(StrEnum):
     ROLLOUT_RESUMED = "rollout_resumed"  # a person resumed a held rollout
     ROLLOUT_WARNING = "rollout_warning"  # a health trigger whose action is warn fired (once per phase/step)
     ROLLOUT_APPROVED = "rollout_approved"  # a person approved leaving the current ramp step
+    # an MLflow alias pitstop owns (`@champion`, `@previous`) moved by pitstop, or found moved outside
+    # pitstop during a rollout (`data.outside`): the alias history MLflow does not keep
+    MLFLOW_ALIAS = "mlflow_alias"
 
 
 # The kinds of event sent to notification receivers (`pitstop.notify`): the one place to add a kind.

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from pitstop import loading, mlflow_source, registration, registry
 from pitstop.config import ChallengerAction
-from pitstop.errors import UsageError
+from pitstop.errors import AlreadyImportedError, UsageError
 from pitstop.jsonable import json_safe
 
 if TYPE_CHECKING:
     from pitstop.context import Context
     from pitstop.records.gate_result import GateResult
-    from pitstop.registry import VersionInfo
+    from pitstop.registry import ModelInfo, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,7 @@ class SyncResult:
 def imported_version(ctx: Context, model: str, name: str, mlflow_version: str) -> VersionInfo | None:
     """pitstop's version of MLflow model `name` version `mlflow_version`, if imported."""
     with ctx.reading() as conn:
-        versions = registry.list_versions(conn, registry.get_model(conn, model))
-    for info in versions:
-        origin = info.lineage.mlflow
-        if origin is not None and (origin.name, origin.version) == (name, mlflow_version):
-            return info
-    return None
+        return registry.imported_from_mlflow(conn, registry.get_model(conn, model), name, mlflow_version)
 
 
 def sync(
@@ -116,7 +111,12 @@ def sync(
     if known is not None:
         return SyncResult(model, name, SyncOutcome.ALREADY_IMPORTED, mlflow_version, known.version)
     uri = f"models:/{name}/{mlflow_version}"
-    info = registration.register_mlflow(ctx, model, uri, tracking_uri=tracking, actor=actor, alias=CHALLENGER)
+    try:
+        info = registration.register_mlflow(
+            ctx, model, uri, tracking_uri=tracking, actor=actor, alias=CHALLENGER
+        )
+    except AlreadyImportedError as done:  # another sync (a webhook, a poll) imported it meanwhile
+        return SyncResult(model, name, SyncOutcome.ALREADY_IMPORTED, mlflow_version, done.version)
     result = SyncResult(model, name, SyncOutcome.IMPORTED, mlflow_version, info.version)
     if chosen is ChallengerAction.REGISTER:
         return result
@@ -156,6 +156,45 @@ def _gate_and_roll_out(
     reason = f"MLflow {result.name} @{CHALLENGER} moved to version {result.mlflow_version}"
     rollout = start_rollout(ctx, result.model, result.version, reason=reason, actor=actor)
     return dataclasses.replace(gated, rollout_id=rollout.state.id)
+
+
+def _record_alias(
+    ctx: Context,
+    info: ModelInfo,
+    name: str,
+    alias: str,
+    before: str | None,
+    after: str,
+    *,
+    outside: bool = False,
+) -> None:
+    """An `mlflow_alias` event: pitstop moved MLflow's `@alias` of `name` from `before` to `after`, or
+    (`outside`) found it on `after` instead of pitstop's `before` during a rollout. An outside move is
+    recorded once, not at every look that finds it still there."""
+    from pitstop.events import EventKind, list_events, record_event
+
+    data = {"name": name, "alias": alias, "outside": outside}
+    with ctx.writing() as conn:
+        if outside:
+            seen = list_events(conn, info.id, kinds=(EventKind.MLFLOW_ALIAS,))
+            last = next((e for e in reversed(seen) if e.data.get("alias") == alias), None)
+            if last is not None and last.data.get("outside") and last.to_state == after:
+                return
+        record_event(
+            conn,
+            time=ctx.clock.now(),
+            model_id=info.id,
+            kind=EventKind.MLFLOW_ALIAS,
+            actor="mlflow" if outside else "pitstop",
+            from_state=before,
+            to_state=after,
+            reason=(
+                f"MLflow {name} @{alias} moved outside pitstop during a rollout: not followed"
+                if outside
+                else f"MLflow {name} @{alias} set to pitstop's {alias}"
+            ),
+            data=data,
+        )
 
 
 @dataclass(frozen=True)
@@ -224,15 +263,18 @@ def mirror(ctx: Context, model: str, *, name: str, tracking_uri: str | None = No
     }
     moved: dict[str, str] = {}
     outside = None
+    before = dict(current)
     for alias, version in wanted.items():
         if version is None or current.get(alias) == version:
             continue
         if alias == "champion" and active and alias in current:
             outside = current[alias]
             log.warning("MLflow %s @champion moved outside pitstop during a rollout: not followed", name)
+            _record_alias(ctx, info, name, alias, version, outside, outside=True)
             continue
         mlflow.set_registered_model_alias(name, alias, version)
         moved[alias] = version
+        _record_alias(ctx, info, name, alias, before.get(alias), version)
     tagged: list[str] = []
     report_url = ctx.config.notifications.report_url
     for rollout in rollouts:

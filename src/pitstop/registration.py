@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pitstop import data_refs, loading, registry, user_code
-from pitstop.errors import ConflictError, UsageError, describe, mention
+from pitstop.errors import AlreadyImportedError, ConflictError, UsageError, describe, mention
 from pitstop.lineage import build_lineage, current_actor, environment, given_commit, reference_lineage
 from pitstop.records.lineage import CodeCommit, DoorCheckRecord, Lineage
 from pitstop.records.mlflow_origin import MlflowOrigin
@@ -21,6 +21,7 @@ from pitstop.registry import ModelInfo, Task, VersionInfo
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy import Connection
 
     from pitstop import datasets as ds
     from pitstop import model_input, training
@@ -444,6 +445,7 @@ def _store_version(
     now, actor = ctx.clock.now(), actor or current_actor()
     with ctx.writing() as conn:
         current = registry.get_model(conn, info.name, for_update=True)
+        _refuse_if_imported(conn, current, lineage)  # under the model's lock: two imports cannot both pass
         if current.features is None:
             current = registry.set_features(conn, current, features)
         if current.classes is None and classes is not None:
@@ -465,6 +467,20 @@ def _store_version(
             fmt=saved.format.value,
             trusted_types=saved.trusted_types,
             signer=ctx.keys.signer,
+        )
+
+
+def _refuse_if_imported(conn: Connection, model: ModelInfo, lineage: Lineage) -> None:
+    """AlreadyImportedError when `lineage` comes from an MLflow model version `model` already has."""
+    origin = lineage.mlflow
+    if origin is None or origin.name is None or origin.version is None:
+        return
+    known = registry.imported_from_mlflow(conn, model, origin.name, origin.version)
+    if known is not None:
+        raise AlreadyImportedError(
+            f"MLflow {origin.name} version {origin.version} is already version {known.version} of "
+            f"{model.name!r}",
+            known.version,
         )
 
 

@@ -513,6 +513,15 @@ def list_versions(conn: Connection, model: ModelInfo) -> list[VersionInfo]:
     return [_version_from_row(model, row, alias_map) for row in rows]
 
 
+def imported_from_mlflow(conn: Connection, model: ModelInfo, name: str, version: str) -> VersionInfo | None:
+    """The version of `model` imported from MLflow model `name` version `version`, if any."""
+    for info in list_versions(conn, model):
+        origin = info.lineage.mlflow
+        if origin is not None and (origin.name, origin.version) == (name, version):
+            return info
+    return None
+
+
 def _version_from_row(model: ModelInfo, row: Any, alias_map: dict[str, int]) -> VersionInfo:
     return VersionInfo(
         model=model.name,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_registry.conftest import NAME, MlflowServer
+from mlflow_registry.conftest import NAME, MlflowServer, log_version
 from pitstop.mlflow_source import client
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "mlflow.md"
@@ -31,8 +31,10 @@ def test_the_page_s_commands_run(
     commands = page_commands()
     assert [c[0] for c in commands] == ["models", "register", "register", "mlflow"]
     for command in commands:
-        if command[0] == "mlflow":
-            mlflow.set_registered_model_alias(NAME, "challenger", "2")  # someone moved it
+        if command[0] == "mlflow":  # someone logged a new version and moved @challenger to it
+            log_version(mlflow_server.url, 3.0)
+            newest = max(int(v.version) for v in mlflow.search_model_versions(f"name='{NAME}'"))
+            mlflow.set_registered_model_alias(NAME, "challenger", str(newest))
         args = [str(workspace_dir) if arg == "./ws" else arg for arg in command]
         done = cli(*args)
         assert done.exit_code == 0, f"pitstop {' '.join(command)}: {done.stderr}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_registry.conftest import COMMIT, FRAME, NAME, MlflowServer
-from pitstop.errors import UsageError
+from pitstop.errors import AlreadyImportedError, UsageError
 from pitstop.mlflow_source import MlflowUnavailableError, client
 from pitstop.workspace import Workspace
 
@@ -57,6 +57,22 @@ def test_a_version_named_by_number_is_imported_from_the_command_line(
     assert (lineage["version"], lineage["alias"], lineage["run_id"]) == ("1", None, mlflow_server.runs[0])
     shown = cli("models", "show", MODEL, "1", "-w", workspace_dir)
     assert "from MLflow" in shown.stdout and f"{NAME} version 1" in shown.stdout
+
+
+def test_an_mlflow_version_is_imported_once(
+    ws: Workspace, workspace_dir: Path, mlflow_server: MlflowServer, cli
+) -> None:  # type: ignore[no-untyped-def]
+    """Checked under the model's lock as the version is written: two imports of one MLflow version
+    (a webhook's and a poll's, say) cannot both pass, whatever each saw before downloading."""
+    uri = f"models:/{NAME}/1"
+    first = ws.register_mlflow(MODEL, uri, tracking_uri=mlflow_server.url)
+    with pytest.raises(AlreadyImportedError) as refused:
+        ws.register_mlflow(MODEL, uri, tracking_uri=mlflow_server.url)
+    assert refused.value.version == first.version
+    assert f"MLflow {NAME} version 1 is already version {first.version}" in str(refused.value)
+    again = cli("register", MODEL, uri, "--tracking-uri", mlflow_server.url, "-w", workspace_dir)
+    assert again.exit_code == 2 and "is already version" in again.stderr
+    assert [v.version for v in ws.versions(MODEL)] == [first.version]
 
 
 def test_a_run_s_model_is_imported_without_a_registry_version(

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from mlflow_registry.conftest import NAME, MlflowServer
+from pitstop.events import EventKind, list_events
 from pitstop.mlflow_source import client
 from pitstop.mlflow_sync import mirror
 from pitstop.workspace import Workspace
@@ -36,6 +37,7 @@ def test_promotion_moves_champion_and_previous_and_tags_the_version(
     mlflow.set_registered_model_alias(NAME, "champion", "2")  # someone jumps the gun in MLflow
     during = mirror(ws, MODEL, name=NAME, tracking_uri=url)
     assert during.outside_champion == "2" and during.moved == {}
+    assert mirror(ws, MODEL, name=NAME, tracking_uri=url).outside_champion == "2"  # still there
     assert ws.model(MODEL).aliases["champion"] == 1  # not followed
 
     ws.promote(MODEL, reason="looks good", to_end=True)
@@ -47,3 +49,11 @@ def test_promotion_moves_champion_and_previous_and_tags_the_version(
     assert tags["pitstop.decision"] == "promoted" and tags["pitstop.version"] == "2"
     assert tags["pitstop.rule"] and isinstance(json.loads(tags["pitstop.numbers"]), dict)
     assert mirror(ws, MODEL, name=NAME, tracking_uri=url).lines() == []  # converged: nothing to do
+    # pitstop's events keep the alias history MLflow does not: every move, and the outside one once
+    with ws.reading() as conn:
+        history = list_events(conn, ws.model(MODEL).id, kinds=(EventKind.MLFLOW_ALIAS,))
+    assert [(e.data["alias"], e.from_state, e.to_state, e.actor, e.data["outside"]) for e in history] == [
+        ("champion", None, "1", "pitstop", False),
+        ("champion", "1", "2", "mlflow", True),
+        ("previous", None, "1", "pitstop", False),
+    ]
