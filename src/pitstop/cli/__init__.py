@@ -19,6 +19,7 @@ from pitstop.cli import (
     route,
     serve,
     simulate,
+    store,
     train,
 )
 from pitstop.cli.common import PitstopTyper, close_workspaces, err_console, error_line
@@ -47,6 +48,7 @@ for module in (
     notify,
     simulate,
     report,
+    store,
     demo,
 ):
     module.register(app)
