@@ -3,7 +3,9 @@ retention on both stores (`store.retention`, `pitstop store prune`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +17,10 @@ import yaml
 from helpers import fresh_postgres_schema
 from pitstop.clock import ManualClock
 from pitstop.config import CONFIG_FILE
+from pitstop.rollout.controller import Controller
 from pitstop.rollout.gather import CLOCK_SKEW
-from pitstop.serving.predlog import write_new_records, write_records
+from pitstop.serving.metrics import GatewayMetrics
+from pitstop.serving.predlog import PredictionLog, write_new_records, write_records
 from pitstop.store.engine import make_engine, write_transaction
 from pitstop.store.migrate import _alembic_config, upgrade
 from pitstop.store.predictions import partitions
@@ -205,3 +209,43 @@ def test_prune_dry_run_json_reports_and_keeps(workspace_dir: Path, cli) -> None:
     assert report["dry_run"] is True and report["rows"] == 3
     assert len(_kept(ws)) == 3
     ws.close()
+
+
+def test_the_leading_controller_prunes_every_hour_and_a_follower_never(workspace_dir: Path) -> None:
+    ws = _workspace(workspace_dir, "10d")
+    clock = ws.clock
+    assert isinstance(clock, ManualClock)
+    _days(ws, range(20))
+    leader, follower = Controller(ws, holder="one"), Controller(ws, holder="two")
+    assert leader.acquire() and not follower.acquire()
+    follower.tick()
+    assert len(_kept(ws)) == 20
+    leader.tick()
+    assert _kept(ws) == sorted(f"r{d}" for d in range(11))
+    _days(ws, range(15, 16))  # a late record of a day already removed
+    clock.advance(timedelta(minutes=30))
+    leader.tick()
+    assert "r15" in _kept(ws)
+    clock.advance(timedelta(minutes=31))
+    leader.tick()
+    assert "r15" not in _kept(ws) and {f"r{d}" for d in range(10)} <= set(_kept(ws))
+    ws.close()
+
+
+@pytest.mark.postgres
+def test_the_gateways_log_writer_creates_a_missing_day_before_writing(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {partition_name(day_of(now))}"))
+
+    async def main() -> None:
+        log = PredictionLog(engine, GatewayMetrics(), queue_size=10, batch_size=10, flush_interval=0.01)
+        log.append(record(0, now))
+        await log.flush()
+        await log.stop()
+
+    asyncio.run(main())
+    assert where(engine) == {"r0": partition_name(day_of(now))}
+    engine.dispose()
