@@ -233,7 +233,7 @@ def test_the_leading_controller_prunes_every_hour_and_a_follower_never(workspace
 
 
 @pytest.mark.postgres
-def test_the_gateways_log_writer_creates_a_missing_day_before_writing(pg_url: str) -> None:
+def test_the_gateways_log_writer_creates_a_missing_day_and_moves_its_records_there(pg_url: str) -> None:
     engine = make_engine(pg_url)
     upgrade(engine)
     now = time.time()

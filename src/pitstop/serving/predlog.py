@@ -19,8 +19,9 @@ window still missing records; the announcement is withdrawn once the spool is em
 spool's bound the newest records are dropped (counted as `spool_full`). Without a spool, the records
 wait in the queue.
 On PostgreSQL the writer also keeps the log's days created ahead (`store.predictions.partitions`),
-at its first pass and every `DAYS_CHECK_INTERVAL` after, so records go to their day's partition even
-where no controller runs; a failure there is only logged (the DEFAULT partition takes them).
+after its first pass that finds the store up and every `DAYS_CHECK_INTERVAL` after, so records go to
+their day's partition even where no controller runs; a failure there is only logged (the DEFAULT
+partition takes the records, and the next check moves them to their day).
 `flush()` writes everything queued and spooled (replay calls it between steps); shutdown spools what it
 could not write.
 """
@@ -232,7 +233,6 @@ class PredictionLog:
 
         False when the store failed; with a spool, every record still queued then goes to it.
         """
-        await self._keep_days_ahead()
         try:
             if not await self._drain_spool():
                 await self._spool_queue()
@@ -243,6 +243,7 @@ class PredictionLog:
                     return False
                 if not until_empty and len(self._queue) < self.batch_size:
                     break
+            await self._keep_days_ahead()
             return True
         finally:
             await self._measure_spool()
