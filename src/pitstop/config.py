@@ -574,7 +574,7 @@ class StoreSettings(_Section):
         None,
         description=(
             "prediction-log records older than this (by event time) are removed by the leading "
-            "controller every hour and by `pitstop store prune`, on PostgreSQL by whole days (so up to "
+            "controller every hour and by pitstop store prune, on PostgreSQL by whole days (so up to "
             "a day more is kept), never those of an open rollout; null: keep everything"
         ),
     )
