@@ -181,10 +181,11 @@ def time_look(engine: Engine, looks: tuple[Window, Window], reads: Reads, repeat
     return (*medians, statistics.median(m / b for b, m in pairs))
 
 
-def open_store(store: str, folder: Path) -> tuple[Engine, Callable[[], None]]:
+def open_store(store: str, folder: Path, revision: str = "head") -> tuple[Engine, Callable[[], None]]:
+    """A fresh store at `revision`: a SQLite file in `folder`, or a schema of its own on PostgreSQL."""
     if store == "sqlite":
-        engine = make_engine(f"sqlite:///{folder / 'look.db'}")
-        migrate.upgrade(engine)
+        engine = make_engine(f"sqlite:///{folder / f'look-{uuid.uuid4().hex[:8]}.db'}")
+        migrate.upgrade(engine, revision)
         return engine, engine.dispose
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = make_engine(store)
@@ -192,7 +193,7 @@ def open_store(store: str, folder: Path) -> tuple[Engine, Callable[[], None]]:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in store else "?"
     engine = make_engine(f"{store}{separator}options=-csearch_path%3D{schema}")
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, revision)
 
     def close() -> None:
         engine.dispose()

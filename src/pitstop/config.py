@@ -570,6 +570,14 @@ class StoreSettings(_Section):
     busy_timeout: PositiveDuration = Field(
         timedelta(seconds=30), description="SQLite: longest wait for another process's write lock"
     )
+    retention: PositiveDuration | None = Field(
+        None,
+        description=(
+            "prediction-log records older than this (by event time) are removed by the leading "
+            "controller every hour and by pitstop store prune, on PostgreSQL by whole days (so up to "
+            "a day more is kept), never those of an open rollout; null: keep everything"
+        ),
+    )
 
 
 class ControllerSettings(_Section):

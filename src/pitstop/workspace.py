@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pitstop.package_drift import PackageDrift
     from pitstop.records.gate_result import GateResult
     from pitstop.rollout.actions import RolloutStatus
+    from pitstop.rollout.log_upkeep import Pruning
     from pitstop.rollout.manual_shadow import ShadowComparison
     from pitstop.rollout.records import StoredRollout
     from pitstop.rollout.routes import ManualMode
@@ -553,6 +554,13 @@ class Workspace(Context):
 
         with self.reading() as conn:
             return heartbeats(conn)
+
+    def prune_log(self, *, dry_run: bool = False) -> Pruning:
+        """Remove prediction-log records older than `store.retention` (whole days on PostgreSQL),
+        never those an open rollout's windows read; on a dry run only say what would go."""
+        from pitstop.rollout.log_upkeep import prune_log
+
+        return prune_log(self, self.clock.now(), dry_run=dry_run)
 
     def compare(self, model: str, *, policy: policies.PolicyChoice = None) -> ShadowComparison:
         """The live comparison of a shadow set by hand with the champion, judged by the shadow rules of

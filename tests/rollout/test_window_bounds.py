@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 
 from pitstop.registry import Task
@@ -15,6 +16,7 @@ from pitstop.rollout.gather import CLOCK_SKEW, Window, gather_evidence
 from pitstop.rollout.reads import EVERYTHING
 from pitstop.serving.labels import Label, upsert_labels
 from pitstop.serving.predlog import write_records
+from pitstop.store.predictions.partitions import DAY, keep_days_ahead, partition_name
 from pitstop.store.predictions.write import PredictionRecord
 from pitstop.workspace import Workspace
 from rollout.conftest import START
@@ -120,3 +122,20 @@ def test_the_window_allows_for_gateway_clocks_behind_the_controllers(workspace: 
     with workspace.reading() as conn:
         evidence = gather_evidence(conn, window, EVERYTHING)
     assert evidence.champion.requests + evidence.challenger.requests == 10
+
+
+def test_on_postgresql_a_look_reads_only_the_partitions_of_its_days(workspace: Workspace) -> None:
+    """The log by day (migration 0014): a look's queries are planned on the partitions of the days its
+    window touches (from a `CLOCK_SKEW` before midnight), none of the older history's nor DEFAULT."""
+    if workspace.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps the log in one table")
+    _log(workspace, 0, 2_000, 1, -200_000)  # two days before the window
+    _log(workspace, 100_000, 100, 2, 0)
+    made = keep_days_ahead(workspace.engine, START.timestamp())
+    assert partition_name(START.timestamp() - 200_000) in {p.name for p in made}
+    window = Window(MODEL, Task.REGRESSION, 2, START, START + timedelta(hours=1), rollout_started_at=START)
+    plans = _plans_of_a_look(workspace, window)
+    window_days = {partition_name(START.timestamp() - DAY), partition_name(START.timestamp())}
+    for plan in plans:
+        read = set(re.findall(r" on (predictions_\w+)", plan))
+        assert read and read <= window_days, plan

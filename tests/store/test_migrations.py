@@ -12,6 +12,7 @@ from pitstop.config import default_database_url
 from pitstop.errors import ConfigError, StoreUnavailableError
 from pitstop.store.engine import make_engine
 from pitstop.store.migrate import _alembic_config, current_revision, head_revision, upgrade
+from pitstop.store.predictions.partitions import include_name
 from pitstop.store.tables import metadata
 from pitstop.workspace import Workspace
 
@@ -20,7 +21,8 @@ def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None
     engine = make_engine(database_url)
     upgrade(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(context, metadata)
     engine.dispose()
     assert diff == []
 

@@ -20,6 +20,7 @@ from pitstop.cli import (
     route,
     serve,
     simulate,
+    store,
     train,
 )
 from pitstop.cli.common import PitstopTyper, close_workspaces, err_console, error_line
@@ -49,6 +50,7 @@ for module in (
     notify,
     simulate,
     report,
+    store,
     demo,
 ):
     module.register(app)

@@ -32,6 +32,7 @@ from pitstop.rollout.decide import decide
 from pitstop.rollout.decision import Decision
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.gather import Window, gather_evidence
+from pitstop.rollout.log_upkeep import UPKEEP_INTERVAL, upkeep
 from pitstop.rollout.phases import Action, Outcome, Phase
 from pitstop.rollout.reads import phase_reads
 from pitstop.rollout.records import StaleRolloutError, StoredRollout, active_rollouts, latest_rollout
@@ -111,6 +112,7 @@ class Controller:
         self._store_failed = False  # the last round could not reach the store
         self._store_back_at: datetime | None = None  # when it answered again (settling until + OUTAGE_SETTLE)
         self.waiting: str | None = None  # why the last round looked at no rollout
+        self._upkept_at: datetime | None = None  # the prediction log's last upkeep (`log_upkeep`)
 
     def acquire(self) -> bool:
         """Take or renew the lease; False while another controller holds it."""
@@ -145,6 +147,7 @@ class Controller:
         self.waiting = waiting
         results = [] if waiting else [self.step(stored) for stored in active]
         self.expire_standby()
+        self.upkeep_log(now)
         return [result for result in results if result is not None]
 
     def _waiting(self, now: datetime, spooling: list[str]) -> str | None:
@@ -208,6 +211,22 @@ class Controller:
                 over = f"standby of version {routing.standby} is over ({standby} after promotion)"
                 change = Change(now, CONTROLLER_ACTOR, over, Rule.STANDBY_EXPIRED)
                 provider().set_routes(conn, model, routing.routes.without_standby(), change)
+
+    def upkeep_log(self, now: datetime) -> None:
+        """Every `UPKEEP_INTERVAL`, the prediction log's days ahead and its retention (`log_upkeep`).
+
+        A failure (the store, or a partition's lock not had in time) is logged and tried again at the
+        next interval: the log's DEFAULT partition takes records meanwhile, and nothing waits on it."""
+        if self._upkept_at is not None and now < self._upkept_at + UPKEEP_INTERVAL:
+            return
+        self._upkept_at = now
+        try:
+            pruned = upkeep(self.ws, now)
+        except StoreUnavailableError as error:
+            log.warning("prediction log upkeep failed; tried again in %s: %s", UPKEEP_INTERVAL, error)
+            return
+        if pruned is not None and pruned.parts:
+            log.info("prediction log: %d records made before %s removed", pruned.rows, pruned.before)
 
     def release(self) -> None:
         try:

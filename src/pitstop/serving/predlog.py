@@ -18,6 +18,10 @@ first store access of a pass, the probe that finds the store back) so that the c
 window still missing records; the announcement is withdrawn once the spool is empty. Beyond the
 spool's bound the newest records are dropped (counted as `spool_full`). Without a spool, the records
 wait in the queue.
+On PostgreSQL the writer also keeps the log's days created ahead (`store.predictions.partitions`),
+after its first pass that finds the store up and every `DAYS_CHECK_INTERVAL` after, so records go to
+their day's partition even where no controller runs; a failure there is only logged (the DEFAULT
+partition takes the records, and the next check moves them to their day).
 `flush()` writes everything queued and spooled (replay calls it between steps); shutdown spools what it
 could not write.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -47,11 +52,14 @@ from pitstop.serving.refusal import refused_data
 from pitstop.serving.spool import PredictionSpool, SpoolSize
 from pitstop.store import spool_backlog
 from pitstop.store.engine import write_transaction
+from pitstop.store.predictions.partitions import keep_days_ahead
 from pitstop.store.predictions.write import PredictionRecord, insert_new_predictions, insert_predictions
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 5.0
+DAYS_CHECK_INTERVAL = 3600.0  # seconds between checks that the log's days ahead exist
+DAYS_RETRY = 60.0  # seconds before a failed check is tried again
 T = TypeVar("T")
 
 
@@ -151,6 +159,7 @@ class PredictionLog:
         self.spool_dropped = 0  # records the full spool could not take
         self.spool_size = SpoolSize(0, 0)  # at the writer's last pass, over every process's files
         self._unreadable_counted = 0
+        self._days_due = 0.0  # time.monotonic() of the next check of the log's days ahead
 
     @property
     def depth(self) -> int:
@@ -234,9 +243,22 @@ class PredictionLog:
                     return False
                 if not until_empty and len(self._queue) < self.batch_size:
                     break
+            await self._keep_days_ahead()
             return True
         finally:
             await self._measure_spool()
+
+    async def _keep_days_ahead(self) -> None:
+        if time.monotonic() < self._days_due or self.engine.dialect.name != "postgresql":
+            return
+        call = partial(keep_days_ahead, self.engine, datetime.now(UTC).timestamp())
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except Exception as error:  # the store is down, or a reader held the log's lock too long
+            log.warning("prediction log: days ahead not created (%s: %s)", type(error).__name__, error)
+            self._days_due = time.monotonic() + DAYS_RETRY
+            return
+        self._days_due = time.monotonic() + DAYS_CHECK_INTERVAL
 
     async def _drain_spool(self) -> bool:
         """Write the spooled batches, oldest first; False when the store failed (the rest stay).
