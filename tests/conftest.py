@@ -16,6 +16,11 @@ from helpers import fresh_postgres_schema
 from pitstop.cli import main
 from pitstop.workspace import Workspace
 
+# MLflow's telemetry, off before anything imports mlflow: it would send usage data (nothing may reach
+# the internet here), and its background thread sets and unsets an environment variable while other
+# threads iterate os.environ (requests reading proxies), which raised KeyError in the MLflow tests.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
 PG_ENV = "PITSTOP_TEST_DATABASE_URL"
 PG_HINT = (
     f"PostgreSQL tests skipped: set {PG_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test to run them"
