@@ -26,6 +26,13 @@ import yaml
 from pitstop.errors import UsageError, mention
 from pitstop.records.mlflow_origin import MlflowDataset, MlflowOrigin
 
+# MLflow's usage telemetry, off unless the user turns it on: its thread sets and unsets an environment
+# variable while other threads iterate os.environ (requests reading proxies), which failed a gateway's
+# MLflow calls with KeyError; and it would call out of a network that may allow no such thing. Set
+# here, before pitstop first imports mlflow (every import of it is inside this module's functions or
+# after this module's).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
