@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -122,3 +124,18 @@ def test_bad_requests_get_the_protocol_s_error_naming_the_field(served: Served) 
         status, body = post(client, f"/v2/models/{MODEL}/versions/1/infer", pinned)
         assert status == 200 and body["model_version"] == "1"
         assert client.get("/v2").json()["name"] == "pitstop"
+
+
+def test_the_how_to_page_s_example_runs_against_a_gateway(served: Served) -> None:
+    """docs/how-to/oip.md's tritonclient example, as written, pointed at a gateway on loopback."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "how-to" / "oip.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"^```python\n(.*?)^```", page, re.M | re.S)
+    assert 'client.infer("eta"' in example and MODEL == "eta"
+    scope: dict[str, Any] = {}
+    with serving(served) as client:
+        address = str(client.base_url).removeprefix("http://").rstrip("/")
+        exec(example.replace("127.0.0.1:8000", address), scope)
+    result = scope["result"]
+    assert len(result.as_numpy("prediction")) == 2
+    answer = result.get_response()["parameters"]
+    assert answer["request_ids"] == ["order-17-0", "order-17-1"] and answer["model_versions"] == [1, 1]
