@@ -770,7 +770,10 @@ class MlflowSettings(_Section):
     )
     write_back: bool = Field(
         True,
-        description="sync moves MLflow's @champion and @previous as pitstop's and tags decided versions",
+        description=(
+            "move MLflow's @champion and @previous as pitstop's and tag decided versions: at each "
+            "sync, and after the leading controller's rounds for the models in mlflow.models"
+        ),
     )
     models: dict[str, str] = Field(
         {},

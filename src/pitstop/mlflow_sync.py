@@ -15,13 +15,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pitstop import loading, mlflow_source, registration, registry
 from pitstop.config import ChallengerAction
-from pitstop.errors import AlreadyImportedError, UsageError
+from pitstop.errors import AlreadyImportedError, PitstopError, UsageError
 from pitstop.jsonable import json_safe
 
 if TYPE_CHECKING:
@@ -299,3 +301,38 @@ def mirror(ctx: Context, model: str, *, name: str, tracking_uri: str | None = No
         mlflow.set_model_version_tag(name, version, f"{TAG}rollout", str(state.id))  # last: marks it done
         tagged.append(version)
     return Mirror(model, name, moved, tagged, outside)
+
+
+def write_back(ctx: Context) -> Callable[[], None] | None:
+    """What a leading controller runs after each round (`Controller(after_round=…)`) so MLflow follows
+    pitstop's decisions without a `pitstop mlflow sync` loop (a webhook-only setup): `mirror` of every
+    model in `mlflow.models`, on a thread of its own, since MLflow's client retries an unreachable
+    server for minutes and decisions must not wait on it; a round that finds the last write-back still
+    running starts none. None when there is nothing to write back (no such model, or
+    `mlflow.write_back: false`). A failure is logged, and mirrored again after a later round."""
+    settings = ctx.config.mlflow
+    if not settings.write_back or not settings.models:
+        return None
+    models = dict(settings.models)
+    running = threading.Lock()
+
+    def mirror_every_model() -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            for model, name in models.items():
+                try:
+                    for line in mirror(ctx, model, name=name).lines():
+                        log.info("%s", line)
+                except (PitstopError, MlflowException) as error:
+                    log.warning(
+                        "MLflow write-back of %s to %s failed, tried again later: %s", model, name, error
+                    )
+        finally:
+            running.release()
+
+    def start() -> None:
+        if running.acquire(blocking=False):
+            threading.Thread(target=mirror_every_model, name="mlflow-write-back", daemon=True).start()
+
+    return start

@@ -5,14 +5,18 @@ reported and not followed. Against the real `mlflow server`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from mlflow_registry.conftest import NAME, MlflowServer
 from pitstop.events import EventKind, list_events
 from pitstop.mlflow_source import client
-from pitstop.mlflow_sync import mirror
+from pitstop.mlflow_sync import mirror, write_back
+from pitstop.rollout.controller import Controller
 from pitstop.workspace import Workspace
+from serving.conftest import wait_until
 
 MODEL = "delivery-eta"
 
@@ -57,3 +61,35 @@ def test_promotion_moves_champion_and_previous_and_tags_the_version(
         ("champion", "1", "2", "mlflow", True),
         ("previous", None, "1", "pitstop", False),
     ]
+
+
+def test_the_leading_controller_writes_back_without_a_sync_loop(
+    workspace_dir: Path, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook-only setup runs no `pitstop mlflow sync`: the controller mirrors every model of
+    `mlflow.models` after its rounds, off its own thread."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    url, mlflow = mlflow_server.url, client(mlflow_server.url)
+    for alias in ("champion", "previous"):
+        mlflow.delete_registered_model_alias(NAME, alias)
+    config = workspace_dir / "pitstop.yaml"
+    settings = {"tracking_uri": url, "models": {MODEL: NAME}}
+    config.write_text(yaml.safe_dump(yaml.safe_load(config.read_text()) | {"mlflow": settings}))
+    with Workspace(workspace_dir) as ws:
+        assert write_back(ws) is not None
+        ws.create_model(MODEL, task="regression", target="y", features=["a", "b"])
+        ws.register_mlflow(MODEL, f"models:/{NAME}/1")
+        ws.register_mlflow(MODEL, f"models:/{NAME}/2")
+        ws.set_champion(MODEL, 1, reason="first import")
+        ws.start_rollout(MODEL, 2, reason="MLflow challenger", skip_gate=True)
+        ws.promote(MODEL, reason="looks good", to_end=True)
+        Controller(ws, after_round=write_back(ws)).tick()
+
+        def aliases() -> dict[str, str]:
+            return {k: str(v) for k, v in mlflow.get_registered_model(NAME).aliases.items()}
+
+        wait_until(lambda: {"champion": "2", "previous": "1"}.items() <= aliases().items(), timeout=60)
+
+
+def test_nothing_is_written_back_without_a_mapped_model(workspace: Workspace) -> None:
+    assert write_back(workspace) is None  # no `mlflow.models`: the controller runs no write-back

@@ -458,6 +458,7 @@ def controller(
     as_json: JsonOption = False,
 ) -> None:
     """Run the decision loop; only one controller acts at a time (a lease in the store)."""
+    from pitstop.mlflow_sync import write_back
     from pitstop.notify.background import BackgroundSender
     from pitstop.rollout.controller import Controller
 
@@ -466,7 +467,7 @@ def controller(
         every = parse_positive_duration(interval) if interval else None
     except ValueError as error:
         raise UsageError(f"--interval: {error}") from None
-    ctl = Controller(ws, interval=every)
+    ctl = Controller(ws, interval=every, after_round=write_back(ws))
     if once:
         results = ctl.tick()
         leader = ctl.is_leader

@@ -40,6 +40,7 @@ from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnav
 from pitstop.http import comparison, dashboard, mlflow_webhook, oip, payloads, rollouts, server
 from pitstop.http.auth import LEGACY_ENV, Access, ForbiddenError, Scope, UnauthorizedError, access_from_env
 from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge, read_body
+from pitstop.mlflow_sync import write_back
 from pitstop.notify.background import BackgroundSender
 from pitstop.report.dashboard import POLL_SECONDS
 from pitstop.rollout.controller import Controller
@@ -486,7 +487,7 @@ def app_from_env() -> FastAPI:
     ws = Workspace(os.environ.get("PITSTOP_WORKSPACE"))
     gateway = Gateway(ws)
     # With several workers each runs a controller; the lease lets exactly one of them act.
-    controller = Controller(ws) if os.environ.get(CONTROLLER_ENV) == "1" else None
+    controller = Controller(ws, after_round=write_back(ws)) if os.environ.get(CONTROLLER_ENV) == "1" else None
     # With several workers each sends (deliveries are claimed first) and counts its attempts.
     return create_app(
         gateway,

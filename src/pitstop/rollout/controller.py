@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -100,8 +101,12 @@ class Controller:
         interval: timedelta | None = None,
         lease_ttl: timedelta | None = None,
         holder: str | None = None,
+        after_round: Callable[[], None] | None = None,
     ) -> None:
+        """`after_round` runs after each round this controller leads (the MLflow write-back, say); what
+        it raises is logged and tried again at the next round, never stopping the loop."""
         self.ws = ws
+        self.after_round = after_round
         self.clock = clock or ws.clock
         self.interval = interval if interval is not None else ws.config.controller.interval
         if self.interval <= timedelta(0):  # a loop that never waits would hold the store and a core
@@ -148,6 +153,11 @@ class Controller:
         results = [] if waiting else [self.step(stored) for stored in active]
         self.expire_standby()
         self.upkeep_log(now)
+        if self.after_round is not None:
+            try:
+                self.after_round()
+            except Exception:  # another system's failure never stops deciding
+                log.exception("after the round: failed, tried again at the next round")
         return [result for result in results if result is not None]
 
     def _waiting(self, now: datetime, spooling: list[str]) -> str | None:
