@@ -105,6 +105,9 @@ def test_bad_requests_get_the_protocol_s_error_naming_the_field(served: Served) 
         assert status == 400 and "b" in body["error"] and list(body) == ["error"]  # the schema's check
         status, body = post(client, infer, {"inputs": []})
         assert status == 400 and "inputs" in body["error"]
+        for datatype in ({"x": 1}, ["FP64"], 7):  # not a name: an object once raised TypeError (500)
+            status, body = post(client, infer, {"inputs": [{**one, "datatype": datatype}]})
+            assert status == 400 and "inputs[0].datatype: must be one of" in body["error"]
         two = [
             {**one, "shape": [2], "data": [1.0, 2.0]},
             {**one, "name": "b", "shape": [2], "data": [1.0, 2.0]},

@@ -122,7 +122,7 @@ def _input(item: Any, where: str) -> _Input:
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     if not isinstance(name, str) or not name:
         problems.append(FieldProblem(f"{where}.name", "must be a non-empty string"))
-    if datatype not in KNOWN_TYPES:
+    if not isinstance(datatype, str) or datatype not in KNOWN_TYPES:  # a set: an object is unhashable
         known = ", ".join(sorted(KNOWN_TYPES))
         problems.append(FieldProblem(f"{where}.datatype", f"must be one of {known}"))
     if not (isinstance(shape, list) and shape and all(_whole(s) and s >= 0 for s in shape)):
