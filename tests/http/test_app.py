@@ -208,9 +208,12 @@ def test_openapi_declares_the_bearer_token_on_every_write_endpoint(served: Serve
     assert paths["/v1/models/{model}/labels"]["post"]["security"] == [{"bearerToken": []}]
     predicting = ("/v1/models/{model}/predict", *oip.INFER_PATHS)
     assert not any("security" in paths[p]["post"] for p in predicting)  # serving users takes no token
+    # MLflow's webhooks carry MLflow's signature, not pitstop's token
+    assert paths["/v1/mlflow/webhook"]["post"]["security"] == [{"mlflowSignature": []}]
+    assert spec["components"]["securitySchemes"]["mlflowSignature"]["name"] == "X-MLflow-Signature"
     for path, operations in paths.items():
         for method, operation in operations.items():
-            if method in WRITES and path not in predicting:
+            if method in WRITES and path not in (*predicting, "/v1/mlflow/webhook"):
                 assert operation.get("security") == [{"bearerToken": []}], (method, path)
             if method == "get":
                 assert "security" not in operation, path

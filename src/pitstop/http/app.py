@@ -442,7 +442,7 @@ def _openapi(app: FastAPI, gateway: Gateway, access: Access) -> Callable[[], dic
                     schema["paths"][path]["post"]["security"] = [{BEARER_SCHEME: []}]
             token_required = not access.open_scopes()
             for path, operation in _operations(schema):
-                if not token_required and operation.get("security"):
+                if not token_required and operation.get("security") == [{BEARER_SCHEME: []}]:
                     operation["security"].append({})
                 shape = "OipError" if path.startswith(OIP_PREFIX) else "ErrorBody"
                 _document_errors(operation.setdefault("responses", {}), shape)

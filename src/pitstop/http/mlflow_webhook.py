@@ -17,8 +17,9 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 
 from pitstop import mlflow_sync
 from pitstop.errors import UsageError
@@ -36,6 +37,20 @@ TIMESTAMP_HEADER = "X-MLflow-Timestamp"
 DELIVERY_HEADER = "X-MLflow-Delivery-Id"
 ALIAS_CREATED = "model_version_alias.created"
 
+SIGNATURE_SCHEME = "mlflowSignature"  # the security scheme's name in /openapi.json
+
+# Declared so /openapi.json shows that the receiver takes MLflow's signature, not pitstop's token;
+# checked by `_checked` (401 without a valid one, 403 with no secret configured), not by FastAPI.
+signature = APIKeyHeader(
+    name=SIGNATURE_HEADER,
+    scheme_name=SIGNATURE_SCHEME,
+    description=(
+        f"MLflow's HMAC-SHA256 signature of the delivery (with {DELIVERY_HEADER} and {TIMESTAMP_HEADER}), "
+        "by the secret in the environment variable mlflow.webhook_secret_env names"
+    ),
+    auto_error=False,
+)
+
 router = APIRouter()
 
 
@@ -43,6 +58,7 @@ router = APIRouter()
     "/v1/mlflow/webhook",
     summary="MLflow webhook receiver: a move of @challenger imports (and gates, rolls out) the version",
     responses=error_docs(400, 401, 403, 422),
+    dependencies=[Depends(signature)],
 )
 async def mlflow_webhook(request: Request) -> JSONResponse:
     ws = edge(request).gateway.ws
