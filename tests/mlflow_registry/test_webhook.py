@@ -72,9 +72,23 @@ def test_mlflow_s_own_delivery_imports_the_challenger(
     hook = mlflow.create_webhook(
         "pitstop", f"{gateway}/v1/mlflow/webhook", events=["model_version_alias.created"], secret=SECRET
     )
+    last_set = [0.0]
+
+    def delivered() -> bool:
+        # MLflow caches each event's webhooks for MLFLOW_WEBHOOK_CACHE_TTL (1 s here): an alias set
+        # within a second of an earlier one (another test's) may find the new hook not yet listed, and
+        # send nothing. Setting it again until a delivery arrives is what a user would see: every set
+        # is a delivery once the cache knows the hook, and the import is idempotent.
+        if imported(workspace_dir):
+            return True
+        if time.monotonic() - last_set[0] > 2:
+            mlflow.set_registered_model_alias(NAME, "challenger", "1")
+            last_set[0] = time.monotonic()
+        return False
+
     try:
-        mlflow.set_registered_model_alias(NAME, "challenger", "1")
-        wait_until(lambda: imported(workspace_dir) == [(1, "1")], timeout=120, interval=0.25)
+        wait_until(delivered, timeout=120, interval=0.25)
+        assert imported(workspace_dir) == [(1, "1")]  # once, however many deliveries arrived
     finally:
         mlflow.delete_webhook(hook.webhook_id)
 
