@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pitstop.workspace import Workspace
 from serving.conftest import free_port, process_answering
 
 NAME = "eta"  # the MLflow registered model
+MODEL = "delivery-eta"  # the pitstop model it is imported into
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 FRAME = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 2.0, 1.0]})
 
@@ -51,6 +53,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     with process_answering(command, env=env, log=log, ready_url=f"{url}/health", timeout=300):
         runs = [log_version(url, coefficient) for coefficient in (1.0, 2.0)]
         yield MlflowServer(url, runs, folder)
+
+
+@pytest.fixture
+def ws(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """The test's workspace with the model `delivery-eta` and no tracking URI from the environment."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace.create_model(MODEL, task="regression", target="y", features=["a", "b"])
+    return workspace
 
 
 def log_version(url: str, coefficient: float) -> str:

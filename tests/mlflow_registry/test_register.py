@@ -8,19 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_registry.conftest import COMMIT, FRAME, NAME, MlflowServer
+from mlflow_registry.conftest import COMMIT, FRAME, MODEL, NAME, MlflowServer
 from pitstop.errors import AlreadyImportedError, UsageError
 from pitstop.mlflow_source import MlflowUnavailableError, client
 from pitstop.workspace import Workspace
-
-MODEL = "delivery-eta"
-
-
-@pytest.fixture
-def ws(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    workspace.create_model(MODEL, task="regression", target="y", features=["a", "b"])
-    return workspace
 
 
 def test_a_version_named_by_alias_is_imported_with_mlflow_s_lineage(

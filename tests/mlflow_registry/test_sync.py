@@ -6,22 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 
-from mlflow_registry.conftest import FRAME, NAME, MlflowServer
+from mlflow_registry.conftest import FRAME, MODEL, NAME, MlflowServer
 from pitstop.mlflow_source import client
 from pitstop.mlflow_sync import SyncOutcome, sync
 from pitstop.workspace import Workspace
-
-MODEL = "delivery-eta"
-
-
-@pytest.fixture
-def ws(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    workspace.create_model(MODEL, task="regression", target="y", features=["a", "b"])
-    return workspace
 
 
 def test_a_challenger_move_is_imported_once(

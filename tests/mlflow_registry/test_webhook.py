@@ -14,14 +14,13 @@ import pytest
 import yaml
 from mlflow.webhooks.delivery import _generate_hmac_signature  # MLflow's own signer
 
-from mlflow_registry.conftest import NAME, MlflowServer
+from mlflow_registry.conftest import MODEL, NAME, MlflowServer
 from pitstop.http.app import create_app
 from pitstop.mlflow_source import client
 from pitstop.serving import Gateway
 from pitstop.workspace import Workspace
 from serving.conftest import running, settings, wait_until
 
-MODEL = "delivery-eta"
 SECRET = "webhook-s3cret"
 SECRET_ENV = "PITSTOP_TEST_MLFLOW_WEBHOOK_SECRET"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlflow_registry.conftest import NAME, MlflowServer
+from mlflow_registry.conftest import MODEL, NAME, MlflowServer
 from pitstop.events import EventKind, list_events
 from pitstop.mlflow_source import client
 from pitstop.mlflow_sync import mirror, write_back
@@ -18,20 +18,16 @@ from pitstop.rollout.controller import Controller
 from pitstop.workspace import Workspace
 from serving.conftest import wait_until
 
-MODEL = "delivery-eta"
-
 
 def test_promotion_moves_champion_and_previous_and_tags_the_version(
-    workspace: Workspace, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+    ws: Workspace, mlflow_server: MlflowServer
 ) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    ws, url = workspace, mlflow_server.url
+    url = mlflow_server.url
     mlflow = client(url)
     for alias in ("champion", "previous"):  # the server is shared: start from no pitstop aliases
         mlflow.delete_registered_model_alias(NAME, alias)
     for key in mlflow.get_model_version(NAME, "2").tags:  # nor tags (another store's rollout 1)
         mlflow.delete_model_version_tag(NAME, "2", key)
-    ws.create_model(MODEL, task="regression", target="y", features=["a", "b"])
     ws.register_mlflow(MODEL, f"models:/{NAME}/1", tracking_uri=url)
     ws.register_mlflow(MODEL, f"models:/{NAME}/2", tracking_uri=url)
     ws.set_champion(MODEL, 1, reason="first import")
