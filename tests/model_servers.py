@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from serving.conftest import process_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / ".venv-peers"
@@ -68,9 +67,8 @@ def mlserver(
         "parallel_workers": 0,
     }
     (folder / "settings.json").write_text(json.dumps(server))
-    with _running(
-        [str(program), "start", str(folder)], folder, f"http://127.0.0.1:{port}", "/v2/health/ready"
-    ) as url:
+    url = f"http://127.0.0.1:{port}"
+    with _running([str(program), "start", str(folder)], folder, f"{url}/v2/health/ready"):
         yield url
 
 
@@ -92,35 +90,13 @@ def kserve(folder: Path, model: Path, name: str, port: int, grpc_port: int) -> I
         "--workers",
         "1",
     ]
-    with _running(command, folder, f"http://127.0.0.1:{port}", f"/v1/models/{name}") as url:
+    url = f"http://127.0.0.1:{port}"
+    with _running(command, folder, f"{url}/v1/models/{name}"):
         yield url
 
 
-@contextmanager
-def _running(command: list[str], folder: Path, url: str, ready: str) -> Iterator[str]:
-    """Start `command` (its output in `folder/server.log`), wait bounded until `url + ready` answers
-    200, yield `url`; always stop it."""
-    log = folder / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(url + ready):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{command[0]} did not get ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+def _running(command: list[str], folder: Path, ready_url: str) -> AbstractContextManager[object]:
+    """`command` started in `folder` (its output in `folder/server.log`) until `ready_url` answers."""
+    return process_answering(
+        command, log=folder / "server.log", ready_url=ready_url, cwd=folder, timeout=START_TIMEOUT
+    )

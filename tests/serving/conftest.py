@@ -107,11 +107,18 @@ def running(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
 
 @contextmanager
 def process_answering(
-    command: list[str], *, env: dict[str, str], log: Path, ready_url: str, timeout: float = 90.0
+    command: list[str],
+    *,
+    log: Path,
+    ready_url: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 90.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start `command` (output to `log`) and wait until `ready_url` answers 200; always stops it."""
+    """Start `command` (output to `log`; this environment unless `env`) and wait, bounded, until
+    `ready_url` answers 200; always stops it."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
         wait_until(lambda: answers(ready_url) or process.poll() is not None, timeout=timeout, interval=0.25)
         assert process.poll() is None, log.read_text()[-2000:]
