@@ -81,7 +81,11 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Bring the store to `revision` (the newest schema by default); returns (before, after).
 
     Safe to run concurrently. An older `revision` serves tests of a migration on data stored before it.
+    A store already at the newest schema is left as it is, without loading Alembic (`pitstop init` on
+    a store in use).
     """
+    if revision == "head" and (current := current_revision(engine)) == head_revision():
+        return current, current
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
