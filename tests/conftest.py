@@ -15,6 +15,7 @@ from browser import ARTIFACTS, headless_chromium
 from helpers import fresh_postgres_schema
 from pitstop.cli import main
 from pitstop.workspace import Workspace
+from store_templates import PostgresTemplate, copy_sqlite, migrated_sqlite, postgres_template
 
 # MLflow's telemetry, off before anything imports mlflow: it would send usage data (nothing may reach
 # the internet here), and its background thread sets and unsets an environment variable while other
@@ -65,9 +66,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from fresh_postgres_schema(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store at the newest schema, made once per test process (`store_templates.py`)."""
+    return migrated_sqlite(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_template_dump(postgres_url: str) -> Iterator[PostgresTemplate | None]:
+    """The PostgreSQL store at the newest schema, dumped once per test process (`store_templates.py`)."""
+    with postgres_template(postgres_url) as template:
+        yield template
+
+
 @pytest.fixture
-def workspace_dir(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An initialised workspace folder whose store is `database_url`."""
+def workspace_dir(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
+    """An initialised workspace folder whose store is `database_url`, a copy of a migrated store."""
+    if database_url.startswith("sqlite"):
+        copy_sqlite(request.getfixturevalue("sqlite_template"), database_url)
+    elif (template := request.getfixturevalue("postgres_template_dump")) is not None:
+        template.copy_into(database_url)
     folder = tmp_path / "ws"
     monkeypatch.setenv("PITSTOP_DATABASE_URL", database_url)
     monkeypatch.delenv("PITSTOP_WORKSPACE", raising=False)
