@@ -7,14 +7,11 @@ once, and every logged record agrees with the routing table of the version that 
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -38,6 +35,7 @@ from pitstop.workspace import Workspace
 from routing_consistency import assert_served_as_routed
 from serving.conftest import free_port
 from serving.own_postgres import OwnPostgres
+from traffic import Traffic
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -110,57 +108,6 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
-
-
-class Traffic:
-    """Predictions round-robin over the gateways on a thread of its own, each with a request id of its
-    own, and their labels in batches. Labels refused while the store is down (503) are sent again."""
-
-    def __init__(self, bases: list[str]) -> None:
-        self.bases = bases
-        self.predictions: list[tuple[str, int]] = []  # (request_id, HTTP status)
-        self.label_statuses: list[int] = []
-        self.pending: list[dict[str, Any]] = []  # labels not yet acknowledged
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        rng = random.Random(0)
-        with httpx.Client(timeout=30) as client:
-            for n in itertools.count():
-                if self._stop.is_set():
-                    return
-                base = self.bases[n % len(self.bases)]
-                a, b = rng.gauss(0, 1), rng.gauss(0, 1)
-                request_id = f"e2e-{n}"
-                body = {
-                    "features": {"a": a, "b": b},
-                    "user_id": f"u{rng.randrange(300)}",
-                    "request_id": request_id,
-                }
-                answer = client.post(f"{base}/v1/models/{MODEL}/predict", json=body)
-                self.predictions.append((request_id, answer.status_code))
-                if answer.status_code == 200:
-                    self.pending.append(
-                        {"request_id": request_id, "label": 3 * a - 2 * b + rng.gauss(0, 0.5)}
-                    )
-                if len(self.pending) >= 20:
-                    self._label(client, base)
-
-    def _label(self, client: httpx.Client, base: str) -> None:
-        answer = client.post(
-            f"{base}/v1/models/{MODEL}/labels",
-            json={"labels": self.pending},
-            headers={"Authorization": f"Bearer {LABELS_TOKEN}"},
-        )
-        self.label_statuses.append(answer.status_code)
-        if answer.status_code == 200:
-            self.pending = []
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
 
 
 def make_workspace(folder: Path) -> Workspace:
@@ -250,7 +197,7 @@ def test_a_rollout_survives_a_killed_leader_and_a_store_restart_across_four_gate
             return all(r["version"] == started.state.phase_routing_version for r in routing)
 
         wait_for("every gateway serving the rollout's routing", all_shadowing, timeout=60)
-        traffic = Traffic(bases)
+        traffic = Traffic(bases, MODEL, prefix="e2e", users=300, labels_token=LABELS_TOKEN)
 
         def state() -> Any:
             return ws.rollouts(MODEL)[-1].state

@@ -6,12 +6,10 @@ These tests stop and start a PostgreSQL server of their own (`own_postgres.py`),
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,6 +30,7 @@ from pitstop.serving.gateway import Gateway
 from pitstop.workspace import Workspace
 from serving.conftest import MODEL, free_port, running, wait_until
 from serving.own_postgres import OwnPostgres
+from traffic import Traffic
 
 pytestmark = pytest.mark.postgres
 
@@ -189,35 +188,6 @@ def test_pitstop_serve_starts_from_the_cache_while_the_store_is_down(
     assert json.loads((split_workspace / ".pitstop" / "serving-cache" / "routing.json").read_text())["models"]
 
 
-class Traffic:
-    """A steady stream of predictions on its own thread, each with a request id of its own."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.answers: list[tuple[str, int]] = []  # (request_id, HTTP status)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        body: dict[str, Any] = {"features": {"a": 0.5, "b": -1.0}}
-        with httpx.Client(base_url=self.base, timeout=30) as client:
-            for n in itertools.count():
-                if self._stop.is_set():
-                    return
-                request_id = f"steady-{n}"
-                answer = client.post(
-                    f"/v1/models/{MODEL}/predict",
-                    json={**body, "user_id": f"u{n % 50}", "request_id": request_id},
-                )
-                self.answers.append((request_id, answer.status_code))
-
-    def stop(self) -> list[tuple[str, int]]:
-        self._stop.set()
-        self._thread.join(60)
-        return list(self.answers)
-
-
 def served_counts(url: str) -> dict[str, int]:
     """How many served records the store holds per request id of the steady stream."""
     engine = sa.create_engine(url)
@@ -242,8 +212,8 @@ def test_an_outage_under_load_loses_no_prediction_record(
     with Workspace(split_workspace, service=True) as ws:
         gateway = Gateway(ws, settings=quick(ws).model_copy(update={"log_batch_size": 100}))
         with running(create_app(gateway, api_token="s3cret")) as base:
-            traffic = Traffic(base)
-            wait_until(lambda: len(traffic.answers) >= 50, timeout=30)
+            traffic = Traffic([base], MODEL, prefix="steady")
+            wait_until(lambda: len(traffic.predictions) >= 50, timeout=30)
             own_postgres.stop()
             stopped = time.monotonic()
             wait_until(lambda: gateway.log.spool_size.files >= 2, timeout=30)
