@@ -35,7 +35,7 @@ def test_an_override_waits_for_no_look_and_a_look_waits_for_the_override(rollout
     locked, outcomes = threading.Event(), {}
 
     def look() -> None:
-        locked.wait(timeout=10)
+        locked.wait(timeout=60)
         try:
             with ws.writing() as conn:
                 apply_decision(conn, read_by_the_look, stay, now=ws.clock.now(), actor="controller")
@@ -52,11 +52,11 @@ def test_an_override_waits_for_no_look_and_a_look_waits_for_the_override(rollout
             assert stored is not None
             locked.set()
             with ws.engine.connect() as watcher:  # the look now waits for this transaction
-                wait_until(lambda: watcher.execute(WAITING_FOR_A_LOCK).scalar_one() >= 1, timeout=10)
+                wait_until(lambda: watcher.execute(WAITING_FOR_A_LOCK).scalar_one() >= 1, timeout=60)
             abort = Decision(Action.ABORT, Rule.MANUAL_ABORT, "by hand", {})
             apply_decision(conn, stored, abort, now=ws.clock.now(), actor="tester")
     finally:
-        thread.join(timeout=30)
+        thread.join(timeout=90)
     assert outcomes == {"look": "stale"}  # decided again at the next look, on the aborted rollout
     final = ws.rollouts("eta")[-1].state
     assert final.outcome is not None and final.outcome.value == "aborted"
