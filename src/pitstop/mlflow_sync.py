@@ -16,7 +16,6 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -303,36 +302,49 @@ def mirror(ctx: Context, model: str, *, name: str, tracking_uri: str | None = No
     return Mirror(model, name, moved, tagged, outside)
 
 
-def write_back(ctx: Context) -> Callable[[], None] | None:
+def write_back(ctx: Context) -> WriteBack | None:
     """What a leading controller runs after each round (`Controller(after_round=…)`) so MLflow follows
     pitstop's decisions without a `pitstop mlflow sync` loop (a webhook-only setup): `mirror` of every
-    model in `mlflow.models`, on a thread of its own, since MLflow's client retries an unreachable
-    server for minutes and decisions must not wait on it; a round that finds the last write-back still
-    running starts none. None when there is nothing to write back (no such model, or
-    `mlflow.write_back: false`). A failure is logged, and mirrored again after a later round."""
+    model in `mlflow.models`. None when there is nothing to write back (no such model, or
+    `mlflow.write_back: false`)."""
     settings = ctx.config.mlflow
     if not settings.write_back or not settings.models:
         return None
-    models = dict(settings.models)
-    running = threading.Lock()
+    return WriteBack(ctx, dict(settings.models))
 
-    def mirror_every_model() -> None:
+
+class WriteBack:
+    """`mirror` of each (pitstop model, MLflow name) on a thread of its own, since MLflow's client
+    retries an unreachable server for minutes and decisions must not wait on it; a round that finds
+    the last write-back still running starts none. A failure is logged, and mirrored again after a
+    later round. `finish` waits for the one running: a controller that stops (`pitstop controller
+    --once` among them) leaves no write-back cut off half-way."""
+
+    def __init__(self, ctx: Context, models: dict[str, str]) -> None:
+        self.ctx, self.models = ctx, models
+        self._thread: threading.Thread | None = None
+
+    def __call__(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(
+            target=self._mirror_every_model, name="mlflow-write-back", daemon=True
+        )
+        self._thread.start()
+
+    def finish(self, timeout: float) -> None:
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("MLflow write-back still running after %g s: left to end on its own", timeout)
+
+    def _mirror_every_model(self) -> None:
         from mlflow.exceptions import MlflowException
 
-        try:
-            for model, name in models.items():
-                try:
-                    for line in mirror(ctx, model, name=name).lines():
-                        log.info("%s", line)
-                except (PitstopError, MlflowException) as error:
-                    log.warning(
-                        "MLflow write-back of %s to %s failed, tried again later: %s", model, name, error
-                    )
-        finally:
-            running.release()
-
-    def start() -> None:
-        if running.acquire(blocking=False):
-            threading.Thread(target=mirror_every_model, name="mlflow-write-back", daemon=True).start()
-
-    return start
+        for model, name in self.models.items():
+            try:
+                for line in mirror(self.ctx, model, name=name).lines():
+                    log.info("%s", line)
+            except (PitstopError, MlflowException) as error:
+                log.warning("MLflow write-back of %s to %s failed, tried again later: %s", model, name, error)

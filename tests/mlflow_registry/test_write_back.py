@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -16,7 +17,6 @@ from pitstop.mlflow_source import client
 from pitstop.mlflow_sync import mirror, write_back
 from pitstop.rollout.controller import Controller
 from pitstop.workspace import Workspace
-from serving.conftest import wait_until
 
 
 def test_promotion_moves_champion_and_previous_and_tags_the_version(
@@ -59,11 +59,12 @@ def test_promotion_moves_champion_and_previous_and_tags_the_version(
     ]
 
 
-def test_the_leading_controller_writes_back_without_a_sync_loop(
+@pytest.fixture
+def promoted_without_write_back(
     workspace_dir: Path, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A webhook-only setup runs no `pitstop mlflow sync`: the controller mirrors every model of
-    `mlflow.models` after its rounds, off its own thread."""
+) -> Path:
+    """A workspace mapping `delivery-eta` to MLflow's `eta` (no sync loop: a webhook-only setup),
+    where version 2 was promoted over version 1 and MLflow was not told yet."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     url, mlflow = mlflow_server.url, client(mlflow_server.url)
     for alias in ("champion", "previous"):
@@ -72,19 +73,42 @@ def test_the_leading_controller_writes_back_without_a_sync_loop(
     settings = {"tracking_uri": url, "models": {MODEL: NAME}}
     config.write_text(yaml.safe_dump(yaml.safe_load(config.read_text()) | {"mlflow": settings}))
     with Workspace(workspace_dir) as ws:
-        assert write_back(ws) is not None
         ws.create_model(MODEL, task="regression", target="y", features=["a", "b"])
         ws.register_mlflow(MODEL, f"models:/{NAME}/1")
         ws.register_mlflow(MODEL, f"models:/{NAME}/2")
         ws.set_champion(MODEL, 1, reason="first import")
         ws.start_rollout(MODEL, 2, reason="MLflow challenger", skip_gate=True)
         ws.promote(MODEL, reason="looks good", to_end=True)
-        Controller(ws, after_round=write_back(ws)).tick()
+    return workspace_dir
 
-        def aliases() -> dict[str, str]:
-            return {k: str(v) for k, v in mlflow.get_registered_model(NAME).aliases.items()}
 
-        wait_until(lambda: {"champion": "2", "previous": "1"}.items() <= aliases().items(), timeout=60)
+def mlflow_aliases(mlflow_server: MlflowServer) -> dict[str, str]:
+    return {k: str(v) for k, v in client(mlflow_server.url).get_registered_model(NAME).aliases.items()}
+
+
+def test_the_leading_controller_writes_back_without_a_sync_loop(
+    promoted_without_write_back: Path, mlflow_server: MlflowServer
+) -> None:
+    """The controller mirrors every model of `mlflow.models` after its rounds, off its own thread, and
+    a controller that stops leading waits for that write-back: none is cut off half-way."""
+    with Workspace(promoted_without_write_back) as ws:
+        after_round = write_back(ws)
+        assert after_round is not None
+        controller = Controller(ws, after_round=after_round)
+        controller.tick()
+        controller.release()
+        assert {"champion": "2", "previous": "1"}.items() <= mlflow_aliases(mlflow_server).items()
+        with ws.reading() as conn:
+            assert list_events(conn, ws.model(MODEL).id, kinds=(EventKind.MLFLOW_ALIAS,))
+
+
+def test_one_controller_round_from_the_command_line_writes_back(
+    promoted_without_write_back: Path, mlflow_server: MlflowServer, cli: Any
+) -> None:
+    """`pitstop controller --once` (a cron job's round) ends only once MLflow has been told."""
+    done = cli("controller", "--once", "--workspace", str(promoted_without_write_back))
+    assert done.exit_code == 0, done.stderr
+    assert {"champion": "2", "previous": "1"}.items() <= mlflow_aliases(mlflow_server).items()
 
 
 def test_nothing_is_written_back_without_a_mapped_model(workspace: Workspace) -> None:

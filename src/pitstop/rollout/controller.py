@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -90,6 +89,20 @@ def read_evidence(ws: Context, stored: StoredRollout, now: Any) -> Evidence:
     return replace(evidence, load_failures=tuple(failures), gateways=tuple(acks))
 
 
+class AfterRound(Protocol):
+    """Work a leading controller starts after each of its rounds (the MLflow write-back, say)."""
+
+    def __call__(self) -> None:
+        """Start it (or do it) after a round."""
+
+    def finish(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for what was started to end: the controller stops leading."""
+
+
+# How long a controller that stops leading waits for its after-round work (`AfterRound.finish`).
+FINISH_SECONDS = 60.0
+
+
 class Controller:
     """One controller process (or thread): call `tick()` now and then, or `run()` until stopped."""
 
@@ -101,10 +114,11 @@ class Controller:
         interval: timedelta | None = None,
         lease_ttl: timedelta | None = None,
         holder: str | None = None,
-        after_round: Callable[[], None] | None = None,
+        after_round: AfterRound | None = None,
     ) -> None:
         """`after_round` runs after each round this controller leads (the MLflow write-back, say); what
-        it raises is logged and tried again at the next round, never stopping the loop."""
+        it raises is logged and tried again at the next round, never stopping the loop. What it started
+        ends (bounded by `FINISH_SECONDS`) before `release` gives up the lease."""
         self.ws = ws
         self.after_round = after_round
         self.clock = clock or ws.clock
@@ -239,6 +253,9 @@ class Controller:
             log.info("prediction log: %d records made before %s removed", pruned.rows, pruned.before)
 
     def release(self) -> None:
+        """Stop leading: let the after-round work end, then give the lease up."""
+        if self.after_round is not None:
+            self.after_round.finish(FINISH_SECONDS)
         try:
             with self.ws.writing() as conn:
                 lease.release(conn, self.holder)
