@@ -99,8 +99,9 @@ class AfterRound(Protocol):
         """Wait up to `timeout` seconds for what was started to end: the controller stops leading."""
 
 
-# How long a controller that stops leading waits for its after-round work (`AfterRound.finish`).
-FINISH_SECONDS = 60.0
+# How long a controller that stops leading waits for its after-round work (`AfterRound.finish`): a
+# mirror to a reachable MLflow takes seconds; an unreachable one would not answer in time anyway.
+FINISH_SECONDS = 30.0
 
 
 class Controller:
