@@ -12,9 +12,10 @@ model: `GradientBoostingRegressor`, 8 features, SQLite workspace, champion only)
 
 The machine is shared, so this counts CPU, not wall time: `time.process_time()` (every thread of this
 process: the event loop, the model's thread, the log writer) over a fixed number of requests, after
-`--warmup` unmeasured ones; rounds alternate between (n) and (p) and the median is reported. pitstop's
-own cost is (p) - (n). With `--profile`, one more pass of (p) runs under cProfile and its stats are
-written to that file (read them with `python -m pstats FILE`).
+`--warmup` unmeasured ones; rounds alternate between (n) and (p). pitstop's own cost is (p) - (n),
+the median over rounds of each round's difference (a busy spell of the machine falls on both). With
+`--profile`, one more pass of (p) runs under cProfile and its stats are written to that file (read
+them with `python -m pstats FILE`).
 """
 
 from __future__ import annotations
@@ -189,13 +190,15 @@ async def run(args: argparse.Namespace, workspace: Path) -> None:
         profiler.dump_stats(args.profile)
     await stop()
     ws.close()
-    n, p = statistics.median(measured["n"]), statistics.median(measured["p"])
+    n, p = measured["n"], measured["p"]
+    own = statistics.median(b - a for a, b in zip(n, p, strict=True))
+    ratio = statistics.median(b / a for a, b in zip(n, p, strict=True))
     print(
-        f"{args.requests:,} requests x {args.rounds} rounds, {args.clients} concurrent callers, "
-        f"medians (range):\n"
-        f"(n) no-model endpoint: {n:.1f} µs CPU/request ({min(measured['n']):.1f}-{max(measured['n']):.1f})\n"
-        f"(p) pitstop predict:   {p:.1f} µs CPU/request ({min(measured['p']):.1f}-{max(measured['p']):.1f})\n"
-        f"pitstop's own (p - n): {p - n:.1f} µs CPU/request"
+        f"{args.requests:,} requests x {args.rounds} rounds, {args.clients} concurrent callers; "
+        "medians (range), and medians of each round's difference and ratio:\n"
+        f"(n) no-model endpoint: {statistics.median(n):.1f} µs CPU/request ({min(n):.1f}-{max(n):.1f})\n"
+        f"(p) pitstop predict:   {statistics.median(p):.1f} µs CPU/request ({min(p):.1f}-{max(p):.1f})\n"
+        f"pitstop's own (p - n): {own:.1f} µs CPU/request; p / n = {ratio:.2f}"
     )
 
 
