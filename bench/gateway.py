@@ -243,6 +243,8 @@ def _tree(root: int) -> list[int]:
 
 # -- the load generator ------------------------------------------------------------------------------
 
+STALL_SECONDS = 5.0  # an answer later than this counts as an error (MLServer once left one unanswered)
+
 
 def _request(body: bytes, path: str = f"/v1/models/{MODEL}/predict") -> bytes:
     head = (
@@ -341,7 +343,12 @@ async def generate(
                 payload = bodies[i % len(bodies)]
                 i += connections
                 writer.write(payload)
-                status = await _read_response(reader)
+                try:
+                    status = await asyncio.wait_for(_read_response(reader), STALL_SECONDS)
+                except TimeoutError:  # an answer that never comes: an error, on a new connection
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    status = 0
                 answered = time.perf_counter()
                 if measuring:
                     latencies.append(time.perf_counter() - started)
