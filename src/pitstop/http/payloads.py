@@ -4,7 +4,8 @@ The pydantic models below are the one definition of every body: `/openapi.json` 
 schema and the same models validate each request; `tests/http/test_schema_agreement.py` checks that
 what each endpoint accepts is exactly what the published schema allows. Predict and labels bodies are
 read with `load_json` first (invalid JSON is a 400, not a 422, and the body's size is limited as it
-is read), and pydantic's errors are worded here, one problem per field (`_problems`). A predict
+is read; a valid one-instance predict body skips it, `parse_predict`), and pydantic's errors are
+worded here, one problem per field (`_problems`). A predict
 body's `features` values are each served model's to check (`FeatureSchema.problems`), and its
 published schema is narrowed to the served models' features (`features_schema`).
 

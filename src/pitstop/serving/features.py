@@ -84,7 +84,7 @@ class FeatureSchema:
         if type(features) is not dict or len(features) != len(self.names):
             return False
         for name, takes_float, takes_str in self._quick:
-            value = features.get(name)
+            value: Any = features.get(name)
             kind = type(value)
             if kind is float:
                 if not takes_float or value - value != 0.0:  # inf - inf and nan - nan are nan
