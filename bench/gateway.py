@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import math
 import os
 import platform
 import random
@@ -299,6 +300,8 @@ class Load:
         return self.cpu_seconds / max(1, self.requests) * 1e6
 
     def percentile(self, q: float) -> float:
+        if not self.latencies:  # not one answer in the window (a server that stalled)
+            return math.nan
         return float(np.percentile(self.latencies, q)) * 1000.0
 
 
