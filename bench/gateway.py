@@ -7,12 +7,20 @@ bounded asyncio load generator (keep-alive HTTP/1.1 connections, one request in 
 process. All scenarios serve the same scikit-learn model:
 
     (a) a minimal Starlette endpoint calling `predict` per request (on the event loop, as most do);
+    (n) a FastAPI endpoint on the same server stack that reads the body and answers a fixed JSON, no
+        model: what HTTP and the web framework alone cost, the floor for any endpoint;
+    (m) MLServer (its scikit-learn runtime, inference in its server process) with adaptive batching
+        (`max_batch_size` 64, `max_batch_time` 2 ms, as pitstop's micro-batching), the model's 8
+        features as one Open Inference Protocol tensor; from `--mlserver` (`make install-peers`),
+        skipped without it;
     (b) pitstop, champion only;
     (c) pitstop with an equally fast challenger in shadow;
     (d) pitstop with a challenger that sleeps 50 ms in shadow;
     (e) pitstop with a challenger that raises in shadow;
     (s) pitstop, champion only, again: a second server identical to (b), whose ratio to (b) is the
-        run's own noise (what a 10 % target has to be told apart from).
+        run's own noise (what a 10 % target has to be told apart from);
+    (o) pitstop, champion only, from the source folder `--before` names (an earlier commit's `src`,
+        e.g. from `git archive`): before and after a change in the same run; skipped without it.
 
 Every scenario's server runs throughout; each round measures one short window per scenario (flat
 out, then at a steady rate), in an order that rotates between rounds, so a slower or faster spell of
@@ -31,6 +39,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import math
 import os
 import platform
 import random
@@ -111,6 +120,22 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="h
             ws="none", log_level="warning", access_log=False)
 """
 
+NO_MODEL = """
+import sys, uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+app = FastAPI()
+
+@app.post("/v1/models/bench/predict")
+async def predict(request: Request) -> JSONResponse:
+    await request.body()
+    return JSONResponse({"request_id": "r", "model": "bench", "model_version": 1, "prediction": 0.5})
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools",
+            ws="none", log_level="warning", access_log=False)
+"""
+
 PITSTOP = """
 import sys
 from pathlib import Path
@@ -126,23 +151,43 @@ def free_port() -> int:
 
 
 class Server:
-    """A server process on a free port; waits until it answers, stops it with SIGTERM."""
+    """A server process on a free port; waits until it answers, stops it with SIGTERM.
+
+    `code` is a Python program, run with `arg` and the port; or `argv` is the whole command line, of
+    a server already told its `port`. `bodies` are the raw requests the load generator sends it.
+    """
 
     def __init__(
-        self, code: str, arg: str, env: dict[str, str], cpus: set[int] | None, start_timeout: float = 60.0
+        self,
+        code: str,
+        arg: str,
+        env: dict[str, str],
+        cpus: set[int] | None,
+        start_timeout: float = 60.0,
+        *,
+        argv: list[str] | None = None,
+        port: int | None = None,
+        bodies: list[bytes] | None = None,
+        cwd: Path | None = None,
+        source: Path | None = None,
     ) -> None:
-        self.port, self.start_timeout = free_port(), start_timeout
+        self.port, self.start_timeout = port or free_port(), start_timeout
+        self.bodies = bodies or request_bodies()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, arg, str(self.port)],
+            argv or [sys.executable, "-c", code, arg, str(self.port)],
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-            env={**os.environ, **env, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+            env={
+                **os.environ,
+                **env,
+                "PYTHONPATH": f"{HERE}{os.pathsep}{source or os.environ.get('PYTHONPATH', '')}",
+            },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            cwd=cwd,
         )
 
     def __enter__(self) -> Server:
-        body = json.dumps({"features": dict.fromkeys(FEATURES, 0.0)}).encode()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -150,7 +195,7 @@ class Server:
                     f"server exited: {self.process.stderr.read() if self.process.stderr else ''}"
                 )
             try:
-                status = asyncio.run(_one_request(self.port, body))
+                status = asyncio.run(_one_request(self.port, self.bodies[0]))
                 if status == 200:
                     return self
             except OSError:
@@ -159,10 +204,10 @@ class Server:
         self.__exit__()
         raise RuntimeError("server did not start")
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system, all threads) the server process has used so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def cpu_seconds(self, tree: bool = False) -> float:
+        """CPU time (user + system, all threads) the server process has used so far; with `tree`, its
+        child processes' too (MLServer's inference worker)."""
+        return sum(_cpu_seconds(pid) for pid in (_tree(self.process.pid) if tree else [self.process.pid]))
 
     def __exit__(self, *_: object) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -173,12 +218,38 @@ class Server:
             self.process.wait()
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # it ended meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and every process descended from it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
 # -- the load generator ------------------------------------------------------------------------------
 
+STALL_SECONDS = 5.0  # an answer later than this counts as an error (MLServer once left one unanswered)
 
-def _request(body: bytes) -> bytes:
+
+def _request(body: bytes, path: str = f"/v1/models/{MODEL}/predict") -> bytes:
     head = (
-        f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -193,10 +264,10 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _one_request(port: int, body: bytes) -> int:
+async def _one_request(port: int, request: bytes) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(_request(body))
+        writer.write(request)
         return await _read_response(reader)
     finally:
         writer.close()
@@ -229,6 +300,8 @@ class Load:
         return self.cpu_seconds / max(1, self.requests) * 1e6
 
     def percentile(self, q: float) -> float:
+        if not self.latencies:  # not one answer in the window (a server that stalled)
+            return math.nan
         return float(np.percentile(self.latencies, q)) * 1000.0
 
 
@@ -237,8 +310,8 @@ async def generate(
     connections: int,
     seconds: float,
     warmup: float,
-    bodies: list[bytes],
     rate: float | None = None,
+    tree: bool = False,
 ) -> Load:
     """`connections` keep-alive connections with one request in flight each, for `seconds`.
 
@@ -248,7 +321,7 @@ async def generate(
     delayed by a late answer is timed from its scheduled slot, so a stall is charged to every
     request it holds up. The server's CPU time is read at the start and end of the measurement.
     """
-    port = server.port
+    port, bodies = server.port, server.bodies
     latencies: list[float] = []
     errors = 0
     done = 0
@@ -273,7 +346,12 @@ async def generate(
                 payload = bodies[i % len(bodies)]
                 i += connections
                 writer.write(payload)
-                status = await _read_response(reader)
+                try:
+                    status = await asyncio.wait_for(_read_response(reader), STALL_SECONDS)
+                except TimeoutError:  # an answer that never comes: an error, on a new connection
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    status = 0
                 answered = time.perf_counter()
                 if measuring:
                     latencies.append(time.perf_counter() - started)
@@ -285,10 +363,10 @@ async def generate(
     tasks = [asyncio.create_task(connection(k)) for k in range(connections)]
     await asyncio.sleep(warmup)
     measuring = True
-    started, cpu_started = time.perf_counter(), server.cpu_seconds()
+    started, cpu_started = time.perf_counter(), server.cpu_seconds(tree)
     await asyncio.sleep(seconds)
     measuring = False
-    elapsed, cpu = time.perf_counter() - started, server.cpu_seconds() - cpu_started
+    elapsed, cpu = time.perf_counter() - started, server.cpu_seconds(tree) - cpu_started
     stop = True
     await asyncio.gather(*tasks)
     return Load(done, errors, elapsed, latencies, cpu)
@@ -306,6 +384,44 @@ def request_bodies(n: int = 2000, seed: int = 0) -> list[bytes]:
         }
         bodies.append(_request(json.dumps(body).encode()))
     return bodies
+
+
+def oip_bodies(n: int = 2000, seed: int = 0) -> list[bytes]:
+    """The same features as `request_bodies`, as MLServer takes them: one FP64 tensor of [1, 8]."""
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(n):
+        row = [round(rng.gauss(0, 1), 4) for _ in FEATURES]
+        rng.randrange(10_000)  # the user id of `request_bodies`: the same draws, the same rows
+        tensor = {"name": "input-0", "shape": [1, len(FEATURES)], "datatype": "FP64", "data": row}
+        bodies.append(_request(json.dumps({"inputs": [tensor]}).encode(), f"/v2/models/{MODEL}/infer"))
+    return bodies
+
+
+def mlserver_folder(folder: Path, artifact: Path, port: int) -> Path:
+    """MLServer's settings (HTTP on `port`) and the champion's model-settings, adaptive batching on."""
+    home = folder / "mlserver"
+    (home / MODEL).mkdir(parents=True)
+    shutil.copy(artifact, home / MODEL / "model.joblib")
+    settings = {
+        "name": MODEL,
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib"},
+        "max_batch_size": 64,
+        "max_batch_time": 0.002,
+    }
+    (home / MODEL / "model-settings.json").write_text(json.dumps(settings))
+    # parallel_workers 0: inference in the server's process (MLServer 1.7.1's worker processes do not
+    # start under uvloop here: "There is no current event loop"), as the peer tests run it
+    server = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_endpoint": None,
+        "parallel_workers": 0,
+    }
+    (home / "settings.json").write_text(json.dumps(server))
+    return home
 
 
 # -- the workspace -----------------------------------------------------------------------------------
@@ -443,11 +559,14 @@ def postgres_log_throughput(records: int) -> tuple[float, float] | None:
 
 SCENARIOS = {
     "a": "minimal Starlette, predict per request",
+    "n": "FastAPI endpoint, no model (HTTP and framework only)",
+    "m": "MLServer, adaptive batching",
     "b": "pitstop, champion only",
     "c": "pitstop, equally fast challenger in shadow",
     "d": "pitstop, 50 ms challenger in shadow",
     "e": "pitstop, raising challenger in shadow",
     "s": "pitstop, champion only, a second server (the run's noise)",
+    "o": "pitstop, champion only, before (--before)",
 }
 
 
@@ -455,23 +574,36 @@ def start_server(key: str, setup: dict[str, Any], args: argparse.Namespace) -> S
     """The server of one scenario; each pitstop scenario has its own copy of the workspace and routing."""
     if key == "a":
         return Server(BASELINE, str(setup["artifact"]), {}, args.server_cpus)
+    if key == "n":
+        return Server(NO_MODEL, "", {}, args.server_cpus)
+    if key == "m":
+        port = free_port()
+        home = mlserver_folder(setup["path"].parent, setup["artifact"], port)
+        argv = [str(args.mlserver), "start", str(home)]
+        env = {"PYTHONDONTWRITEBYTECODE": "1"}  # its virtualenv is left as it is
+        return Server(
+            "", "", env, args.server_cpus, 120.0, argv=argv, port=port, bodies=oip_bodies(), cwd=home
+        )
     versions = setup["versions"]
-    challenger = {"c": "equal", "d": "sleepy", "e": "failing"}.get(key)  # (b) and (s): none
+    challenger = {"c": "equal", "d": "sleepy", "e": "failing"}.get(key)  # (b), (s) and (o): none
     shadow = versions[challenger] if challenger else None
     path = setup["path"].with_name(f"ws-{key}")
     shutil.copytree(setup["path"], path)
     set_shadow(path, shadow)
-    return Server(PITSTOP, str(path), {"PITSTOP_DATABASE_URL": ""}, args.server_cpus)
+    source = args.before if key == "o" else None
+    return Server(PITSTOP, str(path), {"PITSTOP_DATABASE_URL": ""}, args.server_cpus, source=source)
 
 
-def measure(
-    key: str, server: Server, args: argparse.Namespace, bodies: list[bytes], rate: float | None = None
-) -> Load:
+PEERS = "anm"  # the scenarios that are not pitstop
+
+
+def measure(key: str, server: Server, args: argparse.Namespace, rate: float | None = None) -> Load:
     """One window on a running server: flat out, or at `rate`; with its batches and shadow counts."""
-    if key == "a":
-        return asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies, rate=rate))
+    if key in PEERS:
+        tree = key == "m"  # MLServer's worker processes, if it had any
+        return asyncio.run(generate(server, args.connections, args.seconds, args.warmup, rate, tree))
     before = gateway_counts(server.port)
-    load = asyncio.run(generate(server, args.connections, args.seconds, args.warmup, bodies, rate=rate))
+    load = asyncio.run(generate(server, args.connections, args.seconds, args.warmup, rate))
     after = gateway_counts(server.port)  # over the window and its warm-up
     load.batch_rows = (after.rows - before.rows) / max(1.0, after.batches - before.batches)
     load.shadow_skipped, load.shadow_scored = after.skipped - before.skipped, after.scored - before.scored
@@ -528,6 +660,13 @@ def main() -> None:
     parser.add_argument(
         "--pin", action="store_true", help="servers on the first CPU, the load generator on the others"
     )
+    parser.add_argument(
+        "--mlserver",
+        type=Path,
+        default=HERE.parent / ".venv-peers" / "mlserver" / "bin" / "mlserver",
+        help="the mlserver program of (m) (default: make install-peers' own); (m) is skipped without it",
+    )
+    parser.add_argument("--before", type=Path, default=None, help="the src folder of (o), pitstop before")
     args = parser.parse_args()
     args.server_cpus = None
     if args.pin and len(os.sched_getaffinity(0)) > 1:
@@ -540,38 +679,40 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    bodies = request_bodies()
     keys = [k for k in SCENARIOS if k in args.only]
+    if "m" in keys and not args.mlserver.exists():
+        print(f"(m) skipped: no {args.mlserver} (make install-peers, or --mlserver)", file=sys.stderr)
+        keys.remove("m")
+    if "o" in keys and args.before is None:
+        keys.remove("o")
     results: dict[str, list[Load]] = {key: [] for key in keys}
-    paced: dict[str, list[Load]] = {key: [] for key in keys if key != "a"}
+    paced: dict[str, list[Load]] = {key: [] for key in keys if key not in PEERS}
     with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as folder, ExitStack() as servers:
         setup = build_workspace(Path(folder), args.shadow_concurrency, args.serving)
         running = {key: servers.enter_context(start_server(key, setup, args)) for key in keys}
         for round_ in range(args.rounds):
             order = keys[round_ % len(keys) :] + keys[: round_ % len(keys)]  # each first in turn
             for key in order:
-                results[key].append(measure(key, running[key], args, bodies))
+                results[key].append(measure(key, running[key], args))
                 print(
                     f"round {round_ + 1} ({key}) {SCENARIOS[key]}: {describe(results[key][-1])}",
                     file=sys.stderr,
                 )
             if args.rate is None and "b" in keys:  # a third of what pitstop served flat out in round 1
                 args.rate = round(results["b"][0].rps / 3, -2)
-            for key in [k for k in order if k != "a" and args.rate]:
-                paced[key].append(measure(key, running[key], args, bodies, args.rate))
+            for key in [k for k in order if k in paced and args.rate]:
+                paced[key].append(measure(key, running[key], args, args.rate))
                 print(
                     f"round {round_ + 1} ({key}) at {args.rate:,.0f} req/s: {describe(paced[key][-1])}",
                     file=sys.stderr,
                 )
         servers.close()
         logged_errors = {
-            key: sum(count_errors(setup["path"].with_name(f"ws-{key}")).values())
-            for key in keys
-            if key != "a"
+            key: sum(count_errors(setup["path"].with_name(f"ws-{key}")).values()) for key in paced
         }
         sqlite_rate = log_throughput(f"sqlite:///{Path(folder) / 'log-bench.db'}", args.log_records)
     postgres_rate = postgres_log_throughput(args.log_records)
-    if set(args.only) >= set(SCENARIOS):
+    if "b" in keys:
         report(results, paced, args, logged_errors, sqlite_rate, postgres_rate)
 
 
@@ -612,6 +753,10 @@ def report(
             value(x, metric) / value(b, metric) for x, b in zip(loads, baseline, strict=True)
         )
 
+    def versus(loads: list[Load], key: str, metric: str) -> str:
+        """The ratio to scenario `key`, or '-' when it did not run."""
+        return f"{ratio(loads, results[key], metric):.2f}" if key in results else "-"
+
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     pinned = "server pinned to one CPU, load generator on the other" if args.server_cpus else "unpinned"
     print(
@@ -627,27 +772,32 @@ def report(
         "errors",
         "rows/batch",
         "req/s vs (a)",
+        "req/s vs (n)",
+        "req/s vs (m)",
         "req/s vs (b)",
         "p99 vs (a)",
+        "p99 vs (m)",
         "p99 vs (b)",
         "CPU µs/req",
+        "CPU/req vs (m)",
         "CPU/req vs (b)",
         "shadow scored",
     ]
     print(f"| scenario | {' | '.join(columns)} |\n|---|{'---:|' * len(columns)}")
-    a, b = results["a"], results["b"]
-    for key, title in SCENARIOS.items():
-        loads = results[key]
+    for key, loads in results.items():
+        title = SCENARIOS[key]
         rps, p50, p99 = median(loads, "rps"), median(loads, "50"), median(loads, "99")
         cpu = median(loads, "cpu_us")
         spread = f"{min(x.rps for x in loads):,.0f}-{max(x.rps for x in loads):,.0f}"
-        rows = statistics.median([x.batch_rows or 1.0 for x in loads])
+        batches = [x.batch_rows for x in loads if x.batch_rows is not None]
+        rows = f"{statistics.median(batches):.1f}" if batches else "-"  # read from pitstop's /metrics
         errors = sum(x.errors for x in loads)
         print(
-            f"| ({key}) {title} | {rps:,.0f} ({spread}) | {p50:.2f} | {p99:.2f} | {errors} | {rows:.1f} | "
-            f"{ratio(loads, a, 'rps'):.2f} | {ratio(loads, b, 'rps'):.2f} | {ratio(loads, a, '99'):.2f} | "
-            f"{ratio(loads, b, '99'):.2f} | {cpu:.0f} | {ratio(loads, b, 'cpu_us'):.2f} | "
-            f"{scored_share(loads)} |"
+            f"| ({key}) {title} | {rps:,.0f} ({spread}) | {p50:.2f} | {p99:.2f} | {errors} | {rows} | "
+            f"{versus(loads, 'a', 'rps')} | {versus(loads, 'n', 'rps')} | {versus(loads, 'm', 'rps')} | "
+            f"{versus(loads, 'b', 'rps')} | {versus(loads, 'a', '99')} | {versus(loads, 'm', '99')} | "
+            f"{versus(loads, 'b', '99')} | {cpu:.0f} | {versus(loads, 'm', 'cpu_us')} | "
+            f"{versus(loads, 'b', 'cpu_us')} | {scored_share(loads)} |"
         )
     print(f"\nSteady {args.rate:,.0f} req/s (open loop, latency from the scheduled send time):\n")
     print(

@@ -63,6 +63,23 @@ def test_each_bad_field_is_named(changes: dict[str, Any], field: str, problem: s
     assert [(p.field, p.problem) for p in problems] == [(field, problem)]
 
 
+def test_a_quick_accept_never_passes_what_problems_refuses() -> None:
+    """`accepts` is a shortcut for the common case only: whatever it passes, `problems` passes too."""
+    floats = {"speed": 3.5, "zone": "north", "extra": 0.25}
+    schema = FeatureSchema.from_lineage(
+        ["speed", "zone", "extra"], Lineage.from_json({"feature_types": {"speed": "float64", "zone": "str"}})
+    )
+    assert schema.accepts(floats)
+    values: list[Any] = [1.5, -0.0, 2, True, None, "s", float("inf"), float("nan"), 2**70, [1.0], {}]
+    for name in floats:
+        for value in values:
+            for changed in ({**floats, name: value}, {k: v for k, v in floats.items() if k != name}):
+                if schema.accepts(changed):
+                    assert schema.problems(changed, "features") == [], changed
+    assert not schema.accepts({**floats, "colour": 1.0})
+    assert not schema.accepts([floats])
+
+
 def test_missing_features_are_each_named() -> None:
     problems = SCHEMA.problems({"speed": 1.0}, "instances[3].features")
     assert [p.field for p in problems] == [

@@ -18,6 +18,7 @@ import copy
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -107,6 +108,11 @@ router = APIRouter()
     openapi_extra=_body_doc("PredictRequest", "BatchPredictRequest"),
 )
 async def predict(model: str, request: Request) -> Response:
+    """Declares the endpoint (its schema, its 405s); `PredictPath` answers it ahead of the router."""
+    return await answer_predict(model, request)
+
+
+async def answer_predict(model: str, request: Request) -> Response:
     shared = edge(request)
     check_token(request, Scope.PREDICT)  # open unless a predict token is set (`_openapi` says which)
     shared.gateway.state(model)  # 404 before reading a body for nothing, as for labels
@@ -279,7 +285,8 @@ def create_app(
     app.add_exception_handler(PitstopError, on_pitstop_error)
     app.add_exception_handler(RequestValidationError, on_pitstop_error)
     app.add_exception_handler(HTTPException, on_pitstop_error)  # the router's 404 and 405
-    app.add_middleware(CatchAll, gateway=gateway)
+    app.add_middleware(PredictPath, gateway=gateway)
+    app.add_middleware(CatchAll, gateway=gateway)  # added last: outside `PredictPath`
     app.openapi = _openapi(app, gateway, tokens)  # type: ignore[method-assign]
     return app
 
@@ -319,6 +326,39 @@ class CatchAll:
                 raise
             response = _error_response(self.gateway, Request(scope, receive), error)
             await response(scope, receive, send)
+
+
+PREDICT_PATH = re.compile(r"^/v1/models/(?P<model>[^/]+)/predict$")  # as Starlette reads the route's
+
+
+class PredictPath:
+    """`POST /v1/models/{model}/predict`, the endpoint users' requests come to, answered without
+    FastAPI's routing and parameter machinery: matching the request against the 20 routes before it
+    and solving the endpoint's parameters cost more CPU per request than the gateway's own work on it
+    (`bench/gateway_cpu.py`). The answer is `answer_predict`'s and errors are `_error_response`'s, as
+    through the router; anything else (another method or path, a mounted app's `root_path`) goes on
+    to the router.
+    """
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app, self.gateway = app, gateway
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        found = (
+            PREDICT_PATH.match(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path")
+            else None
+        )
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        scope["path_params"] = found.groupdict()
+        request = Request(scope, receive)
+        try:
+            response = await answer_predict(found["model"], request)
+        except PitstopError as error:  # what the app's exception handler does with it
+            response = _error_response(self.gateway, request, error)
+        await response(scope, receive, send)
 
 
 class _ErrorJSON(JSONResponse):

