@@ -75,10 +75,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
-    """Serve `app` with a real uvicorn on 127.0.0.1 in a thread; yields its base URL; always shuts down."""
+def running(app: Any, *, timeout: float = 20.0, root_path: str = "") -> Iterator[str]:
+    """Serve `app` with a real uvicorn on 127.0.0.1 in a thread (behind a proxy's `root_path`, if
+    given: `uvicorn --root-path`); yields its base URL; always shuts down."""
     config = uvicorn.Config(
         app,
+        root_path=root_path,
         host="127.0.0.1",
         port=free_port(),
         loop="asyncio",
