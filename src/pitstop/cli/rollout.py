@@ -458,16 +458,17 @@ def controller(
     as_json: JsonOption = False,
 ) -> None:
     """Run the decision loop; only one controller acts at a time (a lease in the store)."""
+    from pitstop.cluster.reconcile import cluster_sync
     from pitstop.mlflow_sync import write_back
     from pitstop.notify.background import BackgroundSender
-    from pitstop.rollout.controller import Controller
+    from pitstop.rollout.controller import Controller, after_each_round
 
     ws = open_workspace(workspace)
     try:
         every = parse_positive_duration(interval) if interval else None
     except ValueError as error:
         raise UsageError(f"--interval: {error}") from None
-    ctl = Controller(ws, interval=every, after_round=write_back(ws))
+    ctl = Controller(ws, interval=every, after_round=after_each_round(write_back(ws), cluster_sync(ws)))
     if once:
         results = ctl.tick()
         leader = ctl.is_leader

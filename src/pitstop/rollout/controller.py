@@ -90,6 +90,23 @@ def read_evidence(ws: Context, stored: StoredRollout, now: Any) -> Evidence:
     return replace(evidence, load_failures=tuple(failures), gateways=tuple(acks))
 
 
+def after_each_round(*hooks: Callable[[], None] | None) -> Callable[[], None] | None:
+    """One `after_round` running each given hook in turn (None: there is none; the hook itself when
+    there is one); a failing hook is logged and does not keep the next from running."""
+    chosen = [hook for hook in hooks if hook is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    def run_each() -> None:
+        for hook in chosen:
+            try:
+                hook()
+            except Exception:  # another system's failure never stops the next one
+                log.exception("after the round: %r failed, tried again at the next round", hook)
+
+    return run_each
+
+
 class Controller:
     """One controller process (or thread): call `tick()` now and then, or `run()` until stopped."""
 
