@@ -41,7 +41,7 @@ def dns_name(text: str, limit: int = 63) -> str:
     """`text` as a Kubernetes object name (a DNS label): a short hash is added when anything changed.
 
     >>> dns_name("eta"), dns_name("eta.v2_b")
-    ('eta', 'eta-v2-b-5a1d2c')
+    ('eta', 'eta-v2-b-52d995')
     """
     cleaned = _NOT_DNS.sub("-", text.lower()).strip("-")
     if cleaned == text and len(cleaned) <= limit:
