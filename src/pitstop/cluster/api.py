@@ -94,7 +94,9 @@ class KubernetesCluster:
     def _list(self, kind: Any, label_selector: str) -> list[dict[str, Any]]:
         with _errors():
             found = self._api.get(kind, namespace=self.namespace, label_selector=label_selector, raw=True)
-        return [dict(obj) for obj in found]
+        # Checked here too: an emulator that ignores the selector must not mix versions' endpoints.
+        listed = [dict(obj) for obj in found]
+        return [obj for obj in listed if _selects(label_selector, obj)]
 
     def deployment(self, name: str) -> dict[str, Any] | None:
         return self._read("Deployment", name)
@@ -130,6 +132,19 @@ class KubernetesCluster:
         with _errors():
             obj.patch(patch)
         return dict(obj.raw)
+
+
+def _selects(label_selector: str, obj: dict[str, Any]) -> bool:
+    """Whether an object's labels match an equality selector (`a=b,c=d`, the only kind pitstop sends).
+
+    >>> _selects("app=x,tier=web", {"metadata": {"labels": {"app": "x", "tier": "web"}}})
+    True
+    >>> _selects("app=x", {"metadata": {}})
+    False
+    """
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    pairs = [part.split("=", 1) for part in label_selector.split(",") if part]
+    return all(labels.get(key) == value for key, value in pairs)
 
 
 @contextmanager
