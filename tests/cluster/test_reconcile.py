@@ -276,3 +276,20 @@ def test_a_rollout_step_waits_until_the_cluster_has_the_challenger_ready(
     sync.reconcile()
     evidence = read_evidence(ws, stored, ws.clock.now())
     assert when_gateways_ready(stored.state, evidence, passed) == passed
+
+
+def test_rollout_status_shows_the_cluster_side(
+    ws: Workspace, sync: ClusterSync, fake: FakeKubernetes, cli
+) -> None:  # type: ignore[no-untyped-def]
+    serving_v1(sync, fake)
+    fake.unready.add(V2)
+    ws.start_rollout("eta", 2, skip_gate=True, reason="test")
+    sync.reconcile()
+    fake.settle()
+    sync.reconcile()
+    cluster = ws.rollout_status("eta").to_dict()["cluster"]
+    assert (cluster["rule"], cluster["data"]["service"]) == ("cluster.switch_complete", STABLE)
+    shown = cli("rollout", "status", "eta", "-w", ws.path)
+    assert shown.exit_code == 0, shown.stderr
+    line = f"cluster: Service {STABLE} serves only the pods of version 1 (cluster.switch_complete"
+    assert line in " ".join(shown.stdout.split())

@@ -139,6 +139,9 @@ def render_status(result: RolloutStatus) -> None:
         console.print(f"[bold]waiting: prediction records still spooled by {escape(gateways)}[/]")
     if data["gateways"]:
         render_gateways(data["gateways"], result.rollout.state.phase_routing_version)
+    if data["cluster"]:  # way B: the objects live gateways do not show (the stable Service)
+        step = data["cluster"]
+        console.print(f"cluster: {escape(step['reason'] or '')} ({step['rule']}, {fmt_time(step['time'])})")
     if result.evidence:
         render_evidence(result.evidence)
     if result.errors.messages:
