@@ -63,8 +63,8 @@ def sync(ws: Workspace, cluster: KubernetesCluster) -> ClusterSync:
     return ClusterSync(ws, cluster)
 
 
-def set_routes(ws: Workspace, routes: Routes, reason: str) -> RoutingTable:
+def set_routes(ws: Workspace, routes: Routes, reason: str, *, model: str = "eta") -> RoutingTable:
     """Commit a routing change the way a rollout does: through the provider, in a store transaction."""
     with ws.writing() as conn:
-        model = registry.get_model(conn, "eta")
-        return provider().set_routes(conn, model, routes, Change(ws.clock.now(), "test", reason))
+        info = registry.get_model(conn, model)
+        return provider().set_routes(conn, info, routes, Change(ws.clock.now(), "test", reason))
