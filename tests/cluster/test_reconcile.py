@@ -5,6 +5,7 @@ event; the cluster reports like a gateway, so a rollout waits for it."""
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from cluster.fake_kubernetes import FakeKubernetes
 from pitstop import registry
 from pitstop.clock import ManualClock
 from pitstop.cluster import objects
+from pitstop.cluster.api import KubernetesCluster
 from pitstop.cluster.reconcile import ClusterSync
 from pitstop.events import EventKind, list_events
 from pitstop.rollout.acknowledged import when_gateways_ready
@@ -293,3 +295,17 @@ def test_rollout_status_shows_the_cluster_side(
     assert shown.exit_code == 0, shown.stderr
     line = f"cluster: Service {STABLE} serves only the pods of version 1 (cluster.switch_complete"
     assert line in " ".join(shown.stdout.split())
+
+
+def test_a_cluster_that_cannot_be_reached_holds_the_rollout(ws: Workspace) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    unreachable = KubernetesCluster("pitstop", url=url)
+    try:
+        assert ClusterSync(ws, unreachable).reconcile() == []
+    finally:
+        unreachable.close()
+    with ws.reading() as conn:
+        (ack,) = gateways.acknowledgements(conn, "eta", ws.clock.now(), timedelta(seconds=15))
+    assert (ack.gateway, ack.routing_version, ack.warmed) == ("kubernetes/pitstop", 0, ())

@@ -61,16 +61,26 @@ class KubernetesCluster:
     account, or `url` (a test's emulator)."""
 
     def __init__(self, namespace: str, *, url: str | None = None) -> None:
-        import kr8s
-
+        """Nothing is called yet: the API is reached at the first call (kr8s asks its version then),
+        so a controller starts, and decides, while the cluster does not answer."""
         self.namespace = namespace
-        self._api = kr8s.api(url=url, namespace=namespace)
+        self._url = url
+        self._client: Any = None
+
+    @property
+    def _api(self) -> Any:
+        if self._client is None:
+            import kr8s
+
+            with _errors():
+                self._client = kr8s.api(url=self._url, namespace=self.namespace)
+        return self._client
 
     def close(self) -> None:
         """Close the connections to the API server (a controller keeps them for its lifetime)."""
         from kr8s._async_utils import as_sync_func
 
-        session = self._api._session
+        session = None if self._client is None else self._client._session
         if session is not None:
             as_sync_func(session.aclose)()
 
@@ -84,11 +94,11 @@ class KubernetesCluster:
         import kr8s
 
         obj = self._object(kind, name)
-        try:
-            with _errors():
+        with _errors():
+            try:
                 obj.refresh()
-        except kr8s.NotFoundError:
-            return None
+            except kr8s.NotFoundError:
+                return None
         return dict(obj.raw)
 
     def _list(self, kind: Any, label_selector: str) -> list[dict[str, Any]]:
@@ -149,15 +159,15 @@ def _selects(label_selector: str, obj: dict[str, Any]) -> bool:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """kr8s's and httpx's failures as pitstop's: a 409 is a `ResourceConflictError`, the rest `ClusterError`
-    (a missing object stays kr8s's `NotFoundError`, for `_read`)."""
+    """kr8s's and httpx's failures as pitstop's: a 409 is a `ResourceConflictError`, the rest (an object
+    gone while it was patched too) a `ClusterError`."""
     import httpx
     import kr8s
 
     try:
         yield
-    except kr8s.NotFoundError:
-        raise
+    except kr8s.NotFoundError as error:
+        raise ClusterError(f"gone from the cluster: {error}") from error
     except kr8s.ServerError as error:
         status = error.response.status_code if error.response is not None else None
         if status == 409:

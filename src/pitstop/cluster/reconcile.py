@@ -266,21 +266,26 @@ class ClusterSync:
                 table = effective_routing(conn, model, now)
                 if table is not None:
                     plans.append((model, routing_history(conn, model.id) or [table], table))
-        states = []
+        states: list[ModelCluster] = []
+        unknown: list[str] = []
         for model, history, table in plans:
+            if unknown:  # the cluster failed this round: the next models wait for the next round
+                unknown.append(model.name)
+                continue
             try:
                 states.append(reconcile_model(self.cluster, self.settings, history, table, now))
             except ClusterError as error:
+                unknown.append(model.name)
                 log.warning(
                     "%s: the cluster was not reconciled, tried again next round: %s", model.name, error
                 )
+        # A model whose cluster could not be read is reported serving nothing: its rollout waits.
+        reports = [served(state) for state in states] + [ServedModel(name, 0, (), ()) for name in unknown]
         with self.ctx.writing() as conn:
             for state in states:
                 model = registry.get_model(conn, state.model)
                 _record_new_steps(conn, model.id, state, now)
-            beat = Heartbeat(
-                heartbeat_name(self.settings), self.started_at, now, tuple(served(s) for s in states)
-            )
+            beat = Heartbeat(heartbeat_name(self.settings), self.started_at, now, tuple(reports))
             gateways.beat(conn, beat)
         self.last = {state.model: state for state in states}
         return states
