@@ -823,7 +823,7 @@ class KubernetesSettings(_Section):
         "pitstop", description="namespace of the runners' Deployments and Services and the stable Services"
     )
     runner_image: str = Field(
-        "pitstop:0.1.0", description="image of the model runners (`pitstop serve-model` is its command)"
+        "pitstop:0.1.0", description="image of the model runners, whose command is pitstop serve-model"
     )
     replicas: int = Field(2, ge=1, description="pods of every routed model version (kept at this size)")
     scale_down_delay: Duration = Field(
