@@ -252,13 +252,13 @@ class ClusterSync:
         self.cluster = cluster
         self.settings = ctx.config.kubernetes
         self.started_at = ctx.clock.now()
-        self.last: dict[str, ModelCluster] = {}
 
     def __call__(self) -> None:
         self.reconcile()
 
     def reconcile(self) -> list[ModelCluster]:
-        """One pass over every model; a model whose cluster calls fail is logged and left to the next."""
+        """One pass over every model with a champion. Once a cluster call fails, the models left are not
+        tried this round (the failure is logged); each of them is reported serving nothing."""
         now = self.ctx.clock.now()
         with self.ctx.reading() as conn:
             plans = []
@@ -287,7 +287,6 @@ class ClusterSync:
                 _record_new_steps(conn, model.id, state, now)
             beat = Heartbeat(heartbeat_name(self.settings), self.started_at, now, tuple(reports))
             gateways.beat(conn, beat)
-        self.last = {state.model: state for state in states}
         return states
 
 
