@@ -825,7 +825,9 @@ class KubernetesSettings(_Section):
     runner_image: str = Field(
         "pitstop:0.1.0", description="image of the model runners, whose command is pitstop serve-model"
     )
-    replicas: int = Field(2, ge=1, description="pods of every routed model version (kept at this size)")
+    replicas: int = Field(
+        2, ge=1, description="pods of every routed model version, at least (an autoscaler may add more)"
+    )
     scale_down_delay: Duration = Field(
         timedelta(seconds=30),
         description=(

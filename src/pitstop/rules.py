@@ -276,7 +276,7 @@ class Rule(StrEnum):
     CLUSTER_SCALED = (
         "cluster.scaled",
         CLUSTER,
-        "a version kept for routing was set back to `kubernetes.replicas` (an autoscaler had changed it)",
+        "a version kept for routing was scaled back up to `kubernetes.replicas` (an autoscaler shrank it)",
     )
     CLUSTER_SCALED_DOWN = (
         "cluster.scaled_down",

@@ -152,8 +152,10 @@ def test_an_autoscaler_cannot_shrink_the_previous_champion_so_a_rollback_needs_n
     sync.reconcile()
     assert selected(fake) == "2"
     fake.autoscale(V1, 1)  # an HPA shrinks the idle previous champion
-    sync.reconcile()  # the next round sets it back to full size
-    assert fake.replicas(V1) == 3
+    fake.autoscale(V2, 5)  # and grows the busy champion
+    sync.reconcile()  # the next round sets the previous champion back to full size
+    assert (fake.replicas(V1), fake.replicas(V2)) == (3, 5)
+    assert ("scale", "Deployment", V2) not in writes(fake), "pods an autoscaler added are left alone"
     assert ("cluster.scaled", f"Deployment {V1} set back from 1 to 3 replicas") in cluster_steps(ws)
     fake.settle()
     before = len(fake.calls)

@@ -6,8 +6,9 @@ reconciles the cluster toward it after each round (`Controller(after_round=…)`
 where, the next round reads both sides again and does only what is missing, so it converges:
 
 1. every version the routes name, or dropped less than `kubernetes.scale_down_delay` ago, or selected
-   by the stable Service now, has its Deployment and Service, at `kubernetes.replicas` (an autoscaler
-   that shrank the previous champion is undone, so a rollback never lands on too few pods); any other
+   by the stable Service now, has its Deployment and Service, with at least `kubernetes.replicas` pods
+   (an autoscaler that shrank the previous champion is undone, so a rollback never lands on too few
+   pods; one that added pods is left alone); any other
    Deployment of the model pitstop made is scaled to zero;
 2. when the stable Service does not select the champion, the champion's readiness is read
    (`objects.version_readiness`) and, only if ready, the selector is merge-patched with the
@@ -159,8 +160,8 @@ def _keep_full_size(cluster: Cluster, settings: KubernetesSettings, model: str, 
         steps.append(Step(Rule.CLUSTER_CREATED, f"Deployment {name} created", data))
     elif not _owned(deployment):
         steps.append(_foreign("Deployment", name, model))
-    elif deployment.get("spec", {}).get("replicas") != settings.replicas:
-        before = deployment.get("spec", {}).get("replicas")
+    elif (deployment.get("spec", {}).get("replicas") or 0) < settings.replicas:  # more: an autoscaler's
+        before = deployment.get("spec", {}).get("replicas") or 0
         cluster.scale(name, settings.replicas)
         steps.append(
             Step(
