@@ -15,7 +15,7 @@ RUN python -m venv /opt/pitstop
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/pitstop/bin/pip install --no-compile ".[postgres]" \
+RUN /opt/pitstop/bin/pip install --no-compile ".[postgres,kubernetes]" \
     && /opt/pitstop/bin/python -m compileall -q /opt/pitstop/lib
 
 FROM ${PYTHON_IMAGE}

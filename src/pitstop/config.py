@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -784,6 +785,72 @@ class MlflowSettings(_Section):
     )
 
 
+class RoutingProviderName(StrEnum):
+    """How routing changes reach clients (`routing.provider`)."""
+
+    GATEWAYS = "gateways"  # pitstop's gateways switch their routing table
+    KUBERNETES = "kubernetes"  # also one Deployment per model version and a stable Service (way B)
+
+
+class RoutingSettings(_Section):
+    provider: RoutingProviderName = Field(
+        RoutingProviderName.GATEWAYS,
+        strict=False,
+        description=(
+            "gateways: pitstop's gateways serve the routing table; kubernetes: the leading controller "
+            "also runs one Deployment and Service per routed model version and switches the stable "
+            "Service's selector to the champion (settings under kubernetes)"
+        ),
+    )
+
+
+_KUBERNETES_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _kubernetes_name(value: str) -> str:
+    if not _KUBERNETES_NAME.match(value.replace("{model}", "m")):
+        raise ValueError(f"must be a Kubernetes object name (lowercase letters, digits, -), got {value!r}")
+    return value
+
+
+KubernetesName = Annotated[str, AfterValidator(_kubernetes_name)]
+
+
+class KubernetesSettings(_Section):
+    """Way B (`routing.provider: kubernetes`): the objects the leading controller keeps in the cluster."""
+
+    namespace: KubernetesName = Field(
+        "pitstop", description="namespace of the runners' Deployments and Services and the stable Services"
+    )
+    runner_image: str = Field(
+        "pitstop:0.1.0", description="image of the model runners, whose command is pitstop serve-model"
+    )
+    replicas: int = Field(
+        2, ge=1, description="pods of every routed model version, at least (an autoscaler may add more)"
+    )
+    scale_down_delay: Duration = Field(
+        timedelta(seconds=30),
+        description=(
+            "how long a version no longer routed (after its standby) keeps its pods before it is "
+            "scaled to zero, so clients' connections drain (Argo Rollouts' default)"
+        ),
+    )
+    stable_service: KubernetesName = Field(
+        "pitstop-{model}", description="name of the Service clients call, per model ({model} is replaced)"
+    )
+    port: int = Field(8080, ge=1, le=65535, description="port the runners serve on, and their Services")
+    config_map: KubernetesName = Field(
+        "pitstop-runner-config", description="ConfigMap holding pitstop.yaml, mounted in every runner"
+    )
+    secret: KubernetesName = Field(
+        "pitstop-secrets", description="Secret whose keys are the runners' environment (the store URL)"
+    )
+    artifacts_claim: KubernetesName | None = Field(
+        "pitstop-artifacts",
+        description="PersistentVolumeClaim mounted read-only at /artifacts in every runner; null: none",
+    )
+
+
 class Policy(_Section):
     """The thresholds and durations every decision uses."""
 
@@ -819,6 +886,8 @@ class Config(Policy):
     controller: ControllerSettings = ControllerSettings()
     notifications: NotificationSettings = NotificationSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    routing: RoutingSettings = RoutingSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
 
     @property
     def policy(self) -> Policy:

@@ -39,6 +39,9 @@ class EventKind(StrEnum):
     # an MLflow alias pitstop owns (`@champion`, `@previous`) moved by pitstop, or found moved outside
     # pitstop during a rollout (`data.outside`): the alias history MLflow does not keep
     MLFLOW_ALIAS = "mlflow_alias"
+    # way B (`routing.provider: kubernetes`): the leading controller created, scaled or switched a
+    # Kubernetes object, or found a switch not yet possible (`data` names the objects and versions)
+    CLUSTER_STEP = "cluster_step"
 
 
 # The kinds of event sent to notification receivers (`pitstop.notify`): the one place to add a kind.

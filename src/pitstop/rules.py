@@ -23,6 +23,7 @@ PERSON = "a person (override)"
 AFTER = "after promotion"
 ALIAS = "alias move"
 NONE = "no active rollout"
+CLUSTER = "Kubernetes (routing.provider: kubernetes)"
 
 
 class Rule(StrEnum):
@@ -268,6 +269,40 @@ class Rule(StrEnum):
         "standby.expired",
         AFTER,
         "the previous champion's `ramp.standby` after a promotion is over: it is unloaded",
+    )
+
+    # Way B: what the leading controller did in the cluster after a round (`pitstop.cluster`).
+    CLUSTER_CREATED = "cluster.created", CLUSTER, "a routed version's Deployment or Service was created"
+    CLUSTER_SCALED = (
+        "cluster.scaled",
+        CLUSTER,
+        "a version kept for routing was scaled back up to `kubernetes.replicas` (an autoscaler shrank it)",
+    )
+    CLUSTER_SCALED_DOWN = (
+        "cluster.scaled_down",
+        CLUSTER,
+        "a version no longer routed, nor selected, for `kubernetes.scale_down_delay` was scaled to zero",
+    )
+    CLUSTER_NOT_READY = (
+        "cluster.not_ready",
+        CLUSTER,
+        "the stable Service stays on its version: the champion's pods are not all ready (why is named)",
+    )
+    CLUSTER_CONFLICT = (
+        "cluster.conflict",
+        CLUSTER,
+        "the stable Service changed since it was read (409): read again and readiness checked again",
+    )
+    CLUSTER_SWITCHED = "cluster.switched", CLUSTER, "the stable Service's selector moved to the champion"
+    CLUSTER_SWITCH_COMPLETE = (
+        "cluster.switch_complete",
+        CLUSTER,
+        "the stable Service's endpoints are only the champion's pods",
+    )
+    CLUSTER_FOREIGN = (
+        "cluster.foreign",
+        CLUSTER,
+        "an object pitstop would manage exists without `app.kubernetes.io/managed-by: pitstop`: left alone",
     )
 
     # An alias move names the alias that moved.

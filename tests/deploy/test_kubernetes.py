@@ -177,3 +177,41 @@ def test_pods_need_no_privilege_and_run_as_the_images_user(everything: list[dict
         assert context["readOnlyRootFilesystem"] is True, name
         assert context["capabilities"]["drop"] == ["ALL"], name
         assert "memory" in container["resources"]["limits"], name
+
+
+def test_way_b_gives_only_its_controller_the_minimal_namespaced_role() -> None:
+    objects = _render(KUBERNETES / "overlays" / "versions")
+    assert not _of_kind(objects, "ClusterRole") and not _of_kind(objects, "ClusterRoleBinding")
+    rules = {
+        (group, resource): sorted(rule["verbs"])
+        for rule in _named(objects, "Role", "pitstop-controller")["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert rules == {
+        ("apps", "deployments"): ["create", "get", "list", "watch"],
+        ("apps", "deployments/scale"): ["patch"],
+        ("", "services"): ["create", "get", "list", "patch", "watch"],
+        ("discovery.k8s.io", "endpointslices"): ["get", "list", "watch"],
+    }
+    binding = _named(objects, "RoleBinding", "pitstop-controller")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pitstop-controller", "namespace": "pitstop"}
+    ]
+    controller = _named(objects, "Deployment", "pitstop-controller")["spec"]["template"]["spec"]
+    gateway = _named(objects, "Deployment", "pitstop-gateway")["spec"]["template"]["spec"]
+    assert (controller["serviceAccountName"], controller["automountServiceAccountToken"]) == (
+        "pitstop-controller",
+        True,
+    )
+    assert gateway["automountServiceAccountToken"] is False, "the gateways never call the Kubernetes API"
+
+
+def test_way_b_runners_read_a_config_map_of_the_name_pitstop_gives_them(tmp_path: Path) -> None:
+    objects = _render(KUBERNETES / "overlays" / "versions")
+    runner_config = _named(objects, "ConfigMap", "pitstop-runner-config")
+    (tmp_path / "pitstop.yaml").write_text(runner_config["data"]["pitstop.yaml"])
+    config = load_config(tmp_path / "pitstop.yaml")
+    assert config.routing.provider == "kubernetes"
+    assert config.kubernetes.config_map == "pitstop-runner-config"
+    assert config.kubernetes.namespace == _named(objects, "Namespace", "pitstop")["metadata"]["name"]

@@ -139,6 +139,9 @@ def render_status(result: RolloutStatus) -> None:
         console.print(f"[bold]waiting: prediction records still spooled by {escape(gateways)}[/]")
     if data["gateways"]:
         render_gateways(data["gateways"], result.rollout.state.phase_routing_version)
+    if data["cluster"]:  # way B: the objects live gateways do not show (the stable Service)
+        step = data["cluster"]
+        console.print(f"cluster: {escape(step['reason'] or '')} ({step['rule']}, {fmt_time(step['time'])})")
     if result.evidence:
         render_evidence(result.evidence)
     if result.errors.messages:
@@ -458,16 +461,17 @@ def controller(
     as_json: JsonOption = False,
 ) -> None:
     """Run the decision loop; only one controller acts at a time (a lease in the store)."""
+    from pitstop.cluster.reconcile import cluster_sync
     from pitstop.mlflow_sync import write_back
     from pitstop.notify.background import BackgroundSender
-    from pitstop.rollout.controller import Controller
+    from pitstop.rollout.controller import Controller, after_each_round
 
     ws = open_workspace(workspace)
     try:
         every = parse_positive_duration(interval) if interval else None
     except ValueError as error:
         raise UsageError(f"--interval: {error}") from None
-    ctl = Controller(ws, interval=every, after_round=write_back(ws))
+    ctl = Controller(ws, interval=every, after_round=after_each_round(write_back(ws), cluster_sync(ws)))
     if once:
         results = ctl.tick()
         leader = ctl.is_leader

@@ -115,5 +115,45 @@ def _served(ws: Workspace) -> list[str]:
     return cache.names
 
 
+def serve_model(
+    model: Annotated[str, typer.Argument(help="the model")],
+    version: Annotated[int, typer.Argument(min=1, help="the registered version to serve")],
+    workspace: WorkspaceOption = None,
+    host: Annotated[
+        str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8080,
+    log_level: Annotated[
+        LogLevel, typer.Option(case_sensitive=False, help="how much the server logs")
+    ] = LogLevel.INFO,
+) -> None:
+    """Serve one registered version of a model alone, over the Open Inference Protocol (V2): a model
+    runner, the command of the Deployments pitstop keeps under `routing.provider: kubernetes`.
+
+    It answers `/v2/health/ready` once the version is loaded, `/v2/models/MODEL` and
+    `…/versions/VERSION` (metadata) and `…/infer`. It records no prediction and is not a gateway:
+    the gateway in front routes users, records predictions and reports to the controller.
+    """
+    import uvicorn
+
+    from pitstop.http.app import create_app
+    from pitstop.http.auth import access_from_env
+    from pitstop.serving import Gateway
+    from pitstop.workspace import Workspace
+
+    access = access_from_env()  # a token file that cannot be read stops here, exit 2
+    ws = Workspace(workspace, service=True)
+    try:
+        ws.version(model, version)  # an unknown model or version stops here, in one line
+    except BaseException:
+        ws.close()
+        raise
+    gateway = Gateway(ws, models=[model], pinned=version, poll=False)
+    err_console.print(f"serving {model} version {version} over OIP on http://{host}:{port}/v2")
+    app = create_app(gateway, access=access, on_shutdown=ws.close)
+    uvicorn.run(app, host=host, port=port, log_level=log_level.value, access_log=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("serve-model")(serve_model)

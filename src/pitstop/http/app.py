@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as ASGIScope
 
 from pitstop import __version__
+from pitstop.cluster.reconcile import cluster_sync
 from pitstop.errors import ConflictError, NotFoundError, PitstopError, StoreUnavailableError, UsageError
 from pitstop.http import comparison, dashboard, mlflow_webhook, oip, payloads, rollouts, server
 from pitstop.http.auth import LEGACY_ENV, Access, ForbiddenError, Scope, UnauthorizedError, access_from_env
@@ -44,7 +45,7 @@ from pitstop.http.edge import BEARER_SCHEME, LABELS, Edge, check_token, edge, re
 from pitstop.mlflow_sync import write_back
 from pitstop.notify.background import BackgroundSender
 from pitstop.report.dashboard import POLL_SECONDS
-from pitstop.rollout.controller import Controller
+from pitstop.rollout.controller import Controller, after_each_round
 from pitstop.routing.table import RoutingTable
 from pitstop.serving.errors import (
     IncompleteBodyError,
@@ -527,7 +528,11 @@ def app_from_env() -> FastAPI:
     ws = Workspace(os.environ.get("PITSTOP_WORKSPACE"))
     gateway = Gateway(ws)
     # With several workers each runs a controller; the lease lets exactly one of them act.
-    controller = Controller(ws, after_round=write_back(ws)) if os.environ.get(CONTROLLER_ENV) == "1" else None
+    controller = (
+        Controller(ws, after_round=after_each_round(write_back(ws), cluster_sync(ws)))
+        if os.environ.get(CONTROLLER_ENV) == "1"
+        else None
+    )
     # With several workers each sends (deliveries are claimed first) and counts its attempts.
     return create_app(
         gateway,

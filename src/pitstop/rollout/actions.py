@@ -411,6 +411,7 @@ class RolloutStatus:
     gate: GateProgress | None = None  # the current ramp step's gate and what it has so far
     spooling: tuple[str, ...] = ()  # gateways still writing spooled records: the controller waits
     gateways: tuple[Heartbeat, ...] = ()  # the live gateways, whatever they serve
+    cluster: Event | None = None  # way B (`routing.provider: kubernetes`): the model's latest cluster step
 
     def gateway_lines(self) -> list[dict[str, Any]]:
         """Each live gateway serving the model: its routing version, the versions it has loaded and
@@ -454,6 +455,7 @@ class RolloutStatus:
                 "gate": None if self.gate is None else self.gate.to_json(),
                 "spooling": list(self.spooling),
                 "gateways": self.gateway_lines(),
+                "cluster": None if self.cluster is None else self.cluster.to_dict(),
             }
         )
         return out
@@ -488,8 +490,10 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
             conn, stored.model_id, since_routing_version=stored.state.phase_routing_version, until=end
         )
         live = tuple(gateways.live_heartbeats(conn, now, ws.config.serving.gateway_timeout))
+        steps = list_events(conn, stored.model_id, kinds=(EventKind.CLUSTER_STEP,), limit=1)
+    cluster = steps[0] if steps else None
     if stored.state.outcome is not None:
-        return RolloutStatus(stored, None, None, elapsed, None, errors=errors, gateways=live)
+        return RolloutStatus(stored, None, None, elapsed, None, errors=errors, gateways=live, cluster=cluster)
     evidence = read_evidence(ws, stored, now)
     with ws.reading() as conn:
         spooling = spool_backlog.spooling_gateways(conn, now)
@@ -517,6 +521,7 @@ def status(ws: Context, model: str, rollout_id: int | None = None) -> RolloutSta
         gate=_gate(stored, evidence),
         spooling=tuple(spooling),
         gateways=live,
+        cluster=cluster,
     )
 
 

@@ -104,6 +104,33 @@ class AfterRound(Protocol):
 FINISH_SECONDS = 30.0
 
 
+class _EachInTurn:
+    """Several `AfterRound`s as one: each runs in turn, a failing one logged and the next still run."""
+
+    def __init__(self, hooks: list[AfterRound]) -> None:
+        self.hooks = hooks
+
+    def __call__(self) -> None:
+        for hook in self.hooks:
+            try:
+                hook()
+            except Exception:  # another system's failure never stops the next one
+                log.exception("after the round: %r failed, tried again at the next round", hook)
+
+    def finish(self, timeout: float) -> None:
+        for hook in self.hooks:
+            hook.finish(timeout)
+
+
+def after_each_round(*hooks: AfterRound | None) -> AfterRound | None:
+    """One `after_round` running each given hook in turn (None: there is none; the hook itself when
+    there is one); a failing hook is logged and does not keep the next from running."""
+    chosen = [hook for hook in hooks if hook is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+    return _EachInTurn(chosen)
+
+
 class Controller:
     """One controller process (or thread): call `tick()` now and then, or `run()` until stopped."""
 

@@ -56,5 +56,10 @@ class GatewayRouting:
 
 
 def provider() -> RoutingProvider:
-    """The routing provider of this installation: pitstop's gateways (the only one so far)."""
+    """The routing provider of this installation: pitstop's gateways' tables in the store.
+
+    Under `routing.provider: kubernetes` the same tables are written here, in the caller's
+    transaction, and the cluster follows them after it commits: the leading controller reconciles
+    the Deployments and the stable Service after each round (`pitstop.cluster.reconcile`). Patching
+    the cluster inside the transaction would leave it ahead of the store whenever that rolls back."""
     return GatewayRouting()

@@ -163,6 +163,10 @@ class Gateway:
     `serving.cache_dir`, used only when polling). `shadow_batch_wait` is how long a shadow call gathers
     requests, and may then wait in its runner for a bigger batch (default 20 ms, at most a quarter of
     the shadow timeout; 0 starts a call per event-loop turn).
+
+    `pinned` serves the one model of `models` at that version alone, whatever its routing says, and
+    records no prediction: a model runner (`pitstop serve-model`), whose gateway in front routes and
+    records. Use it with `poll=False`, so it reports no heartbeat either.
     """
 
     def __init__(
@@ -178,8 +182,12 @@ class Gateway:
         warm_timeout: float | None = None,
         shadow_batch_wait: float | None = None,
         cache_dir: Path | None = None,
+        pinned: int | None = None,
     ) -> None:
+        if pinned is not None and (models is None or len(models) != 1 or poll):
+            raise ValueError("a pinned version serves exactly one model, without polling")
         self.ws = ws
+        self._pinned = pinned
         self.clock = clock or ws.clock
         self.settings = settings or ws.config.serving
         self.metrics = metrics or GatewayMetrics()
@@ -480,23 +488,24 @@ class Gateway:
                 self.metrics.prediction(
                     model, version, r.arm, "served", r.bucketed_by, seconds, error is None
                 )
-                self.log.append(
-                    PredictionRecord(
-                        state.info.id,
-                        request_ids[i],
-                        inst.user_id,
-                        now,
-                        version,
-                        r.arm,
-                        "served",
-                        table.version,
-                        r.bucketed_by,
-                        None if error else output.prediction,
-                        seconds * 1000.0,
-                        error,
-                        None if error else output.logged_probabilities,
+                if self._pinned is None:  # a runner's predictions are recorded by the gateway in front
+                    self.log.append(
+                        PredictionRecord(
+                            state.info.id,
+                            request_ids[i],
+                            inst.user_id,
+                            now,
+                            version,
+                            r.arm,
+                            "served",
+                            table.version,
+                            r.bucketed_by,
+                            None if error else output.prediction,
+                            seconds * 1000.0,
+                            error,
+                            None if error else output.logged_probabilities,
+                        )
                     )
-                )
                 if error is not None:
                     failures.append((i, version, error))
                 else:
@@ -637,6 +646,10 @@ class Gateway:
             wanted = []
             for info in registry.list_models(conn):
                 if self._only is not None and info.name not in self._only:
+                    continue
+                if self._pinned is not None:
+                    registry.get_version(conn, info, self._pinned)  # NotFoundError: not registered
+                    wanted.append((info, RoutingTable.initial(info.name, self._pinned, now)))
                     continue
                 table = effective_routing(conn, info, now)
                 if table is not None:
