@@ -25,7 +25,7 @@ IMAGE_STAMP := $(IMAGE_VENV)/.installed
 $(IMAGE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(IMAGE_VENV)
 	$(IMAGE_VENV)/bin/pip install --quiet --upgrade pip setuptools
-	$(IMAGE_VENV)/bin/pip install --quiet '.[postgres]'
+	$(IMAGE_VENV)/bin/pip install --quiet '.[postgres,kubernetes]'
 	touch $(IMAGE_STAMP)
 
 install: $(STAMP) $(IMAGE_STAMP) $(PEERS_STAMP)

@@ -77,6 +77,18 @@ def test_the_final_stage_is_slim_unprivileged_and_without_build_tools() -> None:
     assert _exec_form("ENTRYPOINT") == ["pitstop"]
 
 
+def test_the_image_environment_has_the_image_s_extras() -> None:
+    """`.venv-image` (the Makefile) installs the extras the Dockerfile installs: what runs here is
+    what the image would hold (the `kubernetes` extra for way B's controller among them)."""
+    dockerfile = set(re.findall(r'"\.\[([\w,]+)\]"', DOCKERFILE.read_text())[0].split(","))
+    makefile = set(
+        re.findall(r"IMAGE_VENV\)/bin/pip install --quiet '\.\[([\w,]+)\]'", (ROOT / "Makefile").read_text())[
+            0
+        ].split(",")
+    )
+    assert dockerfile == makefile == {"postgres", "kubernetes"}
+
+
 @pytest.fixture(scope="module")
 def image_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The image's environment: `.venv-image` with this source installed (offline), its ENV values,
