@@ -23,6 +23,15 @@ WAITING_FOR_A_LOCK = sa.text(
 )
 
 
+def lock_waits(watcher: sa.Connection) -> int:
+    """Sessions waiting for a row lock now. PostgreSQL reads `pg_stat_activity` once per transaction:
+    each look is a transaction of its own, or every later look would see the first one's answer."""
+    try:
+        return int(watcher.execute(WAITING_FOR_A_LOCK).scalar_one())
+    finally:
+        watcher.rollback()
+
+
 def test_an_override_waits_for_no_look_and_a_look_waits_for_the_override(rollout_ws: Workspace) -> None:
     # `pitstop rollout promote` failed with "changed while this decision was made" when the
     # controller's every-look write (a stay, with its status) landed between its read and its write
@@ -52,7 +61,7 @@ def test_an_override_waits_for_no_look_and_a_look_waits_for_the_override(rollout
             assert stored is not None
             locked.set()
             with ws.engine.connect() as watcher:  # the look now waits for this transaction
-                wait_until(lambda: watcher.execute(WAITING_FOR_A_LOCK).scalar_one() >= 1, timeout=60)
+                wait_until(lambda: lock_waits(watcher) >= 1, timeout=60)
             abort = Decision(Action.ABORT, Rule.MANUAL_ABORT, "by hand", {})
             apply_decision(conn, stored, abort, now=ws.clock.now(), actor="tester")
     finally:
