@@ -155,7 +155,7 @@ def test_shadow_scores_the_challenger_after_the_answer_and_logs_it(served: Serve
     async def body(gateway: Gateway) -> Any:
         return [await gateway.predict(MODEL, [Instance(ROW, request_id=f"r{i}")]) for i in range(10)]
 
-    results = run(served, body, settings=settings(shadow_concurrency=100))
+    results = run(served, body, settings=settings(shadow_concurrency=100, shadow_timeout="30s"))
     assert {r[0].model_version for r in results} == {1}
     shadow = records(served, role="shadow")
     assert sorted(r.request_id for r in shadow) == sorted(f"r{i}" for i in range(10))
@@ -174,7 +174,9 @@ def test_shadow_predictions_are_counted_once_each_by_what_they_were_bucketed_by(
             *(gateway.predict(MODEL, [Instance(ROW)]) for _ in range(4)),
         )
 
-    _, metrics = run_with_metrics(served, body, settings=settings(shadow_concurrency=100))
+    _, metrics = run_with_metrics(
+        served, body, settings=settings(shadow_concurrency=100, shadow_timeout="30s")
+    )
     labels = 'model="eta",role="shadow",version="2"'
     assert f'pitstop_predictions_total{{arm="challenger",bucketed_by="user",{labels}}} 5.0' in metrics
     assert f'pitstop_predictions_total{{arm="challenger",bucketed_by="request",{labels}}} 7.0' in metrics
