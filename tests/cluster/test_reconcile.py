@@ -59,6 +59,20 @@ def promote(ws: Workspace) -> None:
     set_routes(ws, Routes.champion_only(2, SALT, standby=1), "test: promoted")
 
 
+def switched_to_v2(ws: Workspace, sync: ClusterSync, fake: FakeKubernetes) -> None:
+    """v2 promoted in the store, its runner up and ready, and the stable Service switched to it."""
+    promote(ws)
+    sync.reconcile()
+    fake.settle()
+    sync.reconcile()
+    assert selected(fake) == "2"
+
+
+def manual_clock(ws: Workspace) -> ManualClock:
+    assert isinstance(ws.clock, ManualClock)
+    return ws.clock
+
+
 def test_the_first_round_creates_the_runner_then_the_stable_service_once_it_is_ready(
     ws: Workspace, sync: ClusterSync, fake: FakeKubernetes
 ) -> None:
@@ -111,8 +125,7 @@ def test_the_old_version_is_never_scaled_down_while_the_stable_service_selects_i
     promote(ws)
     sync.reconcile()
     set_routes(ws, Routes.champion_only(2, SALT), "test: standby over")  # v1 no longer in the routes
-    clock = ws.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(ws)
     clock.advance(timedelta(minutes=5))  # far past kubernetes.scale_down_delay
     fake.settle()
     sync.reconcile()
@@ -124,14 +137,9 @@ def test_a_version_dropped_from_the_routes_keeps_its_pods_for_the_delay_then_sca
     ws: Workspace, sync: ClusterSync, fake: FakeKubernetes
 ) -> None:
     serving_v1(sync, fake)
-    promote(ws)
-    sync.reconcile()
-    fake.settle()
-    sync.reconcile()
-    assert selected(fake) == "2"
+    switched_to_v2(ws, sync, fake)
     set_routes(ws, Routes.champion_only(2, SALT), "test: standby over")
-    clock = ws.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(ws)
     clock.advance(timedelta(seconds=20))
     sync.reconcile()
     assert fake.replicas(V1) == 3, "within kubernetes.scale_down_delay (30s)"
@@ -146,11 +154,7 @@ def test_an_autoscaler_cannot_shrink_the_previous_champion_so_a_rollback_needs_n
     ws: Workspace, sync: ClusterSync, fake: FakeKubernetes
 ) -> None:
     serving_v1(sync, fake)
-    promote(ws)
-    sync.reconcile()
-    fake.settle()
-    sync.reconcile()
-    assert selected(fake) == "2"
+    switched_to_v2(ws, sync, fake)
     fake.autoscale(V1, 1)  # an HPA shrinks the idle previous champion
     fake.autoscale(V2, 5)  # and grows the busy champion
     sync.reconcile()  # the next round sets the previous champion back to full size
