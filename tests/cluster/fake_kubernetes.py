@@ -1,12 +1,14 @@
 """A small Kubernetes API of our own, as a Starlette app: just the calls way B makes, with what kmock's
-emulator lacks: every object has a `resourceVersion`, a merge patch naming a stale one is refused
-with 409 (as kube-apiserver does), a create of an existing name is 409, and readiness is simulated.
+emulator lacks: every object has a `resourceVersion` and a `uid`, a merge patch naming a stale
+`resourceVersion` is refused with 409 (as kube-apiserver does), a create of an existing name is 409,
+and readiness is simulated. Events posted are kept like any object (`events()`); a create of a kind
+in `forbidden` is refused with 403, as for a ServiceAccount whose Role lacks it.
 
 No pods run: `settle()` plays the Deployment controller and the EndpointSlice controller, so each
 Deployment gets `observedGeneration`, `availableReplicas` (all of them, or `available[name]`) and
 every Service the EndpointSlice of the pods its selector matches (`unready`: pods listed not ready).
 `before_patch` runs before a Service patch is checked: a test changes the Service there to play a
-concurrent writer. `calls` keeps every write, in order: (method, kind, name, body).
+concurrent writer. `calls` keeps every write, refused or not, in order: (method, kind, name, body).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +29,14 @@ KINDS = {  # (path prefix, resource) -> kind
     ("/apis/apps/v1", "deployments"): "Deployment",
     ("/api/v1", "services"): "Service",
     ("/apis/discovery.k8s.io/v1", "endpointslices"): "EndpointSlice",
+    ("/api/v1", "events"): "Event",
 }
-API_VERSIONS = {"Deployment": "apps/v1", "Service": "v1", "EndpointSlice": "discovery.k8s.io/v1"}
+API_VERSIONS = {
+    "Deployment": "apps/v1",
+    "Service": "v1",
+    "EndpointSlice": "discovery.k8s.io/v1",
+    "Event": "v1",
+}
 
 
 def _status(code: int, reason: str, message: str) -> JSONResponse:
@@ -60,6 +69,7 @@ class FakeKubernetes:
         self._versions = itertools.count(1)
         self.available: dict[str, int] = {}  # Deployment name -> available replicas (default: all)
         self.unready: set[str] = set()  # Deployment names whose pods are listed not ready
+        self.forbidden: set[str] = set()  # kinds the caller may not create (403)
         self.before_patch: Callable[[FakeKubernetes, str], None] | None = None
         self.calls: list[tuple[str, str, str, Any]] = []
         self.app = Starlette(
@@ -86,11 +96,13 @@ class FakeKubernetes:
     # --- what tests call ---------------------------------------------------------------------------
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Store an object as the API server would (a new resourceVersion, generation on spec change)."""
+        """Store an object as the API server would (a uid when new, a new resourceVersion, generation
+        on spec change)."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         key = (obj["kind"], meta.get("namespace", "default"), meta["name"])
         before = self.objects.get(key)
+        meta["uid"] = before["metadata"]["uid"] if before is not None else str(uuid.uuid4())
         meta["resourceVersion"] = str(next(self._versions))
         if obj["kind"] == "Deployment":
             changed = before is None or before.get("spec") != obj.get("spec")
@@ -109,6 +121,10 @@ class FakeKubernetes:
         service = self.get("Service", name, namespace)
         assert service is not None, f"no Service {name}"
         return dict(service["spec"]["selector"])
+
+    def events(self, namespace: str = "pitstop") -> list[dict[str, Any]]:
+        """The Events posted in a namespace, oldest first."""
+        return [obj for (kind, ns, _), obj in self.objects.items() if (kind, ns) == ("Event", namespace)]
 
     def replicas(self, name: str, namespace: str = "pitstop") -> int:
         deployment = self.get("Deployment", name, namespace)
@@ -178,6 +194,11 @@ class FakeKubernetes:
             body.setdefault("metadata", {})["namespace"] = namespace
             name = body["metadata"]["name"]
             self.calls.append(("create", kind, name, body))
+            if kind in self.forbidden:
+                resource = request.path_params["resource"]
+                user = "system:serviceaccount:pitstop:pitstop-controller"
+                message = f'{resource} is forbidden: User "{user}" cannot create resource "{resource}"'
+                return _status(403, "Forbidden", f'{message} in the namespace "{namespace}"')
             if (kind, namespace, name) in self.objects:
                 return _status(409, "AlreadyExists", f'{kind} "{name}" already exists')
             return JSONResponse(self.put({**body, "kind": kind}), status_code=201)

@@ -1,9 +1,9 @@
 """Way B against kmock's in-process Kubernetes emulator (kopf's author's; aiohttp), through kr8s: the
 sequence of objects and Service selectors a rollout's routing leaves in a cluster, read back from the
-emulator's own history of each object. kmock keeps no resourceVersion, filters no list by label and runs
-no controllers, so the test plays the API server's and the Deployment and EndpointSlice controllers'
-part over HTTP (`settle`); conflicts and readiness rules are tested against our own fake
-(`test_reconcile.py`)."""
+emulator's own history of each object, and the Events posted for its switches. kmock keeps no
+resourceVersion, filters no list by label and runs no controllers, so the test plays the API
+server's and the Deployment and EndpointSlice controllers' part over HTTP (`settle`); conflicts and
+readiness rules are tested against our own fake (`test_reconcile.py`)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,11 @@ class Emulator:
                 return [dict(version) for version in obj.history]
         return []
 
+    def latest(self, plural: str) -> list[dict[str, Any]]:
+        """The objects of one resource as they are now, in the order they were created."""
+        found = [obj for key, obj in self.kmock.objects.items() if key[0].plural == plural]
+        return [dict(list(obj.history)[-1]) for obj in found]
+
     def settle(self) -> None:
         """The cluster's controllers catch up: every Deployment available at its size, and each Service's
         EndpointSlice listing the ready pods its selector matches."""
@@ -132,7 +137,7 @@ def emulator() -> Iterator[Emulator]:
         yield running
 
 
-def test_a_rollout_moves_the_stable_selector_v1_v2_v1_and_creates_only_pitstop_objects(
+def test_a_rollout_moves_the_stable_selector_v1_v2_v1_with_an_event_each_and_only_pitstop_objects(
     ws: Workspace, emulator: Emulator
 ) -> None:
     cluster = KubernetesCluster("pitstop", url=emulator.url)
@@ -166,3 +171,13 @@ def test_a_rollout_moves_the_stable_selector_v1_v2_v1_and_creates_only_pitstop_o
     for name in ("pitstop-eta-v1", "pitstop-eta-v2"):
         sizes = [version["spec"]["replicas"] for version in emulator.history("deployments", name)]
         assert set(sizes) == {3}, f"{name} never left full size while routed: {sizes}"
+    switches = [
+        event["message"]
+        for event in emulator.latest("events")
+        if (event["reason"], event["involvedObject"]["name"]) == ("SelectorSwitched", "pitstop-eta")
+    ]
+    assert switches == [
+        "Service pitstop-eta created to version 1",
+        "Service pitstop-eta moved from version 1 to version 2",
+        "Service pitstop-eta moved from version 2 to version 1",
+    ]

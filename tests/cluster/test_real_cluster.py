@@ -1,4 +1,5 @@
-"""Way B end to end on a real cluster (kind or k3s): real Deployments, pods, readiness and EndpointSlices.
+"""Way B end to end on a real cluster (kind or k3s): real Deployments, pods, readiness and EndpointSlices,
+and the Events `kubectl describe` finds (by the object's uid).
 
 Opt-in, skipped unless everything it needs is there (none of it is on the machines that build pitstop):
 
@@ -56,6 +57,21 @@ def _until(sync: ClusterSync, done: Callable[[ModelCluster], bool]) -> ModelClus
         time.sleep(2)
 
 
+def _switch_events(service_name: str) -> int:
+    """The `SelectorSwitched` Events `kubectl describe service` lists: matched by kind, name and uid."""
+    import kr8s
+
+    api = kr8s.api(namespace="pitstop")
+    service = kr8s.objects.Service.get(service_name, namespace="pitstop", api=api)
+    about = f"involvedObject.kind=Service,involvedObject.name={service_name}"
+    found = api.get(
+        kr8s.objects.Event,
+        namespace="pitstop",
+        field_selector=f"{about},involvedObject.uid={service.metadata.uid}",
+    )
+    return sum(1 for event in found if event.raw["reason"] == "SelectorSwitched")
+
+
 def test_promotion_and_rollback_switch_the_stable_service_on_a_real_cluster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,7 +104,9 @@ def test_promotion_and_rollback_switch_the_stable_service_on_a_real_cluster(
         set_routes(ws, Routes.champion_only(2, "e2e", standby=1), "e2e: promoted", model=name)
         assert _until(sync, lambda s: s.complete).selected == 2
         set_routes(ws, Routes.champion_only(1, "e2e"), "e2e: rolled back", model=name)
-        assert _until(sync, lambda s: s.complete).selected == 1
+        state = _until(sync, lambda s: s.complete)
+        assert state.selected == 1
+        assert _switch_events(state.stable_service) == 3, "one Event per switch on the stable Service"
     finally:
         cluster.close()
         ws.close()

@@ -193,6 +193,7 @@ def test_way_b_gives_only_its_controller_the_minimal_namespaced_role() -> None:
         ("apps", "deployments/scale"): ["patch"],
         ("", "services"): ["create", "get", "list", "patch", "watch"],
         ("discovery.k8s.io", "endpointslices"): ["get", "list", "watch"],
+        ("", "events"): ["create"],  # each step shown in `kubectl describe`
     }
     binding = _named(objects, "RoleBinding", "pitstop-controller")
     assert binding["subjects"] == [

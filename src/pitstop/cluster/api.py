@@ -2,8 +2,8 @@
 
 `Cluster` is the interface the reconciler uses; `KubernetesCluster` implements it in one namespace with
 exactly the verbs of the Role in deploy/kubernetes/overlays/versions: get and list, create, patch (the
-Deployments' scale subresource, the stable Service's selector). pitstop writes no Kubernetes Events: its
-own event log records every step.
+Deployments' scale subresource, the stable Service's selector), and create for the Kubernetes Events
+that show each step in the cluster (`kube_events`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ class ResourceConflictError(PitstopError):
 
 
 class ClusterError(PitstopError):
-    """The Kubernetes API could not be reached or refused a call."""
+    """The Kubernetes API could not be reached (`status` None) or refused a call with HTTP `status`."""
+
+    def __init__(self, *args: object, status: int | None = None) -> None:
+        super().__init__(*args)
+        self.status = status
 
 
 class Cluster(Protocol):
@@ -43,8 +47,12 @@ class Cluster(Protocol):
         """The EndpointSlices of a Service."""
         ...
 
-    def create(self, obj: dict[str, Any]) -> None:
-        """Create a Deployment or a Service."""
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create a Deployment or a Service; the object as the API server stored it (with its uid)."""
+        ...
+
+    def create_event(self, event: dict[str, Any]) -> None:
+        """Post a core/v1 Event."""
         ...
 
     def scale(self, deployment: str, replicas: int) -> None:
@@ -125,11 +133,16 @@ class KubernetesCluster:
         slices = new_class("EndpointSlice", version="discovery.k8s.io/v1", namespaced=True)
         return self._list(slices, f"kubernetes.io/service-name={service}")
 
-    def create(self, obj: dict[str, Any]) -> None:
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         from kr8s.objects import object_from_spec
 
+        created = object_from_spec(json.loads(json.dumps(obj)), api=self._api)
         with _errors():
-            object_from_spec(json.loads(json.dumps(obj)), api=self._api).create()
+            created.create()
+        return dict(created.raw)
+
+    def create_event(self, event: dict[str, Any]) -> None:
+        self.create(event)
 
     def scale(self, deployment: str, replicas: int) -> None:
         with _errors():
@@ -167,11 +180,11 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except kr8s.NotFoundError as error:
-        raise ClusterError(f"gone from the cluster: {error}") from error
+        raise ClusterError(f"gone from the cluster: {error}", status=404) from error
     except kr8s.ServerError as error:
         status = error.response.status_code if error.response is not None else None
         if status == 409:
             raise ResourceConflictError(f"changed since read: {error}") from error
-        raise ClusterError(f"the Kubernetes API refused: {error}") from error
+        raise ClusterError(f"the Kubernetes API refused: {error}", status=status) from error
     except (httpx.HTTPError, OSError) as error:
         raise ClusterError(f"the Kubernetes API cannot be reached: {error}") from error

@@ -208,6 +208,28 @@ def selected_version(service: dict[str, Any] | None, model: str) -> int | None:
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    """The object a step is about, as its Kubernetes Event names it (`involvedObject`). `kubectl
+    describe` finds an object's events by its uid too, so the uid is kept when the object was read."""
+
+    kind: str  # Deployment or Service
+    name: str
+    uid: str | None = None
+
+
+def reference(kind: str, obj: dict[str, Any] | None, name: str) -> ObjectRef:
+    """A reference to `obj` as read (or created), or by name alone when it was not.
+
+    >>> reference("Service", {"metadata": {"name": "pitstop-eta", "uid": "7f3a"}}, "pitstop-eta")
+    ObjectRef(kind='Service', name='pitstop-eta', uid='7f3a')
+    >>> reference("Deployment", None, "pitstop-eta-v2").uid is None
+    True
+    """
+    uid = ((obj or {}).get("metadata") or {}).get("uid")
+    return ObjectRef(kind, name, None if uid is None else str(uid))
+
+
+@dataclass(frozen=True)
 class Readiness:
     """Whether a version may receive users, and if not why (shown in events and `rollout status`)."""
 

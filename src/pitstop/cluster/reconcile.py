@@ -16,7 +16,10 @@ where, the next round reads both sides again and does only what is missing, so i
 3. the switch is complete when the stable Service's EndpointSlices list only the champion's pods.
 
 Each step is a `cluster_step` event naming its objects and versions (a step found again unchanged, such
-as a target still not ready for the same reason, is not recorded twice). The cluster also reports like
+as a target still not ready for the same reason, is not recorded twice). Each step recorded is then
+posted as a Kubernetes Event about its main object (`kube_events`), so `kubectl describe` shows it; an
+Event the cluster refuses (a Role without `events`, an API down) is logged once per cause and dropped,
+never failing the round: the store's event is the record. The cluster also reports like
 a gateway (`kubernetes/<namespace>` in `gateway_heartbeats`): the routing version it has applied and
 the versions whose pods are ready, so the controller holds a step until the cluster has the challenger
 ready (`health.not_warm`) exactly as it waits for gateways.
@@ -33,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from pitstop import registry
-from pitstop.cluster import objects
+from pitstop.cluster import kube_events, objects
 from pitstop.cluster.api import Cluster, ClusterError, KubernetesCluster, ResourceConflictError
-from pitstop.cluster.objects import Readiness
+from pitstop.cluster.objects import ObjectRef, Readiness
 from pitstop.config import KubernetesSettings, RoutingProviderName
 from pitstop.events import EventKind, list_events, record_event
 from pitstop.routing.store import effective_routing, routing_history
@@ -54,10 +57,13 @@ CONFLICT_RETRIES = 3  # a Service changing this often under us is someone else's
 
 @dataclass(frozen=True)
 class Step:
-    """One thing done or found in the cluster, recorded as a `cluster_step` event."""
+    """One thing done or found in the cluster, recorded as a `cluster_step` event and posted as a
+    Kubernetes Event about `regarding`: the stable Service for a switch, a version's Deployment or
+    Service for what is done to it, the champion's Deployment for its readiness."""
 
     rule: Rule
     reason: str
+    regarding: ObjectRef
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,7 +98,7 @@ def reconcile_model(
     stable_name = objects.stable_name(settings, model)
     stable = cluster.service(stable_name)
     if stable is not None and not _owned(stable):
-        steps.append(_foreign("Service", stable_name, model))
+        steps.append(_foreign("Service", stable, stable_name, model))
         stable = None
         selected = None
         switchable = False
@@ -120,10 +126,11 @@ def reconcile_model(
             Step(
                 Rule.CLUSTER_SWITCH_COMPLETE,
                 f"Service {stable_name} serves only the pods of version {champion}",
+                objects.reference("Service", stable, stable_name),
                 {"service": stable_name, "version": champion, "routing_version": table.version},
             )
         )
-    readiness = tuple(_readiness(cluster, settings, model, version) for version in sorted(kept))
+    readiness = tuple(_readiness(cluster, settings, model, version)[1] for version in sorted(kept))
     return ModelCluster(
         model, table.version, champion, stable_name, selected, complete, readiness, tuple(steps)
     )
@@ -133,10 +140,11 @@ def _owned(obj: dict[str, Any]) -> bool:
     return (obj.get("metadata", {}).get("labels") or {}).get(objects.MANAGED_BY) == "pitstop"
 
 
-def _foreign(kind: str, name: str, model: str) -> Step:
+def _foreign(kind: str, obj: dict[str, Any], name: str, model: str) -> Step:
     return Step(
         Rule.CLUSTER_FOREIGN,
         f"{kind} {name} exists but pitstop did not create it: left as it is",
+        objects.reference(kind, obj, name),
         {"kind": kind, "name": name, "model": model},
     )
 
@@ -146,19 +154,20 @@ def _keep_full_size(cluster: Cluster, settings: KubernetesSettings, model: str, 
     steps = []
     service = cluster.service(name)
     if service is None:
-        _create(cluster, objects.runner_service(settings, model, version))
-        steps.append(
-            Step(Rule.CLUSTER_CREATED, f"Service {name} created", {"service": name, "version": version})
-        )
+        created = _create(cluster, objects.runner_service(settings, model, version))
+        regarding = objects.reference("Service", created, name)
+        data: dict[str, Any] = {"service": name, "version": version}
+        steps.append(Step(Rule.CLUSTER_CREATED, f"Service {name} created", regarding, data))
     elif not _owned(service):
-        steps.append(_foreign("Service", name, model))
+        steps.append(_foreign("Service", service, name, model))
     deployment = cluster.deployment(name)
     if deployment is None:
-        _create(cluster, objects.runner_deployment(settings, model, version))
+        created = _create(cluster, objects.runner_deployment(settings, model, version))
+        regarding = objects.reference("Deployment", created, name)
         data = {"deployment": name, "version": version, "replicas": settings.replicas}
-        steps.append(Step(Rule.CLUSTER_CREATED, f"Deployment {name} created", data))
+        steps.append(Step(Rule.CLUSTER_CREATED, f"Deployment {name} created", regarding, data))
     elif not _owned(deployment):
-        steps.append(_foreign("Deployment", name, model))
+        steps.append(_foreign("Deployment", deployment, name, model))
     elif (deployment.get("spec", {}).get("replicas") or 0) < settings.replicas:  # more: an autoscaler's
         before = deployment.get("spec", {}).get("replicas") or 0
         cluster.scale(name, settings.replicas)
@@ -166,16 +175,18 @@ def _keep_full_size(cluster: Cluster, settings: KubernetesSettings, model: str, 
             Step(
                 Rule.CLUSTER_SCALED,
                 f"Deployment {name} set back from {before} to {settings.replicas} replicas",
+                objects.reference("Deployment", deployment, name),
                 {"deployment": name, "version": version, "from": before, "to": settings.replicas},
             )
         )
     return steps
 
 
-def _create(cluster: Cluster, obj: dict[str, Any]) -> None:
+def _create(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any] | None:
     # Created meanwhile (by a controller that lost its lease mid-round): read again next round.
     with suppress(ResourceConflictError):
-        cluster.create(obj)
+        return cluster.create(obj)
+    return None
 
 
 def _scale_down_unless_kept(
@@ -188,14 +199,19 @@ def _scale_down_unless_kept(
     name = deployment["metadata"]["name"]
     cluster.scale(name, 0)
     data = {"deployment": name, "version": int(version), "from": deployment["spec"]["replicas"], "to": 0}
-    return [Step(Rule.CLUSTER_SCALED_DOWN, f"Deployment {name} scaled to zero: no longer routed", data)]
+    reason = f"Deployment {name} scaled to zero: no longer routed"
+    return [Step(Rule.CLUSTER_SCALED_DOWN, reason, objects.reference("Deployment", deployment, name), data)]
 
 
-def _readiness(cluster: Cluster, settings: KubernetesSettings, model: str, version: int) -> Readiness:
+def _readiness(
+    cluster: Cluster, settings: KubernetesSettings, model: str, version: int
+) -> tuple[ObjectRef, Readiness]:
+    """A version's readiness, and its Deployment (what a wait for it is about)."""
     name = objects.runner_name(model, version)
     deployment = cluster.deployment(name)
     slices = cluster.endpoint_slices(name) if deployment is not None else []
-    return objects.version_readiness(version, deployment, slices, settings.replicas)
+    readiness = objects.version_readiness(version, deployment, slices, settings.replicas)
+    return objects.reference("Deployment", deployment, name), readiness
 
 
 def _switch(
@@ -209,9 +225,10 @@ def _switch(
         if selected == champion:
             return stable, steps
         data = {"service": name, "from_version": selected, "to_version": champion}
-        readiness = _readiness(cluster, settings, model, champion)  # read after the Service was
+        target, readiness = _readiness(cluster, settings, model, champion)  # read after the Service
         if not readiness.ready:
-            steps.append(Step(Rule.CLUSTER_NOT_READY, f"Service {name} waits: {readiness.reason}", data))
+            reason = f"Service {name} waits: {readiness.reason}"
+            steps.append(Step(Rule.CLUSTER_NOT_READY, reason, target, data))
             return stable, steps
         try:
             if stable is None:
@@ -220,12 +237,15 @@ def _switch(
                 version = str(stable["metadata"]["resourceVersion"])
                 cluster.patch_service(name, objects.selector_patch(model, champion, version))
         except ResourceConflictError:
-            steps.append(Step(Rule.CLUSTER_CONFLICT, f"Service {name} changed since read: read again", data))
+            reason = f"Service {name} changed since read: read again"
+            regarding = objects.reference("Service", stable, name)
+            steps.append(Step(Rule.CLUSTER_CONFLICT, reason, regarding, data))
             stable = cluster.service(name)
             continue
         stable = cluster.service(name)
         where = "created" if selected is None else f"moved from version {selected}"
-        steps.append(Step(Rule.CLUSTER_SWITCHED, f"Service {name} {where} to version {champion}", data))
+        reason = f"Service {name} {where} to version {champion}"
+        steps.append(Step(Rule.CLUSTER_SWITCHED, reason, objects.reference("Service", stable, name), data))
         return stable, steps
     return stable, steps
 
@@ -252,6 +272,7 @@ class ClusterSync:
         self.cluster = cluster
         self.settings = ctx.config.kubernetes
         self.started_at = ctx.clock.now()
+        self.event_failures: set[int | None] = set()  # HTTP statuses (None: unreachable) logged
 
     def __call__(self) -> None:
         self.reconcile()
@@ -284,13 +305,37 @@ class ClusterSync:
                 )
         # A model whose cluster could not be read is reported serving nothing: its rollout waits.
         reports = [served(state) for state in states] + [ServedModel(name, 0, (), ()) for name in unknown]
+        recorded: list[tuple[str, Step]] = []
         with self.ctx.writing() as conn:
             for state in states:
                 model = registry.get_model(conn, state.model)
-                _record_new_steps(conn, model.id, state, now)
+                recorded += [(state.model, step) for step in _record_new_steps(conn, model.id, state, now)]
             beat = Heartbeat(heartbeat_name(self.settings), self.started_at, now, tuple(reports))
             gateways.beat(conn, beat)
+        self._post_events(recorded, now)  # once committed: an Event never shows a step not recorded
         return states
+
+    def _post_events(self, recorded: list[tuple[str, Step]], now: datetime) -> None:
+        """Post each recorded step as a Kubernetes Event; one the cluster refuses is dropped, and each
+        cause of refusal (an HTTP status, or none: unreachable) is logged once per process."""
+        for model, step in recorded:
+            event = kube_events.kubernetes_event(
+                self.settings.namespace, model, step.rule, step.reason, step.regarding, now
+            )
+            try:
+                self.cluster.create_event(event)
+            except ResourceConflictError:
+                continue  # this very step was posted already (its name is a hash of it)
+            except ClusterError as error:
+                if error.status not in self.event_failures:
+                    self.event_failures.add(error.status)
+                    cause = "unreachable" if error.status is None else f"HTTP {error.status}"
+                    log.warning(
+                        "Kubernetes Events are not posted (%s; does the Role allow `events`?): %s;"
+                        " the steps stay in pitstop's event log, and this is not logged again",
+                        cause,
+                        error,
+                    )
 
 
 # Findings a round makes again while nothing changed: recorded once per routing version and reason.
@@ -298,14 +343,16 @@ FINDINGS = frozenset({Rule.CLUSTER_NOT_READY, Rule.CLUSTER_SWITCH_COMPLETE, Rule
 RECENT = 50  # cluster steps looked back at for a finding already recorded
 
 
-def _record_new_steps(conn: Connection, model_id: int, state: ModelCluster, now: datetime) -> None:
+def _record_new_steps(conn: Connection, model_id: int, state: ModelCluster, now: datetime) -> list[Step]:
     """Record the round's steps: every action, and each finding not already recorded for this routing
-    version (a wait that goes on, a switch found complete again)."""
+    version (a wait that goes on, a switch found complete again). The steps recorded."""
     recent = list_events(conn, model_id, kinds=(EventKind.CLUSTER_STEP,), limit=RECENT)
     found = {(event.rule, event.reason, event.data.get("routing_version")) for event in recent}
+    recorded = []
     for step in state.steps:
         if step.rule in FINDINGS and (str(step.rule), step.reason, state.routing_version) in found:
             continue
+        recorded.append(step)
         record_event(
             conn,
             time=now,
@@ -318,6 +365,7 @@ def _record_new_steps(conn: Connection, model_id: int, state: ModelCluster, now:
             reason=step.reason,
             data={**step.data, "model": state.model, "routing_version": state.routing_version},
         )
+    return recorded
 
 
 def cluster_sync(ctx: Context) -> ClusterSync | None:
