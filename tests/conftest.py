@@ -33,6 +33,35 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(PG_HINT, yellow=True)
 
 
+SHARED_SCOPES = ("module", "package")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its own hook, same name)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` (make test), the tests that share a module- or package-scoped fixture
+    run on one process, so the fixture is built once instead of once per process: an MLflow server,
+    a replayed rollout, a browser. Tests of another store parameter form a group of their own, so the
+    SQLite and PostgreSQL halves still run side by side. Without xdist the marker does nothing."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        callspec = getattr(item, "callspec", None)
+        if info is None:
+            continue
+        keys = []
+        for name in item.fixturenames:
+            definitions = info.name2fixturedefs.get(name)
+            if not definitions or definitions[-1].scope not in SHARED_SCOPES:
+                continue
+            package = definitions[-1].scope == "package"
+            where = definitions[-1].baseid if package else item.nodeid.split("::")[0]
+            # a parametrised one is one fixture per parameter: named by index, the same on every process
+            # (and no "]": xdist reads a group only after the last one of the node id)
+            index = callspec.indices.get(name) if callspec is not None else None
+            keys.append(f"{where}::{name}" + ("" if index is None else f"={index}"))
+        if keys:
+            item.add_marker(pytest.mark.xdist_group("+".join(sorted(keys))))
+
+
 @pytest.fixture(autouse=True)
 def no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's output is as piped without `COLUMNS` (160 wide) unless a test sets a width: the shell
