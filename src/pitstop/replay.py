@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
+import resource
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,10 +67,16 @@ class SimulationResult:
     rollout_id: int
     workspace: Path
     evidence: dict[str, Any] = field(default_factory=dict)
+    peak_rss_bytes: int = 0  # the replaying process's peak resident memory, up to the replay's end
 
     @property
     def promoted(self) -> bool:
         return self.outcome == "promoted"
+
+    @property
+    def requests_per_second(self) -> float:
+        """Requests replayed per second of wall time."""
+        return self.requests / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +94,8 @@ class SimulationResult:
             "labels": self.labels,
             "simulated_hours": self.simulated_hours,
             "wall_seconds": self.wall_seconds,
+            "requests_per_second": self.requests_per_second,
+            "peak_rss_bytes": self.peak_rss_bytes,
             "rollout_id": self.rollout_id,
             "workspace": str(self.workspace),
         }
@@ -507,4 +517,12 @@ def _result(
         rollout_id=rollout_id,
         workspace=ws.path,
         evidence=status.get("numbers") or {},
+        peak_rss_bytes=peak_rss_bytes(),
     )
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far, in bytes (`getrusage` counts kilobytes on Linux,
+    bytes on macOS): what a replay's memory bound is checked against."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)

@@ -152,6 +152,8 @@ def test_the_replay_table_wraps_its_numbers_the_same_way(monkeypatch: pytest.Mon
             "labels": 10,
             "simulated_hours": 1.0,
             "wall_seconds": 1.0,
+            "requests_per_second": 10.0,
+            "peak_rss_bytes": 2**27,
         }
     )
     lines = [line.split("│")[-2].strip() for line in out.getvalue().splitlines() if line.count("│") == 4]

@@ -49,6 +49,8 @@ def test_simulate_promotes_a_better_challenger_and_writes_the_report(
     assert [item["to"] for item in data["timeline"]][-1] == "promoted"
     assert set(data["timeline"][0]) >= {"time", "from", "to", "reason"}
     assert data["served"]["champion"] > 0 and data["served"]["challenger"] > 0
+    assert data["requests_per_second"] == pytest.approx(data["requests"] / data["wall_seconds"])
+    assert data["peak_rss_bytes"] > 2**20 * 50  # this interpreter with pandas and scikit-learn loaded
     assert Path(data["report"]).stat().st_size > 100_000
     assert rollout_ws.rollouts("eta") == []  # a replay never touches the real store
 
@@ -80,6 +82,7 @@ def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path:
     )
     assert human.exit_code == 1 and "rejected" in human.stdout
     assert "numbers" in human.stdout and "labelled_pairs=" in human.stdout  # the rule's numbers, as in JSON
+    assert "requests/s, peak memory" in human.stdout  # what a replay of a month of traffic is sized by
     assert list(temp.iterdir()) == []  # the replay's store is gone with its temporary folder
     kept = cli("simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic,
                "--keep", tmp_path / "kept", "--json", "-w", rollout_ws.path)  # fmt: skip

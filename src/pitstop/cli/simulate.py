@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from pitstop.cli.common import (
     JsonOption,
@@ -72,7 +80,10 @@ def simulate(
         TextColumn("replaying"),
         BarColumn(),
         MofNCompleteColumn(),
+        TaskProgressColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         disable=as_json,
     )
@@ -159,6 +170,8 @@ def _render(data: dict[str, Any]) -> None:
         f"{data['requests']} requests ({data['served']['challenger']} served by the challenger, "
         f"{data['failed_requests']} failed), {data['labels']} labels, "
         f"{data['simulated_hours']:.1f} simulated hours in {data['wall_seconds']:.1f} s"
+        f" ({data['requests_per_second']:,.0f} requests/s, "
+        f"peak memory {data['peak_rss_bytes'] / 2**20:,.0f} MiB)"
     )
     if data.get("report"):
         console.print(f"report: {data['report']}")
