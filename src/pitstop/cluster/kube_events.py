@@ -20,11 +20,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pitstop.cluster.objects import MANAGED_BY, MODEL, ObjectRef, label_value
+from pitstop.cluster.objects import API_VERSIONS, MANAGED_BY, MODEL, ObjectRef, label_value
 from pitstop.rules import Rule
 
 COMPONENT = "pitstop"  # `source.component` and `reportingComponent`: the SOURCE column of kubectl
-API_VERSIONS = {"Deployment": "apps/v1", "Service": "v1"}
 
 
 class EventType(StrEnum):

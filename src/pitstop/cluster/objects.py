@@ -29,6 +29,7 @@ VERSION = "pitstop.io/version"
 COMPONENT = "app.kubernetes.io/component"
 SERVICE_NAME = "kubernetes.io/service-name"  # the label tying an EndpointSlice to its Service
 OWNED = {MANAGED_BY: "pitstop"}
+API_VERSIONS = {"Deployment": "apps/v1", "Service": "v1"}  # the kinds pitstop creates, and Events name
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -138,7 +139,7 @@ def runner_deployment(settings: KubernetesSettings, model: str, version: int) ->
         "volumeMounts": mounts,
     }
     return {
-        "apiVersion": "apps/v1",
+        "apiVersion": API_VERSIONS["Deployment"],
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": settings.namespace, "labels": labels},
         "spec": {
@@ -167,7 +168,7 @@ def _service(
     settings: KubernetesSettings, name: str, labels: dict[str, str], selects: dict[str, str]
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
+        "apiVersion": API_VERSIONS["Service"],
         "kind": "Service",
         "metadata": {"name": name, "namespace": settings.namespace, "labels": labels},
         "spec": {
