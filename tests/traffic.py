@@ -15,7 +15,8 @@ class Traffic:
     """Predictions of `model` round-robin over the gateways at `bases`, one at a time, each with a
     request id of its own (`{prefix}-{n}`) and one of `users` users. With `labels_token`, their labels
     (3 a - 2 b plus noise) go in batches of 20; a batch refused (503 while the store is down) is sent
-    again with the next one."""
+    again with the next one. A request that got no answer (the connection failed) is recorded with
+    status 0."""
 
     def __init__(
         self,
@@ -45,9 +46,13 @@ class Traffic:
                 a, b = rng.gauss(0, 1), rng.gauss(0, 1)
                 request_id = f"{self.prefix}-{n}"
                 body = {"features": {"a": a, "b": b}, "user_id": f"u{rng.randrange(self.users)}"}
-                answer = client.post(
-                    f"{base}/v1/models/{self.model}/predict", json={**body, "request_id": request_id}
-                )
+                try:
+                    answer = client.post(
+                        f"{base}/v1/models/{self.model}/predict", json={**body, "request_id": request_id}
+                    )
+                except httpx.TransportError:  # no answer at all: a failed request, status 0
+                    self.predictions.append((request_id, 0))
+                    continue
                 self.predictions.append((request_id, answer.status_code))
                 if self.labels_token is None:
                     continue

@@ -238,3 +238,47 @@ def test_records_beyond_a_full_spool_are_dropped_and_counted(workspace: Workspac
     [path] = spool.pending()
     with spool.claim(path) as kept:
         assert kept == [record(i) for i in range(10)]  # the oldest
+
+
+def test_a_log_spooling_under_steady_traffic_tries_the_store_again(workspace: Workspace) -> None:
+    """Records keep coming while the store is down: the writer spools what is queued and goes back to
+    the store, so once it is back everything accepted is stored, each once. (It used to spool every
+    record that arrived during a save as well, and with one arriving per save never tried the store
+    again.)"""
+    spool = workspace_spool(workspace.path, 2**24)
+    accepted: list[PredictionRecord] = []
+
+    async def traffic(log: PredictionLog, stop: asyncio.Event) -> None:
+        i = 0
+        while not stop.is_set():
+            if log.append(record(i)):
+                accepted.append(record(i))
+            i += 1
+            await asyncio.sleep(0)  # a record every turn of the loop: one arrives during each save
+
+    async def main() -> None:
+        log = PredictionLog(
+            workspace.engine,
+            GatewayMetrics(),
+            queue_size=1000,
+            batch_size=10,
+            flush_interval=0.02,
+            spool=spool,
+        )
+        log.start()
+        await asyncio.to_thread(rename, workspace, "predictions", "predictions_away")
+        stop = asyncio.Event()
+        sender = asyncio.create_task(traffic(log, stop))
+        while log.spool_size.files < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(rename, workspace, "predictions_away", "predictions")
+        while not log.healthy:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await sender
+        await log.flush()
+        await log.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert accepted and sorted(stored(workspace)) == sorted(accepted)
+    assert spool.pending() == []

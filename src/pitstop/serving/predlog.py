@@ -203,7 +203,10 @@ class PredictionLog:
             if not await self._write_one_batch():
                 await self._spool_queue()
                 await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
-        await self._spool_queue()
+        before = len(self._queue) + 1
+        while 0 < len(self._queue) < before:  # what came while it was spooled goes too
+            before = len(self._queue)
+            await self._spool_queue()
         if self._queue:
             log.error("prediction log: %d records could not be written before exit", len(self._queue))
             self.metrics.log_dropped.labels("shutdown").inc(len(self._queue))
@@ -315,12 +318,19 @@ class PredictionLog:
             return result
 
     async def _spool_queue(self) -> None:
-        """Move every queued record to the spool, a batch per file; nothing without a spool, or when
-        the spool cannot be written (the records then wait in the queue)."""
+        """Move the records queued now to the spool, a batch per file; nothing without a spool, or when
+        the spool cannot be written (the records then wait in the queue).
+
+        Records queued meanwhile wait for the writer's next pass: moving them too would keep the writer
+        spooling, never trying the store again, for as long as requests come faster than a file is
+        saved (found under steady traffic: the store came back and nothing was written for a minute).
+        """
         loop = asyncio.get_running_loop()
-        while self.spool is not None and self._queue:
+        left = len(self._queue)
+        while self.spool is not None and left > 0 and self._queue:
             async with self._lock:
-                batch = list(islice(self._queue, self.batch_size))
+                batch = list(islice(self._queue, min(self.batch_size, left)))
+                left -= len(batch)
                 save = loop.run_in_executor(self._executor, self.spool.save, batch)
                 try:
                     kept = await asyncio.shield(save)
