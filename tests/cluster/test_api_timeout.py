@@ -9,10 +9,15 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from pitstop.cluster.api import ClusterError, KubernetesCluster
+from pitstop.cluster.reconcile import cluster_sync
+from pitstop.store import gateways
+from pitstop.workspace import Workspace
 
 # A bound on each test, should a call hang after all (the fix missing): the calls time out in 0.5 s.
 pytestmark = pytest.mark.timeout(60)
@@ -80,3 +85,38 @@ def test_a_call_after_the_version_check_is_bounded_too() -> None:
                 cluster.deployment("x")
         finally:
             cluster.close()
+
+
+def test_a_round_against_a_silent_api_server_ends(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (ws.path / "pitstop.yaml").write_text(
+        "routing: {provider: kubernetes}\nkubernetes: {namespace: pitstop, api_timeout: 500ms}\n"
+    )
+    controller = Workspace(ws.path, clock=ws.clock)
+    with silent_server() as url:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "silent", "cluster": {"server": url}}],
+                    "users": [{"name": "nobody", "user": {}}],
+                    "contexts": [{"name": "silent", "context": {"cluster": "silent", "user": "nobody"}}],
+                    "current-context": "silent",
+                }
+            )
+        )
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        sync = cluster_sync(controller)
+        assert sync is not None
+        try:
+            assert sync.reconcile() == []
+        finally:
+            assert isinstance(sync.cluster, KubernetesCluster)
+            sync.cluster.close()
+            controller.close()
+    with ws.reading() as conn:  # the round went on: the cluster reported serving nothing
+        (ack,) = gateways.acknowledgements(conn, "eta", ws.clock.now(), timedelta(seconds=15))
+    assert (ack.gateway, ack.routing_version, ack.warmed) == ("kubernetes/pitstop", 0, ())
