@@ -849,6 +849,14 @@ class KubernetesSettings(_Section):
         "pitstop-artifacts",
         description="PersistentVolumeClaim mounted read-only at /artifacts in every runner; null: none",
     )
+    api_timeout: PositiveDuration = Field(
+        timedelta(seconds=10),
+        description=(
+            "longest wait for the Kubernetes API to connect, send or read in a call (the first, which "
+            "asks its version, too); then the round's reconcile fails and is tried again next round. "
+            "Keep it well below controller.lease_ttl"
+        ),
+    )
 
 
 class Policy(_Section):

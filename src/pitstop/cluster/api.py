@@ -68,29 +68,29 @@ class KubernetesCluster:
     """A namespace of a real (or emulated) cluster, through kr8s: the kubeconfig, the pod's service
     account, or `url` (a test's emulator)."""
 
-    def __init__(self, namespace: str, *, url: str | None = None) -> None:
+    def __init__(self, namespace: str, *, url: str | None = None, timeout: float = 10.0) -> None:
         """Nothing is called yet: the API is reached at the first call (kr8s asks its version then),
-        so a controller starts, and decides, while the cluster does not answer."""
+        so a controller starts, and decides, while the cluster does not answer. A call, that first one
+        included, waits at most `timeout` seconds for each of connecting, sending and reading, then
+        fails with a `ClusterError`: an API server that does not answer ends a round, never hangs it."""
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.namespace = namespace
+        self.timeout = timeout
         self._url = url
         self._client: Any = None
 
     @property
     def _api(self) -> Any:
         if self._client is None:
-            import kr8s
-
-            with _errors():
-                self._client = kr8s.api(url=self._url, namespace=self.namespace)
+            with _errors(self.timeout):
+                self._client = _connect(self._url, self.namespace, self.timeout)
         return self._client
 
     def close(self) -> None:
         """Close the connections to the API server (a controller keeps them for its lifetime)."""
-        from kr8s._async_utils import as_sync_func
-
-        session = None if self._client is None else self._client._session
-        if session is not None:
-            as_sync_func(session.aclose)()
+        if self._client is not None:
+            _close(self._client)
 
     def _object(self, kind: str, name: str) -> Any:
         from kr8s.objects import Deployment, Service
@@ -102,7 +102,7 @@ class KubernetesCluster:
         import kr8s
 
         obj = self._object(kind, name)
-        with _errors():
+        with _errors(self.timeout):
             try:
                 obj.refresh()
             except kr8s.NotFoundError:
@@ -110,7 +110,7 @@ class KubernetesCluster:
         return dict(obj.raw)
 
     def _list(self, kind: Any, label_selector: str) -> list[dict[str, Any]]:
-        with _errors():
+        with _errors(self.timeout):
             found = self._api.get(kind, namespace=self.namespace, label_selector=label_selector, raw=True)
         # Checked here too: an emulator that ignores the selector must not mix versions' endpoints.
         listed = [dict(obj) for obj in found]
@@ -137,7 +137,7 @@ class KubernetesCluster:
         from kr8s.objects import object_from_spec
 
         created = object_from_spec(json.loads(json.dumps(obj)), api=self._api)
-        with _errors():
+        with _errors(self.timeout):
             created.create()
         return dict(created.raw)
 
@@ -145,16 +145,47 @@ class KubernetesCluster:
         self.create(event)
 
     def scale(self, deployment: str, replicas: int) -> None:
-        with _errors():
+        with _errors(self.timeout):
             self._object("Deployment", deployment).patch(
                 {"spec": {"replicas": replicas}}, subresource="scale"
             )
 
     def patch_service(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         obj = self._object("Service", name)
-        with _errors():
+        with _errors(self.timeout):
             obj.patch(patch)
         return dict(obj.raw)
+
+
+def _connect(url: str | None, namespace: str, timeout: float) -> Any:
+    """A kr8s client whose every request waits at most `timeout` seconds, the version check that
+    readies it included.
+
+    `kr8s.api()` (0.20) takes no timeout and asks the server's version before it returns, so its
+    documented `timeout` property would be set too late. The client is built here as `kr8s.api()`
+    builds it (`bypass_factory`, which also skips kr8s's per-thread cache: this client is ours alone),
+    given its timeout, and only then awaited, which authenticates and checks the version."""
+    import kr8s
+    from kr8s._async_utils import as_sync_func
+
+    api = kr8s.Api(url=url, namespace=namespace, bypass_factory=True)
+    api.timeout = timeout
+
+    async def ready() -> Any:
+        return await api
+
+    try:
+        return as_sync_func(ready)()
+    except BaseException:
+        _close(api)  # its connection waits for an answer that may never come: each round makes one
+        raise
+
+
+def _close(api: Any) -> None:
+    from kr8s._async_utils import as_sync_func
+
+    if api._session is not None:
+        as_sync_func(api._session.aclose)()
 
 
 def _selects(label_selector: str, obj: dict[str, Any]) -> bool:
@@ -171,14 +202,16 @@ def _selects(label_selector: str, obj: dict[str, Any]) -> bool:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(timeout: float) -> Iterator[None]:
     """kr8s's and httpx's failures as pitstop's: a 409 is a `ResourceConflictError`, the rest (an object
-    gone while it was patched too) a `ClusterError`."""
+    gone while it was patched too, no answer within `timeout` seconds) a `ClusterError`."""
     import httpx
     import kr8s
 
     try:
         yield
+    except (kr8s.APITimeoutError, httpx.TimeoutException) as error:
+        raise ClusterError(f"the Kubernetes API did not answer within {timeout:g} s: {error}") from error
     except kr8s.NotFoundError as error:
         raise ClusterError(f"gone from the cluster: {error}", status=404) from error
     except kr8s.ServerError as error:

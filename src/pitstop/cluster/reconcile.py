@@ -374,4 +374,5 @@ def cluster_sync(ctx: Context) -> ClusterSync | None:
     if ctx.config.routing.provider is not RoutingProviderName.KUBERNETES:
         return None
     settings = ctx.config.kubernetes
-    return ClusterSync(ctx, KubernetesCluster(settings.namespace))
+    cluster = KubernetesCluster(settings.namespace, timeout=settings.api_timeout.total_seconds())
+    return ClusterSync(ctx, cluster)
