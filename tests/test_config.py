@@ -262,3 +262,16 @@ def test_a_bad_policy_file_names_the_file_and_the_key(data: object, fragment: st
     with pytest.raises(ConfigError) as raised:
         parse_policy(data, BASE, "p.yaml")
     assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_kubernetes_api_timeout_as_long_as_the_lease_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"kubernetes.api_timeout \(30s\) must be shorter than"):
+        parse_config({"routing": {"provider": "kubernetes"}, "kubernetes": {"api_timeout": "30s"}})
+    parse_config(
+        {
+            "routing": {"provider": "kubernetes"},
+            "controller": {"lease_ttl": "1m"},
+            "kubernetes": {"api_timeout": "30s"},
+        }
+    )
+    parse_config({"kubernetes": {"api_timeout": "30s"}})  # the gateways route: no Kubernetes API is called

@@ -897,6 +897,19 @@ class Config(Policy):
     routing: RoutingSettings = RoutingSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
 
+    @model_validator(mode="after")
+    def _check_api_timeout(self) -> Config:
+        """A round waits on the Kubernetes API up to `api_timeout`: as long as the lease lasts, the
+        controller would lose its lease to a silent API server."""
+        timeout, ttl = self.kubernetes.api_timeout, self.controller.lease_ttl
+        if self.routing.provider is RoutingProviderName.KUBERNETES and timeout >= ttl:
+            raise ValueError(
+                f"kubernetes.api_timeout ({format_duration(timeout)}) must be shorter than "
+                f"controller.lease_ttl ({format_duration(ttl)}): a round waiting that long on a silent "
+                "Kubernetes API would lose the controller its lease"
+            )
+        return self
+
     @property
     def policy(self) -> Policy:
         return Policy(

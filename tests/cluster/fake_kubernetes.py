@@ -13,6 +13,7 @@ concurrent writer. `calls` keeps every write, refused or not, in order: (method,
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -70,6 +71,7 @@ class FakeKubernetes:
         self.available: dict[str, int] = {}  # Deployment name -> available replicas (default: all)
         self.unready: set[str] = set()  # Deployment names whose pods are listed not ready
         self.forbidden: set[str] = set()  # kinds the caller may not create (403)
+        self.silent: dict[str, float] = {}  # kinds whose creation is answered only after these seconds
         self.before_patch: Callable[[FakeKubernetes, str], None] | None = None
         self.calls: list[tuple[str, str, str, Any]] = []
         self.app = Starlette(
@@ -194,6 +196,8 @@ class FakeKubernetes:
             body.setdefault("metadata", {})["namespace"] = namespace
             name = body["metadata"]["name"]
             self.calls.append(("create", kind, name, body))
+            if kind in self.silent:
+                await asyncio.sleep(self.silent[kind])
             if kind in self.forbidden:
                 resource = request.path_params["resource"]
                 user = "system:serviceaccount:pitstop:pitstop-controller"

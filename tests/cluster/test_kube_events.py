@@ -13,10 +13,12 @@ import pytest
 from cluster.fake_kubernetes import FakeKubernetes
 from cluster.test_reconcile import STABLE, V1, V2, cluster_steps, promote, selected, serving_v1
 from pitstop.cluster import kube_events, objects
+from pitstop.cluster.api import KubernetesCluster
 from pitstop.cluster.kube_events import EventType
 from pitstop.cluster.reconcile import ClusterSync
 from pitstop.rules import CLUSTER, Rule
 from pitstop.workspace import Workspace
+from serving.conftest import running
 
 KUBERNETES_VERSION = "1.30.0"  # the oldest release deploy/kubernetes promises (tests/deploy)
 
@@ -128,3 +130,20 @@ def test_events_the_cluster_forbids_are_logged_once_and_lose_neither_the_step_no
     (warning,) = [record.getMessage() for record in caplog.records if "Kubernetes Events" in record.msg]
     assert "403" in warning and "forbidden" in warning
     assert ("cluster.switched", f"Service {STABLE} moved from version 1 to version 2") in cluster_steps(ws)
+
+
+def test_once_an_event_gets_no_answer_the_rounds_other_events_are_not_tried(
+    ws: Workspace, fake: FakeKubernetes
+) -> None:
+    """Each try could wait the API timeout: a round of several steps against a silent API would last
+    that many timeouts, and a controller's round must end well within its lease."""
+    fake.silent["Event"] = 2.0  # longer than the client waits
+    with running(fake.app) as url:
+        cluster = KubernetesCluster("pitstop", url=url, timeout=0.5)
+        try:
+            ClusterSync(ws, cluster).reconcile()  # creates v1's Deployment and Service, finds it not ready
+        finally:
+            cluster.close()
+    assert len(cluster_steps(ws)) == 3  # the steps are recorded all the same
+    posted = {name for method, kind, name, _ in fake.calls if (method, kind) == ("create", "Event")}
+    assert len(posted) == 1

@@ -317,7 +317,9 @@ class ClusterSync:
 
     def _post_events(self, recorded: list[tuple[str, Step]], now: datetime) -> None:
         """Post each recorded step as a Kubernetes Event; one the cluster refuses is dropped, and each
-        cause of refusal (an HTTP status, or none: unreachable) is logged once per process."""
+        cause of refusal (an HTTP status, or none: unreachable) is logged once per process. Once the
+        API cannot be reached (or does not answer), the round's other Events are dropped without
+        trying: each try could wait `kubernetes.api_timeout`, and the round must end."""
         for model, step in recorded:
             event = kube_events.kubernetes_event(
                 self.settings.namespace, model, step.rule, step.reason, step.regarding, now
@@ -336,6 +338,8 @@ class ClusterSync:
                         cause,
                         error,
                     )
+                if error.status is None:
+                    return
 
 
 # Findings a round makes again while nothing changed: recorded once per routing version and reason.
