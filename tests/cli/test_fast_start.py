@@ -52,6 +52,11 @@ with open(out, "w") as f:
 
 def _loaded(tmp_path: Path, *args: str) -> set[str]:
     """The top-level packages loaded by `pitstop ARGS…` in a new interpreter; it must succeed."""
+    return {name.split(".")[0] for name in _modules(tmp_path, *args)}
+
+
+def _modules(tmp_path: Path, *args: str) -> set[str]:
+    """The modules loaded by `pitstop ARGS…` in a new interpreter; it must succeed."""
     out = tmp_path / "modules.json"
     src = str(Path(pitstop.__file__).parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
@@ -61,7 +66,7 @@ def _loaded(tmp_path: Path, *args: str) -> set[str]:
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert result["code"] == 0, done.stderr
-    return {name.split(".")[0] for name in result["modules"]}
+    return set(result["modules"])
 
 
 @pytest.mark.parametrize("args", HELPS)
@@ -73,3 +78,9 @@ def test_models_list_loads_only_the_store(tmp_path: Path, workspace_dir: Path) -
     loaded = _loaded(tmp_path, "models", "list", "-w", str(workspace_dir))
     assert "sqlalchemy" in loaded  # it did read the store
     assert loaded & HEAVY == set()
+
+
+def test_models_list_builds_only_its_own_commands(tmp_path: Path, workspace_dir: Path) -> None:
+    loaded = _modules(tmp_path, "models", "list", "-w", str(workspace_dir))
+    commands = {name for name in loaded if name.startswith("pitstop.cli.")}
+    assert commands == {"pitstop.cli.common", "pitstop.cli.models", "pitstop.cli.train"}
