@@ -56,6 +56,23 @@ def test_records_are_written_in_batches_by_the_background_writer(workspace: Work
         ]
 
 
+def test_a_log_stopped_just_as_a_batch_wakes_its_writer_stops(workspace: Workspace) -> None:
+    """The writer is woken by a full batch and cancelled in the same turn of the event loop: it stops
+    and the batch is written. (With `asyncio.wait_for` on Python 3.11 the wake-up won over the
+    cancellation, the writer went on waiting, and `stop()` never returned.)"""
+
+    async def main() -> None:
+        log = new_log(workspace, GatewayMetrics(), batch_size=10, flush_interval=5.0)
+        log.start()
+        await asyncio.sleep(0.05)  # the writer waits for a batch
+        for i in range(10):
+            assert log.append(record(i))
+        await log.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert count(workspace) == 10
+
+
 def test_a_full_queue_drops_and_counts_never_blocks(workspace: Workspace) -> None:
     metrics = GatewayMetrics()
 

@@ -282,3 +282,45 @@ def test_a_log_spooling_under_steady_traffic_tries_the_store_again(workspace: Wo
     asyncio.run(asyncio.wait_for(main(), 60))
     assert accepted and sorted(stored(workspace)) == sorted(accepted)
     assert spool.pending() == []
+
+
+def test_a_busy_log_drains_files_another_gateway_spooled(workspace: Workspace) -> None:
+    """Records keep coming faster than batches are written: each pass writes what was queued when it
+    began, then drains the spool, where another gateway left a file. (A pass used to write until the
+    queue was short of a batch, which under such traffic it never was: the file stayed.)"""
+    spool = workspace_spool(workspace.path, 2**24)
+    accepted: list[PredictionRecord] = []
+    theirs = [record(i, f"theirs-{i}") for i in range(5)]
+
+    async def traffic(log: PredictionLog, stop: asyncio.Event) -> None:
+        i = 0
+        while not stop.is_set():
+            if log.append(record(i)):
+                accepted.append(record(i))
+            i += 1
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        log = PredictionLog(
+            workspace.engine,
+            GatewayMetrics(),
+            queue_size=1000,
+            batch_size=10,
+            flush_interval=0.02,
+            spool=spool,
+        )
+        log.start()
+        stop = asyncio.Event()
+        sender = asyncio.create_task(traffic(log, stop))
+        while len(await asyncio.to_thread(stored, workspace)) < 100:  # the writer is busy with the queue
+            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(spool.save, theirs)
+        while await asyncio.to_thread(spool.pending):
+            await asyncio.sleep(0.01)
+        stop.set()
+        await sender
+        await log.flush()
+        await log.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert sorted(stored(workspace)) == sorted(accepted + theirs)

@@ -958,8 +958,9 @@ class Gateway:
         still cold."""
         interval = self.settings.poll_interval.total_seconds()
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can lose a cancellation (3.11)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
             if self._stopping:
                 return

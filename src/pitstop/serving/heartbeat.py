@@ -87,8 +87,9 @@ class HeartbeatWriter:
     async def _run(self) -> None:
         while not self._stopping:
             await self.beat()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), self.interval.total_seconds())
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can lose a cancellation (3.11)
+                async with asyncio.timeout(self.interval.total_seconds()):
+                    await self._due.wait()
             self._due.clear()
 
     def _write(self, heartbeat: Heartbeat) -> list[Heartbeat]:

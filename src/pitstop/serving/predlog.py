@@ -218,8 +218,11 @@ class PredictionLog:
         assert self._batch_ready is not None
         while True:
             if len(self._queue) < self.batch_size:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns when the event
+                # is set in the turn the task is cancelled, and the cancellation is lost (stop hangs)
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._batch_ready.wait(), self.flush_interval)
+                    async with asyncio.timeout(self.flush_interval):
+                        await self._batch_ready.wait()
             self._batch_ready.clear()
             self.metrics.log_queue.set(len(self._queue))
             try:
@@ -232,20 +235,24 @@ class PredictionLog:
                 await asyncio.sleep(min(MAX_BACKOFF, self.flush_interval * 2 ** min(self._failures, 10)))
 
     async def _write_pending(self, *, until_empty: bool) -> bool:
-        """One pass: drain the spool, then write the queue (down to less than a batch, or all of it).
+        """One pass: drain the spool, then write the queue (the full batches queued when the pass
+        began, or one partial batch; or all of it).
 
-        False when the store failed; with a spool, every record still queued then goes to it.
+        False when the store failed; with a spool, every record still queued then goes to it. A pass
+        writes no more than was queued when it began: while requests come faster than batches are
+        written the queue never empties, and a pass that ran until it did would never again drain the
+        spool (other gateways' files too), renew the days ahead, or measure the spool.
         """
         try:
             if not await self._drain_spool():
                 await self._spool_queue()
                 return False
-            while self._queue:
+            batches = max(1, len(self._queue) // self.batch_size)
+            while self._queue and (until_empty or batches > 0):
                 if not await self._write_one_batch():
                     await self._spool_queue()
                     return False
-                if not until_empty and len(self._queue) < self.batch_size:
-                    break
+                batches -= 1
             await self._keep_days_ahead()
             return True
         finally:
