@@ -264,9 +264,9 @@ def test_a_bad_policy_file_names_the_file_and_the_key(data: object, fragment: st
     assert fragment in str(raised.value) and "\n" not in str(raised.value)
 
 
-def test_a_kubernetes_api_timeout_as_long_as_the_lease_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"kubernetes.api_timeout \(30s\) must be shorter than"):
-        parse_config({"routing": {"provider": "kubernetes"}, "kubernetes": {"api_timeout": "30s"}})
+def test_a_kubernetes_api_timeout_that_with_the_interval_outlasts_the_lease_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"kubernetes.api_timeout \(20s\) plus controller.interval \(10s\)"):
+        parse_config({"routing": {"provider": "kubernetes"}, "kubernetes": {"api_timeout": "20s"}})
     parse_config(
         {
             "routing": {"provider": "kubernetes"},

@@ -899,14 +899,20 @@ class Config(Policy):
 
     @model_validator(mode="after")
     def _check_api_timeout(self) -> Config:
-        """A round waits on the Kubernetes API up to `api_timeout`: as long as the lease lasts, the
-        controller would lose its lease to a silent API server."""
-        timeout, ttl = self.kubernetes.api_timeout, self.controller.lease_ttl
-        if self.routing.provider is RoutingProviderName.KUBERNETES and timeout >= ttl:
+        """A round waits on a silent Kubernetes API up to `api_timeout` (once: the rest of the round is
+        skipped), and the lease is renewed at each round's start: a round and the wait before the next
+        must fit in the lease, or the controller loses it to a silent API server."""
+        timeout, interval, ttl = (
+            self.kubernetes.api_timeout,
+            self.controller.interval,
+            self.controller.lease_ttl,
+        )
+        if self.routing.provider is RoutingProviderName.KUBERNETES and interval + timeout >= ttl:
             raise ValueError(
-                f"kubernetes.api_timeout ({format_duration(timeout)}) must be shorter than "
-                f"controller.lease_ttl ({format_duration(ttl)}): a round waiting that long on a silent "
-                "Kubernetes API would lose the controller its lease"
+                f"kubernetes.api_timeout ({format_duration(timeout)}) plus controller.interval "
+                f"({format_duration(interval)}) must be shorter than controller.lease_ttl "
+                f"({format_duration(ttl)}): a round waiting on a silent Kubernetes API would lose the "
+                "controller its lease"
             )
         return self
 

@@ -71,7 +71,8 @@ class FakeKubernetes:
         self.available: dict[str, int] = {}  # Deployment name -> available replicas (default: all)
         self.unready: set[str] = set()  # Deployment names whose pods are listed not ready
         self.forbidden: set[str] = set()  # kinds the caller may not create (403)
-        self.silent: dict[str, float] = {}  # kinds whose creation is answered only after these seconds
+        # kinds whose creation, and objects (by name) whose reading, is answered after these seconds
+        self.silent: dict[str, float] = {}
         self.before_patch: Callable[[FakeKubernetes, str], None] | None = None
         self.calls: list[tuple[str, str, str, Any]] = []
         self.app = Starlette(
@@ -224,6 +225,8 @@ class FakeKubernetes:
         )
         if kind is None:
             return _status(404, "NotFound", "unknown resource")
+        if name in self.silent:
+            await asyncio.sleep(self.silent[name])
         if request.method == "PATCH" and kind == "Service" and self.before_patch is not None:
             hook, self.before_patch = self.before_patch, None  # once: a concurrent writer, not a loop
             hook(self, name)

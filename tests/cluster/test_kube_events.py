@@ -5,6 +5,7 @@ them) costs neither the reconcile nor pitstop's own event."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -12,6 +13,7 @@ import pytest
 
 from cluster.fake_kubernetes import FakeKubernetes
 from cluster.test_reconcile import STABLE, V1, V2, cluster_steps, promote, selected, serving_v1
+from helpers import fit_regression_artifact, write_regression_csv
 from pitstop.cluster import kube_events, objects
 from pitstop.cluster.api import KubernetesCluster
 from pitstop.cluster.kube_events import EventType
@@ -137,9 +139,9 @@ def test_once_an_event_gets_no_answer_the_rounds_other_events_are_not_tried(
 ) -> None:
     """Each try could wait the API timeout: a round of several steps against a silent API would last
     that many timeouts, and a controller's round must end well within its lease."""
-    fake.silent["Event"] = 2.0  # longer than the client waits
+    fake.silent["Event"] = 6.0  # longer than the client waits
     with running(fake.app) as url:
-        cluster = KubernetesCluster("pitstop", url=url, timeout=0.5)
+        cluster = KubernetesCluster("pitstop", url=url, timeout=2.0)  # the other calls answer at once
         try:
             ClusterSync(ws, cluster).reconcile()  # creates v1's Deployment and Service, finds it not ready
         finally:
@@ -147,3 +149,25 @@ def test_once_an_event_gets_no_answer_the_rounds_other_events_are_not_tried(
     assert len(cluster_steps(ws)) == 3  # the steps are recorded all the same
     posted = {name for method, kind, name, _ in fake.calls if (method, kind) == ("create", "Event")}
     assert len(posted) == 1
+
+
+def test_a_round_the_api_stopped_answering_in_posts_no_event(
+    ws: Workspace, fake: FakeKubernetes, tmp_path: Path
+) -> None:
+    """`eta` is reconciled and its steps recorded; then the API stops answering for `eta2`: the round
+    ends after that one wait, without trying `eta`'s Events (each could wait as long)."""
+    data = write_regression_csv(tmp_path / "second.csv", seed=3)
+    ws.create_model(
+        "eta2", task="regression", target="y", features="all", time_column="time", id_columns=["user_id"]
+    )
+    ws.register("eta2", fit_regression_artifact(data, tmp_path / "second.joblib"), train_data="train")
+    ws.set_champion("eta2", 1, reason="bootstrap")
+    fake.silent["pitstop-eta2"] = 6.0  # eta2's stable Service: its first read gets no answer in time
+    with running(fake.app) as url:
+        cluster = KubernetesCluster("pitstop", url=url, timeout=2.0)
+        try:
+            ClusterSync(ws, cluster).reconcile()
+        finally:
+            cluster.close()
+    assert cluster_steps(ws)  # eta's steps are recorded all the same
+    assert not any(kind == "Event" for _, kind, _, _ in fake.calls)

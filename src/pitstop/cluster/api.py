@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
 from pitstop.errors import PitstopError
@@ -163,8 +163,9 @@ def _connect(url: str | None, namespace: str, timeout: float) -> Any:
 
     `kr8s.api()` (0.20) takes no timeout and asks the server's version before it returns, so its
     documented `timeout` property would be set too late. The client is built here as `kr8s.api()`
-    builds it (`bypass_factory`, which also skips kr8s's per-thread cache: this client is ours alone),
-    given its timeout, and only then awaited, which authenticates and checks the version."""
+    builds it (`bypass_factory`: a new client, never one kr8s cached for the thread; kr8s still
+    records it, so a later bare `kr8s.api()` in this thread could get it, timeout included), given its
+    timeout, and only then awaited, which authenticates and checks the version."""
     import kr8s
     from kr8s._async_utils import as_sync_func
 
@@ -185,7 +186,8 @@ def _close(api: Any) -> None:
     from kr8s._async_utils import as_sync_func
 
     if api._session is not None:
-        as_sync_func(api._session.aclose)()
+        with suppress(RuntimeError):  # as kr8s's own close: a loop already gone has nothing to close
+            as_sync_func(api._session.aclose)()
 
 
 def _selects(label_selector: str, obj: dict[str, Any]) -> bool:

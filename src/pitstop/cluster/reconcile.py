@@ -292,6 +292,7 @@ class ClusterSync:
                     plans.append((model, routing_history(conn, model.id) or [table], table))
         states: list[ModelCluster] = []
         unknown: list[str] = []
+        silent = False  # the API did not answer (or could not be reached): no Event is tried either
         for model, history, table in plans:
             if unknown:  # the cluster failed this round: the next models wait for the next round
                 unknown.append(model.name)
@@ -300,6 +301,7 @@ class ClusterSync:
                 states.append(reconcile_model(self.cluster, self.settings, history, table, now))
             except ClusterError as error:
                 unknown.append(model.name)
+                silent = error.status is None
                 log.warning(
                     "%s: the cluster was not reconciled, tried again next round: %s", model.name, error
                 )
@@ -312,7 +314,8 @@ class ClusterSync:
                 recorded += [(state.model, step) for step in _record_new_steps(conn, model.id, state, now)]
             beat = Heartbeat(heartbeat_name(self.settings), self.started_at, now, tuple(reports))
             gateways.beat(conn, beat)
-        self._post_events(recorded, now)  # once committed: an Event never shows a step not recorded
+        if not silent:  # a round waits on a silent API once at most: its lease must outlast it
+            self._post_events(recorded, now)  # once committed: an Event never shows a step not recorded
         return states
 
     def _post_events(self, recorded: list[tuple[str, Step]], now: datetime) -> None:

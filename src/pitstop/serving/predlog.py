@@ -11,8 +11,11 @@ record can block the ones behind it. Only a full queue (or a full spool) drops r
 drop is counted.
 
 With a spool (`spool.py`, `serving.spool`), a write that fails because of the store moves the
-unwritten records to local disk at once, and so does every record queued while the store stays down;
-each pass of the writer first drains the spool (oldest first), then writes the queue. Before it
+records queued then to local disk at once; while the store stays down, each later pass (after the
+backoff) tries the store and moves what was queued meanwhile, so records wait in memory for up to a
+backoff (`MAX_BACKOFF`) and a store probe. Each pass of the writer first drains the spool (oldest
+first), then writes the full batches queued when it began (under traffic faster than the writes, a
+pass that waited for the queue to empty would never drain the spool again). Before it
 writes a spooled batch, the gateway announces its backlog in the store (`store.spool_backlog`; the
 first store access of a pass, the probe that finds the store back) so that the controller judges no
 window still missing records; the announcement is withdrawn once the spool is empty. Beyond the
