@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -240,46 +242,57 @@ def test_records_beyond_a_full_spool_are_dropped_and_counted(workspace: Workspac
         assert kept == [record(i) for i in range(10)]  # the oldest
 
 
+def spooling_log(ws: Workspace, spool: PredictionSpool) -> PredictionLog:
+    return PredictionLog(
+        ws.engine, GatewayMetrics(), queue_size=1000, batch_size=10, flush_interval=0.02, spool=spool
+    )
+
+
+@asynccontextmanager
+async def steady_traffic(log: PredictionLog) -> AsyncIterator[list[PredictionRecord]]:
+    """A record appended every turn of the event loop until the block ends, so more than one arrives
+    during each write or save; yields the records the log accepted."""
+    accepted: list[PredictionRecord] = []
+    stop = asyncio.Event()
+
+    async def send() -> None:
+        i = 0
+        while not stop.is_set():
+            if log.append(record(i)):
+                accepted.append(record(i))
+            i += 1
+            await asyncio.sleep(0)
+
+    sender = asyncio.create_task(send())
+    try:
+        yield accepted
+    finally:
+        stop.set()
+        await sender
+
+
 def test_a_log_spooling_under_steady_traffic_tries_the_store_again(workspace: Workspace) -> None:
     """Records keep coming while the store is down: the writer spools what is queued and goes back to
     the store, so once it is back everything accepted is stored, each once. (It used to spool every
     record that arrived during a save as well, and with one arriving per save never tried the store
     again.)"""
     spool = workspace_spool(workspace.path, 2**24)
-    accepted: list[PredictionRecord] = []
 
-    async def traffic(log: PredictionLog, stop: asyncio.Event) -> None:
-        i = 0
-        while not stop.is_set():
-            if log.append(record(i)):
-                accepted.append(record(i))
-            i += 1
-            await asyncio.sleep(0)  # a record every turn of the loop: one arrives during each save
-
-    async def main() -> None:
-        log = PredictionLog(
-            workspace.engine,
-            GatewayMetrics(),
-            queue_size=1000,
-            batch_size=10,
-            flush_interval=0.02,
-            spool=spool,
-        )
+    async def main() -> list[PredictionRecord]:
+        log = spooling_log(workspace, spool)
         log.start()
         await asyncio.to_thread(rename, workspace, "predictions", "predictions_away")
-        stop = asyncio.Event()
-        sender = asyncio.create_task(traffic(log, stop))
-        while log.spool_size.files < 3:
-            await asyncio.sleep(0.01)
-        await asyncio.to_thread(rename, workspace, "predictions_away", "predictions")
-        while not log.healthy:
-            await asyncio.sleep(0.01)
-        stop.set()
-        await sender
+        async with steady_traffic(log) as accepted:
+            while log.spool_size.files < 3:
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(rename, workspace, "predictions_away", "predictions")
+            while not log.healthy:
+                await asyncio.sleep(0.01)
         await log.flush()
         await log.stop()
+        return accepted
 
-    asyncio.run(asyncio.wait_for(main(), 60))
+    accepted = asyncio.run(asyncio.wait_for(main(), 60))
     assert accepted and sorted(stored(workspace)) == sorted(accepted)
     assert spool.pending() == []
 
@@ -289,38 +302,20 @@ def test_a_busy_log_drains_files_another_gateway_spooled(workspace: Workspace) -
     began, then drains the spool, where another gateway left a file. (A pass used to write until the
     queue was short of a batch, which under such traffic it never was: the file stayed.)"""
     spool = workspace_spool(workspace.path, 2**24)
-    accepted: list[PredictionRecord] = []
     theirs = [record(i, f"theirs-{i}") for i in range(5)]
 
-    async def traffic(log: PredictionLog, stop: asyncio.Event) -> None:
-        i = 0
-        while not stop.is_set():
-            if log.append(record(i)):
-                accepted.append(record(i))
-            i += 1
-            await asyncio.sleep(0)
-
-    async def main() -> None:
-        log = PredictionLog(
-            workspace.engine,
-            GatewayMetrics(),
-            queue_size=1000,
-            batch_size=10,
-            flush_interval=0.02,
-            spool=spool,
-        )
+    async def main() -> list[PredictionRecord]:
+        log = spooling_log(workspace, spool)
         log.start()
-        stop = asyncio.Event()
-        sender = asyncio.create_task(traffic(log, stop))
-        while len(await asyncio.to_thread(stored, workspace)) < 100:  # the writer is busy with the queue
-            await asyncio.sleep(0.01)
-        assert await asyncio.to_thread(spool.save, theirs)
-        while await asyncio.to_thread(spool.pending):
-            await asyncio.sleep(0.01)
-        stop.set()
-        await sender
+        async with steady_traffic(log) as accepted:
+            while len(await asyncio.to_thread(stored, workspace)) < 100:  # the writer is busy
+                await asyncio.sleep(0.01)
+            assert await asyncio.to_thread(spool.save, theirs)
+            while await asyncio.to_thread(spool.pending):
+                await asyncio.sleep(0.01)
         await log.flush()
         await log.stop()
+        return accepted
 
-    asyncio.run(asyncio.wait_for(main(), 60))
+    accepted = asyncio.run(asyncio.wait_for(main(), 60))
     assert sorted(stored(workspace)) == sorted(accepted + theirs)
