@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -89,6 +91,10 @@ def read_evidence(ws: Context, stored: StoredRollout, now: Any) -> Evidence:
     return replace(evidence, load_failures=tuple(failures), gateways=tuple(acks))
 
 
+# What a look's evidence is read by: the rollout and the look's time in, the evidence out.
+EvidenceReader = Callable[[StoredRollout, datetime], Evidence]
+
+
 class AfterRound(Protocol):
     """Work a leading controller starts after each of its rounds (the MLflow write-back, say)."""
 
@@ -143,11 +149,14 @@ class Controller:
         lease_ttl: timedelta | None = None,
         holder: str | None = None,
         after_round: AfterRound | None = None,
+        evidence: EvidenceReader | None = None,
     ) -> None:
         """`after_round` runs after each round this controller leads (the MLflow write-back, say); what
         it raises is logged and tried again at the next round, never stopping the loop. What it started
-        ends (bounded by `FINISH_SECONDS`) before `release` gives up the lease."""
+        ends (bounded by `FINISH_SECONDS`) before `release` gives up the lease. `evidence` reads a look's
+        evidence (default: the prediction log's, `read_evidence`; a batched replay folds its own)."""
         self.ws = ws
+        self.evidence: EvidenceReader = evidence or partial(read_evidence, ws)
         self.after_round = after_round
         self.clock = clock or ws.clock
         self.interval = interval if interval is not None else ws.config.controller.interval
@@ -213,7 +222,7 @@ class Controller:
     def step(self, stored: StoredRollout) -> StepResult | None:
         """Look at one rollout and act on it."""
         now = self.clock.now()
-        evidence = read_evidence(self.ws, stored, now)
+        evidence = self.evidence(stored, now)
         decision = decide(stored.state, stored.policy, evidence, now)
         try:
             with self.ws.writing() as conn:
