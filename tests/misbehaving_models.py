@@ -119,3 +119,19 @@ class LeakingModel:
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         self.kept.append(np.ones(self.leak_mib * 2**20, dtype=np.uint8))  # written, so resident
         return np.asarray(self.base.predict(X))
+
+
+class Picky:
+    """A fitted model that fails on some inputs, whatever batch they arrive in: a call holding a row
+    with `a` above 2 raises, and a row with `b` above 1.5 is answered NaN."""
+
+    def __init__(self, base: object) -> None:
+        self.base = base
+        self.feature_names_in_ = base.feature_names_in_  # type: ignore[attr-defined]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if (np.asarray(X["a"]) > 2).any():
+            raise ValueError("a is out of the range this model knows")
+        answer = np.asarray(self.base.predict(X), dtype=float)  # type: ignore[attr-defined]
+        answer[np.asarray(X["b"]) > 1.5] = np.nan
+        return answer

@@ -97,6 +97,30 @@ def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path:
     assert history.exit_code == 0 and ends[-1] == "rejected"
 
 
+def test_a_kept_replay_holds_the_prediction_log_only_through_the_gateway(
+    cli, rollout_ws: Workspace, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    traffic = _traffic(tmp_path / "traffic.csv")
+    outputs = {}
+    for name, flags in (("batched", []), ("gateway", ["--through-gateway"])):
+        done = cli("simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic,
+                   "--keep", tmp_path / name, "--json", *flags, "-w", rollout_ws.path)  # fmt: skip
+        assert done.exit_code == 1, done.stderr
+        outputs[name] = json.loads(done.stdout)
+    assert outputs["batched"]["timeline"][-1]["to"] == outputs["gateway"]["timeline"][-1]["to"] == "rejected"
+    assert outputs["batched"]["served"] == outputs["gateway"]["served"]
+    monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)  # each kept folder names its own store
+    logged = {}
+    for name in outputs:
+        kept = Workspace(tmp_path / name)
+        with kept.reading() as conn:
+            logged[name] = conn.exec_driver_sql(
+                "SELECT count(*) FROM predictions WHERE role = 'served'"
+            ).scalar_one()
+        kept.close()
+    assert logged == {"batched": 0, "gateway": sum(outputs["gateway"]["served"].values())}
+
+
 def test_simulate_bad_traffic_is_exit_2(cli, rollout_ws: Workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     frame = make_traffic("2026-03-01", 1, 10).drop(columns=["label"])
     frame.to_csv(tmp_path / "nolabel.csv", index=False)

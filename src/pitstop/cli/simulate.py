@@ -1,4 +1,5 @@
-"""`pitstop simulate`: replay recorded traffic through the real gateway and controller, simulated clock."""
+"""`pitstop simulate`: replay recorded traffic through the real routing, models and controller, on a
+simulated clock (batched, or through the gateway)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,17 @@ def simulate(
     keep: Annotated[
         Path | None, typer.Option(help="keep the replay store in this folder (default: a temp folder)")
     ] = None,
-    report: Annotated[Path | None, typer.Option(help="also write the HTML rollout report here")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="also write the HTML rollout report here (replays through the gateway, to log it)"),
+    ] = None,
+    through_gateway: Annotated[
+        bool,
+        typer.Option(
+            "--through-gateway",
+            help="send each request through the gateway and log it (slower; what a report reads)",
+        ),
+    ] = False,
     seed: Annotated[
         int, typer.Option(help="seed of the routing salt: the same seed splits the same users")
     ] = 0,
@@ -109,6 +120,7 @@ def simulate(
             workdir=folder,
             progress=progress,
             seed=seed,
+            through_gateway=through_gateway or report is not None,
         )
         data: dict[str, Any] = result.to_dict()
         if report is not None:

@@ -108,7 +108,7 @@ class FeatureSchema:
                 missing += 1
                 found.append(FieldProblem(f"{where}.{name}", "missing"))
                 continue
-            problem = _type_problem(features[name], kind)
+            problem = value_problem(features[name], kind)
             if problem is not None:
                 found.append(FieldProblem(f"{where}.{name}", problem))
         if len(features) > len(self.names) - missing:
@@ -121,7 +121,8 @@ class FeatureSchema:
         return found
 
 
-def _type_problem(value: Any, kind: Kind) -> str | None:
+def value_problem(value: Any, kind: Kind) -> str | None:
+    """What is wrong with one feature's value for its kind (None: nothing)."""
     if value is None:
         return "must not be null"
     if kind == "any":

@@ -1,0 +1,117 @@
+"""The batched replay decides as the gateway's replay does on the same traffic: the same transitions at
+the same times, for the same rules, on the same numbers (latency aside: both measure real calls)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from helpers import make_traffic
+from misbehaving_models import Picky
+from pitstop.clock import ManualClock
+from pitstop.replay import SimulationResult, simulate
+from pitstop.replay.batched import BatchedReplay
+from pitstop.replay.run import _start_replay_rollout, _throwaway_workspace
+from pitstop.replay.traffic import prepare_traffic
+from pitstop.workspace import Workspace
+from rollout.conftest import SHORT_POLICY, fit_base, register_model
+
+SAMPLED = SHORT_POLICY + "serving: {shadow_sample: 0.6, shadow_timing_sample: 0.3}\n"
+LATENCY = ("latency", "p99", "p50", "calls")  # measured from real calls: not the same twice
+
+
+def _traffic(*, anonymous_every: int = 0) -> pd.DataFrame:
+    frame = make_traffic("2026-03-01T00:00:00+00:00", 12, 3000)
+    if anonymous_every:
+        frame.loc[frame.index % anonymous_every == 0, "user_id"] = None  # routed by their request id
+    return frame
+
+
+def _both(ws: Workspace, tmp_path: Path, challenger: int, frame: pd.DataFrame) -> list[SimulationResult]:
+    return [
+        simulate(
+            ws,
+            "eta",
+            champion=1,
+            challenger=challenger,
+            traffic=frame,
+            interval=timedelta(minutes=10),
+            workdir=tmp_path / f"replay-{through_gateway}",
+            through_gateway=through_gateway,
+        )
+        for through_gateway in (False, True)
+    ]
+
+
+def _same_numbers(batched: Any, gateway: Any, where: str = "") -> None:
+    """Equal, floats to the last few bits (sums in another order), latency left out."""
+    if isinstance(batched, dict):
+        assert set(batched) == set(gateway), where
+        for key in batched:
+            if not any(word in key for word in LATENCY):
+                _same_numbers(batched[key], gateway[key], f"{where}.{key}")
+    elif isinstance(batched, list):
+        assert len(batched) == len(gateway), where
+        for k, (a, b) in enumerate(zip(batched, gateway, strict=True)):
+            _same_numbers(a, b, f"{where}[{k}]")
+    elif isinstance(batched, float) and isinstance(gateway, float):
+        assert batched == pytest.approx(gateway, rel=1e-9, abs=1e-12, nan_ok=True), where
+    else:
+        assert batched == gateway, where
+
+
+def _agree(batched: SimulationResult, gateway: SimulationResult) -> None:
+    assert (batched.outcome, batched.stage, batched.rule) == (gateway.outcome, gateway.stage, gateway.rule)
+    assert (batched.requests, batched.failed_requests, batched.labels, batched.served) == (
+        gateway.requests,
+        gateway.failed_requests,
+        gateway.labels,
+        gateway.served,
+    )
+    moves = [(e["time"], e["from"], e["to"], e["rule"]) for e in batched.timeline]
+    assert moves == [(e["time"], e["from"], e["to"], e["rule"]) for e in gateway.timeline]
+    for ours, theirs in zip(batched.timeline, gateway.timeline, strict=True):
+        _same_numbers(ours["numbers"], theirs["numbers"], ours["to"])
+        assert ours["reason"] == theirs["reason"] or any(word in ours["reason"] for word in LATENCY)
+
+
+@pytest.mark.parametrize(("challenger", "outcome"), [(2, "promoted"), (3, "rejected")])
+def test_the_batched_replay_decides_as_the_gateway(
+    rollout_ws: Workspace, tmp_path: Path, challenger: int, outcome: str
+) -> None:
+    batched, gateway = _both(rollout_ws, tmp_path, challenger, _traffic())
+    assert batched.outcome == outcome
+    _agree(batched, gateway)
+
+
+@pytest.mark.parametrize("policy_yaml", [SAMPLED])
+def test_sampled_shadows_anonymous_users_and_failing_rows_replay_alike(
+    rollout_ws: Workspace, tmp_path: Path
+) -> None:
+    """A shadow on a sample of requests, requests without a user_id, and a challenger that raises on
+    some rows and answers NaN on others: both replays fail, skip and pair the same requests."""
+    model = Picky(fit_base(tmp_path))
+    picky = register_model(rollout_ws, model, tmp_path / "picky.joblib", skip_check="fails on some rows")
+    batched, gateway = _both(rollout_ws, tmp_path, picky, _traffic(anonymous_every=7))
+    assert batched.timeline[-1]["numbers"]  # a decision with its numbers was reached
+    _agree(batched, gateway)
+
+
+def test_the_batched_replay_times_real_calls_for_latency(rollout_ws: Workspace, tmp_path: Path) -> None:
+    frame = prepare_traffic(_traffic(), ["a", "b"])
+    clock = ManualClock(frame["time"].iloc[0].to_pydatetime() - timedelta(seconds=1))
+    ws = _throwaway_workspace(rollout_ws, rollout_ws.config.policy, tmp_path / "replay", clock)
+    try:
+        _start_replay_rollout(rollout_ws, ws, rollout_ws.model("eta"), (1, 2), seed=0)
+        replay = BatchedReplay(ws, "eta", frame, clock, timedelta(minutes=10), timedelta(seconds=1), None)
+        replay.run()
+    finally:
+        ws.close()
+    history = replay.ledger.champion_history.summary()
+    assert history.latency_call_count > 0
+    assert history.latency_p50 is not None and history.latency_p99 is not None
+    assert 0 < history.latency_p50 <= history.latency_p99 < 10_000
