@@ -93,6 +93,18 @@ class OffsetModel:
         return self.base.predict(X) + self.offset  # type: ignore[attr-defined]
 
 
+class ScaledModel:
+    """A fitted model whose every prediction is scaled: errors that differ from the base model's by a
+    varying amount (an offset makes many pairs of errors differ by exactly the offset: ties)."""
+
+    def __init__(self, base: object, factor: float) -> None:
+        self.base, self.factor = base, factor
+        self.feature_names_in_ = base.feature_names_in_  # type: ignore[attr-defined]
+
+    def predict(self, X: object) -> object:
+        return self.base.predict(X) * self.factor  # type: ignore[attr-defined]
+
+
 def make_traffic(
     start: str,
     hours: float,

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from helpers import make_traffic
+from helpers import ScaledModel, make_traffic
 from misbehaving_models import Picky
 from pitstop.clock import ManualClock
 from pitstop.replay import SimulationResult, simulate
@@ -21,6 +21,13 @@ from pitstop.workspace import Workspace
 from rollout.conftest import SHORT_POLICY, fit_base, register_model
 
 SAMPLED = SHORT_POLICY + "serving: {shadow_sample: 0.6, shadow_timing_sample: 0.3}\n"
+# every rule whose evidence only some policies read (`rollout.reads`): each pair's difference (Wilcoxon),
+# the users' accumulation (per_user's plan), each user's mean (Mann-Whitney), the label coverage
+WILCOXON_PER_USER = SHORT_POLICY.replace(
+    "max_p99_ratio: 10}", "max_p99_ratio: 10, test: wilcoxon}", 1
+).replace("tau: 0.1,", "tau: 0.1, method: per_user,")
+MANN_WHITNEY = SHORT_POLICY.replace("tau: 0.1,", "tau: 0.1, method: mann_whitney, stopping: fixed,")
+COVERAGE = SHORT_POLICY + "health: {min_label_coverage: 0.95}\n"
 LATENCY = ("latency", "p99", "p50", "calls")  # measured from real calls: not the same twice
 
 
@@ -85,6 +92,17 @@ def test_the_batched_replay_decides_as_the_gateway(
 ) -> None:
     batched, gateway = _both(rollout_ws, tmp_path, challenger, _traffic())
     assert batched.outcome == outcome
+    _agree(batched, gateway)
+
+
+@pytest.mark.parametrize("policy_yaml", [WILCOXON_PER_USER, MANN_WHITNEY, COVERAGE], ids=lambda p: "")
+def test_the_evidence_only_some_policies_read_is_the_same(rollout_ws: Workspace, tmp_path: Path) -> None:
+    """A challenger whose errors never tie with the champion's: ranks (Wilcoxon, Mann-Whitney) of
+    near-ties would follow the last bits of each prediction, which depend on the micro-batch a row
+    was scored in (a BLAS product over 1 row or over 100), not on the replay."""
+    scaled = register_model(rollout_ws, ScaledModel(fit_base(tmp_path), 0.97), tmp_path / "scaled.joblib")
+    batched, gateway = _both(rollout_ws, tmp_path, scaled, _traffic(anonymous_every=5))
+    assert batched.outcome != "undecided"
     _agree(batched, gateway)
 
 

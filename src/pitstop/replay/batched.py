@@ -41,7 +41,7 @@ from pitstop import loading, model_input, registry
 from pitstop.clock import ManualClock
 from pitstop.losses import Scoring
 from pitstop.registry import Task
-from pitstop.replay.traffic import Progress, check_pace, replay_request_ids
+from pitstop.replay.traffic import Progress, RequestIds, check_pace, traffic_request_ids
 from pitstop.rollout.controller import Controller, evidence_window
 from pitstop.rollout.evidence import Evidence
 from pitstop.rollout.ledger import SERVED, SHADOW, TIMING, Ledger, Pairs, Predictions
@@ -71,9 +71,9 @@ class RemoteVersionError(Exception):
 class Traffic:
     """The replay's requests as columns, in time order (see `traffic.prepare_traffic`)."""
 
-    features: pd.DataFrame
-    request_ids: list[str]
-    user_ids: list[str | None]
+    features: pd.DataFrame  # the traffic table itself (its feature columns are read, never copied)
+    request_ids: RequestIds
+    user_ids: npt.NDArray[np.object_]  # a user's id, or None
     units: Ints  # each request's unit: its user's, or its own without a user_id
     by_user: Flags
     times: Floats  # epoch seconds, as a gateway stamps a request
@@ -95,28 +95,29 @@ def epoch_seconds(times: pd.Series) -> Floats:
 def read_traffic(
     ws: Workspace, info: registry.ModelInfo, frame: pd.DataFrame, schema: FeatureSchema
 ) -> Traffic:
-    """The columns a batched replay works on, from a prepared traffic table."""
-    ids = (
-        list(frame["request_id"]) if "request_id" in frame else replay_request_ids(ws, info.name, len(frame))
-    )
-    users: list[str | None] = list(frame["user_id"])
-    keys = [u if u is not None else f"request:{r}" for u, r in zip(users, ids, strict=True)]
-    units, uniques = pd.factorize(pd.Series(keys, dtype=object))
+    """The columns a batched replay works on, from a prepared traffic table. A unit is a user, or, for
+    a request without a user_id, the request itself (as `rows.unit` counts it)."""
+    users = frame["user_id"].to_numpy(dtype=object)
+    by_user = np.array([u is not None for u in users], dtype=bool)
+    user_codes, known = pd.factorize(frame["user_id"])  # None: -1
+    units = user_codes.astype(np.int64)
+    anonymous = ~by_user
+    units[anonymous] = len(known) + np.arange(int(anonymous.sum()))
     if info.task is Task.MULTICLASS:
         labels = class_indices(frame["label"], info.classes or [], "traffic: label").to_numpy(dtype=float)
     else:
         labels = frame["label"].to_numpy(dtype=float)
     return Traffic(
-        features=frame[list(schema.names)],
-        request_ids=ids,
+        features=frame,
+        request_ids=traffic_request_ids(ws, info.name, frame),
         user_ids=users,
-        units=units.astype(np.int64),
-        by_user=np.array([u is not None for u in users], dtype=bool),
+        units=units,
+        by_user=by_user,
         times=epoch_seconds(frame["time"]),
         label_times=epoch_seconds(frame["label_time"]),
         labels=labels,
         valid=valid_rows(frame, schema),
-        unit_count=len(uniques),
+        unit_count=len(known) + int(anonymous.sum()),
     )
 
 
@@ -142,11 +143,11 @@ def valid_rows(frame: pd.DataFrame, schema: FeatureSchema) -> Flags:
 class Scorer:
     """One version's model, scoring many rows per call; a failing call is split to find its rows."""
 
-    def __init__(self, predictor: Predictor, features: pd.DataFrame) -> None:
+    def __init__(self, predictor: Predictor, traffic: pd.DataFrame, features: Sequence[str]) -> None:
         self.predictor = predictor
-        self.features = features
-        self.names = list(features.columns)
-        self.columns = [features[name].to_numpy() for name in self.names]  # views, not copies
+        self.traffic = traffic
+        self.names = list(features)
+        self.columns = [traffic[name].to_numpy() for name in self.names]  # views, not copies
 
     def score(self, rows: Ints) -> tuple[Any, Flags]:
         """The outputs for `rows` (a multiclass model's: a matrix) and which of them failed."""
@@ -174,13 +175,7 @@ class Scorer:
             return math.nan  # a failed call's time says nothing of the model's speed
 
     def _call(self, rows: Ints) -> Any:
-        data = self.predictor.signature.from_frame(self.features.iloc[rows])
-        task = self.predictor.task
-        model = self.predictor.model
-        if task is Task.REGRESSION:
-            return np.asarray(model.predict(data), dtype=float).reshape(-1)
-        probabilities = np.asarray(model.predict_proba(data), dtype=float)
-        return probabilities[:, 1] if task is Task.CLASSIFICATION else probabilities
+        return self.predictor.predict_table(self.traffic.iloc[rows])
 
     def _empty(self, rows: int = 0) -> Any:
         if self.predictor.task is Task.MULTICLASS:
@@ -189,7 +184,7 @@ class Scorer:
 
 
 def load_scorers(
-    ws: Workspace, info: registry.ModelInfo, versions: Sequence[int], features: pd.DataFrame
+    ws: Workspace, info: registry.ModelInfo, versions: Sequence[int], traffic: pd.DataFrame
 ) -> dict[int, Scorer]:
     """Each version's scorer; RemoteVersionError when one is served by a remote model server."""
     scorers = {}
@@ -200,7 +195,7 @@ def load_scorers(
         if isinstance(loaded, RemoteModel):
             raise RemoteVersionError(f"{info.name} version {number} is served by {loaded.url}")
         signature = model_input.from_lineage(names, version.lineage, loaded)
-        scorers[number] = Scorer(Predictor(loaded, signature=signature, task=info.task), features)
+        scorers[number] = Scorer(Predictor(loaded, signature=signature, task=info.task), traffic, names)
     return scorers
 
 
@@ -389,6 +384,26 @@ def _windows(times: Floats, rows: Ints, width: float) -> list[tuple[int, int]]:
     return groups
 
 
+def _served_by_challenger(table: RoutingTable, traffic: Traffic, rows: Ints) -> Flags:
+    """Which of `rows` the table's challenger serves: `RoutingTable.route`, sticky by user, else by
+    request id."""
+    if table.challenger is None or table.challenger_share <= 0:
+        return np.zeros(len(rows), dtype=bool)
+    users, ids = traffic.user_ids, traffic.request_ids
+    keys = [users[r] if users[r] is not None else ids[r] for r in rows.tolist()]
+    return np.array([bucket(table.salt, key) < table.challenger_share for key in keys], dtype=bool)
+
+
+def _sampled(rows: Ints, traffic: Traffic, salt: str, share: float) -> Ints:
+    """The rows whose request id falls in the first `share` of `salt`'s buckets (the gateway's
+    shadow and timing samples)."""
+    if share >= 1.0 or not len(rows):
+        return rows
+    ids = traffic.request_ids.of(rows.tolist())
+    chosen: Ints = rows[np.array([bucket(salt, i) < share for i in ids], dtype=bool)]
+    return chosen
+
+
 @dataclass(frozen=True)
 class _Routed:
     """One interval's valid requests routed by a table: who serves each, who shadows which."""
@@ -403,29 +418,14 @@ class _Routed:
 
     @classmethod
     def of(cls, table: RoutingTable, traffic: Traffic, rows: Ints, sample: float, timing: float) -> _Routed:
-        keys = [
-            traffic.user_ids[r] if traffic.user_ids[r] is not None else traffic.request_ids[r]
-            for r in rows.tolist()
-        ]
-        if table.challenger is not None and table.challenger_share > 0:
-            positions = np.array([bucket(table.salt, key) for key in keys])
-            served_by_challenger = positions < table.challenger_share
-        else:
-            served_by_challenger = np.zeros(len(rows), dtype=bool)
         champion, challenger = table.champion, table.challenger if table.challenger is not None else -1
-        shadowed = np.zeros(0, dtype=np.int64)
-        timed = np.zeros(0, dtype=np.int64)
+        by_challenger = _served_by_challenger(table, traffic, rows)
+        shadowed = timed = np.zeros(0, dtype=np.int64)
         if table.shadow is not None:
-            served_version = np.where(served_by_challenger, challenger, champion)
-            candidates = rows[served_version != table.shadow]
-            ids = [traffic.request_ids[r] for r in candidates.tolist()]
-            if sample < 1.0:
-                keep = np.array([bucket(f"shadow:{table.salt}", i) < sample for i in ids], dtype=bool)
-                candidates, ids = candidates[keep], [i for i, k in zip(ids, keep, strict=True) if k]
-            shadowed = candidates
-            pick = np.array([bucket(f"timing:{table.salt}", i) < timing for i in ids], dtype=bool)
-            timed = candidates[pick] if len(ids) else timed
-        return cls(rows, champion, challenger, served_by_challenger, table.shadow, shadowed, timed)
+            served_version = np.where(by_challenger, challenger, champion)
+            shadowed = _sampled(rows[served_version != table.shadow], traffic, f"shadow:{table.salt}", sample)
+            timed = _sampled(shadowed, traffic, f"timing:{table.salt}", timing)
+        return cls(rows, champion, challenger, by_challenger, table.shadow, shadowed, timed)
 
     def arm_of(self, version: int) -> str:
         return "champion" if version == self.champion else "challenger"

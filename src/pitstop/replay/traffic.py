@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pitstop import registry
@@ -125,6 +127,29 @@ def check_pace(interval: timedelta, window: timedelta) -> None:
         raise UsageError(f"concurrency window cannot be negative, got {window}")
 
 
+@dataclass(frozen=True)
+class RequestIds:
+    """A traffic's request ids: its own `request_id` column, or `{prefix}{first + i}` for row i
+    (`replay_request_ids`), made when asked for, so a long traffic holds no column of them."""
+
+    given: npt.NDArray[np.object_] | None
+    prefix: str = ""
+    first: int = 0
+
+    def __getitem__(self, row: int) -> str:
+        return str(self.given[row]) if self.given is not None else f"{self.prefix}{self.first + row}"
+
+    def of(self, rows: Sequence[int]) -> list[str]:
+        return [self[row] for row in rows]
+
+
+def traffic_request_ids(ws: Workspace, model: str, frame: pd.DataFrame) -> RequestIds:
+    """The table's request ids, or the replay's numbering (`replay_request_ids`) when it has none."""
+    if "request_id" in frame:
+        return RequestIds(frame["request_id"].to_numpy(dtype=object))
+    return RequestIds(None, *_numbering(ws, model))
+
+
 def replay_request_ids(ws: Workspace, model: str, count: int) -> list[str]:
     """Ids for traffic that has none, in time order: `r{rollout}-{i}` during a rollout, else
     `t{routing table version}-{i}` (traffic replayed with no rollout active).
@@ -134,10 +159,15 @@ def replay_request_ids(ws: Workspace, model: str, count: int) -> list[str]:
     overwrite the labels of the one before: a later replay continues the numbering. The ids are also
     the same on every run of the same replays: requests without a user_id are routed by them.
     """
+    prefix, used = _numbering(ws, model)
+    return [f"{prefix}{i}" for i in range(used, used + count)]
+
+
+def _numbering(ws: Workspace, model: str) -> tuple[str, int]:
+    """The prefix of the replay's request ids, and how many of them the model's log already holds."""
     with ws.reading() as conn:
         info = registry.get_model(conn, model)
         stored = active_rollout(conn, info.id)
         table = current_routing(conn, info.id)
         prefix = f"r{stored.state.id}-" if stored else f"t{table.version if table else 0}-"
-        used = summaries.request_ids_used(conn, info.id, prefix)
-    return [f"{prefix}{i}" for i in range(used, used + count)]
+        return prefix, summaries.request_ids_used(conn, info.id, prefix)

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from pitstop.serving.batching import BatchedRunner, MicroBatcher, RowIds, Timed
 from pitstop.serving.features import Kind, kind_of
 from pitstop.serving.isolation import MemoryUse, ModelProcess
 from pitstop.serving.priority import CpuTime, own_seconds
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Row = dict[str, Any]
 
@@ -98,6 +101,16 @@ class Predictor:
             self.array_path = self._array_agrees(rows, typed)
         return typed
 
+    def predict_table(self, frame: pd.DataFrame) -> Any:
+        """`predict` of the table's rows, as an array (a multiclass model's: one row of probabilities
+        each): the same input `predict` builds from JSON rows of these values, built from columns."""
+        if self.array_path is None:  # settled by a first call, as the gateway's warm-up call does
+            self.predict(frame.head(1).to_dict("records"))  # type: ignore[arg-type]
+        signature = self.signature
+        return self._output(
+            signature.float_columns(frame) if self.array_path else signature.from_columns(frame)
+        )
+
     def timed(self, rows: list[Row]) -> Timed:
         """`predict(rows)` with its duration, without the time its thread waited for a CPU."""
         values, seconds = own_seconds(lambda: self.predict(rows))
@@ -114,15 +127,17 @@ class Predictor:
         return self.signature.float_block(rows)
 
     def _predict(self, data: Any) -> list[Any]:
-        if self.task is Task.MULTICLASS:  # every class's probability, a list per row
-            probabilities: list[Any] = np.asarray(self.model.predict_proba(data), dtype=float).tolist()
-            return probabilities
+        result: list[Any] = self._output(data).tolist()  # a multiclass model's: a list per row
+        return result
+
+    def _output(self, data: Any) -> Any:
+        if self.task is Task.MULTICLASS:  # every class's probability, a row each
+            return np.asarray(self.model.predict_proba(data), dtype=float)
         if self.task is Task.CLASSIFICATION:
             out = np.asarray(self.model.predict_proba(data))[:, 1]
         else:
             out = np.asarray(self.model.predict(data), dtype=float)
-        result: list[float] = out.astype(float).ravel().tolist()
-        return result
+        return out.astype(float).ravel()
 
 
 class InProcessRunner(BatchedRunner):
