@@ -135,3 +135,23 @@ class Picky:
         answer = np.asarray(self.base.predict(X), dtype=float)  # type: ignore[attr-defined]
         answer[np.asarray(X["b"]) > 1.5] = np.nan
         return answer
+
+
+class PickyClassifier:
+    """A fitted classifier that fails on some inputs, whatever batch they arrive in: a call holding a
+    row with `a` above 2 raises, and a row with `b` above 1.5 gets NaN probabilities."""
+
+    def __init__(self, base: object) -> None:
+        self.base = base
+        self.classes_ = base.classes_  # type: ignore[attr-defined]
+        self.feature_names_in_ = base.feature_names_in_  # type: ignore[attr-defined]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if (np.asarray(X["a"]) > 2).any():
+            raise ValueError("a is out of the range this model knows")
+        answer = np.asarray(self.base.predict_proba(X), dtype=float)  # type: ignore[attr-defined]
+        answer[np.asarray(X["b"]) > 1.5] = np.nan
+        return answer
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.classes_)[np.nanargmax(self.predict_proba(X), axis=1)]

@@ -9,12 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
 from helpers import CLASSES, multiclass_frame, write_classification_csv, write_multiclass_csv
+from misbehaving_models import PickyClassifier
 from pitstop.clock import ManualClock
 from pitstop.config import ServingSettings
 from pitstop.http.app import create_app
@@ -22,6 +24,7 @@ from pitstop.rollout.controller import read_evidence
 from pitstop.rollout.evidence import Evidence
 from pitstop.serving import Gateway
 from pitstop.workspace import Workspace
+from replay.test_batched import assert_replays_agree, replay_both_ways
 from serving.conftest import running, wait_until
 
 TODAY = pd.Timestamp.now(tz="UTC").floor("D")  # the CLI gates on the real clock: data dated from it
@@ -156,21 +159,41 @@ def test_served_over_http_with_its_class_and_probabilities_and_judged_in_shadow_
     )
 
 
-def test_a_better_multiclass_challenger_is_promoted_by_a_replay_with_class_labels(
-    kinds: Workspace, tmp_path: Path, cli
-) -> None:  # type: ignore[no-untyped-def]
+def _class_traffic() -> pd.DataFrame:
+    """12 hours of requests labelled with class values 10 minutes later, from 200 users."""
     frame = multiclass_frame(3000, seed=7, start="2026-03-01")
     frame["time"] = pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(np.arange(3000) * 14.4, unit="s")
     frame["user_id"] = [f"u{i % 200}" for i in range(3000)]  # the rules need enough users per arm
     frame["label"] = frame.pop("kind")
     frame["label_time"] = frame["time"] + timedelta(minutes=10)
-    frame.to_csv(tmp_path / "traffic.csv", index=False)
+    return frame
+
+
+def test_a_better_multiclass_challenger_is_promoted_by_a_replay_with_class_labels(
+    kinds: Workspace, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    _class_traffic().to_csv(tmp_path / "traffic.csv", index=False)
     result = cli("simulate", "kinds", "--champion", "1", "--challenger", "2", "--traffic",
                  str(tmp_path / "traffic.csv"), "--json", "-w", str(kinds.path))  # fmt: skip
     assert result.exit_code == 0, result.stdout
     data = json.loads(result.stdout)
     assert data["outcome"] == "promoted"
     assert [item["to"].split()[0] for item in data["timeline"]][:2] == ["shadow", "ab_test"]  # "ab_test 50%"
+
+
+def test_a_multiclass_challenger_failing_on_some_rows_replays_alike_both_ways(
+    kinds: Workspace, tmp_path: Path
+) -> None:
+    """Its failed rows (raised in a call, or NaN probabilities) fail alone, as through the gateway."""
+    base = kinds.load("kinds", 2)
+    joblib.dump(PickyClassifier(base), tmp_path / "picky.joblib")
+    picky = kinds.register(
+        "kinds", tmp_path / "picky.joblib", train_data="train", skip_check="fails on some rows"
+    )
+    frame = _class_traffic()
+    batched, gateway = replay_both_ways(kinds, tmp_path, picky.version, frame, model="kinds")
+    assert (batched.outcome, batched.stage) == ("rejected", "shadow") and batched.rule == "shadow.error_rate"
+    assert_replays_agree(batched, gateway)
 
 
 def test_a_binary_answer_adds_its_class_and_both_probabilities(workspace: Workspace, tmp_path: Path) -> None:

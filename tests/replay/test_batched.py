@@ -38,11 +38,14 @@ def _traffic(*, anonymous_every: int = 0) -> pd.DataFrame:
     return frame
 
 
-def _both(ws: Workspace, tmp_path: Path, challenger: int, frame: pd.DataFrame) -> list[SimulationResult]:
+def replay_both_ways(
+    ws: Workspace, tmp_path: Path, challenger: int, frame: pd.DataFrame, model: str = "eta"
+) -> list[SimulationResult]:
+    """`frame` replayed batched, then through the gateway, each in a store of its own."""
     return [
         simulate(
             ws,
-            "eta",
+            model,
             champion=1,
             challenger=challenger,
             traffic=frame,
@@ -71,7 +74,8 @@ def _same_numbers(batched: Any, gateway: Any, where: str = "") -> None:
         assert batched == gateway, where
 
 
-def _agree(batched: SimulationResult, gateway: SimulationResult) -> None:
+def assert_replays_agree(batched: SimulationResult, gateway: SimulationResult) -> None:
+    """The batched and the gateway replay of the same traffic decided alike, on the same numbers."""
     assert (batched.outcome, batched.stage, batched.rule) == (gateway.outcome, gateway.stage, gateway.rule)
     assert (batched.requests, batched.failed_requests, batched.labels, batched.served) == (
         gateway.requests,
@@ -90,9 +94,9 @@ def _agree(batched: SimulationResult, gateway: SimulationResult) -> None:
 def test_the_batched_replay_decides_as_the_gateway(
     rollout_ws: Workspace, tmp_path: Path, challenger: int, outcome: str
 ) -> None:
-    batched, gateway = _both(rollout_ws, tmp_path, challenger, _traffic())
+    batched, gateway = replay_both_ways(rollout_ws, tmp_path, challenger, _traffic())
     assert batched.outcome == outcome
-    _agree(batched, gateway)
+    assert_replays_agree(batched, gateway)
 
 
 @pytest.mark.parametrize("policy_yaml", [WILCOXON_PER_USER, MANN_WHITNEY, COVERAGE], ids=lambda p: "")
@@ -101,9 +105,9 @@ def test_the_evidence_only_some_policies_read_is_the_same(rollout_ws: Workspace,
     near-ties would follow the last bits of each prediction, which depend on the micro-batch a row
     was scored in (a BLAS product over 1 row or over 100), not on the replay."""
     scaled = register_model(rollout_ws, ScaledModel(fit_base(tmp_path), 0.97), tmp_path / "scaled.joblib")
-    batched, gateway = _both(rollout_ws, tmp_path, scaled, _traffic(anonymous_every=5))
+    batched, gateway = replay_both_ways(rollout_ws, tmp_path, scaled, _traffic(anonymous_every=5))
     assert batched.outcome != "undecided"
-    _agree(batched, gateway)
+    assert_replays_agree(batched, gateway)
 
 
 @pytest.mark.parametrize("policy_yaml", [SAMPLED])
@@ -114,9 +118,9 @@ def test_sampled_shadows_anonymous_users_and_failing_rows_replay_alike(
     some rows and answers NaN on others: both replays fail, skip and pair the same requests."""
     model = Picky(fit_base(tmp_path))
     picky = register_model(rollout_ws, model, tmp_path / "picky.joblib", skip_check="fails on some rows")
-    batched, gateway = _both(rollout_ws, tmp_path, picky, _traffic(anonymous_every=7))
+    batched, gateway = replay_both_ways(rollout_ws, tmp_path, picky, _traffic(anonymous_every=7))
     assert batched.timeline[-1]["numbers"]  # a decision with its numbers was reached
-    _agree(batched, gateway)
+    assert_replays_agree(batched, gateway)
 
 
 def test_the_batched_replay_times_real_calls_for_latency(rollout_ws: Workspace, tmp_path: Path) -> None:
@@ -133,3 +137,17 @@ def test_the_batched_replay_times_real_calls_for_latency(rollout_ws: Workspace, 
     assert history.latency_call_count > 0
     assert history.latency_p50 is not None and history.latency_p99 is not None
     assert 0 < history.latency_p50 <= history.latency_p99 < 10_000
+
+
+def test_a_nullable_integer_feature_replays_alike_and_only_its_missing_values_fail(
+    rollout_ws: Workspace, tmp_path: Path
+) -> None:
+    """A Parquet integer column with gaps reads as pandas' nullable Int64: its values reach the
+    gateway as numbers (numpy's scalars were refused, every request failing), its gaps as refusals."""
+    frame = _traffic()
+    frame["a"] = frame["a"].mul(3).round().astype("Int64")
+    frame.loc[frame.index % 50 == 0, "a"] = pd.NA
+    batched, gateway = replay_both_ways(rollout_ws, tmp_path, 2, frame)
+    missing = int(frame["a"].isna()[frame["time"] < pd.Timestamp(batched.timeline[-1]["time"])].sum())
+    assert 0 < gateway.failed_requests <= missing + 1
+    assert_replays_agree(batched, gateway)

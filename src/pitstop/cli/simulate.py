@@ -65,6 +65,14 @@ def simulate(
             help="send each request through the gateway and log it (slower; what a report reads)",
         ),
     ] = False,
+    timed_calls: Annotated[
+        int | None,
+        typer.Option(
+            help="batched: real model calls timed per look interval, role and arm, for the latency "
+            "rules (default 8; more: latency rules sooner, a slower replay)",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="seed of the routing salt: the same seed splits the same users")
     ] = 0,
@@ -121,6 +129,7 @@ def simulate(
             progress=progress,
             seed=seed,
             through_gateway=through_gateway or report is not None,
+            **({} if timed_calls is None else {"timed_calls": timed_calls}),
         )
         data: dict[str, Any] = result.to_dict()
         if report is not None:

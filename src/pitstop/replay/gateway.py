@@ -48,11 +48,12 @@ class Replay:
         ids = (
             list(frame["request_id"]) if "request_id" in frame else replay_request_ids(ws, model, len(frame))
         )
+        # Python scalars, as a client's JSON carries them (`itertuples` gives numpy ones for a nullable
+        # integer column, which the gateway's feature check refuses)
+        rows = zip(*(frame[name].tolist() for name in features), strict=True)
         self.instances = [
             Instance(features=dict(zip(features, values, strict=True)), user_id=user, request_id=rid)
-            for values, user, rid in zip(
-                frame[features].itertuples(index=False, name=None), frame["user_id"], ids, strict=True
-            )
+            for values, user, rid in zip(rows, frame["user_id"], ids, strict=True)
         ]
         self.labels: list[tuple[datetime, int, Label]] = [
             (

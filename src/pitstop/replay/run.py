@@ -31,8 +31,9 @@ from pitstop.errors import UsageError
 from pitstop.events import EventKind, list_events
 from pitstop.losses import LossKind, check_percentage_labels
 from pitstop.registry import Task
-from pitstop.replay.batched import BatchedReplay, RemoteVersionError
+from pitstop.replay.batched import TIMED_CALLS, BatchedReplay
 from pitstop.replay.gateway import Replay
+from pitstop.replay.scorer import RemoteVersionError
 from pitstop.replay.traffic import Progress, check_pace, prepare_traffic
 from pitstop.rollout.actions import start_rollout
 from pitstop.rollout.records import get_rollout
@@ -156,6 +157,7 @@ def simulate(
     progress: Progress | None = None,
     seed: int = 0,
     through_gateway: bool = False,
+    timed_calls: int = TIMED_CALLS,
 ) -> SimulationResult:
     """Replay `traffic` (see `prepare_traffic`) for one challenger; returns the outcome and timeline.
 
@@ -163,9 +165,12 @@ def simulate(
     makes the routing salt, so the same traffic, versions, policy and seed split the same users and
     reach the same verdict (latency aside: it is measured from real calls). `through_gateway` sends
     each request through the gateway and logs it (slower; what a report of the replay reads); a
-    version served by a remote model server is always replayed that way.
+    version served by a remote model server is always replayed that way. `timed_calls`: the real
+    model calls a batched replay times per look interval, role and arm, for the latency rules.
     """
     check_pace(interval, concurrency_window)
+    if timed_calls < 0:
+        raise UsageError(f"cannot be negative, got {timed_calls}", field="timed_calls")
     info = source.model(model)
     versions = (source.version(model, champion).version, source.version(model, challenger).version)
     if versions[0] == versions[1]:
@@ -180,9 +185,8 @@ def simulate(
     try:  # closed on every path, so the caller can remove `workdir` whatever happened
         rollout_id = _start_replay_rollout(source, ws, info, versions, seed)
         began = perf_counter()
-        counts = _replay(
-            ws, model, frame, features, clock, interval, concurrency_window, progress, through_gateway
-        )
+        pace = _Pace(interval, concurrency_window, timed_calls, through_gateway)
+        counts = _replay(ws, model, frame, features, clock, pace, progress)
         wall = perf_counter() - began
     finally:
         ws.close()
@@ -208,20 +212,31 @@ class _Counts:
     ended_at: datetime
 
 
+@dataclass(frozen=True)
+class _Pace:
+    """How a replay is run: looks every `interval`, requests in flight together within `window`."""
+
+    interval: timedelta
+    window: timedelta
+    timed_calls: int
+    through_gateway: bool
+
+
 def _replay(
     ws: Workspace,
     model: str,
     frame: pd.DataFrame,
     features: list[str],
     clock: ManualClock,
-    interval: timedelta,
-    window: timedelta,
+    pace: _Pace,
     progress: Progress | None,
-    through_gateway: bool,
 ) -> _Counts:
-    if not through_gateway:
+    interval, window = pace.interval, pace.window
+    if not pace.through_gateway:
         try:
-            batched = BatchedReplay(ws, model, frame, clock, interval, window, progress)
+            batched = BatchedReplay(
+                ws, model, frame, clock, interval, window, progress, timed_calls=pace.timed_calls
+            )
         except RemoteVersionError:
             pass  # a remote model server is called by the gateway's runner only
         else:

@@ -11,6 +11,10 @@ Counted losses go into per-user sums (S, N per user), from which a look computes
 the SQL computes (`store.predictions.summaries`). A new phase or ramp step is a new window:
 `restart` forgets everything but the champion's latency since the rollout began.
 
+A replay's request ids are unique (`replay.traffic.prepare_traffic` refuses repeats) and each
+request has at most one prediction per role, so the log's rule that a label binds to a request's
+first prediction (`rows.first_labelled`) and its distinct request-id counts need nothing here.
+
 Latency comes from the real model calls the replay times (`add_calls`), bucketed as the log's
 histogram is (`LATENCY_BUCKET_RATIO`). tests/replay/test_batched.py holds a look's evidence equal to
 `gather_evidence` on the same predictions written to a store.
@@ -18,8 +22,8 @@ histogram is (`LATENCY_BUCKET_RATIO`). tests/replay/test_batched.py holds a look
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,12 +34,12 @@ import numpy.typing as npt
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
 from pitstop.rollout.gather import USER_CURVE_POINTS, Window, call_edges, log_quantiles
 from pitstop.rollout.reads import Reads
+from pitstop.routing.table import SERVED, SHADOW, TIMING
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Flags = npt.NDArray[np.bool_]
 Key = tuple[str, str]  # (role, arm)
-SERVED, SHADOW, TIMING = "served", "shadow", "timing"
 _WIDTH = math.log(LATENCY_BUCKET_RATIO)
 
 
@@ -71,34 +75,43 @@ class Pairs:
 
 
 class _Waiting:
-    """Rows waiting until their time comes (a label's arrival, a request's maturity), in batches each
-    sorted by that time; `due(now)` takes every row whose time is at or before `now`."""
+    """Rows waiting until their time comes (a label's arrival, a request's maturity): batches each
+    sorted by that time, in a heap by their next row's time, so `due(now)` touches only the batches
+    with a row due, however many wait (one late label per interval keeps its batch waiting)."""
 
     def __init__(self) -> None:
-        self.batches: deque[tuple[Floats, tuple[npt.NDArray[np.generic], ...]]] = deque()
+        self.heap: list[tuple[float, int, int]] = []  # (next row's time, batch number, next row)
+        self.batches: dict[int, tuple[Floats, tuple[npt.NDArray[np.generic], ...]]] = {}
+        self.added = 0
+        self.waiting = 0
 
     def add(self, at: Floats, *columns: npt.NDArray[np.generic]) -> None:
         if len(at):
             order = np.argsort(at, kind="stable")
-            self.batches.append((at[order], tuple(column[order] for column in columns)))
+            self.batches[self.added] = (at[order], tuple(column[order] for column in columns))
+            heapq.heappush(self.heap, (float(at[order[0]]), self.added, 0))
+            self.added += 1
+            self.waiting += len(at)
 
     def due(self, now: float) -> Iterator[tuple[npt.NDArray[np.generic], ...]]:
         """The columns of the rows due by `now`, a batch at a time; they leave the queue."""
-        kept: deque[tuple[Floats, tuple[npt.NDArray[np.generic], ...]]] = deque()
-        for at, columns in self.batches:
-            k = int(np.searchsorted(at, now, side="right"))
-            if k:
-                yield tuple(column[:k] for column in columns)
-            if k < len(at):
-                kept.append((at[k:], tuple(column[k:] for column in columns)))
-        self.batches = kept
+        while self.heap and self.heap[0][0] <= now:
+            _, number, start = heapq.heappop(self.heap)
+            at, columns = self.batches[number]
+            end = int(np.searchsorted(at, now, side="right"))
+            self.waiting -= end - start
+            if end < len(at):
+                heapq.heappush(self.heap, (float(at[end]), number, end))
+            else:
+                del self.batches[number]
+            yield tuple(column[start:end] for column in columns)
 
     def count_due(self, now: float) -> int:
         """How many rows are due by `now`; they leave the queue."""
-        before = sum(len(at) for at, _ in self.batches)
+        before = self.waiting
         for _ in self.due(now):
             pass
-        return before - sum(len(at) for at, _ in self.batches)
+        return before - self.waiting
 
 
 class _Latency:
@@ -261,7 +274,7 @@ class _Window:
     units: int
     matures: bool  # losses count only once their request is older than the label maturation
     arms: dict[Key, _Arm] = field(default_factory=dict)
-    paired: _Paired | None = None
+    paired: _Paired = field(init=False)
     waiting_losses: _Waiting = field(default_factory=_Waiting)
     waiting_pairs: _Waiting = field(default_factory=_Waiting)
     coverage_requests: _Waiting = field(default_factory=_Waiting)  # served requests, until matured
@@ -345,7 +358,6 @@ class Ledger:
         hours = max((window.now - window.started_at) / timedelta(hours=1), 0.0)
         total_served = sum(s.requests for s in served.values())
         coverage = reads.label_coverage and window.coverage_before is not None
-        assert current.paired is not None
         return Evidence(
             now=window.now,
             champion=served.get("champion", ArmSummary()),
@@ -387,7 +399,6 @@ class Ledger:
             for code in np.unique(keys):
                 chosen = keys == code
                 window.arm(_KEYS[int(code)]).count_losses(units[chosen], losses[chosen])
-        assert window.paired is not None
         for units, times, a, b in window.waiting_pairs.due(now):
             window.paired.add(units, times, a, b)  # type: ignore[arg-type]
         window.matured_requests += window.coverage_requests.count_due(now)

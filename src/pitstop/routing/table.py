@@ -26,6 +26,8 @@ Arm = Literal["champion", "challenger"]
 Role = Literal["served", "shadow", "timing"]
 # A `timing` record times a sampled shadow request the way a served call is made (`timing.py`): latency
 # evidence only; its prediction repeats the shadow's, so errors and counts leave it out.
+SERVED: Role = "served"
+SHADOW: Role = "shadow"
 TIMING: Role = rows.TIMING
 BucketedBy = Literal["user", "request"]
 Mode = Literal["off", "shadow", "split"]
@@ -203,6 +205,12 @@ class RoutingTable:
         if self.challenger is not None and position < self.challenger_share:
             return Route("challenger", self.challenger, by, position)
         return Route("champion", self.champion, by, position)
+
+    def sampled(self, sample: str, request_id: str, share: float) -> bool:
+        """Whether a request falls in the first `share` of the buckets of one of the table's samples
+        (`shadow`: the requests scored in shadow, `timing`: the shadow requests also timed as served),
+        each its own salt, so the samples are independent of the split and of each other."""
+        return bucket(f"{sample}:{self.salt}", request_id) < share
 
     def shadow_for(self, served_version: int) -> int | None:
         """The version to score in shadow next to `served_version`, if any."""

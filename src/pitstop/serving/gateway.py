@@ -58,7 +58,7 @@ from pitstop.errors import StoreUnavailableError, VersionLoadError, describe
 from pitstop.losses import Scoring
 from pitstop.registry import ModelInfo, VersionInfo
 from pitstop.routing.store import effective_routing
-from pitstop.routing.table import Arm, BucketedBy, Route, RoutingTable, bucket
+from pitstop.routing.table import Arm, BucketedBy, Route, RoutingTable
 from pitstop.serving import routing_cache
 from pitstop.serving.batching import MicroBatcher, model_seconds
 from pitstop.serving.deadletter import workspace_dead_letters
@@ -557,7 +557,7 @@ class Gateway:
             i
             for i, r in enumerate(routes)
             if r.version != table.shadow
-            and (sample >= 1.0 or bucket(f"shadow:{table.salt}", request_ids[i]) < sample)
+            and (sample >= 1.0 or table.sampled("shadow", request_ids[i], sample))
         ]
         if not chosen:
             return
@@ -577,10 +577,7 @@ class Gateway:
         )
         self.shadow.score(state.shadow_runner, target, request)
         timing = self.settings.shadow_timing_sample
-        if (
-            state.timing_runner is not None
-            and bucket(f"timing:{table.salt}", request.request_ids[0]) < timing
-        ):
+        if state.timing_runner is not None and table.sampled("timing", request.request_ids[0], timing):
             self.timing.time(state.timing_runner, target, request)
 
     # -- labels -------------------------------------------------------------------------------------

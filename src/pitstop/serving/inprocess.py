@@ -4,6 +4,7 @@ requests micro-batched."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -101,15 +102,14 @@ class Predictor:
             self.array_path = self._array_agrees(rows, typed)
         return typed
 
-    def predict_table(self, frame: pd.DataFrame) -> Any:
-        """`predict` of the table's rows, as an array (a multiclass model's: one row of probabilities
-        each): the same input `predict` builds from JSON rows of these values, built from columns."""
-        if self.array_path is None:  # settled by a first call, as the gateway's warm-up call does
-            self.predict(frame.head(1).to_dict("records"))  # type: ignore[arg-type]
+    def table_input(self, frame: pd.DataFrame) -> Any:
+        """The input `predict` builds from JSON rows of the table's values, built from its columns
+        (the same values in the same memory order): for `output`, many rows in one call."""
+        if self.array_path is None:  # settled by a first call, as the gateway's warm-up call settles it
+            with contextlib.suppress(Exception):  # the model fails on that row: the typed input this time
+                self.predict(frame.head(1).to_dict("records"))  # type: ignore[arg-type]
         signature = self.signature
-        return self._output(
-            signature.float_columns(frame) if self.array_path else signature.from_columns(frame)
-        )
+        return signature.float_columns(frame) if self.array_path else signature.from_columns(frame)
 
     def timed(self, rows: list[Row]) -> Timed:
         """`predict(rows)` with its duration, without the time its thread waited for a CPU."""
@@ -127,10 +127,12 @@ class Predictor:
         return self.signature.float_block(rows)
 
     def _predict(self, data: Any) -> list[Any]:
-        result: list[Any] = self._output(data).tolist()  # a multiclass model's: a list per row
+        result: list[Any] = self.output(data).tolist()  # a multiclass model's: a list per row
         return result
 
-    def _output(self, data: Any) -> Any:
+    def output(self, data: Any) -> Any:
+        """The model's answer to an input as an array: a float per row (a multiclass model's: a row
+        of its classes' probabilities)."""
         if self.task is Task.MULTICLASS:  # every class's probability, a row each
             return np.asarray(self.model.predict_proba(data), dtype=float)
         if self.task is Task.CLASSIFICATION:
