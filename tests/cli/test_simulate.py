@@ -154,6 +154,9 @@ def test_simulate_bad_traffic_is_exit_2(cli, rollout_ws: Workspace, tmp_path: Pa
     same = cli("simulate", "eta", "--champion", "1", "--challenger", "1", "--traffic", traffic,
                "-w", rollout_ws.path)  # fmt: skip
     assert same.exit_code == 2 and "replaying" not in same.stdout  # no progress bar before the error
+    negative = cli("simulate", "eta", "--champion", "1", "--challenger", "2", "--traffic", traffic,
+                   "--timed-calls", "-1", "-w", rollout_ws.path)  # fmt: skip
+    assert negative.exit_code == 2 and "--timed-calls" in negative.stderr, negative.stderr
 
 
 def test_rollout_commands_round_trip(cli, rollout_ws: Workspace) -> None:  # type: ignore[no-untyped-def]
