@@ -52,6 +52,7 @@ def test_simulate_promotes_a_better_challenger_and_writes_the_report(
     assert data["requests_per_second"] == pytest.approx(data["requests"] / data["wall_seconds"])
     assert data["peak_rss_bytes"] > 2**20 * 50  # this interpreter with pandas and scikit-learn loaded
     assert Path(data["report"]).stat().st_size > 100_000
+    assert data["way"] == "gateway"  # a report reads the prediction log, which only that way writes
     assert rollout_ws.rollouts("eta") == []  # a replay never touches the real store
 
 
@@ -109,6 +110,7 @@ def test_a_kept_replay_holds_the_prediction_log_only_through_the_gateway(
         outputs[name] = json.loads(done.stdout)
     assert outputs["batched"]["timeline"][-1]["to"] == outputs["gateway"]["timeline"][-1]["to"] == "rejected"
     assert outputs["batched"]["served"] == outputs["gateway"]["served"]
+    assert (outputs["batched"]["way"], outputs["gateway"]["way"]) == ("batched", "gateway")
     monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)  # each kept folder names its own store
     logged = {}
     for name in outputs:

@@ -190,7 +190,8 @@ def _render(data: dict[str, Any]) -> None:
         f"[bold]{data['outcome']}[/] at {data['stage']}: {data['reason']}\n"
         f"{data['requests']} requests ({data['served']['challenger']} served by the challenger, "
         f"{data['failed_requests']} failed), {data['labels']} labels, "
-        f"{data['simulated_hours']:.1f} simulated hours in {data['wall_seconds']:.1f} s"
+        f"{data['simulated_hours']:.1f} simulated hours in {data['wall_seconds']:.1f} s, "
+        f"{'batched' if data['way'] == 'batched' else 'through the gateway'}"
         f" ({data['requests_per_second']:,.0f} requests/s, "
         f"peak memory {data['peak_rss_bytes'] / 2**20:,.0f} MiB)"
     )

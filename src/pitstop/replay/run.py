@@ -61,6 +61,7 @@ class SimulationResult:
     workspace: Path
     evidence: dict[str, Any] = field(default_factory=dict)
     peak_rss_bytes: int = 0  # the replaying process's peak resident memory, up to the replay's end
+    way: str = "batched"  # batched | gateway (`through_gateway`, or a version on a remote model server)
 
     @property
     def promoted(self) -> bool:
@@ -89,6 +90,7 @@ class SimulationResult:
             "wall_seconds": self.wall_seconds,
             "requests_per_second": self.requests_per_second,
             "peak_rss_bytes": self.peak_rss_bytes,
+            "way": self.way,
             "rollout_id": self.rollout_id,
             "workspace": str(self.workspace),
         }
@@ -210,6 +212,7 @@ class _Counts:
     labels: int
     served: dict[str, int] | None  # None: count the prediction log's
     ended_at: datetime
+    way: str
 
 
 @dataclass(frozen=True)
@@ -241,10 +244,12 @@ def _replay(
             pass  # a remote model server is called by the gateway's runner only
         else:
             batched.run()
-            return _Counts(batched.sent, batched.failed, batched.delivered, batched.served, clock.now())
+            return _Counts(
+                batched.sent, batched.failed, batched.delivered, batched.served, clock.now(), "batched"
+            )
     replay = Replay(ws, model, frame, features, clock, interval, window, progress)
     asyncio.run(replay.run())
-    return _Counts(replay.sent, replay.failed, replay.delivered, None, clock.now())
+    return _Counts(replay.sent, replay.failed, replay.delivered, None, clock.now(), "gateway")
 
 
 def _start_replay_rollout(
@@ -331,6 +336,7 @@ def _result(
         workspace=ws.path,
         evidence=status.get("numbers") or {},
         peak_rss_bytes=peak_rss_bytes(),
+        way=counts.way,
     )
 
 
