@@ -12,15 +12,15 @@ drop is counted.
 
 With a spool (`spool.py`, `serving.spool`), a write that fails because of the store moves the
 records queued then to local disk at once; while the store stays down, each later pass (after the
-backoff) tries the store and moves what was queued meanwhile, so records wait in memory for up to a
-backoff (`MAX_BACKOFF`) and a store probe. Each pass of the writer first drains the spool (oldest
-first), then writes the full batches queued when it began (under traffic faster than the writes, a
-pass that waited for the queue to empty would never drain the spool again). Before it
-writes a spooled batch, the gateway announces its backlog in the store (`store.spool_backlog`; the
-first store access of a pass, the probe that finds the store back) so that the controller judges no
-window still missing records; the announcement is withdrawn once the spool is empty. Beyond the
-spool's bound the newest records are dropped (counted as `spool_full`). Without a spool, the records
-wait in the queue.
+backoff) tries the store, and during the backoff what is queued goes to the spool every
+`flush_interval`, so records wait in memory for about that long. Each pass of the writer first
+drains the spool (oldest first), then writes the full batches queued when it began (under traffic
+faster than the writes, a pass that waited for the queue to empty would never drain the spool
+again). Before it writes a spooled batch, the gateway announces its backlog in the store
+(`store.spool_backlog`; the first store access of a pass, the probe that finds the store back) so
+that the controller judges no window still missing records; the announcement is withdrawn once the
+spool is empty. Beyond the spool's bound the newest records are dropped (counted as `spool_full`).
+Without a spool, the records wait in the queue.
 On PostgreSQL the writer also keeps the log's days created ahead (`store.predictions.partitions`),
 after its first pass that finds the store up and every `DAYS_CHECK_INTERVAL` after, so records go to
 their day's partition even where no controller runs; a failure there is only logged (the DEFAULT
@@ -235,7 +235,18 @@ class PredictionLog:
                 self._failures += 1
                 written = False
             if not written:
-                await asyncio.sleep(min(MAX_BACKOFF, self.flush_interval * 2 ** min(self._failures, 10)))
+                await self._back_off(min(MAX_BACKOFF, self.flush_interval * 2 ** min(self._failures, 10)))
+
+    async def _back_off(self, seconds: float) -> None:
+        """Wait `seconds` before trying the store again. With a spool, what is queued meanwhile goes
+        to disk every `flush_interval` instead of waiting in memory for the store's next probe: a
+        gateway killed during an outage then loses at most that interval's records."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, self.flush_interval))
+            if self.spool is not None and self._queue and not await self._spool_queue():
+                await asyncio.sleep(max(deadline - time.monotonic(), 0.0))  # the spool fails too
+                return
 
     async def _write_pending(self, *, until_empty: bool) -> bool:
         """One pass: drain the spool, then write the queue (the full batches queued when the pass
@@ -327,9 +338,9 @@ class PredictionLog:
                 self.spool.done(path)
             return result
 
-    async def _spool_queue(self) -> None:
+    async def _spool_queue(self) -> bool:
         """Move the records queued now to the spool, a batch per file; nothing without a spool, or when
-        the spool cannot be written (the records then wait in the queue).
+        the spool cannot be written (the records then wait in the queue, and False says so).
 
         Records queued meanwhile wait for the writer's next pass: moving them too would keep the writer
         spooling, never trying the store again, for as long as requests come faster than a file is
@@ -351,8 +362,9 @@ class PredictionLog:
                     raise
                 except Exception as error:  # a full disk or a read-only folder: keep them in memory
                     log.error("prediction log: spool not written (%s: %s)", type(error).__name__, error)
-                    return
+                    return False
                 self._spooled(batch, kept)
+        return True
 
     def _spooled(self, batch: list[PredictionRecord], kept: bool) -> None:
         """The batch (the queue's head) leaves the queue: kept in the spool, or dropped (it was full)."""
