@@ -118,7 +118,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="10000,100000,1000000", help="requests per replay, comma-separated")
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="requests per replay, comma-separated"
+    )
     parser.add_argument("--rate", type=float, default=200_000 / (12 * 3600), help="requests a second")
     parser.add_argument("--gateway-size", type=int, default=10_000, help="baseline through the gateway")
     parser.add_argument("--markdown", action="store_true", help="print the table for bench/RESULTS.md")
