@@ -154,6 +154,7 @@ def test_the_replay_table_wraps_its_numbers_the_same_way(monkeypatch: pytest.Mon
             "wall_seconds": 1.0,
             "requests_per_second": 10.0,
             "peak_rss_bytes": 2**27,
+            "way": "batched",
         }
     )
     lines = [line.split("│")[-2].strip() for line in out.getvalue().splitlines() if line.count("│") == 4]
