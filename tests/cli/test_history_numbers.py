@@ -155,6 +155,8 @@ def test_the_replay_table_wraps_its_numbers_the_same_way(monkeypatch: pytest.Mon
             "requests_per_second": 10.0,
             "peak_rss_bytes": 2**27,
             "way": "batched",
+            "champion_calls_timed": 0,
+            "latency_rules_from": None,
         }
     )
     lines = [line.split("│")[-2].strip() for line in out.getvalue().splitlines() if line.count("│") == 4]

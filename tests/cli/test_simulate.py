@@ -84,6 +84,7 @@ def test_simulate_exit_1_when_not_promoted(cli, rollout_ws: Workspace, tmp_path:
     assert human.exit_code == 1 and "rejected" in human.stdout
     assert "numbers" in human.stdout and "labelled_pairs=" in human.stdout  # the rule's numbers, as in JSON
     assert "requests/s, peak memory" in human.stdout  # what a replay of a month of traffic is sized by
+    assert "latency rules never in force" in human.stdout and "--timed-calls" in human.stdout
     assert list(temp.iterdir()) == []  # the replay's store is gone with its temporary folder
     kept = cli("simulate", "eta", "--champion", "1", "--challenger", "3", "--traffic", traffic,
                "--keep", tmp_path / "kept", "--json", "-w", rollout_ws.path)  # fmt: skip
@@ -111,6 +112,9 @@ def test_a_kept_replay_holds_the_prediction_log_only_through_the_gateway(
     assert outputs["batched"]["timeline"][-1]["to"] == outputs["gateway"]["timeline"][-1]["to"] == "rejected"
     assert outputs["batched"]["served"] == outputs["gateway"]["served"]
     assert (outputs["batched"]["way"], outputs["gateway"]["way"]) == ("batched", "gateway")
+    assert (
+        outputs["batched"]["champion_calls_timed"] > 0 and outputs["gateway"]["champion_calls_timed"] is None
+    )
     monkeypatch.delenv("PITSTOP_DATABASE_URL", raising=False)  # each kept folder names its own store
     logged = {}
     for name in outputs:

@@ -123,20 +123,39 @@ def test_sampled_shadows_anonymous_users_and_failing_rows_replay_alike(
     assert_replays_agree(batched, gateway)
 
 
-def test_the_batched_replay_times_real_calls_for_latency(rollout_ws: Workspace, tmp_path: Path) -> None:
-    frame = prepare_traffic(_traffic(), ["a", "b"])
+def _batched(rollout_ws: Workspace, tmp_path: Path, timed_calls: int, requests: int = 3000) -> BatchedReplay:
+    """v2 against v1 on 12 hours of `requests`, batched, timing `timed_calls` calls per interval, role
+    and arm."""
+    frame = prepare_traffic(make_traffic("2026-03-01T00:00:00+00:00", 12, requests), ["a", "b"])
     clock = ManualClock(frame["time"].iloc[0].to_pydatetime() - timedelta(seconds=1))
-    ws = _throwaway_workspace(rollout_ws, rollout_ws.config.policy, tmp_path / "replay", clock)
+    ws = _throwaway_workspace(rollout_ws, rollout_ws.config.policy, tmp_path / f"replay-{timed_calls}", clock)
+    pace = timedelta(minutes=10), timedelta(seconds=1)
     try:
         _start_replay_rollout(rollout_ws, ws, rollout_ws.model("eta"), (1, 2), seed=0)
-        replay = BatchedReplay(ws, "eta", frame, clock, timedelta(minutes=10), timedelta(seconds=1), None)
+        replay = BatchedReplay(ws, "eta", frame, clock, *pace, None, timed_calls=timed_calls)
         replay.run()
     finally:
         ws.close()
+    return replay
+
+
+def test_the_batched_replay_times_real_calls_for_latency(rollout_ws: Workspace, tmp_path: Path) -> None:
+    replay = _batched(rollout_ws, tmp_path, 8)
     history = replay.ledger.champion_history.summary()
-    assert history.latency_call_count > 0
+    assert history.latency_call_count == replay.champion_calls_timed > 0
     assert history.latency_p50 is not None and history.latency_p99 is not None
     assert 0 < history.latency_p50 <= history.latency_p99 < 10_000
+    assert replay.latency_rules_from is None  # 8 calls per 10 minutes bound no p99 by the promotion
+
+
+def test_with_enough_timed_calls_the_latency_rules_come_into_force(
+    rollout_ws: Workspace, tmp_path: Path
+) -> None:
+    """A p99 bound needs about 550 champion calls: at 2,000 requests an hour, with every concurrency
+    window timed, they come within the first hour."""
+    replay = _batched(rollout_ws, tmp_path, 400, requests=24_000)
+    assert replay.latency_rules_from is not None
+    assert replay.latency_rules_from <= replay.first_time + timedelta(hours=1)
 
 
 def test_a_nullable_integer_feature_replays_alike_and_only_its_missing_values_fail(

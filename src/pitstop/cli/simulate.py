@@ -195,8 +195,21 @@ def _render(data: dict[str, Any]) -> None:
         f" ({data['requests_per_second']:,.0f} requests/s, "
         f"peak memory {data['peak_rss_bytes'] / 2**20:,.0f} MiB)"
     )
+    if data["way"] == "batched":
+        console.print(_latency_note(data))
     if data.get("report"):
         console.print(f"report: {data['report']}")
+
+
+def _latency_note(data: dict[str, Any]) -> str:
+    """When the latency rules could act in a batched replay, which times a sample of calls only."""
+    timed = f"{data['champion_calls_timed']:,} champion calls timed"
+    if data["latency_rules_from"] is None:
+        return (
+            f"[yellow]latency rules never in force[/]: {timed}, too few to bound its p99; "
+            "time more with --timed-calls, or replay --through-gateway"
+        )
+    return f"latency rules in force from {fmt_time(data['latency_rules_from'])} ({timed})"
 
 
 def register(app: typer.Typer) -> None:

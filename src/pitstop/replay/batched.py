@@ -47,6 +47,7 @@ from pitstop.replay.scorer import load_scorers
 from pitstop.replay.traffic import Progress, check_pace
 from pitstop.rollout.controller import Controller, evidence_window
 from pitstop.rollout.evidence import Evidence
+from pitstop.rollout.guardrails import latency_baseline
 from pitstop.rollout.ledger import Ledger, Pairs, Predictions
 from pitstop.rollout.phases import Phase
 from pitstop.rollout.reads import phase_reads
@@ -114,6 +115,9 @@ class BatchedReplay:
         self.sent = self.failed = self.delivered = 0
         self.served = {"champion": 0, "challenger": 0}
         self.ended = False
+        # the first look whose champion calls bound its p99 (`guardrails.latency_baseline`): before it
+        # no latency rule can act, and with few timed calls a replay may decide before it
+        self.latency_rules_from: datetime | None = None
 
     def run(self) -> None:
         """Every interval's requests, then a look, until the rollout ends or the traffic has ended and
@@ -146,7 +150,15 @@ class BatchedReplay:
 
     def _evidence(self, stored: StoredRollout, now: datetime) -> Evidence:
         window = evidence_window(stored, self.info, now)
-        return self.ledger.evidence(window, phase_reads(stored.state.phase, stored.policy))
+        evidence = self.ledger.evidence(window, phase_reads(stored.state.phase, stored.policy))
+        if self.latency_rules_from is None and latency_baseline(evidence.champion_calls, stored.policy):
+            self.latency_rules_from = now
+        return evidence
+
+    @property
+    def champion_calls_timed(self) -> int:
+        """The champion's served calls timed since the rollout began (its latency baseline's sample)."""
+        return self.ledger.champion_history.summary().latency_call_count
 
     def _look(self, controller: Controller, at: datetime) -> None:
         self.clock.set(max(at, self.clock.now()))

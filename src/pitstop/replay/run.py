@@ -62,6 +62,10 @@ class SimulationResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     peak_rss_bytes: int = 0  # the replaying process's peak resident memory, up to the replay's end
     way: str = "batched"  # batched | gateway (`through_gateway`, or a version on a remote model server)
+    # batched only (None through the gateway, which times every call): the champion's calls timed, and
+    # the first look at which they bounded its p99, from which the latency rules could act (None: never)
+    champion_calls_timed: int | None = None
+    latency_rules_from: datetime | None = None
 
     @property
     def promoted(self) -> bool:
@@ -91,6 +95,10 @@ class SimulationResult:
             "requests_per_second": self.requests_per_second,
             "peak_rss_bytes": self.peak_rss_bytes,
             "way": self.way,
+            "champion_calls_timed": self.champion_calls_timed,
+            "latency_rules_from": None
+            if self.latency_rules_from is None
+            else self.latency_rules_from.isoformat(),
             "rollout_id": self.rollout_id,
             "workspace": str(self.workspace),
         }
@@ -213,6 +221,8 @@ class _Counts:
     served: dict[str, int] | None  # None: count the prediction log's
     ended_at: datetime
     way: str
+    champion_calls_timed: int | None = None
+    latency_rules_from: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -245,7 +255,14 @@ def _replay(
         else:
             batched.run()
             return _Counts(
-                batched.sent, batched.failed, batched.delivered, batched.served, clock.now(), "batched"
+                batched.sent,
+                batched.failed,
+                batched.delivered,
+                batched.served,
+                clock.now(),
+                "batched",
+                batched.champion_calls_timed,
+                batched.latency_rules_from,
             )
     replay = Replay(ws, model, frame, features, clock, interval, window, progress)
     asyncio.run(replay.run())
@@ -337,6 +354,8 @@ def _result(
         evidence=status.get("numbers") or {},
         peak_rss_bytes=peak_rss_bytes(),
         way=counts.way,
+        champion_calls_timed=counts.champion_calls_timed,
+        latency_rules_from=counts.latency_rules_from,
     )
 
 
