@@ -121,25 +121,28 @@ class LeakingModel:
         return np.asarray(self.base.predict(X))
 
 
+def fail_picky(X: pd.DataFrame, answer: np.ndarray) -> np.ndarray:
+    """What the picky models do with their inputs: a call holding a row with `a` above 2 raises, and
+    a row with `b` above 1.5 is answered NaN, whatever batch the rows arrive in."""
+    if (np.asarray(X["a"]) > 2).any():
+        raise ValueError("a is out of the range this model knows")
+    answer[np.asarray(X["b"]) > 1.5] = np.nan
+    return answer
+
+
 class Picky:
-    """A fitted model that fails on some inputs, whatever batch they arrive in: a call holding a row
-    with `a` above 2 raises, and a row with `b` above 1.5 is answered NaN."""
+    """A fitted model that fails on some inputs (`fail_picky`)."""
 
     def __init__(self, base: object) -> None:
         self.base = base
         self.feature_names_in_ = base.feature_names_in_  # type: ignore[attr-defined]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        if (np.asarray(X["a"]) > 2).any():
-            raise ValueError("a is out of the range this model knows")
-        answer = np.asarray(self.base.predict(X), dtype=float)  # type: ignore[attr-defined]
-        answer[np.asarray(X["b"]) > 1.5] = np.nan
-        return answer
+        return fail_picky(X, np.asarray(self.base.predict(X), dtype=float))  # type: ignore[attr-defined]
 
 
 class PickyClassifier:
-    """A fitted classifier that fails on some inputs, whatever batch they arrive in: a call holding a
-    row with `a` above 2 raises, and a row with `b` above 1.5 gets NaN probabilities."""
+    """A fitted classifier that fails on some inputs (`fail_picky`): NaN probabilities for a row."""
 
     def __init__(self, base: object) -> None:
         self.base = base
@@ -147,11 +150,7 @@ class PickyClassifier:
         self.feature_names_in_ = base.feature_names_in_  # type: ignore[attr-defined]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        if (np.asarray(X["a"]) > 2).any():
-            raise ValueError("a is out of the range this model knows")
-        answer = np.asarray(self.base.predict_proba(X), dtype=float)  # type: ignore[attr-defined]
-        answer[np.asarray(X["b"]) > 1.5] = np.nan
-        return answer
+        return fail_picky(X, np.asarray(self.base.predict_proba(X), dtype=float))  # type: ignore[attr-defined]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.classes_)[np.nanargmax(self.predict_proba(X), axis=1)]

@@ -107,7 +107,9 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
         stored = moments_of.get(key)
         moments = UserMoments() if stored is None else UserMoments(float(stored.users), *stored[4:])
         labelled = int(moments.request_sum)
-        mean, variance = _mean_var(labelled, moments.error_sum, None if stored is None else stored.squares)
+        mean, variance = mean_and_variance(
+            labelled, moments.error_sum, None if stored is None else stored.squares
+        )
         p50, p99, samples, calls = latencies.get(key, (None, None, 0, ()))
         found[key] = ArmSummary(
             requests=count.requests,
@@ -125,7 +127,11 @@ def arm_summaries(conn: Connection, window: Window) -> WindowSummaries:
     return WindowSummaries(found, unbucketed)
 
 
-def _mean_var(n: int, total: float | None, squares: float | None) -> tuple[float | None, float | None]:
+def mean_and_variance(
+    n: int, total: float | None, squares: float | None
+) -> tuple[float | None, float | None]:
+    """The mean and sample variance (ddof 1) of `n` values from their sum and sum of squares (None:
+    not defined: no values, or under two for the variance)."""
     if n == 0 or total is None:
         return None, None
     mean = float(total) / n
@@ -214,8 +220,8 @@ def paired_summary(conn: Connection, window: Window, *, with_differences: bool) 
     n = sums.n
     if n == 0:
         return PairedSummary()
-    diff_mean, diff_var = _mean_var(n, sums.sum_d, sums.sum_d2)
-    _, champion_var = _mean_var(n, sums.sum_a, sums.sum_a2)
+    diff_mean, diff_var = mean_and_variance(n, sums.sum_d, sums.sum_d2)
+    _, champion_var = mean_and_variance(n, sums.sum_a, sums.sum_a2)
     differences = summaries.paired_differences(conn, rows, loss) if with_differences else None
     return PairedSummary(
         n=n,

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pitstop.rollout.evidence import LATENCY_BUCKET_RATIO, ArmSummary, Evidence, PairedSummary, UserMoments
-from pitstop.rollout.gather import USER_CURVE_POINTS, Window, call_edges, log_quantiles
+from pitstop.rollout.gather import USER_CURVE_POINTS, Window, call_edges, log_quantiles, mean_and_variance
 from pitstop.rollout.reads import Reads
 from pitstop.routing.table import SERVED, SHADOW, TIMING
 
@@ -187,10 +187,7 @@ class _Arm:
     def summary(self) -> ArmSummary:
         moments = self.moments()
         labelled = int(moments.request_sum)
-        mean = moments.error_sum / labelled if labelled else None
-        variance = None
-        if mean is not None and labelled >= 2:
-            variance = max((self.squares - labelled * mean * mean) / (labelled - 1), 0.0)
+        mean, variance = mean_and_variance(labelled, moments.error_sum, self.squares)
         latency = self.latency.summary()
         return ArmSummary(
             requests=self.requests,
@@ -235,7 +232,7 @@ class _Paired:
         n = self.n
         if n == 0:
             return PairedSummary()
-        diff_mean = self.sum_d / n
+        diff_mean, diff_var = mean_and_variance(n, self.sum_d, self.sum_d2)
         users = self.pairs > 0
         a, b = self.champion[users], self.challenger[users]
         return PairedSummary(
@@ -243,8 +240,8 @@ class _Paired:
             champion_mean=self.sum_a / n,
             challenger_mean=self.sum_b / n,
             diff_mean=diff_mean,
-            diff_var=_variance(n, self.sum_d, self.sum_d2),
-            champion_var=_variance(n, self.sum_a, self.sum_a2),
+            diff_var=diff_var,
+            champion_var=mean_and_variance(n, self.sum_a, self.sum_a2)[1],
             users=int(users.sum()),
             user_champion_sq=float(np.dot(a, a)),
             user_challenger_sq=float(np.dot(b, b)),
@@ -256,13 +253,6 @@ class _Paired:
         times = np.concatenate([t for t, _ in self.differences])
         d = np.concatenate([d for _, d in self.differences])
         return tuple(d[np.argsort(times, kind="stable")].tolist())
-
-
-def _variance(n: int, total: float, squares: float) -> float | None:
-    if n < 2:
-        return None
-    mean = total / n
-    return max((squares - n * mean * mean) / (n - 1), 0.0)
 
 
 @dataclass

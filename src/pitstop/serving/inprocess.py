@@ -107,7 +107,7 @@ class Predictor:
         (the same values in the same memory order): for `output`, many rows in one call."""
         if self.array_path is None:  # settled by a first call, as the gateway's warm-up call settles it
             with contextlib.suppress(Exception):  # the model fails on that row: the typed input this time
-                self.predict(frame.head(1).to_dict("records"))  # type: ignore[arg-type]
+                self.predict(frame[self.signature.names].head(1).to_dict("records"))  # type: ignore[arg-type]
         signature = self.signature
         return signature.float_columns(frame) if self.array_path else signature.from_columns(frame)
 
